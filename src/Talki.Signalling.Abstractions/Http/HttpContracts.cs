@@ -1,0 +1,56 @@
+namespace Talki.Signalling.Http;
+
+/// <summary>The body of <c>POST {prefix}/session/anonymous</c>.</summary>
+public sealed record AnonymousSignInRequest
+{
+    /// <summary>Gets the pseudonym to show to other members.</summary>
+    public string? DisplayName { get; init; }
+}
+
+/// <summary>The signed-in user, as <c>GET {prefix}/session</c> and sign-in return it.</summary>
+public sealed record SessionResponse
+{
+    /// <summary>Gets the display name.</summary>
+    public required string DisplayName { get; init; }
+
+    /// <summary>Gets a value indicating whether the user is verified (shown as a tick).</summary>
+    public bool Verified { get; init; }
+}
+
+/// <summary>The answer to creating or joining a room: a one-time ticket and where to use it.</summary>
+public sealed record TicketResponse
+{
+    /// <summary>Gets the room.</summary>
+    public required RoomId Room { get; init; }
+
+    /// <summary>Gets the caller's member id in the room.</summary>
+    public required MemberId Member { get; init; }
+
+    /// <summary>Gets a value indicating whether the caller is the room's admin.</summary>
+    public bool Admin { get; init; }
+
+    /// <summary>Gets the one-time ticket (already part of <see cref="WebSocketUrl"/>).</summary>
+    public required string Ticket { get; init; }
+
+    /// <summary>Gets when the ticket stops being valid.</summary>
+    public DateTimeOffset TicketExpiresAt { get; init; }
+
+    /// <summary>Gets when the room's join window closes.</summary>
+    public DateTimeOffset SealsAt { get; init; }
+
+    /// <summary>Gets the WebSocket URL to connect to, ticket included.</summary>
+    public required Uri WebSocketUrl { get; init; }
+}
+
+/// <summary>The body of every HTTP error response.</summary>
+public sealed record ErrorResponse
+{
+    /// <summary>Gets the stable code.</summary>
+    public required SignallingErrorCode Code { get; init; }
+
+    /// <summary>Gets a message for people.</summary>
+    public required string Message { get; init; }
+
+    /// <summary>Gets, for <c>internal</c> errors, the correlation id of the server's log entry.</summary>
+    public string? Reference { get; init; }
+}

@@ -1,0 +1,165 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Talki.Signalling;
+
+/// <summary>Identifies a room. Room ids are random, URL-safe and may be shared in links.</summary>
+[JsonConverter(typeof(RoomIdJsonConverter))]
+public readonly record struct RoomId
+{
+    /// <summary>The longest accepted id, in characters.</summary>
+    public const int MaxLength = 64;
+
+    private readonly string? _value;
+
+    private RoomId(string value) => _value = value;
+
+    /// <summary>Gets the id's text (empty for <c>default</c>).</summary>
+    public string Value => _value ?? string.Empty;
+
+    /// <summary>Creates a new random room id (128 bits, base64url).</summary>
+    /// <returns>The new id.</returns>
+    public static RoomId New() => new(IdText.NewRandom(16));
+
+    /// <summary>Parses a room id received from outside.</summary>
+    /// <param name="text">The text to parse.</param>
+    /// <param name="id">The id, when the text is well-formed.</param>
+    /// <returns><see langword="true"/> when <paramref name="text"/> is a well-formed id.</returns>
+    public static bool TryParse(string? text, out RoomId id)
+    {
+        id = IdText.IsWellFormed(text) ? new RoomId(text!) : default;
+        return id._value is not null;
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => Value;
+}
+
+/// <summary>Identifies a member of one room. A user keeps the same member id in a room across reconnects.</summary>
+[JsonConverter(typeof(MemberIdJsonConverter))]
+public readonly record struct MemberId
+{
+    private readonly string? _value;
+
+    private MemberId(string value) => _value = value;
+
+    /// <summary>Gets the id's text (empty for <c>default</c>).</summary>
+    public string Value => _value ?? string.Empty;
+
+    /// <summary>Creates a new random member id (96 bits, base64url).</summary>
+    /// <returns>The new id.</returns>
+    public static MemberId New() => new(IdText.NewRandom(12));
+
+    /// <summary>Parses a member id received from outside.</summary>
+    /// <param name="text">The text to parse.</param>
+    /// <param name="id">The id, when the text is well-formed.</param>
+    /// <returns><see langword="true"/> when <paramref name="text"/> is a well-formed id.</returns>
+    public static bool TryParse(string? text, out MemberId id)
+    {
+        id = IdText.IsWellFormed(text) ? new MemberId(text!) : default;
+        return id._value is not null;
+    }
+
+
+    /// <summary>Parses a member id from UTF-8 text (as read from JSON without escapes).</summary>
+    /// <param name="utf8">The UTF-8 text to parse.</param>
+    /// <param name="id">The id, when the text is well-formed.</param>
+    /// <returns><see langword="true"/> when <paramref name="utf8"/> is a well-formed id.</returns>
+    public static bool TryParseUtf8(ReadOnlySpan<byte> utf8, out MemberId id)
+    {
+        id = IdText.IsWellFormedUtf8(utf8) ? new MemberId(System.Text.Encoding.ASCII.GetString(utf8)) : default;
+        return id._value is not null;
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => Value;
+}
+
+internal static class IdText
+{
+    public static string NewRandom(int bytes)
+    {
+        Span<byte> buffer = stackalloc byte[32];
+        RandomNumberGenerator.Fill(buffer[..bytes]);
+        return Base64Url.EncodeToString(buffer[..bytes]);
+    }
+
+    public static bool IsWellFormed(ReadOnlySpan<char> text)
+    {
+        if (text.IsEmpty || text.Length > RoomId.MaxLength)
+        {
+            return false;
+        }
+
+        foreach (var c in text)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    public static bool IsWellFormed(string? text) => text is not null && IsWellFormed(text.AsSpan());
+
+    public static bool IsWellFormedUtf8(ReadOnlySpan<byte> text)
+    {
+        if (text.IsEmpty || text.Length > RoomId.MaxLength)
+        {
+            return false;
+        }
+
+        foreach (var b in text)
+        {
+            if (!(char.IsAsciiLetterOrDigit((char)b) || b is (byte)'-' or (byte)'_'))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    public static string ReadId(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType != JsonTokenType.String)
+        {
+            throw new JsonException("An id must be a JSON string.");
+        }
+
+        var text = reader.GetString();
+        if (!IsWellFormed(text))
+        {
+            throw new JsonException("An id must be 1 to 64 characters of A-Z, a-z, 0-9, '-' or '_'.");
+        }
+
+        return text!;
+    }
+}
+
+internal sealed class RoomIdJsonConverter : JsonConverter<RoomId>
+{
+    public override RoomId Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        _ = RoomId.TryParse(IdText.ReadId(ref reader), out var id);
+        return id;
+    }
+
+    public override void Write(Utf8JsonWriter writer, RoomId value, JsonSerializerOptions options) => writer.WriteStringValue(value.Value);
+}
+
+internal sealed class MemberIdJsonConverter : JsonConverter<MemberId>
+{
+    public override MemberId Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        _ = MemberId.TryParse(IdText.ReadId(ref reader), out var id);
+        return id;
+    }
+
+    public override void Write(Utf8JsonWriter writer, MemberId value, JsonSerializerOptions options) => writer.WriteStringValue(value.Value);
+}

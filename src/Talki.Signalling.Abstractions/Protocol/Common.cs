@@ -1,0 +1,113 @@
+using System.Text.Json.Serialization;
+
+namespace Talki.Signalling.Protocol;
+
+/// <summary>Protocol constants.</summary>
+public static class ProtocolVersion
+{
+    /// <summary>The protocol version this package speaks.</summary>
+    public const int Current = 1;
+}
+
+/// <summary>The kind of a session description, as in the W3C <c>RTCSdpType</c>.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<SdpType>))]
+public enum SdpType
+{
+    /// <summary><c>offer</c>.</summary>
+    [JsonStringEnumMemberName("offer")]
+    Offer = 0,
+
+    /// <summary><c>answer</c>.</summary>
+    [JsonStringEnumMemberName("answer")]
+    Answer,
+
+    /// <summary><c>pranswer</c>.</summary>
+    [JsonStringEnumMemberName("pranswer")]
+    Pranswer,
+
+    /// <summary><c>rollback</c>.</summary>
+    [JsonStringEnumMemberName("rollback")]
+    Rollback,
+}
+
+/// <summary>A session description (W3C <c>RTCSessionDescriptionInit</c>).</summary>
+public sealed record SessionDescription
+{
+    /// <summary>Gets the kind.</summary>
+    [JsonRequired]
+    public required SdpType Type { get; init; }
+
+    /// <summary>Gets the SDP text (empty for a rollback).</summary>
+    public string? Sdp { get; init; }
+}
+
+/// <summary>An ICE candidate (W3C <c>RTCIceCandidateInit</c>). An empty <see cref="Candidate"/> means end of candidates.</summary>
+public sealed record IceCandidate
+{
+    /// <summary>Gets the candidate line.</summary>
+    [JsonRequired]
+    public required string Candidate { get; init; }
+
+    /// <summary>Gets the media stream id.</summary>
+    public string? SdpMid { get; init; }
+
+    /// <summary>Gets the m-line index.</summary>
+    public int? SdpMLineIndex { get; init; }
+
+    /// <summary>Gets the ICE username fragment.</summary>
+    public string? UsernameFragment { get; init; }
+}
+
+/// <summary>An ICE server the client should use (W3C <c>RTCIceServer</c>).</summary>
+public sealed record IceServer
+{
+    /// <summary>Gets the server's URLs (<c>stun:</c>, <c>turn:</c>, <c>turns:</c>).</summary>
+    public required IReadOnlyList<string> Urls { get; init; }
+
+    /// <summary>Gets the user name (TURN).</summary>
+    public string? Username { get; init; }
+
+    /// <summary>Gets the credential (TURN).</summary>
+    public string? Credential { get; init; }
+}
+
+/// <summary>A member as other members see it. It never carries a connection id.</summary>
+public sealed record MemberView
+{
+    /// <summary>Gets the member id.</summary>
+    public required MemberId Id { get; init; }
+
+    /// <summary>Gets the display name.</summary>
+    public required string DisplayName { get; init; }
+
+    /// <summary>Gets a value indicating whether the user is verified (shown as a tick).</summary>
+    public bool Verified { get; init; }
+
+    /// <summary>Gets a value indicating whether the member is the room's admin.</summary>
+    public bool Admin { get; init; }
+
+    /// <summary>Gets the admission status.</summary>
+    public AdmissionStatus Status { get; init; }
+
+    /// <summary>Gets a value indicating whether the member is connected and ready now.</summary>
+    public bool Online { get; init; }
+
+    /// <summary>Gets the member's current connection epoch.</summary>
+    public long Epoch { get; init; }
+}
+
+/// <summary>A room as members see it.</summary>
+public sealed record RoomView
+{
+    /// <summary>Gets the room id.</summary>
+    public required RoomId Id { get; init; }
+
+    /// <summary>Gets the admin's member id.</summary>
+    public required MemberId Admin { get; init; }
+
+    /// <summary>Gets when the room was created.</summary>
+    public DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>Gets when the join window closes; the server leaves the scene then.</summary>
+    public DateTimeOffset SealsAt { get; init; }
+}

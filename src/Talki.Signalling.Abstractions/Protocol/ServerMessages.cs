@@ -1,0 +1,135 @@
+using System.Text.Json.Serialization;
+
+namespace Talki.Signalling.Protocol;
+
+/// <summary>A message from the server to a client. The JSON carries a <c>type</c> discriminator.</summary>
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "type", UnknownDerivedTypeHandling = JsonUnknownDerivedTypeHandling.FailSerialization)]
+[JsonDerivedType(typeof(WelcomeMessage), "welcome")]
+[JsonDerivedType(typeof(AdmissionRequestMessage), "admission_request")]
+[JsonDerivedType(typeof(AdmittedMessage), "admitted")]
+[JsonDerivedType(typeof(DeniedMessage), "denied")]
+[JsonDerivedType(typeof(ConnectToPeerMessage), "connect_to_peer")]
+[JsonDerivedType(typeof(PeerLeftMessage), "peer_left")]
+[JsonDerivedType(typeof(SignalRelayMessage), "signal")]
+[JsonDerivedType(typeof(RoomSealedMessage), "room_sealed")]
+[JsonDerivedType(typeof(PongMessage), "pong")]
+[JsonDerivedType(typeof(ErrorMessage), "error")]
+public abstract record ServerMessage;
+
+/// <summary><c>welcome</c>: the answer to <c>hello</c>.</summary>
+public sealed record WelcomeMessage : ServerMessage
+{
+    /// <summary>Gets the protocol version the server speaks.</summary>
+    public int ProtocolVersion { get; init; } = Protocol.ProtocolVersion.Current;
+
+    /// <summary>Gets the receiving member.</summary>
+    public required MemberView You { get; init; }
+
+    /// <summary>Gets the room.</summary>
+    public required RoomView Room { get; init; }
+
+    /// <summary>Gets the room's other members that are admitted.</summary>
+    public required IReadOnlyList<MemberView> Members { get; init; }
+
+    /// <summary>Gets the receiving member's admission status.</summary>
+    public AdmissionStatus Status { get; init; }
+
+    /// <summary>Gets the ICE servers to use.</summary>
+    public required IReadOnlyList<IceServer> IceServers { get; init; }
+}
+
+/// <summary><c>admission_request</c>: sent to the admin when a member waits for admission.</summary>
+public sealed record AdmissionRequestMessage : ServerMessage
+{
+    /// <summary>Gets the waiting member.</summary>
+    public required MemberView Member { get; init; }
+}
+
+/// <summary><c>admitted</c>: sent to a member when the admin admits it, and to the admin as confirmation.</summary>
+public sealed record AdmittedMessage : ServerMessage
+{
+    /// <summary>Gets the admitted member.</summary>
+    public required MemberView Member { get; init; }
+}
+
+/// <summary><c>denied</c>: sent to a member the admin refused (its socket is then closed), and to the admin as confirmation.</summary>
+public sealed record DeniedMessage : ServerMessage
+{
+    /// <summary>Gets the denied member.</summary>
+    public required MemberView Member { get; init; }
+}
+
+/// <summary><c>connect_to_peer</c>: the mesh plan. Both ends of a new link get one, with complementary roles.</summary>
+public sealed record ConnectToPeerMessage : ServerMessage
+{
+    /// <summary>Gets the member to connect to.</summary>
+    public required MemberView Peer { get; init; }
+
+    /// <summary>Gets the peer's connection epoch; address signals to it.</summary>
+    public long PeerEpoch { get; init; }
+
+    /// <summary>Gets a value indicating whether the receiver makes the first offer.</summary>
+    public bool Offerer { get; init; }
+
+    /// <summary>Gets a value indicating whether the receiver is the polite peer of perfect negotiation.</summary>
+    public bool Polite { get; init; }
+}
+
+/// <summary><c>peer_left</c>: a member left or lost its connection.</summary>
+public sealed record PeerLeftMessage : ServerMessage
+{
+    /// <summary>Gets the member.</summary>
+    public required MemberId Member { get; init; }
+
+    /// <summary>Gets the epoch of the connection that ended.</summary>
+    public long Epoch { get; init; }
+}
+
+/// <summary><c>signal</c>: a description and/or candidates relayed from another member.</summary>
+public sealed record SignalRelayMessage : ServerMessage
+{
+    /// <summary>Gets the sender.</summary>
+    public required MemberId From { get; init; }
+
+    /// <summary>Gets the sender's connection epoch.</summary>
+    public long FromEpoch { get; init; }
+
+    /// <summary>Gets the session description, if any.</summary>
+    public SessionDescription? Description { get; init; }
+
+    /// <summary>Gets ICE candidates, if any.</summary>
+    public IReadOnlyList<IceCandidate>? Candidates { get; init; }
+}
+
+/// <summary><c>room_sealed</c>: the join window closed; the server closes the socket and peer links go on without it.</summary>
+public sealed record RoomSealedMessage : ServerMessage
+{
+    /// <summary>Gets the room.</summary>
+    public required RoomId Room { get; init; }
+
+    /// <summary>Gets when the room sealed.</summary>
+    public DateTimeOffset SealedAt { get; init; }
+}
+
+/// <summary><c>pong</c>: the answer to <c>ping</c>.</summary>
+public sealed record PongMessage : ServerMessage
+{
+    /// <summary>Gets the correlation id of the ping.</summary>
+    public string? Id { get; init; }
+}
+
+/// <summary><c>error</c>: an expected failure, or <c>internal</c> for an unexpected one. The connection stays usable.</summary>
+public sealed record ErrorMessage : ServerMessage
+{
+    /// <summary>Gets the stable code.</summary>
+    public required SignallingErrorCode Code { get; init; }
+
+    /// <summary>Gets a message for people.</summary>
+    public required string Message { get; init; }
+
+    /// <summary>Gets the correlation id: the <c>id</c> of the client message that caused the error, when it had one.</summary>
+    public string? Id { get; init; }
+
+    /// <summary>Gets, for <c>internal</c> errors, the correlation id under which the server logged the failure; quote it to the operator.</summary>
+    public string? Reference { get; init; }
+}

@@ -1,0 +1,87 @@
+using System.Text.Json.Serialization;
+
+namespace Talki.Signalling;
+
+/// <summary>
+/// The closed set of error codes the SDK returns for expected failures. The wire form (the snake_case
+/// name given for each member) is stable across versions: clients may switch on it.
+/// </summary>
+[JsonConverter(typeof(JsonStringEnumConverter<SignallingErrorCode>))]
+public enum SignallingErrorCode
+{
+    /// <summary><c>internal</c>: an unexpected failure on the server. It is logged with the correlation id the client receives.</summary>
+    [JsonStringEnumMemberName("internal")]
+    Internal = 0,
+
+    /// <summary><c>malformed_message</c>: the frame is not valid JSON, or a field is missing or invalid.</summary>
+    [JsonStringEnumMemberName("malformed_message")]
+    MalformedMessage,
+
+    /// <summary><c>unknown_type</c>: the message's <c>type</c> is not a kind this protocol version knows.</summary>
+    [JsonStringEnumMemberName("unknown_type")]
+    UnknownType,
+
+    /// <summary><c>message_too_large</c>: the frame exceeds the gateway's size limit. It was discarded.</summary>
+    [JsonStringEnumMemberName("message_too_large")]
+    MessageTooLarge,
+
+    /// <summary><c>unsupported_version</c>: the client asked for a protocol version the server does not speak.</summary>
+    [JsonStringEnumMemberName("unsupported_version")]
+    UnsupportedVersion,
+
+    /// <summary><c>invalid_request</c>: an HTTP request's body or parameters are invalid.</summary>
+    [JsonStringEnumMemberName("invalid_request")]
+    InvalidRequest,
+
+    /// <summary><c>unauthenticated</c>: the caller has no valid session.</summary>
+    [JsonStringEnumMemberName("unauthenticated")]
+    Unauthenticated,
+
+    /// <summary><c>room_not_found</c>: no such room, or it has expired.</summary>
+    [JsonStringEnumMemberName("room_not_found")]
+    RoomNotFound,
+
+    /// <summary><c>room_sealed</c>: the room's join window has closed; nobody can join any more.</summary>
+    [JsonStringEnumMemberName("room_sealed")]
+    RoomSealed,
+
+    /// <summary><c>ticket_invalid</c>: the ticket is unknown, forged or already used.</summary>
+    [JsonStringEnumMemberName("ticket_invalid")]
+    TicketInvalid,
+
+    /// <summary><c>ticket_expired</c>: the ticket was valid but its lifetime has passed.</summary>
+    [JsonStringEnumMemberName("ticket_expired")]
+    TicketExpired,
+
+    /// <summary><c>denied</c>: the room's admin denied this user.</summary>
+    [JsonStringEnumMemberName("denied")]
+    Denied,
+
+    /// <summary><c>not_ready</c>: the connection must send <c>hello</c> before anything else.</summary>
+    [JsonStringEnumMemberName("not_ready")]
+    NotReady,
+
+    /// <summary><c>not_admitted</c>: the member has not been admitted to the room yet.</summary>
+    [JsonStringEnumMemberName("not_admitted")]
+    NotAdmitted,
+
+    /// <summary><c>not_admin</c>: only the room's admin may do this.</summary>
+    [JsonStringEnumMemberName("not_admin")]
+    NotAdmin,
+
+    /// <summary><c>member_not_found</c>: no such member in the caller's room.</summary>
+    [JsonStringEnumMemberName("member_not_found")]
+    MemberNotFound,
+
+    /// <summary><c>member_not_pending</c>: admit or deny named a member who is not waiting for admission.</summary>
+    [JsonStringEnumMemberName("member_not_pending")]
+    MemberNotPending,
+
+    /// <summary><c>peer_unavailable</c>: the addressed member is not connected and admitted right now.</summary>
+    [JsonStringEnumMemberName("peer_unavailable")]
+    PeerUnavailable,
+
+    /// <summary><c>stale_epoch</c>: the signal was addressed to an earlier connection of the member; it was dropped.</summary>
+    [JsonStringEnumMemberName("stale_epoch")]
+    StaleEpoch,
+}

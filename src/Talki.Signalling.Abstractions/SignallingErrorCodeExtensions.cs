@@ -1,0 +1,33 @@
+namespace Talki.Signalling;
+
+/// <summary>Helpers for <see cref="SignallingErrorCode"/>.</summary>
+public static class SignallingErrorCodeExtensions
+{
+    /// <summary>Gets the stable wire name of a code, as it appears in JSON (for example <c>ticket_invalid</c>).</summary>
+    /// <param name="code">The code.</param>
+    /// <returns>The wire name.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="code"/> is not a defined code.</exception>
+    public static string ToWireName(this SignallingErrorCode code) => code switch
+    {
+        SignallingErrorCode.Internal => "internal",
+        SignallingErrorCode.MalformedMessage => "malformed_message",
+        SignallingErrorCode.UnknownType => "unknown_type",
+        SignallingErrorCode.MessageTooLarge => "message_too_large",
+        SignallingErrorCode.UnsupportedVersion => "unsupported_version",
+        SignallingErrorCode.InvalidRequest => "invalid_request",
+        SignallingErrorCode.Unauthenticated => "unauthenticated",
+        SignallingErrorCode.RoomNotFound => "room_not_found",
+        SignallingErrorCode.RoomSealed => "room_sealed",
+        SignallingErrorCode.TicketInvalid => "ticket_invalid",
+        SignallingErrorCode.TicketExpired => "ticket_expired",
+        SignallingErrorCode.Denied => "denied",
+        SignallingErrorCode.NotReady => "not_ready",
+        SignallingErrorCode.NotAdmitted => "not_admitted",
+        SignallingErrorCode.NotAdmin => "not_admin",
+        SignallingErrorCode.MemberNotFound => "member_not_found",
+        SignallingErrorCode.MemberNotPending => "member_not_pending",
+        SignallingErrorCode.PeerUnavailable => "peer_unavailable",
+        SignallingErrorCode.StaleEpoch => "stale_epoch",
+        _ => throw new ArgumentOutOfRangeException(nameof(code), code, "Unknown error code."),
+    };
+}

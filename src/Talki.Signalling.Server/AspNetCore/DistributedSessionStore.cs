@@ -1,0 +1,112 @@
+using System.Buffers.Text;
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.Options;
+
+namespace Talki.Signalling.Server.AspNetCore;
+
+/// <summary>
+/// Server-side sessions for cookie authentication over <see cref="IDistributedCache"/> (in memory by default,
+/// Redis or any other cache by registering it). The cookie carries only a random key; sign-out deletes the entry.
+/// </summary>
+internal sealed class DistributedSessionStore : ITicketStore
+{
+    internal const string KeyPrefix = "talki:session:";
+
+    private readonly IDistributedCache _cache;
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _lifetime;
+
+    public DistributedSessionStore(IDistributedCache cache, TimeProvider time, IOptions<TalkiSignallingOptions> options)
+    {
+        _cache = cache;
+        _time = time;
+        _lifetime = options.Value.Hosting.SessionLifetime;
+    }
+
+    public Task<string> StoreAsync(AuthenticationTicket ticket) => StoreAsync(ticket, CancellationToken.None);
+
+    public async Task<string> StoreAsync(AuthenticationTicket ticket, CancellationToken cancellationToken)
+    {
+        Span<byte> bytes = stackalloc byte[32];
+        RandomNumberGenerator.Fill(bytes);
+        var key = Base64Url.EncodeToString(bytes);
+        await RenewAsync(key, ticket, cancellationToken).ConfigureAwait(false);
+        return key;
+    }
+
+    public Task RenewAsync(string key, AuthenticationTicket ticket) => RenewAsync(key, ticket, CancellationToken.None);
+
+    public Task RenewAsync(string key, AuthenticationTicket ticket, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(ticket);
+        var expiresAt = ticket.Properties.ExpiresUtc ?? _time.GetUtcNow() + _lifetime;
+        return _cache.SetAsync(KeyPrefix + key, TicketSerializer.Default.Serialize(ticket), new DistributedCacheEntryOptions { AbsoluteExpiration = expiresAt }, cancellationToken);
+    }
+
+    public Task<AuthenticationTicket?> RetrieveAsync(string key) => RetrieveAsync(key, CancellationToken.None);
+
+    public async Task<AuthenticationTicket?> RetrieveAsync(string key, CancellationToken cancellationToken)
+    {
+        var bytes = await _cache.GetAsync(KeyPrefix + key, cancellationToken).ConfigureAwait(false);
+        if (bytes is null)
+        {
+            return null;
+        }
+
+        var ticket = TicketSerializer.Default.Deserialize(bytes);
+        return ticket?.Properties.ExpiresUtc is { } expires && expires <= _time.GetUtcNow() ? null : ticket;
+    }
+
+    public Task RemoveAsync(string key) => RemoveAsync(key, CancellationToken.None);
+
+    public Task RemoveAsync(string key, CancellationToken cancellationToken) => _cache.RemoveAsync(KeyPrefix + key, cancellationToken);
+}
+
+/// <summary>Configures the Talki session cookie: HttpOnly, Secure, absolute lifetime, server-side store, 401/403 instead of redirects.</summary>
+internal sealed class ConfigureSessionCookie : IConfigureNamedOptions<CookieAuthenticationOptions>
+{
+    private readonly DistributedSessionStore _store;
+    private readonly TalkiHostingOptions _options;
+    private readonly TimeProvider _time;
+
+    public ConfigureSessionCookie(DistributedSessionStore store, IOptions<TalkiSignallingOptions> options, TimeProvider time)
+    {
+        _store = store;
+        _options = options.Value.Hosting;
+        _time = time;
+    }
+
+    public void Configure(string? name, CookieAuthenticationOptions options)
+    {
+        if (name == TalkiAuthenticationDefaults.AuthenticationScheme)
+        {
+            Configure(options);
+        }
+    }
+
+    public void Configure(CookieAuthenticationOptions options)
+    {
+        options.SessionStore = _store;
+        options.TimeProvider = _time;
+        options.ExpireTimeSpan = _options.SessionLifetime;
+        options.SlidingExpiration = false;
+        options.Cookie.Name = _options.SessionCookieName;
+        options.Cookie.HttpOnly = true;
+        options.Cookie.SecurePolicy = Microsoft.AspNetCore.Http.CookieSecurePolicy.Always;
+        options.Cookie.SameSite = Microsoft.AspNetCore.Http.SameSiteMode.Lax;
+        options.Cookie.IsEssential = true;
+        options.Events.OnRedirectToLogin = context =>
+        {
+            context.Response.StatusCode = Microsoft.AspNetCore.Http.StatusCodes.Status401Unauthorized;
+            return Task.CompletedTask;
+        };
+        options.Events.OnRedirectToAccessDenied = context =>
+        {
+            context.Response.StatusCode = Microsoft.AspNetCore.Http.StatusCodes.Status403Forbidden;
+            return Task.CompletedTask;
+        };
+    }
+}

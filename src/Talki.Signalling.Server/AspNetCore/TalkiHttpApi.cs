@@ -1,0 +1,212 @@
+using System.Buffers.Text;
+using System.Globalization;
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Talki.Signalling.Http;
+using Talki.Signalling.Ports;
+using Talki.Signalling.Protocol;
+using Talki.Signalling.Server.Engine;
+
+namespace Talki.Signalling.Server.AspNetCore;
+
+/// <summary>
+/// The HTTP API. State-changing endpoints are POSTs that require <c>Content-Type: application/json</c>:
+/// a cross-site form cannot send that without a CORS preflight, which this API does not grant, so
+/// forged cross-site requests never reach the handlers.
+/// </summary>
+internal sealed class TalkiHttpApi
+{
+    private readonly ISignallingEngine _engine;
+    private readonly ICallerIdentityResolver _identity;
+    private readonly TalkiSignallingOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    public TalkiHttpApi(ISignallingEngine engine, ICallerIdentityResolver identity, IOptions<TalkiSignallingOptions> options, TimeProvider time, ILogger<TalkiHttpApi> logger)
+    {
+        _engine = engine;
+        _identity = identity;
+        _options = options.Value;
+        _time = time;
+        _logger = logger;
+    }
+
+    public static Task SignInAnonymous(HttpContext context) => Run(context, static (api, ctx) => api.SignInAnonymousAsync(ctx), requireJson: true);
+
+    public static Task GetSession(HttpContext context) => Run(context, static (api, ctx) => api.GetSessionAsync(ctx), requireJson: false);
+
+    public static Task SignOut(HttpContext context) => Run(context, static (_, ctx) => SignOutAsync(ctx), requireJson: true);
+
+    public static Task CreateRoom(HttpContext context) => Run(context, static (api, ctx) => api.CreateRoomAsync(ctx), requireJson: true);
+
+    public static Task JoinRoom(HttpContext context) => Run(context, static (api, ctx) => api.JoinRoomAsync(ctx), requireJson: true);
+
+    private static async Task Run(HttpContext context, Func<TalkiHttpApi, HttpContext, Task> handler, bool requireJson)
+    {
+        var api = context.RequestServices.GetRequiredService<TalkiHttpApi>();
+        context.Response.Headers.CacheControl = "no-store";
+        if (requireJson && !context.Request.HasJsonContentType())
+        {
+            await HttpErrors.WriteAsync(context, StatusCodes.Status415UnsupportedMediaType, SignallingErrorCode.InvalidRequest, "Send Content-Type: application/json.").ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await handler(api, context).ConfigureAwait(false);
+        }
+        catch (JsonException)
+        {
+            await HttpErrors.WriteAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.InvalidRequest, "The body is not valid JSON.").ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away.
+        }
+#pragma warning disable CA1031 // Unexpected failures become a generic error with a correlation id.
+        catch (Exception exception) when (!context.Response.HasStarted)
+#pragma warning restore CA1031
+        {
+            var reference = SignallingEngine.NewCorrelationId();
+            Log.HttpFailure(api._logger, exception, reference);
+            await HttpErrors.WriteAsync(context, StatusCodes.Status500InternalServerError, SignallingErrorCode.Internal, "An unexpected error occurred; quote the reference to the operator.", reference).ConfigureAwait(false);
+        }
+    }
+
+    private async Task SignInAnonymousAsync(HttpContext context)
+    {
+        using var activity = SignallingActivity.Source.StartActivity("talki.session.sign_in");
+        var request = await ReadBodyAsync(context).ConfigureAwait(false);
+        var name = request?.DisplayName?.Trim();
+        if (string.IsNullOrEmpty(name) || name.Length > _options.MaxDisplayNameLength || name.Any(char.IsControl))
+        {
+            await HttpErrors.WriteAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.InvalidRequest, $"'displayName' must be 1 to {_options.MaxDisplayNameLength} printable characters.").ConfigureAwait(false);
+            return;
+        }
+
+        Span<byte> random = stackalloc byte[16];
+        RandomNumberGenerator.Fill(random);
+        var identity = new ClaimsIdentity(
+            [
+                new Claim(ClaimTypes.NameIdentifier, "anon:" + Base64Url.EncodeToString(random)),
+                new Claim(ClaimTypes.Name, name),
+                new Claim(TalkiAuthenticationDefaults.VerifiedClaimType, "false"),
+            ],
+            TalkiAuthenticationDefaults.AuthenticationScheme);
+        var properties = new AuthenticationProperties
+        {
+            IsPersistent = true,
+            AllowRefresh = false,
+            IssuedUtc = _time.GetUtcNow(),
+            ExpiresUtc = _time.GetUtcNow() + _options.Hosting.SessionLifetime,
+        };
+        await context.SignInAsync(TalkiAuthenticationDefaults.AuthenticationScheme, new ClaimsPrincipal(identity), properties).ConfigureAwait(false);
+        Log.SessionStarted(_logger, "anonymous");
+        await context.Response.WriteAsJsonAsync(new SessionResponse { DisplayName = name, Verified = false }, TalkiJsonContext.Default.SessionResponse).ConfigureAwait(false);
+    }
+
+    private async Task GetSessionAsync(HttpContext context)
+    {
+        var caller = await AuthenticateAsync(context).ConfigureAwait(false);
+        if (caller is null)
+        {
+            await WriteUnauthenticatedAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        await context.Response.WriteAsJsonAsync(new SessionResponse { DisplayName = caller.DisplayName, Verified = caller.IsVerified }, TalkiJsonContext.Default.SessionResponse).ConfigureAwait(false);
+    }
+
+    private static async Task SignOutAsync(HttpContext context)
+    {
+        // The cookie handler removes the server-side entry from the session store.
+        await context.SignOutAsync(TalkiAuthenticationDefaults.AuthenticationScheme).ConfigureAwait(false);
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
+    }
+
+    private async Task CreateRoomAsync(HttpContext context)
+    {
+        var caller = await AuthenticateAsync(context).ConfigureAwait(false);
+        if (caller is null)
+        {
+            await WriteUnauthenticatedAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        var result = await _engine.CreateRoomAsync(caller, context.RequestAborted).ConfigureAwait(false);
+        await WriteTicketAsync(context, result, StatusCodes.Status201Created).ConfigureAwait(false);
+    }
+
+    private async Task JoinRoomAsync(HttpContext context)
+    {
+        var caller = await AuthenticateAsync(context).ConfigureAwait(false);
+        if (caller is null)
+        {
+            await WriteUnauthenticatedAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        if (!RoomId.TryParse(context.Request.RouteValues["roomId"] as string, out var room))
+        {
+            await HttpErrors.WriteAsync(context, StatusCodes.Status404NotFound, SignallingErrorCode.RoomNotFound, "No such room.").ConfigureAwait(false);
+            return;
+        }
+
+        var result = await _engine.IssueJoinTicketAsync(caller, room, context.RequestAborted).ConfigureAwait(false);
+        await WriteTicketAsync(context, result, StatusCodes.Status200OK).ConfigureAwait(false);
+    }
+
+    private async Task<CallerIdentity?> AuthenticateAsync(HttpContext context)
+    {
+        var result = await context.AuthenticateAsync(TalkiAuthenticationDefaults.AuthenticationScheme).ConfigureAwait(false);
+        return result.Succeeded ? _identity.Resolve(result.Principal) : null;
+    }
+
+    private static async Task<AnonymousSignInRequest?> ReadBodyAsync(HttpContext context)
+        => await context.Request.ReadFromJsonAsync(TalkiJsonContext.Default.AnonymousSignInRequest, context.RequestAborted).ConfigureAwait(false);
+
+    private static Task WriteUnauthenticatedAsync(HttpContext context)
+        => HttpErrors.WriteAsync(context, StatusCodes.Status401Unauthorized, SignallingErrorCode.Unauthenticated, "Sign in first.");
+
+    private async Task WriteTicketAsync(HttpContext context, SignallingResult<TicketGrant> result, int status)
+    {
+        if (!result.TryGetValue(out var grant, out var error))
+        {
+            await HttpErrors.WriteAsync(context, error).ConfigureAwait(false);
+            return;
+        }
+
+        context.Response.StatusCode = status;
+        var response = new TicketResponse
+        {
+            Room = grant.Room,
+            Member = grant.Member,
+            Admin = grant.IsAdmin,
+            Ticket = grant.Ticket,
+            TicketExpiresAt = grant.ExpiresAt,
+            SealsAt = grant.SealsAt,
+            WebSocketUrl = WebSocketUrlFor(context.Request, grant.Ticket),
+        };
+        await context.Response.WriteAsJsonAsync(response, TalkiJsonContext.Default.TicketResponse).ConfigureAwait(false);
+    }
+
+    private Uri WebSocketUrlFor(HttpRequest request, string ticket)
+    {
+        var query = string.Create(CultureInfo.InvariantCulture, $"v={ProtocolVersion.Current}&ticket={Uri.EscapeDataString(ticket)}");
+        if (_options.Hosting.PublicWebSocketUrl is { } configured)
+        {
+            var builder = new UriBuilder(configured);
+            builder.Query = string.IsNullOrEmpty(builder.Query) ? query : builder.Query.TrimStart('?') + "&" + query;
+            return builder.Uri;
+        }
+
+        var scheme = request.IsHttps ? "wss" : "ws";
+        return new Uri($"{scheme}://{request.Host}{request.PathBase}{_options.Hosting.PathPrefix.TrimEnd('/')}/ws?{query}");
+    }
+}

@@ -1,0 +1,72 @@
+using Microsoft.Extensions.Options;
+
+namespace Talki.Signalling.Server.DependencyInjection;
+
+/// <summary>Validates <see cref="TalkiSignallingOptions"/> at start-up (trim safe, no reflection).</summary>
+internal sealed class TalkiSignallingOptionsValidator : IValidateOptions<TalkiSignallingOptions>
+{
+    public ValidateOptionsResult Validate(string? name, TalkiSignallingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var failures = new List<string>();
+        Range(failures, nameof(options.JoinWindow), options.JoinWindow, TimeSpan.FromSeconds(10), TimeSpan.FromHours(24));
+        Range(failures, nameof(options.TicketLifetime), options.TicketLifetime, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10));
+        Range(failures, nameof(options.SealedRoomRetention), options.SealedRoomRetention, TimeSpan.Zero, TimeSpan.FromHours(24));
+        if (options.MaxDisplayNameLength is < 1 or > 256)
+        {
+            failures.Add($"{nameof(options.MaxDisplayNameLength)} must be between 1 and 256.");
+        }
+
+        foreach (var server in options.IceServers)
+        {
+            if (server is null || server.Urls.Count == 0 || server.Urls.Any(u => !(u.StartsWith("stun:", StringComparison.Ordinal) || u.StartsWith("turn:", StringComparison.Ordinal) || u.StartsWith("turns:", StringComparison.Ordinal))))
+            {
+                failures.Add("Every ICE server needs at least one stun:, turn: or turns: URL.");
+                break;
+            }
+        }
+
+        var hosting = options.Hosting;
+        if (string.IsNullOrEmpty(hosting.PathPrefix) || hosting.PathPrefix[0] != '/' || (hosting.PathPrefix.Length > 1 && hosting.PathPrefix[^1] == '/'))
+        {
+            failures.Add($"Hosting.{nameof(hosting.PathPrefix)} must start with '/' and not end with one (for example /talki).");
+        }
+
+        if (hosting.PublicWebSocketUrl is { } url && (!url.IsAbsoluteUri || url.Scheme is not ("ws" or "wss")))
+        {
+            failures.Add($"Hosting.{nameof(hosting.PublicWebSocketUrl)} must be an absolute ws:// or wss:// URL.");
+        }
+
+        Range(failures, "Hosting." + nameof(hosting.SessionLifetime), hosting.SessionLifetime, TimeSpan.FromMinutes(1), TimeSpan.FromDays(30));
+        Range(failures, "Hosting." + nameof(hosting.IdleTimeout), hosting.IdleTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromHours(2));
+        if (hosting.MaxInboundMessageBytes is < 1024 or > 1024 * 1024)
+        {
+            failures.Add($"Hosting.{nameof(hosting.MaxInboundMessageBytes)} must be between 1 KiB and 1 MiB.");
+        }
+
+        if (hosting.MaxOutboundMessageBytes < hosting.MaxInboundMessageBytes + 256 || hosting.MaxOutboundMessageBytes > 4 * 1024 * 1024)
+        {
+            failures.Add($"Hosting.{nameof(hosting.MaxOutboundMessageBytes)} must exceed {nameof(hosting.MaxInboundMessageBytes)} by at least 256 bytes (a relayed signal grows) and be at most 4 MiB.");
+        }
+
+        if (hosting.OutboundQueueCapacity is < 1 or > 65536)
+        {
+            failures.Add($"Hosting.{nameof(hosting.OutboundQueueCapacity)} must be between 1 and 65536.");
+        }
+
+        if (string.IsNullOrWhiteSpace(hosting.SessionCookieName))
+        {
+            failures.Add($"Hosting.{nameof(hosting.SessionCookieName)} is required.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void Range(List<string> failures, string name, TimeSpan value, TimeSpan min, TimeSpan max)
+    {
+        if (value < min || value > max)
+        {
+            failures.Add($"{name} must be between {min} and {max}.");
+        }
+    }
+}

@@ -1,0 +1,414 @@
+using System.Text.Json;
+using System.Text.Unicode;
+
+namespace Talki.Signalling.Server.Engine;
+
+internal enum ClientFrameKind
+{
+    Invalid = 0,
+    Hello,
+    Admit,
+    Deny,
+    Signal,
+    Leave,
+    Ping,
+}
+
+/// <summary>
+/// The result of one allocation-light pass over an inbound frame. Signals are never materialised: their
+/// description and candidates are validated in place and relayed as the original JSON bytes.
+/// </summary>
+internal readonly struct ClientFrame
+{
+    public const int MaxCorrelationIdLength = 64;
+    public const int MaxCandidatesPerSignal = 64;
+
+    private ClientFrame(SignallingErrorCode errorCode, string errorMessage, string? correlationId)
+    {
+        Kind = ClientFrameKind.Invalid;
+        ErrorCode = errorCode;
+        ErrorMessage = errorMessage;
+        CorrelationId = correlationId;
+    }
+
+    private ClientFrame(ClientFrameKind kind, string? correlationId, MemberId to, long? toEpoch, Range description, Range candidates, int? version, MemberId member)
+    {
+        Kind = kind;
+        CorrelationId = correlationId;
+        To = to;
+        ToEpoch = toEpoch;
+        Description = description;
+        Candidates = candidates;
+        Version = version;
+        Member = member;
+    }
+
+    public ClientFrameKind Kind { get; }
+
+    public string? CorrelationId { get; }
+
+    public SignallingErrorCode ErrorCode { get; }
+
+    public string? ErrorMessage { get; }
+
+    /// <summary>Gets the addressed member of a signal.</summary>
+    public MemberId To { get; }
+
+    public long? ToEpoch { get; }
+
+    /// <summary>Gets the byte range of the signal's description object (empty when absent).</summary>
+    public Range Description { get; }
+
+    /// <summary>Gets the byte range of the signal's candidates array (empty when absent).</summary>
+    public Range Candidates { get; }
+
+    /// <summary>Gets the version of a hello.</summary>
+    public int? Version { get; }
+
+    /// <summary>Gets the member named by admit or deny.</summary>
+    public MemberId Member { get; }
+
+    public static ClientFrame Parse(ReadOnlySpan<byte> utf8)
+    {
+        if (!Utf8.IsValid(utf8))
+        {
+            return Malformed("The message is not valid UTF-8.", null);
+        }
+
+        string? correlationId = null;
+        try
+        {
+            var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = 16 });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                return Malformed("A message must be a JSON object.", null);
+            }
+
+            var kind = ClientFrameKind.Invalid;
+            var sawType = false;
+            var unknownType = false;
+            MemberId to = default;
+            MemberId member = default;
+            long? toEpoch = null;
+            int? version = null;
+            Range description = default;
+            Range candidates = default;
+            string? invalidField = null;
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("type"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.String)
+                    {
+                        return Malformed("'type' must be a string.", correlationId);
+                    }
+
+                    sawType = true;
+                    kind = KindOf(ref reader);
+                    unknownType = kind == ClientFrameKind.Invalid;
+                }
+                else if (reader.ValueTextEquals("id"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.String)
+                    {
+                        correlationId = reader.GetString();
+                        if (correlationId!.Length > MaxCorrelationIdLength)
+                        {
+                            correlationId = null;
+                            invalidField ??= "'id' must be at most 64 characters.";
+                        }
+                    }
+                    else if (reader.TokenType != JsonTokenType.Null)
+                    {
+                        invalidField ??= "'id' must be a string.";
+                    }
+                }
+                else if (reader.ValueTextEquals("to"u8))
+                {
+                    reader.Read();
+                    if (!TryReadMemberId(ref reader, out to))
+                    {
+                        invalidField ??= "'to' must be a member id.";
+                    }
+                }
+                else if (reader.ValueTextEquals("member"u8))
+                {
+                    reader.Read();
+                    if (!TryReadMemberId(ref reader, out member))
+                    {
+                        invalidField ??= "'member' must be a member id.";
+                    }
+                }
+                else if (reader.ValueTextEquals("toEpoch"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var epoch) && epoch >= 0)
+                    {
+                        toEpoch = epoch;
+                    }
+                    else if (reader.TokenType != JsonTokenType.Null)
+                    {
+                        invalidField ??= "'toEpoch' must be a non-negative integer.";
+                    }
+                }
+                else if (reader.ValueTextEquals("version"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var v))
+                    {
+                        version = v;
+                    }
+                    else if (reader.TokenType != JsonTokenType.Null)
+                    {
+                        invalidField ??= "'version' must be an integer.";
+                    }
+                }
+                else if (reader.ValueTextEquals("description"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.StartObject)
+                    {
+                        var start = (int)reader.TokenStartIndex;
+                        reader.Skip();
+                        description = new Range(start, (int)reader.BytesConsumed);
+                    }
+                    else if (reader.TokenType != JsonTokenType.Null)
+                    {
+                        invalidField ??= "'description' must be an object.";
+                        reader.Skip();
+                    }
+                }
+                else if (reader.ValueTextEquals("candidates"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.StartArray)
+                    {
+                        var start = (int)reader.TokenStartIndex;
+                        reader.Skip();
+                        candidates = new Range(start, (int)reader.BytesConsumed);
+                    }
+                    else if (reader.TokenType != JsonTokenType.Null)
+                    {
+                        invalidField ??= "'candidates' must be an array.";
+                        reader.Skip();
+                    }
+                }
+                else
+                {
+                    // Unknown properties are ignored for forward compatibility.
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+
+            if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
+            {
+                return Malformed("A message must be exactly one JSON object.", correlationId);
+            }
+
+            if (!sawType)
+            {
+                return Malformed("The message has no 'type'.", correlationId);
+            }
+
+            if (unknownType)
+            {
+                return new ClientFrame(SignallingErrorCode.UnknownType, "The message type is not known to protocol version 1.", correlationId);
+            }
+
+            if (invalidField is not null)
+            {
+                return Malformed(invalidField, correlationId);
+            }
+
+            switch (kind)
+            {
+                case ClientFrameKind.Signal:
+                    if (to.Value.Length == 0)
+                    {
+                        return Malformed("A signal needs 'to'.", correlationId);
+                    }
+
+                    if (description.Equals(default(Range)) && candidates.Equals(default(Range)))
+                    {
+                        return Malformed("A signal needs a 'description' or 'candidates'.", correlationId);
+                    }
+
+                    if (!description.Equals(default(Range)) && ValidateDescription(utf8[description]) is { } descriptionError)
+                    {
+                        return Malformed(descriptionError, correlationId);
+                    }
+
+                    if (!candidates.Equals(default(Range)) && ValidateCandidates(utf8[candidates]) is { } candidatesError)
+                    {
+                        return Malformed(candidatesError, correlationId);
+                    }
+
+                    break;
+                case ClientFrameKind.Admit or ClientFrameKind.Deny when member.Value.Length == 0:
+                    return Malformed("'member' is required.", correlationId);
+                default:
+                    break;
+            }
+
+            return new ClientFrame(kind, correlationId, to, toEpoch, description, candidates, version, member);
+        }
+        catch (JsonException)
+        {
+            return Malformed("The message is not valid JSON.", correlationId);
+        }
+    }
+
+    private static ClientFrame Malformed(string message, string? correlationId) => new(SignallingErrorCode.MalformedMessage, message, correlationId);
+
+    private static ClientFrameKind KindOf(ref Utf8JsonReader reader)
+    {
+        if (reader.ValueTextEquals("signal"u8))
+        {
+            return ClientFrameKind.Signal;
+        }
+
+        if (reader.ValueTextEquals("hello"u8))
+        {
+            return ClientFrameKind.Hello;
+        }
+
+        if (reader.ValueTextEquals("ping"u8))
+        {
+            return ClientFrameKind.Ping;
+        }
+
+        if (reader.ValueTextEquals("admit"u8))
+        {
+            return ClientFrameKind.Admit;
+        }
+
+        if (reader.ValueTextEquals("deny"u8))
+        {
+            return ClientFrameKind.Deny;
+        }
+
+        return reader.ValueTextEquals("leave"u8) ? ClientFrameKind.Leave : ClientFrameKind.Invalid;
+    }
+
+    private static bool TryReadMemberId(ref Utf8JsonReader reader, out MemberId id)
+    {
+        id = default;
+        return reader.TokenType == JsonTokenType.String
+            && !reader.ValueIsEscaped
+            && !reader.HasValueSequence
+            && MemberId.TryParseUtf8(reader.ValueSpan, out id);
+    }
+
+    /// <summary>Checks a description object: <c>type</c> is one of the SDP types, <c>sdp</c> a string; nothing else.</summary>
+    private static string? ValidateDescription(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json);
+        reader.Read();
+        var sawType = false;
+        var rollback = false;
+        var sawSdp = false;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("type"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.String
+                    || !(reader.ValueTextEquals("offer"u8) || reader.ValueTextEquals("answer"u8) || reader.ValueTextEquals("pranswer"u8) || (rollback = reader.ValueTextEquals("rollback"u8))))
+                {
+                    return "'description.type' must be offer, answer, pranswer or rollback.";
+                }
+
+                sawType = true;
+            }
+            else if (reader.ValueTextEquals("sdp"u8))
+            {
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.String)
+                {
+                    sawSdp = true;
+                }
+                else if (reader.TokenType != JsonTokenType.Null)
+                {
+                    return "'description.sdp' must be a string.";
+                }
+            }
+            else
+            {
+                return "'description' may only have 'type' and 'sdp'.";
+            }
+        }
+
+        if (!sawType)
+        {
+            return "'description.type' is required.";
+        }
+
+        return sawSdp || rollback ? null : "'description.sdp' is required.";
+    }
+
+    /// <summary>Checks a candidates array: objects with a string <c>candidate</c> and the optional W3C fields; nothing else.</summary>
+    private static string? ValidateCandidates(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json);
+        reader.Read();
+        var count = 0;
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                return "Each candidate must be an object.";
+            }
+
+            if (++count > MaxCandidatesPerSignal)
+            {
+                return "A signal may carry at most 64 candidates.";
+            }
+
+            var sawCandidate = false;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("candidate"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.String)
+                    {
+                        return "'candidate' must be a string.";
+                    }
+
+                    sawCandidate = true;
+                }
+                else if (reader.ValueTextEquals("sdpMid"u8) || reader.ValueTextEquals("usernameFragment"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.Null))
+                    {
+                        return "'sdpMid' and 'usernameFragment' must be strings.";
+                    }
+                }
+                else if (reader.ValueTextEquals("sdpMLineIndex"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.Null && !(reader.TokenType == JsonTokenType.Number && reader.TryGetUInt16(out _)))
+                    {
+                        return "'sdpMLineIndex' must be an integer from 0 to 65535.";
+                    }
+                }
+                else
+                {
+                    return "A candidate may only have 'candidate', 'sdpMid', 'sdpMLineIndex' and 'usernameFragment'.";
+                }
+            }
+
+            if (!sawCandidate)
+            {
+                return "Each candidate needs 'candidate'.";
+            }
+        }
+
+        return count == 0 ? "'candidates' must not be empty." : null;
+    }
+}

@@ -1,0 +1,58 @@
+namespace Talki.Signalling.Server;
+
+/// <summary>
+/// The vendor-neutral signalling engine. Gateways feed it three events (connect with a ticket, a message
+/// on a connection, a disconnect) and it answers through <see cref="Ports.IConnectionPush"/>. Expected
+/// failures are returned as results or pushed to the client as <c>error</c> messages; the methods do not
+/// throw for bad input.
+/// </summary>
+public interface ISignallingEngine
+{
+    /// <summary>Creates a room whose admin is the caller and issues the admin's one-time ticket.</summary>
+    /// <param name="caller">The signed-in caller.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>The ticket grant.</returns>
+    ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default);
+
+    /// <summary>Issues a one-time ticket to join a room (adding the caller as a pending member on first join).</summary>
+    /// <param name="caller">The signed-in caller.</param>
+    /// <param name="room">The room to join.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>The ticket grant, or <c>room_not_found</c>, <c>room_sealed</c> or <c>denied</c>.</returns>
+    ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default);
+
+    /// <summary>Authorizes a new gateway connection: consumes the ticket (once) and binds the connection to its member with a new epoch.</summary>
+    /// <param name="connectionId">The gateway's id for the new connection (secret).</param>
+    /// <param name="ticket">The ticket from the query string.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>The grant, or <c>ticket_invalid</c>, <c>ticket_expired</c>, <c>room_not_found</c>, <c>room_sealed</c> or <c>denied</c>.</returns>
+    ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, CancellationToken cancellationToken = default);
+
+    /// <summary>Handles one inbound text message. Replies, relays and errors are pushed; nothing is thrown for bad input.</summary>
+    /// <param name="connectionId">The gateway connection id.</param>
+    /// <param name="payload">The UTF-8 JSON message.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>A task that completes when the message has been handled.</returns>
+    ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default);
+
+    /// <summary>Handles the end of a connection: unbinds it and tells the room.</summary>
+    /// <param name="connectionId">The gateway connection id.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>A task that completes when handled.</returns>
+    ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default);
+}
+
+/// <summary>A one-time ticket for a member of a room. The ticket is the only copy of the secret: it is stored as a hash.</summary>
+/// <param name="Room">The room.</param>
+/// <param name="Member">The caller's member id in the room.</param>
+/// <param name="IsAdmin">Whether the caller is the room's admin.</param>
+/// <param name="Ticket">The ticket to put in the WebSocket URL's query string.</param>
+/// <param name="ExpiresAt">When the ticket stops being valid.</param>
+/// <param name="SealsAt">When the room's join window closes.</param>
+public sealed record TicketGrant(RoomId Room, MemberId Member, bool IsAdmin, string Ticket, DateTimeOffset ExpiresAt, DateTimeOffset SealsAt);
+
+/// <summary>An authorized gateway connection.</summary>
+/// <param name="Room">The room.</param>
+/// <param name="Member">The member.</param>
+/// <param name="Epoch">The member's new connection epoch.</param>
+public sealed record ConnectionGrant(RoomId Room, MemberId Member, long Epoch);

@@ -1,0 +1,752 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Talki.Signalling.Ports;
+using Talki.Signalling.Protocol;
+
+namespace Talki.Signalling.Server.Engine;
+
+/// <summary>The engine: the whole Talki flow over an <see cref="IRoomStore"/> and an <see cref="IConnectionPush"/>.</summary>
+internal sealed class SignallingEngine : ISignallingEngine, IDisposable
+{
+    private const int MaxWriteAttempts = 32;
+
+    private readonly IRoomStore _store;
+    private readonly IConnectionPush _push;
+    private readonly TalkiSignallingOptions _options;
+    private readonly TimeProvider _time;
+    private readonly SignallingMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly IceServer[] _iceServers;
+    private readonly ConcurrentDictionary<RoomId, ITimer> _sealTimers = new();
+    private int _disposed;
+
+    public SignallingEngine(
+        IRoomStore store,
+        IConnectionPush push,
+        IOptions<TalkiSignallingOptions> options,
+        TimeProvider time,
+        SignallingMetrics metrics,
+        ILogger<SignallingEngine> logger)
+    {
+        _store = store;
+        _push = push;
+        _options = options.Value;
+        _time = time;
+        _metrics = metrics;
+        _logger = logger;
+        _iceServers = [.. _options.IceServers];
+    }
+
+    public async ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        using var activity = SignallingActivity.Source.StartActivity("talki.room.create");
+        var now = _time.GetUtcNow();
+        var sealsAt = now + _options.JoinWindow;
+        var room = new RoomRecord(RoomId.New(), MemberId.New(), now, sealsAt, sealsAt + _options.SealedRoomRetention);
+        var admin = new MemberRecord
+        {
+            Room = room.Id,
+            Id = room.AdminMember,
+            UserId = caller.UserId,
+            DisplayName = caller.DisplayName,
+            IsVerified = caller.IsVerified,
+            IsAdmin = true,
+            Admission = AdmissionStatus.Admitted,
+            JoinedAt = now,
+        };
+        await _store.CreateRoomAsync(room, admin, cancellationToken).ConfigureAwait(false);
+        _metrics.RoomCreated();
+        Log.RoomCreated(_logger, room.Id, admin.Id, sealsAt);
+        activity?.SetTag("talki.room.id", room.Id.Value);
+        ScheduleSeal(room);
+        return await IssueTicketAsync(room, admin, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        using var activity = SignallingActivity.Source.StartActivity("talki.room.join");
+        activity?.SetTag("talki.room.id", room.Value);
+        var record = await _store.GetRoomAsync(room, cancellationToken).ConfigureAwait(false);
+        if (record is null)
+        {
+            return Fail<TicketGrant>(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.");
+        }
+
+        var now = _time.GetUtcNow();
+        if (record.IsSealedAt(now))
+        {
+            return Fail<TicketGrant>(SignallingErrorCode.RoomSealed, "The room's join window has closed.");
+        }
+
+        var member = await _store.FindMemberByUserAsync(room, caller.UserId, cancellationToken).ConfigureAwait(false);
+        if (member is null)
+        {
+            var candidate = new MemberRecord
+            {
+                Room = room,
+                Id = MemberId.New(),
+                UserId = caller.UserId,
+                DisplayName = caller.DisplayName,
+                IsVerified = caller.IsVerified,
+                Admission = AdmissionStatus.Pending,
+                JoinedAt = now,
+            };
+            member = await _store.TryAddMemberAsync(candidate, cancellationToken).ConfigureAwait(false)
+                ? candidate
+                : await _store.FindMemberByUserAsync(room, caller.UserId, cancellationToken).ConfigureAwait(false);
+            if (member is null)
+            {
+                return Fail<TicketGrant>(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.");
+            }
+        }
+
+        if (member.Admission == AdmissionStatus.Denied)
+        {
+            return Fail<TicketGrant>(SignallingErrorCode.Denied, "The room's admin denied you.");
+        }
+
+        return await IssueTicketAsync(record, member, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        using var activity = SignallingActivity.Source.StartActivity("talki.connect");
+        var result = await ConnectCoreAsync(connectionId, ticket, cancellationToken).ConfigureAwait(false);
+        if (!result.IsSuccess)
+        {
+            _metrics.TicketRefused(result.Error.Code);
+            _metrics.Error(result.Error.Code);
+            Log.ConnectionRefused(_logger, result.Error.Code.ToWireName());
+            activity?.SetStatus(ActivityStatusCode.Error, result.Error.Code.ToWireName());
+        }
+
+        return result;
+    }
+
+    public async ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        var started = _time.GetTimestamp();
+        string? correlationId = null;
+        try
+        {
+            if (payload.Length > _options.Hosting.MaxInboundMessageBytes)
+            {
+                await SendErrorAsync(connectionId, SignallingErrorCode.MessageTooLarge, $"A message may be at most {_options.Hosting.MaxInboundMessageBytes} bytes.", null, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            var frame = ClientFrame.Parse(payload.Span);
+            correlationId = frame.CorrelationId;
+            if (frame.Kind == ClientFrameKind.Invalid)
+            {
+                await SendErrorAsync(connectionId, frame.ErrorCode, frame.ErrorMessage!, correlationId, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            var connection = await _store.GetConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
+            var self = connection is null ? null : await _store.GetMemberAsync(connection.Room, connection.Member, cancellationToken).ConfigureAwait(false);
+            var room = connection is null ? null : await _store.GetRoomAsync(connection.Room, cancellationToken).ConfigureAwait(false);
+            if (connection is null || self is null || room is null)
+            {
+                await SendErrorAsync(connectionId, SignallingErrorCode.RoomNotFound, "The connection's room no longer exists.", correlationId, cancellationToken).ConfigureAwait(false);
+                await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            if (self.ConnectionId != connectionId || self.Epoch != connection.Epoch)
+            {
+                await SendErrorAsync(connectionId, SignallingErrorCode.StaleEpoch, "A newer connection of this member has replaced this one.", correlationId, cancellationToken).ConfigureAwait(false);
+                await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            if (room.IsSealedAt(_time.GetUtcNow()))
+            {
+                await SendAsync(connectionId, new RoomSealedMessage { Room = room.Id, SealedAt = room.SealsAt }, cancellationToken).ConfigureAwait(false);
+                await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            if (frame.Kind == ClientFrameKind.Signal)
+            {
+                await RelayAsync(connectionId, self, payload, frame, started, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            using var activity = SignallingActivity.Source.StartActivity("talki.message");
+            activity?.SetTag("talki.message.type", frame.Kind.ToString());
+            activity?.SetTag(TalkiDiagnostics.CorrelationIdTag, correlationId);
+            switch (frame.Kind)
+            {
+                case ClientFrameKind.Hello:
+                    await HelloAsync(connectionId, room, self, frame, cancellationToken).ConfigureAwait(false);
+                    break;
+                case ClientFrameKind.Ping:
+                    await SendAsync(connectionId, new PongMessage { Id = correlationId }, cancellationToken).ConfigureAwait(false);
+                    break;
+                case ClientFrameKind.Leave:
+                    await DisconnectCoreAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                    await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                    break;
+                case ClientFrameKind.Admit:
+                case ClientFrameKind.Deny:
+                    await DecideAsync(connectionId, room, self, frame, cancellationToken).ConfigureAwait(false);
+                    break;
+                default:
+                    throw new UnreachableException($"Unhandled frame kind {frame.Kind}.");
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+#pragma warning disable CA1031 // An unexpected failure must not take the connection or the process down.
+        catch (Exception exception)
+#pragma warning restore CA1031
+        {
+            var reference = NewCorrelationId();
+            Log.UnexpectedFailure(_logger, exception, reference);
+            await TrySendInternalErrorAsync(connectionId, correlationId, reference).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        try
+        {
+            await DisconnectCoreAsync(connectionId, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+#pragma warning disable CA1031 // A failed clean-up is logged; the gateway cannot act on it.
+        catch (Exception exception)
+#pragma warning restore CA1031
+        {
+            Log.UnexpectedFailure(_logger, exception, NewCorrelationId());
+        }
+    }
+
+    /// <summary>Seals a room whose join window has closed: tells every connected member and closes their sockets.</summary>
+    internal async ValueTask SealRoomAsync(RoomId roomId, CancellationToken cancellationToken = default)
+    {
+        if (_sealTimers.TryRemove(roomId, out var timer))
+        {
+            await timer.DisposeAsync().ConfigureAwait(false);
+        }
+
+        var room = await _store.GetRoomAsync(roomId, cancellationToken).ConfigureAwait(false);
+        if (room is null || !room.IsSealedAt(_time.GetUtcNow()))
+        {
+            return;
+        }
+
+        var members = await _store.ListMembersAsync(roomId, cancellationToken).ConfigureAwait(false);
+        var sealedMessage = Serialize(new RoomSealedMessage { Room = room.Id, SealedAt = room.SealsAt });
+        var closed = 0;
+        foreach (var member in members)
+        {
+            if (member.ConnectionId is { } connectionId)
+            {
+                _ = await _push.PushAsync(connectionId, sealedMessage, cancellationToken).ConfigureAwait(false);
+                await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                closed++;
+            }
+        }
+
+        Log.RoomSealed(_logger, room.Id, closed);
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            foreach (var timer in _sealTimers.Values)
+            {
+                timer.Dispose();
+            }
+
+            _sealTimers.Clear();
+        }
+    }
+
+    private async ValueTask<SignallingResult<TicketGrant>> IssueTicketAsync(RoomRecord room, MemberRecord member, CancellationToken cancellationToken)
+    {
+        var ticket = Tickets.New();
+        var expiresAt = _time.GetUtcNow() + _options.TicketLifetime;
+        await _store.StoreTicketAsync(new TicketRecord(Tickets.HashOf(ticket)!, room.Id, member.Id, expiresAt), cancellationToken).ConfigureAwait(false);
+        _metrics.TicketIssued();
+        Log.TicketIssued(_logger, room.Id, member.Id);
+        return new TicketGrant(room.Id, member.Id, member.IsAdmin, ticket, expiresAt, room.SealsAt);
+    }
+
+    private async ValueTask<SignallingResult<ConnectionGrant>> ConnectCoreAsync(string connectionId, string? ticket, CancellationToken cancellationToken)
+    {
+        var hash = Tickets.HashOf(ticket);
+        var record = hash is null ? null : await _store.ConsumeTicketAsync(hash, cancellationToken).ConfigureAwait(false);
+        if (record is null)
+        {
+            return SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketInvalid, "The ticket is unknown or has been used.");
+        }
+
+        var now = _time.GetUtcNow();
+        if (now >= record.ExpiresAt)
+        {
+            return SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketExpired, "The ticket has expired; ask for a new one.");
+        }
+
+        var room = await _store.GetRoomAsync(record.Room, cancellationToken).ConfigureAwait(false);
+        if (room is null)
+        {
+            return SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.");
+        }
+
+        if (room.IsSealedAt(now))
+        {
+            return SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomSealed, "The room's join window has closed.");
+        }
+
+        var change = await UpdateMemberAsync(
+            record.Room,
+            record.Member,
+            m => m.Admission == AdmissionStatus.Denied ? null : m with { Epoch = m.Epoch + 1, ConnectionId = connectionId, ReadyAt = null },
+            cancellationToken).ConfigureAwait(false);
+        if (change.After is not { } member)
+        {
+            return change.Before is null
+                ? SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomNotFound, "No such member, or the room has expired.")
+                : SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.Denied, "The room's admin denied you.");
+        }
+
+        await _store.PutConnectionAsync(new ConnectionRecord(connectionId, room.Id, member.Id, member.Epoch, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
+        _metrics.ConnectionOpened();
+        Log.MemberConnected(_logger, room.Id, member.Id, member.Epoch);
+
+        // A refresh: the previous connection is superseded. Close it and end its links.
+        if (change.Before!.ConnectionId is { } previous && previous != connectionId)
+        {
+            if (await _store.RemoveConnectionAsync(previous, cancellationToken).ConfigureAwait(false) is not null)
+            {
+                _metrics.ConnectionClosed();
+            }
+
+            await _push.CloseAsync(previous, cancellationToken).ConfigureAwait(false);
+            if (change.Before.ReadyAt is not null)
+            {
+                await AnnounceDepartureAsync(change.Before, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return new ConnectionGrant(room.Id, member.Id, member.Epoch);
+    }
+
+    private async ValueTask HelloAsync(string connectionId, RoomRecord room, MemberRecord self, ClientFrame frame, CancellationToken cancellationToken)
+    {
+        if (frame.Version is { } version && version != ProtocolVersion.Current)
+        {
+            await SendErrorAsync(connectionId, SignallingErrorCode.UnsupportedVersion, $"This server speaks protocol version {ProtocolVersion.Current}.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var now = _time.GetUtcNow();
+        var change = await UpdateMemberAsync(
+            room.Id,
+            self.Id,
+            m => m.ConnectionId == connectionId && m.ReadyAt is null ? m with { ReadyAt = now } : null,
+            cancellationToken).ConfigureAwait(false);
+        var current = change.After ?? change.Before;
+        if (current is null || current.ConnectionId != connectionId)
+        {
+            await SendErrorAsync(connectionId, SignallingErrorCode.StaleEpoch, "A newer connection of this member has replaced this one.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var members = await _store.ListMembersAsync(room.Id, cancellationToken).ConfigureAwait(false);
+        var others = new List<MemberView>(members.Count);
+        foreach (var member in members)
+        {
+            if (member.Id != current.Id && member.Admission == AdmissionStatus.Admitted)
+            {
+                others.Add(ViewOf(member));
+            }
+        }
+
+        await SendAsync(
+            connectionId,
+            new WelcomeMessage
+            {
+                You = ViewOf(current),
+                Room = new RoomView { Id = room.Id, Admin = room.AdminMember, CreatedAt = room.CreatedAt, SealsAt = room.SealsAt },
+                Members = others,
+                Status = current.Admission,
+                IceServers = _iceServers,
+            },
+            cancellationToken).ConfigureAwait(false);
+
+        if (change.After is null)
+        {
+            return; // A repeated hello only re-sends the welcome.
+        }
+
+        if (current.IsAdmin)
+        {
+            // Pending requests are re-sent when the admin (re)connects.
+            foreach (var member in members)
+            {
+                if (member.Admission == AdmissionStatus.Pending && member.ConnectionId is not null && member.ReadyAt is not null)
+                {
+                    await SendAsync(connectionId, new AdmissionRequestMessage { Member = ViewOf(member) }, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
+        if (current.Admission == AdmissionStatus.Admitted)
+        {
+            await PlanMeshAsync(current, members, cancellationToken).ConfigureAwait(false);
+        }
+        else if (current.Admission == AdmissionStatus.Pending)
+        {
+            var admin = FindAdmin(members, room);
+            if (admin?.ConnectionId is { } adminConnection && admin.ReadyAt is not null)
+            {
+                await SendAsync(adminConnection, new AdmissionRequestMessage { Member = ViewOf(current) }, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async ValueTask DecideAsync(string connectionId, RoomRecord room, MemberRecord self, ClientFrame frame, CancellationToken cancellationToken)
+    {
+        var admit = frame.Kind == ClientFrameKind.Admit;
+        if (self.ReadyAt is null)
+        {
+            await SendErrorAsync(connectionId, SignallingErrorCode.NotReady, "Send hello first.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (!self.IsAdmin)
+        {
+            await SendErrorAsync(connectionId, SignallingErrorCode.NotAdmin, "Only the room's admin may admit or deny.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var decision = admit ? AdmissionStatus.Admitted : AdmissionStatus.Denied;
+        var change = await UpdateMemberAsync(
+            room.Id,
+            frame.Member,
+            m => m.Admission == AdmissionStatus.Pending ? m with { Admission = decision } : null,
+            cancellationToken).ConfigureAwait(false);
+        if (change.Before is null)
+        {
+            await SendErrorAsync(connectionId, SignallingErrorCode.MemberNotFound, "No such member in this room.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (change.After is not { } target)
+        {
+            if (change.Before.Admission == decision && !change.Before.IsAdmin)
+            {
+                return; // Repeating a decision is harmless.
+            }
+
+            await SendErrorAsync(connectionId, SignallingErrorCode.MemberNotPending, "That member is not waiting for admission.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        Log.AdmissionDecided(_logger, room.Id, target.Id, admit ? "admitted" : "denied");
+        var view = ViewOf(target);
+        ServerMessage notice = admit ? new AdmittedMessage { Member = view } : new DeniedMessage { Member = view };
+        await SendAsync(connectionId, notice, cancellationToken).ConfigureAwait(false);
+        if (target.ConnectionId is not { } targetConnection)
+        {
+            return;
+        }
+
+        await SendAsync(targetConnection, notice, cancellationToken).ConfigureAwait(false);
+        if (!admit)
+        {
+            await _push.CloseAsync(targetConnection, cancellationToken).ConfigureAwait(false);
+        }
+        else if (target.ReadyAt is not null)
+        {
+            var members = await _store.ListMembersAsync(room.Id, cancellationToken).ConfigureAwait(false);
+            await PlanMeshAsync(target, members, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Tells every live member and the newcomer to connect to each other. The roles depend only on the
+    /// pair (who became ready first offers; the other is polite), so concurrent plans agree.
+    /// </summary>
+    private async ValueTask PlanMeshAsync(MemberRecord newcomer, IReadOnlyList<MemberRecord> members, CancellationToken cancellationToken)
+    {
+        var newcomerView = ViewOf(newcomer);
+        foreach (var existing in members)
+        {
+            if (existing.Id == newcomer.Id || !existing.IsLive)
+            {
+                continue;
+            }
+
+            var existingOffers = existing.ReadyAt < newcomer.ReadyAt
+                || (existing.ReadyAt == newcomer.ReadyAt && string.CompareOrdinal(existing.Id.Value, newcomer.Id.Value) < 0);
+            await SendAsync(
+                existing.ConnectionId!,
+                new ConnectToPeerMessage { Peer = newcomerView, PeerEpoch = newcomer.Epoch, Offerer = existingOffers, Polite = !existingOffers },
+                cancellationToken).ConfigureAwait(false);
+            await SendAsync(
+                newcomer.ConnectionId!,
+                new ConnectToPeerMessage { Peer = ViewOf(existing), PeerEpoch = existing.Epoch, Offerer = !existingOffers, Polite = existingOffers },
+                cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask RelayAsync(string connectionId, MemberRecord self, ReadOnlyMemory<byte> payload, ClientFrame frame, long started, CancellationToken cancellationToken)
+    {
+        using var activity = SignallingActivity.Source.StartActivity("talki.signal.relay");
+        if (activity is not null)
+        {
+            activity.SetTag("talki.room.id", self.Room.Value);
+            activity.SetTag("talki.member.from", self.Id.Value);
+            activity.SetTag("talki.member.to", frame.To.Value);
+            activity.SetTag(TalkiDiagnostics.CorrelationIdTag, frame.CorrelationId);
+        }
+
+        if (!self.IsLive)
+        {
+            var code = self.ReadyAt is null ? SignallingErrorCode.NotReady : SignallingErrorCode.NotAdmitted;
+            await SendErrorAsync(connectionId, code, code == SignallingErrorCode.NotReady ? "Send hello first." : "Wait for the admin to admit you.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        // The lookup is scoped to the sender's room: a member of another room is simply not found.
+        var target = await _store.GetMemberAsync(self.Room, frame.To, cancellationToken).ConfigureAwait(false);
+        if (target is null || target.Id == self.Id)
+        {
+            await SendErrorAsync(connectionId, SignallingErrorCode.MemberNotFound, "No such member in this room.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (!target.IsLive)
+        {
+            await SendErrorAsync(connectionId, SignallingErrorCode.PeerUnavailable, "That member is not connected and admitted.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (frame.ToEpoch is { } toEpoch && toEpoch != target.Epoch)
+        {
+            await SendErrorAsync(connectionId, SignallingErrorCode.StaleEpoch, "The signal was for an earlier connection of that member; it was dropped.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var span = payload.Span;
+        var buffer = RelayFrame.Write(self.Id, self.Epoch, span[frame.Description], span[frame.Candidates], out var length);
+        PushOutcome outcome;
+        try
+        {
+            outcome = await _push.PushAsync(target.ConnectionId!, buffer.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        switch (outcome)
+        {
+            case PushOutcome.Delivered:
+                _metrics.SignalRelayed(_time.GetElapsedTime(started));
+                break;
+            case PushOutcome.Gone:
+                await DisconnectCoreAsync(target.ConnectionId!, cancellationToken).ConfigureAwait(false);
+                await SendErrorAsync(connectionId, SignallingErrorCode.PeerUnavailable, "That member's connection is gone.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+                break;
+            default:
+                Log.PushTooLarge(_logger, length);
+                await SendErrorAsync(connectionId, SignallingErrorCode.MessageTooLarge, "The relayed signal is larger than the gateway allows.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+                break;
+        }
+    }
+
+    private async ValueTask DisconnectCoreAsync(string connectionId, CancellationToken cancellationToken)
+    {
+        var connection = await _store.RemoveConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
+        if (connection is null)
+        {
+            return;
+        }
+
+        _metrics.ConnectionClosed();
+        var change = await UpdateMemberAsync(
+            connection.Room,
+            connection.Member,
+            m => m.ConnectionId == connectionId ? m with { ConnectionId = null, ReadyAt = null } : null,
+            cancellationToken).ConfigureAwait(false);
+        if (change.After is null || change.Before!.ReadyAt is null)
+        {
+            return; // Superseded by a newer connection, or never said hello: nobody knew of it.
+        }
+
+        Log.MemberDisconnected(_logger, connection.Room, connection.Member, connection.Epoch);
+        var room = await _store.GetRoomAsync(connection.Room, cancellationToken).ConfigureAwait(false);
+        if (room is null || room.IsSealedAt(_time.GetUtcNow()))
+        {
+            return; // After sealing the server has left the scene.
+        }
+
+        await AnnounceDepartureAsync(change.Before, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Tells the room that a ready connection of a member ended: live members for an admitted member, the admin for a pending one.</summary>
+    private async ValueTask AnnounceDepartureAsync(MemberRecord departed, CancellationToken cancellationToken)
+    {
+        var members = await _store.ListMembersAsync(departed.Room, cancellationToken).ConfigureAwait(false);
+        var message = Serialize(new PeerLeftMessage { Member = departed.Id, Epoch = departed.Epoch });
+        foreach (var member in members)
+        {
+            var tell = departed.Admission == AdmissionStatus.Admitted ? member.IsLive : member.IsAdmin && member.ReadyAt is not null;
+            if (member.Id != departed.Id && tell && member.ConnectionId is { } target)
+            {
+                _ = await _push.PushAsync(target, message, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async ValueTask<MemberChange> UpdateMemberAsync(RoomId room, MemberId member, Func<MemberRecord, MemberRecord?> change, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < MaxWriteAttempts; attempt++)
+        {
+            var current = await _store.GetMemberAsync(room, member, cancellationToken).ConfigureAwait(false);
+            if (current is null)
+            {
+                return default;
+            }
+
+            var next = change(current);
+            if (next is null)
+            {
+                return new MemberChange(current, null);
+            }
+
+            var stored = await _store.TryUpdateMemberAsync(next, cancellationToken).ConfigureAwait(false);
+            if (stored is not null)
+            {
+                return new MemberChange(current, stored);
+            }
+
+            Log.MemberWriteConflict(_logger, room, member);
+        }
+
+        throw new InvalidOperationException($"Member {member} of room {room} is under too much contention ({MaxWriteAttempts} conflicting writes).");
+    }
+
+    private void ScheduleSeal(RoomRecord room)
+    {
+        if (!_options.SealRoomsOnTimer || Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        var due = room.SealsAt - _time.GetUtcNow();
+        var timer = _time.CreateTimer(
+            static state =>
+            {
+                var (engine, id) = ((SignallingEngine, RoomId))state!;
+                _ = engine.SealOnTimerAsync(id);
+            },
+            (this, room.Id),
+            due < TimeSpan.Zero ? TimeSpan.Zero : due,
+            Timeout.InfiniteTimeSpan);
+        _sealTimers[room.Id] = timer;
+    }
+
+    private async Task SealOnTimerAsync(RoomId room)
+    {
+        try
+        {
+            await SealRoomAsync(room).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // A timer callback must not throw.
+        catch (Exception exception)
+#pragma warning restore CA1031
+        {
+            Log.SealFailed(_logger, exception, room);
+        }
+    }
+
+    private static MemberRecord? FindAdmin(IReadOnlyList<MemberRecord> members, RoomRecord room)
+    {
+        foreach (var member in members)
+        {
+            if (member.Id == room.AdminMember)
+            {
+                return member;
+            }
+        }
+
+        return null;
+    }
+
+    private static MemberView ViewOf(MemberRecord member) => new()
+    {
+        Id = member.Id,
+        DisplayName = member.DisplayName,
+        Verified = member.IsVerified,
+        Admin = member.IsAdmin,
+        Status = member.Admission,
+        Online = member.ConnectionId is not null && member.ReadyAt is not null,
+        Epoch = member.Epoch,
+    };
+
+    private SignallingResult<T> Fail<T>(SignallingErrorCode code, string message)
+    {
+        _metrics.Error(code);
+        return SignallingResult<T>.Failure(code, message);
+    }
+
+    private static byte[] Serialize(ServerMessage message) => JsonSerializer.SerializeToUtf8Bytes(message, TalkiJsonContext.Default.ServerMessage);
+
+    private async ValueTask SendAsync(string connectionId, ServerMessage message, CancellationToken cancellationToken)
+    {
+        var outcome = await _push.PushAsync(connectionId, Serialize(message), cancellationToken).ConfigureAwait(false);
+        if (outcome == PushOutcome.Gone)
+        {
+            await DisconnectCoreAsync(connectionId, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask SendErrorAsync(string connectionId, SignallingErrorCode code, string message, string? correlationId, CancellationToken cancellationToken)
+    {
+        _metrics.Error(code);
+        Log.ClientError(_logger, code.ToWireName(), message);
+        _ = await _push.PushAsync(connectionId, Serialize(new ErrorMessage { Code = code, Message = message, Id = correlationId }), cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask TrySendInternalErrorAsync(string connectionId, string? correlationId, string reference)
+    {
+        _metrics.Error(SignallingErrorCode.Internal);
+        try
+        {
+            var error = new ErrorMessage { Code = SignallingErrorCode.Internal, Message = "An unexpected error occurred; quote the reference to the operator.", Id = correlationId, Reference = reference };
+            _ = await _push.PushAsync(connectionId, Serialize(error), CancellationToken.None).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // Best effort: the failure is logged already.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+    }
+
+    internal static string NewCorrelationId() => Activity.Current?.TraceId.ToHexString() ?? Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+
+    private readonly record struct MemberChange(MemberRecord? Before, MemberRecord? After);
+}
