@@ -333,14 +333,10 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         _metrics.ConnectionOpened();
         Log.MemberConnected(_logger, room.Id, member.Id, member.Epoch);
 
-        // A refresh: the previous connection is superseded. Close it and end its links.
+        // A refresh: the previous connection is superseded. Close it and end its links; its binding stays
+        // until its own disconnect, so anything it still sends is answered with stale_epoch.
         if (change.Before!.ConnectionId is { } previous && previous != connectionId)
         {
-            if (await _store.RemoveConnectionAsync(previous, cancellationToken).ConfigureAwait(false) is not null)
-            {
-                _metrics.ConnectionClosed();
-            }
-
             await _push.CloseAsync(previous, cancellationToken).ConfigureAwait(false);
             if (change.Before.ReadyAt is not null)
             {

@@ -1,0 +1,42 @@
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+// The Talki sample host: everything in one process with the embedded defaults
+// (in-memory rooms and sessions, the self-hosted WebSocket gateway) and a plain test page.
+var builder = WebApplication.CreateBuilder(args);
+if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ASPNETCORE_URLS")))
+{
+    // http://localhost is a secure context in browsers, so the Secure session cookie and WebRTC work.
+    builder.WebHost.UseUrls("http://localhost:5080");
+}
+
+builder.Services.AddTalkiSignalling(options =>
+{
+    var window = builder.Configuration["Talki:JoinWindowSeconds"];
+    if (int.TryParse(window, out var seconds))
+    {
+        options.JoinWindow = TimeSpan.FromSeconds(seconds);
+    }
+
+    options.IceServers.Add(new Talki.Signalling.Protocol.IceServer { Urls = ["stun:stun.l.google.com:19302"] });
+});
+
+var app = builder.Build();
+app.UseDefaultFiles();
+app.UseStaticFiles();
+app.MapTalkiSignalling();
+app.MapGet("/healthz", () => Results.Text("ok"));
+
+app.Lifetime.ApplicationStarted.Register(() =>
+{
+    var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+    foreach (var address in addresses)
+    {
+        Console.WriteLine($"Talki sample host listening on {address}");
+    }
+});
+
+app.Run();
+
+/// <summary>Makes the host reachable from integration tests.</summary>
+public partial class Program;

@@ -1,0 +1,65 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Talki.Signalling.Ports;
+using Talki.Signalling.Protocol;
+using Talki.Signalling.Server.Storage;
+
+namespace Talki.Signalling.Server.Tests.DependencyInjection;
+
+public sealed class AddTalkiSignallingTests
+{
+    [Fact]
+    public void Defaults_AreTheEmbeddedOnes()
+    {
+        using var provider = new ServiceCollection().AddLogging().AddTalkiSignalling().Services.BuildServiceProvider(validateScopes: true);
+        Assert.IsType<InMemoryRoomStore>(provider.GetRequiredService<IRoomStore>());
+        Assert.Equal("SelfHostedGateway", provider.GetRequiredService<IConnectionPush>().GetType().Name);
+        Assert.NotNull(provider.GetRequiredService<ISignallingEngine>());
+    }
+
+    [Fact]
+    public void CalledTwice_DoesNotStackRegistrations_ButAppliesBothConfigurations()
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddTalkiSignalling(o => o.JoinWindow = TimeSpan.FromMinutes(2));
+        var count = services.Count;
+        services.AddTalkiSignalling(o => o.TicketLifetime = TimeSpan.FromSeconds(10));
+        Assert.Equal(count + 1, services.Count); // only the second Configure
+        using var provider = services.BuildServiceProvider();
+        var options = provider.GetRequiredService<IOptions<TalkiSignallingOptions>>().Value;
+        Assert.Equal(TimeSpan.FromMinutes(2), options.JoinWindow);
+        Assert.Equal(TimeSpan.FromSeconds(10), options.TicketLifetime);
+    }
+
+    [Theory]
+    [InlineData("window")]
+    [InlineData("ticket")]
+    [InlineData("prefix")]
+    [InlineData("url")]
+    [InlineData("inbound")]
+    [InlineData("outbound")]
+    [InlineData("queue")]
+    [InlineData("ice")]
+    [InlineData("name")]
+    public void InvalidOptions_FailValidation(string which)
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddTalkiSignalling(o =>
+        {
+            switch (which)
+            {
+                case "window": o.JoinWindow = TimeSpan.FromSeconds(1); break;
+                case "ticket": o.TicketLifetime = TimeSpan.Zero; break;
+                case "prefix": o.Hosting.PathPrefix = "talki/"; break;
+                case "url": o.Hosting.PublicWebSocketUrl = new Uri("https://example.test/ws"); break;
+                case "inbound": o.Hosting.MaxInboundMessageBytes = 10; break;
+                case "outbound": o.Hosting.MaxOutboundMessageBytes = o.Hosting.MaxInboundMessageBytes; break;
+                case "queue": o.Hosting.OutboundQueueCapacity = 0; break;
+                case "ice": o.IceServers.Add(new IceServer { Urls = ["http://not-ice"] }); break;
+                case "name": o.MaxDisplayNameLength = 0; break;
+            }
+        });
+        using var provider = services.BuildServiceProvider();
+        Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<TalkiSignallingOptions>>().Value);
+    }
+}

@@ -1,0 +1,130 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+using Talki.Signalling.Ports;
+using Talki.Signalling.Protocol;
+using Talki.Signalling.Server.Engine;
+
+namespace Talki.Signalling.Server.Tests;
+
+/// <summary>Records every push and close, like a gateway that delivers everything.</summary>
+internal sealed class RecordingPush : IConnectionPush
+{
+    private readonly ConcurrentQueue<(string Connection, string Json)> _pushes = new();
+    private readonly ConcurrentDictionary<string, int> _closes = new();
+
+    /// <summary>Connections that answer <see cref="PushOutcome.Gone"/>.</summary>
+    public ConcurrentDictionary<string, bool> Gone { get; } = new();
+
+    public IReadOnlyList<(string Connection, string Json)> All => [.. _pushes];
+
+    public ValueTask<PushOutcome> PushAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    {
+        if (Gone.ContainsKey(connectionId))
+        {
+            return new(PushOutcome.Gone);
+        }
+
+        _pushes.Enqueue((connectionId, Encoding.UTF8.GetString(payload.Span)));
+        return new(PushOutcome.Delivered);
+    }
+
+    public ValueTask CloseAsync(string connectionId, CancellationToken cancellationToken = default)
+    {
+        _closes.AddOrUpdate(connectionId, 1, (_, n) => n + 1);
+        return ValueTask.CompletedTask;
+    }
+
+    public bool WasClosed(string connectionId) => _closes.ContainsKey(connectionId);
+
+    public IReadOnlyList<ServerMessage> To(string connectionId)
+        => [.. _pushes.Where(p => p.Connection == connectionId).Select(p => JsonSerializer.Deserialize(p.Json, TalkiJsonContext.Default.ServerMessage)!)];
+
+    public IReadOnlyList<T> To<T>(string connectionId) where T : ServerMessage => [.. To(connectionId).OfType<T>()];
+
+    public T Single<T>(string connectionId) where T : ServerMessage => Assert.Single(To<T>(connectionId));
+
+    public ErrorMessage LastError(string connectionId) => To<ErrorMessage>(connectionId).Last();
+
+    public void Clear() => _pushes.Clear();
+}
+
+/// <summary>The engine wired through DI as users wire it, with a fake clock and a recording push.</summary>
+internal sealed class EngineHarness : IDisposable
+{
+    private int _connections;
+
+    public EngineHarness(Action<TalkiSignallingOptions>? configure = null, Func<IServiceProvider, IRoomStore>? store = null)
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<TimeProvider>(Time);
+        services.AddSingleton<IConnectionPush>(Push);
+        services.AddLogging();
+        services.AddTalkiSignalling(configure);
+        if (store is not null)
+        {
+            services.AddSingleton(store);
+        }
+
+        Services = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
+        Engine = Services.GetRequiredService<ISignallingEngine>();
+    }
+
+    public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 11, 27, 12, 0, 0, TimeSpan.Zero));
+
+    public RecordingPush Push { get; } = new();
+
+    public ServiceProvider Services { get; }
+
+    public ISignallingEngine Engine { get; }
+
+    public SignallingEngine Concrete => (SignallingEngine)Engine;
+
+    public static CallerIdentity User(string name, bool verified = false) => new("user-" + name, name, verified);
+
+    public async Task<TicketGrant> CreateRoomAsync(CallerIdentity admin)
+        => (await Engine.CreateRoomAsync(admin)).Value;
+
+    public async Task<TicketGrant> JoinAsync(CallerIdentity user, RoomId room)
+        => (await Engine.IssueJoinTicketAsync(user, room)).Value;
+
+    public string NewConnectionId() => $"gw-conn-{Interlocked.Increment(ref _connections):D4}=";
+
+    /// <summary>Connects with the ticket and says hello; returns the connection id.</summary>
+    public async Task<string> ConnectAsync(TicketGrant grant, bool hello = true)
+    {
+        var connection = NewConnectionId();
+        Time.Advance(TimeSpan.FromMilliseconds(1)); // as on a real clock, no two connects share an instant
+        var result = await Engine.ConnectAsync(connection, grant.Ticket);
+        Assert.True(result.IsSuccess, result.ToString());
+        if (hello)
+        {
+            await SendAsync(connection, """{"type":"hello","version":1}""");
+        }
+
+        return connection;
+    }
+
+    public ValueTask SendAsync(string connection, string json) => Engine.HandleMessageAsync(connection, Encoding.UTF8.GetBytes(json));
+
+    /// <summary>Creates a room with an admin, and joins and admits the given members; all connected and live.</summary>
+    public async Task<(TicketGrant Admin, string AdminConnection, List<(TicketGrant Grant, string Connection)> Members)> RoomWithMembersAsync(params string[] names)
+    {
+        var admin = await CreateRoomAsync(User("admin-" + Guid.NewGuid().ToString("N")[..6]));
+        var adminConnection = await ConnectAsync(admin);
+        var members = new List<(TicketGrant, string)>();
+        foreach (var name in names)
+        {
+            var grant = await JoinAsync(User(name + "-" + Guid.NewGuid().ToString("N")[..6]), admin.Room);
+            var connection = await ConnectAsync(grant);
+            await SendAsync(adminConnection, $$$"""{"type":"admit","member":"{{{grant.Member}}}"}""");
+            members.Add((grant, connection));
+        }
+
+        return (admin, adminConnection, members);
+    }
+
+    public void Dispose() => Services.Dispose();
+}

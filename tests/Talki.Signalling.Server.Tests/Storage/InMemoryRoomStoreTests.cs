@@ -1,0 +1,88 @@
+using Microsoft.Extensions.Time.Testing;
+using Talki.Signalling.Server.Storage;
+
+namespace Talki.Signalling.Server.Tests.Storage;
+
+public sealed class InMemoryRoomStoreTests
+{
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+
+    private (RoomRecord Room, MemberRecord Admin) NewRoom()
+    {
+        var now = _time.GetUtcNow();
+        var room = new RoomRecord(RoomId.New(), MemberId.New(), now, now.AddMinutes(5), now.AddMinutes(15));
+        var admin = new MemberRecord { Room = room.Id, Id = room.AdminMember, UserId = "u-admin", DisplayName = "Ada", IsAdmin = true, Admission = AdmissionStatus.Admitted };
+        return (room, admin);
+    }
+
+    [Fact]
+    public async Task TryUpdateMember_StaleVersion_Loses()
+    {
+        using var store = new InMemoryRoomStore(_time);
+        var (room, admin) = NewRoom();
+        await store.CreateRoomAsync(room, admin);
+
+        var first = await store.TryUpdateMemberAsync(admin with { DisplayName = "A1" });
+        var second = await store.TryUpdateMemberAsync(admin with { DisplayName = "A2" });
+
+        Assert.Equal(1, first!.Version);
+        Assert.Null(second);
+        Assert.Equal("A1", (await store.GetMemberAsync(room.Id, admin.Id))!.DisplayName);
+    }
+
+    [Fact]
+    public async Task TryAddMember_SameUserTwice_SecondIsRefused()
+    {
+        using var store = new InMemoryRoomStore(_time);
+        var (room, admin) = NewRoom();
+        await store.CreateRoomAsync(room, admin);
+        var bob = new MemberRecord { Room = room.Id, Id = MemberId.New(), UserId = "u-bob", DisplayName = "Bob" };
+
+        Assert.True(await store.TryAddMemberAsync(bob));
+        Assert.False(await store.TryAddMemberAsync(bob with { Id = MemberId.New() }));
+        Assert.Equal(bob.Id, (await store.FindMemberByUserAsync(room.Id, "u-bob"))!.Id);
+        Assert.Equal(2, (await store.ListMembersAsync(room.Id)).Count);
+    }
+
+    [Fact]
+    public async Task Reads_AfterExpiry_SeeNothing_AndPurgeDropsIt()
+    {
+        using var store = new InMemoryRoomStore(_time);
+        var (room, admin) = NewRoom();
+        await store.CreateRoomAsync(room, admin);
+        await store.PutConnectionAsync(new ConnectionRecord("c1", room.Id, admin.Id, 1, room.ExpiresAt));
+        await store.StoreTicketAsync(new TicketRecord("h1", room.Id, admin.Id, _time.GetUtcNow().AddSeconds(30)));
+
+        _time.Advance(TimeSpan.FromMinutes(15));
+
+        Assert.Null(await store.GetRoomAsync(room.Id));
+        Assert.Null(await store.GetMemberAsync(room.Id, admin.Id));
+        Assert.Empty(await store.ListMembersAsync(room.Id));
+        Assert.Null(await store.GetConnectionAsync("c1"));
+        Assert.False(await store.TryAddMemberAsync(admin with { Id = MemberId.New(), UserId = "u2" }));
+        Assert.Equal(0, store.RoomCount); // the purge timer ran on the fake clock
+        Assert.Equal(0, store.TicketCount);
+    }
+
+    [Fact]
+    public async Task ConsumeTicket_IsSingleUseUnderConcurrency()
+    {
+        using var store = new InMemoryRoomStore(_time);
+        var (room, admin) = NewRoom();
+        await store.CreateRoomAsync(room, admin);
+        await store.StoreTicketAsync(new TicketRecord("h1", room.Id, admin.Id, _time.GetUtcNow().AddSeconds(30)));
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => Task.Run(async () => await store.ConsumeTicketAsync("h1"))));
+
+        Assert.Single(results, r => r is not null);
+    }
+
+    [Fact]
+    public async Task CreateRoom_DuplicateId_Throws()
+    {
+        using var store = new InMemoryRoomStore(_time);
+        var (room, admin) = NewRoom();
+        await store.CreateRoomAsync(room, admin);
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await store.CreateRoomAsync(room, admin));
+    }
+}
