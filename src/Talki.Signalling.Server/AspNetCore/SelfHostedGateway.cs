@@ -6,6 +6,8 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Talki.Signalling.Ports;
@@ -38,6 +40,9 @@ internal sealed class SelfHostedGateway : IConnectionPush
 
     /// <summary>Gets the number of open connections.</summary>
     internal int ConnectionCount => _connections.Count;
+
+    /// <summary>Gets the ids of the open connections (for tests that prove they never reach a client).</summary>
+    internal IReadOnlyCollection<string> ConnectionIds => [.. _connections.Keys];
 
     public ValueTask<PushOutcome> PushAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
@@ -101,6 +106,8 @@ internal sealed class SelfHostedGateway : IConnectionPush
         using var connection = new GatewayConnection(socket, _options, _time, _logger);
         _connections[connectionId] = connection;
         Log.GatewayConnectionOpened(_logger);
+        var stopping = context.RequestServices.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
+        using var onStopping = stopping.Register(static state => ((GatewayConnection)state!).RequestClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down"), connection);
         try
         {
             await connection.RunAsync(connectionId, engine).ConfigureAwait(false);

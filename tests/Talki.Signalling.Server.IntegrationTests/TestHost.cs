@@ -1,0 +1,345 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
+using Talki.Signalling.Http;
+using Talki.Signalling.Protocol;
+using Talki.Signalling.Server.AspNetCore;
+
+namespace Talki.Signalling.Server.IntegrationTests;
+
+/// <summary>The sample host's composition (AddTalkiSignalling + MapTalkiSignalling) on Kestrel at 127.0.0.1 on a free port, with a fake clock.</summary>
+internal sealed class TestHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly HashSet<string> _seenConnectionIds = new(StringComparer.Ordinal);
+
+    private TestHost(WebApplication app, FakeTimeProvider time)
+    {
+        _app = app;
+        Time = time;
+        BaseAddress = new Uri(app.Urls.Single());
+    }
+
+    public FakeTimeProvider Time { get; }
+
+    public Uri BaseAddress { get; }
+
+    public SelfHostedGateway Gateway => _app.Services.GetRequiredService<SelfHostedGateway>();
+
+    /// <summary>Gets every gateway connection id seen by <see cref="RecordConnectionIds"/>.</summary>
+    public IReadOnlyCollection<string> SeenConnectionIds
+    {
+        get
+        {
+            lock (_seenConnectionIds)
+            {
+                return [.. _seenConnectionIds];
+            }
+        }
+    }
+
+    public static async Task<TestHost> StartAsync(Action<TalkiSignallingOptions>? configure = null)
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton<TimeProvider>(time);
+        builder.Services.AddTalkiSignalling(configure);
+        var app = builder.Build();
+        app.MapTalkiSignalling();
+        await app.StartAsync();
+        return new TestHost(app, time);
+    }
+
+    public void RecordConnectionIds()
+    {
+        lock (_seenConnectionIds)
+        {
+            _seenConnectionIds.UnionWith(Gateway.ConnectionIds);
+        }
+    }
+
+    public async Task<TalkiUser> SignInAsync(string name)
+    {
+        var user = new TalkiUser(this);
+        var response = await user.PostAsync("/talki/session/anonymous", new AnonymousSignInRequest { DisplayName = name });
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return user;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
+
+/// <summary>A signed-in user: an HTTP client that carries the session cookie by hand (the cookie is Secure; the test host is plain HTTP).</summary>
+internal sealed class TalkiUser : IDisposable
+{
+    private readonly TestHost _host;
+    private readonly HttpClient _http;
+
+    public TalkiUser(TestHost host)
+    {
+        _host = host;
+        _http = new HttpClient(new SocketsHttpHandler { UseCookies = false }) { BaseAddress = host.BaseAddress };
+    }
+
+    public string? Cookie { get; set; }
+
+    public List<string> HttpBodies { get; } = [];
+
+    public async Task<HttpResponseMessage> PostAsync(string path, object? body = null, string contentType = "application/json")
+    {
+        var json = body switch
+        {
+            null => "{}",
+            AnonymousSignInRequest r => JsonSerializer.Serialize(r, TalkiJsonContext.Default.AnonymousSignInRequest),
+            string s => s,
+            _ => throw new ArgumentException("Unsupported body", nameof(body)),
+        };
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(json, Encoding.UTF8, contentType) };
+        return await SendAsync(request);
+    }
+
+    public async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request)
+    {
+        if (Cookie is not null)
+        {
+            request.Headers.Add("Cookie", Cookie);
+        }
+
+        var response = await _http.SendAsync(request);
+        if (response.Headers.TryGetValues("Set-Cookie", out var setCookies))
+        {
+            SetCookieHeaders = [.. setCookies];
+            var session = setCookies.FirstOrDefault(c => c.StartsWith("talki.session=", StringComparison.Ordinal));
+            if (session is not null)
+            {
+                Cookie = session.Split(';')[0];
+            }
+        }
+
+        HttpBodies.Add(await response.Content.ReadAsStringAsync());
+        return response;
+    }
+
+    public IReadOnlyList<string> SetCookieHeaders { get; private set; } = [];
+
+    public async Task<TicketResponse> CreateRoomAsync()
+    {
+        var response = await PostAsync("/talki/rooms");
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync(TalkiJsonContext.Default.TicketResponse))!;
+    }
+
+    public async Task<TicketResponse> JoinAsync(RoomId room)
+    {
+        var response = await PostAsync($"/talki/rooms/{room}/tickets");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync(TalkiJsonContext.Default.TicketResponse))!;
+    }
+
+    public async Task<ErrorResponse> JoinExpectingErrorAsync(RoomId room, HttpStatusCode status)
+    {
+        var response = await PostAsync($"/talki/rooms/{room}/tickets");
+        Assert.Equal(status, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync(TalkiJsonContext.Default.ErrorResponse))!;
+    }
+
+    /// <summary>Opens the WebSocket with the ticket, says hello and waits for the welcome.</summary>
+    public async Task<TestSocket> ConnectAsync(TicketResponse ticket)
+    {
+        var socket = await TestSocket.OpenAsync(ticket.WebSocketUrl);
+        _host.Time.Advance(TimeSpan.FromMilliseconds(1)); // as on a real clock, no two hellos share an instant
+        await socket.SendAsync("""{"type":"hello","version":1}""");
+        socket.Welcome = await socket.ExpectAsync<WelcomeMessage>();
+        _host.RecordConnectionIds(); // registered by now: the welcome was pushed through it
+        return socket;
+    }
+
+    public void Dispose() => _http.Dispose();
+}
+
+/// <summary>A real WebSocket client that records every frame it receives.</summary>
+internal sealed class TestSocket : IAsyncDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(15);
+    private readonly ClientWebSocket _socket;
+    private readonly Channel<string> _frames = Channel.CreateUnbounded<string>();
+    private readonly List<string> _all = [];
+    private readonly Task _receiving;
+    private int _pings;
+
+    private TestSocket(ClientWebSocket socket)
+    {
+        _socket = socket;
+        _receiving = ReceiveAsync();
+    }
+
+    public WelcomeMessage? Welcome { get; set; }
+
+    public IReadOnlyList<string> AllFrames
+    {
+        get
+        {
+            lock (_all)
+            {
+                return [.. _all];
+            }
+        }
+    }
+
+    public WebSocketCloseStatus? CloseStatus => _socket.CloseStatus;
+
+    public string? CloseDescription => _socket.CloseStatusDescription;
+
+    public static async Task<TestSocket> OpenAsync(Uri url)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        await socket.ConnectAsync(url, CancellationToken.None);
+        return new TestSocket(socket);
+    }
+
+    /// <summary>Tries to open a socket and returns the HTTP status of the refused upgrade.</summary>
+    public static async Task<HttpStatusCode> RefusedStatusAsync(Uri url)
+    {
+        using var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        await Assert.ThrowsAsync<WebSocketException>(() => socket.ConnectAsync(url, CancellationToken.None));
+        return socket.HttpStatusCode;
+    }
+
+    public Task SendAsync(string json) => _socket.SendAsync(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text, true, CancellationToken.None);
+
+    public Task SendBytesAsync(byte[] bytes, WebSocketMessageType type) => _socket.SendAsync(bytes, type, true, CancellationToken.None);
+
+    /// <summary>Reads frames until one of type <typeparamref name="T"/> (matching <paramref name="match"/>) arrives; other frames are skipped.</summary>
+    public async Task<T> ExpectAsync<T>(Func<T, bool>? match = null) where T : ServerMessage
+    {
+        using var cts = new CancellationTokenSource(Timeout);
+        var skipped = new List<string>();
+        try
+        {
+            while (true)
+            {
+                var json = await _frames.Reader.ReadAsync(cts.Token);
+                if (JsonSerializer.Deserialize(json, TalkiJsonContext.Default.ServerMessage) is T message && (match?.Invoke(message) ?? true))
+                {
+                    return message;
+                }
+
+                skipped.Add(json);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"No {typeof(T).Name} arrived. Skipped: {string.Join(" | ", skipped)}");
+        }
+        catch (ChannelClosedException)
+        {
+            throw new InvalidOperationException($"The socket closed ({CloseStatus} {CloseDescription}) before a {typeof(T).Name} arrived. Skipped: {string.Join(" | ", skipped)}");
+        }
+    }
+
+    /// <summary>
+    /// Ping-pong: when it returns, everything the server had queued for this socket before the ping has been
+    /// received, and everything else in the channel before the pong is returned (unread until now).
+    /// </summary>
+    public async Task<IReadOnlyList<ServerMessage>> DrainAsync()
+    {
+        var id = "barrier-" + Interlocked.Increment(ref _pings);
+        await SendAsync($$$"""{"type":"ping","id":"{{{id}}}"}""");
+        var before = new List<ServerMessage>();
+        using var cts = new CancellationTokenSource(Timeout);
+        while (true)
+        {
+            var json = await _frames.Reader.ReadAsync(cts.Token);
+            var message = JsonSerializer.Deserialize(json, TalkiJsonContext.Default.ServerMessage)!;
+            if (message is PongMessage pong && pong.Id == id)
+            {
+                return before;
+            }
+
+            before.Add(message);
+        }
+    }
+
+    public async Task WaitClosedAsync()
+    {
+        await _receiving.WaitAsync(Timeout);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_socket.State == WebSocketState.Open)
+        {
+            try
+            {
+                await _socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, new CancellationTokenSource(TimeSpan.FromSeconds(5)).Token);
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException)
+            {
+            }
+        }
+
+        await _receiving.WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { }, TaskScheduler.Default);
+        _socket.Dispose();
+    }
+
+    private async Task ReceiveAsync()
+    {
+        var buffer = new byte[256 * 1024];
+        try
+        {
+            while (true)
+            {
+                var total = 0;
+                ValueWebSocketReceiveResult result;
+                do
+                {
+                    result = await _socket.ReceiveAsync(buffer.AsMemory(total), CancellationToken.None);
+                    total += result.Count;
+                }
+                while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close);
+
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    if (_socket.State == WebSocketState.CloseReceived)
+                    {
+                        await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+                    }
+
+                    return;
+                }
+
+                var json = Encoding.UTF8.GetString(buffer, 0, total);
+                lock (_all)
+                {
+                    _all.Add(json);
+                }
+
+                await _frames.Writer.WriteAsync(json);
+            }
+        }
+        catch (WebSocketException)
+        {
+        }
+        finally
+        {
+            _frames.Writer.TryComplete();
+        }
+    }
+}
