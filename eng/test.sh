@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs every test of the repository and ends with one line CI reads:
+#   tests: N passed, N failed, N skipped
+# Exits non-zero when anything failed (or nothing ran).
+#
+# It installs and starts what the tests need and stops what it started. Today the suites need only
+# the .NET SDK (they start their own Kestrel hosts on 127.0.0.1 with free ports); services that later
+# suites need (Chromium, redis-server, coturn, dynalite) are installed here, not assumed.
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+configuration="${CONFIGURATION:-Debug}"
+results="$root/artifacts/test-results"
+rm -rf "$results"
+mkdir -p "$results"
+
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "eng/test.sh: the .NET 10 SDK (dotnet) is required" >&2
+  echo "tests: 0 passed, 1 failed, 0 skipped"
+  exit 1
+fi
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]:-}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+echo "== restore and build ($configuration)"
+if ! dotnet build Talki.Signalling.slnx -c "$configuration" -nologo -v minimal; then
+  echo "tests: 0 passed, 1 failed, 0 skipped"
+  exit 1
+fi
+
+test_exit=0
+for project in $(find tests -name '*Tests.csproj' | sort); do
+  name="$(basename "$project" .csproj)"
+  echo "== test $name"
+  dotnet test "$project" -c "$configuration" --no-build -nologo \
+    --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" \
+    --results-directory "$results" || test_exit=$?
+done
+
+passed=0 failed=0 skipped=0 files=0
+shopt -s nullglob
+for trx in "$results"/*.trx; do
+  files=$((files + 1))
+  counters="$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)"
+  value() { printf '%s' "$counters" | sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p"; }
+  passed=$((passed + $(value passed)))
+  failed=$((failed + $(value failed) + $(value error) + $(value timeout) + $(value aborted)))
+  skipped=$((skipped + $(value notExecuted)))
+done
+
+if [ "$files" -eq 0 ] || { [ "$test_exit" -ne 0 ] && [ "$failed" -eq 0 ]; }; then
+  # A crashed test host leaves no (or an incomplete) TRX: count it as a failure.
+  failed=$((failed + 1))
+fi
+
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] && [ "$test_exit" -eq 0 ]
