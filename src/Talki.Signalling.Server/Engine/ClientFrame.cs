@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using System.Text.Unicode;
 
@@ -75,6 +76,24 @@ internal readonly struct ClientFrame
             return Malformed("The message is not valid UTF-8.", null);
         }
 
+        // The ranges found in the blanked copy point at the same bytes of the original.
+        var blanked = JsonEscapes.BlankLongEscapedStrings(utf8);
+        try
+        {
+            return ParseValidUtf8(blanked is null ? utf8 : blanked.AsSpan(0, utf8.Length));
+        }
+        finally
+        {
+            if (blanked is not null)
+            {
+                ArrayPool<byte>.Shared.Return(blanked);
+            }
+        }
+    }
+
+    /// <summary>Parses without the escape pre-pass (the reference the pre-pass must agree with).</summary>
+    internal static ClientFrame ParseValidUtf8(ReadOnlySpan<byte> utf8)
+    {
         string? correlationId = null;
         try
         {

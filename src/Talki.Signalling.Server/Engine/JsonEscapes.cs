@@ -1,0 +1,137 @@
+using System.Buffers;
+
+namespace Talki.Signalling.Server.Engine;
+
+/// <summary>
+/// Makes long escaped strings cheap to validate. <see cref="System.Text.Json.Utf8JsonReader"/> checks a
+/// string byte by byte from its first backslash on (an SDP has one every ~40 bytes), so for strings longer
+/// than <see cref="LongString"/> this pass validates the escapes itself with vectorised searches and hands
+/// the reader a copy in which those escapes are replaced by plain letters of the same length. Byte ranges
+/// found in the copy therefore point at the same values in the original, which is what gets relayed.
+/// </summary>
+/// <remarks>
+/// Only strings the engine never interprets can be that long (ids, types and keys are at most 64 bytes),
+/// so the substitution changes no decision; short strings keep their escapes. Anything unexpected (an
+/// invalid escape, a raw control character, an unterminated string) abandons the copy, so the reader
+/// reports the error on the original exactly as it would without this pass.
+/// </remarks>
+internal static class JsonEscapes
+{
+    /// <summary>Strings longer than this many bytes get their escapes validated here.</summary>
+    public const int LongString = 256;
+
+    /// <summary>
+    /// Returns a copy (rented from <see cref="ArrayPool{T}.Shared"/>; the caller returns it) with the escapes of
+    /// long strings blanked, or <see langword="null"/> when there is nothing to blank or the JSON is invalid
+    /// (then the reader, on the original, reports the error).
+    /// </summary>
+    public static byte[]? BlankLongEscapedStrings(ReadOnlySpan<byte> json)
+    {
+        if (json.Length <= LongString || json.IndexOf((byte)'\\') < 0)
+        {
+            return null;
+        }
+
+        var copy = ArrayPool<byte>.Shared.Rent(json.Length);
+        json.CopyTo(copy);
+        var target = copy.AsSpan(0, json.Length);
+        var blankedAny = false;
+        var i = 0;
+        while (true)
+        {
+            var open = json[i..].IndexOf((byte)'"');
+            if (open < 0)
+            {
+                break;
+            }
+
+            var start = i + open + 1;
+            var end = BlankString(json, target, start, out var escaped);
+            if (end < 0)
+            {
+                ArrayPool<byte>.Shared.Return(copy);
+                return null;
+            }
+
+            if (escaped)
+            {
+                if (end - start > LongString)
+                {
+                    blankedAny = true;
+                }
+                else
+                {
+                    // Short strings may be interpreted (ids, types): keep their escapes for the reader.
+                    json[start..end].CopyTo(target[start..]);
+                }
+            }
+
+            i = end + 1;
+        }
+
+        if (!blankedAny)
+        {
+            ArrayPool<byte>.Shared.Return(copy);
+            return null;
+        }
+
+        return copy;
+    }
+
+    /// <summary>
+    /// Finds the closing quote of the string whose content starts at <paramref name="start"/>, validating and
+    /// blanking (in <paramref name="target"/>) its escapes; -1 when the string is invalid or unterminated.
+    /// </summary>
+    private static int BlankString(ReadOnlySpan<byte> json, Span<byte> target, int start, out bool escaped)
+    {
+        escaped = false;
+        var i = start;
+        while (true)
+        {
+            var at = json[i..].IndexOfAny((byte)'"', (byte)'\\');
+            if (at < 0)
+            {
+                return -1;
+            }
+
+            i += at;
+            if (json[i] == (byte)'"')
+            {
+                // Raw control characters are not allowed in a string: one vectorised check of the whole content.
+                return json[start..i].IndexOfAnyInRange((byte)0, (byte)0x1F) < 0 ? i : -1;
+            }
+
+            // Escapes come in runs (\r\n): take the whole run without searching again.
+            do
+            {
+                var length = EscapeLength(json[i..]);
+                if (length == 0)
+                {
+                    return -1;
+                }
+
+                target.Slice(i, length).Fill((byte)'x');
+                escaped = true;
+                i += length;
+            }
+            while (i < json.Length && json[i] == (byte)'\\');
+        }
+    }
+
+    /// <summary>The length of the valid escape sequence at the start of <paramref name="escape"/>, or 0.</summary>
+    private static int EscapeLength(ReadOnlySpan<byte> escape)
+    {
+        if (escape.Length < 2)
+        {
+            return 0;
+        }
+
+        return escape[1] switch
+        {
+            (byte)'"' or (byte)'\\' or (byte)'/' or (byte)'b' or (byte)'f' or (byte)'n' or (byte)'r' or (byte)'t' => 2,
+            (byte)'u' when escape.Length >= 6 && char.IsAsciiHexDigit((char)escape[2]) && char.IsAsciiHexDigit((char)escape[3])
+                && char.IsAsciiHexDigit((char)escape[4]) && char.IsAsciiHexDigit((char)escape[5]) => 6,
+            _ => 0,
+        };
+    }
+}
