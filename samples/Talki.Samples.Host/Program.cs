@@ -12,13 +12,16 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(
 
 builder.Services.AddTalkiSignalling(options =>
 {
-    var window = builder.Configuration["Talki:JoinWindowSeconds"];
-    if (int.TryParse(window, out var seconds))
+    if (int.TryParse(builder.Configuration["Talki:JoinWindowSeconds"], out var seconds))
     {
         options.JoinWindow = TimeSpan.FromSeconds(seconds);
     }
 
-    options.IceServers.Add(new Talki.Signalling.Protocol.IceServer { Urls = ["stun:stun.l.google.com:19302"] });
+    // STUN/TURN servers handed to browsers in the welcome (appsettings.json, Talki:IceServers).
+    foreach (var url in builder.Configuration.GetSection("Talki:IceServers").Get<string[]>() ?? [])
+    {
+        options.IceServers.Add(new Talki.Signalling.Protocol.IceServer { Urls = [url] });
+    }
 });
 
 var app = builder.Build();

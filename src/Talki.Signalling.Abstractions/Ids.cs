@@ -163,3 +163,58 @@ internal sealed class MemberIdJsonConverter : JsonConverter<MemberId>
 
     public override void Write(Utf8JsonWriter writer, MemberId value, JsonSerializerOptions options) => writer.WriteStringValue(value.Value);
 }
+
+/// <summary>
+/// A one-time ticket: 256 random bits in base64url (43 characters). The ticket is a secret held only by the
+/// member it was issued to; stores keep its <see cref="ComputeHash">hash</see>. <see cref="ToString"/> is
+/// redacted so that a ticket never ends up in a log by accident; use <see cref="Value"/> to send it.
+/// </summary>
+public readonly record struct TicketId
+{
+    /// <summary>The length of a ticket's text.</summary>
+    public const int Length = 43;
+
+    private const int RandomBytes = 32;
+
+    private readonly string? _value;
+
+    private TicketId(string value) => _value = value;
+
+    /// <summary>Gets the ticket's secret text (empty for <c>default</c>).</summary>
+    public string Value => _value ?? string.Empty;
+
+    /// <summary>Creates a new random ticket.</summary>
+    /// <returns>The ticket.</returns>
+    public static TicketId New() => new(IdText.NewRandom(RandomBytes));
+
+    /// <summary>Parses a ticket received from outside (checks its form, not whether it was issued).</summary>
+    /// <param name="text">The text to parse.</param>
+    /// <param name="ticket">The ticket, when the text is well-formed.</param>
+    /// <returns><see langword="true"/> when <paramref name="text"/> has the form of a ticket.</returns>
+    public static bool TryParse(string? text, out TicketId ticket)
+    {
+        ticket = text is { Length: Length } && Base64Url.IsValid(text) ? new TicketId(text) : default;
+        return ticket._value is not null;
+    }
+
+    /// <summary>Computes the SHA-256 hash (base64url) under which stores keep the ticket.</summary>
+    /// <returns>The hash.</returns>
+    /// <exception cref="InvalidOperationException">The ticket is <c>default</c>.</exception>
+    public string ComputeHash()
+    {
+        if (_value is null)
+        {
+            throw new InvalidOperationException("A default ticket has no hash.");
+        }
+
+        Span<byte> ascii = stackalloc byte[Length];
+        var written = System.Text.Encoding.ASCII.GetBytes(_value, ascii);
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(ascii[..written], hash);
+        return Base64Url.EncodeToString(hash);
+    }
+
+    /// <summary>Returns a redacted text: tickets are secrets.</summary>
+    /// <returns><c>TicketId(redacted)</c>.</returns>
+    public override string ToString() => "TicketId(redacted)";
+}

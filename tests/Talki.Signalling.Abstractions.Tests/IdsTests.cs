@@ -57,3 +57,36 @@ public sealed class IdsTests
         Assert.Null(result.Error);
     }
 }
+
+public sealed class TicketIdTests
+{
+    [Fact]
+    public void New_Is256BitBase64Url_AndParses()
+    {
+        var ticket = TicketId.New();
+        Assert.Equal(TicketId.Length, ticket.Value.Length);
+        Assert.True(TicketId.TryParse(ticket.Value, out var parsed));
+        Assert.Equal(ticket, parsed);
+        Assert.NotEqual(ticket, TicketId.New());
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    [InlineData("short")]
+    [InlineData("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")]
+    [InlineData("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA+")]
+    public void TryParse_Malformed_IsRefused(string? text) => Assert.False(TicketId.TryParse(text, out _));
+
+    [Fact]
+    public void ToString_IsRedacted_AndHashIsStableAndDifferent()
+    {
+        var ticket = TicketId.New();
+        Assert.DoesNotContain(ticket.Value, ticket.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(ticket.Value, $"{ticket}", StringComparison.Ordinal);
+        Assert.Equal(ticket.ComputeHash(), ticket.ComputeHash());
+        Assert.NotEqual(ticket.Value, ticket.ComputeHash());
+        Assert.Equal(43, ticket.ComputeHash().Length);
+        Assert.Throws<InvalidOperationException>(() => default(TicketId).ComputeHash());
+    }
+}

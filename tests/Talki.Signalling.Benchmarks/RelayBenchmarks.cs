@@ -68,9 +68,9 @@ public class RelayBenchmarks
         // Alice creates the room (admin); Bob asks to join; both connect and say hello; Alice admits Bob.
         var alice = Ok(_engine.CreateRoomAsync(new CallerIdentity("u1", "Alice", false)));
         var bob = Ok(_engine.IssueJoinTicketAsync(new CallerIdentity("u2", "Bob", false), alice.Room));
-        var aliceConnection = Ok(_engine.ConnectAsync(SenderConnection, alice.Ticket));
+        var aliceConnection = Ok(_engine.ConnectAsync(SenderConnection, alice.Ticket.Value));
         Handle(SenderConnection, """{"type":"hello","id":"h1","version":1}""");
-        var bobConnection = Ok(_engine.ConnectAsync(TargetConnection, bob.Ticket));
+        var bobConnection = Ok(_engine.ConnectAsync(TargetConnection, bob.Ticket.Value));
         Handle(TargetConnection, """{"type":"hello","id":"h2","version":1}""");
         Handle(SenderConnection, $$"""{"type":"admit","id":"a1","member":"{{bob.Member.Value}}"}""");
 

@@ -97,7 +97,7 @@ internal sealed class EngineHarness : IDisposable
     {
         var connection = NewConnectionId();
         Time.Advance(TimeSpan.FromMilliseconds(1)); // as on a real clock, no two connects share an instant
-        var result = await Engine.ConnectAsync(connection, grant.Ticket);
+        var result = await Engine.ConnectAsync(connection, grant.Ticket.Value);
         Assert.True(result.IsSuccess, result.ToString());
         if (hello)
         {

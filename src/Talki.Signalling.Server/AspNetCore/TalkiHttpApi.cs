@@ -1,4 +1,5 @@
 using System.Buffers.Text;
+using System.Diagnostics;
 using System.Globalization;
 using System.Security.Claims;
 using System.Security.Cryptography;
@@ -37,19 +38,21 @@ internal sealed class TalkiHttpApi
         _logger = logger;
     }
 
-    public static Task SignInAnonymous(HttpContext context) => Run(context, static (api, ctx) => api.SignInAnonymousAsync(ctx), requireJson: true);
+    public static Task SignInAnonymous(HttpContext context) => Run(context, "talki.http.sign_in", static (api, ctx) => api.SignInAnonymousAsync(ctx), requireJson: true);
 
-    public static Task GetSession(HttpContext context) => Run(context, static (api, ctx) => api.GetSessionAsync(ctx), requireJson: false);
+    public static Task GetSession(HttpContext context) => Run(context, "talki.http.get_session", static (api, ctx) => api.GetSessionAsync(ctx), requireJson: false);
 
-    public static Task SignOut(HttpContext context) => Run(context, static (_, ctx) => SignOutAsync(ctx), requireJson: true);
+    public static Task SignOut(HttpContext context) => Run(context, "talki.http.sign_out", static (_, ctx) => SignOutAsync(ctx), requireJson: true);
 
-    public static Task CreateRoom(HttpContext context) => Run(context, static (api, ctx) => api.CreateRoomAsync(ctx), requireJson: true);
+    public static Task CreateRoom(HttpContext context) => Run(context, "talki.http.create_room", static (api, ctx) => api.CreateRoomAsync(ctx), requireJson: true);
 
-    public static Task JoinRoom(HttpContext context) => Run(context, static (api, ctx) => api.JoinRoomAsync(ctx), requireJson: true);
+    public static Task JoinRoom(HttpContext context) => Run(context, "talki.http.join_room", static (api, ctx) => api.JoinRoomAsync(ctx), requireJson: true);
 
-    private static async Task Run(HttpContext context, Func<TalkiHttpApi, HttpContext, Task> handler, bool requireJson)
+    private static async Task Run(HttpContext context, string operation, Func<TalkiHttpApi, HttpContext, Task> handler, bool requireJson)
     {
         var api = context.RequestServices.GetRequiredService<TalkiHttpApi>();
+        using var activity = SignallingActivity.Source.StartActivity(operation, ActivityKind.Internal);
+        activity?.SetTag(TalkiDiagnostics.CorrelationIdTag, context.TraceIdentifier);
         context.Response.Headers.CacheControl = "no-store";
         if (requireJson && !context.Request.HasJsonContentType())
         {
@@ -81,7 +84,6 @@ internal sealed class TalkiHttpApi
 
     private async Task SignInAnonymousAsync(HttpContext context)
     {
-        using var activity = SignallingActivity.Source.StartActivity("talki.session.sign_in");
         var request = await ReadBodyAsync(context).ConfigureAwait(false);
         var name = request?.DisplayName?.Trim();
         if (string.IsNullOrEmpty(name) || name.Length > _options.MaxDisplayNameLength || name.Any(char.IsControl))
@@ -188,7 +190,7 @@ internal sealed class TalkiHttpApi
             Room = grant.Room,
             Member = grant.Member,
             Admin = grant.IsAdmin,
-            Ticket = grant.Ticket,
+            Ticket = grant.Ticket.Value,
             TicketExpiresAt = grant.ExpiresAt,
             SealsAt = grant.SealsAt,
             WebSocketUrl = WebSocketUrlFor(context.Request, grant.Ticket),
@@ -196,9 +198,9 @@ internal sealed class TalkiHttpApi
         await context.Response.WriteAsJsonAsync(response, TalkiJsonContext.Default.TicketResponse).ConfigureAwait(false);
     }
 
-    private Uri WebSocketUrlFor(HttpRequest request, string ticket)
+    private Uri WebSocketUrlFor(HttpRequest request, TicketId ticket)
     {
-        var query = string.Create(CultureInfo.InvariantCulture, $"v={ProtocolVersion.Current}&ticket={Uri.EscapeDataString(ticket)}");
+        var query = string.Create(CultureInfo.InvariantCulture, $"v={ProtocolVersion.Current}&ticket={ticket.Value}");
         if (_options.Hosting.PublicWebSocketUrl is { } configured)
         {
             var builder = new UriBuilder(configured);

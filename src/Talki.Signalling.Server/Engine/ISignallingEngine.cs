@@ -49,7 +49,7 @@ public interface ISignallingEngine
 /// <param name="Ticket">The ticket to put in the WebSocket URL's query string.</param>
 /// <param name="ExpiresAt">When the ticket stops being valid.</param>
 /// <param name="SealsAt">When the room's join window closes.</param>
-public sealed record TicketGrant(RoomId Room, MemberId Member, bool IsAdmin, string Ticket, DateTimeOffset ExpiresAt, DateTimeOffset SealsAt);
+public sealed record TicketGrant(RoomId Room, MemberId Member, bool IsAdmin, TicketId Ticket, DateTimeOffset ExpiresAt, DateTimeOffset SealsAt);
 
 /// <summary>An authorized gateway connection.</summary>
 /// <param name="Room">The room.</param>

@@ -283,9 +283,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
     private async ValueTask<SignallingResult<TicketGrant>> IssueTicketAsync(RoomRecord room, MemberRecord member, CancellationToken cancellationToken)
     {
-        var ticket = Tickets.New();
+        var ticket = TicketId.New();
         var expiresAt = _time.GetUtcNow() + _options.TicketLifetime;
-        await _store.StoreTicketAsync(new TicketRecord(Tickets.HashOf(ticket)!, room.Id, member.Id, expiresAt), cancellationToken).ConfigureAwait(false);
+        await _store.StoreTicketAsync(new TicketRecord(ticket.ComputeHash(), room.Id, member.Id, expiresAt), cancellationToken).ConfigureAwait(false);
         _metrics.TicketIssued();
         Log.TicketIssued(_logger, room.Id, member.Id);
         return new TicketGrant(room.Id, member.Id, member.IsAdmin, ticket, expiresAt, room.SealsAt);
@@ -293,8 +293,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
     private async ValueTask<SignallingResult<ConnectionGrant>> ConnectCoreAsync(string connectionId, string? ticket, CancellationToken cancellationToken)
     {
-        var hash = Tickets.HashOf(ticket);
-        var record = hash is null ? null : await _store.ConsumeTicketAsync(hash, cancellationToken).ConfigureAwait(false);
+        var record = TicketId.TryParse(ticket, out var parsed) ? await _store.ConsumeTicketAsync(parsed.ComputeHash(), cancellationToken).ConfigureAwait(false) : null;
         if (record is null)
         {
             return SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketInvalid, "The ticket is unknown or has been used.");

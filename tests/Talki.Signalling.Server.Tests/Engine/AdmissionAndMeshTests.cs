@@ -159,7 +159,7 @@ public sealed class AdmissionAndMeshTests
         await h.ConnectAsync(first);
         await h.SendAsync(adminConnection, $$$"""{"type":"deny","member":"{{{first.Member}}}"}""");
 
-        var result = await h.Engine.ConnectAsync("late", spare.Ticket);
+        var result = await h.Engine.ConnectAsync("late", spare.Ticket.Value);
         Assert.Equal(SignallingErrorCode.Denied, result.Error?.Code);
     }
 

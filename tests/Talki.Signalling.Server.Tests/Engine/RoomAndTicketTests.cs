@@ -40,16 +40,17 @@ public sealed class RoomAndTicketTests
             grants.Add(await h.CreateRoomAsync(EngineHarness.User("u" + i)));
         }
 
-        Assert.All(grants, g => Assert.Equal(43, g.Ticket.Length)); // 256 bits base64url
+        Assert.All(grants, g => Assert.Equal(43, g.Ticket.Value.Length)); // 256 bits base64url
         Assert.Equal(50, grants.Select(g => g.Ticket).Distinct().Count());
         var store = h.Services.GetRequiredService<InMemoryRoomStore>();
         foreach (var grant in grants)
         {
             // The ticket itself is not a key of the store; its hash is.
-            Assert.Null(await store.ConsumeTicketAsync(grant.Ticket));
-            var record = await store.ConsumeTicketAsync(Tickets.HashOf(grant.Ticket)!);
+            Assert.Null(await store.ConsumeTicketAsync(grant.Ticket.Value));
+            var record = await store.ConsumeTicketAsync(grant.Ticket.ComputeHash());
             Assert.NotNull(record);
-            Assert.NotEqual(grant.Ticket, record.Hash);
+            Assert.NotEqual(grant.Ticket.Value, record.Hash);
+            Assert.DoesNotContain(grant.Ticket.Value, grant.Ticket.ToString(), StringComparison.Ordinal);
             Assert.Equal(grant.Room, record.Room);
             Assert.Equal(grant.Member, record.Member);
         }
@@ -60,9 +61,9 @@ public sealed class RoomAndTicketTests
     {
         using var h = new EngineHarness();
         var grant = await h.CreateRoomAsync(EngineHarness.User("ada"));
-        Assert.True((await h.Engine.ConnectAsync("c1", grant.Ticket)).IsSuccess);
+        Assert.True((await h.Engine.ConnectAsync("c1", grant.Ticket.Value)).IsSuccess);
 
-        var replay = await h.Engine.ConnectAsync("c2", grant.Ticket);
+        var replay = await h.Engine.ConnectAsync("c2", grant.Ticket.Value);
         Assert.Equal(SignallingErrorCode.TicketInvalid, replay.Error?.Code);
     }
 
@@ -71,7 +72,7 @@ public sealed class RoomAndTicketTests
     {
         using var h = new EngineHarness();
         var grant = await h.CreateRoomAsync(EngineHarness.User("ada"));
-        var attempts = await Task.WhenAll(Enumerable.Range(0, 64).Select(i => Task.Run(async () => await h.Engine.ConnectAsync("c" + i, grant.Ticket))));
+        var attempts = await Task.WhenAll(Enumerable.Range(0, 64).Select(i => Task.Run(async () => await h.Engine.ConnectAsync("c" + i, grant.Ticket.Value))));
         Assert.Equal(1, attempts.Count(a => a.IsSuccess));
         Assert.All(attempts.Where(a => !a.IsSuccess), a => Assert.Equal(SignallingErrorCode.TicketInvalid, a.Error!.Code));
     }
@@ -82,7 +83,7 @@ public sealed class RoomAndTicketTests
         using var h = new EngineHarness();
         var grant = await h.CreateRoomAsync(EngineHarness.User("ada"));
         h.Time.Advance(TimeSpan.FromSeconds(30));
-        var result = await h.Engine.ConnectAsync("c1", grant.Ticket);
+        var result = await h.Engine.ConnectAsync("c1", grant.Ticket.Value);
         Assert.Equal(SignallingErrorCode.TicketExpired, result.Error?.Code);
     }
 
@@ -92,7 +93,7 @@ public sealed class RoomAndTicketTests
         using var h = new EngineHarness();
         var grant = await h.CreateRoomAsync(EngineHarness.User("ada"));
         h.Time.Advance(TimeSpan.FromSeconds(29.9));
-        Assert.True((await h.Engine.ConnectAsync("c1", grant.Ticket)).IsSuccess);
+        Assert.True((await h.Engine.ConnectAsync("c1", grant.Ticket.Value)).IsSuccess);
     }
 
     [Theory]
@@ -135,7 +136,7 @@ public sealed class RoomAndTicketTests
         h.Time.Advance(TimeSpan.FromMinutes(4.5));
         var grant = await h.JoinAsync(EngineHarness.User("bob"), admin.Room);
         h.Time.Advance(TimeSpan.FromMinutes(1));
-        var result = await h.Engine.ConnectAsync("c1", grant.Ticket);
+        var result = await h.Engine.ConnectAsync("c1", grant.Ticket.Value);
         Assert.Equal(SignallingErrorCode.RoomSealed, result.Error?.Code);
     }
 
@@ -177,9 +178,9 @@ public sealed class RoomAndTicketTests
     {
         using var h = new EngineHarness();
         var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
-        var first = await h.Engine.ConnectAsync("c1", admin.Ticket);
+        var first = await h.Engine.ConnectAsync("c1", admin.Ticket.Value);
         var again = await h.JoinAsync(EngineHarness.User("ada"), admin.Room);
-        var second = await h.Engine.ConnectAsync("c2", again.Ticket);
+        var second = await h.Engine.ConnectAsync("c2", again.Ticket.Value);
         Assert.Equal(1, first.Value.Epoch);
         Assert.Equal(2, second.Value.Epoch);
         Assert.True(h.Push.WasClosed("c1"));
