@@ -51,7 +51,8 @@ public sealed class TalkiFlowTests
         Assert.True(bobToAda.Polite && !bobToAda.Offerer);
         var bobToCy = await bobSocket.ExpectAsync<ConnectToPeerMessage>(p => p.Peer.Id == cyTicket.Member);
         Assert.True(bobToCy.Offerer);
-        Assert.Equal(2, (await cySocket.DrainAsync()).OfType<ConnectToPeerMessage>().Count());
+        await cySocket.ExpectAsync<ConnectToPeerMessage>(p => p.Peer.Id == room.Member);
+        await cySocket.ExpectAsync<ConnectToPeerMessage>(p => p.Peer.Id == bobTicket.Member);
         Assert.DoesNotContain(danSocket.AllFrames, f => f.Contains("connect_to_peer", StringComparison.Ordinal));
 
         var refused = await dan.JoinExpectingErrorAsync(room.Room, HttpStatusCode.Forbidden);
@@ -110,8 +111,11 @@ public sealed class TalkiFlowTests
         await bob.SendAsync($$$"""{"type":"signal","to":"{{{tickets[0].Member}}}","toEpoch":1,"description":{"type":"answer","sdp":"answer-for-ada"}}""");
         await ada.SendAsync($$$"""{"type":"signal","to":"{{{tickets[1].Member}}}","candidates":[{"candidate":"candidate:1 1 udp 1 127.0.0.1 40000 typ host","sdpMid":"0","sdpMLineIndex":0}]}""");
 
+        // Barriers: a drain returns once the server has handled everything the socket sent before it, so
+        // draining each sender first guarantees every relay it caused has been queued for its target.
+        var adaFirst = await ada.DrainAsync();
         var toBob = (await bob.DrainAsync()).OfType<SignalRelayMessage>().ToList();
-        var toAda = (await ada.DrainAsync()).OfType<SignalRelayMessage>().ToList();
+        var toAda = adaFirst.Concat(await ada.DrainAsync()).OfType<SignalRelayMessage>().ToList();
         var toCy = await cy.DrainAsync();
 
         Assert.Equal(2, toBob.Count);
@@ -321,6 +325,14 @@ public sealed class TalkiFlowTests
             var socket = await user.ConnectAsync(ticket);
             await sockets[0].SendAsync($$$"""{"type":"admit","member":"{{{ticket.Member}}}"}""");
             await socket.ExpectAsync<AdmittedMessage>();
+
+            // Wait for the whole mesh plan, so that no late plan message lands in a test's observations.
+            foreach (var existing in sockets)
+            {
+                await existing.ExpectAsync<ConnectToPeerMessage>(p => p.Peer.Id == ticket.Member);
+                await socket.ExpectAsync<ConnectToPeerMessage>();
+            }
+
             sockets.Add(socket);
             tickets.Add(ticket);
         }
