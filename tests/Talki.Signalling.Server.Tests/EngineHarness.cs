@@ -109,6 +109,15 @@ internal sealed class EngineHarness : IDisposable
 
     public ValueTask SendAsync(string connection, string json) => Engine.HandleMessageAsync(connection, Encoding.UTF8.GetBytes(json));
 
+    /// <summary>Creates a room with a connected admin and a connected member ("bob") waiting for admission.</summary>
+    public async Task<(TicketGrant Admin, string AdminConnection, TicketGrant Pending, string PendingConnection)> RoomWithPendingMemberAsync()
+    {
+        var admin = await CreateRoomAsync(User("ada"));
+        var adminConnection = await ConnectAsync(admin);
+        var pending = await JoinAsync(User("bob"), admin.Room);
+        return (admin, adminConnection, pending, await ConnectAsync(pending));
+    }
+
     /// <summary>Creates a room with an admin, and joins and admits the given members; all connected and live.</summary>
     public async Task<(TicketGrant Admin, string AdminConnection, List<(TicketGrant Grant, string Connection)> Members)> RoomWithMembersAsync(params string[] names)
     {

@@ -51,10 +51,7 @@ public sealed class AdmissionAndMeshTests
     public async Task Newcomer_IsPending_AndAdminIsAsked()
     {
         using var h = new EngineHarness();
-        var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
-        var adminConnection = await h.ConnectAsync(admin);
-        var bob = await h.JoinAsync(EngineHarness.User("bob"), admin.Room);
-        var bobConnection = await h.ConnectAsync(bob);
+        var (admin, adminConnection, bob, bobConnection) = await h.RoomWithPendingMemberAsync();
 
         Assert.Equal(AdmissionStatus.Pending, h.Push.Single<WelcomeMessage>(bobConnection).Status);
         var request = h.Push.Single<AdmissionRequestMessage>(adminConnection);
@@ -67,10 +64,7 @@ public sealed class AdmissionAndMeshTests
     public async Task Admit_TellsBothAndPlansTheLinkWithRolesAndEpochs()
     {
         using var h = new EngineHarness();
-        var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
-        var adminConnection = await h.ConnectAsync(admin);
-        var bob = await h.JoinAsync(EngineHarness.User("bob"), admin.Room);
-        var bobConnection = await h.ConnectAsync(bob);
+        var (admin, adminConnection, bob, bobConnection) = await h.RoomWithPendingMemberAsync();
 
         await h.SendAsync(adminConnection, $$$"""{"type":"admit","member":"{{{bob.Member}}}"}""");
 
@@ -111,10 +105,7 @@ public sealed class AdmissionAndMeshTests
     public async Task Admit_MemberNotYetHello_PlansWhenItSaysHello()
     {
         using var h = new EngineHarness();
-        var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
-        var adminConnection = await h.ConnectAsync(admin);
-        var bob = await h.JoinAsync(EngineHarness.User("bob"), admin.Room);
-        var bobConnection = await h.ConnectAsync(bob);
+        var (admin, adminConnection, bob, bobConnection) = await h.RoomWithPendingMemberAsync();
         await h.SendAsync(adminConnection, $$$"""{"type":"admit","member":"{{{bob.Member}}}"}""");
         Assert.Single(h.Push.To<ConnectToPeerMessage>(adminConnection));
 
@@ -294,10 +285,7 @@ public sealed class AdmissionAndMeshTests
     public async Task Disconnect_PendingMember_AdminIsTold()
     {
         using var h = new EngineHarness();
-        var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
-        var adminConnection = await h.ConnectAsync(admin);
-        var bob = await h.JoinAsync(EngineHarness.User("bob"), admin.Room);
-        var bobConnection = await h.ConnectAsync(bob);
+        var (admin, adminConnection, bob, bobConnection) = await h.RoomWithPendingMemberAsync();
         await h.Engine.DisconnectAsync(bobConnection);
         Assert.Equal(bob.Member, h.Push.Single<PeerLeftMessage>(adminConnection).Member);
     }

@@ -95,10 +95,7 @@ public sealed class RelayTests
     public async Task Signal_FromPendingMember_NotAdmitted()
     {
         using var h = new EngineHarness();
-        var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
-        var adminConnection = await h.ConnectAsync(admin);
-        var bob = await h.JoinAsync(EngineHarness.User("bob"), admin.Room);
-        var bobConnection = await h.ConnectAsync(bob);
+        var (admin, adminConnection, bob, bobConnection) = await h.RoomWithPendingMemberAsync();
         h.Push.Clear();
 
         await h.SendAsync(bobConnection, $$$"""{"type":"signal","to":"{{{admin.Member}}}","description":{"type":"offer","sdp":"v=0"}}""");
@@ -111,10 +108,7 @@ public sealed class RelayTests
     public async Task Signal_ToPendingMember_PeerUnavailable()
     {
         using var h = new EngineHarness();
-        var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
-        var adminConnection = await h.ConnectAsync(admin);
-        var bob = await h.JoinAsync(EngineHarness.User("bob"), admin.Room);
-        var bobConnection = await h.ConnectAsync(bob);
+        var (admin, adminConnection, bob, bobConnection) = await h.RoomWithPendingMemberAsync();
         h.Push.Clear();
 
         await h.SendAsync(adminConnection, $$$"""{"type":"signal","to":"{{{bob.Member}}}","description":{"type":"offer","sdp":"v=0"}}""");
