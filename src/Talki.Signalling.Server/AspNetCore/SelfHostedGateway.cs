@@ -106,10 +106,10 @@ internal sealed class SelfHostedGateway : IConnectionPush
         using var connection = new GatewayConnection(socket, _options, _time, _logger);
         _connections[connectionId] = connection;
         Log.GatewayConnectionOpened(_logger);
-        var stopping = context.RequestServices.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
-        using var onStopping = stopping.Register(static state => ((GatewayConnection)state!).RequestClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down"), connection);
         try
         {
+            var stopping = context.RequestServices?.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
+            using var onStopping = stopping.Register(static state => ((GatewayConnection)state!).RequestClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down"), connection);
             await connection.RunAsync(connectionId, engine).ConfigureAwait(false);
         }
         finally

@@ -1,0 +1,149 @@
+using System.Diagnostics;
+using System.Net.WebSockets;
+using System.Text;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+using Talki.Signalling.Ports;
+using Talki.Signalling.Server.AspNetCore;
+
+namespace Talki.Signalling.Server.Tests.AspNetCore;
+
+public sealed class SelfHostedGatewayTests
+{
+    private readonly FakeTimeProvider _time = new();
+
+    private SelfHostedGateway NewGateway(int capacity) => new(
+        Options.Create(new TalkiSignallingOptions { Hosting = { OutboundQueueCapacity = capacity } }),
+        _time,
+        NullLogger<SelfHostedGateway>.Instance);
+
+    [Fact]
+    public async Task Push_ToAClientThatStopsReading_FillsTheBoundedQueue_ThenGoneAndClosed()
+    {
+        var gateway = NewGateway(capacity: 4);
+        var socket = new StuckSocket();
+        var engine = new GrantingEngine();
+        var run = gateway.HandleAsync(UpgradeContext(socket), engine);
+        var connection = await engine.Connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        // The send loop takes the first message and blocks in SendAsync; four more fit in the queue.
+        var outcomes = new List<PushOutcome>();
+        for (var i = 0; i < 8; i++)
+        {
+            outcomes.Add(await gateway.PushAsync(connection, Encoding.UTF8.GetBytes($$"""{"type":"pong","id":"{{i}}"}""")));
+            await socket.FirstSend.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        Assert.Equal(5, outcomes.Count(o => o == PushOutcome.Delivered));
+        Assert.Equal(PushOutcome.Gone, outcomes[^1]);
+
+        // The close frame cannot get past the stuck send; the gateway aborts after its grace period.
+        _time.Advance(SelfHostedGateway.CloseHandshakeTimeout * 2);
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(socket.Aborted);
+        Assert.Equal(PushOutcome.Gone, await gateway.PushAsync(connection, "{}"u8.ToArray()));
+        Assert.Equal(connection, Assert.Single(engine.Disconnected));
+    }
+
+    [Fact]
+    public async Task Push_OverTheOutboundLimit_PayloadTooLarge()
+    {
+        var gateway = NewGateway(capacity: 4);
+        var socket = new StuckSocket();
+        var engine = new GrantingEngine();
+        _ = gateway.HandleAsync(UpgradeContext(socket), engine);
+        var connection = await engine.Connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(PushOutcome.PayloadTooLarge, await gateway.PushAsync(connection, new byte[(128 * 1024) + 1]));
+        Assert.Equal(PushOutcome.Gone, await gateway.PushAsync("unknown", "{}"u8.ToArray()));
+    }
+
+    private static DefaultHttpContext UpgradeContext(WebSocket socket)
+    {
+        var context = new DefaultHttpContext();
+        context.Features.Set<IHttpWebSocketFeature>(new UpgradeFeature(socket));
+        context.Request.QueryString = new QueryString("?ticket=x");
+        return context;
+    }
+
+    private sealed class UpgradeFeature(WebSocket socket) : IHttpWebSocketFeature
+    {
+        public bool IsWebSocketRequest => true;
+
+        public Task<WebSocket> AcceptAsync(WebSocketAcceptContext context) => Task.FromResult(socket);
+    }
+
+    private sealed class GrantingEngine : ISignallingEngine
+    {
+        public TaskCompletionSource<string> Connected { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public List<string> Disconnected { get; } = [];
+
+        public ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, CancellationToken cancellationToken = default)
+        {
+            Connected.TrySetResult(connectionId);
+            return new(new ConnectionGrant(RoomId.New(), MemberId.New(), 1));
+        }
+
+        public ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default)
+        {
+            lock (Disconnected)
+            {
+                Disconnected.Add(connectionId);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+
+        public ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+        public ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+    }
+
+    /// <summary>A client that never reads: sends never complete; receives wait until the socket is aborted.</summary>
+    private sealed class StuckSocket : WebSocket
+    {
+        private readonly CancellationTokenSource _aborted = new();
+
+        public TaskCompletionSource FirstSend { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool Aborted => _aborted.IsCancellationRequested;
+
+        public override WebSocketCloseStatus? CloseStatus => null;
+
+        public override string? CloseStatusDescription => null;
+
+        public override WebSocketState State => Aborted ? WebSocketState.Aborted : WebSocketState.Open;
+
+        public override string? SubProtocol => null;
+
+        public override void Abort() => _aborted.Cancel();
+
+        public override Task CloseAsync(WebSocketCloseStatus closeStatus, string? statusDescription, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public override async Task CloseOutputAsync(WebSocketCloseStatus closeStatus, string? statusDescription, CancellationToken cancellationToken)
+            => await Task.Delay(Timeout.Infinite, cancellationToken);
+
+        public override void Dispose() => _aborted.Cancel();
+
+        public override async Task<WebSocketReceiveResult> ReceiveAsync(ArraySegment<byte> buffer, CancellationToken cancellationToken)
+        {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _aborted.Token);
+            await Task.Delay(Timeout.Infinite, linked.Token);
+            throw new UnreachableException();
+        }
+
+        public override async Task SendAsync(ArraySegment<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
+        {
+            FirstSend.TrySetResult();
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _aborted.Token);
+            await Task.Delay(Timeout.Infinite, linked.Token);
+        }
+    }
+}
