@@ -84,4 +84,60 @@ public enum SignallingErrorCode
     /// <summary><c>stale_epoch</c>: the signal was addressed to an earlier connection of the member; it was dropped.</summary>
     [JsonStringEnumMemberName("stale_epoch")]
     StaleEpoch,
+
+    /// <summary><c>room_full</c>: the room has as many members as it allows.</summary>
+    [JsonStringEnumMemberName("room_full")]
+    RoomFull,
+
+    /// <summary><c>room_quota_exceeded</c>: the session has created as many rooms this hour as it may.</summary>
+    [JsonStringEnumMemberName("room_quota_exceeded")]
+    RoomQuotaExceeded,
+
+    /// <summary><c>knock_rate_limited</c>: the user asked to join rooms too often; wait and retry.</summary>
+    [JsonStringEnumMemberName("knock_rate_limited")]
+    KnockRateLimited,
+
+    /// <summary><c>cross_site_request</c>: a state-changing request came from an origin that is not allowed (cross-site request forgery protection).</summary>
+    [JsonStringEnumMemberName("cross_site_request")]
+    CrossSiteRequest,
+
+    /// <summary><c>token_malformed</c>: the identity token is not a well-formed JWT.</summary>
+    [JsonStringEnumMemberName("token_malformed")]
+    TokenMalformed,
+
+    /// <summary><c>token_unsigned</c>: the identity token is not signed (<c>alg: none</c>) or uses an algorithm that is not accepted.</summary>
+    [JsonStringEnumMemberName("token_unsigned")]
+    TokenUnsigned,
+
+    /// <summary><c>token_signature_invalid</c>: the identity token's signature does not verify.</summary>
+    [JsonStringEnumMemberName("token_signature_invalid")]
+    TokenSignatureInvalid,
+
+    /// <summary><c>token_key_unknown</c>: the identity token names a signing key the provider does not publish.</summary>
+    [JsonStringEnumMemberName("token_key_unknown")]
+    TokenKeyUnknown,
+
+    /// <summary><c>token_audience_invalid</c>: the identity token was issued for another client id.</summary>
+    [JsonStringEnumMemberName("token_audience_invalid")]
+    TokenAudienceInvalid,
+
+    /// <summary><c>token_issuer_invalid</c>: the identity token comes from an issuer that is not accepted.</summary>
+    [JsonStringEnumMemberName("token_issuer_invalid")]
+    TokenIssuerInvalid,
+
+    /// <summary><c>token_expired</c>: the identity token has expired.</summary>
+    [JsonStringEnumMemberName("token_expired")]
+    TokenExpired,
+
+    /// <summary><c>token_not_yet_valid</c>: the identity token is not valid yet (issued in the future).</summary>
+    [JsonStringEnumMemberName("token_not_yet_valid")]
+    TokenNotYetValid,
+
+    /// <summary><c>email_not_verified</c>: the identity provider has not verified the user's email address.</summary>
+    [JsonStringEnumMemberName("email_not_verified")]
+    EmailNotVerified,
+
+    /// <summary><c>identity_provider_unavailable</c>: the identity provider's signing keys could not be fetched; retry later.</summary>
+    [JsonStringEnumMemberName("identity_provider_unavailable")]
+    IdentityProviderUnavailable,
 }

@@ -36,6 +36,70 @@ public sealed class TalkiSignallingOptions
 
     /// <summary>Gets the options of the HTTP API and the self-hosted gateway.</summary>
     public TalkiHostingOptions Hosting { get; } = new();
+
+    /// <summary>Gets the abuse limits.</summary>
+    public TalkiLimitsOptions Limits { get; } = new();
+
+    /// <summary>Gets the TURN options (ephemeral credentials in the TURN REST scheme that coturn's <c>use-auth-secret</c> implements).</summary>
+    public TalkiTurnOptions Turn { get; } = new();
+
+    /// <summary>Gets the Google sign-in options.</summary>
+    public TalkiGoogleOptions Google { get; } = new();
+}
+
+/// <summary>Abuse limits; each refusal has its own error code.</summary>
+public sealed class TalkiLimitsOptions
+{
+    /// <summary>Gets or sets how many members a room may have (a full mesh degrades beyond about 8). Refusal: <c>room_full</c>.</summary>
+    /// <value>The default value is 8. Between 2 and 64.</value>
+    public int MaxMembersPerRoom { get; set; } = 8;
+
+    /// <summary>Gets or sets how many rooms one session may create per hour. Refusal: <c>room_quota_exceeded</c>.</summary>
+    /// <value>The default value is 20. Between 1 and 10000.</value>
+    public int RoomsPerSessionPerHour { get; set; } = 20;
+
+    /// <summary>Gets or sets how many join tickets (knocks) one user may ask for per minute. Refusal: <c>knock_rate_limited</c>.</summary>
+    /// <value>The default value is 20. Between 1 and 10000.</value>
+    public int KnocksPerUserPerMinute { get; set; } = 20;
+}
+
+/// <summary>TURN relays with ephemeral credentials (TURN REST API scheme, coturn <c>use-auth-secret</c>).</summary>
+public sealed class TalkiTurnOptions
+{
+    /// <summary>Gets the TURN URLs (<c>turn:host:3478?transport=udp</c>, <c>turns:…</c>). Empty: no TURN server is offered.</summary>
+    public IList<string> Urls { get; } = [];
+
+    /// <summary>Gets or sets the secret shared with the TURN server (coturn <c>static-auth-secret</c>). Required when <see cref="Urls"/> is not empty.</summary>
+    public string? SharedSecret { get; set; }
+
+    /// <summary>Gets or sets how long credentials outlive the room's join window (the call goes on after it).</summary>
+    /// <value>The default value is 2 hours.</value>
+    public TimeSpan CredentialMargin { get; set; } = TimeSpan.FromHours(2);
+}
+
+/// <summary>Sign-in with a Google ID token.</summary>
+public sealed class TalkiGoogleOptions
+{
+    /// <summary>The URL of Google's published signing keys (JWKS).</summary>
+    public static readonly Uri DefaultKeysUrl = new("https://www.googleapis.com/oauth2/v3/certs");
+
+    /// <summary>Gets the OAuth client ids whose tokens are accepted (the <c>aud</c> claim). Empty: Google sign-in is off.</summary>
+    public IList<string> ClientIds { get; } = [];
+
+    /// <summary>Gets or sets where the signing keys (JWKS) are fetched from.</summary>
+    /// <value>The default value is <see cref="DefaultKeysUrl"/>.</value>
+    public Uri KeysUrl { get; set; } = DefaultKeysUrl;
+
+    /// <summary>Gets the accepted issuers (the <c>iss</c> claim).</summary>
+    public IList<string> Issuers { get; } = ["https://accounts.google.com", "accounts.google.com"];
+
+    /// <summary>Gets or sets a value indicating whether a token must carry <c>email_verified: true</c>.</summary>
+    /// <value>The default value is <see langword="true"/>.</value>
+    public bool RequireVerifiedEmail { get; set; } = true;
+
+    /// <summary>Gets or sets the tolerated clock difference for <c>exp</c>, <c>iat</c> and <c>nbf</c>.</summary>
+    /// <value>The default value is 1 minute.</value>
+    public TimeSpan ClockSkew { get; set; } = TimeSpan.FromMinutes(1);
 }
 
 /// <summary>Options of the ASP.NET Core hosting: HTTP API, sessions and the self-hosted WebSocket gateway.</summary>

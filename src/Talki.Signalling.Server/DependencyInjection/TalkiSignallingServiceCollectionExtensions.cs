@@ -6,6 +6,7 @@ using Talki.Signalling.Server;
 using Talki.Signalling.Server.AspNetCore;
 using Talki.Signalling.Server.DependencyInjection;
 using Talki.Signalling.Server.Engine;
+using Talki.Signalling.Server.Ice;
 using Talki.Signalling.Server.Storage;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -52,6 +53,7 @@ public static class TalkiSignallingServiceCollectionExtensions
         services.TryAddSingleton<SignallingEngine>();
         services.TryAddSingleton<ISignallingEngine>(static sp => sp.GetRequiredService<SignallingEngine>());
         services.TryAddSingleton<ICallerIdentityResolver, ClaimsCallerIdentityResolver>();
+        services.TryAddSingleton<IIceServerProvider, ConfiguredIceServerProvider>();
         services.TryAddSingleton<TalkiHttpApi>();
 
         services.AddDistributedMemoryCache();

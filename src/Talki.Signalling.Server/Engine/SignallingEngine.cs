@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Talki.Signalling.Ports;
 using Talki.Signalling.Protocol;
+using Talki.Signalling.Server.Ice;
 
 namespace Talki.Signalling.Server.Engine;
 
@@ -21,7 +22,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     private readonly TimeProvider _time;
     private readonly SignallingMetrics _metrics;
     private readonly ILogger _logger;
-    private readonly IceServer[] _iceServers;
+    private readonly IIceServerProvider _iceServers;
     private readonly ConcurrentDictionary<RoomId, ITimer> _sealTimers = new();
     private int _disposed;
 
@@ -31,6 +32,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         IOptions<TalkiSignallingOptions> options,
         TimeProvider time,
         SignallingMetrics metrics,
+        IIceServerProvider iceServers,
         ILogger<SignallingEngine> logger)
     {
         _store = store;
@@ -39,7 +41,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         _time = time;
         _metrics = metrics;
         _logger = logger;
-        _iceServers = [.. _options.IceServers];
+        _iceServers = iceServers;
     }
 
     public async ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default)
@@ -385,7 +387,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 Room = new RoomView { Id = room.Id, Admin = room.AdminMember, CreatedAt = room.CreatedAt, SealsAt = room.SealsAt },
                 Members = others,
                 Status = current.Admission,
-                IceServers = _iceServers,
+                IceServers = _iceServers.GetIceServers(room, current),
             },
             cancellationToken).ConfigureAwait(false);
 
