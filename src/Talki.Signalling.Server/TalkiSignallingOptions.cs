@@ -51,7 +51,7 @@ public sealed class TalkiSignallingOptions
 public sealed class TalkiLimitsOptions
 {
     /// <summary>Gets or sets how many members a room may have (a full mesh degrades beyond about 8). Refusal: <c>room_full</c>.</summary>
-    /// <value>The default value is 8. Between 2 and 64.</value>
+    /// <value>The default value is 8. Between 2 and 1000.</value>
     public int MaxMembersPerRoom { get; set; } = 8;
 
     /// <summary>Gets or sets how many rooms one session may create per hour. Refusal: <c>room_quota_exceeded</c>.</summary>

@@ -43,11 +43,15 @@ public interface IRoomStore
     /// <returns>The members (empty when the room does not exist or has expired).</returns>
     ValueTask<IReadOnlyList<MemberRecord>> ListMembersAsync(RoomId room, CancellationToken cancellationToken = default);
 
-    /// <summary>Adds a member unless the room already has a member for the same user.</summary>
+    /// <summary>
+    /// Adds a member unless the room already has a member for the same user or already holds
+    /// <paramref name="capacity"/> members that are not denied. The check and the write are one atomic step.
+    /// </summary>
     /// <param name="member">The member to add.</param>
+    /// <param name="capacity">The most members (not counting denied ones) the room may hold after the add.</param>
     /// <param name="cancellationToken">Cancels the operation.</param>
-    /// <returns><see langword="true"/> when added; <see langword="false"/> when the user already has a member in the room or the room is gone.</returns>
-    ValueTask<bool> TryAddMemberAsync(MemberRecord member, CancellationToken cancellationToken = default);
+    /// <returns>What happened.</returns>
+    ValueTask<AddMemberOutcome> TryAddMemberAsync(MemberRecord member, int capacity, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Replaces a member if, and only if, the stored version equals <paramref name="updated"/>'s
@@ -87,4 +91,20 @@ public interface IRoomStore
     /// <param name="cancellationToken">Cancels the operation.</param>
     /// <returns>The removed binding, or <see langword="null"/> when there was none.</returns>
     ValueTask<ConnectionRecord?> RemoveConnectionAsync(string connectionId, CancellationToken cancellationToken = default);
+}
+
+/// <summary>The outcome of <see cref="IRoomStore.TryAddMemberAsync"/>.</summary>
+public enum AddMemberOutcome
+{
+    /// <summary>The member was added.</summary>
+    Added = 0,
+
+    /// <summary>The user already has a member in the room; nothing was written.</summary>
+    UserExists,
+
+    /// <summary>The room is at capacity; nothing was written.</summary>
+    RoomFull,
+
+    /// <summary>The room does not exist or has expired.</summary>
+    RoomNotFound,
 }

@@ -26,6 +26,25 @@ internal sealed class TalkiSignallingOptionsValidator : IValidateOptions<TalkiSi
             }
         }
 
+        var limits = options.Limits;
+        if (limits.MaxMembersPerRoom is < 2 or > 1000)
+        {
+            failures.Add($"Limits.{nameof(limits.MaxMembersPerRoom)} must be between 2 and 1000.");
+        }
+
+        if (limits.RoomsPerSessionPerHour is < 1 or > 100_000 || limits.KnocksPerUserPerMinute is < 1 or > 100_000)
+        {
+            failures.Add($"Limits.{nameof(limits.RoomsPerSessionPerHour)} and Limits.{nameof(limits.KnocksPerUserPerMinute)} must be between 1 and 100000.");
+        }
+
+        var google = options.Google;
+        if (!google.KeysUrl.IsAbsoluteUri || google.KeysUrl.Scheme is not ("https" or "http") || google.Issuers.Count == 0 || google.ClientIds.Any(string.IsNullOrWhiteSpace))
+        {
+            failures.Add("Google.KeysUrl must be an absolute http(s) URL, Google.Issuers must not be empty and Google.ClientIds must not contain blanks.");
+        }
+
+        Range(failures, "Google." + nameof(google.ClockSkew), google.ClockSkew, TimeSpan.Zero, TimeSpan.FromMinutes(10));
+
         var hosting = options.Hosting;
         if (string.IsNullOrEmpty(hosting.PathPrefix) || hosting.PathPrefix[0] != '/' || (hosting.PathPrefix.Length > 1 && hosting.PathPrefix[^1] == '/'))
         {

@@ -24,6 +24,8 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     private readonly ILogger _logger;
     private readonly IIceServerProvider _iceServers;
     private readonly ConcurrentDictionary<RoomId, ITimer> _sealTimers = new();
+    private readonly FixedWindowCounter _roomsCreated;
+    private readonly FixedWindowCounter _knocks;
     private int _disposed;
 
     public SignallingEngine(
@@ -42,12 +44,19 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         _metrics = metrics;
         _logger = logger;
         _iceServers = iceServers;
+        _roomsCreated = new FixedWindowCounter(time, TimeSpan.FromHours(1));
+        _knocks = new FixedWindowCounter(time, TimeSpan.FromMinutes(1));
     }
 
     public async ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
         using var activity = SignallingActivity.Source.StartActivity("talki.room.create");
+        if (!_roomsCreated.TryAcquire(caller.UserId, _options.Limits.RoomsPerSessionPerHour))
+        {
+            return Fail<TicketGrant>(SignallingErrorCode.RoomQuotaExceeded, $"A session may create at most {_options.Limits.RoomsPerSessionPerHour} rooms per hour.");
+        }
+
         var now = _time.GetUtcNow();
         var sealsAt = now + _options.JoinWindow;
         var room = new RoomRecord(RoomId.New(), MemberId.New(), now, sealsAt, sealsAt + _options.SealedRoomRetention);
@@ -88,6 +97,11 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         var member = await _store.FindMemberByUserAsync(room, caller.UserId, cancellationToken).ConfigureAwait(false);
+        if (member?.Admission is null or AdmissionStatus.Pending && !_knocks.TryAcquire(caller.UserId, _options.Limits.KnocksPerUserPerMinute))
+        {
+            return Fail<TicketGrant>(SignallingErrorCode.KnockRateLimited, $"A user may ask to join at most {_options.Limits.KnocksPerUserPerMinute} times per minute.");
+        }
+
         if (member is null)
         {
             var candidate = new MemberRecord
@@ -100,9 +114,20 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 Admission = AdmissionStatus.Pending,
                 JoinedAt = now,
             };
-            member = await _store.TryAddMemberAsync(candidate, cancellationToken).ConfigureAwait(false)
-                ? candidate
-                : await _store.FindMemberByUserAsync(room, caller.UserId, cancellationToken).ConfigureAwait(false);
+            switch (await _store.TryAddMemberAsync(candidate, _options.Limits.MaxMembersPerRoom, cancellationToken).ConfigureAwait(false))
+            {
+                case AddMemberOutcome.Added:
+                    member = candidate;
+                    break;
+                case AddMemberOutcome.RoomFull:
+                    return Fail<TicketGrant>(SignallingErrorCode.RoomFull, $"The room already has {_options.Limits.MaxMembersPerRoom} members.");
+                case AddMemberOutcome.UserExists:
+                    member = await _store.FindMemberByUserAsync(room, caller.UserId, cancellationToken).ConfigureAwait(false);
+                    break;
+                default:
+                    break;
+            }
+
             if (member is null)
             {
                 return Fail<TicketGrant>(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.");

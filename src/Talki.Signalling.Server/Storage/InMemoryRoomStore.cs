@@ -90,25 +90,30 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
         }
     }
 
-    public ValueTask<bool> TryAddMemberAsync(MemberRecord member, CancellationToken cancellationToken = default)
+    public ValueTask<AddMemberOutcome> TryAddMemberAsync(MemberRecord member, int capacity, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(member);
         var entry = Live(member.Room);
         if (entry is null)
         {
-            return new(false);
+            return new(AddMemberOutcome.RoomNotFound);
         }
 
         lock (entry.Gate)
         {
             if (entry.ByUser.ContainsKey(member.UserId) || entry.Members.ContainsKey(member.Id))
             {
-                return new(false);
+                return new(AddMemberOutcome.UserExists);
+            }
+
+            if (entry.Members.Values.Count(m => m.Admission != AdmissionStatus.Denied) >= capacity)
+            {
+                return new(AddMemberOutcome.RoomFull);
             }
 
             entry.Members[member.Id] = member;
             entry.ByUser[member.UserId] = member.Id;
-            return new(true);
+            return new(AddMemberOutcome.Added);
         }
     }
 

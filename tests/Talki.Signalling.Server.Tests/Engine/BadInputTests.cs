@@ -150,7 +150,7 @@ public sealed class BadInputTests
             public ValueTask<IReadOnlyList<MemberRecord>> ListMembersAsync(RoomId room, CancellationToken cancellationToken = default)
                 => owner.FailListMembers ? throw new InvalidOperationException("store exploded") : inner.ListMembersAsync(room, cancellationToken);
 
-            public ValueTask<bool> TryAddMemberAsync(MemberRecord member, CancellationToken cancellationToken = default) => inner.TryAddMemberAsync(member, cancellationToken);
+            public ValueTask<AddMemberOutcome> TryAddMemberAsync(MemberRecord member, int capacity, CancellationToken cancellationToken = default) => inner.TryAddMemberAsync(member, capacity, cancellationToken);
 
             public ValueTask<MemberRecord?> TryUpdateMemberAsync(MemberRecord updated, CancellationToken cancellationToken = default) => inner.TryUpdateMemberAsync(updated, cancellationToken);
 
