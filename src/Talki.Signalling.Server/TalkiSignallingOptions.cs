@@ -117,6 +117,13 @@ public sealed class TalkiHostingOptions
     /// <value>The default value is 24 hours.</value>
     public TimeSpan SessionLifetime { get; set; } = TimeSpan.FromHours(24);
 
+    /// <summary>
+    /// Gets the origins (for example <c>https://app.example.org</c>) of browser apps served from another origin
+    /// than this API. They get CORS with credentials, and the session cookie becomes <c>SameSite=None</c>.
+    /// State-changing requests from any other origin are refused with <c>cross_site_request</c>.
+    /// </summary>
+    public IList<string> AllowedOrigins { get; } = [];
+
     /// <summary>Gets or sets the session cookie's name.</summary>
     /// <value>The default value is <c>talki.session</c>.</value>
     public string SessionCookieName { get; set; } = "talki.session";

@@ -98,6 +98,16 @@ internal sealed class TalkiUser : IDisposable
 
     public string? Cookie { get; set; }
 
+    public string? BearerToken { get; set; }
+
+    /// <summary>A POST as a browser page on <paramref name="origin"/> sends it (with the Origin header).</summary>
+    public async Task<HttpResponseMessage> PostFromAsync(string origin, string path, string body, string contentType = "application/json")
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(body, Encoding.UTF8, contentType) };
+        request.Headers.Add("Origin", origin);
+        return await SendAsync(request);
+    }
+
     public List<string> HttpBodies { get; } = [];
 
     public async Task<HttpResponseMessage> PostAsync(string path, object? body = null, string contentType = "application/json")
@@ -118,6 +128,11 @@ internal sealed class TalkiUser : IDisposable
         if (Cookie is not null)
         {
             request.Headers.Add("Cookie", Cookie);
+        }
+
+        if (BearerToken is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", BearerToken);
         }
 
         var response = await _http.SendAsync(request);

@@ -5,6 +5,16 @@ public sealed record AnonymousSignInRequest
 {
     /// <summary>Gets the pseudonym to show to other members.</summary>
     public string? DisplayName { get; init; }
+
+    /// <summary>Gets a value indicating whether to answer a bearer token instead of setting the session cookie (for browsers that block third-party cookies).</summary>
+    public bool UseBearerToken { get; init; }
+}
+
+/// <summary>The body of <c>POST {prefix}/session/google</c>.</summary>
+public sealed record GoogleSignInRequest
+{
+    /// <summary>Gets the Google ID token (a JWT) that Google Identity Services handed to the browser.</summary>
+    public string? IdToken { get; init; }
 }
 
 /// <summary>The signed-in user, as <c>GET {prefix}/session</c> and sign-in return it.</summary>
@@ -15,6 +25,12 @@ public sealed record SessionResponse
 
     /// <summary>Gets a value indicating whether the user is verified (shown as a tick).</summary>
     public bool Verified { get; init; }
+
+    /// <summary>Gets the bearer token (send it as <c>Authorization: Bearer …</c>) when one was asked for; otherwise the session is in the cookie.</summary>
+    public string? AccessToken { get; init; }
+
+    /// <summary>Gets when the session ends (24 h after sign-in, absolute).</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
 }
 
 /// <summary>The answer to creating or joining a room: a one-time ticket and where to use it.</summary>

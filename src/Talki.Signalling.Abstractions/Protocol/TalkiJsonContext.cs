@@ -15,6 +15,7 @@ namespace Talki.Signalling.Protocol;
 [JsonSerializable(typeof(ServerMessage))]
 [JsonSerializable(typeof(SignallingError))]
 [JsonSerializable(typeof(AnonymousSignInRequest))]
+[JsonSerializable(typeof(GoogleSignInRequest))]
 [JsonSerializable(typeof(SessionResponse))]
 [JsonSerializable(typeof(TicketResponse))]
 [JsonSerializable(typeof(ErrorResponse))]

@@ -9,7 +9,9 @@ namespace Talki.Signalling.Server.AspNetCore;
 
 /// <summary>
 /// Server-side sessions for cookie authentication over <see cref="IDistributedCache"/> (in memory by default,
-/// Redis or any other cache by registering it). The cookie carries only a random key; sign-out deletes the entry.
+/// Redis or any other cache by registering it). The cookie (or the bearer token) carries only a random
+/// 256-bit key; the cache holds the entry under the key's SHA-256, so a leaked cache yields no usable
+/// session. Sign-out deletes the entry.
 /// </summary>
 internal sealed class DistributedSessionStore : ITicketStore
 {
@@ -43,14 +45,14 @@ internal sealed class DistributedSessionStore : ITicketStore
     {
         ArgumentNullException.ThrowIfNull(ticket);
         var expiresAt = ticket.Properties.ExpiresUtc ?? _time.GetUtcNow() + _lifetime;
-        return _cache.SetAsync(KeyPrefix + key, TicketSerializer.Default.Serialize(ticket), new DistributedCacheEntryOptions { AbsoluteExpiration = expiresAt }, cancellationToken);
+        return _cache.SetAsync(CacheKey(key), TicketSerializer.Default.Serialize(ticket), new DistributedCacheEntryOptions { AbsoluteExpiration = expiresAt }, cancellationToken);
     }
 
     public Task<AuthenticationTicket?> RetrieveAsync(string key) => RetrieveAsync(key, CancellationToken.None);
 
     public async Task<AuthenticationTicket?> RetrieveAsync(string key, CancellationToken cancellationToken)
     {
-        var bytes = await _cache.GetAsync(KeyPrefix + key, cancellationToken).ConfigureAwait(false);
+        var bytes = await _cache.GetAsync(CacheKey(key), cancellationToken).ConfigureAwait(false);
         if (bytes is null)
         {
             return null;
@@ -62,7 +64,9 @@ internal sealed class DistributedSessionStore : ITicketStore
 
     public Task RemoveAsync(string key) => RemoveAsync(key, CancellationToken.None);
 
-    public Task RemoveAsync(string key, CancellationToken cancellationToken) => _cache.RemoveAsync(KeyPrefix + key, cancellationToken);
+    public Task RemoveAsync(string key, CancellationToken cancellationToken) => _cache.RemoveAsync(CacheKey(key), cancellationToken);
+
+    private static string CacheKey(string key) => KeyPrefix + Base64Url.EncodeToString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)));
 }
 
 /// <summary>Configures the Talki session cookie: HttpOnly, Secure, absolute lifetime, server-side store, 401/403 instead of redirects.</summary>
@@ -96,7 +100,8 @@ internal sealed class ConfigureSessionCookie : IConfigureNamedOptions<CookieAuth
         options.Cookie.Name = _options.SessionCookieName;
         options.Cookie.HttpOnly = true;
         options.Cookie.SecurePolicy = Microsoft.AspNetCore.Http.CookieSecurePolicy.Always;
-        options.Cookie.SameSite = Microsoft.AspNetCore.Http.SameSiteMode.Lax;
+        // Cross-origin apps need the cookie on cross-site requests; CSRF is then stopped by the origin check.
+        options.Cookie.SameSite = _options.AllowedOrigins.Count > 0 ? Microsoft.AspNetCore.Http.SameSiteMode.None : Microsoft.AspNetCore.Http.SameSiteMode.Lax;
         options.Cookie.IsEssential = true;
         options.Events.OnRedirectToLogin = context =>
         {

@@ -39,6 +39,7 @@ public static class TalkiEndpointRouteBuilderExtensions
         group.MapPost("/session/sign-out", TalkiHttpApi.SignOut);
         group.MapPost("/rooms", TalkiHttpApi.CreateRoom);
         group.MapPost("/rooms/{roomId}/tickets", TalkiHttpApi.JoinRoom);
+        group.MapMethods("/{**path}", [HttpMethods.Options], TalkiHttpApi.Preflight);
 
         var gateway = endpoints.ServiceProvider.GetRequiredService<SelfHostedGateway>();
         var webSockets = endpoints.CreateApplicationBuilder();

@@ -56,6 +56,8 @@ public static class TalkiSignallingServiceCollectionExtensions
         services.TryAddSingleton<IIceServerProvider, ConfiguredIceServerProvider>();
         services.TryAddSingleton<TalkiHttpApi>();
 
+        services.AddCors();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>, TalkiCors>());
         services.AddDistributedMemoryCache();
         services.TryAddSingleton<DistributedSessionStore>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<CookieAuthenticationOptions>, ConfigureSessionCookie>());
