@@ -3,9 +3,9 @@
 #   tests: N passed, N failed, N skipped
 # Exits non-zero when anything failed (or nothing ran).
 #
-# It installs and starts what the tests need and stops what it started. Today the suites need only
-# the .NET SDK (they start their own Kestrel hosts on 127.0.0.1 with free ports); services that later
-# suites need (Chromium, redis-server, coturn, dynalite) are installed here, not assumed.
+# It installs what the tests need; the suites start their own servers (Kestrel hosts, redis-server,
+# turnserver) on 127.0.0.1 with free ports and stop them. Nothing is assumed to be on the machine
+# except the .NET SDK and apt.
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,13 +23,25 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]:-}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+# Debian packages the suites start themselves (on 127.0.0.1, free ports): redis-server (sessions),
+# coturn (TURN). Installed once; apt-get update runs only when something is missing.
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v turnserver >/dev/null 2>&1 || need+=(coturn)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "== install ${need[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  if ! { $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}"; }; then
+    echo "eng/test.sh: could not install ${need[*]}" >&2
+    echo "tests: 0 passed, 1 failed, 0 skipped"
+    exit 1
+  fi
+  # The packages' own services are not needed (the tests start their own instances).
+  for service in redis-server coturn; do
+    $sudo_cmd service "$service" stop >/dev/null 2>&1 || true
   done
-}
-trap cleanup EXIT
+fi
 
 echo "== restore and build ($configuration)"
 if ! dotnet build Talki.Signalling.slnx -c "$configuration" -nologo -v minimal; then

@@ -47,7 +47,7 @@ internal sealed class TestHost : IAsyncDisposable
         }
     }
 
-    public static async Task<TestHost> StartAsync(Action<TalkiSignallingOptions>? configure = null)
+    public static async Task<TestHost> StartAsync(Action<TalkiSignallingOptions>? configure = null, Action<IServiceCollection>? services = null)
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var builder = WebApplication.CreateSlimBuilder();
@@ -55,6 +55,7 @@ internal sealed class TestHost : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<TimeProvider>(time);
         builder.Services.AddTalkiSignalling(configure);
+        services?.Invoke(builder.Services);
         var app = builder.Build();
         app.MapTalkiSignalling();
         await app.StartAsync();

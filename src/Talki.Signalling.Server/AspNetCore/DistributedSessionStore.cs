@@ -44,8 +44,15 @@ internal sealed class DistributedSessionStore : ITicketStore
     public Task RenewAsync(string key, AuthenticationTicket ticket, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(ticket);
-        var expiresAt = ticket.Properties.ExpiresUtc ?? _time.GetUtcNow() + _lifetime;
-        return _cache.SetAsync(CacheKey(key), TicketSerializer.Default.Serialize(ticket), new DistributedCacheEntryOptions { AbsoluteExpiration = expiresAt }, cancellationToken);
+        // Relative to this clock, so that a cache with its own clock (Redis) expires the entry with the session.
+        var now = _time.GetUtcNow();
+        var remaining = (ticket.Properties.ExpiresUtc ?? now + _lifetime) - now;
+        if (remaining <= TimeSpan.Zero)
+        {
+            return _cache.RemoveAsync(CacheKey(key), cancellationToken);
+        }
+
+        return _cache.SetAsync(CacheKey(key), TicketSerializer.Default.Serialize(ticket), new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = remaining }, cancellationToken);
     }
 
     public Task<AuthenticationTicket?> RetrieveAsync(string key) => RetrieveAsync(key, CancellationToken.None);

@@ -45,6 +45,19 @@ internal sealed class TalkiSignallingOptionsValidator : IValidateOptions<TalkiSi
 
         Range(failures, "Google." + nameof(google.ClockSkew), google.ClockSkew, TimeSpan.Zero, TimeSpan.FromMinutes(10));
 
+        var turn = options.Turn;
+        if (turn.Urls.Any(u => u is null || !(u.StartsWith("turn:", StringComparison.Ordinal) || u.StartsWith("turns:", StringComparison.Ordinal))))
+        {
+            failures.Add($"Every Turn.{nameof(turn.Urls)} entry must be a turn: or turns: URL.");
+        }
+
+        if (turn.Urls.Count > 0 && string.IsNullOrEmpty(turn.SharedSecret))
+        {
+            failures.Add($"Turn.{nameof(turn.SharedSecret)} is required when Turn.{nameof(turn.Urls)} is not empty.");
+        }
+
+        Range(failures, "Turn." + nameof(turn.CredentialMargin), turn.CredentialMargin, TimeSpan.Zero, TimeSpan.FromHours(24));
+
         var hosting = options.Hosting;
         if (string.IsNullOrEmpty(hosting.PathPrefix) || hosting.PathPrefix[0] != '/' || (hosting.PathPrefix.Length > 1 && hosting.PathPrefix[^1] == '/'))
         {
@@ -56,7 +69,15 @@ internal sealed class TalkiSignallingOptionsValidator : IValidateOptions<TalkiSi
             failures.Add($"Hosting.{nameof(hosting.PublicWebSocketUrl)} must be an absolute ws:// or wss:// URL.");
         }
 
-        Range(failures, "Hosting." + nameof(hosting.SessionLifetime), hosting.SessionLifetime, TimeSpan.FromMinutes(1), TimeSpan.FromDays(30));
+        Range(failures, "Hosting." + nameof(hosting.SessionLifetime), hosting.SessionLifetime, TimeSpan.FromSeconds(1), TimeSpan.FromDays(30));
+        foreach (var origin in hosting.AllowedOrigins)
+        {
+            if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme is not ("https" or "http") || uri.GetLeftPart(UriPartial.Authority) != origin.TrimEnd('/') || origin.EndsWith('/'))
+            {
+                failures.Add($"Hosting.{nameof(hosting.AllowedOrigins)} entries must be origins such as https://app.example.org (scheme, host and port only): '{origin}'.");
+            }
+        }
+
         Range(failures, "Hosting." + nameof(hosting.IdleTimeout), hosting.IdleTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromHours(2));
         if (hosting.MaxInboundMessageBytes is < 1024 or > 1024 * 1024)
         {
