@@ -1,7 +1,12 @@
 // Talki signalling test page: drives the HTTP API and the WebSocket protocol and logs every message.
 // No WebRTC: "signals" are dummy descriptions, relayed by the server like real ones.
 
-const API = '/talki';
+// The API may live on another origin (static pages on a CDN, API elsewhere): set it with
+// <meta name="talki-api-base" content="https://api.example.org"> or ?api=https://api.example.org;
+// that origin must list this page's origin in Hosting.AllowedOrigins.
+const API_BASE = (new URLSearchParams(location.search).get('api')
+  ?? document.querySelector('meta[name="talki-api-base"]')?.content ?? '').replace(/\/$/, '');
+const API = API_BASE + '/talki';
 const PROTOCOL_VERSION = 1;
 const PING_INTERVAL_MS = 5 * 60 * 1000;
 const MAX_LOG_ENTRIES = 500;
