@@ -10,8 +10,14 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(
     builder.WebHost.UseUrls("http://localhost:5080");
 }
 
-builder.Services.AddTalkiSignalling(options =>
+var talki = builder.Services.AddTalkiSignalling(options =>
 {
+    // Browser apps served from other origins (CORS with credentials, SameSite=None cookie).
+    foreach (var origin in builder.Configuration.GetSection("Talki:AllowedOrigins").Get<string[]>() ?? [])
+    {
+        options.Hosting.AllowedOrigins.Add(origin);
+    }
+
     if (int.TryParse(builder.Configuration["Talki:JoinWindowSeconds"], out var seconds))
     {
         options.JoinWindow = TimeSpan.FromSeconds(seconds);
@@ -23,6 +29,12 @@ builder.Services.AddTalkiSignalling(options =>
         options.IceServers.Add(new Talki.Signalling.Protocol.IceServer { Urls = [url] });
     }
 });
+
+// One switch: with a Redis configuration string, sessions (and the cookie's key ring) live in Redis.
+if (builder.Configuration["Talki:Redis"] is { Length: > 0 } redis)
+{
+    talki.AddRedisSessions(redis);
+}
 
 var app = builder.Build();
 app.UseDefaultFiles();
