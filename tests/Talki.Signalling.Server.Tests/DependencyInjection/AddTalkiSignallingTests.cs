@@ -62,4 +62,51 @@ public sealed class AddTalkiSignallingTests
         using var provider = services.BuildServiceProvider();
         Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<TalkiSignallingOptions>>().Value);
     }
+
+    [Theory]
+    [InlineData("no-secret")]
+    [InlineData("empty-secret")]
+    [InlineData("stun-url")]
+    [InlineData("http-url")]
+    [InlineData("negative-margin")]
+    [InlineData("margin-over-a-day")]
+    public void InvalidTurnOptions_FailValidation(string which)
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddTalkiSignalling(o =>
+        {
+            o.Turn.Urls.Add("turn:turn.example.test:3478?transport=udp");
+            o.Turn.SharedSecret = "north-wind-secret";
+            switch (which)
+            {
+                case "no-secret": o.Turn.SharedSecret = null; break;
+                case "empty-secret": o.Turn.SharedSecret = string.Empty; break;
+                case "stun-url": o.Turn.Urls.Add("stun:turn.example.test:3478"); break;
+                case "http-url": o.Turn.Urls.Add("https://turn.example.test"); break;
+                case "negative-margin": o.Turn.CredentialMargin = TimeSpan.FromSeconds(-1); break;
+                case "margin-over-a-day": o.Turn.CredentialMargin = TimeSpan.FromHours(24) + TimeSpan.FromSeconds(1); break;
+            }
+        });
+        using var provider = services.BuildServiceProvider();
+        var failure = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<TalkiSignallingOptions>>().Value);
+        Assert.Contains("Turn.", failure.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TurnOptions_AreValid_WithTurnAndTurnsUrlsAndASecret_OrWithNoUrlsAndNoSecret()
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddTalkiSignalling(o =>
+        {
+            o.Turn.Urls.Add("turn:turn.example.test:3478?transport=udp");
+            o.Turn.Urls.Add("turns:turn.example.test:5349?transport=tcp");
+            o.Turn.SharedSecret = "north-wind-secret";
+            o.Turn.CredentialMargin = TimeSpan.Zero;
+        });
+        using var provider = services.BuildServiceProvider();
+        Assert.Equal(2, provider.GetRequiredService<IOptions<TalkiSignallingOptions>>().Value.Turn.Urls.Count);
+
+        using var defaults = new ServiceCollection().AddLogging().AddTalkiSignalling().Services.BuildServiceProvider();
+        Assert.Null(defaults.GetRequiredService<IOptions<TalkiSignallingOptions>>().Value.Turn.SharedSecret);
+    }
 }
