@@ -15,6 +15,9 @@ public sealed record GoogleSignInRequest
 {
     /// <summary>Gets the Google ID token (a JWT) that Google Identity Services handed to the browser.</summary>
     public string? IdToken { get; init; }
+
+    /// <summary>Gets a value indicating whether to answer a bearer token instead of setting the session cookie.</summary>
+    public bool UseBearerToken { get; init; }
 }
 
 /// <summary>The signed-in user, as <c>GET {prefix}/session</c> and sign-in return it.</summary>

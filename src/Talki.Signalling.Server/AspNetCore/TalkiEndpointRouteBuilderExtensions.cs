@@ -35,6 +35,7 @@ public static class TalkiEndpointRouteBuilderExtensions
         var options = endpoints.ServiceProvider.GetRequiredService<IOptions<TalkiSignallingOptions>>().Value;
         var group = endpoints.MapGroup(options.Hosting.PathPrefix);
         group.MapPost("/session/anonymous", TalkiHttpApi.SignInAnonymous);
+        group.MapPost("/session/google", GoogleSignInApi.SignIn);
         group.MapGet("/session", TalkiHttpApi.GetSession);
         group.MapPost("/session/sign-out", TalkiHttpApi.SignOut);
         group.MapPost("/rooms", TalkiHttpApi.CreateRoom);

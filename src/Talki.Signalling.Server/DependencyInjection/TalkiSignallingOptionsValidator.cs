@@ -38,9 +38,10 @@ internal sealed class TalkiSignallingOptionsValidator : IValidateOptions<TalkiSi
         }
 
         var google = options.Google;
-        if (!google.KeysUrl.IsAbsoluteUri || google.KeysUrl.Scheme is not ("https" or "http") || google.Issuers.Count == 0 || google.ClientIds.Any(string.IsNullOrWhiteSpace))
+        if (!google.KeysUrl.IsAbsoluteUri || !(google.KeysUrl.Scheme == "https" || (google.KeysUrl.Scheme == "http" && google.KeysUrl.IsLoopback))
+            || google.Issuers.Count == 0 || google.ClientIds.Any(string.IsNullOrWhiteSpace))
         {
-            failures.Add("Google.KeysUrl must be an absolute http(s) URL, Google.Issuers must not be empty and Google.ClientIds must not contain blanks.");
+            failures.Add("Google.KeysUrl must be an absolute https URL (http only on loopback, for tests), Google.Issuers must not be empty and Google.ClientIds must not contain blanks.");
         }
 
         Range(failures, "Google." + nameof(google.ClockSkew), google.ClockSkew, TimeSpan.Zero, TimeSpan.FromMinutes(10));

@@ -55,6 +55,7 @@ public static class TalkiSignallingServiceCollectionExtensions
         services.TryAddSingleton<ICallerIdentityResolver, ClaimsCallerIdentityResolver>();
         services.TryAddSingleton<IIceServerProvider, ConfiguredIceServerProvider>();
         services.TryAddSingleton<TalkiHttpApi>();
+        services.AddTalkiGoogleSignIn();
 
         services.AddCors();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>, TalkiCors>());

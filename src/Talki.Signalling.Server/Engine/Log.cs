@@ -61,4 +61,16 @@ internal static partial class Log
 
     [LoggerMessage(3002, LogLevel.Information, "Session started for a {Kind} user.", EventName = "SessionStarted")]
     public static partial void SessionStarted(ILogger logger, string kind);
+
+    [LoggerMessage(3010, LogLevel.Information, "Google sign-in refused: {Code}.", EventName = "GoogleSignInRefused")]
+    public static partial void GoogleSignInRefused(ILogger logger, string code);
+
+    [LoggerMessage(3011, LogLevel.Debug, "Fetched {Count} Google signing key(s); they are cached for {Lifetime}.", EventName = "GoogleKeysFetched")]
+    public static partial void GoogleKeysFetched(ILogger logger, int count, TimeSpan lifetime);
+
+    [LoggerMessage(3012, LogLevel.Warning, "Google's signing keys could not be fetched from {KeysUrl}.", EventName = "GoogleKeysUnavailable")]
+    public static partial void GoogleKeysUnavailable(ILogger logger, Exception exception, Uri keysUrl);
+
+    [LoggerMessage(3013, LogLevel.Debug, "A token names the unknown signing key {KeyId}; the keys were fetched less than a minute ago, so they are not fetched again.", EventName = "GoogleKeyUnknownNotRefetched")]
+    public static partial void GoogleKeyUnknownNotRefetched(ILogger logger, string keyId);
 }
