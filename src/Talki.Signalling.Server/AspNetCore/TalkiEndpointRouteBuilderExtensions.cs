@@ -14,11 +14,13 @@ public static class TalkiEndpointRouteBuilderExtensions
     /// Maps, under <see cref="TalkiHostingOptions.PathPrefix"/> (default <c>/talki</c>):
     /// <list type="bullet">
     /// <item><c>POST session/anonymous</c> — sign in with a pseudonym (body <c>{"displayName":"…"}</c>); sets the session cookie;</item>
+    /// <item><c>POST session/google</c> — sign in with a Google ID token (body <c>{"idToken":"…"}</c>), when configured;</item>
     /// <item><c>GET session</c> — the signed-in user, or 401;</item>
     /// <item><c>POST session/sign-out</c> — ends the session and deletes it server-side;</item>
     /// <item><c>POST rooms</c> — create a room (the caller is admin); answers a one-time ticket and the WebSocket URL;</item>
     /// <item><c>POST rooms/{roomId}/tickets</c> — a one-time ticket to join a room;</item>
-    /// <item><c>GET ws?ticket=…</c> — the self-hosted WebSocket gateway.</item>
+    /// <item><c>GET ws?ticket=…</c> — the self-hosted WebSocket gateway;</item>
+    /// <item><c>OPTIONS …</c> — CORS preflight for <see cref="TalkiHostingOptions.AllowedOrigins"/>.</item>
     /// </list>
     /// </summary>
     /// <param name="endpoints">The endpoint route builder.</param>
