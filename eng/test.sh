@@ -43,6 +43,16 @@ if [ "${#need[@]}" -gt 0 ]; then
   done
 fi
 
+# Node tools the suites start themselves (dynalite for DynamoDB), pinned by tests/tools/package-lock.json.
+if [ -f tests/tools/package-lock.json ]; then
+  echo "== npm ci (tests/tools)"
+  if ! npm ci --prefix tests/tools --no-audit --no-fund --loglevel=error; then
+    echo "eng/test.sh: npm ci failed in tests/tools" >&2
+    echo "tests: 0 passed, 1 failed, 0 skipped"
+    exit 1
+  fi
+fi
+
 echo "== restore and build ($configuration)"
 if ! dotnet build Talki.Signalling.slnx -c "$configuration" -nologo -v minimal; then
   echo "tests: 0 passed, 1 failed, 0 skipped"
