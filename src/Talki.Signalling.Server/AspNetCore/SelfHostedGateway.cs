@@ -85,7 +85,19 @@ internal sealed class SelfHostedGateway : IConnectionPush
         }
 
         var connectionId = NewConnectionId();
-        var grant = await engine.ConnectAsync(connectionId, context.Request.Query["ticket"].ToString(), context.RequestAborted).ConfigureAwait(false);
+        SignallingResult<ConnectionGrant> grant;
+        try
+        {
+            grant = await engine.ConnectAsync(connectionId, context.Request.Query["ticket"].ToString(), context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException || !context.RequestAborted.IsCancellationRequested)
+        {
+            var reference = SignallingEngine.NewCorrelationId();
+            Log.GatewayFailure(_logger, exception, reference);
+            await HttpErrors.WriteAsync(context, StatusCodes.Status500InternalServerError, SignallingErrorCode.Internal, "An unexpected error occurred; quote the reference to the operator.", reference).ConfigureAwait(false);
+            return;
+        }
+
         if (!grant.IsSuccess)
         {
             await HttpErrors.WriteAsync(context, grant.Error).ConfigureAwait(false);

@@ -62,6 +62,25 @@ public sealed class SelfHostedGatewayTests
         Assert.Equal(PushOutcome.Gone, await gateway.PushAsync("unknown", "{}"u8.ToArray()));
     }
 
+    [Fact]
+    public async Task Connect_EngineThrows_500InternalWithReference_AndNoSocket()
+    {
+        var gateway = NewGateway(capacity: 4);
+        var socket = new StuckSocket();
+        var context = UpgradeContext(socket);
+        context.Response.Body = new MemoryStream();
+
+        await gateway.HandleAsync(context, new ThrowingEngine());
+
+        Assert.Equal(StatusCodes.Status500InternalServerError, context.Response.StatusCode);
+        context.Response.Body.Position = 0;
+        var error = System.Text.Json.JsonSerializer.Deserialize(context.Response.Body, Talki.Signalling.Protocol.TalkiJsonContext.Default.ErrorResponse)!;
+        Assert.Equal(SignallingErrorCode.Internal, error.Code);
+        Assert.False(string.IsNullOrEmpty(error.Reference));
+        Assert.DoesNotContain("store down", error.Message, StringComparison.Ordinal);
+        Assert.Equal(0, gateway.ConnectionCount);
+    }
+
     private static DefaultHttpContext UpgradeContext(WebSocket socket)
     {
         var context = new DefaultHttpContext();
@@ -98,6 +117,19 @@ public sealed class SelfHostedGatewayTests
 
             return ValueTask.CompletedTask;
         }
+
+        public ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+
+        public ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+        public ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+    }
+
+    private sealed class ThrowingEngine : ISignallingEngine
+    {
+        public ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, CancellationToken cancellationToken = default) => throw new InvalidOperationException("store down");
+
+        public ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
 
         public ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
 
