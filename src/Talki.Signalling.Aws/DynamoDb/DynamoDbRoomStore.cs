@@ -1,0 +1,718 @@
+using System.Globalization;
+using Amazon.DynamoDBv2;
+using Amazon.DynamoDBv2.Model;
+using Amazon.Runtime;
+using Amazon.Runtime.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Talki.Signalling.Ports;
+
+namespace Talki.Signalling.Aws.DynamoDb;
+
+/// <summary>
+/// The room store on one DynamoDB table, through the low-level client (no reflection, trim and AOT safe).
+/// </summary>
+/// <remarks>
+/// <para>Keys (<c>pk</c> / <c>sk</c>, both strings):</para>
+/// <list type="table">
+/// <item><term><c>ROOM#{room}</c> / <c>META</c></term><description>the room, with <c>memberCount</c>: the seats taken (members that are not denied).</description></item>
+/// <item><term><c>ROOM#{room}</c> / <c>MEMBER#{member}</c></term><description>a member, with <c>version</c> for optimistic concurrency.</description></item>
+/// <item><term><c>ROOM#{room}</c> / <c>USER#{userId}</c></term><description>the guard that makes a user unique in a room; it names the member and keeps a copy of the member as first added.</description></item>
+/// <item><term><c>TICKET#{hash}</c> / <c>TICKET</c></term><description>a one-time ticket.</description></item>
+/// <item><term><c>CONN#{connection}</c> / <c>CONN</c></term><description>a connection binding.</description></item>
+/// </list>
+/// <para>
+/// Every item carries <c>expiresAt</c> (epoch seconds, rounded up: the TTL attribute) and <c>expiry</c> (the exact
+/// instant, ISO 8601 UTC, fixed width so that it compares as a string). TTL deletes late, so every read and every
+/// conditional write checks <c>expiry</c> against the injected clock. Reads are strongly consistent.
+/// </para>
+/// <para>
+/// <b>Capacity and uniqueness without transactions</b> (dynalite has none, and they cost double). An add reads the room
+/// (it must exist and not have expired; its expiry becomes the member's) and then makes three single-item conditional
+/// writes: (1) put the <c>USER#</c> guard, conditional on <c>attribute_not_exists</c> — if it exists the outcome is
+/// <see cref="AddMemberOutcome.UserExists"/> and nothing was written; (2) take a seat — <c>ADD memberCount 1</c> on the room
+/// item, conditional on the room existing, not having expired and <c>memberCount &lt; capacity</c> (a denied member adds 0
+/// but still needs the check) — if that fails the guard is deleted again and the outcome is
+/// <see cref="AddMemberOutcome.RoomFull"/>; (3) put the member item, conditional on <c>attribute_not_exists</c>. Because the
+/// guard comes first, only an add that will succeed holds a seat, so racing adds never see a room full of doomed
+/// reservations. Denying a member gives its seat back (<c>ADD memberCount -1</c> after the versioned write succeeded);
+/// un-denying takes a seat before the versioned write (without a capacity check, like the in-memory store) and gives it
+/// back if that write loses.
+/// </para>
+/// <para>
+/// <b>Crash windows.</b> A process that dies between these writes errs on the safe side. (a) After (1): the guard exists
+/// without its member; <see cref="FindMemberByUserAsync"/> (which the engine calls on every join) finishes the add from
+/// the guard's copy (it keeps the capacity): it takes a seat and writes the member, or deletes the guard when the room is
+/// full, so the user is never locked out. (b) After (2), or between a successful deny and its decrement: one seat stays
+/// taken for the rest of the room's life, so the room fills one member early; it never holds more than its capacity.
+/// Until such a repair, a concurrent second add by the same user answers <see cref="AddMemberOutcome.UserExists"/> while the
+/// first is still in flight (and may yet end in <see cref="AddMemberOutcome.RoomFull"/>). Rooms live minutes to hours, so
+/// a leaked seat dies with its room. Costs: an add is one strongly consistent read and three writes.
+/// </para>
+/// </remarks>
+internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
+{
+    private const string Pk = DynamoDbTableCreator.PartitionKey;
+    private const string Sk = DynamoDbTableCreator.SortKey;
+    private const string Ttl = DynamoDbTableCreator.TimeToLiveAttribute;
+    private const string Expiry = "expiry";
+    private const string Kind = "kind";
+    private const string MetaSk = "META";
+    private const string MemberPrefix = "MEMBER#";
+    private const string UserPrefix = "USER#";
+    private const string TicketSk = "TICKET";
+    private const string ConnectionSk = "CONN";
+    private const string MemberCount = "memberCount";
+    private const string RoomIdAttr = "roomId";
+    private const string MemberIdAttr = "memberId";
+    private const string UserIdAttr = "userId";
+    private const string DisplayName = "displayName";
+    private const string IsVerified = "isVerified";
+    private const string IsAdmin = "isAdmin";
+    private const string Admission = "admission";
+    private const string Epoch = "epoch";
+    private const string ConnectionIdAttr = "connectionId";
+    private const string ReadyAt = "readyAt";
+    private const string JoinedAt = "joinedAt";
+    private const string Version = "version";
+    private const string AdminMember = "adminMember";
+    private const string CreatedAt = "createdAt";
+    private const string SealsAt = "sealsAt";
+    private const string Hash = "hash";
+    private const string Capacity = "capacity";
+    private const string NotExists = "attribute_not_exists(#pk)";
+    private const string IsoFormat = "yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'";
+
+    private static readonly Dictionary<string, string> PkName = new(StringComparer.Ordinal) { ["#pk"] = Pk };
+
+    private readonly IAmazonDynamoDB _client;
+    private readonly bool _ownsClient;
+    private readonly string _table;
+    private readonly bool _createTable;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _tableGate = new(1, 1);
+    private volatile bool _tableReady;
+
+    /// <summary>Initializes a new instance of the <see cref="DynamoDbRoomStore"/> class.</summary>
+    /// <param name="client">The DynamoDB client.</param>
+    /// <param name="ownsClient">Whether the store disposes <paramref name="client"/>.</param>
+    /// <param name="options">The options.</param>
+    /// <param name="time">The clock.</param>
+    /// <param name="logger">The logger.</param>
+    public DynamoDbRoomStore(IAmazonDynamoDB client, bool ownsClient, IOptions<DynamoDbRoomStoreOptions> options, TimeProvider time, ILogger<DynamoDbRoomStore> logger)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(options);
+        _client = client;
+        _ownsClient = ownsClient;
+        _table = options.Value.TableName;
+        _createTable = options.Value.CreateTableIfMissing;
+        _time = time;
+        _logger = logger;
+    }
+
+    public async ValueTask CreateRoomAsync(RoomRecord room, MemberRecord admin, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(room);
+        ArgumentNullException.ThrowIfNull(admin);
+        if (admin.Room != room.Id)
+        {
+            throw new ArgumentException("The admin must belong to the room.", nameof(admin));
+        }
+
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var item = Key(RoomPk(room.Id), MetaSk);
+        item[Kind] = S("room");
+        item[RoomIdAttr] = S(room.Id.Value);
+        item[AdminMember] = S(room.AdminMember.Value);
+        item[CreatedAt] = S(Iso(room.CreatedAt));
+        item[SealsAt] = S(Iso(room.SealsAt));
+        item[MemberCount] = N(admin.Admission == AdmissionStatus.Denied ? 0 : 1);
+        AddExpiry(item, room.ExpiresAt);
+        if (!await TryPutNewAsync(item, cancellationToken).ConfigureAwait(false))
+        {
+            throw new InvalidOperationException($"Room {room.Id} exists already.");
+        }
+
+        await TryPutNewAsync(MemberItem(admin, UserPrefix + admin.UserId, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
+        await TryPutNewAsync(MemberItem(admin, MemberPrefix + admin.Id.Value, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask<RoomRecord?> GetRoomAsync(RoomId room, CancellationToken cancellationToken = default)
+    {
+        var item = await GetAsync(RoomPk(room), MetaSk, cancellationToken).ConfigureAwait(false);
+        return item is null ? null : ToRoom(item);
+    }
+
+    public async ValueTask<MemberRecord?> GetMemberAsync(RoomId room, MemberId member, CancellationToken cancellationToken = default)
+    {
+        var item = await GetAsync(RoomPk(room), MemberPrefix + member.Value, cancellationToken).ConfigureAwait(false);
+        return item is null ? null : ToMember(item);
+    }
+
+    public async ValueTask<MemberRecord?> FindMemberByUserAsync(RoomId room, string userId, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(userId);
+        var guard = await GetAsync(RoomPk(room), UserPrefix + userId, cancellationToken).ConfigureAwait(false);
+        if (guard is null)
+        {
+            return null;
+        }
+
+        var memberSk = MemberPrefix + guard[MemberIdAttr].S;
+        var item = await GetAsync(RoomPk(room), memberSk, cancellationToken).ConfigureAwait(false);
+        if (item is null)
+        {
+            // The add that wrote the guard has not written (or never will write) its seat and member: finish it. Whoever
+            // writes the member first keeps its seat; the other gives its seat back.
+            var pending = ToMember(guard);
+            var capacity = guard.TryGetValue(Capacity, out var stored) ? int.Parse(stored.N, CultureInfo.InvariantCulture) : int.MaxValue;
+            if (await CompleteAddAsync(pending, capacity, guard, cancellationToken).ConfigureAwait(false) == AddMemberOutcome.Added)
+            {
+                DynamoDbLog.InterruptedAddCompleted(_logger, room, pending.Id);
+            }
+
+            item = await GetAsync(RoomPk(room), memberSk, cancellationToken).ConfigureAwait(false);
+        }
+
+        return item is not null && string.Equals(item[UserIdAttr].S, userId, StringComparison.Ordinal) ? ToMember(item) : null;
+    }
+
+    public async ValueTask<IReadOnlyList<MemberRecord>> ListMembersAsync(RoomId room, CancellationToken cancellationToken = default)
+    {
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var now = Iso(_time.GetUtcNow());
+        var members = new List<MemberRecord>();
+        Dictionary<string, AttributeValue>? start = null;
+        do
+        {
+            var request = Tagged(new QueryRequest
+            {
+                TableName = _table,
+                ConsistentRead = true,
+                KeyConditionExpression = "#pk = :pk AND begins_with(#sk, :prefix)",
+                ExpressionAttributeNames = new() { ["#pk"] = Pk, ["#sk"] = Sk },
+                ExpressionAttributeValues = new() { [":pk"] = S(RoomPk(room)), [":prefix"] = S(MemberPrefix) },
+                ExclusiveStartKey = start,
+            });
+            var response = await _client.QueryAsync(request, cancellationToken).ConfigureAwait(false);
+            foreach (var item in response.Items ?? [])
+            {
+                if (string.CompareOrdinal(item[Expiry].S, now) > 0)
+                {
+                    members.Add(ToMember(item));
+                }
+            }
+
+            start = response.LastEvaluatedKey is { Count: > 0 } next ? next : null;
+        }
+        while (start is not null);
+
+        return members;
+    }
+
+    public async ValueTask<AddMemberOutcome> TryAddMemberAsync(MemberRecord member, int capacity, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(member);
+        var pk = RoomPk(member.Room);
+        var room = await GetAsync(pk, MetaSk, cancellationToken).ConfigureAwait(false);
+        if (room is null)
+        {
+            return AddMemberOutcome.RoomNotFound;
+        }
+
+        // (1) The user guard: at most one member per user and room. It keeps the capacity for a reader that completes an interrupted add.
+        var guard = MemberItem(member, UserPrefix + member.UserId, ParseIso(room[Expiry].S));
+        guard[Capacity] = N(capacity);
+        if (!await TryPutNewAsync(guard, cancellationToken).ConfigureAwait(false))
+        {
+            return AddMemberOutcome.UserExists;
+        }
+
+        // (2) Take a seat, (3) write the member.
+        return await CompleteAddAsync(member, capacity, guard, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask<MemberRecord?> TryUpdateMemberAsync(MemberRecord updated, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(updated);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var pk = RoomPk(updated.Room);
+        var stored = updated with { Version = updated.Version + 1 };
+        if (updated.Admission == AdmissionStatus.Denied)
+        {
+            var old = await TryWriteMemberAsync(stored, requireDenied: null, cancellationToken).ConfigureAwait(false);
+            if (old is null)
+            {
+                return null;
+            }
+
+            if (old[Admission].S != AdmissionText(AdmissionStatus.Denied))
+            {
+                await ReleaseSeatsAsync(pk, 1, cancellationToken).ConfigureAwait(false); // a denied member frees its seat
+            }
+
+            return stored;
+        }
+
+        if (await TryWriteMemberAsync(stored, requireDenied: false, cancellationToken).ConfigureAwait(false) is not null)
+        {
+            return stored;
+        }
+
+        // Lost, or the stored member is denied and this write un-denies it: that takes a seat back first.
+        var current = await GetAsync(pk, MemberPrefix + updated.Id.Value, cancellationToken).ConfigureAwait(false);
+        if (current is null
+            || current[Version].N != updated.Version.ToString(CultureInfo.InvariantCulture)
+            || current[Admission].S != AdmissionText(AdmissionStatus.Denied))
+        {
+            return null;
+        }
+
+        await ReleaseSeatsAsync(pk, -1, cancellationToken).ConfigureAwait(false);
+        if (await TryWriteMemberAsync(stored, requireDenied: true, cancellationToken).ConfigureAwait(false) is not null)
+        {
+            return stored;
+        }
+
+        await ReleaseSeatsAsync(pk, 1, cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+
+    public async ValueTask StoreTicketAsync(TicketRecord ticket, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(ticket);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var item = Key(TicketPk(ticket.Hash), TicketSk);
+        item[Kind] = S("ticket");
+        item[Hash] = S(ticket.Hash);
+        item[RoomIdAttr] = S(ticket.Room.Value);
+        item[MemberIdAttr] = S(ticket.Member.Value);
+        AddExpiry(item, ticket.ExpiresAt);
+        if (!await TryPutNewAsync(item, cancellationToken).ConfigureAwait(false))
+        {
+            throw new InvalidOperationException("A ticket with the same hash exists already.");
+        }
+    }
+
+    public async ValueTask<TicketRecord?> ConsumeTicketAsync(string hash, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(hash);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var response = await _client.DeleteItemAsync(
+                Tagged(new DeleteItemRequest
+                {
+                    TableName = _table,
+                    Key = Key(TicketPk(hash), TicketSk),
+                    ConditionExpression = "attribute_exists(#pk)",
+                    ExpressionAttributeNames = PkName,
+                    ReturnValues = ReturnValue.ALL_OLD,
+                }),
+                cancellationToken).ConfigureAwait(false);
+            var item = response.Attributes;
+            return item is { Count: > 0 }
+                ? new TicketRecord(item[Hash].S, ParseRoom(item[RoomIdAttr].S), ParseMember(item[MemberIdAttr].S), ParseIso(item[Expiry].S))
+                : null;
+        }
+        catch (ConditionalCheckFailedException)
+        {
+            return null; // unknown, or another consumer won
+        }
+    }
+
+    public async ValueTask PutConnectionAsync(ConnectionRecord connection, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var item = Key(ConnectionPk(connection.ConnectionId), ConnectionSk);
+        item[Kind] = S("connection");
+        item[ConnectionIdAttr] = S(connection.ConnectionId);
+        item[RoomIdAttr] = S(connection.Room.Value);
+        item[MemberIdAttr] = S(connection.Member.Value);
+        item[Epoch] = N(connection.Epoch);
+        AddExpiry(item, connection.ExpiresAt);
+        await _client.PutItemAsync(Tagged(new PutItemRequest { TableName = _table, Item = item }), cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask<ConnectionRecord?> GetConnectionAsync(string connectionId, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connectionId);
+        var item = await GetAsync(ConnectionPk(connectionId), ConnectionSk, cancellationToken).ConfigureAwait(false);
+        return item is null ? null : ToConnection(item);
+    }
+
+    public async ValueTask<ConnectionRecord?> RemoveConnectionAsync(string connectionId, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connectionId);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var response = await _client.DeleteItemAsync(
+            Tagged(new DeleteItemRequest { TableName = _table, Key = Key(ConnectionPk(connectionId), ConnectionSk), ReturnValues = ReturnValue.ALL_OLD }),
+            cancellationToken).ConfigureAwait(false);
+        return response.Attributes is { Count: > 0 } item ? ToConnection(item) : null;
+    }
+
+    public void Dispose()
+    {
+        _tableGate.Dispose();
+        if (_ownsClient)
+        {
+            _client.Dispose();
+        }
+    }
+
+    /// <summary>Adds this package's user-agent component to a request (only this package's requests carry it).</summary>
+    /// <typeparam name="T">The request type.</typeparam>
+    /// <param name="request">The request.</param>
+    /// <returns>The same request.</returns>
+    internal static T Tagged<T>(T request)
+        where T : AmazonWebServiceRequest
+    {
+        ((IAmazonWebServiceRequest)request).UserAgentDetails.AddUserAgentComponent(AwsPackage.UserAgentSuffix);
+        return request;
+    }
+
+    private static string RoomPk(RoomId room) => "ROOM#" + room.Value;
+
+    private static string TicketPk(string hash) => "TICKET#" + hash;
+
+    private static string ConnectionPk(string connectionId) => "CONN#" + connectionId;
+
+    private static AttributeValue S(string value) => new() { S = value };
+
+    private static AttributeValue N(long value) => new() { N = value.ToString(CultureInfo.InvariantCulture) };
+
+    private static AttributeValue Bool(bool value) => new() { BOOL = value };
+
+    private static Dictionary<string, AttributeValue> Key(string pk, string sk)
+        => new(StringComparer.Ordinal) { [Pk] = S(pk), [Sk] = S(sk) };
+
+    /// <summary>Fixed-width ISO 8601 UTC, so that string order is time order (conditions compare it).</summary>
+    private static string Iso(DateTimeOffset value) => value.UtcDateTime.ToString(IsoFormat, CultureInfo.InvariantCulture);
+
+    private static DateTimeOffset ParseIso(string value)
+        => new(DateTime.SpecifyKind(DateTime.ParseExact(value, IsoFormat, CultureInfo.InvariantCulture, DateTimeStyles.None), DateTimeKind.Utc));
+
+    /// <summary>Adds the exact expiry and the TTL attribute (epoch seconds, rounded up so that TTL never deletes early).</summary>
+    private static void AddExpiry(Dictionary<string, AttributeValue> item, DateTimeOffset expiresAt)
+    {
+        var seconds = expiresAt.ToUnixTimeSeconds();
+        if (expiresAt.UtcTicks % TimeSpan.TicksPerSecond != 0 && expiresAt.UtcTicks > DateTimeOffset.UnixEpoch.UtcTicks)
+        {
+            seconds++;
+        }
+
+        item[Expiry] = S(Iso(expiresAt));
+        item[Ttl] = N(seconds);
+    }
+
+    private static string AdmissionText(AdmissionStatus admission) => admission switch
+    {
+        AdmissionStatus.Pending => "pending",
+        AdmissionStatus.Admitted => "admitted",
+        AdmissionStatus.Denied => "denied",
+        _ => throw new ArgumentOutOfRangeException(nameof(admission), admission, "Unknown admission status."),
+    };
+
+    private static AdmissionStatus ParseAdmission(string text) => text switch
+    {
+        "pending" => AdmissionStatus.Pending,
+        "admitted" => AdmissionStatus.Admitted,
+        "denied" => AdmissionStatus.Denied,
+        _ => throw new InvalidDataException($"Unknown admission status '{text}' in the DynamoDB table."),
+    };
+
+    private static RoomId ParseRoom(string text)
+        => RoomId.TryParse(text, out var id) ? id : throw new InvalidDataException("A malformed room id in the DynamoDB table.");
+
+    private static MemberId ParseMember(string text)
+        => MemberId.TryParse(text, out var id) ? id : throw new InvalidDataException("A malformed member id in the DynamoDB table.");
+
+    private static Dictionary<string, AttributeValue> MemberItem(MemberRecord member, string sk, DateTimeOffset expiresAt)
+    {
+        var item = Key(RoomPk(member.Room), sk);
+        item[Kind] = S(sk.StartsWith(UserPrefix, StringComparison.Ordinal) ? "user" : "member");
+        item[RoomIdAttr] = S(member.Room.Value);
+        item[MemberIdAttr] = S(member.Id.Value);
+        item[UserIdAttr] = S(member.UserId);
+        item[DisplayName] = S(member.DisplayName);
+        item[IsVerified] = Bool(member.IsVerified);
+        item[IsAdmin] = Bool(member.IsAdmin);
+        item[Admission] = S(AdmissionText(member.Admission));
+        item[Epoch] = N(member.Epoch);
+        if (member.ConnectionId is { } connectionId)
+        {
+            item[ConnectionIdAttr] = S(connectionId);
+        }
+
+        if (member.ReadyAt is { } readyAt)
+        {
+            item[ReadyAt] = S(Iso(readyAt));
+        }
+
+        item[JoinedAt] = S(Iso(member.JoinedAt));
+        item[Version] = N(member.Version);
+        AddExpiry(item, expiresAt);
+        return item;
+    }
+
+    private static RoomRecord ToRoom(Dictionary<string, AttributeValue> item)
+        => new(ParseRoom(item[RoomIdAttr].S), ParseMember(item[AdminMember].S), ParseIso(item[CreatedAt].S), ParseIso(item[SealsAt].S), ParseIso(item[Expiry].S));
+
+    private static MemberRecord ToMember(Dictionary<string, AttributeValue> item) => new()
+    {
+        Room = ParseRoom(item[RoomIdAttr].S),
+        Id = ParseMember(item[MemberIdAttr].S),
+        UserId = item[UserIdAttr].S,
+        DisplayName = item[DisplayName].S,
+        IsVerified = item[IsVerified].BOOL ?? false,
+        IsAdmin = item[IsAdmin].BOOL ?? false,
+        Admission = ParseAdmission(item[Admission].S),
+        Epoch = long.Parse(item[Epoch].N, CultureInfo.InvariantCulture),
+        ConnectionId = item.TryGetValue(ConnectionIdAttr, out var connectionId) ? connectionId.S : null,
+        ReadyAt = item.TryGetValue(ReadyAt, out var readyAt) ? ParseIso(readyAt.S) : null,
+        JoinedAt = ParseIso(item[JoinedAt].S),
+        Version = long.Parse(item[Version].N, CultureInfo.InvariantCulture),
+    };
+
+    private static ConnectionRecord ToConnection(Dictionary<string, AttributeValue> item)
+        => new(item[ConnectionIdAttr].S, ParseRoom(item[RoomIdAttr].S), ParseMember(item[MemberIdAttr].S), long.Parse(item[Epoch].N, CultureInfo.InvariantCulture), ParseIso(item[Expiry].S));
+
+    /// <summary>A strongly consistent read that treats expired items as absent.</summary>
+    private async Task<Dictionary<string, AttributeValue>?> GetAsync(string pk, string sk, CancellationToken cancellationToken)
+    {
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var response = await _client.GetItemAsync(
+            Tagged(new GetItemRequest { TableName = _table, Key = Key(pk, sk), ConsistentRead = true }),
+            cancellationToken).ConfigureAwait(false);
+        var item = response.Item;
+        return item is { Count: > 0 } && string.CompareOrdinal(item[Expiry].S, Iso(_time.GetUtcNow())) > 0 ? item : null;
+    }
+
+    /// <summary>Puts an item unless one with the same key exists.</summary>
+    private async Task<bool> TryPutNewAsync(Dictionary<string, AttributeValue> item, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _client.PutItemAsync(
+                Tagged(new PutItemRequest { TableName = _table, Item = item, ConditionExpression = NotExists, ExpressionAttributeNames = PkName }),
+                cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (ConditionalCheckFailedException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Steps (2) and (3) of an add whose guard is written: take a seat, then write the member.</summary>
+    private async Task<AddMemberOutcome> CompleteAddAsync(MemberRecord member, int capacity, Dictionary<string, AttributeValue> guard, CancellationToken cancellationToken)
+    {
+        var pk = RoomPk(member.Room);
+        var seats = member.Admission == AdmissionStatus.Denied ? 0 : 1;
+        try
+        {
+            await _client.UpdateItemAsync(
+                Tagged(new UpdateItemRequest
+                {
+                    TableName = _table,
+                    Key = Key(pk, MetaSk),
+                    UpdateExpression = "ADD #count :seats",
+                    ConditionExpression = "attribute_exists(#pk) AND #expiry > :now AND #count < :capacity",
+                    ExpressionAttributeNames = new() { ["#pk"] = Pk, ["#count"] = MemberCount, ["#expiry"] = Expiry },
+                    ExpressionAttributeValues = new()
+                    {
+                        [":seats"] = N(seats),
+                        [":now"] = S(Iso(_time.GetUtcNow())),
+                        [":capacity"] = N(capacity),
+                    },
+                }),
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (ConditionalCheckFailedException)
+        {
+            await DeleteGuardAsync(pk, member, cancellationToken).ConfigureAwait(false);
+            return await GetAsync(pk, MetaSk, cancellationToken).ConfigureAwait(false) is null ? AddMemberOutcome.RoomNotFound : AddMemberOutcome.RoomFull;
+        }
+
+        var memberSk = MemberPrefix + member.Id.Value;
+        var item = new Dictionary<string, AttributeValue>(guard, StringComparer.Ordinal) { [Sk] = S(memberSk), [Kind] = S("member") };
+        item.Remove(Capacity);
+        if (await TryPutNewAsync(item, cancellationToken).ConfigureAwait(false))
+        {
+            return AddMemberOutcome.Added;
+        }
+
+        // Someone else wrote the member first: it keeps its seat, this one is given back.
+        await ReleaseSeatsAsync(pk, seats, cancellationToken).ConfigureAwait(false);
+        var existing = await GetAsync(pk, memberSk, cancellationToken).ConfigureAwait(false);
+        if (existing is not null && string.Equals(existing[UserIdAttr].S, member.UserId, StringComparison.Ordinal))
+        {
+            return AddMemberOutcome.Added; // a reader completed this very add from the guard
+        }
+
+        await DeleteGuardAsync(pk, member, cancellationToken).ConfigureAwait(false); // another user holds this member id
+        return AddMemberOutcome.UserExists;
+    }
+
+    /// <summary>Gives seats back (a negative number takes seats) on a room item that still exists.</summary>
+    private async Task ReleaseSeatsAsync(string pk, int seats, CancellationToken cancellationToken)
+    {
+        if (seats == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await _client.UpdateItemAsync(
+                Tagged(new UpdateItemRequest
+                {
+                    TableName = _table,
+                    Key = Key(pk, MetaSk),
+                    UpdateExpression = "ADD #count :delta",
+                    ConditionExpression = "attribute_exists(#pk)",
+                    ExpressionAttributeNames = new() { ["#pk"] = Pk, ["#count"] = MemberCount },
+                    ExpressionAttributeValues = new() { [":delta"] = N(-seats) },
+                }),
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (ConditionalCheckFailedException)
+        {
+            // The room item is gone (TTL): there is nothing to count any more.
+        }
+    }
+
+    private async Task DeleteGuardAsync(string pk, MemberRecord member, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _client.DeleteItemAsync(
+                Tagged(new DeleteItemRequest
+                {
+                    TableName = _table,
+                    Key = Key(pk, UserPrefix + member.UserId),
+                    ConditionExpression = "#member = :member",
+                    ExpressionAttributeNames = new() { ["#member"] = MemberIdAttr },
+                    ExpressionAttributeValues = new() { [":member"] = S(member.Id.Value) },
+                }),
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (ConditionalCheckFailedException)
+        {
+            // Not ours (any more).
+        }
+    }
+
+    /// <summary>
+    /// Writes a member's mutable fields if the stored version, user and (optionally) denial match and the room has not
+    /// expired. The key, the user and the expiry stay as stored.
+    /// </summary>
+    /// <returns>The item before the write, or <see langword="null"/> when the condition failed.</returns>
+    private async Task<Dictionary<string, AttributeValue>?> TryWriteMemberAsync(MemberRecord stored, bool? requireDenied, CancellationToken cancellationToken)
+    {
+        var names = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["#pk"] = Pk,
+            ["#version"] = Version,
+            ["#user"] = UserIdAttr,
+            ["#expiry"] = Expiry,
+            ["#name"] = DisplayName,
+            ["#verified"] = IsVerified,
+            ["#admin"] = IsAdmin,
+            ["#admission"] = Admission,
+            ["#epoch"] = Epoch,
+            ["#connection"] = ConnectionIdAttr,
+            ["#ready"] = ReadyAt,
+            ["#joined"] = JoinedAt,
+        };
+        var values = new Dictionary<string, AttributeValue>(StringComparer.Ordinal)
+        {
+            [":expected"] = N(stored.Version - 1),
+            [":next"] = N(stored.Version),
+            [":user"] = S(stored.UserId),
+            [":now"] = S(Iso(_time.GetUtcNow())),
+            [":name"] = S(stored.DisplayName),
+            [":verified"] = Bool(stored.IsVerified),
+            [":admin"] = Bool(stored.IsAdmin),
+            [":admission"] = S(AdmissionText(stored.Admission)),
+            [":epoch"] = N(stored.Epoch),
+            [":joined"] = S(Iso(stored.JoinedAt)),
+        };
+        var set = new List<string> { "#version = :next", "#name = :name", "#verified = :verified", "#admin = :admin", "#admission = :admission", "#epoch = :epoch", "#joined = :joined" };
+        var remove = new List<string>();
+        if (stored.ConnectionId is { } connectionId)
+        {
+            set.Add("#connection = :connection");
+            values[":connection"] = S(connectionId);
+        }
+        else
+        {
+            remove.Add("#connection");
+        }
+
+        if (stored.ReadyAt is { } readyAt)
+        {
+            set.Add("#ready = :ready");
+            values[":ready"] = S(Iso(readyAt));
+        }
+        else
+        {
+            remove.Add("#ready");
+        }
+
+        var condition = "attribute_exists(#pk) AND #version = :expected AND #user = :user AND #expiry > :now";
+        if (requireDenied is { } denied)
+        {
+            condition += denied ? " AND #admission = :denied" : " AND #admission <> :denied";
+            values[":denied"] = S(AdmissionText(AdmissionStatus.Denied));
+        }
+
+        var update = "SET " + string.Join(", ", set) + (remove.Count > 0 ? " REMOVE " + string.Join(", ", remove) : string.Empty);
+        try
+        {
+            var response = await _client.UpdateItemAsync(
+                Tagged(new UpdateItemRequest
+                {
+                    TableName = _table,
+                    Key = Key(RoomPk(stored.Room), MemberPrefix + stored.Id.Value),
+                    UpdateExpression = update,
+                    ConditionExpression = condition,
+                    ExpressionAttributeNames = names,
+                    ExpressionAttributeValues = values,
+                    ReturnValues = ReturnValue.ALL_OLD,
+                }),
+                cancellationToken).ConfigureAwait(false);
+            return response.Attributes ?? [];
+        }
+        catch (ConditionalCheckFailedException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Creates the table before the first operation when the options ask for it.</summary>
+    private async ValueTask ReadyAsync(CancellationToken cancellationToken)
+    {
+        if (!_createTable || _tableReady)
+        {
+            return;
+        }
+
+        await _tableGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!_tableReady)
+            {
+                await DynamoDbTableCreator.CreateIfMissingAsync(_client, _table, _time, _logger, cancellationToken).ConfigureAwait(false);
+                _tableReady = true;
+            }
+        }
+        finally
+        {
+            _tableGate.Release();
+        }
+    }
+}

@@ -1,0 +1,142 @@
+using System.Globalization;
+using Amazon.DynamoDBv2;
+using Amazon.DynamoDBv2.Model;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+using Talki.Signalling.Aws.DynamoDb;
+using Talki.Signalling.Ports;
+
+namespace Talki.Signalling.Aws.Tests.DynamoDb;
+
+/// <summary>What only the DynamoDB store does: its item layout, crash recovery and wiring.</summary>
+[Collection(DynaliteGroup.Name)]
+public sealed class DynamoDbRoomStoreTests(DynaliteFixture dynalite) : IAsyncLifetime
+{
+    private const string Table = "store";
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, 250, TimeSpan.Zero));
+    private DynamoDbRoomStore? _store;
+
+    private DynamoDbRoomStore Store => _store!;
+
+    public async Task InitializeAsync()
+    {
+        await dynalite.EnsureTableAsync(Table);
+        _store = new DynamoDbRoomStore(dynalite.Client, ownsClient: false, Options.Create(new DynamoDbRoomStoreOptions { TableName = Table }), _time, NullLogger<DynamoDbRoomStore>.Instance);
+    }
+
+    public Task DisposeAsync()
+    {
+        _store?.Dispose();
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task Items_UseTheDocumentedKeys_AndCarryTheTtlAttribute_RoundedUp()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        await Store.StoreTicketAsync(new TicketRecord("h-" + room.Id.Value, room.Id, admin.Id, room.ExpiresAt));
+        await Store.PutConnectionAsync(new ConnectionRecord("c-" + room.Id.Value, room.Id, admin.Id, 1, room.ExpiresAt));
+        var ttl = (room.ExpiresAt.ToUnixTimeSeconds() + 1).ToString(CultureInfo.InvariantCulture); // 250 ms past a second: rounded up
+
+        foreach (var (pk, sk) in new[]
+        {
+            ("ROOM#" + room.Id.Value, "META"),
+            ("ROOM#" + room.Id.Value, "MEMBER#" + admin.Id.Value),
+            ("ROOM#" + room.Id.Value, "USER#" + admin.UserId),
+            ("TICKET#h-" + room.Id.Value, "TICKET"),
+            ("CONN#c-" + room.Id.Value, "CONN"),
+        })
+        {
+            var item = await GetRawAsync(pk, sk);
+            Assert.NotNull(item);
+            Assert.Equal(ttl, item["expiresAt"].N);
+        }
+
+        Assert.Equal("1", (await GetRawAsync("ROOM#" + room.Id.Value, "META"))!["memberCount"].N);
+    }
+
+    [Fact]
+    public async Task AnInterruptedAdd_GuardWithoutMember_IsCompletedByTheNextLookup()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var bob = new MemberRecord { Room = room.Id, Id = MemberId.New(), UserId = "u-bob", DisplayName = "Bob", JoinedAt = _time.GetUtcNow() };
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8));
+        await dynalite.Client.DeleteItemAsync(new DeleteItemRequest { TableName = Table, Key = Key("ROOM#" + room.Id.Value, "MEMBER#" + bob.Id.Value) }); // as if the process died before step 3
+
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(bob with { Id = MemberId.New() }, 8));
+        Assert.Equal(bob, await Store.FindMemberByUserAsync(room.Id, "u-bob"));
+        Assert.Equal(bob, await Store.GetMemberAsync(room.Id, bob.Id));
+        Assert.NotNull(await Store.TryUpdateMemberAsync(bob with { Admission = AdmissionStatus.Admitted }));
+    }
+
+    [Fact]
+    public async Task ExpiredItemsThatTtlHasNotDeleted_AreInvisible_AndCannotBeRevived()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        _time.Advance(TimeSpan.FromMinutes(15));
+
+        Assert.NotNull(await GetRawAsync("ROOM#" + room.Id.Value, "META")); // dynalite never deletes: like TTL running late
+        Assert.Null(await Store.GetRoomAsync(room.Id));
+        Assert.Equal(AddMemberOutcome.RoomNotFound, await Store.TryAddMemberAsync(admin with { Id = MemberId.New(), UserId = "u-2" }, 8));
+        Assert.Null(await Store.TryUpdateMemberAsync(admin with { DisplayName = "late" }));
+        Assert.Equal("1", (await GetRawAsync("ROOM#" + room.Id.Value, "META"))!["memberCount"].N);
+    }
+
+    [Fact]
+    public async Task UseDynamoDbRoomStore_ReplacesTheStore_CreatesTheTable_AndUsesTheRegisteredClient()
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddSingleton<IAmazonDynamoDB>(dynalite.Client);
+        services.AddTalkiSignalling().UseDynamoDbRoomStore(o =>
+        {
+            o.TableName = "di-created";
+            o.CreateTableIfMissing = true;
+        });
+        await using var provider = services.BuildServiceProvider();
+
+        var store = provider.GetRequiredService<IRoomStore>();
+        Assert.IsType<DynamoDbRoomStore>(store);
+        var (room, admin) = NewRoom(TimeProvider.System.GetUtcNow()); // the container's clock is the system clock
+        await store.CreateRoomAsync(room, admin);
+        Assert.NotNull(await store.GetRoomAsync(room.Id));
+        Assert.Contains("di-created", (await dynalite.Client.ListTablesAsync(new ListTablesRequest())).TableNames);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("ab")]
+    [InlineData("bad name")]
+    public void UseDynamoDbRoomStore_InvalidTableName_FailsValidation(string tableName)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddSingleton<IAmazonDynamoDB>(dynalite.Client);
+        services.AddTalkiSignalling().UseDynamoDbRoomStore(o => o.TableName = tableName);
+        using var provider = services.BuildServiceProvider();
+
+        var error = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<DynamoDbRoomStoreOptions>>().Value);
+        Assert.Contains("TableName", error.Message, StringComparison.Ordinal);
+    }
+
+    private (RoomRecord Room, MemberRecord Admin) NewRoom(DateTimeOffset? at = null)
+    {
+        var now = at ?? _time.GetUtcNow();
+        var room = new RoomRecord(RoomId.New(), MemberId.New(), now, now.AddMinutes(5), now.AddMinutes(15));
+        var admin = new MemberRecord { Room = room.Id, Id = room.AdminMember, UserId = "u-admin", DisplayName = "Ada", IsAdmin = true, Admission = AdmissionStatus.Admitted, JoinedAt = now };
+        return (room, admin);
+    }
+
+    private static Dictionary<string, AttributeValue> Key(string pk, string sk) => new() { ["pk"] = new AttributeValue { S = pk }, ["sk"] = new AttributeValue { S = sk } };
+
+    private async Task<Dictionary<string, AttributeValue>?> GetRawAsync(string pk, string sk)
+    {
+        var response = await dynalite.Client.GetItemAsync(new GetItemRequest { TableName = Table, Key = Key(pk, sk), ConsistentRead = true });
+        return response.Item is { Count: > 0 } item ? item : null;
+    }
+}

@@ -1,0 +1,404 @@
+using System.Globalization;
+using Microsoft.Extensions.Time.Testing;
+using Talki.Signalling.Ports;
+
+namespace Talki.Signalling.Conformance;
+
+/// <summary>
+/// The behaviour every <see cref="IRoomStore"/> must show: derive, create the store over <see cref="Time"/>, and the
+/// same facts are checked for each store (in memory, DynamoDB, …). Each test uses fresh random ids, so a store may be
+/// shared by the tests of one class.
+/// </summary>
+public abstract class RoomStoreConformanceTests : IAsyncLifetime
+{
+    private IRoomStore? _store;
+
+    /// <summary>Gets the clock the store must read (tests advance it to check read-side expiry).</summary>
+    protected FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+
+    /// <summary>Gets the store under test.</summary>
+    protected IRoomStore Store => _store ?? throw new InvalidOperationException("The store is created in InitializeAsync.");
+
+    /// <inheritdoc />
+    public virtual async Task InitializeAsync() => _store = await CreateStoreAsync(Time);
+
+    /// <inheritdoc />
+    public virtual async Task DisposeAsync()
+    {
+        switch (_store)
+        {
+            case IAsyncDisposable asyncDisposable:
+                await asyncDisposable.DisposeAsync();
+                break;
+            case IDisposable disposable:
+                disposable.Dispose();
+                break;
+        }
+    }
+
+    /// <summary>Creates the store under test.</summary>
+    /// <param name="time">The clock the store must use for every expiry check.</param>
+    /// <returns>The store.</returns>
+    protected abstract Task<IRoomStore> CreateStoreAsync(TimeProvider time);
+
+    [Fact]
+    public async Task CreateRoom_ThenGet_ReturnsTheRoomAndItsAdmin()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+
+        Assert.Equal(room, await Store.GetRoomAsync(room.Id));
+        Assert.Equal(admin, await Store.GetMemberAsync(room.Id, admin.Id));
+        Assert.Equal(admin, await Store.FindMemberByUserAsync(room.Id, admin.UserId));
+        Assert.Equal([admin], await Store.ListMembersAsync(room.Id));
+    }
+
+    [Fact]
+    public async Task Reads_OfUnknownThings_ReturnNothing()
+    {
+        var (room, _) = NewRoom();
+        Assert.Null(await Store.GetRoomAsync(room.Id));
+        Assert.Null(await Store.GetMemberAsync(room.Id, MemberId.New()));
+        Assert.Null(await Store.FindMemberByUserAsync(room.Id, "u-nobody"));
+        Assert.Empty(await Store.ListMembersAsync(room.Id));
+        Assert.Equal(AddMemberOutcome.RoomNotFound, await Store.TryAddMemberAsync(NewMember(room, "u-x"), 8));
+        Assert.Null(await Store.TryUpdateMemberAsync(NewMember(room, "u-x")));
+        Assert.Null(await Store.ConsumeTicketAsync("no-such-hash"));
+        Assert.Null(await Store.GetConnectionAsync("no-such-connection"));
+        Assert.Null(await Store.RemoveConnectionAsync("no-such-connection"));
+    }
+
+    [Fact]
+    public async Task CreateRoom_DuplicateId_Throws()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await Store.CreateRoomAsync(room, admin));
+    }
+
+    [Fact]
+    public async Task TryAddMember_StoresEveryField()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var bob = NewMember(room, "u-bob") with
+        {
+            DisplayName = "Bob ✓ \"quoted\"",
+            IsVerified = true,
+            Admission = AdmissionStatus.Admitted,
+            Epoch = 3,
+            ConnectionId = "conn-1=",
+            ReadyAt = Time.GetUtcNow().AddTicks(12_345),
+            JoinedAt = Time.GetUtcNow().AddTicks(7),
+            Version = 4,
+        };
+
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8));
+
+        Assert.Equal(bob, await Store.GetMemberAsync(room.Id, bob.Id));
+        Assert.Equal(bob, await Store.FindMemberByUserAsync(room.Id, "u-bob"));
+        Assert.Equal(2, (await Store.ListMembersAsync(room.Id)).Count);
+    }
+
+    [Fact]
+    public async Task TryAddMember_SameUserTwice_SecondIsRefused()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var bob = NewMember(room, "u-bob");
+
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8));
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(bob with { Id = MemberId.New() }, 8));
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(admin with { Id = MemberId.New() }, 8));
+        Assert.Equal(bob.Id, (await Store.FindMemberByUserAsync(room.Id, "u-bob"))!.Id);
+        Assert.Equal(2, (await Store.ListMembersAsync(room.Id)).Count);
+    }
+
+    [Fact]
+    public async Task TryAddMember_SameUserConcurrently_OneWins_AndNoSeatIsLost()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+
+        var outcomes = await Concurrently(20, _ => Store.TryAddMemberAsync(NewMember(room, "u-same"), 3));
+
+        Assert.Equal(1, outcomes.Count(o => o == AddMemberOutcome.Added));
+        Assert.Equal(19, outcomes.Count(o => o == AddMemberOutcome.UserExists));
+
+        // The losers gave their seats back: the third seat is still free.
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(NewMember(room, "u-third"), 3));
+        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(NewMember(room, "u-fourth"), 3));
+    }
+
+    [Fact]
+    public async Task TryAddMember_AtCapacity_RoomFull_DeniedMembersDoNotCount_EvenUnderConcurrency()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var denied = NewMember(room, "u-denied") with { Admission = AdmissionStatus.Denied };
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(denied, 8));
+
+        var outcomes = await Concurrently(50, i => Store.TryAddMemberAsync(NewMember(room, "u" + i), 4));
+
+        Assert.Equal(3, outcomes.Count(o => o == AddMemberOutcome.Added)); // the admin plus three
+        Assert.Equal(47, outcomes.Count(o => o == AddMemberOutcome.RoomFull));
+        var members = await Store.ListMembersAsync(room.Id);
+        Assert.Equal(5, members.Count);
+        Assert.Equal(4, members.Count(m => m.Admission != AdmissionStatus.Denied));
+    }
+
+    [Fact]
+    public async Task TryAddMember_ExistingUserInAFullRoom_IsUserExists()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var bob = NewMember(room, "u-bob");
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 2));
+
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(bob with { Id = MemberId.New() }, 2));
+        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(NewMember(room, "u-carol"), 2));
+    }
+
+    [Fact]
+    public async Task DenyingAMember_FreesItsSeat_AndUndenyingTakesItBack()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var bob = NewMember(room, "u-bob");
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 2));
+        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(NewMember(room, "u-carol"), 2));
+
+        var deniedBob = await Store.TryUpdateMemberAsync(bob with { Admission = AdmissionStatus.Denied });
+        Assert.NotNull(deniedBob);
+        Assert.Null(await Store.TryUpdateMemberAsync(bob with { Admission = AdmissionStatus.Denied })); // stale: no second release
+        var carol = NewMember(room, "u-carol");
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(carol, 2));
+        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(NewMember(room, "u-dave"), 2));
+
+        // Carol is denied too, and Bob is let back in (updates do not check capacity): Bob takes the freed seat back.
+        Assert.NotNull(await Store.TryUpdateMemberAsync(carol with { Admission = AdmissionStatus.Denied }));
+        var rejoined = await Store.TryUpdateMemberAsync(deniedBob with { Admission = AdmissionStatus.Pending });
+        Assert.Equal(AdmissionStatus.Pending, rejoined!.Admission);
+        Assert.Equal(2, rejoined.Version);
+        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(NewMember(room, "u-erin"), 2));
+    }
+
+    [Fact]
+    public async Task ConcurrentAdds_LoseNothing()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+
+        var outcomes = await Concurrently(100, i => Store.TryAddMemberAsync(NewMember(room, "u" + i), 101));
+
+        Assert.All(outcomes, o => Assert.Equal(AddMemberOutcome.Added, o));
+        var members = await Store.ListMembersAsync(room.Id);
+        Assert.Equal(101, members.Count);
+        Assert.Equal(101, members.Select(m => m.UserId).Distinct().Count());
+        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(NewMember(room, "u-late"), 101));
+    }
+
+    [Fact]
+    public async Task TryUpdateMember_StaleVersion_Loses()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+
+        var first = await Store.TryUpdateMemberAsync(admin with { DisplayName = "A1" });
+        var second = await Store.TryUpdateMemberAsync(admin with { DisplayName = "A2" });
+
+        Assert.Equal(admin with { DisplayName = "A1", Version = 1 }, first);
+        Assert.Null(second);
+        Assert.Equal(first, await Store.GetMemberAsync(room.Id, admin.Id));
+        Assert.Equal(first, await Store.FindMemberByUserAsync(room.Id, admin.UserId));
+    }
+
+    [Fact]
+    public async Task TryUpdateMember_StoresEveryField_AndClearsOptionalOnes()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+
+        var connected = await Store.TryUpdateMemberAsync(admin with { Epoch = 1, ConnectionId = "c-1", ReadyAt = Time.GetUtcNow().AddTicks(1), IsVerified = true });
+        Assert.Equal(admin with { Epoch = 1, ConnectionId = "c-1", ReadyAt = Time.GetUtcNow().AddTicks(1), IsVerified = true, Version = 1 }, connected);
+        Assert.Equal(connected, await Store.GetMemberAsync(room.Id, admin.Id));
+
+        var offline = await Store.TryUpdateMemberAsync(connected! with { ConnectionId = null, ReadyAt = null });
+        Assert.Equal(connected with { ConnectionId = null, ReadyAt = null, Version = 2 }, offline);
+        Assert.Equal(offline, await Store.GetMemberAsync(room.Id, admin.Id));
+    }
+
+    [Fact]
+    public async Task TryUpdateMember_WithAnotherUsersId_Loses()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        Assert.Null(await Store.TryUpdateMemberAsync(admin with { UserId = "u-impostor" }));
+        Assert.Equal(admin, await Store.GetMemberAsync(room.Id, admin.Id));
+    }
+
+    [Fact]
+    public async Task ConcurrentIncrements_WithRetries_NeverLoseOne()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin with { DisplayName = "0" });
+
+        await Concurrently(50, async ValueTask<bool> (_) =>
+        {
+            while (true)
+            {
+                var current = (await Store.GetMemberAsync(room.Id, admin.Id))!;
+                var next = int.Parse(current.DisplayName, CultureInfo.InvariantCulture) + 1;
+                if (await Store.TryUpdateMemberAsync(current with { DisplayName = next.ToString(CultureInfo.InvariantCulture) }) is not null)
+                {
+                    return true;
+                }
+            }
+        });
+
+        var final = (await Store.GetMemberAsync(room.Id, admin.Id))!;
+        Assert.Equal("50", final.DisplayName);
+        Assert.Equal(50, final.Version);
+    }
+
+    [Fact]
+    public async Task Ticket_IsSingleUse()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var ticket = new TicketRecord(NewHash(), room.Id, admin.Id, Time.GetUtcNow().AddSeconds(30));
+        await Store.StoreTicketAsync(ticket);
+
+        Assert.Equal(ticket, await Store.ConsumeTicketAsync(ticket.Hash));
+        Assert.Null(await Store.ConsumeTicketAsync(ticket.Hash));
+    }
+
+    [Fact]
+    public async Task StoreTicket_DuplicateHash_Throws()
+    {
+        var (room, admin) = NewRoom();
+        var ticket = new TicketRecord(NewHash(), room.Id, admin.Id, Time.GetUtcNow().AddSeconds(30));
+        await Store.StoreTicketAsync(ticket);
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await Store.StoreTicketAsync(ticket));
+    }
+
+    [Fact]
+    public async Task ConsumeTicket_HundredConcurrentConsumers_ExactlyOneWins()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var ticket = new TicketRecord(NewHash(), room.Id, admin.Id, Time.GetUtcNow().AddSeconds(30));
+        await Store.StoreTicketAsync(ticket);
+
+        var results = await Concurrently(100, _ => Store.ConsumeTicketAsync(ticket.Hash));
+
+        Assert.Equal(ticket, Assert.Single(results, r => r is not null));
+    }
+
+    [Fact]
+    public async Task Connections_PutGetReplaceRemove()
+    {
+        var (room, admin) = NewRoom();
+        var id = "conn-" + NewHash();
+        var binding = new ConnectionRecord(id, room.Id, admin.Id, 1, room.ExpiresAt);
+        await Store.PutConnectionAsync(binding);
+        Assert.Equal(binding, await Store.GetConnectionAsync(id));
+
+        var rebound = binding with { Epoch = 2 };
+        await Store.PutConnectionAsync(rebound);
+        Assert.Equal(rebound, await Store.GetConnectionAsync(id));
+
+        Assert.Equal(rebound, await Store.RemoveConnectionAsync(id));
+        Assert.Null(await Store.GetConnectionAsync(id));
+        Assert.Null(await Store.RemoveConnectionAsync(id));
+    }
+
+    [Fact]
+    public async Task Reads_AfterExpiry_SeeNothing()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var bob = NewMember(room, "u-bob");
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8));
+        var connection = "conn-" + NewHash();
+        await Store.PutConnectionAsync(new ConnectionRecord(connection, room.Id, admin.Id, 1, room.ExpiresAt));
+        var ticket = new TicketRecord(NewHash(), room.Id, admin.Id, Time.GetUtcNow().AddSeconds(30));
+        await Store.StoreTicketAsync(ticket);
+
+        Time.Advance(TimeSpan.FromSeconds(30));
+        var consumed = await Store.ConsumeTicketAsync(ticket.Hash);
+        Assert.True(consumed is null || consumed.ExpiresAt <= Time.GetUtcNow(), "An expired ticket is either gone or returned for the caller to refuse.");
+        Assert.NotNull(await Store.GetRoomAsync(room.Id));
+
+        Time.Advance(room.ExpiresAt - Time.GetUtcNow()); // exactly at expiry: gone
+
+        Assert.Null(await Store.GetRoomAsync(room.Id));
+        Assert.Null(await Store.GetMemberAsync(room.Id, admin.Id));
+        Assert.Null(await Store.FindMemberByUserAsync(room.Id, "u-bob"));
+        Assert.Empty(await Store.ListMembersAsync(room.Id));
+        Assert.Null(await Store.GetConnectionAsync(connection));
+        Assert.Equal(AddMemberOutcome.RoomNotFound, await Store.TryAddMemberAsync(NewMember(room, "u-late"), 8));
+        Assert.Null(await Store.TryUpdateMemberAsync(bob with { DisplayName = "too late" }));
+    }
+
+    [Fact]
+    public async Task Reads_JustBeforeExpiry_StillSeeEverything()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var connection = "conn-" + NewHash();
+        await Store.PutConnectionAsync(new ConnectionRecord(connection, room.Id, admin.Id, 1, room.ExpiresAt));
+
+        Time.Advance(room.ExpiresAt - Time.GetUtcNow() - TimeSpan.FromMilliseconds(1));
+
+        Assert.NotNull(await Store.GetRoomAsync(room.Id));
+        Assert.NotNull(await Store.GetMemberAsync(room.Id, admin.Id));
+        Assert.Single(await Store.ListMembersAsync(room.Id));
+        Assert.NotNull(await Store.GetConnectionAsync(connection));
+    }
+
+    /// <summary>Creates a room (join window 5 min, kept 15 min) and its admin.</summary>
+    /// <returns>The room and the admin.</returns>
+    protected (RoomRecord Room, MemberRecord Admin) NewRoom()
+    {
+        var now = Time.GetUtcNow();
+        var room = new RoomRecord(RoomId.New(), MemberId.New(), now, now.AddMinutes(5), now.AddMinutes(15));
+        var admin = new MemberRecord
+        {
+            Room = room.Id,
+            Id = room.AdminMember,
+            UserId = "u-admin",
+            DisplayName = "Ada",
+            IsAdmin = true,
+            Admission = AdmissionStatus.Admitted,
+            JoinedAt = now,
+        };
+        return (room, admin);
+    }
+
+    /// <summary>Creates a pending member of a room.</summary>
+    /// <param name="room">The room.</param>
+    /// <param name="userId">The user.</param>
+    /// <returns>The member.</returns>
+    protected MemberRecord NewMember(RoomRecord room, string userId)
+        => new() { Room = room.Id, Id = MemberId.New(), UserId = userId, DisplayName = "U " + userId, JoinedAt = Time.GetUtcNow() };
+
+    /// <summary>Runs <paramref name="count"/> operations at once on the thread pool.</summary>
+    /// <typeparam name="T">The result type.</typeparam>
+    /// <param name="count">How many.</param>
+    /// <param name="operation">The operation, given its index.</param>
+    /// <returns>The results.</returns>
+    protected static async Task<T[]> Concurrently<T>(int count, Func<int, ValueTask<T>> operation)
+    {
+        using var start = new ManualResetEventSlim();
+        var tasks = Enumerable.Range(0, count).Select(i => Task.Run(async () =>
+        {
+            start.Wait();
+            return await operation(i);
+        })).ToArray();
+        start.Set();
+        return await Task.WhenAll(tasks);
+    }
+
+    private static string NewHash() => Convert.ToBase64String(Guid.NewGuid().ToByteArray()).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+}
