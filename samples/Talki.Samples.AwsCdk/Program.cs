@@ -1,0 +1,35 @@
+using Amazon.CDK;
+using Talki.Samples.AwsCdk;
+
+// `cdk synth|deploy|destroy` runs this (cdk.json: "app": "dotnet run --project ."). Context values
+// (cdk.json or `-c key=value`) configure the stack; nothing is built here.
+var app = new App();
+
+string Context(string key, string fallback) =>
+    app.Node.TryGetContext(key) is string { Length: > 0 } value ? value : fallback;
+
+var hostAssetPath = Path.GetFullPath(Context("talki:hostAssetPath", "artifacts/host"));
+if (!File.Exists(Path.Combine(hostAssetPath, "bootstrap")))
+{
+    await Console.Error.WriteLineAsync(
+        $"The sample host is not published at {hostAssetPath} (no 'bootstrap' there). Run ./publish-host.sh first, " +
+        "or pass -c talki:hostAssetPath=<dir>.").ConfigureAwait(false);
+    return 1;
+}
+
+_ = new TalkiStack(app, Context("talki:stackName", "TalkiSignalling"), new TalkiStackProps
+{
+    StageName = Context("talki:stage", "dev"),
+    HostAssetPath = hostAssetPath,
+    GatewaySecretParameterName = app.Node.TryGetContext("talki:gatewaySecretParameterName") as string is { Length: > 0 } name ? name : null,
+    LambdaWebAdapterLayerArn = Context("talki:lambdaWebAdapterLayerArn", TalkiStackProps.DefaultLambdaWebAdapterLayerArn),
+    Env = new Amazon.CDK.Environment
+    {
+        Account = System.Environment.GetEnvironmentVariable("CDK_DEFAULT_ACCOUNT"),
+        Region = System.Environment.GetEnvironmentVariable("CDK_DEFAULT_REGION"),
+    },
+    Description = "Talki signalling: API Gateway WebSocket API + Lambda (sample host behind the Lambda Web Adapter) + DynamoDB",
+});
+
+app.Synth();
+return 0;

@@ -1,0 +1,271 @@
+using Amazon.CDK;
+using Amazon.CDK.AWS.Apigatewayv2;
+using Amazon.CDK.AWS.DynamoDB;
+using Amazon.CDK.AWS.IAM;
+using Amazon.CDK.AWS.Lambda;
+using Amazon.CDK.AWS.SSM;
+using Constructs;
+using CfnParameter = Amazon.CDK.CfnParameter;
+using CfnParameterProps = Amazon.CDK.CfnParameterProps;
+using Function = Amazon.CDK.AWS.Lambda.Function;
+using FunctionProps = Amazon.CDK.AWS.Lambda.FunctionProps;
+
+namespace Talki.Samples.AwsCdk;
+
+/// <summary>
+/// Talki signalling on AWS: an API Gateway WebSocket API whose <c>$connect</c> is guarded by a REQUEST
+/// authorizer (the ticket in the query string) and whose <c>$default</c>/<c>$disconnect</c> routes call the
+/// backend over HTTP (function URL), two Lambda functions running the sample host behind the Lambda Web
+/// Adapter, and the DynamoDB table of the room store.
+/// </summary>
+public sealed class TalkiStack : Stack
+{
+    /// <summary>Header carrying the API Gateway connection id to the backend.</summary>
+    public const string ConnectionIdHeader = "x-talki-connection-id";
+
+    /// <summary>Header carrying the shared secret that proves a call came through the WebSocket API.</summary>
+    public const string GatewaySecretHeader = "x-talki-gateway-secret";
+
+    /// <summary>Backend path for <c>$default</c> (messages).</summary>
+    public const string DefaultRoutePath = "talki/aws/default";
+
+    /// <summary>Backend path for <c>$disconnect</c>.</summary>
+    public const string DisconnectRoutePath = "talki/aws/disconnect";
+
+    /// <summary>The port the host listens on inside Lambda; the adapter forwards to it.</summary>
+    public const string HostPort = "8080";
+
+    private static readonly string[] ManageConnectionsVerbs = ["POST", "GET", "DELETE"];
+
+    public TalkiStack(Construct scope, string id, TalkiStackProps props)
+        : base(scope, id, props)
+    {
+        ArgumentNullException.ThrowIfNull(props);
+        StageName = props.StageName;
+
+        // ---- the gateway secret: a template parameter, never a literal --------------------------------------
+        string gatewaySecret;
+        if (props.GatewaySecretParameterName is { Length: > 0 } ssmName)
+        {
+            // Adds a parameter of type AWS::SSM::Parameter::Value<String> whose default is the SSM name;
+            // CloudFormation resolves it at deploy time. (SecureString cannot be resolved into Lambda
+            // environment variables or API Gateway integration parameters.)
+            gatewaySecret = StringParameter.ValueForStringParameter(this, ssmName);
+        }
+        else
+        {
+            var parameter = new CfnParameter(this, "GatewaySecret", new CfnParameterProps
+            {
+                Type = "String",
+                NoEcho = true,
+                MinLength = 32,
+                // Single quotes would break the static integration parameter value ('…').
+                AllowedPattern = "^[A-Za-z0-9_\\-]+$",
+                Description = "Shared secret API Gateway sends to the backend in the x-talki-gateway-secret header (32+ chars of [A-Za-z0-9_-]).",
+            });
+            gatewaySecret = parameter.ValueAsString;
+        }
+
+        // ---- DynamoDB: the room store's single table ----------------------------------------------------------
+        Table = new Table(this, "RoomTable", new TableProps
+        {
+            PartitionKey = new Amazon.CDK.AWS.DynamoDB.Attribute { Name = "pk", Type = AttributeType.STRING },
+            SortKey = new Amazon.CDK.AWS.DynamoDB.Attribute { Name = "sk", Type = AttributeType.STRING },
+            BillingMode = BillingMode.PAY_PER_REQUEST,
+            TimeToLiveAttribute = "expiresAt",
+            RemovalPolicy = RemovalPolicy.DESTROY, // development stack: `cdk destroy` removes the data too
+        });
+
+        // ---- the WebSocket API and its stage ------------------------------------------------------------------
+        Api = new CfnApi(this, "WebSocketApi", new CfnApiProps
+        {
+            Name = $"{id}-signalling",
+            ProtocolType = "WEBSOCKET",
+            RouteSelectionExpression = "$request.body.type",
+            Description = "Talki signalling WebSocket API",
+        });
+
+        var stage = new CfnStage(this, "Stage", new CfnStageProps
+        {
+            ApiId = Api.Ref,
+            StageName = props.StageName,
+            AutoDeploy = true,
+            Description = "Talki signalling stage (auto-deployed)",
+        });
+
+        var apiEndpoint = $"https://{Api.Ref}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}";
+
+        // ---- the two functions: the sample host behind the Lambda Web Adapter ---------------------------------
+        var adapterLayer = LayerVersion.FromLayerVersionArn(this, "LambdaWebAdapter",
+            Fn.Sub(props.LambdaWebAdapterLayerArn));
+        var hostCode = Code.FromAsset(props.HostAssetPath);
+
+        var environment = new Dictionary<string, string>
+        {
+            ["AWS_LWA_PORT"] = HostPort,
+            ["AWS_LWA_READINESS_CHECK_PATH"] = "/",
+            ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{HostPort}",
+            ["Talki__Aws__TableName"] = Table.TableName,
+            ["Talki__Aws__ApiEndpoint"] = apiEndpoint,
+            ["Talki__Aws__Stage"] = props.StageName,
+            ["Talki__Aws__Region"] = Aws.REGION,
+            ["Talki__Aws__GatewaySecret"] = gatewaySecret,
+        };
+
+        Backend = new Function(this, "Backend", HostFunction("backend: $default/$disconnect over HTTP, HTTP API",
+            hostCode, adapterLayer, environment, Duration.Seconds(29)));
+
+        var authorizerEnvironment = new Dictionary<string, string>(environment)
+        {
+            // The authorizer event is not an HTTP event: the adapter POSTs it raw to this path.
+            ["AWS_LWA_PASS_THROUGH_PATH"] = "/events",
+        };
+        AuthorizerFunction = new Function(this, "Authorizer", HostFunction("authorizer: $connect ticket check",
+            hostCode, adapterLayer, authorizerEnvironment, Duration.Seconds(10)));
+
+        // Public function URL: API Gateway's HTTP integration cannot sign requests, so the URL is AuthType NONE
+        // and the host rejects every /talki/aws/* call without the right x-talki-gateway-secret header.
+        BackendUrl = Backend.AddFunctionUrl(new FunctionUrlOptions { AuthType = FunctionUrlAuthType.NONE });
+
+        // ---- least privilege --------------------------------------------------------------------------------
+        Table.GrantReadWriteData(Backend);
+        Table.GrantReadWriteData(AuthorizerFunction);
+        Backend.AddToRolePolicy(new PolicyStatement(new PolicyStatementProps
+        {
+            Effect = Effect.ALLOW,
+            Actions = ["execute-api:ManageConnections"],
+            Resources = ManageConnectionsVerbs
+                .Select(verb => $"arn:{Aws.PARTITION}:execute-api:{Aws.REGION}:{Aws.ACCOUNT_ID}:{Api.Ref}/{props.StageName}/{verb}/@connections/*")
+                .ToArray(),
+        }));
+
+        // ---- $connect: REQUEST authorizer on the ticket -------------------------------------------------------
+        var authorizer = new CfnAuthorizer(this, "TicketAuthorizer", new CfnAuthorizerProps
+        {
+            ApiId = Api.Ref,
+            Name = "ticket",
+            AuthorizerType = "REQUEST",
+            IdentitySource = ["route.request.querystring.ticket"],
+            AuthorizerUri = $"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}:lambda:path/2015-03-31/functions/{AuthorizerFunction.FunctionArn}/invocations",
+        });
+        AuthorizerFunction.AddPermission("ApiGatewayInvokeAuthorizer", new Permission
+        {
+            Principal = new ServicePrincipal("apigateway.amazonaws.com"),
+            Action = "lambda:InvokeFunction",
+            SourceArn = $"arn:{Aws.PARTITION}:execute-api:{Aws.REGION}:{Aws.ACCOUNT_ID}:{Api.Ref}/authorizers/{authorizer.Ref}",
+        });
+
+        // The authorizer does the work (ticket consumption, connection binding); $connect itself only needs
+        // an integration that answers 200, so it is a MOCK.
+        var connectIntegration = new CfnIntegration(this, "ConnectIntegration", new CfnIntegrationProps
+        {
+            ApiId = Api.Ref,
+            IntegrationType = "MOCK",
+            RequestTemplates = new Dictionary<string, string> { ["$default"] = "{\"statusCode\":200}" },
+            TemplateSelectionExpression = "\\$default",
+        });
+        var connectRoute = new CfnRoute(this, "ConnectRoute", new CfnRouteProps
+        {
+            ApiId = Api.Ref,
+            RouteKey = "$connect",
+            AuthorizationType = "CUSTOM",
+            AuthorizerId = authorizer.Ref,
+            Target = $"integrations/{connectIntegration.Ref}",
+        });
+
+        // ---- $default and $disconnect: HTTP_PROXY to the backend's function URL --------------------------------
+        var requestParameters = new Dictionary<string, string>
+        {
+            [$"integration.request.header.{ConnectionIdHeader}"] = "context.connectionId",
+            [$"integration.request.header.{GatewaySecretHeader}"] = $"'{gatewaySecret}'",
+            // API Gateway forwards the handshake's Sec-WebSocket-* headers; ASP.NET Core would take the call for
+            // a WebSocket upgrade and answer 400. Overwrite the version with a value no server upgrades on.
+            ["integration.request.header.Sec-WebSocket-Version"] = "'0'",
+        };
+        var defaultRoute = HttpRoute("Default", "$default", DefaultRoutePath, requestParameters);
+        var disconnectRoute = HttpRoute("Disconnect", "$disconnect", DisconnectRoutePath, requestParameters);
+
+        // Auto-deploy picks up route changes, but the first deployment should see all routes.
+        stage.AddDependency(connectRoute);
+        stage.AddDependency(defaultRoute);
+        stage.AddDependency(disconnectRoute);
+
+        // ---- outputs -------------------------------------------------------------------------------------------
+        WebSocketUrl = $"wss://{Api.Ref}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}/{props.StageName}";
+        _ = new CfnOutput(this, "WebSocketUrlOutput", new CfnOutputProps
+        {
+            Key = "WebSocketUrl",
+            Value = WebSocketUrl,
+            Description = "Client WebSocket URL (append ?v=1&ticket=…)",
+        });
+        _ = new CfnOutput(this, "FunctionUrlOutput", new CfnOutputProps
+        {
+            Key = "FunctionUrl",
+            Value = BackendUrl.Url,
+            Description = "Backend function URL (HTTP API: sign-in, rooms, tickets)",
+        });
+        _ = new CfnOutput(this, "TableNameOutput", new CfnOutputProps
+        {
+            Key = "TableName",
+            Value = Table.TableName,
+        });
+    }
+
+    /// <summary>The stage name.</summary>
+    public string StageName { get; }
+
+    /// <summary>The room store's table.</summary>
+    public Table Table { get; }
+
+    /// <summary>The WebSocket API.</summary>
+    public CfnApi Api { get; }
+
+    /// <summary>The backend function (HTTP API and the $default/$disconnect callbacks).</summary>
+    public Function Backend { get; }
+
+    /// <summary>The $connect authorizer function.</summary>
+    public Function AuthorizerFunction { get; }
+
+    /// <summary>The backend's function URL.</summary>
+    public FunctionUrl BackendUrl { get; }
+
+    /// <summary>The client WebSocket URL (a token until deployment).</summary>
+    public string WebSocketUrl { get; }
+
+    private static FunctionProps HostFunction(string description, Code code, ILayerVersion adapter,
+        Dictionary<string, string> environment, Duration timeout) => new()
+    {
+        Description = $"Talki sample host - {description}",
+        // The host targets .NET 10, which has no managed Lambda runtime: it is published self-contained for
+        // linux-x64 and started by the `bootstrap` script on the OS-only runtime. The adapter layer runs as a
+        // Lambda extension and turns invocations into HTTP requests to 127.0.0.1:8080.
+        Runtime = Runtime.PROVIDED_AL2023,
+        Architecture = Architecture.X86_64,
+        Handler = "bootstrap",
+        Code = code,
+        Layers = [adapter],
+        MemorySize = 1024,
+        Timeout = timeout,
+        Environment = environment,
+    };
+
+    private CfnRoute HttpRoute(string name, string routeKey, string path, Dictionary<string, string> requestParameters)
+    {
+        var integration = new CfnIntegration(this, $"{name}Integration", new CfnIntegrationProps
+        {
+            ApiId = Api.Ref,
+            IntegrationType = "HTTP_PROXY",
+            IntegrationMethod = "POST",
+            IntegrationUri = BackendUrl.Url + path, // the function URL ends with '/'
+            RequestParameters = requestParameters,
+            TimeoutInMillis = 29_000,
+        });
+        return new CfnRoute(this, $"{name}Route", new CfnRouteProps
+        {
+            ApiId = Api.Ref,
+            RouteKey = routeKey,
+            AuthorizationType = "NONE",
+            Target = $"integrations/{integration.Ref}",
+        });
+    }
+}

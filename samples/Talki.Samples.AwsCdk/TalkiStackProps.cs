@@ -1,0 +1,34 @@
+using Amazon.CDK;
+
+namespace Talki.Samples.AwsCdk;
+
+/// <summary>What <see cref="TalkiStack"/> needs to know besides the usual stack properties.</summary>
+public sealed class TalkiStackProps : StackProps
+{
+    /// <summary>The default Lambda Web Adapter layer (x86_64), as published by awslabs/aws-lambda-web-adapter.</summary>
+    public const string DefaultLambdaWebAdapterLayerArn =
+        "arn:aws:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerX86:25";
+
+    /// <summary>The API Gateway stage name; part of the WebSocket URL and of the <c>@connections</c> ARN. Default <c>dev</c>.</summary>
+    public string StageName { get; init; } = "dev";
+
+    /// <summary>
+    /// The directory holding the sample host published for linux-x64 (self-contained) plus the <c>bootstrap</c>
+    /// script (see <c>publish-host.sh</c>). Nothing is built during synth; the directory must exist.
+    /// </summary>
+    public required string HostAssetPath { get; init; }
+
+    /// <summary>
+    /// The name of an SSM <b>String</b> parameter holding the gateway secret. When set, the template gets a
+    /// parameter of type <c>AWS::SSM::Parameter::Value&lt;String&gt;</c> defaulting to that name; when null, the
+    /// template gets a <c>NoEcho</c> <c>GatewaySecret</c> parameter to pass at deploy time. The secret itself is
+    /// never written into the template.
+    /// </summary>
+    public string? GatewaySecretParameterName { get; init; }
+
+    /// <summary>
+    /// The Lambda Web Adapter layer ARN. <c>${AWS::Region}</c> is replaced by the stack's region.
+    /// Default <see cref="DefaultLambdaWebAdapterLayerArn"/>.
+    /// </summary>
+    public string LambdaWebAdapterLayerArn { get; init; } = DefaultLambdaWebAdapterLayerArn;
+}

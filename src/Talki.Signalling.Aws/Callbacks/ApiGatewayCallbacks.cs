@@ -1,0 +1,395 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Talki.Signalling.Http;
+using Talki.Signalling.Ports;
+using Talki.Signalling.Protocol;
+using Talki.Signalling.Server;
+
+namespace Talki.Signalling.Aws.Callbacks;
+
+/// <summary>
+/// The API Gateway WebSocket callbacks: the <c>$connect</c> REQUEST authorizer (the Lambda Web Adapter POSTs the raw
+/// event to the pass-through path and returns the response body to Lambda) and the HTTP integrations of
+/// <c>$default</c> and <c>$disconnect</c>, which only trust calls that carry the connection id header and the shared
+/// gateway secret. Connection ids and tickets never appear in responses or logs.
+/// </summary>
+internal sealed class ApiGatewayCallbacks
+{
+    /// <summary>The largest authorizer event read; larger events are denied.</summary>
+    internal const int MaxAuthorizerEventBytes = 256 * 1024;
+
+    /// <summary>The longest accepted connection id, in characters (API Gateway's are 16).</summary>
+    internal const int MaxConnectionIdLength = 128;
+
+    /// <summary>The principal of denied connections.</summary>
+    internal const string DeniedPrincipal = "talki";
+
+    private const string DefaultRoute = "$default";
+    private const string DisconnectRoute = "$disconnect";
+
+    private static readonly byte[] TooLargeError = JsonSerializer.SerializeToUtf8Bytes<ServerMessage>(
+        new ErrorMessage { Code = SignallingErrorCode.MessageTooLarge, Message = "The message exceeds the gateway's size limit and was discarded." },
+        TalkiJsonContext.Default.ServerMessage);
+
+    private readonly ISignallingEngine _engine;
+    private readonly IConnectionPush _push;
+    private readonly ApiGatewayCallbacksOptions _options;
+    private readonly byte[] _secretHash;
+    private readonly int _maxMessageBytes;
+    private readonly ILogger _logger;
+
+    public ApiGatewayCallbacks(
+        ISignallingEngine engine,
+        IConnectionPush push,
+        IOptions<ApiGatewayCallbacksOptions> options,
+        IOptions<TalkiSignallingOptions> signallingOptions,
+        ILogger<ApiGatewayCallbacks> logger)
+    {
+        _engine = engine;
+        _push = push;
+        _options = options.Value;
+        _secretHash = SHA256.HashData(Encoding.UTF8.GetBytes(_options.GatewaySecret ?? throw new InvalidOperationException("ApiGatewayCallbacksOptions.GatewaySecret is required.")));
+        _maxMessageBytes = signallingOptions.Value.Hosting.MaxInboundMessageBytes;
+        _logger = logger;
+    }
+
+    /// <summary>
+    /// <c>POST {AuthorizerPath}</c>: the REQUEST authorizer event in, the authorizer response out, always with 200 (a
+    /// malformed event, a missing or bad ticket and internal failures all answer a Deny policy).
+    /// </summary>
+    public async Task AuthorizeAsync(HttpContext context)
+    {
+        var response = await DecideAsync(context).ConfigureAwait(false);
+        if (response is null)
+        {
+            return; // the caller went away
+        }
+
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        context.Response.Headers.CacheControl = "no-store";
+        await context.Response.WriteAsJsonAsync(response, ApiGatewayCallbacksJsonContext.Default.AuthorizerResponse, "application/json", context.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary><c>POST {DefaultRoutePath}</c>: the body is the client's frame; answers 200 with an empty body once handled.</summary>
+    public async Task DefaultAsync(HttpContext context)
+    {
+        if (!TryAuthenticate(context, DefaultRoute, out var connectionId))
+        {
+            await WriteUnauthenticatedAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            using var body = await RentedBody.ReadAsync(context.Request, _maxMessageBytes, context.RequestAborted).ConfigureAwait(false);
+            if (body.TooLarge)
+            {
+                Log.MessageTooLarge(_logger, _maxMessageBytes);
+                await _push.PushAsync(connectionId, TooLargeError, context.RequestAborted).ConfigureAwait(false);
+                await WriteErrorAsync(context, StatusCodes.Status413PayloadTooLarge, SignallingErrorCode.MessageTooLarge, $"The message exceeds {_maxMessageBytes} bytes.").ConfigureAwait(false);
+                return;
+            }
+
+            if (body.Length == 0)
+            {
+                Log.MessageEmpty(_logger);
+                await WriteErrorAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.MalformedMessage, "The message is empty.").ConfigureAwait(false);
+                return;
+            }
+
+            await _engine.HandleMessageAsync(connectionId, body.Memory, context.RequestAborted).ConfigureAwait(false);
+            context.Response.StatusCode = StatusCodes.Status200OK;
+            context.Response.ContentLength = 0;
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException || !context.RequestAborted.IsCancellationRequested)
+        {
+            await WriteFailureAsync(context, exception, DefaultRoute).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary><c>POST {DisconnectRoutePath}</c>: unbinds the connection and tells the room; answers 200 with an empty body.</summary>
+    public async Task DisconnectAsync(HttpContext context)
+    {
+        if (!TryAuthenticate(context, DisconnectRoute, out var connectionId))
+        {
+            await WriteUnauthenticatedAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await _engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
+            context.Response.StatusCode = StatusCodes.Status200OK;
+            context.Response.ContentLength = 0;
+        }
+        catch (Exception exception)
+        {
+            await WriteFailureAsync(context, exception, DisconnectRoute).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Whether a text is acceptable as a connection id: 1 to 128 visible ASCII characters.</summary>
+    internal static bool IsConnectionId(string? text)
+    {
+        if (string.IsNullOrEmpty(text) || text.Length > MaxConnectionIdLength)
+        {
+            return false;
+        }
+
+        foreach (var c in text)
+        {
+            if (c is < '!' or > '~')
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static AuthorizerResponse Allow(string methodArn, ConnectionGrant grant) => new()
+    {
+        PrincipalId = grant.Member.Value,
+        PolicyDocument = new PolicyDocument { Statement = [new PolicyStatement { Effect = "Allow", Resource = methodArn }] },
+        Context = new AuthorizerContext { Room = grant.Room.Value, Member = grant.Member.Value, Epoch = grant.Epoch },
+    };
+
+    private static AuthorizerResponse Deny(string? methodArn) => new()
+    {
+        PrincipalId = DeniedPrincipal,
+        PolicyDocument = new PolicyDocument { Statement = [new PolicyStatement { Effect = "Deny", Resource = string.IsNullOrEmpty(methodArn) ? "*" : methodArn }] },
+    };
+
+    private static Task WriteUnauthenticatedAsync(HttpContext context)
+        => WriteErrorAsync(context, StatusCodes.Status401Unauthorized, SignallingErrorCode.Unauthenticated, "The call does not come from the configured API Gateway integration.");
+
+    private static async Task WriteErrorAsync(HttpContext context, int status, SignallingErrorCode code, string message, string? reference = null)
+    {
+        context.Response.StatusCode = status;
+        context.Response.Headers.CacheControl = "no-store";
+        await context.Response.WriteAsJsonAsync(new ErrorResponse { Code = code, Message = message, Reference = reference }, TalkiJsonContext.Default.ErrorResponse).ConfigureAwait(false);
+    }
+
+    private static string NewReference() => Activity.Current?.TraceId.ToHexString() ?? Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+
+    private async Task<AuthorizerResponse?> DecideAsync(HttpContext context)
+    {
+        string? methodArn = null;
+        try
+        {
+            AuthorizerRequest? request;
+            using (var body = await RentedBody.ReadAsync(context.Request, MaxAuthorizerEventBytes, context.RequestAborted).ConfigureAwait(false))
+            {
+                if (body.TooLarge || body.Length == 0)
+                {
+                    Log.AuthorizerEventMalformed(_logger, body.TooLarge ? $"larger than {MaxAuthorizerEventBytes} bytes" : "empty body");
+                    return Deny(null);
+                }
+
+                try
+                {
+                    request = JsonSerializer.Deserialize(body.Memory.Span, ApiGatewayCallbacksJsonContext.Default.AuthorizerRequest);
+                }
+                catch (JsonException)
+                {
+                    Log.AuthorizerEventMalformed(_logger, "not an authorizer event in JSON");
+                    return Deny(null);
+                }
+            }
+
+            methodArn = request?.MethodArn;
+            var malformation = Check(request);
+            if (malformation is not null)
+            {
+                Log.AuthorizerEventMalformed(_logger, malformation);
+                return Deny(methodArn);
+            }
+
+            var query = request!.QueryStringParameters;
+            if (query is not null && query.TryGetValue("v", out var version) && version != "1")
+            {
+                Log.ConnectDenied(_logger, SignallingErrorCode.UnsupportedVersion);
+                return Deny(methodArn);
+            }
+
+            string? ticket = null;
+            if (query?.TryGetValue("ticket", out ticket) != true || string.IsNullOrEmpty(ticket))
+            {
+                Log.ConnectDenied(_logger, SignallingErrorCode.TicketInvalid);
+                return Deny(methodArn);
+            }
+
+            var grant = await _engine.ConnectAsync(request.RequestContext!.ConnectionId!, ticket, context.RequestAborted).ConfigureAwait(false);
+            if (!grant.IsSuccess)
+            {
+                Log.ConnectDenied(_logger, grant.Error.Code);
+                return Deny(methodArn);
+            }
+
+            Log.ConnectAllowed(_logger, grant.Value.Member, grant.Value.Room, grant.Value.Epoch);
+            return Allow(methodArn!, grant.Value);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            return null;
+        }
+        catch (Exception exception)
+        {
+            Log.AuthorizerFailed(_logger, exception, NewReference());
+            return Deny(methodArn);
+        }
+    }
+
+    /// <summary>Returns why the event is not a WebSocket <c>$connect</c> REQUEST authorizer event, or <see langword="null"/>.</summary>
+    private static string? Check(AuthorizerRequest? request)
+    {
+        if (request is null)
+        {
+            return "null event";
+        }
+
+        if (!string.Equals(request.Type, "REQUEST", StringComparison.Ordinal))
+        {
+            return "type is not REQUEST";
+        }
+
+        if (string.IsNullOrEmpty(request.MethodArn))
+        {
+            return "no methodArn";
+        }
+
+        var requestContext = request.RequestContext;
+        if (requestContext is null)
+        {
+            return "no requestContext";
+        }
+
+        if (requestContext.EventType is not null && !string.Equals(requestContext.EventType, "CONNECT", StringComparison.Ordinal))
+        {
+            return "eventType is not CONNECT";
+        }
+
+        if (requestContext.RouteKey is not null && !string.Equals(requestContext.RouteKey, "$connect", StringComparison.Ordinal))
+        {
+            return "routeKey is not $connect";
+        }
+
+        return IsConnectionId(requestContext.ConnectionId) ? null : "no valid requestContext.connectionId";
+    }
+
+    private bool TryAuthenticate(HttpContext context, string route, out string connectionId)
+    {
+        connectionId = string.Empty;
+        var headers = context.Request.Headers;
+        var secrets = headers[_options.GatewaySecretHeader];
+        if (secrets.Count != 1 || !SecretMatches(secrets[0]))
+        {
+            Log.CallbackUnauthenticated(_logger, route, secrets.Count == 0 ? "no gateway secret header" : "wrong gateway secret");
+            return false;
+        }
+
+        var ids = headers[_options.ConnectionIdHeader];
+        if (ids.Count != 1 || !IsConnectionId(ids[0]))
+        {
+            Log.CallbackUnauthenticated(_logger, route, ids.Count == 0 ? "no connection id header" : "invalid connection id header");
+            return false;
+        }
+
+        connectionId = ids[0]!;
+        return true;
+    }
+
+    private bool SecretMatches(string? presented)
+    {
+        if (presented is null)
+        {
+            return false;
+        }
+
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(Encoding.UTF8.GetBytes(presented), hash);
+        return CryptographicOperations.FixedTimeEquals(hash, _secretHash);
+    }
+
+    private async Task WriteFailureAsync(HttpContext context, Exception exception, string route)
+    {
+        var reference = NewReference();
+        Log.CallbackFailed(_logger, exception, route, reference);
+        if (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            await WriteErrorAsync(context, StatusCodes.Status500InternalServerError, SignallingErrorCode.Internal, "An unexpected error occurred; quote the reference to the operator.", reference).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A request body read into a pooled buffer, up to a limit.</summary>
+    private sealed class RentedBody : IDisposable
+    {
+        private byte[]? _buffer;
+
+        private RentedBody(byte[]? buffer, int length)
+        {
+            _buffer = buffer;
+            Length = length;
+        }
+
+        /// <summary>Gets the body's length, or -1 when it exceeds the limit.</summary>
+        public int Length { get; }
+
+        public bool TooLarge => Length < 0;
+
+        public ReadOnlyMemory<byte> Memory => _buffer is null || Length <= 0 ? ReadOnlyMemory<byte>.Empty : _buffer.AsMemory(0, Length);
+
+        public static async Task<RentedBody> ReadAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
+        {
+            if (request.ContentLength > limit)
+            {
+                return new RentedBody(null, -1);
+            }
+
+            var buffer = ArrayPool<byte>.Shared.Rent(limit + 1);
+            var total = 0;
+            try
+            {
+                while (total <= limit)
+                {
+                    var read = await request.Body.ReadAsync(buffer.AsMemory(total, limit + 1 - total), cancellationToken).ConfigureAwait(false);
+                    if (read == 0)
+                    {
+                        break;
+                    }
+
+                    total += read;
+                }
+            }
+            catch
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                throw;
+            }
+
+            if (total > limit)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                return new RentedBody(null, -1);
+            }
+
+            return new RentedBody(buffer, total);
+        }
+
+        public void Dispose()
+        {
+            var buffer = Interlocked.Exchange(ref _buffer, null);
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+namespace Talki.Signalling.Aws.Callbacks;
+
+/// <summary>
+/// Options of the API Gateway WebSocket callbacks: the <c>$connect</c> REQUEST authorizer (reached through the AWS
+/// Lambda Web Adapter's pass-through path) and the HTTP integration endpoints of <c>$default</c> and
+/// <c>$disconnect</c>. Validated at start-up.
+/// </summary>
+/// <remarks>
+/// The HTTP integrations must map two request parameters, for example
+/// <c>integration.request.header.x-talki-connection-id = context.connectionId</c> and
+/// <c>integration.request.header.x-talki-gateway-secret = '{secret}'</c> (or a stage variable).
+/// </remarks>
+public sealed class ApiGatewayCallbacksOptions
+{
+    /// <summary>The shortest accepted <see cref="GatewaySecret"/>, in characters.</summary>
+    public const int MinimumGatewaySecretLength = 16;
+
+    /// <summary>
+    /// Gets or sets the path where the Lambda Web Adapter POSTs non-HTTP events (its <c>AWS_LWA_PASS_THROUGH_PATH</c>);
+    /// the <c>$connect</c> REQUEST authorizer event arrives there.
+    /// </summary>
+    /// <value>The default value is <c>/events</c>.</value>
+    public string AuthorizerPath { get; set; } = "/events";
+
+    /// <summary>Gets or sets the path of the <c>$default</c> route's HTTP integration (POST; the body is the client's frame).</summary>
+    /// <value>The default value is <c>/talki/aws/default</c>.</value>
+    public string DefaultRoutePath { get; set; } = "/talki/aws/default";
+
+    /// <summary>Gets or sets the path of the <c>$disconnect</c> route's HTTP integration (POST).</summary>
+    /// <value>The default value is <c>/talki/aws/disconnect</c>.</value>
+    public string DisconnectRoutePath { get; set; } = "/talki/aws/disconnect";
+
+    /// <summary>Gets or sets the request header that carries the connection id (mapped from <c>context.connectionId</c>).</summary>
+    /// <value>The default value is <c>x-talki-connection-id</c>.</value>
+    public string ConnectionIdHeader { get; set; } = "x-talki-connection-id";
+
+    /// <summary>Gets or sets the request header that carries <see cref="GatewaySecret"/>.</summary>
+    /// <value>The default value is <c>x-talki-gateway-secret</c>.</value>
+    public string GatewaySecretHeader { get; set; } = "x-talki-gateway-secret";
+
+    /// <summary>
+    /// Gets or sets the shared secret API Gateway sends in <see cref="GatewaySecretHeader"/> on every integration call
+    /// (required; at least <see cref="MinimumGatewaySecretLength"/> visible ASCII characters). Calls without it are refused.
+    /// </summary>
+    public string? GatewaySecret { get; set; }
+}

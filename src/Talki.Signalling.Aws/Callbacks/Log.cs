@@ -1,0 +1,31 @@
+using Microsoft.Extensions.Logging;
+
+namespace Talki.Signalling.Aws.Callbacks;
+
+/// <summary>Log messages of the API Gateway callbacks (event ids 6001-6099). Connection ids and tickets are never logged.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(6001, LogLevel.Debug, "$connect authorized: member {Member} of room {Room}, epoch {Epoch}.", EventName = "ApiGatewayConnectAllowed")]
+    public static partial void ConnectAllowed(ILogger logger, MemberId member, RoomId room, long epoch);
+
+    [LoggerMessage(6002, LogLevel.Information, "$connect denied: {Code}.", EventName = "ApiGatewayConnectDenied")]
+    public static partial void ConnectDenied(ILogger logger, SignallingErrorCode code);
+
+    [LoggerMessage(6003, LogLevel.Warning, "$connect denied: the authorizer event is malformed ({Reason}).", EventName = "ApiGatewayAuthorizerEventMalformed")]
+    public static partial void AuthorizerEventMalformed(ILogger logger, string reason);
+
+    [LoggerMessage(6004, LogLevel.Error, "$connect denied: the authorizer failed (reference {Reference}).", EventName = "ApiGatewayAuthorizerFailed")]
+    public static partial void AuthorizerFailed(ILogger logger, Exception exception, string reference);
+
+    [LoggerMessage(6005, LogLevel.Warning, "{Route} call refused: {Reason}.", EventName = "ApiGatewayCallbackUnauthenticated")]
+    public static partial void CallbackUnauthenticated(ILogger logger, string route, string reason);
+
+    [LoggerMessage(6006, LogLevel.Information, "$default call refused: the message is empty.", EventName = "ApiGatewayMessageEmpty")]
+    public static partial void MessageEmpty(ILogger logger);
+
+    [LoggerMessage(6007, LogLevel.Warning, "$default call refused: the message exceeds {Limit} bytes.", EventName = "ApiGatewayMessageTooLarge")]
+    public static partial void MessageTooLarge(ILogger logger, int limit);
+
+    [LoggerMessage(6008, LogLevel.Error, "{Route} call failed (reference {Reference}).", EventName = "ApiGatewayCallbackFailed")]
+    public static partial void CallbackFailed(ILogger logger, Exception exception, string route, string reference);
+}

@@ -1,0 +1,82 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Amazon.CDK;
+using Amazon.CDK.Assertions;
+using Constructs;
+using Talki.Samples.AwsCdk;
+
+namespace Talki.Samples.AwsCdk.Tests;
+
+/// <summary>A synthesized <see cref="TalkiStack"/> with its template, as JSON too.</summary>
+public sealed class SynthesizedTemplate
+{
+    public SynthesizedTemplate(string hostAssetPath, string stageName, string? gatewaySecretParameterName)
+    {
+        var app = new App();
+        Stack = new TalkiStack(app, "TalkiTest", new TalkiStackProps
+        {
+            StageName = stageName,
+            HostAssetPath = hostAssetPath,
+            GatewaySecretParameterName = gatewaySecretParameterName,
+        });
+        Template = Template.FromStack(Stack);
+        Json = JsonNode.Parse(JsonSerializer.Serialize(Template.ToJSON()))!.AsObject();
+    }
+
+    public TalkiStack Stack { get; }
+
+    public Template Template { get; }
+
+    public JsonObject Json { get; }
+
+    public string LogicalId(IConstruct construct) =>
+        Stack.GetLogicalId(construct as CfnElement ?? (CfnElement)construct.Node.DefaultChild!);
+
+    public IEnumerable<(string Id, JsonObject Resource)> Resources(string type) =>
+        Json["Resources"]!.AsObject()
+            .Where(r => (string?)r.Value!["Type"] == type)
+            .Select(r => (r.Key, r.Value!.AsObject()));
+}
+
+/// <summary>Synthesizes the stacks once per test run (the jsii runtime makes synth the slow part).</summary>
+public sealed class StackFixture : IDisposable
+{
+    private readonly string _hostAssetPath;
+
+    public StackFixture()
+    {
+        // Stands in for the published host: synth only hashes and copies the directory.
+        _hostAssetPath = Directory.CreateTempSubdirectory("talki-cdk-host-").FullName;
+        File.WriteAllText(Path.Combine(_hostAssetPath, "bootstrap"), "#!/bin/sh\nexec ./Talki.Samples.Host\n");
+
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        Default = new SynthesizedTemplate(_hostAssetPath, "dev", gatewaySecretParameterName: null);
+        WithSsmSecret = new SynthesizedTemplate(_hostAssetPath, "prod", gatewaySecretParameterName: "/talki/gateway-secret");
+        SynthDuration = started.Elapsed;
+    }
+
+    /// <summary>Stage <c>dev</c>, secret from a NoEcho CfnParameter.</summary>
+    public SynthesizedTemplate Default { get; }
+
+    /// <summary>Stage <c>prod</c>, secret from the SSM parameter <c>/talki/gateway-secret</c>.</summary>
+    public SynthesizedTemplate WithSsmSecret { get; }
+
+    public TimeSpan SynthDuration { get; }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_hostAssetPath, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class SynthesizedStacks : ICollectionFixture<StackFixture>
+{
+    public const string Name = "synthesized TalkiStack";
+}

@@ -1,0 +1,470 @@
+using System.Text.Json.Nodes;
+using Amazon.CDK.Assertions;
+using Props = System.Collections.Generic.Dictionary<string, object>;
+
+namespace Talki.Samples.AwsCdk.Tests;
+
+[Collection(SynthesizedStacks.Name)]
+public sealed class TalkiStackTests(StackFixture fixture)
+{
+    private readonly SynthesizedTemplate _stack = fixture.Default;
+
+    private Template Template => _stack.Template;
+
+    private string ApiId => _stack.LogicalId(_stack.Stack.Api);
+
+    private string BackendId => _stack.LogicalId(_stack.Stack.Backend);
+
+    private string AuthorizerFunctionId => _stack.LogicalId(_stack.Stack.AuthorizerFunction);
+
+    private string FunctionUrlId => _stack.LogicalId(_stack.Stack.BackendUrl);
+
+    private static Props Ref(string logicalId) => new() { ["Ref"] = logicalId };
+
+    private static Props GetAtt(string logicalId, string attribute) =>
+        new() { ["Fn::GetAtt"] = new object[] { logicalId, attribute } };
+
+    private static Props Join(params object[] parts) => new() { ["Fn::Join"] = new object[] { "", parts } };
+
+    // ---- API, stage -----------------------------------------------------------------------------------------
+
+    [Fact]
+    public void WebSocketApi_routes_on_the_message_type()
+    {
+        Template.ResourceCountIs("AWS::ApiGatewayV2::Api", 1);
+        Template.HasResourceProperties("AWS::ApiGatewayV2::Api", new Props
+        {
+            ["ProtocolType"] = "WEBSOCKET",
+            ["RouteSelectionExpression"] = "$request.body.type",
+        });
+    }
+
+    [Fact]
+    public void Stage_auto_deploys_under_the_configured_name()
+    {
+        Template.ResourceCountIs("AWS::ApiGatewayV2::Stage", 1);
+        Template.HasResourceProperties("AWS::ApiGatewayV2::Stage", new Props
+        {
+            ["ApiId"] = Ref(ApiId),
+            ["StageName"] = "dev",
+            ["AutoDeploy"] = true,
+        });
+        fixture.WithSsmSecret.Template.HasResourceProperties("AWS::ApiGatewayV2::Stage",
+            Match.ObjectLike(new Props { ["StageName"] = "prod", ["AutoDeploy"] = true }));
+    }
+
+    // ---- $connect -------------------------------------------------------------------------------------------
+
+    [Fact]
+    public void Connect_is_guarded_by_a_REQUEST_authorizer_on_the_ticket_query_parameter()
+    {
+        Template.ResourceCountIs("AWS::ApiGatewayV2::Authorizer", 1);
+        Template.HasResourceProperties("AWS::ApiGatewayV2::Authorizer", new Props
+        {
+            ["ApiId"] = Ref(ApiId),
+            ["AuthorizerType"] = "REQUEST",
+            ["IdentitySource"] = new object[] { "route.request.querystring.ticket" },
+            ["AuthorizerUri"] = Match.ObjectLike(new Props
+            {
+                ["Fn::Join"] = Match.ArrayWith([
+                    "",
+                    Match.ArrayWith([GetAtt(AuthorizerFunctionId, "Arn"), "/invocations"]),
+                ]),
+            }),
+        });
+
+        var authorizerId = _stack.Resources("AWS::ApiGatewayV2::Authorizer").Single().Id;
+        Template.HasResourceProperties("AWS::ApiGatewayV2::Route", new Props
+        {
+            ["ApiId"] = Ref(ApiId),
+            ["RouteKey"] = "$connect",
+            ["AuthorizationType"] = "CUSTOM",
+            ["AuthorizerId"] = Ref(authorizerId),
+            ["Target"] = Match.AnyValue(),
+        });
+    }
+
+    [Fact]
+    public void Connect_integration_is_a_mock_that_answers_200()
+    {
+        var route = _stack.Resources("AWS::ApiGatewayV2::Route")
+            .Single(r => (string?)r.Resource["Properties"]!["RouteKey"] == "$connect").Resource;
+        var integrationId = TargetIntegrationId(route);
+        var integration = _stack.Json["Resources"]![integrationId]!["Properties"]!;
+        Assert.Equal("MOCK", (string?)integration["IntegrationType"]);
+        Assert.Equal("{\"statusCode\":200}", (string?)integration["RequestTemplates"]!["$default"]);
+    }
+
+    [Fact]
+    public void Api_gateway_may_invoke_the_authorizer_through_this_authorizer_only()
+    {
+        var authorizerId = _stack.Resources("AWS::ApiGatewayV2::Authorizer").Single().Id;
+        Template.HasResourceProperties("AWS::Lambda::Permission", new Props
+        {
+            ["Action"] = "lambda:InvokeFunction",
+            ["FunctionName"] = GetAtt(AuthorizerFunctionId, "Arn"),
+            ["Principal"] = "apigateway.amazonaws.com",
+            ["SourceArn"] = Match.ObjectLike(new Props
+            {
+                ["Fn::Join"] = Match.ArrayWith(["", Match.ArrayWith([Ref(ApiId), "/authorizers/", Ref(authorizerId)])]),
+            }),
+        });
+    }
+
+    // ---- $default, $disconnect ------------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData("$default", "talki/aws/default")]
+    [InlineData("$disconnect", "talki/aws/disconnect")]
+    public void Route_posts_to_the_backend_function_url_with_the_mapped_headers(string routeKey, string path)
+    {
+        Template.HasResourceProperties("AWS::ApiGatewayV2::Route", new Props
+        {
+            ["ApiId"] = Ref(ApiId),
+            ["RouteKey"] = routeKey,
+            ["AuthorizationType"] = "NONE",
+        });
+        var route = _stack.Resources("AWS::ApiGatewayV2::Route")
+            .Single(r => (string?)r.Resource["Properties"]!["RouteKey"] == routeKey).Resource;
+        var integrationId = TargetIntegrationId(route);
+
+        Template.HasResource("AWS::ApiGatewayV2::Integration", Match.ObjectLike(new Props
+        {
+            ["Properties"] = Match.ObjectLike(new Props
+            {
+                ["ApiId"] = Ref(ApiId),
+                ["IntegrationType"] = "HTTP_PROXY",
+                ["IntegrationMethod"] = "POST",
+                ["IntegrationUri"] = Join(GetAtt(FunctionUrlId, "FunctionUrl"), path),
+                ["RequestParameters"] = new Props
+                {
+                    ["integration.request.header.x-talki-connection-id"] = "context.connectionId",
+                    ["integration.request.header.x-talki-gateway-secret"] = Join("'", Ref("GatewaySecret"), "'"),
+                    ["integration.request.header.Sec-WebSocket-Version"] = "'0'",
+                },
+            }),
+        }));
+        Assert.Equal("HTTP_PROXY", (string?)_stack.Json["Resources"]![integrationId]!["Properties"]!["IntegrationType"]);
+        Assert.Contains(path, _stack.Json["Resources"]![integrationId]!["Properties"]!["IntegrationUri"]!.ToJsonString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Exactly_the_three_routes_and_their_integrations_exist()
+    {
+        Template.ResourceCountIs("AWS::ApiGatewayV2::Route", 3);
+        Template.ResourceCountIs("AWS::ApiGatewayV2::Integration", 3);
+        var keys = _stack.Resources("AWS::ApiGatewayV2::Route")
+            .Select(r => (string?)r.Resource["Properties"]!["RouteKey"]).Order(StringComparer.Ordinal);
+        Assert.Equal(["$connect", "$default", "$disconnect"], keys);
+    }
+
+    // ---- Lambda ---------------------------------------------------------------------------------------------
+
+    [Fact]
+    public void Both_functions_run_the_host_behind_the_web_adapter()
+    {
+        Template.ResourceCountIs("AWS::Lambda::Function", 2);
+        foreach (var id in new[] { BackendId, AuthorizerFunctionId })
+        {
+            Template.HasResource("AWS::Lambda::Function", Match.ObjectLike(new Props
+            {
+                ["Properties"] = Match.ObjectLike(new Props
+                {
+                    ["Runtime"] = "provided.al2023",
+                    ["Handler"] = "bootstrap",
+                    ["Architectures"] = new object[] { "x86_64" },
+                    ["Role"] = Match.AnyValue(),
+                    ["Layers"] = new object[]
+                    {
+                        new Props { ["Fn::Sub"] = TalkiStackProps.DefaultLambdaWebAdapterLayerArn },
+                    },
+                    ["Environment"] = new Props
+                    {
+                        ["Variables"] = Match.ObjectLike(new Props
+                        {
+                            ["AWS_LWA_PORT"] = "8080",
+                            ["Talki__Aws__TableName"] = Ref(_stack.LogicalId(_stack.Stack.Table)),
+                            ["Talki__Aws__Stage"] = "dev",
+                            ["Talki__Aws__ApiEndpoint"] = Match.ObjectLike(new Props
+                            {
+                                ["Fn::Join"] = Match.ArrayWith(["", Match.ArrayWith(["https://", Ref(ApiId)])]),
+                            }),
+                            ["Talki__Aws__GatewaySecret"] = Ref("GatewaySecret"),
+                        }),
+                    },
+                }),
+            }));
+            Assert.NotNull(_stack.Json["Resources"]![id]);
+        }
+    }
+
+    [Fact]
+    public void Only_the_authorizer_uses_the_pass_through_path()
+    {
+        var authorizerEnv = Environment(AuthorizerFunctionId);
+        var backendEnv = Environment(BackendId);
+        Assert.Equal("/events", (string?)authorizerEnv["AWS_LWA_PASS_THROUGH_PATH"]);
+        Assert.False(backendEnv.ContainsKey("AWS_LWA_PASS_THROUGH_PATH"));
+        Assert.Equal("8080", (string?)backendEnv["AWS_LWA_PORT"]);
+    }
+
+    [Fact]
+    public void Function_code_is_the_prebuilt_host_asset_not_inline_code()
+    {
+        foreach (var (_, function) in _stack.Resources("AWS::Lambda::Function"))
+        {
+            var code = function["Properties"]!["Code"]!.AsObject();
+            Assert.True(code.ContainsKey("S3Bucket") && code.ContainsKey("S3Key"), code.ToJsonString());
+            Assert.False(code.ContainsKey("ZipFile"));
+        }
+    }
+
+    [Fact]
+    public void Backend_has_a_function_url_with_auth_none()
+    {
+        Template.ResourceCountIs("AWS::Lambda::Url", 1);
+        Template.HasResourceProperties("AWS::Lambda::Url", new Props
+        {
+            ["AuthType"] = "NONE",
+            ["TargetFunctionArn"] = GetAtt(BackendId, "Arn"),
+        });
+    }
+
+    // ---- DynamoDB -------------------------------------------------------------------------------------------
+
+    [Fact]
+    public void Table_has_string_keys_on_demand_billing_ttl_and_is_destroyed_with_the_stack()
+    {
+        Template.ResourceCountIs("AWS::DynamoDB::Table", 1);
+        Template.HasResource("AWS::DynamoDB::Table", new Props
+        {
+            ["Type"] = "AWS::DynamoDB::Table",
+            ["Properties"] = new Props
+            {
+                ["KeySchema"] = new object[]
+                {
+                    new Props { ["AttributeName"] = "pk", ["KeyType"] = "HASH" },
+                    new Props { ["AttributeName"] = "sk", ["KeyType"] = "RANGE" },
+                },
+                ["AttributeDefinitions"] = new object[]
+                {
+                    new Props { ["AttributeName"] = "pk", ["AttributeType"] = "S" },
+                    new Props { ["AttributeName"] = "sk", ["AttributeType"] = "S" },
+                },
+                ["BillingMode"] = "PAY_PER_REQUEST",
+                ["TimeToLiveSpecification"] = new Props { ["AttributeName"] = "expiresAt", ["Enabled"] = true },
+            },
+            ["DeletionPolicy"] = "Delete",
+            ["UpdateReplacePolicy"] = "Delete",
+        });
+    }
+
+    // ---- IAM ------------------------------------------------------------------------------------------------
+
+    [Fact]
+    public void Backend_may_manage_connections_of_this_api_and_stage_only()
+    {
+        var statement = Assert.Single(Statements(RolePolicyFor(BackendId)),
+            s => Actions(s).Contains("execute-api:ManageConnections"));
+        Assert.Equal(["execute-api:ManageConnections"], Actions(statement));
+
+        var resources = Resources(statement);
+        Assert.Equal(3, resources.Count);
+        foreach (var verb in new[] { "POST", "GET", "DELETE" })
+        {
+            Assert.Contains(resources, r => r.ToJsonString() == Join(
+                "arn:", Ref("AWS::Partition"), ":execute-api:", Ref("AWS::Region"), ":", Ref("AWS::AccountId"), ":",
+                Ref(ApiId), $"/dev/{verb}/@connections/*").ToJsonNode().ToJsonString());
+        }
+
+        Template.HasResourceProperties("AWS::IAM::Policy", Match.ObjectLike(new Props
+        {
+            ["PolicyDocument"] = Match.ObjectLike(new Props
+            {
+                ["Statement"] = Match.ArrayWith([
+                    Match.ObjectLike(new Props
+                    {
+                        ["Action"] = "execute-api:ManageConnections",
+                        ["Effect"] = "Allow",
+                    }),
+                ]),
+            }),
+        }));
+    }
+
+    [Fact]
+    public void Stage_name_flows_into_the_connections_arn()
+    {
+        var other = fixture.WithSsmSecret;
+        var backendPolicy = PolicyFor(other, other.LogicalId(other.Stack.Backend));
+        var arns = Statements(backendPolicy).Where(s => Actions(s).Contains("execute-api:ManageConnections"))
+            .SelectMany(Resources).Select(r => r.ToJsonString()).ToList();
+        Assert.Equal(3, arns.Count);
+        Assert.All(arns, a => Assert.Contains("/prod/", a, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Authorizer_gets_no_connection_management()
+    {
+        var actions = Statements(RolePolicyFor(AuthorizerFunctionId)).SelectMany(Actions);
+        Assert.DoesNotContain(actions, a => a.StartsWith("execute-api:", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Both_functions_get_dynamodb_read_write_on_the_table_only()
+    {
+        var tableArn = GetAtt(_stack.LogicalId(_stack.Stack.Table), "Arn").ToJsonNode().ToJsonString();
+        foreach (var id in new[] { BackendId, AuthorizerFunctionId })
+        {
+            var statement = Assert.Single(Statements(RolePolicyFor(id)),
+                s => Actions(s).Any(a => a.StartsWith("dynamodb:", StringComparison.Ordinal)));
+            Assert.Contains("dynamodb:PutItem", Actions(statement));
+            Assert.Contains("dynamodb:UpdateItem", Actions(statement));
+            Assert.Contains("dynamodb:Query", Actions(statement));
+            var resources = Resources(statement).Select(r => r.ToJsonString())
+                .Where(r => r != "{\"Ref\":\"AWS::NoValue\"}").ToList();
+            Assert.Equal([tableArn], resources);
+        }
+    }
+
+    [Fact]
+    public void No_policy_grants_wildcard_actions_or_resources_for_execute_api_or_dynamodb()
+    {
+        foreach (var template in new[] { fixture.Default, fixture.WithSsmSecret })
+        {
+            var statements = template.Resources("AWS::IAM::Policy")
+                .SelectMany(p => Statements(p.Resource)).ToList();
+            Assert.NotEmpty(statements);
+            foreach (var statement in statements)
+            {
+                var actions = Actions(statement);
+                Assert.DoesNotContain("*", actions);
+                Assert.DoesNotContain("execute-api:*", actions);
+                Assert.DoesNotContain("dynamodb:*", actions);
+                if (!actions.Any(a => a.StartsWith("execute-api:", StringComparison.Ordinal) ||
+                                      a.StartsWith("dynamodb:", StringComparison.Ordinal)))
+                {
+                    continue;
+                }
+
+                foreach (var resource in Resources(statement))
+                {
+                    var text = resource is JsonValue ? (string?)resource : null;
+                    Assert.NotEqual("*", text);
+                    Assert.False(text is not null && text.EndsWith(":*", StringComparison.Ordinal), text);
+                    // A join may end in "@connections/*", but never leave the API id or stage open.
+                    var json = resource.ToJsonString();
+                    Assert.DoesNotContain("\"*\"", json, StringComparison.Ordinal);
+                    Assert.DoesNotContain(":*/", json, StringComparison.Ordinal);
+                    Assert.DoesNotContain("/*/", json, StringComparison.Ordinal);
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Roles_carry_only_the_basic_execution_managed_policy()
+    {
+        foreach (var (_, role) in _stack.Resources("AWS::IAM::Role"))
+        {
+            var managed = role["Properties"]!["ManagedPolicyArns"]!.AsArray().Select(m => m!.ToJsonString()).ToList();
+            var only = Assert.Single(managed);
+            Assert.Contains("AWSLambdaBasicExecutionRole", only, StringComparison.Ordinal);
+        }
+    }
+
+    // ---- outputs, secret ------------------------------------------------------------------------------------
+
+    [Fact]
+    public void Outputs_the_websocket_url_and_the_function_url()
+    {
+        Template.HasOutput("WebSocketUrl", new Props
+        {
+            ["Value"] = Join("wss://", Ref(ApiId), ".execute-api.", Ref("AWS::Region"), ".", Ref("AWS::URLSuffix"), "/dev"),
+        });
+        Template.HasOutput("FunctionUrl", new Props { ["Value"] = GetAtt(FunctionUrlId, "FunctionUrl") });
+    }
+
+    [Fact]
+    public void Gateway_secret_is_a_noecho_parameter_by_default()
+    {
+        Template.HasParameter("GatewaySecret", new Props
+        {
+            ["Type"] = "String",
+            ["NoEcho"] = true,
+            ["MinLength"] = 32,
+        });
+        var parameter = _stack.Json["Parameters"]!["GatewaySecret"]!.AsObject();
+        Assert.False(parameter.ContainsKey("Default"));
+    }
+
+    [Fact]
+    public void Gateway_secret_can_come_from_an_ssm_parameter()
+    {
+        var other = fixture.WithSsmSecret;
+        var parameters = other.Json["Parameters"]!.AsObject();
+        Assert.False(parameters.ContainsKey("GatewaySecret"));
+        var (name, ssm) = Assert.Single(parameters, p => (string?)p.Value!["Default"] == "/talki/gateway-secret");
+        Assert.Equal("AWS::SSM::Parameter::Value<String>", (string?)ssm!["Type"]);
+
+        other.Template.HasResourceProperties("AWS::ApiGatewayV2::Integration", Match.ObjectLike(new Props
+        {
+            ["RequestParameters"] = Match.ObjectLike(new Props
+            {
+                ["integration.request.header.x-talki-gateway-secret"] = Join("'", Ref(name), "'"),
+            }),
+        }));
+        other.Template.AllResourcesProperties("AWS::Lambda::Function", Match.ObjectLike(new Props
+        {
+            ["Environment"] = Match.ObjectLike(new Props
+            {
+                ["Variables"] = Match.ObjectLike(new Props { ["Talki__Aws__GatewaySecret"] = Ref(name) }),
+            }),
+        }));
+    }
+
+    // ---- helpers --------------------------------------------------------------------------------------------
+
+    private static string TargetIntegrationId(JsonObject route)
+    {
+        var target = route["Properties"]!["Target"]!.ToJsonString();
+        var match = System.Text.RegularExpressions.Regex.Match(target, "\\{\"Ref\":\"([^\"]+)\"\\}");
+        Assert.True(match.Success, target);
+        return match.Groups[1].Value;
+    }
+
+    private JsonObject Environment(string functionId) =>
+        _stack.Json["Resources"]![functionId]!["Properties"]!["Environment"]!["Variables"]!.AsObject();
+
+    private JsonObject RolePolicyFor(string functionId) => PolicyFor(_stack, functionId);
+
+    private static JsonObject PolicyFor(SynthesizedTemplate stack, string functionId)
+    {
+        var roleRef = stack.Json["Resources"]![functionId]!["Properties"]!["Role"]!["Fn::GetAtt"]![0]!.GetValue<string>();
+        return Assert.Single(stack.Resources("AWS::IAM::Policy"),
+            p => p.Resource["Properties"]!["Roles"]!.AsArray().Any(r => (string?)r!["Ref"] == roleRef)).Resource;
+    }
+
+    private static IEnumerable<JsonObject> Statements(JsonObject policy) =>
+        policy["Properties"]!["PolicyDocument"]!["Statement"]!.AsArray().Select(s => s!.AsObject());
+
+    private static List<string> Actions(JsonObject statement) => statement["Action"] switch
+    {
+        JsonArray many => many.Select(a => (string)a!).ToList(),
+        JsonNode one => [(string)one!],
+        null => [],
+    };
+
+    private static List<JsonNode> Resources(JsonObject statement) => statement["Resource"] switch
+    {
+        JsonArray many => many.Select(r => r!).ToList(),
+        JsonNode one => [one],
+        null => [],
+    };
+}
+
+internal static class JsonExtensions
+{
+    public static JsonNode ToJsonNode(this Dictionary<string, object> value) =>
+        JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(value))!;
+}
