@@ -30,6 +30,9 @@ var talki = builder.Services.AddTalkiSignalling(options =>
     }
 });
 
+// AWS mode (DynamoDB, API Gateway push and callbacks) when Talki:Aws:TableName is configured.
+var awsMode = AwsMode.TryAdd(talki, builder.Configuration);
+
 // One switch: with a Redis configuration string, sessions (and the cookie's key ring) live in Redis.
 if (builder.Configuration["Talki:Redis"] is { Length: > 0 } redis)
 {
@@ -40,6 +43,11 @@ var app = builder.Build();
 app.UseDefaultFiles();
 app.UseStaticFiles();
 app.MapTalkiSignalling();
+if (awsMode)
+{
+    app.MapTalkiApiGatewayCallbacks();
+}
+
 app.MapGet("/healthz", () => Results.Text("ok"));
 
 app.Lifetime.ApplicationStarted.Register(() =>
