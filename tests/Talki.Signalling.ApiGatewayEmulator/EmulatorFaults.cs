@@ -1,0 +1,111 @@
+namespace Talki.Signalling.Emulator;
+
+/// <summary>Faults injected into the <c>@connections</c> API; thread-safe and settable while the emulator runs.</summary>
+public sealed class EmulatorFaults
+{
+    private readonly Lock _lock = new();
+    private readonly Queue<int> _failures = new();
+    private int _drops;
+    private TimeSpan _latency;
+
+    /// <summary>Gets or sets the latency added to every <c>@connections</c> call (on the emulator's <see cref="TimeProvider"/>).</summary>
+    public TimeSpan Latency
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _latency;
+            }
+        }
+
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero);
+            lock (_lock)
+            {
+                _latency = value;
+            }
+        }
+    }
+
+    /// <summary>Gets the number of scripted push failures not yet served.</summary>
+    public int PendingFailures
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _failures.Count;
+            }
+        }
+    }
+
+    /// <summary>Makes the next <paramref name="count"/> pushes (POST) answer <paramref name="status"/>: 429 (LimitExceededException), 500 or 503.</summary>
+    public void FailNextPushes(int count, int status = 429)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentOutOfRangeException.ThrowIfLessThan(status, 400);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(status, 599);
+        lock (_lock)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                _failures.Enqueue(status);
+            }
+        }
+    }
+
+    /// <summary>Makes the next pushes answer these statuses, in order (e.g. 429, 500, 503).</summary>
+    public void ScriptPushFailures(params int[] statuses)
+    {
+        ArgumentNullException.ThrowIfNull(statuses);
+        foreach (var status in statuses)
+        {
+            FailNextPushes(1, status);
+        }
+    }
+
+    /// <summary>Makes the next <paramref name="count"/> pushes to live connections answer 200 without delivering the frame.</summary>
+    public void DropNextPushes(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        lock (_lock)
+        {
+            _drops += count;
+        }
+    }
+
+    /// <summary>Clears every fault.</summary>
+    public void Reset()
+    {
+        lock (_lock)
+        {
+            _failures.Clear();
+            _drops = 0;
+            _latency = TimeSpan.Zero;
+        }
+    }
+
+    internal bool TryTakeFailure(out int status)
+    {
+        lock (_lock)
+        {
+            return _failures.TryDequeue(out status);
+        }
+    }
+
+    internal bool TryTakeDrop()
+    {
+        lock (_lock)
+        {
+            if (_drops == 0)
+            {
+                return false;
+            }
+
+            _drops--;
+            return true;
+        }
+    }
+}

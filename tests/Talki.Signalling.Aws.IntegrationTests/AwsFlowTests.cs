@@ -1,0 +1,187 @@
+using System.Globalization;
+using System.Net;
+using Talki.Signalling.Aws.Tests.DynamoDb;
+using Talki.Signalling.Http;
+using Talki.Signalling.Protocol;
+using Xunit.Abstractions;
+
+namespace Talki.Signalling.Aws.IntegrationTests;
+
+/// <summary>The Talki flow end to end over the AWS path: clients → emulator → host in AWS mode → dynalite.</summary>
+[Collection(DynaliteGroup.Name)]
+public sealed class AwsFlowTests(DynaliteFixture dynalite, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task FullFlow_WithRefreshDenialAndCrossRoomAttempt()
+    {
+        await using var stack = await AwsStack.StartAsync(dynalite, "talki-e2e-flow");
+        using var ada = await stack.SignInAsync("Ada");
+        var room = await ada.TicketAsync("/talki/rooms", HttpStatusCode.Created);
+        Assert.StartsWith(stack.Emulator.WebSocketUrl.ToString(), room.WebSocketUrl.ToString(), StringComparison.Ordinal);
+        await using var adaSocket = await ada.ConnectAsync(room);
+
+        using var bob = await stack.SignInAsync("Bob");
+        using var dan = await stack.SignInAsync("Dan");
+        var bobTicket = await bob.TicketAsync($"/talki/rooms/{room.Room}/tickets", HttpStatusCode.OK);
+        var danTicket = await dan.TicketAsync($"/talki/rooms/{room.Room}/tickets", HttpStatusCode.OK);
+        await using var bobSocket = await bob.ConnectAsync(bobTicket);
+        await using var danSocket = await dan.ConnectAsync(danTicket);
+        await adaSocket.ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == bobTicket.Member);
+        await adaSocket.ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == danTicket.Member);
+
+        // Admit Bob; deny Dan (his socket is closed through @connections DELETE).
+        await adaSocket.SendAsync($$$"""{"type":"admit","member":"{{{bobTicket.Member}}}"}""");
+        await adaSocket.SendAsync($$$"""{"type":"deny","member":"{{{danTicket.Member}}}"}""");
+        await bobSocket.ExpectAsync<AdmittedMessage>();
+        Assert.Equal(1, (await adaSocket.ExpectAsync<ConnectToPeerMessage>(m => m.Peer.Id == bobTicket.Member)).PeerEpoch);
+        await danSocket.ExpectAsync<DeniedMessage>();
+        await danSocket.WaitClosedAsync();
+        var denied = await dan.PostAsync($"/talki/rooms/{room.Room}/tickets");
+        Assert.Equal(HttpStatusCode.Forbidden, denied.StatusCode);
+
+        // Bob refreshes: a new ticket and socket, no new question to the admin, a new epoch.
+        var again = await bob.TicketAsync($"/talki/rooms/{room.Room}/tickets", HttpStatusCode.OK);
+        await using var bobSocket2 = await bob.ConnectAsync(again);
+        Assert.Equal(AdmissionStatus.Admitted, bobSocket2.Welcome!.Status);
+        await bobSocket.WaitClosedAsync();
+        await adaSocket.ExpectAsync<PeerLeftMessage>(m => m.Member == bobTicket.Member && m.Epoch == 1);
+        Assert.Equal(2, (await adaSocket.ExpectAsync<ConnectToPeerMessage>(m => m.Peer.Id == bobTicket.Member)).PeerEpoch);
+
+        await adaSocket.SendAsync($$$"""{"type":"signal","id":"old","to":"{{{bobTicket.Member}}}","toEpoch":1,"description":{"type":"offer","sdp":"old"}}""");
+        Assert.Equal(SignallingErrorCode.StaleEpoch, (await adaSocket.ExpectAsync<ErrorMessage>(e => e.Id == "old")).Code);
+        await adaSocket.SendAsync($$$"""{"type":"signal","to":"{{{bobTicket.Member}}}","toEpoch":2,"description":{"type":"offer","sdp":"new"}}""");
+        Assert.Equal("new", (await bobSocket2.ExpectAsync<SignalRelayMessage>()).Description!.Sdp);
+
+        // Another room cannot reach Bob.
+        using var eve = await stack.SignInAsync("Eve");
+        var other = await eve.TicketAsync("/talki/rooms", HttpStatusCode.Created);
+        await using var eveSocket = await eve.ConnectAsync(other);
+        await eveSocket.SendAsync($$$"""{"type":"signal","id":"x","to":"{{{bobTicket.Member}}}","description":{"type":"offer","sdp":"intrusion"}}""");
+        Assert.Equal(SignallingErrorCode.MemberNotFound, (await eveSocket.ExpectAsync<ErrorMessage>(e => e.Id == "x")).Code);
+        Assert.DoesNotContain(bobSocket2.AllFrames, f => f.Contains("intrusion", StringComparison.Ordinal));
+
+        // A replayed ticket is refused at the upgrade (the authorizer denies: 403).
+        Assert.Equal(HttpStatusCode.Forbidden, await AwsSocket.RefusedStatusAsync(again.WebSocketUrl));
+
+        // The gateway's connection ids never reach a client.
+        var ids = stack.Emulator.OpenConnectionIds.ToList();
+        Assert.NotEmpty(ids);
+        foreach (var text in new[] { adaSocket, bobSocket2, eveSocket }.SelectMany(s => s.AllFrames).Concat(ada.Bodies).Concat(bob.Bodies))
+        {
+            Assert.All(ids, id => Assert.DoesNotContain(id, text, StringComparison.Ordinal));
+        }
+    }
+
+    /// <summary>
+    /// A 4-member call set up through the emulator: every pair negotiates (offer, answer and one candidates
+    /// message from each side). The counts feed the cost estimate; they are exact for this flow.
+    /// </summary>
+    [Fact]
+    public async Task FourMemberCall_CountsMessagesInvocationsAndDynamoDbCalls()
+    {
+        await using var stack = await AwsStack.StartAsync(dynalite, "talki-e2e-counts");
+        var users = new List<AwsUser>();
+        for (var i = 0; i < 4; i++)
+        {
+            users.Add(await stack.SignInAsync("M" + i));
+        }
+
+        stack.Dynamo.Reset();
+        var tickets = new List<TicketResponse> { await users[0].TicketAsync("/talki/rooms", HttpStatusCode.Created) };
+        var sockets = new List<AwsSocket> { await users[0].ConnectAsync(tickets[0]) };
+        for (var i = 1; i < 4; i++)
+        {
+            tickets.Add(await users[i].TicketAsync($"/talki/rooms/{tickets[0].Room}/tickets", HttpStatusCode.OK));
+            sockets.Add(await users[i].ConnectAsync(tickets[i]));
+            await sockets[0].ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == tickets[i].Member);
+            await sockets[0].SendAsync($$$"""{"type":"admit","member":"{{{tickets[i].Member}}}"}""");
+            await sockets[i].ExpectAsync<AdmittedMessage>();
+        }
+
+        // Every member learns its three peers; the offerer of each pair offers, the other answers, both trickle once.
+        var plans = new List<(int Self, ConnectToPeerMessage Plan)>();
+        for (var i = 0; i < 4; i++)
+        {
+            for (var k = 0; k < 3; k++)
+            {
+                plans.Add((i, await sockets[i].ExpectAsync<ConnectToPeerMessage>()));
+            }
+        }
+
+        foreach (var (self, plan) in plans.Where(p => p.Plan.Offerer))
+        {
+            await sockets[self].SendAsync($$$"""{"type":"signal","to":"{{{plan.Peer.Id}}}","toEpoch":{{{plan.PeerEpoch}}},"description":{"type":"offer","sdp":"v=0 offer"}}""");
+        }
+
+        foreach (var (self, plan) in plans.Where(p => !p.Plan.Offerer))
+        {
+            await sockets[self].ExpectAsync<SignalRelayMessage>(m => m.From == plan.Peer.Id && m.Description?.Type == SdpType.Offer);
+            await sockets[self].SendAsync($$$"""{"type":"signal","to":"{{{plan.Peer.Id}}}","toEpoch":{{{plan.PeerEpoch}}},"description":{"type":"answer","sdp":"v=0 answer"}}""");
+        }
+
+        foreach (var (self, plan) in plans)
+        {
+            await sockets[self].SendAsync($$$"""{"type":"signal","to":"{{{plan.Peer.Id}}}","toEpoch":{{{plan.PeerEpoch}}},"candidates":[{"candidate":"candidate:1 1 udp 2122260223 192.0.2.{{{self}}} 50000 typ host","sdpMid":"0","sdpMLineIndex":0}]}""");
+        }
+
+        foreach (var (self, plan) in plans)
+        {
+            if (plan.Offerer)
+            {
+                await sockets[self].ExpectAsync<SignalRelayMessage>(m => m.From == plan.Peer.Id && m.Description?.Type == SdpType.Answer);
+            }
+        }
+
+        for (var i = 0; i < 4; i++)
+        {
+            for (var k = 0; k < 3; k++)
+            {
+                await sockets[i].ExpectAsync<SignalRelayMessage>(m => m.Candidates is not null);
+            }
+        }
+
+        var counters = stack.Emulator.Counters;
+        const int links = 6;
+        Assert.Equal(4, counters.AuthorizerCalls);
+        Assert.Equal(4 + 3 + (links * 4), counters.InboundMessages);            // hellos, admits, 4 signals per link
+        Assert.Equal(4 + 3 + 6 + (links * 2) + (links * 4), counters.OutboundMessages); // welcomes, requests, admitted ×2, plans, relays
+        Assert.Equal(counters.InboundMessages, counters.DefaultRouteCalls);
+        Assert.Equal(0, counters.DroppedPushes);
+
+        var httpCalls = 1 + 3; // create + 3 join tickets (sign-ins happened before the count started)
+        var backendInvocations = httpCalls + counters.DefaultRouteCalls + counters.DisconnectRouteCalls;
+        var reads = stack.Dynamo.Reads;
+        var writes = stack.Dynamo.Writes;
+        Assert.True(reads > 0 && writes > 0);
+
+        // Cost per 1,000 such calls, us-east-1 (aws-facts.md §7): API Gateway $1.00/M messages and
+        // $0.25/M connection-minutes; Lambda $0.20/M requests (+ duration, assumed 512 MB × 20 ms each);
+        // DynamoDB on-demand $0.625/M writes and $0.125/M strongly consistent reads (items < 1 KB / 4 KB).
+        var messages = counters.InboundMessages + counters.OutboundMessages;
+        const double connectionMinutes = 4 * 5; // sockets stay until the 5-minute window seals, at most
+        var invocations = counters.AuthorizerCalls + backendInvocations;
+        var apiGateway = 1000 * ((messages * 1.00 / 1e6) + (connectionMinutes * 0.25 / 1e6));
+        var lambda = 1000 * invocations * ((0.20 / 1e6) + (0.5 * 0.020 * 0.0000166667));
+        var dynamo = 1000 * ((writes * 0.625 / 1e6) + (reads * 0.125 / 1e6));
+        var report = string.Create(CultureInfo.InvariantCulture, $"""
+            4-member call through the emulator (6 links, offer + answer + 1 candidates message per side):
+              API Gateway messages: {counters.InboundMessages} in, {counters.OutboundMessages} out ({counters.MeteredMessages} metered)
+              authorizer invocations: {counters.AuthorizerCalls}; backend invocations: {backendInvocations} ({httpCalls} HTTP API, {counters.DefaultRouteCalls} $default, {counters.DisconnectRouteCalls} $disconnect)
+              DynamoDB: {reads} reads, {writes} writes ({string.Join(", ", stack.Dynamo.Operations.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}"))})
+            Cost per 1,000 calls (us-east-1): API Gateway ${apiGateway:F4} (messages + {connectionMinutes} connection-minutes per call), Lambda ${lambda:F4}, DynamoDB ${dynamo:F4}; total ${apiGateway + lambda + dynamo:F4}
+            """);
+        output.WriteLine(report);
+        var artifacts = Path.Combine(AppContext.BaseDirectory, "aws-call-figures.txt");
+        await File.WriteAllTextAsync(artifacts, report);
+
+        foreach (var socket in sockets)
+        {
+            await socket.DisposeAsync();
+        }
+
+        foreach (var user in users)
+        {
+            user.Dispose();
+        }
+    }
+}
