@@ -50,6 +50,12 @@ internal static class AwsMode
                 options.Endpoint = apiEndpoint;
                 options.Stage = stage;
                 options.Region = region;
+
+                // Only for local emulators; on AWS the standard credential chain (the function's role) is used.
+                if (aws["AccessKeyId"] is { Length: > 0 } accessKey && aws["SecretAccessKey"] is { Length: > 0 } secretKey)
+                {
+                    options.Credentials = new BasicAWSCredentials(accessKey, secretKey);
+                }
             })
             .AddApiGatewayCallbacks(options => options.GatewaySecret = Required(aws, "GatewaySecret"));
         return true;

@@ -1,3 +1,5 @@
+extern alias SampleHost;
+
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
@@ -10,12 +12,15 @@ using Amazon.DynamoDBv2;
 using Amazon.Runtime;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Talki.Signalling.Aws.Tests.DynamoDb;
 using Talki.Signalling.Emulator;
 using Talki.Signalling.Http;
 using Talki.Signalling.Protocol;
+using SampleHostProgram = SampleHost::Program;
 
 namespace Talki.Signalling.Aws.IntegrationTests;
 
@@ -26,9 +31,9 @@ namespace Talki.Signalling.Aws.IntegrationTests;
 /// </summary>
 internal sealed class AwsStack : IAsyncDisposable
 {
-    private readonly WebApplication _host;
+    private readonly WebApplicationFactory<SampleHostProgram> _host;
 
-    private AwsStack(WebApplication host, ApiGatewayEmulator emulator, DynamoDbCounter dynamo, Uri hostAddress)
+    private AwsStack(WebApplicationFactory<SampleHostProgram> host, ApiGatewayEmulator emulator, DynamoDbCounter dynamo, Uri hostAddress)
     {
         _host = host;
         Emulator = emulator;
@@ -42,6 +47,7 @@ internal sealed class AwsStack : IAsyncDisposable
 
     public Uri HostAddress { get; }
 
+    /// <summary>Starts dynalite's table, the emulator, and the sample host (its own Program) in AWS mode on Kestrel.</summary>
     public static async Task<AwsStack> StartAsync(DynaliteFixture dynalite, string table)
     {
         await dynalite.EnsureTableAsync(table);
@@ -55,32 +61,28 @@ internal sealed class AwsStack : IAsyncDisposable
         });
 
         var dynamo = new DynamoDbCounter();
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls($"http://127.0.0.1:{hostPort}");
-        builder.Logging.ClearProviders();
-        builder.Services.AddSingleton<IAmazonDynamoDB>(new AmazonDynamoDBClient(
-            new BasicAWSCredentials("local", "local"),
-            new AmazonDynamoDBConfig { ServiceURL = dynalite.ServiceUrl, HttpClientFactory = dynamo }));
-        builder.Services
-            .AddTalkiSignalling(o =>
-            {
-                o.SealRoomsOnTimer = false;
-                o.Hosting.PublicWebSocketUrl = emulator.WebSocketUrl;
-            })
-            .UseDynamoDbRoomStore(o => o.TableName = table)
-            .UseApiGatewayPush(o =>
-            {
-                o.Endpoint = emulator.ManagementEndpoint;
-                o.Stage = emulator.Stage;
-                o.Region = "us-east-1";
-                o.Credentials = new BasicAWSCredentials(EmulatorOptions.DefaultAccessKeyId, EmulatorOptions.DefaultSecretAccessKey);
-            })
-            .AddApiGatewayCallbacks(o => o.GatewaySecret = secret);
-        var app = builder.Build();
-        app.MapTalkiSignalling();
-        app.MapTalkiApiGatewayCallbacks();
-        await app.StartAsync();
-        return new AwsStack(app, emulator, dynamo, new Uri($"http://127.0.0.1:{hostPort}"));
+        var host = new WebApplicationFactory<SampleHostProgram>().WithWebHostBuilder(web =>
+        {
+            web.UseSetting("urls", $"http://127.0.0.1:{hostPort}");
+            web.UseSetting("Talki:Aws:TableName", table);
+            web.UseSetting("Talki:Aws:ApiEndpoint", emulator.ManagementEndpoint.ToString());
+            web.UseSetting("Talki:Aws:Stage", emulator.Stage);
+            web.UseSetting("Talki:Aws:Region", "us-east-1");
+            web.UseSetting("Talki:Aws:GatewaySecret", secret);
+            web.UseSetting("Talki:Aws:WebSocketUrl", emulator.WebSocketUrl.ToString());
+            web.UseSetting("Talki:Aws:AccessKeyId", EmulatorOptions.DefaultAccessKeyId);
+            web.UseSetting("Talki:Aws:SecretAccessKey", EmulatorOptions.DefaultSecretAccessKey);
+            web.UseSetting("Talki:IceServers:0", "stun:127.0.0.1:3478");
+            web.ConfigureLogging(logging => logging.ClearProviders());
+
+            // The store's DynamoDB client, counting every operation (a handler on the SDK client).
+            web.ConfigureTestServices(services => services.AddSingleton<IAmazonDynamoDB>(new AmazonDynamoDBClient(
+                new BasicAWSCredentials("local", "local"),
+                new AmazonDynamoDBConfig { ServiceURL = dynalite.ServiceUrl, HttpClientFactory = dynamo })));
+        });
+        host.UseKestrel(hostPort);
+        host.StartServer();
+        return new AwsStack(host, emulator, dynamo, new Uri($"http://127.0.0.1:{hostPort}"));
     }
 
     public async Task<AwsUser> SignInAsync(string name)
@@ -94,7 +96,6 @@ internal sealed class AwsStack : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Emulator.DisposeAsync();
-        await _host.StopAsync();
         await _host.DisposeAsync();
     }
 
