@@ -1,0 +1,57 @@
+using Talki.Signalling.Protocol;
+
+namespace Talki.Signalling.Client.Negotiation;
+
+/// <summary>What went wrong on a link.</summary>
+public enum NegotiationErrorKind
+{
+    /// <summary>The peer connection rejected a remote description (malformed or refused); the link was reset.</summary>
+    RemoteDescriptionRejected = 0,
+
+    /// <summary>Creating or applying a local description failed; the link was reset.</summary>
+    LocalDescriptionFailed,
+
+    /// <summary>A remote ICE candidate was rejected; the link goes on.</summary>
+    CandidateRejected,
+
+    /// <summary>Sending a signal failed; the link goes on.</summary>
+    SendFailed,
+}
+
+/// <summary>Describes an error on one link of the mesh.</summary>
+public sealed class NegotiationErrorEventArgs : EventArgs
+{
+    /// <summary>Initializes a new instance of the <see cref="NegotiationErrorEventArgs"/> class.</summary>
+    /// <param name="peer">The remote member.</param>
+    /// <param name="peerEpoch">The remote member's epoch.</param>
+    /// <param name="kind">What went wrong.</param>
+    /// <param name="exception">The cause.</param>
+    public NegotiationErrorEventArgs(MemberId peer, long peerEpoch, NegotiationErrorKind kind, Exception? exception)
+    {
+        Peer = peer;
+        PeerEpoch = peerEpoch;
+        Kind = kind;
+        Exception = exception;
+    }
+
+    /// <summary>Gets the remote member.</summary>
+    public MemberId Peer { get; }
+
+    /// <summary>Gets the remote member's epoch.</summary>
+    public long PeerEpoch { get; }
+
+    /// <summary>Gets what went wrong.</summary>
+    public NegotiationErrorKind Kind { get; }
+
+    /// <summary>Gets the cause, if any.</summary>
+    public Exception? Exception { get; }
+}
+
+/// <summary>A snapshot of one link of the mesh.</summary>
+/// <param name="Peer">The remote member.</param>
+/// <param name="PeerEpoch">The remote member's epoch.</param>
+/// <param name="Offerer">Whether this side made the first offer.</param>
+/// <param name="Polite">Whether this side is polite.</param>
+/// <param name="SignalingState">The signalling state.</param>
+/// <param name="ConnectionState">The connection state.</param>
+public sealed record PeerLinkState(MemberId Peer, long PeerEpoch, bool Offerer, bool Polite, PeerSignalingState SignalingState, PeerConnectionState ConnectionState);

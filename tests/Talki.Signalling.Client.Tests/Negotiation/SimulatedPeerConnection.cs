@@ -1,0 +1,399 @@
+using System.Globalization;
+using Talki.Signalling.Client.Negotiation;
+using Talki.Signalling.Protocol;
+
+namespace Talki.Signalling.Client.Tests.Negotiation;
+
+/// <summary>
+/// Holds the simulated peer connections of one test and decides connectivity: two connections are connected when both are
+/// stable, each one's current local description is the other's current remote description, and, after an injected failure,
+/// both have new ICE credentials (an ICE restart was negotiated). Candidates are checked but do not gate connectivity.
+/// </summary>
+internal sealed class SimulatedFabric
+{
+    private readonly Dictionary<string, SimulatedPeerConnection> _byId = new(StringComparer.Ordinal);
+    private int _next;
+
+    public IReadOnlyCollection<SimulatedPeerConnection> All => _byId.Values;
+
+    public SimulatedPeerConnection Create(string owner, PeerLinkPlan plan)
+    {
+        var pc = new SimulatedPeerConnection(this, $"{++_next}", owner, plan);
+        _byId[pc.Id] = pc;
+        return pc;
+    }
+
+    public SimulatedPeerConnection? PartnerOf(SimulatedPeerConnection pc)
+    {
+        var remoteSession = SimulatedPeerConnection.SessionOf(pc.CurrentRemote);
+        return remoteSession is not null && _byId.TryGetValue(remoteSession, out var other) && other != pc ? other : null;
+    }
+
+    public void Evaluate(SimulatedPeerConnection pc)
+    {
+        var other = PartnerOf(pc);
+        if (other is null || PartnerOf(other) != pc)
+        {
+            return;
+        }
+
+        if (pc.SignalingState == PeerSignalingState.Stable && other.SignalingState == PeerSignalingState.Stable
+            && pc.CurrentLocal == other.CurrentRemote && other.CurrentLocal == pc.CurrentRemote
+            && pc.IceHealthy && other.IceHealthy)
+        {
+            pc.SetConnectionState(PeerConnectionState.Connected);
+            other.SetConnectionState(PeerConnectionState.Connected);
+        }
+    }
+
+    /// <summary>Fails the transport under <paramref name="pc"/> and its partner (both see <c>failed</c>).</summary>
+    public bool InjectFailure(SimulatedPeerConnection pc)
+    {
+        // ICE can only fail on a transport that was up: both ends connected to each other.
+        var other = PartnerOf(pc);
+        if (other is null || PartnerOf(other) != pc
+            || pc.ConnectionState != PeerConnectionState.Connected || other.ConnectionState != PeerConnectionState.Connected)
+        {
+            return false;
+        }
+
+        pc.MarkFailed();
+        other.MarkFailed();
+
+        return true;
+    }
+}
+
+/// <summary>
+/// A JSEP-faithful simulated <see cref="IPeerConnection"/>: the signalling state machine (stable, have-local-offer,
+/// have-remote-offer, rollback, closed), pending/current descriptions, implicit rollback of a local offer when a remote offer
+/// arrives, InvalidStateError for an answer in the wrong state or a candidate without a remote description, negotiationneeded
+/// (only in stable, raised again on returning to stable while still needed), ICE restart (new credentials in the next offer,
+/// and in an answer to a restart offer) and failure injection. Operations complete synchronously; events are raised inline.
+/// </summary>
+internal sealed class SimulatedPeerConnection : IPeerConnection
+{
+    private readonly SimulatedFabric _fabric;
+    private readonly List<IceCandidate> _remoteCandidates = [];
+    private ulong _version;
+    private int _iceGen;
+    private int _failedAtGen = -1;
+    private bool _restartPending;
+    private bool _restartInPendingOffer;
+    private int _mediaRevision;
+    private int _negotiatedRevision;
+    private int _pendingOfferRevision;
+    private SessionDescription? _pendingLocal;
+    private SessionDescription? _pendingRemote;
+
+    public SimulatedPeerConnection(SimulatedFabric fabric, string id, string owner, PeerLinkPlan plan)
+    {
+        _fabric = fabric;
+        Id = id;
+        Owner = owner;
+        Plan = plan;
+    }
+
+    public event EventHandler? NegotiationNeeded;
+
+    public event EventHandler<IceCandidate>? LocalIceCandidate;
+
+    public event EventHandler<PeerSignalingState>? SignalingStateChanged;
+
+    public event EventHandler<PeerConnectionState>? ConnectionStateChanged;
+
+    public event EventHandler<DataChannelMessage>? DataChannelMessageReceived;
+
+    public string Id { get; }
+
+    public string Owner { get; }
+
+    public PeerLinkPlan Plan { get; }
+
+    public PeerSignalingState SignalingState { get; private set; }
+
+    public PeerConnectionState ConnectionState { get; private set; }
+
+    public SessionDescription? LocalDescription => _pendingLocal ?? CurrentLocal;
+
+    public SessionDescription? RemoteDescription => _pendingRemote ?? CurrentRemote;
+
+    public SessionDescription? CurrentLocal { get; private set; }
+
+    public SessionDescription? CurrentRemote { get; private set; }
+
+    public IReadOnlyList<IceCandidate> RemoteCandidates => _remoteCandidates;
+
+    public List<string> History { get; } = [];
+
+    public int ImplicitRollbacks { get; private set; }
+
+    public bool RejectNextRemoteDescription { get; set; }
+
+    public bool IceHealthy => _iceGen > _failedAtGen;
+
+    public static string? SessionOf(SessionDescription? description) =>
+        description is not null && SdpOrigin.TryParse(description.Sdp, out var origin) ? origin.SessionId : null;
+
+    public ValueTask SetLocalDescriptionAsync(CancellationToken cancellationToken = default)
+    {
+        ThrowIfClosed();
+        if (SignalingState is PeerSignalingState.Stable or PeerSignalingState.HaveLocalOffer)
+        {
+            if (_restartPending)
+            {
+                _iceGen++;
+                _restartPending = false;
+                _restartInPendingOffer = true;
+            }
+
+            _pendingOfferRevision = _mediaRevision;
+            _pendingLocal = new SessionDescription { Type = SdpType.Offer, Sdp = MakeSdp() };
+            SetSignalingState(PeerSignalingState.HaveLocalOffer);
+            History.Add("sld:offer");
+        }
+        else
+        {
+            // have-remote-offer: create the answer. An ICE restart offer (new remote ufrag) forces new local credentials.
+            var restartOffer = CurrentRemote is not null && Ufrag(_pendingRemote) != Ufrag(CurrentRemote);
+            if (restartOffer || _restartPending)
+            {
+                _iceGen++;
+                _restartPending = false;
+            }
+
+            CurrentLocal = new SessionDescription { Type = SdpType.Answer, Sdp = MakeSdp() };
+            CurrentRemote = _pendingRemote;
+            _pendingRemote = null;
+            History.Add("sld:answer");
+            SetSignalingState(PeerSignalingState.Stable);
+            EmitCandidate();
+            OnStable();
+            return ValueTask.CompletedTask;
+        }
+
+        EmitCandidate();
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask SetRemoteDescriptionAsync(SessionDescription description, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(description);
+        ThrowIfClosed();
+        if (description.Type == SdpType.Rollback)
+        {
+            if (SignalingState != PeerSignalingState.HaveRemoteOffer)
+            {
+                throw new PeerConnectionException(PeerConnectionErrorKind.InvalidState, $"Cannot roll back a remote offer in {SignalingState}.");
+            }
+
+            _pendingRemote = null;
+            History.Add("srd:rollback");
+            SetSignalingState(PeerSignalingState.Stable);
+            OnStable();
+            return ValueTask.CompletedTask;
+        }
+
+        if (RejectNextRemoteDescription || !SdpOrigin.TryParse(description.Sdp, out _) || Ufrag(description) is null)
+        {
+            RejectNextRemoteDescription = false;
+            throw new PeerConnectionException(PeerConnectionErrorKind.InvalidDescription, "sdp-syntax-error");
+        }
+
+        if (description.Type == SdpType.Offer)
+        {
+            if (SignalingState == PeerSignalingState.HaveLocalOffer)
+            {
+                // Implicit rollback (JSEP 5.7.1 / W3C setRemoteDescription step): the local offer is discarded.
+                ImplicitRollbacks++;
+                RollbackLocalOffer();
+            }
+
+            _pendingRemote = description;
+            History.Add("srd:offer");
+            SetSignalingState(PeerSignalingState.HaveRemoteOffer);
+            return ValueTask.CompletedTask;
+        }
+
+        if (SignalingState != PeerSignalingState.HaveLocalOffer)
+        {
+            throw new PeerConnectionException(PeerConnectionErrorKind.InvalidState, $"Cannot apply a remote answer in {SignalingState}.");
+        }
+
+        CurrentRemote = description;
+        CurrentLocal = _pendingLocal;
+        _pendingLocal = null;
+        _negotiatedRevision = _pendingOfferRevision;
+        _restartInPendingOffer = false;
+        History.Add("srd:answer");
+        SetSignalingState(PeerSignalingState.Stable);
+        OnStable();
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask AddIceCandidateAsync(IceCandidate candidate, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(candidate);
+        ThrowIfClosed();
+        if (RemoteDescription is null)
+        {
+            throw new PeerConnectionException(PeerConnectionErrorKind.InvalidState, "No remote description.");
+        }
+
+        if (candidate.Candidate.Length > 0 && candidate.UsernameFragment is not null && candidate.UsernameFragment != Ufrag(RemoteDescription))
+        {
+            throw new PeerConnectionException(PeerConnectionErrorKind.OperationError, "The candidate's ufrag matches no remote description.");
+        }
+
+        _remoteCandidates.Add(candidate);
+        return ValueTask.CompletedTask;
+    }
+
+    public void RestartIce()
+    {
+        ThrowIfClosed();
+        _restartPending = true;
+        History.Add("restartIce");
+        if (SignalingState == PeerSignalingState.Stable)
+        {
+            NegotiationNeeded?.Invoke(this, EventArgs.Empty);
+        }
+    }
+
+    public IPeerDataChannel CreateDataChannel(string label)
+    {
+        AddTrack();
+        return new Channel(this, label);
+    }
+
+    /// <summary>Adds local media: negotiation is needed until an offer of ours carrying it is answered.</summary>
+    public void AddTrack()
+    {
+        ThrowIfClosed();
+        _mediaRevision++;
+        if (SignalingState == PeerSignalingState.Stable)
+        {
+            NegotiationNeeded?.Invoke(this, EventArgs.Empty);
+        }
+    }
+
+    public void Close()
+    {
+        if (SignalingState == PeerSignalingState.Closed)
+        {
+            return;
+        }
+
+        SignalingState = PeerSignalingState.Closed;
+        ConnectionState = PeerConnectionState.Closed;
+    }
+
+    public void Dispose() => Close();
+
+    internal void SetConnectionState(PeerConnectionState state)
+    {
+        if (ConnectionState != state && SignalingState != PeerSignalingState.Closed)
+        {
+            ConnectionState = state;
+            ConnectionStateChanged?.Invoke(this, state);
+        }
+    }
+
+    internal void MarkFailed()
+    {
+        _failedAtGen = _iceGen;
+        SetConnectionState(PeerConnectionState.Failed);
+    }
+
+    private static string? Ufrag(SessionDescription? description) => SdpOrigin.ReadAttribute(description?.Sdp, "ice-ufrag");
+
+    private void RollbackLocalOffer()
+    {
+        _pendingLocal = null;
+        if (_restartInPendingOffer)
+        {
+            _restartPending = true;
+            _restartInPendingOffer = false;
+        }
+
+        History.Add("rollback");
+        SetSignalingState(PeerSignalingState.Stable);
+    }
+
+    private void OnStable()
+    {
+        if (ConnectionState == PeerConnectionState.New)
+        {
+            SetConnectionState(PeerConnectionState.Connecting);
+        }
+
+        _fabric.Evaluate(this);
+        if (SignalingState == PeerSignalingState.Stable && (_restartPending || _mediaRevision != _negotiatedRevision))
+        {
+            NegotiationNeeded?.Invoke(this, EventArgs.Empty);
+        }
+    }
+
+    private void EmitCandidate() => LocalIceCandidate?.Invoke(this, new IceCandidate
+    {
+        Candidate = string.Create(CultureInfo.InvariantCulture, $"candidate:{Id} 1 udp 2122260223 10.0.0.{Id} {50000 + _iceGen} typ host"),
+        SdpMid = "0",
+        SdpMLineIndex = 0,
+        UsernameFragment = Ufrag(LocalDescription),
+    });
+
+    private string MakeSdp()
+    {
+        _version++;
+        return string.Create(CultureInfo.InvariantCulture, $"v=0\r\no=- {Id} {_version} IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-ufrag:u{Id}g{_iceGen}\r\na=ice-pwd:p{Id}g{_iceGen}\r\na=x-media-revision:{_mediaRevision}\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n");
+    }
+
+    private void SetSignalingState(PeerSignalingState state)
+    {
+        if (SignalingState != state)
+        {
+            SignalingState = state;
+            SignalingStateChanged?.Invoke(this, state);
+        }
+    }
+
+    private void ThrowIfClosed()
+    {
+        if (SignalingState == PeerSignalingState.Closed)
+        {
+            throw new PeerConnectionException(PeerConnectionErrorKind.InvalidState, "The connection is closed.");
+        }
+    }
+
+    private sealed class Channel(SimulatedPeerConnection owner, string label) : IPeerDataChannel
+    {
+        public string Label => label;
+
+        public bool IsOpen => owner.ConnectionState == PeerConnectionState.Connected;
+
+        public ValueTask SendAsync(string text, CancellationToken cancellationToken = default)
+        {
+            if (!IsOpen)
+            {
+                throw new PeerConnectionException(PeerConnectionErrorKind.InvalidState, "The channel is not open.");
+            }
+
+            owner._fabric.PartnerOf(owner)?.DataChannelMessageReceived?.Invoke(owner, new DataChannelMessage(label, text));
+            return ValueTask.CompletedTask;
+        }
+    }
+}
+
+internal sealed class SimulatedPeerConnectionFactory(SimulatedFabric fabric, string owner) : IPeerConnectionFactory
+{
+    public List<SimulatedPeerConnection> Created { get; } = [];
+
+    public IPeerConnection Create(PeerLinkPlan plan)
+    {
+        var pc = fabric.Create(owner, plan);
+        Created.Add(pc);
+        return pc;
+    }
+
+    public SimulatedPeerConnection Latest(MemberId peer) => Created.Last(pc => pc.Plan.Peer == peer);
+}
