@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Talki.Signalling.Emulator;
 
 namespace Talki.Signalling.Aws.Tests.ApiGateway;
 
