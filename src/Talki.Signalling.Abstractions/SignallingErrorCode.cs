@@ -140,4 +140,11 @@ public enum SignallingErrorCode
     /// <summary><c>identity_provider_unavailable</c>: the identity provider's signing keys could not be fetched; retry later.</summary>
     [JsonStringEnumMemberName("identity_provider_unavailable")]
     IdentityProviderUnavailable,
+
+    /// <summary>
+    /// <c>service_unavailable</c>: the server could not be reached, or answered with something that is not the Talki API
+    /// (reported by clients for transport failures; retry later).
+    /// </summary>
+    [JsonStringEnumMemberName("service_unavailable")]
+    ServiceUnavailable,
 }

@@ -42,6 +42,7 @@ public static class SignallingErrorCodeExtensions
         SignallingErrorCode.TokenNotYetValid => "token_not_yet_valid",
         SignallingErrorCode.EmailNotVerified => "email_not_verified",
         SignallingErrorCode.IdentityProviderUnavailable => "identity_provider_unavailable",
+        SignallingErrorCode.ServiceUnavailable => "service_unavailable",
         _ => throw new ArgumentOutOfRangeException(nameof(code), code, "Unknown error code."),
     };
 }

@@ -131,6 +131,12 @@ public interface IPeerConnection : IDisposable
     /// <summary>Raised when a data channel (local or remotely created) receives a message.</summary>
     event EventHandler<DataChannelMessage>? DataChannelMessageReceived;
 
+    /// <summary>
+    /// Raised when a data channel opens, whether this side created it or the remote side did (<c>datachannel</c> + <c>open</c>).
+    /// The mesh uses it to renegotiate in-band once the server is gone.
+    /// </summary>
+    event EventHandler<IPeerDataChannel>? DataChannelOpened;
+
     /// <summary>Gets the signalling state.</summary>
     PeerSignalingState SignalingState { get; }
 
@@ -180,7 +186,11 @@ public interface IPeerConnection : IDisposable
 /// <param name="PeerEpoch">The remote member's connection epoch.</param>
 /// <param name="Offerer">Whether this side makes the first offer.</param>
 /// <param name="Polite">Whether this side is the polite peer.</param>
-public sealed record PeerLinkPlan(MemberId Peer, long PeerEpoch, bool Offerer, bool Polite);
+public sealed record PeerLinkPlan(MemberId Peer, long PeerEpoch, bool Offerer, bool Polite)
+{
+    /// <summary>Gets the STUN/TURN servers the connection should use (from the server's <c>welcome</c>).</summary>
+    public IReadOnlyList<IceServer> IceServers { get; init; } = [];
+}
 
 /// <summary>Creates peer connections for the mesh.</summary>
 public interface IPeerConnectionFactory

@@ -21,6 +21,8 @@ public sealed class MeshNegotiator : IDisposable
     private readonly Dictionary<MemberId, PeerNegotiator> _links = [];
     private readonly Dictionary<MemberId, (long Epoch, List<SignalRelayMessage> Signals)> _early = [];
     private bool _closed;
+    private bool _inBand;
+    private IReadOnlyList<IceServer> _iceServers = [];
 
     /// <summary>Initializes a new instance of the <see cref="MeshNegotiator"/> class.</summary>
     /// <param name="self">This member's id (a <c>denied</c> for it tears the mesh down).</param>
@@ -38,6 +40,40 @@ public sealed class MeshNegotiator : IDisposable
 
     /// <summary>Raised when a link reports an error; for <see cref="NegotiationErrorKind.RemoteDescriptionRejected"/> and <see cref="NegotiationErrorKind.LocalDescriptionFailed"/> the link was reset.</summary>
     public event EventHandler<NegotiationErrorEventArgs>? NegotiationError;
+
+    /// <summary>Raised when a link's connection state changes (after the snapshot in <see cref="Links"/> changed).</summary>
+    public event EventHandler<PeerLinkState>? LinkStateChanged;
+
+    /// <summary>Gets or sets the STUN/TURN servers given to links created from now on (from the server's <c>welcome</c>).</summary>
+    public IReadOnlyList<IceServer> IceServers
+    {
+        get => _iceServers;
+        set => _iceServers = value ?? [];
+    }
+
+    /// <summary>
+    /// Gets or sets a value indicating whether links renegotiate in-band, over their control data channel, instead of
+    /// through the server. Set it once the room sealed: ICE restarts and added tracks keep working without the server.
+    /// A link whose channel is not open keeps using the server path.
+    /// </summary>
+    public bool SignalInBand
+    {
+        get => _inBand;
+        set
+        {
+            PeerNegotiator[] links;
+            lock (_sync)
+            {
+                _inBand = value;
+                links = [.. _links.Values];
+            }
+
+            foreach (var link in links)
+            {
+                link.SignalInBand = value;
+            }
+        }
+    }
 
     /// <summary>Gets a snapshot of the links, one per remote member.</summary>
     public IReadOnlyList<PeerLinkState> Links
@@ -69,6 +105,41 @@ public sealed class MeshNegotiator : IDisposable
         };
     }
 
+    /// <summary>
+    /// Resets the link to <paramref name="peer"/> (a fresh peer connection under the same plan) after a malformed frame
+    /// concerning it; other links are untouched.
+    /// </summary>
+    /// <param name="peer">The remote member.</param>
+    /// <param name="cause">The cause, reported through <see cref="NegotiationError"/>.</param>
+    /// <returns><see langword="true"/> when a link to the member existed and was reset.</returns>
+    public bool ResetLink(MemberId peer, Exception? cause = null)
+    {
+        PeerNegotiator? link;
+        lock (_sync)
+        {
+            if (!_links.TryGetValue(peer, out link))
+            {
+                return false;
+            }
+        }
+
+        OnLinkError(link, NegotiationErrorKind.MalformedSignal, cause);
+        return true;
+    }
+
+    /// <summary>Tells every remote member over its link's control channel that this member leaves (used once the server is gone).</summary>
+    /// <returns>A task that completes when the goodbyes were queued.</returns>
+    public Task SayGoodbyeAsync()
+    {
+        PeerNegotiator[] links;
+        lock (_sync)
+        {
+            links = [.. _links.Values];
+        }
+
+        return Task.WhenAll(links.Select(l => l.SayGoodbyeAsync()));
+    }
+
     /// <summary>Tears all links down (on leave or when denied). The mesh accepts no more plans afterwards.</summary>
     public void CloseAll()
     {
@@ -98,7 +169,7 @@ public sealed class MeshNegotiator : IDisposable
 
     private Task ConnectAsync(ConnectToPeerMessage message)
     {
-        var plan = new PeerLinkPlan(message.Peer.Id, message.PeerEpoch, message.Offerer, message.Polite);
+        var plan = new PeerLinkPlan(message.Peer.Id, message.PeerEpoch, message.Offerer, message.Polite) { IceServers = _iceServers };
         PeerNegotiator? old;
         PeerNegotiator link;
         List<SignalRelayMessage>? early = null;
@@ -137,7 +208,48 @@ public sealed class MeshNegotiator : IDisposable
         }
     }
 
-    private PeerNegotiator CreateLink(PeerLinkPlan plan) => new(plan, _factory.Create(plan), _send, OnLinkError);
+    private PeerNegotiator CreateLink(PeerLinkPlan plan, bool offerOnStart = false, IEnumerable<string>? retiredSessions = null)
+    {
+        var pc = _factory.Create(plan);
+        var link = new PeerNegotiator(plan, pc, _send, OnLinkError, OnRemoteLeft, OnRemoteReplaced, offerOnStart, retiredSessions) { SignalInBand = _inBand };
+        pc.ConnectionStateChanged += (_, _) => LinkStateChanged?.Invoke(this, link.Snapshot());
+        return link;
+    }
+
+    private void OnRemoteReplaced(PeerNegotiator link, SessionDescription offer, IReadOnlyList<IceCandidate>? candidates)
+    {
+        PeerNegotiator fresh;
+        lock (_sync)
+        {
+            if (_closed || !_links.TryGetValue(link.Plan.Peer, out var current) || !ReferenceEquals(current, link))
+            {
+                return;
+            }
+
+            fresh = CreateLink(link.Plan, offerOnStart: false, link.AllRemoteSessions);
+            _links[link.Plan.Peer] = fresh;
+        }
+
+        link.Close();
+        _ = fresh.StartAsync();
+        _ = fresh.HandleSignalAsync(offer, candidates);
+    }
+
+    private void OnRemoteLeft(PeerNegotiator link)
+    {
+        lock (_sync)
+        {
+            if (!_links.TryGetValue(link.Plan.Peer, out var current) || !ReferenceEquals(current, link))
+            {
+                return;
+            }
+
+            _links.Remove(link.Plan.Peer);
+        }
+
+        link.Close();
+        LinkStateChanged?.Invoke(this, link.Snapshot());
+    }
 
     private Task RouteAsync(SignalRelayMessage signal)
     {
@@ -196,20 +308,21 @@ public sealed class MeshNegotiator : IDisposable
         }
 
         link.Close();
+        LinkStateChanged?.Invoke(this, link.Snapshot());
         return Task.CompletedTask;
     }
 
     private void OnLinkError(PeerNegotiator link, NegotiationErrorKind kind, Exception? exception)
     {
         Task? restart = null;
-        if (kind is NegotiationErrorKind.RemoteDescriptionRejected or NegotiationErrorKind.LocalDescriptionFailed)
+        if (kind is NegotiationErrorKind.RemoteDescriptionRejected or NegotiationErrorKind.LocalDescriptionFailed or NegotiationErrorKind.MalformedSignal)
         {
             PeerNegotiator? fresh = null;
             lock (_sync)
             {
                 if (!_closed && _links.TryGetValue(link.Plan.Peer, out var current) && ReferenceEquals(current, link))
                 {
-                    fresh = CreateLink(link.Plan);
+                    fresh = CreateLink(link.Plan, offerOnStart: true, link.RetiredSessions);
                     _links[link.Plan.Peer] = fresh;
                 }
             }

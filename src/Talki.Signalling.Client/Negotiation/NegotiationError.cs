@@ -16,6 +16,12 @@ public enum NegotiationErrorKind
 
     /// <summary>Sending a signal failed; the link goes on.</summary>
     SendFailed,
+
+    /// <summary>A message on the link's control data channel was not valid JSON of the protocol; it was ignored.</summary>
+    InBandMessageMalformed,
+
+    /// <summary>A signalling frame concerning this link was malformed; the link was reset.</summary>
+    MalformedSignal,
 }
 
 /// <summary>Describes an error on one link of the mesh.</summary>

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Talki.Signalling.Protocol;
 
 namespace Talki.Signalling.Client.Negotiation;
@@ -17,6 +18,8 @@ internal sealed class PeerNegotiator
     private readonly IPeerConnection _pc;
     private readonly Func<SignalMessage, ValueTask> _send;
     private readonly Action<PeerNegotiator, NegotiationErrorKind, Exception?> _onError;
+    private readonly Action<PeerNegotiator>? _onRemoteLeft;
+    private readonly Action<PeerNegotiator, SessionDescription, IReadOnlyList<IceCandidate>?>? _onRemoteReplaced;
     private readonly object _sync = new();
     private readonly Queue<(Func<ValueTask> Operation, TaskCompletionSource Done)> _queue = new();
     private readonly List<(IceCandidate Candidate, bool SuppressErrors)> _pendingCandidates = [];
@@ -28,17 +31,53 @@ internal sealed class PeerNegotiator
     private bool _ignoreOffer;
     private bool _isSettingRemoteAnswerPending;
     private SdpOrigin? _lastRemoteOrigin;
+    private readonly bool _offerOnStart;
+    private IPeerDataChannel? _control;
+    private volatile bool _inBand;
 
-    public PeerNegotiator(PeerLinkPlan plan, IPeerConnection pc, Func<SignalMessage, ValueTask> send, Action<PeerNegotiator, NegotiationErrorKind, Exception?> onError)
+    public PeerNegotiator(
+        PeerLinkPlan plan,
+        IPeerConnection pc,
+        Func<SignalMessage, ValueTask> send,
+        Action<PeerNegotiator, NegotiationErrorKind, Exception?> onError,
+        Action<PeerNegotiator>? onRemoteLeft = null,
+        Action<PeerNegotiator, SessionDescription, IReadOnlyList<IceCandidate>?>? onRemoteReplaced = null,
+        bool offerOnStart = false,
+        IEnumerable<string>? retiredSessions = null)
     {
         Plan = plan;
+        _onRemoteReplaced = onRemoteReplaced;
+        _offerOnStart = offerOnStart || plan.Offerer;
+        _retiredSessions.UnionWith(retiredSessions ?? []);
         _pc = pc;
         _send = send;
         _onError = onError;
+        _onRemoteLeft = onRemoteLeft;
         _pc.NegotiationNeeded += OnNegotiationNeeded;
         _pc.LocalIceCandidate += OnLocalIceCandidate;
         _pc.ConnectionStateChanged += OnConnectionStateChanged;
+        _pc.DataChannelOpened += OnDataChannelOpened;
+        _pc.DataChannelMessageReceived += OnDataChannelMessage;
     }
+
+    /// <summary>
+    /// Gets or sets a value indicating whether signals go over the link's control data channel instead of the server
+    /// (after the room sealed). Signals still go to the server while the channel is not open.
+    /// </summary>
+    public bool SignalInBand
+    {
+        get => _inBand;
+        set => _inBand = value;
+    }
+
+    /// <summary>Gets the remote SDP sessions this link retired (a fresh link inherits them to drop late signals).</summary>
+    public IEnumerable<string> RetiredSessions => [.. _retiredSessions];
+
+    /// <summary>Gets the retired sessions plus the current remote one (for a fresh link replacing this one because the peer replaced its connection).</summary>
+    public IEnumerable<string> AllRemoteSessions => _lastRemoteOrigin is { } last ? [.. _retiredSessions, last.SessionId] : [.. _retiredSessions];
+
+    /// <summary>Gets a value indicating whether the control data channel is open.</summary>
+    public bool HasControlChannel => _control is { IsOpen: true };
 
     public PeerLinkPlan Plan { get; }
 
@@ -51,10 +90,13 @@ internal sealed class PeerNegotiator
 
     public PeerLinkState Snapshot() => new(Plan.Peer, Plan.PeerEpoch, Plan.Offerer, Plan.Polite, _pc.SignalingState, _pc.ConnectionState);
 
-    /// <summary>Starts the link: the offerer creates the control data channel, which raises negotiation needed.</summary>
+    /// <summary>
+    /// Starts the link: the offerer creates the control data channel, which raises negotiation needed. A link that replaces a
+    /// reset one offers whatever its role, since the remote side still holds the old connection and will not offer.
+    /// </summary>
     public Task StartAsync() => EnqueueAsync(() =>
     {
-        if (Plan.Offerer)
+        if (_offerOnStart)
         {
             _pc.CreateDataChannel(ControlChannelLabel);
         }
@@ -84,11 +126,69 @@ internal sealed class PeerNegotiator
         _pc.NegotiationNeeded -= OnNegotiationNeeded;
         _pc.LocalIceCandidate -= OnLocalIceCandidate;
         _pc.ConnectionStateChanged -= OnConnectionStateChanged;
+        _pc.DataChannelOpened -= OnDataChannelOpened;
+        _pc.DataChannelMessageReceived -= OnDataChannelMessage;
         _pc.Close();
         _pc.Dispose();
     }
 
+    /// <summary>Tells the remote member over the control channel that this side leaves (used once the server is gone).</summary>
+    public async Task SayGoodbyeAsync()
+    {
+        if (_control is { IsOpen: true } control)
+        {
+            try
+            {
+                await control.SendAsync(JsonSerializer.Serialize<ClientMessage>(new LeaveMessage(), TalkiJsonContext.Default.ClientMessage)).ConfigureAwait(false);
+            }
+            catch (PeerConnectionException)
+            {
+                // The channel closed meanwhile: the peer notices the link going down anyway.
+            }
+        }
+    }
+
     private void OnNegotiationNeeded(object? sender, EventArgs e) => _ = EnqueueAsync(MakeOfferAsync);
+
+    private void OnDataChannelOpened(object? sender, IPeerDataChannel channel)
+    {
+        if (channel.Label == ControlChannelLabel)
+        {
+            _control = channel;
+        }
+    }
+
+    private void OnDataChannelMessage(object? sender, DataChannelMessage message)
+    {
+        if (message.Label != ControlChannelLabel || _closed)
+        {
+            return;
+        }
+
+        ClientMessage? parsed;
+        try
+        {
+            parsed = JsonSerializer.Deserialize(message.Text, TalkiJsonContext.Default.ClientMessage);
+        }
+        catch (JsonException ex)
+        {
+            _onError(this, NegotiationErrorKind.InBandMessageMalformed, ex);
+            return;
+        }
+
+        switch (parsed)
+        {
+            case SignalMessage signal:
+                _ = HandleSignalAsync(signal.Description, signal.Candidates);
+                break;
+            case LeaveMessage:
+                _onRemoteLeft?.Invoke(this);
+                break;
+            default:
+                // Forward compatibility: other in-band messages are ignored.
+                break;
+        }
+    }
 
     private void OnLocalIceCandidate(object? sender, IceCandidate candidate) =>
         _ = EnqueueAsync(() => SendAsync(new SignalMessage { To = Plan.Peer, ToEpoch = Plan.PeerEpoch, Candidates = [candidate] }));
@@ -134,6 +234,13 @@ internal sealed class PeerNegotiator
     {
         if (description is not null)
         {
+            if (_onRemoteReplaced is not null && IsOfferFromReplacedConnection(description))
+            {
+                // The peer reset its side of the link (a new connection, new DTLS identity): this side starts afresh too.
+                _onRemoteReplaced(this, description, candidates);
+                return;
+            }
+
             var outcome = await HandleDescriptionAsync(description).ConfigureAwait(false);
             if (outcome == DescriptionOutcome.Failed)
             {
@@ -180,6 +287,14 @@ internal sealed class PeerNegotiator
         await AddCandidateAsync(candidate, suppressErrors).ConfigureAwait(false);
     }
 
+    private bool IsOfferFromReplacedConnection(SessionDescription description) =>
+        description.Type == SdpType.Offer
+        && _pc.RemoteDescription is not null
+        && _lastRemoteOrigin is { } last
+        && SdpOrigin.TryParse(description.Sdp, out var origin)
+        && origin.SessionId != last.SessionId
+        && !_retiredSessions.Contains(origin.SessionId);
+
     private async ValueTask<DescriptionOutcome> HandleDescriptionAsync(SessionDescription description)
     {
         if (description.Type is SdpType.Offer or SdpType.Answer or SdpType.Pranswer)
@@ -217,6 +332,13 @@ internal sealed class PeerNegotiator
         _ignoreOffer = !Plan.Polite && offerCollision;
         if (_ignoreOffer)
         {
+            // Send the pending offer again: if the polite side reset its connection, it never saw this offer and would wait
+            // forever; in ordinary glare the copy is a duplicate (same o= version) and the polite side drops it.
+            if (!_makingOffer && _pc.SignalingState == PeerSignalingState.HaveLocalOffer && _pc.LocalDescription is { Type: SdpType.Offer } pending)
+            {
+                await SendAsync(new SignalMessage { To = Plan.Peer, ToEpoch = Plan.PeerEpoch, Description = pending }).ConfigureAwait(false);
+            }
+
             return DescriptionOutcome.Ignored;
         }
 
@@ -294,6 +416,12 @@ internal sealed class PeerNegotiator
     {
         try
         {
+            if (_inBand && _control is { IsOpen: true } control)
+            {
+                await control.SendAsync(JsonSerializer.Serialize<ClientMessage>(message, TalkiJsonContext.Default.ClientMessage)).ConfigureAwait(false);
+                return;
+            }
+
             await _send(message).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // The transport's failure must not break the link's queue; it is reported.

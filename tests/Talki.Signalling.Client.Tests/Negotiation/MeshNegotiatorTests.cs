@@ -230,6 +230,7 @@ public sealed class MeshNegotiatorTests
         Assert.NotSame(doomed, fresh);
         Assert.Equal(PeerSignalingState.Stable, fresh.SignalingState);
         Assert.Equal(2, m2.Mesh.Links.Count);
+        h.AssertConverged(); // the fresh link offers; m0, still waiting for an answer, resends its offer; both converge
         Assert.Equal(PeerConnectionState.Connected, Assert.Single(m2.Mesh.Links, l => l.Peer == h.Members[1].Id).ConnectionState);
     }
 

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using Talki.Signalling.Client.Negotiation;
 using Talki.Signalling.Protocol;
@@ -11,14 +12,14 @@ namespace Talki.Signalling.Client.Tests.Negotiation;
 /// </summary>
 internal sealed class SimulatedFabric
 {
-    private readonly Dictionary<string, SimulatedPeerConnection> _byId = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, SimulatedPeerConnection> _byId = new(StringComparer.Ordinal);
     private int _next;
 
-    public IReadOnlyCollection<SimulatedPeerConnection> All => _byId.Values;
+    public IReadOnlyCollection<SimulatedPeerConnection> All => [.. _byId.Values];
 
     public SimulatedPeerConnection Create(string owner, PeerLinkPlan plan)
     {
-        var pc = new SimulatedPeerConnection(this, $"{++_next}", owner, plan);
+        var pc = new SimulatedPeerConnection(this, $"{Interlocked.Increment(ref _next)}", owner, plan);
         _byId[pc.Id] = pc;
         return pc;
     }
@@ -85,6 +86,7 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
     private int _pendingOfferRevision;
     private SessionDescription? _pendingLocal;
     private SessionDescription? _pendingRemote;
+    private bool _channelsOpened;
 
     public SimulatedPeerConnection(SimulatedFabric fabric, string id, string owner, PeerLinkPlan plan)
     {
@@ -103,6 +105,17 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
     public event EventHandler<PeerConnectionState>? ConnectionStateChanged;
 
     public event EventHandler<DataChannelMessage>? DataChannelMessageReceived;
+
+    public event EventHandler<IPeerDataChannel>? DataChannelOpened;
+
+    /// <summary>Gets the labels of the data channels created on this side.</summary>
+    public List<string> ChannelLabels { get; } = [];
+
+    /// <summary>Gets the data channels that opened on this side.</summary>
+    public List<IPeerDataChannel> OpenedChannels { get; } = [];
+
+    /// <summary>Gets the data channel messages sent from this side (label, text).</summary>
+    public List<DataChannelMessage> SentOnChannels { get; } = [];
 
     public string Id { get; }
 
@@ -263,6 +276,7 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
     public IPeerDataChannel CreateDataChannel(string label)
     {
         AddTrack();
+        ChannelLabels.Add(label);
         return new Channel(this, label);
     }
 
@@ -296,6 +310,18 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
         {
             ConnectionState = state;
             ConnectionStateChanged?.Invoke(this, state);
+            if (state == PeerConnectionState.Connected && !_channelsOpened)
+            {
+                // The data channels created on either side open with the first connection (SCTP over DTLS).
+                _channelsOpened = true;
+                var labels = ChannelLabels.Concat(_fabric.PartnerOf(this)?.ChannelLabels ?? []).Distinct(StringComparer.Ordinal).ToArray();
+                foreach (var label in labels)
+                {
+                    var channel = new Channel(this, label);
+                    OpenedChannels.Add(channel);
+                    DataChannelOpened?.Invoke(this, channel);
+                }
+            }
         }
     }
 
@@ -378,6 +404,7 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
                 throw new PeerConnectionException(PeerConnectionErrorKind.InvalidState, "The channel is not open.");
             }
 
+            owner.SentOnChannels.Add(new DataChannelMessage(label, text));
             owner._fabric.PartnerOf(owner)?.DataChannelMessageReceived?.Invoke(owner, new DataChannelMessage(label, text));
             return ValueTask.CompletedTask;
         }

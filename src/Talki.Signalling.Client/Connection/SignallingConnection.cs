@@ -1,0 +1,734 @@
+using System.Buffers;
+using System.Net;
+using System.Net.WebSockets;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Polly;
+using Polly.Retry;
+using Talki.Signalling.Http;
+using Talki.Signalling.Protocol;
+
+namespace Talki.Signalling.Client.Connection;
+
+/// <summary>The state of the signalling socket.</summary>
+internal enum SignallingConnectionState
+{
+    Connecting,
+    Open,
+    Reconnecting,
+    Closed,
+}
+
+/// <summary>What the connection reports to its owner; called in order, never concurrently.</summary>
+internal interface ISignallingConnectionHandler
+{
+    /// <summary>A message from the server (the <c>welcome</c> of every (re)connection included).</summary>
+    Task OnMessageAsync(ServerMessage message, bool rejoined);
+
+    /// <summary>The socket's state changed; <paramref name="reason"/> says why it closed or is reconnecting.</summary>
+    void OnStateChanged(SignallingConnectionState state, SignallingError? reason);
+
+    /// <summary>A frame that is not valid protocol JSON; <paramref name="concerning"/> is the member it came from, when readable.</summary>
+    void OnMalformedFrame(string detail, MemberId? concerning);
+
+    /// <summary>The server refused a message we sent (<paramref name="requestType"/> from the correlation id, when known).</summary>
+    void OnServerError(ErrorMessage error, string? requestType);
+
+    /// <summary>Whether a message queued before a rejoin is still worth sending after it.</summary>
+    bool ShouldSendAfterRejoin(ClientMessage message);
+}
+
+/// <summary>
+/// The signalling WebSocket (<see cref="ClientWebSocket"/>, in .NET and in the browser): <c>hello</c>/<c>welcome</c>, typed
+/// messages in order, correlation ids on everything sent, a <c>ping</c> well before the gateways' 10-minute idle limit, and
+/// automatic reconnect with jittered exponential backoff (Polly) that fetches a fresh ticket for every attempt. Messages sent
+/// while the socket is not open are queued (bounded) and flushed after the next <c>welcome</c>. Bad frames never throw: an
+/// unknown message type is logged and skipped, a malformed frame is reported to the handler.
+/// </summary>
+internal sealed partial class SignallingConnection : IAsyncDisposable
+{
+    private const int MaxTrackedRequests = 256;
+    private static readonly HashSet<string> KnownServerTypes = TalkiJsonContext.Default.ServerMessage.PolymorphismOptions!.DerivedTypes
+        .Select(d => (string)d.TypeDiscriminator!).ToHashSet(StringComparer.Ordinal);
+
+    private readonly Func<CancellationToken, Task<SignallingResult<TicketResponse>>> _tickets;
+    private readonly ISignallingConnectionHandler _handler;
+    private readonly TalkiClientOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Func<Uri, CancellationToken, Task<WebSocket>> _connect;
+    private readonly ResiliencePipeline _reconnect;
+    private readonly object _sync = new();
+    private readonly LinkedList<Queued> _queue = new();
+    private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Dictionary<string, string> _requestTypes = new(StringComparer.Ordinal);
+    private readonly Queue<string> _requestOrder = new();
+    private readonly TaskCompletionSource<SignallingResult<WelcomeMessage>> _firstWelcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private WebSocket? _socket;
+    private SignallingError? _terminal;
+    private MemberId _self;
+    private long _nextId;
+    private long _generation;
+    private Task _run = Task.CompletedTask;
+
+    public SignallingConnection(
+        Func<CancellationToken, Task<SignallingResult<TicketResponse>>> tickets,
+        ISignallingConnectionHandler handler,
+        TalkiClientOptions options,
+        TimeProvider time,
+        ILogger logger,
+        Func<Uri, CancellationToken, Task<WebSocket>>? connect = null)
+    {
+        _tickets = tickets;
+        _handler = handler;
+        _options = options;
+        _time = time;
+        _logger = logger;
+        _connect = connect ?? ConnectClientWebSocketAsync;
+        var builder = new ResiliencePipelineBuilder { TimeProvider = time };
+        if (options.MaxReconnectAttempts > 0)
+        {
+            builder.AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = new PredicateBuilder().Handle<TransientConnectException>(),
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = options.ReconnectBaseDelay,
+                MaxDelay = options.ReconnectMaxDelay,
+                MaxRetryAttempts = options.MaxReconnectAttempts,
+                OnRetry = args =>
+                {
+                    LogRetry(_logger, args.AttemptNumber + 1, args.RetryDelay, args.Outcome.Exception?.Message);
+                    return default;
+                },
+            });
+        }
+
+        _reconnect = builder.Build();
+    }
+
+    public SignallingConnectionState State { get; private set; } = SignallingConnectionState.Connecting;
+
+    /// <summary>Gets how many queued messages were dropped (queue full, or stale after a rejoin).</summary>
+    public int DroppedMessages { get; private set; }
+
+    /// <summary>Connects with the first ticket and completes with the first <c>welcome</c> (or the reason it never came).</summary>
+    public async Task<SignallingResult<WelcomeMessage>> StartAsync(TicketResponse first, CancellationToken cancellationToken)
+    {
+        _self = first.Member;
+        _run = Task.Run(() => RunAsync(first), CancellationToken.None);
+        using var registration = cancellationToken.Register(() => _firstWelcome.TrySetCanceled(cancellationToken));
+        return await _firstWelcome.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>Sends a message, or queues it while the socket is not open. Returns <see langword="false"/> once closed for good.</summary>
+    public async ValueTask<bool> SendAsync(ClientMessage message)
+    {
+        if (message.Id is null)
+        {
+            message = message with { Id = "c" + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        }
+
+        var queued = new Queued(message, JsonSerializer.SerializeToUtf8Bytes(message, TalkiJsonContext.Default.ClientMessage), Interlocked.Read(ref _generation));
+        lock (_sync)
+        {
+            if (State == SignallingConnectionState.Closed)
+            {
+                return false;
+            }
+
+            if (State != SignallingConnectionState.Open || _queue.Count > 0)
+            {
+                Enqueue(queued);
+                return true;
+            }
+        }
+
+        await SendNowAsync(queued).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>Closes the socket for good (after sending <c>leave</c> when <paramref name="leave"/>).</summary>
+    public async Task CloseAsync(bool leave)
+    {
+        if (leave && State == SignallingConnectionState.Open)
+        {
+            await SendAsync(new LeaveMessage()).ConfigureAwait(false);
+        }
+
+        lock (_sync)
+        {
+            _terminal ??= new SignallingError(SignallingErrorCode.Internal, "Closed by the application.");
+        }
+
+        var socket = _socket;
+        if (socket is { State: WebSocketState.Open })
+        {
+            try
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2), _time);
+                await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException)
+            {
+                // Already gone.
+            }
+        }
+
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _run.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopped.
+        }
+    }
+
+    /// <summary>Aborts the socket without a close handshake (a network drop); the connection reconnects.</summary>
+    internal void AbortSocket() => _socket?.Abort();
+
+    public async ValueTask DisposeAsync()
+    {
+        await CloseAsync(leave: false).ConfigureAwait(false);
+        _stop.Dispose();
+        _sendLock.Dispose();
+    }
+
+    private static async Task<WebSocket> ConnectClientWebSocketAsync(Uri url, CancellationToken cancellationToken)
+    {
+        var socket = new ClientWebSocket();
+        if (!OperatingSystem.IsBrowser())
+        {
+            socket.Options.CollectHttpResponseDetails = true;
+        }
+
+        try
+        {
+            await socket.ConnectAsync(url, cancellationToken).ConfigureAwait(false);
+            return socket;
+        }
+        catch (WebSocketException ex)
+        {
+            var status = OperatingSystem.IsBrowser() ? 0 : (int)socket.HttpStatusCode;
+            socket.Dispose();
+            throw status switch
+            {
+                (int)HttpStatusCode.Gone => new TerminalConnectException(new SignallingError(SignallingErrorCode.RoomSealed, "The room is sealed.")),
+                (int)HttpStatusCode.Forbidden => new TerminalConnectException(new SignallingError(SignallingErrorCode.Denied, "The server refused the connection.")),
+                _ => new TransientConnectException($"The WebSocket could not be opened{(status == 0 ? string.Empty : $" ({status})")}: {ex.Message}", ex),
+            };
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private async Task RunAsync(TicketResponse first)
+    {
+        var stop = _stop.Token;
+        TicketResponse? ticket = first;
+        var rejoin = false;
+        SignallingError? reason = null;
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                (WebSocket Socket, WelcomeMessage Welcome) opened;
+                try
+                {
+                    opened = await _reconnect.ExecuteAsync(
+                        async ct =>
+                        {
+                            var t = ticket ?? await NextTicketAsync(ct).ConfigureAwait(false);
+                            ticket = null;
+                            return await OpenAsync(t, ct).ConfigureAwait(false);
+                        },
+                        stop).ConfigureAwait(false);
+                }
+                catch (TerminalConnectException ex)
+                {
+                    reason = ex.Error;
+                    return;
+                }
+                catch (TransientConnectException ex)
+                {
+                    reason = new SignallingError(SignallingErrorCode.ServiceUnavailable, $"Gave up reconnecting: {ex.Message}");
+                    return;
+                }
+
+                reason = await RunSessionAsync(opened.Socket, opened.Welcome, rejoin, stop).ConfigureAwait(false);
+                if (reason is not null)
+                {
+                    return;
+                }
+
+                rejoin = true;
+                SetState(SignallingConnectionState.Reconnecting, new SignallingError(SignallingErrorCode.ServiceUnavailable, "The signalling socket dropped; reconnecting."));
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // Closed by the application.
+        }
+#pragma warning disable CA1031 // The loop must never fault into the app; the failure closes the connection with a reason.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            LogUnexpected(_logger, ex);
+            reason = new SignallingError(SignallingErrorCode.Internal, ex.Message);
+        }
+        finally
+        {
+            lock (_sync)
+            {
+                reason ??= _terminal;
+                DroppedMessages += _queue.Count;
+                _queue.Clear();
+            }
+
+            _firstWelcome.TrySetResult(SignallingResult<WelcomeMessage>.Failure(reason ?? new SignallingError(SignallingErrorCode.Internal, "The connection closed.")));
+            SetState(SignallingConnectionState.Closed, reason);
+        }
+    }
+
+    private async Task<TicketResponse> NextTicketAsync(CancellationToken cancellationToken)
+    {
+        var result = await _tickets(cancellationToken).ConfigureAwait(false);
+        if (result.TryGetValue(out var ticket, out var error))
+        {
+            return ticket;
+        }
+
+        // A server or transport hiccup, or a ticket that aged during the backoff, is worth another attempt; a refusal is final.
+        throw error.Code is SignallingErrorCode.ServiceUnavailable or SignallingErrorCode.Internal or SignallingErrorCode.TicketExpired
+            or SignallingErrorCode.TicketInvalid or SignallingErrorCode.KnockRateLimited
+            ? new TransientConnectException($"{error.Code.ToWireName()}: {error.Message}")
+            : new TerminalConnectException(error);
+    }
+
+    private async Task<(WebSocket, WelcomeMessage)> OpenAsync(TicketResponse ticket, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.ConnectTimeout);
+        WebSocket? socket = null;
+        try
+        {
+            socket = await _connect(ticket.WebSocketUrl, timeout.Token).ConfigureAwait(false);
+            var hello = JsonSerializer.SerializeToUtf8Bytes<ClientMessage>(new HelloMessage { Version = ProtocolVersion.Current, Id = "hello" }, TalkiJsonContext.Default.ClientMessage);
+            await socket.SendAsync(hello, WebSocketMessageType.Text, true, timeout.Token).ConfigureAwait(false);
+            var first = await ReceiveFrameAsync(socket, timeout.Token).ConfigureAwait(false);
+            switch (first is null ? null : Parse(first.Value))
+            {
+                case WelcomeMessage welcome:
+                    return (socket, welcome);
+                case ErrorMessage { Code: SignallingErrorCode.UnsupportedVersion or SignallingErrorCode.Denied or SignallingErrorCode.RoomSealed } refusal:
+                    socket.Dispose();
+                    throw new TerminalConnectException(new SignallingError(refusal.Code, refusal.Message));
+                default:
+                    socket.Dispose();
+                    throw new TransientConnectException("The server did not answer hello with welcome.");
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            socket?.Dispose();
+            throw new TransientConnectException("Opening the signalling socket timed out.");
+        }
+        catch (Exception ex) when (ex is WebSocketException or HttpRequestException or IOException)
+        {
+            socket?.Dispose();
+            throw new TransientConnectException($"The signalling socket failed while opening: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Runs one connected session; returns the final reason, or <see langword="null"/> to reconnect.</summary>
+    private async Task<SignallingError?> RunSessionAsync(WebSocket socket, WelcomeMessage welcome, bool rejoin, CancellationToken stop)
+    {
+        _socket = socket;
+        Interlocked.Increment(ref _generation);
+        using var ping = _time.CreateTimer(static state => ((SignallingConnection)state!).Ping(), this, _options.PingInterval, _options.PingInterval);
+        try
+        {
+            await _handler.OnMessageAsync(welcome, rejoin).ConfigureAwait(false);
+            await FlushQueueAsync(rejoin).ConfigureAwait(false);
+            _firstWelcome.TrySetResult(welcome);
+            SetState(SignallingConnectionState.Open, null);
+            while (!stop.IsCancellationRequested)
+            {
+                ReadOnlyMemory<byte>? frame;
+                try
+                {
+                    frame = await ReceiveFrameAsync(socket, stop).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is WebSocketException or IOException or ObjectDisposedException
+                    || (ex is OperationCanceledException && !stop.IsCancellationRequested))
+                {
+                    LogDropped(_logger, ex.Message);
+                    break;
+                }
+
+                if (frame is null)
+                {
+                    break; // closed by the server
+                }
+
+                if (frame.Value.IsEmpty)
+                {
+                    continue; // skipped (too large, binary): already reported
+                }
+
+                await DispatchAsync(frame.Value).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            lock (_sync)
+            {
+                if (State == SignallingConnectionState.Open)
+                {
+                    State = SignallingConnectionState.Reconnecting; // sends from now on are queued
+                }
+            }
+
+            _socket = null;
+            socket.Dispose();
+        }
+
+        lock (_sync)
+        {
+            return _terminal ?? (stop.IsCancellationRequested ? new SignallingError(SignallingErrorCode.Internal, "Closed by the application.") : null);
+        }
+    }
+
+    private async Task DispatchAsync(ReadOnlyMemory<byte> frame)
+    {
+        var message = Parse(frame);
+        switch (message)
+        {
+            case null:
+                return;
+            case RoomSealedMessage:
+                lock (_sync)
+                {
+                    _terminal ??= new SignallingError(SignallingErrorCode.RoomSealed, "The room sealed; the call goes on peer to peer.");
+                }
+
+                break;
+            case DeniedMessage denied when denied.Member.Id == _self:
+                lock (_sync)
+                {
+                    _terminal ??= new SignallingError(SignallingErrorCode.Denied, "The admin denied the request to join.");
+                }
+
+                break;
+            case ErrorMessage error:
+                string? requestType = null;
+                if (error.Id is not null)
+                {
+                    lock (_sync)
+                    {
+                        _requestTypes.TryGetValue(error.Id, out requestType);
+                    }
+                }
+
+                _handler.OnServerError(error, requestType);
+                return;
+            case PongMessage:
+                return;
+        }
+
+        await _handler.OnMessageAsync(message, rejoined: false).ConfigureAwait(false);
+    }
+
+    private ServerMessage? Parse(ReadOnlyMemory<byte> frame)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(frame.Span, TalkiJsonContext.Default.ServerMessage)
+                ?? throw new JsonException("null message");
+        }
+        catch (JsonException ex)
+        {
+            var (type, from) = Peek(frame.Span);
+            if (type is not null && !KnownServerTypes.Contains(type))
+            {
+                LogUnknownType(_logger, type.Length > 64 ? type[..64] : type);
+                return null;
+            }
+
+            _handler.OnMalformedFrame($"A {(type is null ? "frame" : $"'{type}' message")} from the server is not valid protocol JSON: {ex.Message}", from);
+            return null;
+        }
+    }
+
+    private static (string? Type, MemberId? From) Peek(ReadOnlySpan<byte> frame)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(frame);
+            using var document = JsonDocument.ParseValue(ref reader);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                return (null, null);
+            }
+
+            string? type = document.RootElement.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+            MemberId? from = document.RootElement.TryGetProperty("from", out var f) && f.ValueKind == JsonValueKind.String && MemberId.TryParse(f.GetString(), out var id) ? id : null;
+            return (type, from);
+        }
+        catch (JsonException)
+        {
+            return (null, null);
+        }
+    }
+
+    /// <summary>Receives one text message; <see langword="null"/> when the socket closed; empty when the message was skipped.</summary>
+    private async Task<ReadOnlyMemory<byte>?> ReceiveFrameAsync(WebSocket socket, CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            var length = 0;
+            var skipping = false;
+            while (true)
+            {
+                if (length == buffer.Length && !skipping)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+
+                var result = await socket.ReceiveAsync(skipping ? buffer.AsMemory() : buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    if (socket.State == WebSocketState.CloseReceived)
+                    {
+                        try
+                        {
+                            await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, cancellationToken).ConfigureAwait(false);
+                        }
+                        catch (WebSocketException)
+                        {
+                            // The server is gone already.
+                        }
+                    }
+
+                    LogClosedByServer(_logger, socket.CloseStatus, socket.CloseStatusDescription);
+                    return null;
+                }
+
+                if (!skipping)
+                {
+                    length += result.Count;
+                    if (length > _options.MaxInboundMessageBytes || result.MessageType == WebSocketMessageType.Binary)
+                    {
+                        skipping = true;
+                    }
+                }
+
+                if (result.EndOfMessage)
+                {
+                    if (skipping)
+                    {
+                        _handler.OnMalformedFrame(result.MessageType == WebSocketMessageType.Binary ? "A binary frame from the server was skipped." : $"A message over {_options.MaxInboundMessageBytes} bytes from the server was skipped.", null);
+                        return ReadOnlyMemory<byte>.Empty;
+                    }
+
+                    return buffer.AsSpan(0, length).ToArray();
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private async Task FlushQueueAsync(bool rejoin)
+    {
+        while (true)
+        {
+            Queued next;
+            lock (_sync)
+            {
+                if (_queue.Count == 0)
+                {
+                    return;
+                }
+
+                next = _queue.First!.Value;
+                _queue.RemoveFirst();
+            }
+
+            if (rejoin && next.Generation < Interlocked.Read(ref _generation) && !_handler.ShouldSendAfterRejoin(next.Message))
+            {
+                DroppedMessages++;
+                LogStaleDropped(_logger, next.Message.GetType().Name);
+                continue;
+            }
+
+            await SendNowAsync(next).ConfigureAwait(false);
+        }
+    }
+
+    private async Task SendNowAsync(Queued item)
+    {
+        await _sendLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            var socket = _socket;
+            if (socket is null)
+            {
+                lock (_sync)
+                {
+                    Enqueue(item);
+                }
+
+                return;
+            }
+
+            Track(item.Message);
+            await socket.SendAsync(item.Bytes, WebSocketMessageType.Text, true, _stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is WebSocketException or IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The socket is going down: keep the message for the next connection.
+            lock (_sync)
+            {
+                if (State != SignallingConnectionState.Closed)
+                {
+                    _queue.AddFirst(item);
+                }
+            }
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    private void Enqueue(Queued item)
+    {
+        _queue.AddLast(item);
+        while (_queue.Count > _options.MaxQueuedMessages)
+        {
+            _queue.RemoveFirst();
+            DroppedMessages++;
+        }
+    }
+
+    private void Track(ClientMessage message)
+    {
+        if (message.Id is null || message is PingMessage)
+        {
+            return;
+        }
+
+        lock (_sync)
+        {
+            _requestTypes[message.Id] = message switch
+            {
+                SignalMessage => "signal",
+                AdmitMessage => "admit",
+                DenyMessage => "deny",
+                LeaveMessage => "leave",
+                _ => message.GetType().Name,
+            };
+            _requestOrder.Enqueue(message.Id);
+            while (_requestOrder.Count > MaxTrackedRequests)
+            {
+                _requestTypes.Remove(_requestOrder.Dequeue());
+            }
+        }
+    }
+
+    private void Ping()
+    {
+        if (State == SignallingConnectionState.Open)
+        {
+            _ = SendAsync(new PingMessage()).AsTask();
+        }
+    }
+
+    private void SetState(SignallingConnectionState state, SignallingError? reason)
+    {
+        lock (_sync)
+        {
+            if (State == state && state != SignallingConnectionState.Reconnecting)
+            {
+                return;
+            }
+
+            State = state;
+        }
+
+        _handler.OnStateChanged(state, reason);
+    }
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Reconnecting to the signalling server (attempt {Attempt}) in {Delay}: {Reason}")]
+    private static partial void LogRetry(ILogger logger, int attempt, TimeSpan delay, string? reason);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Debug, Message = "Ignored a server message of unknown type '{Type}' (a newer server).")]
+    private static partial void LogUnknownType(ILogger logger, string type);
+
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Information, Message = "The signalling socket dropped: {Reason}")]
+    private static partial void LogDropped(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "The server closed the signalling socket ({Status}: {Description}).")]
+    private static partial void LogClosedByServer(ILogger logger, WebSocketCloseStatus? status, string? description);
+
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Debug, Message = "Dropped a queued {Type}: its link was replaced when the member rejoined.")]
+    private static partial void LogStaleDropped(ILogger logger, string type);
+
+    [LoggerMessage(EventId = 4006, Level = LogLevel.Error, Message = "The signalling connection failed unexpectedly.")]
+    private static partial void LogUnexpected(ILogger logger, Exception exception);
+
+    private sealed record Queued(ClientMessage Message, byte[] Bytes, long Generation);
+}
+
+/// <summary>A connection attempt failed in a way another attempt may fix.</summary>
+internal sealed class TransientConnectException : Exception
+{
+    public TransientConnectException()
+    {
+    }
+
+    public TransientConnectException(string message)
+        : base(message)
+    {
+    }
+
+    public TransientConnectException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>A connection attempt was refused for good (room sealed, denied, room not found…).</summary>
+internal sealed class TerminalConnectException : Exception
+{
+    public TerminalConnectException()
+        : this(new SignallingError(SignallingErrorCode.Internal, "Refused."))
+    {
+    }
+
+    public TerminalConnectException(string message)
+        : this(new SignallingError(SignallingErrorCode.Internal, message))
+    {
+    }
+
+    public TerminalConnectException(string message, Exception innerException)
+        : base(message, innerException) => Error = new SignallingError(SignallingErrorCode.Internal, message);
+
+    public TerminalConnectException(SignallingError error)
+        : base(error.Message) => Error = error;
+
+    public SignallingError Error { get; }
+}

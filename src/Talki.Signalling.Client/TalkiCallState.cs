@@ -1,0 +1,89 @@
+using Talki.Signalling.Client.Negotiation;
+
+namespace Talki.Signalling.Client;
+
+/// <summary>Where a <see cref="TalkiCall"/> stands.</summary>
+public enum TalkiCallState
+{
+    /// <summary>Not started.</summary>
+    Idle = 0,
+
+    /// <summary>Getting a ticket and opening the signalling socket.</summary>
+    Connecting,
+
+    /// <summary>In the room, waiting for the admin's approval.</summary>
+    WaitingForApproval,
+
+    /// <summary>Admitted: the mesh forms and heals through the server.</summary>
+    InCall,
+
+    /// <summary>The signalling socket dropped; a fresh ticket is being fetched and the member rejoins (approval remembered).</summary>
+    Reconnecting,
+
+    /// <summary>The room sealed: the server is gone, the call goes on peer to peer and renegotiates in-band.</summary>
+    Sealed,
+
+    /// <summary>The admin denied the request to join.</summary>
+    Denied,
+
+    /// <summary>This member left.</summary>
+    Left,
+
+    /// <summary>The call could not start or could not reconnect; see <see cref="TalkiCall.FailureReason"/>.</summary>
+    Failed,
+}
+
+/// <summary>What kind of problem a <see cref="TalkiCallErrorEventArgs"/> reports.</summary>
+public enum TalkiCallErrorKind
+{
+    /// <summary>The server refused a message (its <see cref="TalkiCallErrorEventArgs.Code"/> is the server's code).</summary>
+    ServerError = 0,
+
+    /// <summary>A frame from the server was not valid protocol JSON; it was skipped, and the link it concerned (if any) reset.</summary>
+    MalformedMessage,
+
+    /// <summary>A link's negotiation failed (see <see cref="TalkiCallErrorEventArgs.Negotiation"/>); other links are untouched.</summary>
+    Negotiation,
+
+    /// <summary>The signalling connection dropped or closed (see <see cref="TalkiCallErrorEventArgs.Code"/>).</summary>
+    Connection,
+}
+
+/// <summary>A problem during a call. Errors are reported, never thrown into the application.</summary>
+public sealed class TalkiCallErrorEventArgs : EventArgs
+{
+    /// <summary>Initializes a new instance of the <see cref="TalkiCallErrorEventArgs"/> class.</summary>
+    /// <param name="kind">The kind.</param>
+    /// <param name="code">The stable error code, when there is one.</param>
+    /// <param name="message">A human-readable description.</param>
+    public TalkiCallErrorEventArgs(TalkiCallErrorKind kind, SignallingErrorCode? code, string message)
+    {
+        Kind = kind;
+        Code = code;
+        Message = message;
+    }
+
+    /// <summary>Gets the kind.</summary>
+    public TalkiCallErrorKind Kind { get; }
+
+    /// <summary>Gets the stable error code (the server's for <see cref="TalkiCallErrorKind.ServerError"/>), when there is one.</summary>
+    public SignallingErrorCode? Code { get; }
+
+    /// <summary>Gets a human-readable description.</summary>
+    public string Message { get; }
+
+    /// <summary>Gets the remote member the problem concerns, when it concerns one link.</summary>
+    public MemberId? Peer { get; init; }
+
+    /// <summary>Gets the negotiation failure, for <see cref="TalkiCallErrorKind.Negotiation"/>.</summary>
+    public NegotiationErrorKind? Negotiation { get; init; }
+
+    /// <summary>Gets the correlation id of the message the server refused, for <see cref="TalkiCallErrorKind.ServerError"/>.</summary>
+    public string? CorrelationId { get; init; }
+
+    /// <summary>Gets the type of the message the server refused (<c>admit</c>, <c>signal</c>…), when known.</summary>
+    public string? RequestType { get; init; }
+
+    /// <summary>Gets the server's reference for an internal error (quote it to the operator).</summary>
+    public string? Reference { get; init; }
+}

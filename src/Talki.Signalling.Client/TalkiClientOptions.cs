@@ -1,0 +1,83 @@
+namespace Talki.Signalling.Client;
+
+/// <summary>Options of the Talki client (HTTP API, signalling connection, reconnect).</summary>
+public sealed class TalkiClientOptions
+{
+    /// <summary>
+    /// Gets or sets the base address of the server that hosts the Talki API (for example <c>https://api.example.com/</c>);
+    /// the endpoints live under <see cref="PathPrefix"/>. In a Blazor app served by the same host, use the app's base address.
+    /// </summary>
+    public Uri? ApiBaseAddress { get; set; }
+
+    /// <summary>Gets or sets the path the server maps the API under (<c>MapTalkiSignalling</c>'s prefix). Default <c>talki</c>.</summary>
+    public string PathPrefix { get; set; } = "talki";
+
+    /// <summary>
+    /// Gets or sets a value indicating whether browser requests include credentials (<c>fetch</c> <c>credentials: 'include'</c>),
+    /// so the session cookie is sent to an API on another origin. Ignored outside the browser. Default <see langword="true"/>.
+    /// </summary>
+    public bool IncludeBrowserCredentials { get; set; } = true;
+
+    /// <summary>
+    /// Gets or sets a value indicating whether sign-in asks for a bearer token, sent on later requests, instead of relying on the
+    /// session cookie (for clients that cannot keep cookies). Default <see langword="false"/>.
+    /// </summary>
+    public bool UseBearerToken { get; set; }
+
+    /// <summary>Gets or sets how often a <c>ping</c> keeps the signalling socket alive (the gateways close idle sockets after 10 minutes). Default 4 minutes.</summary>
+    public TimeSpan PingInterval { get; set; } = TimeSpan.FromMinutes(4);
+
+    /// <summary>Gets or sets how long opening the socket and getting the <c>welcome</c> may take. Default 15 seconds.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Gets or sets the first reconnect delay; later ones grow exponentially, with jitter. Default 500 ms.</summary>
+    public TimeSpan ReconnectBaseDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Gets or sets the longest reconnect delay. Default 15 seconds.</summary>
+    public TimeSpan ReconnectMaxDelay { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Gets or sets how many reconnect attempts follow one another before the call fails. Default 12.</summary>
+    public int MaxReconnectAttempts { get; set; } = 12;
+
+    /// <summary>Gets or sets how many outbound messages are held while the socket is reconnecting; older ones are dropped beyond it. Default 512.</summary>
+    public int MaxQueuedMessages { get; set; } = 512;
+
+    /// <summary>Gets or sets the largest inbound message accepted; larger ones are reported and skipped. Default 128 KB (API Gateway's message limit).</summary>
+    public int MaxInboundMessageBytes { get; set; } = 128 * 1024;
+
+    /// <summary>Checks the options and throws on misuse.</summary>
+    /// <exception cref="InvalidOperationException">An option is out of range.</exception>
+    public void Validate()
+    {
+        var failures = new List<string>();
+        if (ApiBaseAddress is { IsAbsoluteUri: false })
+        {
+            failures.Add("ApiBaseAddress must be an absolute URI.");
+        }
+
+        if (PingInterval <= TimeSpan.Zero || PingInterval >= TimeSpan.FromMinutes(10))
+        {
+            failures.Add("PingInterval must be positive and below the gateways' 10-minute idle limit.");
+        }
+
+        if (ConnectTimeout <= TimeSpan.Zero)
+        {
+            failures.Add("ConnectTimeout must be positive.");
+        }
+
+        if (ReconnectBaseDelay <= TimeSpan.Zero || ReconnectMaxDelay < ReconnectBaseDelay)
+        {
+            failures.Add("ReconnectBaseDelay must be positive and not above ReconnectMaxDelay.");
+        }
+
+        if (MaxReconnectAttempts < 0 || MaxQueuedMessages < 1 || MaxInboundMessageBytes < 1024)
+        {
+            failures.Add("MaxReconnectAttempts must be >= 0, MaxQueuedMessages >= 1 and MaxInboundMessageBytes >= 1024.");
+        }
+
+        if (failures.Count > 0)
+        {
+            throw new InvalidOperationException("Invalid TalkiClientOptions: " + string.Join(" ", failures));
+        }
+    }
+}

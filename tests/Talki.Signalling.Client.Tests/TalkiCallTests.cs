@@ -1,0 +1,287 @@
+using System.Text.Json;
+using Talki.Signalling.Client.Negotiation;
+using Talki.Signalling.Client.Tests.Support;
+using Talki.Signalling.Protocol;
+
+namespace Talki.Signalling.Client.Tests;
+
+/// <summary>The client end to end: real server, real WebSockets on 127.0.0.1, real <see cref="TalkiCall"/>s, simulated peer connections.</summary>
+public sealed class TalkiCallTests
+{
+    [Fact]
+    public async Task CreateJoinAdmitDeny_ThreeAdmittedFormFullMesh_DeniedOneSeesDenied()
+    {
+        await using var world = await CallWorld.StartAsync();
+        var (a, b, c) = await StartMeshOfThreeAsync(world);
+
+        var d = await world.SignInAsync("Dora");
+        var joining = d.Call.JoinRoomAsync(a.Call.Room!.Id);
+        Assert.True((await joining).IsSuccess);
+        await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Count == 1, "A sees D's request");
+        await a.Call.DenyAsync(a.Call.PendingAdmissions[0].Id);
+
+        await CallWorld.EventuallyAsync(() => d.Call.State == TalkiCallState.Denied, "D is denied");
+        Assert.Equal(SignallingErrorCode.Denied, d.Call.FailureReason?.Code);
+        Assert.Empty(d.Call.Links);
+        Assert.Empty(a.Call.PendingAdmissions);
+        foreach (var p in new[] { a, b, c })
+        {
+            Assert.Equal(2, p.ConnectedLinks.Count);
+            Assert.DoesNotContain(p.Call.Members, m => m.DisplayName == "Dora");
+        }
+
+        // D cannot come back: the refusal is remembered.
+        var again = await d.Api.JoinRoomAsync(a.Call.Room.Id);
+        Assert.Equal(SignallingErrorCode.Denied, again.Error?.Code);
+    }
+
+    [Fact]
+    public async Task SocketDrops_ReconnectsWithFreshTicket_NoNewApproval_MeshRebuilt()
+    {
+        await using var world = await CallWorld.StartAsync();
+        var (a, b, c) = await StartMeshOfThreeAsync(world);
+        var epochBefore = b.Call.Self!.Epoch;
+        var socketsBefore = b.Sockets.Count;
+
+        b.Socket.Abort();
+
+        await CallWorld.EventuallyAsync(() => b.Sockets.Count > socketsBefore && b.Call.State == TalkiCallState.InCall, "B reconnects");
+        await AssertFullMeshAsync(a, b, c);
+        Assert.True(b.Call.Self!.Epoch > epochBefore);
+        Assert.Empty(a.Call.PendingAdmissions);
+        Assert.Contains(b.Errors, e => e.Kind == TalkiCallErrorKind.Connection);
+        Assert.All(a.Call.Links, l => Assert.True(l.Peer != b.Id || l.PeerEpoch == b.Call.Self.Epoch));
+    }
+
+    [Fact]
+    public async Task WhileReconnecting_OutboundMessagesAreQueued_AndSentAfterRejoin()
+    {
+        await using var world = await CallWorld.StartAsync();
+        var a = await world.SignInAsync("Ada");
+        Assert.True((await a.Call.CreateRoomAsync()).IsSuccess);
+        var b = await world.SignInAsync("Bob");
+        Assert.True((await b.Call.JoinRoomAsync(a.Call.Room!.Id)).IsSuccess);
+        await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Count == 1, "A sees B's request");
+        var pending = a.Call.PendingAdmissions[0].Id;
+
+        a.ConnectGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        a.Socket.Abort();
+        await CallWorld.EventuallyAsync(() => a.Call.State == TalkiCallState.Reconnecting, "A is reconnecting");
+        await a.Call.AdmitAsync(pending); // queued: the socket is down
+        Assert.Equal(TalkiCallState.WaitingForApproval, b.Call.State);
+
+        a.ConnectGate.SetResult();
+        await CallWorld.EventuallyAsync(() => b.Call.State == TalkiCallState.InCall, "B is admitted after A rejoins");
+        await AssertFullMeshAsync(a, b);
+        Assert.Contains(a.Socket.Sent, f => f.Contains("\"type\":\"admit\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task RoomSeals_SocketsClose_MeshStays_IceRestartSucceedsInBand()
+    {
+        await using var world = await CallWorld.StartAsync(TimeSpan.FromMinutes(5));
+        var (a, b, c) = await StartMeshOfThreeAsync(world);
+        var pcA = a.Factory.Live(b.Id);
+        var pcB = b.Factory.Live(a.Id);
+        var ufrag = SdpOrigin.ReadAttribute(pcA.CurrentLocal!.Sdp, "ice-ufrag");
+
+        world.ServerTime.Advance(world.JoinWindow + TimeSpan.FromSeconds(1));
+
+        foreach (var p in new[] { a, b, c })
+        {
+            await CallWorld.EventuallyAsync(() => p.Call.State == TalkiCallState.Sealed && !p.Call.IsSignallingConnected, $"{p.Name} sealed");
+        }
+
+        Assert.All(new[] { a, b, c }, p => Assert.Equal(2, p.ConnectedLinks.Count));
+        lock (world.FabricLock)
+        {
+            pcA.RestartIce();
+        }
+
+        await CallWorld.EventuallyAsync(() => SdpOrigin.ReadAttribute(pcA.CurrentLocal!.Sdp, "ice-ufrag") != ufrag && pcA.SignalingState == PeerSignalingState.Stable && pcB.SignalingState == PeerSignalingState.Stable, "in-band ICE restart");
+        await AssertFullMeshAsync(a, b, c);
+        Assert.Same(pcA, a.Factory.Live(b.Id));
+        Assert.Contains(pcA.SentOnChannels.Concat(pcB.SentOnChannels), m => m.Text.Contains("\"type\":\"signal\"", StringComparison.Ordinal));
+        Assert.DoesNotContain(a.Errors, e => e.Kind == TalkiCallErrorKind.Negotiation);
+
+        // Leaving after the seal says goodbye in-band: the others drop their link to A.
+        await a.Call.LeaveAsync();
+        await CallWorld.EventuallyAsync(() => b.Call.Links.All(l => l.Peer != a.Id) && c.Call.Links.All(l => l.Peer != a.Id), "B and C drop A");
+        Assert.Single(b.ConnectedLinks);
+        Assert.Equal(TalkiCallState.Left, a.Call.State);
+    }
+
+    [Fact]
+    public async Task UnknownServerMessageType_IsIgnored_NoErrorNoDisruption()
+    {
+        await using var world = await CallWorld.StartAsync();
+        var (a, b, c) = await StartMeshOfThreeAsync(world);
+
+        a.Socket.Inject("""{"type":"from_the_future","payload":{"x":1}}""");
+        await PingBarrierAsync(a);
+
+        Assert.Empty(a.Errors);
+        Assert.Equal(TalkiCallState.InCall, a.Call.State);
+        await AssertFullMeshAsync(a, b, c);
+    }
+
+    [Fact]
+    public async Task MalformedFrame_BecomesTypedError_ConnectionAndLinksSurvive()
+    {
+        await using var world = await CallWorld.StartAsync();
+        var (a, b, c) = await StartMeshOfThreeAsync(world);
+        var links = a.Factory.Created.Where(pc => pc.SignalingState != PeerSignalingState.Closed).ToList();
+
+        a.Socket.Inject("{ this is not json");
+        await PingBarrierAsync(a);
+
+        var error = Assert.Single(a.Errors);
+        Assert.Equal(TalkiCallErrorKind.MalformedMessage, error.Kind);
+        Assert.Equal(SignallingErrorCode.MalformedMessage, error.Code);
+        Assert.Null(error.Peer);
+        Assert.Equal(TalkiCallState.InCall, a.Call.State);
+        Assert.Equal(links, a.Factory.Created.Where(pc => pc.SignalingState != PeerSignalingState.Closed).ToList());
+    }
+
+    [Fact]
+    public async Task MalformedSignalFromOnePeer_ResetsOnlyThatLink_OtherLinkUntouched()
+    {
+        await using var world = await CallWorld.StartAsync();
+        var (a, b, c) = await StartMeshOfThreeAsync(world);
+        var toB = a.Factory.Live(b.Id);
+        var toC = a.Factory.Live(c.Id);
+
+        a.Socket.Inject($$$"""{"type":"signal","from":"{{{b.Id}}}","fromEpoch":{{{b.Call.Self!.Epoch}}},"description":{"type":"offer","sdp":42}}""");
+        await CallWorld.EventuallyAsync(() => a.Factory.Live(b.Id) != toB, "A's link to B is reset");
+
+        var error = Assert.Single(a.Errors, e => e.Kind == TalkiCallErrorKind.MalformedMessage);
+        Assert.Equal(b.Id, error.Peer);
+        Assert.Same(toC, a.Factory.Live(c.Id));
+        await AssertFullMeshAsync(a, b, c);
+    }
+
+    [Fact]
+    public async Task SdpThePeerConnectionRejects_TypedNegotiationError_LinkReset_OthersUntouched()
+    {
+        await using var world = await CallWorld.StartAsync();
+        var (a, b, c) = await StartMeshOfThreeAsync(world);
+        var toB = a.Factory.Live(b.Id);
+        var toC = a.Factory.Live(c.Id);
+
+        a.Socket.Inject($$$"""{"type":"signal","from":"{{{b.Id}}}","fromEpoch":{{{b.Call.Self!.Epoch}}},"description":{"type":"offer","sdp":"v=0\r\ns=no origin line\r\n"}}""");
+        await CallWorld.EventuallyAsync(() => a.Factory.Live(b.Id) != toB, "A's link to B is reset");
+
+        var error = Assert.Single(a.Errors);
+        Assert.Equal(TalkiCallErrorKind.Negotiation, error.Kind);
+        Assert.Equal(NegotiationErrorKind.RemoteDescriptionRejected, error.Negotiation);
+        Assert.Equal(b.Id, error.Peer);
+        Assert.Same(toC, a.Factory.Live(c.Id));
+        await AssertFullMeshAsync(a, b, c);
+    }
+
+    [Fact]
+    public async Task NonAdminAdmits_ServerRefusal_ReportedWithCorrelationIdAndType()
+    {
+        await using var world = await CallWorld.StartAsync();
+        var (a, b, _) = await StartMeshOfThreeAsync(world);
+
+        await b.Call.AdmitAsync(a.Id);
+        await CallWorld.EventuallyAsync(() => b.Errors.Count > 0, "B gets the refusal");
+
+        var error = Assert.Single(b.Errors);
+        Assert.Equal(TalkiCallErrorKind.ServerError, error.Kind);
+        Assert.Equal(SignallingErrorCode.NotAdmin, error.Code);
+        Assert.Equal("admit", error.RequestType);
+        Assert.NotNull(error.CorrelationId);
+        Assert.Contains(b.Socket.Sent, f => f.Contains($"\"id\":\"{error.CorrelationId}\"", StringComparison.Ordinal));
+        Assert.Equal(TalkiCallState.InCall, b.Call.State);
+    }
+
+    [Fact]
+    public async Task Ping_SentEveryPingInterval_OnTheClientClock()
+    {
+        await using var world = await CallWorld.StartAsync();
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var a = await world.SignInAsync("Ada", new TalkiClientOptions { PingInterval = TimeSpan.FromMinutes(4) }, clock);
+        Assert.True((await a.Call.CreateRoomAsync()).IsSuccess);
+        Assert.DoesNotContain(a.Socket.Sent, f => f.Contains("\"type\":\"ping\"", StringComparison.Ordinal));
+
+        clock.Advance(TimeSpan.FromMinutes(4));
+        await CallWorld.EventuallyAsync(() => a.Socket.Sent.Count(f => f.Contains("\"type\":\"ping\"", StringComparison.Ordinal)) == 1, "one ping");
+        clock.Advance(TimeSpan.FromMinutes(4));
+        await CallWorld.EventuallyAsync(() => a.Socket.Sent.Count(f => f.Contains("\"type\":\"ping\"", StringComparison.Ordinal)) == 2, "two pings");
+        Assert.All(a.Socket.Sent.Where(f => f.Contains("\"type\":\"ping\"", StringComparison.Ordinal)), f => Assert.Matches("\"id\":\"c\\d+\"", f));
+    }
+
+    [Fact]
+    public async Task JoinUnknownRoom_FailsWithRoomNotFound_NoSocket()
+    {
+        await using var world = await CallWorld.StartAsync();
+        var a = await world.SignInAsync("Ada");
+        var result = await a.Call.JoinRoomAsync(RoomId.New());
+
+        Assert.Equal(SignallingErrorCode.RoomNotFound, result.Error?.Code);
+        Assert.Equal(TalkiCallState.Failed, a.Call.State);
+        Assert.Empty(a.Sockets);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => a.Call.JoinRoomAsync(RoomId.New()));
+    }
+
+    [Fact]
+    public async Task JoinAfterSeal_FailsWithRoomSealed()
+    {
+        await using var world = await CallWorld.StartAsync(TimeSpan.FromMinutes(5));
+        var a = await world.SignInAsync("Ada");
+        Assert.True((await a.Call.CreateRoomAsync()).IsSuccess);
+        world.ServerTime.Advance(TimeSpan.FromMinutes(6));
+        var b = await world.SignInAsync("Bob");
+
+        var result = await b.Call.JoinRoomAsync(a.Call.Room!.Id);
+
+        Assert.Equal(SignallingErrorCode.RoomSealed, result.Error?.Code);
+    }
+
+    private static async Task<(Participant A, Participant B, Participant C)> StartMeshOfThreeAsync(CallWorld world)
+    {
+        var a = await world.SignInAsync("Ada");
+        var created = await a.Call.CreateRoomAsync();
+        Assert.True(created.IsSuccess, created.ToString());
+        Assert.Equal(TalkiCallState.InCall, a.Call.State);
+        Assert.True(a.Call.Self!.Admin);
+
+        var b = await world.SignInAsync("Bob");
+        var c = await world.SignInAsync("Cleo");
+        foreach (var p in new[] { b, c })
+        {
+            var joined = await p.Call.JoinRoomAsync(created.Value);
+            Assert.True(joined.IsSuccess, joined.ToString());
+            Assert.Equal(TalkiCallState.WaitingForApproval, p.Call.State);
+            await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Any(m => m.Id == p.Call.Self!.Id), $"A sees {p.Name}");
+            await a.Call.AdmitAsync(p.Call.Self!.Id);
+            await CallWorld.EventuallyAsync(() => p.Call.State == TalkiCallState.InCall, $"{p.Name} admitted");
+        }
+
+        await AssertFullMeshAsync(a, b, c);
+        Assert.All(new[] { a, b, c }, p => Assert.Equal(3, p.Call.Members.Count));
+        return (a, b, c);
+    }
+
+    private static async Task AssertFullMeshAsync(params Participant[] members)
+    {
+        foreach (var p in members)
+        {
+            await CallWorld.EventuallyAsync(() => p.ConnectedLinks.Count == members.Length - 1, $"{p.Name} has {members.Length - 1} connected links");
+        }
+
+        foreach (var p in members)
+        {
+            foreach (var q in members.Where(q => q != p))
+            {
+                var link = Assert.Single(p.Call.Links, l => l.Peer == q.Id);
+                Assert.Equal(q.Call.Self!.Epoch, link.PeerEpoch);
+            }
+        }
+    }
+
+    /// <summary>The receive loop is sequential: once it asks for the frame after the injected ones, those were handled.</summary>
+    private static Task PingBarrierAsync(Participant p) => CallWorld.EventuallyAsync(() => p.Socket.InjectedFramesHandled, "the injected frames are handled");
+}
