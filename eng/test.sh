@@ -24,10 +24,12 @@ if ! command -v dotnet >/dev/null 2>&1; then
 fi
 
 # Debian packages the suites start themselves (on 127.0.0.1, free ports): redis-server (sessions),
-# coturn (TURN). Installed once; apt-get update runs only when something is missing.
+# coturn (TURN), chromium (the browser sample's end-to-end tests drive /usr/bin/chromium headless through
+# Playwright; never `playwright install`). Installed once; apt-get update runs only when something is missing.
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v turnserver >/dev/null 2>&1 || need+=(coturn)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "== install ${need[*]}"
   sudo_cmd=""

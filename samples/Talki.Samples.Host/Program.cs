@@ -1,9 +1,15 @@
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Routing;
 
 // The Talki sample host: everything in one process with the embedded defaults
-// (in-memory rooms and sessions, the self-hosted WebSocket gateway) and a plain test page.
+// (in-memory rooms and sessions, the self-hosted WebSocket gateway) and the Talki browser app
+// (samples/Talki.Samples.Browser, Blazor WebAssembly) at /.
 var builder = WebApplication.CreateBuilder(args);
+
+// Serve the browser app's files from the build output in every environment (`dotnet run` is Production, the
+// end-to-end tests run the built dll as Development); a published host has them in its own wwwroot.
+builder.WebHost.UseStaticWebAssets();
 if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ASPNETCORE_URLS")))
 {
     // http://localhost is a secure context in browsers, so the Secure session cookie and WebRTC work.
@@ -28,6 +34,12 @@ var talki = builder.Services.AddTalkiSignalling(options =>
     {
         options.IceServers.Add(new Talki.Signalling.Protocol.IceServer { Urls = [url] });
     }
+
+    // Google sign-in (the verified tick) when a client id is configured; the browser app gets it from /sample-config.json.
+    if (builder.Configuration["Talki:Google:ClientId"] is { Length: > 0 } googleClientId)
+    {
+        options.Google.ClientIds.Add(googleClientId);
+    }
 });
 
 // AWS mode (DynamoDB, API Gateway push and callbacks) when Talki:Aws:TableName is configured.
@@ -40,8 +52,18 @@ if (builder.Configuration["Talki:Redis"] is { Length: > 0 } redis)
 }
 
 var app = builder.Build();
-app.UseDefaultFiles();
-app.UseStaticFiles();
+
+// The app's files (fingerprinted, with brotli/gzip variants) from the static web assets manifest of a build or a publish;
+// plain static files when there is no manifest (for example under WebApplicationFactory in another test project).
+if (File.Exists(Path.Combine(AppContext.BaseDirectory, $"{app.Environment.ApplicationName}.staticwebassets.endpoints.json")))
+{
+    app.MapStaticAssets();
+}
+else
+{
+    app.UseStaticFiles();
+}
+
 app.MapTalkiSignalling();
 if (awsMode)
 {
@@ -49,6 +71,15 @@ if (awsMode)
 }
 
 app.MapGet("/healthz", () => Results.Text("ok"));
+
+// What the browser app needs to know at start: the Google client id (no Google button without one).
+app.MapGet("/sample-config.json", (IConfiguration configuration) => Results.Json(
+    new SampleConfig(configuration["Talki:Google:ClientId"] is { Length: > 0 } id ? id : null),
+    SampleConfigJsonContext.Default.SampleConfig));
+
+// Client-side routes (/room/{id}, …) load the app on GET; unknown API paths stay 404.
+app.MapFallback("/talki/{**rest}", () => Results.NotFound());
+app.MapFallbackToFile("index.html").WithMetadata(new HttpMethodMetadata(["GET", "HEAD"]));
 
 app.Lifetime.ApplicationStarted.Register(() =>
 {
@@ -63,3 +94,11 @@ app.Run();
 
 /// <summary>Makes the host reachable from integration tests.</summary>
 public partial class Program;
+
+/// <summary>The browser app's start-up configuration.</summary>
+/// <param name="GoogleClientId">The Google OAuth client id, or null when Google sign-in is off.</param>
+internal sealed record SampleConfig(string? GoogleClientId);
+
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(System.Text.Json.JsonSerializerDefaults.Web)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(SampleConfig))]
+internal sealed partial class SampleConfigJsonContext : System.Text.Json.Serialization.JsonSerializerContext;

@@ -1,0 +1,21 @@
+using Microsoft.AspNetCore.Components.Web;
+using Microsoft.AspNetCore.Components.WebAssembly.Hosting;
+using Talki.Samples.Browser;
+using Talki.Samples.Browser.Services;
+
+var builder = WebAssemblyHostBuilder.CreateDefault(args);
+builder.RootComponents.Add<App>("#app");
+builder.RootComponents.Add<HeadOutlet>("head::after");
+
+// The host serves this app and the API from one origin; /sample-config.json may name another API origin and the Google client id.
+var baseAddress = new Uri(builder.HostEnvironment.BaseAddress);
+var config = await SampleConfig.LoadAsync(baseAddress);
+builder.Services.AddSingleton(config);
+builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddTalkiClient(options =>
+    options.ApiBaseAddress = string.IsNullOrWhiteSpace(config.ApiBaseAddress) ? baseAddress : new Uri(config.ApiBaseAddress));
+builder.Services.AddTalkiBrowserWebRtc();
+builder.Services.AddScoped<AppSession>();
+builder.Services.AddScoped<CallHost>();
+
+await builder.Build().RunAsync();

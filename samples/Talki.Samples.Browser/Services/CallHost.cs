@@ -1,0 +1,83 @@
+using Talki.Signalling;
+using Talki.Signalling.Client;
+using Talki.Signalling.Client.Browser;
+
+namespace Talki.Samples.Browser.Services;
+
+/// <summary>Holds the tab's one call across pages: creating a room on the home page and showing it on the room page is one call.</summary>
+public sealed class CallHost(TalkiCallFactory calls, BrowserPeerConnectionFactory peers, BrowserMedia media) : IAsyncDisposable
+{
+    /// <summary>Raised when a new call was created (before it connects), so pages can follow it from the start.</summary>
+    public event EventHandler? CallCreated;
+
+    /// <summary>Gets the current call, or null.</summary>
+    public TalkiCall? Call { get; private set; }
+
+    /// <summary>Gets the room of the current call, if known.</summary>
+    public RoomId? Room { get; private set; }
+
+    /// <summary>Gets what local media the browser granted.</summary>
+    public LocalMediaResult? LocalMedia { get; private set; }
+
+    /// <summary>Gets the media service.</summary>
+    public BrowserMedia Media => media;
+
+    /// <summary>Creates a room (the caller becomes its admin).</summary>
+    public async Task<SignallingResult<RoomId>> CreateRoomAsync()
+    {
+        var call = await NewCallAsync();
+        var result = await call.CreateRoomAsync();
+        Room = result.IsSuccess ? result.Value : null;
+        return result;
+    }
+
+    /// <summary>Joins a room, reusing the current call when it is that room's.</summary>
+    public async Task<SignallingResult<RoomId>> JoinRoomAsync(RoomId room)
+    {
+        if (Call is not null && Room == room && Call.State is not (TalkiCallState.Left or TalkiCallState.Failed or TalkiCallState.Denied))
+        {
+            return room;
+        }
+
+        var call = await NewCallAsync();
+        Room = room;
+        return await call.JoinRoomAsync(room);
+    }
+
+    /// <summary>Leaves the call and stops camera and microphone.</summary>
+    public async Task LeaveAsync()
+    {
+        if (Call is { } call)
+        {
+            await call.LeaveAsync();
+        }
+
+        await media.StopAsync();
+        LocalMedia = null;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        if (Call is { } call)
+        {
+            Call = null;
+            await call.DisposeAsync();
+        }
+    }
+
+    private async Task<TalkiCall> NewCallAsync()
+    {
+        if (Call is { } previous)
+        {
+            Call = null;
+            await previous.DisposeAsync();
+        }
+
+        await peers.InitializeAsync();
+        LocalMedia = await media.StartLocalMediaAsync();
+        Call = calls.Create(peers);
+        CallCreated?.Invoke(this, EventArgs.Empty);
+        return Call;
+    }
+}

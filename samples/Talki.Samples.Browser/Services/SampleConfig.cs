@@ -1,0 +1,37 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Talki.Samples.Browser.Services;
+
+/// <summary>What the host tells the app at start (<c>GET /sample-config.json</c>).</summary>
+public sealed record SampleConfig
+{
+    /// <summary>Gets the Google OAuth client id; without one there is no Google sign-in button.</summary>
+    public string? GoogleClientId { get; init; }
+
+    /// <summary>Gets the API base address when the API is on another origin; same origin when empty.</summary>
+    public string? ApiBaseAddress { get; init; }
+
+    /// <summary>Loads the configuration; a missing or broken file means the defaults.</summary>
+    public static async Task<SampleConfig> LoadAsync(Uri baseAddress)
+    {
+        using var http = new HttpClient { BaseAddress = baseAddress };
+        try
+        {
+            return await http.GetFromJsonAsync("sample-config.json", SampleConfigJsonContext.Default.SampleConfig) ?? new SampleConfig();
+        }
+        catch (HttpRequestException)
+        {
+            return new SampleConfig();
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return new SampleConfig();
+        }
+    }
+}
+
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
+[JsonSerializable(typeof(SampleConfig))]
+internal sealed partial class SampleConfigJsonContext : JsonSerializerContext;

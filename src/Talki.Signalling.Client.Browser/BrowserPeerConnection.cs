@@ -1,0 +1,298 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.JSInterop;
+using Talki.Signalling.Client.Negotiation;
+using Talki.Signalling.Protocol;
+
+namespace Talki.Signalling.Client.Browser;
+
+/// <summary>An <see cref="IPeerConnection"/> over the browser's <c>RTCPeerConnection</c> (one per link), driven through <c>talki-webrtc.js</c>.</summary>
+internal sealed class BrowserPeerConnection : IPeerConnection
+{
+    private const string TrimSafeInterop = "Only primitives, strings and a DotNetObjectReference cross the interop boundary; their serialization is trim-safe.";
+
+    private readonly TalkiWebRtcInterop _interop;
+    private readonly BrowserMedia _media;
+    private readonly ILogger _logger;
+    private readonly DotNetObjectReference<BrowserPeerConnection> _self;
+    private readonly Dictionary<string, BrowserPeerDataChannel> _channels = new(StringComparer.Ordinal);
+    private readonly int _id;
+    private PeerStateSnapshot _state = new(0, PeerSignalingState.Stable, PeerConnectionState.New, null, null, null);
+    private bool _closed;
+
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
+    public BrowserPeerConnection(TalkiWebRtcInterop interop, BrowserMedia media, ILogger logger, PeerLinkPlan plan)
+    {
+        _interop = interop;
+        _media = media;
+        _logger = logger;
+        Plan = plan;
+        _self = DotNetObjectReference.Create(this);
+        _id = interop.InProcess.Invoke<int>("createPeer", _self, IceServersJson(plan.IceServers), plan.Peer.Value, plan.PeerEpoch);
+    }
+
+    public event EventHandler? NegotiationNeeded;
+
+    public event EventHandler<IceCandidate>? LocalIceCandidate;
+
+    public event EventHandler<PeerSignalingState>? SignalingStateChanged;
+
+    public event EventHandler<PeerConnectionState>? ConnectionStateChanged;
+
+    public event EventHandler<DataChannelMessage>? DataChannelMessageReceived;
+
+    public event EventHandler<IPeerDataChannel>? DataChannelOpened;
+
+    public PeerLinkPlan Plan { get; }
+
+    public PeerSignalingState SignalingState => _closed ? PeerSignalingState.Closed : _state.SignalingState;
+
+    public PeerConnectionState ConnectionState => _closed ? PeerConnectionState.Closed : _state.ConnectionState;
+
+    public SessionDescription? LocalDescription => _state.Local;
+
+    public SessionDescription? RemoteDescription => _state.Remote;
+
+    public ValueTask SetLocalDescriptionAsync(CancellationToken cancellationToken = default) =>
+        RunAsync("setLocalDescription", cancellationToken, _id);
+
+    public ValueTask SetRemoteDescriptionAsync(SessionDescription description, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(description);
+        var type = description.Type switch
+        {
+            SdpType.Offer => "offer",
+            SdpType.Answer => "answer",
+            SdpType.Pranswer => "pranswer",
+            _ => "rollback",
+        };
+        return RunAsync("setRemoteDescription", cancellationToken, _id, type, description.Sdp ?? string.Empty);
+    }
+
+    public ValueTask AddIceCandidateAsync(IceCandidate candidate, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(candidate);
+        return RunAsync("addIceCandidate", cancellationToken, _id, candidate.Candidate, candidate.SdpMid, candidate.SdpMLineIndex, candidate.UsernameFragment);
+    }
+
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
+    public void RestartIce()
+    {
+        ThrowIfClosed();
+        _interop.InProcess.InvokeVoid("restartIce", _id);
+    }
+
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
+    public IPeerDataChannel CreateDataChannel(string label)
+    {
+        ArgumentNullException.ThrowIfNull(label);
+        ThrowIfClosed();
+        var readyState = _interop.InProcess.Invoke<string>("createDataChannel", _id, label);
+        var channel = Channel(label);
+        channel.IsOpen = string.Equals(readyState, "open", StringComparison.Ordinal);
+        return channel;
+    }
+
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
+    public void Close()
+    {
+        if (_closed)
+        {
+            return;
+        }
+
+        _closed = true;
+        foreach (var channel in _channels.Values)
+        {
+            channel.IsOpen = false;
+        }
+
+        try
+        {
+            _interop.InProcess.InvokeVoid("close", _id);
+        }
+        catch (JSException ex)
+        {
+            Log.CloseFailed(_logger, Plan.Peer, ex);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The module is gone with the page.
+        }
+    }
+
+    public void Dispose()
+    {
+        Close();
+        _self.Dispose();
+    }
+
+    /// <summary>Receives the module's events (JSON: <c>kind</c>, the state snapshot and the event's fields).</summary>
+    /// <param name="json">The event.</param>
+    [JSInvokable]
+    public void OnEvent(string json)
+    {
+        if (_closed)
+        {
+            return;
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            var root = document.RootElement;
+            var before = _state;
+            Apply(PeerStateSnapshot.Parse(root));
+            Dispatch(PeerStateSnapshot.String(root, "kind"), root, before);
+        }
+#pragma warning disable CA1031 // an exception must not escape into the browser's event loop
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.EventFailed(_logger, Plan.Peer, ex);
+        }
+    }
+
+    internal async ValueTask SendAsync(string label, string text, CancellationToken cancellationToken)
+    {
+        ThrowIfClosed();
+        var error = await _interop.Module.InvokeAsync<string?>("send", cancellationToken, _id, label, text).ConfigureAwait(false);
+        if (error is not null)
+        {
+            using var document = JsonDocument.Parse(error);
+            throw PeerStateSnapshot.ParseError(document.RootElement);
+        }
+    }
+
+    private void Dispatch(string? kind, JsonElement root, PeerStateSnapshot before)
+    {
+        switch (kind)
+        {
+            case "negotiationneeded":
+                NegotiationNeeded?.Invoke(this, EventArgs.Empty);
+                break;
+            case "icecandidate":
+                LocalIceCandidate?.Invoke(this, new IceCandidate
+                {
+                    Candidate = PeerStateSnapshot.String(root, "candidate") ?? string.Empty,
+                    SdpMid = PeerStateSnapshot.String(root, "sdpMid"),
+                    SdpMLineIndex = root.TryGetProperty("sdpMLineIndex", out var index) && index.ValueKind == JsonValueKind.Number ? index.GetInt32() : null,
+                    UsernameFragment = PeerStateSnapshot.String(root, "usernameFragment"),
+                });
+                break;
+            case "signalingstatechange":
+                if (before.SignalingState != _state.SignalingState)
+                {
+                    SignalingStateChanged?.Invoke(this, _state.SignalingState);
+                }
+
+                break;
+            case "connectionstatechange":
+                if (before.ConnectionState != _state.ConnectionState)
+                {
+                    ConnectionStateChanged?.Invoke(this, _state.ConnectionState);
+                }
+
+                break;
+            case "channelopen":
+                var opened = Channel(PeerStateSnapshot.String(root, "label") ?? string.Empty);
+                opened.IsOpen = true;
+                DataChannelOpened?.Invoke(this, opened);
+                break;
+            case "channelclose":
+                Channel(PeerStateSnapshot.String(root, "label") ?? string.Empty).IsOpen = false;
+                break;
+            case "message":
+                DataChannelMessageReceived?.Invoke(this, new DataChannelMessage(PeerStateSnapshot.String(root, "label") ?? string.Empty, PeerStateSnapshot.String(root, "text") ?? string.Empty));
+                break;
+            case "track":
+                _media.OnRemoteTrack(Plan.Peer, Plan.PeerEpoch, PeerStateSnapshot.String(root, "trackKind") ?? string.Empty);
+                break;
+            default:
+                break;
+        }
+    }
+
+    private async ValueTask RunAsync(string operation, CancellationToken cancellationToken, params object?[] args)
+    {
+        ThrowIfClosed();
+        var json = await _interop.Module.InvokeAsync<string>(operation, cancellationToken, args).ConfigureAwait(false);
+        using var document = JsonDocument.Parse(json);
+        var snapshot = PeerStateSnapshot.Parse(document.RootElement);
+        var before = _state;
+        Apply(snapshot);
+        if (before.SignalingState != _state.SignalingState && !_closed)
+        {
+            // The signalingstatechange event may still be queued; report the change now so that it is never missed.
+            SignalingStateChanged?.Invoke(this, _state.SignalingState);
+        }
+
+        if (snapshot.Error is { } error)
+        {
+            throw error;
+        }
+    }
+
+    private void Apply(PeerStateSnapshot snapshot)
+    {
+        if (snapshot.Sequence >= _state.Sequence)
+        {
+            _state = snapshot with { Error = null };
+        }
+    }
+
+    private BrowserPeerDataChannel Channel(string label)
+    {
+        if (!_channels.TryGetValue(label, out var channel))
+        {
+            channel = new BrowserPeerDataChannel(this, label);
+            _channels[label] = channel;
+        }
+
+        return channel;
+    }
+
+    private void ThrowIfClosed()
+    {
+        if (_closed)
+        {
+            throw new PeerConnectionException(PeerConnectionErrorKind.InvalidState, "The peer connection is closed.");
+        }
+    }
+
+    private static string IceServersJson(IReadOnlyList<IceServer> servers)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartArray();
+            foreach (var server in servers)
+            {
+                writer.WriteStartObject();
+                writer.WriteStartArray("urls");
+                foreach (var url in server.Urls)
+                {
+                    writer.WriteStringValue(url);
+                }
+
+                writer.WriteEndArray();
+                if (server.Username is { } username)
+                {
+                    writer.WriteString("username", username);
+                }
+
+                if (server.Credential is { } credential)
+                {
+                    writer.WriteString("credential", credential);
+                }
+
+                writer.WriteEndObject();
+            }
+
+            writer.WriteEndArray();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+}

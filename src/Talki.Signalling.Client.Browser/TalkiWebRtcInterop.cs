@@ -1,0 +1,64 @@
+using Microsoft.JSInterop;
+
+namespace Talki.Signalling.Client.Browser;
+
+/// <summary>Loads the <c>talki-webrtc.js</c> module once per scope and hands out its in-process reference.</summary>
+internal sealed class TalkiWebRtcInterop(IJSRuntime js) : IAsyncDisposable
+{
+    public const string ModulePath = "./_content/Talki.Signalling.Client.Browser/talki-webrtc.js";
+
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private IJSObjectReference? _module;
+
+    /// <summary>Gets a value indicating whether the module is loaded.</summary>
+    public bool IsLoaded => _module is not null;
+
+    /// <summary>Gets the module for synchronous calls (Blazor WebAssembly only).</summary>
+    /// <exception cref="InvalidOperationException">The module is not loaded yet.</exception>
+    /// <exception cref="PlatformNotSupportedException">Not running in Blazor WebAssembly.</exception>
+    public IJSInProcessObjectReference InProcess => _module switch
+    {
+        null => throw new InvalidOperationException("The Talki WebRTC module is not loaded yet: await BrowserPeerConnectionFactory.InitializeAsync() (or BrowserMedia.StartLocalMediaAsync()) first."),
+        IJSInProcessObjectReference inProcess => inProcess,
+        _ => throw new PlatformNotSupportedException("The Talki browser adapter needs Blazor WebAssembly (synchronous JS interop)."),
+    };
+
+    /// <summary>Gets the loaded module.</summary>
+    public IJSObjectReference Module => _module ?? throw new InvalidOperationException("The Talki WebRTC module is not loaded yet.");
+
+    public async ValueTask<IJSObjectReference> LoadAsync(CancellationToken cancellationToken)
+    {
+        if (_module is { } loaded)
+        {
+            return loaded;
+        }
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return _module ??= await js.InvokeAsync<IJSObjectReference>("import", cancellationToken, ModulePath).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_module is { } module)
+        {
+            _module = null;
+            try
+            {
+                await module.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (JSDisconnectedException)
+            {
+                // The page is gone.
+            }
+        }
+
+        _gate.Dispose();
+    }
+}
