@@ -1,0 +1,190 @@
+using Talki.Samples.Browser.EndToEndTests.Harness;
+using Xunit.Abstractions;
+
+namespace Talki.Samples.Browser.EndToEndTests;
+
+/// <summary>
+/// The browser sample end to end in real headless Chromium: one call, in steps that build on each other
+/// (run in order; a failed step stops the later ones). Every assertion reads state from the pages: the app's
+/// <c>data-testid</c> elements and the adapter's <c>window.talkiWebRtc</c> hook. Nothing asserts a duration;
+/// everything is polled with generous timeouts. Screenshots go to <c>{TestResults or TALKI_ARTIFACTS}/screenshots/</c>.
+/// </summary>
+[TestCaseOrderer(StepOrderer.TypeName, StepOrderer.AssemblyName)]
+public sealed class GroupCallTests : IClassFixture<GroupCallFixture>
+{
+    private static readonly TimeSpan PageTimeout = TimeSpan.FromSeconds(90);
+    private static readonly TimeSpan MeshTimeout = TimeSpan.FromSeconds(120);
+    private static readonly TimeSpan SampleGap = TimeSpan.FromSeconds(3);
+
+    private readonly GroupCallFixture _call;
+
+    public GroupCallTests(GroupCallFixture call, ITestOutputHelper output)
+    {
+        _call = call;
+        _call.Attach(output);
+    }
+
+    [Fact, Step(1)]
+    public Task AdminCreatesRoom_TwoKnockersAdmittedAndOneDenied_DeniedPageShowsDeniedAndNoPageShowsItsTile() =>
+        _call.RunStepAsync(1, async () =>
+        {
+            var ada = _call.Ada;
+            await ada.OpenAsync("/");
+            var link = await ada.CreateRoomAsync(PageTimeout);
+            _call.RoomCreatedAt = DateTimeOffset.UtcNow;
+            _call.RoomLink = link;
+            _call.Log($"room link: {link}");
+            Assert.Equal(_call.Host.BaseAddress.GetLeftPart(UriPartial.Authority), link.GetLeftPart(UriPartial.Authority));
+            Assert.StartsWith("/room/", link.AbsolutePath, StringComparison.Ordinal);
+            await _call.ScreenshotAsync("01-room-created", [ada]);
+
+            // Bea, Cyd and Dan open the link (signing in when asked) and wait for the admin.
+            await Task.WhenAll(_call.Bea.JoinAsync(link, PageTimeout), _call.Cyd.JoinAsync(link, PageTimeout), _call.Dan.JoinAsync(link, PageTimeout));
+            foreach (var knocker in new[] { _call.Bea, _call.Cyd, _call.Dan })
+            {
+                await knocker.WaitForStateAsync(PageTimeout, "WaitingForApproval");
+                Assert.True(await knocker.Page.GetByTestId("waiting").IsVisibleAsync(), $"{knocker.Name}'s page should show the waiting screen");
+            }
+
+            await Poll.UntilAsync("Ada sees admission requests from Bea, Cyd and Dan", PageTimeout, async () =>
+            {
+                var requests = await ada.AdmissionRequestsAsync();
+                return new[] { "Bea", "Cyd", "Dan" }.All(requests.Contains) ? null : $"requests: [{string.Join(", ", requests)}]";
+            });
+            await _call.ScreenshotAsync("02-knocking");
+
+            await ada.AdmitAsync("Bea");
+            await ada.DenyAsync("Dan");
+            await ada.AdmitAsync("Cyd");
+
+            await _call.Dan.WaitForStateAsync(PageTimeout, "Denied");
+            await Poll.UntilAsync("Dan's page shows the denied screen", PageTimeout,
+                async () => await _call.Dan.Page.GetByTestId("denied").IsVisibleAsync() ? null : "no visible denied element");
+            await _call.Bea.WaitForStateAsync(PageTimeout, "InCall");
+            await _call.Cyd.WaitForStateAsync(PageTimeout, "InCall");
+            await ada.WaitForStateAsync(PageTimeout, "InCall");
+            await Poll.UntilAsync("Ada's admission requests are all answered", PageTimeout, async () =>
+            {
+                var requests = await ada.AdmissionRequestsAsync();
+                return requests.Count == 0 ? null : $"still shown: [{string.Join(", ", requests)}]";
+            });
+            await AssertNoTileForDanAsync();
+            await _call.ScreenshotAsync("03-answered");
+
+            // Dan is done: his page is closed so it costs no CPU in the steps to come.
+            await _call.Dan.DisposeAsync();
+        });
+
+    [Fact, Step(2)]
+    public Task AdmittedMembers_EachPageShowsTwoRemoteVideoTilesWithInboundBytesGrowing() =>
+        _call.RunStepAsync(2, async () =>
+        {
+            _call.MemberIds = await Mesh.MemberIdsAsync(_call.Members, PageTimeout);
+            _call.Log("member ids: " + string.Join(", ", _call.MemberIds.Select(p => $"{p.Key.Name}={p.Value}")));
+            await Mesh.WaitUntilConnectedAsync(_call.Members, _call.MemberIds, MeshTimeout);
+            await Mesh.WaitUntilBytesGrowAsync(_call.Members, _call.MemberIds, MeshTimeout, SampleGap, _call.Log);
+            await AssertNoTileForDanAsync();
+            await _call.ScreenshotAsync("04-mesh", _call.Members);
+        });
+
+    [Fact, Step(3)]
+    public Task MemberReloadsPage_RejoinsTheMeshWithoutANewApproval() =>
+        _call.RunStepAsync(3, async () =>
+        {
+            var ada = _call.Ada;
+            var bea = _call.Bea;
+            Assert.Empty(await ada.AdmissionRequestsAsync());
+
+            await bea.Page.ReloadAsync(new() { Timeout = (float)PageTimeout.TotalMilliseconds });
+            await Poll.UntilAsync("Bea is back in the call after reloading", PageTimeout, async () =>
+            {
+                Assert.False(await bea.Page.GetByTestId("display-name").IsVisibleAsync(), "Bea's reloaded page asks to sign in again: the session cookie was not used");
+                var requests = await ada.AdmissionRequestsAsync();
+                Assert.True(requests.Count == 0, $"Ada was asked again to admit [{string.Join(", ", requests)}] after Bea's reload");
+                var state = await bea.CallStateAsync();
+                return state.State == "InCall" ? null : state.ToString();
+            });
+
+            _call.MemberIds = await Mesh.MemberIdsAsync(_call.Members, PageTimeout);
+            _call.Log("member ids after reload: " + string.Join(", ", _call.MemberIds.Select(p => $"{p.Key.Name}={p.Value}")));
+            await Mesh.WaitUntilConnectedAsync(_call.Members, _call.MemberIds, MeshTimeout);
+            await Mesh.WaitUntilBytesGrowAsync(_call.Members, _call.MemberIds, MeshTimeout, SampleGap, _call.Log);
+            Assert.Empty(await ada.AdmissionRequestsAsync());
+            Assert.False(await bea.Page.GetByTestId("waiting").IsVisibleAsync(), "Bea's page shows the waiting screen again");
+            await AssertNoTileForDanAsync();
+            await _call.ScreenshotAsync("05-after-reload", _call.Members);
+        });
+
+    [Fact, Step(4)]
+    public Task RoomSeals_SignallingClosesWhileMediaFlows_AndAnIceRestartRenegotiatesInBand() =>
+        _call.RunStepAsync(4, async () =>
+        {
+            var sealsAt = _call.RoomCreatedAt + GroupCallFixture.JoinWindow;
+            var untilSealed = sealsAt - DateTimeOffset.UtcNow;
+            _call.Log($"waiting for the room to seal (about {Math.Max(0, untilSealed.TotalSeconds):0}s)");
+            foreach (var member in _call.Members)
+            {
+                await Poll.UntilAsync($"{member.Name}'s call is sealed with signalling closed", untilSealed + TimeSpan.FromSeconds(90), async () =>
+                {
+                    var state = await member.CallStateAsync();
+                    return state is { State: "Sealed", Signalling: "closed" } ? null : state.ToString();
+                }, TimeSpan.FromSeconds(1));
+            }
+
+            await _call.ScreenshotAsync("06-sealed", _call.Members);
+            await Mesh.WaitUntilConnectedAsync(_call.Members, _call.MemberIds, MeshTimeout);
+            await Mesh.WaitUntilBytesGrowAsync(_call.Members, _call.MemberIds, MeshTimeout, SampleGap, _call.Log);
+
+            // ICE restart from Ada's page, with the server gone: the renegotiation must travel over the links' data channels.
+            var ada = _call.Ada;
+            var before = await ada.PeerConnectionIceAsync();
+            var connectedBefore = before.Where(p => p.ConnectionState == "connected").ToList();
+            _call.Log("Ada's peer connections before the restart: " + string.Join("; ", before));
+            var restarted = await ada.RestartIceAsync();
+            _call.Log($"restartIce() restarted ICE on {restarted} connection(s)");
+            Assert.True(restarted >= 2, $"restartIce() should restart ICE on both of Ada's links, returned {restarted}");
+
+            if (connectedBefore.Count > 0 && connectedBefore.All(p => p.LocalUfrag is not null))
+            {
+                // Renegotiated: new local and remote ICE credentials (the peer answered the restart offer), stable, connected.
+                await Poll.UntilAsync("Ada's links have new local and remote ICE credentials, a stable signalling state and are connected", MeshTimeout, async () =>
+                {
+                    var now = (await ada.PeerConnectionIceAsync()).ToDictionary(p => p.Index);
+                    var pending = connectedBefore
+                        .Where(p => !now.TryGetValue(p.Index, out var current)
+                                    || current.LocalUfrag == p.LocalUfrag
+                                    || current.RemoteUfrag == p.RemoteUfrag
+                                    || current.SignalingState != "stable"
+                                    || current.ConnectionState != "connected")
+                        .Select(p => $"#{p.Index} was {p.LocalUfrag}, now {(now.TryGetValue(p.Index, out var c) ? c.ToString() : "gone")}")
+                        .ToList();
+                    return pending.Count == 0 ? null : string.Join("; ", pending);
+                });
+                _call.Log("Ada's peer connections after the restart: " + string.Join("; ", await ada.PeerConnectionIceAsync()));
+            }
+            else
+            {
+                _call.Log("the page's RTCPeerConnections could not be observed: the ICE credentials check is skipped");
+            }
+
+            foreach (var member in _call.Members)
+            {
+                var state = await member.CallStateAsync();
+                Assert.True(state is { State: "Sealed", Signalling: "closed" }, $"{member.Name}'s call-state after the ICE restart: {state}");
+            }
+
+            await Mesh.WaitUntilConnectedAsync(_call.Members, _call.MemberIds, MeshTimeout);
+            await Mesh.WaitUntilBytesGrowAsync(_call.Members, _call.MemberIds, MeshTimeout, SampleGap, _call.Log);
+            await AssertNoTileForDanAsync();
+            await _call.ScreenshotAsync("07-after-ice-restart", _call.Members);
+        });
+
+    private async Task AssertNoTileForDanAsync()
+    {
+        foreach (var member in _call.Members)
+        {
+            var tiles = await member.VideoTilesAsync();
+            Assert.DoesNotContain(tiles, t => t.Name == _call.Dan.Name);
+        }
+    }
+}

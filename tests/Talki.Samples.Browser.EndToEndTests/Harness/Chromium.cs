@@ -1,0 +1,125 @@
+using Microsoft.Playwright;
+
+namespace Talki.Samples.Browser.EndToEndTests.Harness;
+
+/// <summary>
+/// Headless Chromium from the system (<c>/usr/bin/chromium</c>, installed by eng/test.sh; never <c>playwright install</c>)
+/// with a fake camera and microphone. Each user gets a browser context of their own (own cookie jar).
+/// </summary>
+internal sealed class Chromium : IAsyncDisposable
+{
+    /// <summary>The launch arguments of docs/testing: fake media devices, no network chatter, no sandbox (root).</summary>
+    public static readonly IReadOnlyList<string> Arguments =
+    [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+    ];
+
+    /// <summary>
+    /// Test-side instrumentation (not the app's): remembers every RTCPeerConnection the page creates, so a test can read
+    /// each connection's local ICE username fragment and prove an ICE restart happened.
+    /// </summary>
+    private const string TrackPeerConnections = """
+        (() => {
+          const Native = window.RTCPeerConnection;
+          if (!Native || window.__talkiE2ePeerConnections) return;
+          const all = [];
+          class Tracked extends Native {
+            constructor(...args) { super(...args); all.push(this); }
+          }
+          window.RTCPeerConnection = Tracked;
+          window.__talkiE2ePeerConnections = all;
+        })();
+        """;
+
+    private readonly IPlaywright _playwright;
+    private readonly List<TalkiUser> _users = [];
+
+    private Chromium(IPlaywright playwright, IBrowser browser, Uri baseAddress, Action<string> log)
+    {
+        _playwright = playwright;
+        Browser = browser;
+        BaseAddress = baseAddress;
+        Log = log;
+    }
+
+    public IBrowser Browser { get; }
+
+    public Uri BaseAddress { get; }
+
+    public Action<string> Log { get; }
+
+    public static string ExecutablePath =>
+        Environment.GetEnvironmentVariable("TALKI_CHROMIUM") is { Length: > 0 } configured ? configured : "/usr/bin/chromium";
+
+    public static async Task<Chromium> LaunchAsync(Uri baseAddress, Action<string> log)
+    {
+        if (!File.Exists(ExecutablePath))
+        {
+            throw new FileNotFoundException(
+                $"Chromium is not installed at {ExecutablePath}: `apt-get install -y chromium` (eng/test.sh does it).");
+        }
+
+        var playwright = await Playwright.CreateAsync();
+        try
+        {
+            var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+            {
+                ExecutablePath = ExecutablePath,
+                Headless = true,
+                Args = Arguments,
+                Timeout = 60_000,
+            });
+            log($"chromium {browser.Version} from {ExecutablePath}");
+            return new Chromium(playwright, browser, baseAddress, log);
+        }
+        catch
+        {
+            playwright.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A new user: a browser context of its own (cookies, storage) with camera and microphone allowed, and one page.</summary>
+    public async Task<TalkiUser> NewUserAsync(string name)
+    {
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = BaseAddress.ToString(),
+            Permissions = ["camera", "microphone"],
+            ViewportSize = new ViewportSize { Width = 960, Height = 720 },
+        });
+        context.SetDefaultTimeout(30_000);
+        await context.AddInitScriptAsync(TrackPeerConnections);
+        var page = await context.NewPageAsync();
+        var user = new TalkiUser(name, context, page, Log);
+        _users.Add(user);
+        return user;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var user in _users)
+        {
+            await user.DisposeAsync();
+        }
+
+        try
+        {
+            await Browser.CloseAsync();
+        }
+        catch (PlaywrightException)
+        {
+            // Already gone.
+        }
+
+        _playwright.Dispose();
+    }
+}

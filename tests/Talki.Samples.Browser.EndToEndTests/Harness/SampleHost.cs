@@ -1,0 +1,182 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Talki.Samples.Browser.EndToEndTests.Harness;
+
+/// <summary>
+/// The real sample host (<c>samples/Talki.Samples.Host</c>) as a child process started from its built dll on
+/// 127.0.0.1 and a free port, in the Development environment, configured by command-line arguments.
+/// Browsers reach it as <c>http://localhost:{port}</c> (a secure context). Disposing kills the process tree.
+/// </summary>
+internal sealed class SampleHost : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
+
+    private SampleHost(Process process, int port)
+    {
+        _process = process;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    /// <summary>The origin browsers use: <c>http://localhost:{port}</c>.</summary>
+    public Uri BaseAddress => new($"http://localhost:{Port}");
+
+    /// <summary>Everything the host printed so far (stdout and stderr, in order of arrival).</summary>
+    public string Output => string.Join(Environment.NewLine, _output);
+
+    /// <summary>Starts the host with the given join window and extra <c>--Key=Value</c> settings, and waits for <c>/healthz</c>.</summary>
+    public static async Task<SampleHost> StartAsync(
+        TimeSpan joinWindow,
+        IReadOnlyDictionary<string, string>? settings = null,
+        Action<string>? log = null,
+        CancellationToken cancellationToken = default)
+    {
+        var dll = RepositoryLayout.SampleHostDll();
+        var port = FreePort();
+        var start = new ProcessStartInfo(DotnetExecutable())
+        {
+            // The project folder is the content root, as with `dotnet run` (appsettings.json, wwwroot).
+            WorkingDirectory = RepositoryLayout.SampleHostProjectDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(dll);
+        start.ArgumentList.Add("--urls");
+        start.ArgumentList.Add($"http://127.0.0.1:{port}");
+        start.ArgumentList.Add("--environment");
+        start.ArgumentList.Add("Development");
+        start.ArgumentList.Add($"--Talki:JoinWindowSeconds={((int)joinWindow.TotalSeconds).ToString(CultureInfo.InvariantCulture)}");
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+        {
+            start.ArgumentList.Add($"--{key}={value}");
+        }
+
+        start.Environment.Remove("ASPNETCORE_URLS");
+        start.Environment.Remove("ASPNETCORE_ENVIRONMENT");
+        start.Environment["DOTNET_ENVIRONMENT"] = "Development";
+        start.Environment["Logging__Console__FormatterName"] = "simple";
+
+        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        var host = new SampleHost(process, port);
+        process.OutputDataReceived += (_, e) => host.Append(e.Data, log);
+        process.ErrorDataReceived += (_, e) => host.Append(e.Data is null ? null : "stderr: " + e.Data, log);
+        if (!process.Start())
+        {
+            throw new InvalidOperationException($"Could not start {start.FileName} {dll}");
+        }
+
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        log?.Invoke($"sample host: pid {process.Id}, {dll}, http://127.0.0.1:{port} (browsers: {host.BaseAddress})");
+
+        try
+        {
+            await host.WaitUntilHealthyAsync(TimeSpan.FromSeconds(90), cancellationToken);
+        }
+        catch
+        {
+            await host.DisposeAsync();
+            throw;
+        }
+
+        return host;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            await _process.WaitForExitAsync(timeout.Token);
+        }
+        catch (Exception e) when (e is InvalidOperationException or OperationCanceledException)
+        {
+            // Never started or already gone.
+        }
+        finally
+        {
+            _process.Dispose();
+        }
+    }
+
+    private async Task WaitUntilHealthyAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var health = new Uri($"http://127.0.0.1:{Port}/healthz");
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException(
+                    $"The sample host exited with code {_process.ExitCode} before answering /healthz:{Environment.NewLine}{Output}");
+            }
+
+            try
+            {
+                using var response = await http.GetAsync(health, cancellationToken);
+                if (response.IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                // Not listening yet.
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"The sample host did not answer {health} within {timeout}:{Environment.NewLine}{Output}");
+            }
+
+            await Task.Delay(200, cancellationToken);
+        }
+    }
+
+    private void Append(string? line, Action<string>? log)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        _output.Enqueue(line);
+        while (_output.Count > 2000 && _output.TryDequeue(out _))
+        {
+        }
+
+        log?.Invoke("host: " + line);
+    }
+
+    /// <summary>The dotnet executable running this process (DOTNET_HOST_PATH under dotnet test), else <c>dotnet</c>.</summary>
+    private static string DotnetExecutable()
+    {
+        if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } hostPath && File.Exists(hostPath))
+        {
+            return hostPath;
+        }
+
+        var current = Environment.ProcessPath;
+        return current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet" ? current : "dotnet";
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
