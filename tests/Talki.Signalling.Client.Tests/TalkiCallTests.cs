@@ -154,8 +154,10 @@ public sealed class TalkiCallTests
         a.Socket.Inject($$$"""{"type":"signal","from":"{{{b.Id}}}","fromEpoch":{{{b.Call.Self!.Epoch}}},"description":{"type":"offer","sdp":42}}""");
         await CallWorld.EventuallyAsync(() => a.Factory.Live(b.Id) != toB, "A's link to B is reset");
 
-        var error = Assert.Single(a.Errors, e => e.Kind == TalkiCallErrorKind.MalformedMessage);
+        await CallWorld.EventuallyAsync(() => Snapshot(a).Any(e => e.Kind == TalkiCallErrorKind.MalformedMessage), "A reports the malformed frame");
+        var error = Assert.Single(Snapshot(a), e => e.Kind == TalkiCallErrorKind.MalformedMessage);
         Assert.Equal(b.Id, error.Peer);
+        Assert.Contains(Snapshot(a), e => e.Kind == TalkiCallErrorKind.Negotiation && e.Negotiation == NegotiationErrorKind.MalformedSignal && e.Peer == b.Id);
         Assert.Same(toC, a.Factory.Live(c.Id));
         await AssertFullMeshAsync(a, b, c);
     }
@@ -169,9 +171,9 @@ public sealed class TalkiCallTests
         var toC = a.Factory.Live(c.Id);
 
         a.Socket.Inject($$$"""{"type":"signal","from":"{{{b.Id}}}","fromEpoch":{{{b.Call.Self!.Epoch}}},"description":{"type":"offer","sdp":"v=0\r\ns=no origin line\r\n"}}""");
-        await CallWorld.EventuallyAsync(() => a.Factory.Live(b.Id) != toB, "A's link to B is reset");
+        await CallWorld.EventuallyAsync(() => a.Factory.Live(b.Id) != toB && Snapshot(a).Count > 0, "A's link to B is reset");
 
-        var error = Assert.Single(a.Errors);
+        var error = Assert.Single(Snapshot(a));
         Assert.Equal(TalkiCallErrorKind.Negotiation, error.Kind);
         Assert.Equal(NegotiationErrorKind.RemoteDescriptionRejected, error.Negotiation);
         Assert.Equal(b.Id, error.Peer);
@@ -238,6 +240,14 @@ public sealed class TalkiCallTests
         var result = await b.Call.JoinRoomAsync(a.Call.Room!.Id);
 
         Assert.Equal(SignallingErrorCode.RoomSealed, result.Error?.Code);
+    }
+
+    private static List<TalkiCallErrorEventArgs> Snapshot(Participant p)
+    {
+        lock (p.Errors)
+        {
+            return [.. p.Errors];
+        }
     }
 
     private static async Task<(Participant A, Participant B, Participant C)> StartMeshOfThreeAsync(CallWorld world)

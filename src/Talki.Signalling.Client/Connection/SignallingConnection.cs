@@ -355,9 +355,9 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         try
         {
             await _handler.OnMessageAsync(welcome, rejoin).ConfigureAwait(false);
-            await FlushQueueAsync(rejoin).ConfigureAwait(false);
+            await FlushQueueAsync(rejoin, openWhenEmpty: true).ConfigureAwait(false);
             _firstWelcome.TrySetResult(welcome);
-            SetState(SignallingConnectionState.Open, null);
+            _handler.OnStateChanged(SignallingConnectionState.Open, null);
             while (!stop.IsCancellationRequested)
             {
                 ReadOnlyMemory<byte>? frame;
@@ -551,7 +551,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         }
     }
 
-    private async Task FlushQueueAsync(bool rejoin)
+    private async Task FlushQueueAsync(bool rejoin, bool openWhenEmpty)
     {
         while (true)
         {
@@ -560,6 +560,11 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
             {
                 if (_queue.Count == 0)
                 {
+                    if (openWhenEmpty)
+                    {
+                        State = SignallingConnectionState.Open; // atomically with the empty queue: later sends go straight out
+                    }
+
                     return;
                 }
 

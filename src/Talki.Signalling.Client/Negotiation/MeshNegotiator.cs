@@ -199,19 +199,20 @@ public sealed class MeshNegotiator : IDisposable
         return StartAsync(link, early);
     }
 
-    private static async Task StartAsync(PeerNegotiator link, List<SignalRelayMessage>? early)
+    private async Task StartAsync(PeerNegotiator link, List<SignalRelayMessage>? early)
     {
         await link.StartAsync().ConfigureAwait(false);
         foreach (var signal in early ?? [])
         {
-            await link.HandleSignalAsync(signal.Description, signal.Candidates).ConfigureAwait(false);
+            // Routed again for each signal: one of them may have replaced the link (the peer had reset its connection).
+            await RouteAsync(signal).ConfigureAwait(false);
         }
     }
 
-    private PeerNegotiator CreateLink(PeerLinkPlan plan, bool offerOnStart = false, IEnumerable<string>? retiredSessions = null)
+    private PeerNegotiator CreateLink(PeerLinkPlan plan, bool? offerOnStart = null, IEnumerable<string>? retiredSessions = null, string? inheritedSession = null)
     {
         var pc = _factory.Create(plan);
-        var link = new PeerNegotiator(plan, pc, _send, OnLinkError, OnRemoteLeft, OnRemoteReplaced, offerOnStart, retiredSessions) { SignalInBand = _inBand };
+        var link = new PeerNegotiator(plan, pc, _send, OnLinkError, OnRemoteLeft, OnRemoteReplaced, offerOnStart, retiredSessions, inheritedSession) { SignalInBand = _inBand };
         pc.ConnectionStateChanged += (_, _) => LinkStateChanged?.Invoke(this, link.Snapshot());
         return link;
     }
@@ -232,7 +233,7 @@ public sealed class MeshNegotiator : IDisposable
 
         link.Close();
         _ = fresh.StartAsync();
-        _ = fresh.HandleSignalAsync(offer, candidates);
+        _ = fresh.HandleSignalAsync(offer, [.. link.ReceivedCandidates, .. candidates ?? []]);
     }
 
     private void OnRemoteLeft(PeerNegotiator link)
@@ -322,7 +323,7 @@ public sealed class MeshNegotiator : IDisposable
             {
                 if (!_closed && _links.TryGetValue(link.Plan.Peer, out var current) && ReferenceEquals(current, link))
                 {
-                    fresh = CreateLink(link.Plan, offerOnStart: true, link.RetiredSessions);
+                    fresh = CreateLink(link.Plan, offerOnStart: true, link.RetiredSessions, link.CurrentRemoteSession);
                     _links[link.Plan.Peer] = fresh;
                 }
             }
@@ -331,6 +332,10 @@ public sealed class MeshNegotiator : IDisposable
             {
                 link.Close();
                 restart = fresh.StartAsync();
+                if (link.ReceivedCandidates is { Count: > 0 } received)
+                {
+                    _ = fresh.HandleSignalAsync(null, received); // held until a description with their ufrag is applied
+                }
             }
         }
 

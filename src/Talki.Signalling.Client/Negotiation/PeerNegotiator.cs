@@ -13,6 +13,12 @@ internal sealed class PeerNegotiator
     /// <summary>The label of the data channel the offerer creates (it starts the first negotiation).</summary>
     public const string ControlChannelLabel = "talki";
 
+    /// <summary>
+    /// A session-level attribute the negotiator adds to the answers it sends (<c>a=x-talki-answer-to:{offer session id} {offer version}</c>)
+    /// and removes from those it receives, so an answer to an offer of a replaced connection is recognised and dropped.
+    /// </summary>
+    internal const string AnswerToAttribute = "x-talki-answer-to";
+
     private const int MaxBufferedCandidates = 256;
 
     private readonly IPeerConnection _pc;
@@ -23,6 +29,7 @@ internal sealed class PeerNegotiator
     private readonly object _sync = new();
     private readonly Queue<(Func<ValueTask> Operation, TaskCompletionSource Done)> _queue = new();
     private readonly List<(IceCandidate Candidate, bool SuppressErrors)> _pendingCandidates = [];
+    private readonly Queue<IceCandidate> _receivedCandidates = new();
     private readonly HashSet<string> _seenRemoteUfrags = new(StringComparer.Ordinal);
     private readonly HashSet<string> _retiredSessions = new(StringComparer.Ordinal);
     private bool _draining;
@@ -32,6 +39,7 @@ internal sealed class PeerNegotiator
     private bool _isSettingRemoteAnswerPending;
     private SdpOrigin? _lastRemoteOrigin;
     private readonly bool _offerOnStart;
+    private string? _inheritedSession;
     private IPeerDataChannel? _control;
     private volatile bool _inBand;
 
@@ -42,12 +50,14 @@ internal sealed class PeerNegotiator
         Action<PeerNegotiator, NegotiationErrorKind, Exception?> onError,
         Action<PeerNegotiator>? onRemoteLeft = null,
         Action<PeerNegotiator, SessionDescription, IReadOnlyList<IceCandidate>?>? onRemoteReplaced = null,
-        bool offerOnStart = false,
-        IEnumerable<string>? retiredSessions = null)
+        bool? offerOnStart = null,
+        IEnumerable<string>? retiredSessions = null,
+        string? inheritedSession = null)
     {
+        _inheritedSession = inheritedSession;
         Plan = plan;
         _onRemoteReplaced = onRemoteReplaced;
-        _offerOnStart = offerOnStart || plan.Offerer;
+        _offerOnStart = offerOnStart ?? plan.Offerer;
         _retiredSessions.UnionWith(retiredSessions ?? []);
         _pc = pc;
         _send = send;
@@ -73,8 +83,17 @@ internal sealed class PeerNegotiator
     /// <summary>Gets the remote SDP sessions this link retired (a fresh link inherits them to drop late signals).</summary>
     public IEnumerable<string> RetiredSessions => [.. _retiredSessions];
 
+    /// <summary>Gets the remote session this link last applied (a fresh link after a local reset still accepts it until it moves on).</summary>
+    public string? CurrentRemoteSession => _lastRemoteOrigin?.SessionId;
+
     /// <summary>Gets the retired sessions plus the current remote one (for a fresh link replacing this one because the peer replaced its connection).</summary>
     public IEnumerable<string> AllRemoteSessions => _lastRemoteOrigin is { } last ? [.. _retiredSessions, last.SessionId] : [.. _retiredSessions];
+
+    /// <summary>
+    /// Gets the remote candidates this link received (the latest ones, bounded): a fresh link replacing this one gets them
+    /// again, since the remote side may not gather new ones; candidates of another ICE generation are held or dropped there.
+    /// </summary>
+    public IReadOnlyList<IceCandidate> ReceivedCandidates => [.. _receivedCandidates];
 
     /// <summary>Gets a value indicating whether the control data channel is open.</summary>
     public bool HasControlChannel => _control is { IsOpen: true };
@@ -214,6 +233,14 @@ internal sealed class PeerNegotiator
             return;
         }
 
+        // The plan names one side to start. The other side's own changes (tracks added at creation) wait for its first
+        // answer: its tracks ride in that answer where the offer has room, and the connection raises negotiationneeded
+        // again once stable for anything left. This avoids a glare (and a rollback) on every new link.
+        if (!_offerOnStart && _pc.RemoteDescription is null)
+        {
+            return;
+        }
+
         try
         {
             _makingOffer = true;
@@ -255,6 +282,12 @@ internal sealed class PeerNegotiator
 
         foreach (var candidate in candidates)
         {
+            _receivedCandidates.Enqueue(candidate);
+            if (_receivedCandidates.Count > MaxBufferedCandidates)
+            {
+                _receivedCandidates.Dequeue();
+            }
+
             await OfferCandidateAsync(candidate, _ignoreOffer).ConfigureAwait(false);
         }
     }
@@ -297,6 +330,21 @@ internal sealed class PeerNegotiator
 
     private async ValueTask<DescriptionOutcome> HandleDescriptionAsync(SessionDescription description)
     {
+        if (description.Type is SdpType.Answer or SdpType.Pranswer && SdpOrigin.ReadAttribute(description.Sdp, AnswerToAttribute) is { } answerTo)
+        {
+            // The answer names the offer it answers: one to an offer this connection did not make (a reset link, or an
+            // earlier offer) is stale. The tag is ours, so it is removed before the connection sees the description.
+            if (_pc.LocalDescription is not { Type: SdpType.Offer } localOffer
+                || !SdpOrigin.TryParse(localOffer.Sdp, out var localOrigin)
+                || !string.Equals(answerTo, $"{localOrigin.SessionId} {localOrigin.Version.ToString(System.Globalization.CultureInfo.InvariantCulture)}", StringComparison.Ordinal))
+            {
+                return DescriptionOutcome.Dropped;
+            }
+
+            description = description with { Sdp = SdpOrigin.RemoveAttribute(description.Sdp, AnswerToAttribute) };
+        }
+
+        SdpOrigin? appliedOffer = null;
         if (description.Type is SdpType.Offer or SdpType.Answer or SdpType.Pranswer)
         {
             if (!SdpOrigin.TryParse(description.Sdp, out var origin))
@@ -317,7 +365,15 @@ internal sealed class PeerNegotiator
                 _retiredSessions.Add(previous.SessionId);
             }
 
+            if (_inheritedSession is not null && _inheritedSession != origin.SessionId)
+            {
+                // The remote connection the reset link talked to is superseded: late signals from it are stale now.
+                _retiredSessions.Add(_inheritedSession);
+                _inheritedSession = null;
+            }
+
             _lastRemoteOrigin = origin;
+            appliedOffer = origin;
         }
 
         var isOffer = description.Type == SdpType.Offer;
@@ -376,7 +432,13 @@ internal sealed class PeerNegotiator
                 return DescriptionOutcome.Failed;
             }
 
-            await SendAsync(new SignalMessage { To = Plan.Peer, ToEpoch = Plan.PeerEpoch, Description = _pc.LocalDescription }).ConfigureAwait(false);
+            var answer = _pc.LocalDescription;
+            if (answer is { Type: SdpType.Answer, Sdp: { } answerSdp } && appliedOffer is { } offerOrigin)
+            {
+                answer = answer with { Sdp = SdpOrigin.AddAttribute(answerSdp, AnswerToAttribute, $"{offerOrigin.SessionId} {offerOrigin.Version.ToString(System.Globalization.CultureInfo.InvariantCulture)}") };
+            }
+
+            await SendAsync(new SignalMessage { To = Plan.Peer, ToEpoch = Plan.PeerEpoch, Description = answer }).ConfigureAwait(false);
         }
 
         return DescriptionOutcome.Applied;

@@ -51,4 +51,40 @@ internal readonly record struct SdpOrigin(string SessionId, ulong Version)
 
         return null;
     }
+
+    /// <summary>Adds a session-level attribute line after the <c>t=</c> line (before the first media section).</summary>
+    public static string AddAttribute(string sdp, string name, string value)
+    {
+        var newline = sdp.Contains("\r\n", StringComparison.Ordinal) ? "\r\n" : "\n";
+        var line = $"a={name}:{value}{newline}";
+        var media = sdp.IndexOf(newline + "m=", StringComparison.Ordinal);
+        return media < 0 ? sdp + (sdp.EndsWith(newline, StringComparison.Ordinal) ? string.Empty : newline) + line : sdp.Insert(media + newline.Length, line);
+    }
+
+    /// <summary>Removes every line of the attribute.</summary>
+    public static string? RemoveAttribute(string? sdp, string name)
+    {
+        if (sdp is null)
+        {
+            return null;
+        }
+
+        var prefix = "a=" + name + ":";
+        var start = sdp.IndexOf(prefix, StringComparison.Ordinal);
+        while (start >= 0)
+        {
+            if (start == 0 || sdp[start - 1] == '\n')
+            {
+                var end = sdp.IndexOf('\n', start);
+                sdp = end < 0 ? sdp[..start] : sdp.Remove(start, end - start + 1);
+                start = sdp.IndexOf(prefix, start, StringComparison.Ordinal);
+            }
+            else
+            {
+                start = sdp.IndexOf(prefix, start + prefix.Length, StringComparison.Ordinal);
+            }
+        }
+
+        return sdp;
+    }
 }

@@ -6,7 +6,8 @@ namespace Talki.Signalling.Client.Tests.Negotiation;
 /// <summary>
 /// Random interleavings over 2–4 members: delivery order across streams, delay and reordering within the limits of
 /// <see cref="MeshHarness"/> (descriptions FIFO per directed pair, candidates free, duplicates anywhere later), glare
-/// (both ends add media at once), link failures (ICE restart on both sides) and one member reload (new epoch). After the
+/// (both ends add media at once), link failures (ICE restart on both sides), link resets on one side (a malformed frame:
+/// a fresh connection that re-offers) and one member reload (new epoch). After the
 /// random prefix the network is drained; every pair must end stable and connected with exactly one live link each way.
 /// </summary>
 public sealed class MeshConvergenceProperties
@@ -32,6 +33,7 @@ public sealed class MeshConvergenceProperties
         h.PlanAll((i, j) => s.Polite[(i + j) % s.Polite.Length]);
         var failures = 0;
         var reloads = 0;
+        var resets = 0;
         foreach (var (kind, a, b) in s.Steps)
         {
             var m = h.Members[a % s.Members];
@@ -56,6 +58,15 @@ public sealed class MeshConvergenceProperties
                     }
 
                     break;
+                case >= 92 and < 97 when resets < 1:
+                    // a malformed frame about this link: one side resets it (fresh connection, re-offers). One reset per run:
+                    // a second reset of the same link before it recovered can leave it unconnected (see the client README).
+                    if (m.Mesh.ResetLink(peer.Id))
+                    {
+                        resets++;
+                    }
+
+                    break;
                 case >= 97 when reloads < 1:
                     reloads++;
                     h.Reconnect(m.Index);
@@ -68,7 +79,7 @@ public sealed class MeshConvergenceProperties
 
         await h.DrainAsync();
         h.AssertConverged();
-        Assert.Empty(h.Errors);
+        Assert.All(h.Errors, e => Assert.Equal(NegotiationErrorKind.MalformedSignal, e.Kind));
         h.AssertCurrentCandidatesDelivered();
         return h;
     }
