@@ -22,6 +22,16 @@ public sealed class GroupCallFixture : IAsyncLifetime
     public GroupCallFixture()
     {
         Directory.CreateDirectory(RepositoryLayout.Artifacts);
+        var screenshots = Path.Combine(RepositoryLayout.Artifacts, "screenshots");
+        if (Directory.Exists(screenshots))
+        {
+            // This call's screenshots replace the previous run's (the harness test keeps its own).
+            foreach (var stale in Directory.EnumerateFiles(screenshots, "*.png").Where(f => !Path.GetFileName(f).StartsWith("00-", StringComparison.Ordinal)))
+            {
+                File.Delete(stale);
+            }
+        }
+
         _logFile = Path.Combine(RepositoryLayout.Artifacts, "group-call.log");
         File.WriteAllText(_logFile, "");
     }
