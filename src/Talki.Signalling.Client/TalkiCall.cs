@@ -45,6 +45,12 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     /// <summary>Raised when <see cref="State"/>, the members, the pending admissions or a link changed.</summary>
     public event EventHandler? Changed;
 
+    /// <summary>
+    /// Raised for every message from the server once the call has applied it (typed: <see cref="AdmissionRequestMessage"/>,
+    /// <see cref="AdmittedMessage"/>, <see cref="PeerLeftMessage"/>, <see cref="RoomSealedMessage"/>…). Errors go to <see cref="Error"/>.
+    /// </summary>
+    public event EventHandler<ServerMessage>? MessageReceived;
+
     /// <summary>Raised for a problem: a refusal from the server, a malformed frame, a failed negotiation, a dropped connection.</summary>
     public event EventHandler<TalkiCallErrorEventArgs>? Error;
 
@@ -238,6 +244,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
                 work = _mesh?.HandleAsync(left) ?? Task.CompletedTask;
                 break;
             case SignalRelayMessage signal:
+                RaiseMessage(signal);
                 return _mesh?.HandleAsync(signal) ?? Task.CompletedTask; // links report their own changes
             case RoomSealedMessage:
                 OnSealed();
@@ -245,6 +252,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         }
 
         RaiseChanged();
+        RaiseMessage(message);
         return work;
     }
 
@@ -442,6 +450,20 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         try
         {
             Changed?.Invoke(this, EventArgs.Empty);
+        }
+#pragma warning disable CA1031 // An application handler's failure must not break the signalling loop.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            LogHandlerFailed(_logger, ex);
+        }
+    }
+
+    private void RaiseMessage(ServerMessage message)
+    {
+        try
+        {
+            MessageReceived?.Invoke(this, message);
         }
 #pragma warning disable CA1031 // An application handler's failure must not break the signalling loop.
         catch (Exception ex)

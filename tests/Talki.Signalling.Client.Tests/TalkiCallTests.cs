@@ -30,6 +30,14 @@ public sealed class TalkiCallTests
             Assert.DoesNotContain(p.Call.Members, m => m.DisplayName == "Dora");
         }
 
+        // Typed messages reached the application in order.
+        lock (a.Messages)
+        {
+            Assert.Equal(3, a.Messages.OfType<AdmissionRequestMessage>().Count());
+            Assert.Contains(a.Messages, m => m is DeniedMessage denied && denied.Member.DisplayName == "Dora");
+            Assert.IsType<WelcomeMessage>(a.Messages[0]);
+        }
+
         // D cannot come back: the refusal is remembered.
         var again = await d.Api.JoinRoomAsync(a.Call.Room.Id);
         Assert.Equal(SignallingErrorCode.Denied, again.Error?.Code);

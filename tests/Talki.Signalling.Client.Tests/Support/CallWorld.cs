@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using Talki.Signalling.Client.Negotiation;
 using Talki.Signalling.Client.Tests.Negotiation;
+using Talki.Signalling.Protocol;
 using Talki.Signalling.Server;
 
 namespace Talki.Signalling.Client.Tests.Support;
@@ -109,6 +110,13 @@ internal sealed class Participant : IAsyncDisposable
         Factory = new LockedPeerConnectionFactory(world.Fabric, world.FabricLock, name);
         var factory = new TalkiCallFactory(() => Api, options, time, NullLoggerFactory.Instance, ConnectAsync);
         Call = factory.Create(Factory);
+        Call.MessageReceived += (_, m) =>
+        {
+            lock (Messages)
+            {
+                Messages.Add(m);
+            }
+        };
         Call.Error += (_, e) =>
         {
             lock (Errors)
@@ -127,6 +135,8 @@ internal sealed class Participant : IAsyncDisposable
     public LockedPeerConnectionFactory Factory { get; }
 
     public List<TalkiCallErrorEventArgs> Errors { get; } = [];
+
+    public List<ServerMessage> Messages { get; } = [];
 
     public List<InjectingWebSocket> Sockets { get; } = [];
 
