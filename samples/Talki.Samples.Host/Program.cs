@@ -36,6 +36,17 @@ var talki = builder.Services.AddTalkiSignalling(options =>
     }
 
     // Google sign-in (the verified tick) when a client id is configured; the browser app gets it from /sample-config.json.
+    // TURN with REST credentials minted per member (Talki:Turn:Urls, Talki:Turn:SharedSecret shared with coturn).
+    foreach (var url in builder.Configuration.GetSection("Talki:Turn:Urls").Get<string[]>() ?? [])
+    {
+        options.Turn.Urls.Add(url);
+    }
+
+    if (builder.Configuration["Talki:Turn:SharedSecret"] is { Length: > 0 } turnSecret)
+    {
+        options.Turn.SharedSecret = turnSecret;
+    }
+
     if (builder.Configuration["Talki:Google:ClientId"] is { Length: > 0 } googleClientId)
     {
         options.Google.ClientIds.Add(googleClientId);
@@ -74,7 +85,9 @@ app.MapGet("/healthz", () => Results.Text("ok"));
 
 // What the browser app needs to know at start: the Google client id (no Google button without one).
 app.MapGet("/sample-config.json", (IConfiguration configuration) => Results.Json(
-    new SampleConfig(configuration["Talki:Google:ClientId"] is { Length: > 0 } id ? id : null),
+    new SampleConfig(
+        configuration["Talki:Google:ClientId"] is { Length: > 0 } id ? id : null,
+        string.Equals(configuration["Talki:Sample:IceTransportPolicy"], "relay", StringComparison.OrdinalIgnoreCase) ? "relay" : "all"),
     SampleConfigJsonContext.Default.SampleConfig));
 
 // Client-side routes (/room/{id}, …) load the app on GET; unknown API paths stay 404.
@@ -97,7 +110,7 @@ public partial class Program;
 
 /// <summary>The browser app's start-up configuration.</summary>
 /// <param name="GoogleClientId">The Google OAuth client id, or null when Google sign-in is off.</param>
-internal sealed record SampleConfig(string? GoogleClientId);
+internal sealed record SampleConfig(string? GoogleClientId, string IceTransportPolicy);
 
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(System.Text.Json.JsonSerializerDefaults.Web)]
 [System.Text.Json.Serialization.JsonSerializable(typeof(SampleConfig))]

@@ -22,14 +22,14 @@ internal sealed class BrowserPeerConnection : IPeerConnection
     private bool _closed;
 
     [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
-    public BrowserPeerConnection(TalkiWebRtcInterop interop, BrowserMedia media, ILogger logger, PeerLinkPlan plan)
+    public BrowserPeerConnection(TalkiWebRtcInterop interop, BrowserMedia media, ILogger logger, PeerLinkPlan plan, BrowserIceTransportPolicy policy = BrowserIceTransportPolicy.All)
     {
         _interop = interop;
         _media = media;
         _logger = logger;
         Plan = plan;
         _self = DotNetObjectReference.Create(this);
-        _id = interop.InProcess.Invoke<int>("createPeer", _self, IceServersJson(plan.IceServers), plan.Peer.Value, plan.PeerEpoch);
+        _id = interop.InProcess.Invoke<int>("createPeer", _self, IceServersJson(plan.IceServers), plan.Peer.Value, plan.PeerEpoch, policy == BrowserIceTransportPolicy.Relay ? "relay" : "all");
     }
 
     public event EventHandler? NegotiationNeeded;

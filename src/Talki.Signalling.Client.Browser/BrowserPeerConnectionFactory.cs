@@ -21,6 +21,13 @@ public sealed class BrowserPeerConnectionFactory : IPeerConnectionFactory
         _logger = logger;
     }
 
+    /// <summary>
+    /// Gets or sets which ICE candidates the connections use: <see cref="BrowserIceTransportPolicy.Relay"/> sends everything
+    /// through the TURN servers of the plan, so peers never learn each other's IP addresses. Applies to connections created
+    /// from now on. Default <see cref="BrowserIceTransportPolicy.All"/>.
+    /// </summary>
+    public BrowserIceTransportPolicy IceTransportPolicy { get; set; }
+
     /// <summary>Loads the adapter's JS module (<c>_content/Talki.Signalling.Client.Browser/talki-webrtc.js</c>); idempotent.</summary>
     /// <param name="cancellationToken">Cancels the load.</param>
     /// <returns>A task that completes when <see cref="Create"/> can be called.</returns>
@@ -33,8 +40,18 @@ public sealed class BrowserPeerConnectionFactory : IPeerConnectionFactory
     public IPeerConnection Create(PeerLinkPlan plan)
     {
         ArgumentNullException.ThrowIfNull(plan);
-        var connection = new BrowserPeerConnection(_interop, _media, _logger, plan);
+        var connection = new BrowserPeerConnection(_interop, _media, _logger, plan, IceTransportPolicy);
         Log.PeerCreated(_logger, plan.Peer, plan.PeerEpoch);
         return connection;
     }
+}
+
+/// <summary>The W3C <c>RTCIceTransportPolicy</c>.</summary>
+public enum BrowserIceTransportPolicy
+{
+    /// <summary><c>all</c>: host, server-reflexive and relay candidates.</summary>
+    All = 0,
+
+    /// <summary><c>relay</c>: TURN relay candidates only (hides the members' addresses from each other).</summary>
+    Relay,
 }

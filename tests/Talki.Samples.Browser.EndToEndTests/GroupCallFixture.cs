@@ -25,8 +25,8 @@ public sealed class GroupCallFixture : IAsyncLifetime
         var screenshots = Path.Combine(RepositoryLayout.Artifacts, "screenshots");
         if (Directory.Exists(screenshots))
         {
-            // This call's screenshots replace the previous run's (the harness test keeps its own).
-            foreach (var stale in Directory.EnumerateFiles(screenshots, "*.png").Where(f => !Path.GetFileName(f).StartsWith("00-", StringComparison.Ordinal)))
+            // This call's screenshots (01-… to 07-…, step… on failure) replace the previous run's; other tests keep theirs.
+            foreach (var stale in Directory.EnumerateFiles(screenshots, "*.png").Where(f => Path.GetFileName(f) is ['0', >= '1' and <= '7', '-', ..] or ['s', 't', 'e', 'p', ..]))
             {
                 File.Delete(stale);
             }

@@ -5,7 +5,7 @@ using Talki.Signalling.Client.Browser;
 namespace Talki.Samples.Browser.Services;
 
 /// <summary>Holds the tab's one call across pages: creating a room on the home page and showing it on the room page is one call.</summary>
-public sealed class CallHost(TalkiCallFactory calls, BrowserPeerConnectionFactory peers, BrowserMedia media) : IAsyncDisposable
+public sealed class CallHost(TalkiCallFactory calls, BrowserPeerConnectionFactory peers, BrowserMedia media, SampleConfig config) : IAsyncDisposable
 {
     /// <summary>Raised when a new call was created (before it connects), so pages can follow it from the start.</summary>
     public event EventHandler? CallCreated;
@@ -75,6 +75,9 @@ public sealed class CallHost(TalkiCallFactory calls, BrowserPeerConnectionFactor
         }
 
         await peers.InitializeAsync();
+        peers.IceTransportPolicy = string.Equals(config.IceTransportPolicy, "relay", StringComparison.OrdinalIgnoreCase)
+            ? BrowserIceTransportPolicy.Relay
+            : BrowserIceTransportPolicy.All;
         LocalMedia = await media.StartLocalMediaAsync();
         Call = calls.Create(peers);
         CallCreated?.Invoke(this, EventArgs.Empty);

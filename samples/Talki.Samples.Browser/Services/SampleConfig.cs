@@ -10,6 +10,9 @@ public sealed record SampleConfig
     /// <summary>Gets the Google OAuth client id; without one there is no Google sign-in button.</summary>
     public string? GoogleClientId { get; init; }
 
+    /// <summary>Gets the ICE transport policy: <c>relay</c> sends all media through TURN (members never see each other's addresses).</summary>
+    public string? IceTransportPolicy { get; init; }
+
     /// <summary>Gets the API base address when the API is on another origin; same origin when empty.</summary>
     public string? ApiBaseAddress { get; init; }
 

@@ -108,8 +108,8 @@ function refreshRemoteVideos(k) {
 }
 
 /** Creates a peer connection; returns its id. */
-export function createPeer(ref, iceServersJson, peer, epoch) {
-  const pc = new RTCPeerConnection({ iceServers: JSON.parse(iceServersJson || '[]') });
+export function createPeer(ref, iceServersJson, peer, epoch, iceTransportPolicy) {
+  const pc = new RTCPeerConnection({ iceServers: JSON.parse(iceServersJson || '[]'), iceTransportPolicy: iceTransportPolicy === 'relay' ? 'relay' : 'all' });
   const id = nextId++;
   const entry = { id, pc, ref, peer, epoch, closed: false, channels: new Map(), connectedAt: null };
   peers.set(id, entry);
