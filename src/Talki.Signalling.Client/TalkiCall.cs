@@ -384,7 +384,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
 
     private MeshNegotiator CreateMesh()
     {
-        var mesh = new MeshNegotiator(_self, _peers, SendSignalAsync) { IceServers = _iceServers };
+        var mesh = new MeshNegotiator(_self, _peers, SendSignalAsync, _time, _options.LinkUpTimeout) { IceServers = _iceServers };
         mesh.LinkStateChanged += (_, _) => RaiseChanged();
         mesh.NegotiationError += (_, e) =>
         {

@@ -39,6 +39,12 @@ public sealed class TalkiClientOptions
     /// <summary>Gets or sets how many reconnect attempts follow one another before the call fails. Default 12.</summary>
     public int MaxReconnectAttempts { get; set; } = 12;
 
+    /// <summary>
+    /// Gets or sets how long a new link may take to connect before it is reset (at most three times in a row); it covers
+    /// links that never reach <c>failed</c>. Default 30 seconds; <see cref="Timeout.InfiniteTimeSpan"/> turns it off.
+    /// </summary>
+    public TimeSpan LinkUpTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Gets or sets how many outbound messages are held while the socket is reconnecting; older ones are dropped beyond it. Default 512.</summary>
     public int MaxQueuedMessages { get; set; } = 512;
 
@@ -58,6 +64,11 @@ public sealed class TalkiClientOptions
         if (PingInterval <= TimeSpan.Zero || PingInterval >= TimeSpan.FromMinutes(10))
         {
             failures.Add("PingInterval must be positive and below the gateways' 10-minute idle limit.");
+        }
+
+        if (LinkUpTimeout <= TimeSpan.Zero && LinkUpTimeout != Timeout.InfiniteTimeSpan)
+        {
+            failures.Add("LinkUpTimeout must be positive, or infinite to turn the watchdog off.");
         }
 
         if (ConnectTimeout <= TimeSpan.Zero)

@@ -13,8 +13,11 @@ namespace Talki.Signalling.Client.Negotiation;
 public sealed class MeshNegotiator : IDisposable
 {
     private const int MaxEarlySignalsPerPeer = 64;
+    private const int MaxWatchdogResets = 3;
 
     private readonly IPeerConnectionFactory _factory;
+    private readonly TimeProvider? _time;
+    private readonly TimeSpan _linkUpTimeout;
     private readonly Func<SignalMessage, ValueTask> _send;
     private readonly MemberId _self;
     private readonly object _sync = new();
@@ -30,7 +33,31 @@ public sealed class MeshNegotiator : IDisposable
     /// <param name="send">Sends a signal to the server; called in order per link.</param>
     /// <exception cref="ArgumentNullException"><paramref name="factory"/> or <paramref name="send"/> is <see langword="null"/>.</exception>
     public MeshNegotiator(MemberId self, IPeerConnectionFactory factory, Func<SignalMessage, ValueTask> send)
+        : this(self, factory, send, null, Timeout.InfiniteTimeSpan)
     {
+    }
+
+    /// <summary>Initializes a new instance of the <see cref="MeshNegotiator"/> class with a link-up watchdog.</summary>
+    /// <param name="self">This member's id (a <c>denied</c> for it tears the mesh down).</param>
+    /// <param name="factory">Creates the peer connections.</param>
+    /// <param name="send">Sends a signal to the server; called in order per link.</param>
+    /// <param name="timeProvider">The clock of the watchdog.</param>
+    /// <param name="linkUpTimeout">
+    /// How long a new link may take to connect before it is reset (a fresh connection that re-offers; the peer replaces its
+    /// side too), at most three times in a row; <see cref="Timeout.InfiniteTimeSpan"/> turns the watchdog off. It covers a
+    /// link that never reaches <c>failed</c> (ICE stuck in <c>new</c>), which an ICE restart on failure cannot.
+    /// </param>
+    /// <exception cref="ArgumentNullException"><paramref name="factory"/> or <paramref name="send"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="linkUpTimeout"/> is not positive and not infinite.</exception>
+    public MeshNegotiator(MemberId self, IPeerConnectionFactory factory, Func<SignalMessage, ValueTask> send, TimeProvider? timeProvider, TimeSpan linkUpTimeout)
+    {
+        if (linkUpTimeout <= TimeSpan.Zero && linkUpTimeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(linkUpTimeout), linkUpTimeout, "The link-up timeout must be positive, or infinite to turn the watchdog off.");
+        }
+
+        _time = linkUpTimeout == Timeout.InfiniteTimeSpan ? null : timeProvider ?? TimeProvider.System;
+        _linkUpTimeout = linkUpTimeout;
         ArgumentNullException.ThrowIfNull(factory);
         ArgumentNullException.ThrowIfNull(send);
         _self = self;
@@ -213,8 +240,41 @@ public sealed class MeshNegotiator : IDisposable
     {
         var pc = _factory.Create(plan);
         var link = new PeerNegotiator(plan, pc, _send, OnLinkError, OnRemoteLeft, OnRemoteReplaced, offerOnStart, retiredSessions, inheritedSession) { SignalInBand = _inBand };
-        pc.ConnectionStateChanged += (_, _) => LinkStateChanged?.Invoke(this, link.Snapshot());
+        pc.ConnectionStateChanged += (_, state) =>
+        {
+            if (state == PeerConnectionState.Connected)
+            {
+                link.StopWatchdog();
+            }
+
+            LinkStateChanged?.Invoke(this, link.Snapshot());
+        };
+        if (_time is not null)
+        {
+            link.Watchdog = _time.CreateTimer(static state => ((Watch)state!).Fire(), new Watch(this, link), _linkUpTimeout, Timeout.InfiniteTimeSpan);
+        }
+
         return link;
+    }
+
+    private void OnWatchdog(PeerNegotiator link)
+    {
+        lock (_sync)
+        {
+            if (_closed || !_links.TryGetValue(link.Plan.Peer, out var current) || !ReferenceEquals(current, link)
+                || link.IsClosed || link.Connection.ConnectionState == PeerConnectionState.Connected)
+            {
+                return;
+            }
+        }
+
+        if (link.WatchdogResets >= MaxWatchdogResets)
+        {
+            NegotiationError?.Invoke(this, new NegotiationErrorEventArgs(link.Plan.Peer, link.Plan.PeerEpoch, NegotiationErrorKind.LinkUpTimedOut, null));
+            return;
+        }
+
+        OnLinkError(link, NegotiationErrorKind.LinkUpTimedOut, null);
     }
 
     private void OnRemoteReplaced(PeerNegotiator link, SessionDescription offer, IReadOnlyList<IceCandidate>? candidates)
@@ -316,7 +376,7 @@ public sealed class MeshNegotiator : IDisposable
     private void OnLinkError(PeerNegotiator link, NegotiationErrorKind kind, Exception? exception)
     {
         Task? restart = null;
-        if (kind is NegotiationErrorKind.RemoteDescriptionRejected or NegotiationErrorKind.LocalDescriptionFailed or NegotiationErrorKind.MalformedSignal)
+        if (kind is NegotiationErrorKind.RemoteDescriptionRejected or NegotiationErrorKind.LocalDescriptionFailed or NegotiationErrorKind.MalformedSignal or NegotiationErrorKind.LinkUpTimedOut)
         {
             PeerNegotiator? fresh = null;
             lock (_sync)
@@ -324,6 +384,7 @@ public sealed class MeshNegotiator : IDisposable
                 if (!_closed && _links.TryGetValue(link.Plan.Peer, out var current) && ReferenceEquals(current, link))
                 {
                     fresh = CreateLink(link.Plan, offerOnStart: true, link.RetiredSessions, link.CurrentRemoteSession);
+                    fresh.WatchdogResets = kind == NegotiationErrorKind.LinkUpTimedOut ? link.WatchdogResets + 1 : 0;
                     _links[link.Plan.Peer] = fresh;
                 }
             }
@@ -341,5 +402,10 @@ public sealed class MeshNegotiator : IDisposable
 
         NegotiationError?.Invoke(this, new NegotiationErrorEventArgs(link.Plan.Peer, link.Plan.PeerEpoch, kind, exception));
         _ = restart; // completes inline or on the fresh link's queue; it never faults
+    }
+
+    private sealed class Watch(MeshNegotiator mesh, PeerNegotiator link)
+    {
+        public void Fire() => mesh.OnWatchdog(link);
     }
 }

@@ -22,6 +22,9 @@ public enum NegotiationErrorKind
 
     /// <summary>A signalling frame concerning this link was malformed; the link was reset.</summary>
     MalformedSignal,
+
+    /// <summary>The link did not connect within the link-up timeout; it was reset (or, after three resets in a row, left as it is).</summary>
+    LinkUpTimedOut,
 }
 
 /// <summary>Describes an error on one link of the mesh.</summary>

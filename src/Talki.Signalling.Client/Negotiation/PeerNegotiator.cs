@@ -100,6 +100,15 @@ internal sealed class PeerNegotiator
 
     public PeerLinkPlan Plan { get; }
 
+    /// <summary>Gets or sets the link-up watchdog's timer (disposed once connected or closed).</summary>
+    public ITimer? Watchdog { get; set; }
+
+    /// <summary>Gets or sets how many times in a row the watchdog has reset this peer's link.</summary>
+    public int WatchdogResets { get; set; }
+
+    /// <summary>Stops the link-up watchdog.</summary>
+    public void StopWatchdog() => Watchdog?.Dispose();
+
     public IPeerConnection Connection => _pc;
 
     public bool IsClosed => _closed;
@@ -147,6 +156,7 @@ internal sealed class PeerNegotiator
         _pc.ConnectionStateChanged -= OnConnectionStateChanged;
         _pc.DataChannelOpened -= OnDataChannelOpened;
         _pc.DataChannelMessageReceived -= OnDataChannelMessage;
+        StopWatchdog();
         _pc.Close();
         _pc.Dispose();
     }

@@ -20,8 +20,10 @@ internal sealed class MeshHarness
     private readonly List<Envelope> _pool = [];
     private long _seq;
 
-    public MeshHarness(int members)
+    public MeshHarness(int members, TimeProvider? time = null, TimeSpan? linkUpTimeout = null)
     {
+        Time = time;
+        LinkUpTimeout = linkUpTimeout ?? Timeout.InfiniteTimeSpan;
         for (var i = 0; i < members; i++)
         {
             Members.Add(new Member(this, i));
@@ -29,6 +31,13 @@ internal sealed class MeshHarness
     }
 
     public SimulatedFabric Fabric { get; } = new();
+
+    public TimeProvider? Time { get; }
+
+    public TimeSpan LinkUpTimeout { get; }
+
+    /// <summary>Loses every message in flight (a network that drops them).</summary>
+    public void DropAll() => _pool.Clear();
 
     public List<Member> Members { get; } = [];
 
@@ -215,7 +224,9 @@ internal sealed class MeshHarness
             Epoch++;
             var epoch = Epoch;
             Factory = new SimulatedPeerConnectionFactory(_harness.Fabric, Id.Value);
-            Mesh = new MeshNegotiator(Id, Factory, signal => Send(epoch, signal));
+            Mesh = _harness.Time is null
+                ? new MeshNegotiator(Id, Factory, signal => Send(epoch, signal))
+                : new MeshNegotiator(Id, Factory, signal => Send(epoch, signal), _harness.Time, _harness.LinkUpTimeout);
             Mesh.NegotiationError += (_, e) => _harness.Errors.Add(e);
         }
 
