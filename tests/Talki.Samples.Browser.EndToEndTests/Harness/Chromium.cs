@@ -98,6 +98,14 @@ internal sealed class Chromium : IAsyncDisposable
         });
         context.SetDefaultTimeout(30_000);
         await context.AddInitScriptAsync(TrackPeerConnections);
+
+        // Nothing but the host under test is ever contacted (the Google Identity Services script included).
+        var origin = BaseAddress.GetLeftPart(UriPartial.Authority);
+        await context.RouteAsync(url => !url.StartsWith(origin, StringComparison.OrdinalIgnoreCase) && !url.StartsWith("data:", StringComparison.Ordinal) && !url.StartsWith("blob:", StringComparison.Ordinal), route =>
+        {
+            Log($"blocked a request to {route.Request.Url}");
+            return route.AbortAsync();
+        });
         var page = await context.NewPageAsync();
         var user = new TalkiUser(name, context, page, Log);
         _users.Add(user);
