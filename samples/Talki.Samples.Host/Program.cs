@@ -51,6 +51,12 @@ var talki = builder.Services.AddTalkiSignalling(options =>
     {
         options.Google.ClientIds.Add(googleClientId);
     }
+
+    // Where Google's signing keys are fetched from (default Google's JWKS; tests point it at a local one).
+    if (Uri.TryCreate(builder.Configuration["Talki:Google:KeysUrl"], UriKind.Absolute, out var googleKeys))
+    {
+        options.Google.KeysUrl = googleKeys;
+    }
 });
 
 // AWS mode (DynamoDB, API Gateway push and callbacks) when Talki:Aws:TableName is configured.

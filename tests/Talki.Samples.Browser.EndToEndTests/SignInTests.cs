@@ -29,4 +29,38 @@ public sealed class SignInTests(ITestOutputHelper output)
             output.WriteLine($"screenshot: {await user.ScreenshotAsync("00-google-button")}");
         }
     }
+
+    [Fact]
+    public async Task GoogleVerifiedUser_GetsTheVerifiedTick_OnTheirTileAndOnTheOthersPages()
+    {
+        const string clientId = "1234-e2e.apps.googleusercontent.com";
+        await using var google = new LocalGoogleKeys();
+        await using var host = await SampleHost.StartAsync(TimeSpan.FromSeconds(300), new Dictionary<string, string>
+        {
+            ["Talki:Google:ClientId"] = clientId,
+            ["Talki:Google:KeysUrl"] = google.KeysUrl.ToString(),
+            ["Talki:IceServers:0"] = "stun:127.0.0.1:9",
+        }, output.WriteLine);
+        await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);
+        var grace = await chromium.NewUserAsync("Grace");
+        var bob = await chromium.NewUserAsync("Bob");
+
+        // The Google button's callback posts the ID token; here the page posts one signed by the local "Google".
+        await grace.OpenAsync("/");
+        var status = await grace.Page.EvaluateAsync<int>(
+            "async token => (await fetch('/talki/session/google', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ idToken: token }) })).status",
+            google.IdToken(clientId, "Grace Hopper"));
+        Assert.Equal(200, status);
+        await grace.OpenAsync("/");
+        var link = await grace.CreateRoomAsync(TimeSpan.FromSeconds(90));
+        await bob.JoinAsync(link, TimeSpan.FromSeconds(90));
+        await Poll.UntilAsync("Grace sees Bob's request", TimeSpan.FromSeconds(60), async () => (await grace.AdmissionRequestsAsync()).Contains("Bob") ? null : "no request yet");
+        await grace.AdmitAsync("Bob");
+
+        await Poll.UntilAsync("Bob's page shows Grace's tile with the verified tick", TimeSpan.FromSeconds(90), async () =>
+            await bob.Page.Locator("[data-testid=video-tile][data-name='Grace Hopper'] [data-testid=verified-tick]").CountAsync() == 1 ? null : "no ticked tile for Grace yet");
+        Assert.Equal(1, await grace.Page.Locator("[data-testid=video-tile][data-self=true] [data-testid=verified-tick]").CountAsync());
+        Assert.Equal(0, await grace.Page.Locator("[data-testid=video-tile][data-name='Bob'] [data-testid=verified-tick]").CountAsync());
+        output.WriteLine($"screenshot: {await bob.ScreenshotAsync("00-verified-tick")}");
+    }
 }
