@@ -20,7 +20,6 @@ public sealed class RelayCallTests(CoturnFixture coturn, ITestOutputHelper outpu
             ["Talki:Turn:Urls:0"] = coturn.TurnUrl,
             ["Talki:Turn:SharedSecret"] = coturn.SharedSecret,
             ["Talki:Sample:IceTransportPolicy"] = "relay",
-            ["Talki:IceServers:0"] = "stun:127.0.0.1:9", // the public STUN server of appsettings.json is never contacted
         }, output.WriteLine);
         await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);
         var ada = await chromium.NewUserAsync("Ada");

@@ -14,7 +14,6 @@ public sealed class SignInTests(ITestOutputHelper output)
         await using var host = await SampleHost.StartAsync(TimeSpan.FromSeconds(300), new Dictionary<string, string>
         {
             ["Talki:Google:ClientId"] = clientId,
-            ["Talki:IceServers:0"] = "stun:127.0.0.1:9",
         }, output.WriteLine);
         await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);
         var user = await chromium.NewUserAsync("Eve");
@@ -39,7 +38,6 @@ public sealed class SignInTests(ITestOutputHelper output)
         {
             ["Talki:Google:ClientId"] = clientId,
             ["Talki:Google:KeysUrl"] = google.KeysUrl.ToString(),
-            ["Talki:IceServers:0"] = "stun:127.0.0.1:9",
         }, output.WriteLine);
         await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);
         var grace = await chromium.NewUserAsync("Grace");

@@ -13,9 +13,7 @@ if (options is null)
 void Log(string line) => Console.Error.WriteLine($"{DateTime.Now:HH:mm:ss} {line}");
 
 var timeout = TimeSpan.FromSeconds(60);
-await using var host = await SampleHost.StartAsync(
-    TimeSpan.FromMinutes(30),
-    new Dictionary<string, string> { ["Talki:IceServers:0"] = "stun:127.0.0.1:9" });
+await using var host = await SampleHost.StartAsync(TimeSpan.FromMinutes(30));
 Log($"sample host on {host.BaseAddress}");
 await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, Log);
 

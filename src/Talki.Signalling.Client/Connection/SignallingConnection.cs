@@ -355,7 +355,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         try
         {
             await _handler.OnMessageAsync(welcome, rejoin).ConfigureAwait(false);
-            await FlushQueueAsync(rejoin, openWhenEmpty: true).ConfigureAwait(false);
+            await FlushQueueAsync(rejoin).ConfigureAwait(false);
             _firstWelcome.TrySetResult(welcome);
             _handler.OnStateChanged(SignallingConnectionState.Open, null);
             while (!stop.IsCancellationRequested)
@@ -551,7 +551,8 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         }
     }
 
-    private async Task FlushQueueAsync(bool rejoin, bool openWhenEmpty)
+    /// <summary>Sends what was queued, then opens the connection atomically with the queue found empty.</summary>
+    private async Task FlushQueueAsync(bool rejoin)
     {
         while (true)
         {
@@ -560,11 +561,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
             {
                 if (_queue.Count == 0)
                 {
-                    if (openWhenEmpty)
-                    {
-                        State = SignallingConnectionState.Open; // atomically with the empty queue: later sends go straight out
-                    }
-
+                    State = SignallingConnectionState.Open; // later sends go straight out
                     return;
                 }
 
@@ -574,7 +571,11 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
 
             if (rejoin && next.Generation < Interlocked.Read(ref _generation) && !_handler.ShouldSendAfterRejoin(next.Message))
             {
-                DroppedMessages++;
+                lock (_sync)
+                {
+                    DroppedMessages++;
+                }
+
                 LogStaleDropped(_logger, next.Message.GetType().Name);
                 continue;
             }

@@ -95,9 +95,6 @@ internal sealed class PeerNegotiator
     /// </summary>
     public IReadOnlyList<IceCandidate> ReceivedCandidates => [.. _receivedCandidates];
 
-    /// <summary>Gets a value indicating whether the control data channel is open.</summary>
-    public bool HasControlChannel => _control is { IsOpen: true };
-
     public PeerLinkPlan Plan { get; }
 
     /// <summary>Gets or sets the link-up watchdog's timer (disposed once connected or closed).</summary>
@@ -112,9 +109,6 @@ internal sealed class PeerNegotiator
     public IPeerConnection Connection => _pc;
 
     public bool IsClosed => _closed;
-
-    /// <summary>Gets the number of remote candidates waiting for a remote description.</summary>
-    public int BufferedCandidateCount => _pendingCandidates.Count;
 
     public PeerLinkState Snapshot() => new(Plan.Peer, Plan.PeerEpoch, Plan.Offerer, Plan.Polite, _pc.SignalingState, _pc.ConnectionState);
 
@@ -168,7 +162,7 @@ internal sealed class PeerNegotiator
         {
             try
             {
-                await control.SendAsync(JsonSerializer.Serialize<ClientMessage>(new LeaveMessage(), TalkiJsonContext.Default.ClientMessage)).ConfigureAwait(false);
+                await SendInBandAsync(control, new LeaveMessage()).ConfigureAwait(false);
             }
             catch (PeerConnectionException)
             {
@@ -490,7 +484,7 @@ internal sealed class PeerNegotiator
         {
             if (_inBand && _control is { IsOpen: true } control)
             {
-                await control.SendAsync(JsonSerializer.Serialize<ClientMessage>(message, TalkiJsonContext.Default.ClientMessage)).ConfigureAwait(false);
+                await SendInBandAsync(control, message).ConfigureAwait(false);
                 return;
             }
 
@@ -503,6 +497,9 @@ internal sealed class PeerNegotiator
             _onError(this, NegotiationErrorKind.SendFailed, ex);
         }
     }
+
+    private static ValueTask SendInBandAsync(IPeerDataChannel control, ClientMessage message) =>
+        control.SendAsync(JsonSerializer.Serialize(message, TalkiJsonContext.Default.ClientMessage));
 
     private Task EnqueueAsync(Func<ValueTask> operation)
     {

@@ -70,21 +70,9 @@ internal readonly record struct SdpOrigin(string SessionId, ulong Version)
         }
 
         var prefix = "a=" + name + ":";
-        var start = sdp.IndexOf(prefix, StringComparison.Ordinal);
-        while (start >= 0)
-        {
-            if (start == 0 || sdp[start - 1] == '\n')
-            {
-                var end = sdp.IndexOf('\n', start);
-                sdp = end < 0 ? sdp[..start] : sdp.Remove(start, end - start + 1);
-                start = sdp.IndexOf(prefix, start, StringComparison.Ordinal);
-            }
-            else
-            {
-                start = sdp.IndexOf(prefix, start + prefix.Length, StringComparison.Ordinal);
-            }
-        }
-
-        return sdp;
+        var lines = sdp.Split('\n');
+        return lines.Any(l => l.StartsWith(prefix, StringComparison.Ordinal))
+            ? string.Join('\n', lines.Where(l => !l.StartsWith(prefix, StringComparison.Ordinal)))
+            : sdp;
     }
 }

@@ -30,7 +30,10 @@ internal sealed class SampleHost : IAsyncDisposable
     /// <summary>Everything the host printed so far (stdout and stderr, in order of arrival).</summary>
     public string Output => string.Join(Environment.NewLine, _output);
 
-    /// <summary>Starts the host with the given join window and extra <c>--Key=Value</c> settings, and waits for <c>/healthz</c>.</summary>
+    /// <summary>
+    /// Starts the host with the given join window and extra <c>--Key=Value</c> settings (the configured public STUN server is
+    /// replaced by a closed local port), and waits for <c>/healthz</c>.
+    /// </summary>
     public static async Task<SampleHost> StartAsync(
         TimeSpan joinWindow,
         IReadOnlyDictionary<string, string>? settings = null,
@@ -53,7 +56,15 @@ internal sealed class SampleHost : IAsyncDisposable
         start.ArgumentList.Add("--environment");
         start.ArgumentList.Add("Development");
         start.ArgumentList.Add($"--Talki:JoinWindowSeconds={((int)joinWindow.TotalSeconds).ToString(CultureInfo.InvariantCulture)}");
+        // Nothing outside this machine is contacted: the public STUN server of appsettings.json becomes a closed local port
+        // (unless the caller sets its own first ICE server).
+        var all = new Dictionary<string, string> { ["Talki:IceServers:0"] = "stun:127.0.0.1:9" };
         foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+        {
+            all[key] = value;
+        }
+
+        foreach (var (key, value) in all)
         {
             start.ArgumentList.Add($"--{key}={value}");
         }
