@@ -56,11 +56,11 @@ internal sealed class EngineHarness : IDisposable
 {
     private int _connections;
 
-    public EngineHarness(Action<TalkiSignallingOptions>? configure = null, Func<IServiceProvider, IRoomStore>? store = null)
+    public EngineHarness(Action<TalkiSignallingOptions>? configure = null, Func<IServiceProvider, IRoomStore>? store = null, TimeProvider? clock = null, IConnectionPush? push = null)
     {
         var services = new ServiceCollection();
-        services.AddSingleton<TimeProvider>(Time);
-        services.AddSingleton<IConnectionPush>(Push);
+        services.AddSingleton(clock ?? Time);
+        services.AddSingleton(push ?? Push);
         services.AddLogging();
         services.AddTalkiSignalling(configure);
         if (store is not null)

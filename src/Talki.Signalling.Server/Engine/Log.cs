@@ -41,6 +41,9 @@ internal static partial class Log
     [LoggerMessage(1012, LogLevel.Error, "Unexpected failure sealing room {Room}.", EventName = "SealFailed")]
     public static partial void SealFailed(ILogger logger, Exception exception, RoomId room);
 
+    [LoggerMessage(1013, LogLevel.Debug, "The seal timer of room {Room} fired {Remaining} early; re-armed.", EventName = "SealRearmed")]
+    public static partial void SealRearmed(ILogger logger, RoomId room, TimeSpan remaining);
+
     [LoggerMessage(2001, LogLevel.Debug, "Gateway connection opened.", EventName = "GatewayConnectionOpened")]
     public static partial void GatewayConnectionOpened(ILogger logger);
 

@@ -266,15 +266,27 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     }
 
     /// <summary>Seals a room whose join window has closed: tells every connected member and closes their sockets.</summary>
+    /// <remarks>
+    /// Called before <see cref="RoomRecord.SealsAt"/>, it seals nothing and keeps (or re-arms) the room's timer: timers
+    /// can fire a little before the wall clock reaches their due instant (<see cref="System.Threading.Timer"/> counts whole
+    /// milliseconds of a monotonic clock, and <see cref="TimeProvider.System"/> truncates the due time to them), and an
+    /// early firing must never cancel the seal.
+    /// </remarks>
     internal async ValueTask SealRoomAsync(RoomId roomId, CancellationToken cancellationToken = default)
     {
+        var room = await _store.GetRoomAsync(roomId, cancellationToken).ConfigureAwait(false);
+        if (room is not null && !room.IsSealedAt(_time.GetUtcNow()))
+        {
+            RearmSealTimer(room);
+            return;
+        }
+
         if (_sealTimers.TryRemove(roomId, out var timer))
         {
             await timer.DisposeAsync().ConfigureAwait(false);
         }
 
-        var room = await _store.GetRoomAsync(roomId, cancellationToken).ConfigureAwait(false);
-        if (room is null || !room.IsSealedAt(_time.GetUtcNow()))
+        if (room is null)
         {
             return;
         }
@@ -689,6 +701,22 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             due < TimeSpan.Zero ? TimeSpan.Zero : due,
             Timeout.InfiniteTimeSpan);
         _sealTimers[room.Id] = timer;
+    }
+
+    private void RearmSealTimer(RoomRecord room)
+    {
+        if (!_sealTimers.TryGetValue(room.Id, out var timer))
+        {
+            return;
+        }
+
+        // Round up to the next whole millisecond: the timer truncates, and a sub-millisecond remainder would fire at once.
+        var remaining = room.SealsAt - _time.GetUtcNow();
+        var due = TimeSpan.FromMilliseconds(Math.Max(1, Math.Ceiling(remaining.TotalMilliseconds)));
+        if (timer.Change(due, Timeout.InfiniteTimeSpan))
+        {
+            Log.SealRearmed(_logger, room.Id, remaining);
+        }
     }
 
     private async Task SealOnTimerAsync(RoomId room)
