@@ -60,7 +60,7 @@ var talki = builder.Services.AddTalkiSignalling(options =>
 });
 
 // AWS mode (DynamoDB, API Gateway push and callbacks) when Talki:Aws:TableName is configured.
-var awsMode = AwsMode.TryAdd(talki, builder.Configuration);
+AwsMode.TryAdd(talki, builder.Configuration);
 
 // One switch: with a Redis configuration string, sessions (and the cookie's key ring) live in Redis.
 if (builder.Configuration["Talki:Redis"] is { Length: > 0 } redis)
@@ -81,11 +81,7 @@ else
     app.UseStaticFiles();
 }
 
-app.MapTalkiSignalling();
-if (awsMode)
-{
-    app.MapTalkiApiGatewayCallbacks();
-}
+app.MapTalkiSignalling(); // the HTTP API, and the self-hosted /ws or (AWS mode) API Gateway's callbacks
 
 app.MapGet("/healthz", () => Results.Text("ok"));
 

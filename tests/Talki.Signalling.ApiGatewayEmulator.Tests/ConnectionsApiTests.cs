@@ -11,7 +11,7 @@ using Talki.Signalling.Ports;
 
 namespace Talki.Signalling.Emulator.Tests;
 
-/// <summary>The <c>@connections</c> API, driven by the real <c>UseApiGatewayPush</c> client where possible.</summary>
+/// <summary>The <c>@connections</c> API, driven by the real <c>AddApiGatewayPush</c> client where possible.</summary>
 public sealed class ConnectionsApiTests
 {
     private static readonly byte[] Welcome = Encoding.UTF8.GetBytes("{\"type\":\"welcome\",\"text\":\"h\u00e9 + = /\"}");

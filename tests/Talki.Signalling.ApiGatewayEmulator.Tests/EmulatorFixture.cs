@@ -6,7 +6,7 @@ using Talki.Signalling.Aws.ApiGateway;
 
 namespace Talki.Signalling.Emulator.Tests;
 
-/// <summary>A fake backend, an emulator in front of it, and the real <c>UseApiGatewayPush</c> client pointed at the emulator.</summary>
+/// <summary>A fake backend, an emulator in front of it, and the real <c>AddApiGatewayPush</c> client pointed at the emulator.</summary>
 internal sealed class EmulatorFixture : IAsyncDisposable
 {
     public const string Secret = "emulator-gateway-secret-0123456789";
@@ -39,7 +39,7 @@ internal sealed class EmulatorFixture : IAsyncDisposable
     public ServiceProvider PushClient(Action<ApiGatewayPushOptions>? configure = null)
     {
         var services = new ServiceCollection();
-        services.AddTalkiSignalling().UseApiGatewayPush(options =>
+        services.AddTalkiSignalling().AddApiGatewayPush(options =>
         {
             options.Endpoint = Emulator.ManagementEndpoint;
             options.Stage = Emulator.Stage;

@@ -62,7 +62,7 @@ internal sealed class EngineHarness : IDisposable
         services.AddSingleton(clock ?? Time);
         services.AddSingleton(push ?? Push);
         services.AddLogging();
-        services.AddTalkiSignalling(configure);
+        services.AddTalkiSignallingCore(configure);
         if (store is not null)
         {
             services.AddSingleton(store);

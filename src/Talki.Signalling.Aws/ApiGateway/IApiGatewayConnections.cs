@@ -4,7 +4,7 @@ namespace Talki.Signalling.Aws.ApiGateway;
 
 /// <summary>
 /// The API Gateway <c>@connections</c> management API: push (POST), connection info (GET) and close (DELETE).
-/// Registered by <c>UseApiGatewayPush</c>, which also makes it the engine's <see cref="IConnectionPush"/>.
+/// Registered by <c>AddApiGatewayPush</c>, which also makes it the engine's <see cref="IConnectionPush"/>.
 /// </summary>
 public interface IApiGatewayConnections : IConnectionPush
 {

@@ -7,7 +7,7 @@ using Talki.Signalling.Aws.Callbacks;
 namespace Microsoft.AspNetCore.Builder;
 
 /// <summary>Maps the API Gateway WebSocket callbacks.</summary>
-public static class ApiGatewayCallbacksEndpointRouteBuilderExtensions
+internal static class ApiGatewayCallbacksEndpointRouteBuilderExtensions
 {
     /// <summary>
     /// Maps three plain POST endpoints (never WebSocket upgrades, whatever <c>Sec-WebSocket-*</c> headers API Gateway forwards):

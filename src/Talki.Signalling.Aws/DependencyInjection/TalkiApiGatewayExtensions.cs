@@ -6,7 +6,7 @@ using Talki.Signalling.Ports;
 namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>Pushes to API Gateway WebSocket connections through the <c>@connections</c> API.</summary>
-public static class TalkiApiGatewayExtensions
+internal static class TalkiApiGatewayExtensions
 {
     /// <summary>
     /// Replaces the engine's <see cref="IConnectionPush"/> with the API Gateway <c>@connections</c> client: SigV4-signed
@@ -17,7 +17,7 @@ public static class TalkiApiGatewayExtensions
     /// <param name="builder">The Talki builder.</param>
     /// <param name="configure">Configures the options; they are validated at start-up.</param>
     /// <returns>The builder.</returns>
-    public static ITalkiSignallingBuilder UseApiGatewayPush(this ITalkiSignallingBuilder builder, Action<ApiGatewayPushOptions> configure)
+    public static ITalkiSignallingBuilder AddApiGatewayPush(this ITalkiSignallingBuilder builder, Action<ApiGatewayPushOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(configure);

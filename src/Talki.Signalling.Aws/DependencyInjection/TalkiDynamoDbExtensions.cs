@@ -19,7 +19,7 @@ public static class TalkiDynamoDbExtensions
     /// <param name="builder">The Talki builder.</param>
     /// <param name="configure">Configures the store (table name, table creation for development).</param>
     /// <returns>The builder.</returns>
-    public static ITalkiSignallingBuilder UseDynamoDbRoomStore(this ITalkiSignallingBuilder builder, Action<DynamoDbRoomStoreOptions>? configure = null)
+    public static ITalkiSignallingBuilder AddDynamoDbRoomStore(this ITalkiSignallingBuilder builder, Action<DynamoDbRoomStoreOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
         var services = builder.Services;

@@ -4,5 +4,5 @@ namespace Talki.Signalling.Server.DependencyInjection;
 
 internal sealed record TalkiSignallingBuilder(IServiceCollection Services) : ITalkiSignallingBuilder;
 
-/// <summary>Marks that <c>AddTalkiSignalling</c> ran, so a second call does not stack registrations.</summary>
-internal sealed class TalkiSignallingMarker;
+/// <summary>Marks that <c>AddTalkiSignallingCore</c> ran, so a second call does not stack registrations.</summary>
+internal sealed class TalkiSignallingCoreMarker;

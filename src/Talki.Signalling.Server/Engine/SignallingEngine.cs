@@ -7,7 +7,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Talki.Signalling.Ports;
 using Talki.Signalling.Protocol;
-using Talki.Signalling.Server.Ice;
 
 namespace Talki.Signalling.Server.Engine;
 
@@ -416,6 +415,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             }
         }
 
+        var iceServers = await _iceServers.GetIceServersAsync(room, current, cancellationToken).ConfigureAwait(false);
         await SendAsync(
             connectionId,
             new WelcomeMessage
@@ -424,7 +424,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 Room = new RoomView { Id = room.Id, Admin = room.AdminMember, CreatedAt = room.CreatedAt, SealsAt = room.SealsAt },
                 Members = others,
                 Status = current.Admission,
-                IceServers = _iceServers.GetIceServers(room, current),
+                IceServers = iceServers,
             },
             cancellationToken).ConfigureAwait(false);
 

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Talki.Signalling.Ports;
 using Talki.Signalling.Protocol;
 
 namespace Talki.Signalling.Server.Ice;
@@ -37,7 +38,10 @@ internal sealed class ConfiguredIceServerProvider : IIceServerProvider
         }
     }
 
-    public IReadOnlyList<IceServer> GetIceServers(RoomRecord room, MemberRecord member)
+    public ValueTask<IReadOnlyList<IceServer>> GetIceServersAsync(RoomRecord room, MemberRecord member, CancellationToken cancellationToken = default)
+        => new(GetIceServers(room, member));
+
+    internal IReadOnlyList<IceServer> GetIceServers(RoomRecord room, MemberRecord member)
     {
         ArgumentNullException.ThrowIfNull(room);
         ArgumentNullException.ThrowIfNull(member);

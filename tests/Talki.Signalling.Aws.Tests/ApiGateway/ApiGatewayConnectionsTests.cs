@@ -25,7 +25,7 @@ public sealed class ApiGatewayConnectionsTests : IAsyncLifetime
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
     [Fact]
-    public void UseApiGatewayPush_ReplacesTheEnginesPushPort()
+    public void AddApiGatewayPush_ReplacesTheEnginesPushPort()
     {
         using var services = ApiGatewayTestHost.Create(_server.Endpoint);
 

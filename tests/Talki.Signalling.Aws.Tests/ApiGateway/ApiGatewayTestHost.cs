@@ -4,7 +4,7 @@ using Talki.Signalling.Aws.ApiGateway;
 
 namespace Talki.Signalling.Aws.Tests.ApiGateway;
 
-/// <summary>Builds the DI container the way a host does: <c>AddTalkiSignalling().UseApiGatewayPush(…)</c> against the fake.</summary>
+/// <summary>Builds the DI container the way a host does: <c>AddTalkiSignalling().AddApiGatewayPush(…)</c> against the fake.</summary>
 internal static class ApiGatewayTestHost
 {
     public static ServiceProvider Create(Uri endpoint, Action<ApiGatewayPushOptions>? configure = null, TimeProvider? time = null)
@@ -15,7 +15,7 @@ internal static class ApiGatewayTestHost
             services.AddSingleton(time);
         }
 
-        services.AddTalkiSignalling().UseApiGatewayPush(options =>
+        services.AddTalkiSignalling().AddApiGatewayPush(options =>
         {
             options.Endpoint = endpoint;
             options.Stage = FakeConnectionsServer.Stage;

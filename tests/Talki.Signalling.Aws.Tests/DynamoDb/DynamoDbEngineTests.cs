@@ -51,7 +51,7 @@ public sealed class DynamoDbEngineTests(DynaliteFixture dynalite) : IDisposable
         services.AddSingleton<IAmazonDynamoDB>(dynalite.Client);
         services.AddSingleton<IConnectionPush, AcceptingPush>();
         services.AddTalkiSignalling(o => o.Limits.MaxMembersPerRoom = 101)
-            .UseDynamoDbRoomStore(o =>
+            .AddDynamoDbRoomStore(o =>
             {
                 o.TableName = "engine";
                 o.CreateTableIfMissing = true;

@@ -88,12 +88,12 @@ public sealed class DynamoDbRoomStoreTests(DynaliteFixture dynalite) : IAsyncLif
     }
 
     [Fact]
-    public async Task UseDynamoDbRoomStore_ReplacesTheStore_CreatesTheTable_AndUsesTheRegisteredClient()
+    public async Task AddDynamoDbRoomStore_ReplacesTheStore_CreatesTheTable_AndUsesTheRegisteredClient()
     {
         var services = new ServiceCollection();
         services.AddLogging();
         services.AddSingleton<IAmazonDynamoDB>(dynalite.Client);
-        services.AddTalkiSignalling().UseDynamoDbRoomStore(o =>
+        services.AddTalkiSignalling().AddDynamoDbRoomStore(o =>
         {
             o.TableName = "di-created";
             o.CreateTableIfMissing = true;
@@ -112,12 +112,12 @@ public sealed class DynamoDbRoomStoreTests(DynaliteFixture dynalite) : IAsyncLif
     [InlineData("")]
     [InlineData("ab")]
     [InlineData("bad name")]
-    public void UseDynamoDbRoomStore_InvalidTableName_FailsValidation(string tableName)
+    public void AddDynamoDbRoomStore_InvalidTableName_FailsValidation(string tableName)
     {
         var services = new ServiceCollection();
         services.AddLogging();
         services.AddSingleton<IAmazonDynamoDB>(dynalite.Client);
-        services.AddTalkiSignalling().UseDynamoDbRoomStore(o => o.TableName = tableName);
+        services.AddTalkiSignalling().AddDynamoDbRoomStore(o => o.TableName = tableName);
         using var provider = services.BuildServiceProvider();
 
         var error = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<DynamoDbRoomStoreOptions>>().Value);

@@ -1,0 +1,369 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Collections.Concurrent;
+using System.Net.WebSockets;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Talki.Signalling.Ports;
+using Talki.Signalling.Protocol;
+using Talki.Signalling.Server.Engine;
+
+namespace Talki.Signalling.Server.AspNetCore;
+
+/// <summary>
+/// The embedded WebSocket gateway: authorizes the upgrade with the ticket from the query string, gives
+/// each connection a bounded outbound queue, and applies API Gateway's limits (message size, idle timeout).
+/// It is also the <see cref="IConnectionPush"/> of the engine in self-hosted mode.
+/// </summary>
+internal sealed class SelfHostedGateway : IConnectionPush
+{
+    /// <summary>How long the gateway waits for the client's close frame after sending its own.</summary>
+    internal static readonly TimeSpan CloseHandshakeTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly ConcurrentDictionary<string, GatewayConnection> _connections = new(StringComparer.Ordinal);
+    private readonly TalkiHostingOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    public SelfHostedGateway(IOptions<TalkiSignallingOptions> options, TimeProvider time, ILogger<SelfHostedGateway> logger)
+    {
+        _options = options.Value.Hosting;
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Gets the number of open connections.</summary>
+    internal int ConnectionCount => _connections.Count;
+
+    /// <summary>Gets the ids of the open connections (for tests that prove they never reach a client).</summary>
+    internal IReadOnlyCollection<string> ConnectionIds => [.. _connections.Keys];
+
+    public ValueTask<PushOutcome> PushAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    {
+        if (!_connections.TryGetValue(connectionId, out var connection))
+        {
+            return new(PushOutcome.Gone);
+        }
+
+        if (payload.Length > _options.MaxOutboundMessageBytes)
+        {
+            return new(PushOutcome.PayloadTooLarge);
+        }
+
+        return new(connection.TryEnqueue(payload.Span) ? PushOutcome.Delivered : PushOutcome.Gone);
+    }
+
+    public ValueTask CloseAsync(string connectionId, CancellationToken cancellationToken = default)
+    {
+        if (_connections.TryGetValue(connectionId, out var connection))
+        {
+            connection.RequestClose(WebSocketCloseStatus.NormalClosure, "closed by the server");
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>The endpoint: <c>GET {prefix}/ws?ticket=…[&amp;v=1]</c>.</summary>
+    public async Task HandleAsync(HttpContext context, ISignallingEngine engine)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            await HttpErrors.WriteAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.InvalidRequest, "Expected a WebSocket upgrade.").ConfigureAwait(false);
+            return;
+        }
+
+        if (context.Request.Query.TryGetValue("v", out var version) && version.ToString() != "1")
+        {
+            await HttpErrors.WriteAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.UnsupportedVersion, "This server speaks protocol version 1.").ConfigureAwait(false);
+            return;
+        }
+
+        var connectionId = NewConnectionId();
+        SignallingResult<ConnectionGrant> grant;
+        try
+        {
+            grant = await engine.ConnectAsync(connectionId, context.Request.Query["ticket"].ToString(), context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException || !context.RequestAborted.IsCancellationRequested)
+        {
+            var reference = SignallingEngine.NewCorrelationId();
+            HostingLog.GatewayFailure(_logger, exception, reference);
+            await HttpErrors.WriteAsync(context, StatusCodes.Status500InternalServerError, SignallingErrorCode.Internal, "An unexpected error occurred; quote the reference to the operator.", reference).ConfigureAwait(false);
+            return;
+        }
+
+        if (!grant.IsSuccess)
+        {
+            await HttpErrors.WriteAsync(context, grant.Error).ConfigureAwait(false);
+            return;
+        }
+
+        WebSocket socket;
+        try
+        {
+            socket = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
+        }
+        catch
+        {
+            await engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+
+        using var connection = new GatewayConnection(socket, _options, _time, _logger);
+        _connections[connectionId] = connection;
+        HostingLog.GatewayConnectionOpened(_logger);
+        try
+        {
+            var stopping = context.RequestServices?.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
+            using var onStopping = stopping.Register(static state => ((GatewayConnection)state!).RequestClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down"), connection);
+            await connection.RunAsync(connectionId, engine).ConfigureAwait(false);
+        }
+        finally
+        {
+            _connections.TryRemove(connectionId, out _);
+            await engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private static string NewConnectionId()
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        RandomNumberGenerator.Fill(bytes);
+        return Base64Url.EncodeToString(bytes);
+    }
+
+    /// <summary>One WebSocket: a receive loop feeding the engine and a send loop draining the bounded queue.</summary>
+    private sealed class GatewayConnection : IDisposable
+    {
+        private static readonly byte[] TooLargeError = JsonSerializer.SerializeToUtf8Bytes<ServerMessage>(
+            new ErrorMessage { Code = SignallingErrorCode.MessageTooLarge, Message = "The message exceeds the gateway's size limit and was discarded." },
+            TalkiJsonContext.Default.ServerMessage);
+
+        private readonly WebSocket _socket;
+        private readonly TalkiHostingOptions _options;
+        private readonly ILogger _logger;
+        private readonly Channel<Outbound> _queue = Channel.CreateUnbounded<Outbound>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly CancellationTokenSource _receiveAbort;
+        private readonly ITimer _idleTimer;
+        private int _queued;
+        private int _closing;
+
+        public GatewayConnection(WebSocket socket, TalkiHostingOptions options, TimeProvider time, ILogger logger)
+        {
+            _socket = socket;
+            _options = options;
+            _logger = logger;
+            _receiveAbort = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
+            _idleTimer = time.CreateTimer(
+                static state => ((GatewayConnection)state!).RequestClose(WebSocketCloseStatus.EndpointUnavailable, "idle timeout"),
+                this,
+                options.IdleTimeout,
+                Timeout.InfiniteTimeSpan);
+        }
+
+        public bool TryEnqueue(ReadOnlySpan<byte> payload)
+        {
+            if (Volatile.Read(ref _closing) != 0)
+            {
+                return false;
+            }
+
+            if (Interlocked.Increment(ref _queued) > _options.OutboundQueueCapacity)
+            {
+                Interlocked.Decrement(ref _queued);
+                HostingLog.SlowConsumer(_logger);
+                RequestClose(WebSocketCloseStatus.PolicyViolation, "slow consumer");
+                return false;
+            }
+
+            var buffer = ArrayPool<byte>.Shared.Rent(payload.Length);
+            payload.CopyTo(buffer);
+            if (!_queue.Writer.TryWrite(new Outbound(buffer, payload.Length, null, null)))
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                Interlocked.Decrement(ref _queued);
+                return false;
+            }
+
+            return true;
+        }
+
+        /// <summary>Closes after what is queued already; the client has <see cref="CloseHandshakeTimeout"/> to answer.</summary>
+        public void RequestClose(WebSocketCloseStatus status, string description)
+        {
+            if (Interlocked.Exchange(ref _closing, 1) == 0)
+            {
+                _queue.Writer.TryWrite(new Outbound(null, 0, status, description));
+                _queue.Writer.TryComplete();
+                try
+                {
+                    // Covers a send loop stuck behind a client that stopped reading.
+                    _receiveAbort.CancelAfter(CloseHandshakeTimeout * 2);
+                }
+                catch (ObjectDisposedException)
+                {
+                    // The connection has ended already.
+                }
+            }
+        }
+
+        public async Task RunAsync(string connectionId, ISignallingEngine engine)
+        {
+            var sending = SendLoopAsync();
+            string reason;
+            try
+            {
+                reason = await ReceiveLoopAsync(connectionId, engine).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                reason = "close handshake timed out";
+            }
+            catch (WebSocketException exception)
+            {
+                reason = exception.WebSocketErrorCode.ToString();
+            }
+
+            _queue.Writer.TryComplete();
+            Volatile.Write(ref _closing, 1);
+            await sending.ConfigureAwait(false);
+            if (_socket.State == WebSocketState.CloseReceived)
+            {
+                try
+                {
+                    await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (WebSocketException)
+                {
+                    // The client went away mid-handshake.
+                }
+            }
+
+            HostingLog.GatewayConnectionClosed(_logger, reason);
+        }
+
+        public void Dispose()
+        {
+            Volatile.Write(ref _closing, 1);
+            _idleTimer.Dispose();
+            _receiveAbort.Dispose();
+            while (_queue.Reader.TryRead(out var item))
+            {
+                if (item.Buffer is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(item.Buffer);
+                }
+            }
+
+            _socket.Dispose();
+        }
+
+        private async Task<string> ReceiveLoopAsync(string connectionId, ISignallingEngine engine)
+        {
+            var limit = _options.MaxInboundMessageBytes;
+            var buffer = ArrayPool<byte>.Shared.Rent(limit + 1);
+            try
+            {
+                while (true)
+                {
+                    var total = 0;
+                    long discarded = 0;
+                    ValueWebSocketReceiveResult result;
+                    do
+                    {
+                        if (total == limit + 1)
+                        {
+                            // Over the limit: keep reading to the end of the message, discarding it.
+                            discarded += total;
+                            total = 0;
+                        }
+
+                        result = await _socket.ReceiveAsync(buffer.AsMemory(total, limit + 1 - total), _receiveAbort.Token).ConfigureAwait(false);
+                        if (result.MessageType == WebSocketMessageType.Close)
+                        {
+                            return "closed by the client";
+                        }
+
+                        if (result.MessageType == WebSocketMessageType.Binary)
+                        {
+                            // API Gateway closes on binary frames with 1003.
+                            RequestClose(WebSocketCloseStatus.InvalidMessageType, "binary frames are not supported");
+                            return "binary frame";
+                        }
+
+                        total += result.Count;
+                    }
+                    while (!result.EndOfMessage);
+
+                    _idleTimer.Change(_options.IdleTimeout, Timeout.InfiniteTimeSpan);
+                    if (discarded > 0 || total > limit)
+                    {
+                        HostingLog.MessageTooLarge(_logger, discarded + total);
+                        TryEnqueue(TooLargeError);
+                        continue;
+                    }
+
+                    await engine.HandleMessageAsync(connectionId, buffer.AsMemory(0, total), CancellationToken.None).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        private async Task SendLoopAsync()
+        {
+            try
+            {
+                await foreach (var item in _queue.Reader.ReadAllAsync().ConfigureAwait(false))
+                {
+                    if (item.Buffer is null)
+                    {
+                        if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+                        {
+                            await _socket.CloseOutputAsync(item.CloseStatus!.Value, item.CloseDescription, _receiveAbort.Token).ConfigureAwait(false);
+                        }
+
+                        _receiveAbort.CancelAfter(CloseHandshakeTimeout);
+                        return;
+                    }
+
+                    try
+                    {
+                        Interlocked.Decrement(ref _queued);
+                        if (_socket.State == WebSocketState.Open)
+                        {
+                            await _socket.SendAsync(item.Buffer.AsMemory(0, item.Length), WebSocketMessageType.Text, true, _receiveAbort.Token).ConfigureAwait(false);
+                            _idleTimer.Change(_options.IdleTimeout, Timeout.InfiniteTimeSpan);
+                        }
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(item.Buffer);
+                    }
+                }
+            }
+            catch (WebSocketException)
+            {
+                await _receiveAbort.CancelAsync().ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Aborted: the receive loop ends too.
+            }
+            catch (ObjectDisposedException)
+            {
+                // The socket is gone.
+            }
+        }
+
+        private readonly record struct Outbound(byte[]? Buffer, int Length, WebSocketCloseStatus? CloseStatus, string? CloseDescription);
+    }
+}

@@ -1,0 +1,51 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Talki.Signalling.Server;
+using Talki.Signalling.Server.AspNetCore;
+
+namespace Microsoft.AspNetCore.Builder;
+
+/// <summary>Maps the Talki HTTP API and the endpoints of the registered gateway.</summary>
+public static class TalkiEndpointRouteBuilderExtensions
+{
+    /// <summary>
+    /// Maps, under <see cref="TalkiHostingOptions.PathPrefix"/> (default <c>/talki</c>):
+    /// <list type="bullet">
+    /// <item><c>POST session/anonymous</c> — sign in with a pseudonym (body <c>{"displayName":"…"}</c>); sets the session cookie;</item>
+    /// <item><c>POST session/google</c> — sign in with a Google ID token (body <c>{"idToken":"…"}</c>), when configured;</item>
+    /// <item><c>GET session</c> — the signed-in user, or 401;</item>
+    /// <item><c>POST session/sign-out</c> — ends the session and deletes it server-side;</item>
+    /// <item><c>POST rooms</c> — create a room (the caller is admin); answers a one-time ticket and the WebSocket URL;</item>
+    /// <item><c>POST rooms/{roomId}/tickets</c> — a one-time ticket to join a room;</item>
+    /// <item><c>GET ws?ticket=…</c> — the self-hosted WebSocket gateway (not with a gateway adapter such as <c>AddAwsGateway</c>,
+    /// whose callbacks are mapped instead);</item>
+    /// <item><c>OPTIONS …</c> — CORS preflight for <see cref="TalkiHostingOptions.AllowedOrigins"/>.</item>
+    /// </list>
+    /// </summary>
+    /// <param name="endpoints">The endpoint route builder.</param>
+    /// <returns>The route group, for conventions such as CORS or rate limiting.</returns>
+    /// <exception cref="InvalidOperationException"><c>AddTalkiSignalling</c> was not called.</exception>
+    public static RouteGroupBuilder MapTalkiSignalling(this IEndpointRouteBuilder endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        if (endpoints.ServiceProvider.GetService<TalkiHttpApi>() is null)
+        {
+            throw new InvalidOperationException("Call services.AddTalkiSignalling() before MapTalkiSignalling().");
+        }
+
+        var options = endpoints.ServiceProvider.GetRequiredService<IOptions<TalkiSignallingOptions>>().Value;
+        var group = endpoints.MapGroup(options.Hosting.PathPrefix);
+        group.MapPost("/session/anonymous", TalkiHttpApi.SignInAnonymous);
+        group.MapPost("/session/google", GoogleSignInApi.SignIn);
+        group.MapGet("/session", TalkiHttpApi.GetSession);
+        group.MapPost("/session/sign-out", TalkiHttpApi.SignOut);
+        group.MapPost("/rooms", TalkiHttpApi.CreateRoom);
+        group.MapPost("/rooms/{roomId}/tickets", TalkiHttpApi.JoinRoom);
+        group.MapMethods("/{**path}", [HttpMethods.Options], TalkiHttpApi.Preflight);
+
+        endpoints.ServiceProvider.GetRequiredService<TalkiGatewayEndpoints>().Map(endpoints, group);
+        return group;
+    }
+}

@@ -1,0 +1,31 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Talki.Signalling.Server.AspNetCore;
+
+/// <summary>
+/// Maps what the registered gateway needs. <c>AddTalkiSignalling</c> registers the self-hosted WebSocket gateway's
+/// (<c>GET {prefix}/ws</c>); a gateway adapter (<c>AddAwsGateway</c>) replaces it with its callbacks, so the self-hosted
+/// socket endpoint is not mapped where nothing would push to it.
+/// </summary>
+internal abstract class TalkiGatewayEndpoints
+{
+    /// <summary>Maps the gateway's endpoints.</summary>
+    /// <param name="endpoints">The application's endpoints (for paths outside the Talki prefix).</param>
+    /// <param name="talki">The group under the Talki prefix.</param>
+    public abstract void Map(IEndpointRouteBuilder endpoints, RouteGroupBuilder talki);
+}
+
+/// <summary>The self-hosted gateway: WebSocket upgrades on <c>{prefix}/ws</c>.</summary>
+internal sealed class SelfHostedGatewayEndpoints : TalkiGatewayEndpoints
+{
+    public override void Map(IEndpointRouteBuilder endpoints, RouteGroupBuilder talki)
+    {
+        var gateway = endpoints.ServiceProvider.GetRequiredService<SelfHostedGateway>();
+        var webSockets = endpoints.CreateApplicationBuilder();
+        webSockets.UseWebSockets();
+        webSockets.Run(context => gateway.HandleAsync(context, context.RequestServices.GetRequiredService<ISignallingEngine>()));
+        talki.Map("/ws", webSockets.Build());
+    }
+}

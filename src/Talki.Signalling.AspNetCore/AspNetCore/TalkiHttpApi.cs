@@ -1,0 +1,320 @@
+using System.Buffers.Text;
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Cors.Infrastructure;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Talki.Signalling.Http;
+using Talki.Signalling.Ports;
+using Talki.Signalling.Protocol;
+using Talki.Signalling.Server.Engine;
+
+namespace Talki.Signalling.Server.AspNetCore;
+
+/// <summary>
+/// The HTTP API. Cross-site request forgery is stopped in three layers: state-changing endpoints are
+/// POSTs that (1) refuse an <c>Origin</c> that is neither this API's nor an allowed one
+/// (<c>cross_site_request</c>), (2) require <c>Content-Type: application/json</c>, which a cross-site form
+/// cannot send and a cross-site script can only send after a CORS preflight that other origins do not
+/// pass, and (3) the session cookie is <c>SameSite=Lax</c> unless cross-origin apps are configured.
+/// Bearer tokens are never sent by browsers on their own, so they need no such protection.
+/// </summary>
+internal sealed class TalkiHttpApi
+{
+    private readonly ISignallingEngine _engine;
+    private readonly ICallerIdentityResolver _identity;
+    private readonly TalkiSignallingOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly DistributedSessionStore _sessions;
+    private readonly ICorsService _cors;
+    private readonly ICorsPolicyProvider _corsPolicies;
+
+    public TalkiHttpApi(
+        ISignallingEngine engine,
+        ICallerIdentityResolver identity,
+        IOptions<TalkiSignallingOptions> options,
+        TimeProvider time,
+        DistributedSessionStore sessions,
+        ICorsService cors,
+        ICorsPolicyProvider corsPolicies,
+        ILogger<TalkiHttpApi> logger)
+    {
+        _sessions = sessions;
+        _cors = cors;
+        _corsPolicies = corsPolicies;
+        _engine = engine;
+        _identity = identity;
+        _options = options.Value;
+        _time = time;
+        _logger = logger;
+    }
+
+    public static Task SignInAnonymous(HttpContext context) => Run(context, "talki.http.sign_in", static (api, ctx) => api.SignInAnonymousAsync(ctx), requireJson: true);
+
+    public static Task GetSession(HttpContext context) => Run(context, "talki.http.get_session", static (api, ctx) => api.GetSessionAsync(ctx), requireJson: false);
+
+    public static Task SignOut(HttpContext context) => Run(context, "talki.http.sign_out", static (api, ctx) => api.SignOutAsync(ctx), requireJson: true);
+
+    public static Task CreateRoom(HttpContext context) => Run(context, "talki.http.create_room", static (api, ctx) => api.CreateRoomAsync(ctx), requireJson: true);
+
+    public static Task JoinRoom(HttpContext context) => Run(context, "talki.http.join_room", static (api, ctx) => api.JoinRoomAsync(ctx), requireJson: true);
+
+    /// <summary>CORS preflight for every endpoint: allowed origins get the CORS headers; others are refused.</summary>
+    public static async Task Preflight(HttpContext context)
+    {
+        var api = context.RequestServices.GetRequiredService<TalkiHttpApi>();
+        if (!await api.ApplyCorsAsync(context).ConfigureAwait(false))
+        {
+            await HttpErrors.WriteAsync(context, StatusCodes.Status403Forbidden, SignallingErrorCode.CrossSiteRequest, "This origin may not call the API.").ConfigureAwait(false);
+            return;
+        }
+
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
+    }
+
+    /// <summary>Runs a handler with the cross-cutting rules: span, CORS, origin check, JSON content type, error mapping.</summary>
+    internal static async Task Run(HttpContext context, string operation, Func<TalkiHttpApi, HttpContext, Task> handler, bool requireJson)
+    {
+        var api = context.RequestServices.GetRequiredService<TalkiHttpApi>();
+        using var activity = SignallingActivity.Source.StartActivity(operation, ActivityKind.Internal);
+        activity?.SetTag(TalkiDiagnostics.CorrelationIdTag, context.TraceIdentifier);
+        context.Response.Headers.CacheControl = "no-store";
+        var originAllowed = await api.ApplyCorsAsync(context).ConfigureAwait(false);
+        if (requireJson && !originAllowed)
+        {
+            await HttpErrors.WriteAsync(context, StatusCodes.Status403Forbidden, SignallingErrorCode.CrossSiteRequest, "Requests from this origin are refused (cross-site request forgery protection).").ConfigureAwait(false);
+            return;
+        }
+
+        if (requireJson && !context.Request.HasJsonContentType())
+        {
+            await HttpErrors.WriteAsync(context, StatusCodes.Status415UnsupportedMediaType, SignallingErrorCode.InvalidRequest, "Send Content-Type: application/json.").ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await handler(api, context).ConfigureAwait(false);
+        }
+        catch (JsonException)
+        {
+            await HttpErrors.WriteAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.InvalidRequest, "The body is not valid JSON.").ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away.
+        }
+#pragma warning disable CA1031 // Unexpected failures become a generic error with a correlation id.
+        catch (Exception exception) when (!context.Response.HasStarted)
+#pragma warning restore CA1031
+        {
+            var reference = SignallingEngine.NewCorrelationId();
+            HostingLog.HttpFailure(api._logger, exception, reference);
+            await HttpErrors.WriteAsync(context, StatusCodes.Status500InternalServerError, SignallingErrorCode.Internal, "An unexpected error occurred; quote the reference to the operator.", reference).ConfigureAwait(false);
+        }
+    }
+
+    private async Task SignInAnonymousAsync(HttpContext context)
+    {
+        var request = await ReadBodyAsync(context).ConfigureAwait(false);
+        var name = request?.DisplayName?.Trim();
+        if (string.IsNullOrEmpty(name) || name.Length > _options.MaxDisplayNameLength || name.Any(char.IsControl))
+        {
+            await HttpErrors.WriteAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.InvalidRequest, $"'displayName' must be 1 to {_options.MaxDisplayNameLength} printable characters.").ConfigureAwait(false);
+            return;
+        }
+
+        Span<byte> random = stackalloc byte[16];
+        RandomNumberGenerator.Fill(random);
+        var identity = new ClaimsIdentity(
+            [
+                new Claim(ClaimTypes.NameIdentifier, "anon:" + Base64Url.EncodeToString(random)),
+                new Claim(ClaimTypes.Name, name),
+                new Claim(TalkiAuthenticationDefaults.VerifiedClaimType, "false"),
+            ],
+            TalkiAuthenticationDefaults.AuthenticationScheme);
+        HostingLog.SessionStarted(_logger, "anonymous");
+        await StartSessionAsync(context, identity, request!.UseBearerToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Starts a 24 h session for a signed-in identity and answers <see cref="SessionResponse"/>: in the cookie,
+    /// or, when <paramref name="bearer"/>, as a bearer token kept in the same session store with the same expiry.
+    /// </summary>
+    internal async Task StartSessionAsync(HttpContext context, ClaimsIdentity identity, bool bearer)
+    {
+        var now = _time.GetUtcNow();
+        var properties = new AuthenticationProperties
+        {
+            IsPersistent = true,
+            AllowRefresh = false,
+            IssuedUtc = now,
+            ExpiresUtc = now + _options.Hosting.SessionLifetime,
+        };
+        var principal = new ClaimsPrincipal(identity);
+        string? token = null;
+        if (bearer)
+        {
+            token = await _sessions.StoreAsync(new AuthenticationTicket(principal, properties, TalkiAuthenticationDefaults.AuthenticationScheme), context.RequestAborted).ConfigureAwait(false);
+        }
+        else
+        {
+            await context.SignInAsync(TalkiAuthenticationDefaults.AuthenticationScheme, principal, properties).ConfigureAwait(false);
+        }
+
+        var caller = _identity.Resolve(principal)!;
+        await context.Response.WriteAsJsonAsync(
+            new SessionResponse { DisplayName = caller.DisplayName, Verified = caller.IsVerified, AccessToken = token, ExpiresAt = properties.ExpiresUtc },
+            TalkiJsonContext.Default.SessionResponse).ConfigureAwait(false);
+    }
+
+    private async Task GetSessionAsync(HttpContext context)
+    {
+        var caller = await AuthenticateAsync(context).ConfigureAwait(false);
+        if (caller is null)
+        {
+            await WriteUnauthenticatedAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        await context.Response.WriteAsJsonAsync(new SessionResponse { DisplayName = caller.DisplayName, Verified = caller.IsVerified }, TalkiJsonContext.Default.SessionResponse).ConfigureAwait(false);
+    }
+
+    private async Task SignOutAsync(HttpContext context)
+    {
+        if (BearerToken(context.Request) is { } token)
+        {
+            await _sessions.RemoveAsync(token, context.RequestAborted).ConfigureAwait(false);
+        }
+        else
+        {
+            // The cookie handler removes the server-side entry from the session store.
+            await context.SignOutAsync(TalkiAuthenticationDefaults.AuthenticationScheme).ConfigureAwait(false);
+        }
+
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
+    }
+
+    private async Task CreateRoomAsync(HttpContext context)
+    {
+        var caller = await AuthenticateAsync(context).ConfigureAwait(false);
+        if (caller is null)
+        {
+            await WriteUnauthenticatedAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        var result = await _engine.CreateRoomAsync(caller, context.RequestAborted).ConfigureAwait(false);
+        await WriteTicketAsync(context, result, StatusCodes.Status201Created).ConfigureAwait(false);
+    }
+
+    private async Task JoinRoomAsync(HttpContext context)
+    {
+        var caller = await AuthenticateAsync(context).ConfigureAwait(false);
+        if (caller is null)
+        {
+            await WriteUnauthenticatedAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        if (!RoomId.TryParse(context.Request.RouteValues["roomId"] as string, out var room))
+        {
+            await HttpErrors.WriteAsync(context, StatusCodes.Status404NotFound, SignallingErrorCode.RoomNotFound, "No such room.").ConfigureAwait(false);
+            return;
+        }
+
+        var result = await _engine.IssueJoinTicketAsync(caller, room, context.RequestAborted).ConfigureAwait(false);
+        await WriteTicketAsync(context, result, StatusCodes.Status200OK).ConfigureAwait(false);
+    }
+
+    private async Task<CallerIdentity?> AuthenticateAsync(HttpContext context)
+    {
+        if (BearerToken(context.Request) is { } token)
+        {
+            var ticket = await _sessions.RetrieveAsync(token, context.RequestAborted).ConfigureAwait(false);
+            return ticket is null ? null : _identity.Resolve(ticket.Principal);
+        }
+
+        var result = await context.AuthenticateAsync(TalkiAuthenticationDefaults.AuthenticationScheme).ConfigureAwait(false);
+        return result.Succeeded ? _identity.Resolve(result.Principal) : null;
+    }
+
+    private static string? BearerToken(HttpRequest request)
+    {
+        var header = request.Headers.Authorization.ToString();
+        return header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && header.Length > 7 ? header[7..].Trim() : null;
+    }
+
+    /// <summary>
+    /// Applies CORS for a request that carries an <c>Origin</c>: same-origin and allowed origins pass (allowed
+    /// ones get the CORS headers, with credentials); any other origin does not. Requests without an
+    /// <c>Origin</c> (same-origin navigation, non-browser clients) pass.
+    /// </summary>
+    private async Task<bool> ApplyCorsAsync(HttpContext context)
+    {
+        var origin = context.Request.Headers.Origin.ToString();
+        if (string.IsNullOrEmpty(origin) || string.Equals(origin, $"{context.Request.Scheme}://{context.Request.Host}", StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+
+        var policy = await _corsPolicies.GetPolicyAsync(context, TalkiCors.PolicyName).ConfigureAwait(false);
+        if (policy is null)
+        {
+            return false;
+        }
+
+        var result = _cors.EvaluatePolicy(context, policy);
+        _cors.ApplyResult(result, context.Response);
+        return result.IsOriginAllowed;
+    }
+
+    private static async Task<AnonymousSignInRequest?> ReadBodyAsync(HttpContext context)
+        => await context.Request.ReadFromJsonAsync(TalkiJsonContext.Default.AnonymousSignInRequest, context.RequestAborted).ConfigureAwait(false);
+
+    private static Task WriteUnauthenticatedAsync(HttpContext context)
+        => HttpErrors.WriteAsync(context, StatusCodes.Status401Unauthorized, SignallingErrorCode.Unauthenticated, "Sign in first.");
+
+    private async Task WriteTicketAsync(HttpContext context, SignallingResult<TicketGrant> result, int status)
+    {
+        if (!result.TryGetValue(out var grant, out var error))
+        {
+            await HttpErrors.WriteAsync(context, error).ConfigureAwait(false);
+            return;
+        }
+
+        context.Response.StatusCode = status;
+        var response = new TicketResponse
+        {
+            Room = grant.Room,
+            Member = grant.Member,
+            Admin = grant.IsAdmin,
+            Ticket = grant.Ticket.Value,
+            TicketExpiresAt = grant.ExpiresAt,
+            SealsAt = grant.SealsAt,
+            WebSocketUrl = WebSocketUrlFor(context.Request, grant.Ticket),
+        };
+        await context.Response.WriteAsJsonAsync(response, TalkiJsonContext.Default.TicketResponse).ConfigureAwait(false);
+    }
+
+    private Uri WebSocketUrlFor(HttpRequest request, TicketId ticket)
+    {
+        var query = string.Create(CultureInfo.InvariantCulture, $"v={ProtocolVersion.Current}&ticket={ticket.Value}");
+        if (_options.Hosting.PublicWebSocketUrl is { } configured)
+        {
+            var builder = new UriBuilder(configured);
+            builder.Query = string.IsNullOrEmpty(builder.Query) ? query : builder.Query.TrimStart('?') + "&" + query;
+            return builder.Uri;
+        }
+
+        var scheme = request.IsHttps ? "wss" : "ws";
+        return new Uri($"{scheme}://{request.Host}{request.PathBase}{_options.Hosting.PathPrefix.TrimEnd('/')}/ws?{query}");
+    }
+}

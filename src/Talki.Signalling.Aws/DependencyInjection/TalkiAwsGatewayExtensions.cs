@@ -1,0 +1,82 @@
+using Amazon.DynamoDBv2;
+using Amazon.Runtime;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Talki.Signalling.Aws.Callbacks;
+using Talki.Signalling.Server;
+using Talki.Signalling.Server.AspNetCore;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Runs Talki signalling behind API Gateway WebSockets, with rooms in DynamoDB.</summary>
+public static class TalkiAwsGatewayExtensions
+{
+    /// <summary>
+    /// Switches the host registered by <c>AddTalkiSignalling</c> to AWS in one call: rooms in DynamoDB
+    /// (<c>AddDynamoDbRoomStore</c>), pushes through API Gateway's SigV4-signed <c>@connections</c> API, and API Gateway's
+    /// callbacks (the <c>$connect</c> authorizer on the Lambda Web Adapter's pass-through path and the <c>$default</c> /
+    /// <c>$disconnect</c> HTTP integrations), which <c>MapTalkiSignalling()</c> then maps instead of the self-hosted
+    /// <c>/ws</c>. Rooms seal on read (Lambda instances come and go, so no timer), and tickets name the stage's
+    /// <c>wss://</c> URL. Every option is validated at start-up, and every failure is listed.
+    /// </summary>
+    /// <param name="builder">The Talki builder.</param>
+    /// <param name="configuration">
+    /// The AWS section, for example <c>configuration.GetSection("Talki:Aws")</c>, with the keys <c>TableName</c>,
+    /// <c>ApiEndpoint</c> (the <c>https://{api-id}.execute-api.{region}.amazonaws.com</c> endpoint), <c>Stage</c>,
+    /// <c>Region</c>, <c>GatewaySecret</c> (the header API Gateway adds to its integration calls) and, optionally,
+    /// <c>WebSocketUrl</c> (a custom domain), <c>CreateTable</c> (development only), <c>DynamoDbServiceUrl</c>,
+    /// <c>AccessKeyId</c> and <c>SecretAccessKey</c> (local emulators only; on AWS the function's role is used).
+    /// </param>
+    /// <returns>The builder.</returns>
+    public static ITalkiSignallingBuilder AddAwsGateway(this ITalkiSignallingBuilder builder, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(configuration);
+        var services = builder.Services;
+        var region = configuration["Region"] is { Length: > 0 } configuredRegion ? configuredRegion : null;
+        _ = Uri.TryCreate(configuration["ApiEndpoint"], UriKind.Absolute, out var apiEndpoint);
+        var stage = configuration["Stage"] ?? string.Empty;
+
+        // Local development and tests point the store at dynalite.
+        if (configuration["DynamoDbServiceUrl"] is { Length: > 0 } serviceUrl)
+        {
+            services.TryAddSingleton<IAmazonDynamoDB>(_ => new AmazonDynamoDBClient(
+                new BasicAWSCredentials("local", "local"),
+                new AmazonDynamoDBConfig { ServiceURL = serviceUrl, AuthenticationRegion = region ?? "us-east-1" }));
+        }
+
+        services.Configure<TalkiSignallingOptions>(options =>
+        {
+            // Lambda instances come and go: sealing is enforced on every read instead of on a timer.
+            options.SealRoomsOnTimer = false;
+            if (configuration["WebSocketUrl"] is { Length: > 0 } webSocketUrl && Uri.TryCreate(webSocketUrl, UriKind.Absolute, out var url))
+            {
+                options.Hosting.PublicWebSocketUrl = url;
+            }
+            else if (apiEndpoint is not null)
+            {
+                options.Hosting.PublicWebSocketUrl = new UriBuilder(apiEndpoint) { Scheme = apiEndpoint.Scheme == "http" ? "ws" : "wss", Path = stage }.Uri;
+            }
+        });
+
+        builder
+            .AddDynamoDbRoomStore(options =>
+            {
+                options.TableName = configuration["TableName"] ?? string.Empty;
+                options.CreateTableIfMissing = string.Equals(configuration["CreateTable"], "true", StringComparison.OrdinalIgnoreCase);
+            })
+            .AddApiGatewayPush(options =>
+            {
+                options.Endpoint = apiEndpoint;
+                options.Stage = stage;
+                options.Region = region ?? string.Empty;
+                if (configuration["AccessKeyId"] is { Length: > 0 } accessKey && configuration["SecretAccessKey"] is { Length: > 0 } secretKey)
+                {
+                    options.Credentials = new BasicAWSCredentials(accessKey, secretKey);
+                }
+            })
+            .AddApiGatewayCallbacks(options => options.GatewaySecret = configuration["GatewaySecret"]);
+        services.Replace(ServiceDescriptor.Singleton<TalkiGatewayEndpoints, ApiGatewayEndpoints>());
+        return builder;
+    }
+}

@@ -1,0 +1,82 @@
+using System.Text.Json.Serialization;
+
+namespace Talki.Signalling;
+
+/// <summary>Who is calling: the signed-in user behind an HTTP request.</summary>
+/// <param name="UserId">A stable, opaque id of the user (never shown to other members).</param>
+/// <param name="DisplayName">The name other members see.</param>
+/// <param name="IsVerified">Whether an identity provider vouched for the user (shown as a tick).</param>
+public sealed record CallerIdentity(string UserId, string DisplayName, bool IsVerified);
+
+/// <summary>A room as stored: the join window and its admin.</summary>
+/// <param name="Id">The room id.</param>
+/// <param name="AdminMember">The member id of the admin (the creator).</param>
+/// <param name="CreatedAt">When the room was created.</param>
+/// <param name="SealsAt">When the join window closes.</param>
+/// <param name="ExpiresAt">When the stored room may be deleted; stores treat it as gone from then on.</param>
+public sealed record RoomRecord(RoomId Id, MemberId AdminMember, DateTimeOffset CreatedAt, DateTimeOffset SealsAt, DateTimeOffset ExpiresAt)
+{
+    /// <summary>Gets a value indicating whether the join window has closed at <paramref name="now"/>.</summary>
+    /// <param name="now">The current time.</param>
+    /// <returns><see langword="true"/> when sealed.</returns>
+    public bool IsSealedAt(DateTimeOffset now) => now >= SealsAt;
+}
+
+/// <summary>A member of a room as stored. Records are immutable; stores update them with optimistic concurrency on <see cref="Version"/>.</summary>
+public sealed record MemberRecord
+{
+    /// <summary>Gets the room.</summary>
+    public required RoomId Room { get; init; }
+
+    /// <summary>Gets the member id.</summary>
+    public required MemberId Id { get; init; }
+
+    /// <summary>Gets the user behind the member (unique per room).</summary>
+    public required string UserId { get; init; }
+
+    /// <summary>Gets the display name.</summary>
+    public required string DisplayName { get; init; }
+
+    /// <summary>Gets a value indicating whether the user is verified.</summary>
+    public bool IsVerified { get; init; }
+
+    /// <summary>Gets a value indicating whether the member is the room's admin.</summary>
+    public bool IsAdmin { get; init; }
+
+    /// <summary>Gets the admission status.</summary>
+    public AdmissionStatus Admission { get; init; }
+
+    /// <summary>Gets the connection epoch: it grows by one on every (re)connect.</summary>
+    public long Epoch { get; init; }
+
+    /// <summary>Gets the gateway connection id of the current connection, or <see langword="null"/> when offline. It is a secret: never send it to a client.</summary>
+    public string? ConnectionId { get; init; }
+
+    /// <summary>Gets when the current connection said hello, or <see langword="null"/> when it has not (yet).</summary>
+    public DateTimeOffset? ReadyAt { get; init; }
+
+    /// <summary>Gets when the member was first added to the room.</summary>
+    public DateTimeOffset JoinedAt { get; init; }
+
+    /// <summary>Gets the version for optimistic concurrency; stores bump it on every successful write.</summary>
+    public long Version { get; init; }
+
+    /// <summary>Gets a value indicating whether the member is connected, has said hello and is admitted.</summary>
+    [JsonIgnore]
+    public bool IsLive => Admission == AdmissionStatus.Admitted && ConnectionId is not null && ReadyAt is not null;
+}
+
+/// <summary>A one-time ticket as stored: only the hash of the secret, bound to a room and member.</summary>
+/// <param name="Hash">The SHA-256 hash of the ticket (base64url); the secret itself is never stored.</param>
+/// <param name="Room">The room the ticket admits to.</param>
+/// <param name="Member">The member the ticket was issued for.</param>
+/// <param name="ExpiresAt">When the ticket stops being valid.</param>
+public sealed record TicketRecord(string Hash, RoomId Room, MemberId Member, DateTimeOffset ExpiresAt);
+
+/// <summary>Which member and connection epoch a gateway connection belongs to.</summary>
+/// <param name="ConnectionId">The gateway's connection id (secret).</param>
+/// <param name="Room">The room.</param>
+/// <param name="Member">The member.</param>
+/// <param name="Epoch">The member's epoch when this connection was made.</param>
+/// <param name="ExpiresAt">When the binding may be deleted.</param>
+public sealed record ConnectionRecord(string ConnectionId, RoomId Room, MemberId Member, long Epoch, DateTimeOffset ExpiresAt);

@@ -1,0 +1,62 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Talki.Signalling.Ports;
+using Talki.Signalling.Server;
+using Talki.Signalling.Server.DependencyInjection;
+using Talki.Signalling.Server.Engine;
+using Talki.Signalling.Server.Ice;
+using Talki.Signalling.Server.Storage;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers the Talki signalling engine without any host (no ASP.NET Core).</summary>
+public static class TalkiSignallingCoreServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the engine, its options (validated at start-up), the in-memory room store, the configured ICE server
+    /// provider, metrics and tracing. The gateway is yours: register an <see cref="IConnectionPush"/> and feed the
+    /// engine's <see cref="ISignallingEngine"/> with connects, messages and disconnects. Most apps call
+    /// <c>AddTalkiSignalling</c> from <c>Talki.Signalling.AspNetCore</c> instead, which calls this. Calling it again
+    /// only applies <paramref name="configure"/>.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="configure">Configures the options; they are validated at start-up, every failure listed.</param>
+    /// <returns>A builder for adapters.</returns>
+    public static ITalkiSignallingBuilder AddTalkiSignallingCore(this IServiceCollection services, Action<TalkiSignallingOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        var optionsBuilder = services.AddOptions<TalkiSignallingOptions>();
+        if (configure is not null)
+        {
+            optionsBuilder.Configure(configure);
+        }
+
+        var builder = new TalkiSignallingBuilder(services);
+        if (services.Any(d => d.ServiceType == typeof(TalkiSignallingCoreMarker)))
+        {
+            return builder;
+        }
+
+        services.AddSingleton<TalkiSignallingCoreMarker>();
+        optionsBuilder.ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TalkiSignallingOptions>, TalkiSignallingOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddMetrics();
+        services.AddLogging();
+        services.TryAddSingleton<SignallingMetrics>();
+
+        services.TryAddSingleton<InMemoryRoomStore>();
+        services.TryAddSingleton<IRoomStore>(static sp => sp.GetRequiredService<InMemoryRoomStore>());
+        services.TryAddSingleton<SignallingEngine>();
+        services.TryAddSingleton<ISignallingEngine>(static sp => sp.GetRequiredService<SignallingEngine>());
+        services.TryAddSingleton<IIceServerProvider, ConfiguredIceServerProvider>();
+        return builder;
+    }
+}
+
+/// <summary>Configures Talki signalling after <c>AddTalkiSignalling</c>: adapters add extension methods to it.</summary>
+public interface ITalkiSignallingBuilder
+{
+    /// <summary>Gets the service collection.</summary>
+    IServiceCollection Services { get; }
+}
