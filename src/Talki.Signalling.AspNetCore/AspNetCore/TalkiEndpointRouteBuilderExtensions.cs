@@ -30,7 +30,8 @@ public static class TalkiEndpointRouteBuilderExtensions
     public static RouteGroupBuilder MapTalkiSignalling(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        if (endpoints.ServiceProvider.GetService<TalkiHttpApi>() is null)
+        // Checked, not resolved: mapping must not build the engine and its store before the options are validated.
+        if (!endpoints.ServiceProvider.GetRequiredService<IServiceProviderIsService>().IsService(typeof(TalkiHttpApi)))
         {
             throw new InvalidOperationException("Call services.AddTalkiSignalling() before MapTalkiSignalling().");
         }

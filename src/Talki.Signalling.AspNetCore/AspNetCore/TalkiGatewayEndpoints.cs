@@ -22,10 +22,10 @@ internal sealed class SelfHostedGatewayEndpoints : TalkiGatewayEndpoints
 {
     public override void Map(IEndpointRouteBuilder endpoints, RouteGroupBuilder talki)
     {
-        var gateway = endpoints.ServiceProvider.GetRequiredService<SelfHostedGateway>();
         var webSockets = endpoints.CreateApplicationBuilder();
         webSockets.UseWebSockets();
-        webSockets.Run(context => gateway.HandleAsync(context, context.RequestServices.GetRequiredService<ISignallingEngine>()));
+        webSockets.Run(static context => context.RequestServices.GetRequiredService<SelfHostedGateway>()
+            .HandleAsync(context, context.RequestServices.GetRequiredService<ISignallingEngine>()));
         talki.Map("/ws", webSockets.Build());
     }
 }

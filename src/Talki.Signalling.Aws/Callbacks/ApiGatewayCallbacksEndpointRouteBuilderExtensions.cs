@@ -31,12 +31,23 @@ internal static class ApiGatewayCallbacksEndpointRouteBuilderExtensions
     public static IEndpointRouteBuilder MapTalkiApiGatewayCallbacks(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        var callbacks = endpoints.ServiceProvider.GetService<ApiGatewayCallbacks>()
-            ?? throw new InvalidOperationException("Call services.AddTalkiSignalling().AddApiGatewayCallbacks(…) before MapTalkiApiGatewayCallbacks().");
-        var options = endpoints.ServiceProvider.GetRequiredService<IOptions<ApiGatewayCallbacksOptions>>().Value;
-        endpoints.MapPost(options.AuthorizerPath, new RequestDelegate(callbacks.AuthorizeAsync)).WithDisplayName("Talki API Gateway $connect authorizer");
-        endpoints.MapPost(options.DefaultRoutePath, new RequestDelegate(callbacks.DefaultAsync)).WithDisplayName("Talki API Gateway $default");
-        endpoints.MapPost(options.DisconnectRoutePath, new RequestDelegate(callbacks.DisconnectAsync)).WithDisplayName("Talki API Gateway $disconnect");
+        // Resolved per request, not here: mapping must not build the store and push clients before the options are
+        // validated at start-up (a missing setting is then reported with every other one, not as an SDK exception).
+        if (!endpoints.ServiceProvider.GetRequiredService<IServiceProviderIsService>().IsService(typeof(ApiGatewayCallbacks)))
+        {
+            throw new InvalidOperationException("Call services.AddTalkiSignalling().AddAwsGateway(…) before MapTalkiSignalling().");
+        }
+
+        // The paths, read without validating: start-up validation reports a missing secret together with every other failure.
+        var options = new ApiGatewayCallbacksOptions();
+        foreach (var configure in endpoints.ServiceProvider.GetServices<IConfigureOptions<ApiGatewayCallbacksOptions>>())
+        {
+            configure.Configure(options);
+        }
+
+        endpoints.MapPost(options.AuthorizerPath, static context => context.RequestServices.GetRequiredService<ApiGatewayCallbacks>().AuthorizeAsync(context)).WithDisplayName("Talki API Gateway $connect authorizer");
+        endpoints.MapPost(options.DefaultRoutePath, static context => context.RequestServices.GetRequiredService<ApiGatewayCallbacks>().DefaultAsync(context)).WithDisplayName("Talki API Gateway $default");
+        endpoints.MapPost(options.DisconnectRoutePath, static context => context.RequestServices.GetRequiredService<ApiGatewayCallbacks>().DisconnectAsync(context)).WithDisplayName("Talki API Gateway $disconnect");
         return endpoints;
     }
 }

@@ -1,3 +1,4 @@
+using Amazon;
 using Amazon.DynamoDBv2;
 using Amazon.Runtime;
 using Microsoft.Extensions.Configuration;
@@ -43,6 +44,11 @@ public static class TalkiAwsGatewayExtensions
             services.TryAddSingleton<IAmazonDynamoDB>(_ => new AmazonDynamoDBClient(
                 new BasicAWSCredentials("local", "local"),
                 new AmazonDynamoDBConfig { ServiceURL = serviceUrl, AuthenticationRegion = region ?? "us-east-1" }));
+        }
+        else if (region is not null)
+        {
+            // The configured region; otherwise the SDK's default chain (AWS_REGION, which Lambda sets).
+            services.TryAddSingleton<IAmazonDynamoDB>(_ => new AmazonDynamoDBClient(RegionEndpoint.GetBySystemName(region)));
         }
 
         services.Configure<TalkiSignallingOptions>(options =>
