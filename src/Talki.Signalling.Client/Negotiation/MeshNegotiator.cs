@@ -10,7 +10,7 @@ namespace Talki.Signalling.Client.Negotiation;
 /// link down when its epoch matches; <c>denied</c> for this member, and <see cref="CloseAll"/>, tear everything down.
 /// A rejected remote description resets only that link and raises <see cref="NegotiationError"/>.
 /// </summary>
-public sealed class MeshNegotiator : IDisposable
+internal sealed class MeshNegotiator : IDisposable
 {
     private const int MaxEarlySignalsPerPeer = 64;
     private const int MaxWatchdogResets = 3;

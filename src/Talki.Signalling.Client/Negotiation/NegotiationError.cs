@@ -31,7 +31,7 @@ public enum NegotiationErrorKind
 }
 
 /// <summary>Describes an error on one link of the mesh.</summary>
-public sealed class NegotiationErrorEventArgs : EventArgs
+internal sealed class NegotiationErrorEventArgs : EventArgs
 {
     /// <summary>Initializes a new instance of the <see cref="NegotiationErrorEventArgs"/> class.</summary>
     /// <param name="peer">The remote member.</param>
