@@ -100,6 +100,7 @@ internal sealed class Participant : IAsyncDisposable
 {
     private readonly CallWorld _world;
     private readonly HttpClient _http;
+    private int _connectAttempts;
 
     public Participant(CallWorld world, string name, TalkiClientOptions options, TimeProvider time)
     {
@@ -178,8 +179,12 @@ internal sealed class Participant : IAsyncDisposable
         }
     }
 
+    /// <summary>Gets how many times the call tried to open its signalling socket.</summary>
+    public int ConnectAttempts => Volatile.Read(ref _connectAttempts);
+
     private async Task<WebSocket> ConnectAsync(Uri url, CancellationToken cancellationToken)
     {
+        Interlocked.Increment(ref _connectAttempts);
         if (ConnectGate is { } gate)
         {
             await gate.Task.WaitAsync(cancellationToken);
