@@ -11,9 +11,14 @@ namespace Talki.Signalling.Client;
 /// One member's call: gets a ticket (create or join), keeps the signalling socket (reconnecting with a fresh ticket when it drops;
 /// the approval is remembered), answers admission for the admin, and drives the WebRTC mesh (one perfect-negotiation link per
 /// remote member over an <see cref="IPeerConnectionFactory"/>). When the room seals the socket closes and the mesh goes on
-/// peer to peer, renegotiating in-band over each link's data channel. State changes raise <see cref="Changed"/> and problems
-/// raise <see cref="Error"/>, on any thread; nothing from the wire throws into the application.
-/// Create it with <see cref="TalkiCallFactory"/>.
+/// peer to peer, renegotiating in-band over each link's data channel.
+/// Two explicit state machines describe it: <see cref="ConnectionState"/> (the signalling socket) and <see cref="AdmissionState"/>
+/// (whether this member is in the call); each change is checked against its transition table and raises
+/// <see cref="ConnectionStateChanged"/> or <see cref="AdmissionStateChanged"/>. Room events are typed (<see cref="AdmissionRequested"/>,
+/// <see cref="MemberJoined"/>, <see cref="MemberLeft"/>, <see cref="Sealed"/>, <see cref="Disconnected"/>), problems raise
+/// <see cref="Error"/>, and <see cref="Changed"/> says "something changed, render again". Events are raised on any thread;
+/// nothing from the wire throws into the application, and an exception thrown by an application handler is logged and
+/// does not end the call. Create it with <see cref="TalkiCallFactory"/>.
 /// </summary>
 public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionHandler
 {
@@ -29,8 +34,13 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     private SignallingConnection? _connection;
     private MeshNegotiator? _mesh;
     private MemberId _self;
+    private readonly StateMachine<TalkiConnectionState> _connectionState;
+    private readonly StateMachine<TalkiAdmissionState> _admissionState;
     private IReadOnlyList<IceServer> _iceServers = [];
     private bool _admitted;
+    private bool _started;
+    private TalkiDisconnectReason? _closing;
+    private int _disposed;
 
     internal TalkiCall(TalkiApiClient api, IPeerConnectionFactory peers, TalkiClientOptions options, TimeProvider time, ILogger logger, Func<Uri, CancellationToken, Task<WebSocket>>? connect = null)
     {
@@ -40,28 +50,45 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         _time = time;
         _logger = logger;
         _connect = connect;
+        _connectionState = new StateMachine<TalkiConnectionState>("connection", TalkiConnectionState.Disconnected, ConnectionTransitions, logger);
+        _admissionState = new StateMachine<TalkiAdmissionState>("admission", TalkiAdmissionState.None, AdmissionTransitions, logger);
     }
 
-    /// <summary>Raised when <see cref="State"/>, the members, the pending admissions or a link changed.</summary>
+    /// <summary>Raised after anything the call shows changed (a state, the members, the pending admissions, a link): render again.</summary>
     public event EventHandler? Changed;
 
-    /// <summary>
-    /// Raised for every message from the server once the call has applied it (typed: <see cref="AdmissionRequestMessage"/>,
-    /// <see cref="AdmittedMessage"/>, <see cref="PeerLeftMessage"/>, <see cref="RoomSealedMessage"/>…). Errors go to <see cref="Error"/>.
-    /// </summary>
-    public event EventHandler<ServerMessage>? MessageReceived;
+    /// <summary>Raised when <see cref="ConnectionState"/> changed (after the change).</summary>
+    public event EventHandler<TalkiConnectionStateChangedEventArgs>? ConnectionStateChanged;
+
+    /// <summary>Raised when <see cref="AdmissionState"/> changed (after the change).</summary>
+    public event EventHandler<TalkiAdmissionStateChangedEventArgs>? AdmissionStateChanged;
+
+    /// <summary>Raised for the admin when a member asks to join; answer with <see cref="AdmitAsync"/> or <see cref="DenyAsync"/>. The member is in <see cref="PendingAdmissions"/>.</summary>
+    public event EventHandler<TalkiMemberEventArgs>? AdmissionRequested;
+
+    /// <summary>Raised when a remote member joined the call: admitted, or back online after its connection dropped.</summary>
+    public event EventHandler<TalkiMemberEventArgs>? MemberJoined;
+
+    /// <summary>Raised when a remote member left the call or went offline (it may come back, raising <see cref="MemberJoined"/>).</summary>
+    public event EventHandler<TalkiMemberEventArgs>? MemberLeft;
+
+    /// <summary>Raised once when the room sealed while this member was admitted: the server is gone, the call goes on peer to peer.</summary>
+    public event EventHandler? Sealed;
+
+    /// <summary>Raised once when the signalling connection ended (<see cref="ConnectionState"/> became <see cref="TalkiConnectionState.Disconnected"/>), with why.</summary>
+    public event EventHandler<TalkiDisconnectedEventArgs>? Disconnected;
 
     /// <summary>Raised for a problem: a refusal from the server, a malformed frame, a failed negotiation, a dropped connection.</summary>
     public event EventHandler<TalkiCallErrorEventArgs>? Error;
 
-    /// <summary>Gets where the call stands.</summary>
-    public TalkiCallState State { get; private set; }
+    /// <summary>Gets the state of the signalling connection.</summary>
+    public TalkiConnectionState ConnectionState => _connectionState.State;
 
-    /// <summary>Gets why the call failed, was denied or closed, when it did.</summary>
+    /// <summary>Gets whether this member is in the call.</summary>
+    public TalkiAdmissionState AdmissionState => _admissionState.State;
+
+    /// <summary>Gets why the call could not start, was denied, or its connection ended without the application asking, when it did.</summary>
     public SignallingError? FailureReason { get; private set; }
-
-    /// <summary>Gets a value indicating whether the signalling socket is connected now.</summary>
-    public bool IsSignallingConnected => _connection?.State == SignallingConnectionState.Open;
 
     /// <summary>Gets the room, once welcomed.</summary>
     public RoomView? Room { get; private set; }
@@ -96,6 +123,33 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         }
     }
 
+    /// <summary>Gets the transitions <see cref="ConnectionState"/> may take; any other is refused.</summary>
+    internal static IReadOnlyList<(TalkiConnectionState From, TalkiConnectionState To)> ConnectionTransitions { get; } =
+    [
+        (TalkiConnectionState.Disconnected, TalkiConnectionState.Connecting),
+        (TalkiConnectionState.Connecting, TalkiConnectionState.Connected),
+        (TalkiConnectionState.Connecting, TalkiConnectionState.Disconnected),
+        (TalkiConnectionState.Connected, TalkiConnectionState.Reconnecting),
+        (TalkiConnectionState.Connected, TalkiConnectionState.Disconnected),
+        (TalkiConnectionState.Reconnecting, TalkiConnectionState.Connected),
+        (TalkiConnectionState.Reconnecting, TalkiConnectionState.Disconnected),
+    ];
+
+    /// <summary>Gets the transitions <see cref="AdmissionState"/> may take; any other is refused.</summary>
+    internal static IReadOnlyList<(TalkiAdmissionState From, TalkiAdmissionState To)> AdmissionTransitions { get; } =
+    [
+        (TalkiAdmissionState.None, TalkiAdmissionState.Waiting),
+        (TalkiAdmissionState.None, TalkiAdmissionState.Admitted),
+        (TalkiAdmissionState.None, TalkiAdmissionState.Denied),
+        (TalkiAdmissionState.None, TalkiAdmissionState.Left),
+        (TalkiAdmissionState.Waiting, TalkiAdmissionState.Admitted),
+        (TalkiAdmissionState.Waiting, TalkiAdmissionState.Denied),
+        (TalkiAdmissionState.Waiting, TalkiAdmissionState.Left),
+        (TalkiAdmissionState.Admitted, TalkiAdmissionState.Sealed),
+        (TalkiAdmissionState.Admitted, TalkiAdmissionState.Left),
+        (TalkiAdmissionState.Sealed, TalkiAdmissionState.Left),
+    ];
+
     /// <summary>Gets the links of the mesh, one per remote member.</summary>
     public IReadOnlyList<PeerLinkState> Links => _mesh?.Links ?? [];
 
@@ -103,17 +157,19 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     public int DroppedMessages => _connection?.DroppedMessages ?? 0;
 
     /// <summary>Creates a room (this member is its admin) and connects.</summary>
-    /// <param name="cancellationToken">Cancels the start (not the call).</param>
+    /// <param name="cancellationToken">Cancels the start (not the call): the attempt stops and the connection ends with <see cref="TalkiDisconnectReason.Cancelled"/>.</param>
     /// <returns>The room, or why the call could not start.</returns>
     /// <exception cref="InvalidOperationException">The call was started already.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the server welcomed this member.</exception>
     public Task<SignallingResult<RoomId>> CreateRoomAsync(CancellationToken cancellationToken = default) =>
         StartAsync(_api.CreateRoomAsync, cancellationToken);
 
     /// <summary>Joins a room (knocks, or rejoins without a new approval) and connects.</summary>
     /// <param name="room">The room.</param>
-    /// <param name="cancellationToken">Cancels the start (not the call).</param>
+    /// <param name="cancellationToken">Cancels the start (not the call): the attempt stops and the connection ends with <see cref="TalkiDisconnectReason.Cancelled"/>.</param>
     /// <returns>The room, or why the call could not start (<see cref="SignallingErrorCode.RoomSealed"/>, <see cref="SignallingErrorCode.Denied"/>…).</returns>
     /// <exception cref="InvalidOperationException">The call was started already.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the server welcomed this member.</exception>
     public Task<SignallingResult<RoomId>> JoinRoomAsync(RoomId room, CancellationToken cancellationToken = default) =>
         StartAsync(ct => _api.JoinRoomAsync(room, ct), cancellationToken);
 
@@ -139,35 +195,60 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         }
     }
 
-    /// <summary>Leaves: tells the room (through the server, or in-band once sealed) and tears every link down.</summary>
+    /// <summary>Leaves: tells the room (through the server, or in-band once sealed) and tears every link down. A second call does nothing.</summary>
     /// <returns>A task that completes when the call is over.</returns>
     public async Task LeaveAsync()
     {
-        if (State is TalkiCallState.Left)
+        lock (_sync)
         {
-            return;
+            if (_closing is not null)
+            {
+                return;
+            }
+
+            _closing = TalkiDisconnectReason.Left;
         }
 
         var mesh = _mesh;
-        if (mesh is not null && State == TalkiCallState.Sealed)
+        if (mesh is not null && AdmissionState == TalkiAdmissionState.Sealed)
         {
             await mesh.SayGoodbyeAsync().ConfigureAwait(false);
         }
 
-        SetState(TalkiCallState.Left, null);
+        if (AdmissionState is not (TalkiAdmissionState.Denied or TalkiAdmissionState.Left))
+        {
+            TrySetAdmissionState(TalkiAdmissionState.Left, null);
+        }
+
         if (_connection is { } connection)
         {
-            await connection.CloseAsync(leave: true).ConfigureAwait(false);
+            await connection.CloseAsync(leave: true).ConfigureAwait(false); // reports Disconnected through OnStateChanged
+        }
+        else if (ConnectionState != TalkiConnectionState.Disconnected)
+        {
+            TrySetConnectionState(TalkiConnectionState.Disconnected, null, TalkiDisconnectReason.Left); // left while getting the first ticket
         }
 
         mesh?.CloseAll();
         RaiseChanged();
     }
 
-    /// <inheritdoc />
+    /// <summary>Leaves (when the call was started and is not over) and releases the connection and the links. A second call does nothing.</summary>
+    /// <returns>A task that completes when the call is disposed.</returns>
     public async ValueTask DisposeAsync()
     {
-        if (State is not (TalkiCallState.Idle or TalkiCallState.Left))
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        bool started;
+        lock (_sync)
+        {
+            started = _started;
+        }
+
+        if (started)
         {
             await LeaveAsync().ConfigureAwait(false);
         }
@@ -189,24 +270,41 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
                 OnWelcome(welcome, rejoined);
                 break;
             case AdmissionRequestMessage request:
+                bool fresh;
                 lock (_sync)
                 {
+                    fresh = _pending.TryAdd(request.Member.Id, request.Member);
                     _pending[request.Member.Id] = request.Member;
+                }
+
+                if (fresh)
+                {
+                    Raise(AdmissionRequested, ToArgs(request.Member));
                 }
 
                 break;
             case AdmittedMessage admitted:
+                bool joined;
                 lock (_sync)
                 {
                     _pending.Remove(admitted.Member.Id);
+                    joined = !_members.TryGetValue(admitted.Member.Id, out var known) || !known.Online;
                     _members[admitted.Member.Id] = admitted.Member;
                 }
 
                 if (admitted.Member.Id == _self)
                 {
                     Self = admitted.Member;
-                    _admitted = true;
-                    SetState(TalkiCallState.InCall, null);
+                    lock (_sync)
+                    {
+                        _admitted = true;
+                    }
+
+                    TrySetAdmissionState(TalkiAdmissionState.Admitted, null);
+                }
+                else if (joined)
+                {
+                    Raise(MemberJoined, ToArgs(admitted.Member));
                 }
 
                 break;
@@ -219,32 +317,33 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
 
                 if (denied.Member.Id == _self)
                 {
-                    SetState(TalkiCallState.Denied, new SignallingError(SignallingErrorCode.Denied, "The admin denied the request to join."));
+                    var reason = new SignallingError(SignallingErrorCode.Denied, "The admin denied the request to join.");
+                    FailureReason = reason;
+                    TrySetAdmissionState(TalkiAdmissionState.Denied, reason);
                 }
 
                 work = _mesh?.HandleAsync(denied) ?? Task.CompletedTask;
                 break;
             case ConnectToPeerMessage plan:
+                bool back;
                 lock (_sync)
                 {
+                    back = !_members.TryGetValue(plan.Peer.Id, out var known) || !known.Online;
                     _members[plan.Peer.Id] = plan.Peer with { Online = true };
+                }
+
+                if (back)
+                {
+                    Raise(MemberJoined, ToArgs(plan.Peer));
                 }
 
                 work = _mesh?.HandleAsync(plan) ?? Task.CompletedTask;
                 break;
             case PeerLeftMessage left:
-                lock (_sync)
-                {
-                    if (_members.TryGetValue(left.Member, out var view) && view.Epoch <= left.Epoch)
-                    {
-                        _members[left.Member] = view with { Online = false };
-                    }
-                }
-
+                MarkOffline(left.Member, left.Epoch);
                 work = _mesh?.HandleAsync(left) ?? Task.CompletedTask;
                 break;
             case SignalRelayMessage signal:
-                RaiseMessage(signal);
                 return _mesh?.HandleAsync(signal) ?? Task.CompletedTask; // links report their own changes
             case RoomSealedMessage:
                 OnSealed();
@@ -252,37 +351,25 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         }
 
         RaiseChanged();
-        RaiseMessage(message);
         return work;
     }
 
-    void ISignallingConnectionHandler.OnStateChanged(SignallingConnectionState state, SignallingError? reason)
+    void ISignallingConnectionHandler.OnStateChanged(TalkiConnectionState state, SignallingError? reason)
     {
         switch (state)
         {
-            case SignallingConnectionState.Reconnecting when State is TalkiCallState.InCall or TalkiCallState.WaitingForApproval:
-                SetState(TalkiCallState.Reconnecting, reason);
-                RaiseError(new TalkiCallErrorEventArgs(TalkiCallErrorKind.Connection, reason?.Code, reason?.Message ?? "The signalling socket dropped; reconnecting."));
-                break;
-            case SignallingConnectionState.Open when State is TalkiCallState.Reconnecting or TalkiCallState.Connecting:
-                SetState(_admitted ? TalkiCallState.InCall : TalkiCallState.WaitingForApproval, null);
-                break;
-            case SignallingConnectionState.Closed:
-                if (reason?.Code == SignallingErrorCode.RoomSealed && _admitted)
+            case TalkiConnectionState.Reconnecting:
+                if (TrySetConnectionState(TalkiConnectionState.Reconnecting, reason, null))
                 {
-                    OnSealed();
-                }
-                else if (reason?.Code == SignallingErrorCode.Denied)
-                {
-                    SetState(TalkiCallState.Denied, reason);
-                    _mesh?.CloseAll();
-                }
-                else if (State is not (TalkiCallState.Left or TalkiCallState.Denied or TalkiCallState.Sealed))
-                {
-                    SetState(TalkiCallState.Failed, reason);
-                    RaiseError(new TalkiCallErrorEventArgs(TalkiCallErrorKind.Connection, reason?.Code, reason?.Message ?? "The signalling connection closed."));
+                    RaiseError(new TalkiCallErrorEventArgs(TalkiCallErrorKind.Connection, reason?.Code, reason?.Message ?? "The signalling socket dropped; reconnecting."));
                 }
 
+                break;
+            case TalkiConnectionState.Connected:
+                TrySetConnectionState(TalkiConnectionState.Connected, null, null);
+                break;
+            case TalkiConnectionState.Disconnected:
+                OnConnectionClosed(reason);
                 break;
         }
 
@@ -318,40 +405,147 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     {
         lock (_sync)
         {
-            if (State != TalkiCallState.Idle)
+            if (_started || _disposed != 0)
             {
                 throw new InvalidOperationException("A TalkiCall is started once; create another one for another call.");
             }
 
-            State = TalkiCallState.Connecting;
+            _started = true;
         }
 
+        TrySetConnectionState(TalkiConnectionState.Connecting, null, null);
         RaiseChanged();
-        var ticket = await firstTicket(cancellationToken).ConfigureAwait(false);
+        SignallingResult<TicketResponse> ticket;
+        try
+        {
+            ticket = await firstTicket(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            EndStart(TalkiDisconnectReason.Cancelled, null);
+            throw;
+        }
+
         if (!ticket.TryGetValue(out var granted, out var refusal))
         {
-            SetState(refusal.Code == SignallingErrorCode.Denied ? TalkiCallState.Denied : TalkiCallState.Failed, refusal);
-            RaiseChanged();
+            FailureReason = refusal;
+            if (refusal.Code == SignallingErrorCode.Denied)
+            {
+                TrySetAdmissionState(TalkiAdmissionState.Denied, refusal);
+            }
+
+            EndStart(refusal.Code switch
+            {
+                SignallingErrorCode.Denied => TalkiDisconnectReason.Denied,
+                SignallingErrorCode.RoomSealed => TalkiDisconnectReason.RoomSealed,
+                _ => TalkiDisconnectReason.Failed,
+            }, refusal);
             return refusal;
         }
 
         _self = granted.Member;
-        _admitted = granted.Admin;
         var room = granted.Room;
-        _connection = new SignallingConnection(ct => _api.JoinRoomAsync(room, ct), this, _options, _time, _logger, _connect);
-        var welcome = await _connection.StartAsync(granted, cancellationToken).ConfigureAwait(false);
+        SignallingConnection connection;
+        lock (_sync)
+        {
+            if (_closing is { } closing)
+            {
+                // Left (or disposed) while the ticket was on its way: no socket.
+                return new SignallingError(SignallingErrorCode.Internal, closing == TalkiDisconnectReason.Left ? "The call was left before it connected." : "The call ended before it connected.");
+            }
+
+            _admitted = granted.Admin;
+            connection = _connection = new SignallingConnection(ct => _api.JoinRoomAsync(room, ct), this, _options, _time, _logger, _connect);
+        }
+
+        SignallingResult<WelcomeMessage> welcome;
+        try
+        {
+            welcome = await connection.StartAsync(granted, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            lock (_sync)
+            {
+                _closing ??= TalkiDisconnectReason.Cancelled;
+            }
+
+            await connection.CloseAsync(leave: true).ConfigureAwait(false); // stops the attempt; reports Disconnected
+            throw;
+        }
+
         return welcome.TryGetValue(out _, out var error) ? room : error;
+    }
+
+    /// <summary>Ends a start that never got a connection.</summary>
+    private void EndStart(TalkiDisconnectReason reason, SignallingError? error)
+    {
+        lock (_sync)
+        {
+            _closing ??= reason;
+        }
+
+        TrySetConnectionState(TalkiConnectionState.Disconnected, error, reason);
+        RaiseChanged();
+    }
+
+    private void OnConnectionClosed(SignallingError? reason)
+    {
+        TalkiDisconnectReason? asked;
+        bool admitted;
+        lock (_sync)
+        {
+            asked = _closing;
+            admitted = _admitted;
+        }
+
+        TalkiDisconnectReason kind;
+        if (asked is { } byApplication)
+        {
+            kind = byApplication;
+            reason = null;
+        }
+        else if (reason?.Code == SignallingErrorCode.RoomSealed)
+        {
+            kind = TalkiDisconnectReason.RoomSealed;
+            if (admitted)
+            {
+                OnSealed();
+            }
+            else
+            {
+                FailureReason = new SignallingError(SignallingErrorCode.RoomSealed, "The room sealed before the admin answered.");
+            }
+        }
+        else if (reason?.Code == SignallingErrorCode.Denied)
+        {
+            kind = TalkiDisconnectReason.Denied;
+            FailureReason = reason;
+            TrySetAdmissionState(TalkiAdmissionState.Denied, reason);
+            _mesh?.CloseAll();
+        }
+        else
+        {
+            kind = TalkiDisconnectReason.Failed;
+            FailureReason = reason;
+            RaiseError(new TalkiCallErrorEventArgs(TalkiCallErrorKind.Connection, reason?.Code, reason?.Message ?? "The signalling connection closed."));
+        }
+
+        TrySetConnectionState(TalkiConnectionState.Disconnected, reason, kind);
     }
 
     private void OnWelcome(WelcomeMessage welcome, bool rejoined)
     {
         MeshNegotiator? old;
+        List<MemberView> newRequests = [];
+        bool admitted;
         lock (_sync)
         {
             Room = welcome.Room;
             Self = welcome.You;
             _iceServers = welcome.IceServers;
             _admitted = welcome.You.Status == AdmissionStatus.Admitted;
+            var pendingBefore = _pending.Keys.ToHashSet();
             _members.Clear();
             _pending.Clear();
             foreach (var member in welcome.Members)
@@ -363,6 +557,10 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
                 else if (member.Status == AdmissionStatus.Pending && welcome.You.Admin)
                 {
                     _pending[member.Id] = member;
+                    if (!pendingBefore.Contains(member.Id))
+                    {
+                        newRequests.Add(member);
+                    }
                 }
             }
 
@@ -371,6 +569,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
             // Every (re)connection has a new epoch: peers replace their links to it, so this side starts a fresh mesh too.
             old = _mesh;
             _mesh = CreateMesh();
+            admitted = _admitted;
         }
 
         old?.Dispose();
@@ -379,13 +578,27 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
             LogRejoined(_logger, welcome.You.Epoch);
         }
 
-        SetState(_admitted ? TalkiCallState.InCall : TalkiCallState.WaitingForApproval, null);
+        var admission = admitted ? TalkiAdmissionState.Admitted : TalkiAdmissionState.Waiting;
+        if (AdmissionState != admission)
+        {
+            TrySetAdmissionState(admission, null);
+        }
+
+        foreach (var request in newRequests)
+        {
+            Raise(AdmissionRequested, ToArgs(request));
+        }
     }
 
     private MeshNegotiator CreateMesh()
     {
         var mesh = new MeshNegotiator(_self, _peers, SendSignalAsync, _time, _options.LinkUpTimeout) { IceServers = _iceServers };
         mesh.LinkStateChanged += (_, _) => RaiseChanged();
+        mesh.RemoteLeft += (_, peer) =>
+        {
+            MarkOffline(peer, long.MaxValue); // said goodbye in-band after the seal
+            RaiseChanged();
+        };
         mesh.NegotiationError += (_, e) =>
         {
             LogNegotiation(_logger, e.Kind.ToString(), e.Exception?.Message ?? string.Empty);
@@ -409,15 +622,15 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
 
     private void OnSealed()
     {
-        if (State is TalkiCallState.Left or TalkiCallState.Denied)
+        bool admitted;
+        lock (_sync)
         {
-            return;
+            admitted = _admitted;
         }
 
-        if (!_admitted)
+        if (!admitted || AdmissionState != TalkiAdmissionState.Admitted)
         {
-            SetState(TalkiCallState.Failed, new SignallingError(SignallingErrorCode.RoomSealed, "The room sealed before the admin answered."));
-            return;
+            return; // a waiting member was never let in: the connection's end reports it
         }
 
         if (_mesh is { } mesh)
@@ -425,31 +638,69 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
             mesh.SignalInBand = true;
         }
 
-        SetState(TalkiCallState.Sealed, null);
+        if (TrySetAdmissionState(TalkiAdmissionState.Sealed, null))
+        {
+            Raise(Sealed, EventArgs.Empty);
+        }
     }
 
-    private void SetState(TalkiCallState state, SignallingError? reason)
+    private void MarkOffline(MemberId member, long epoch)
     {
+        MemberView? view;
         lock (_sync)
         {
-            if (State == TalkiCallState.Left && state != TalkiCallState.Left)
+            if (!_members.TryGetValue(member, out view) || !view.Online || view.Epoch > epoch)
             {
                 return;
             }
 
-            State = state;
-            if (reason is not null)
-            {
-                FailureReason = reason;
-            }
+            _members[member] = view with { Online = false };
         }
+
+        Raise(MemberLeft, ToArgs(view));
     }
 
-    private void RaiseChanged()
+    private static TalkiMemberEventArgs ToArgs(MemberView member) => new(member.Id, member.DisplayName, member.Verified);
+
+    /// <summary>The connection state machine's one entry: applies the transition if the table allows it, then raises the events.</summary>
+    private bool TrySetConnectionState(TalkiConnectionState next, SignallingError? error, TalkiDisconnectReason? reason)
+    {
+        if (!_connectionState.TrySetState(next, out var previous))
+        {
+            return false;
+        }
+
+        Raise(ConnectionStateChanged, new TalkiConnectionStateChangedEventArgs(previous, next, error));
+        if (next == TalkiConnectionState.Disconnected)
+        {
+            Raise(Disconnected, new TalkiDisconnectedEventArgs(reason ?? TalkiDisconnectReason.Failed, error));
+        }
+
+        return true;
+    }
+
+    /// <summary>The admission state machine's one entry: applies the transition if the table allows it, then raises the event.</summary>
+    private bool TrySetAdmissionState(TalkiAdmissionState next, SignallingError? error)
+    {
+        if (!_admissionState.TrySetState(next, out var previous))
+        {
+            return false;
+        }
+
+        Raise(AdmissionStateChanged, new TalkiAdmissionStateChangedEventArgs(previous, next, error));
+        return true;
+    }
+
+    private void RaiseChanged() => Raise(Changed, EventArgs.Empty);
+
+    private void RaiseError(TalkiCallErrorEventArgs error) => Raise(Error, error);
+
+    /// <summary>Raises an event; a handler that throws is logged and does not reach the signalling loop or the mesh.</summary>
+    private void Raise<TArgs>(EventHandler<TArgs>? handler, TArgs args)
     {
         try
         {
-            Changed?.Invoke(this, EventArgs.Empty);
+            handler?.Invoke(this, args);
         }
 #pragma warning disable CA1031 // An application handler's failure must not break the signalling loop.
         catch (Exception ex)
@@ -459,25 +710,11 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         }
     }
 
-    private void RaiseMessage(ServerMessage message)
+    private void Raise(EventHandler? handler, EventArgs args)
     {
         try
         {
-            MessageReceived?.Invoke(this, message);
-        }
-#pragma warning disable CA1031 // An application handler's failure must not break the signalling loop.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            LogHandlerFailed(_logger, ex);
-        }
-    }
-
-    private void RaiseError(TalkiCallErrorEventArgs error)
-    {
-        try
-        {
-            Error?.Invoke(this, error);
+            handler?.Invoke(this, args);
         }
 #pragma warning disable CA1031 // An application handler's failure must not break the signalling loop.
         catch (Exception ex)

@@ -38,7 +38,7 @@ public sealed class TalkiCallFactory
 
     /// <summary>Creates a call whose links use <paramref name="peers"/> (for example the browser's <c>RTCPeerConnection</c>).</summary>
     /// <param name="peers">Creates the peer connections.</param>
-    /// <returns>A call in <see cref="TalkiCallState.Idle"/>; start it with <see cref="TalkiCall.CreateRoomAsync"/> or <see cref="TalkiCall.JoinRoomAsync"/>.</returns>
+    /// <returns>A call not started (<see cref="TalkiConnectionState.Disconnected"/>, <see cref="TalkiAdmissionState.None"/>); start it with <see cref="TalkiCall.CreateRoomAsync"/> or <see cref="TalkiCall.JoinRoomAsync"/>.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="peers"/> is <see langword="null"/>.</exception>
     public TalkiCall Create(IPeerConnectionFactory peers)
     {

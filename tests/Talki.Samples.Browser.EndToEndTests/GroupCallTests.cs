@@ -42,7 +42,7 @@ public sealed class GroupCallTests : IClassFixture<GroupCallFixture>
             await Task.WhenAll(_call.Bea.JoinAsync(link, PageTimeout), _call.Cyd.JoinAsync(link, PageTimeout), _call.Dan.JoinAsync(link, PageTimeout));
             foreach (var knocker in new[] { _call.Bea, _call.Cyd, _call.Dan })
             {
-                await knocker.WaitForStateAsync(PageTimeout, "WaitingForApproval");
+                await knocker.WaitForStateAsync(PageTimeout, "Waiting");
                 Assert.True(await knocker.Page.GetByTestId("waiting").IsVisibleAsync(), $"{knocker.Name}'s page should show the waiting screen");
             }
 
@@ -60,9 +60,9 @@ public sealed class GroupCallTests : IClassFixture<GroupCallFixture>
             await _call.Dan.WaitForStateAsync(PageTimeout, "Denied");
             await Poll.UntilAsync("Dan's page shows the denied screen", PageTimeout,
                 async () => await _call.Dan.Page.GetByTestId("denied").IsVisibleAsync() ? null : "no visible denied element");
-            await _call.Bea.WaitForStateAsync(PageTimeout, "InCall");
-            await _call.Cyd.WaitForStateAsync(PageTimeout, "InCall");
-            await ada.WaitForStateAsync(PageTimeout, "InCall");
+            await _call.Bea.WaitForStateAsync(PageTimeout, "Admitted");
+            await _call.Cyd.WaitForStateAsync(PageTimeout, "Admitted");
+            await ada.WaitForStateAsync(PageTimeout, "Admitted");
             await Poll.UntilAsync("Ada's admission requests are all answered", PageTimeout, async () =>
             {
                 var requests = await ada.AdmissionRequestsAsync();
@@ -102,7 +102,7 @@ public sealed class GroupCallTests : IClassFixture<GroupCallFixture>
                 var requests = await ada.AdmissionRequestsAsync();
                 Assert.True(requests.Count == 0, $"Ada was asked again to admit [{string.Join(", ", requests)}] after Bea's reload");
                 var state = await bea.CallStateAsync();
-                return state.State == "InCall" ? null : state.ToString();
+                return state is { State: "Admitted", Signalling: "open" } ? null : state.ToString();
             });
 
             _call.MemberIds = await Mesh.MemberIdsAsync(_call.Members, PageTimeout);

@@ -20,7 +20,9 @@ public sealed class TalkiCallTests
         await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Count == 1, "A sees D's request");
         await a.Call.DenyAsync(a.Call.PendingAdmissions[0].Id);
 
-        await CallWorld.EventuallyAsync(() => d.Call.State == TalkiCallState.Denied, "D is denied");
+        await CallWorld.EventuallyAsync(() => d.Call.AdmissionState == TalkiAdmissionState.Denied, "D is denied");
+        await CallWorld.EventuallyAsync(() => d.Call.ConnectionState == TalkiConnectionState.Disconnected, "D's connection ends");
+        Assert.Equal(TalkiDisconnectReason.Denied, Assert.Single(d.EventsOf<TalkiDisconnectedEventArgs>(nameof(TalkiCall.Disconnected))).Reason);
         Assert.Equal(SignallingErrorCode.Denied, d.Call.FailureReason?.Code);
         Assert.Empty(d.Call.Links);
         Assert.Empty(a.Call.PendingAdmissions);
@@ -30,13 +32,23 @@ public sealed class TalkiCallTests
             Assert.DoesNotContain(p.Call.Members, m => m.DisplayName == "Dora");
         }
 
-        // Typed messages reached the application in order.
-        lock (a.Messages)
+        // Typed events reached the application: A started, admitted from the start; three requests; two joined, D did not.
+        lock (a.Events)
         {
-            Assert.Equal(3, a.Messages.OfType<AdmissionRequestMessage>().Count());
-            Assert.Contains(a.Messages, m => m is DeniedMessage denied && denied.Member.DisplayName == "Dora");
-            Assert.IsType<WelcomeMessage>(a.Messages[0]);
+            Assert.Equal(
+                ["Connection Disconnected>Connecting", "Admission None>Admitted", "Connection Connecting>Connected"],
+                a.Events.Take(3).Select(e => e.Args switch
+                {
+                    TalkiConnectionStateChangedEventArgs c => $"Connection {c.OldState}>{c.NewState}",
+                    TalkiAdmissionStateChangedEventArgs m => $"Admission {m.OldState}>{m.NewState}",
+                    _ => e.Name,
+                }));
         }
+
+        Assert.Equal(["Bob", "Cleo", "Dora"], a.EventsOf<TalkiMemberEventArgs>(nameof(TalkiCall.AdmissionRequested)).Select(e => e.DisplayName));
+        Assert.Equal(["Bob", "Cleo"], a.EventsOf<TalkiMemberEventArgs>(nameof(TalkiCall.MemberJoined)).Select(e => e.DisplayName));
+        Assert.Equal(d.Call.Self!.Id, a.EventsOf<TalkiMemberEventArgs>(nameof(TalkiCall.AdmissionRequested))[2].Member);
+        Assert.Equal([TalkiAdmissionState.Waiting, TalkiAdmissionState.Denied], d.EventsOf<TalkiAdmissionStateChangedEventArgs>(nameof(TalkiCall.AdmissionStateChanged)).Select(e => e.NewState));
 
         // D cannot come back: the refusal is remembered.
         var again = await d.Api.JoinRoomAsync(a.Call.Room.Id);
@@ -53,11 +65,15 @@ public sealed class TalkiCallTests
 
         b.Socket.Abort();
 
-        await CallWorld.EventuallyAsync(() => b.Sockets.Count > socketsBefore && b.Call.State == TalkiCallState.InCall, "B reconnects");
+        await CallWorld.EventuallyAsync(() => b.Sockets.Count > socketsBefore && b.InCall, "B reconnects");
         await AssertFullMeshAsync(a, b, c);
         Assert.True(b.Call.Self!.Epoch > epochBefore);
         Assert.Empty(a.Call.PendingAdmissions);
         Assert.Contains(b.Errors, e => e.Kind == TalkiCallErrorKind.Connection);
+        Assert.Contains(b.EventsOf<TalkiConnectionStateChangedEventArgs>(nameof(TalkiCall.ConnectionStateChanged)), e => e is { OldState: TalkiConnectionState.Connected, NewState: TalkiConnectionState.Reconnecting });
+        Assert.Contains(b.EventsOf<TalkiConnectionStateChangedEventArgs>(nameof(TalkiCall.ConnectionStateChanged)), e => e is { OldState: TalkiConnectionState.Reconnecting, NewState: TalkiConnectionState.Connected });
+        Assert.Equal([TalkiAdmissionState.Waiting, TalkiAdmissionState.Admitted], b.EventsOf<TalkiAdmissionStateChangedEventArgs>(nameof(TalkiCall.AdmissionStateChanged)).Select(e => e.NewState)); // the rejoin kept the approval
+        Assert.Empty(b.EventsOf<TalkiDisconnectedEventArgs>(nameof(TalkiCall.Disconnected)));
         Assert.All(a.Call.Links, l => Assert.True(l.Peer != b.Id || l.PeerEpoch == b.Call.Self.Epoch));
     }
 
@@ -74,12 +90,12 @@ public sealed class TalkiCallTests
 
         a.ConnectGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         a.Socket.Abort();
-        await CallWorld.EventuallyAsync(() => a.Call.State == TalkiCallState.Reconnecting, "A is reconnecting");
+        await CallWorld.EventuallyAsync(() => a.Call.ConnectionState == TalkiConnectionState.Reconnecting, "A is reconnecting");
         await a.Call.AdmitAsync(pending); // queued: the socket is down
-        Assert.Equal(TalkiCallState.WaitingForApproval, b.Call.State);
+        Assert.Equal(TalkiAdmissionState.Waiting, b.Call.AdmissionState);
 
         a.ConnectGate.SetResult();
-        await CallWorld.EventuallyAsync(() => b.Call.State == TalkiCallState.InCall, "B is admitted after A rejoins");
+        await CallWorld.EventuallyAsync(() => b.InCall, "B is admitted after A rejoins");
         await AssertFullMeshAsync(a, b);
         Assert.Contains(a.Socket.Sent, f => f.Contains("\"type\":\"admit\"", StringComparison.Ordinal));
     }
@@ -97,10 +113,12 @@ public sealed class TalkiCallTests
 
         foreach (var p in new[] { a, b, c })
         {
-            await CallWorld.EventuallyAsync(() => p.Call.State == TalkiCallState.Sealed && !p.Call.IsSignallingConnected, $"{p.Name} sealed");
+            await CallWorld.EventuallyAsync(() => p.Call.AdmissionState == TalkiAdmissionState.Sealed && p.Call.ConnectionState == TalkiConnectionState.Disconnected, $"{p.Name} sealed");
         }
 
         Assert.All(new[] { a, b, c }, p => Assert.Equal(2, p.ConnectedLinks.Count));
+        Assert.All(new[] { a, b, c }, p => Assert.Single(p.EventsOf<EventArgs>(nameof(TalkiCall.Sealed))));
+        Assert.All(new[] { a, b, c }, p => Assert.Equal(TalkiDisconnectReason.RoomSealed, Assert.Single(p.EventsOf<TalkiDisconnectedEventArgs>(nameof(TalkiCall.Disconnected))).Reason));
         lock (world.FabricLock)
         {
             pcA.RestartIce();
@@ -116,7 +134,8 @@ public sealed class TalkiCallTests
         await a.Call.LeaveAsync();
         await CallWorld.EventuallyAsync(() => b.Call.Links.All(l => l.Peer != a.Id) && c.Call.Links.All(l => l.Peer != a.Id), "B and C drop A");
         Assert.Single(b.ConnectedLinks);
-        Assert.Equal(TalkiCallState.Left, a.Call.State);
+        Assert.Equal(TalkiAdmissionState.Left, a.Call.AdmissionState);
+        await CallWorld.EventuallyAsync(() => b.EventsOf<TalkiMemberEventArgs>(nameof(TalkiCall.MemberLeft)).Any(e => e.Member == a.Id), "B sees A leave");
     }
 
     [Fact]
@@ -129,7 +148,7 @@ public sealed class TalkiCallTests
         await PingBarrierAsync(a);
 
         Assert.Empty(a.Errors);
-        Assert.Equal(TalkiCallState.InCall, a.Call.State);
+        Assert.True(a.InCall);
         await AssertFullMeshAsync(a, b, c);
     }
 
@@ -147,7 +166,7 @@ public sealed class TalkiCallTests
         Assert.Equal(TalkiCallErrorKind.MalformedMessage, error.Kind);
         Assert.Equal(SignallingErrorCode.MalformedMessage, error.Code);
         Assert.Null(error.Peer);
-        Assert.Equal(TalkiCallState.InCall, a.Call.State);
+        Assert.True(a.InCall);
         Assert.Equal(links, a.Factory.Created.Where(pc => pc.SignalingState != PeerSignalingState.Closed).ToList());
     }
 
@@ -204,7 +223,7 @@ public sealed class TalkiCallTests
         Assert.Equal("admit", error.RequestType);
         Assert.NotNull(error.CorrelationId);
         Assert.Contains(b.Socket.Sent, f => f.Contains($"\"id\":\"{error.CorrelationId}\"", StringComparison.Ordinal));
-        Assert.Equal(TalkiCallState.InCall, b.Call.State);
+        Assert.True(b.InCall);
     }
 
     [Fact]
@@ -231,7 +250,11 @@ public sealed class TalkiCallTests
         var result = await a.Call.JoinRoomAsync(RoomId.New());
 
         Assert.Equal(SignallingErrorCode.RoomNotFound, result.Error?.Code);
-        Assert.Equal(TalkiCallState.Failed, a.Call.State);
+        Assert.Equal(TalkiConnectionState.Disconnected, a.Call.ConnectionState);
+        Assert.Equal(TalkiAdmissionState.None, a.Call.AdmissionState);
+        var ended = Assert.Single(a.EventsOf<TalkiDisconnectedEventArgs>(nameof(TalkiCall.Disconnected)));
+        Assert.Equal(TalkiDisconnectReason.Failed, ended.Reason);
+        Assert.Equal(SignallingErrorCode.RoomNotFound, ended.Error?.Code);
         Assert.Empty(a.Sockets);
         await Assert.ThrowsAsync<InvalidOperationException>(() => a.Call.JoinRoomAsync(RoomId.New()));
     }
@@ -263,7 +286,7 @@ public sealed class TalkiCallTests
         var a = await world.SignInAsync("Ada");
         var created = await a.Call.CreateRoomAsync();
         Assert.True(created.IsSuccess, created.ToString());
-        Assert.Equal(TalkiCallState.InCall, a.Call.State);
+        Assert.True(a.InCall);
         Assert.True(a.Call.Self!.Admin);
 
         var b = await world.SignInAsync("Bob");
@@ -272,10 +295,10 @@ public sealed class TalkiCallTests
         {
             var joined = await p.Call.JoinRoomAsync(created.Value);
             Assert.True(joined.IsSuccess, joined.ToString());
-            Assert.Equal(TalkiCallState.WaitingForApproval, p.Call.State);
+            Assert.Equal(TalkiAdmissionState.Waiting, p.Call.AdmissionState);
             await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Any(m => m.Id == p.Call.Self!.Id), $"A sees {p.Name}");
             await a.Call.AdmitAsync(p.Call.Self!.Id);
-            await CallWorld.EventuallyAsync(() => p.Call.State == TalkiCallState.InCall, $"{p.Name} admitted");
+            await CallWorld.EventuallyAsync(() => p.InCall, $"{p.Name} admitted");
         }
 
         await AssertFullMeshAsync(a, b, c);

@@ -34,7 +34,7 @@ public sealed class CallHost(TalkiCallFactory calls, BrowserPeerConnectionFactor
     /// <summary>Joins a room, reusing the current call when it is that room's.</summary>
     public async Task<SignallingResult<RoomId>> JoinRoomAsync(RoomId room)
     {
-        if (Call is not null && Room == room && Call.State is not (TalkiCallState.Left or TalkiCallState.Failed or TalkiCallState.Denied))
+        if (Call is { } current && Room == room && IsLive(current))
         {
             return room;
         }
@@ -65,6 +65,11 @@ public sealed class CallHost(TalkiCallFactory calls, BrowserPeerConnectionFactor
             await call.DisposeAsync();
         }
     }
+
+    // Still in the room (or still getting in): not left, not denied, and connected or sealed (the call goes on peer to peer).
+    private static bool IsLive(TalkiCall call) =>
+        call.AdmissionState == TalkiAdmissionState.Sealed
+        || (call.AdmissionState is not (TalkiAdmissionState.Left or TalkiAdmissionState.Denied) && call.ConnectionState != TalkiConnectionState.Disconnected);
 
     private async Task<TalkiCall> NewCallAsync()
     {

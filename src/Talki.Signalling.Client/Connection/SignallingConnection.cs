@@ -10,15 +10,6 @@ using Talki.Signalling.Protocol;
 
 namespace Talki.Signalling.Client.Connection;
 
-/// <summary>The state of the signalling socket.</summary>
-internal enum SignallingConnectionState
-{
-    Connecting,
-    Open,
-    Reconnecting,
-    Closed,
-}
-
 /// <summary>What the connection reports to its owner; called in order, never concurrently.</summary>
 internal interface ISignallingConnectionHandler
 {
@@ -26,7 +17,7 @@ internal interface ISignallingConnectionHandler
     Task OnMessageAsync(ServerMessage message, bool rejoined);
 
     /// <summary>The socket's state changed; <paramref name="reason"/> says why it closed or is reconnecting.</summary>
-    void OnStateChanged(SignallingConnectionState state, SignallingError? reason);
+    void OnStateChanged(TalkiConnectionState state, SignallingError? reason);
 
     /// <summary>A frame that is not valid protocol JSON; <paramref name="concerning"/> is the member it came from, when readable.</summary>
     void OnMalformedFrame(string detail, MemberId? concerning);
@@ -71,6 +62,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     private long _nextId;
     private long _generation;
     private Task _run = Task.CompletedTask;
+    private int _disposed;
 
     public SignallingConnection(
         Func<CancellationToken, Task<SignallingResult<TicketResponse>>> tickets,
@@ -108,7 +100,8 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         _reconnect = builder.Build();
     }
 
-    public SignallingConnectionState State { get; private set; } = SignallingConnectionState.Connecting;
+    /// <summary>Gets the socket's state (written under the lock; the owner's public state follows <see cref="ISignallingConnectionHandler.OnStateChanged"/>).</summary>
+    public TalkiConnectionState State { get; private set; } = TalkiConnectionState.Connecting;
 
     /// <summary>Gets how many queued messages were dropped (queue full, or stale after a rejoin).</summary>
     public int DroppedMessages { get; private set; }
@@ -133,12 +126,12 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         var queued = new Queued(message, JsonSerializer.SerializeToUtf8Bytes(message, TalkiJsonContext.Default.ClientMessage), Interlocked.Read(ref _generation));
         lock (_sync)
         {
-            if (State == SignallingConnectionState.Closed)
+            if (State == TalkiConnectionState.Disconnected)
             {
                 return false;
             }
 
-            if (State != SignallingConnectionState.Open || _queue.Count > 0)
+            if (State != TalkiConnectionState.Connected || _queue.Count > 0)
             {
                 Enqueue(queued);
                 return true;
@@ -152,7 +145,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     /// <summary>Closes the socket for good (after sending <c>leave</c> when <paramref name="leave"/>).</summary>
     public async Task CloseAsync(bool leave)
     {
-        if (leave && State == SignallingConnectionState.Open)
+        if (leave && State == TalkiConnectionState.Connected)
         {
             await SendAsync(new LeaveMessage()).ConfigureAwait(false);
         }
@@ -192,6 +185,11 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await CloseAsync(leave: false).ConfigureAwait(false);
         _stop.Dispose();
         _sendLock.Dispose();
@@ -268,7 +266,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
                 }
 
                 rejoin = true;
-                SetState(SignallingConnectionState.Reconnecting, new SignallingError(SignallingErrorCode.ServiceUnavailable, "The signalling socket dropped; reconnecting."));
+                SetState(TalkiConnectionState.Reconnecting, new SignallingError(SignallingErrorCode.ServiceUnavailable, "The signalling socket dropped; reconnecting."));
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -292,7 +290,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
             }
 
             _firstWelcome.TrySetResult(SignallingResult<WelcomeMessage>.Failure(reason ?? new SignallingError(SignallingErrorCode.Internal, "The connection closed.")));
-            SetState(SignallingConnectionState.Closed, reason);
+            SetState(TalkiConnectionState.Disconnected, reason);
         }
     }
 
@@ -357,7 +355,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
             await _handler.OnMessageAsync(welcome, rejoin).ConfigureAwait(false);
             await FlushQueueAsync(rejoin).ConfigureAwait(false);
             _firstWelcome.TrySetResult(welcome);
-            _handler.OnStateChanged(SignallingConnectionState.Open, null);
+            _handler.OnStateChanged(TalkiConnectionState.Connected, null);
             while (!stop.IsCancellationRequested)
             {
                 ReadOnlyMemory<byte>? frame;
@@ -389,9 +387,9 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         {
             lock (_sync)
             {
-                if (State == SignallingConnectionState.Open)
+                if (State == TalkiConnectionState.Connected)
                 {
-                    State = SignallingConnectionState.Reconnecting; // sends from now on are queued
+                    State = TalkiConnectionState.Reconnecting; // sends from now on are queued
                 }
             }
 
@@ -561,7 +559,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
             {
                 if (_queue.Count == 0)
                 {
-                    State = SignallingConnectionState.Open; // later sends go straight out
+                    State = TalkiConnectionState.Connected; // later sends go straight out
                     return;
                 }
 
@@ -608,7 +606,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
             // The socket is going down: keep the message for the next connection.
             lock (_sync)
             {
-                if (State != SignallingConnectionState.Closed)
+                if (State != TalkiConnectionState.Disconnected)
                 {
                     _queue.AddFirst(item);
                 }
@@ -657,17 +655,17 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
 
     private void Ping()
     {
-        if (State == SignallingConnectionState.Open)
+        if (State == TalkiConnectionState.Connected)
         {
             _ = SendAsync(new PingMessage()).AsTask();
         }
     }
 
-    private void SetState(SignallingConnectionState state, SignallingError? reason)
+    private void SetState(TalkiConnectionState state, SignallingError? reason)
     {
         lock (_sync)
         {
-            if (State == state && state != SignallingConnectionState.Reconnecting)
+            if (State == state && state != TalkiConnectionState.Reconnecting)
             {
                 return;
             }

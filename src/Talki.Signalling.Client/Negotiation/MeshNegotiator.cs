@@ -10,7 +10,7 @@ namespace Talki.Signalling.Client.Negotiation;
 /// link down when its epoch matches; <c>denied</c> for this member, and <see cref="CloseAll"/>, tear everything down.
 /// A rejected remote description resets only that link and raises <see cref="NegotiationError"/>.
 /// </summary>
-public sealed class MeshNegotiator : IDisposable
+internal sealed class MeshNegotiator : IDisposable
 {
     private const int MaxEarlySignalsPerPeer = 64;
     private const int MaxWatchdogResets = 3;
@@ -71,11 +71,27 @@ public sealed class MeshNegotiator : IDisposable
     /// <summary>Raised when a link's connection state changes (after the snapshot in <see cref="Links"/> changed).</summary>
     public event EventHandler<PeerLinkState>? LinkStateChanged;
 
+    /// <summary>Raised when a remote member said goodbye over its link's control channel (after the seal) and the link was torn down.</summary>
+    public event EventHandler<MemberId>? RemoteLeft;
+
     /// <summary>Gets or sets the STUN/TURN servers given to links created from now on (from the server's <c>welcome</c>).</summary>
     public IReadOnlyList<IceServer> IceServers
     {
-        get => _iceServers;
-        set => _iceServers = value ?? [];
+        get
+        {
+            lock (_sync)
+            {
+                return _iceServers;
+            }
+        }
+
+        set
+        {
+            lock (_sync)
+            {
+                _iceServers = value ?? [];
+            }
+        }
     }
 
     /// <summary>
@@ -85,7 +101,14 @@ public sealed class MeshNegotiator : IDisposable
     /// </summary>
     public bool SignalInBand
     {
-        get => _inBand;
+        get
+        {
+            lock (_sync)
+            {
+                return _inBand;
+            }
+        }
+
         set
         {
             PeerNegotiator[] links;
@@ -164,7 +187,7 @@ public sealed class MeshNegotiator : IDisposable
             links = [.. _links.Values];
         }
 
-        return Task.WhenAll(links.Select(l => l.SayGoodbyeAsync()));
+        return Task.WhenAll(links.Select(SayGoodbyeQuietlyAsync));
     }
 
     /// <summary>Tears all links down (on leave or when denied). The mesh accepts no more plans afterwards.</summary>
@@ -181,12 +204,26 @@ public sealed class MeshNegotiator : IDisposable
 
         foreach (var link in links)
         {
-            link.Close();
+            CloseQuietly(link); // one connection failing to close does not keep the others open
         }
     }
 
     /// <inheritdoc />
     public void Dispose() => CloseAll();
+
+    private static async Task SayGoodbyeQuietlyAsync(PeerNegotiator link)
+    {
+        try
+        {
+            await link.SayGoodbyeAsync().ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // One link's failure stays in that link: the others still say goodbye.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            // The peer notices the link going down anyway.
+        }
+    }
 
     private Task CloseAllCompleted()
     {
@@ -196,34 +233,103 @@ public sealed class MeshNegotiator : IDisposable
 
     private Task ConnectAsync(ConnectToPeerMessage message)
     {
-        var plan = new PeerLinkPlan(message.Peer.Id, message.PeerEpoch, message.Offerer, message.Polite) { IceServers = _iceServers };
-        PeerNegotiator? old;
-        PeerNegotiator link;
-        List<SignalRelayMessage>? early = null;
+        PeerLinkPlan plan;
         lock (_sync)
         {
-            if (_closed)
-            {
-                return Task.CompletedTask;
-            }
-
-            if (_links.TryGetValue(plan.Peer, out old) && old.Plan.PeerEpoch >= plan.PeerEpoch)
+            if (_closed || IsCurrentOrNewer(message.Peer.Id, message.PeerEpoch))
             {
                 return Task.CompletedTask; // a duplicate of the same plan, or a stale one
             }
 
-            link = CreateLink(plan);
-            _links[plan.Peer] = link;
-            if (_early.TryGetValue(plan.Peer, out var held) && held.Epoch <= plan.PeerEpoch)
+            plan = new PeerLinkPlan(message.Peer.Id, message.PeerEpoch, message.Offerer, message.Polite) { IceServers = _iceServers };
+        }
+
+        // The factory is called out of the lock (in the browser it is a JS interop call, and it may call back into the mesh).
+        var link = TryCreateLink(plan);
+        if (link is null)
+        {
+            return Task.CompletedTask;
+        }
+
+        PeerNegotiator? old = null;
+        List<SignalRelayMessage>? early = null;
+        var published = false;
+        lock (_sync)
+        {
+            if (!_closed && !IsCurrentOrNewer(plan.Peer, plan.PeerEpoch))
             {
-                // Signals held for this epoch are replayed; older ones are dropped; newer ones wait for their own plan.
-                _early.Remove(plan.Peer);
-                early = held.Epoch == plan.PeerEpoch ? held.Signals : null;
+                _links.TryGetValue(plan.Peer, out old);
+                Publish(link);
+                published = true;
+                if (_early.TryGetValue(plan.Peer, out var held) && held.Epoch <= plan.PeerEpoch)
+                {
+                    // Signals held for this epoch are replayed; older ones are dropped; newer ones wait for their own plan.
+                    _early.Remove(plan.Peer);
+                    early = held.Epoch == plan.PeerEpoch ? held.Signals : null;
+                }
             }
         }
 
-        old?.Close();
+        if (!published)
+        {
+            CloseQuietly(link); // another plan for this peer won the race meanwhile (or the mesh closed)
+            return Task.CompletedTask;
+        }
+
+        CloseQuietly(old);
+        ArmWatchdog(link);
         return StartAsync(link, early);
+    }
+
+    /// <summary>Whether a link to <paramref name="peer"/> of <paramref name="epoch"/> or newer exists; call under the lock.</summary>
+    private bool IsCurrentOrNewer(MemberId peer, long epoch) =>
+        _links.TryGetValue(peer, out var existing) && existing.Plan.PeerEpoch >= epoch;
+
+    /// <summary>Whether <paramref name="link"/> is still the mesh's link to its peer; call under the lock.</summary>
+    private bool IsCurrent(PeerNegotiator link) =>
+        !_closed && _links.TryGetValue(link.Plan.Peer, out var current) && ReferenceEquals(current, link);
+
+    /// <summary>Makes <paramref name="link"/> the link to its peer; call under the lock.</summary>
+    private void Publish(PeerNegotiator link)
+    {
+        link.SignalInBand = _inBand;
+        _links[link.Plan.Peer] = link;
+    }
+
+    /// <summary>Publishes <paramref name="fresh"/> in place of <paramref name="link"/> if that is still current; otherwise closes it (out of the lock).</summary>
+    private bool TryReplace(PeerNegotiator link, PeerNegotiator fresh)
+    {
+        lock (_sync)
+        {
+            if (IsCurrent(link))
+            {
+                Publish(fresh);
+                return true;
+            }
+        }
+
+        CloseQuietly(fresh); // the link was replaced or removed meanwhile: the fresh one lost the race
+        return false;
+    }
+
+    /// <summary>Closes a link; a connection that throws while closing does not stop the caller (nor the other links).</summary>
+    private static void CloseQuietly(PeerNegotiator? link)
+    {
+        if (link is null)
+        {
+            return;
+        }
+
+        try
+        {
+            link.Close();
+        }
+#pragma warning disable CA1031 // One link's failure stays in that link.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            // The connection is gone either way.
+        }
     }
 
     private async Task StartAsync(PeerNegotiator link, List<SignalRelayMessage>? early)
@@ -236,10 +342,26 @@ public sealed class MeshNegotiator : IDisposable
         }
     }
 
-    private PeerNegotiator CreateLink(PeerLinkPlan plan, bool? offerOnStart = null, IEnumerable<string>? retiredSessions = null, string? inheritedSession = null)
+    /// <summary>
+    /// Creates a link and its peer connection, out of the lock. A factory that throws fails this link only: the failure is
+    /// reported through <see cref="NegotiationError"/> and <see langword="null"/> is returned.
+    /// </summary>
+    private PeerNegotiator? TryCreateLink(PeerLinkPlan plan, bool? offerOnStart = null, IEnumerable<string>? retiredSessions = null, string? inheritedSession = null)
     {
-        var pc = _factory.Create(plan);
-        var link = new PeerNegotiator(plan, pc, _send, OnLinkError, OnRemoteLeft, OnRemoteReplaced, offerOnStart, retiredSessions, inheritedSession) { SignalInBand = _inBand };
+        IPeerConnection pc;
+        try
+        {
+            pc = _factory.Create(plan);
+        }
+#pragma warning disable CA1031 // The factory's failure is this link's failure; it is reported, never thrown into the mesh.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            RaiseError(new NegotiationErrorEventArgs(plan.Peer, plan.PeerEpoch, NegotiationErrorKind.ConnectionCreationFailed, ex));
+            return null;
+        }
+
+        var link = new PeerNegotiator(plan, pc, _send, OnLinkError, OnRemoteLeft, OnRemoteReplaced, offerOnStart, retiredSessions, inheritedSession);
         pc.ConnectionStateChanged += (_, state) =>
         {
             if (state == PeerConnectionState.Connected)
@@ -247,30 +369,70 @@ public sealed class MeshNegotiator : IDisposable
                 link.StopWatchdog();
             }
 
-            LinkStateChanged?.Invoke(this, link.Snapshot());
+            RaiseLinkStateChanged(link);
         };
+        return link;
+    }
+
+    /// <summary>Starts the link-up watchdog of a link just published.</summary>
+    private void ArmWatchdog(PeerNegotiator link)
+    {
         if (_time is not null)
         {
             link.Watchdog = _time.CreateTimer(static state => ((Watch)state!).Fire(), new Watch(this, link), _linkUpTimeout, Timeout.InfiniteTimeSpan);
         }
+    }
 
-        return link;
+    private void RaiseError(NegotiationErrorEventArgs error)
+    {
+        try
+        {
+            NegotiationError?.Invoke(this, error);
+        }
+#pragma warning disable CA1031 // A handler's failure must not break the link that reported, nor the others.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            // The owner's handlers report their own failures.
+        }
+    }
+
+    private void RaiseLinkStateChanged(PeerNegotiator link)
+    {
+        try
+        {
+            LinkStateChanged?.Invoke(this, link.Snapshot());
+        }
+#pragma warning disable CA1031 // A handler's failure must not break the link that reported, nor the others.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            // The owner's handlers report their own failures.
+        }
     }
 
     private void OnWatchdog(PeerNegotiator link)
     {
+        int resets;
         lock (_sync)
         {
-            if (_closed || !_links.TryGetValue(link.Plan.Peer, out var current) || !ReferenceEquals(current, link)
-                || link.IsClosed || link.Connection.ConnectionState == PeerConnectionState.Connected)
+            if (!IsCurrent(link) || link.IsClosed)
             {
                 return;
             }
+
+            resets = link.WatchdogResets;
         }
 
-        if (link.WatchdogResets >= MaxWatchdogResets)
+        // The connection's state is read out of the lock: in the browser it may be an interop call.
+        if (link.Connection.ConnectionState == PeerConnectionState.Connected)
         {
-            NegotiationError?.Invoke(this, new NegotiationErrorEventArgs(link.Plan.Peer, link.Plan.PeerEpoch, NegotiationErrorKind.LinkUpTimedOut, null));
+            return;
+        }
+
+        if (resets >= MaxWatchdogResets)
+        {
+            RaiseError(new NegotiationErrorEventArgs(link.Plan.Peer, link.Plan.PeerEpoch, NegotiationErrorKind.LinkUpTimedOut, null));
             return;
         }
 
@@ -279,19 +441,22 @@ public sealed class MeshNegotiator : IDisposable
 
     private void OnRemoteReplaced(PeerNegotiator link, SessionDescription offer, IReadOnlyList<IceCandidate>? candidates)
     {
-        PeerNegotiator fresh;
         lock (_sync)
         {
-            if (_closed || !_links.TryGetValue(link.Plan.Peer, out var current) || !ReferenceEquals(current, link))
+            if (!IsCurrent(link))
             {
                 return;
             }
-
-            fresh = CreateLink(link.Plan, offerOnStart: false, link.AllRemoteSessions);
-            _links[link.Plan.Peer] = fresh;
         }
 
-        link.Close();
+        var fresh = TryCreateLink(link.Plan, offerOnStart: false, link.AllRemoteSessions);
+        if (fresh is null || !TryReplace(link, fresh))
+        {
+            return;
+        }
+
+        CloseQuietly(link);
+        ArmWatchdog(fresh);
         _ = fresh.StartAsync();
         _ = fresh.HandleSignalAsync(offer, [.. link.ReceivedCandidates, .. candidates ?? []]);
     }
@@ -308,8 +473,9 @@ public sealed class MeshNegotiator : IDisposable
             _links.Remove(link.Plan.Peer);
         }
 
-        link.Close();
-        LinkStateChanged?.Invoke(this, link.Snapshot());
+        CloseQuietly(link);
+        RaiseLinkStateChanged(link);
+        RemoteLeft?.Invoke(this, link.Plan.Peer);
     }
 
     private Task RouteAsync(SignalRelayMessage signal)
@@ -368,8 +534,8 @@ public sealed class MeshNegotiator : IDisposable
             _links.Remove(message.Member);
         }
 
-        link.Close();
-        LinkStateChanged?.Invoke(this, link.Snapshot());
+        CloseQuietly(link);
+        RaiseLinkStateChanged(link);
         return Task.CompletedTask;
     }
 
@@ -378,20 +544,22 @@ public sealed class MeshNegotiator : IDisposable
         Task? restart = null;
         if (kind is NegotiationErrorKind.RemoteDescriptionRejected or NegotiationErrorKind.LocalDescriptionFailed or NegotiationErrorKind.MalformedSignal or NegotiationErrorKind.LinkUpTimedOut)
         {
-            PeerNegotiator? fresh = null;
+            int resets;
             lock (_sync)
             {
-                if (!_closed && _links.TryGetValue(link.Plan.Peer, out var current) && ReferenceEquals(current, link))
-                {
-                    fresh = CreateLink(link.Plan, offerOnStart: true, link.RetiredSessions, link.CurrentRemoteSession);
-                    fresh.WatchdogResets = kind == NegotiationErrorKind.LinkUpTimedOut ? link.WatchdogResets + 1 : 0;
-                    _links[link.Plan.Peer] = fresh;
-                }
+                resets = IsCurrent(link) ? link.WatchdogResets : -1;
             }
 
+            var fresh = resets < 0 ? null : TryCreateLink(link.Plan, offerOnStart: true, link.RetiredSessions, link.CurrentRemoteSession);
             if (fresh is not null)
             {
-                link.Close();
+                fresh.WatchdogResets = kind == NegotiationErrorKind.LinkUpTimedOut ? resets + 1 : 0;
+            }
+
+            if (fresh is not null && TryReplace(link, fresh))
+            {
+                CloseQuietly(link);
+                ArmWatchdog(fresh);
                 restart = fresh.StartAsync();
                 if (link.ReceivedCandidates is { Count: > 0 } received)
                 {
@@ -400,7 +568,7 @@ public sealed class MeshNegotiator : IDisposable
             }
         }
 
-        NegotiationError?.Invoke(this, new NegotiationErrorEventArgs(link.Plan.Peer, link.Plan.PeerEpoch, kind, exception));
+        RaiseError(new NegotiationErrorEventArgs(link.Plan.Peer, link.Plan.PeerEpoch, kind, exception));
         _ = restart; // completes inline or on the fresh link's queue; it never faults
     }
 

@@ -25,10 +25,13 @@ public enum NegotiationErrorKind
 
     /// <summary>The link did not connect within the link-up timeout; it was reset (or, after three resets in a row, left as it is).</summary>
     LinkUpTimedOut,
+
+    /// <summary>The peer-connection factory threw while creating this link's connection; the link is not created, other links are untouched.</summary>
+    ConnectionCreationFailed,
 }
 
 /// <summary>Describes an error on one link of the mesh.</summary>
-public sealed class NegotiationErrorEventArgs : EventArgs
+internal sealed class NegotiationErrorEventArgs : EventArgs
 {
     /// <summary>Initializes a new instance of the <see cref="NegotiationErrorEventArgs"/> class.</summary>
     /// <param name="peer">The remote member.</param>

@@ -40,7 +40,7 @@ internal sealed class PeerNegotiator
     private SdpOrigin? _lastRemoteOrigin;
     private readonly bool _offerOnStart;
     private string? _inheritedSession;
-    private IPeerDataChannel? _control;
+    private volatile IPeerDataChannel? _control;
     private volatile bool _inBand;
 
     public PeerNegotiator(
@@ -108,7 +108,16 @@ internal sealed class PeerNegotiator
 
     public IPeerConnection Connection => _pc;
 
-    public bool IsClosed => _closed;
+    public bool IsClosed
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _closed;
+            }
+        }
+    }
 
     public PeerLinkState Snapshot() => new(Plan.Peer, Plan.PeerEpoch, Plan.Offerer, Plan.Polite, _pc.SignalingState, _pc.ConnectionState);
 
@@ -183,7 +192,7 @@ internal sealed class PeerNegotiator
 
     private void OnDataChannelMessage(object? sender, DataChannelMessage message)
     {
-        if (message.Label != ControlChannelLabel || _closed)
+        if (message.Label != ControlChannelLabel || IsClosed)
         {
             return;
         }
@@ -532,32 +541,62 @@ internal sealed class PeerNegotiator
 
     private async Task DrainAsync()
     {
-        while (true)
+        var idle = false;
+        try
         {
-            (Func<ValueTask> Operation, TaskCompletionSource Done) item;
-            lock (_sync)
+            while (true)
             {
-                if (_closed || !_queue.TryDequeue(out item))
+                (Func<ValueTask> Operation, TaskCompletionSource Done) item;
+                lock (_sync)
                 {
-                    _draining = false;
-                    return;
+                    if (_closed || !_queue.TryDequeue(out item))
+                    {
+                        _draining = false; // with the queue found empty, atomically: the next Enqueue drains
+                        idle = true;
+                        return;
+                    }
+                }
+
+                try
+                {
+                    await item.Operation().ConfigureAwait(false);
+                }
+#pragma warning disable CA1031 // An unexpected port failure is reported and the queue goes on.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    ReportUnexpected(ex);
+                }
+                finally
+                {
+                    item.Done.TrySetResult();
                 }
             }
+        }
+        finally
+        {
+            if (!idle)
+            {
+                // Whatever escaped, this drain is over: the next Enqueue must start another one, not find the flag stuck.
+                lock (_sync)
+                {
+                    _draining = false;
+                }
+            }
+        }
+    }
 
-            try
-            {
-                await item.Operation().ConfigureAwait(false);
-            }
-#pragma warning disable CA1031 // An unexpected port failure is reported and the queue goes on.
-            catch (Exception ex)
+    private void ReportUnexpected(Exception ex)
+    {
+        try
+        {
+            _onError(this, NegotiationErrorKind.LocalDescriptionFailed, ex);
+        }
+#pragma warning disable CA1031 // The error path itself failing must not break the queue.
+        catch (Exception)
 #pragma warning restore CA1031
-            {
-                _onError(this, NegotiationErrorKind.LocalDescriptionFailed, ex);
-            }
-            finally
-            {
-                item.Done.TrySetResult();
-            }
+        {
+            // Nothing more to report to.
         }
     }
 

@@ -95,7 +95,7 @@ internal sealed partial class TalkiUser : IAsyncDisposable
             }
 
             var state = await CallStateAsync();
-            return state.State is "WaitingForApproval" or "InCall" or "Denied" or "Sealed"
+            return state.State is "Waiting" or "Admitted" or "Denied" or "Sealed"
                    || await Page.GetByTestId("waiting").IsVisibleAsync()
                    || await Page.GetByTestId("denied").IsVisibleAsync()
                 ? null

@@ -25,7 +25,8 @@ public sealed class TalkiClientServiceCollectionExtensionsTests
         var room = await call.CreateRoomAsync(); // the token from the first typed client is shared with the next one
 
         Assert.True(room.IsSuccess, room.ToString());
-        Assert.Equal(TalkiCallState.InCall, call.State);
+        Assert.Equal(TalkiAdmissionState.Admitted, call.AdmissionState);
+        Assert.Equal(TalkiConnectionState.Connected, call.ConnectionState);
     }
 
     [Fact]

@@ -415,8 +415,12 @@ internal sealed class SimulatedPeerConnectionFactory(SimulatedFabric fabric, str
 {
     public List<SimulatedPeerConnection> Created { get; } = [];
 
+    /// <summary>Gets or sets what runs first in <see cref="Create"/> (a test makes it throw, or call back into the mesh).</summary>
+    public Action<PeerLinkPlan>? BeforeCreate { get; set; }
+
     public IPeerConnection Create(PeerLinkPlan plan)
     {
+        BeforeCreate?.Invoke(plan);
         var pc = fabric.Create(owner, plan);
         Created.Add(pc);
         return pc;

@@ -100,6 +100,7 @@ internal sealed class Participant : IAsyncDisposable
 {
     private readonly CallWorld _world;
     private readonly HttpClient _http;
+    private int _connectAttempts;
 
     public Participant(CallWorld world, string name, TalkiClientOptions options, TimeProvider time)
     {
@@ -110,13 +111,13 @@ internal sealed class Participant : IAsyncDisposable
         Factory = new LockedPeerConnectionFactory(world.Fabric, world.FabricLock, name);
         var factory = new TalkiCallFactory(() => Api, options, time, NullLoggerFactory.Instance, ConnectAsync);
         Call = factory.Create(Factory);
-        Call.MessageReceived += (_, m) =>
-        {
-            lock (Messages)
-            {
-                Messages.Add(m);
-            }
-        };
+        Call.ConnectionStateChanged += (_, e) => Record(nameof(TalkiCall.ConnectionStateChanged), e);
+        Call.AdmissionStateChanged += (_, e) => Record(nameof(TalkiCall.AdmissionStateChanged), e);
+        Call.AdmissionRequested += (_, e) => Record(nameof(TalkiCall.AdmissionRequested), e);
+        Call.MemberJoined += (_, e) => Record(nameof(TalkiCall.MemberJoined), e);
+        Call.MemberLeft += (_, e) => Record(nameof(TalkiCall.MemberLeft), e);
+        Call.Sealed += (_, e) => Record(nameof(TalkiCall.Sealed), e);
+        Call.Disconnected += (_, e) => Record(nameof(TalkiCall.Disconnected), e);
         Call.Error += (_, e) =>
         {
             lock (Errors)
@@ -136,7 +137,21 @@ internal sealed class Participant : IAsyncDisposable
 
     public List<TalkiCallErrorEventArgs> Errors { get; } = [];
 
-    public List<ServerMessage> Messages { get; } = [];
+    /// <summary>Gets the typed events the call raised, in order (name, arguments).</summary>
+    public List<(string Name, EventArgs Args)> Events { get; } = [];
+
+    /// <summary>Gets a value indicating whether the member is admitted with the signalling socket connected.</summary>
+    public bool InCall => Call.AdmissionState == TalkiAdmissionState.Admitted && Call.ConnectionState == TalkiConnectionState.Connected;
+
+    /// <summary>A snapshot of the events of one kind.</summary>
+    public List<TArgs> EventsOf<TArgs>(string name)
+        where TArgs : EventArgs
+    {
+        lock (Events)
+        {
+            return [.. Events.Where(e => e.Name == name).Select(e => (TArgs)e.Args)];
+        }
+    }
 
     public List<InjectingWebSocket> Sockets { get; } = [];
 
@@ -156,8 +171,20 @@ internal sealed class Participant : IAsyncDisposable
         return Call.DisposeAsync();
     }
 
+    private void Record(string name, EventArgs args)
+    {
+        lock (Events)
+        {
+            Events.Add((name, args));
+        }
+    }
+
+    /// <summary>Gets how many times the call tried to open its signalling socket.</summary>
+    public int ConnectAttempts => Volatile.Read(ref _connectAttempts);
+
     private async Task<WebSocket> ConnectAsync(Uri url, CancellationToken cancellationToken)
     {
+        Interlocked.Increment(ref _connectAttempts);
         if (ConnectGate is { } gate)
         {
             await gate.Task.WaitAsync(cancellationToken);

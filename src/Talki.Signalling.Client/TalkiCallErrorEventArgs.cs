@@ -2,37 +2,6 @@ using Talki.Signalling.Client.Negotiation;
 
 namespace Talki.Signalling.Client;
 
-/// <summary>Where a <see cref="TalkiCall"/> stands.</summary>
-public enum TalkiCallState
-{
-    /// <summary>Not started.</summary>
-    Idle = 0,
-
-    /// <summary>Getting a ticket and opening the signalling socket.</summary>
-    Connecting,
-
-    /// <summary>In the room, waiting for the admin's approval.</summary>
-    WaitingForApproval,
-
-    /// <summary>Admitted: the mesh forms and heals through the server.</summary>
-    InCall,
-
-    /// <summary>The signalling socket dropped; a fresh ticket is being fetched and the member rejoins (approval remembered).</summary>
-    Reconnecting,
-
-    /// <summary>The room sealed: the server is gone, the call goes on peer to peer and renegotiates in-band.</summary>
-    Sealed,
-
-    /// <summary>The admin denied the request to join.</summary>
-    Denied,
-
-    /// <summary>This member left.</summary>
-    Left,
-
-    /// <summary>The call could not start or could not reconnect; see <see cref="TalkiCall.FailureReason"/>.</summary>
-    Failed,
-}
-
 /// <summary>What kind of problem a <see cref="TalkiCallErrorEventArgs"/> reports.</summary>
 public enum TalkiCallErrorKind
 {
