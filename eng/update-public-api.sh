@@ -12,7 +12,7 @@ python3 - "$log" "${1:-}" <<'PY'
 import re, sys, os, collections
 log, mode = sys.argv[1], sys.argv[2]
 added, removed = collections.defaultdict(set), collections.defaultdict(set)
-pattern = re.compile(r"^(/\S+?\.cs)\(\d+,\d+\): (?:warning|error) (RS0016|RS0017): Symbol '(.+)' is (?:not part of the declared public API|part of the declared API, but is either not public or could not be found)(?: \(\S+\))? \[(\S+\.csproj)\]")
+pattern = re.compile(r"^(/\S+?\.(?:cs|txt))\(\d+,\d+\): (?:warning|error) (RS0016|RS0017): Symbol '(.+)' is (?:not part of the declared public API|part of the declared API, but is either not public or could not be found)(?: \(\S+\))? \[(\S+\.csproj)\]")
 for line in open(log, encoding="utf-8", errors="replace"):
     m = pattern.match(line.strip())
     if not m:
