@@ -128,6 +128,13 @@ public sealed class TalkiHostingOptions
     /// <value>The default value is <c>talki.session</c>.</value>
     public string SessionCookieName { get; set; } = "talki.session";
 
+    /// <summary>
+    /// Gets or sets the largest HTTP request body the Talki API reads (sign-in, rooms, tickets). A larger one is answered
+    /// 413 <c>message_too_large</c> before it is read, so a flood of huge bodies costs no memory.
+    /// </summary>
+    /// <value>The default value is 8192 bytes: a Google ID token is about 1.2 KB.</value>
+    public int MaxRequestBodyBytes { get; set; } = 8 * 1024;
+
     /// <summary>Gets or sets the largest inbound message. API Gateway refuses frames over 32 KB and browsers send each message as one frame, so this mirrors it.</summary>
     /// <value>The default value is 32768 bytes.</value>
     public int MaxInboundMessageBytes { get; set; } = 32 * 1024;

@@ -7,6 +7,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Cors.Infrastructure;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -99,9 +100,26 @@ internal sealed class TalkiHttpApi
             return;
         }
 
+        // Bound every body before anything reads it: over the limit is 413, never a buffered allocation or a 500.
+        var maxBody = api._options.Hosting.MaxRequestBodyBytes;
+        if (context.Request.ContentLength > maxBody)
+        {
+            await WriteTooLargeAsync(context, maxBody).ConfigureAwait(false);
+            return;
+        }
+
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
+        {
+            bodyLimit.MaxRequestBodySize = maxBody;
+        }
+
         try
         {
             await handler(api, context).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException exception) when (exception.StatusCode == StatusCodes.Status413PayloadTooLarge && !context.Response.HasStarted)
+        {
+            await WriteTooLargeAsync(context, maxBody).ConfigureAwait(false); // a chunked body that outgrew the limit
         }
         catch (JsonException)
         {
@@ -120,6 +138,9 @@ internal sealed class TalkiHttpApi
             await HttpErrors.WriteAsync(context, StatusCodes.Status500InternalServerError, SignallingErrorCode.Internal, "An unexpected error occurred; quote the reference to the operator.", reference).ConfigureAwait(false);
         }
     }
+
+    private static Task WriteTooLargeAsync(HttpContext context, int maxBody)
+        => HttpErrors.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, SignallingErrorCode.MessageTooLarge, $"The request body is larger than {maxBody} bytes.");
 
     private async Task SignInAnonymousAsync(HttpContext context)
     {

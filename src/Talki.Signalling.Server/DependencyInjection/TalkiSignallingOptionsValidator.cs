@@ -80,6 +80,11 @@ internal sealed class TalkiSignallingOptionsValidator : IValidateOptions<TalkiSi
         }
 
         Range(failures, "Hosting." + nameof(hosting.IdleTimeout), hosting.IdleTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromHours(2));
+        if (hosting.MaxRequestBodyBytes is < 1024 or > 1024 * 1024)
+        {
+            failures.Add($"Hosting.{nameof(hosting.MaxRequestBodyBytes)} must be between 1 KiB and 1 MiB.");
+        }
+
         if (hosting.MaxInboundMessageBytes is < 1024 or > 1024 * 1024)
         {
             failures.Add($"Hosting.{nameof(hosting.MaxInboundMessageBytes)} must be between 1 KiB and 1 MiB.");

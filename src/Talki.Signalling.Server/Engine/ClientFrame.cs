@@ -133,8 +133,11 @@ internal readonly struct ClientFrame
                     reader.Read();
                     if (reader.TokenType == JsonTokenType.String)
                     {
-                        correlationId = reader.GetString();
-                        if (correlationId!.Length > MaxCorrelationIdLength)
+                        if (!TryGetString(ref reader, out correlationId))
+                        {
+                            invalidField ??= "'id' must be valid Unicode text (no lone surrogate).";
+                        }
+                        else if (correlationId!.Length > MaxCorrelationIdLength)
                         {
                             correlationId = null;
                             invalidField ??= "'id' must be at most 64 characters.";
@@ -278,6 +281,28 @@ internal readonly struct ClientFrame
         catch (JsonException)
         {
             return Malformed("The message is not valid JSON.", correlationId);
+        }
+        catch (InvalidOperationException)
+        {
+            // Utf8JsonReader throws InvalidOperationException when it unescapes text that is not valid UTF-16 (a lone
+            // surrogate such as \ud800 in a property name or the type): bad input from the client, not a server bug.
+            return Malformed("The message contains escaped text that is not valid Unicode (a lone surrogate).", correlationId);
+        }
+    }
+
+    /// <summary>Reads a string value; <see langword="false"/> when its escapes encode invalid UTF-16 (a lone surrogate such as <c>\ud800</c>).</summary>
+    private static bool TryGetString(ref Utf8JsonReader reader, out string? value)
+    {
+        try
+        {
+            value = reader.GetString();
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            // Utf8JsonReader.GetString throws InvalidOperationException for escaped invalid UTF-16: bad input, not a bug.
+            value = null;
+            return false;
         }
     }
 

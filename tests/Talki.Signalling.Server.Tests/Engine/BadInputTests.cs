@@ -34,6 +34,11 @@ public sealed class BadInputTests
     [InlineData("""{"type":"deny","member":7}""", SignallingErrorCode.MalformedMessage)]
     [InlineData("""{"type":"hello","version":"one"}""", SignallingErrorCode.MalformedMessage)]
     [InlineData("""{"type":"ping","id":12}""", SignallingErrorCode.MalformedMessage)]
+    [InlineData("""{"type":"ping","id":"\ud800"}""", SignallingErrorCode.MalformedMessage)]
+    [InlineData("""{"type":"ping","id":"x\udc00y"}""", SignallingErrorCode.MalformedMessage)]
+    [InlineData("""{"type":"\ud800"}""", SignallingErrorCode.MalformedMessage)]
+    [InlineData("""{"\ud800":1,"type":"ping"}""", SignallingErrorCode.MalformedMessage)]
+    [InlineData("""{"type":"signal","to":"\udfff","candidates":[{"candidate":"x"}]}""", SignallingErrorCode.MalformedMessage)]
     public async Task BadMessage_GetsItsErrorCode_AndConnectionStaysUsable(string json, SignallingErrorCode expected)
     {
         using var h = new EngineHarness();
