@@ -145,10 +145,9 @@ internal sealed class TalkiHttpApi
     private async Task SignInAnonymousAsync(HttpContext context)
     {
         var request = await ReadBodyAsync(context).ConfigureAwait(false);
-        var name = request?.DisplayName?.Trim();
-        if (string.IsNullOrEmpty(name) || name.Length > _options.MaxDisplayNameLength || name.Any(char.IsControl))
+        if (!DisplayNames.TryNormalize(request?.DisplayName, _options.MaxDisplayNameLength, out var name, out var problem))
         {
-            await HttpErrors.WriteAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.InvalidRequest, $"'displayName' must be 1 to {_options.MaxDisplayNameLength} printable characters.").ConfigureAwait(false);
+            await HttpErrors.WriteAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.InvalidRequest, $"'displayName' {problem}: 1 to {_options.MaxDisplayNameLength} visible characters.").ConfigureAwait(false);
             return;
         }
 
