@@ -130,20 +130,34 @@ public sealed class ApiGatewayConnectionsTests : IAsyncLifetime
     [Fact]
     public async Task Push_ToASlowServer_IsBoundedByTheTimeouts_AndAnswersGone()
     {
+        // Warm up with the default timeouts first: the first signing loads and JIT-compiles the AWS SDK, which on a
+        // loaded 2-core machine can take longer than the tight timeouts under test (that made this test flaky).
+        using (var warm = ApiGatewayTestHost.Create(_server.Endpoint))
+        {
+            Assert.Equal(PushOutcome.Delivered, await warm.GetRequiredService<IConnectionPush>().PushAsync(ConnectionId, Payload));
+        }
+
         using var services = ApiGatewayTestHost.Create(_server.Endpoint, o =>
         {
             o.Timeouts.Attempt = TimeSpan.FromMilliseconds(300);
             o.Timeouts.Total = TimeSpan.FromMilliseconds(1500);
         });
         var push = services.GetRequiredService<IConnectionPush>();
-        Assert.Equal(PushOutcome.Delivered, await push.PushAsync(ConnectionId, Payload)); // warm: the first signing loads the AWS SDK
+        var warmed = PushOutcome.Gone;
+        for (var i = 0; i < 5 && warmed != PushOutcome.Delivered; i++)
+        {
+            warmed = await push.PushAsync(ConnectionId, Payload); // this container's own first request (handler chain, pool)
+        }
+
+        Assert.Equal(PushOutcome.Delivered, warmed);
+        var before = _server.Requests.Count;
         _server.Default = FakeReply.Slow(TimeSpan.FromSeconds(30));
 
         var outcome = await push.PushAsync(ConnectionId, Payload);
 
         // No wall-clock assertion (the machine may be loaded): the exact timing is proven on the fake clock below.
         Assert.Equal(PushOutcome.Gone, outcome);
-        Assert.InRange(_server.Requests.Count - 1, 1, 4); // at most 1 + 3 attempts, never more than the cap
+        Assert.InRange(_server.Requests.Count - before, 1, 4); // at most 1 + 3 attempts, never more than the cap
     }
 
     [Fact]
