@@ -796,7 +796,11 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
     }
 
-    internal static string NewCorrelationId() => Activity.Current?.TraceId.ToHexString() ?? Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+    /// <summary>
+    /// A fresh reference for one failure: random, so two failures on one connection never share it and it is never the
+    /// client's own <c>traceparent</c> (the trace id reaches the operator through the log's activity, not the client).
+    /// </summary>
+    internal static string NewCorrelationId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 
     private readonly record struct MemberChange(MemberRecord? Before, MemberRecord? After);
 }

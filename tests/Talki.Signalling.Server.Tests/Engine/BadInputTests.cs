@@ -126,6 +126,33 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public async Task TwoFailuresOnOneConnection_HaveDifferentReferences_NeitherTheClientsTraceId()
+    {
+        var failing = new FailingStore();
+        using var h = new EngineHarness(store: sp => failing.Wrap(sp.GetRequiredService<InMemoryRoomStore>()));
+        var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
+        var connection = await h.ConnectAsync(admin);
+        using var source = new System.Diagnostics.ActivitySource("test.upgrade");
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = s => s.Name == "test.upgrade",
+            Sample = static (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllData,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+        using var upgrade = source.StartActivity("upgrade"); // the client's traceparent, as on the gateway's upgrade request
+        Assert.NotNull(upgrade);
+
+        failing.FailListMembers = true;
+        await h.SendAsync(connection, """{"type":"hello","id":"one"}""");
+        await h.SendAsync(connection, """{"type":"hello","id":"two"}""");
+        var references = h.Push.To<ErrorMessage>(connection).Where(e => e.Code == SignallingErrorCode.Internal).Select(e => e.Reference).ToList();
+
+        Assert.Equal(2, references.Count);
+        Assert.NotEqual(references[0], references[1]);
+        Assert.DoesNotContain(upgrade.TraceId.ToHexString(), references);
+    }
+
+    [Fact]
     public async Task Disconnect_StoreFailure_IsSwallowedAndLogged()
     {
         var failing = new FailingStore();
