@@ -92,7 +92,7 @@ internal sealed class ConfigureSessionCookie : IConfigureNamedOptions<CookieAuth
 
     public void Configure(string? name, CookieAuthenticationOptions options)
     {
-        if (name == TalkiAuthenticationDefaults.AuthenticationScheme)
+        if (name == TalkiAuthenticationDefaults.CookieScheme)
         {
             Configure(options);
         }

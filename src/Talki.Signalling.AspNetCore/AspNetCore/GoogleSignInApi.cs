@@ -64,7 +64,7 @@ internal sealed class GoogleSignInApi
                 new Claim(ClaimTypes.Name, user.DisplayName),
                 new Claim(TalkiAuthenticationDefaults.VerifiedClaimType, "true"),
             ],
-            TalkiAuthenticationDefaults.AuthenticationScheme);
+            TalkiAuthenticationDefaults.CookieScheme);
         HostingLog.SessionStarted(_logger, "google");
         await api.StartSessionAsync(context, identity, request.UseBearerToken).ConfigureAwait(false);
     }

@@ -1,10 +1,17 @@
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.DependencyInjection;
 using Talki.Signalling.Http;
 using Talki.Signalling.Protocol;
 
 namespace Talki.Signalling.Server.AspNetCore;
 
-/// <summary>Maps error codes to HTTP statuses and writes <see cref="ErrorResponse"/> bodies.</summary>
+/// <summary>
+/// Maps error codes to HTTP statuses and writes them as RFC 9457 problem details through ASP.NET Core's
+/// <see cref="IProblemDetailsService"/> (so <c>AddProblemDetails(o => o.CustomizeProblemDetails = …)</c> applies), with
+/// the stable code in the <c>code</c> extension; the body is <see cref="ErrorResponse"/> on the client side.
+/// </summary>
 internal static class HttpErrors
 {
     public static int StatusOf(SignallingErrorCode code) => code switch
@@ -25,6 +32,24 @@ internal static class HttpErrors
     {
         context.Response.StatusCode = status;
         context.Response.Headers.CacheControl = "no-store";
-        await context.Response.WriteAsJsonAsync(new ErrorResponse { Code = code, Message = message, Reference = reference }, TalkiJsonContext.Default.ErrorResponse).ConfigureAwait(false);
+        var problem = new ProblemDetails { Status = status, Title = ReasonPhrases.GetReasonPhrase(status), Detail = message };
+        problem.Extensions["code"] = code.ToWireName();
+        if (reference is not null)
+        {
+            problem.Extensions["reference"] = reference;
+        }
+
+        if (context.RequestServices?.GetService<IProblemDetailsService>() is { } problems
+            && await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem }).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        // No problem-details writer accepted the request (for example an Accept header without JSON): the same document.
+        context.Response.ContentType = "application/problem+json";
+        await context.Response.WriteAsJsonAsync(
+            new ErrorResponse { Status = status, Title = problem.Title, Detail = message, Code = code, Reference = reference },
+            TalkiJsonContext.Default.ErrorResponse,
+            "application/problem+json").ConfigureAwait(false);
     }
 }

@@ -61,7 +61,7 @@ internal sealed class TalkiHttpApi
 
     public static Task GetSession(HttpContext context) => Run(context, "talki.http.get_session", static (api, ctx) => api.GetSessionAsync(ctx), requireJson: false);
 
-    public static Task SignOut(HttpContext context) => Run(context, "talki.http.sign_out", static (api, ctx) => api.SignOutAsync(ctx), requireJson: true);
+    public static Task SignOut(HttpContext context) => Run(context, "talki.http.sign_out", static (_, ctx) => SignOutAsync(ctx), requireJson: true);
 
     public static Task CreateRoom(HttpContext context) => Run(context, "talki.http.create_room", static (api, ctx) => api.CreateRoomAsync(ctx), requireJson: true);
 
@@ -159,7 +159,7 @@ internal sealed class TalkiHttpApi
                 new Claim(ClaimTypes.Name, name),
                 new Claim(TalkiAuthenticationDefaults.VerifiedClaimType, "false"),
             ],
-            TalkiAuthenticationDefaults.AuthenticationScheme);
+            TalkiAuthenticationDefaults.CookieScheme);
         HostingLog.SessionStarted(_logger, "anonymous");
         await StartSessionAsync(context, identity, request!.UseBearerToken).ConfigureAwait(false);
     }
@@ -182,11 +182,11 @@ internal sealed class TalkiHttpApi
         string? token = null;
         if (bearer)
         {
-            token = await _sessions.StoreAsync(new AuthenticationTicket(principal, properties, TalkiAuthenticationDefaults.AuthenticationScheme), context.RequestAborted).ConfigureAwait(false);
+            token = await _sessions.StoreAsync(new AuthenticationTicket(principal, properties, TalkiAuthenticationDefaults.BearerScheme), context.RequestAborted).ConfigureAwait(false);
         }
         else
         {
-            await context.SignInAsync(TalkiAuthenticationDefaults.AuthenticationScheme, principal, properties).ConfigureAwait(false);
+            await context.SignInAsync(TalkiAuthenticationDefaults.CookieScheme, principal, properties).ConfigureAwait(false);
         }
 
         var caller = _identity.Resolve(principal)!;
@@ -207,18 +207,10 @@ internal sealed class TalkiHttpApi
         await context.Response.WriteAsJsonAsync(new SessionResponse { DisplayName = caller.DisplayName, Verified = caller.IsVerified }, TalkiJsonContext.Default.SessionResponse).ConfigureAwait(false);
     }
 
-    private async Task SignOutAsync(HttpContext context)
+    private static async Task SignOutAsync(HttpContext context)
     {
-        if (BearerToken(context.Request) is { } token)
-        {
-            await _sessions.RemoveAsync(token, context.RequestAborted).ConfigureAwait(false);
-        }
-        else
-        {
-            // The cookie handler removes the server-side entry from the session store.
-            await context.SignOutAsync(TalkiAuthenticationDefaults.AuthenticationScheme).ConfigureAwait(false);
-        }
-
+        // The policy scheme forwards to the bearer handler or the cookie handler; each deletes the server-side entry.
+        await context.SignOutAsync(TalkiAuthenticationDefaults.AuthenticationScheme).ConfigureAwait(false);
         context.Response.StatusCode = StatusCodes.Status204NoContent;
     }
 
@@ -256,20 +248,8 @@ internal sealed class TalkiHttpApi
 
     private async Task<CallerIdentity?> AuthenticateAsync(HttpContext context)
     {
-        if (BearerToken(context.Request) is { } token)
-        {
-            var ticket = await _sessions.RetrieveAsync(token, context.RequestAborted).ConfigureAwait(false);
-            return ticket is null ? null : _identity.Resolve(ticket.Principal);
-        }
-
         var result = await context.AuthenticateAsync(TalkiAuthenticationDefaults.AuthenticationScheme).ConfigureAwait(false);
         return result.Succeeded ? _identity.Resolve(result.Principal) : null;
-    }
-
-    private static string? BearerToken(HttpRequest request)
-    {
-        var header = request.Headers.Authorization.ToString();
-        return header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && header.Length > 7 ? header[7..].Trim() : null;
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -37,12 +38,19 @@ public static class TalkiSignallingServiceCollectionExtensions
         services.TryAddSingleton<TalkiHttpApi>();
         services.AddTalkiGoogleSignIn();
 
+        services.AddProblemDetails();
         services.AddCors();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>, TalkiCors>());
         services.AddDistributedMemoryCache();
         services.TryAddSingleton<DistributedSessionStore>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<CookieAuthenticationOptions>, ConfigureSessionCookie>());
-        services.AddAuthentication().AddCookie(TalkiAuthenticationDefaults.AuthenticationScheme);
+        services.AddAuthentication()
+            .AddCookie(TalkiAuthenticationDefaults.CookieScheme)
+            .AddScheme<AuthenticationSchemeOptions, TalkiBearerHandler>(TalkiAuthenticationDefaults.BearerScheme, displayName: null, static _ => { })
+            .AddPolicyScheme(TalkiAuthenticationDefaults.AuthenticationScheme, displayName: null, static options =>
+                options.ForwardDefaultSelector = static context => TalkiBearerHandler.TokenOf(context.Request) is not null
+                    ? TalkiAuthenticationDefaults.BearerScheme
+                    : TalkiAuthenticationDefaults.CookieScheme);
         return builder;
     }
 }

@@ -11,6 +11,9 @@ using Talki.Signalling.Ports;
 using Talki.Signalling.Protocol;
 using Talki.Signalling.Server;
 
+using Talki.Signalling.Server.AspNetCore;
+using Talki.Signalling.Server.Engine;
+
 namespace Talki.Signalling.Aws.Callbacks;
 
 /// <summary>
@@ -169,14 +172,10 @@ internal sealed class ApiGatewayCallbacks
     private static Task WriteUnauthenticatedAsync(HttpContext context)
         => WriteErrorAsync(context, StatusCodes.Status401Unauthorized, SignallingErrorCode.Unauthenticated, "The call does not come from the configured API Gateway integration.");
 
-    private static async Task WriteErrorAsync(HttpContext context, int status, SignallingErrorCode code, string message, string? reference = null)
-    {
-        context.Response.StatusCode = status;
-        context.Response.Headers.CacheControl = "no-store";
-        await context.Response.WriteAsJsonAsync(new ErrorResponse { Code = code, Message = message, Reference = reference }, TalkiJsonContext.Default.ErrorResponse).ConfigureAwait(false);
-    }
+    private static Task WriteErrorAsync(HttpContext context, int status, SignallingErrorCode code, string message, string? reference = null)
+        => HttpErrors.WriteAsync(context, status, code, message, reference);
 
-    private static string NewReference() => Activity.Current?.TraceId.ToHexString() ?? Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+    private static string NewReference() => SignallingEngine.NewCorrelationId();
 
     private async Task<AuthorizerResponse?> DecideAsync(HttpContext context)
     {

@@ -139,7 +139,7 @@ public sealed class TalkiApiClient
 
             var error = await ReadJsonAsync(response, TalkiJsonContext.Default.ErrorResponse, cancellationToken).ConfigureAwait(false);
             return error is not null
-                ? SignallingResult<T>.Failure(error.Code, error.Reference is null ? error.Message : $"{error.Message} (reference {error.Reference})")
+                ? SignallingResult<T>.Failure(error.Code, error.Reference is null ? error.Detail : $"{error.Detail} (reference {error.Reference})")
                 : SignallingResult<T>.Failure(response.StatusCode == HttpStatusCode.Unauthorized ? SignallingErrorCode.Unauthenticated : SignallingErrorCode.ServiceUnavailable, $"The server answered {(int)response.StatusCode} {response.ReasonPhrase}.");
         }
         catch (HttpRequestException ex)

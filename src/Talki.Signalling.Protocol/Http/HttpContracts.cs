@@ -61,14 +61,27 @@ public sealed record TicketResponse
     public required Uri WebSocketUrl { get; init; }
 }
 
-/// <summary>The body of every HTTP error response.</summary>
+/// <summary>
+/// The body of every HTTP error response: an RFC 9457 problem details document (<c>application/problem+json</c>) whose
+/// <c>code</c> extension is the stable <see cref="SignallingErrorCode"/>. Program against <see cref="Code"/>;
+/// <see cref="Detail"/> is for people.
+/// </summary>
 public sealed record ErrorResponse
 {
+    /// <summary>Gets the problem type URI (absent means <c>about:blank</c>: the HTTP status says it all).</summary>
+    public string? Type { get; init; }
+
+    /// <summary>Gets a short summary of the problem type (for <c>about:blank</c>, the HTTP status phrase).</summary>
+    public string? Title { get; init; }
+
+    /// <summary>Gets the HTTP status code.</summary>
+    public int? Status { get; init; }
+
+    /// <summary>Gets a message for people about this occurrence.</summary>
+    public required string Detail { get; init; }
+
     /// <summary>Gets the stable code.</summary>
     public required SignallingErrorCode Code { get; init; }
-
-    /// <summary>Gets a message for people.</summary>
-    public required string Message { get; init; }
 
     /// <summary>Gets, for <c>internal</c> errors, the correlation id of the server's log entry.</summary>
     public string? Reference { get; init; }

@@ -218,7 +218,7 @@ public sealed class GoogleSignInTests
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
         var error = await response.Content.ReadFromJsonAsync(TalkiJsonContext.Default.ErrorResponse);
         Assert.Equal(SignallingErrorCode.InvalidRequest, error!.Code);
-        Assert.Contains("not configured", error.Message, StringComparison.Ordinal);
+        Assert.Contains("not configured", error.Detail, StringComparison.Ordinal);
     }
 
     [Theory]

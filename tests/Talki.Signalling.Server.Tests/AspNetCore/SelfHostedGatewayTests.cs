@@ -77,7 +77,7 @@ public sealed class SelfHostedGatewayTests
         var error = System.Text.Json.JsonSerializer.Deserialize(context.Response.Body, Talki.Signalling.Protocol.TalkiJsonContext.Default.ErrorResponse)!;
         Assert.Equal(SignallingErrorCode.Internal, error.Code);
         Assert.False(string.IsNullOrEmpty(error.Reference));
-        Assert.DoesNotContain("store down", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("store down", error.Detail, StringComparison.Ordinal);
         Assert.Equal(0, gateway.ConnectionCount);
     }
 
