@@ -81,6 +81,7 @@ else
     app.UseStaticFiles();
 }
 
+app.UseCors(); // cross-origin browser apps (Talki:AllowedOrigins): ASP.NET Core's CORS middleware applies the Talki policy
 app.MapTalkiSignalling(); // the HTTP API, and the self-hosted /ws or (AWS mode) API Gateway's callbacks
 
 app.MapGet("/healthz", () => Results.Text("ok"));

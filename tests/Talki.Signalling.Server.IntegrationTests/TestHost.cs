@@ -57,6 +57,7 @@ internal sealed class TestHost : IAsyncDisposable
         builder.Services.AddTalkiSignalling(configure);
         services?.Invoke(builder.Services);
         var app = builder.Build();
+        app.UseCors();
         app.MapTalkiSignalling();
         await app.StartAsync();
         return new TestHost(app, time);

@@ -21,8 +21,10 @@ public static class TalkiEndpointRouteBuilderExtensions
     /// <item><c>POST rooms/{roomId}/tickets</c> — a one-time ticket to join a room;</item>
     /// <item><c>GET ws?ticket=…</c> — the self-hosted WebSocket gateway (not with a gateway adapter such as <c>AddAwsGateway</c>,
     /// whose callbacks are mapped instead);</item>
-    /// <item><c>OPTIONS …</c> — CORS preflight for <see cref="TalkiHostingOptions.AllowedOrigins"/>.</item>
     /// </list>
+    /// With <see cref="TalkiHostingOptions.AllowedOrigins"/> configured, the endpoints carry the Talki CORS policy
+    /// (<c>RequireCors</c>): call <c>app.UseCors()</c> so that ASP.NET Core's CORS middleware answers preflights and adds
+    /// the headers. Requests from any other origin are refused with <c>cross_site_request</c>.
     /// </summary>
     /// <param name="endpoints">The endpoint route builder.</param>
     /// <returns>The route group, for conventions such as CORS or rate limiting.</returns>
@@ -44,7 +46,12 @@ public static class TalkiEndpointRouteBuilderExtensions
         group.MapPost("/session/sign-out", TalkiHttpApi.SignOut);
         group.MapPost("/rooms", TalkiHttpApi.CreateRoom);
         group.MapPost("/rooms/{roomId}/tickets", TalkiHttpApi.JoinRoom);
-        group.MapMethods("/{**path}", [HttpMethods.Options], TalkiHttpApi.Preflight);
+        if (options.Hosting.AllowedOrigins.Count > 0)
+        {
+            // Cross-origin apps: ASP.NET Core's CORS middleware answers preflights and adds the headers (app.UseCors();
+            // without it the endpoint middleware refuses every Talki request, so the omission cannot go unnoticed).
+            group.RequireCors(TalkiCors.PolicyName);
+        }
 
         endpoints.ServiceProvider.GetRequiredService<TalkiGatewayEndpoints>().Map(endpoints, group);
         return group;

@@ -34,7 +34,6 @@ internal sealed class TalkiHttpApi
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly DistributedSessionStore _sessions;
-    private readonly ICorsService _cors;
     private readonly ICorsPolicyProvider _corsPolicies;
 
     public TalkiHttpApi(
@@ -43,12 +42,10 @@ internal sealed class TalkiHttpApi
         IOptions<TalkiSignallingOptions> options,
         TimeProvider time,
         DistributedSessionStore sessions,
-        ICorsService cors,
         ICorsPolicyProvider corsPolicies,
         ILogger<TalkiHttpApi> logger)
     {
         _sessions = sessions;
-        _cors = cors;
         _corsPolicies = corsPolicies;
         _engine = engine;
         _identity = identity;
@@ -67,19 +64,6 @@ internal sealed class TalkiHttpApi
 
     public static Task JoinRoom(HttpContext context) => Run(context, "talki.http.join_room", static (api, ctx) => api.JoinRoomAsync(ctx), requireJson: true);
 
-    /// <summary>CORS preflight for every endpoint: allowed origins get the CORS headers; others are refused.</summary>
-    public static async Task Preflight(HttpContext context)
-    {
-        var api = context.RequestServices.GetRequiredService<TalkiHttpApi>();
-        if (!await api.ApplyCorsAsync(context).ConfigureAwait(false))
-        {
-            await HttpErrors.WriteAsync(context, StatusCodes.Status403Forbidden, SignallingErrorCode.CrossSiteRequest, "This origin may not call the API.").ConfigureAwait(false);
-            return;
-        }
-
-        context.Response.StatusCode = StatusCodes.Status204NoContent;
-    }
-
     /// <summary>Runs a handler with the cross-cutting rules: span, CORS, origin check, JSON content type, error mapping.</summary>
     internal static async Task Run(HttpContext context, string operation, Func<TalkiHttpApi, HttpContext, Task> handler, bool requireJson)
     {
@@ -87,7 +71,7 @@ internal sealed class TalkiHttpApi
         using var activity = SignallingActivity.Source.StartActivity(operation, ActivityKind.Internal);
         activity?.SetTag(TalkiDiagnostics.CorrelationIdTag, context.TraceIdentifier);
         context.Response.Headers.CacheControl = "no-store";
-        var originAllowed = await api.ApplyCorsAsync(context).ConfigureAwait(false);
+        var originAllowed = await api.IsOriginAllowedAsync(context).ConfigureAwait(false);
         if (requireJson && !originAllowed)
         {
             await HttpErrors.WriteAsync(context, StatusCodes.Status403Forbidden, SignallingErrorCode.CrossSiteRequest, "Requests from this origin are refused (cross-site request forgery protection).").ConfigureAwait(false);
@@ -253,11 +237,11 @@ internal sealed class TalkiHttpApi
     }
 
     /// <summary>
-    /// Applies CORS for a request that carries an <c>Origin</c>: same-origin and allowed origins pass (allowed
-    /// ones get the CORS headers, with credentials); any other origin does not. Requests without an
-    /// <c>Origin</c> (same-origin navigation, non-browser clients) pass.
+    /// The first layer against cross-site request forgery (CORS headers themselves are ASP.NET Core's CORS middleware's
+    /// job, through <c>RequireCors</c>): a request without <c>Origin</c> (same-origin navigation, non-browser clients),
+    /// from this API's own origin, or from an origin of the Talki CORS policy passes; any other origin does not.
     /// </summary>
-    private async Task<bool> ApplyCorsAsync(HttpContext context)
+    private async Task<bool> IsOriginAllowedAsync(HttpContext context)
     {
         var origin = context.Request.Headers.Origin.ToString();
         if (string.IsNullOrEmpty(origin) || string.Equals(origin, $"{context.Request.Scheme}://{context.Request.Host}", StringComparison.OrdinalIgnoreCase))
@@ -266,14 +250,7 @@ internal sealed class TalkiHttpApi
         }
 
         var policy = await _corsPolicies.GetPolicyAsync(context, TalkiCors.PolicyName).ConfigureAwait(false);
-        if (policy is null)
-        {
-            return false;
-        }
-
-        var result = _cors.EvaluatePolicy(context, policy);
-        _cors.ApplyResult(result, context.Response);
-        return result.IsOriginAllowed;
+        return policy is not null && policy.IsOriginAllowed(origin);
     }
 
     private static async Task<AnonymousSignInRequest?> ReadBodyAsync(HttpContext context)
