@@ -10,7 +10,7 @@ namespace Talki.Signalling.Server.Tests.Engine;
 /// "The server leaves the scene": every room seals at <c>sealsAt</c>, pushes <c>room_sealed</c> and closes its sockets,
 /// on the real clock (whose timers can fire before the wall clock reaches their due instant) and on a fake one.
 /// </summary>
-[Collection(RealClockCollection.Name)]
+[Collection(RealClockTests.Name)]
 public sealed class SealTimingTests
 {
     private const int Rooms = 1_000;
