@@ -16,48 +16,9 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(
     builder.WebHost.UseUrls("http://localhost:5080");
 }
 
-var talki = builder.Services.AddTalkiSignalling(options =>
-{
-    // Browser apps served from other origins (CORS with credentials, SameSite=None cookie).
-    foreach (var origin in builder.Configuration.GetSection("Talki:AllowedOrigins").Get<string[]>() ?? [])
-    {
-        options.Hosting.AllowedOrigins.Add(origin);
-    }
-
-    if (int.TryParse(builder.Configuration["Talki:JoinWindowSeconds"], out var seconds))
-    {
-        options.JoinWindow = TimeSpan.FromSeconds(seconds);
-    }
-
-    // STUN/TURN servers handed to browsers in the welcome (appsettings.json, Talki:IceServers).
-    foreach (var url in builder.Configuration.GetSection("Talki:IceServers").Get<string[]>() ?? [])
-    {
-        options.IceServers.Add(new Talki.Signalling.Protocol.IceServer { Urls = [url] });
-    }
-
-    // Google sign-in (the verified tick) when a client id is configured; the browser app gets it from /sample-config.json.
-    // TURN with REST credentials minted per member (Talki:Turn:Urls, Talki:Turn:SharedSecret shared with coturn).
-    foreach (var url in builder.Configuration.GetSection("Talki:Turn:Urls").Get<string[]>() ?? [])
-    {
-        options.Turn.Urls.Add(url);
-    }
-
-    if (builder.Configuration["Talki:Turn:SharedSecret"] is { Length: > 0 } turnSecret)
-    {
-        options.Turn.SharedSecret = turnSecret;
-    }
-
-    if (builder.Configuration["Talki:Google:ClientId"] is { Length: > 0 } googleClientId)
-    {
-        options.Google.ClientIds.Add(googleClientId);
-    }
-
-    // Where Google's signing keys are fetched from (default Google's JWKS; tests point it at a local one).
-    if (Uri.TryCreate(builder.Configuration["Talki:Google:KeysUrl"], UriKind.Absolute, out var googleKeys))
-    {
-        options.Google.KeysUrl = googleKeys;
-    }
-});
+// Every Talki option from the "Talki" section (appsettings.json, environment Talki__*, command line --Talki:…):
+// JoinWindow, IceServers, Hosting:AllowedOrigins, Turn:Urls / Turn:SharedSecret, Google:ClientIds, Google:KeysUrl…
+var talki = builder.Services.AddTalkiSignalling().BindConfiguration(builder.Configuration.GetSection("Talki"));
 
 // AWS mode (DynamoDB, API Gateway push and callbacks) when Talki:Aws:TableName is configured.
 AwsMode.TryAdd(talki, builder.Configuration);
@@ -81,7 +42,7 @@ else
     app.UseStaticFiles();
 }
 
-app.UseCors(); // cross-origin browser apps (Talki:AllowedOrigins): ASP.NET Core's CORS middleware applies the Talki policy
+app.UseCors(); // cross-origin browser apps (Talki:Hosting:AllowedOrigins): ASP.NET Core's CORS middleware applies the Talki policy
 app.MapTalkiSignalling(); // the HTTP API, and the self-hosted /ws or (AWS mode) API Gateway's callbacks
 
 app.MapGet("/healthz", () => Results.Text("ok"));
@@ -89,7 +50,7 @@ app.MapGet("/healthz", () => Results.Text("ok"));
 // What the browser app needs to know at start: the Google client id (no Google button without one).
 app.MapGet("/sample-config.json", (IConfiguration configuration) => Results.Json(
     new SampleConfig(
-        configuration["Talki:Google:ClientId"] is { Length: > 0 } id ? id : null,
+        configuration["Talki:Google:ClientIds:0"] is { Length: > 0 } id ? id : null,
         string.Equals(configuration["Talki:Sample:IceTransportPolicy"], "relay", StringComparison.OrdinalIgnoreCase) ? "relay" : "all"),
     SampleConfigJsonContext.Default.SampleConfig));
 

@@ -13,7 +13,7 @@ public sealed class SignInTests(ITestOutputHelper output)
     {
         await using var host = await SampleHost.StartAsync(TimeSpan.FromSeconds(300), new Dictionary<string, string>
         {
-            ["Talki:Google:ClientId"] = clientId,
+            ["Talki:Google:ClientIds:0"] = clientId,
         }, output.WriteLine);
         await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);
         var user = await chromium.NewUserAsync("Eve");
@@ -36,7 +36,7 @@ public sealed class SignInTests(ITestOutputHelper output)
         await using var google = new LocalGoogleKeys();
         await using var host = await SampleHost.StartAsync(TimeSpan.FromSeconds(300), new Dictionary<string, string>
         {
-            ["Talki:Google:ClientId"] = clientId,
+            ["Talki:Google:ClientIds:0"] = clientId,
             ["Talki:Google:KeysUrl"] = google.KeysUrl.ToString(),
         }, output.WriteLine);
         await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);

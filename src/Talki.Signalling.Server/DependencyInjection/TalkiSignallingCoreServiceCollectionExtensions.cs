@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Talki.Signalling.Ports;
@@ -50,6 +51,31 @@ public static class TalkiSignallingCoreServiceCollectionExtensions
         services.TryAddSingleton<SignallingEngine>();
         services.TryAddSingleton<ISignallingEngine>(static sp => sp.GetRequiredService<SignallingEngine>());
         services.TryAddSingleton<IIceServerProvider, ConfiguredIceServerProvider>();
+        return builder;
+    }
+}
+
+/// <summary>Binds Talki's options from configuration.</summary>
+public static class TalkiSignallingConfigurationExtensions
+{
+    /// <summary>
+    /// Binds <see cref="TalkiSignallingOptions"/> from a configuration section, for example
+    /// <c>builder.Configuration.GetSection("Talki")</c>: keys are the property names (<c>JoinWindow</c>,
+    /// <c>Limits:MaxMembersPerRoom</c>, <c>Hosting:AllowedOrigins:0</c>, <c>Turn:SharedSecret</c>…), time spans are
+    /// <c>hh:mm:ss</c>, a list in configuration replaces the default list, and an ICE server is a URL or
+    /// <c>{Urls, Username, Credential}</c>. No reflection (trim and AOT safe). A value that does not parse fails start-up
+    /// validation with its key, listed with every other failure; code that configures the options afterwards wins.
+    /// </summary>
+    /// <param name="builder">The Talki builder.</param>
+    /// <param name="section">The configuration section.</param>
+    /// <returns>The builder.</returns>
+    public static ITalkiSignallingBuilder BindConfiguration(this ITalkiSignallingBuilder builder, IConfiguration section)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(section);
+        var binder = new TalkiOptionsConfiguration(section);
+        builder.Services.AddSingleton<IConfigureOptions<TalkiSignallingOptions>>(binder);
+        builder.Services.AddSingleton<IValidateOptions<TalkiSignallingOptions>>(binder);
         return builder;
     }
 }

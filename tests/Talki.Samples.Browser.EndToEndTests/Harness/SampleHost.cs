@@ -55,7 +55,7 @@ internal sealed class SampleHost : IAsyncDisposable
         start.ArgumentList.Add($"http://127.0.0.1:{port}");
         start.ArgumentList.Add("--environment");
         start.ArgumentList.Add("Development");
-        start.ArgumentList.Add($"--Talki:JoinWindowSeconds={((int)joinWindow.TotalSeconds).ToString(CultureInfo.InvariantCulture)}");
+        start.ArgumentList.Add($"--Talki:JoinWindow={joinWindow.ToString("c", CultureInfo.InvariantCulture)}");
         // Nothing outside this machine is contacted: the public STUN server of appsettings.json becomes a closed local port
         // (unless the caller sets its own first ICE server).
         var all = new Dictionary<string, string> { ["Talki:IceServers:0"] = "stun:127.0.0.1:9" };
