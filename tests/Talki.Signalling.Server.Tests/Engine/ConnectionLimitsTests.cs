@@ -38,8 +38,9 @@ public sealed class ConnectionLimitsTests
         Assert.All(errors, e => Assert.Equal(RateLimited, e.Code.ToWireName()));
         Assert.Equal([.. Enumerable.Range(relayed.Count, errors.Count).Select(i => "s-flood-" + i)], errors.Select(e => e.Id));
 
-        // The abusive sender is closed; nobody else is.
+        // The abusive sender is closed (1008, with a reason); nobody else is.
         Assert.True(h.Push.WasClosed(bobConnection));
+        Assert.Equal("rate limit exceeded", h.Push.PolicyCloseReason(bobConnection));
         Assert.False(h.Push.WasClosed(adminConnection));
         Assert.False(h.Push.WasClosed(cyConnection));
 
@@ -97,6 +98,7 @@ public sealed class ConnectionLimitsTests
         h.Time.Advance(TimeSpan.FromSeconds(1) + TimeSpan.FromMilliseconds(10));
         await WaitUntilAsync(() => h.Push.WasClosed(silent));
         Assert.True(h.Push.WasClosed(silent));
+        Assert.Contains("hello", h.Push.PolicyCloseReason(silent), StringComparison.Ordinal);
 
         h.Time.Advance(TimeSpan.FromMinutes(1));
         await Task.Delay(50);
@@ -135,6 +137,125 @@ public sealed class ConnectionLimitsTests
 
         await WaitUntilAsync(() => push.WasClosed(silent));
         Assert.True(push.WasClosed(silent));
+    }
+
+    [Fact]
+    public async Task TheLimitsAreConfigurable_RateBurstAndRefusalsBeforeClose()
+    {
+        using var h = new EngineHarness(o =>
+        {
+            o.Limits.MessagesPerSecond = 2;
+            o.Limits.MessageBurst = 5;
+            o.Limits.RateLimitedMessagesBeforeClose = 3;
+            o.Limits.RateLimitWindow = TimeSpan.FromSeconds(5);
+        });
+        var (admin, adminConnection, members) = await h.RoomWithMembersAsync("bob");
+        var (_, bobConnection) = members[0];
+        h.Time.Advance(TimeSpan.FromSeconds(10)); // a full bucket
+        h.Push.Clear();
+
+        for (var i = 0; i < 7; i++)
+        {
+            await h.SendAsync(bobConnection, Signal(admin.Member, "a" + i));
+        }
+
+        Assert.Equal(5, h.Push.To<SignalRelayMessage>(adminConnection).Count);
+        Assert.Equal(2, h.Push.To<ErrorMessage>(bobConnection).Count);
+        Assert.False(h.Push.WasClosed(bobConnection));
+
+        // Half a second refills one token; the window's refusals still count, so the third refusal closes.
+        h.Time.Advance(TimeSpan.FromMilliseconds(500));
+        await h.SendAsync(bobConnection, Signal(admin.Member, "b0"));
+        await h.SendAsync(bobConnection, Signal(admin.Member, "b1"));
+        Assert.Equal(6, h.Push.To<SignalRelayMessage>(adminConnection).Count);
+        Assert.True(h.Push.WasClosed(bobConnection));
+    }
+
+    [Fact]
+    public async Task RefusalsSpreadOverSeparateWindows_DoNotAddUpToAClose()
+    {
+        using var h = new EngineHarness(o =>
+        {
+            o.Limits.MessagesPerSecond = 1;
+            o.Limits.MessageBurst = 1;
+            o.Limits.RateLimitedMessagesBeforeClose = 3;
+            o.Limits.RateLimitWindow = TimeSpan.FromSeconds(2);
+        });
+        var (admin, _, members) = await h.RoomWithMembersAsync("bob");
+        var (_, bobConnection) = members[0];
+        for (var round = 0; round < 5; round++)
+        {
+            h.Time.Advance(TimeSpan.FromSeconds(3));
+            for (var i = 0; i < 3; i++)
+            {
+                await h.SendAsync(bobConnection, Signal(admin.Member, $"r{round}-{i}")); // 1 relayed, 2 refused
+            }
+        }
+
+        Assert.Equal(10, h.Push.To<ErrorMessage>(bobConnection).Count(e => e.Code == SignallingErrorCode.RateLimited));
+        Assert.False(h.Push.WasClosed(bobConnection));
+    }
+
+    [Fact]
+    public async Task Reconnecting_DoesNotBuyAFreshBurst()
+    {
+        using var h = new EngineHarness(o => o.Limits.MessageBurst = 10);
+        var ada = EngineHarness.User("ada");
+        var admin = await h.CreateRoomAsync(ada);
+        var first = await h.ConnectAsync(admin);
+        for (var i = 0; i < 9; i++)
+        {
+            await h.SendAsync(first, """{"type":"ping"}""");
+        }
+
+        // The bucket is empty; a new connection of the same member (the old one is superseded) inherits it.
+        var second = await h.ConnectAsync((await h.Engine.IssueJoinTicketAsync(ada, admin.Room)).Value, hello: false);
+        Assert.True(h.Push.WasClosed(first));
+        h.Push.Clear();
+        await h.SendAsync(second, """{"type":"hello","version":1}""");
+
+        Assert.Equal(SignallingErrorCode.RateLimited, h.Push.LastError(second).Code);
+        Assert.Empty(h.Push.To<WelcomeMessage>(second));
+        h.Time.Advance(TimeSpan.FromSeconds(1));
+        await h.SendAsync(second, """{"type":"hello","version":1}""");
+        Assert.Single(h.Push.To<WelcomeMessage>(second));
+    }
+
+    [Fact]
+    public async Task State_IsReleasedOnDisconnect_AndSocketsOpenedAndClosedInALoopLeaveNothingBehind()
+    {
+        using var h = new EngineHarness(o => o.Limits.KnocksPerUserPerMinute = 100_000);
+        var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
+        var adminConnection = await h.ConnectAsync(admin);
+        var bob = EngineHarness.User("bob");
+        for (var i = 0; i < 500; i++)
+        {
+            var grant = await h.JoinAsync(bob, admin.Room);
+            var connection = await h.ConnectAsync(grant, hello: i % 2 == 0);
+            await h.SendAsync(connection, """{"type":"ping"}""");
+            await h.Engine.DisconnectAsync(connection);
+        }
+
+        Assert.Equal(1, h.Concrete.RateLimitedConnectionCount); // the admin's
+        Assert.Equal(0, h.Concrete.HelloTimerCount);
+        await h.Engine.DisconnectAsync(adminConnection);
+        Assert.Equal(0, h.Concrete.RateLimitedConnectionCount);
+    }
+
+    [Fact]
+    public async Task State_OfConnectionsWhoseDisconnectNeverArrives_IsSweptOnceAtRest()
+    {
+        // On AWS the $disconnect of a connection may reach another process than its messages did.
+        using var h = new EngineHarness();
+        for (var i = 0; i < 1_000; i++)
+        {
+            await h.SendAsync("elsewhere-" + i, """{"type":"ping"}""");
+        }
+
+        Assert.Equal(1_000, h.Concrete.RateLimitedConnectionCount);
+        h.Time.Advance(TimeSpan.FromMinutes(1));
+        await h.SendAsync("now", """{"type":"ping"}""");
+        Assert.Equal(1, h.Concrete.RateLimitedConnectionCount);
     }
 
     private static string Signal(MemberId to, string candidate)
