@@ -147,4 +147,11 @@ public enum SignallingErrorCode
     /// </summary>
     [JsonStringEnumMemberName("service_unavailable")]
     ServiceUnavailable,
+
+    /// <summary>
+    /// <c>rate_limited</c>: the connection sent messages faster than the server's per-connection rate allows; the message
+    /// was dropped (not relayed). Slow down; a connection that keeps exceeding the rate is closed (WebSocket 1008).
+    /// </summary>
+    [JsonStringEnumMemberName("rate_limited")]
+    RateLimited,
 }

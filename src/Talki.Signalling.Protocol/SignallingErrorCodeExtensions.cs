@@ -43,6 +43,7 @@ public static class SignallingErrorCodeExtensions
         SignallingErrorCode.EmailNotVerified => "email_not_verified",
         SignallingErrorCode.IdentityProviderUnavailable => "identity_provider_unavailable",
         SignallingErrorCode.ServiceUnavailable => "service_unavailable",
+        SignallingErrorCode.RateLimited => "rate_limited",
         _ => throw new ArgumentOutOfRangeException(nameof(code), code, "Unknown error code."),
     };
 }

@@ -61,6 +61,54 @@ public sealed class TalkiLimitsOptions
     /// <summary>Gets or sets how many join tickets (knocks) one user may ask for per minute. Refusal: <c>knock_rate_limited</c>.</summary>
     /// <value>The default value is 20. Between 1 and 10000.</value>
     public int KnocksPerUserPerMinute { get; set; } = 20;
+
+    /// <summary>
+    /// Gets or sets the sustained rate of inbound messages one connection may send (the refill rate of its token bucket;
+    /// every client message counts: signals, pings, hello, admit, deny, leave, and malformed ones). An excess message is
+    /// dropped, not relayed, and answered with <c>rate_limited</c>.
+    /// </summary>
+    /// <value>
+    /// The default value is 50 per second. Between 1 and 10000. Once a full mesh is up, signalling is quiet (an ICE
+    /// restart or a renegotiation is a few dozen messages); 50 per second refills a whole <see cref="MessageBurst"/> in
+    /// 4 seconds, so even back-to-back renegotiations with all 7 peers of a room of 8 never wait. Relays into one member
+    /// are bounded by its peers' rates: 7 × 50 = 350 messages per second, which any client that reads keeps up with.
+    /// </value>
+    public int MessagesPerSecond { get; set; } = 50;
+
+    /// <summary>Gets or sets how many messages one connection may send at once (the capacity of its token bucket, full at connect).</summary>
+    /// <value>
+    /// The default value is 200. Between 1 and 100000. Link-up is the burst: in a room of 8 a newcomer offers or answers
+    /// 7 peers at once, each with its description and a trickle of ICE candidates (host, server-reflexive and relay
+    /// candidates per interface and transport: typically 5 to 20 per peer, plus end-of-candidates), so about
+    /// 7 × (1 + 20 + 1) ≈ 155 messages within a second or two, plus hello and pings. 200 covers that with headroom; a
+    /// client that batches candidates needs far fewer.
+    /// </value>
+    public int MessageBurst { get; set; } = 200;
+
+    /// <summary>
+    /// Gets or sets how many of a connection's messages may be refused with <c>rate_limited</c> within
+    /// <see cref="RateLimitWindow"/> before the connection is closed (WebSocket 1008, policy violation). Only the
+    /// offender is closed; its room goes on.
+    /// </summary>
+    /// <value>
+    /// The default value is 100. Between 1 and 100000. An honest client never reaches the limit at all; one that overruns
+    /// it by a little (a bigger link-up than expected) loses a few messages and is told so, while a flood (the issue's
+    /// 20,000 per second) is closed within a fraction of a second.
+    /// </value>
+    public int RateLimitedMessagesBeforeClose { get; set; } = 100;
+
+    /// <summary>Gets or sets the window in which <see cref="RateLimitedMessagesBeforeClose"/> refusals close a connection.</summary>
+    /// <value>The default value is 10 seconds. Between 1 second and 1 hour.</value>
+    public TimeSpan RateLimitWindow { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Gets or sets how long a new connection may take to say <c>hello</c> before it is closed (WebSocket 1008,
+    /// policy violation). Without it, a socket opened with a ticket and left silent would hold its member's place until the
+    /// room seals. On a stateless host (Lambda) the timer runs in the process that authorized the connection, as long as
+    /// that process lives; API Gateway's own idle timeout stays the backstop there.
+    /// </summary>
+    /// <value>The default value is 10 seconds (a client says hello right after the upgrade). Between 1 second and 10 minutes.</value>
+    public TimeSpan HelloTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>TURN relays with ephemeral credentials (TURN REST API scheme, coturn <c>use-auth-secret</c>).</summary>
@@ -147,7 +195,12 @@ public sealed class TalkiHostingOptions
     /// <value>The default value is 10 minutes.</value>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
-    /// <summary>Gets or sets how many messages may wait for a slow client before the gateway closes its connection.</summary>
-    /// <value>The default value is 256.</value>
+    /// <summary>
+    /// Gets or sets how many messages may wait for a slow client before the gateway closes its connection, on top of
+    /// what the room's other members may send it in one burst: the self-hosted gateway's queue holds
+    /// <c>OutboundQueueCapacity + (Limits.MaxMembersPerRoom − 1) × Limits.MessageBurst</c> messages, so that no peer, nor
+    /// all of them together, can overflow a client that reads.
+    /// </summary>
+    /// <value>The default value is 256 (so 256 + 7 × 200 = 1656 with the default limits).</value>
     public int OutboundQueueCapacity { get; set; } = 256;
 }

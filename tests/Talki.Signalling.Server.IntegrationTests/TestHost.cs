@@ -299,6 +299,9 @@ internal sealed class TestSocket : IAsyncDisposable
         await _receiving.WaitAsync(Timeout);
     }
 
+    /// <summary>Waits until the server has closed the socket, at most <paramref name="timeout"/>.</summary>
+    public Task WaitClosedAsync(TimeSpan timeout) => _receiving.WaitAsync(timeout);
+
     public async ValueTask DisposeAsync()
     {
         if (_socket.State == WebSocketState.Open)

@@ -10,10 +10,11 @@ using Talki.Signalling.Server.Engine;
 namespace Talki.Signalling.Server.Tests;
 
 /// <summary>Records every push and close, like a gateway that delivers everything.</summary>
-internal sealed class RecordingPush : IConnectionPush
+internal sealed class RecordingPush : IConnectionPush, IPolicyClosingPush
 {
     private readonly ConcurrentQueue<(string Connection, string Json)> _pushes = new();
     private readonly ConcurrentDictionary<string, int> _closes = new();
+    private readonly ConcurrentDictionary<string, string> _policyCloses = new();
 
     /// <summary>Connections that answer <see cref="PushOutcome.Gone"/>.</summary>
     public ConcurrentDictionary<string, bool> Gone { get; } = new();
@@ -37,7 +38,16 @@ internal sealed class RecordingPush : IConnectionPush
         return ValueTask.CompletedTask;
     }
 
+    public ValueTask ClosePolicyViolationAsync(string connectionId, string reason, CancellationToken cancellationToken = default)
+    {
+        _policyCloses.TryAdd(connectionId, reason);
+        return CloseAsync(connectionId, cancellationToken);
+    }
+
     public bool WasClosed(string connectionId) => _closes.ContainsKey(connectionId);
+
+    /// <summary>Gets the reason of the connection's policy-violation close (1008), or <see langword="null"/>.</summary>
+    public string? PolicyCloseReason(string connectionId) => _policyCloses.TryGetValue(connectionId, out var reason) ? reason : null;
 
     public IReadOnlyList<ServerMessage> To(string connectionId)
         => [.. _pushes.Where(p => p.Connection == connectionId).Select(p => JsonSerializer.Deserialize(p.Json, TalkiJsonContext.Default.ServerMessage)!)];

@@ -21,6 +21,7 @@ internal static class HttpErrors
         SignallingErrorCode.RoomNotFound or SignallingErrorCode.MemberNotFound => StatusCodes.Status404NotFound,
         SignallingErrorCode.RoomSealed => StatusCodes.Status410Gone,
         SignallingErrorCode.MessageTooLarge => StatusCodes.Status413PayloadTooLarge,
+        SignallingErrorCode.RateLimited => StatusCodes.Status429TooManyRequests,
         SignallingErrorCode.Internal => StatusCodes.Status500InternalServerError,
         _ => StatusCodes.Status400BadRequest,
     };

@@ -21,22 +21,46 @@ namespace Talki.Signalling.Server.AspNetCore;
 /// each connection a bounded outbound queue, and applies API Gateway's limits (message size, idle timeout).
 /// It is also the <see cref="IConnectionPush"/> of the engine in self-hosted mode.
 /// </summary>
-internal sealed class SelfHostedGateway : IConnectionPush
+/// <remarks>
+/// <para>
+/// The outbound queue is sized from the limits so that what peers send can never close a client that reads. Every
+/// inbound message of every connection goes through the engine's token bucket (<c>Limits.MessageBurst</c> at once,
+/// <c>Limits.MessagesPerSecond</c> after), and each message a peer sends causes at most one message to a given member
+/// (a relay, a <c>connect_to_peer</c>, a <c>peer_left</c>…). So the most the other members of a room can put in one
+/// member's queue at once is <c>(MaxMembersPerRoom − 1) × MessageBurst</c>, and after that at most
+/// <c>(MaxMembersPerRoom − 1) × MessagesPerSecond</c> per second (350 with the defaults), which any client that reads
+/// drains. The queue holds that worst burst plus <c>Hosting.OutboundQueueCapacity</c> for the member's own replies and
+/// the server's notices, and only a client that does not read (or reads slower than its peers' sustained rate) fills it.
+/// </para>
+/// <para>
+/// The alternatives were weighed: back-pressure on the senders would let one slow reader stall its peers' receive
+/// loops (and so their own traffic with everyone else), and dropping signals toward a reader with an error to the
+/// sender would lose ICE candidates of healthy links; a queue that provably holds the peers' allowed burst does
+/// neither. The price is memory: up to 1656 queued messages per connection with the defaults, each at most
+/// <c>Hosting.MaxOutboundMessageBytes</c>, only ever held for a client that is not reading.
+/// </para>
+/// </remarks>
+internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
 {
     /// <summary>How long the gateway waits for the client's close frame after sending its own.</summary>
     internal static readonly TimeSpan CloseHandshakeTimeout = TimeSpan.FromSeconds(5);
 
     private readonly ConcurrentDictionary<string, GatewayConnection> _connections = new(StringComparer.Ordinal);
     private readonly TalkiHostingOptions _options;
+    private readonly int _queueCapacity;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
     public SelfHostedGateway(IOptions<TalkiSignallingOptions> options, TimeProvider time, ILogger<SelfHostedGateway> logger)
     {
         _options = options.Value.Hosting;
+        _queueCapacity = QueueCapacityOf(options.Value);
         _time = time;
         _logger = logger;
     }
+
+    /// <summary>Gets the capacity of each connection's outbound queue: the peers' allowed burst plus <c>Hosting.OutboundQueueCapacity</c>.</summary>
+    internal int QueueCapacity => _queueCapacity;
 
     /// <summary>Gets the number of open connections.</summary>
     internal int ConnectionCount => _connections.Count;
@@ -67,6 +91,23 @@ internal sealed class SelfHostedGateway : IConnectionPush
         }
 
         return ValueTask.CompletedTask;
+    }
+
+    public ValueTask ClosePolicyViolationAsync(string connectionId, string reason, CancellationToken cancellationToken = default)
+    {
+        if (_connections.TryGetValue(connectionId, out var connection))
+        {
+            connection.RequestClose(WebSocketCloseStatus.PolicyViolation, reason);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>The outbound queue's capacity for the options (see the remarks of <see cref="SelfHostedGateway"/>).</summary>
+    internal static int QueueCapacityOf(TalkiSignallingOptions options)
+    {
+        var peersBurst = (long)(options.Limits.MaxMembersPerRoom - 1) * options.Limits.MessageBurst;
+        return (int)Math.Min(int.MaxValue, options.Hosting.OutboundQueueCapacity + peersBurst);
     }
 
     /// <summary>The endpoint: <c>GET {prefix}/ws?ticket=…[&amp;v=1]</c>.</summary>
@@ -115,7 +156,7 @@ internal sealed class SelfHostedGateway : IConnectionPush
             throw;
         }
 
-        using var connection = new GatewayConnection(socket, _options, _time, _logger);
+        using var connection = new GatewayConnection(socket, _options, _queueCapacity, _time, _logger);
         _connections[connectionId] = connection;
         HostingLog.GatewayConnectionOpened(_logger);
         try
@@ -147,6 +188,7 @@ internal sealed class SelfHostedGateway : IConnectionPush
 
         private readonly WebSocket _socket;
         private readonly TalkiHostingOptions _options;
+        private readonly int _capacity;
         private readonly ILogger _logger;
         private readonly Channel<Outbound> _queue = Channel.CreateUnbounded<Outbound>(new UnboundedChannelOptions { SingleReader = true });
         private readonly CancellationTokenSource _receiveAbort;
@@ -154,10 +196,11 @@ internal sealed class SelfHostedGateway : IConnectionPush
         private int _queued;
         private int _closing;
 
-        public GatewayConnection(WebSocket socket, TalkiHostingOptions options, TimeProvider time, ILogger logger)
+        public GatewayConnection(WebSocket socket, TalkiHostingOptions options, int capacity, TimeProvider time, ILogger logger)
         {
             _socket = socket;
             _options = options;
+            _capacity = capacity;
             _logger = logger;
             _receiveAbort = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
             _idleTimer = time.CreateTimer(
@@ -174,7 +217,7 @@ internal sealed class SelfHostedGateway : IConnectionPush
                 return false;
             }
 
-            if (Interlocked.Increment(ref _queued) > _options.OutboundQueueCapacity)
+            if (Interlocked.Increment(ref _queued) > _capacity)
             {
                 Interlocked.Decrement(ref _queued);
                 HostingLog.SlowConsumer(_logger);
@@ -302,6 +345,13 @@ internal sealed class SelfHostedGateway : IConnectionPush
                     while (!result.EndOfMessage);
 
                     _idleTimer.Change(_options.IdleTimeout, Timeout.InfiniteTimeSpan);
+                    if (Volatile.Read(ref _closing) != 0)
+                    {
+                        // Closing (rate limit, hello timeout, seal…): what the client still sends is read to reach its
+                        // close frame, but no longer handled.
+                        continue;
+                    }
+
                     if (discarded > 0 || total > limit)
                     {
                         HostingLog.MessageTooLarge(_logger, discarded + total);

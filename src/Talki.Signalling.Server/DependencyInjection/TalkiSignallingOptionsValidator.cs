@@ -37,6 +37,19 @@ internal sealed class TalkiSignallingOptionsValidator : IValidateOptions<TalkiSi
             failures.Add($"Limits.{nameof(limits.RoomsPerSessionPerHour)} and Limits.{nameof(limits.KnocksPerUserPerMinute)} must be between 1 and 100000.");
         }
 
+        if (limits.MessagesPerSecond is < 1 or > 10_000)
+        {
+            failures.Add($"Limits.{nameof(limits.MessagesPerSecond)} must be between 1 and 10000.");
+        }
+
+        if (limits.MessageBurst is < 1 or > 100_000 || limits.RateLimitedMessagesBeforeClose is < 1 or > 100_000)
+        {
+            failures.Add($"Limits.{nameof(limits.MessageBurst)} and Limits.{nameof(limits.RateLimitedMessagesBeforeClose)} must be between 1 and 100000.");
+        }
+
+        Range(failures, "Limits." + nameof(limits.RateLimitWindow), limits.RateLimitWindow, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
+        Range(failures, "Limits." + nameof(limits.HelloTimeout), limits.HelloTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10));
+
         var google = options.Google;
         if (!google.KeysUrl.IsAbsoluteUri || !(google.KeysUrl.Scheme == "https" || (google.KeysUrl.Scheme == "http" && google.KeysUrl.IsLoopback))
             || google.Issuers.Count == 0 || google.ClientIds.Any(string.IsNullOrWhiteSpace))

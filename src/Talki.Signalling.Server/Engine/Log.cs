@@ -43,4 +43,13 @@ internal static partial class Log
 
     [LoggerMessage(1013, LogLevel.Debug, "The seal timer of room {Room} fired {Remaining} early; re-armed.", EventName = "SealRearmed")]
     public static partial void SealRearmed(ILogger logger, RoomId room, TimeSpan remaining);
+
+    [LoggerMessage(1014, LogLevel.Warning, "A connection kept exceeding its message rate ({Refusals} refusals within {Window}); closed (1008).", EventName = "RateLimitClose")]
+    public static partial void RateLimitClose(ILogger logger, int refusals, TimeSpan window);
+
+    [LoggerMessage(1015, LogLevel.Information, "Member {Member} of room {Room} did not say hello within {Timeout}; its connection is closed (1008).", EventName = "HelloTimedOut")]
+    public static partial void HelloTimedOut(ILogger logger, RoomId room, MemberId member, TimeSpan timeout);
+
+    [LoggerMessage(1016, LogLevel.Debug, "A hello timer fired {Remaining} early; re-armed.", EventName = "HelloTimerRearmed")]
+    public static partial void HelloTimerRearmed(ILogger logger, TimeSpan remaining);
 }

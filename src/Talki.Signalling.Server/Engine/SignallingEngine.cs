@@ -23,6 +23,8 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     private readonly ILogger _logger;
     private readonly IIceServerProvider _iceServers;
     private readonly ConcurrentDictionary<RoomId, ITimer> _sealTimers = new();
+    private readonly ConcurrentDictionary<string, ITimer> _helloTimers = new(StringComparer.Ordinal);
+    private readonly ConnectionRateLimiter _rateLimiter;
     private readonly FixedWindowCounter _roomsCreated;
     private readonly FixedWindowCounter _knocks;
     private int _disposed;
@@ -45,7 +47,14 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         _iceServers = iceServers;
         _roomsCreated = new FixedWindowCounter(time, TimeSpan.FromHours(1));
         _knocks = new FixedWindowCounter(time, TimeSpan.FromMinutes(1));
+        _rateLimiter = new ConnectionRateLimiter(time, _options.Limits);
     }
+
+    /// <summary>Gets the number of connections the rate limiter holds state for (for tests of the bound).</summary>
+    internal int RateLimitedConnectionCount => _rateLimiter.Count;
+
+    /// <summary>Gets the number of connections waiting for their hello (for tests of the bound).</summary>
+    internal int HelloTimerCount => _helloTimers.Count;
 
     public async ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default)
     {
@@ -164,6 +173,14 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         string? correlationId = null;
         try
         {
+            // First, before any parsing or store read: a flood costs one token bucket look-up per message.
+            var decision = _rateLimiter.TryAcquire(connectionId);
+            if (decision != RateDecision.Allowed)
+            {
+                await RefuseRateLimitedAsync(connectionId, payload, decision, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
             if (payload.Length > _options.Hosting.MaxInboundMessageBytes)
             {
                 await SendErrorAsync(connectionId, SignallingErrorCode.MessageTooLarge, $"A message may be at most {_options.Hosting.MaxInboundMessageBytes} bytes.", null, cancellationToken).ConfigureAwait(false);
@@ -316,6 +333,12 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             }
 
             _sealTimers.Clear();
+            foreach (var timer in _helloTimers.Values)
+            {
+                timer.Dispose();
+            }
+
+            _helloTimers.Clear();
         }
     }
 
@@ -372,8 +395,10 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
         // A refresh: the previous connection is superseded. Close it and end its links; its binding stays
         // until its own disconnect, so anything it still sends is answered with stale_epoch.
+        ScheduleHelloTimeout(connectionId);
         if (change.Before!.ConnectionId is { } previous && previous != connectionId)
         {
+            _rateLimiter.Transfer(previous, connectionId); // a reconnect does not buy a fresh burst
             await _push.CloseAsync(previous, cancellationToken).ConfigureAwait(false);
             if (change.Before.ReadyAt is not null)
             {
@@ -399,6 +424,11 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             m => m.ConnectionId == connectionId && m.ReadyAt is null ? m with { ReadyAt = now } : null,
             cancellationToken).ConfigureAwait(false);
         var current = change.After ?? change.Before;
+        if (current?.ConnectionId == connectionId)
+        {
+            CancelHelloTimeout(connectionId);
+        }
+
         if (current is null || current.ConnectionId != connectionId)
         {
             await SendErrorAsync(connectionId, SignallingErrorCode.StaleEpoch, "A newer connection of this member has replaced this one.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
@@ -613,6 +643,8 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
     private async ValueTask DisconnectCoreAsync(string connectionId, CancellationToken cancellationToken)
     {
+        _rateLimiter.Release(connectionId);
+        CancelHelloTimeout(connectionId);
         var connection = await _store.RemoveConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
         if (connection is null)
         {
@@ -731,6 +763,119 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         {
             Log.SealFailed(_logger, exception, room);
         }
+    }
+
+    /// <summary>Drops a message over the connection's rate with <c>rate_limited</c>, and closes the connection when it keeps on.</summary>
+    private async ValueTask RefuseRateLimitedAsync(string connectionId, ReadOnlyMemory<byte> payload, RateDecision decision, CancellationToken cancellationToken)
+    {
+        // The refused message's id, so the client knows which one was dropped (parsing is bounded by the size limit).
+        var correlationId = payload.Length <= _options.Hosting.MaxInboundMessageBytes ? ClientFrame.Parse(payload.Span).CorrelationId : null;
+        var limits = _options.Limits;
+        await SendErrorAsync(
+            connectionId,
+            SignallingErrorCode.RateLimited,
+            $"At most {limits.MessagesPerSecond} messages per second (bursts of {limits.MessageBurst}); the message was dropped.",
+            correlationId,
+            cancellationToken).ConfigureAwait(false);
+        if (decision == RateDecision.RefusedAndClose)
+        {
+            Log.RateLimitClose(_logger, limits.RateLimitedMessagesBeforeClose, limits.RateLimitWindow);
+            await ClosePolicyViolationAsync(connectionId, "rate limit exceeded", cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private ValueTask ClosePolicyViolationAsync(string connectionId, string reason, CancellationToken cancellationToken)
+        => _push is IPolicyClosingPush policy ? policy.ClosePolicyViolationAsync(connectionId, reason, cancellationToken) : _push.CloseAsync(connectionId, cancellationToken);
+
+    /// <summary>Arms the connection's hello timeout (cancelled by its hello or its disconnect).</summary>
+    private void ScheduleHelloTimeout(string connectionId)
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        var dueAt = _time.GetUtcNow() + _options.Limits.HelloTimeout;
+        var timer = _time.CreateTimer(
+            static state =>
+            {
+                var (engine, id, due) = ((SignallingEngine, string, DateTimeOffset))state!;
+                _ = engine.HelloTimeoutOnTimerAsync(id, due);
+            },
+            (this, connectionId, dueAt),
+            Timeout.InfiniteTimeSpan,
+            Timeout.InfiniteTimeSpan);
+        if (_helloTimers.TryAdd(connectionId, timer))
+        {
+            // Armed only once registered, so that a firing always finds its timer.
+            timer.Change(_options.Limits.HelloTimeout, Timeout.InfiniteTimeSpan);
+        }
+        else
+        {
+            timer.Dispose(); // a connection id is connected once
+        }
+    }
+
+    private void CancelHelloTimeout(string connectionId)
+    {
+        if (_helloTimers.TryRemove(connectionId, out var timer))
+        {
+            timer.Dispose();
+        }
+    }
+
+    private async Task HelloTimeoutOnTimerAsync(string connectionId, DateTimeOffset dueAt)
+    {
+        try
+        {
+            await HelloTimeoutAsync(connectionId, dueAt).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // A timer callback must not throw.
+        catch (Exception exception)
+#pragma warning restore CA1031
+        {
+            Log.UnexpectedFailure(_logger, exception, NewCorrelationId());
+        }
+    }
+
+    /// <summary>
+    /// Closes a connection that has not said hello by <paramref name="dueAt"/>. Like the seal, a timer that fires before
+    /// the clock reaches the due instant re-arms for the remainder instead of closing early or giving up.
+    /// </summary>
+    private async ValueTask HelloTimeoutAsync(string connectionId, DateTimeOffset dueAt)
+    {
+        if (!_helloTimers.TryGetValue(connectionId, out var timer))
+        {
+            return; // said hello, or disconnected
+        }
+
+        var remaining = dueAt - _time.GetUtcNow();
+        if (remaining > TimeSpan.Zero)
+        {
+            // Round up to the next whole millisecond: the timer truncates, and a sub-millisecond remainder would fire at once.
+            if (timer.Change(TimeSpan.FromMilliseconds(Math.Max(1, Math.Ceiling(remaining.TotalMilliseconds))), Timeout.InfiniteTimeSpan))
+            {
+                Log.HelloTimerRearmed(_logger, remaining);
+            }
+
+            return;
+        }
+
+        if (!_helloTimers.TryRemove(new KeyValuePair<string, ITimer>(connectionId, timer)))
+        {
+            return;
+        }
+
+        await timer.DisposeAsync().ConfigureAwait(false);
+        var connection = await _store.GetConnectionAsync(connectionId).ConfigureAwait(false);
+        var member = connection is null ? null : await _store.GetMemberAsync(connection.Room, connection.Member).ConfigureAwait(false);
+        if (member is null || member.ConnectionId != connectionId || member.ReadyAt is not null)
+        {
+            return; // gone, superseded (and closed as such), or said hello meanwhile
+        }
+
+        Log.HelloTimedOut(_logger, connection!.Room, member.Id, _options.Limits.HelloTimeout);
+        await ClosePolicyViolationAsync(connectionId, "no hello within the hello timeout", CancellationToken.None).ConfigureAwait(false);
     }
 
     private static MemberRecord? FindAdmin(IReadOnlyList<MemberRecord> members, RoomRecord room)

@@ -16,8 +16,9 @@ public sealed class SelfHostedGatewayTests
 {
     private readonly FakeTimeProvider _time = new();
 
+    /// <summary>A gateway whose queue holds <paramref name="capacity"/> + 1 messages: the one peer of a room of 2, with a burst of 1, adds one.</summary>
     private SelfHostedGateway NewGateway(int capacity) => new(
-        Options.Create(new TalkiSignallingOptions { Hosting = { OutboundQueueCapacity = capacity } }),
+        Options.Create(new TalkiSignallingOptions { Hosting = { OutboundQueueCapacity = capacity }, Limits = { MaxMembersPerRoom = 2, MessageBurst = 1 } }),
         _time,
         NullLogger<SelfHostedGateway>.Instance);
 
@@ -30,7 +31,8 @@ public sealed class SelfHostedGatewayTests
         var run = gateway.HandleAsync(UpgradeContext(socket), engine);
         var connection = await engine.Connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
 
-        // The send loop takes the first message and blocks in SendAsync; four more fit in the queue.
+        // The send loop takes the first message and blocks in SendAsync; five more fit in the queue.
+        Assert.Equal(5, gateway.QueueCapacity);
         var outcomes = new List<PushOutcome>();
         for (var i = 0; i < 8; i++)
         {
@@ -38,7 +40,7 @@ public sealed class SelfHostedGatewayTests
             await socket.FirstSend.Task.WaitAsync(TimeSpan.FromSeconds(10));
         }
 
-        Assert.Equal(5, outcomes.Count(o => o == PushOutcome.Delivered));
+        Assert.Equal(6, outcomes.Count(o => o == PushOutcome.Delivered));
         Assert.Equal(PushOutcome.Gone, outcomes[^1]);
 
         // The close frame cannot get past the stuck send; the gateway aborts after its grace period.
@@ -47,6 +49,15 @@ public sealed class SelfHostedGatewayTests
         Assert.True(socket.Aborted);
         Assert.Equal(PushOutcome.Gone, await gateway.PushAsync(connection, "{}"u8.ToArray()));
         Assert.Equal(connection, Assert.Single(engine.Disconnected));
+    }
+
+    [Fact]
+    public void QueueCapacity_HoldsTheBurstOfEveryPeerOfAFullRoom_PlusTheConfiguredCapacity()
+    {
+        // 256 + (8 − 1) × 200: seven peers at their full burst cannot overflow a member that reads.
+        Assert.Equal(1656, SelfHostedGateway.QueueCapacityOf(new TalkiSignallingOptions()));
+        var options = new TalkiSignallingOptions { Hosting = { OutboundQueueCapacity = 10 }, Limits = { MaxMembersPerRoom = 1000, MessageBurst = 100_000 } };
+        Assert.Equal(10 + (999 * 100_000), SelfHostedGateway.QueueCapacityOf(options));
     }
 
     [Fact]

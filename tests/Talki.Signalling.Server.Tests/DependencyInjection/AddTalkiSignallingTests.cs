@@ -41,6 +41,12 @@ public sealed class AddTalkiSignallingTests
     [InlineData("queue")]
     [InlineData("ice")]
     [InlineData("name")]
+    [InlineData("rate")]
+    [InlineData("burst")]
+    [InlineData("refusals")]
+    [InlineData("rate-window")]
+    [InlineData("hello-timeout")]
+    [InlineData("hello-timeout-zero")]
     public void InvalidOptions_FailValidation(string which)
     {
         var services = new ServiceCollection().AddLogging();
@@ -57,6 +63,12 @@ public sealed class AddTalkiSignallingTests
                 case "queue": o.Hosting.OutboundQueueCapacity = 0; break;
                 case "ice": o.IceServers.Add(new IceServer { Urls = ["http://not-ice"] }); break;
                 case "name": o.MaxDisplayNameLength = 0; break;
+                case "rate": o.Limits.MessagesPerSecond = 0; break;
+                case "burst": o.Limits.MessageBurst = 0; break;
+                case "refusals": o.Limits.RateLimitedMessagesBeforeClose = 0; break;
+                case "rate-window": o.Limits.RateLimitWindow = TimeSpan.Zero; break;
+                case "hello-timeout": o.Limits.HelloTimeout = TimeSpan.FromHours(1); break;
+                case "hello-timeout-zero": o.Limits.HelloTimeout = TimeSpan.Zero; break;
             }
         });
         using var provider = services.BuildServiceProvider();

@@ -160,7 +160,7 @@ public sealed class SealTimingTests
     }
 
     /// <summary>A clock whose timers fire up to <c>maxEarly</c> before their due instant, as real timers can.</summary>
-    private sealed class EarlyFiringTimeProvider(FakeTimeProvider inner, TimeSpan maxEarly, int seed) : TimeProvider
+    internal sealed class EarlyFiringTimeProvider(FakeTimeProvider inner, TimeSpan maxEarly, int seed) : TimeProvider
     {
         private readonly Random _random = new(seed);
         private int _earlyFirings;

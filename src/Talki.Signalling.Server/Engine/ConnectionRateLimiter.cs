@@ -1,0 +1,180 @@
+using System.Collections.Concurrent;
+
+namespace Talki.Signalling.Server.Engine;
+
+/// <summary>What the rate limiter decided for one inbound message.</summary>
+internal enum RateDecision
+{
+    /// <summary>Within the rate: handle the message.</summary>
+    Allowed,
+
+    /// <summary>Over the rate: drop the message and answer <c>rate_limited</c>.</summary>
+    Refused,
+
+    /// <summary>Over the rate, and this refusal is the one that reaches the abuse limit: refuse it and close the connection.</summary>
+    RefusedAndClose,
+}
+
+/// <summary>
+/// A token bucket per gateway connection for every inbound client message, on the injected clock's monotonic timestamps
+/// (a wall-clock step neither refills nor drains a bucket), plus a count of the
+/// refusals in a fixed window that tells an abusive sender apart from a client that overran the burst once.
+/// </summary>
+/// <remarks>
+/// <para>
+/// It lives in the engine, so both gateways (the self-hosted one and API Gateway's callbacks) go through it. Like the
+/// other abuse limits it counts per process: behind a load balancer, or across Lambda instances, each instance counts
+/// on its own.
+/// </para>
+/// <para>
+/// Growth is bounded: a connection's state is released when it disconnects, and a sweep (at most once per
+/// <see cref="_sweepInterval"/>, on the calling thread) drops every bucket that is at rest (refilled to full with no
+/// refusal in the current window). Dropping such a bucket loses nothing (a new one is identical), so the entries are at
+/// most the connections that sent something within the last sweep interval, whether or not their disconnect reached
+/// this process: a hostile client opening and closing sockets leaves nothing behind.
+/// </para>
+/// </remarks>
+internal sealed class ConnectionRateLimiter
+{
+    private readonly ConcurrentDictionary<string, Bucket> _buckets = new(StringComparer.Ordinal);
+    private readonly TimeProvider _time;
+    private readonly double _perSecond;
+    private readonly double _burst;
+    private readonly int _refusalsBeforeClose;
+    private readonly long _window;
+    private readonly long _sweepInterval;
+    private long _nextSweep;
+
+    public ConnectionRateLimiter(TimeProvider time, TalkiLimitsOptions limits)
+    {
+        _time = time;
+        _perSecond = limits.MessagesPerSecond;
+        _burst = limits.MessageBurst;
+        _refusalsBeforeClose = limits.RateLimitedMessagesBeforeClose;
+        _window = ToTimestamp(limits.RateLimitWindow);
+
+        // Long enough for a bucket to refill and for its refusal window to end, so a sweep finds the idle ones at rest.
+        var refill = ToTimestamp(TimeSpan.FromSeconds(_burst / _perSecond));
+        _sweepInterval = Math.Max(refill, _window) + ToTimestamp(TimeSpan.FromSeconds(1));
+        _nextSweep = time.GetTimestamp() + _sweepInterval;
+    }
+
+    /// <summary>Gets the number of connections with state (for tests of the bound).</summary>
+    internal int Count => _buckets.Count;
+
+    /// <summary>Takes one token for a message of <paramref name="connectionId"/>.</summary>
+    public RateDecision TryAcquire(string connectionId)
+    {
+        var now = _time.GetTimestamp();
+        SweepIfDue(now);
+        while (true)
+        {
+            var bucket = _buckets.GetOrAdd(connectionId, static (_, state) => new Bucket(state.Burst, state.Now), (Burst: _burst, Now: now));
+            lock (bucket)
+            {
+                if (bucket.Removed)
+                {
+                    continue; // swept between the lookup and the lock: take the fresh one
+                }
+
+                bucket.Refill(now, _perSecond / _time.TimestampFrequency, _burst);
+                if (bucket.Tokens >= 1)
+                {
+                    bucket.Tokens -= 1;
+                    return RateDecision.Allowed;
+                }
+
+                if (now - bucket.WindowStart >= _window)
+                {
+                    bucket.WindowStart = now;
+                    bucket.Refusals = 0;
+                }
+
+                bucket.Refusals++;
+                return bucket.Refusals == _refusalsBeforeClose ? RateDecision.RefusedAndClose : RateDecision.Refused;
+            }
+        }
+    }
+
+    /// <summary>Forgets a connection (it has disconnected).</summary>
+    public void Release(string connectionId)
+    {
+        if (_buckets.TryRemove(connectionId, out var bucket))
+        {
+            lock (bucket)
+            {
+                bucket.Removed = true;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Hands a member's previous connection's bucket to its new one: reconnecting (the previous connection is superseded)
+    /// must not buy a fresh burst. The refusal count goes along; the new connection starts unpunished otherwise.
+    /// </summary>
+    public void Transfer(string previousConnectionId, string connectionId)
+    {
+        if (!_buckets.TryRemove(previousConnectionId, out var previous))
+        {
+            return;
+        }
+
+        Bucket copy;
+        lock (previous)
+        {
+            previous.Removed = true;
+            copy = new Bucket(previous.Tokens, previous.RefilledAt) { WindowStart = previous.WindowStart, Refusals = previous.Refusals };
+        }
+
+        _buckets[connectionId] = copy;
+    }
+
+    private long ToTimestamp(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
+
+    private void SweepIfDue(long now)
+    {
+        var due = Interlocked.Read(ref _nextSweep);
+        if (now < due || Interlocked.CompareExchange(ref _nextSweep, now + _sweepInterval, due) != due)
+        {
+            return;
+        }
+
+        foreach (var (connectionId, bucket) in _buckets)
+        {
+            lock (bucket)
+            {
+                bucket.Refill(now, _perSecond / _time.TimestampFrequency, _burst);
+                if (bucket.Tokens >= _burst && (bucket.Refusals == 0 || now - bucket.WindowStart >= _window))
+                {
+                    bucket.Removed = true;
+                    _buckets.TryRemove(new KeyValuePair<string, Bucket>(connectionId, bucket));
+                }
+            }
+        }
+    }
+
+    /// <summary>One connection's state; guarded by its own lock.</summary>
+    /// <remarks>Instants are timestamps of <see cref="TimeProvider.GetTimestamp"/>.</remarks>
+    private sealed class Bucket(double tokens, long refilledAt)
+    {
+        public double Tokens { get; set; } = tokens;
+
+        public long RefilledAt { get; private set; } = refilledAt;
+
+        public long WindowStart { get; set; } = refilledAt;
+
+        public int Refusals { get; set; }
+
+        public bool Removed { get; set; }
+
+        public void Refill(long now, double perTimestampUnit, double burst)
+        {
+            var elapsed = now - RefilledAt;
+            if (elapsed > 0)
+            {
+                Tokens = Math.Min(burst, Tokens + (elapsed * perTimestampUnit));
+                RefilledAt = now;
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+using System.Diagnostics;
+using System.Net.WebSockets;
+using Microsoft.Extensions.DependencyInjection;
+using Talki.Signalling.Http;
+using Talki.Signalling.Protocol;
+
+namespace Talki.Signalling.Server.IntegrationTests.AspNetCore;
+
+/// <summary>
+/// "Any member can kick any peer", over real sockets on the real clock: a flood of signals is rate limited at its
+/// sender, never closes a receiver that reads, and a socket that never says hello does not stay until the seal.
+/// </summary>
+public sealed class ConnectionLimitsTests
+{
+    /// <summary>The default hello timeout (<c>Limits.HelloTimeout</c>).</summary>
+    private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>How late a close may come: a generous bound for a loaded machine, not a performance target.</summary>
+    private static readonly TimeSpan Tolerance = TimeSpan.FromSeconds(5);
+
+    [Fact]
+    public async Task Flood_OfTwoThousandSignalsAtAReadingMember_DoesNotCloseIt_TheSenderIsRateLimitedAndClosed_AThirdMemberIsUnaffected()
+    {
+        await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System));
+        var (_, sockets, tickets) = await TalkiFlowTests.MeshAsync(host, "Ada", "Bob", "Cy");
+        var (ada, bob, cy) = (sockets[0], sockets[1], sockets[2]);
+        try
+        {
+            foreach (var socket in sockets)
+            {
+                await socket.DrainAsync();
+            }
+
+            var sent = 0;
+            try
+            {
+                for (; sent < 2_000; sent++)
+                {
+                    await ada.SendAsync(Signal(tickets[1].Member, "flood-" + sent));
+                }
+            }
+            catch (WebSocketException)
+            {
+                // The server closed the flooding socket mid-flood: that is the point.
+            }
+
+            // The reader keeps receiving: a third member's signal reaches it after the flood, and it can answer.
+            await cy.SendAsync(Signal(tickets[1].Member, "cy-to-bob"));
+            await bob.ExpectAsync<SignalRelayMessage>(m => m.Candidates?[0].Candidate == "cy-to-bob");
+            await bob.SendAsync(Signal(tickets[2].Member, "bob-to-cy"));
+            await cy.ExpectAsync<SignalRelayMessage>(m => m.Candidates?[0].Candidate == "bob-to-cy");
+            await bob.DrainAsync();
+            await cy.DrainAsync();
+            Assert.Null(bob.CloseStatus);
+            Assert.Null(cy.CloseStatus);
+
+            // The sender was refused with rate_limited and, as it kept on, closed with 1008.
+            await ada.WaitClosedAsync(TimeSpan.FromSeconds(30));
+            Assert.Contains(ada.AllFrames, f => f.Contains("\"code\":\"rate_limited\"", StringComparison.Ordinal));
+            Assert.Equal(WebSocketCloseStatus.PolicyViolation, ada.CloseStatus);
+            var flooded = bob.AllFrames.Count(f => f.Contains("\"candidate\":\"flood-", StringComparison.Ordinal));
+            Assert.True(flooded < sent, $"{flooded} of the {sent} flood signals reached the reader");
+        }
+        finally
+        {
+            foreach (var socket in sockets)
+            {
+                await socket.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task SevenPeersAtTheirFullBurst_IntoOneReadingMember_NobodyIsClosed_AndEverySignalArrives()
+    {
+        const int PerSender = 190; // within the default burst of 200, leaving room for hello and the drain's ping
+        await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System));
+        var (sockets, tickets) = await FullMeshAsync(host, 8);
+        try
+        {
+            foreach (var socket in sockets)
+            {
+                await socket.DrainAsync();
+            }
+
+            var reader = sockets[0];
+            await Task.WhenAll(sockets.Skip(1).Select((socket, n) => Task.Run(async () =>
+            {
+                for (var i = 0; i < PerSender; i++)
+                {
+                    await socket.SendAsync(Signal(tickets[0].Member, $"peer{n}-{i}"));
+                }
+            })));
+
+            var received = 0;
+            for (; received < 7 * PerSender; received++)
+            {
+                await reader.ExpectAsync<SignalRelayMessage>();
+            }
+
+            await reader.DrainAsync();
+            Assert.Equal(7 * PerSender, received);
+            Assert.All(sockets, s => Assert.Null(s.CloseStatus));
+            Assert.All(sockets, s => Assert.DoesNotContain(s.AllFrames, f => f.Contains("\"type\":\"error\"", StringComparison.Ordinal)));
+        }
+        finally
+        {
+            foreach (var socket in sockets)
+            {
+                await socket.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task HelloTimeout_OnTheRealClock_ASocketThatNeverSaysHelloIsClosed_OneThatDidIsNot()
+    {
+        await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System));
+        using var ada = await host.SignInAsync("Ada");
+        using var bob = await host.SignInAsync("Bob");
+        var room = await ada.CreateRoomAsync();
+        await using var talker = await ada.ConnectAsync(room);
+        var bobTicket = await bob.JoinAsync(room.Room);
+
+        var opened = Stopwatch.StartNew();
+        await using var silent = await TestSocket.OpenAsync(bobTicket.WebSocketUrl);
+        try
+        {
+            await silent.WaitClosedAsync(HelloTimeout + Tolerance);
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"The socket that never said hello was still open after {opened.Elapsed}.");
+        }
+
+        Assert.True(opened.Elapsed >= HelloTimeout - TimeSpan.FromMilliseconds(50), $"closed after {opened.Elapsed}, before the timeout");
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, silent.CloseStatus);
+        Assert.Contains("hello", silent.CloseDescription, StringComparison.Ordinal);
+
+        await talker.DrainAsync();
+        Assert.Null(talker.CloseStatus);
+    }
+
+    [Fact]
+    public async Task HelloTimeout_OnAFakeClock_ASocketThatNeverSaysHelloIsClosed_OneThatDidIsNot()
+    {
+        await using var host = await TestHost.StartAsync();
+        using var ada = await host.SignInAsync("Ada");
+        using var bob = await host.SignInAsync("Bob");
+        var room = await ada.CreateRoomAsync();
+        await using var talker = await ada.ConnectAsync(room);
+        var bobTicket = await bob.JoinAsync(room.Room);
+        await using var silent = await TestSocket.OpenAsync(bobTicket.WebSocketUrl);
+
+        host.Time.Advance(HelloTimeout - TimeSpan.FromSeconds(1));
+        await silent.DrainAsync(); // a ping is answered, and is not a hello
+        Assert.Null(silent.CloseStatus);
+
+        host.Time.Advance(TimeSpan.FromSeconds(1) + TimeSpan.FromMilliseconds(1));
+        try
+        {
+            await silent.WaitClosedAsync(TimeSpan.FromSeconds(15));
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail("The socket that never said hello was still open after the hello timeout.");
+        }
+
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, silent.CloseStatus);
+
+        host.Time.Advance(TimeSpan.FromMinutes(1));
+        await talker.DrainAsync();
+        Assert.Null(talker.CloseStatus);
+    }
+
+    private static string Signal(MemberId to, string candidate)
+        => $$$"""{"type":"signal","to":"{{{to}}}","candidates":[{"candidate":"{{{candidate}}}"}]}""";
+
+    /// <summary>An admin and <paramref name="count"/> − 1 admitted members, all connected, the mesh plan received.</summary>
+    private static async Task<(List<TestSocket> Sockets, List<TicketResponse> Tickets)> FullMeshAsync(TestHost host, int count)
+    {
+        var admin = await host.SignInAsync("Admin");
+        var room = await admin.CreateRoomAsync();
+        var sockets = new List<TestSocket> { await admin.ConnectAsync(room) };
+        var tickets = new List<TicketResponse> { room };
+        for (var i = 1; i < count; i++)
+        {
+            var user = await host.SignInAsync("Member " + i);
+            var ticket = await user.JoinAsync(room.Room);
+            var socket = await user.ConnectAsync(ticket);
+            await sockets[0].SendAsync($$$"""{"type":"admit","member":"{{{ticket.Member}}}"}""");
+            await socket.ExpectAsync<AdmittedMessage>();
+            foreach (var existing in sockets)
+            {
+                await existing.ExpectAsync<ConnectToPeerMessage>(p => p.Peer.Id == ticket.Member);
+                await socket.ExpectAsync<ConnectToPeerMessage>();
+            }
+
+            sockets.Add(socket);
+            tickets.Add(ticket);
+        }
+
+        return (sockets, tickets);
+    }
+}
