@@ -199,6 +199,20 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TryAddMember_PendingKnocks_TakeNoSeat()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(NewMember(room, "u-knock" + i), 3));
+        }
+
+        Assert.Equal(11, (await Store.ListMembersAsync(room.Id)).Count);
+    }
+
+    [Fact]
     public async Task TryUpdateMember_StaleVersion_Loses()
     {
         var (room, admin) = NewRoom();
