@@ -43,4 +43,10 @@ internal static partial class Log
 
     [LoggerMessage(1013, LogLevel.Debug, "The seal timer of room {Room} fired {Remaining} early; re-armed.", EventName = "SealRearmed")]
     public static partial void SealRearmed(ILogger logger, RoomId room, TimeSpan remaining);
+
+    [LoggerMessage(1014, LogLevel.Debug, "Member {Member} knocked on room {Room}.", EventName = "Knocked")]
+    public static partial void Knocked(ILogger logger, RoomId room, MemberId member);
+
+    [LoggerMessage(1015, LogLevel.Information, "A knock on room {Room} was refused: {MaxPending} newcomers are waiting already.", EventName = "KnockRefused")]
+    public static partial void KnockRefused(ILogger logger, RoomId room, int maxPending);
 }

@@ -41,6 +41,8 @@ public sealed class AddTalkiSignallingTests
     [InlineData("queue")]
     [InlineData("ice")]
     [InlineData("name")]
+    [InlineData("no-pending")]
+    [InlineData("too-many-pending")]
     public void InvalidOptions_FailValidation(string which)
     {
         var services = new ServiceCollection().AddLogging();
@@ -57,6 +59,8 @@ public sealed class AddTalkiSignallingTests
                 case "queue": o.Hosting.OutboundQueueCapacity = 0; break;
                 case "ice": o.IceServers.Add(new IceServer { Urls = ["http://not-ice"] }); break;
                 case "name": o.MaxDisplayNameLength = 0; break;
+                case "no-pending": o.Limits.MaxPendingPerRoom = 0; break;
+                case "too-many-pending": o.Limits.MaxPendingPerRoom = 1001; break;
             }
         });
         using var provider = services.BuildServiceProvider();
