@@ -133,4 +133,28 @@ public sealed class KnockAndSeatTests
         Assert.Equal(AdmissionStatus.Pending, (await store.GetMemberAsync(admin.Room, cy.Member))?.Admission);
         Assert.Equal(2, (await store.ListMembersAsync(admin.Room)).Count(m => m.Admission == AdmissionStatus.Admitted));
     }
+
+    [Fact]
+    public async Task AKnockLivesAsLongAsItsNewestTicket_AndAPendingMemberThatGoesOfflineVanishesATicketLifetimeLater()
+    {
+        using var h = new EngineHarness();
+        var store = h.Services.GetRequiredService<IRoomStore>();
+        var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
+        var first = await h.JoinAsync(EngineHarness.User("bob"), admin.Room);
+        h.Time.Advance(TimeSpan.FromSeconds(20));
+        var second = await h.JoinAsync(EngineHarness.User("bob"), admin.Room); // asks again before the first ticket expires
+        Assert.Equal(first.Member, second.Member);
+        h.Time.Advance(TimeSpan.FromSeconds(20)); // past the first ticket, within the second
+        Assert.NotNull(await store.GetMemberAsync(admin.Room, first.Member));
+
+        var connection = await h.ConnectAsync(second);
+        h.Time.Advance(TimeSpan.FromMinutes(2)); // connected: it waits as long as it likes
+        Assert.NotNull(await store.GetMemberAsync(admin.Room, first.Member));
+
+        await h.Engine.DisconnectAsync(connection);
+        h.Time.Advance(TalkiSignallingOptions.DefaultTicketLifetime - TimeSpan.FromSeconds(1));
+        Assert.NotNull(await store.GetMemberAsync(admin.Room, first.Member)); // time to reload the page
+        h.Time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Null(await store.GetMemberAsync(admin.Room, first.Member));
+    }
 }
