@@ -58,8 +58,20 @@ public sealed record MemberRecord
     /// <summary>Gets when the member was first added to the room.</summary>
     public DateTimeOffset JoinedAt { get; init; }
 
+    /// <summary>
+    /// Gets when the member stops existing, or <see langword="null"/> when it lives as long as its room. A knock that has not
+    /// connected lives as long as its join ticket: if it never connects it vanishes with the ticket, so it cannot hold a
+    /// place in the room. Stores treat it as gone from this instant on (reads, updates, and a new add for the same user).
+    /// </summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
+
     /// <summary>Gets the version for optimistic concurrency; stores bump it on every successful write.</summary>
     public long Version { get; init; }
+
+    /// <summary>Gets a value indicating whether the member has expired at <paramref name="now"/> (see <see cref="ExpiresAt"/>).</summary>
+    /// <param name="now">The current time.</param>
+    /// <returns><see langword="true"/> when expired.</returns>
+    public bool IsExpiredAt(DateTimeOffset now) => ExpiresAt is { } expiresAt && now >= expiresAt;
 
     /// <summary>Gets a value indicating whether the member is connected, has said hello and is admitted.</summary>
     [JsonIgnore]

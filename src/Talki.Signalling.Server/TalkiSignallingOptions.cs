@@ -50,9 +50,21 @@ public sealed class TalkiSignallingOptions
 /// <summary>Abuse limits; each refusal has its own error code.</summary>
 public sealed class TalkiLimitsOptions
 {
-    /// <summary>Gets or sets how many members a room may have (a full mesh degrades beyond about 8). Refusal: <c>room_full</c>.</summary>
+    /// <summary>
+    /// Gets or sets how many admitted members (the admin included) a room may have: a full mesh degrades beyond about 8.
+    /// Seats are taken when the admin admits, not when a newcomer knocks. Refusal: <c>room_full</c>, to the admin on
+    /// <c>admit</c> (the newcomer stays pending), and to a knock on a room that is full already.
+    /// </summary>
     /// <value>The default value is 8. Between 2 and 1000.</value>
     public int MaxMembersPerRoom { get; set; } = 8;
+
+    /// <summary>
+    /// Gets or sets how many newcomers may wait for the admin in one room at once (live pending members: a knock that never
+    /// connects vanishes when its ticket expires). It keeps a flood of sign-ins from burying the admin under requests.
+    /// Refusal: <c>knock_rate_limited</c>.
+    /// </summary>
+    /// <value>The default value is 16. Between 1 and 1000.</value>
+    public int MaxPendingPerRoom { get; set; } = 16;
 
     /// <summary>Gets or sets how many rooms one session may create per hour. Refusal: <c>room_quota_exceeded</c>.</summary>
     /// <value>The default value is 20. Between 1 and 10000.</value>

@@ -144,7 +144,7 @@ public sealed class AwsFlowTests(DynaliteFixture dynalite, ITestOutputHelper out
         const int links = 6;
         Assert.Equal(4, counters.AuthorizerCalls);
         Assert.Equal(4 + 3 + (links * 4), counters.InboundMessages);            // hellos, admits, 4 signals per link
-        Assert.Equal(4 + 3 + 6 + (links * 2) + (links * 4), counters.OutboundMessages); // welcomes, requests, admitted ×2, plans, relays
+        Assert.Equal(4 + (3 * 2) + 6 + (links * 2) + (links * 4), counters.OutboundMessages); // welcomes, requests (at the knock and on hello), admitted ×2, plans, relays
         Assert.Equal(counters.InboundMessages, counters.DefaultRouteCalls);
         Assert.Equal(0, counters.DroppedPushes);
 

@@ -61,7 +61,7 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
         Assert.Null(await Store.GetMemberAsync(room.Id, MemberId.New()));
         Assert.Null(await Store.FindMemberByUserAsync(room.Id, "u-nobody"));
         Assert.Empty(await Store.ListMembersAsync(room.Id));
-        Assert.Equal(AddMemberOutcome.RoomNotFound, await Store.TryAddMemberAsync(NewMember(room, "u-x"), 8));
+        Assert.Equal(AddMemberOutcome.RoomNotFound, await Store.TryAddMemberAsync(NewMember(room, "u-x"), 8, 8));
         Assert.Null(await Store.TryUpdateMemberAsync(NewMember(room, "u-x")));
         Assert.Null(await Store.ConsumeTicketAsync("no-such-hash"));
         Assert.Null(await Store.GetConnectionAsync("no-such-connection"));
@@ -93,7 +93,7 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
             Version = 4,
         };
 
-        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8, 8));
 
         Assert.Equal(bob, await Store.GetMemberAsync(room.Id, bob.Id));
         Assert.Equal(bob, await Store.FindMemberByUserAsync(room.Id, "u-bob"));
@@ -107,9 +107,9 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
         await Store.CreateRoomAsync(room, admin);
         var bob = NewMember(room, "u-bob");
 
-        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8));
-        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(bob with { Id = MemberId.New() }, 8));
-        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(admin with { Id = MemberId.New() }, 8));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8, 8));
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(bob with { Id = MemberId.New() }, 8, 8));
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(admin with { Id = MemberId.New() }, 8, 8));
         Assert.Equal(bob.Id, (await Store.FindMemberByUserAsync(room.Id, "u-bob"))!.Id);
         Assert.Equal(2, (await Store.ListMembersAsync(room.Id)).Count);
     }
@@ -120,67 +120,187 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
         var (room, admin) = NewRoom();
         await Store.CreateRoomAsync(room, admin);
 
-        var outcomes = await Concurrently(20, _ => Store.TryAddMemberAsync(NewMember(room, "u-same"), 3));
+        var outcomes = await Concurrently(20, _ => Store.TryAddMemberAsync(Admitted(NewMember(room, "u-same")), 3, 8));
 
         Assert.Equal(1, outcomes.Count(o => o == AddMemberOutcome.Added));
         Assert.Equal(19, outcomes.Count(o => o == AddMemberOutcome.UserExists));
 
         // The losers gave their seats back: the third seat is still free.
-        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(NewMember(room, "u-third"), 3));
-        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(NewMember(room, "u-fourth"), 3));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(Admitted(NewMember(room, "u-third")), 3, 8));
+        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(Admitted(NewMember(room, "u-fourth")), 3, 8));
     }
 
     [Fact]
-    public async Task TryAddMember_AtCapacity_RoomFull_DeniedMembersDoNotCount_EvenUnderConcurrency()
+    public async Task TryAddMember_AdmittedAtCapacity_RoomFull_PendingAndDeniedMembersDoNotCount_EvenUnderConcurrency()
     {
         var (room, admin) = NewRoom();
         await Store.CreateRoomAsync(room, admin);
-        var denied = NewMember(room, "u-denied") with { Admission = AdmissionStatus.Denied };
-        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(denied, 8));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(NewMember(room, "u-denied") with { Admission = AdmissionStatus.Denied }, 8, 8));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(NewMember(room, "u-knock"), 8, 8));
 
-        var outcomes = await Concurrently(50, i => Store.TryAddMemberAsync(NewMember(room, "u" + i), 4));
+        var outcomes = await Concurrently(50, i => Store.TryAddMemberAsync(Admitted(NewMember(room, "u" + i)), 4, 8));
 
         Assert.Equal(3, outcomes.Count(o => o == AddMemberOutcome.Added)); // the admin plus three
         Assert.Equal(47, outcomes.Count(o => o == AddMemberOutcome.RoomFull));
         var members = await Store.ListMembersAsync(room.Id);
-        Assert.Equal(5, members.Count);
-        Assert.Equal(4, members.Count(m => m.Admission != AdmissionStatus.Denied));
+        Assert.Equal(6, members.Count);
+        Assert.Equal(4, members.Count(m => m.Admission == AdmissionStatus.Admitted));
     }
 
     [Fact]
-    public async Task TryAddMember_ExistingUserInAFullRoom_IsUserExists()
+    public async Task TryAddMember_ExistingUserInAFullRoom_IsUserExists_AndAKnockIsStillAdded()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var bob = Admitted(NewMember(room, "u-bob"));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 2, 8));
+
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(bob with { Id = MemberId.New() }, 2, 8));
+        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(Admitted(NewMember(room, "u-carol")), 2, 8));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(NewMember(room, "u-carol"), 2, 8)); // a knock is not a seat
+    }
+
+    [Fact]
+    public async Task Seats_AreTakenByAdmission_UpdatesNeverAdmit_AndAnAdmittedMemberThatLosesItsAdmissionFreesItsSeat()
     {
         var (room, admin) = NewRoom();
         await Store.CreateRoomAsync(room, admin);
         var bob = NewMember(room, "u-bob");
-        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 2));
-
-        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(bob with { Id = MemberId.New() }, 2));
-        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(NewMember(room, "u-carol"), 2));
-    }
-
-    [Fact]
-    public async Task DenyingAMember_FreesItsSeat_AndUndenyingTakesItBack()
-    {
-        var (room, admin) = NewRoom();
-        await Store.CreateRoomAsync(room, admin);
-        var bob = NewMember(room, "u-bob");
-        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 2));
-        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(NewMember(room, "u-carol"), 2));
-
-        var deniedBob = await Store.TryUpdateMemberAsync(bob with { Admission = AdmissionStatus.Denied });
-        Assert.NotNull(deniedBob);
-        Assert.Null(await Store.TryUpdateMemberAsync(bob with { Admission = AdmissionStatus.Denied })); // stale: no second release
         var carol = NewMember(room, "u-carol");
-        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(carol, 2));
-        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(NewMember(room, "u-dave"), 2));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 2, 8));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(carol, 2, 8));
 
-        // Carol is denied too, and Bob is let back in (updates do not check capacity): Bob takes the freed seat back.
-        Assert.NotNull(await Store.TryUpdateMemberAsync(carol with { Admission = AdmissionStatus.Denied }));
-        var rejoined = await Store.TryUpdateMemberAsync(deniedBob with { Admission = AdmissionStatus.Pending });
-        Assert.Equal(AdmissionStatus.Pending, rejoined!.Admission);
-        Assert.Equal(2, rejoined.Version);
-        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(NewMember(room, "u-erin"), 2));
+        Assert.Equal(AdmitMemberOutcome.Admitted, await Store.TryAdmitMemberAsync(Admitted(bob), 2));
+        var admittedBob = await Store.GetMemberAsync(room.Id, bob.Id);
+        Assert.Equal(Admitted(bob) with { Version = 1 }, admittedBob);
+        Assert.Equal(AdmitMemberOutcome.RoomFull, await Store.TryAdmitMemberAsync(Admitted(carol), 2));
+        Assert.Null(await Store.TryUpdateMemberAsync(Admitted(carol))); // an update never admits
+        Assert.Equal(carol, await Store.GetMemberAsync(room.Id, carol.Id));
+        Assert.Equal(AdmitMemberOutcome.Conflict, await Store.TryAdmitMemberAsync(Admitted(bob), 2)); // stale, and admitted already
+        Assert.NotNull(await Store.TryUpdateMemberAsync(admittedBob! with { DisplayName = "Bob, still admitted" }));
+
+        // Bob is denied: his seat is free, once (a stale repeat releases nothing).
+        var deniedBob = await Store.TryUpdateMemberAsync(admittedBob with { Version = 2, DisplayName = "Bob, still admitted", Admission = AdmissionStatus.Denied });
+        Assert.NotNull(deniedBob);
+        Assert.Null(await Store.TryUpdateMemberAsync(admittedBob with { Version = 2, Admission = AdmissionStatus.Denied }));
+        Assert.Equal(AdmitMemberOutcome.Admitted, await Store.TryAdmitMemberAsync(Admitted(carol), 2));
+
+        // Bob back to pending takes no seat; admitting him finds the room full.
+        var pendingBob = await Store.TryUpdateMemberAsync(deniedBob! with { Admission = AdmissionStatus.Pending });
+        Assert.Equal(4, pendingBob!.Version);
+        Assert.Equal(AdmitMemberOutcome.RoomFull, await Store.TryAdmitMemberAsync(Admitted(pendingBob), 2));
+        Assert.Equal(2, (await Store.ListMembersAsync(room.Id)).Count(m => m.Admission == AdmissionStatus.Admitted));
+    }
+
+    [Fact]
+    public async Task TryAdmitMember_ConcurrentAdmitsIntoARoomWithKFreeSeats_AdmitExactlyK()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(Admitted(NewMember(room, "u-seated")), 5, 32));
+        var knocks = Enumerable.Range(0, 20).Select(i => NewMember(room, "u-knock" + i)).ToArray();
+        foreach (var knock in knocks)
+        {
+            Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(knock, 5, 32));
+        }
+
+        var outcomes = await Concurrently(20, i => Store.TryAdmitMemberAsync(Admitted(knocks[i]), 5)); // 3 seats free
+
+        Assert.Equal(3, outcomes.Count(o => o == AdmitMemberOutcome.Admitted));
+        Assert.Equal(17, outcomes.Count(o => o == AdmitMemberOutcome.RoomFull));
+        var members = await Store.ListMembersAsync(room.Id);
+        Assert.Equal(5, members.Count(m => m.Admission == AdmissionStatus.Admitted));
+        Assert.Equal(17, members.Count(m => m.Admission == AdmissionStatus.Pending));
+    }
+
+    [Fact]
+    public async Task TryAdmitMember_SameMemberConcurrently_AdmitsItOnce_AndLosesNoSeat()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var bob = NewMember(room, "u-bob");
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 4, 8));
+
+        var outcomes = await Concurrently(10, _ => Store.TryAdmitMemberAsync(Admitted(bob), 4));
+
+        Assert.Equal(1, outcomes.Count(o => o == AdmitMemberOutcome.Admitted));
+        Assert.Equal(Admitted(bob) with { Version = 1 }, await Store.GetMemberAsync(room.Id, bob.Id));
+
+        // The losers gave their seats back: two seats are still free.
+        var others = Enumerable.Range(0, 3).Select(i => NewMember(room, "u-other" + i)).ToArray();
+        foreach (var other in others)
+        {
+            Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(other, 4, 8));
+        }
+
+        Assert.Equal(AdmitMemberOutcome.Admitted, await Store.TryAdmitMemberAsync(Admitted(others[0]), 4));
+        Assert.Equal(AdmitMemberOutcome.Admitted, await Store.TryAdmitMemberAsync(Admitted(others[1]), 4));
+        Assert.Equal(AdmitMemberOutcome.RoomFull, await Store.TryAdmitMemberAsync(Admitted(others[2]), 4));
+    }
+
+    [Fact]
+    public async Task AKnockWithAnExpiry_VanishesThen_UnlessTheExpiryIsCleared_AndTheSameUserCanKnockAgain()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+        var ghost = NewMember(room, "u-ghost") with { ExpiresAt = expiresAt };
+        var waiter = NewMember(room, "u-waiter") with { ExpiresAt = expiresAt };
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(ghost, 8, 8));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(waiter, 8, 8));
+        Assert.Equal(ghost, await Store.GetMemberAsync(room.Id, ghost.Id));
+        var connected = await Store.TryUpdateMemberAsync(waiter with { ExpiresAt = null, ConnectionId = "c-w", Epoch = 1 }); // it connected
+        Assert.Equal(waiter with { ExpiresAt = null, ConnectionId = "c-w", Epoch = 1, Version = 1 }, connected);
+
+        Time.Advance(TimeSpan.FromSeconds(30)); // exactly at expiry: gone
+
+        Assert.Null(await Store.GetMemberAsync(room.Id, ghost.Id));
+        Assert.Null(await Store.FindMemberByUserAsync(room.Id, "u-ghost"));
+        Assert.Equal(new HashSet<MemberId> { admin.Id, waiter.Id }, (await Store.ListMembersAsync(room.Id)).Select(m => m.Id).ToHashSet());
+        Assert.Null(await Store.TryUpdateMemberAsync(ghost with { DisplayName = "revived" }));
+        Assert.Equal(AdmitMemberOutcome.Conflict, await Store.TryAdmitMemberAsync(Admitted(ghost), 8));
+        Assert.Equal(connected, await Store.FindMemberByUserAsync(room.Id, "u-waiter"));
+
+        var again = NewMember(room, "u-ghost") with { ExpiresAt = Time.GetUtcNow().AddSeconds(30) };
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(again, 8, 8));
+        Assert.Equal(again, await Store.FindMemberByUserAsync(room.Id, "u-ghost"));
+        Assert.Null(await Store.GetMemberAsync(room.Id, ghost.Id));
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(NewMember(room, "u-waiter"), 8, 8));
+
+        // An expiry set again (the waiter went offline) ends it too.
+        Assert.NotNull(await Store.TryUpdateMemberAsync(connected! with { ConnectionId = null, ExpiresAt = Time.GetUtcNow().AddSeconds(30) }));
+        Time.Advance(TimeSpan.FromSeconds(30));
+        Assert.Null(await Store.FindMemberByUserAsync(room.Id, "u-waiter"));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(NewMember(room, "u-waiter"), 8, 8));
+    }
+
+    [Fact]
+    public async Task ThePendingLimit_CountsLiveKnocksOnly_AndIsNeverExceeded_EvenUnderConcurrency()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(NewMember(room, "u-denied") with { Admission = AdmissionStatus.Denied }, 8, 5));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(Admitted(NewMember(room, "u-seated")), 8, 5));
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+
+        var outcomes = await Concurrently(30, i => Store.TryAddMemberAsync(NewMember(room, "u-flood" + i) with { ExpiresAt = expiresAt }, 8, 5));
+
+        Assert.All(outcomes, o => Assert.True(o is AddMemberOutcome.Added or AddMemberOutcome.TooManyPending, o.ToString()));
+        Assert.InRange(outcomes.Count(o => o == AddMemberOutcome.Added), 0, 5);
+        Assert.InRange((await Store.ListMembersAsync(room.Id)).Count(m => m.Admission == AdmissionStatus.Pending), 0, 5);
+
+        // Sequential knocks fill exactly the places a race may have left, then are refused.
+        for (var i = 0; (await Store.ListMembersAsync(room.Id)).Count(m => m.Admission == AdmissionStatus.Pending) < 5; i++)
+        {
+            Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(NewMember(room, "u-more" + i) with { ExpiresAt = expiresAt }, 8, 5));
+        }
+
+        Assert.Equal(AddMemberOutcome.TooManyPending, await Store.TryAddMemberAsync(NewMember(room, "u-late"), 8, 5));
+        Assert.Null(await Store.FindMemberByUserAsync(room.Id, "u-late")); // nothing was kept
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(Admitted(NewMember(room, "u-seated-2")), 8, 5)); // seats are another matter
+
+        Time.Advance(TimeSpan.FromSeconds(30)); // the knocks expire
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(NewMember(room, "u-late"), 8, 5));
     }
 
     [Fact]
@@ -189,13 +309,30 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
         var (room, admin) = NewRoom();
         await Store.CreateRoomAsync(room, admin);
 
-        var outcomes = await Concurrently(100, i => Store.TryAddMemberAsync(NewMember(room, "u" + i), 101));
+        var outcomes = await Concurrently(100, i => Store.TryAddMemberAsync(NewMember(room, "u" + i), 101, 100));
 
         Assert.All(outcomes, o => Assert.Equal(AddMemberOutcome.Added, o));
         var members = await Store.ListMembersAsync(room.Id);
         Assert.Equal(101, members.Count);
         Assert.Equal(101, members.Select(m => m.UserId).Distinct().Count());
-        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(NewMember(room, "u-late"), 101));
+        Assert.Equal(AddMemberOutcome.TooManyPending, await Store.TryAddMemberAsync(NewMember(room, "u-late"), 101, 100));
+    }
+
+    [Fact]
+    public async Task TryAddMember_PendingKnocks_TakeNoSeat()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(NewMember(room, "u-knock" + i), 3, 16));
+        }
+
+        Assert.Equal(11, (await Store.ListMembersAsync(room.Id)).Count);
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(Admitted(NewMember(room, "u-seated1")), 3, 16));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(Admitted(NewMember(room, "u-seated2")), 3, 16));
+        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(Admitted(NewMember(room, "u-seated3")), 3, 16));
     }
 
     [Fact]
@@ -319,7 +456,7 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
         var (room, admin) = NewRoom();
         await Store.CreateRoomAsync(room, admin);
         var bob = NewMember(room, "u-bob");
-        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8, 8));
         var connection = "conn-" + NewHash();
         await Store.PutConnectionAsync(new ConnectionRecord(connection, room.Id, admin.Id, 1, room.ExpiresAt));
         var ticket = new TicketRecord(NewHash(), room.Id, admin.Id, Time.GetUtcNow().AddSeconds(30));
@@ -337,7 +474,7 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
         Assert.Null(await Store.FindMemberByUserAsync(room.Id, "u-bob"));
         Assert.Empty(await Store.ListMembersAsync(room.Id));
         Assert.Null(await Store.GetConnectionAsync(connection));
-        Assert.Equal(AddMemberOutcome.RoomNotFound, await Store.TryAddMemberAsync(NewMember(room, "u-late"), 8));
+        Assert.Equal(AddMemberOutcome.RoomNotFound, await Store.TryAddMemberAsync(NewMember(room, "u-late"), 8, 8));
         Assert.Null(await Store.TryUpdateMemberAsync(bob with { DisplayName = "too late" }));
     }
 
@@ -382,6 +519,11 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
     /// <returns>The member.</returns>
     protected MemberRecord NewMember(RoomRecord room, string userId)
         => new() { Room = room.Id, Id = MemberId.New(), UserId = userId, DisplayName = "U " + userId, JoinedAt = Time.GetUtcNow() };
+
+    /// <summary>Gets the member as admitted (same version).</summary>
+    /// <param name="member">The member.</param>
+    /// <returns>The member, admitted.</returns>
+    protected static MemberRecord Admitted(MemberRecord member) => member with { Admission = AdmissionStatus.Admitted };
 
     /// <summary>Runs <paramref name="count"/> operations at once on the thread pool.</summary>
     /// <typeparam name="T">The result type.</typeparam>

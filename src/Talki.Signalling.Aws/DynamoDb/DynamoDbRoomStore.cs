@@ -15,7 +15,7 @@ namespace Talki.Signalling.Aws.DynamoDb;
 /// <remarks>
 /// <para>Keys (<c>pk</c> / <c>sk</c>, both strings):</para>
 /// <list type="table">
-/// <item><term><c>ROOM#{room}</c> / <c>META</c></term><description>the room, with <c>memberCount</c>: the seats taken (members that are not denied).</description></item>
+/// <item><term><c>ROOM#{room}</c> / <c>META</c></term><description>the room, with <c>memberCount</c>: the seats taken (admitted members).</description></item>
 /// <item><term><c>ROOM#{room}</c> / <c>MEMBER#{member}</c></term><description>a member, with <c>version</c> for optimistic concurrency.</description></item>
 /// <item><term><c>ROOM#{room}</c> / <c>USER#{userId}</c></term><description>the guard that makes a user unique in a room; it names the member and keeps a copy of the member as first added.</description></item>
 /// <item><term><c>TICKET#{hash}</c> / <c>TICKET</c></term><description>a one-time ticket.</description></item>
@@ -24,30 +24,40 @@ namespace Talki.Signalling.Aws.DynamoDb;
 /// <para>
 /// Every item carries <c>expiresAt</c> (epoch seconds, rounded up: the TTL attribute) and <c>expiry</c> (the exact
 /// instant, ISO 8601 UTC, fixed width so that it compares as a string). TTL deletes late, so every read and every
-/// conditional write checks <c>expiry</c> against the injected clock. Reads are strongly consistent.
+/// conditional write checks <c>expiry</c> against the injected clock. Reads are strongly consistent. A member with its own
+/// expiry (<see cref="MemberRecord.ExpiresAt"/>: a knock that has not connected) also carries <c>memberExpiry</c>, checked
+/// the same way, and has it as its TTL; <c>roomTtl</c> keeps the room's TTL, which comes back when the expiry is cleared
+/// (<c>SET expiresAt = if_not_exists(roomTtl, expiresAt)</c>). The guard always lives as long as the room.
 /// </para>
 /// <para>
-/// <b>Capacity and uniqueness without transactions</b> (dynalite has none, and they cost double). An add reads the room
-/// (it must exist and not have expired; its expiry becomes the member's) and then makes three single-item conditional
-/// writes: (1) put the <c>USER#</c> guard, conditional on <c>attribute_not_exists</c> — if it exists the outcome is
-/// <see cref="AddMemberOutcome.UserExists"/> and nothing was written; (2) take a seat — <c>ADD memberCount 1</c> on the room
-/// item, conditional on the room existing, not having expired and <c>memberCount &lt; capacity</c> (a denied member adds 0
-/// but still needs the check) — if that fails the guard is deleted again and the outcome is
-/// <see cref="AddMemberOutcome.RoomFull"/>; (3) put the member item, conditional on <c>attribute_not_exists</c>. Because the
-/// guard comes first, only an add that will succeed holds a seat, so racing adds never see a room full of doomed
-/// reservations. Denying a member gives its seat back (<c>ADD memberCount -1</c> after the versioned write succeeded);
-/// un-denying takes a seat before the versioned write (without a capacity check, like the in-memory store) and gives it
-/// back if that write loses.
+/// <b>Seats are taken by admission only</b> (dynalite has no transactions, and they cost double). An add reads the room
+/// (it must exist and not have expired; its expiry becomes the member's) and then makes single-item conditional writes:
+/// (1) put the <c>USER#</c> guard, conditional on <c>attribute_not_exists</c> — if it exists and its member still lives the
+/// outcome is <see cref="AddMemberOutcome.UserExists"/>; if its member has expired the guard is replaced, conditional on
+/// still naming that member; (2) check the room (<c>ADD memberCount 0</c>, conditional on the room existing and not having
+/// expired) or, for a member added admitted, take a seat (<c>ADD memberCount 1</c>, also conditional on
+/// <c>memberCount &lt; capacity</c>) — if that fails the guard is deleted again and the outcome is
+/// <see cref="AddMemberOutcome.RoomFull"/>; (3) put the member item, conditional on <c>attribute_not_exists</c>; (4) a
+/// pending member (a knock) then counts the live pending members (a strongly consistent query) and, above the limit,
+/// deletes itself and its guard: <see cref="AddMemberOutcome.TooManyPending"/>. Insert-then-count never lets the room hold
+/// more than the limit (the last knock written sees all the others); racing knocks may all withdraw.
+/// </para>
+/// <para>
+/// <b>Admission</b> (<see cref="TryAdmitMemberAsync"/>) takes a seat first (<c>ADD memberCount 1</c> conditional on
+/// <c>memberCount &lt; capacity</c>: exactly <c>k</c> of any number of concurrent admissions get the <c>k</c> free seats),
+/// then makes the versioned write conditional on the member not being admitted yet; if that write loses, the seat is given
+/// back. An update that takes an admitted member's admission away gives its seat back after the versioned write; an
+/// update never admits (it is conditional on the stored member being admitted when it writes <c>admitted</c>).
 /// </para>
 /// <para>
 /// <b>Crash windows.</b> A process that dies between these writes errs on the safe side. (a) After (1): the guard exists
 /// without its member; <see cref="FindMemberByUserAsync"/> (which the engine calls on every join) finishes the add from
-/// the guard's copy (it keeps the capacity): it takes a seat and writes the member, or deletes the guard when the room is
-/// full, so the user is never locked out. (b) After (2), or between a successful deny and its decrement: one seat stays
-/// taken for the rest of the room's life, so the room fills one member early; it never holds more than its capacity.
-/// Until such a repair, a concurrent second add by the same user answers <see cref="AddMemberOutcome.UserExists"/> while the
-/// first is still in flight (and may yet end in <see cref="AddMemberOutcome.RoomFull"/>). Rooms live minutes to hours, so
-/// a leaked seat dies with its room. Costs: an add is one strongly consistent read and three writes.
+/// the guard's copy (it keeps the limits), or ignores it once the copy's own expiry has passed, so the user is never locked
+/// out. (b) Between a seat taken and its versioned write, or between a successful update and its seat release: one seat
+/// stays taken for the rest of the room's life, so the room fills one member early; it never holds more than its capacity.
+/// (c) Between (3) and (4): one knock too many waits until its ticket expires. Rooms live minutes to hours, so a leaked
+/// seat dies with its room. Costs: an add is one strongly consistent read and three writes, plus a query for a knock; an
+/// admission is two writes.
 /// </para>
 /// </remarks>
 internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
@@ -80,6 +90,9 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     private const string SealsAt = "sealsAt";
     private const string Hash = "hash";
     private const string Capacity = "capacity";
+    private const string MaxPendingAttr = "maxPending";
+    private const string MemberExpiry = "memberExpiry";
+    private const string RoomTtl = "roomTtl";
     private const string NotExists = "attribute_not_exists(#pk)";
     private const string IsoFormat = "yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'";
 
@@ -128,14 +141,14 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         item[AdminMember] = S(room.AdminMember.Value);
         item[CreatedAt] = S(Iso(room.CreatedAt));
         item[SealsAt] = S(Iso(room.SealsAt));
-        item[MemberCount] = N(admin.Admission == AdmissionStatus.Denied ? 0 : 1);
+        item[MemberCount] = N(admin.Admission == AdmissionStatus.Admitted ? 1 : 0);
         AddExpiry(item, room.ExpiresAt);
         if (!await TryPutNewAsync(item, cancellationToken).ConfigureAwait(false))
         {
             throw new InvalidOperationException($"Room {room.Id} exists already.");
         }
 
-        await TryPutNewAsync(MemberItem(admin, UserPrefix + admin.UserId, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
+        await TryPutNewAsync(GuardItem(admin, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
         await TryPutNewAsync(MemberItem(admin, MemberPrefix + admin.Id.Value, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
     }
 
@@ -148,7 +161,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     public async ValueTask<MemberRecord?> GetMemberAsync(RoomId room, MemberId member, CancellationToken cancellationToken = default)
     {
         var item = await GetAsync(RoomPk(room), MemberPrefix + member.Value, cancellationToken).ConfigureAwait(false);
-        return item is null ? null : ToMember(item);
+        return item is null ? null : LiveMember(ToMember(item));
     }
 
     public async ValueTask<MemberRecord?> FindMemberByUserAsync(RoomId room, string userId, CancellationToken cancellationToken = default)
@@ -162,13 +175,19 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
 
         var memberSk = MemberPrefix + guard[MemberIdAttr].S;
         var item = await GetAsync(RoomPk(room), memberSk, cancellationToken).ConfigureAwait(false);
+        if (item is null && ToMember(guard).IsExpiredAt(_time.GetUtcNow()))
+        {
+            return null; // a knock that expired (its member item may be gone to TTL already)
+        }
+
         if (item is null)
         {
             // The add that wrote the guard has not written (or never will write) its seat and member: finish it. Whoever
             // writes the member first keeps its seat; the other gives its seat back.
             var pending = ToMember(guard);
             var capacity = guard.TryGetValue(Capacity, out var stored) ? int.Parse(stored.N, CultureInfo.InvariantCulture) : int.MaxValue;
-            if (await CompleteAddAsync(pending, capacity, guard, cancellationToken).ConfigureAwait(false) == AddMemberOutcome.Added)
+            var maxPending = guard.TryGetValue(MaxPendingAttr, out var storedPending) ? int.Parse(storedPending.N, CultureInfo.InvariantCulture) : int.MaxValue;
+            if (await CompleteAddAsync(pending, capacity, maxPending, guard, cancellationToken).ConfigureAwait(false) == AddMemberOutcome.Added)
             {
                 DynamoDbLog.InterruptedAddCompleted(_logger, room, pending.Id);
             }
@@ -176,7 +195,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             item = await GetAsync(RoomPk(room), memberSk, cancellationToken).ConfigureAwait(false);
         }
 
-        return item is not null && string.Equals(item[UserIdAttr].S, userId, StringComparison.Ordinal) ? ToMember(item) : null;
+        return item is not null && string.Equals(item[UserIdAttr].S, userId, StringComparison.Ordinal) ? LiveMember(ToMember(item)) : null;
     }
 
     public async ValueTask<IReadOnlyList<MemberRecord>> ListMembersAsync(RoomId room, CancellationToken cancellationToken = default)
@@ -199,9 +218,9 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             var response = await _client.QueryAsync(request, cancellationToken).ConfigureAwait(false);
             foreach (var item in response.Items ?? [])
             {
-                if (string.CompareOrdinal(item[Expiry].S, now) > 0)
+                if (string.CompareOrdinal(item[Expiry].S, now) > 0 && LiveMember(ToMember(item)) is { } member)
                 {
-                    members.Add(ToMember(item));
+                    members.Add(member);
                 }
             }
 
@@ -212,7 +231,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         return members;
     }
 
-    public async ValueTask<AddMemberOutcome> TryAddMemberAsync(MemberRecord member, int capacity, CancellationToken cancellationToken = default)
+    public async ValueTask<AddMemberOutcome> TryAddMemberAsync(MemberRecord member, int capacity, int maxPending, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(member);
         var pk = RoomPk(member.Room);
@@ -222,62 +241,71 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             return AddMemberOutcome.RoomNotFound;
         }
 
-        // (1) The user guard: at most one member per user and room. It keeps the capacity for a reader that completes an interrupted add.
-        var guard = MemberItem(member, UserPrefix + member.UserId, ParseIso(room[Expiry].S));
+        // (1) The user guard: at most one live member per user and room. It keeps the limits for a reader that completes an interrupted add.
+        var guard = GuardItem(member, ParseIso(room[Expiry].S));
         guard[Capacity] = N(capacity);
-        if (!await TryPutNewAsync(guard, cancellationToken).ConfigureAwait(false))
+        guard[MaxPendingAttr] = N(maxPending);
+        if (!await TryPutNewAsync(guard, cancellationToken).ConfigureAwait(false)
+            && !await TryTakeOverGuardAsync(pk, member, guard, cancellationToken).ConfigureAwait(false))
         {
             return AddMemberOutcome.UserExists;
         }
 
-        // (2) Take a seat, (3) write the member.
-        return await CompleteAddAsync(member, capacity, guard, cancellationToken).ConfigureAwait(false);
+        // (2) Take a seat (admitted members only), (3) write the member, (4) a knock checks the pending limit.
+        return await CompleteAddAsync(member, capacity, maxPending, guard, cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask<MemberRecord?> TryUpdateMemberAsync(MemberRecord updated, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(updated);
         await ReadyAsync(cancellationToken).ConfigureAwait(false);
-        var pk = RoomPk(updated.Room);
         var stored = updated with { Version = updated.Version + 1 };
-        if (updated.Admission == AdmissionStatus.Denied)
+        if (updated.Admission == AdmissionStatus.Admitted)
         {
-            var old = await TryWriteMemberAsync(stored, requireDenied: null, cancellationToken).ConfigureAwait(false);
-            if (old is null)
-            {
-                return null;
-            }
-
-            if (old[Admission].S != AdmissionText(AdmissionStatus.Denied))
-            {
-                await ReleaseSeatsAsync(pk, 1, cancellationToken).ConfigureAwait(false); // a denied member frees its seat
-            }
-
-            return stored;
+            // Only a member that is admitted already stays admitted: admission takes a seat (TryAdmitMemberAsync).
+            return await TryWriteMemberAsync(stored, requireAdmitted: true, cancellationToken).ConfigureAwait(false) is null ? null : stored;
         }
 
-        if (await TryWriteMemberAsync(stored, requireDenied: false, cancellationToken).ConfigureAwait(false) is not null)
-        {
-            return stored;
-        }
-
-        // Lost, or the stored member is denied and this write un-denies it: that takes a seat back first.
-        var current = await GetAsync(pk, MemberPrefix + updated.Id.Value, cancellationToken).ConfigureAwait(false);
-        if (current is null
-            || current[Version].N != updated.Version.ToString(CultureInfo.InvariantCulture)
-            || current[Admission].S != AdmissionText(AdmissionStatus.Denied))
+        var old = await TryWriteMemberAsync(stored, requireAdmitted: null, cancellationToken).ConfigureAwait(false);
+        if (old is null)
         {
             return null;
         }
 
-        await ReleaseSeatsAsync(pk, -1, cancellationToken).ConfigureAwait(false);
-        if (await TryWriteMemberAsync(stored, requireDenied: true, cancellationToken).ConfigureAwait(false) is not null)
+        if (old.TryGetValue(Admission, out var before) && before.S == AdmissionText(AdmissionStatus.Admitted))
         {
-            return stored;
+            await ReleaseSeatsAsync(RoomPk(updated.Room), 1, cancellationToken).ConfigureAwait(false); // it no longer holds a seat
         }
 
-        await ReleaseSeatsAsync(pk, 1, cancellationToken).ConfigureAwait(false);
-        return null;
+        return stored;
+    }
+
+    public async ValueTask<AdmitMemberOutcome> TryAdmitMemberAsync(MemberRecord admitted, int capacity, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(admitted);
+        if (admitted.Admission != AdmissionStatus.Admitted)
+        {
+            throw new ArgumentException("Only an admitted member can be admitted.", nameof(admitted));
+        }
+
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var pk = RoomPk(admitted.Room);
+        if (!await TryTakeSeatAsync(pk, 1, capacity, cancellationToken).ConfigureAwait(false))
+        {
+            // Full, or the room is gone; a member that could not have been admitted anyway is a conflict, not a full room.
+            var current = await GetMemberAsync(admitted.Room, admitted.Id, cancellationToken).ConfigureAwait(false);
+            return current is null || current.Version != admitted.Version || current.UserId != admitted.UserId || current.Admission == AdmissionStatus.Admitted
+                ? AdmitMemberOutcome.Conflict
+                : AdmitMemberOutcome.RoomFull;
+        }
+
+        if (await TryWriteMemberAsync(admitted with { Version = admitted.Version + 1 }, requireAdmitted: false, cancellationToken).ConfigureAwait(false) is not null)
+        {
+            return AdmitMemberOutcome.Admitted;
+        }
+
+        await ReleaseSeatsAsync(pk, 1, cancellationToken).ConfigureAwait(false); // lost: the seat goes back
+        return AdmitMemberOutcome.Conflict;
     }
 
     public async ValueTask StoreTicketAsync(TicketRecord ticket, CancellationToken cancellationToken = default)
@@ -398,14 +426,20 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     /// <summary>Adds the exact expiry and the TTL attribute (epoch seconds, rounded up so that TTL never deletes early).</summary>
     private static void AddExpiry(Dictionary<string, AttributeValue> item, DateTimeOffset expiresAt)
     {
+        item[Expiry] = S(Iso(expiresAt));
+        item[Ttl] = N(TtlSeconds(expiresAt));
+    }
+
+    /// <summary>Epoch seconds, rounded up so that TTL never deletes early.</summary>
+    private static long TtlSeconds(DateTimeOffset expiresAt)
+    {
         var seconds = expiresAt.ToUnixTimeSeconds();
         if (expiresAt.UtcTicks % TimeSpan.TicksPerSecond != 0 && expiresAt.UtcTicks > DateTimeOffset.UnixEpoch.UtcTicks)
         {
             seconds++;
         }
 
-        item[Expiry] = S(Iso(expiresAt));
-        item[Ttl] = N(seconds);
+        return seconds;
     }
 
     private static string AdmissionText(AdmissionStatus admission) => admission switch
@@ -455,6 +489,21 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         item[JoinedAt] = S(Iso(member.JoinedAt));
         item[Version] = N(member.Version);
         AddExpiry(item, expiresAt);
+        item[RoomTtl] = item[Ttl];
+        if (member.ExpiresAt is { } memberExpiry)
+        {
+            item[MemberExpiry] = S(Iso(memberExpiry));
+            item[Ttl] = N(TtlSeconds(memberExpiry)); // a knock that never connects is deleted with its ticket
+        }
+
+        return item;
+    }
+
+    /// <summary>The user guard: a copy of the member as first added, living as long as the room (the member may outlive its own first expiry by connecting).</summary>
+    private static Dictionary<string, AttributeValue> GuardItem(MemberRecord member, DateTimeOffset roomExpiresAt)
+    {
+        var item = MemberItem(member, UserPrefix + member.UserId, roomExpiresAt);
+        item[Ttl] = item[RoomTtl];
         return item;
     }
 
@@ -474,8 +523,12 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         ConnectionId = item.TryGetValue(ConnectionIdAttr, out var connectionId) ? connectionId.S : null,
         ReadyAt = item.TryGetValue(ReadyAt, out var readyAt) ? ParseIso(readyAt.S) : null,
         JoinedAt = ParseIso(item[JoinedAt].S),
+        ExpiresAt = item.TryGetValue(MemberExpiry, out var memberExpiry) ? ParseIso(memberExpiry.S) : null,
         Version = long.Parse(item[Version].N, CultureInfo.InvariantCulture),
     };
+
+    /// <summary>The member, or <see langword="null"/> when its own expiry has passed (TTL deletes late).</summary>
+    private MemberRecord? LiveMember(MemberRecord member) => member.IsExpiredAt(_time.GetUtcNow()) ? null : member;
 
     private static ConnectionRecord ToConnection(Dictionary<string, AttributeValue> item)
         => new(item[ConnectionIdAttr].S, ParseRoom(item[RoomIdAttr].S), ParseMember(item[MemberIdAttr].S), long.Parse(item[Epoch].N, CultureInfo.InvariantCulture), ParseIso(item[Expiry].S));
@@ -507,11 +560,71 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         }
     }
 
-    /// <summary>Steps (2) and (3) of an add whose guard is written: take a seat, then write the member.</summary>
-    private async Task<AddMemberOutcome> CompleteAddAsync(MemberRecord member, int capacity, Dictionary<string, AttributeValue> guard, CancellationToken cancellationToken)
+    /// <summary>Steps (2) to (4) of an add whose guard is written: take a seat (admitted only), write the member, check the pending limit (pending only).</summary>
+    private async Task<AddMemberOutcome> CompleteAddAsync(MemberRecord member, int capacity, int maxPending, Dictionary<string, AttributeValue> guard, CancellationToken cancellationToken)
     {
         var pk = RoomPk(member.Room);
-        var seats = member.Admission == AdmissionStatus.Denied ? 0 : 1;
+        var seats = member.Admission == AdmissionStatus.Admitted ? 1 : 0;
+        if (!await TryTakeSeatAsync(pk, seats, capacity, cancellationToken).ConfigureAwait(false))
+        {
+            await DeleteGuardAsync(pk, member, cancellationToken).ConfigureAwait(false);
+            return await GetAsync(pk, MetaSk, cancellationToken).ConfigureAwait(false) is null ? AddMemberOutcome.RoomNotFound : AddMemberOutcome.RoomFull;
+        }
+
+        var memberSk = MemberPrefix + member.Id.Value;
+        if (!await TryPutNewAsync(MemberItem(member, memberSk, ParseIso(guard[Expiry].S)), cancellationToken).ConfigureAwait(false))
+        {
+            // Someone else wrote the member first: it keeps its seat, this one is given back.
+            await ReleaseSeatsAsync(pk, seats, cancellationToken).ConfigureAwait(false);
+            var existing = await GetAsync(pk, memberSk, cancellationToken).ConfigureAwait(false);
+            if (existing is not null && string.Equals(existing[UserIdAttr].S, member.UserId, StringComparison.Ordinal))
+            {
+                return AddMemberOutcome.Added; // a reader completed this very add from the guard
+            }
+
+            await DeleteGuardAsync(pk, member, cancellationToken).ConfigureAwait(false); // another user holds this member id
+            return AddMemberOutcome.UserExists;
+        }
+
+        if (member.Admission != AdmissionStatus.Pending)
+        {
+            return AddMemberOutcome.Added;
+        }
+
+        // (4) Insert, then count: every knock counts itself and all knocks written before its count, so of any set of
+        // knocks above the limit the last one written sees them all and withdraws. Racing knocks may all withdraw (a
+        // refusal although a place was free); the room never holds more than maxPending pending members.
+        var pending = 0;
+        foreach (var other in await ListMembersAsync(member.Room, cancellationToken).ConfigureAwait(false))
+        {
+            pending += other.Admission == AdmissionStatus.Pending ? 1 : 0;
+        }
+
+        if (pending <= maxPending)
+        {
+            return AddMemberOutcome.Added;
+        }
+
+        await DeleteMemberAsync(pk, member, cancellationToken).ConfigureAwait(false);
+        await DeleteGuardAsync(pk, member, cancellationToken).ConfigureAwait(false);
+        return AddMemberOutcome.TooManyPending;
+    }
+
+    /// <summary>Takes <paramref name="seats"/> (0 or 1) on a live room item, if fewer than <paramref name="capacity"/> are taken (0 seats: only the room is checked).</summary>
+    private async Task<bool> TryTakeSeatAsync(string pk, int seats, int capacity, CancellationToken cancellationToken)
+    {
+        var values = new Dictionary<string, AttributeValue>(StringComparer.Ordinal)
+        {
+            [":seats"] = N(seats),
+            [":now"] = S(Iso(_time.GetUtcNow())),
+        };
+        var condition = "attribute_exists(#pk) AND #expiry > :now";
+        if (seats > 0)
+        {
+            condition += " AND #count < :capacity";
+            values[":capacity"] = N(capacity);
+        }
+
         try
         {
             await _client.UpdateItemAsync(
@@ -520,41 +633,79 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
                     TableName = _table,
                     Key = Key(pk, MetaSk),
                     UpdateExpression = "ADD #count :seats",
-                    ConditionExpression = "attribute_exists(#pk) AND #expiry > :now AND #count < :capacity",
+                    ConditionExpression = condition,
                     ExpressionAttributeNames = new() { ["#pk"] = Pk, ["#count"] = MemberCount, ["#expiry"] = Expiry },
-                    ExpressionAttributeValues = new()
-                    {
-                        [":seats"] = N(seats),
-                        [":now"] = S(Iso(_time.GetUtcNow())),
-                        [":capacity"] = N(capacity),
-                    },
+                    ExpressionAttributeValues = values,
+                }),
+                cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (ConditionalCheckFailedException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Replaces the guard of a user whose member no longer lives (a knock that expired), so that a new knock by the same
+    /// user makes a new member. A guard whose member is merely not written yet (an add in flight, or interrupted) stays.
+    /// </summary>
+    private async Task<bool> TryTakeOverGuardAsync(string pk, MemberRecord member, Dictionary<string, AttributeValue> guard, CancellationToken cancellationToken)
+    {
+        var existing = await GetAsync(pk, UserPrefix + member.UserId, cancellationToken).ConfigureAwait(false);
+        if (existing is null)
+        {
+            return await TryPutNewAsync(guard, cancellationToken).ConfigureAwait(false); // withdrawn meanwhile: try once more
+        }
+
+        var now = _time.GetUtcNow();
+        var item = await GetAsync(pk, MemberPrefix + existing[MemberIdAttr].S, cancellationToken).ConfigureAwait(false);
+        var dead = item is null ? ToMember(existing).IsExpiredAt(now) : ToMember(item).IsExpiredAt(now);
+        if (!dead)
+        {
+            return false;
+        }
+
+        try
+        {
+            await _client.PutItemAsync(
+                Tagged(new PutItemRequest
+                {
+                    TableName = _table,
+                    Item = guard,
+                    ConditionExpression = "#member = :old",
+                    ExpressionAttributeNames = new() { ["#member"] = MemberIdAttr },
+                    ExpressionAttributeValues = new() { [":old"] = existing[MemberIdAttr] },
+                }),
+                cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (ConditionalCheckFailedException)
+        {
+            return false; // another knock took it over first
+        }
+    }
+
+    /// <summary>Deletes a member item that this add wrote and nobody has changed since.</summary>
+    private async Task DeleteMemberAsync(string pk, MemberRecord member, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _client.DeleteItemAsync(
+                Tagged(new DeleteItemRequest
+                {
+                    TableName = _table,
+                    Key = Key(pk, MemberPrefix + member.Id.Value),
+                    ConditionExpression = "#version = :version",
+                    ExpressionAttributeNames = new() { ["#version"] = Version },
+                    ExpressionAttributeValues = new() { [":version"] = N(member.Version) },
                 }),
                 cancellationToken).ConfigureAwait(false);
         }
         catch (ConditionalCheckFailedException)
         {
-            await DeleteGuardAsync(pk, member, cancellationToken).ConfigureAwait(false);
-            return await GetAsync(pk, MetaSk, cancellationToken).ConfigureAwait(false) is null ? AddMemberOutcome.RoomNotFound : AddMemberOutcome.RoomFull;
+            // Changed meanwhile: it stays, and expires with its ticket.
         }
-
-        var memberSk = MemberPrefix + member.Id.Value;
-        var item = new Dictionary<string, AttributeValue>(guard, StringComparer.Ordinal) { [Sk] = S(memberSk), [Kind] = S("member") };
-        item.Remove(Capacity);
-        if (await TryPutNewAsync(item, cancellationToken).ConfigureAwait(false))
-        {
-            return AddMemberOutcome.Added;
-        }
-
-        // Someone else wrote the member first: it keeps its seat, this one is given back.
-        await ReleaseSeatsAsync(pk, seats, cancellationToken).ConfigureAwait(false);
-        var existing = await GetAsync(pk, memberSk, cancellationToken).ConfigureAwait(false);
-        if (existing is not null && string.Equals(existing[UserIdAttr].S, member.UserId, StringComparison.Ordinal))
-        {
-            return AddMemberOutcome.Added; // a reader completed this very add from the guard
-        }
-
-        await DeleteGuardAsync(pk, member, cancellationToken).ConfigureAwait(false); // another user holds this member id
-        return AddMemberOutcome.UserExists;
     }
 
     /// <summary>Gives seats back (a negative number takes seats) on a room item that still exists.</summary>
@@ -611,7 +762,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     /// expired. The key, the user and the expiry stay as stored.
     /// </summary>
     /// <returns>The item before the write, or <see langword="null"/> when the condition failed.</returns>
-    private async Task<Dictionary<string, AttributeValue>?> TryWriteMemberAsync(MemberRecord stored, bool? requireDenied, CancellationToken cancellationToken)
+    private async Task<Dictionary<string, AttributeValue>?> TryWriteMemberAsync(MemberRecord stored, bool? requireAdmitted, CancellationToken cancellationToken)
     {
         var names = new Dictionary<string, string>(StringComparer.Ordinal)
         {
@@ -627,6 +778,8 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             ["#connection"] = ConnectionIdAttr,
             ["#ready"] = ReadyAt,
             ["#joined"] = JoinedAt,
+            ["#mexp"] = MemberExpiry,
+            ["#ttl"] = Ttl,
         };
         var values = new Dictionary<string, AttributeValue>(StringComparer.Ordinal)
         {
@@ -663,11 +816,26 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             remove.Add("#ready");
         }
 
-        var condition = "attribute_exists(#pk) AND #version = :expected AND #user = :user AND #expiry > :now";
-        if (requireDenied is { } denied)
+        // A member with its own expiry has it as TTL; without, the room's TTL (kept on the item) comes back.
+        if (stored.ExpiresAt is { } memberExpiry)
         {
-            condition += denied ? " AND #admission = :denied" : " AND #admission <> :denied";
-            values[":denied"] = S(AdmissionText(AdmissionStatus.Denied));
+            set.Add("#mexp = :mexp");
+            set.Add("#ttl = :mttl");
+            values[":mexp"] = S(Iso(memberExpiry));
+            values[":mttl"] = N(TtlSeconds(memberExpiry));
+        }
+        else
+        {
+            remove.Add("#mexp");
+            set.Add("#ttl = if_not_exists(#roomTtl, #ttl)");
+            names["#roomTtl"] = RoomTtl;
+        }
+
+        var condition = "attribute_exists(#pk) AND #version = :expected AND #user = :user AND #expiry > :now AND (attribute_not_exists(#mexp) OR #mexp > :now)";
+        if (requireAdmitted is { } admitted)
+        {
+            condition += admitted ? " AND #admission = :admitted" : " AND #admission <> :admitted";
+            values[":admitted"] = S(AdmissionText(AdmissionStatus.Admitted));
         }
 
         var update = "SET " + string.Join(", ", set) + (remove.Count > 0 ? " REMOVE " + string.Join(", ", remove) : string.Empty);

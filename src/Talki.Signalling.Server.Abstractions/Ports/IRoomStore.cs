@@ -4,8 +4,9 @@ namespace Talki.Signalling.Ports;
 /// Where rooms, members, one-time tickets and connection bindings live. Implementations must be safe
 /// for concurrent use from many processes: member writes are conditional on <see cref="MemberRecord.Version"/>
 /// and ticket consumption is atomic, so two racing consumers never both receive the same ticket.
-/// Every read checks expiry itself (<see cref="RoomRecord.ExpiresAt"/>, <see cref="ConnectionRecord.ExpiresAt"/>)
-/// because time-to-live deletion in real stores runs late.
+/// Every read checks expiry itself (<see cref="RoomRecord.ExpiresAt"/>, <see cref="MemberRecord.ExpiresAt"/>,
+/// <see cref="ConnectionRecord.ExpiresAt"/>) because time-to-live deletion in real stores runs late.
+/// A room's seats (its capacity) are held by admitted members only; pending members (knocks) hold none.
 /// </summary>
 public interface IRoomStore
 {
@@ -44,23 +45,59 @@ public interface IRoomStore
     ValueTask<IReadOnlyList<MemberRecord>> ListMembersAsync(RoomId room, CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// Adds a member unless the room already has a member for the same user or already holds
-    /// <paramref name="capacity"/> members that are not denied. The check and the write are one atomic step.
+    /// Adds a member unless the room already has a live member for the same user or the limit for the member's admission is
+    /// reached. The check and the write are one atomic step as far as the limits' upper bounds go.
     /// </summary>
+    /// <remarks>
+    /// <para>
+    /// <b>Seats are taken by admission only.</b> A member added <see cref="AdmissionStatus.Admitted"/> takes a seat: the add is
+    /// <see cref="AddMemberOutcome.RoomFull"/> when the room already holds <paramref name="capacity"/> admitted members. A
+    /// member added <see cref="AdmissionStatus.Pending"/> (a knock) takes no seat: the add is
+    /// <see cref="AddMemberOutcome.TooManyPending"/> when the room already holds <paramref name="maxPending"/> live pending
+    /// members. A denied member counts against neither.
+    /// </para>
+    /// <para>
+    /// A member whose <see cref="MemberRecord.ExpiresAt"/> has passed no longer exists: a later add for the same user creates
+    /// a new member (with a new id). A store may refuse a knock under a race although a place was free (the caller retries
+    /// later); it never lets the room hold more than <paramref name="maxPending"/> pending members because of a race.
+    /// </para>
+    /// </remarks>
     /// <param name="member">The member to add.</param>
-    /// <param name="capacity">The most members (not counting denied ones) the room may hold after the add.</param>
+    /// <param name="capacity">The most admitted members the room may hold after the add (it only matters when <paramref name="member"/> is admitted).</param>
+    /// <param name="maxPending">The most live pending members the room may hold after the add (it only matters when <paramref name="member"/> is pending).</param>
     /// <param name="cancellationToken">Cancels the operation.</param>
     /// <returns>What happened.</returns>
-    ValueTask<AddMemberOutcome> TryAddMemberAsync(MemberRecord member, int capacity, CancellationToken cancellationToken = default);
+    ValueTask<AddMemberOutcome> TryAddMemberAsync(MemberRecord member, int capacity, int maxPending, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Replaces a member if, and only if, the stored version equals <paramref name="updated"/>'s
     /// <see cref="MemberRecord.Version"/>. The stored record gets that version plus one.
     /// </summary>
+    /// <remarks>
+    /// An update never admits: writing <see cref="AdmissionStatus.Admitted"/> over a member that is not admitted fails
+    /// (returns <see langword="null"/>); admission goes through <see cref="TryAdmitMemberAsync"/>, which checks the capacity.
+    /// An update that takes an admitted member's admission away frees its seat. A member whose
+    /// <see cref="MemberRecord.ExpiresAt"/> has passed cannot be updated.
+    /// </remarks>
     /// <param name="updated">The new state, carrying the version it was derived from.</param>
     /// <param name="cancellationToken">Cancels the operation.</param>
     /// <returns>The stored record, or <see langword="null"/> when another writer won (re-read and retry).</returns>
     ValueTask<MemberRecord?> TryUpdateMemberAsync(MemberRecord updated, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Admits a member: replaces it by <paramref name="admitted"/> (whose <see cref="MemberRecord.Admission"/> is
+    /// <see cref="AdmissionStatus.Admitted"/>) if, and only if, the stored version equals its
+    /// <see cref="MemberRecord.Version"/>, the stored member is not admitted yet and the room holds fewer than
+    /// <paramref name="capacity"/> admitted members. The check and the write are one atomic step: of any number of
+    /// concurrent admissions into a room with <c>k</c> free seats, at most <c>k</c> succeed (exactly <c>k</c> when at least
+    /// <c>k</c> of them do not conflict). The stored record gets the version plus one.
+    /// </summary>
+    /// <param name="admitted">The admitted state, carrying the version it was derived from.</param>
+    /// <param name="capacity">The most admitted members the room may hold after the admission.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>What happened.</returns>
+    /// <exception cref="ArgumentException"><paramref name="admitted"/> is not admitted.</exception>
+    ValueTask<AdmitMemberOutcome> TryAdmitMemberAsync(MemberRecord admitted, int capacity, CancellationToken cancellationToken = default);
 
     /// <summary>Stores a one-time ticket (by its hash).</summary>
     /// <param name="ticket">The ticket.</param>
@@ -102,9 +139,28 @@ public enum AddMemberOutcome
     /// <summary>The user already has a member in the room; nothing was written.</summary>
     UserExists,
 
-    /// <summary>The room is at capacity; nothing was written.</summary>
+    /// <summary>The room already holds as many admitted members as its capacity (only for a member added admitted); nothing was written.</summary>
     RoomFull,
 
     /// <summary>The room does not exist or has expired.</summary>
     RoomNotFound,
+
+    /// <summary>The room already holds as many live pending members (knocks) as allowed (only for a member added pending); nothing was kept.</summary>
+    TooManyPending,
+}
+
+/// <summary>The outcome of <see cref="IRoomStore.TryAdmitMemberAsync"/>.</summary>
+public enum AdmitMemberOutcome
+{
+    /// <summary>The member was admitted and took a seat.</summary>
+    Admitted = 0,
+
+    /// <summary>The room already holds as many admitted members as its capacity; nothing was written.</summary>
+    RoomFull,
+
+    /// <summary>
+    /// Nothing was written: another writer won, the member is already admitted, has expired, or the room is gone. Re-read and
+    /// retry (or give up when the member is gone or admitted).
+    /// </summary>
+    Conflict,
 }

@@ -52,4 +52,10 @@ internal static partial class Log
 
     [LoggerMessage(1016, LogLevel.Debug, "A hello timer fired {Remaining} early; re-armed.", EventName = "HelloTimerRearmed")]
     public static partial void HelloTimerRearmed(ILogger logger, TimeSpan remaining);
+
+    [LoggerMessage(1017, LogLevel.Debug, "Member {Member} knocked on room {Room}.", EventName = "Knocked")]
+    public static partial void Knocked(ILogger logger, RoomId room, MemberId member);
+
+    [LoggerMessage(1018, LogLevel.Information, "A knock on room {Room} was refused: {MaxPending} newcomers are waiting already.", EventName = "KnockRefused")]
+    public static partial void KnockRefused(ILogger logger, RoomId room, int maxPending);
 }

@@ -84,7 +84,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         Log.RoomCreated(_logger, room.Id, admin.Id, sealsAt);
         activity?.SetTag("talki.room.id", room.Id.Value);
         ScheduleSeal(room);
-        return await IssueTicketAsync(room, admin, cancellationToken).ConfigureAwait(false);
+        return await IssueTicketAsync(room, admin, now + _options.TicketLifetime, cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default)
@@ -110,36 +110,30 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             return Fail<TicketGrant>(SignallingErrorCode.KnockRateLimited, $"A user may ask to join at most {_options.Limits.KnocksPerUserPerMinute} times per minute.");
         }
 
+        // A knock is not a seat: a new member is pending and lives as long as its ticket until it connects. Seats are taken
+        // when the admin admits (DecideAsync).
+        var ticketExpiresAt = now + _options.TicketLifetime;
+        var knocked = false;
+        if (member is { Admission: AdmissionStatus.Pending, ExpiresAt: not null })
+        {
+            // A knock that has not connected yet lives as long as its newest ticket.
+            var change = await UpdateMemberAsync(
+                room,
+                member.Id,
+                m => m.Admission == AdmissionStatus.Pending && m.ExpiresAt < ticketExpiresAt ? m with { ExpiresAt = ticketExpiresAt } : null,
+                cancellationToken).ConfigureAwait(false);
+            member = change.After ?? change.Before; // null: it expired in between, so this is a new knock
+        }
+
         if (member is null)
         {
-            var candidate = new MemberRecord
+            var knock = await KnockAsync(caller, record, now, ticketExpiresAt, cancellationToken).ConfigureAwait(false);
+            if (!knock.IsSuccess)
             {
-                Room = room,
-                Id = MemberId.New(),
-                UserId = caller.UserId,
-                DisplayName = caller.DisplayName,
-                IsVerified = caller.IsVerified,
-                Admission = AdmissionStatus.Pending,
-                JoinedAt = now,
-            };
-            switch (await _store.TryAddMemberAsync(candidate, _options.Limits.MaxMembersPerRoom, cancellationToken).ConfigureAwait(false))
-            {
-                case AddMemberOutcome.Added:
-                    member = candidate;
-                    break;
-                case AddMemberOutcome.RoomFull:
-                    return Fail<TicketGrant>(SignallingErrorCode.RoomFull, $"The room already has {_options.Limits.MaxMembersPerRoom} members.");
-                case AddMemberOutcome.UserExists:
-                    member = await _store.FindMemberByUserAsync(room, caller.UserId, cancellationToken).ConfigureAwait(false);
-                    break;
-                default:
-                    break;
+                return Fail<TicketGrant>(knock.Error.Code, knock.Error.Message);
             }
 
-            if (member is null)
-            {
-                return Fail<TicketGrant>(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.");
-            }
+            (member, knocked) = knock.Value;
         }
 
         if (member.Admission == AdmissionStatus.Denied)
@@ -147,7 +141,18 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             return Fail<TicketGrant>(SignallingErrorCode.Denied, "The room's admin denied you.");
         }
 
-        return await IssueTicketAsync(record, member, cancellationToken).ConfigureAwait(false);
+        var grant = await IssueTicketAsync(record, member, ticketExpiresAt, cancellationToken).ConfigureAwait(false);
+        if (knocked)
+        {
+            // The admin hears of every knock at once, connected or not, so that it can deny it.
+            var admin = await _store.GetMemberAsync(room, record.AdminMember, cancellationToken).ConfigureAwait(false);
+            if (admin?.ConnectionId is { } adminConnection && admin.ReadyAt is not null)
+            {
+                await SendAsync(adminConnection, new AdmissionRequestMessage { Member = ViewOf(member) }, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return grant;
     }
 
     public async ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, CancellationToken cancellationToken = default)
@@ -342,10 +347,49 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
     }
 
-    private async ValueTask<SignallingResult<TicketGrant>> IssueTicketAsync(RoomRecord room, MemberRecord member, CancellationToken cancellationToken)
+    /// <summary>Adds a new pending member for <paramref name="caller"/> (or finds the one a concurrent knock added).</summary>
+    /// <returns>The member, and whether this call added it (a new knock).</returns>
+    private async ValueTask<SignallingResult<(MemberRecord Member, bool Added)>> KnockAsync(CallerIdentity caller, RoomRecord room, DateTimeOffset now, DateTimeOffset expiresAt, CancellationToken cancellationToken)
+    {
+        var capacity = _options.Limits.MaxMembersPerRoom;
+        var members = await _store.ListMembersAsync(room.Id, cancellationToken).ConfigureAwait(false);
+        if (members.Count(m => m.Admission == AdmissionStatus.Admitted) >= capacity)
+        {
+            // A courtesy only (the seat is checked atomically on admission): nobody could be admitted now.
+            return SignallingResult<(MemberRecord, bool)>.Failure(SignallingErrorCode.RoomFull, $"The room already has {capacity} members.");
+        }
+
+        var candidate = new MemberRecord
+        {
+            Room = room.Id,
+            Id = MemberId.New(),
+            UserId = caller.UserId,
+            DisplayName = caller.DisplayName,
+            IsVerified = caller.IsVerified,
+            Admission = AdmissionStatus.Pending,
+            JoinedAt = now,
+            ExpiresAt = expiresAt,
+        };
+        switch (await _store.TryAddMemberAsync(candidate, capacity, _options.Limits.MaxPendingPerRoom, cancellationToken).ConfigureAwait(false))
+        {
+            case AddMemberOutcome.Added:
+                Log.Knocked(_logger, room.Id, candidate.Id);
+                return (candidate, true);
+            case AddMemberOutcome.TooManyPending:
+                Log.KnockRefused(_logger, room.Id, _options.Limits.MaxPendingPerRoom);
+                return SignallingResult<(MemberRecord, bool)>.Failure(SignallingErrorCode.KnockRateLimited, $"The room already has {_options.Limits.MaxPendingPerRoom} newcomers waiting for the admin; try again later.");
+            case AddMemberOutcome.RoomFull:
+                return SignallingResult<(MemberRecord, bool)>.Failure(SignallingErrorCode.RoomFull, $"The room already has {capacity} members.");
+            case AddMemberOutcome.UserExists when await _store.FindMemberByUserAsync(room.Id, caller.UserId, cancellationToken).ConfigureAwait(false) is { } existing:
+                return (existing, false);
+            default:
+                return SignallingResult<(MemberRecord, bool)>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.");
+        }
+    }
+
+    private async ValueTask<SignallingResult<TicketGrant>> IssueTicketAsync(RoomRecord room, MemberRecord member, DateTimeOffset expiresAt, CancellationToken cancellationToken)
     {
         var ticket = TicketId.New();
-        var expiresAt = _time.GetUtcNow() + _options.TicketLifetime;
         await _store.StoreTicketAsync(new TicketRecord(ticket.ComputeHash(), room.Id, member.Id, expiresAt), cancellationToken).ConfigureAwait(false);
         _metrics.TicketIssued();
         Log.TicketIssued(_logger, room.Id, member.Id);
@@ -380,7 +424,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         var change = await UpdateMemberAsync(
             record.Room,
             record.Member,
-            m => m.Admission == AdmissionStatus.Denied ? null : m with { Epoch = m.Epoch + 1, ConnectionId = connectionId, ReadyAt = null },
+            m => m.Admission == AdmissionStatus.Denied ? null : m with { Epoch = m.Epoch + 1, ConnectionId = connectionId, ReadyAt = null, ExpiresAt = null },
             cancellationToken).ConfigureAwait(false);
         if (change.After is not { } member)
         {
@@ -465,10 +509,10 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
         if (current.IsAdmin)
         {
-            // Pending requests are re-sent when the admin (re)connects.
+            // Every pending member (connected or only knocking) is re-sent when the admin (re)connects, so it can deny any of them.
             foreach (var member in members)
             {
-                if (member.Admission == AdmissionStatus.Pending && member.ConnectionId is not null && member.ReadyAt is not null)
+                if (member.Admission == AdmissionStatus.Pending)
                 {
                     await SendAsync(connectionId, new AdmissionRequestMessage { Member = ViewOf(member) }, cancellationToken).ConfigureAwait(false);
                 }
@@ -505,11 +549,30 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         var decision = admit ? AdmissionStatus.Admitted : AdmissionStatus.Denied;
-        var change = await UpdateMemberAsync(
-            room.Id,
-            frame.Member,
-            m => m.Admission == AdmissionStatus.Pending ? m with { Admission = decision } : null,
-            cancellationToken).ConfigureAwait(false);
+        MemberChange change;
+        if (admit)
+        {
+            var (admission, full) = await AdmitAsync(room.Id, frame.Member, cancellationToken).ConfigureAwait(false);
+            if (full)
+            {
+                // Nothing was written: the newcomer keeps waiting (and hears nothing). Admitted members keep their seats while
+                // the room lives, offline or not, so that they can come back.
+                await SendErrorAsync(connectionId, SignallingErrorCode.RoomFull, $"The room already has {_options.Limits.MaxMembersPerRoom} members; the newcomer keeps waiting.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            change = admission;
+        }
+        else
+        {
+            // A denial is kept for the room's life (no expiry), so a denied user cannot knock again.
+            change = await UpdateMemberAsync(
+                room.Id,
+                frame.Member,
+                m => m.Admission == AdmissionStatus.Pending ? m with { Admission = decision, ExpiresAt = null } : null,
+                cancellationToken).ConfigureAwait(false);
+        }
+
         if (change.Before is null)
         {
             await SendErrorAsync(connectionId, SignallingErrorCode.MemberNotFound, "No such member in this room.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
@@ -655,7 +718,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         var change = await UpdateMemberAsync(
             connection.Room,
             connection.Member,
-            m => m.ConnectionId == connectionId ? m with { ConnectionId = null, ReadyAt = null } : null,
+            m => m.ConnectionId == connectionId
+                ? m with { ConnectionId = null, ReadyAt = null, ExpiresAt = m.Admission == AdmissionStatus.Pending ? _time.GetUtcNow() + _options.TicketLifetime : m.ExpiresAt }
+                : null,
             cancellationToken).ConfigureAwait(false);
         if (change.After is null || change.Before!.ReadyAt is null)
         {
@@ -685,6 +750,34 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 _ = await _push.PushAsync(target, message, cancellationToken).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>Admits a pending member, taking a seat atomically in the store.</summary>
+    /// <returns>The change (as <see cref="UpdateMemberAsync"/> reports it), or full when no seat is free (nothing was written).</returns>
+    private async ValueTask<(MemberChange Change, bool Full)> AdmitAsync(RoomId room, MemberId member, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < MaxWriteAttempts; attempt++)
+        {
+            var current = await _store.GetMemberAsync(room, member, cancellationToken).ConfigureAwait(false);
+            if (current is null || current.Admission != AdmissionStatus.Pending)
+            {
+                return (new MemberChange(current, null), false);
+            }
+
+            var admitted = current with { Admission = AdmissionStatus.Admitted, ExpiresAt = null };
+            switch (await _store.TryAdmitMemberAsync(admitted, _options.Limits.MaxMembersPerRoom, cancellationToken).ConfigureAwait(false))
+            {
+                case AdmitMemberOutcome.Admitted:
+                    return (new MemberChange(current, admitted with { Version = admitted.Version + 1 }), false);
+                case AdmitMemberOutcome.RoomFull:
+                    return (new MemberChange(current, null), true);
+                default:
+                    Log.MemberWriteConflict(_logger, room, member);
+                    break;
+            }
+        }
+
+        throw new InvalidOperationException($"Member {member} of room {room} is under too much contention ({MaxWriteAttempts} conflicting writes).");
     }
 
     private async ValueTask<MemberChange> UpdateMemberAsync(RoomId room, MemberId member, Func<MemberRecord, MemberRecord?> change, CancellationToken cancellationToken)

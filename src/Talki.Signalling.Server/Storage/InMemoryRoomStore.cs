@@ -6,7 +6,9 @@ namespace Talki.Signalling.Server.Storage;
 /// <summary>
 /// The embedded default store: thread-safe, in this process only. Each room's members sit behind the
 /// room's own lock; tickets and connection bindings in concurrent dictionaries (atomic removal makes
-/// ticket consumption single-use). Expired entries are invisible to reads and purged on a timer.
+/// ticket consumption single-use). Expired entries (rooms, members whose <see cref="MemberRecord.ExpiresAt"/> has passed,
+/// tickets, bindings) are invisible to reads and purged on a timer. Seats and the pending limit are counted under the
+/// room's lock, so both are exact.
 /// </summary>
 internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
 {
@@ -58,7 +60,7 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
 
         lock (entry.Gate)
         {
-            return new(entry.Members.GetValueOrDefault(member));
+            return new(LiveMember(entry.Members.GetValueOrDefault(member)));
         }
     }
 
@@ -72,7 +74,7 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
 
         lock (entry.Gate)
         {
-            return new(entry.ByUser.TryGetValue(userId, out var id) ? entry.Members[id] : null);
+            return new(entry.ByUser.TryGetValue(userId, out var id) ? LiveMember(entry.Members[id]) : null);
         }
     }
 
@@ -86,11 +88,12 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
 
         lock (entry.Gate)
         {
-            return new(entry.Members.Values.ToArray());
+            var now = _time.GetUtcNow();
+            return new(entry.Members.Values.Where(m => !m.IsExpiredAt(now)).ToArray());
         }
     }
 
-    public ValueTask<AddMemberOutcome> TryAddMemberAsync(MemberRecord member, int capacity, CancellationToken cancellationToken = default)
+    public ValueTask<AddMemberOutcome> TryAddMemberAsync(MemberRecord member, int capacity, int maxPending, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(member);
         var entry = Live(member.Room);
@@ -101,14 +104,21 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
 
         lock (entry.Gate)
         {
+            var now = _time.GetUtcNow();
+            RemoveExpiredMembers(entry, now);
             if (entry.ByUser.ContainsKey(member.UserId) || entry.Members.ContainsKey(member.Id))
             {
                 return new(AddMemberOutcome.UserExists);
             }
 
-            if (entry.Members.Values.Count(m => m.Admission != AdmissionStatus.Denied) >= capacity)
+            if (member.Admission == AdmissionStatus.Admitted && entry.Members.Values.Count(m => m.Admission == AdmissionStatus.Admitted) >= capacity)
             {
                 return new(AddMemberOutcome.RoomFull);
+            }
+
+            if (member.Admission == AdmissionStatus.Pending && entry.Members.Values.Count(m => m.Admission == AdmissionStatus.Pending) >= maxPending)
+            {
+                return new(AddMemberOutcome.TooManyPending);
             }
 
             entry.Members[member.Id] = member;
@@ -128,14 +138,47 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
 
         lock (entry.Gate)
         {
-            if (!entry.Members.TryGetValue(updated.Id, out var current) || current.Version != updated.Version || current.UserId != updated.UserId)
+            if (Current(entry, updated) is not { } current
+                || (updated.Admission == AdmissionStatus.Admitted && current.Admission != AdmissionStatus.Admitted))
             {
-                return new((MemberRecord?)null);
+                return new((MemberRecord?)null); // lost, expired, or an admission without the capacity check
             }
 
             var stored = updated with { Version = updated.Version + 1 };
             entry.Members[updated.Id] = stored;
             return new(stored);
+        }
+    }
+
+    public ValueTask<AdmitMemberOutcome> TryAdmitMemberAsync(MemberRecord admitted, int capacity, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(admitted);
+        if (admitted.Admission != AdmissionStatus.Admitted)
+        {
+            throw new ArgumentException("Only an admitted member can be admitted.", nameof(admitted));
+        }
+
+        var entry = Live(admitted.Room);
+        if (entry is null)
+        {
+            return new(AdmitMemberOutcome.Conflict);
+        }
+
+        lock (entry.Gate)
+        {
+            if (Current(entry, admitted) is not { } current || current.Admission == AdmissionStatus.Admitted)
+            {
+                return new(AdmitMemberOutcome.Conflict);
+            }
+
+            var now = _time.GetUtcNow();
+            if (entry.Members.Values.Count(m => m.Admission == AdmissionStatus.Admitted && !m.IsExpiredAt(now)) >= capacity)
+            {
+                return new(AdmitMemberOutcome.RoomFull);
+            }
+
+            entry.Members[admitted.Id] = admitted with { Version = admitted.Version + 1 };
+            return new(AdmitMemberOutcome.Admitted);
         }
     }
 
@@ -166,7 +209,7 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
     public ValueTask<ConnectionRecord?> RemoveConnectionAsync(string connectionId, CancellationToken cancellationToken = default)
         => new(_connections.TryRemove(connectionId, out var connection) ? connection : null);
 
-    /// <summary>Drops expired rooms, tickets and bindings (reads ignore them already).</summary>
+    /// <summary>Drops expired rooms, members, tickets and bindings (reads ignore them already).</summary>
     internal void PurgeExpired()
     {
         var now = _time.GetUtcNow();
@@ -175,6 +218,12 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
             if (now >= entry.Room.ExpiresAt)
             {
                 _rooms.TryRemove(id, out _);
+                continue;
+            }
+
+            lock (entry.Gate)
+            {
+                RemoveExpiredMembers(entry, now);
             }
         }
 
@@ -196,6 +245,37 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
     }
 
     public void Dispose() => _purgeTimer.Dispose();
+
+    /// <summary>Removes the members whose own expiry has passed (the caller holds the room's lock).</summary>
+    private static void RemoveExpiredMembers(RoomEntry entry, DateTimeOffset now)
+    {
+        List<MemberRecord>? expired = null;
+        foreach (var member in entry.Members.Values)
+        {
+            if (member.IsExpiredAt(now))
+            {
+                (expired ??= []).Add(member);
+            }
+        }
+
+        foreach (var member in expired ?? [])
+        {
+            entry.Members.Remove(member.Id);
+            entry.ByUser.Remove(member.UserId);
+        }
+    }
+
+    /// <summary>The stored member an update derives from, if it is live and matches its version and user (the caller holds the lock).</summary>
+    private MemberRecord? Current(RoomEntry entry, MemberRecord updated)
+        => entry.Members.TryGetValue(updated.Id, out var current)
+            && current.Version == updated.Version
+            && current.UserId == updated.UserId
+            && !current.IsExpiredAt(_time.GetUtcNow())
+            ? current
+            : null;
+
+    private MemberRecord? LiveMember(MemberRecord? member)
+        => member is null || !member.IsExpiredAt(_time.GetUtcNow()) ? member : null;
 
     private RoomEntry? Live(RoomId room)
         => _rooms.TryGetValue(room, out var entry) && _time.GetUtcNow() < entry.Room.ExpiresAt ? entry : null;

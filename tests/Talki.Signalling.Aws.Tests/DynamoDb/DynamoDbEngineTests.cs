@@ -50,7 +50,11 @@ public sealed class DynamoDbEngineTests(DynaliteFixture dynalite) : IDisposable
         services.AddLogging();
         services.AddSingleton<IAmazonDynamoDB>(dynalite.Client);
         services.AddSingleton<IConnectionPush, AcceptingPush>();
-        services.AddTalkiSignalling(o => o.Limits.MaxMembersPerRoom = 101)
+        services.AddTalkiSignalling(o =>
+            {
+                o.Limits.MaxMembersPerRoom = 101;
+                o.Limits.MaxPendingPerRoom = 100;
+            })
             .AddDynamoDbRoomStore(o =>
             {
                 o.TableName = "engine";

@@ -64,13 +64,13 @@ public sealed class DynamoDbRoomStoreTests(DynaliteFixture dynalite) : IAsyncLif
         var (room, admin) = NewRoom();
         await Store.CreateRoomAsync(room, admin);
         var bob = new MemberRecord { Room = room.Id, Id = MemberId.New(), UserId = "u-bob", DisplayName = "Bob", JoinedAt = _time.GetUtcNow() };
-        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8, 8));
         await dynalite.Client.DeleteItemAsync(new DeleteItemRequest { TableName = Table, Key = Key("ROOM#" + room.Id.Value, "MEMBER#" + bob.Id.Value) }); // as if the process died before step 3
 
-        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(bob with { Id = MemberId.New() }, 8));
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(bob with { Id = MemberId.New() }, 8, 8));
         Assert.Equal(bob, await Store.FindMemberByUserAsync(room.Id, "u-bob"));
         Assert.Equal(bob, await Store.GetMemberAsync(room.Id, bob.Id));
-        Assert.NotNull(await Store.TryUpdateMemberAsync(bob with { Admission = AdmissionStatus.Admitted }));
+        Assert.Equal(AdmitMemberOutcome.Admitted, await Store.TryAdmitMemberAsync(bob with { Admission = AdmissionStatus.Admitted }, 8));
     }
 
     [Fact]
@@ -82,7 +82,7 @@ public sealed class DynamoDbRoomStoreTests(DynaliteFixture dynalite) : IAsyncLif
 
         Assert.NotNull(await GetRawAsync("ROOM#" + room.Id.Value, "META")); // dynalite never deletes: like TTL running late
         Assert.Null(await Store.GetRoomAsync(room.Id));
-        Assert.Equal(AddMemberOutcome.RoomNotFound, await Store.TryAddMemberAsync(admin with { Id = MemberId.New(), UserId = "u-2" }, 8));
+        Assert.Equal(AddMemberOutcome.RoomNotFound, await Store.TryAddMemberAsync(admin with { Id = MemberId.New(), UserId = "u-2" }, 8, 8));
         Assert.Null(await Store.TryUpdateMemberAsync(admin with { DisplayName = "late" }));
         Assert.Equal("1", (await GetRawAsync("ROOM#" + room.Id.Value, "META"))!["memberCount"].N);
     }

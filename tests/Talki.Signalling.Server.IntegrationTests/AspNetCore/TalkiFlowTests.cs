@@ -69,6 +69,7 @@ public sealed class TalkiFlowTests
         using var bob = await host.SignInAsync("Bob");
         var first = await bob.JoinAsync(room.Room);
         await using var bobSocket = await bob.ConnectAsync(first);
+        await adaSocket.ExpectAsync<AdmissionRequestMessage>(r => r.Member.Online); // asked at the knock, and again (online) on hello
         await adaSocket.SendAsync($$$"""{"type":"admit","member":"{{{first.Member}}}"}""");
         var plan1 = await adaSocket.ExpectAsync<ConnectToPeerMessage>();
         Assert.Equal(1, plan1.PeerEpoch);
@@ -84,7 +85,7 @@ public sealed class TalkiFlowTests
         Assert.Equal((first.Member, 1L), (left.Member, left.Epoch));
         var plan2 = await adaSocket.ExpectAsync<ConnectToPeerMessage>();
         Assert.Equal((first.Member, 2L), (plan2.Peer.Id, plan2.PeerEpoch));
-        Assert.Single(adaSocket.AllFrames, f => f.Contains("admission_request", StringComparison.Ordinal)); // only the first join asked
+        Assert.Equal(2, adaSocket.AllFrames.Count(f => f.Contains("admission_request", StringComparison.Ordinal))); // only the first join asked (knock and hello)
 
         // A signal still addressed to the old epoch is dropped; the current one arrives.
         await adaSocket.SendAsync($$$"""{"type":"signal","id":"old","to":"{{{first.Member}}}","toEpoch":1,"description":{"type":"offer","sdp":"v=0 old"}}""");

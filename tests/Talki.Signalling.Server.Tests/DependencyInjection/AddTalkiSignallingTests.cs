@@ -47,6 +47,8 @@ public sealed class AddTalkiSignallingTests
     [InlineData("rate-window")]
     [InlineData("hello-timeout")]
     [InlineData("hello-timeout-zero")]
+    [InlineData("no-pending")]
+    [InlineData("too-many-pending")]
     public void InvalidOptions_FailValidation(string which)
     {
         var services = new ServiceCollection().AddLogging();
@@ -69,6 +71,8 @@ public sealed class AddTalkiSignallingTests
                 case "rate-window": o.Limits.RateLimitWindow = TimeSpan.Zero; break;
                 case "hello-timeout": o.Limits.HelloTimeout = TimeSpan.FromHours(1); break;
                 case "hello-timeout-zero": o.Limits.HelloTimeout = TimeSpan.Zero; break;
+                case "no-pending": o.Limits.MaxPendingPerRoom = 0; break;
+                case "too-many-pending": o.Limits.MaxPendingPerRoom = 1001; break;
             }
         });
         using var provider = services.BuildServiceProvider();

@@ -24,6 +24,7 @@ public sealed class BindConfigurationTests
         ["Talki:Limits:MaxMembersPerRoom"] = "6",
         ["Talki:Limits:RoomsPerSessionPerHour"] = "7",
         ["Talki:Limits:KnocksPerUserPerMinute"] = "9",
+        ["Talki:Limits:MaxPendingPerRoom"] = "12",
         ["Talki:Limits:MessagesPerSecond"] = "40",
         ["Talki:Limits:MessageBurst"] = "150",
         ["Talki:Limits:RateLimitedMessagesBeforeClose"] = "50",

@@ -182,7 +182,9 @@ public sealed class BadInputTests
             public ValueTask<IReadOnlyList<MemberRecord>> ListMembersAsync(RoomId room, CancellationToken cancellationToken = default)
                 => owner.FailListMembers ? throw new InvalidOperationException("store exploded") : inner.ListMembersAsync(room, cancellationToken);
 
-            public ValueTask<AddMemberOutcome> TryAddMemberAsync(MemberRecord member, int capacity, CancellationToken cancellationToken = default) => inner.TryAddMemberAsync(member, capacity, cancellationToken);
+            public ValueTask<AddMemberOutcome> TryAddMemberAsync(MemberRecord member, int capacity, int maxPending, CancellationToken cancellationToken = default) => inner.TryAddMemberAsync(member, capacity, maxPending, cancellationToken);
+
+            public ValueTask<AdmitMemberOutcome> TryAdmitMemberAsync(MemberRecord admitted, int capacity, CancellationToken cancellationToken = default) => inner.TryAdmitMemberAsync(admitted, capacity, cancellationToken);
 
             public ValueTask<MemberRecord?> TryUpdateMemberAsync(MemberRecord updated, CancellationToken cancellationToken = default) => inner.TryUpdateMemberAsync(updated, cancellationToken);
 

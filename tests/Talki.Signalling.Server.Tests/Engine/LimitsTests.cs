@@ -1,33 +1,33 @@
+using Microsoft.Extensions.DependencyInjection;
+using Talki.Signalling.Ports;
+
 namespace Talki.Signalling.Server.Tests.Engine;
 
 public sealed class LimitsTests
 {
     [Fact]
-    public async Task Join_BeyondEightMembers_RoomFull_ButKnownMembersMayRejoin()
+    public async Task Join_WhenEightMembersAreAdmitted_RoomFull_ButKnownMembersMayRejoin()
     {
         using var h = new EngineHarness();
-        var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
-        var users = Enumerable.Range(1, 7).Select(i => EngineHarness.User("u" + i)).ToList();
-        foreach (var user in users)
-        {
-            await h.JoinAsync(user, admin.Room);
-        }
+        var (admin, _, members) = await h.RoomWithMembersAsync("u1", "u2", "u3", "u4", "u5", "u6", "u7");
+        Assert.Equal(8, (await h.Services.GetRequiredService<IRoomStore>().ListMembersAsync(admin.Room)).Count(m => m.Admission == AdmissionStatus.Admitted));
 
         var ninth = await h.Engine.IssueJoinTicketAsync(EngineHarness.User("late"), admin.Room);
         Assert.Equal(SignallingErrorCode.RoomFull, ninth.Error?.Code);
-        Assert.True((await h.Engine.IssueJoinTicketAsync(users[0], admin.Room)).IsSuccess);
+        var known = await h.Services.GetRequiredService<IRoomStore>().GetMemberAsync(admin.Room, members[0].Grant.Member);
+        Assert.True((await h.Engine.IssueJoinTicketAsync(new CallerIdentity(known!.UserId, known.DisplayName, false), admin.Room)).IsSuccess);
     }
 
     [Fact]
-    public async Task Join_DeniedMembersFreeTheirPlace()
+    public async Task Join_KnocksTakeNoSeat_TheRoomIsFullOnlyWhenTheAdmittedFillIt()
     {
         using var h = new EngineHarness(o => o.Limits.MaxMembersPerRoom = 2);
         var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
         var adminConnection = await h.ConnectAsync(admin);
         var bob = await h.JoinAsync(EngineHarness.User("bob"), admin.Room);
-        Assert.Equal(SignallingErrorCode.RoomFull, (await h.Engine.IssueJoinTicketAsync(EngineHarness.User("cy"), admin.Room)).Error?.Code);
-        await h.SendAsync(adminConnection, $$$"""{"type":"deny","member":"{{{bob.Member}}}"}""");
-        Assert.True((await h.Engine.IssueJoinTicketAsync(EngineHarness.User("cy"), admin.Room)).IsSuccess);
+        Assert.True((await h.Engine.IssueJoinTicketAsync(EngineHarness.User("cy"), admin.Room)).IsSuccess); // bob's knock is no seat
+        await h.SendAsync(adminConnection, $$$"""{"type":"admit","member":"{{{bob.Member}}}"}""");
+        Assert.Equal(SignallingErrorCode.RoomFull, (await h.Engine.IssueJoinTicketAsync(EngineHarness.User("dee"), admin.Room)).Error?.Code);
     }
 
     [Fact]

@@ -165,7 +165,7 @@ public sealed class RoomAndTicketTests
     [Fact]
     public async Task Join_HundredConcurrentUsers_LoseNobody()
     {
-        using var h = new EngineHarness(o => o.Limits.MaxMembersPerRoom = 101);
+        using var h = new EngineHarness(o => o.Limits.MaxPendingPerRoom = 100);
         var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
         var grants = await Task.WhenAll(Enumerable.Range(0, 100).Select(i => Task.Run(async () => await h.JoinAsync(EngineHarness.User("u" + i), admin.Room))));
         var members = await h.Services.GetRequiredService<InMemoryRoomStore>().ListMembersAsync(admin.Room);

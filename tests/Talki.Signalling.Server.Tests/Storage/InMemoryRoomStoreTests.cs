@@ -39,8 +39,8 @@ public sealed class InMemoryRoomStoreTests
         await store.CreateRoomAsync(room, admin);
         var bob = new MemberRecord { Room = room.Id, Id = MemberId.New(), UserId = "u-bob", DisplayName = "Bob" };
 
-        Assert.Equal(AddMemberOutcome.Added, await store.TryAddMemberAsync(bob, 8));
-        Assert.Equal(AddMemberOutcome.UserExists, await store.TryAddMemberAsync(bob with { Id = MemberId.New() }, 8));
+        Assert.Equal(AddMemberOutcome.Added, await store.TryAddMemberAsync(bob, 8, 8));
+        Assert.Equal(AddMemberOutcome.UserExists, await store.TryAddMemberAsync(bob with { Id = MemberId.New() }, 8, 8));
         Assert.Equal(bob.Id, (await store.FindMemberByUserAsync(room.Id, "u-bob"))!.Id);
         Assert.Equal(2, (await store.ListMembersAsync(room.Id)).Count);
     }
@@ -60,22 +60,22 @@ public sealed class InMemoryRoomStoreTests
         Assert.Null(await store.GetMemberAsync(room.Id, admin.Id));
         Assert.Empty(await store.ListMembersAsync(room.Id));
         Assert.Null(await store.GetConnectionAsync("c1"));
-        Assert.Equal(AddMemberOutcome.RoomNotFound, await store.TryAddMemberAsync(admin with { Id = MemberId.New(), UserId = "u2" }, 8));
+        Assert.Equal(AddMemberOutcome.RoomNotFound, await store.TryAddMemberAsync(admin with { Id = MemberId.New(), UserId = "u2" }, 8, 8));
         Assert.Equal(0, store.RoomCount); // the purge timer ran on the fake clock
         Assert.Equal(0, store.TicketCount);
     }
 
     [Fact]
-    public async Task TryAddMember_AtCapacity_RoomFull_DeniedMembersDoNotCount_EvenUnderConcurrency()
+    public async Task TryAddMember_AdmittedAtCapacity_RoomFull_DeniedMembersDoNotCount_EvenUnderConcurrency()
     {
         using var store = new InMemoryRoomStore(_time);
         var (room, admin) = NewRoom();
         await store.CreateRoomAsync(room, admin);
         var denied = new MemberRecord { Room = room.Id, Id = MemberId.New(), UserId = "u-denied", DisplayName = "D", Admission = AdmissionStatus.Denied };
-        Assert.Equal(AddMemberOutcome.Added, await store.TryAddMemberAsync(denied, 8));
+        Assert.Equal(AddMemberOutcome.Added, await store.TryAddMemberAsync(denied, 8, 8));
 
         var outcomes = await Task.WhenAll(Enumerable.Range(0, 50).Select(i => Task.Run(async () =>
-            await store.TryAddMemberAsync(new MemberRecord { Room = room.Id, Id = MemberId.New(), UserId = "u" + i, DisplayName = "U" }, 4))));
+            await store.TryAddMemberAsync(new MemberRecord { Room = room.Id, Id = MemberId.New(), UserId = "u" + i, DisplayName = "U", Admission = AdmissionStatus.Admitted }, 4, 8))));
 
         Assert.Equal(3, outcomes.Count(o => o == AddMemberOutcome.Added)); // the admin plus three
         Assert.Equal(47, outcomes.Count(o => o == AddMemberOutcome.RoomFull));
