@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.Routing;
 
 // The Talki sample host: everything in one process with the embedded defaults
@@ -19,6 +20,11 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(
 // Every Talki option from the "Talki" section (appsettings.json, environment Talki__*, command line --Talki:…):
 // JoinWindow, IceServers, Hosting:AllowedOrigins, Turn:Urls / Turn:SharedSecret, Google:ClientIds, Google:KeysUrl…
 var talki = builder.Services.AddTalkiSignalling().BindConfiguration(builder.Configuration.GetSection("Talki"));
+
+// Behind a reverse proxy on this machine (the Lambda Web Adapter on AWS, a local nginx): the client's address and scheme
+// come from X-Forwarded-For / X-Forwarded-Proto, trusted from loopback proxies only (ASP.NET Core's default). The
+// per-address sign-in limit and the same-origin check rely on them.
+builder.Services.Configure<ForwardedHeadersOptions>(o => o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto);
 
 // AWS mode (DynamoDB, API Gateway push and callbacks) when Talki:Aws:TableName is configured.
 AwsMode.TryAdd(talki, builder.Configuration);
@@ -42,6 +48,7 @@ else
     app.UseStaticFiles();
 }
 
+app.UseForwardedHeaders();
 app.UseCors(); // cross-origin browser apps (Talki:Hosting:AllowedOrigins): ASP.NET Core's CORS middleware applies the Talki policy
 app.MapTalkiSignalling(); // the HTTP API, and the self-hosted /ws or (AWS mode) API Gateway's callbacks
 

@@ -75,6 +75,15 @@ public sealed class TalkiLimitsOptions
     public int KnocksPerUserPerMinute { get; set; } = 20;
 
     /// <summary>
+    /// Gets or sets how many sign-ins (anonymous or Google) one client address may make per minute. Sessions are free to
+    /// create, so without it one address could mint unlimited identities to knock with. The address is the connection's
+    /// remote address: behind a proxy, enable ASP.NET Core's forwarded headers so that it is the client's; IPv6 addresses
+    /// are counted per /64, the block one subscriber gets. Refusal: 429 <c>rate_limited</c>.
+    /// </summary>
+    /// <value>The default value is 30 (an office behind one NAT signs in a few people a minute). Between 1 and 100000.</value>
+    public int SignInsPerAddressPerMinute { get; set; } = 30;
+
+    /// <summary>
     /// Gets or sets the sustained rate of inbound messages one connection may send (the refill rate of its token bucket;
     /// every client message counts: signals, pings, hello, admit, deny, leave, and malformed ones). An excess message is
     /// dropped, not relayed, and answered with <c>rate_limited</c>.

@@ -40,8 +40,9 @@ public static class TalkiEndpointRouteBuilderExtensions
 
         var options = endpoints.ServiceProvider.GetRequiredService<IOptions<TalkiSignallingOptions>>().Value;
         var group = endpoints.MapGroup(options.Hosting.PathPrefix);
-        group.MapPost("/session/anonymous", TalkiHttpApi.SignInAnonymous);
-        group.MapPost("/session/google", GoogleSignInApi.SignIn);
+        var signIns = endpoints.ServiceProvider.GetRequiredService<SignInRateLimiter>();
+        group.MapPost("/session/anonymous", TalkiHttpApi.SignInAnonymous).AddEndpointFilter(signIns);
+        group.MapPost("/session/google", GoogleSignInApi.SignIn).AddEndpointFilter(signIns);
         group.MapGet("/session", TalkiHttpApi.GetSession);
         group.MapPost("/session/sign-out", TalkiHttpApi.SignOut);
         group.MapPost("/rooms", TalkiHttpApi.CreateRoom);

@@ -36,6 +36,7 @@ public static class TalkiSignallingServiceCollectionExtensions
         services.TryAddSingleton<TalkiGatewayEndpoints, SelfHostedGatewayEndpoints>();
         services.TryAddSingleton<ICallerIdentityResolver, ClaimsCallerIdentityResolver>();
         services.TryAddSingleton<TalkiHttpApi>();
+        services.TryAddSingleton<SignInRateLimiter>();
         services.AddTalkiGoogleSignIn();
 
         services.AddProblemDetails();

@@ -37,6 +37,11 @@ internal sealed class TalkiSignallingOptionsValidator : IValidateOptions<TalkiSi
             failures.Add($"Limits.{nameof(limits.MaxPendingPerRoom)} must be between 1 and 1000.");
         }
 
+        if (limits.SignInsPerAddressPerMinute is < 1 or > 100_000)
+        {
+            failures.Add($"Limits.{nameof(limits.SignInsPerAddressPerMinute)} must be between 1 and 100000.");
+        }
+
         if (limits.RoomsPerSessionPerHour is < 1 or > 100_000 || limits.KnocksPerUserPerMinute is < 1 or > 100_000)
         {
             failures.Add($"Limits.{nameof(limits.RoomsPerSessionPerHour)} and Limits.{nameof(limits.KnocksPerUserPerMinute)} must be between 1 and 100000.");

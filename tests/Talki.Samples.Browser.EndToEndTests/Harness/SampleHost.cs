@@ -58,7 +58,8 @@ internal sealed class SampleHost : IAsyncDisposable
         start.ArgumentList.Add($"--Talki:JoinWindow={joinWindow.ToString("c", CultureInfo.InvariantCulture)}");
         // Nothing outside this machine is contacted: the public STUN server of appsettings.json becomes a closed local port
         // (unless the caller sets its own first ICE server).
-        var all = new Dictionary<string, string> { ["Talki:IceServers:0"] = "stun:127.0.0.1:9" };
+        // Every browser of the tests signs in from 127.0.0.1: lift the per-address sign-in limit.
+        var all = new Dictionary<string, string> { ["Talki:IceServers:0"] = "stun:127.0.0.1:9", ["Talki:Limits:SignInsPerAddressPerMinute"] = "100000" };
         foreach (var (key, value) in settings ?? new Dictionary<string, string>())
         {
             all[key] = value;
