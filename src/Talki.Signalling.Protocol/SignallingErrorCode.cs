@@ -154,4 +154,11 @@ public enum SignallingErrorCode
     /// </summary>
     [JsonStringEnumMemberName("rate_limited")]
     RateLimited,
+
+    /// <summary>
+    /// <c>delivery_failed</c>: the gateway could not deliver the signal to that member now (throttled, failing or timed
+    /// out after its retries). The member was not removed: it may still be connected. Retry, or wait for its next signal.
+    /// </summary>
+    [JsonStringEnumMemberName("delivery_failed")]
+    DeliveryFailed,
 }

@@ -44,6 +44,7 @@ public static class SignallingErrorCodeExtensions
         SignallingErrorCode.IdentityProviderUnavailable => "identity_provider_unavailable",
         SignallingErrorCode.ServiceUnavailable => "service_unavailable",
         SignallingErrorCode.RateLimited => "rate_limited",
+        SignallingErrorCode.DeliveryFailed => "delivery_failed",
         _ => throw new ArgumentOutOfRangeException(nameof(code), code, "Unknown error code."),
     };
 }

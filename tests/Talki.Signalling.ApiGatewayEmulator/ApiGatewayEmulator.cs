@@ -201,7 +201,14 @@ public sealed class ApiGatewayEmulator : IAsyncDisposable
             connection.Ended();
             Counters.Ended(time.GetUtcNow() - connection.ConnectedAt);
             _connections.TryRemove(connection.Id, out _);
-            await PostIntegrationAsync(_options.DisconnectRoutePath, connection, null).ConfigureAwait(false);
+
+            // "$disconnect is a best-effort event. API Gateway will try its best to deliver the $disconnect event to your
+            // integration, but it cannot guarantee delivery." (API Gateway developer guide, "Working with the $connect and
+            // $disconnect routes".) Faults.LoseDisconnects drops it, as AWS may.
+            if (!Faults.LoseDisconnects)
+            {
+                await PostIntegrationAsync(_options.DisconnectRoutePath, connection, null).ConfigureAwait(false);
+            }
         }
         finally
         {

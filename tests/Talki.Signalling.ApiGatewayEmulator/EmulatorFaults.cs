@@ -7,6 +7,17 @@ public sealed class EmulatorFaults
     private readonly Queue<int> _failures = new();
     private int _drops;
     private TimeSpan _latency;
+    private volatile bool _loseDisconnects;
+
+    /// <summary>
+    /// Gets or sets a value indicating whether the <c>$disconnect</c> integration call is lost when a socket ends: API
+    /// Gateway documents <c>$disconnect</c> as best effort, so a backend must not depend on it.
+    /// </summary>
+    public bool LoseDisconnects
+    {
+        get => _loseDisconnects;
+        set => _loseDisconnects = value;
+    }
 
     /// <summary>Gets or sets the latency added to every <c>@connections</c> call (on the emulator's <see cref="TimeProvider"/>).</summary>
     public TimeSpan Latency
@@ -84,6 +95,7 @@ public sealed class EmulatorFaults
             _failures.Clear();
             _drops = 0;
             _latency = TimeSpan.Zero;
+            _loseDisconnects = false;
         }
     }
 

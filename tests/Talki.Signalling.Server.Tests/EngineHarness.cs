@@ -19,6 +19,9 @@ internal sealed class RecordingPush : IConnectionPush, IPolicyClosingPush
     /// <summary>Connections that answer <see cref="PushOutcome.Gone"/>.</summary>
     public ConcurrentDictionary<string, bool> Gone { get; } = new();
 
+    /// <summary>Connections whose pushes answer <see cref="PushOutcome.Undeliverable"/> (throttled or failing past the retries).</summary>
+    public ConcurrentDictionary<string, bool> Undeliverable { get; } = new();
+
     public IReadOnlyList<(string Connection, string Json)> All => [.. _pushes];
 
     public ValueTask<PushOutcome> PushAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
@@ -26,6 +29,11 @@ internal sealed class RecordingPush : IConnectionPush, IPolicyClosingPush
         if (Gone.ContainsKey(connectionId))
         {
             return new(PushOutcome.Gone);
+        }
+
+        if (Undeliverable.ContainsKey(connectionId))
+        {
+            return new(PushOutcome.Undeliverable);
         }
 
         _pushes.Enqueue((connectionId, Encoding.UTF8.GetString(payload.Span)));

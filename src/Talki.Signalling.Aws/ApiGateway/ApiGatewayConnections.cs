@@ -17,8 +17,8 @@ namespace Talki.Signalling.Aws.ApiGateway;
 /// Outcomes: 2xx → <see cref="PushOutcome.Delivered"/>; 410 → <see cref="PushOutcome.Gone"/> (never retried);
 /// 413 → <see cref="PushOutcome.PayloadTooLarge"/> (never retried). When the outcome cannot be established within the
 /// bounds — 429/5xx after the retry cap, transport errors after the retry cap, or the total time limit — the push
-/// answers <see cref="PushOutcome.Gone"/>: the message was not delivered and the connection cannot be reached, so the
-/// engine prunes it, as the self-hosted gateway does with a slow consumer. Other statuses (403: credentials, endpoint,
+/// answers <see cref="PushOutcome.Undeliverable"/>: the message was not delivered, but nothing says the connection is
+/// gone, so the engine keeps the member and tells the sender (only 410 is a departure). Other statuses (403: credentials, endpoint,
 /// stage or IAM are wrong) are configuration errors and throw <see cref="HttpRequestException"/>. Cancellation by the
 /// caller throws <see cref="OperationCanceledException"/>.
 /// </remarks>
@@ -48,7 +48,7 @@ internal sealed class ApiGatewayConnections : IApiGatewayConnections
         using var response = await SendAsync(request, "push", cancellationToken).ConfigureAwait(false);
         if (response is null)
         {
-            return PushOutcome.Gone;
+            return PushOutcome.Undeliverable;
         }
 
         switch (response.StatusCode)

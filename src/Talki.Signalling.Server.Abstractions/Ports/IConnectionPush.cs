@@ -11,6 +11,13 @@ public enum PushOutcome
 
     /// <summary>The message is larger than the gateway allows (API Gateway's 413); nothing was sent.</summary>
     PayloadTooLarge,
+
+    /// <summary>
+    /// The outcome could not be established within the gateway's bounds (API Gateway throttling or failing after the
+    /// retries, a timeout, a transport error): the message was not delivered, but the connection may well be alive, so
+    /// this is not a departure. Only <see cref="Gone"/> (API Gateway's 410) removes a member.
+    /// </summary>
+    Undeliverable,
 }
 
 /// <summary>The outbound side of a gateway: sends a text frame to one connection, or closes it.</summary>

@@ -58,4 +58,7 @@ internal static partial class Log
 
     [LoggerMessage(1018, LogLevel.Information, "A knock on room {Room} was refused: {MaxPending} newcomers are waiting already.", EventName = "KnockRefused")]
     public static partial void KnockRefused(ILogger logger, RoomId room, int maxPending);
+
+    [LoggerMessage(1019, LogLevel.Warning, "A signal to member {Member} of room {Room} could not be delivered (throttled, failing or timed out); the member stays.", EventName = "PushUndeliverable")]
+    public static partial void PushUndeliverable(ILogger logger, RoomId room, MemberId member);
 }

@@ -697,6 +697,11 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 await DisconnectCoreAsync(target.ConnectionId!, cancellationToken).ConfigureAwait(false);
                 await SendErrorAsync(connectionId, SignallingErrorCode.PeerUnavailable, "That member's connection is gone.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
                 break;
+            case PushOutcome.Undeliverable:
+                // Not a departure: the gateway could not say. The member stays; the sender may retry.
+                Log.PushUndeliverable(_logger, self.Room, target.Id);
+                await SendErrorAsync(connectionId, SignallingErrorCode.DeliveryFailed, "The signal could not be delivered now; that member was not removed. Retry.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+                break;
             default:
                 Log.PushTooLarge(_logger, length);
                 await SendErrorAsync(connectionId, SignallingErrorCode.MessageTooLarge, "The relayed signal is larger than the gateway allows.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);

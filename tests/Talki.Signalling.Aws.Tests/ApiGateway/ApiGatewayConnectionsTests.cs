@@ -78,7 +78,7 @@ public sealed class ApiGatewayConnectionsTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Push_RetriesStopAtTheCap_AndTheConnectionIsTreatedAsGone()
+    public async Task Push_RetriesStopAtTheCap_AndTheMessageIsUndeliverable_NotAGoneConnection()
     {
         using var services = ApiGatewayTestHost.Create(_server.Endpoint, o => o.Retry.MaxRetryAttempts = 2);
         var push = services.GetRequiredService<IConnectionPush>();
@@ -86,7 +86,7 @@ public sealed class ApiGatewayConnectionsTests : IAsyncLifetime
 
         var outcome = await push.PushAsync(ConnectionId, Payload);
 
-        Assert.Equal(PushOutcome.Gone, outcome);
+        Assert.Equal(PushOutcome.Undeliverable, outcome);
         Assert.Equal(3, _server.Requests.Count); // the first attempt and two retries
     }
 
@@ -97,7 +97,7 @@ public sealed class ApiGatewayConnectionsTests : IAsyncLifetime
         var push = services.GetRequiredService<IConnectionPush>();
         _server.Enqueue(429);
 
-        Assert.Equal(PushOutcome.Gone, await push.PushAsync(ConnectionId, Payload));
+        Assert.Equal(PushOutcome.Undeliverable, await push.PushAsync(ConnectionId, Payload));
         Assert.Single(_server.Requests);
     }
 
@@ -128,7 +128,7 @@ public sealed class ApiGatewayConnectionsTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Push_ToASlowServer_IsBoundedByTheTimeouts_AndAnswersGone()
+    public async Task Push_ToASlowServer_IsBoundedByTheTimeouts_AndAnswersUndeliverable()
     {
         // Warm up with the default timeouts first: the first signing loads and JIT-compiles the AWS SDK, which on a
         // loaded 2-core machine can take longer than the tight timeouts under test (that made this test flaky).
@@ -156,7 +156,7 @@ public sealed class ApiGatewayConnectionsTests : IAsyncLifetime
         var outcome = await push.PushAsync(ConnectionId, Payload);
 
         // No wall-clock assertion (the machine may be loaded): the exact timing is proven on the fake clock below.
-        Assert.Equal(PushOutcome.Gone, outcome);
+        Assert.Equal(PushOutcome.Undeliverable, outcome);
         Assert.InRange(_server.Requests.Count - before, 1, 4); // at most 1 + 3 attempts, never more than the cap
     }
 
@@ -186,7 +186,7 @@ public sealed class ApiGatewayConnectionsTests : IAsyncLifetime
             await Task.WhenAny(pushing, Task.Delay(20));
         }
 
-        Assert.Equal(PushOutcome.Gone, await pushing);
+        Assert.Equal(PushOutcome.Undeliverable, await pushing);
         Assert.InRange(time.GetUtcNow() - started, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(11)); // the total limit
         Assert.InRange(_server.Requests.Count, 2, 3); // 4 s attempts with 1 s delays fit 2 or 3 in 10 s
     }
@@ -221,13 +221,13 @@ public sealed class ApiGatewayConnectionsTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Push_ToAnUnreachableEndpoint_IsRetried_ThenAnswersGone()
+    public async Task Push_ToAnUnreachableEndpoint_IsRetried_ThenAnswersUndeliverable()
     {
         var closedPort = FreePort();
         using var services = ApiGatewayTestHost.Create(new Uri($"http://127.0.0.1:{closedPort}"), o => o.Retry.MaxRetryAttempts = 2);
         var push = services.GetRequiredService<IConnectionPush>();
 
-        Assert.Equal(PushOutcome.Gone, await push.PushAsync(ConnectionId, Payload));
+        Assert.Equal(PushOutcome.Undeliverable, await push.PushAsync(ConnectionId, Payload));
     }
 
     [Fact]

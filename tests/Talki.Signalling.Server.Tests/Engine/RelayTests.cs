@@ -155,6 +155,28 @@ public sealed class RelayTests
     }
 
     [Fact]
+    public async Task Signal_TargetUndeliverable_SenderToldDeliveryFailed_TargetStaysAndLaterSignalsArrive()
+    {
+        using var h = new EngineHarness();
+        var (_, adminConnection, members) = await h.RoomWithMembersAsync("bob", "cy");
+        var (bob, bobConnection) = members[0];
+        var (_, cyConnection) = members[1];
+        h.Push.Undeliverable[bobConnection] = true; // throttled past the retries: not a departure
+        h.Push.Clear();
+
+        await h.SendAsync(adminConnection, $$$"""{"type":"signal","id":"s1","to":"{{{bob.Member}}}","candidates":[{"candidate":"x"}]}""");
+
+        var error = h.Push.LastError(adminConnection);
+        Assert.Equal((SignallingErrorCode.DeliveryFailed, "s1"), (error.Code, error.Id));
+        Assert.Empty(h.Push.To<PeerLeftMessage>(cyConnection));
+        Assert.False(h.Push.WasClosed(bobConnection));
+
+        h.Push.Undeliverable.Clear();
+        await h.SendAsync(adminConnection, $$$"""{"type":"signal","to":"{{{bob.Member}}}","candidates":[{"candidate":"y"}]}""");
+        Assert.Single(h.Push.To<SignalRelayMessage>(bobConnection));
+    }
+
+    [Fact]
     public async Task Signal_FromSupersededConnection_StaleEpochAndClosed()
     {
         using var h = new EngineHarness();

@@ -1,0 +1,79 @@
+using System.Net;
+using Talki.Signalling.Aws.Tests.DynamoDb;
+using Talki.Signalling.Protocol;
+
+namespace Talki.Signalling.Aws.IntegrationTests;
+
+/// <summary>
+/// The fault matrix of pushes over the AWS path (clients → emulator → host in AWS mode → dynalite): only API Gateway's
+/// 410 is a departure. Throttling (429) and failures (500, 503) that outlast the retries make a signal undeliverable:
+/// the sender is told <c>delivery_failed</c>, and the receiver, still connected, is not evicted.
+/// </summary>
+[Collection(DynaliteGroup.Name)]
+public sealed class PushFaultTests(DynaliteFixture dynalite)
+{
+    private const int AttemptsPerPush = 4; // the default retry cap: 1 + 3 retries
+
+    [Theory]
+    [InlineData(429)]
+    [InlineData(500)]
+    [InlineData(503)]
+    public async Task PushFailingPastTheRetries_IsDeliveryFailedForTheSender_AndTheReceiverStaysInTheRoom(int status)
+    {
+        await using var stack = await AwsStack.StartAsync(dynalite, $"talki-fault-{status}");
+        var (ada, bob, bobMember) = await TwoMemberCallAsync(stack);
+
+        stack.Emulator.Faults.FailNextPushes(AttemptsPerPush, status); // every attempt of the next push fails
+        await ada.SendAsync($$$"""{"type":"signal","id":"lost","to":"{{{bobMember}}}","description":{"type":"offer","sdp":"first"}}""");
+        Assert.Equal(SignallingErrorCode.DeliveryFailed, (await ada.ExpectAsync<ErrorMessage>(e => e.Id == "lost")).Code);
+
+        // Bob was not evicted: nobody is told he left, and the next signal reaches him.
+        await ada.SendAsync($$$"""{"type":"signal","id":"again","to":"{{{bobMember}}}","description":{"type":"offer","sdp":"second"}}""");
+        Assert.Equal("second", (await bob.ExpectAsync<SignalRelayMessage>()).Description!.Sdp);
+        Assert.DoesNotContain(ada.AllFrames, f => f.Contains("\"peer_left\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task PushThrottledFewerTimesThanTheRetries_IsDelivered_NothingLost()
+    {
+        await using var stack = await AwsStack.StartAsync(dynalite, "talki-fault-transient");
+        var (ada, bob, bobMember) = await TwoMemberCallAsync(stack);
+
+        stack.Emulator.Faults.ScriptPushFailures(429, 503);
+        await ada.SendAsync($$$"""{"type":"signal","to":"{{{bobMember}}}","description":{"type":"offer","sdp":"retried"}}""");
+
+        Assert.Equal("retried", (await bob.ExpectAsync<SignalRelayMessage>()).Description!.Sdp);
+        Assert.DoesNotContain(ada.AllFrames, f => f.Contains("delivery_failed", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task PushToAConnectionThatIsGone_410_EvictsIt_AndTheSenderIsToldPeerUnavailable()
+    {
+        await using var stack = await AwsStack.StartAsync(dynalite, "talki-fault-gone");
+        var (ada, bob, bobMember) = await TwoMemberCallAsync(stack);
+
+        // Bob's socket vanishes without a $disconnect (a lost $disconnect: the backend still thinks he is connected).
+        stack.Emulator.Faults.LoseDisconnects = true;
+        await bob.DisposeAsync();
+        await ada.SendAsync($$$"""{"type":"signal","id":"to-gone","to":"{{{bobMember}}}","description":{"type":"offer","sdp":"x"}}""");
+
+        Assert.Equal(SignallingErrorCode.PeerUnavailable, (await ada.ExpectAsync<ErrorMessage>(e => e.Id == "to-gone")).Code);
+        await ada.ExpectAsync<PeerLeftMessage>(m => m.Member == bobMember);
+    }
+
+    private static async Task<(AwsSocket Ada, AwsSocket Bob, MemberId BobMember)> TwoMemberCallAsync(AwsStack stack)
+    {
+        using var adaUser = await stack.SignInAsync("Ada");
+        var room = await adaUser.TicketAsync("/talki/rooms", HttpStatusCode.Created);
+        var ada = await adaUser.ConnectAsync(room);
+        using var bobUser = await stack.SignInAsync("Bob");
+        var ticket = await bobUser.TicketAsync($"/talki/rooms/{room.Room}/tickets", HttpStatusCode.OK);
+        var bob = await bobUser.ConnectAsync(ticket);
+        await ada.ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == ticket.Member && m.Member.Online);
+        await ada.SendAsync($$$"""{"type":"admit","member":"{{{ticket.Member}}}"}""");
+        await bob.ExpectAsync<AdmittedMessage>();
+        await ada.ExpectAsync<ConnectToPeerMessage>(m => m.Peer.Id == ticket.Member);
+        await bob.ExpectAsync<ConnectToPeerMessage>(); // every push of the admission is done before a fault is scripted
+        return (ada, bob, ticket.Member);
+    }
+}
