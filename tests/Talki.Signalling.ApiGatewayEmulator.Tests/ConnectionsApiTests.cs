@@ -247,7 +247,7 @@ public sealed class ConnectionsApiTests
     }
 
     [Fact]
-    public async Task PersistentThrottling_ExhaustsTheRetries_AndThePushIsTreatedAsGone()
+    public async Task PersistentThrottling_ExhaustsTheRetries_AndThePushIsUndeliverable_NotGone()
     {
         await using var fixture = await EmulatorFixture.StartAsync();
         var (socket, id) = await fixture.ConnectWithIdAsync();
@@ -256,7 +256,7 @@ public sealed class ConnectionsApiTests
 
         var outcome = await fixture.Connections.PushAsync(id, Welcome);
 
-        Assert.Equal(PushOutcome.Gone, outcome);
+        Assert.Equal(PushOutcome.Undeliverable, outcome);
         Assert.Equal(4, fixture.Emulator.Counters.ConnectionsApiCallCount("POST", 429)); // 1 + 3 retries
         Assert.Equal(6, fixture.Emulator.Faults.PendingFailures);
         fixture.Emulator.Faults.Reset();
