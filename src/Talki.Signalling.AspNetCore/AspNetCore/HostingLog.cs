@@ -37,4 +37,7 @@ internal static partial class HostingLog
 
     [LoggerMessage(3013, LogLevel.Debug, "A token names the unknown signing key {KeyId}; the keys were fetched less than a minute ago, so they are not fetched again.", EventName = "GoogleKeyUnknownNotRefetched")]
     public static partial void GoogleKeyUnknownNotRefetched(ILogger logger, string keyId);
+
+    [LoggerMessage(3020, LogLevel.Warning, "The room store is unavailable (throttled or failing after its retries); answered 503.", EventName = "HttpStoreUnavailable")]
+    public static partial void StoreUnavailable(ILogger logger, Exception exception);
 }

@@ -131,6 +131,13 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
         {
             grant = await engine.ConnectAsync(connectionId, context.Request.Query["ticket"].ToString(), context.RequestAborted).ConfigureAwait(false);
         }
+        catch (RoomStoreUnavailableException exception)
+        {
+            HostingLog.StoreUnavailable(_logger, exception);
+            context.Response.Headers.RetryAfter = "1";
+            await HttpErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, SignallingErrorCode.ServiceUnavailable, "The server is busy; retry in a moment.").ConfigureAwait(false);
+            return;
+        }
         catch (Exception exception) when (exception is not OperationCanceledException || !context.RequestAborted.IsCancellationRequested)
         {
             var reference = SignallingEngine.NewCorrelationId();

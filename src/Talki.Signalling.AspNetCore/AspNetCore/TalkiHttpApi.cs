@@ -109,6 +109,12 @@ internal sealed class TalkiHttpApi
         {
             await HttpErrors.WriteAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.InvalidRequest, "The body is not valid JSON.").ConfigureAwait(false);
         }
+        catch (RoomStoreUnavailableException exception) when (!context.Response.HasStarted)
+        {
+            HostingLog.StoreUnavailable(api._logger, exception);
+            context.Response.Headers.RetryAfter = "1";
+            await HttpErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, SignallingErrorCode.ServiceUnavailable, "The server is busy; retry in a moment.").ConfigureAwait(false);
+        }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
             // The client went away.

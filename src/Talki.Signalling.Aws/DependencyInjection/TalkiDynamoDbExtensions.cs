@@ -43,7 +43,7 @@ public static class TalkiDynamoDbExtensions
                 sp.GetRequiredService<ILogger<DynamoDbRoomStore>>());
         });
         services.RemoveAll<IRoomStore>();
-        services.AddSingleton<IRoomStore>(static sp => sp.GetRequiredService<DynamoDbRoomStore>());
+        services.AddSingleton<IRoomStore>(static sp => new DynamoDbRoomStoreGuard(sp.GetRequiredService<DynamoDbRoomStore>()));
         return builder;
     }
 }

@@ -61,4 +61,7 @@ internal static partial class Log
 
     [LoggerMessage(1019, LogLevel.Warning, "A signal to member {Member} of room {Room} could not be delivered (throttled, failing or timed out); the member stays.", EventName = "PushUndeliverable")]
     public static partial void PushUndeliverable(ILogger logger, RoomId room, MemberId member);
+
+    [LoggerMessage(1020, LogLevel.Warning, "The room store is unavailable (throttled or failing after its retries); the caller was told to retry.", EventName = "StoreUnavailable")]
+    public static partial void StoreUnavailable(ILogger logger, Exception exception);
 }

@@ -257,6 +257,12 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         {
             throw;
         }
+        catch (RoomStoreUnavailableException exception)
+        {
+            // Expected and transient: the caller is told to retry; the connection and everybody else stay.
+            Log.StoreUnavailable(_logger, exception);
+            await TrySendErrorAsync(connectionId, SignallingErrorCode.ServiceUnavailable, "The server is busy; retry in a moment.", correlationId).ConfigureAwait(false);
+        }
 #pragma warning disable CA1031 // An unexpected failure must not take the connection or the process down.
         catch (Exception exception)
 #pragma warning restore CA1031
@@ -1022,6 +1028,20 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         _metrics.Error(code);
         Log.ClientError(_logger, code.ToWireName(), message);
         _ = await _push.PushAsync(connectionId, Serialize(new ErrorMessage { Code = code, Message = message, Id = correlationId }), cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask TrySendErrorAsync(string connectionId, SignallingErrorCode code, string message, string? correlationId)
+    {
+        _metrics.Error(code);
+        try
+        {
+            _ = await _push.PushAsync(connectionId, Serialize(new ErrorMessage { Code = code, Message = message, Id = correlationId }), CancellationToken.None).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // Best effort: the failure is logged already.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
     }
 
     private async ValueTask TrySendInternalErrorAsync(string connectionId, string? correlationId, string reference)

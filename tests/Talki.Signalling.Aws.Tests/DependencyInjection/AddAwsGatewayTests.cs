@@ -32,7 +32,7 @@ public sealed class AddAwsGatewayTests
         await using var app = await StartAsync(Complete);
         using var http = new HttpClient { BaseAddress = new Uri(app.Urls.Single()) };
 
-        Assert.IsType<DynamoDbRoomStore>(app.Services.GetRequiredService<IRoomStore>());
+        Assert.IsType<DynamoDbRoomStoreGuard>(app.Services.GetRequiredService<IRoomStore>());
         Assert.IsType<ApiGatewayConnections>(app.Services.GetRequiredService<IConnectionPush>());
         var options = app.Services.GetRequiredService<IOptions<TalkiSignallingOptions>>().Value;
         Assert.False(options.SealRoomsOnTimer);

@@ -101,7 +101,7 @@ public sealed class DynamoDbRoomStoreTests(DynaliteFixture dynalite) : IAsyncLif
         await using var provider = services.BuildServiceProvider();
 
         var store = provider.GetRequiredService<IRoomStore>();
-        Assert.IsType<DynamoDbRoomStore>(store);
+        Assert.IsType<DynamoDbRoomStore>(Assert.IsType<DynamoDbRoomStoreGuard>(store).Inner);
         var (room, admin) = NewRoom(TimeProvider.System.GetUtcNow()); // the container's clock is the system clock
         await store.CreateRoomAsync(room, admin);
         Assert.NotNull(await store.GetRoomAsync(room.Id));
