@@ -119,8 +119,8 @@ internal sealed class EngineFuzzer : IDisposable
         {
             var bytes = FuzzFrames.Render(frame, _corpus, room);
             _stats.Frames++;
-            var parsed = CheckParse(bytes);
             var answered = engine.Send(room.ConnectionOf(frame.Sender), bytes, _stats);
+            var parsed = CheckParse(bytes);
             OnFrame?.Invoke(frame, bytes, $"{frame.Sender}|{parsed}|{answered}");
         }
 
@@ -293,20 +293,22 @@ internal sealed class EngineFuzzer : IDisposable
                 throw new FuzzFailure($"HandleMessageAsync threw {exception.GetType().Name}: {exception.Message}", frame, exception);
             }
 
-            if (_log.Errors.TryDequeue(out var logged))
+            var hasErrorLog = _log.Errors.TryDequeue(out var logged);
+            _log.Errors.Clear();
+            if (hasErrorLog && stats is not null)
             {
-                if (stats is not null)
-                {
-                    stats.ErrorLogs++;
-                }
-
-                throw new FuzzFailure($"The engine logged at {logged.Level}: {logged.Message}", frame, logged.Exception);
+                stats.ErrorLogs++;
             }
 
             var answered = new StringBuilder();
             foreach (var (to, json) in _push.Drain())
             {
                 answered.Append(to == connection ? "" : ">").Append(CheckPush(to, json, frame, stats)).Append(' ');
+            }
+
+            if (hasErrorLog)
+            {
+                throw new FuzzFailure($"The engine logged at {logged.Level}: {logged.Message}", frame, logged.Exception);
             }
 
             return answered.ToString();
