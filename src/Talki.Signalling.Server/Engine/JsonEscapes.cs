@@ -118,7 +118,11 @@ internal static class JsonEscapes
         }
     }
 
-    /// <summary>The length of the valid escape sequence at the start of <paramref name="escape"/>, or 0.</summary>
+    /// <summary>
+    /// The length of the valid escape sequence at the start of <paramref name="escape"/>, or 0. A surrogate escape is
+    /// valid only as a high-low pair (12 bytes): a lone one (<c>\ud800</c>) is not valid Unicode, and the reader decides
+    /// about it on the original (a long key, type or id with one is malformed there; blanked here it would not be).
+    /// </summary>
     private static int EscapeLength(ReadOnlySpan<byte> escape)
     {
         if (escape.Length < 2)
@@ -129,9 +133,34 @@ internal static class JsonEscapes
         return escape[1] switch
         {
             (byte)'"' or (byte)'\\' or (byte)'/' or (byte)'b' or (byte)'f' or (byte)'n' or (byte)'r' or (byte)'t' => 2,
-            (byte)'u' when escape.Length >= 6 && char.IsAsciiHexDigit((char)escape[2]) && char.IsAsciiHexDigit((char)escape[3])
-                && char.IsAsciiHexDigit((char)escape[4]) && char.IsAsciiHexDigit((char)escape[5]) => 6,
+            (byte)'u' when TryReadHex4(escape[2..], out var unit) => !char.IsSurrogate(unit)
+                ? 6
+                : char.IsHighSurrogate(unit) && escape.Length >= 8 && escape[6] == (byte)'\\' && escape[7] == (byte)'u'
+                    && TryReadHex4(escape[8..], out var low) && char.IsLowSurrogate(low) ? 12 : 0,
             _ => 0,
         };
+    }
+
+    private static bool TryReadHex4(ReadOnlySpan<byte> hex, out char unit)
+    {
+        unit = default;
+        if (hex.Length < 4)
+        {
+            return false;
+        }
+
+        var value = 0;
+        foreach (var digit in hex[..4])
+        {
+            if (!char.IsAsciiHexDigit((char)digit))
+            {
+                return false;
+            }
+
+            value = (value << 4) | (digit <= (byte)'9' ? digit - '0' : (digit | 0x20) - 'a' + 10);
+        }
+
+        unit = (char)value;
+        return true;
     }
 }

@@ -52,6 +52,21 @@ public sealed class BadInputTests
         Assert.Equal("after", h.Push.To<PongMessage>(connection).Last().Id);
     }
 
+    /// <summary>Found by the fuzzer: a lone surrogate in a long (over 256 bytes) id was hidden by the escape pre-pass.</summary>
+    [Fact]
+    public async Task LongIdWithLoneSurrogate_IsMalformedAsNotValidUnicode()
+    {
+        using var h = new EngineHarness();
+        var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
+        var connection = await h.ConnectAsync(admin);
+
+        await h.SendAsync(connection, $$"""{"type":"ping","id":"{{new string('a', 300)}}\ud800"}""");
+
+        var error = h.Push.LastError(connection);
+        Assert.Equal(SignallingErrorCode.MalformedMessage, error.Code);
+        Assert.Equal("'id' must be valid Unicode text (no lone surrogate).", error.Message);
+    }
+
     [Fact]
     public async Task UnknownType_EchoesCorrelationId()
     {

@@ -80,6 +80,51 @@ public sealed class ClientFrameTests
         }
     }
 
+    /// <summary>
+    /// Found by the fuzzer (corpus file fuzz-long-id-lone-surrogate.json): the escape pre-pass blanked a lone surrogate
+    /// escape (<c>\ud800</c>) in a long string, so the reader never saw it. For a long id that changed the decision's
+    /// message ("at most 64 characters" instead of "not valid Unicode"); the pre-pass now leaves such frames to the reader.
+    /// </summary>
+    [Theory]
+    [InlineData("key")]
+    [InlineData("type")]
+    [InlineData("id")]
+    [InlineData("sdp")]
+    [InlineData("reversed-pair")]
+    public void LongStringWithLoneSurrogate_PrePassAgreesWithTheReference(string where)
+    {
+        var pad = new string('a', 300);
+        var json = where switch
+        {
+            "key" => $$"""{"{{pad}}\ud800":1,"type":"ping"}""",
+            "type" => $$"""{"type":"{{pad}}\ud800"}""",
+            "id" => $$"""{"type":"ping","id":"{{pad}}\ud800"}""",
+            "sdp" => Offer(Sdp + @"\ud800"),
+            _ => $$"""{"type":"ping","{{pad}}\udc00\ud800":1}""",
+        };
+        var bytes = Encoding.UTF8.GetBytes(json);
+
+        Assert.Equal(Describe(ClientFrame.ParseValidUtf8(bytes)), Describe(ClientFrame.Parse(bytes)));
+    }
+
+    [Fact]
+    public void LongIdWithLoneSurrogate_IsNotValidUnicode_NotTooLong()
+    {
+        var frame = ClientFrame.Parse(Encoding.UTF8.GetBytes($$"""{"type":"ping","id":"{{new string('a', 300)}}\ud800"}"""));
+        Assert.Equal(SignallingErrorCode.MalformedMessage, frame.ErrorCode);
+        Assert.Equal("'id' must be valid Unicode text (no lone surrogate).", frame.ErrorMessage);
+    }
+
+    [Fact]
+    public void LongStringWithSurrogatePair_IsStillBlanked()
+    {
+        var json = Encoding.UTF8.GetBytes(Offer(Sdp + @"\ud83d\ude00\uD83D\uDE00"));
+        var copy = JsonEscapes.BlankLongEscapedStrings(json);
+        Assert.NotNull(copy);
+        System.Buffers.ArrayPool<byte>.Shared.Return(copy);
+        Assert.Equal(ClientFrameKind.Signal, ClientFrame.Parse(json).Kind);
+    }
+
     private static string Describe(ClientFrame f)
         => $"{f.Kind}|{f.ErrorCode}|{f.ErrorMessage}|{f.CorrelationId}|{f.To}|{f.ToEpoch}|{f.Description}|{f.Candidates}|{f.Version}|{f.Member}";
 
