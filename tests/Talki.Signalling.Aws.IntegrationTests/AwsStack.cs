@@ -31,11 +31,13 @@ namespace Talki.Signalling.Aws.IntegrationTests;
 /// </summary>
 internal sealed class AwsStack : IAsyncDisposable
 {
-    private readonly WebApplicationFactory<SampleHostProgram> _host;
+    private readonly Func<WebApplicationFactory<SampleHostProgram>> _createHost;
+    private WebApplicationFactory<SampleHostProgram> _host;
 
-    private AwsStack(WebApplicationFactory<SampleHostProgram> host, ApiGatewayEmulator emulator, DynamoDbCounter dynamo, Uri hostAddress)
+    private AwsStack(Func<WebApplicationFactory<SampleHostProgram>> createHost, ApiGatewayEmulator emulator, DynamoDbCounter dynamo, Uri hostAddress)
     {
-        _host = host;
+        _createHost = createHost;
+        _host = createHost();
         Emulator = emulator;
         Dynamo = dynamo;
         HostAddress = hostAddress;
@@ -61,6 +63,8 @@ internal sealed class AwsStack : IAsyncDisposable
         });
 
         var dynamo = new DynamoDbCounter();
+        WebApplicationFactory<SampleHostProgram> CreateHost()
+        {
         var host = new WebApplicationFactory<SampleHostProgram>().WithWebHostBuilder(web =>
         {
             web.UseSetting("urls", $"http://127.0.0.1:{hostPort}");
@@ -82,7 +86,20 @@ internal sealed class AwsStack : IAsyncDisposable
         });
         host.UseKestrel(hostPort);
         host.StartServer();
-        return new AwsStack(host, emulator, dynamo, new Uri($"http://127.0.0.1:{hostPort}"));
+        return host;
+        }
+
+        return new AwsStack(CreateHost, emulator, dynamo, new Uri($"http://127.0.0.1:{hostPort}"));
+    }
+
+    /// <summary>
+    /// Restarts the backend mid-call, as Lambda replaces an instance: the process and its memory are gone, the sockets
+    /// (held by API Gateway) and the rooms (in DynamoDB) are not. A new instance serves the next integration call.
+    /// </summary>
+    public async Task RestartBackendAsync()
+    {
+        await _host.DisposeAsync();
+        _host = _createHost();
     }
 
     public async Task<AwsUser> SignInAsync(string name)

@@ -61,6 +61,21 @@ public sealed class PushFaultTests(DynaliteFixture dynalite)
         await ada.ExpectAsync<PeerLeftMessage>(m => m.Member == bobMember);
     }
 
+    [Fact]
+    public async Task BackendRestartMidCall_TheCallGoesOn_SignalsStillRelay_NobodyEvicted()
+    {
+        await using var stack = await AwsStack.StartAsync(dynalite, "talki-fault-restart");
+        var (ada, bob, bobMember) = await TwoMemberCallAsync(stack);
+
+        await stack.RestartBackendAsync(); // API Gateway keeps the sockets; DynamoDB keeps the room
+        await ada.SendAsync($$$"""{"type":"signal","to":"{{{bobMember}}}","description":{"type":"offer","sdp":"after-restart"}}""");
+
+        Assert.Equal("after-restart", (await bob.ExpectAsync<SignalRelayMessage>()).Description!.Sdp);
+        await bob.SendAsync("""{"type":"ping","id":"alive"}""");
+        Assert.Equal("alive", (await bob.ExpectAsync<PongMessage>()).Id);
+        Assert.DoesNotContain(ada.AllFrames, f => f.Contains("\"peer_left\"", StringComparison.Ordinal));
+    }
+
     private static async Task<(AwsSocket Ada, AwsSocket Bob, MemberId BobMember)> TwoMemberCallAsync(AwsStack stack)
     {
         using var adaUser = await stack.SignInAsync("Ada");
