@@ -11,7 +11,7 @@ namespace Talki.Signalling.Server.Tests.Engine;
 /// on the real clock (whose timers can fire before the wall clock reaches their due instant) and on a fake one.
 /// </summary>
 [Collection(RealClockTests.Name)]
-public sealed class SealTimingTests
+public sealed class SealTimingTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const int Rooms = 1_000;
     private static readonly TimeSpan Tolerance = TimeSpan.FromSeconds(1);
@@ -27,6 +27,7 @@ public sealed class SealTimingTests
         var wait = last + Tolerance + TimeSpan.FromMilliseconds(500) - DateTimeOffset.UtcNow;
         await Task.Delay(wait > TimeSpan.Zero ? wait : TimeSpan.Zero);
 
+        Report(rooms, push, "real clock");
         AssertEveryRoomSealedOnTime(rooms, push);
     }
 
@@ -73,6 +74,16 @@ public sealed class SealTimingTests
         await WaitForPendingSealsAsync(push, 1);
         Assert.Single(push.Sealed(connection));
         Assert.True(push.WasClosed(connection));
+    }
+
+    /// <summary>Writes the lateness of the seals (a figure for docs/reliability.md, never an assertion).</summary>
+    private void Report(List<(TicketGrant Grant, string Connection)> rooms, TimedPush push, string clock)
+    {
+        var late = rooms.Where(r => push.Sealed(r.Connection).Count > 0).Select(r => (push.Sealed(r.Connection)[0] - r.Grant.SealsAt).TotalMilliseconds).Order().ToList();
+        if (late.Count > 0)
+        {
+            output.WriteLine($"{clock}: {late.Count} rooms sealed; room_sealed after sealsAt: min {late[0]:F1} ms, p50 {late[late.Count / 2]:F1} ms, p99 {late[(int)(late.Count * 0.99)]:F1} ms, max {late[^1]:F1} ms");
+        }
     }
 
     private static async Task<List<(TicketGrant Grant, string Connection)>> CreateRoomsAsync(EngineHarness h)
