@@ -91,6 +91,7 @@ public sealed class LoadSocket : IAsyncDisposable
     private long _sendFailures;
     private long _received;
     private long _handlerFailures;
+    private long _queued;
 
     private LoadSocket(ClientWebSocket socket, Action<LoadSocket, LoadFrame> onFrame)
     {
@@ -149,13 +150,21 @@ public sealed class LoadSocket : IAsyncDisposable
 
     public void Send(string json) => Send(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text);
 
-    public void Send(byte[] bytes, WebSocketMessageType type) => _outbound.Writer.TryWrite((bytes, type));
+    public void Send(byte[] bytes, WebSocketMessageType type)
+    {
+        Interlocked.Increment(ref _queued);
+        if (!_outbound.Writer.TryWrite((bytes, type)))
+        {
+            Interlocked.Decrement(ref _queued);
+            Interlocked.Increment(ref _sendFailures);
+        }
+    }
 
     /// <summary>Waits until everything queued so far has been handed to the socket (or failed).</summary>
     public async Task FlushAsync(TimeSpan timeout)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
-        while (_outbound.Reader.Count > 0 && Stopwatch.GetTimestamp() < deadline && !_sending!.IsCompleted)
+        while (Interlocked.Read(ref _queued) > 0 && Stopwatch.GetTimestamp() < deadline && !_sending!.IsCompleted)
         {
             await Task.Delay(5);
         }
@@ -192,13 +201,16 @@ public sealed class LoadSocket : IAsyncDisposable
             {
                 await _socket.SendAsync(bytes, type, endOfMessage: true, CancellationToken.None);
                 Interlocked.Increment(ref _sent);
+                Interlocked.Decrement(ref _queued);
             }
             catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException or IOException)
             {
                 Interlocked.Increment(ref _sendFailures);
+                Interlocked.Decrement(ref _queued);
                 while (_outbound.Reader.TryRead(out _))
                 {
                     Interlocked.Increment(ref _sendFailures);
+                    Interlocked.Decrement(ref _queued);
                 }
 
                 if (_socket.State is WebSocketState.Closed or WebSocketState.Aborted or WebSocketState.CloseReceived)
@@ -207,6 +219,7 @@ public sealed class LoadSocket : IAsyncDisposable
                     while (_outbound.Reader.TryRead(out _))
                     {
                         Interlocked.Increment(ref _sendFailures);
+                        Interlocked.Decrement(ref _queued);
                     }
 
                     return;

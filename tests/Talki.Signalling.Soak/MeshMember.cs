@@ -33,6 +33,7 @@ public sealed class MeshMember
 {
     private readonly Dictionary<string, PeerTally> _peers = new(StringComparer.Ordinal);
     private readonly List<string> _errors = [];
+    private readonly Dictionary<string, int> _undecodable = new(StringComparer.Ordinal);
 
     public MeshMember(LoadUser user, TicketResponse ticket, int candidates)
     {
@@ -176,10 +177,39 @@ public sealed class MeshMember
         }
     }
 
+    /// <summary>Gets the relayed signals, by sender, whose text could not be decoded (escaped lone surrogates).</summary>
+    public IReadOnlyDictionary<string, int> Undecodable
+    {
+        get
+        {
+            lock (_undecodable)
+            {
+                return new Dictionary<string, int>(_undecodable, StringComparer.Ordinal);
+            }
+        }
+    }
+
     private void OnSignal(LoadFrame frame)
     {
+        var from = frame.Root.GetProperty("from").GetString()!;
+        try
+        {
+            OnSignal(frame, from);
+        }
+        catch (InvalidOperationException)
+        {
+            // Text with an escaped lone surrogate: System.Text.Json will not decode it (the .NET client SDK treats the
+            // frame as malformed and resets that peer's link). Counted by sender.
+            lock (_undecodable)
+            {
+                _undecodable[from] = _undecodable.GetValueOrDefault(from) + 1;
+            }
+        }
+    }
+
+    private void OnSignal(LoadFrame frame, string from)
+    {
         var root = frame.Root;
-        var from = root.GetProperty("from").GetString()!;
         var pair = $"{from}->{Id}";
         if (root.TryGetProperty("candidates", out var candidates) && candidates[0].GetProperty("candidate").GetString() is { } candidate
             && !candidate.EndsWith(pair, StringComparison.Ordinal) && Extra is not null)

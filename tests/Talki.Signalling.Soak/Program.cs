@@ -48,6 +48,7 @@ switch (command)
             SetupConcurrency = Int("concurrency", 32),
             MeasureAfterExpiry = !Flag("no-expiry"),
             ChildProcessHost = !Flag("in-process"),
+            ServerGc = !Flag("workstation-gc"),
         };
         var soakResult = await SoakScenario.RunAsync(soak, Console.Out);
         soakResult.Print(Console.Out);
@@ -62,6 +63,8 @@ switch (command)
             AttackersAtOnce = Int("attackers", 8),
             InRoomAttackers = Int("in-room-attackers", 3),
             Baseline = Seconds("baseline", TimeSpan.FromSeconds(10)),
+            Verbose = Flag("verbose"),
+            Duration = Seconds("duration", TimeSpan.FromSeconds(20)),
             ChildProcessHost = !Flag("in-process"),
         };
         var stormResult = await StormScenario.RunAsync(storm, Console.Out);
@@ -70,8 +73,8 @@ switch (command)
         return stormResult.Failures.Count == 0 ? 0 : 1;
 
     default:
-        Console.Error.WriteLine("usage: soak [--rooms 1000] [--members 4] [--join-window 45] [--retention 15] [--concurrency 32] [--no-expiry] [--in-process]");
-        Console.Error.WriteLine("       storm [--frames 10000] [--per-attacker 400] [--attackers 8] [--in-room-attackers 3] [--baseline 10] [--in-process]");
+        Console.Error.WriteLine("usage: soak [--rooms 1000] [--members 4] [--join-window 45] [--retention 15] [--concurrency 32] [--no-expiry] [--in-process] [--workstation-gc]");
+        Console.Error.WriteLine("       storm [--frames 10000] [--per-attacker 400] [--attackers 8] [--in-room-attackers 3] [--baseline 10] [--duration 20] [--verbose] [--in-process]");
         return 2;
 }
 

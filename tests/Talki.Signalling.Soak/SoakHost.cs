@@ -65,9 +65,11 @@ public sealed class SoakHost : IAsyncDisposable
     }
 
     /// <summary>Starts the host in a child process (this tool's <c>host</c> command) with the given options as arguments.</summary>
-    public static async Task<SoakHost> StartChildProcessAsync(IEnumerable<string> hostArguments)
+    /// <remarks>The child runs with server GC, as the sample host (an ASP.NET Core Web SDK project) does, unless <paramref name="serverGc"/> is false.</remarks>
+    public static async Task<SoakHost> StartChildProcessAsync(IEnumerable<string> hostArguments, bool serverGc = true)
     {
-        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
+        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
+        start.Environment["DOTNET_gcServer"] = serverGc ? "1" : "0";
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
         {
             start.ArgumentList.Add(typeof(SoakHost).Assembly.Location);
@@ -91,7 +93,7 @@ public sealed class SoakHost : IAsyncDisposable
         }
     }
 
-    /// <summary>The <c>host</c> command: runs the host until standard input closes.</summary>
+    /// <summary>The <c>host</c> command: runs the host until standard input closes (the parent ended or is done).</summary>
     public static async Task RunHostCommandAsync(Action<TalkiSignallingOptions> configure)
     {
         await using var app = await BuildAndStartAsync(configure, "http://127.0.0.1:0");
@@ -117,6 +119,8 @@ public sealed class SoakHost : IAsyncDisposable
 
         if (_child is not null)
         {
+            _child.StandardInput.Close(); // the host command stops at the end of its input
+            await Task.WhenAny(_child.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(10)));
             if (!_child.HasExited)
             {
                 _child.Kill();

@@ -27,6 +27,9 @@ public sealed record SoakSettings
     /// <summary>Gets whether the host runs in a child process (so its memory is the host's alone).</summary>
     public bool ChildProcessHost { get; init; } = true;
 
+    /// <summary>Gets whether the child host runs with server GC (as the sample host does) rather than workstation GC.</summary>
+    public bool ServerGc { get; init; } = true;
+
     public TimeSpan SealTolerance { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>The host options this load needs; everything else keeps its default.</summary>
@@ -117,7 +120,7 @@ public static class SoakScenario
     public static async Task<SoakResult> RunAsync(SoakSettings settings, TextWriter log)
     {
         await using var host = settings.ChildProcessHost
-            ? await SoakHost.StartChildProcessAsync(settings.HostArguments())
+            ? await SoakHost.StartChildProcessAsync(settings.HostArguments(), settings.ServerGc)
             : await SoakHost.StartInProcessAsync(settings.Configure);
         log.WriteLine($"host: {host.BaseAddress} in {(host.InProcess ? "this process" : "child process " + host.ProcessId)}");
         var baseline = await host.MemoryAsync(forceGc: true);

@@ -31,10 +31,15 @@ public sealed record StormSettings
 
     public TimeSpan InRoomInterval { get; init; } = TimeSpan.FromMilliseconds(25);
 
+    /// <summary>Gets the time the outsiders' floods are spread over (one starts every Duration / (Frames / FramesPerAttacker)).</summary>
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(20);
+
     public bool ChildProcessHost { get; init; } = true;
 
     /// <summary>Gets the join window: long, so the victim room does not seal mid-storm.</summary>
     public TimeSpan JoinWindow { get; init; } = TimeSpan.FromMinutes(10);
+
+    public bool Verbose { get; init; }
 }
 
 public sealed record StormResult
@@ -79,13 +84,13 @@ public sealed record StormResult
     {
         static string Join(IReadOnlyDictionary<string, long> counts) => string.Join(", ", counts.OrderByDescending(c => c.Value).Select(c => $"{c.Key} {c.Value}"));
         output.WriteLine($"storm: {FramesSent} malformed frames sent ({FramesNotSent} more could not be sent: socket already closed) by {AttackerConnections} attacker connections in {StormDuration.TotalSeconds:0.0} s");
-        output.WriteLine($"  frames by kind: {Join(FramesByKind)}");
-        output.WriteLine($"  replies to attackers: {Join(RepliesByCode)}");
+        output.WriteLine($"  frames generated, by kind: {Join(FramesByKind)}");
+        output.WriteLine($"  replies to attackers ({RepliesByCode.Values.Sum()}; the rest were read but not handled, the connection being closed): {Join(RepliesByCode)}");
         output.WriteLine($"  attacker connections closed by the server: {Join(ClosesByStatus)}");
         output.WriteLine($"legitimate room relay latency (ms), baseline: n {BaselineLatencyMs[4]:0}, p50 {BaselineLatencyMs[1]:0.00}, p99 {BaselineLatencyMs[2]:0.00}, max {BaselineLatencyMs[3]:0.00}");
         output.WriteLine($"legitimate room relay latency (ms), storm:    n {StormLatencyMs[4]:0}, p50 {StormLatencyMs[1]:0.00}, p99 {StormLatencyMs[2]:0.00}, max {StormLatencyMs[3]:0.00}");
         output.WriteLine($"legitimate signals: probes sent {ProbesSent}, received {ProbesReceived}; mesh signals lost {MeshSignalsLost}; lost in all {Lost}");
-        output.WriteLine($"legitimate members closed: {LegitClosed}; error frames to them: {LegitErrorFrames}; frames they could not decode: {LegitUndecodableFrames}");
+        output.WriteLine($"legitimate members closed: {LegitClosed}; error frames to them: {LegitErrorFrames}; insiders' signals relayed to them with escaped lone surrogates (undecodable by System.Text.Json): {LegitUndecodableFrames}");
         output.WriteLine($"host memory at the end: {Memory}");
         output.WriteLine(Failures.Count == 0 ? "PASS" : $"FAIL: {Failures.Count} failures");
         foreach (var failure in Failures.Take(20))
@@ -140,20 +145,29 @@ public static class StormScenario
 
         using var stop = new CancellationTokenSource();
         var probing = probes.RunAsync(settings.ProbeInterval, stop.Token);
+        await Task.Delay(TimeSpan.FromSeconds(2)); // warm-up, not measured
+        probes.Phase = 1;
         log.WriteLine($"baseline: probing the legitimate room for {settings.Baseline.TotalSeconds:0} s");
         await Task.Delay(settings.Baseline);
 
-        probes.Phase = 1;
+        probes.Phase = 2;
         var storm = Stopwatch.StartNew();
-        log.WriteLine($"storm: {settings.Frames} frames");
+        log.WriteLine($"storm: {settings.Frames} frames, floods spread over {settings.Duration.TotalSeconds:0} s");
         using var stopInRoom = new CancellationTokenSource();
         var insiders = inRoom.Select((a, k) => a.SendPacedAsync(victims, k, settings.InRoomInterval, counts, stopInRoom.Token)).ToList();
         var outsiders = new List<Attacker>();
         using var gate = new SemaphoreSlim(settings.AttackersAtOnce);
         var running = new List<Task>();
         var n = 0;
+        var every = settings.Duration / Math.Ceiling((double)settings.Frames / settings.FramesPerAttacker);
         while (Interlocked.Read(ref counts.Generated) < settings.Frames)
         {
+            var due = every * n - storm.Elapsed;
+            if (due > TimeSpan.Zero)
+            {
+                await Task.Delay(due);
+            }
+
             await gate.WaitAsync();
             var frames = (int)Math.Min(settings.FramesPerAttacker, settings.Frames - Interlocked.Read(ref counts.Generated));
             if (frames <= 0)
@@ -194,7 +208,7 @@ public static class StormScenario
         await stopInRoom.CancelAsync();
         await Task.WhenAll(insiders);
         var stormDuration = storm.Elapsed;
-        probes.Phase = 2;
+        probes.Phase = 3;
         await stop.CancelAsync();
         await probing;
         log.WriteLine($"storm over in {stormDuration.TotalSeconds:0.0} s; waiting for the last probes");
@@ -206,11 +220,26 @@ public static class StormScenario
         }
 
         var memory = await host.MemoryAsync(forceGc: false);
+        if (settings.Verbose)
+        {
+            foreach (var attacker in outsiders.Concat(inRoom))
+            {
+                log.WriteLine($"  {attacker.Name}: sent {attacker.Socket.Sent}, not sent {attacker.Socket.SendFailures}, received {attacker.Socket.Received}, closed {attacker.Socket.Closed.IsCompleted} {(int?)attacker.Socket.CloseStatus} {attacker.Socket.CloseDescription}");
+            }
+        }
 
         // The checks on the legitimate room.
         var legitClosed = legit.Count(m => m.Socket.Closed.IsCompleted);
         var legitErrors = legit.Sum(m => m.Errors.Count);
-        var undecodable = legit.Sum(m => m.Socket.HandlerFailures);
+        var legitIds = legit.Select(m => m.Id).ToHashSet(StringComparer.Ordinal);
+        var undecodable = legit.Sum(m => m.Undecodable.Where(u => !legitIds.Contains(u.Key)).Sum(u => u.Value));
+        foreach (var member in legit)
+        {
+            foreach (var (from, count) in member.Undecodable.Where(u => legitIds.Contains(u.Key)))
+            {
+                failures.Add($"legitimate {member.User.DisplayName} could not decode {count} signals from a legitimate peer {from}");
+            }
+        }
         long meshLost = 0;
         foreach (var member in legit)
         {
@@ -256,12 +285,12 @@ public static class StormScenario
             FramesByKind = counts.Kinds.ToDictionary(),
             RepliesByCode = counts.Replies.ToDictionary(),
             ClosesByStatus = outsiders.Concat(inRoom).Where(a => a.Socket.Closed.IsCompleted && !a.Socket.ClosedByClient)
-                .GroupBy(a => $"{(int?)a.Socket.CloseStatus} {a.Socket.CloseDescription}".Trim())
+                .GroupBy(a => a.Socket.CloseStatus is null ? "no close frame (connection reset)" : $"{(int)a.Socket.CloseStatus} {a.Socket.CloseDescription}".Trim())
                 .ToDictionary(g => g.Key, g => (long)g.Count()),
             AttackerConnections = outsiders.Count + inRoom.Count,
             StormDuration = stormDuration,
-            BaselineLatencyMs = probes.Latency(0),
-            StormLatencyMs = probes.Latency(1),
+            BaselineLatencyMs = probes.Latency(1),
+            StormLatencyMs = probes.Latency(2),
             ProbesSent = probes.Sent,
             ProbesReceived = probes.Received,
             MeshSignalsLost = meshLost,
@@ -300,7 +329,7 @@ public static class StormScenario
     /// <summary>Timestamped probe signals between the legitimate members: latency per phase, sent and received per pair.</summary>
     private sealed class Probes(List<MeshMember> members)
     {
-        private readonly List<double>[] _latencies = [[], [], []];
+        private readonly List<double>[] _latencies = [[], [], [], []];
         private long _sent;
         private long _received;
 
@@ -374,7 +403,13 @@ public static class StormScenario
         /// <summary>A ping whose id is a lone surrogate encoded as UTF-8 would encode it (CESU-8): not valid UTF-8.</summary>
         private static readonly byte[] InvalidUtf8 = [.. Encoding.ASCII.GetBytes("{\"type\":\"ping\",\"id\":\""), 0xED, 0xA0, 0x80, .. Encoding.ASCII.GetBytes("\"}")];
 
-        private Attacker(Http.TicketResponse ticket) => Id = ticket.Member.ToString();
+        private Attacker(Http.TicketResponse ticket, string name)
+        {
+            Id = ticket.Member.ToString();
+            Name = name;
+        }
+
+        public string Name { get; }
 
         public string Id { get; }
 
@@ -390,7 +425,7 @@ public static class StormScenario
             var user = new LoadUser(http, name);
             await user.SignInAsync();
             var ticket = room is null ? await user.CreateRoomAsync() : await user.JoinAsync(room.Room);
-            var attacker = new Attacker(ticket);
+            var attacker = new Attacker(ticket, name);
             var welcome = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             attacker.Socket = await LoadSocket.ConnectAsync(ticket.WebSocketUrl, (_, frame) =>
             {
