@@ -160,51 +160,66 @@ public static class StormScenario
         var running = new List<Task>();
         var n = 0;
         var every = settings.Duration / Math.Ceiling((double)settings.Frames / settings.FramesPerAttacker);
-        while (Interlocked.Read(ref counts.Generated) < settings.Frames)
+        // An outsider that ends early gives its unused frames back, and a closed socket does not send what was still
+        // queued: launch more until the frames on the wire reach the budget.
+        long OnTheWire()
         {
-            var due = every * n - storm.Elapsed;
-            if (due > TimeSpan.Zero)
+            lock (outsiders)
             {
-                await Task.Delay(due);
+                return outsiders.Concat(inRoom).Sum(a => a.Socket.Sent - a.Overhead);
             }
-
-            await gate.WaitAsync();
-            var frames = (int)Math.Min(settings.FramesPerAttacker, settings.Frames - Interlocked.Read(ref counts.Generated));
-            if (frames <= 0)
-            {
-                gate.Release();
-                break;
-            }
-
-            Interlocked.Add(ref counts.Generated, frames);
-            var index = n++;
-            running.Add(Task.Run(async () =>
-            {
-                try
-                {
-                    var attacker = await Attacker.JoinAsync(http, $"outsider{index}", null, counts);
-                    lock (outsiders)
-                    {
-                        outsiders.Add(attacker);
-                    }
-
-                    await attacker.FloodAsync(victims, index, frames, counts);
-                }
-                catch (Exception e)
-                {
-                    lock (failures)
-                    {
-                        failures.Add($"outsider {index}: {e.GetType().Name}: {e.Message}");
-                    }
-                }
-                finally
-                {
-                    gate.Release();
-                }
-            }));
         }
 
-        await Task.WhenAll(running);
+        do
+        {
+            Interlocked.Exchange(ref counts.Generated, OnTheWire());
+            while (Interlocked.Read(ref counts.Generated) < settings.Frames)
+            {
+                var due = every * n - storm.Elapsed;
+                if (due > TimeSpan.Zero)
+                {
+                    await Task.Delay(due);
+                }
+
+                await gate.WaitAsync();
+                var frames = (int)Math.Min(settings.FramesPerAttacker, settings.Frames - Interlocked.Read(ref counts.Generated));
+                if (frames <= 0)
+                {
+                    gate.Release();
+                    break;
+                }
+
+                Interlocked.Add(ref counts.Generated, frames);
+                var index = n++;
+                running.Add(Task.Run(async () =>
+                {
+                    try
+                    {
+                        var attacker = await Attacker.JoinAsync(http, $"outsider{index}", null, counts);
+                        lock (outsiders)
+                        {
+                            outsiders.Add(attacker);
+                        }
+
+                        await attacker.FloodAsync(victims, index, frames, counts);
+                    }
+                    catch (Exception e)
+                    {
+                        lock (failures)
+                        {
+                            failures.Add($"outsider {index}: {e.GetType().Name}: {e.Message}");
+                        }
+                    }
+                    finally
+                    {
+                        gate.Release();
+                    }
+                }));
+            }
+
+            await Task.WhenAll(running);
+        }
+        while (OnTheWire() < settings.Frames);
         await stopInRoom.CancelAsync();
         await Task.WhenAll(insiders);
         var stormDuration = storm.Elapsed;
@@ -398,6 +413,8 @@ public static class StormScenario
     /// <summary>An attacker connection: says hello, then sends malformed frames; counts the replies by error code.</summary>
     private sealed class Attacker
     {
+        private const int ShortFlood = 150;
+
         private static readonly string Pad = new('x', 40 * 1024);
 
         /// <summary>A ping whose id is a lone surrogate encoded as UTF-8 would encode it (CESU-8): not valid UTF-8.</summary>
@@ -452,14 +469,22 @@ public static class StormScenario
             return attacker;
         }
 
-        /// <summary>As fast as it can: past the burst, refused with rate_limited, then closed; some end with a binary frame or invalid UTF-8.</summary>
+        /// <summary>
+        /// As fast as it can: past the burst, refused with rate_limited, then closed (1008). One in three instead ends
+        /// after <see cref="ShortFlood"/> frames (within the burst) with a binary frame (closed 1003), one in three with
+        /// a text frame that is not valid UTF-8 (the WebSocket layer fails the connection, 1007); their unused frames
+        /// go back to the storm's budget.
+        /// </summary>
         public async Task FloodAsync(string[] victims, int index, int frames, Counts counts)
         {
-            for (var i = 0; i < frames; i++)
+            var ending = index % 3;
+            var length = ending == 2 ? frames : Math.Min(frames, ShortFlood + 1);
+            Interlocked.Add(ref counts.Generated, length - frames);
+            for (var i = 0; i < length; i++)
             {
-                var last = i == frames - 1;
-                var (bytes, type, kind) = last && index % 3 == 0 ? ([1, 2, 3], WebSocketMessageType.Binary, "binary")
-                    : last && index % 3 == 1 ? (InvalidUtf8, WebSocketMessageType.Text, "invalid UTF-8 (CESU lone surrogate)")
+                var last = i == length - 1;
+                var (bytes, type, kind) = last && ending == 0 ? ([1, 2, 3], WebSocketMessageType.Binary, "binary")
+                    : last && ending == 1 ? (InvalidUtf8, WebSocketMessageType.Text, "invalid UTF-8 (CESU lone surrogate)")
                     : Malformed(victims, index, i, inRoom: false);
                 counts.Kind(kind);
                 Socket.Send(bytes, type);
