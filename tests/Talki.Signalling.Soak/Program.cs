@@ -30,10 +30,15 @@ switch (command)
         // The child process of soak/storm: the host alone, options from the arguments.
         var joinWindow = Seconds("join-window", TimeSpan.FromSeconds(45));
         var retention = Seconds("retention", TimeSpan.FromMinutes(10));
+        var maxInbound = Int("max-inbound", 0);
         await SoakHost.RunHostCommandAsync(o =>
         {
             o.JoinWindow = joinWindow;
             o.SealedRoomRetention = retention;
+            if (maxInbound > 0)
+            {
+                o.Hosting.MaxInboundMessageBytes = maxInbound;
+            }
         });
         return 0;
 
@@ -49,6 +54,7 @@ switch (command)
             MeasureAfterExpiry = !Flag("no-expiry"),
             ChildProcessHost = !Flag("in-process"),
             ServerGc = !Flag("workstation-gc"),
+            MaxInboundMessageBytes = Int("max-inbound", 0),
         };
         var soakResult = await SoakScenario.RunAsync(soak, Console.Out);
         soakResult.Print(Console.Out);
@@ -73,7 +79,7 @@ switch (command)
         return stormResult.Failures.Count == 0 ? 0 : 1;
 
     default:
-        Console.Error.WriteLine("usage: soak [--rooms 1000] [--members 4] [--join-window 45] [--retention 15] [--concurrency 32] [--no-expiry] [--in-process] [--workstation-gc]");
+        Console.Error.WriteLine("usage: soak [--rooms 1000] [--members 4] [--join-window 45] [--retention 15] [--concurrency 32] [--no-expiry] [--in-process] [--workstation-gc] [--max-inbound BYTES]");
         Console.Error.WriteLine("       storm [--frames 10000] [--per-attacker 400] [--attackers 8] [--in-room-attackers 3] [--baseline 10] [--duration 20] [--verbose] [--in-process]");
         return 2;
 }

@@ -32,15 +32,22 @@ public sealed record SoakSettings
 
     public TimeSpan SealTolerance { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Gets <c>Hosting.MaxInboundMessageBytes</c> for the host; 0 keeps the default (32 KiB).</summary>
+    public int MaxInboundMessageBytes { get; init; }
+
     /// <summary>The host options this load needs; everything else keeps its default.</summary>
     public void Configure(TalkiSignallingOptions options)
     {
         options.JoinWindow = JoinWindow;
         options.SealedRoomRetention = SealedRoomRetention;
+        if (MaxInboundMessageBytes > 0)
+        {
+            options.Hosting.MaxInboundMessageBytes = MaxInboundMessageBytes;
+        }
     }
 
     public IEnumerable<string> HostArguments() =>
-        ["--join-window", JoinWindow.TotalSeconds.ToString(CultureInfo.InvariantCulture), "--retention", SealedRoomRetention.TotalSeconds.ToString(CultureInfo.InvariantCulture)];
+        ["--join-window", JoinWindow.TotalSeconds.ToString(CultureInfo.InvariantCulture), "--retention", SealedRoomRetention.TotalSeconds.ToString(CultureInfo.InvariantCulture), "--max-inbound", MaxInboundMessageBytes.ToString(CultureInfo.InvariantCulture)];
 }
 
 public sealed record SoakResult
@@ -81,6 +88,12 @@ public sealed record SoakResult
 
     public required MemoryFigures AtPeak { get; init; }
 
+    /// <summary>Gets the memory with every room meshed and every socket open, after a forced GC.</summary>
+    public required MemoryFigures Live { get; init; }
+
+    /// <summary>Gets the memory once every socket closed at the seal, the sealed rooms still retained, after a forced GC.</summary>
+    public required MemoryFigures AfterSeal { get; init; }
+
     public MemoryFigures? AfterExpiry { get; init; }
 
     public required IReadOnlyList<string> Failures { get; init; }
@@ -96,6 +109,8 @@ public sealed record SoakResult
         output.WriteLine($"unexpected error frames: {UnexpectedErrors}");
         output.WriteLine($"memory before the load (forced GC): {Baseline}");
         output.WriteLine($"memory at the end of the mesh, all sockets open: {AtPeak}");
+        output.WriteLine($"  the same after a forced GC: {Live}");
+        output.WriteLine($"memory after the seal, sockets closed, sealed rooms retained (forced GC): {AfterSeal}");
         if (AfterExpiry is not null)
         {
             output.WriteLine($"memory after expiry (retention + purge, forced GC): {AfterExpiry}");
@@ -166,6 +181,8 @@ public static class SoakScenario
         await Task.WhenAll(all.Select(room => WaitUntilAsync(() => room.All(m => m.MeshCompleteWith(room)), room[0].Ticket.SealsAt)));
         var atPeak = await host.MemoryAsync(forceGc: false);
         log.WriteLine($"meshes done at {started.Elapsed.TotalSeconds:0.0} s; memory: {atPeak}");
+        var live = await host.MemoryAsync(forceGc: true);
+        log.WriteLine($"the same after a forced GC (what all the open rooms and sockets hold): {live}");
 
         // Every socket is told the room sealed and is closed, then we look at the times.
         var lastSeal = all.Count == 0 ? DateTimeOffset.UtcNow : all.Max(r => r[0].Ticket.SealsAt);
@@ -257,6 +274,8 @@ public static class SoakScenario
             await member.Socket.DisposeAsync();
         }
 
+        var afterSeal = await host.MemoryAsync(forceGc: true);
+        log.WriteLine($"after the seal, every socket closed, rooms retained (forced GC): {afterSeal}");
         MemoryFigures? afterExpiry = null;
         if (settings.MeasureAfterExpiry)
         {
@@ -290,6 +309,8 @@ public static class SoakScenario
             UnexpectedErrors = unexpected,
             Baseline = baseline,
             AtPeak = atPeak,
+            Live = live,
+            AfterSeal = afterSeal,
             AfterExpiry = afterExpiry,
             Failures = failures,
         };
