@@ -56,6 +56,13 @@ switch (command)
             ServerGc = !Flag("workstation-gc"),
             MaxInboundMessageBytes = Int("max-inbound", 0),
         };
+        // Each socket is a descriptor on both sides (both in this process with --in-process), plus HTTP connections.
+        var descriptors = (long)soak.Rooms * soak.Members * (soak.ChildProcessHost ? 1 : 2) + 200;
+        if (long.TryParse(OpenFilesLimit().Split('/')[0], out var openFiles) && openFiles < descriptors)
+        {
+            Console.WriteLine($"warning: the open files limit {openFiles} is below the ~{descriptors} descriptors this load needs (raise it with ulimit -n)");
+        }
+
         var soakResult = await SoakScenario.RunAsync(soak, Console.Out);
         soakResult.Print(Console.Out);
         Console.WriteLine($"load average at the end {LoadAverage()}");
