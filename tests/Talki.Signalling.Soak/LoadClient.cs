@@ -1,0 +1,297 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+using System.Threading.Channels;
+using Talki.Signalling.Http;
+using Talki.Signalling.Protocol;
+
+namespace Talki.Signalling.Soak;
+
+/// <summary>A signed-in user of the HTTP API, with a bearer token (no cookies: thousands of users share one client).</summary>
+public sealed class LoadUser
+{
+    private readonly HttpClient _http;
+    private string? _token;
+
+    public LoadUser(HttpClient http, string displayName)
+    {
+        _http = http;
+        DisplayName = displayName;
+    }
+
+    public string DisplayName { get; }
+
+    public async Task SignInAsync()
+    {
+        var body = JsonSerializer.Serialize(new AnonymousSignInRequest { DisplayName = DisplayName, UseBearerToken = true }, TalkiJsonContext.Default.AnonymousSignInRequest);
+        using var response = await SendAsync("/talki/session/anonymous", body);
+        await EnsureAsync(response, HttpStatusCode.OK);
+        var session = await response.Content.ReadFromJsonAsync(TalkiJsonContext.Default.SessionResponse);
+        _token = session?.AccessToken ?? throw new InvalidOperationException("The sign-in returned no access token.");
+    }
+
+    public async Task<TicketResponse> CreateRoomAsync()
+    {
+        using var response = await SendAsync("/talki/rooms", "{}");
+        await EnsureAsync(response, HttpStatusCode.Created);
+        return (await response.Content.ReadFromJsonAsync(TalkiJsonContext.Default.TicketResponse))!;
+    }
+
+    public async Task<TicketResponse> JoinAsync(RoomId room)
+    {
+        using var response = await SendAsync($"/talki/rooms/{room}/tickets", "{}");
+        await EnsureAsync(response, HttpStatusCode.OK);
+        return (await response.Content.ReadFromJsonAsync(TalkiJsonContext.Default.TicketResponse))!;
+    }
+
+    /// <summary>One HTTP client for a load: no cookies, no connection limit.</summary>
+    public static HttpClient NewHttpClient(Uri baseAddress) =>
+        new(new SocketsHttpHandler { UseCookies = false, PooledConnectionLifetime = TimeSpan.FromMinutes(10) }) { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(60) };
+
+    private async Task<HttpResponseMessage> SendAsync(string path, string json)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(json, Encoding.UTF8, "application/json") };
+        if (_token is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _token);
+        }
+
+        return await _http.SendAsync(request);
+    }
+
+    private async Task EnsureAsync(HttpResponseMessage response, HttpStatusCode expected)
+    {
+        if (response.StatusCode != expected)
+        {
+            throw new InvalidOperationException($"{DisplayName}: {response.RequestMessage?.RequestUri?.AbsolutePath} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        }
+    }
+}
+
+/// <summary>A frame received by a <see cref="LoadSocket"/>: its <c>type</c>, the parsed root, and when it arrived.</summary>
+public readonly record struct LoadFrame(string Type, JsonElement Root, long Timestamp, DateTimeOffset ReceivedAt);
+
+/// <summary>
+/// A real WebSocket client for load: a send loop draining an unbounded queue (so a frame handler can send without
+/// waiting, in order) and a receive loop handing every text frame, parsed, to the handler on the receive loop.
+/// </summary>
+public sealed class LoadSocket : IAsyncDisposable
+{
+    private readonly ClientWebSocket _socket;
+    private readonly Action<LoadSocket, LoadFrame> _onFrame;
+    private readonly Channel<(byte[] Bytes, WebSocketMessageType Type)> _outbound = Channel.CreateUnbounded<(byte[], WebSocketMessageType)>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Task? _sending;
+    private Task? _receiving;
+    private long _sent;
+    private long _sendFailures;
+    private long _received;
+    private long _handlerFailures;
+    private long _queued;
+
+    private LoadSocket(ClientWebSocket socket, Action<LoadSocket, LoadFrame> onFrame)
+    {
+        _socket = socket;
+        _onFrame = onFrame;
+    }
+
+    /// <summary>Gets or sets what the scenario keeps with the socket.</summary>
+    public object? State { get; set; }
+
+    /// <summary>Gets the number of frames handed to the WebSocket without error.</summary>
+    public long Sent => Interlocked.Read(ref _sent);
+
+    /// <summary>Gets the number of queued frames that could not be sent (the socket had closed).</summary>
+    public long SendFailures => Interlocked.Read(ref _sendFailures);
+
+    public long Received => Interlocked.Read(ref _received);
+
+    /// <summary>Gets the number of received frames the handler threw on.</summary>
+    public long HandlerFailures => Interlocked.Read(ref _handlerFailures);
+
+    public string? LastHandlerFailure { get; private set; }
+
+    /// <summary>Gets a task that completes when the receive loop has ended (the server closed, or the connection broke).</summary>
+    public Task Closed => _closed.Task;
+
+    public WebSocketCloseStatus? CloseStatus => _socket.CloseStatus;
+
+    public string? CloseDescription => _socket.CloseStatusDescription;
+
+    /// <summary>Gets when the close frame (or the break) arrived.</summary>
+    public DateTimeOffset? ClosedAt { get; private set; }
+
+    /// <summary>Gets whether this side closed the socket (<see cref="DisposeAsync"/>) rather than the server.</summary>
+    public bool ClosedByClient { get; private set; }
+
+    public static async Task<LoadSocket> ConnectAsync(Uri url, Action<LoadSocket, LoadFrame> onFrame, CancellationToken cancellationToken = default)
+    {
+        var client = new ClientWebSocket();
+        client.Options.KeepAliveInterval = TimeSpan.Zero;
+        try
+        {
+            await client.ConnectAsync(url, cancellationToken);
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
+
+        var socket = new LoadSocket(client, onFrame);
+        socket._sending = socket.SendLoopAsync();
+        socket._receiving = socket.ReceiveLoopAsync();
+        return socket;
+    }
+
+    public void Send(string json) => Send(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text);
+
+    public void Send(byte[] bytes, WebSocketMessageType type)
+    {
+        Interlocked.Increment(ref _queued);
+        if (!_outbound.Writer.TryWrite((bytes, type)))
+        {
+            Interlocked.Decrement(ref _queued);
+            Interlocked.Increment(ref _sendFailures);
+        }
+    }
+
+    /// <summary>Waits until everything queued so far has been handed to the socket (or failed).</summary>
+    public async Task FlushAsync(TimeSpan timeout)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (Interlocked.Read(ref _queued) > 0 && Stopwatch.GetTimestamp() < deadline && !_sending!.IsCompleted)
+        {
+            await Task.Delay(5);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _outbound.Writer.TryComplete();
+        if (_socket.State == WebSocketState.Open)
+        {
+            ClosedByClient = true;
+            try
+            {
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, cts.Token);
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+            {
+            }
+        }
+
+        await Task.WhenAny(_closed.Task, Task.Delay(TimeSpan.FromSeconds(10)));
+        _socket.Abort();
+        await (_sending ?? Task.CompletedTask);
+        _socket.Dispose();
+    }
+
+    private async Task SendLoopAsync()
+    {
+        await Task.Yield();
+        await foreach (var (bytes, type) in _outbound.Reader.ReadAllAsync())
+        {
+            try
+            {
+                await _socket.SendAsync(bytes, type, endOfMessage: true, CancellationToken.None);
+                Interlocked.Increment(ref _sent);
+                Interlocked.Decrement(ref _queued);
+            }
+            catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException or IOException)
+            {
+                Interlocked.Increment(ref _sendFailures);
+                Interlocked.Decrement(ref _queued);
+                while (_outbound.Reader.TryRead(out _))
+                {
+                    Interlocked.Increment(ref _sendFailures);
+                    Interlocked.Decrement(ref _queued);
+                }
+
+                if (_socket.State is WebSocketState.Closed or WebSocketState.Aborted or WebSocketState.CloseReceived)
+                {
+                    await _closed.Task;
+                    while (_outbound.Reader.TryRead(out _))
+                    {
+                        Interlocked.Increment(ref _sendFailures);
+                        Interlocked.Decrement(ref _queued);
+                    }
+
+                    return;
+                }
+            }
+        }
+    }
+
+    private async Task ReceiveLoopAsync()
+    {
+        await Task.Yield();
+        var buffer = new byte[8 * 1024];
+        try
+        {
+            while (true)
+            {
+                var total = 0;
+                ValueWebSocketReceiveResult result;
+                do
+                {
+                    if (total == buffer.Length)
+                    {
+                        Array.Resize(ref buffer, buffer.Length * 2);
+                    }
+
+                    result = await _socket.ReceiveAsync(buffer.AsMemory(total), CancellationToken.None);
+                    total += result.Count;
+                }
+                while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close);
+
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    ClosedAt = DateTimeOffset.UtcNow;
+                    if (_socket.State == WebSocketState.CloseReceived)
+                    {
+                        try
+                        {
+                            await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+                        }
+                        catch (Exception e) when (e is WebSocketException or ObjectDisposedException)
+                        {
+                        }
+                    }
+
+                    return;
+                }
+
+                var timestamp = Stopwatch.GetTimestamp();
+                var now = DateTimeOffset.UtcNow;
+                Interlocked.Increment(ref _received);
+                using var document = JsonDocument.Parse(buffer.AsMemory(0, total));
+                var type = document.RootElement.TryGetProperty("type", out var t) ? t.GetString() ?? "" : "";
+                try
+                {
+                    _onFrame(this, new LoadFrame(type, document.RootElement, timestamp, now));
+                }
+                catch (Exception e)
+                {
+                    // A frame the scenario could not handle (e.g. text it cannot decode): counted, never fatal to the loop.
+                    Interlocked.Increment(ref _handlerFailures);
+                    LastHandlerFailure = $"{e.GetType().Name}: {e.Message} in {Encoding.UTF8.GetString(buffer, 0, Math.Min(total, 300))}";
+                }
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            ClosedAt ??= DateTimeOffset.UtcNow;
+        }
+        finally
+        {
+            _outbound.Writer.TryComplete();
+            _closed.TrySetResult();
+        }
+    }
+}
