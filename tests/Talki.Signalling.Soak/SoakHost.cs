@@ -136,6 +136,8 @@ public sealed class SoakHost : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(url);
         builder.Logging.ClearProviders();
+        // Every simulated user signs in from 127.0.0.1: the per-address sign-in limit is lifted (the only limit changed here).
+        builder.Services.AddTalkiSignalling(o => o.Limits.SignInsPerAddressPerMinute = 100_000);
         builder.Services.AddTalkiSignalling(configure);
         var app = builder.Build();
         app.UseCors();
