@@ -3,6 +3,7 @@ using System.Text;
 using Amazon.DynamoDBv2;
 using Amazon.Runtime;
 using Microsoft.Extensions.DependencyInjection;
+using Talki.Signalling.Aws.Tests.Callbacks;
 using Talki.Signalling.Ports;
 using Talki.Signalling.Protocol;
 using Talki.Signalling.Server;
@@ -33,8 +34,8 @@ public sealed class DynamoDbThrottlingTests(DynaliteFixture dynalite) : IDisposa
 
         Assert.Equal(0, _dynamo.Pending);
         Assert.True(_dynamo.Throttled >= 2);
-        Assert.Contains(_push.To(bob), f => f.Contains("\"type\":\"signal\"", StringComparison.Ordinal));
-        Assert.DoesNotContain(_push.To(ada), f => f.Contains("\"type\":\"error\"", StringComparison.Ordinal));
+        Assert.Contains(To(bob), f => f.Contains("\"type\":\"signal\"", StringComparison.Ordinal));
+        Assert.DoesNotContain(To(ada), f => f.Contains("\"type\":\"error\"", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -45,18 +46,20 @@ public sealed class DynamoDbThrottlingTests(DynaliteFixture dynalite) : IDisposa
 
         _dynamo.ThrottleNext(1000);
         await engine.HandleMessageAsync(ada, Json($$$"""{"type":"signal","id":"busy","to":"{{{bobMember}}}","description":{"type":"offer","sdp":"v=0"}}"""));
-        var answer = _push.To(ada).Last();
+        var answer = To(ada).Last();
         Assert.Contains("\"code\":\"service_unavailable\"", answer, StringComparison.Ordinal);
         Assert.Contains("\"id\":\"busy\"", answer, StringComparison.Ordinal);
-        Assert.Empty(_push.Closed);
+        Assert.Empty(_push.Closes);
 
         _dynamo.ThrottleNext(0);
         await engine.HandleMessageAsync(ada, Json($$$"""{"type":"signal","id":"later","to":"{{{bobMember}}}","description":{"type":"offer","sdp":"v=1"}}"""));
-        Assert.Contains(_push.To(bob), f => f.Contains("v=1", StringComparison.Ordinal));
-        Assert.DoesNotContain(_push.To(bob), f => f.Contains("\"peer_left\"", StringComparison.Ordinal));
+        Assert.Contains(To(bob), f => f.Contains("v=1", StringComparison.Ordinal));
+        Assert.DoesNotContain(To(bob), f => f.Contains("\"peer_left\"", StringComparison.Ordinal));
     }
 
     public void Dispose() => _services?.Dispose();
+
+    private List<string> To(string connection) => [.. _push.Pushes.Where(p => p.ConnectionId == connection).Select(p => p.Json)];
 
     private static ReadOnlyMemory<byte> Json(string json) => Encoding.UTF8.GetBytes(json);
 
@@ -88,41 +91,6 @@ public sealed class DynamoDbThrottlingTests(DynaliteFixture dynalite) : IDisposa
         await engine.HandleMessageAsync("conn-bob", Json("""{"type":"hello","version":1}"""));
         await engine.HandleMessageAsync("conn-ada", Json($$$"""{"type":"admit","member":"{{{join.Member}}}"}"""));
         return ("conn-ada", "conn-bob", join.Member);
-    }
-
-    private sealed class RecordingPush : IConnectionPush
-    {
-        private readonly List<(string Connection, string Json)> _pushes = [];
-
-        public List<string> Closed { get; } = [];
-
-        public ValueTask<PushOutcome> PushAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
-        {
-            lock (_pushes)
-            {
-                _pushes.Add((connectionId, Encoding.UTF8.GetString(payload.Span)));
-            }
-
-            return new(PushOutcome.Delivered);
-        }
-
-        public ValueTask CloseAsync(string connectionId, CancellationToken cancellationToken = default)
-        {
-            lock (_pushes)
-            {
-                Closed.Add(connectionId);
-            }
-
-            return ValueTask.CompletedTask;
-        }
-
-        public List<string> To(string connectionId)
-        {
-            lock (_pushes)
-            {
-                return [.. _pushes.Where(p => p.Connection == connectionId).Select(p => p.Json)];
-            }
-        }
     }
 
     /// <summary>Answers the next N DynamoDB requests as DynamoDB does when throttled; the rest go to dynalite.</summary>
