@@ -36,6 +36,8 @@ if mode == "--ship":
             continue
         new = [l.rstrip("\n") for l in open(unshipped, encoding="utf-8")][1:]
         old = [l.rstrip("\n") for l in open(shipped, encoding="utf-8")][1:] if os.path.exists(shipped) else []
-        open(shipped, "w", encoding="utf-8").write("\n".join(["#nullable enable"] + sorted(set(l for l in old + new if l))) + "\n")
+        removed = {l[len("*REMOVED*"):] for l in new if l.startswith("*REMOVED*")}
+        kept = set(l for l in old + new if l and not l.startswith("*REMOVED*") and l not in removed)
+        open(shipped, "w", encoding="utf-8").write("\n".join(["#nullable enable"] + sorted(kept)) + "\n")
         open(unshipped, "w", encoding="utf-8").write("#nullable enable\n")
 PY
