@@ -423,7 +423,136 @@ public sealed class TalkiStackTests(StackFixture fixture)
         }));
     }
 
+    // ---- the stack works as deployed -------------------------------------------------------------------------
+
+    [Fact]
+    public void Public_principal_may_invoke_the_backend_only_through_its_function_url()
+    {
+        var publicPermissions = _stack.Resources("AWS::Lambda::Permission")
+            .Select(p => p.Resource["Properties"]!.AsObject())
+            .Where(p => (string?)p["Principal"] == "*")
+            .ToList();
+        Assert.Equal(2, publicPermissions.Count);
+        Assert.All(publicPermissions, p => Assert.Equal(GetAtt(BackendId, "Arn").ToJsonNode().ToJsonString(), p["FunctionName"]!.ToJsonString()));
+
+        // What CDK's FunctionUrl adds for auth NONE ...
+        var url = Assert.Single(publicPermissions, p => (string?)p["Action"] == "lambda:InvokeFunctionUrl");
+        Assert.Equal("NONE", (string?)url["FunctionUrlAuthType"]);
+        // ... and what new function URLs need since October 2025: InvokeFunction, only via the URL.
+        var invoke = Assert.Single(publicPermissions, p => (string?)p["Action"] == "lambda:InvokeFunction");
+        Assert.True((bool?)invoke["InvokedViaFunctionUrl"]);
+
+        // Nothing wider for the public principal, on any function.
+        foreach (var permission in publicPermissions)
+        {
+            var action = (string?)permission["Action"];
+            Assert.True(action is "lambda:InvokeFunctionUrl" or "lambda:InvokeFunction", action);
+            Assert.False(permission.ContainsKey("Qualifier"));
+        }
+
+        Assert.DoesNotContain(_stack.Resources("AWS::Lambda::Permission"), p =>
+            (string?)p.Resource["Properties"]!["Principal"] == "*" &&
+            (string?)p.Resource["Properties"]!["Action"] == "lambda:InvokeFunction" &&
+            (bool?)p.Resource["Properties"]!["InvokedViaFunctionUrl"] != true);
+        Assert.DoesNotContain(_stack.Resources("AWS::Lambda::Permission"), p =>
+            ((string?)p.Resource["Properties"]!["Action"])?.EndsWith('*') == true);
+        Assert.DoesNotContain(_stack.Resources("AWS::Lambda::Permission"), p =>
+            (string?)p.Resource["Properties"]!["Principal"] == "*" &&
+            p.Resource["Properties"]!["FunctionName"]!.ToJsonString().Contains(AuthorizerFunctionId, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Each_function_is_told_its_role_so_only_the_authorizer_maps_the_pass_through_path()
+    {
+        Assert.Equal("backend", (string?)Environment(BackendId)["Talki__Aws__Role"]);
+        Assert.Equal("authorizer", (string?)Environment(AuthorizerFunctionId)["Talki__Aws__Role"]);
+    }
+
+    [Fact]
+    public void Dynamodb_actions_are_exactly_those_the_room_store_calls()
+    {
+        // DynamoDbRoomStore calls GetItem, PutItem, UpdateItem, DeleteItem and Query (table creation is off on AWS).
+        string[] expected = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"];
+        foreach (var template in new[] { fixture.Default, fixture.WithSsmSecret })
+        {
+            foreach (var id in new[] { template.LogicalId(template.Stack.Backend), template.LogicalId(template.Stack.AuthorizerFunction) })
+            {
+                var actions = Statements(PolicyFor(template, id)).SelectMany(Actions)
+                    .Where(a => a.StartsWith("dynamodb:", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
+                Assert.Equal(expected, actions);
+                Assert.DoesNotContain("dynamodb:Scan", actions);
+                Assert.DoesNotContain("dynamodb:BatchWriteItem", actions);
+            }
+        }
+    }
+
+    [Fact]
+    public void Only_the_backend_may_manage_connections()
+    {
+        var holders = _stack.Resources("AWS::IAM::Policy")
+            .Where(p => Statements(p.Resource).SelectMany(Actions).Any(a => a.StartsWith("execute-api:", StringComparison.Ordinal)))
+            .ToList();
+        var holder = Assert.Single(holders);
+        Assert.Same(RolePolicyFor(BackendId), holder.Resource);
+    }
+
+    [Fact]
+    public void Functions_run_on_arm64_with_the_arm64_web_adapter_layer()
+    {
+        foreach (var (_, function) in _stack.Resources("AWS::Lambda::Function"))
+        {
+            var properties = function["Properties"]!;
+            Assert.Equal("[\"arm64\"]", properties["Architectures"]!.ToJsonString());
+            var layer = Assert.Single(properties["Layers"]!.AsArray())!.ToJsonString();
+            Assert.Contains("LambdaAdapterLayerArm64", layer, StringComparison.Ordinal);
+            Assert.DoesNotContain("X86", layer, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void No_arn_in_the_template_names_the_aws_partition_literally()
+    {
+        foreach (var template in new[] { fixture.Default, fixture.WithSsmSecret })
+        {
+            var literals = Strings(template.Json).Where(s => s.Contains("arn:aws:", StringComparison.Ordinal)).ToList();
+            Assert.True(literals.Count == 0, string.Join('\n', literals));
+        }
+    }
+
+    [Fact]
+    public void Stage_writes_access_logs_to_a_log_group_with_a_retention()
+    {
+        var stage = _stack.Resources("AWS::ApiGatewayV2::Stage").Single().Resource["Properties"]!;
+        var settings = stage["AccessLogSettings"]!;
+        var logGroup = Assert.Single(_stack.Resources("AWS::Logs::LogGroup"));
+        Assert.Equal(GetAtt(logGroup.Id, "Arn").ToJsonNode().ToJsonString(), settings["DestinationArn"]!.ToJsonString());
+        Assert.True((int?)logGroup.Resource["Properties"]!["RetentionInDays"] > 0);
+        var format = (string?)settings["Format"];
+        Assert.NotNull(format);
+        foreach (var variable in new[] { "$context.requestId", "$context.connectionId", "$context.routeKey", "$context.status" })
+        {
+            Assert.Contains(variable, format, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Stage_throttles_every_route()
+    {
+        var stage = _stack.Resources("AWS::ApiGatewayV2::Stage").Single().Resource["Properties"]!;
+        var route = stage["DefaultRouteSettings"]!;
+        Assert.True((int?)route["ThrottlingBurstLimit"] > 0);
+        Assert.True((double?)route["ThrottlingRateLimit"] > 0);
+    }
+
     // ---- helpers --------------------------------------------------------------------------------------------
+
+    private static IEnumerable<string> Strings(JsonNode? node) => node switch
+    {
+        JsonObject o => o.SelectMany(p => Strings(p.Value).Prepend(p.Key)),
+        JsonArray a => a.SelectMany(Strings),
+        JsonValue v when v.TryGetValue<string>(out var text) => [text],
+        _ => [],
+    };
 
     private static string TargetIntegrationId(JsonObject route)
     {
