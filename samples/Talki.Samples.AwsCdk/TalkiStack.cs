@@ -3,6 +3,7 @@ using Amazon.CDK.AWS.Apigatewayv2;
 using Amazon.CDK.AWS.DynamoDB;
 using Amazon.CDK.AWS.IAM;
 using Amazon.CDK.AWS.Lambda;
+using Amazon.CDK.AWS.Logs;
 using Amazon.CDK.AWS.SSM;
 using Constructs;
 using CfnParameter = Amazon.CDK.CfnParameter;
@@ -37,10 +38,22 @@ public sealed class TalkiStack : Stack
 
     private static readonly string[] ManageConnectionsVerbs = ["POST", "GET", "DELETE"];
 
+    /// <summary>
+    /// The DynamoDB actions <c>DynamoDbRoomStore</c> calls on AWS (table creation is off there): nothing else, in
+    /// particular no <c>Scan</c> and no batch writes.
+    /// </summary>
+    public static readonly IReadOnlyList<string> RoomStoreActions =
+        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"];
+
     public TalkiStack(Construct scope, string id, TalkiStackProps props)
         : base(scope, id, props)
     {
         ArgumentNullException.ThrowIfNull(props);
+        if (props.LambdaWebAdapterLayerArn.Contains("X86", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException("The functions run on arm64: use the adapter's arm64 layer (LambdaAdapterLayerArm64).", nameof(props));
+        }
+
         StageName = props.StageName;
 
         // ---- the gateway secret: a template parameter, never a literal --------------------------------------
@@ -85,19 +98,37 @@ public sealed class TalkiStack : Stack
             Description = "Talki signalling WebSocket API",
         });
 
+        // Access logs: one JSON line per connect, message and disconnect, including the authorizer's and the
+        // integration's outcome. (API Gateway needs the account-level CloudWatch Logs role to write them; see README.)
+        AccessLogs = new LogGroup(this, "StageAccessLogs", new LogGroupProps
+        {
+            Retention = RetentionDays.ONE_MONTH,
+            RemovalPolicy = RemovalPolicy.DESTROY,
+        });
         var stage = new CfnStage(this, "Stage", new CfnStageProps
         {
             ApiId = Api.Ref,
             StageName = props.StageName,
             AutoDeploy = true,
             Description = "Talki signalling stage (auto-deployed)",
+            AccessLogSettings = new CfnStage.AccessLogSettingsProperty
+            {
+                DestinationArn = AccessLogs.LogGroupArn,
+                Format = AccessLogFormat,
+            },
+            // Every route ($connect, $default, $disconnect) is throttled below the account's 10,000 rps / 5,000 burst.
+            DefaultRouteSettings = new CfnStage.RouteSettingsProperty
+            {
+                ThrottlingRateLimit = props.ThrottlingRateLimit,
+                ThrottlingBurstLimit = props.ThrottlingBurstLimit,
+            },
         });
 
         var apiEndpoint = $"https://{Api.Ref}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}";
 
         // ---- the two functions: the sample host behind the Lambda Web Adapter ---------------------------------
         var adapterLayer = LayerVersion.FromLayerVersionArn(this, "LambdaWebAdapter",
-            Fn.Sub(props.LambdaWebAdapterLayerArn));
+            Fn.Sub(props.LambdaWebAdapterLayerArn)); // ${AWS::Partition} and ${AWS::Region} come from the stack
         var hostCode = Code.FromAsset(props.HostAssetPath);
 
         var environment = new Dictionary<string, string>
@@ -112,13 +143,21 @@ public sealed class TalkiStack : Stack
             ["Talki__Aws__GatewaySecret"] = gatewaySecret,
         };
 
+        var backendEnvironment = new Dictionary<string, string>(environment)
+        {
+            // The backend maps $default/$disconnect and the HTTP API, never the authorizer's /events: its function
+            // URL is public, and /events would let anyone consume a ticket and bind it to any connection id.
+            ["Talki__Aws__Role"] = "backend",
+        };
         Backend = new Function(this, "Backend", HostFunction("backend: $default/$disconnect over HTTP, HTTP API",
-            hostCode, adapterLayer, environment, Duration.Seconds(29)));
+            hostCode, adapterLayer, backendEnvironment, Duration.Seconds(29)));
 
         var authorizerEnvironment = new Dictionary<string, string>(environment)
         {
             // The authorizer event is not an HTTP event: the adapter POSTs it raw to this path.
             ["AWS_LWA_PASS_THROUGH_PATH"] = "/events",
+            // Maps /events only; the function has no URL, only API Gateway may invoke it.
+            ["Talki__Aws__Role"] = "authorizer",
         };
         AuthorizerFunction = new Function(this, "Authorizer", HostFunction("authorizer: $connect ticket check",
             hostCode, adapterLayer, authorizerEnvironment, Duration.Seconds(10)));
@@ -127,9 +166,33 @@ public sealed class TalkiStack : Stack
         // and the host rejects every /talki/aws/* call without the right x-talki-gateway-secret header.
         BackendUrl = Backend.AddFunctionUrl(new FunctionUrlOptions { AuthType = FunctionUrlAuthType.NONE });
 
+        // CDK 2.160 grants the public principal lambda:InvokeFunctionUrl only. Since October 2025 a new function URL
+        // with auth NONE also needs lambda:InvokeFunction for that principal, restricted to calls through the URL
+        // (condition lambda:InvokedViaFunctionUrl = true) — Lambda developer guide, "Control access to Lambda
+        // function URLs" (https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html). CfnPermission in 2.160 has
+        // no InvokedViaFunctionUrl property yet, hence the override (CloudFormation: AWS::Lambda::Permission
+        // InvokedViaFunctionUrl).
+        var invokeViaUrl = new Amazon.CDK.AWS.Lambda.CfnPermission(this, "BackendInvokeViaFunctionUrl", new CfnPermissionProps
+        {
+            FunctionName = Backend.FunctionArn,
+            Action = "lambda:InvokeFunction",
+            Principal = "*",
+        });
+        invokeViaUrl.AddPropertyOverride("InvokedViaFunctionUrl", true);
+
         // ---- least privilege --------------------------------------------------------------------------------
-        Table.GrantReadWriteData(Backend);
-        Table.GrantReadWriteData(AuthorizerFunction);
+        // DynamoDB: the store's actions on the table only (no index exists), for both functions.
+        foreach (var function in new[] { Backend, AuthorizerFunction })
+        {
+            function.AddToRolePolicy(new PolicyStatement(new PolicyStatementProps
+            {
+                Effect = Effect.ALLOW,
+                Actions = [.. RoomStoreActions],
+                Resources = [Table.TableArn],
+            }));
+        }
+
+        // @connections: the backend only (pushes, GetConnection, DeleteConnection), on this API and stage.
         Backend.AddToRolePolicy(new PolicyStatement(new PolicyStatementProps
         {
             Effect = Effect.ALLOW,
@@ -211,6 +274,18 @@ public sealed class TalkiStack : Stack
         });
     }
 
+    /// <summary>The stage's access log format (JSON, one line per event).</summary>
+    public const string AccessLogFormat =
+        "{\"requestId\":\"$context.requestId\",\"connectionId\":\"$context.connectionId\"," +
+        "\"eventType\":\"$context.eventType\",\"routeKey\":\"$context.routeKey\",\"status\":\"$context.status\"," +
+        "\"requestTime\":\"$context.requestTimeEpoch\",\"sourceIp\":\"$context.identity.sourceIp\"," +
+        "\"error\":\"$context.error.message\",\"authorizerError\":\"$context.authorizer.error\"," +
+        "\"integrationError\":\"$context.integration.error\",\"integrationStatus\":\"$context.integration.status\"," +
+        "\"integrationLatency\":\"$context.integration.latency\"}";
+
+    /// <summary>The stage's access log group.</summary>
+    public LogGroup AccessLogs { get; }
+
     /// <summary>The stage name.</summary>
     public string StageName { get; }
 
@@ -237,10 +312,10 @@ public sealed class TalkiStack : Stack
     {
         Description = $"Talki sample host - {description}",
         // The host targets .NET 10, which has no managed Lambda runtime: it is published self-contained for
-        // linux-x64 and started by the `bootstrap` script on the OS-only runtime. The adapter layer runs as a
+        // linux-arm64 (Graviton: cheaper per GB-s) and started by the `bootstrap` script on the OS-only runtime. The adapter layer runs as a
         // Lambda extension and turns invocations into HTTP requests to 127.0.0.1:8080.
         Runtime = Runtime.PROVIDED_AL2023,
-        Architecture = Architecture.X86_64,
+        Architecture = Architecture.ARM_64,
         Handler = "bootstrap",
         Code = code,
         Layers = [adapter],

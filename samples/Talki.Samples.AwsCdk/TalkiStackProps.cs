@@ -5,15 +5,18 @@ namespace Talki.Samples.AwsCdk;
 /// <summary>What <see cref="TalkiStack"/> needs to know besides the usual stack properties.</summary>
 public sealed class TalkiStackProps : StackProps
 {
-    /// <summary>The default Lambda Web Adapter layer (x86_64), as published by awslabs/aws-lambda-web-adapter.</summary>
+    /// <summary>
+    /// The default Lambda Web Adapter layer (arm64, like the functions), as published by awslabs/aws-lambda-web-adapter;
+    /// the partition and region come from the stack.
+    /// </summary>
     public const string DefaultLambdaWebAdapterLayerArn =
-        "arn:aws:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerX86:25";
+        "arn:${AWS::Partition}:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerArm64:25";
 
     /// <summary>The API Gateway stage name; part of the WebSocket URL and of the <c>@connections</c> ARN. Default <c>dev</c>.</summary>
     public string StageName { get; init; } = "dev";
 
     /// <summary>
-    /// The directory holding the sample host published for linux-x64 (self-contained) plus the <c>bootstrap</c>
+    /// The directory holding the sample host published for linux-arm64 (self-contained) plus the <c>bootstrap</c>
     /// script (see <c>publish-host.sh</c>). Nothing is built during synth; the directory must exist.
     /// </summary>
     public required string HostAssetPath { get; init; }
@@ -27,8 +30,14 @@ public sealed class TalkiStackProps : StackProps
     public string? GatewaySecretParameterName { get; init; }
 
     /// <summary>
-    /// The Lambda Web Adapter layer ARN. <c>${AWS::Region}</c> is replaced by the stack's region.
+    /// The Lambda Web Adapter layer ARN (arm64). <c>${AWS::Partition}</c> and <c>${AWS::Region}</c> are replaced by the stack's.
     /// Default <see cref="DefaultLambdaWebAdapterLayerArn"/>.
     /// </summary>
     public string LambdaWebAdapterLayerArn { get; init; } = DefaultLambdaWebAdapterLayerArn;
+
+    /// <summary>Steady-state requests per second the stage allows on every route. Default 100.</summary>
+    public double ThrottlingRateLimit { get; init; } = 100;
+
+    /// <summary>Burst the stage allows on every route. Default 200.</summary>
+    public int ThrottlingBurstLimit { get; init; } = 200;
 }

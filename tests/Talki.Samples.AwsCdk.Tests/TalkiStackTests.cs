@@ -172,7 +172,7 @@ public sealed class TalkiStackTests(StackFixture fixture)
                 {
                     ["Runtime"] = "provided.al2023",
                     ["Handler"] = "bootstrap",
-                    ["Architectures"] = new object[] { "x86_64" },
+                    ["Architectures"] = new object[] { "arm64" },
                     ["Role"] = Match.AnyValue(),
                     ["Layers"] = new object[]
                     {
@@ -507,6 +507,17 @@ public sealed class TalkiStackTests(StackFixture fixture)
             Assert.Contains("LambdaAdapterLayerArm64", layer, StringComparison.Ordinal);
             Assert.DoesNotContain("X86", layer, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public void An_x86_adapter_layer_is_refused_for_the_arm64_functions()
+    {
+        var exception = Assert.Throws<ArgumentException>(() => new TalkiStack(new Amazon.CDK.App(), "X86", new TalkiStackProps
+        {
+            HostAssetPath = Path.GetTempPath(),
+            LambdaWebAdapterLayerArn = "arn:${AWS::Partition}:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerX86:25",
+        }));
+        Assert.Contains("arm64", exception.Message, StringComparison.Ordinal);
     }
 
     [Fact]
