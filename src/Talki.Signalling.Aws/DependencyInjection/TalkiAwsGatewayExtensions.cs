@@ -25,7 +25,9 @@ public static class TalkiAwsGatewayExtensions
     /// The AWS section, for example <c>configuration.GetSection("Talki:Aws")</c>, with the keys <c>TableName</c>,
     /// <c>ApiEndpoint</c> (the <c>https://{api-id}.execute-api.{region}.amazonaws.com</c> endpoint), <c>Stage</c>,
     /// <c>Region</c>, <c>GatewaySecret</c> (the header API Gateway adds to its integration calls) and, optionally,
-    /// <c>WebSocketUrl</c> (a custom domain), <c>CreateTable</c> (development only), <c>DynamoDbServiceUrl</c>,
+    /// <c>WebSocketUrl</c> (a custom domain), <c>Role</c> (<c>backend</c>: map <c>$default</c>/<c>$disconnect</c> only, for the
+    /// function behind a public URL; <c>authorizer</c>: map the authorizer's pass-through path only; unset: all three, for one
+    /// local process), <c>CreateTable</c> (development only), <c>DynamoDbServiceUrl</c>,
     /// <c>AccessKeyId</c> and <c>SecretAccessKey</c> (local emulators only; on AWS the function's role is used).
     /// </param>
     /// <returns>The builder.</returns>
@@ -37,6 +39,13 @@ public static class TalkiAwsGatewayExtensions
         var region = configuration["Region"] is { Length: > 0 } configuredRegion ? configuredRegion : null;
         _ = Uri.TryCreate(configuration["ApiEndpoint"], UriKind.Absolute, out var apiEndpoint);
         var stage = configuration["Stage"] ?? string.Empty;
+        var role = configuration["Role"] switch
+        {
+            null or "" => ApiGatewayRole.All,
+            var value when string.Equals(value, "backend", StringComparison.OrdinalIgnoreCase) => ApiGatewayRole.Backend,
+            var value when string.Equals(value, "authorizer", StringComparison.OrdinalIgnoreCase) => ApiGatewayRole.Authorizer,
+            var value => throw new ArgumentException($"Talki:Aws:Role is '{value}'; expected 'backend', 'authorizer' or nothing (both).", nameof(configuration)),
+        };
 
         // Local development and tests point the store at dynalite.
         if (configuration["DynamoDbServiceUrl"] is { Length: > 0 } serviceUrl)
@@ -82,7 +91,7 @@ public static class TalkiAwsGatewayExtensions
                 }
             })
             .AddApiGatewayCallbacks(options => options.GatewaySecret = configuration["GatewaySecret"]);
-        services.Replace(ServiceDescriptor.Singleton<TalkiGatewayEndpoints, ApiGatewayEndpoints>());
+        services.Replace(ServiceDescriptor.Singleton<TalkiGatewayEndpoints>(new ApiGatewayEndpoints(role)));
         return builder;
     }
 }

@@ -61,6 +61,47 @@ public sealed class AddAwsGatewayTests
     }
 
     [Fact]
+    public async Task AddAwsGateway_RoleBackend_MapsTheIntegrationsButNotTheAuthorizer()
+    {
+        await using var app = await StartAsync(new(Complete) { ["Talki:Aws:Role"] = "backend" });
+        using var http = new HttpClient { BaseAddress = new Uri(app.Urls.Single()) };
+
+        // Behind the public function URL, /events would let anyone consume a ticket and bind it to any connection id.
+        Assert.DoesNotContain("/events", Routes(app));
+        Assert.Contains("/talki/aws/default", Routes(app));
+        Assert.Contains("/talki/aws/disconnect", Routes(app));
+        using var authorizer = await http.PostAsync("/events", new StringContent("{}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.NotFound, authorizer.StatusCode);
+        using var unsigned = await http.PostAsync("/talki/aws/default", new StringContent("{}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Unauthorized, unsigned.StatusCode);
+    }
+
+    [Fact]
+    public async Task AddAwsGateway_RoleAuthorizer_MapsOnlyTheAuthorizer()
+    {
+        await using var app = await StartAsync(new(Complete) { ["Talki:Aws:Role"] = "authorizer" });
+        using var http = new HttpClient { BaseAddress = new Uri(app.Urls.Single()) };
+
+        Assert.Contains("/events", Routes(app));
+        Assert.DoesNotContain("/talki/aws/default", Routes(app));
+        Assert.DoesNotContain("/talki/aws/disconnect", Routes(app));
+        using var authorizer = await http.PostAsync("/events", new StringContent("{}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, authorizer.StatusCode);
+        Assert.Contains("Deny", await authorizer.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        using var integration = await http.PostAsync("/talki/aws/default", new StringContent("{}", Encoding.UTF8, "application/json"));
+        Assert.True(integration.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.MethodNotAllowed, $"POST /talki/aws/default answered {integration.StatusCode}");
+    }
+
+    [Fact]
+    public void AddAwsGateway_UnknownRole_IsRefused()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>(Complete) { ["Talki:Aws:Role"] = "both" }).Build();
+        var talki = new ServiceCollection().AddTalkiSignalling();
+        var exception = Assert.Throws<ArgumentException>(() => talki.AddAwsGateway(configuration.GetSection("Talki:Aws")));
+        Assert.Contains("Role", exception.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AddTalkiSignalling_WithoutAGatewayAdapter_MapsTheSelfHostedSocketAndNoCallbacks()
     {
         await using var app = await StartAsync(null);
