@@ -36,16 +36,11 @@ public static class TalkiDynamoDbSessionsExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<DynamoDbRoomStoreOptions>, DynamoDbRoomStoreOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.AddLogging();
-        services.AddSingleton(static sp =>
-        {
-            var client = sp.GetService<IAmazonDynamoDB>();
-            return new DynamoDbSessionTable(
-                client ?? new AmazonDynamoDBClient(),
-                ownsClient: client is null,
-                sp.GetRequiredService<IOptions<DynamoDbRoomStoreOptions>>(),
-                sp.GetRequiredService<TimeProvider>(),
-                sp.GetRequiredService<ILogger<DynamoDbSessionTable>>());
-        });
+        services.AddSingleton(static sp => new DynamoDbSessionTable(
+            sp.GetService<IAmazonDynamoDB>(),
+            sp.GetRequiredService<IOptions<DynamoDbRoomStoreOptions>>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<DynamoDbSessionTable>>()));
         services.AddSingleton<DynamoDbDistributedCache>();
         services.Replace(ServiceDescriptor.Singleton<IDistributedCache>(static sp => sp.GetRequiredService<DynamoDbDistributedCache>()));
         services.AddSingleton<DynamoDbXmlRepository>();
