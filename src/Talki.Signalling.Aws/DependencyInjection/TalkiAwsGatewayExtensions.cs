@@ -90,7 +90,8 @@ public static class TalkiAwsGatewayExtensions
                     options.Credentials = new BasicAWSCredentials(accessKey, secretKey);
                 }
             })
-            .AddApiGatewayCallbacks(options => options.GatewaySecret = configuration["GatewaySecret"]);
+            .AddApiGatewayCallbacks(options => options.GatewaySecret = configuration["GatewaySecret"])
+            .AddDynamoDbSessions();
         services.Replace(ServiceDescriptor.Singleton<TalkiGatewayEndpoints>(new ApiGatewayEndpoints(role)));
         return builder;
     }
