@@ -26,9 +26,11 @@ internal static class ApiGatewayCallbacksEndpointRouteBuilderExtensions
     /// gateway secret header.
     /// </summary>
     /// <param name="endpoints">The endpoint route builder.</param>
+    /// <param name="role">Which callbacks this process serves: the authorizer function maps only the pass-through path,
+    /// the backend only the two integrations, a single local process all three.</param>
     /// <returns>The endpoint route builder.</returns>
     /// <exception cref="InvalidOperationException"><c>AddApiGatewayCallbacks</c> was not called.</exception>
-    public static IEndpointRouteBuilder MapTalkiApiGatewayCallbacks(this IEndpointRouteBuilder endpoints)
+    public static IEndpointRouteBuilder MapTalkiApiGatewayCallbacks(this IEndpointRouteBuilder endpoints, ApiGatewayRole role = ApiGatewayRole.All)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         // Resolved per request, not here: mapping must not build the store and push clients before the options are
@@ -45,9 +47,17 @@ internal static class ApiGatewayCallbacksEndpointRouteBuilderExtensions
             configure.Configure(options);
         }
 
-        endpoints.MapPost(options.AuthorizerPath, static context => context.RequestServices.GetRequiredService<ApiGatewayCallbacks>().AuthorizeAsync(context)).WithDisplayName("Talki API Gateway $connect authorizer");
-        endpoints.MapPost(options.DefaultRoutePath, static context => context.RequestServices.GetRequiredService<ApiGatewayCallbacks>().DefaultAsync(context)).WithDisplayName("Talki API Gateway $default");
-        endpoints.MapPost(options.DisconnectRoutePath, static context => context.RequestServices.GetRequiredService<ApiGatewayCallbacks>().DisconnectAsync(context)).WithDisplayName("Talki API Gateway $disconnect");
+        if (role != ApiGatewayRole.Backend)
+        {
+            endpoints.MapPost(options.AuthorizerPath, static context => context.RequestServices.GetRequiredService<ApiGatewayCallbacks>().AuthorizeAsync(context)).WithDisplayName("Talki API Gateway $connect authorizer");
+        }
+
+        if (role != ApiGatewayRole.Authorizer)
+        {
+            endpoints.MapPost(options.DefaultRoutePath, static context => context.RequestServices.GetRequiredService<ApiGatewayCallbacks>().DefaultAsync(context)).WithDisplayName("Talki API Gateway $default");
+            endpoints.MapPost(options.DisconnectRoutePath, static context => context.RequestServices.GetRequiredService<ApiGatewayCallbacks>().DisconnectAsync(context)).WithDisplayName("Talki API Gateway $disconnect");
+        }
+
         return endpoints;
     }
 }

@@ -1,7 +1,5 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 using Talki.Signalling.Server.AspNetCore;
 
 namespace Talki.Signalling.Aws.Callbacks;
@@ -22,28 +20,5 @@ internal enum ApiGatewayRole
 /// <summary>The API Gateway gateway: its callbacks (those of its <see cref="ApiGatewayRole"/>), and no self-hosted <c>/ws</c>.</summary>
 internal sealed class ApiGatewayEndpoints(ApiGatewayRole role) : TalkiGatewayEndpoints
 {
-    public override void Map(IEndpointRouteBuilder endpoints, RouteGroupBuilder talki)
-    {
-        if (role == ApiGatewayRole.All)
-        {
-            endpoints.MapTalkiApiGatewayCallbacks();
-            return;
-        }
-
-        // The paths, read without validating (start-up validation reports every failure), as MapTalkiApiGatewayCallbacks does.
-        var options = new ApiGatewayCallbacksOptions();
-        foreach (var configure in endpoints.ServiceProvider.GetServices<IConfigureOptions<ApiGatewayCallbacksOptions>>())
-        {
-            configure.Configure(options);
-        }
-
-        if (role == ApiGatewayRole.Authorizer)
-        {
-            endpoints.MapPost(options.AuthorizerPath, static context => context.RequestServices.GetRequiredService<ApiGatewayCallbacks>().AuthorizeAsync(context)).WithDisplayName("Talki API Gateway $connect authorizer");
-            return;
-        }
-
-        endpoints.MapPost(options.DefaultRoutePath, static context => context.RequestServices.GetRequiredService<ApiGatewayCallbacks>().DefaultAsync(context)).WithDisplayName("Talki API Gateway $default");
-        endpoints.MapPost(options.DisconnectRoutePath, static context => context.RequestServices.GetRequiredService<ApiGatewayCallbacks>().DisconnectAsync(context)).WithDisplayName("Talki API Gateway $disconnect");
-    }
+    public override void Map(IEndpointRouteBuilder endpoints, RouteGroupBuilder talki) => endpoints.MapTalkiApiGatewayCallbacks(role);
 }
