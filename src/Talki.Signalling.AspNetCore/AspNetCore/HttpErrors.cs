@@ -26,6 +26,13 @@ internal static class HttpErrors
         _ => StatusCodes.Status400BadRequest,
     };
 
+    /// <summary>503 <c>service_unavailable</c> with <c>Retry-After: 1</c>: the room store is throttled or failing for now.</summary>
+    public static Task WriteStoreUnavailableAsync(HttpContext context)
+    {
+        context.Response.Headers.RetryAfter = "1";
+        return WriteAsync(context, StatusCodes.Status503ServiceUnavailable, SignallingErrorCode.ServiceUnavailable, "The server is busy; retry in a moment.");
+    }
+
     public static Task WriteAsync(HttpContext context, SignallingError error)
         => WriteAsync(context, StatusOf(error.Code), error.Code, error.Message);
 

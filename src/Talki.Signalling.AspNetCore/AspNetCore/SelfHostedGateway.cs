@@ -134,8 +134,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
         catch (RoomStoreUnavailableException exception)
         {
             HostingLog.StoreUnavailable(_logger, exception);
-            context.Response.Headers.RetryAfter = "1";
-            await HttpErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, SignallingErrorCode.ServiceUnavailable, "The server is busy; retry in a moment.").ConfigureAwait(false);
+            await HttpErrors.WriteStoreUnavailableAsync(context).ConfigureAwait(false);
             return;
         }
         catch (Exception exception) when (exception is not OperationCanceledException || !context.RequestAborted.IsCancellationRequested)

@@ -112,8 +112,7 @@ internal sealed class TalkiHttpApi
         catch (RoomStoreUnavailableException exception) when (!context.Response.HasStarted)
         {
             HostingLog.StoreUnavailable(api._logger, exception);
-            context.Response.Headers.RetryAfter = "1";
-            await HttpErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, SignallingErrorCode.ServiceUnavailable, "The server is busy; retry in a moment.").ConfigureAwait(false);
+            await HttpErrors.WriteStoreUnavailableAsync(context).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {

@@ -839,6 +839,10 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         _sealTimers[room.Id] = timer;
     }
 
+    /// <summary>The delay that re-arms a timer that fired early: the remainder rounded up to the next whole millisecond,
+    /// because the timer truncates and a sub-millisecond remainder would fire at once.</summary>
+    private static TimeSpan RearmDelay(TimeSpan remaining) => TimeSpan.FromMilliseconds(Math.Max(1, Math.Ceiling(remaining.TotalMilliseconds)));
+
     private void RearmSealTimer(RoomRecord room)
     {
         if (!_sealTimers.TryGetValue(room.Id, out var timer))
@@ -846,10 +850,8 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             return;
         }
 
-        // Round up to the next whole millisecond: the timer truncates, and a sub-millisecond remainder would fire at once.
         var remaining = room.SealsAt - _time.GetUtcNow();
-        var due = TimeSpan.FromMilliseconds(Math.Max(1, Math.Ceiling(remaining.TotalMilliseconds)));
-        if (timer.Change(due, Timeout.InfiniteTimeSpan))
+        if (timer.Change(RearmDelay(remaining), Timeout.InfiniteTimeSpan))
         {
             Log.SealRearmed(_logger, room.Id, remaining);
         }
@@ -956,8 +958,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         var remaining = dueAt - _time.GetUtcNow();
         if (remaining > TimeSpan.Zero)
         {
-            // Round up to the next whole millisecond: the timer truncates, and a sub-millisecond remainder would fire at once.
-            if (timer.Change(TimeSpan.FromMilliseconds(Math.Max(1, Math.Ceiling(remaining.TotalMilliseconds))), Timeout.InfiniteTimeSpan))
+            if (timer.Change(RearmDelay(remaining), Timeout.InfiniteTimeSpan))
             {
                 Log.HelloTimerRearmed(_logger, remaining);
             }
@@ -1030,26 +1031,12 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         _ = await _push.PushAsync(connectionId, Serialize(new ErrorMessage { Code = code, Message = message, Id = correlationId }), cancellationToken).ConfigureAwait(false);
     }
 
-    private async ValueTask TrySendErrorAsync(string connectionId, SignallingErrorCode code, string message, string? correlationId)
+    private async ValueTask TrySendErrorAsync(string connectionId, SignallingErrorCode code, string message, string? correlationId, string? reference = null)
     {
         _metrics.Error(code);
         try
         {
-            _ = await _push.PushAsync(connectionId, Serialize(new ErrorMessage { Code = code, Message = message, Id = correlationId }), CancellationToken.None).ConfigureAwait(false);
-        }
-#pragma warning disable CA1031 // Best effort: the failure is logged already.
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-        }
-    }
-
-    private async ValueTask TrySendInternalErrorAsync(string connectionId, string? correlationId, string reference)
-    {
-        _metrics.Error(SignallingErrorCode.Internal);
-        try
-        {
-            var error = new ErrorMessage { Code = SignallingErrorCode.Internal, Message = "An unexpected error occurred; quote the reference to the operator.", Id = correlationId, Reference = reference };
+            var error = new ErrorMessage { Code = code, Message = message, Id = correlationId, Reference = reference };
             _ = await _push.PushAsync(connectionId, Serialize(error), CancellationToken.None).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // Best effort: the failure is logged already.
@@ -1058,6 +1045,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         {
         }
     }
+
+    private ValueTask TrySendInternalErrorAsync(string connectionId, string? correlationId, string reference)
+        => TrySendErrorAsync(connectionId, SignallingErrorCode.Internal, "An unexpected error occurred; quote the reference to the operator.", correlationId, reference);
 
     /// <summary>
     /// A fresh reference for one failure: random, so two failures on one connection never share it and it is never the
