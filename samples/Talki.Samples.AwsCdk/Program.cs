@@ -22,6 +22,7 @@ _ = new TalkiStack(app, Context("talki:stackName", "TalkiSignalling"), new Talki
     StageName = Context("talki:stage", "dev"),
     HostAssetPath = hostAssetPath,
     GatewaySecretParameterName = app.Node.TryGetContext("talki:gatewaySecretParameterName") as string is { Length: > 0 } name ? name : null,
+    RedisConnectionParameterName = app.Node.TryGetContext("talki:redisParameterName") as string is { Length: > 0 } redis ? redis : null,
     LambdaWebAdapterLayerArn = Context("talki:lambdaWebAdapterLayerArn", TalkiStackProps.DefaultLambdaWebAdapterLayerArn),
     Env = new Amazon.CDK.Environment
     {

@@ -33,6 +33,18 @@ public sealed class TalkiStack : Stack
     /// <summary>Backend path for <c>$disconnect</c>.</summary>
     public const string DisconnectRoutePath = "talki/aws/disconnect";
 
+    /// <summary>
+    /// The authorizer's context keys and the integration request headers API Gateway maps them into
+    /// (<c>integration.request.header.{header} = context.authorizer.{key}</c>; the values arrive stringified).
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, string> AuthorizerContextHeaders = new Dictionary<string, string>
+    {
+        ["room"] = "x-talki-room",
+        ["member"] = "x-talki-member",
+        ["epoch"] = "x-talki-epoch",
+        ["sealsAt"] = "x-talki-seals-at",
+    };
+
     /// <summary>The port the host listens on inside Lambda; the adapter forwards to it.</summary>
     public const string HostPort = "8080";
 
@@ -143,6 +155,14 @@ public sealed class TalkiStack : Stack
             ["Talki__Aws__GatewaySecret"] = gatewaySecret,
         };
 
+        if (props.RedisConnectionParameterName is { Length: > 0 } redisParameter)
+        {
+            // Sessions and the key ring in Redis instead of the table: the configuration string is an SSM String
+            // parameter that CloudFormation resolves at deploy time, never a literal in the template. (The functions
+            // must then reach the Redis endpoint: put them in its VPC, which this sample stack does not do.)
+            environment["Talki__Redis"] = StringParameter.ValueForStringParameter(this, redisParameter);
+        }
+
         var backendEnvironment = new Dictionary<string, string>(environment)
         {
             // The backend maps $default/$disconnect and the HTTP API, never the authorizer's /events: its function
@@ -218,7 +238,7 @@ public sealed class TalkiStack : Stack
             SourceArn = $"arn:{Aws.PARTITION}:execute-api:{Aws.REGION}:{Aws.ACCOUNT_ID}:{Api.Ref}/authorizers/{authorizer.Ref}",
         });
 
-        // The authorizer does the work (ticket consumption, connection binding); $connect itself only needs
+        // The authorizer consumes the ticket and returns the grant as its context; $connect itself only needs
         // an integration that answers 200, so it is a MOCK.
         var connectIntegration = new CfnIntegration(this, "ConnectIntegration", new CfnIntegrationProps
         {
@@ -245,6 +265,12 @@ public sealed class TalkiStack : Stack
             // a WebSocket upgrade and answer 400. Overwrite the version with a value no server upgrades on.
             ["integration.request.header.Sec-WebSocket-Version"] = "'0'",
         };
+        foreach (var (key, header) in AuthorizerContextHeaders)
+        {
+            // The authorizer only consumed the ticket; the backend binds the connection from these on its first frame.
+            requestParameters[$"integration.request.header.{header}"] = $"context.authorizer.{key}";
+        }
+
         var defaultRoute = HttpRoute("Default", "$default", DefaultRoutePath, requestParameters);
         var disconnectRoute = HttpRoute("Disconnect", "$disconnect", DisconnectRoutePath, requestParameters);
 

@@ -30,6 +30,13 @@ public sealed class TalkiStackProps : StackProps
     public string? GatewaySecretParameterName { get; init; }
 
     /// <summary>
+    /// The name of an SSM <b>String</b> parameter holding a StackExchange.Redis configuration string. When set, the
+    /// functions keep sessions and the data-protection key ring in that Redis (environment <c>Talki__Redis</c>, resolved
+    /// by CloudFormation at deploy time) instead of the DynamoDB table. Default null: the table.
+    /// </summary>
+    public string? RedisConnectionParameterName { get; init; }
+
+    /// <summary>
     /// The Lambda Web Adapter layer ARN (arm64). <c>${AWS::Partition}</c> and <c>${AWS::Region}</c> are replaced by the stack's.
     /// Default <see cref="DefaultLambdaWebAdapterLayerArn"/>.
     /// </summary>

@@ -10,7 +10,7 @@ namespace Talki.Samples.AwsCdk.Tests;
 /// <summary>A synthesized <see cref="TalkiStack"/> with its template, as JSON too.</summary>
 public sealed class SynthesizedTemplate
 {
-    public SynthesizedTemplate(string hostAssetPath, string stageName, string? gatewaySecretParameterName)
+    public SynthesizedTemplate(string hostAssetPath, string stageName, string? gatewaySecretParameterName, string? redisParameterName = null)
     {
         var app = new App();
         Stack = new TalkiStack(app, "TalkiTest", new TalkiStackProps
@@ -18,6 +18,7 @@ public sealed class SynthesizedTemplate
             StageName = stageName,
             HostAssetPath = hostAssetPath,
             GatewaySecretParameterName = gatewaySecretParameterName,
+            RedisConnectionParameterName = redisParameterName,
         });
         Template = Template.FromStack(Stack);
         Json = JsonNode.Parse(JsonSerializer.Serialize(Template.ToJSON()))!.AsObject();
@@ -51,14 +52,14 @@ public sealed class StackFixture : IDisposable
 
         var started = System.Diagnostics.Stopwatch.StartNew();
         Default = new SynthesizedTemplate(_hostAssetPath, "dev", gatewaySecretParameterName: null);
-        WithSsmSecret = new SynthesizedTemplate(_hostAssetPath, "prod", gatewaySecretParameterName: "/talki/gateway-secret");
+        WithSsmSecret = new SynthesizedTemplate(_hostAssetPath, "prod", gatewaySecretParameterName: "/talki/gateway-secret", redisParameterName: "/talki/redis");
         SynthDuration = started.Elapsed;
     }
 
     /// <summary>Stage <c>dev</c>, secret from a NoEcho CfnParameter.</summary>
     public SynthesizedTemplate Default { get; }
 
-    /// <summary>Stage <c>prod</c>, secret from the SSM parameter <c>/talki/gateway-secret</c>.</summary>
+    /// <summary>Stage <c>prod</c>, secret from the SSM parameter <c>/talki/gateway-secret</c>, sessions in the Redis named by <c>/talki/redis</c>.</summary>
     public SynthesizedTemplate WithSsmSecret { get; }
 
     public TimeSpan SynthDuration { get; }

@@ -141,6 +141,10 @@ public sealed class TalkiStackTests(StackFixture fixture)
                     ["integration.request.header.x-talki-connection-id"] = "context.connectionId",
                     ["integration.request.header.x-talki-gateway-secret"] = Join("'", Ref("GatewaySecret"), "'"),
                     ["integration.request.header.Sec-WebSocket-Version"] = "'0'",
+                    ["integration.request.header.x-talki-room"] = "context.authorizer.room",
+                    ["integration.request.header.x-talki-member"] = "context.authorizer.member",
+                    ["integration.request.header.x-talki-epoch"] = "context.authorizer.epoch",
+                    ["integration.request.header.x-talki-seals-at"] = "context.authorizer.sealsAt",
                 },
             }),
         }));
@@ -421,6 +425,31 @@ public sealed class TalkiStackTests(StackFixture fixture)
                 ["Variables"] = Match.ObjectLike(new Props { ["Talki__Aws__GatewaySecret"] = Ref(name) }),
             }),
         }));
+    }
+
+    [Fact]
+    public void Redis_sessions_take_their_configuration_string_from_an_ssm_parameter_never_a_literal()
+    {
+        var other = fixture.WithSsmSecret;
+        var (name, ssm) = Assert.Single(other.Json["Parameters"]!.AsObject(), p => (string?)p.Value!["Default"] == "/talki/redis");
+        Assert.Equal("AWS::SSM::Parameter::Value<String>", (string?)ssm!["Type"]);
+        other.Template.AllResourcesProperties("AWS::Lambda::Function", Match.ObjectLike(new Props
+        {
+            ["Environment"] = Match.ObjectLike(new Props
+            {
+                ["Variables"] = Match.ObjectLike(new Props { ["Talki__Redis"] = Ref(name) }),
+            }),
+        }));
+    }
+
+    [Fact]
+    public void Sessions_stay_in_the_table_unless_a_redis_parameter_is_named()
+    {
+        foreach (var (_, function) in _stack.Resources("AWS::Lambda::Function"))
+        {
+            var variables = function["Properties"]!["Environment"]!["Variables"]!.AsObject();
+            Assert.False(variables.ContainsKey("Talki__Redis"));
+        }
     }
 
     // ---- the stack works as deployed -------------------------------------------------------------------------
