@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -44,6 +45,10 @@ internal sealed class ApiGatewayCallbacks
     private readonly IConnectionPush _push;
     private readonly ApiGatewayCallbacksOptions _options;
     private readonly byte[] _secretHash;
+    private readonly string _roomHeader;
+    private readonly string _memberHeader;
+    private readonly string _epochHeader;
+    private readonly string _sealsAtHeader;
     private readonly int _maxMessageBytes;
     private readonly ILogger _logger;
 
@@ -59,6 +64,8 @@ internal sealed class ApiGatewayCallbacks
         _options = options.Value;
         _secretHash = SHA256.HashData(Encoding.UTF8.GetBytes(_options.GatewaySecret ?? throw new InvalidOperationException("ApiGatewayCallbacksOptions.GatewaySecret is required.")));
         _maxMessageBytes = signallingOptions.Value.Hosting.MaxInboundMessageBytes;
+        var prefix = _options.AuthorizerContextHeaderPrefix;
+        (_roomHeader, _memberHeader, _epochHeader, _sealsAtHeader) = (prefix + "room", prefix + "member", prefix + "epoch", prefix + "seals-at");
         _logger = logger;
     }
 
@@ -106,7 +113,21 @@ internal sealed class ApiGatewayCallbacks
                 return;
             }
 
-            await _engine.HandleMessageAsync(connectionId, body.Memory, context.RequestAborted).ConfigureAwait(false);
+            switch (ReadGrant(context.Request.Headers, out var grant))
+            {
+                case GrantHeaders.Present:
+                    await _engine.HandleAuthorizedMessageAsync(connectionId, grant!, body.Memory, context.RequestAborted).ConfigureAwait(false);
+                    break;
+                case GrantHeaders.Absent:
+                    // An integration without the context mapping: only a connection bound some other way can talk.
+                    Log.NoAuthorizerContext(_logger);
+                    await _engine.HandleMessageAsync(connectionId, body.Memory, context.RequestAborted).ConfigureAwait(false);
+                    break;
+                default:
+                    await WriteErrorAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.MalformedMessage, "The authorizer context headers are malformed.").ConfigureAwait(false);
+                    return;
+            }
+
             context.Response.StatusCode = StatusCodes.Status200OK;
             context.Response.ContentLength = 0;
         }
@@ -160,8 +181,68 @@ internal sealed class ApiGatewayCallbacks
     {
         PrincipalId = grant.Member.Value,
         PolicyDocument = new PolicyDocument { Statement = [new PolicyStatement { Effect = "Allow", Resource = methodArn }] },
-        Context = new AuthorizerContext { Room = grant.Room.Value, Member = grant.Member.Value, Epoch = grant.Epoch },
+        Context = new AuthorizerContext
+        {
+            Room = grant.Room.Value,
+            Member = grant.Member.Value,
+            Epoch = grant.Epoch.ToString(CultureInfo.InvariantCulture),
+            SealsAt = grant.SealsAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture),
+        },
     };
+
+    /// <summary>Reads the authorizer's grant from the context headers the integration maps (trusted: the caller proved the gateway secret).</summary>
+    private GrantHeaders ReadGrant(IHeaderDictionary headers, out ConnectionGrant? grant)
+    {
+        grant = null;
+        var room = headers[_roomHeader];
+        var member = headers[_memberHeader];
+        var epoch = headers[_epochHeader];
+        var sealsAt = headers[_sealsAtHeader];
+        if (room.Count == 0 && member.Count == 0 && epoch.Count == 0 && sealsAt.Count == 0)
+        {
+            return GrantHeaders.Absent;
+        }
+
+        if (room.Count != 1 || member.Count != 1 || epoch.Count != 1 || sealsAt.Count != 1
+            || !RoomId.TryParse(room[0], out var roomId)
+            || !MemberId.TryParse(member[0], out var memberId)
+            || !TryParseInteger(epoch[0], out var epochValue) || epochValue < 1
+            || !TryParseInteger(sealsAt[0], out var sealsAtMs) || sealsAtMs < 0 || sealsAtMs > MaxUnixMilliseconds)
+        {
+            Log.AuthorizerContextMalformed(_logger);
+            return GrantHeaders.Malformed;
+        }
+
+        grant = new ConnectionGrant(roomId, memberId, epochValue, DateTimeOffset.FromUnixTimeMilliseconds(sealsAtMs));
+        return GrantHeaders.Present;
+    }
+
+    /// <summary>
+    /// Parses an integer that API Gateway may have rendered from a JSON number (<c>5</c>, <c>5.0</c>, <c>1.7E12</c>) as
+    /// well as from a string; fractions are refused.
+    /// </summary>
+    internal static bool TryParseInteger(string? text, out long value)
+    {
+        value = 0;
+        if (string.IsNullOrEmpty(text) || text.Length > 32
+            || !decimal.TryParse(text, NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent, CultureInfo.InvariantCulture, out var number)
+            || number != decimal.Truncate(number) || number > long.MaxValue)
+        {
+            return false;
+        }
+
+        value = (long)number;
+        return true;
+    }
+
+    private const long MaxUnixMilliseconds = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+
+    private enum GrantHeaders
+    {
+        Absent,
+        Present,
+        Malformed,
+    }
 
     private static AuthorizerResponse Deny(string? methodArn) => new()
     {
@@ -224,7 +305,9 @@ internal sealed class ApiGatewayCallbacks
                 return Deny(methodArn);
             }
 
-            var grant = await _engine.ConnectAsync(request.RequestContext!.ConnectionId!, ticket, context.RequestAborted).ConfigureAwait(false);
+            // Only the ticket: binding the connection (and closing the member's previous one) needs @connections, which
+            // the authorizer's role does not have. The backend binds on the connection's first frame from this context.
+            var grant = await _engine.AuthorizeAsync(ticket, context.RequestAborted).ConfigureAwait(false);
             if (!grant.IsSuccess)
             {
                 Log.ConnectDenied(_logger, grant.Error.Code);

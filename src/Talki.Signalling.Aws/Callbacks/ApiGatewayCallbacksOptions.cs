@@ -6,9 +6,12 @@ namespace Talki.Signalling.Aws.Callbacks;
 /// <c>$disconnect</c>. Validated at start-up.
 /// </summary>
 /// <remarks>
-/// The HTTP integrations must map two request parameters, for example
-/// <c>integration.request.header.x-talki-connection-id = context.connectionId</c> and
-/// <c>integration.request.header.x-talki-gateway-secret = '{secret}'</c> (or a stage variable).
+/// The HTTP integrations must map these request parameters, for example
+/// <c>integration.request.header.x-talki-connection-id = context.connectionId</c>,
+/// <c>integration.request.header.x-talki-gateway-secret = '{secret}'</c> (or a stage variable), and the authorizer's
+/// context: <c>integration.request.header.x-talki-room = context.authorizer.room</c>, and likewise <c>member</c>,
+/// <c>epoch</c> and <c>sealsAt</c> (header <c>x-talki-seals-at</c>). The authorizer only consumes the ticket; the backend
+/// binds the connection from that context on its first frame.
 /// </remarks>
 public sealed class ApiGatewayCallbacksOptions
 {
@@ -37,6 +40,14 @@ public sealed class ApiGatewayCallbacksOptions
     /// <summary>Gets or sets the request header that carries <see cref="GatewaySecret"/>.</summary>
     /// <value>The default value is <c>x-talki-gateway-secret</c>.</value>
     public string GatewaySecretHeader { get; set; } = "x-talki-gateway-secret";
+
+    /// <summary>
+    /// Gets or sets the prefix of the request headers that carry the authorizer's context (<c>{prefix}room</c>,
+    /// <c>{prefix}member</c>, <c>{prefix}epoch</c>, <c>{prefix}seals-at</c>, mapped from <c>context.authorizer.room</c>,
+    /// <c>.member</c>, <c>.epoch</c> and <c>.sealsAt</c>).
+    /// </summary>
+    /// <value>The default value is <c>x-talki-</c>.</value>
+    public string AuthorizerContextHeaderPrefix { get; set; } = "x-talki-";
 
     /// <summary>
     /// Gets or sets the shared secret API Gateway sends in <see cref="GatewaySecretHeader"/> on every integration call

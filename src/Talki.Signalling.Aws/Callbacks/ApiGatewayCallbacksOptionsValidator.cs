@@ -24,6 +24,7 @@ internal sealed class ApiGatewayCallbacksOptionsValidator : IValidateOptions<Api
 
         CheckHeaderName(failures, nameof(options.ConnectionIdHeader), options.ConnectionIdHeader);
         CheckHeaderName(failures, nameof(options.GatewaySecretHeader), options.GatewaySecretHeader);
+        CheckHeaderName(failures, nameof(options.AuthorizerContextHeaderPrefix), options.AuthorizerContextHeaderPrefix + "seals-at");
         if (string.Equals(options.ConnectionIdHeader, options.GatewaySecretHeader, StringComparison.OrdinalIgnoreCase))
         {
             failures.Add("ApiGatewayCallbacksOptions: ConnectionIdHeader and GatewaySecretHeader must differ.");

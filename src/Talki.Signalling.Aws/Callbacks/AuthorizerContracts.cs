@@ -119,8 +119,9 @@ internal sealed record PolicyStatement
 }
 
 /// <summary>
-/// The authorizer context handed to later integrations as <c>$context.authorizer.room</c> and so on (stringified in
-/// mapping expressions).
+/// The authorizer context handed to later integrations as <c>$context.authorizer.room</c> and so on: flat strings only
+/// (API Gateway accepts string, number and boolean values and stringifies them in mappings; numbers are sent as decimal
+/// strings here so that their rendering never depends on API Gateway's number formatting), far under the 8 KB limit.
 /// </summary>
 internal sealed record AuthorizerContext
 {
@@ -130,8 +131,11 @@ internal sealed record AuthorizerContext
     /// <summary>Gets the member id.</summary>
     public required string Member { get; init; }
 
-    /// <summary>Gets the member's connection epoch.</summary>
-    public required long Epoch { get; init; }
+    /// <summary>Gets the epoch the connection takes when it binds, in decimal.</summary>
+    public required string Epoch { get; init; }
+
+    /// <summary>Gets when the room seals, in Unix milliseconds, in decimal.</summary>
+    public required string SealsAt { get; init; }
 }
 
 /// <summary>Source-generated JSON for the API Gateway callbacks (AOT-safe).</summary>

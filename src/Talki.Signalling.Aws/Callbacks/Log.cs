@@ -28,4 +28,10 @@ internal static partial class Log
 
     [LoggerMessage(6008, LogLevel.Error, "{Route} call failed (reference {Reference}).", EventName = "ApiGatewayCallbackFailed")]
     public static partial void CallbackFailed(ILogger logger, Exception exception, string route, string reference);
+
+    [LoggerMessage(6009, LogLevel.Warning, "$default call without the authorizer context headers: map context.authorizer.room, .member, .epoch and .sealsAt into the integration's request headers, or the connection can never bind.", EventName = "ApiGatewayNoAuthorizerContext")]
+    public static partial void NoAuthorizerContext(ILogger logger);
+
+    [LoggerMessage(6010, LogLevel.Warning, "$default call refused: the authorizer context headers are malformed.", EventName = "ApiGatewayAuthorizerContextMalformed")]
+    public static partial void AuthorizerContextMalformed(ILogger logger);
 }

@@ -28,6 +28,30 @@ public interface ISignallingEngine
     /// <returns>The grant, or <c>ticket_invalid</c>, <c>ticket_expired</c>, <c>room_not_found</c>, <c>room_sealed</c> or <c>denied</c>.</returns>
     ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Authorizes a connection without binding it, for gateways whose authorizer cannot reach other connections (API
+    /// Gateway's <c>$connect</c> authorizer): consumes the ticket (once) and returns the grant. Nothing else is written:
+    /// the connection binds on its first message (<see cref="HandleAuthorizedMessageAsync"/>),
+    /// and a grant whose connection never sends anything changes nothing.
+    /// </summary>
+    /// <param name="ticket">The ticket from the query string.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>The grant (the epoch the connection will take, and when the room seals), or <c>ticket_invalid</c>, <c>ticket_expired</c>, <c>room_not_found</c>, <c>room_sealed</c> or <c>denied</c>.</returns>
+    ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Handles one inbound text message on a connection authorized by <see cref="AuthorizeAsync"/>. The first message binds
+    /// the connection to the grant's member (closing the member's previous connection and telling the room); a grant
+    /// older than the member's current epoch is answered with <c>stale_epoch</c> and closed; after the grant's
+    /// <see cref="ConnectionGrant.SealsAt"/> every message is answered with <c>room_sealed</c> and closed.
+    /// </summary>
+    /// <param name="connectionId">The gateway connection id.</param>
+    /// <param name="grant">The authorizer's grant, as the gateway carried it from the connect (trusted: the gateway must authenticate it).</param>
+    /// <param name="payload">The UTF-8 JSON message.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>A task that completes when the message has been handled.</returns>
+    ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default);
+
     /// <summary>Handles one inbound text message. Replies, relays and errors are pushed; nothing is thrown for bad input.</summary>
     /// <param name="connectionId">The gateway connection id.</param>
     /// <param name="payload">The UTF-8 JSON message.</param>
@@ -55,4 +79,5 @@ public sealed record TicketGrant(RoomId Room, MemberId Member, bool IsAdmin, Tic
 /// <param name="Room">The room.</param>
 /// <param name="Member">The member.</param>
 /// <param name="Epoch">The member's new connection epoch.</param>
-public sealed record ConnectionGrant(RoomId Room, MemberId Member, long Epoch);
+/// <param name="SealsAt">When the room's join window closes: the connection has nothing to do with the server after it.</param>
+public sealed record ConnectionGrant(RoomId Room, MemberId Member, long Epoch, DateTimeOffset SealsAt);

@@ -159,7 +159,36 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(connectionId);
         using var activity = SignallingActivity.Source.StartActivity("talki.connect");
-        var result = await ConnectCoreAsync(connectionId, ticket, cancellationToken).ConfigureAwait(false);
+        var result = await AuthorizeCoreAsync(ticket, cancellationToken).ConfigureAwait(false);
+        if (result.IsSuccess)
+        {
+            var bound = await BindAsync(connectionId, result.Value, cancellationToken).ConfigureAwait(false);
+            result = bound.IsSuccess ? new ConnectionGrant(result.Value.Room, result.Value.Member, bound.Value.Member.Epoch, result.Value.SealsAt) : SignallingResult<ConnectionGrant>.Failure(bound.Error);
+        }
+
+        RecordRefusal(result, activity);
+        return result;
+    }
+
+    public async ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, CancellationToken cancellationToken = default)
+    {
+        using var activity = SignallingActivity.Source.StartActivity("talki.authorize");
+        var result = await AuthorizeCoreAsync(ticket, cancellationToken).ConfigureAwait(false);
+        RecordRefusal(result, activity);
+        return result;
+    }
+
+    public ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+        => HandleMessageCoreAsync(connectionId, null, payload, cancellationToken);
+
+    public ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(grant);
+        return HandleMessageCoreAsync(connectionId, grant, payload, cancellationToken);
+    }
+
+    private void RecordRefusal(SignallingResult<ConnectionGrant> result, Activity? activity)
+    {
         if (!result.IsSuccess)
         {
             _metrics.TicketRefused(result.Error.Code);
@@ -167,11 +196,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             Log.ConnectionRefused(_logger, result.Error.Code.ToWireName());
             activity?.SetStatus(ActivityStatusCode.Error, result.Error.Code.ToWireName());
         }
-
-        return result;
     }
 
-    public async ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    private async ValueTask HandleMessageCoreAsync(string connectionId, ConnectionGrant? grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(connectionId);
         var started = _time.GetTimestamp();
@@ -200,9 +227,37 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 return;
             }
 
+            if (grant is not null && grant.SealsAt <= _time.GetUtcNow())
+            {
+                // The authorizer's grant says when the room seals: a straggler after it costs no store read.
+                await SendAsync(connectionId, new RoomSealedMessage { Room = grant.Room, SealedAt = grant.SealsAt }, cancellationToken).ConfigureAwait(false);
+                await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
             var connection = await _store.GetConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
-            var self = connection is null ? null : await _store.GetMemberAsync(connection.Room, connection.Member, cancellationToken).ConfigureAwait(false);
-            var room = connection is null ? null : await _store.GetRoomAsync(connection.Room, cancellationToken).ConfigureAwait(false);
+            RoomRecord? room;
+            MemberRecord? self;
+            if (connection is null && grant is not null)
+            {
+                // Two-phase gateways (API Gateway): the authorizer only consumed the ticket; the first frame binds.
+                var bound = await BindAsync(connectionId, grant, cancellationToken).ConfigureAwait(false);
+                if (!bound.IsSuccess)
+                {
+                    await SendErrorAsync(connectionId, bound.Error.Code, bound.Error.Message, correlationId, cancellationToken).ConfigureAwait(false);
+                    await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+
+                (room, self) = bound.Value;
+                connection = new ConnectionRecord(connectionId, room.Id, self.Id, self.Epoch, room.ExpiresAt);
+            }
+            else
+            {
+                self = connection is null ? null : await _store.GetMemberAsync(connection.Room, connection.Member, cancellationToken).ConfigureAwait(false);
+                room = connection is null ? null : await _store.GetRoomAsync(connection.Room, cancellationToken).ConfigureAwait(false);
+            }
+
             if (connection is null || self is null || room is null)
             {
                 await SendErrorAsync(connectionId, SignallingErrorCode.RoomNotFound, "The connection's room no longer exists.", correlationId, cancellationToken).ConfigureAwait(false);
@@ -402,7 +457,8 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         return new TicketGrant(room.Id, member.Id, member.IsAdmin, ticket, expiresAt, room.SealsAt);
     }
 
-    private async ValueTask<SignallingResult<ConnectionGrant>> ConnectCoreAsync(string connectionId, string? ticket, CancellationToken cancellationToken)
+    /// <summary>Consumes the ticket (once) and returns the grant, without binding any connection.</summary>
+    private async ValueTask<SignallingResult<ConnectionGrant>> AuthorizeCoreAsync(string? ticket, CancellationToken cancellationToken)
     {
         var record = TicketId.TryParse(ticket, out var parsed) ? await _store.ConsumeTicketAsync(parsed.ComputeHash(), cancellationToken).ConfigureAwait(false) : null;
         if (record is null)
@@ -427,16 +483,69 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             return SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomSealed, "The room's join window has closed.");
         }
 
+        var member = await _store.GetMemberAsync(record.Room, record.Member, cancellationToken).ConfigureAwait(false);
+        if (member is null)
+        {
+            return SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomNotFound, "No such member, or the room has expired.");
+        }
+
+        if (member.Admission == AdmissionStatus.Denied)
+        {
+            return SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.Denied, "The room's admin denied you.");
+        }
+
+        // The epoch the connection takes when it binds. Nothing is written here: a grant whose connection never binds
+        // (the socket failed after the authorizer) changes nothing, and the member rejoins with a fresh ticket.
+        return new ConnectionGrant(room.Id, member.Id, member.Epoch + 1, room.SealsAt);
+    }
+
+    /// <summary>
+    /// Binds a connection to the member of its grant: the member's record takes the grant's epoch and the connection, the
+    /// previous connection (if any) is closed and its departure told. Idempotent for the same connection (a gateway that
+    /// does not serialise a connection's frames may bind twice concurrently); a grant older than the member's epoch is stale.
+    /// </summary>
+    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member)>> BindAsync(string connectionId, ConnectionGrant grant, CancellationToken cancellationToken)
+    {
+        var room = await _store.GetRoomAsync(grant.Room, cancellationToken).ConfigureAwait(false);
+        if (room is null)
+        {
+            return SignallingResult<(RoomRecord, MemberRecord)>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.");
+        }
+
+        if (room.IsSealedAt(_time.GetUtcNow()))
+        {
+            return SignallingResult<(RoomRecord, MemberRecord)>.Failure(SignallingErrorCode.RoomSealed, "The room's join window has closed.");
+        }
+
         var change = await UpdateMemberAsync(
-            record.Room,
-            record.Member,
-            m => m.Admission == AdmissionStatus.Denied ? null : m with { Epoch = m.Epoch + 1, ConnectionId = connectionId, ReadyAt = null, ExpiresAt = null },
+            grant.Room,
+            grant.Member,
+            m => m.Admission == AdmissionStatus.Denied || m.ConnectionId == connectionId || m.Epoch >= grant.Epoch
+                ? null
+                : m with { Epoch = grant.Epoch, ConnectionId = connectionId, ReadyAt = null, ExpiresAt = null },
             cancellationToken).ConfigureAwait(false);
         if (change.After is not { } member)
         {
-            return change.Before is null
-                ? SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomNotFound, "No such member, or the room has expired.")
-                : SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.Denied, "The room's admin denied you.");
+            var current = change.Before;
+            if (current is null)
+            {
+                return SignallingResult<(RoomRecord, MemberRecord)>.Failure(SignallingErrorCode.RoomNotFound, "No such member, or the room has expired.");
+            }
+
+            if (current.Admission == AdmissionStatus.Denied)
+            {
+                return SignallingResult<(RoomRecord, MemberRecord)>.Failure(SignallingErrorCode.Denied, "The room's admin denied you.");
+            }
+
+            if (current.ConnectionId != connectionId)
+            {
+                return SignallingResult<(RoomRecord, MemberRecord)>.Failure(SignallingErrorCode.StaleEpoch, "A newer connection of this member has replaced this one; connect again with a fresh ticket.");
+            }
+
+            // Already bound by a concurrent frame of the same connection (or a bind whose connection record was lost):
+            // writing the record again is harmless and heals the second case.
+            await _store.PutConnectionAsync(new ConnectionRecord(connectionId, room.Id, current.Id, current.Epoch, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
+            return (room, current);
         }
 
         await _store.PutConnectionAsync(new ConnectionRecord(connectionId, room.Id, member.Id, member.Epoch, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
@@ -456,7 +565,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             }
         }
 
-        return new ConnectionGrant(room.Id, member.Id, member.Epoch);
+        return (room, member);
     }
 
     private async ValueTask HelloAsync(string connectionId, RoomRecord room, MemberRecord self, ClientFrame frame, CancellationToken cancellationToken)

@@ -25,6 +25,7 @@ internal sealed class CallbacksTestHost : IAsyncDisposable
     public const string MethodArn = "arn:aws:execute-api:us-east-1:123456789012:abcdef123/default/$connect";
 
     private readonly WebApplication _app;
+    private readonly ConcurrentDictionary<string, JsonElement> _contexts = new(StringComparer.Ordinal);
 
     private CallbacksTestHost(WebApplication app, RecordingPush push, RecordingLoggerProvider logs)
     {
@@ -156,7 +157,29 @@ internal sealed class CallbacksTestHost : IAsyncDisposable
         using var response = await Http.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"));
         var text = await response.Content.ReadAsStringAsync();
         ResponseBodies.Enqueue(text);
+        RememberContext(body, text);
         return (response.StatusCode, text);
+    }
+
+    /// <summary>Keeps an Allow's context for the connection's later integration calls, as API Gateway does.</summary>
+    private void RememberContext(string requestBody, string responseBody)
+    {
+        try
+        {
+            using var request = JsonDocument.Parse(requestBody);
+            using var response = JsonDocument.Parse(responseBody);
+            if (request.RootElement.TryGetProperty("requestContext", out var requestContext)
+                && requestContext.TryGetProperty("connectionId", out var id) && id.GetString() is { } connectionId
+                && response.RootElement.TryGetProperty("context", out var context)
+                && response.RootElement.GetProperty("policyDocument").GetProperty("Statement")[0].GetProperty("Effect").GetString() == "Allow")
+            {
+                _contexts[connectionId] = context.Clone();
+            }
+        }
+        catch (Exception exception) when (exception is JsonException or KeyNotFoundException or InvalidOperationException or IndexOutOfRangeException)
+        {
+            // not an authorizer exchange the gateway would keep anything from
+        }
     }
 
     public async Task<AuthorizerAnswer> AuthorizeAsync(string connectionId, IReadOnlyDictionary<string, string>? query)
@@ -175,6 +198,7 @@ internal sealed class CallbacksTestHost : IAsyncDisposable
         if (connectionId is not null)
         {
             request.Headers.TryAddWithoutValidation("x-talki-connection-id", connectionId);
+            AddContextHeaders(request, connectionId);
         }
 
         if (secret is not null)
@@ -189,6 +213,31 @@ internal sealed class CallbacksTestHost : IAsyncDisposable
         var text = await response.Content.ReadAsStringAsync();
         ResponseBodies.Enqueue(text);
         return (response.StatusCode, text);
+    }
+
+    /// <summary>
+    /// Whether integration calls carry the authorizer's context as API Gateway maps it
+    /// (<c>integration.request.header.x-talki-room = context.authorizer.room</c>, … — values stringified).
+    /// </summary>
+    public bool MapAuthorizerContext { get; set; } = true;
+
+    private string ContextHeaderPrefix => _app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ApiGatewayCallbacksOptions>>().Value.AuthorizerContextHeaderPrefix;
+
+    private void AddContextHeaders(HttpRequestMessage request, string connectionId)
+    {
+        if (!MapAuthorizerContext || !_contexts.TryGetValue(connectionId, out var context))
+        {
+            return;
+        }
+
+        var prefix = ContextHeaderPrefix;
+        foreach (var (key, header) in new[] { ("room", "room"), ("member", "member"), ("epoch", "epoch"), ("sealsAt", "seals-at") })
+        {
+            if (context.TryGetProperty(key, out var value))
+            {
+                request.Headers.TryAddWithoutValidation(prefix + header, value.ValueKind == JsonValueKind.String ? value.GetString() : value.GetRawText());
+            }
+        }
     }
 
     public Task<(HttpStatusCode Status, string Body)> SendFrameAsync(string connectionId, string frame, string? secret = Secret, Action<HttpRequestMessage>? decorate = null)

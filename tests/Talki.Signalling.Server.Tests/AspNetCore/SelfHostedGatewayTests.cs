@@ -116,7 +116,7 @@ public sealed class SelfHostedGatewayTests
         public ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, CancellationToken cancellationToken = default)
         {
             Connected.TrySetResult(connectionId);
-            return new(new ConnectionGrant(RoomId.New(), MemberId.New(), 1));
+            return new(new ConnectionGrant(RoomId.New(), MemberId.New(), 1, DateTimeOffset.UtcNow.AddMinutes(5)));
         }
 
         public ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default)
@@ -134,6 +134,10 @@ public sealed class SelfHostedGatewayTests
         public ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
         public ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+        public ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+        public ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => throw new NotSupportedException();
     }
 
     private sealed class ThrowingEngine : ISignallingEngine
@@ -147,6 +151,10 @@ public sealed class SelfHostedGatewayTests
         public ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
         public ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+        public ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+        public ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => throw new NotSupportedException();
     }
 
     /// <summary>A client that never reads: sends never complete; receives wait until the socket is aborted.</summary>
