@@ -39,7 +39,19 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     private IReadOnlyList<IceServer> _iceServers = [];
     private bool _admitted;
     private bool _started;
+    /// <summary>How long after the seal (by the server's clock) this side closes its socket: timer and clock jitter.</summary>
+    private static readonly TimeSpan SealMargin = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>How often the seal timer looks again while a link's control channel is not open yet.</summary>
+    private static readonly TimeSpan SealCheckInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long past the seal the socket stays for a link whose control channel is not open yet.</summary>
+    private static readonly TimeSpan SealGrace = TimeSpan.FromSeconds(10);
+
     private TalkiDisconnectReason? _closing;
+    private ITimer? _sealTimer;
+    private DateTimeOffset _localSealAt;
+    private bool _sealedLocally;
     private int _disposed;
 
     internal TalkiCall(TalkiApiClient api, IPeerConnectionFactory peers, TalkiClientOptions options, TimeProvider time, ILogger logger, Func<Uri, CancellationToken, Task<WebSocket>>? connect = null)
@@ -207,6 +219,8 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
             }
 
             _closing = TalkiDisconnectReason.Left;
+            _sealTimer?.Dispose();
+            _sealTimer = null;
         }
 
         var mesh = _mesh;
@@ -256,6 +270,12 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         if (_connection is { } connection)
         {
             await connection.DisposeAsync().ConfigureAwait(false);
+        }
+
+        lock (_sync)
+        {
+            _sealTimer?.Dispose();
+            _sealTimer = null;
         }
 
         _mesh?.Dispose();
@@ -499,10 +519,21 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
             admitted = _admitted;
         }
 
+        bool sealedLocally;
+        lock (_sync)
+        {
+            sealedLocally = _sealedLocally;
+        }
+
         TalkiDisconnectReason kind;
         if (asked is { } byApplication)
         {
             kind = byApplication;
+            reason = null;
+        }
+        else if (sealedLocally)
+        {
+            kind = TalkiDisconnectReason.RoomSealed; // this side closed the socket at the seal
             reason = null;
         }
         else if (reason?.Code == SignallingErrorCode.RoomSealed)
@@ -573,6 +604,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         }
 
         old?.Dispose();
+        ArmSealTimer(welcome);
         if (rejoined)
         {
             LogRejoined(_logger, welcome.You.Epoch);
@@ -618,6 +650,94 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         {
             throw new InvalidOperationException("The signalling connection is closed and the link has no open control channel.");
         }
+    }
+
+    /// <summary>
+    /// Arms the seal timer at the room's <see cref="RoomView.SealsAt"/> by the server's clock: the welcome's
+    /// <see cref="WelcomeMessage.ServerTime"/> gives the offset (its one-way latency only makes this side act later).
+    /// </summary>
+    private void ArmSealTimer(WelcomeMessage welcome)
+    {
+        var now = _time.GetUtcNow();
+        var offset = welcome.ServerTime is { } serverTime ? serverTime - now : TimeSpan.Zero;
+        var sealAt = welcome.Room.SealsAt - offset + SealMargin;
+        var due = sealAt - now;
+        lock (_sync)
+        {
+            if (_closing is not null || _disposed != 0)
+            {
+                return;
+            }
+
+            _localSealAt = sealAt;
+            _sealTimer?.Dispose();
+            _sealTimer = _time.CreateTimer(static state => ((TalkiCall)state!).OnSealDue(), this, due > TimeSpan.Zero ? due : TimeSpan.Zero, SealCheckInterval);
+        }
+    }
+
+    /// <summary>
+    /// At the seal, this side closes its own socket (the server has nothing more to do for the call), once every link's
+    /// control channel is open so that renegotiation goes on in-band; a link still coming up keeps the socket for at most
+    /// <see cref="SealGrace"/>. A member still waiting for the admin was never let in: its call ends.
+    /// </summary>
+    private void OnSealDue()
+    {
+        SignallingConnection? connection;
+        bool admitted;
+        lock (_sync)
+        {
+            var now = _time.GetUtcNow();
+            if (now < _localSealAt)
+            {
+                return; // an early tick: timers may fire before the wall clock reaches the due instant
+            }
+
+            if (_closing is not null || _sealedLocally || _disposed != 0 || _connection is null)
+            {
+                _sealTimer?.Dispose();
+                _sealTimer = null;
+                return;
+            }
+
+            admitted = _admitted;
+            if (admitted && _mesh is { InBandReady: false } && now < _localSealAt + SealGrace)
+            {
+                return; // a link is still coming up through the server; look again at the next tick
+            }
+
+            _sealedLocally = true;
+            _sealTimer?.Dispose();
+            _sealTimer = null;
+            connection = _connection;
+        }
+
+        LogSealedLocally(_logger, admitted);
+        if (admitted)
+        {
+            OnSealed();
+        }
+        else
+        {
+            FailureReason = new SignallingError(SignallingErrorCode.RoomSealed, "The room sealed before the admin answered.");
+        }
+
+        _ = CloseAtSealAsync(connection);
+    }
+
+    private async Task CloseAtSealAsync(SignallingConnection connection)
+    {
+        try
+        {
+            await connection.CloseAsync(leave: false).ConfigureAwait(false); // reports Disconnected (RoomSealed)
+        }
+#pragma warning disable CA1031 // A timer callback must not throw; the socket is gone either way.
+        catch (Exception exception)
+#pragma warning restore CA1031
+        {
+            LogSealCloseFailed(_logger, exception);
+        }
+
+        RaiseChanged();
     }
 
     private void OnSealed()
@@ -738,4 +858,10 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
 
     [LoggerMessage(EventId = 4105, Level = LogLevel.Error, Message = "An application event handler threw.")]
     private static partial void LogHandlerFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 4106, Level = LogLevel.Information, Message = "The room sealed: closing the signalling socket (admitted: {Admitted}).")]
+    private static partial void LogSealedLocally(ILogger logger, bool admitted);
+
+    [LoggerMessage(EventId = 4107, Level = LogLevel.Warning, Message = "Closing the signalling socket at the seal failed.")]
+    private static partial void LogSealCloseFailed(ILogger logger, Exception exception);
 }

@@ -38,13 +38,31 @@ internal sealed class ApiGatewayConnections : IApiGatewayConnections
     public async ValueTask<PushOutcome> PushAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
         using var request = CreateRequest(HttpMethod.Post, connectionId);
-        // The payload is only valid until this method completes, which is after the last attempt: no copy needed.
-        request.Content = new ReadOnlyMemoryContent(payload);
-        if (!payload.IsEmpty)
-        {
-            request.Content.Headers.ContentType = BinaryOctetStream;
-        }
 
+        // A retried POST whose first answer was lost (a timeout, a 5xx after delivery) reaches the client twice. Every
+        // attempt sends the same bytes, stamped once with a delivery id, so the client drops the copy.
+        var stamped = MessageStamp.TryStamp(payload.Span, out var length);
+        try
+        {
+            request.Content = stamped is null ? new ReadOnlyMemoryContent(payload) : new ReadOnlyMemoryContent(stamped.AsMemory(0, length));
+            if (!payload.IsEmpty)
+            {
+                request.Content.Headers.ContentType = BinaryOctetStream;
+            }
+
+            return await PushCoreAsync(request, payload.Length, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (stamped is not null)
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(stamped);
+            }
+        }
+    }
+
+    private async ValueTask<PushOutcome> PushCoreAsync(HttpRequestMessage request, int payloadLength, CancellationToken cancellationToken)
+    {
         using var response = await SendAsync(request, "push", cancellationToken).ConfigureAwait(false);
         if (response is null)
         {
@@ -57,7 +75,7 @@ internal sealed class ApiGatewayConnections : IApiGatewayConnections
                 Log.ConnectionGone(_logger, "push");
                 return PushOutcome.Gone;
             case HttpStatusCode.RequestEntityTooLarge:
-                Log.PayloadTooLarge(_logger, payload.Length);
+                Log.PayloadTooLarge(_logger, payloadLength);
                 return PushOutcome.PayloadTooLarge;
             default:
                 EnsureSuccessOrThrow(response, "push");

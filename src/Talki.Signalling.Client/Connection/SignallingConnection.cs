@@ -55,6 +55,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Dictionary<string, string> _requestTypes = new(StringComparer.Ordinal);
     private readonly Queue<string> _requestOrder = new();
+    private readonly DeliveryIds _delivered = new();
     private readonly TaskCompletionSource<SignallingResult<WelcomeMessage>> _firstWelcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private WebSocket? _socket;
     private SignallingError? _terminal;
@@ -350,6 +351,8 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         _socket = socket;
         Interlocked.Increment(ref _generation);
         using var ping = _time.CreateTimer(static state => ((SignallingConnection)state!).Ping(), this, _options.PingInterval, _options.PingInterval);
+        _delivered.Clear(); // delivery ids are per connection: a gateway only duplicates on the socket it pushed to
+        _delivered.IsNew(welcome.MessageId);
         try
         {
             await _handler.OnMessageAsync(welcome, rejoin).ConfigureAwait(false);
@@ -406,6 +409,12 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     private async Task DispatchAsync(ReadOnlyMemory<byte> frame)
     {
         var message = Parse(frame);
+        if (message is not null && !_delivered.IsNew(message.MessageId))
+        {
+            LogDuplicate(_logger, message.GetType().Name);
+            return; // a retried push delivered twice: the first copy was handled
+        }
+
         switch (message)
         {
             case null:
@@ -690,6 +699,9 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
 
     [LoggerMessage(EventId = 4005, Level = LogLevel.Debug, Message = "Dropped a queued {Type}: its link was replaced when the member rejoined.")]
     private static partial void LogStaleDropped(ILogger logger, string type);
+
+    [LoggerMessage(EventId = 4007, Level = LogLevel.Debug, Message = "Dropped a duplicate {Type}: a retried push delivered it twice.")]
+    private static partial void LogDuplicate(ILogger logger, string type);
 
     [LoggerMessage(EventId = 4006, Level = LogLevel.Error, Message = "The signalling connection failed unexpectedly.")]
     private static partial void LogUnexpected(ILogger logger, Exception exception);

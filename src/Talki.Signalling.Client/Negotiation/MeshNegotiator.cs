@@ -125,6 +125,18 @@ internal sealed class MeshNegotiator : IDisposable
         }
     }
 
+    /// <summary>Gets a value indicating whether every link's control data channel is open (true with no links): the mesh no longer needs the server.</summary>
+    public bool InBandReady
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _links.Values.All(l => l.ControlChannelOpen);
+            }
+        }
+    }
+
     /// <summary>Gets a snapshot of the links, one per remote member.</summary>
     public IReadOnlyList<PeerLinkState> Links
     {

@@ -108,6 +108,9 @@ internal sealed class PeerNegotiator
 
     public IPeerConnection Connection => _pc;
 
+    /// <summary>Gets a value indicating whether the link's control data channel is open (in-band signalling works).</summary>
+    public bool ControlChannelOpen => _control is { IsOpen: true };
+
     public bool IsClosed
     {
         get

@@ -14,7 +14,17 @@ namespace Talki.Signalling.Protocol;
 [JsonDerivedType(typeof(RoomSealedMessage), "room_sealed")]
 [JsonDerivedType(typeof(PongMessage), "pong")]
 [JsonDerivedType(typeof(ErrorMessage), "error")]
-public abstract record ServerMessage;
+public abstract record ServerMessage
+{
+    /// <summary>
+    /// Gets the delivery id a gateway that retries its pushes stamps on each message (the AWS <c>@connections</c> push
+    /// does: a POST whose answer was lost is sent again, and both copies arrive). A client drops a message whose id it
+    /// has already seen on the same connection. Absent when the gateway never duplicates (the self-hosted one).
+    /// </summary>
+    [JsonPropertyName("mid")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? MessageId { get; init; }
+}
 
 /// <summary><c>welcome</c>: the answer to <c>hello</c>.</summary>
 public sealed record WelcomeMessage : ServerMessage
@@ -36,6 +46,13 @@ public sealed record WelcomeMessage : ServerMessage
 
     /// <summary>Gets the ICE servers to use.</summary>
     public required IReadOnlyList<IceServer> IceServers { get; init; }
+
+    /// <summary>
+    /// Gets the server's clock when it sent the welcome, so that a client whose clock is off can still act at
+    /// <see cref="RoomView.SealsAt"/> by the server's clock (it closes its own socket then). Absent from older servers.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? ServerTime { get; init; }
 }
 
 /// <summary><c>admission_request</c>: sent to the admin when a member waits for admission.</summary>

@@ -614,6 +614,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 Members = others,
                 Status = current.Admission,
                 IceServers = iceServers,
+                ServerTime = _time.GetUtcNow(),
             },
             cancellationToken).ConfigureAwait(false);
 

@@ -49,7 +49,7 @@ public sealed class ApiGatewayConnectionsTests : IAsyncLifetime
         Assert.Equal("POST", request.Method);
         Assert.Equal($"/{FakeConnectionsServer.Stage}/@connections/{EncodedConnectionId}", request.RawTarget);
         Assert.Equal(ConnectionId, request.ConnectionId);
-        Assert.Equal(Payload, request.Body);
+        AssertStamped(request.Body);
         Assert.Equal("binary/octet-stream", request.Headers["content-type"]);
         Assert.Contains(AwsPackage.UserAgentSuffix, request.Headers["user-agent"], StringComparison.Ordinal);
         var authorization = Assert.Single(request.AuthorizationValues);
@@ -68,14 +68,48 @@ public sealed class ApiGatewayConnectionsTests : IAsyncLifetime
 
         Assert.Equal(PushOutcome.Delivered, outcome);
         Assert.Equal([429, 500, 503, 200], _server.Requests.Select(r => r.Status));
+        var first = _server.Requests[0].Body;
+        AssertStamped(first);
         Assert.All(_server.Requests, r =>
         {
             Assert.True(r.SignatureValid, r.SignatureError);
             Assert.Single(r.AuthorizationValues); // re-signed, not signed twice
-            Assert.Equal(Payload, r.Body);
+            Assert.Equal(first, r.Body); // every attempt carries the same delivery id: a copy that got through is dropped by the client
             Assert.Equal(1, CountOccurrences(r.Headers["user-agent"], AwsPackage.UserAgentSuffix));
         });
     }
+
+    [Fact]
+    public async Task Pushes_CarryDistinctDeliveryIds_AndAPayloadThatIsNotAnObjectIsSentAsIs()
+    {
+        using var services = ApiGatewayTestHost.Create(_server.Endpoint);
+        var push = services.GetRequiredService<IConnectionPush>();
+
+        await push.PushAsync(ConnectionId, Payload);
+        await push.PushAsync(ConnectionId, Payload);
+        await push.PushAsync(ConnectionId, Encoding.UTF8.GetBytes("[1,2]"));
+        await push.PushAsync(ConnectionId, Encoding.UTF8.GetBytes("{}"));
+
+        var ids = _server.Requests.Take(2).Select(r => AssertStamped(r.Body)).ToArray();
+        Assert.NotEqual(ids[0], ids[1]);
+        Assert.Equal("[1,2]", Encoding.UTF8.GetString(_server.Requests[2].Body));
+        Assert.Equal("{}", Encoding.UTF8.GetString(_server.Requests[3].Body));
+    }
+
+    /// <summary>The pushed body is the payload with a delivery id added: the same message for a client, plus its <c>mid</c>.</summary>
+    private static string AssertStamped(byte[] body)
+    {
+        var message = Assert.IsType<WelcomeMessageProbe>(System.Text.Json.JsonSerializer.Deserialize<WelcomeMessageProbe>(body));
+        Assert.Equal("welcome", message.type);
+        Assert.Equal("h\u00e9 + = /", message.text);
+        Assert.Matches("^[A-Za-z0-9_-]{12}\\.[0-9a-f]+$", message.mid);
+        Assert.Equal(Payload.Length + ",\"mid\":\"\"".Length + message.mid!.Length, body.Length);
+        return message.mid;
+    }
+
+#pragma warning disable IDE1006, SA1300, CA1812 // mirrors the JSON names
+    private sealed record WelcomeMessageProbe(string type, string text, string? mid);
+#pragma warning restore IDE1006, SA1300, CA1812
 
     [Fact]
     public async Task Push_RetriesStopAtTheCap_AndTheMessageIsUndeliverable_NotAGoneConnection()

@@ -39,7 +39,7 @@ internal sealed class CallWorld : IAsyncDisposable
 
     public TimeSpan JoinWindow { get; private set; }
 
-    public static async Task<CallWorld> StartAsync(TimeSpan? joinWindow = null)
+    public static async Task<CallWorld> StartAsync(TimeSpan? joinWindow = null, Action<TalkiSignallingOptions>? configure = null)
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var builder = WebApplication.CreateSlimBuilder();
@@ -47,7 +47,11 @@ internal sealed class CallWorld : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<TimeProvider>(time);
         var window = joinWindow ?? TimeSpan.FromMinutes(5);
-        builder.Services.AddTalkiSignalling(o => o.JoinWindow = window);
+        builder.Services.AddTalkiSignalling(o =>
+        {
+            o.JoinWindow = window;
+            configure?.Invoke(o);
+        });
         var app = builder.Build();
         app.MapTalkiSignalling();
         await app.StartAsync();
