@@ -53,10 +53,19 @@ public sealed partial class ConnectTests
         Assert.Equal(1, fixture.Emulator.Counters.ConnectionsAccepted);
     }
 
+    /// <summary>
+    /// Through the Lambda Web Adapter only the body of the pass-through response is the Lambda result (aws-facts.md §8): a
+    /// 401 or 500 without a body is an invalid result (500), a non-JSON body too, a context holding an object or array
+    /// too, and so is a result over 8 KB.
+    /// </summary>
     [Theory]
     [InlineData(AuthorizerMode.Deny, HttpStatusCode.Forbidden)]
-    [InlineData(AuthorizerMode.Unauthorized, HttpStatusCode.Unauthorized)]
+    [InlineData(AuthorizerMode.Unauthorized, HttpStatusCode.InternalServerError)]
     [InlineData(AuthorizerMode.Fail, HttpStatusCode.InternalServerError)]
+    [InlineData(AuthorizerMode.GarbageWithStatus200, HttpStatusCode.InternalServerError)]
+    [InlineData(AuthorizerMode.NestedContext, HttpStatusCode.InternalServerError)]
+    [InlineData(AuthorizerMode.ArrayInContext, HttpStatusCode.InternalServerError)]
+    [InlineData(AuthorizerMode.OversizedResult, HttpStatusCode.InternalServerError)]
     public async Task RefusedAuthorization_RejectsTheUpgrade_WithAnHttpStatus(AuthorizerMode mode, HttpStatusCode expected)
     {
         await using var fixture = await EmulatorFixture.StartAsync();
@@ -70,6 +79,20 @@ public sealed partial class ConnectTests
         Assert.Equal(1, fixture.Emulator.Counters.AuthorizerCalls);
         Assert.Equal(1, fixture.Emulator.Counters.ConnectionsRejected);
         Assert.Equal(0, fixture.Emulator.Counters.DisconnectRouteCalls); // no connection, no $disconnect
+    }
+
+    [Theory]
+    [InlineData(AuthorizerMode.AllowWithStatus500)]
+    [InlineData(AuthorizerMode.ResultOfExactly8KB)]
+    public async Task AuthorizerResultThatIsAValidAllow_Upgrades_WhateverTheAdaptersHttpStatus(AuthorizerMode mode)
+    {
+        await using var fixture = await EmulatorFixture.StartAsync();
+        fixture.Backend.Mode = mode;
+
+        using var socket = await fixture.ConnectAsync();
+
+        Assert.Equal(WebSocketState.Open, socket.State);
+        Assert.Equal(1, fixture.Emulator.Counters.ConnectionsAccepted);
     }
 
     [Theory]

@@ -34,6 +34,71 @@ public sealed class FrameTests
     }
 
     [Fact]
+    public async Task SlowIntegrationCall_DoesNotHoldBackTheConnectionsNextFrame()
+    {
+        await using var fixture = await EmulatorFixture.StartAsync();
+        using var socket = await fixture.ConnectAsync();
+        var secondArrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var firstFinishedAfterSecond = false;
+        fixture.Backend.OnDefault = async call =>
+        {
+            if (call.Body == "{\"n\":1}")
+            {
+                // The first frame's call stays open until the second frame's call has arrived.
+                await secondArrived.Task.WaitAsync(TimeSpan.FromSeconds(10));
+                firstFinishedAfterSecond = true;
+            }
+            else
+            {
+                secondArrived.TrySetResult();
+            }
+        };
+
+        await socket.SendTextAsync("{\"n\":1}");
+        await socket.SendTextAsync("{\"n\":2}");
+        await TemplateModeTests.WaitUntilAsync(() => fixture.Emulator.Counters.Integrations.Count == 2);
+
+        Assert.True(firstFinishedAfterSecond); // serialised, the first call would have waited for a second that never came
+    }
+
+    [Fact]
+    public async Task FrameJitter_ReordersTheIntegrationCallsOfOneConnection_AndLosesNone()
+    {
+        await using var fixture = await EmulatorFixture.StartAsync();
+        using var socket = await fixture.ConnectAsync();
+        fixture.Emulator.Faults.FrameJitter = TimeSpan.FromMilliseconds(200);
+        var sent = Enumerable.Range(0, 40).Select(i => $"{{\"n\":{i}}}").ToList();
+
+        foreach (var frame in sent)
+        {
+            await socket.SendTextAsync(frame);
+        }
+
+        await TemplateModeTests.WaitUntilAsync(() => fixture.Backend.CallsTo(FakeBackend.Default).Count == sent.Count);
+        var arrived = fixture.Backend.CallsTo(FakeBackend.Default).Select(c => c.Body).ToList();
+
+        Assert.Equal(sent.Order(), arrived.Order());
+        Assert.NotEqual(sent, arrived); // 40 frames, each delayed 0-200 ms at random: in order only by a vanishing chance
+    }
+
+    [Fact]
+    public async Task IntegrationAnswering500_DecidesNothingForTheClient_NoFrameIsSent()
+    {
+        await using var fixture = await EmulatorFixture.StartAsync();
+        var (socket, id) = await fixture.ConnectWithIdAsync();
+        using var _ = socket;
+        fixture.Backend.DefaultStatus = 500;
+
+        await socket.SendTextAsync("{\"type\":\"hello\"}");
+        await fixture.Backend.NextAsync(FakeBackend.Default);
+        await TemplateModeTests.WaitUntilAsync(() => fixture.Emulator.Counters.Integrations.Count == 1);
+        await fixture.Connections.PushAsync(id, "{\"type\":\"next\"}"u8.ToArray());
+
+        Assert.Equal(500, Assert.Single(fixture.Emulator.Counters.Integrations).Status);
+        Assert.Equal("{\"type\":\"next\"}", (await socket.ReceiveAsync()).Text); // the first frame the client sees is the push
+    }
+
+    [Fact]
     public async Task FragmentedMessage_IsForwardedOnce_Whole()
     {
         await using var fixture = await EmulatorFixture.StartAsync();

@@ -9,49 +9,65 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Talki.Signalling.Emulator.Deployment;
 
 namespace Talki.Signalling.Emulator;
 
 /// <summary>
-/// A local API Gateway WebSocket API on Kestrel at 127.0.0.1: clients connect to <see cref="WebSocketUrl"/>
-/// (<c>$connect</c> runs the REQUEST authorizer against the backend's <c>/events</c>), text messages go to the backend's
-/// <c>$default</c> HTTP integration, closes to <c>$disconnect</c>, and the backend pushes through the SigV4-verified
-/// <c>@connections</c> API at <see cref="ManagementEndpoint"/>. Quotas, idle timeout and error shapes follow API Gateway.
+/// A local API Gateway WebSocket API on Kestrel at 127.0.0.1, with the Lambda pieces around it. Clients connect to
+/// <see cref="WebSocketUrl"/> (<c>$connect</c> invokes the REQUEST authorizer function through the Lambda Web Adapter's
+/// pass-through path), text messages go to the <c>$default</c> HTTP integration, closes to <c>$disconnect</c>, and the
+/// functions push through the SigV4-verified <c>@connections</c> API at <see cref="ManagementEndpoint"/>. In template mode
+/// (<see cref="EmulatorOptions.Template"/>) everything comes from the synthesized CloudFormation template: the functions'
+/// role policies are enforced on <c>@connections</c> and on the DynamoDB endpoint (<see cref="DynamoDbEndpoint"/>), the
+/// function URLs (<see cref="FunctionUrl"/>) check their resource-based policy and spread requests over the function's
+/// instances, and the integrations' request parameters map the headers. Quotas, idle timeout and error shapes follow API Gateway.
 /// </summary>
-public sealed class ApiGatewayEmulator : IAsyncDisposable
+public sealed partial class ApiGatewayEmulator : IAsyncDisposable
 {
     private const string ConnectionsSegment = "@connections/";
     private const string EncodedConnectionsSegment = "%40connections/";
 
+    /// <summary>The largest Lambda authorizer result API Gateway accepts (aws-facts.md, WebSocket quotas: 8 KB).</summary>
+    internal const int MaxAuthorizerResultBytes = 8 * 1024;
+
     private readonly EmulatorOptions _options;
     private readonly WebApplication _app;
-    private readonly HttpClient _backend;
-    private readonly SigV4Verifier _verifier;
+    private readonly HttpClient _http;
     private readonly ConcurrentDictionary<string, EmulatorConnection> _connections = new(StringComparer.Ordinal);
     private readonly ILogger _logger;
+    private readonly ListenOptions _main;
+    private readonly ListenOptions? _dynamoListener;
+    private readonly Dictionary<string, ListenOptions> _urlListeners;
+    private readonly Dictionary<int, EmulatedFunctionUrl> _urlsByPort = [];
+    private readonly Dictionary<string, FunctionPool> _pools = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, EmulatedFunction> _functionsByAccessKey = new(StringComparer.Ordinal);
+    private SigV4Verifier _verifier = null!;
+    private SigV4Verifier _dynamoVerifier = null!;
     private int _disposed;
 
-    private ApiGatewayEmulator(EmulatorOptions options, WebApplication app)
+    private ApiGatewayEmulator(EmulatorOptions options, WebApplication app, ListenOptions main, ListenOptions? dynamo, Dictionary<string, ListenOptions> urls)
     {
         _options = options;
         _app = app;
-        _backend = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false })
+        _main = main;
+        _dynamoListener = dynamo;
+        _urlListeners = urls;
+        _http = new HttpClient(new SocketsHttpHandler
         {
-            BaseAddress = options.Backend,
-            Timeout = Timeout.InfiniteTimeSpan, // bounded per call by IntegrationTimeout
-        };
-        var clock = options.SigningClock;
-        _verifier = new SigV4Verifier(new Dictionary<string, string>(options.Credentials, StringComparer.Ordinal), options.Region, "execute-api")
+            AllowAutoRedirect = false,
+            UseCookies = false,
+            UseProxy = false,
+            AutomaticDecompression = DecompressionMethods.None,
+        })
         {
-            MaxSkew = options.MaxSigningSkew,
-            Now = clock.GetUtcNow,
+            Timeout = Timeout.InfiniteTimeSpan, // bounded per call (integration timeout, function timeout)
         };
         _logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Talki.Signalling.ApiGatewayEmulator");
     }
@@ -62,8 +78,30 @@ public sealed class ApiGatewayEmulator : IAsyncDisposable
     /// <summary>Gets the management API endpoint, <c>http://127.0.0.1:{port}</c> (the API lives under <c>/{stage}/@connections/{id}</c>).</summary>
     public Uri ManagementEndpoint { get; private set; } = null!;
 
+    /// <summary>Gets the DynamoDB endpoint (<c>http://127.0.0.1:{port}</c>) when <see cref="EmulatorOptions.DynamoDb"/> is set.</summary>
+    public Uri? DynamoDbEndpoint { get; private set; }
+
+    /// <summary>
+    /// Gets the base URI (ending in <c>/</c>) of the template's function URL: a browser-facing front door on 127.0.0.1
+    /// that checks the URL's resource-based policy and forwards any request to the function's instances. Throws
+    /// unless the template has exactly one function URL (see <see cref="FunctionUrls"/>).
+    /// </summary>
+    public Uri FunctionUrl => FunctionUrls.Count == 1 ? FunctionUrls.Values.Single() : throw new InvalidOperationException($"The deployment has {FunctionUrls.Count} function URLs; use FunctionUrls.");
+
+    /// <summary>Gets the function URLs by function construct id (<c>Backend</c>).</summary>
+    public IReadOnlyDictionary<string, Uri> FunctionUrls { get; private set; } = new Dictionary<string, Uri>();
+
+    /// <summary>Gets what the emulator runs (from the template, or the legacy set-up).</summary>
+    public EmulatedDeployment Deployment { get; private set; } = null!;
+
     /// <summary>Gets the stage.</summary>
-    public string Stage => _options.Stage;
+    public string Stage => Deployment.Stage;
+
+    /// <summary>Gets the API id.</summary>
+    public string ApiId => _options.ApiId;
+
+    /// <summary>Gets the region.</summary>
+    public string Region => _options.Region;
 
     /// <summary>Gets the counters.</summary>
     public EmulatorCounters Counters { get; } = new();
@@ -74,8 +112,21 @@ public sealed class ApiGatewayEmulator : IAsyncDisposable
     /// <summary>Gets the ids of the open connections.</summary>
     public IReadOnlyCollection<string> OpenConnectionIds => [.. _connections.Values.Where(c => c.IsOpen).Select(c => c.Id)];
 
+    /// <summary>
+    /// Gets the connection time so far: the ended connections' (<see cref="EmulatorCounters.ConnectionTime"/>) plus the open
+    /// ones' until now, on <see cref="EmulatorOptions.TimeProvider"/>. API Gateway bills it in connection-minutes.
+    /// </summary>
+    public TimeSpan ConnectionTime
+    {
+        get
+        {
+            var now = _options.TimeProvider.GetUtcNow();
+            return Counters.ConnectionTime + _connections.Values.Where(c => c.IsOpen).Aggregate(TimeSpan.Zero, (sum, c) => sum + (now - c.ConnectedAt));
+        }
+    }
+
     /// <summary>Starts an emulator.</summary>
-    /// <param name="options">The options; <see cref="EmulatorOptions.Backend"/> and <see cref="EmulatorOptions.GatewaySecret"/> are required.</param>
+    /// <param name="options">The options: <see cref="EmulatorOptions.Template"/> (template mode) or <see cref="EmulatorOptions.Backend"/> and <see cref="EmulatorOptions.GatewaySecret"/> (legacy mode).</param>
     /// <param name="cancellationToken">Cancels the start.</param>
     /// <returns>The running emulator.</returns>
     public static async Task<ApiGatewayEmulator> StartAsync(EmulatorOptions options, CancellationToken cancellationToken = default)
@@ -85,17 +136,80 @@ public sealed class ApiGatewayEmulator : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         options.ConfigureLogging?.Invoke(builder.Logging);
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, options.Port));
+        ListenOptions? main = null;
+        ListenOptions? dynamo = null;
+        var urls = new Dictionary<string, ListenOptions>(StringComparer.Ordinal);
+        var urlLogicalIds = options.Template is null ? [] : EmulatedDeployment.FunctionUrlLogicalIds(options.Template);
+        builder.WebHost.UseKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = null; // function URLs and DynamoDB bound their own bodies
+            k.Listen(IPAddress.Loopback, options.Port, l => main = l);
+            if (options.DynamoDb is not null)
+            {
+                k.Listen(IPAddress.Loopback, 0, l => dynamo = l);
+            }
+
+            foreach (var url in urlLogicalIds)
+            {
+                k.Listen(IPAddress.Loopback, 0, l => urls[url] = l);
+            }
+        });
         builder.Services.AddSingleton<IHostLifetime, ManualLifetime>(); // no Ctrl+C handling: DisposeAsync closes connections first
         var app = builder.Build();
-        var emulator = new ApiGatewayEmulator(options, app);
+        ApiGatewayEmulator? emulator = null;
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero }); // API Gateway sends no pings
-        app.Run(emulator.DispatchAsync);
+        app.Run(context => emulator!.DispatchAsync(context));
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
-        var address = new Uri(app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First());
-        emulator.ManagementEndpoint = new Uri($"http://127.0.0.1:{address.Port}");
-        emulator.WebSocketUrl = new Uri($"ws://127.0.0.1:{address.Port}/{options.Stage}");
+        emulator = new ApiGatewayEmulator(options, app, main!, dynamo, urls);
+        try
+        {
+            emulator.Initialize();
+        }
+        catch
+        {
+            await emulator.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
         return emulator;
+    }
+
+    /// <summary>
+    /// Creates the template's DynamoDB tables in <see cref="EmulatorOptions.DynamoDb"/>, as CloudFormation would (straight to
+    /// dynalite, not through the IAM check), unless they exist; waits until they are active.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the creation.</param>
+    /// <returns>The tables.</returns>
+    public async Task<IReadOnlyList<EmulatedTable>> CreateTablesAsync(CancellationToken cancellationToken = default)
+    {
+        var dynamo = _options.DynamoDb ?? throw new InvalidOperationException("EmulatorOptions.DynamoDb is not set.");
+        foreach (var table in Deployment.Tables)
+        {
+            using var created = await DynaliteAsync(dynamo, "CreateTable", table.CreateTableRequest.ToJsonString(), cancellationToken).ConfigureAwait(false);
+            var body = await created.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+            if (!created.IsSuccessStatusCode && !body.Contains("ResourceInUseException", StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException($"CreateTable {table.Name} failed: {(int)created.StatusCode} {body}");
+            }
+
+            for (var attempt = 0; ; attempt++)
+            {
+                using var described = await DynaliteAsync(dynamo, "DescribeTable", $"{{\"TableName\":\"{table.Name}\"}}", cancellationToken).ConfigureAwait(false);
+                if ((await described.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)).Contains("\"TableStatus\":\"ACTIVE\"", StringComparison.Ordinal))
+                {
+                    break;
+                }
+
+                if (attempt == 200)
+                {
+                    throw new TimeoutException($"Table {table.Name} did not become active.");
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(50), TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return Deployment.Tables;
     }
 
     /// <summary>Closes every connection with 1001 (each reported to <c>$disconnect</c>) and stops the host.</summary>
@@ -120,7 +234,7 @@ public sealed class ApiGatewayEmulator : IAsyncDisposable
 
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
-        _backend.Dispose();
+        _http.Dispose();
     }
 
     /// <summary>A new id in API Gateway's style: 16 base64 characters ending in '=' (11 random bytes).</summary>
@@ -129,12 +243,90 @@ public sealed class ApiGatewayEmulator : IAsyncDisposable
     private static string TraceId(TimeProvider time)
         => $"Root=1-{time.GetUtcNow().ToUnixTimeSeconds():x8}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12))}";
 
+    private string MethodArn => $"arn:{_options.Partition}:execute-api:{_options.Region}:{_options.AccountId}:{_options.ApiId}/{Stage}/$connect";
+
+    private void Initialize()
+    {
+        var port = _main.IPEndPoint!.Port;
+        ManagementEndpoint = new Uri($"http://127.0.0.1:{port}");
+        if (_dynamoListener is not null)
+        {
+            DynamoDbEndpoint = new Uri($"http://127.0.0.1:{_dynamoListener.IPEndPoint!.Port}");
+        }
+
+        var urlBases = _urlListeners.ToDictionary(u => u.Key, u => $"http://127.0.0.1:{u.Value.IPEndPoint!.Port}/", StringComparer.Ordinal);
+        if (_options.Template is { } template)
+        {
+            var context = new TemplateContext(_options.Partition, _options.Region, _options.AccountId, _options.UrlSuffix, _options.StackName, _options.ApiId,
+                new Dictionary<string, string>(_options.TemplateParameters, StringComparer.Ordinal));
+            Deployment = EmulatedDeployment.FromTemplate(template, context, logicalId => urlBases[logicalId]);
+        }
+        else
+        {
+            Deployment = EmulatedDeployment.Legacy(_options);
+        }
+
+        foreach (var integration in Deployment.Routes.Values)
+        {
+            foreach (var (header, source) in integration.RequestParameters)
+            {
+                if (!IsSupportedSource(source))
+                {
+                    throw new NotSupportedException($"Route {integration.RouteKey}: the emulator does not map {source} into {header}.");
+                }
+            }
+        }
+
+        var credentials = new Dictionary<string, string>(_options.Credentials, StringComparer.Ordinal);
+        foreach (var (key, instances) in _options.Functions)
+        {
+            var function = Deployment.Function(key);
+            _pools[function.Key] = new FunctionPool(function.Key, instances.Instances);
+            if (instances.AccessKeyId is { } accessKey)
+            {
+                credentials[accessKey] = instances.SecretAccessKey!;
+                _functionsByAccessKey[accessKey] = function;
+            }
+        }
+
+        if (_options.Template is null)
+        {
+            _pools["Backend"] = new FunctionPool("Backend", [_options.Backend!]);
+        }
+
+        foreach (var function in Deployment.Functions.Where(f => !_pools.ContainsKey(f.Key)))
+        {
+            _pools[function.Key] = new FunctionPool(function.Key, []);
+        }
+
+        _verifier = new SigV4Verifier(credentials, _options.Region, "execute-api") { MaxSkew = _options.MaxSigningSkew, Now = _options.SigningClock.GetUtcNow };
+        _dynamoVerifier = new SigV4Verifier(credentials, _options.Region, "dynamodb") { MaxSkew = _options.MaxSigningSkew, Now = _options.SigningClock.GetUtcNow };
+        foreach (var url in Deployment.FunctionUrls)
+        {
+            _urlsByPort[_urlListeners[url.LogicalId].IPEndPoint!.Port] = url;
+        }
+
+        FunctionUrls = Deployment.FunctionUrls.ToDictionary(u => u.Function.Key, u => new Uri(urlBases[u.LogicalId]), StringComparer.Ordinal);
+        WebSocketUrl = new Uri($"ws://127.0.0.1:{port}/{Stage}");
+    }
+
     private Task DispatchAsync(HttpContext context)
     {
+        var localPort = context.Connection.LocalPort;
+        if (_dynamoListener is not null && localPort == _dynamoListener.IPEndPoint!.Port)
+        {
+            return DynamoDbAsync(context);
+        }
+
+        if (_urlsByPort.TryGetValue(localPort, out var functionUrl))
+        {
+            return FunctionUrlAsync(context, functionUrl);
+        }
+
         var rawTarget = context.Features.GetRequiredFeature<IHttpRequestFeature>().RawTarget;
         var question = rawTarget.IndexOf('?', StringComparison.Ordinal);
         var path = question < 0 ? rawTarget : rawTarget[..question];
-        var stagePrefix = "/" + _options.Stage;
+        var stagePrefix = "/" + Stage;
         if (path == stagePrefix || path == stagePrefix + "/")
         {
             return ConnectAsync(context);
@@ -166,8 +358,13 @@ public sealed class ApiGatewayEmulator : IAsyncDisposable
             return;
         }
 
-        var query = context.Request.Query;
-        if (string.IsNullOrEmpty(query[_options.IdentitySourceQueryParameter].ToString()))
+        // "If any of the specified identity sources is missing, null, or empty, API Gateway returns a 401 Unauthorized
+        // response without calling the authorizer Lambda function."
+        // (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-lambda-auth.html)
+        var authorizer = Deployment.Authorizer;
+        if (authorizer is not null
+            && (authorizer.QueryIdentitySources.Any(q => string.IsNullOrEmpty(context.Request.Query[q].ToString()))
+                || authorizer.HeaderIdentitySources.Any(h => string.IsNullOrEmpty(context.Request.Headers[h].ToString()))))
         {
             Counters.Rejected();
             await WriteMessageAsync(context, StatusCodes.Status401Unauthorized, "Unauthorized").ConfigureAwait(false);
@@ -181,7 +378,7 @@ public sealed class ApiGatewayEmulator : IAsyncDisposable
         _connections[connection.Id] = connection; // registered but not open: @connections answers 410 until $connect completes
         try
         {
-            var status = await AuthorizeAsync(context, connection).ConfigureAwait(false);
+            var status = authorizer is null ? StatusCodes.Status200OK : await AuthorizeAsync(context, connection, authorizer).ConfigureAwait(false);
             if (status != StatusCodes.Status200OK || Volatile.Read(ref _disposed) != 0)
             {
                 Counters.Rejected();
@@ -204,11 +401,14 @@ public sealed class ApiGatewayEmulator : IAsyncDisposable
 
             // "$disconnect is a best-effort event. API Gateway will try its best to deliver the $disconnect event to your
             // integration, but it cannot guarantee delivery." (API Gateway developer guide, "Working with the $connect and
-            // $disconnect routes".) Faults.LoseDisconnects drops it, as AWS may.
-            if (!Faults.LoseDisconnects)
+            // $disconnect routes", https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-keys-connect-disconnect.html.)
+            // Faults.LoseDisconnects drops it, as AWS may. It is not ordered after the frames still in flight either.
+            if (!Faults.LoseDisconnects && Deployment.Routes.TryGetValue("$disconnect", out var disconnect))
             {
-                await PostIntegrationAsync(_options.DisconnectRoutePath, connection, null).ConfigureAwait(false);
+                await CallIntegrationAsync(disconnect, connection, null).ConfigureAwait(false);
             }
+
+            await connection.InFlightAsync().ConfigureAwait(false);
         }
         finally
         {
@@ -218,37 +418,166 @@ public sealed class ApiGatewayEmulator : IAsyncDisposable
         }
     }
 
-    /// <summary>Calls the REQUEST authorizer; returns 200 (Allow), 401, 403 (Deny) or 500 (authorizer failure).</summary>
-    private async Task<int> AuthorizeAsync(HttpContext context, EmulatorConnection connection)
+    /// <summary>
+    /// Invokes the REQUEST authorizer function; returns 200 (Allow), 403 (Deny) or 500 (the authorizer failed, its result
+    /// is invalid, or API Gateway may not invoke it).
+    /// </summary>
+    private async Task<int> AuthorizeAsync(HttpContext context, EmulatorConnection connection, EmulatedAuthorizer authorizer)
     {
-        var methodArn = _options.MethodArn;
+        var function = authorizer.Function;
+        if (Deployment.EnforcesIam && !MayApiGatewayInvoke(function, authorizer))
+        {
+            // API Gateway needs lambda:InvokeFunction in the function's resource-based policy; without it the authorizer
+            // call fails with a configuration error and the client gets 500
+            // (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-lambda-auth.html,
+            // https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway.html#apigateway-permissions).
+            Log.AuthorizerNotPermitted(_logger, function.Name);
+            return StatusCodes.Status500InternalServerError;
+        }
+
+        var methodArn = MethodArn;
         var body = AuthorizerEvent(context, connection, methodArn);
         Counters.Authorizer();
-        using var request = new HttpRequestMessage(HttpMethod.Post, _options.AuthorizerPath) { Content = new ByteArrayContent(body) };
+        var result = await InvokePassThroughAsync(function, body, context.RequestAborted).ConfigureAwait(false);
+        if (result is null)
+        {
+            return StatusCodes.Status500InternalServerError;
+        }
+
+        var decision = DecideAuthorizer(result, methodArn);
+        if (decision.Status == StatusCodes.Status200OK)
+        {
+            connection.AuthorizerContext = decision.Context;
+        }
+        else if (decision.Status == StatusCodes.Status500InternalServerError)
+        {
+            Log.AuthorizerResultInvalid(_logger, decision.Reason ?? "invalid result");
+        }
+
+        return decision.Status;
+    }
+
+    private bool MayApiGatewayInvoke(EmulatedFunction function, EmulatedAuthorizer authorizer)
+    {
+        var sourceArn = $"arn:{_options.Partition}:execute-api:{_options.Region}:{_options.AccountId}:{_options.ApiId}/authorizers/{authorizer.Id}";
+        return function.Permissions.Any(p =>
+            (p.Principal == "apigateway.amazonaws.com" || p.Principal == "*")
+            && IamPolicy.Matches(p.Action, "lambda:InvokeFunction", ignoreCase: true)
+            && (p.SourceArn is null || IamPolicy.Matches(p.SourceArn, sourceArn, ignoreCase: false)));
+    }
+
+    /// <summary>
+    /// Invokes a function with a non-HTTP event through the Lambda Web Adapter: the adapter POSTs the raw event to the
+    /// pass-through path (<c>AWS_LWA_PASS_THROUGH_PATH</c>), discards the HTTP status, and returns the response body as the
+    /// Lambda result (aws-facts.md §8; https://github.com/awslabs/aws-lambda-web-adapter, "Non-HTTP Event Triggers").
+    /// Null when the instance could not be reached or timed out (a function error).
+    /// </summary>
+    private async Task<byte[]?> InvokePassThroughAsync(EmulatedFunction function, byte[] body, CancellationToken cancellationToken)
+    {
+        var pool = _pools[function.Key];
+        if (pool.Count == 0)
+        {
+            Log.NoInstance(_logger, function.Key);
+            return null;
+        }
+
+        using var lease = pool.Acquire();
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(lease.Instance, function.PassThroughPath)) { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        using var timeout = new CancellationTokenSource(_options.IntegrationTimeout, TimeProvider.System);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, context.RequestAborted);
+        var timeout = function.Timeout < _options.IntegrationTimeout ? function.Timeout : _options.IntegrationTimeout;
+        using var timer = new CancellationTokenSource(timeout, TimeProvider.System);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, cancellationToken);
+        var started = TimeProvider.System.GetTimestamp();
+        var status = 0;
         try
         {
-            using var response = await _backend.SendAsync(request, linked.Token).ConfigureAwait(false);
-            if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
-            {
-                return (int)response.StatusCode;
-            }
-
+            using var response = await _http.SendAsync(request, linked.Token).ConfigureAwait(false);
+            status = (int)response.StatusCode;
             if (!response.IsSuccessStatusCode)
             {
-                Log.AuthorizerFailed(_logger, (int)response.StatusCode);
-                return StatusCodes.Status500InternalServerError;
+                Log.PassThroughStatus(_logger, function.Key, status);
             }
 
-            var json = await response.Content.ReadAsByteArrayAsync(linked.Token).ConfigureAwait(false);
-            return PolicyDecision(json, methodArn);
+            return await response.Content.ReadAsByteArrayAsync(linked.Token).ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is HttpRequestException or OperationCanceledException)
         {
             Log.AuthorizerUnreachable(_logger, exception);
-            return StatusCodes.Status500InternalServerError;
+            return null;
+        }
+        finally
+        {
+            Counters.Invocation(new InvocationRecord(function.Key, lease.Index, "authorizer", function.PassThroughPath, status, TimeProvider.System.GetElapsedTime(started)));
+        }
+    }
+
+    /// <summary>What API Gateway makes of an authorizer's result.</summary>
+    /// <param name="Status">200 (Allow), 403 (Deny) or 500 (invalid result).</param>
+    /// <param name="Context">The context, stringified, with <c>principalId</c>.</param>
+    /// <param name="Reason">Why the result is invalid.</param>
+    internal sealed record AuthorizerDecision(int Status, IReadOnlyDictionary<string, string> Context, string? Reason);
+
+    /// <summary>
+    /// Decides on an authorizer result: at most 8 KB (aws-facts.md, quotas: "Lambda authorizer result size 8 KB"); a JSON
+    /// object whose <c>policyDocument</c> allows <c>execute-api:Invoke</c> on the method ARN with no statement denying it;
+    /// a <c>context</c> of string, number and boolean values only ("you cannot set a JSON object or array as a valid value
+    /// of any key in the context map", https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-lambda-authorizer-output.html).
+    /// Anything else is an authorizer error: 500.
+    /// </summary>
+    internal static AuthorizerDecision DecideAuthorizer(byte[] json, string methodArn)
+    {
+        var empty = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (json.Length > MaxAuthorizerResultBytes)
+        {
+            return new(StatusCodes.Status500InternalServerError, empty, $"result of {json.Length} bytes exceeds {MaxAuthorizerResultBytes}");
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return new(StatusCodes.Status500InternalServerError, empty, "result is not a JSON object");
+            }
+
+            var context = new Dictionary<string, string>(StringComparer.Ordinal);
+            if (root.TryGetProperty("context", out var contextElement) && contextElement.ValueKind != JsonValueKind.Null)
+            {
+                if (contextElement.ValueKind != JsonValueKind.Object)
+                {
+                    return new(StatusCodes.Status500InternalServerError, empty, "context is not an object");
+                }
+
+                foreach (var property in contextElement.EnumerateObject())
+                {
+                    // $context.authorizer.<key> is stringified: "1", "true".
+                    context[property.Name] = property.Value.ValueKind switch
+                    {
+                        JsonValueKind.String => property.Value.GetString()!,
+                        JsonValueKind.Number => property.Value.GetRawText(),
+                        JsonValueKind.True => "true",
+                        JsonValueKind.False => "false",
+                        _ => null!,
+                    };
+                    if (context[property.Name] is null)
+                    {
+                        return new(StatusCodes.Status500InternalServerError, empty, $"context.{property.Name} is {property.Value.ValueKind}, not a string, number or boolean");
+                    }
+                }
+            }
+
+            if (root.TryGetProperty("principalId", out var principal) && principal.ValueKind == JsonValueKind.String)
+            {
+                context["principalId"] = principal.GetString()!;
+            }
+
+            var status = PolicyDecision(root, methodArn);
+            return new(status, status == StatusCodes.Status200OK ? context : empty, status == StatusCodes.Status500InternalServerError ? "no policyDocument.Statement" : null);
+        }
+        catch (JsonException)
+        {
+            return new(StatusCodes.Status500InternalServerError, empty, "result is not JSON");
         }
     }
 
@@ -258,57 +587,50 @@ public sealed class ApiGatewayEmulator : IAsyncDisposable
         try
         {
             using var document = JsonDocument.Parse(json);
-            if (!document.RootElement.TryGetProperty("policyDocument", out var policy) || !policy.TryGetProperty("Statement", out var statements))
-            {
-                return StatusCodes.Status500InternalServerError;
-            }
-
-            var allowed = false;
-            foreach (var statement in statements.ValueKind == JsonValueKind.Array ? statements.EnumerateArray() : Enumerable.Repeat(statements, 1))
-            {
-                if (!Matches(statement, "Action", "execute-api:Invoke") || !Matches(statement, "Resource", methodArn))
-                {
-                    continue;
-                }
-
-                var effect = statement.TryGetProperty("Effect", out var e) ? e.GetString() : null;
-                if (string.Equals(effect, "Deny", StringComparison.OrdinalIgnoreCase))
-                {
-                    return StatusCodes.Status403Forbidden;
-                }
-
-                allowed |= string.Equals(effect, "Allow", StringComparison.OrdinalIgnoreCase);
-            }
-
-            return allowed ? StatusCodes.Status200OK : StatusCodes.Status403Forbidden;
+            return document.RootElement.ValueKind == JsonValueKind.Object ? PolicyDecision(document.RootElement, methodArn) : StatusCodes.Status500InternalServerError;
         }
-        catch (Exception exception) when (exception is JsonException or InvalidOperationException)
+        catch (JsonException)
         {
             return StatusCodes.Status500InternalServerError;
         }
     }
 
-    private static bool Matches(JsonElement statement, string property, string value)
+    private static int PolicyDecision(JsonElement root, string methodArn)
+    {
+        if (!root.TryGetProperty("policyDocument", out var policy) || policy.ValueKind != JsonValueKind.Object || !policy.TryGetProperty("Statement", out var statements))
+        {
+            return StatusCodes.Status500InternalServerError;
+        }
+
+        var allowed = false;
+        foreach (var statement in statements.ValueKind == JsonValueKind.Array ? statements.EnumerateArray() : Enumerable.Repeat(statements, 1))
+        {
+            if (statement.ValueKind != JsonValueKind.Object || !Matches(statement, "Action", "execute-api:Invoke", ignoreCase: true) || !Matches(statement, "Resource", methodArn, ignoreCase: false))
+            {
+                continue;
+            }
+
+            var effect = statement.TryGetProperty("Effect", out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null;
+            if (string.Equals(effect, "Deny", StringComparison.OrdinalIgnoreCase))
+            {
+                return StatusCodes.Status403Forbidden;
+            }
+
+            allowed |= string.Equals(effect, "Allow", StringComparison.OrdinalIgnoreCase);
+        }
+
+        return allowed ? StatusCodes.Status200OK : StatusCodes.Status403Forbidden;
+    }
+
+    private static bool Matches(JsonElement statement, string property, string value, bool ignoreCase)
     {
         if (!statement.TryGetProperty(property, out var element))
         {
             return false;
         }
 
-        var patterns = element.ValueKind == JsonValueKind.Array ? element.EnumerateArray().Select(x => x.GetString()) : [element.GetString()];
-        return patterns.Any(p => p is not null && Glob(p, value));
-    }
-
-    /// <summary>IAM wildcard matching: <c>*</c> any run, <c>?</c> one character.</summary>
-    private static bool Glob(string pattern, string value)
-    {
-        if (!pattern.Contains('*', StringComparison.Ordinal) && !pattern.Contains('?', StringComparison.Ordinal))
-        {
-            return string.Equals(pattern, value, StringComparison.Ordinal);
-        }
-
-        var regex = "^" + System.Text.RegularExpressions.Regex.Escape(pattern).Replace("\\*", ".*", StringComparison.Ordinal).Replace("\\?", ".", StringComparison.Ordinal) + "$";
-        return System.Text.RegularExpressions.Regex.IsMatch(value, regex, System.Text.RegularExpressions.RegexOptions.None, TimeSpan.FromSeconds(1));
+        var patterns = element.ValueKind == JsonValueKind.Array ? element.EnumerateArray().Select(x => x.ValueKind == JsonValueKind.String ? x.GetString() : null) : [element.ValueKind == JsonValueKind.String ? element.GetString() : null];
+        return patterns.Any(p => p is not null && IamPolicy.Matches(p, value, ignoreCase));
     }
 
     /// <summary>The documented WebSocket REQUEST authorizer event.</summary>
@@ -391,7 +713,7 @@ public sealed class ApiGatewayEmulator : IAsyncDisposable
             json.WriteString("extendedRequestId", requestId);
             json.WriteString("requestTime", now.ToString("dd/MMM/yyyy:HH:mm:ss +0000", CultureInfo.InvariantCulture));
             json.WriteString("messageDirection", "IN");
-            json.WriteString("stage", _options.Stage);
+            json.WriteString("stage", Stage);
             json.WriteNumber("connectedAt", connection.ConnectedAt.ToUnixTimeMilliseconds());
             json.WriteNumber("requestTimeEpoch", now.ToUnixTimeMilliseconds());
             json.WriteStartObject("identity");
@@ -467,25 +789,41 @@ public sealed class ApiGatewayEmulator : IAsyncDisposable
             message.SetLength(0);
             Counters.Inbound(body.Length);
             connection.Active(resetIdle: true);
-            var ok = await PostIntegrationAsync(_options.DefaultRoutePath, connection, body).ConfigureAwait(false);
-            if (!ok)
+            if (Deployment.Routes.TryGetValue("$default", out var route))
             {
-                // What API Gateway sends when an integration fails (unreachable or timed out).
-                var error = JsonSerializer.SerializeToUtf8Bytes(
-                    new Dictionary<string, string> { ["message"] = "Internal server error", ["connectionId"] = connection.Id, ["requestId"] = NewId() },
-                    EmulatorJsonContext.Default.DictionaryStringString);
-                await connection.SendAsync(error, _options.MaxFrameBytes, CancellationToken.None).ConfigureAwait(false);
+                // Frames are not serialised: each one's integration call is dispatched without waiting for the previous one.
+                connection.Track(Task.Run(() => HandleFrameAsync(route, connection, body)));
             }
         }
     }
 
-    /// <summary>
-    /// POSTs to an HTTP integration with the mapped headers and those API Gateway forwards; true unless the backend was
-    /// unreachable or timed out (its status and body are not returned to the client: proxy responses are one-way).
-    /// </summary>
-    private async Task<bool> PostIntegrationAsync(string path, EmulatorConnection connection, byte[]? body)
+    private async Task HandleFrameAsync(EmulatedIntegration route, EmulatorConnection connection, byte[] body)
     {
-        var isDefault = body is not null;
+        var jitter = Faults.FrameJitter;
+        if (jitter > TimeSpan.Zero)
+        {
+            await Task.Delay(TimeSpan.FromTicks(Random.Shared.NextInt64(jitter.Ticks)), TimeProvider.System).ConfigureAwait(false);
+        }
+
+        if (!await CallIntegrationAsync(route, connection, body).ConfigureAwait(false))
+        {
+            // What API Gateway sends when an integration fails (unreachable or timed out).
+            var error = JsonSerializer.SerializeToUtf8Bytes(
+                new Dictionary<string, string> { ["message"] = "Internal server error", ["connectionId"] = connection.Id, ["requestId"] = NewId() },
+                EmulatorJsonContext.Default.DictionaryStringString);
+            await connection.SendAsync(error, _options.MaxFrameBytes, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Calls a route's HTTP_PROXY integration with the headers its request parameters map and those API Gateway forwards.
+    /// True unless the integration was unreachable or timed out: its status and body are not returned to the client (without
+    /// a route response, proxy responses are one-way: https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-response.html),
+    /// so a 4xx/5xx of the backend decides nothing for the client.
+    /// </summary>
+    private async Task<bool> CallIntegrationAsync(EmulatedIntegration integration, EmulatorConnection connection, byte[]? body)
+    {
+        var isDefault = integration.RouteKey == "$default";
         if (isDefault)
         {
             Counters.DefaultRoute();
@@ -495,38 +833,103 @@ public sealed class ApiGatewayEmulator : IAsyncDisposable
             Counters.DisconnectRoute();
         }
 
-        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new ByteArrayContent(body ?? []) };
+        var messageId = isDefault ? NewId() : null;
+        var requestId = NewId();
+        using var request = new HttpRequestMessage(new HttpMethod(integration.Method), integration.Uri) { Content = new ByteArrayContent(body ?? []) };
         if (isDefault)
         {
             request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         }
 
         var headers = request.Headers;
-        headers.TryAddWithoutValidation(_options.ConnectionIdHeader, connection.Id);
-        headers.TryAddWithoutValidation(_options.GatewaySecretHeader, _options.GatewaySecret);
-        headers.TryAddWithoutValidation("Sec-WebSocket-Version", "0"); // the request-parameter mapping workaround
         headers.TryAddWithoutValidation("User-Agent", "AmazonAPIGateway_" + _options.ApiId);
         headers.TryAddWithoutValidation("x-amzn-apigateway-api-id", _options.ApiId);
         headers.TryAddWithoutValidation("X-Amzn-Trace-Id", TraceId(_options.TimeProvider));
         headers.TryAddWithoutValidation("X-Forwarded-For", connection.SourceIp);
         headers.TryAddWithoutValidation("X-Forwarded-Port", "443");
         headers.TryAddWithoutValidation("X-Forwarded-Proto", "https");
-        using var timeout = new CancellationTokenSource(_options.IntegrationTimeout, TimeProvider.System);
+
+        // integration.request.header.{name} = {source} (https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-data-mapping.html).
+        foreach (var (name, source) in integration.RequestParameters)
+        {
+            var value = SourceValue(source, connection, integration.RouteKey, requestId, messageId);
+            headers.Remove(name);
+            if (value is not null)
+            {
+                headers.TryAddWithoutValidation(name, value);
+            }
+        }
+
+        var timeout = integration.Timeout < _options.IntegrationTimeout ? integration.Timeout : _options.IntegrationTimeout;
+        using var timer = new CancellationTokenSource(timeout, TimeProvider.System);
+        var started = TimeProvider.System.GetTimestamp();
+        var status = 0;
         try
         {
-            using var response = await _backend.SendAsync(request, timeout.Token).ConfigureAwait(false);
+            using var response = await _http.SendAsync(request, timer.Token).ConfigureAwait(false);
+            status = (int)response.StatusCode;
+            await response.Content.LoadIntoBufferAsync(timer.Token).ConfigureAwait(false);
             if (!response.IsSuccessStatusCode)
             {
-                Log.IntegrationStatus(_logger, path, (int)response.StatusCode);
+                Log.IntegrationStatus(_logger, integration.RouteKey, status);
             }
 
             return true;
         }
         catch (Exception exception) when (exception is HttpRequestException or OperationCanceledException)
         {
-            Log.IntegrationFailed(_logger, path, exception);
+            Log.IntegrationFailed(_logger, integration.RouteKey, exception);
             return false;
         }
+        finally
+        {
+            Counters.Integration(new IntegrationRecord(integration.RouteKey, status, TimeProvider.System.GetElapsedTime(started)));
+        }
+    }
+
+    private static bool IsSupportedSource(string source)
+        => (source.Length >= 2 && source[0] == '\'' && source[^1] == '\'')
+           || source.StartsWith("context.", StringComparison.Ordinal)
+           || source.StartsWith("stageVariables.", StringComparison.Ordinal);
+
+    /// <summary>
+    /// The value of a request parameter source: <c>'static'</c>, <c>context.X</c> (<c>context.authorizer.X</c>
+    /// stringified) or <c>stageVariables.X</c> (the emulated stage has none). Null when the source has no value: the
+    /// header is then not sent (what API Gateway does with a missing context value is not documented; the emulator leaves
+    /// the header out rather than inventing one).
+    /// </summary>
+    private string? SourceValue(string source, EmulatorConnection connection, string routeKey, string requestId, string? messageId)
+    {
+        if (source.Length >= 2 && source[0] == '\'' && source[^1] == '\'')
+        {
+            return source[1..^1];
+        }
+
+        const string authorizerPrefix = "context.authorizer.";
+        if (source.StartsWith(authorizerPrefix, StringComparison.Ordinal))
+        {
+            return connection.AuthorizerContext.TryGetValue(source[authorizerPrefix.Length..], out var value) ? value : null;
+        }
+
+        var now = _options.TimeProvider.GetUtcNow();
+        return source switch
+        {
+            "context.connectionId" => connection.Id,
+            "context.connectedAt" => connection.ConnectedAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture),
+            "context.requestId" or "context.extendedRequestId" => requestId,
+            "context.messageId" => messageId,
+            "context.apiId" => _options.ApiId,
+            "context.stage" => Stage,
+            "context.domainName" => _options.EffectiveDomainName,
+            "context.routeKey" => routeKey,
+            "context.eventType" => routeKey == "$disconnect" ? "DISCONNECT" : "MESSAGE",
+            "context.messageDirection" => "IN",
+            "context.requestTimeEpoch" => now.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture),
+            "context.requestTime" => now.ToString("dd/MMM/yyyy:HH:mm:ss +0000", CultureInfo.InvariantCulture),
+            "context.identity.sourceIp" => connection.SourceIp,
+            "context.identity.userAgent" => connection.UserAgent,
+            _ => null,
+        };
     }
 
     // ---------------------------------------------------------------- @connections
@@ -581,6 +984,30 @@ public sealed class ApiGatewayEmulator : IAsyncDisposable
         if (verb is not ("POST" or "GET" or "DELETE"))
         {
             return await WriteErrorAsync(context, StatusCodes.Status403Forbidden, "ForbiddenException", "No method found matching route").ConfigureAwait(false);
+        }
+
+        if (Deployment.EnforcesIam)
+        {
+            // The caller's identity-based policy must allow execute-api:ManageConnections on
+            // arn:{partition}:execute-api:{region}:{account}:{api-id}/{stage}/{VERB}/@connections/{connection-id}
+            // (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-control-access-iam.html);
+            // otherwise IAM's 403 AccessDeniedException
+            // (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html).
+            var resource = $"arn:{_options.Partition}:execute-api:{_options.Region}:{_options.AccountId}:{_options.ApiId}/{Stage}/{verb}/@connections/{connectionId}";
+            var accessKey = SigV4Verifier.AccessKeyOf(headers["authorization"]) ?? string.Empty;
+            if (!_functionsByAccessKey.TryGetValue(accessKey, out var function) || !function.Policy.Allows("execute-api:ManageConnections", resource))
+            {
+                Counters.ConnectionsDenied();
+                var principal = function?.AssumedRoleArn(_options.Partition, _options.AccountId) ?? $"arn:{_options.Partition}:iam::{_options.AccountId}:user/{accessKey}";
+                var message = $"User: {principal} is not authorized to perform: execute-api:ManageConnections on resource: {resource}";
+                Log.AccessDenied(_logger, message);
+                context.Response.StatusCode = StatusCodes.Status403Forbidden;
+                context.Response.Headers["x-amzn-RequestId"] = NewRequestId();
+                context.Response.Headers["x-amzn-ErrorType"] = "AccessDeniedException";
+                context.Response.ContentType = "application/json";
+                await context.Response.WriteAsync(JsonSerializer.Serialize(new Dictionary<string, string> { ["Message"] = message }, EmulatorJsonContext.Default.DictionaryStringString)).ConfigureAwait(false);
+                return StatusCodes.Status403Forbidden;
+            }
         }
 
         var latency = Faults.Latency;

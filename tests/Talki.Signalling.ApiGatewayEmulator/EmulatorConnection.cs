@@ -20,6 +20,7 @@ internal sealed class EmulatorConnection : IDisposable
     private ITimer? _idleTimer;
     private ITimer? _durationTimer;
     private TimeSpan _idleTimeout;
+    private readonly List<Task> _inFlight = [];
 
     public EmulatorConnection(string id, DateTimeOffset connectedAt, string sourceIp, string? userAgent, TimeProvider time)
     {
@@ -38,6 +39,28 @@ internal sealed class EmulatorConnection : IDisposable
     public string SourceIp { get; }
 
     public string? UserAgent { get; }
+
+    /// <summary>Gets or sets the authorizer's context, stringified (<c>$context.authorizer.*</c>; <c>principalId</c> included).</summary>
+    public IReadOnlyDictionary<string, string> AuthorizerContext { get; set; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
+    /// <summary>Tracks an integration call in flight for this connection (frames are dispatched concurrently).</summary>
+    public void Track(Task call)
+    {
+        lock (_inFlight)
+        {
+            _inFlight.RemoveAll(t => t.IsCompleted);
+            _inFlight.Add(call);
+        }
+    }
+
+    /// <summary>Completes when every tracked integration call has ended.</summary>
+    public Task InFlightAsync()
+    {
+        lock (_inFlight)
+        {
+            return Task.WhenAll(_inFlight);
+        }
+    }
 
     public DateTimeOffset LastActiveAt => new(Interlocked.Read(ref _lastActiveTicks), TimeSpan.Zero);
 

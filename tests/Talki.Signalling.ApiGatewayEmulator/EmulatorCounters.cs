@@ -2,10 +2,30 @@ using System.Collections.Concurrent;
 
 namespace Talki.Signalling.Emulator;
 
+/// <summary>One Lambda invocation the emulator made: which function and instance, what triggered it, and how long the handler took.</summary>
+/// <param name="Function">The function's construct id (<c>Backend</c>, <c>Authorizer</c>).</param>
+/// <param name="Instance">The index of the instance that ran it.</param>
+/// <param name="Trigger"><c>authorizer</c> (the REQUEST authorizer event on the pass-through path) or <c>url</c> (a function URL request).</param>
+/// <param name="Path">The request path (e.g. <c>/talki/aws/default</c>, <c>/events</c>).</param>
+/// <param name="Status">The HTTP status the instance answered (0 when it could not be reached).</param>
+/// <param name="Duration">From sending the request to the instance until its response was complete (the handler's duration as Lambda bills it, give or take the local hop).</param>
+public sealed record InvocationRecord(string Function, int Instance, string Trigger, string Path, int Status, TimeSpan Duration);
+
+/// <summary>One HTTP integration call of a route.</summary>
+/// <param name="RouteKey"><c>$default</c> or <c>$disconnect</c>.</param>
+/// <param name="Status">The integration's HTTP status (0 when unreachable or timed out); it is not returned to the client.</param>
+/// <param name="Duration">The integration latency.</param>
+public sealed record IntegrationRecord(string RouteKey, int Status, TimeSpan Duration);
+
 /// <summary>What the emulator has done so far (thread-safe): the quantities API Gateway bills and the calls it made.</summary>
 public sealed class EmulatorCounters
 {
     private readonly ConcurrentDictionary<(string Verb, int Status), long> _connectionsCalls = new();
+    private readonly ConcurrentDictionary<(string Function, string Action, bool Allowed), long> _dynamoDbCalls = new();
+    private readonly ConcurrentQueue<InvocationRecord> _invocations = new();
+    private readonly ConcurrentQueue<IntegrationRecord> _integrations = new();
+    private long _functionUrlForbidden;
+    private long _connectionsAccessDenied;
     private long _inbound;
     private long _outbound;
     private long _dropped;
@@ -62,6 +82,62 @@ public sealed class EmulatorCounters
 
     /// <summary>Gets the number of <c>@connections</c> calls with this verb, whatever the status.</summary>
     public long ConnectionsApiCallCount(string verb) => _connectionsCalls.Where(p => p.Key.Verb == verb).Sum(p => p.Value);
+
+    /// <summary>Gets every Lambda invocation made so far (authorizer events and function URL requests), in completion order.</summary>
+    public IReadOnlyList<InvocationRecord> Invocations => [.. _invocations];
+
+    /// <summary>Gets every HTTP integration call made so far, in completion order.</summary>
+    public IReadOnlyList<IntegrationRecord> Integrations => [.. _integrations];
+
+    /// <summary>Gets the Lambda invocations of one function (construct id, e.g. <c>Backend</c>).</summary>
+    public long FunctionInvocations(string function) => _invocations.Count(i => i.Function == function);
+
+    /// <summary>Gets the integration calls of one route (<c>$default</c>, <c>$disconnect</c>).</summary>
+    public long IntegrationCalls(string routeKey) => _integrations.Count(i => i.RouteKey == routeKey);
+
+    /// <summary>Gets the function URL requests refused by the URL's resource-based policy (403 before any invocation).</summary>
+    public long FunctionUrlForbidden => Interlocked.Read(ref _functionUrlForbidden);
+
+    /// <summary>Gets the <c>@connections</c> calls refused by IAM (403 AccessDeniedException).</summary>
+    public long ConnectionsAccessDenied => Interlocked.Read(ref _connectionsAccessDenied);
+
+    /// <summary>Gets the DynamoDB calls through the emulator's endpoint, by <c>"{function} {action} {allowed|denied}"</c>.</summary>
+    public IReadOnlyDictionary<string, long> DynamoDbCalls
+        => _dynamoDbCalls.ToDictionary(p => $"{p.Key.Function} {p.Key.Action} {(p.Key.Allowed ? "allowed" : "denied")}", p => p.Value, StringComparer.Ordinal);
+
+    /// <summary>Gets the DynamoDB calls of this action (e.g. <c>GetItem</c>) that IAM allowed, from any function.</summary>
+    public long DynamoDbCallCount(string action, bool allowed = true) => _dynamoDbCalls.Where(p => p.Key.Action == action && p.Key.Allowed == allowed).Sum(p => p.Value);
+
+    /// <summary>Clears every counter (the connections still open keep counting their time from their start).</summary>
+    public void Reset()
+    {
+        _connectionsCalls.Clear();
+        _dynamoDbCalls.Clear();
+        _invocations.Clear();
+        _integrations.Clear();
+        Interlocked.Exchange(ref _inbound, 0);
+        Interlocked.Exchange(ref _outbound, 0);
+        Interlocked.Exchange(ref _dropped, 0);
+        Interlocked.Exchange(ref _meteredMessages, 0);
+        Interlocked.Exchange(ref _authorizerCalls, 0);
+        Interlocked.Exchange(ref _defaultCalls, 0);
+        Interlocked.Exchange(ref _disconnectCalls, 0);
+        Interlocked.Exchange(ref _accepted, 0);
+        Interlocked.Exchange(ref _rejected, 0);
+        Interlocked.Exchange(ref _connectionTicks, 0);
+        Interlocked.Exchange(ref _functionUrlForbidden, 0);
+        Interlocked.Exchange(ref _connectionsAccessDenied, 0);
+    }
+
+    internal void Invocation(InvocationRecord record) => _invocations.Enqueue(record);
+
+    internal void Integration(IntegrationRecord record) => _integrations.Enqueue(record);
+
+    internal void FunctionUrlRefused() => Interlocked.Increment(ref _functionUrlForbidden);
+
+    internal void ConnectionsDenied() => Interlocked.Increment(ref _connectionsAccessDenied);
+
+    internal void DynamoDb(string function, string action, bool allowed) => _dynamoDbCalls.AddOrUpdate((function, action, allowed), 1, static (_, n) => n + 1);
 
     internal void Inbound(int bytes)
     {

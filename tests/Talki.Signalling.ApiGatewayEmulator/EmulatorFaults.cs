@@ -8,6 +8,7 @@ public sealed class EmulatorFaults
     private int _drops;
     private TimeSpan _latency;
     private volatile bool _loseDisconnects;
+    private TimeSpan _frameJitter;
 
     /// <summary>
     /// Gets or sets a value indicating whether the <c>$disconnect</c> integration call is lost when a socket ends: API
@@ -17,6 +18,33 @@ public sealed class EmulatorFaults
     {
         get => _loseDisconnects;
         set => _loseDisconnects = value;
+    }
+
+    /// <summary>
+    /// Gets or sets the largest random delay added before each inbound frame's integration call (uniform in [0, value), on
+    /// the real clock: it reorders HTTP calls in flight). API Gateway does not serialise a connection's frames: "Responses
+    /// are asynchronous and are not necessarily received by the client in the same order as the client's messages were
+    /// sent" (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-routes-integrations.html),
+    /// so a backend must not depend on the order of one connection's frames.
+    /// </summary>
+    public TimeSpan FrameJitter
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _frameJitter;
+            }
+        }
+
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero);
+            lock (_lock)
+            {
+                _frameJitter = value;
+            }
+        }
     }
 
     /// <summary>Gets or sets the latency added to every <c>@connections</c> call (on the emulator's <see cref="TimeProvider"/>).</summary>
@@ -95,6 +123,7 @@ public sealed class EmulatorFaults
             _failures.Clear();
             _drops = 0;
             _latency = TimeSpan.Zero;
+            _frameJitter = TimeSpan.Zero;
             _loseDisconnects = false;
         }
     }

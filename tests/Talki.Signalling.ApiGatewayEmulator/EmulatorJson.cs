@@ -29,9 +29,6 @@ internal sealed partial class EmulatorJsonContext : JsonSerializerContext;
 /// <summary>Log messages of the emulator.</summary>
 internal static partial class Log
 {
-    [LoggerMessage(1, LogLevel.Warning, "The authorizer answered {Status}; the upgrade is refused with 500.")]
-    public static partial void AuthorizerFailed(ILogger logger, int status);
-
     [LoggerMessage(2, LogLevel.Warning, "The authorizer could not be called; the upgrade is refused with 500.")]
     public static partial void AuthorizerUnreachable(ILogger logger, Exception exception);
 
@@ -43,4 +40,28 @@ internal static partial class Log
 
     [LoggerMessage(5, LogLevel.Information, "@connections {Verb} refused (403): {Reason}.")]
     public static partial void SignatureRejected(ILogger logger, string verb, string reason);
+
+    [LoggerMessage(6, LogLevel.Warning, "API Gateway may not invoke the authorizer function {Function} (no lambda:InvokeFunction permission for apigateway.amazonaws.com); the upgrade is refused with 500.")]
+    public static partial void AuthorizerNotPermitted(ILogger logger, string function);
+
+    [LoggerMessage(7, LogLevel.Warning, "The authorizer's result is invalid ({Reason}); the upgrade is refused with 500.")]
+    public static partial void AuthorizerResultInvalid(ILogger logger, string reason);
+
+    [LoggerMessage(8, LogLevel.Warning, "Function {Function} has no instance to invoke.")]
+    public static partial void NoInstance(ILogger logger, string function);
+
+    [LoggerMessage(9, LogLevel.Information, "Function {Function} answered {Status} on the pass-through path (the adapter discards it; only the body counts).")]
+    public static partial void PassThroughStatus(ILogger logger, string function, int status);
+
+    [LoggerMessage(10, LogLevel.Warning, "Access denied: {Message}.")]
+    public static partial void AccessDenied(ILogger logger, string message);
+
+    [LoggerMessage(11, LogLevel.Warning, "Function URL of {Function} refused (403): {Reason}.")]
+    public static partial void FunctionUrlForbidden(ILogger logger, string function, string reason);
+
+    [LoggerMessage(12, LogLevel.Warning, "Function {Function} instance {Instance} failed.")]
+    public static partial void InstanceFailed(ILogger logger, string function, int instance, Exception exception);
+
+    [LoggerMessage(13, LogLevel.Warning, "DynamoDB request refused: {Reason}.")]
+    public static partial void DynamoDbRefused(ILogger logger, string reason);
 }

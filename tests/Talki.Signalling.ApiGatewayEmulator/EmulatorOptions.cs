@@ -1,6 +1,20 @@
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 
 namespace Talki.Signalling.Emulator;
+
+/// <summary>Where one Lambda function of the template runs: its execution environments and the role identity they sign with.</summary>
+public sealed class FunctionInstances
+{
+    /// <summary>Gets the base URIs of the function's instances (each one a host behind the Lambda Web Adapter).</summary>
+    public IList<Uri> Instances { get; } = [];
+
+    /// <summary>Gets or sets the access key id the instances sign AWS requests with: the identity of the function's execution role.</summary>
+    public string? AccessKeyId { get; set; }
+
+    /// <summary>Gets or sets the secret access key of <see cref="AccessKeyId"/>.</summary>
+    public string? SecretAccessKey { get; set; }
+}
 
 /// <summary>How the emulated API Gateway WebSocket API is set up. The defaults are API Gateway's quotas.</summary>
 public sealed class EmulatorOptions
@@ -11,10 +25,42 @@ public sealed class EmulatorOptions
     /// <summary>The secret access key of <see cref="DefaultAccessKeyId"/> (the AWS SigV4 test-suite secret).</summary>
     public const string DefaultSecretAccessKey = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 
-    /// <summary>Gets or sets the backend base address, e.g. <c>http://127.0.0.1:5080</c> (required).</summary>
+    /// <summary>
+    /// Gets or sets the synthesized CloudFormation template to run (template mode): the functions, their role policies
+    /// (enforced on <c>@connections</c> and DynamoDB), their permissions (enforced on the function URLs and the authorizer
+    /// invocation), the WebSocket API's stage, authorizer, routes and integrations. When null, the legacy mode runs: one
+    /// <see cref="Backend"/> plays every function, nothing is enforced, and the integration headers are fixed.
+    /// </summary>
+    public JsonObject? Template { get; set; }
+
+    /// <summary>Gets the values of the template's parameters (e.g. <c>GatewaySecret</c>), by logical id.</summary>
+    public IDictionary<string, string> TemplateParameters { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Gets where the template's functions run, keyed by CDK construct id (<c>Backend</c>, <c>Authorizer</c>: the logical id
+    /// without CDK's hash), logical id, or function name.
+    /// </summary>
+    public IDictionary<string, FunctionInstances> Functions { get; } = new Dictionary<string, FunctionInstances>(StringComparer.Ordinal);
+
+    /// <summary>Gets or sets the stack name (template mode): physical names are <c>{stack}-{logicalId}</c>.</summary>
+    public string StackName { get; set; } = "emu";
+
+    /// <summary>Gets or sets the partition (<c>AWS::Partition</c>).</summary>
+    public string Partition { get; set; } = "aws";
+
+    /// <summary>Gets or sets the URL suffix (<c>AWS::URLSuffix</c>).</summary>
+    public string UrlSuffix { get; set; } = "amazonaws.com";
+
+    /// <summary>
+    /// Gets or sets the DynamoDB the emulator's DynamoDB endpoint forwards to (dynalite); null: no DynamoDB endpoint. In
+    /// template mode every request is checked against the signing function's role policy first.
+    /// </summary>
+    public Uri? DynamoDb { get; set; }
+
+    /// <summary>Gets or sets the backend base address, e.g. <c>http://127.0.0.1:5080</c> (legacy mode, required there).</summary>
     public Uri? Backend { get; set; }
 
-    /// <summary>Gets or sets the shared secret sent in <see cref="GatewaySecretHeader"/> on integration calls (required).</summary>
+    /// <summary>Gets or sets the shared secret sent in <see cref="GatewaySecretHeader"/> on integration calls (legacy mode, required there).</summary>
     public string? GatewaySecret { get; set; }
 
     /// <summary>Gets or sets the port on 127.0.0.1; 0 (the default) picks a free port.</summary>
@@ -99,18 +145,24 @@ public sealed class EmulatorOptions
 
     internal string EffectiveDomainName => DomainName ?? $"{ApiId}.execute-api.{Region}.amazonaws.com";
 
-    internal string MethodArn => $"arn:aws:execute-api:{Region}:{AccountId}:{ApiId}/{Stage}/$connect";
-
     internal void Validate()
     {
-        if (Backend is not { IsAbsoluteUri: true })
+        if (Template is null && Backend is not { IsAbsoluteUri: true })
         {
-            throw new ArgumentException("EmulatorOptions.Backend must be an absolute URI.");
+            throw new ArgumentException("EmulatorOptions.Backend must be an absolute URI (or set EmulatorOptions.Template).");
         }
 
-        if (string.IsNullOrEmpty(GatewaySecret))
+        if (Template is null && string.IsNullOrEmpty(GatewaySecret))
         {
-            throw new ArgumentException("EmulatorOptions.GatewaySecret is required.");
+            throw new ArgumentException("EmulatorOptions.GatewaySecret is required (or set EmulatorOptions.Template).");
+        }
+
+        foreach (var (key, function) in Functions)
+        {
+            if (function.Instances.Any(i => !i.IsAbsoluteUri) || (function.AccessKeyId is null) != (function.SecretAccessKey is null))
+            {
+                throw new ArgumentException($"EmulatorOptions.Functions[{key}]: instances must be absolute URIs, and the access key id and secret come together.");
+            }
         }
 
         if (string.IsNullOrEmpty(Stage) || Stage.AsSpan().IndexOfAny(ForbiddenStageChars) >= 0)

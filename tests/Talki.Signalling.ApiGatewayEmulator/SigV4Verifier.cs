@@ -34,6 +34,26 @@ public sealed class SigV4Verifier
     /// <summary>Gets the clock the skew is checked against (the real clock: the AWS signer uses it).</summary>
     public Func<DateTimeOffset> Now { get; init; } = () => TimeProvider.System.GetUtcNow();
 
+    /// <summary>The access key id in an <c>Authorization</c> header's credential scope, or null.</summary>
+    public static string? AccessKeyOf(string? authorization)
+    {
+        if (authorization is null || !authorization.StartsWith(Algorithm + " ", StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        const string credential = "Credential=";
+        var start = authorization.IndexOf(credential, StringComparison.Ordinal);
+        if (start < 0)
+        {
+            return null;
+        }
+
+        start += credential.Length;
+        var slash = authorization.IndexOf('/', start);
+        return slash < 0 ? null : authorization[start..slash];
+    }
+
     /// <summary>Verifies a request; <see langword="null"/> when valid, otherwise why not.</summary>
     public string? Verify(SignedRequest request)
     {

@@ -86,7 +86,7 @@ public sealed class AwsFlowTests(DynaliteFixture dynalite, ITestOutputHelper out
             users.Add(await stack.SignInAsync("M" + i));
         }
 
-        stack.Dynamo.Reset();
+        stack.Emulator.Counters.Reset();
         var tickets = new List<TicketResponse> { await users[0].TicketAsync("/talki/rooms", HttpStatusCode.Created) };
         var sockets = new List<AwsSocket> { await users[0].ConnectAsync(tickets[0]) };
         for (var i = 1; i < 4; i++)
@@ -148,11 +148,30 @@ public sealed class AwsFlowTests(DynaliteFixture dynalite, ITestOutputHelper out
         Assert.Equal(counters.InboundMessages, counters.DefaultRouteCalls);
         Assert.Equal(0, counters.DroppedPushes);
 
+        // The clients have what they expect once the pushes are made, which is before the last handlers have answered.
+        var settled = System.Diagnostics.Stopwatch.StartNew();
+        while (counters.Integrations.Count < counters.DefaultRouteCalls && settled.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            await Task.Delay(10);
+        }
+
         var httpCalls = 1 + 3; // create + 3 join tickets (sign-ins happened before the count started)
-        var backendInvocations = httpCalls + counters.DefaultRouteCalls + counters.DisconnectRouteCalls;
-        var reads = stack.Dynamo.Reads;
-        var writes = stack.Dynamo.Writes;
+        Assert.Equal(httpCalls + counters.DefaultRouteCalls, counters.FunctionInvocations("Backend")); // every call through the function URL
+        Assert.Equal(counters.AuthorizerCalls, counters.FunctionInvocations("Authorizer"));
+        var backendInvocations = counters.FunctionInvocations("Backend");
+        var operations = stack.DynamoDbOperations();
+        string[] readOperations = ["GetItem", "Query", "Scan", "BatchGetItem"];
+        var reads = operations.Where(p => readOperations.Contains(p.Key)).Sum(p => p.Value);
+        var writes = operations.Where(p => !readOperations.Contains(p.Key)).Sum(p => p.Value);
         Assert.True(reads > 0 && writes > 0);
+        Assert.DoesNotContain(counters.DynamoDbCalls.Keys, k => k.EndsWith(" denied", StringComparison.Ordinal));
+
+        // Measured here: the handler durations (on this machine, not on Lambda) and the connection time so far.
+        static double MeanMs(IEnumerable<Talki.Signalling.Emulator.InvocationRecord> records)
+            => records.Select(r => r.Duration.TotalMilliseconds).DefaultIfEmpty(0).Average();
+        var backendMs = MeanMs(counters.Invocations.Where(i => i.Function == "Backend"));
+        var authorizerMs = MeanMs(counters.Invocations.Where(i => i.Function == "Authorizer"));
+        var connectionMinutesSoFar = stack.Emulator.ConnectionTime.TotalMinutes;
 
         // Cost per 1,000 such calls, us-east-1 (aws-facts.md §7): API Gateway $1.00/M messages and
         // $0.25/M connection-minutes; Lambda $0.20/M requests (+ duration, assumed 512 MB × 20 ms each);
@@ -165,9 +184,10 @@ public sealed class AwsFlowTests(DynaliteFixture dynalite, ITestOutputHelper out
         var dynamo = 1000 * ((writes * 0.625 / 1e6) + (reads * 0.125 / 1e6));
         var report = string.Create(CultureInfo.InvariantCulture, $"""
             4-member call through the emulator (6 links, offer + answer + 1 candidates message per side):
-              API Gateway messages: {counters.InboundMessages} in, {counters.OutboundMessages} out ({counters.MeteredMessages} metered)
-              authorizer invocations: {counters.AuthorizerCalls}; backend invocations: {backendInvocations} ({httpCalls} HTTP API, {counters.DefaultRouteCalls} $default, {counters.DisconnectRouteCalls} $disconnect)
-              DynamoDB: {reads} reads, {writes} writes ({string.Join(", ", stack.Dynamo.Operations.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}"))})
+              API Gateway messages: {counters.InboundMessages} in, {counters.OutboundMessages} out ({counters.MeteredMessages} metered); connection time so far {connectionMinutesSoFar:F3} min
+              authorizer invocations: {counters.AuthorizerCalls} (mean handler {authorizerMs:F1} ms); backend invocations: {backendInvocations} ({httpCalls} HTTP API, {counters.DefaultRouteCalls} $default, {counters.DisconnectRouteCalls} $disconnect; mean handler {backendMs:F1} ms)
+              @connections: {string.Join(", ", counters.ConnectionsApiCalls.OrderBy(p => p.Key).Select(p => $"{p.Key} ×{p.Value}"))}
+              DynamoDB: {reads} reads, {writes} writes ({string.Join(", ", operations.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}"))})
             Cost per 1,000 calls (us-east-1): API Gateway ${apiGateway:F4} (messages + {connectionMinutes} connection-minutes per call), Lambda ${lambda:F4}, DynamoDB ${dynamo:F4}; total ${apiGateway + lambda + dynamo:F4}
             """);
         output.WriteLine(report);

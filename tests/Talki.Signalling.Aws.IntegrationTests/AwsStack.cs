@@ -3,15 +3,16 @@ extern alias SampleHost;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Amazon.DynamoDBv2;
 using Amazon.Runtime;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Talki.Signalling.Testing;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
@@ -25,132 +26,125 @@ using SampleHostProgram = SampleHost::Program;
 namespace Talki.Signalling.Aws.IntegrationTests;
 
 /// <summary>
-/// The AWS path on one machine: WebSocket clients → the API Gateway emulator → the Talki host in AWS mode
-/// (DynamoDB store, API Gateway push and callbacks) → dynalite. DynamoDB calls are counted by an HTTP
-/// handler on the SDK client.
+/// The AWS path on one machine, as the CDK app deploys it (<see cref="AwsPathHarness"/>): clients → the API Gateway emulator
+/// running the synthesized <c>TalkiStack</c> template (IAM enforced on <c>@connections</c> and DynamoDB, the function URL's
+/// permissions, the authorizer, the routes' header mappings) → one authorizer-role host and N backend-role hosts of the
+/// sample host in AWS mode, configured from their functions' environment → DynamoDB through the emulator's IAM check →
+/// dynalite. HTTP calls go through the function URL, which spreads them over the backend instances.
 /// </summary>
 internal sealed class AwsStack : IAsyncDisposable
 {
-    private readonly Func<WebApplicationFactory<SampleHostProgram>> _createHost;
-    private WebApplicationFactory<SampleHostProgram> _host;
-
-    private AwsStack(Func<WebApplicationFactory<SampleHostProgram>> createHost, ApiGatewayEmulator emulator, DynamoDbCounter dynamo, Uri hostAddress)
+    private AwsStack(AwsPathHarness harness, ConcurrentQueue<IReadOnlyDictionary<string, string>> defaultCallHeaders)
     {
-        _createHost = createHost;
-        _host = createHost();
-        Emulator = emulator;
-        Dynamo = dynamo;
-        HostAddress = hostAddress;
+        Harness = harness;
+        DefaultCallHeaders = defaultCallHeaders;
     }
 
-    public ApiGatewayEmulator Emulator { get; }
+    public AwsPathHarness Harness { get; }
 
-    public DynamoDbCounter Dynamo { get; }
+    public ApiGatewayEmulator Emulator => Harness.Emulator;
 
-    public Uri HostAddress { get; }
+    /// <summary>Gets the backend's function URL: the HTTP API, as a browser reaches it.</summary>
+    public Uri FunctionUrl => Harness.FunctionUrl;
 
-    /// <summary>Starts dynalite's table, the emulator, and the sample host (its own Program) in AWS mode on Kestrel.</summary>
-    public static async Task<AwsStack> StartAsync(DynaliteFixture dynalite, string table)
+    /// <summary>Gets the <c>x-talki-*</c> headers of every <c>$default</c> call the backend instances received.</summary>
+    public ConcurrentQueue<IReadOnlyDictionary<string, string>> DefaultCallHeaders { get; }
+
+    /// <summary>Starts dynalite's table, the emulator on the synthesized template, and the hosts (the sample host's own Program) on Kestrel.</summary>
+    /// <param name="dynalite">The shared dynalite.</param>
+    /// <param name="name">The stack name (each test its own table).</param>
+    /// <param name="backendInstances">How many instances the backend function has.</param>
+    /// <param name="alterTemplate">Changes the template before the emulator reads it.</param>
+    public static async Task<AwsStack> StartAsync(DynaliteFixture dynalite, string name, int backendInstances = 1, Action<JsonObject>? alterTemplate = null)
     {
-        await dynalite.EnsureTableAsync(table);
-        const string secret = "integration-gateway-secret-0123456789";
-        var hostPort = FreePort();
-        var emulator = await ApiGatewayEmulator.StartAsync(new EmulatorOptions
+        var template = SynthesizedTalkiTemplate.Json();
+        alterTemplate?.Invoke(template);
+        var headers = new ConcurrentQueue<IReadOnlyDictionary<string, string>>();
+        var options = new AwsPathOptions
         {
-            Backend = new Uri($"http://127.0.0.1:{hostPort}"),
-            GatewaySecret = secret,
-            Stage = "test",
-        });
-
-        var dynamo = new DynamoDbCounter();
-        WebApplicationFactory<SampleHostProgram> CreateHost()
-        {
-        var host = new WebApplicationFactory<SampleHostProgram>().WithWebHostBuilder(web =>
-        {
-            web.UseSetting("urls", $"http://127.0.0.1:{hostPort}");
-            web.UseSetting("Talki:Aws:TableName", table);
-            web.UseSetting("Talki:Aws:ApiEndpoint", emulator.ManagementEndpoint.ToString());
-            web.UseSetting("Talki:Aws:Stage", emulator.Stage);
-            web.UseSetting("Talki:Aws:Region", "us-east-1");
-            web.UseSetting("Talki:Aws:GatewaySecret", secret);
-            web.UseSetting("Talki:Aws:WebSocketUrl", emulator.WebSocketUrl.ToString());
-            web.UseSetting("Talki:Aws:AccessKeyId", EmulatorOptions.DefaultAccessKeyId);
-            web.UseSetting("Talki:Aws:SecretAccessKey", EmulatorOptions.DefaultSecretAccessKey);
-            web.UseSetting("Talki:IceServers:0", "stun:127.0.0.1:3478");
-            web.ConfigureLogging(logging => logging.ClearProviders());
-
-            // The store's DynamoDB client, counting every operation (a handler on the SDK client).
-            web.ConfigureTestServices(services => services.AddSingleton<IAmazonDynamoDB>(new AmazonDynamoDBClient(
-                new BasicAWSCredentials("local", "local"),
-                new AmazonDynamoDBConfig { ServiceURL = dynalite.ServiceUrl, HttpClientFactory = dynamo })));
-        });
-        host.UseKestrel(hostPort);
-        host.StartServer();
-        return host;
-        }
-
-        return new AwsStack(CreateHost, emulator, dynamo, new Uri($"http://127.0.0.1:{hostPort}"));
+            Template = template,
+            DynamoDb = new Uri(dynalite.ServiceUrl),
+            StackName = name,
+            StartHost = (host, _) => Task.FromResult(StartInProcess(host, headers)),
+        };
+        options.Instances["Backend"] = backendInstances;
+        return new AwsStack(await AwsPathHarness.StartAsync(options), headers);
     }
 
     /// <summary>
-    /// Restarts the backend mid-call, as Lambda replaces an instance: the process and its memory are gone, the sockets
-    /// (held by API Gateway) and the rooms (in DynamoDB) are not. A new instance serves the next integration call.
+    /// Starts one instance in this process: the sample host's Program on Kestrel, configured as its function is in the
+    /// template, its DynamoDB client signing with its role's key against the emulator's IAM-checking endpoint.
     /// </summary>
-    public async Task RestartBackendAsync()
+    public static IAsyncDisposable StartInProcess(AwsPathHost host, ConcurrentQueue<IReadOnlyDictionary<string, string>>? defaultCallHeaders = null)
     {
-        await _host.DisposeAsync();
-        _host = _createHost();
+        var factory = new WebApplicationFactory<SampleHostProgram>().WithWebHostBuilder(web =>
+        {
+            foreach (var (key, value) in host.Settings)
+            {
+                web.UseSetting(key, value);
+            }
+
+            web.UseSetting("Talki:IceServers:0", "stun:127.0.0.1:3478");
+            web.ConfigureLogging(logging => logging.ClearProviders());
+            web.ConfigureTestServices(services =>
+            {
+                // Talki:Aws:DynamoDbServiceUrl alone gives the host a client with placeholder credentials; on AWS the role's
+                // credentials sign. Here the role's key does, so the emulator can check the role's policy.
+                services.AddSingleton<IAmazonDynamoDB>(new AmazonDynamoDBClient(
+                    new BasicAWSCredentials(host.AccessKeyId, host.SecretAccessKey),
+                    new AmazonDynamoDBConfig { ServiceURL = host.DynamoDbEndpoint.ToString(), AuthenticationRegion = host.Region }));
+                if (defaultCallHeaders is not null)
+                {
+                    services.AddSingleton<IStartupFilter>(new HeaderRecorder(defaultCallHeaders));
+                }
+            });
+        });
+        factory.UseKestrel(host.Address.Port);
+        factory.StartServer();
+        return factory;
     }
+
+    /// <summary>
+    /// Restarts a backend instance mid-call, as Lambda replaces an execution environment: the process and its memory are
+    /// gone, the sockets (held by API Gateway) and the rooms (in DynamoDB) are not.
+    /// </summary>
+    public Task RestartBackendAsync(int index = 0) => Harness.RestartAsync("Backend", index);
 
     public async Task<AwsUser> SignInAsync(string name)
     {
-        var user = new AwsUser(HostAddress);
+        var user = new AwsUser(FunctionUrl);
         var response = await user.PostAsync("/talki/session/anonymous", $$$"""{"displayName":"{{{name}}}"}""");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         return user;
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Gets the DynamoDB calls IAM allowed, by action, from every function.</summary>
+    public IReadOnlyDictionary<string, long> DynamoDbOperations()
+        => Emulator.Counters.DynamoDbCalls
+            .Where(c => c.Key.EndsWith(" allowed", StringComparison.Ordinal))
+            .GroupBy(c => c.Key.Split(' ')[1])
+            .ToDictionary(g => g.Key, g => g.Sum(c => c.Value), StringComparer.Ordinal);
+
+    public ValueTask DisposeAsync() => Harness.DisposeAsync();
+
+    /// <summary>Records the <c>x-talki-*</c> headers of <c>$default</c> calls before the host handles them.</summary>
+    private sealed class HeaderRecorder(ConcurrentQueue<IReadOnlyDictionary<string, string>> recorded) : IStartupFilter
     {
-        await Emulator.DisposeAsync();
-        await _host.DisposeAsync();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-}
-
-/// <summary>Counts DynamoDB operations by their <c>X-Amz-Target</c>.</summary>
-internal sealed class DynamoDbCounter : HttpClientFactory
-{
-    private static readonly string[] ReadOperations = ["GetItem", "Query", "Scan", "BatchGetItem"];
-
-    public ConcurrentDictionary<string, long> Operations { get; } = new(StringComparer.Ordinal);
-
-    public long Reads => Operations.Where(p => ReadOperations.Contains(p.Key)).Sum(p => p.Value);
-
-    public long Writes => Operations.Where(p => !ReadOperations.Contains(p.Key) && p.Key is not ("DescribeTable" or "CreateTable" or "UpdateTimeToLive")).Sum(p => p.Value);
-
-    public void Reset() => Operations.Clear();
-
-    public override HttpClient CreateHttpClient(IClientConfig clientConfig) => new(new CountingHandler(this) { InnerHandler = new SocketsHttpHandler() });
-
-    private sealed class CountingHandler(DynamoDbCounter counter) : DelegatingHandler
-    {
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
         {
-            if (request.Headers.TryGetValues("X-Amz-Target", out var targets))
+            app.Use(async (context, nextMiddleware) =>
             {
-                var operation = targets.First().Split('.').Last();
-                counter.Operations.AddOrUpdate(operation, 1, (_, n) => n + 1);
-            }
+                if (context.Request.Path == "/talki/aws/default")
+                {
+                    recorded.Enqueue(context.Request.Headers
+                        .Where(h => h.Key.StartsWith("x-talki-", StringComparison.OrdinalIgnoreCase))
+                        .ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString(), StringComparer.Ordinal));
+                }
 
-            return base.SendAsync(request, cancellationToken);
-        }
+                await nextMiddleware(context);
+            });
+            next(app);
+        };
     }
 }
 

@@ -1,0 +1,52 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Amazon.CDK;
+using Amazon.CDK.Assertions;
+using Talki.Samples.AwsCdk;
+
+namespace Talki.Signalling.Testing;
+
+/// <summary>
+/// The CloudFormation template the CDK app's <see cref="TalkiStack"/> synthesizes (stack <c>TalkiTest</c>, stage <c>test</c>,
+/// the gateway secret as a <c>GatewaySecret</c> template parameter), synthesized once per test run: the jsii runtime makes
+/// synthesis take seconds. Link this file into a test project that references <c>samples/Talki.Samples.AwsCdk</c>.
+/// </summary>
+internal static class SynthesizedTalkiTemplate
+{
+    /// <summary>The stack name (the root of every <c>aws:cdk:path</c>).</summary>
+    public const string StackName = "TalkiTest";
+
+    /// <summary>The stage of the synthesized API.</summary>
+    public const string Stage = "test";
+
+    private static readonly Lazy<string> Template = new(Synthesize, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>Gets a fresh, mutable copy of the template (tests may delete or change resources).</summary>
+    public static JsonObject Json() => JsonNode.Parse(Template.Value)!.AsObject();
+
+    /// <summary>Gets the template text.</summary>
+    public static string Text => Template.Value;
+
+    private static string Synthesize()
+    {
+        // Stands in for the published host: synth only hashes and copies the directory.
+        var asset = Directory.CreateTempSubdirectory("talki-cdk-host-");
+        try
+        {
+            File.WriteAllText(Path.Combine(asset.FullName, "bootstrap"), "#!/bin/sh\nexec ./Talki.Samples.Host\n");
+            var app = new App();
+            var stack = new TalkiStack(app, StackName, new TalkiStackProps { StageName = Stage, HostAssetPath = asset.FullName });
+            return JsonSerializer.Serialize(Amazon.CDK.Assertions.Template.FromStack(stack).ToJSON());
+        }
+        finally
+        {
+            try
+            {
+                asset.Delete(recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+}

@@ -1,0 +1,325 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Talki.Signalling.Emulator.Deployment;
+
+namespace Talki.Signalling.Emulator;
+
+/// <summary>The Lambda side: function URLs (front door and integration target) and the IAM-checking DynamoDB endpoint.</summary>
+public sealed partial class ApiGatewayEmulator
+{
+    private const int MaxDynamoDbRequestBytes = 16 * 1024 * 1024;
+
+    private static readonly HashSet<string> HopByHopHeaders = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Proxy-Connection", "TE", "Trailer", "Host",
+    };
+
+    // ---------------------------------------------------------------- function URLs
+
+    /// <summary>
+    /// A function URL request: the URL's resource-based policy is checked, then the request goes to one of the function's
+    /// instances as the Lambda Web Adapter would send it (same method, path, query, headers, cookies and body, streamed
+    /// both ways; redirects are the caller's business), and the instance's response comes back as it is.
+    /// </summary>
+    private async Task FunctionUrlAsync(HttpContext context, EmulatedFunctionUrl url)
+    {
+        var function = url.Function;
+        if (Deployment.EnforcesIam && UrlRefusal(url) is { } reason)
+        {
+            // "Forbidden" with 403, before any invocation.
+            Counters.FunctionUrlRefused();
+            Log.FunctionUrlForbidden(_logger, function.Key, reason);
+            context.Response.StatusCode = StatusCodes.Status403Forbidden;
+            context.Response.Headers["x-amzn-RequestId"] = Guid.NewGuid().ToString();
+            context.Response.Headers["x-amzn-ErrorType"] = "AccessDeniedException";
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync("{\"Message\":\"Forbidden\"}").ConfigureAwait(false);
+            return;
+        }
+
+        var pool = _pools[function.Key];
+        if (pool.Count == 0)
+        {
+            Log.NoInstance(_logger, function.Key);
+            await WriteLambdaErrorAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        using var lease = pool.Acquire();
+        var rawTarget = context.Features.GetRequiredFeature<IHttpRequestFeature>().RawTarget;
+        var path = rawTarget.Split('?', 2)[0];
+        using var request = new HttpRequestMessage(new HttpMethod(context.Request.Method), new Uri(lease.Instance.GetLeftPart(UriPartial.Authority) + rawTarget));
+        var hasBody = context.Request.ContentLength > 0 || context.Request.Headers.TransferEncoding.Count > 0;
+        if (hasBody)
+        {
+            request.Content = new StreamContent(context.Request.Body);
+        }
+
+        foreach (var (name, values) in context.Request.Headers)
+        {
+            if (HopByHopHeaders.Contains(name))
+            {
+                continue;
+            }
+
+            if (!request.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values))
+            {
+                request.Content?.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
+            }
+        }
+
+        // The Host the caller used (the browser's origin), and what a front proxy adds.
+        request.Headers.Host = context.Request.Host.Value;
+        request.Headers.TryAddWithoutValidation("X-Forwarded-For", context.Connection.RemoteIpAddress?.ToString() ?? "127.0.0.1");
+        if (!request.Headers.Contains("X-Forwarded-Proto"))
+        {
+            request.Headers.TryAddWithoutValidation("X-Forwarded-Proto", context.Request.Scheme);
+        }
+
+        if (!request.Headers.Contains("X-Amzn-Trace-Id"))
+        {
+            request.Headers.TryAddWithoutValidation("X-Amzn-Trace-Id", TraceId(_options.TimeProvider));
+        }
+
+        using var timer = new CancellationTokenSource(function.Timeout, TimeProvider.System);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, context.RequestAborted);
+        var started = TimeProvider.System.GetTimestamp();
+        var status = 0;
+        try
+        {
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token).ConfigureAwait(false);
+            status = (int)response.StatusCode;
+            context.Response.StatusCode = status;
+            foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
+            {
+                if (!HopByHopHeaders.Contains(name))
+                {
+                    context.Response.Headers[name] = values.ToArray();
+                }
+            }
+
+            await using var body = await response.Content.ReadAsStreamAsync(linked.Token).ConfigureAwait(false);
+            await body.CopyToAsync(context.Response.Body, linked.Token).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is HttpRequestException or OperationCanceledException or IOException)
+        {
+            if (!context.RequestAborted.IsCancellationRequested)
+            {
+                Log.InstanceFailed(_logger, function.Key, lease.Index, exception);
+                if (!context.Response.HasStarted)
+                {
+                    await WriteLambdaErrorAsync(context).ConfigureAwait(false);
+                }
+                else
+                {
+                    context.Abort();
+                }
+            }
+        }
+        finally
+        {
+            Counters.Invocation(new InvocationRecord(function.Key, lease.Index, "url", path, status, TimeProvider.System.GetElapsedTime(started)));
+        }
+    }
+
+    /// <summary>
+    /// Why the function URL's resource-based policy refuses a public request, or null. AuthType NONE needs both
+    /// <c>lambda:InvokeFunctionUrl</c> for principal <c>*</c> with <c>FunctionUrlAuthType = NONE</c> and, since October
+    /// 2025, <c>lambda:InvokeFunction</c> for principal <c>*</c> with <c>InvokedViaFunctionUrl = true</c> (Lambda developer
+    /// guide, "Control access to Lambda function URLs", https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html).
+    /// AuthType AWS_IAM needs SigV4-signed requests, which no caller of the emulator makes: refused.
+    /// </summary>
+    internal static string? UrlRefusal(EmulatedFunctionUrl url)
+    {
+        if (!string.Equals(url.AuthType, "NONE", StringComparison.Ordinal))
+        {
+            return $"AuthType {url.AuthType} needs signed requests";
+        }
+
+        var permissions = url.Function.Permissions;
+        if (!permissions.Any(p => p.Principal == "*" && IamPolicy.Matches(p.Action, "lambda:InvokeFunctionUrl", ignoreCase: true) && p.FunctionUrlAuthType == "NONE"))
+        {
+            return "no lambda:InvokeFunctionUrl permission for principal * with FunctionUrlAuthType NONE";
+        }
+
+        if (!permissions.Any(p => p.Principal == "*" && IamPolicy.Matches(p.Action, "lambda:InvokeFunction", ignoreCase: true) && p.InvokedViaFunctionUrl == true))
+        {
+            return "no lambda:InvokeFunction permission for principal * with InvokedViaFunctionUrl true";
+        }
+
+        return null;
+    }
+
+    /// <summary>What a function URL answers when the function fails or cannot be reached: 502, <c>Internal Server Error</c>.</summary>
+    private static async Task WriteLambdaErrorAsync(HttpContext context)
+    {
+        context.Response.StatusCode = StatusCodes.Status502BadGateway;
+        context.Response.Headers["x-amzn-RequestId"] = Guid.NewGuid().ToString();
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync("{\"Message\":\"Internal Server Error\"}").ConfigureAwait(false);
+    }
+
+    // ---------------------------------------------------------------- DynamoDB
+
+    /// <summary>
+    /// The DynamoDB endpoint (JSON protocol: <c>POST /</c>, <c>X-Amz-Target: DynamoDB_20120810.{Action}</c>). In template
+    /// mode the SigV4 signature is verified (service <c>dynamodb</c>) and the signing function's role policy must allow
+    /// <c>dynamodb:{Action}</c> on every table (or index) the request names
+    /// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/using-identity-based-policies.html); a refusal is
+    /// DynamoDB's HTTP 400 <c>AccessDeniedException</c>. Allowed requests are forwarded to dynalite as they are.
+    /// </summary>
+    private async Task DynamoDbAsync(HttpContext context)
+    {
+        byte[] body;
+        using (var buffer = new MemoryStream())
+        {
+            await context.Request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+            if (buffer.Length > MaxDynamoDbRequestBytes)
+            {
+                await WriteDynamoDbErrorAsync(context, 413, "com.amazon.coral.service#RequestEntityTooLarge", "Request entity too large").ConfigureAwait(false);
+                return;
+            }
+
+            body = buffer.ToArray();
+        }
+
+        var target = context.Request.Headers["X-Amz-Target"].ToString();
+        var action = target.Contains('.', StringComparison.Ordinal) ? target[(target.IndexOf('.', StringComparison.Ordinal) + 1)..] : target;
+        var principal = "anonymous";
+        if (Deployment.EnforcesIam)
+        {
+            var headers = context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => string.Join(',', h.Value.Select(v => v?.Trim())), StringComparer.Ordinal);
+            if (!headers.TryGetValue("authorization", out var authorization))
+            {
+                await WriteDynamoDbErrorAsync(context, 400, "com.amazon.coral.service#MissingAuthenticationTokenException", "Request is missing Authentication Token").ConfigureAwait(false);
+                return;
+            }
+
+            var rawTarget = context.Features.GetRequiredFeature<IHttpRequestFeature>().RawTarget;
+            var signatureError = _dynamoVerifier.Verify(new SignedRequest(context.Request.Method, rawTarget, headers, body));
+            if (signatureError is not null)
+            {
+                Log.DynamoDbRefused(_logger, signatureError);
+                var unknownKey = signatureError == "unknown access key";
+                await WriteDynamoDbErrorAsync(context, 400,
+                    unknownKey ? "com.amazon.coral.service#UnrecognizedClientException" : "com.amazon.coral.service#InvalidSignatureException",
+                    unknownKey ? "The security token included in the request is invalid." : "The request signature we calculated does not match the signature you provided.").ConfigureAwait(false);
+                return;
+            }
+
+            var accessKey = SigV4Verifier.AccessKeyOf(authorization)!;
+            _functionsByAccessKey.TryGetValue(accessKey, out var function);
+            principal = function?.Key ?? accessKey;
+            foreach (var resource in DynamoDbResources(action, body))
+            {
+                if (function is null || !function.Policy.Allows("dynamodb:" + action, resource))
+                {
+                    Counters.DynamoDb(principal, action, allowed: false);
+                    var user = function?.AssumedRoleArn(_options.Partition, _options.AccountId) ?? $"arn:{_options.Partition}:iam::{_options.AccountId}:user/{accessKey}";
+                    var message = $"User: {user} is not authorized to perform: dynamodb:{action} on resource: {resource} because no identity-based policy allows the dynamodb:{action} action";
+                    Log.AccessDenied(_logger, message);
+                    await WriteDynamoDbErrorAsync(context, 400, "com.amazon.coral.service#AccessDeniedException", message).ConfigureAwait(false);
+                    return;
+                }
+            }
+        }
+
+        Counters.DynamoDb(principal, action, allowed: true);
+        using var forward = new HttpRequestMessage(HttpMethod.Post, _options.DynamoDb) { Content = new ByteArrayContent(body) };
+        foreach (var (name, values) in context.Request.Headers)
+        {
+            if (!HopByHopHeaders.Contains(name) && !forward.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values))
+            {
+                forward.Content.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
+            }
+        }
+
+        try
+        {
+            using var response = await _http.SendAsync(forward, context.RequestAborted).ConfigureAwait(false);
+            context.Response.StatusCode = (int)response.StatusCode;
+            foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
+            {
+                if (!HopByHopHeaders.Contains(name))
+                {
+                    context.Response.Headers[name] = values.ToArray();
+                }
+            }
+
+            await response.Content.CopyToAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (HttpRequestException)
+        {
+            await WriteDynamoDbErrorAsync(context, 500, "com.amazonaws.dynamodb.v20120810#InternalServerError", "DynamoDB (dynalite) could not be reached").ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The resources a DynamoDB request acts on: its table (or index) ARNs, or <c>*</c> for account-level actions.</summary>
+    internal IEnumerable<string> DynamoDbResources(string action, byte[] body)
+    {
+        JsonObject? request;
+        try
+        {
+            request = JsonNode.Parse(body) as JsonObject;
+        }
+        catch (JsonException)
+        {
+            request = null;
+        }
+
+        string Arn(string table, string? index = null)
+        {
+            var arn = table.StartsWith("arn:", StringComparison.Ordinal) ? table : $"arn:{_options.Partition}:dynamodb:{_options.Region}:{_options.AccountId}:table/{table}";
+            return index is null ? arn : $"{arn}/index/{index}";
+        }
+
+        var resources = new List<string>();
+        if (request?["TableName"] is JsonValue table)
+        {
+            resources.Add(Arn((string)table!, (string?)request["IndexName"]));
+        }
+
+        foreach (var (name, _) in request?["RequestItems"] as JsonObject ?? [])
+        {
+            resources.Add(Arn(name));
+        }
+
+        foreach (var item in request?["TransactItems"] as JsonArray ?? [])
+        {
+            foreach (var (_, operation) in item as JsonObject ?? [])
+            {
+                if (operation?["TableName"] is JsonValue inner)
+                {
+                    resources.Add(Arn((string)inner!));
+                }
+            }
+        }
+
+        return resources.Count > 0 ? resources : ["*"];
+    }
+
+    private static async Task WriteDynamoDbErrorAsync(HttpContext context, int status, string type, string message)
+    {
+        context.Response.StatusCode = status;
+        context.Response.Headers["x-amzn-RequestId"] = Guid.NewGuid().ToString("N").ToUpperInvariant();
+        context.Response.ContentType = "application/x-amz-json-1.0";
+        var error = new JsonObject { ["__type"] = type, ["Message"] = message };
+        await context.Response.WriteAsync(error.ToJsonString()).ConfigureAwait(false);
+    }
+
+    /// <summary>A DynamoDB call straight to dynalite (what CloudFormation does when it creates the table).</summary>
+    private async Task<HttpResponseMessage> DynaliteAsync(Uri dynamo, string action, string json, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, dynamo) { Content = new StringContent(json, Encoding.UTF8) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/x-amz-json-1.0");
+        request.Headers.TryAddWithoutValidation("X-Amz-Target", "DynamoDB_20120810." + action);
+        request.Headers.TryAddWithoutValidation("X-Amz-Date", DateTime.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture));
+        request.Headers.TryAddWithoutValidation("Authorization",
+            $"AWS4-HMAC-SHA256 Credential=cloudformation/{DateTime.UtcNow:yyyyMMdd}/{_options.Region}/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature={new string('0', 64)}");
+        return await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+    }
+}
