@@ -47,11 +47,15 @@ public static class TalkiAwsGatewayExtensions
             var value => throw new ArgumentException($"Talki:Aws:Role is '{value}'; expected 'backend', 'authorizer' or nothing (both).", nameof(configuration)),
         };
 
-        // Local development and tests point the store at dynalite.
+        // Local development and tests point the store at dynalite (or the emulator's IAM-checking DynamoDB endpoint, which
+        // needs the role's own key: the configured one when there is one).
         if (configuration["DynamoDbServiceUrl"] is { Length: > 0 } serviceUrl)
         {
+            var localCredentials = configuration["AccessKeyId"] is { Length: > 0 } localKey && configuration["SecretAccessKey"] is { Length: > 0 } localSecret
+                ? new BasicAWSCredentials(localKey, localSecret)
+                : new BasicAWSCredentials("local", "local");
             services.TryAddSingleton<IAmazonDynamoDB>(_ => new AmazonDynamoDBClient(
-                new BasicAWSCredentials("local", "local"),
+                localCredentials,
                 new AmazonDynamoDBConfig { ServiceURL = serviceUrl, AuthenticationRegion = region ?? "us-east-1" }));
         }
         else if (region is not null)
