@@ -124,7 +124,7 @@ public sealed partial class ConnectTests
         {
             Assert.Equal(Ports.PushOutcome.Gone, duringConnect);
             Assert.Equal(Ports.PushOutcome.Delivered, await fixture.Connections.PushAsync(id, "{\"type\":\"welcome\"}"u8.ToArray()));
-            Assert.Equal("{\"type\":\"welcome\"}", (await socket.ReceiveAsync()).Text);
+            Assert.Equal("{\"type\":\"welcome\"}", (await socket.ReceiveAsync()).Message);
         }
     }
 

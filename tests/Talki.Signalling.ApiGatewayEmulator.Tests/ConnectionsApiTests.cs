@@ -28,7 +28,7 @@ public sealed class ConnectionsApiTests
 
         Assert.Equal(PushOutcome.Delivered, outcome);
         Assert.Equal(WebSocketMessageType.Text, received.Type);
-        Assert.Equal(Encoding.UTF8.GetString(Welcome), received.Text);
+        Assert.Equal(Encoding.UTF8.GetString(Welcome), received.Message);
         Assert.Equal(1, fixture.Emulator.Counters.OutboundMessages);
         Assert.Equal(1, fixture.Emulator.Counters.ConnectionsApiCallCount("POST", 200));
     }
@@ -217,7 +217,7 @@ public sealed class ConnectionsApiTests
         var outcome = await fixture.Connections.PushAsync(id, Welcome);
 
         Assert.Equal(PushOutcome.Delivered, outcome);
-        Assert.Equal(Encoding.UTF8.GetString(Welcome), (await socket.ReceiveAsync()).Text);
+        Assert.Equal(Encoding.UTF8.GetString(Welcome), (await socket.ReceiveAsync()).Message);
         var counters = fixture.Emulator.Counters;
         Assert.Equal(1, counters.ConnectionsApiCallCount("POST", 429));
         Assert.Equal(1, counters.ConnectionsApiCallCount("POST", 500));
@@ -274,7 +274,7 @@ public sealed class ConnectionsApiTests
         Assert.Equal(PushOutcome.Delivered, await fixture.Connections.PushAsync(id, "{\"n\":1}"u8.ToArray()));
         Assert.Equal(PushOutcome.Delivered, await fixture.Connections.PushAsync(id, "{\"n\":2}"u8.ToArray()));
 
-        Assert.Equal("{\"n\":2}", (await socket.ReceiveAsync()).Text);
+        Assert.Equal("{\"n\":2}", (await socket.ReceiveAsync()).Message);
         Assert.Equal(1, fixture.Emulator.Counters.DroppedPushes);
         Assert.Equal(1, fixture.Emulator.Counters.OutboundMessages);
         Assert.Equal(2, fixture.Emulator.Counters.ConnectionsApiCallCount("POST", 200));

@@ -92,7 +92,11 @@ internal sealed class EmulatorFixture : IAsyncDisposable
 /// <summary>Reading from a client socket with a time limit.</summary>
 internal static class ClientSocketExtensions
 {
-    public sealed record Received(WebSocketMessageType Type, string Text, WebSocketCloseStatus? CloseStatus, string? CloseDescription);
+    public sealed record Received(WebSocketMessageType Type, string Text, WebSocketCloseStatus? CloseStatus, string? CloseDescription)
+    {
+        /// <summary>Gets the text without the delivery id (<c>"mid"</c>) the real <c>@connections</c> client stamps on every push.</summary>
+        public string Message => System.Text.RegularExpressions.Regex.Replace(Text, ",\"mid\":\"[A-Za-z0-9_.-]+\"}$", "}");
+    }
 
     public static async Task<Received> ReceiveAsync(this ClientWebSocket socket, TimeSpan? timeout = null)
     {

@@ -28,7 +28,7 @@ public sealed class FrameTests
 
         // The backend's response body is not sent to the client: the next frame it sees is a push.
         await fixture.Connections.PushAsync(id, "{\"type\":\"pushed\"}"u8.ToArray());
-        Assert.Equal("{\"type\":\"pushed\"}", (await socket.ReceiveAsync()).Text);
+        Assert.Equal("{\"type\":\"pushed\"}", (await socket.ReceiveAsync()).Message);
         Assert.Equal(1, fixture.Emulator.Counters.InboundMessages);
         Assert.Equal(1, fixture.Emulator.Counters.DefaultRouteCalls);
     }
@@ -95,7 +95,7 @@ public sealed class FrameTests
         await fixture.Connections.PushAsync(id, "{\"type\":\"next\"}"u8.ToArray());
 
         Assert.Equal(500, Assert.Single(fixture.Emulator.Counters.Integrations).Status);
-        Assert.Equal("{\"type\":\"next\"}", (await socket.ReceiveAsync()).Text); // the first frame the client sees is the push
+        Assert.Equal("{\"type\":\"next\"}", (await socket.ReceiveAsync()).Message); // the first frame the client sees is the push
     }
 
     [Fact]
@@ -234,7 +234,7 @@ public sealed class FrameTests
         await fixture.Backend.NextAsync(FakeBackend.Default);
         time.Advance(TimeSpan.FromMinutes(9));
         await fixture.Connections.PushAsync(id, "{\"type\":\"pong\"}"u8.ToArray()); // a push does not reset the timer
-        Assert.Equal("{\"type\":\"pong\"}", (await socket.ReceiveAsync()).Text);
+        Assert.Equal("{\"type\":\"pong\"}", (await socket.ReceiveAsync()).Message);
         Assert.Equal(WebSocketState.Open, socket.State);
 
         time.Advance(TimeSpan.FromMinutes(1));
