@@ -153,6 +153,9 @@ public sealed class TalkiStack : Stack
             ["Talki__Aws__Stage"] = props.StageName,
             ["Talki__Aws__Region"] = Aws.REGION,
             ["Talki__Aws__GatewaySecret"] = gatewaySecret,
+            // CloudWatch Logs bills every byte ingested: the host writes warnings and errors only (the stage's access logs
+            // keep one line per connect, message and disconnect).
+            ["Logging__LogLevel__Default"] = "Warning",
         };
 
         if (props.RedisConnectionParameterName is { Length: > 0 } redisParameter)

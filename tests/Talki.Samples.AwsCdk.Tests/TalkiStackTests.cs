@@ -443,6 +443,18 @@ public sealed class TalkiStackTests(StackFixture fixture)
     }
 
     [Fact]
+    public void Functions_log_warnings_only_so_a_normal_call_writes_no_host_lines()
+    {
+        Template.AllResourcesProperties("AWS::Lambda::Function", Match.ObjectLike(new Props
+        {
+            ["Environment"] = Match.ObjectLike(new Props
+            {
+                ["Variables"] = Match.ObjectLike(new Props { ["Logging__LogLevel__Default"] = "Warning" }),
+            }),
+        }));
+    }
+
+    [Fact]
     public void Sessions_stay_in_the_table_unless_a_redis_parameter_is_named()
     {
         foreach (var (_, function) in _stack.Resources("AWS::Lambda::Function"))

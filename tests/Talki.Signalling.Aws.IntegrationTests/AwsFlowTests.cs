@@ -173,22 +173,12 @@ public sealed class AwsFlowTests(DynaliteFixture dynalite, ITestOutputHelper out
         var authorizerMs = MeanMs(counters.Invocations.Where(i => i.Function == "Authorizer"));
         var connectionMinutesSoFar = stack.Emulator.ConnectionTime.TotalMinutes;
 
-        // Cost per 1,000 such calls, us-east-1 (aws-facts.md §7): API Gateway $1.00/M messages and
-        // $0.25/M connection-minutes; Lambda $0.20/M requests (+ duration, assumed 512 MB × 20 ms each);
-        // DynamoDB on-demand $0.625/M writes and $0.125/M strongly consistent reads (items < 1 KB / 4 KB).
-        var messages = counters.InboundMessages + counters.OutboundMessages;
-        const double connectionMinutes = 4 * 5; // sockets stay until the 5-minute window seals, at most
-        var invocations = counters.AuthorizerCalls + backendInvocations;
-        var apiGateway = 1000 * ((messages * 1.00 / 1e6) + (connectionMinutes * 0.25 / 1e6));
-        var lambda = 1000 * invocations * ((0.20 / 1e6) + (0.5 * 0.020 * 0.0000166667));
-        var dynamo = 1000 * ((writes * 0.625 / 1e6) + (reads * 0.125 / 1e6));
         var report = string.Create(CultureInfo.InvariantCulture, $"""
-            4-member call through the emulator (6 links, offer + answer + 1 candidates message per side):
+            4-member call through the emulator (6 links, offer + answer + 1 candidates message per side; priced with everything included by CallCostTests):
               API Gateway messages: {counters.InboundMessages} in, {counters.OutboundMessages} out ({counters.MeteredMessages} metered); connection time so far {connectionMinutesSoFar:F3} min
               authorizer invocations: {counters.AuthorizerCalls} (mean handler {authorizerMs:F1} ms); backend invocations: {backendInvocations} ({httpCalls} HTTP API, {counters.DefaultRouteCalls} $default, {counters.DisconnectRouteCalls} $disconnect; mean handler {backendMs:F1} ms)
               @connections: {string.Join(", ", counters.ConnectionsApiCalls.OrderBy(p => p.Key).Select(p => $"{p.Key} ×{p.Value}"))}
               DynamoDB: {reads} reads, {writes} writes ({string.Join(", ", operations.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}"))})
-            Cost per 1,000 calls (us-east-1): API Gateway ${apiGateway:F4} (messages + {connectionMinutes} connection-minutes per call), Lambda ${lambda:F4}, DynamoDB ${dynamo:F4}; total ${apiGateway + lambda + dynamo:F4}
             """);
         output.WriteLine(report);
         var artifacts = Path.Combine(AppContext.BaseDirectory, "aws-call-figures.txt");

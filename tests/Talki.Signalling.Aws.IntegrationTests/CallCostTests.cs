@@ -1,0 +1,264 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json.Nodes;
+using Talki.Signalling.Testing;
+using Talki.Signalling.Aws.Tests.DynamoDb;
+using Talki.Signalling.Http;
+using Talki.Signalling.Protocol;
+using Xunit.Abstractions;
+
+namespace Talki.Signalling.Aws.IntegrationTests;
+
+/// <summary>
+/// A whole call over the AWS path, counted for its cost with everything included: the sign-ins, the tickets, the
+/// connects, the admissions, the mesh's negotiation, the close at the seal and the <c>$disconnect</c>s; and what the
+/// server does to a socket that stays past the seal.
+/// </summary>
+[Collection(DynaliteGroup.Name)]
+public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper output)
+{
+    /// <summary>Candidate messages per side of a link: a browser trickles a host and a server-reflexive candidate (assumption, see the README).</summary>
+    private const int CandidateMessagesPerSide = 2;
+
+    private static readonly TimeSpan Window = TimeSpan.FromSeconds(15);
+
+    [Fact]
+    public async Task FourMemberCall_EverythingIncludedThroughTheSeal_IsCountedAndPriced()
+    {
+        await using var stack = await AwsStack.StartAsync(dynalite, "talki-cost", alterTemplate: ShortWindow);
+        stack.Emulator.Counters.Reset();
+
+        var users = new List<AwsUser>();
+        for (var i = 0; i < 4; i++)
+        {
+            users.Add(await stack.SignInAsync("M" + i));
+        }
+
+        var tickets = new List<TicketResponse> { await users[0].TicketAsync("/talki/rooms", HttpStatusCode.Created) };
+        var sockets = new List<AwsSocket> { await users[0].ConnectAsync(tickets[0]) };
+        for (var i = 1; i < 4; i++)
+        {
+            tickets.Add(await users[i].TicketAsync($"/talki/rooms/{tickets[0].Room}/tickets", HttpStatusCode.OK));
+            sockets.Add(await users[i].ConnectAsync(tickets[i]));
+            await sockets[0].ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == tickets[i].Member);
+            await sockets[0].SendAsync($$$"""{"type":"admit","member":"{{{tickets[i].Member}}}"}""");
+            await sockets[i].ExpectAsync<AdmittedMessage>();
+        }
+
+        var plans = new List<(int Self, ConnectToPeerMessage Plan)>();
+        for (var i = 0; i < 4; i++)
+        {
+            for (var k = 0; k < 3; k++)
+            {
+                plans.Add((i, await sockets[i].ExpectAsync<ConnectToPeerMessage>()));
+            }
+        }
+
+        foreach (var (self, plan) in plans.Where(p => p.Plan.Offerer))
+        {
+            await sockets[self].SendAsync(Signal(plan, "\"description\":{\"type\":\"offer\",\"sdp\":\"v=0 offer\"}"));
+        }
+
+        foreach (var (self, plan) in plans.Where(p => !p.Plan.Offerer))
+        {
+            await sockets[self].ExpectAsync<SignalRelayMessage>(m => m.From == plan.Peer.Id && m.Description?.Type == SdpType.Offer);
+            await sockets[self].SendAsync(Signal(plan, "\"description\":{\"type\":\"answer\",\"sdp\":\"v=0 answer\"}"));
+        }
+
+        foreach (var (self, plan) in plans)
+        {
+            for (var c = 0; c < CandidateMessagesPerSide; c++)
+            {
+                await sockets[self].SendAsync(Signal(plan, string.Create(CultureInfo.InvariantCulture, $"\"candidates\":[{{\"candidate\":\"candidate:{c} 1 udp 2122260223 192.0.2.{self} 5000{c} typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}}]")));
+            }
+        }
+
+        foreach (var (self, plan) in plans)
+        {
+            for (var c = 0; c < CandidateMessagesPerSide; c++)
+            {
+                await sockets[self].ExpectAsync<SignalRelayMessage>(m => m.From == plan.Peer.Id && m.Candidates is not null);
+            }
+        }
+
+        // The clients close their own sockets at the seal (TalkiCall does, by the server's clock); API Gateway then
+        // calls $disconnect for each.
+        var sealsAt = sockets[0].Welcome!.Room.SealsAt;
+        var wait = sealsAt - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(500);
+        Assert.True(wait > TimeSpan.Zero, $"the call took longer than the {Window.TotalSeconds} s window");
+        await Task.Delay(wait);
+        foreach (var socket in sockets)
+        {
+            await socket.DisposeAsync();
+        }
+
+        var counters = stack.Emulator.Counters;
+        await WaitAsync(() => counters.DisconnectRouteCalls == 4 && stack.Emulator.OpenConnectionIds.Count == 0
+            && counters.Integrations.Count == counters.DefaultRouteCalls + counters.DisconnectRouteCalls, "the four $disconnects handled");
+
+        const int links = 6;
+        var signals = links * 2 * (1 + CandidateMessagesPerSide);
+        Assert.Equal(4 + 3 + signals, counters.InboundMessages); // hellos, admits, signals
+        Assert.Equal(4, counters.AuthorizerCalls);
+        Assert.Equal(0, counters.ConnectionsAccessDenied);
+        Assert.Equal(0, counters.FunctionUrlForbidden);
+        Assert.Equal(0, counters.ConnectionsApiCallCount("DELETE")); // nobody had to be closed by the server
+        Assert.DoesNotContain(counters.DynamoDbCalls.Keys, k => k.EndsWith(" denied", StringComparison.Ordinal));
+
+        var figures = CallFigures.From(stack, SynthesizedTalkiTemplate.Json(), httpApiCalls: 4 + 1 + 3);
+        var report = figures.Report($"4-member call through the emulator, everything included (4 sign-ins, create + 3 join tickets, 6 links with offer + answer + {CandidateMessagesPerSide} candidate messages per side, close at the seal, 4 $disconnect):");
+        output.WriteLine(report);
+        await File.WriteAllTextAsync(Path.Combine(AppContext.BaseDirectory, "aws-call-cost.txt"), report);
+        Assert.True(figures.TotalPer1000Calls > 0);
+        foreach (var user in users)
+        {
+            user.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task StragglerPastTheSeal_ItsNextMessageGetsRoomSealed_AndTheServerClosesIt()
+    {
+        await using var stack = await AwsStack.StartAsync(dynalite, "talki-straggler", alterTemplate: ShortWindow);
+        using var ada = await stack.SignInAsync("Ada");
+        var room = await ada.TicketAsync("/talki/rooms", HttpStatusCode.Created);
+        await using var socket = await ada.ConnectAsync(room);
+        var wait = socket.Welcome!.Room.SealsAt - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(300);
+        await Task.Delay(wait > TimeSpan.Zero ? wait : TimeSpan.Zero);
+        var deletes = stack.Emulator.Counters.ConnectionsApiCallCount("DELETE");
+
+        // A client that does not close at the seal (an old one, or a hostile one) keeps sending.
+        await socket.SendAsync("""{"type":"ping","id":"late"}""");
+
+        var sealedMessage = await socket.ExpectAsync<RoomSealedMessage>();
+        Assert.Equal(room.Room, sealedMessage.Room);
+        await socket.WaitClosedAsync();
+        Assert.Equal(deletes + 1, stack.Emulator.Counters.ConnectionsApiCallCount("DELETE"));
+        Assert.Empty(stack.Emulator.OpenConnectionIds);
+
+        // And the room takes nobody after the seal.
+        using var late = await stack.SignInAsync("Late");
+        var refused = await late.PostAsync($"/talki/rooms/{room.Room}/tickets");
+        Assert.Equal(HttpStatusCode.Gone, refused.StatusCode);
+        Assert.Contains("\"code\":\"room_sealed\"", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    private static void ShortWindow(JsonObject template)
+    {
+        foreach (var (_, resource) in template["Resources"]!.AsObject())
+        {
+            if ((string?)resource!["Type"] == "AWS::Lambda::Function")
+            {
+                resource["Properties"]!["Environment"]!["Variables"]!["Talki__JoinWindow"] = Window.ToString("c", CultureInfo.InvariantCulture);
+            }
+        }
+    }
+
+    private static string Signal((int Self, ConnectToPeerMessage Plan) plan, string body) => Signal(plan.Plan, body);
+
+    private static string Signal(ConnectToPeerMessage plan, string body) =>
+        $$$"""{"type":"signal","to":"{{{plan.Peer.Id}}}","toEpoch":{{{plan.PeerEpoch}}},{{{body}}}}""";
+
+    private static async Task WaitAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
+            await Task.Delay(20);
+        }
+    }
+}
+
+/// <summary>What a call cost, from the emulator's counters, the template's configuration and named prices.</summary>
+internal sealed record CallFigures(
+    long MessagesIn,
+    long MessagesOut,
+    long MeteredMessages,
+    double MeasuredConnectionMinutes,
+    long AuthorizerInvocations,
+    long BackendInvocations,
+    long HttpApiInvocations,
+    long DefaultInvocations,
+    long DisconnectInvocations,
+    double AuthorizerMeanMs,
+    double BackendMeanMs,
+    double BackendP95Ms,
+    int MemoryMb,
+    long DynamoReads,
+    long DynamoWrites,
+    string DynamoByAction,
+    string ConnectionsByVerb)
+{
+    // us-east-1 prices (shared/research/aws-facts.md §7; CloudWatch Logs: $0.50 per GB ingested, standard class).
+    private const double MessagePrice = 1.00 / 1e6;
+    private const double ConnectionMinutePrice = 0.25 / 1e6;
+    private const double LambdaRequestPrice = 0.20 / 1e6;
+    private const double ArmGbSecondPrice = 0.0000133334;
+    private const double WriteUnitPrice = 0.625 / 1e6;
+    private const double ReadUnitPrice = 0.125 / 1e6;
+    private const double LogGbPrice = 0.50;
+
+    /// <summary>Connection-minutes per call with the default 5-minute window: each member connected from the start to the seal (an upper bound).</summary>
+    public const double DefaultWindowConnectionMinutes = 4 * 5;
+
+    /// <summary>Bytes of one stage access-log line (the stack's JSON format with typical values) and of Lambda's START/END/REPORT lines per invocation.</summary>
+    public const int AccessLogLineBytes = 420;
+
+    public const int LambdaPlatformLogBytes = 330;
+
+    public double ApiGatewayPer1000 => 1000 * ((MeteredMessages * MessagePrice) + (DefaultWindowConnectionMinutes * ConnectionMinutePrice));
+
+    /// <summary>Lambda bills each invocation's duration rounded up to the millisecond, at the configured memory.</summary>
+    public double LambdaPer1000 => 1000 * (((AuthorizerInvocations + BackendInvocations) * LambdaRequestPrice)
+        + (((AuthorizerInvocations * Math.Ceiling(AuthorizerMeanMs)) + (BackendInvocations * Math.Ceiling(BackendMeanMs))) / 1000.0 * (MemoryMb / 1024.0) * ArmGbSecondPrice));
+
+    public double DynamoPer1000 => 1000 * ((DynamoWrites * WriteUnitPrice) + (DynamoReads * ReadUnitPrice));
+
+    public double LogsPer1000 => 1000 * LogGbPrice / 1e9 * (((AuthorizerInvocations + MessagesIn + DisconnectInvocations) * AccessLogLineBytes)
+        + ((AuthorizerInvocations + BackendInvocations) * LambdaPlatformLogBytes));
+
+    public double TotalPer1000Calls => ApiGatewayPer1000 + LambdaPer1000 + DynamoPer1000 + LogsPer1000;
+
+    public static CallFigures From(AwsStack stack, JsonObject template, long httpApiCalls)
+    {
+        var counters = stack.Emulator.Counters;
+        var backend = counters.Invocations.Where(i => i.Function == "Backend").Select(i => i.Duration.TotalMilliseconds).Order().ToArray();
+        var authorizer = counters.Invocations.Where(i => i.Function == "Authorizer").Select(i => i.Duration.TotalMilliseconds).ToArray();
+        var memory = template["Resources"]!.AsObject()
+            .Where(r => (string?)r.Value!["Type"] == "AWS::Lambda::Function")
+            .Select(r => (int)r.Value!["Properties"]!["MemorySize"]!)
+            .Distinct()
+            .Single();
+        var operations = stack.DynamoDbOperations();
+        string[] readOperations = ["GetItem", "Query", "Scan", "BatchGetItem"];
+        return new CallFigures(
+            counters.InboundMessages,
+            counters.OutboundMessages,
+            counters.MeteredMessages,
+            stack.Emulator.ConnectionTime.TotalMinutes,
+            counters.FunctionInvocations("Authorizer"),
+            counters.FunctionInvocations("Backend"),
+            httpApiCalls,
+            counters.DefaultRouteCalls,
+            counters.DisconnectRouteCalls,
+            authorizer.DefaultIfEmpty(0).Average(),
+            backend.DefaultIfEmpty(0).Average(),
+            backend.Length == 0 ? 0 : backend[(int)Math.Ceiling(0.95 * backend.Length) - 1],
+            memory,
+            operations.Where(p => readOperations.Contains(p.Key)).Sum(p => p.Value),
+            operations.Where(p => !readOperations.Contains(p.Key)).Sum(p => p.Value),
+            string.Join(", ", operations.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} {p.Value}")),
+            string.Join(", ", counters.ConnectionsApiCalls.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} ×{p.Value}")));
+    }
+
+    public string Report(string title) => string.Create(CultureInfo.InvariantCulture, $"""
+        {title}
+          API Gateway: {MessagesIn} messages in, {MessagesOut} out ({MeteredMessages} metered); measured connection time {MeasuredConnectionMinutes:F2} min (short test window), priced at {DefaultWindowConnectionMinutes} connection-minutes (default 5-minute window, every member from the start to the seal)
+          Lambda ({MemoryMb} MB, arm64): authorizer {AuthorizerInvocations} invocations (mean {AuthorizerMeanMs:F1} ms); backend {BackendInvocations} ({HttpApiInvocations} HTTP API, {DefaultInvocations} $default, {DisconnectInvocations} $disconnect; mean {BackendMeanMs:F1} ms, p95 {BackendP95Ms:F1} ms, measured on this machine through the local hop)
+          @connections: {ConnectionsByVerb}
+          DynamoDB: {DynamoReads} reads, {DynamoWrites} writes ({DynamoByAction}); priced as 1 RRU / 1 WRU each (items under 4 KB / 1 KB)
+          Logs: {AuthorizerInvocations + MessagesIn + DisconnectInvocations} access-log lines × {AccessLogLineBytes} B + {AuthorizerInvocations + BackendInvocations} invocations × {LambdaPlatformLogBytes} B of Lambda platform lines (the stack sets the host's log level to Warning: a normal call writes no host lines)
+        Per 1,000 calls (us-east-1): API Gateway ${ApiGatewayPer1000:F4}, Lambda ${LambdaPer1000:F4}, DynamoDB ${DynamoPer1000:F4}, CloudWatch Logs ${LogsPer1000:F4}; total ${TotalPer1000Calls:F4}
+        """);
+}
