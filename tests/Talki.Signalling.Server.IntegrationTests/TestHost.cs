@@ -245,6 +245,15 @@ internal sealed class TestSocket : IAsyncDisposable
 
     public Task SendBytesAsync(byte[] bytes, WebSocketMessageType type) => _socket.SendAsync(bytes, type, true, CancellationToken.None);
 
+    /// <summary>Sends one text message as several frames (the last one ends the message).</summary>
+    public async Task SendFragmentsAsync(params string[] fragments)
+    {
+        for (var i = 0; i < fragments.Length; i++)
+        {
+            await _socket.SendAsync(Encoding.UTF8.GetBytes(fragments[i]), WebSocketMessageType.Text, i == fragments.Length - 1, CancellationToken.None);
+        }
+    }
+
     /// <summary>Reads frames until one of type <typeparamref name="T"/> (matching <paramref name="match"/>) arrives; other frames are skipped.</summary>
     public async Task<T> ExpectAsync<T>(Func<T, bool>? match = null) where T : ServerMessage
     {

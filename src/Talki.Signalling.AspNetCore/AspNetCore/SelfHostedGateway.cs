@@ -316,59 +316,96 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
         private async Task<string> ReceiveLoopAsync(string connectionId, ISignallingEngine engine)
         {
             var limit = _options.MaxInboundMessageBytes;
-            // Held for the connection's whole life, so allocated at its size: rented from ArrayPool<byte>.Shared, limit + 1
-            // bytes (32 KiB + 1 with the defaults) came from the 64 KiB bucket, twice the memory of every open socket
-            // (186 MiB more GC heap with 4,000 sockets open, docs/reliability-soak.md), and the shared pool keeps only a
-            // few arrays per size anyway.
-            var buffer = new byte[limit + 1];
             while (true)
             {
-                var total = 0;
-                long discarded = 0;
-                ValueWebSocketReceiveResult result;
-                do
+                // Idle, a socket holds no receive buffer: a zero-byte read waits for the next frame (ManagedWebSocket
+                // supports it; dotnet/runtime#87329 keeps it from touching a buffer underneath), and only then is a buffer
+                // rented for the message, and returned once the engine has handled it. An idle member costs no 32 KiB.
+                var next = await _socket.ReceiveAsync(Memory<byte>.Empty, _receiveAbort.Token).ConfigureAwait(false);
+                if (next.MessageType == WebSocketMessageType.Close)
                 {
-                    if (total == limit + 1)
-                    {
-                        // Over the limit: keep reading to the end of the message, discarding it.
-                        discarded += total;
-                        total = 0;
-                    }
-
-                    result = await _socket.ReceiveAsync(buffer.AsMemory(total, limit + 1 - total), _receiveAbort.Token).ConfigureAwait(false);
-                    if (result.MessageType == WebSocketMessageType.Close)
-                    {
-                        return "closed by the client";
-                    }
-
-                    if (result.MessageType == WebSocketMessageType.Binary)
-                    {
-                        // API Gateway closes on binary frames with 1003.
-                        RequestClose(WebSocketCloseStatus.InvalidMessageType, "binary frames are not supported");
-                        return "binary frame";
-                    }
-
-                    total += result.Count;
-                }
-                while (!result.EndOfMessage);
-
-                _idleTimer.Change(_options.IdleTimeout, Timeout.InfiniteTimeSpan);
-                if (Volatile.Read(ref _closing) != 0)
-                {
-                    // Closing (rate limit, hello timeout, seal…): what the client still sends is read to reach its
-                    // close frame, but no longer handled.
-                    continue;
+                    return "closed by the client";
                 }
 
-                if (discarded > 0 || total > limit)
+                if (next.MessageType == WebSocketMessageType.Binary)
                 {
-                    HostingLog.MessageTooLarge(_logger, discarded + total);
-                    TryEnqueue(TooLargeError);
-                    continue;
+                    // API Gateway closes on binary frames with 1003.
+                    RequestClose(WebSocketCloseStatus.InvalidMessageType, "binary frames are not supported");
+                    return "binary frame";
                 }
 
-                await engine.HandleMessageAsync(connectionId, buffer.AsMemory(0, total), CancellationToken.None).ConfigureAwait(false);
+                var buffer = ArrayPool<byte>.Shared.Rent(limit + 1);
+                try
+                {
+                    var outcome = await ReceiveMessageAsync(buffer, limit, next.EndOfMessage).ConfigureAwait(false);
+                    if (outcome.Ended is { } reason)
+                    {
+                        return reason;
+                    }
+
+                    _idleTimer.Change(_options.IdleTimeout, Timeout.InfiniteTimeSpan);
+                    if (Volatile.Read(ref _closing) != 0)
+                    {
+                        // Closing (rate limit, hello timeout, seal…): what the client still sends is read to reach its
+                        // close frame, but no longer handled.
+                        continue;
+                    }
+
+                    if (outcome.TooLarge > 0)
+                    {
+                        HostingLog.MessageTooLarge(_logger, outcome.TooLarge);
+                        TryEnqueue(TooLargeError);
+                        continue;
+                    }
+
+                    // The engine copies what it keeps (relayed frames are written into their own buffers): the rented
+                    // buffer goes back to the pool when the handling is over.
+                    await engine.HandleMessageAsync(connectionId, buffer.AsMemory(0, outcome.Length), CancellationToken.None).ConfigureAwait(false);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
             }
+        }
+
+        /// <summary>Reads one message into <paramref name="buffer"/> (at most <paramref name="limit"/> bytes kept; a longer one is read to its end and reported).</summary>
+        private async Task<(int Length, long TooLarge, string? Ended)> ReceiveMessageAsync(byte[] buffer, int limit, bool emptyMessage)
+        {
+            if (emptyMessage)
+            {
+                return (0, 0, null); // the zero-byte read already consumed an empty message
+            }
+
+            var total = 0;
+            long discarded = 0;
+            ValueWebSocketReceiveResult result;
+            do
+            {
+                if (total == limit + 1)
+                {
+                    // Over the limit: keep reading to the end of the message, discarding it.
+                    discarded += total;
+                    total = 0;
+                }
+
+                result = await _socket.ReceiveAsync(buffer.AsMemory(total, limit + 1 - total), _receiveAbort.Token).ConfigureAwait(false);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    return (0, 0, "closed by the client");
+                }
+
+                if (result.MessageType == WebSocketMessageType.Binary)
+                {
+                    RequestClose(WebSocketCloseStatus.InvalidMessageType, "binary frames are not supported");
+                    return (0, 0, "binary frame");
+                }
+
+                total += result.Count;
+            }
+            while (!result.EndOfMessage);
+
+            return discarded > 0 || total > limit ? (0, discarded + total, null) : (total, 0, null);
         }
 
         private async Task SendLoopAsync()
