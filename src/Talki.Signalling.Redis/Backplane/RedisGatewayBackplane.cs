@@ -106,7 +106,7 @@ internal sealed class RedisGatewayBackplane : IGatewayBackplane, IHostedService,
             {
                 await queue.UnsubscribeAsync().ConfigureAwait(false);
             }
-            catch (Exception exception) when (RedisFailures.IsUnavailable(exception))
+            catch (Exception exception) when (LinkDown(exception))
             {
                 RedisLog.BackplaneBestEffortFailed(_logger, exception);
             }
@@ -136,7 +136,7 @@ internal sealed class RedisGatewayBackplane : IGatewayBackplane, IHostedService,
             var db = await _redis.GetDatabaseAsync().ConfigureAwait(false);
             await db.ScriptEvaluateAsync(UnregisterScript, [SocketKey(connectionId)], [InstanceId]).ConfigureAwait(false);
         }
-        catch (Exception exception) when (RedisFailures.IsUnavailable(exception))
+        catch (Exception exception) when (LinkDown(exception))
         {
             RedisLog.BackplaneBestEffortFailed(_logger, exception);
         }
@@ -175,7 +175,7 @@ internal sealed class RedisGatewayBackplane : IGatewayBackplane, IHostedService,
             RedisLog.BackplaneNoAnswer(_logger, owner);
             return await connection.GetDatabase().KeyExistsAsync(SocketKey(connectionId)).ConfigureAwait(false) ? PushOutcome.Undeliverable : PushOutcome.Gone;
         }
-        catch (Exception exception) when (RedisFailures.IsUnavailable(exception))
+        catch (Exception exception) when (LinkDown(exception))
         {
             RedisLog.BackplanePushFailed(_logger, exception);
             return PushOutcome.Undeliverable;
@@ -199,11 +199,14 @@ internal sealed class RedisGatewayBackplane : IGatewayBackplane, IHostedService,
                 await connection.GetSubscriber().PublishAsync(Channel(owner), BackplaneMessage.Close(connectionId, status, reason)).ConfigureAwait(false);
             }
         }
-        catch (Exception exception) when (RedisFailures.IsUnavailable(exception))
+        catch (Exception exception) when (LinkDown(exception))
         {
             RedisLog.BackplaneBestEffortFailed(_logger, exception);
         }
     }
+
+    /// <summary>Redis unavailable, or this instance's connection to it closed (shutting down): pushes are undeliverable, the rest is best effort.</summary>
+    private static bool LinkDown(Exception exception) => RedisFailures.IsUnavailable(exception) || exception is ObjectDisposedException;
 
     private string SocketKey(string connectionId) => _prefix + "socket:" + connectionId;
 
@@ -225,7 +228,7 @@ internal sealed class RedisGatewayBackplane : IGatewayBackplane, IHostedService,
             RedisLog.BackplaneSubscribed(_logger, InstanceId);
             return true;
         }
-        catch (Exception exception) when (RedisFailures.IsUnavailable(exception))
+        catch (Exception exception) when (LinkDown(exception))
         {
             RedisLog.BackplaneSubscribeFailed(_logger, exception);
             return false;
@@ -302,7 +305,7 @@ internal sealed class RedisGatewayBackplane : IGatewayBackplane, IHostedService,
                 RedisLog.BackplaneReRegistered(_logger, lost.Length);
             }
         }
-        catch (Exception exception) when (RedisFailures.IsUnavailable(exception))
+        catch (Exception exception) when (LinkDown(exception))
         {
             RedisLog.BackplaneRefreshFailed(_logger, exception);
         }

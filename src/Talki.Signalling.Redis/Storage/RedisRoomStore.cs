@@ -197,6 +197,8 @@ internal sealed class RedisRoomStore : IRoomStore
             }
         }
 
+        // A hash has no order: list in join order (as the in-memory store does), so welcomes and plans are stable.
+        members.Sort(static (x, y) => x.JoinedAt != y.JoinedAt ? x.JoinedAt.CompareTo(y.JoinedAt) : string.CompareOrdinal(x.Id.Value, y.Id.Value));
         return members;
     }
 
