@@ -29,10 +29,13 @@ builder.Services.Configure<ForwardedHeadersOptions>(o => o.ForwardedHeaders = Fo
 // AWS mode (DynamoDB, API Gateway push and callbacks) when Talki:Aws:TableName is configured.
 AwsMode.TryAdd(talki, builder.Configuration);
 
-// One switch: with a Redis configuration string, sessions (and the cookie's key ring) live in Redis.
+// One switch for several instances behind a load balancer: with a Redis configuration string (--Talki:Redis=127.0.0.1:6379),
+// sessions and the cookie's key ring, rooms, tickets, the socket registrations of the push backplane and the quota
+// counters live in Redis, so every instance serves the same rooms. Talki:RedisKeyPrefix separates deployments sharing a Redis.
 if (builder.Configuration["Talki:Redis"] is { Length: > 0 } redis)
 {
-    talki.AddRedisSessions(redis);
+    var keyPrefix = builder.Configuration["Talki:RedisKeyPrefix"];
+    talki.AddRedis(redis, o => o.KeyPrefix = keyPrefix is { Length: > 0 } ? keyPrefix : o.KeyPrefix);
 }
 
 var app = builder.Build();

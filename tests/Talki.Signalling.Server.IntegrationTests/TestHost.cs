@@ -35,6 +35,8 @@ internal sealed class TestHost : IAsyncDisposable
 
     public SelfHostedGateway Gateway => _app.Services.GetRequiredService<SelfHostedGateway>();
 
+    public IServiceProvider Services => _app.Services;
+
     /// <summary>Gets every gateway connection id seen by <see cref="RecordConnectionIds"/>.</summary>
     public IReadOnlyCollection<string> SeenConnectionIds
     {
@@ -47,9 +49,9 @@ internal sealed class TestHost : IAsyncDisposable
         }
     }
 
-    public static async Task<TestHost> StartAsync(Action<TalkiSignallingOptions>? configure = null, Action<IServiceCollection>? services = null)
+    public static async Task<TestHost> StartAsync(Action<TalkiSignallingOptions>? configure = null, Action<IServiceCollection>? services = null, FakeTimeProvider? sharedTime = null)
     {
-        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var time = sharedTime ?? new FakeTimeProvider(DateTimeOffset.UtcNow);
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();

@@ -50,9 +50,11 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
     private readonly int _queueCapacity;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly IGatewayBackplane? _backplane;
 
-    public SelfHostedGateway(IOptions<TalkiSignallingOptions> options, TimeProvider time, ILogger<SelfHostedGateway> logger)
+    public SelfHostedGateway(IOptions<TalkiSignallingOptions> options, TimeProvider time, ILogger<SelfHostedGateway> logger, IGatewayBackplane? backplane = null)
     {
+        _backplane = backplane;
         _options = options.Value.Hosting;
         _queueCapacity = QueueCapacityOf(options.Value);
         _time = time;
@@ -70,36 +72,55 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
 
     public ValueTask<PushOutcome> PushAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
+        if (_backplane is null || _connections.ContainsKey(connectionId))
+        {
+            return new(PushLocal(connectionId, payload.Span));
+        }
+
+        // Held by another instance, or by none (Gone everywhere): the backplane knows.
+        return payload.Length > _options.MaxOutboundMessageBytes ? new(PushOutcome.PayloadTooLarge) : _backplane.PushAsync(connectionId, payload, cancellationToken);
+    }
+
+    public ValueTask CloseAsync(string connectionId, CancellationToken cancellationToken = default)
+        => CloseAsync(connectionId, WebSocketCloseStatus.NormalClosure, "closed by the server", cancellationToken);
+
+    public ValueTask ClosePolicyViolationAsync(string connectionId, string reason, CancellationToken cancellationToken = default)
+        => CloseAsync(connectionId, WebSocketCloseStatus.PolicyViolation, reason, cancellationToken);
+
+    /// <summary>Delivers to a socket of this instance (the backplane's delivery of a push from another instance).</summary>
+    /// <returns><see cref="PushOutcome.Gone"/> when this instance does not hold the socket (any more).</returns>
+    internal PushOutcome PushLocal(string connectionId, ReadOnlySpan<byte> payload)
+    {
         if (!_connections.TryGetValue(connectionId, out var connection))
         {
-            return new(PushOutcome.Gone);
+            return PushOutcome.Gone;
         }
 
         if (payload.Length > _options.MaxOutboundMessageBytes)
         {
-            return new(PushOutcome.PayloadTooLarge);
+            return PushOutcome.PayloadTooLarge;
         }
 
-        return new(connection.TryEnqueue(payload.Span) ? PushOutcome.Delivered : PushOutcome.Gone);
+        return connection.TryEnqueue(payload) ? PushOutcome.Delivered : PushOutcome.Gone;
     }
 
-    public ValueTask CloseAsync(string connectionId, CancellationToken cancellationToken = default)
+    /// <summary>Closes a socket of this instance after what is queued (no-op when it is not here).</summary>
+    internal void CloseLocal(string connectionId, WebSocketCloseStatus status, string reason)
     {
         if (_connections.TryGetValue(connectionId, out var connection))
         {
-            connection.RequestClose(WebSocketCloseStatus.NormalClosure, "closed by the server");
+            connection.RequestClose(status, reason);
         }
-
-        return ValueTask.CompletedTask;
     }
 
-    public ValueTask ClosePolicyViolationAsync(string connectionId, string reason, CancellationToken cancellationToken = default)
+    private ValueTask CloseAsync(string connectionId, WebSocketCloseStatus status, string reason, CancellationToken cancellationToken)
     {
-        if (_connections.TryGetValue(connectionId, out var connection))
+        if (_backplane is not null && !_connections.ContainsKey(connectionId))
         {
-            connection.RequestClose(WebSocketCloseStatus.PolicyViolation, reason);
+            return _backplane.CloseAsync(connectionId, status, reason, cancellationToken);
         }
 
+        CloseLocal(connectionId, status, reason);
         return ValueTask.CompletedTask;
     }
 
@@ -151,6 +172,22 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
             return;
         }
 
+        if (_backplane is not null)
+        {
+            try
+            {
+                await _backplane.RegisterAsync(connectionId, context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (RoomStoreUnavailableException exception)
+            {
+                // A socket no other instance could reach would be half a connection: refuse it, the client retries.
+                HostingLog.StoreUnavailable(_logger, exception);
+                await engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
+                await HttpErrors.WriteStoreUnavailableAsync(context).ConfigureAwait(false);
+                return;
+            }
+        }
+
         WebSocket socket;
         try
         {
@@ -158,6 +195,11 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
         }
         catch
         {
+            if (_backplane is not null)
+            {
+                await _backplane.UnregisterAsync(connectionId).ConfigureAwait(false);
+            }
+
             await engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
             throw;
         }
@@ -174,6 +216,11 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
         finally
         {
             _connections.TryRemove(connectionId, out _);
+            if (_backplane is not null)
+            {
+                await _backplane.UnregisterAsync(connectionId).ConfigureAwait(false);
+            }
+
             await engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
         }
     }

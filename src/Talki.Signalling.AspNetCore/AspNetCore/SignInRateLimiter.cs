@@ -1,43 +1,48 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
+using Talki.Signalling.Ports;
 using Talki.Signalling.Protocol;
 
 namespace Talki.Signalling.Server.AspNetCore;
 
 /// <summary>
-/// Sign-ins per client address (<see cref="TalkiLimitsOptions.SignInsPerAddressPerMinute"/>): a fixed-window
-/// <see cref="PartitionedRateLimiter"/> of System.Threading.RateLimiting, the limiter behind ASP.NET Core's rate-limiting
-/// middleware, partitioned by the connection's remote address (the forwarded client address once ASP.NET Core's
+/// Sign-ins per client address (<see cref="TalkiLimitsOptions.SignInsPerAddressPerMinute"/>): a fixed window of one
+/// minute per address through the <see cref="IQuotaCounter"/> (in this process by default, shared by every instance with
+/// <c>AddRedis</c>), keyed by the connection's remote address (the forwarded client address once ASP.NET Core's
 /// forwarded headers are enabled; IPv6 per /64). It runs as an endpoint filter of the sign-in endpoints, so it cannot
-/// be lost by a missing <c>app.UseRateLimiter()</c>.
+/// be lost by a missing <c>app.UseRateLimiter()</c>. When the shared counter is unavailable the sign-in is answered
+/// 503 <c>service_unavailable</c>.
 /// </summary>
-/// <remarks>
-/// The limiter keeps its own monotonic clock: System.Threading.RateLimiting takes no <see cref="TimeProvider"/>, so
-/// this is the one limit not driven by the injected clock.
-/// </remarks>
-internal sealed class SignInRateLimiter : IEndpointFilter, IDisposable
+internal sealed class SignInRateLimiter : IEndpointFilter
 {
-    private readonly PartitionedRateLimiter<HttpContext> _limiter;
+    private static readonly TimeSpan Window = TimeSpan.FromMinutes(1);
+    private readonly IQuotaCounter _quotas;
     private readonly int _permits;
 
-    public SignInRateLimiter(IOptions<TalkiSignallingOptions> options)
+    public SignInRateLimiter(IOptions<TalkiSignallingOptions> options, IQuotaCounter quotas)
     {
         _permits = options.Value.Limits.SignInsPerAddressPerMinute;
-        var permits = _permits;
-        _limiter = PartitionedRateLimiter.Create<HttpContext, string>(context => RateLimitPartition.GetFixedWindowLimiter(
-            PartitionKey(context.Connection.RemoteIpAddress),
-            _ => new FixedWindowRateLimiterOptions { PermitLimit = permits, Window = TimeSpan.FromMinutes(1), QueueLimit = 0, AutoReplenishment = true }));
+        _quotas = quotas;
     }
 
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(next);
-        using var lease = _limiter.AttemptAcquire(context.HttpContext);
-        if (!lease.IsAcquired)
+        bool acquired;
+        try
+        {
+            acquired = await _quotas.TryAcquireAsync("sign-in:" + PartitionKey(context.HttpContext.Connection.RemoteIpAddress), _permits, Window, context.HttpContext.RequestAborted).ConfigureAwait(false);
+        }
+        catch (RoomStoreUnavailableException)
+        {
+            await HttpErrors.WriteStoreUnavailableAsync(context.HttpContext).ConfigureAwait(false);
+            return null;
+        }
+
+        if (!acquired)
         {
             context.HttpContext.Response.Headers.RetryAfter = "60";
             await HttpErrors.WriteAsync(context.HttpContext, StatusCodes.Status429TooManyRequests, SignallingErrorCode.RateLimited, $"At most {_permits} sign-ins per minute from one address.").ConfigureAwait(false);
@@ -46,8 +51,6 @@ internal sealed class SignInRateLimiter : IEndpointFilter, IDisposable
 
         return await next(context).ConfigureAwait(false);
     }
-
-    public void Dispose() => _limiter.Dispose();
 
     /// <summary>The partition of an address: IPv4 as is, IPv6 by its /64 (one subscriber's block), IPv4-mapped as IPv4.</summary>
     internal static string PartitionKey(IPAddress? address)

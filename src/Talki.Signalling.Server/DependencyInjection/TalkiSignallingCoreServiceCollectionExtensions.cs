@@ -48,6 +48,7 @@ public static class TalkiSignallingCoreServiceCollectionExtensions
 
         services.TryAddSingleton<InMemoryRoomStore>();
         services.TryAddSingleton<IRoomStore>(static sp => sp.GetRequiredService<InMemoryRoomStore>());
+        services.TryAddSingleton<IQuotaCounter, InMemoryQuotaCounter>();
         services.TryAddSingleton<SignallingEngine>();
         services.TryAddSingleton<ISignallingEngine>(static sp => sp.GetRequiredService<SignallingEngine>());
         services.TryAddSingleton<IIceServerProvider, ConfiguredIceServerProvider>();

@@ -25,8 +25,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     private readonly ConcurrentDictionary<RoomId, ITimer> _sealTimers = new();
     private readonly ConcurrentDictionary<string, ITimer> _helloTimers = new(StringComparer.Ordinal);
     private readonly ConnectionRateLimiter _rateLimiter;
-    private readonly FixedWindowCounter _roomsCreated;
-    private readonly FixedWindowCounter _knocks;
+    private readonly IQuotaCounter _quotas;
     private int _disposed;
 
     public SignallingEngine(
@@ -36,7 +35,8 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         TimeProvider time,
         SignallingMetrics metrics,
         IIceServerProvider iceServers,
-        ILogger<SignallingEngine> logger)
+        ILogger<SignallingEngine> logger,
+        IQuotaCounter quotas)
     {
         _store = store;
         _push = push;
@@ -45,8 +45,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         _metrics = metrics;
         _logger = logger;
         _iceServers = iceServers;
-        _roomsCreated = new FixedWindowCounter(time, TimeSpan.FromHours(1));
-        _knocks = new FixedWindowCounter(time, TimeSpan.FromMinutes(1));
+        _quotas = quotas;
         _rateLimiter = new ConnectionRateLimiter(time, _options.Limits);
     }
 
@@ -60,7 +59,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     {
         ArgumentNullException.ThrowIfNull(caller);
         using var activity = SignallingActivity.Source.StartActivity("talki.room.create");
-        if (!_roomsCreated.TryAcquire(caller.UserId, _options.Limits.RoomsPerSessionPerHour))
+        if (!await _quotas.TryAcquireAsync("rooms:" + caller.UserId, _options.Limits.RoomsPerSessionPerHour, TimeSpan.FromHours(1), cancellationToken).ConfigureAwait(false))
         {
             return Fail<TicketGrant>(SignallingErrorCode.RoomQuotaExceeded, $"A session may create at most {_options.Limits.RoomsPerSessionPerHour} rooms per hour.");
         }
@@ -105,7 +104,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         var member = await _store.FindMemberByUserAsync(room, caller.UserId, cancellationToken).ConfigureAwait(false);
-        if (member?.Admission is null or AdmissionStatus.Pending && !_knocks.TryAcquire(caller.UserId, _options.Limits.KnocksPerUserPerMinute))
+        if (member?.Admission is null or AdmissionStatus.Pending && !await _quotas.TryAcquireAsync("knocks:" + caller.UserId, _options.Limits.KnocksPerUserPerMinute, TimeSpan.FromMinutes(1), cancellationToken).ConfigureAwait(false))
         {
             return Fail<TicketGrant>(SignallingErrorCode.KnockRateLimited, $"A user may ask to join at most {_options.Limits.KnocksPerUserPerMinute} times per minute.");
         }
