@@ -36,6 +36,9 @@ internal sealed class MeshHarness
 
     public TimeSpan LinkUpTimeout { get; }
 
+    /// <summary>Directed pairs (sender index, receiver index) whose next offer the network loses.</summary>
+    public HashSet<(int From, int To)> LoseNextOffer { get; } = [];
+
     /// <summary>Loses every message in flight (a network that drops them).</summary>
     public void DropAll() => _pool.Clear();
 
@@ -235,6 +238,12 @@ internal sealed class MeshHarness
         private ValueTask Send(long fromEpoch, SignalMessage signal)
         {
             var to = _harness.Members.Single(m => m.Id == signal.To);
+            if (signal.Description is { Type: SdpType.Offer } && _harness.LoseNextOffer.Remove((Index, to.Index)))
+            {
+                _harness.Trace.Add($"lost offer m{Index}>m{to.Index}");
+                return ValueTask.CompletedTask;
+            }
+
             var relay = new SignalRelayMessage { From = Id, FromEpoch = fromEpoch, Description = signal.Description, Candidates = signal.Candidates };
             var ordered = signal.Description is not null;
             _harness._pool.Add(new Envelope(++_harness._seq, to.Index, $"sig{Index}>{to.Index}", ordered, false, relay, signal.ToEpoch));
