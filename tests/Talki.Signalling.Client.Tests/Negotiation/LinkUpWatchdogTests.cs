@@ -104,6 +104,37 @@ public sealed class LinkUpWatchdogTests
         h.AssertConverged();
     }
 
+    /// <summary>The watchdog on the system clock (a short timeout): the pair whose first offer was lost is reset and links up.</summary>
+    [Fact]
+    public async Task RealClock_FirstOfferLost_WatchdogFiresAfterTheTimeout_AndThePairConverges()
+    {
+        var timeout = TimeSpan.FromSeconds(1.5);
+        var h = new MeshHarness(2, TimeProvider.System, timeout);
+        h.LoseNextOffer.Add((0, 1));
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        h.PlanAll();
+        await h.DeliverAsync(0, false);
+        await h.DeliverAsync(0, false);
+
+        while (TimedOut() < 2)
+        {
+            Assert.True(started.Elapsed < TimeSpan.FromSeconds(30), $"the watchdog did not fire ({TimedOut()} of 2 sides)");
+            await Task.Delay(20);
+        }
+
+        Assert.True(started.Elapsed >= timeout, $"the watchdog fired after {started.Elapsed.TotalMilliseconds:0} ms, before its {timeout.TotalMilliseconds:0} ms");
+        await h.DrainAsync();
+        h.AssertConverged();
+
+        int TimedOut()
+        {
+            lock (h.Errors)
+            {
+                return h.Errors.Count(e => e.Kind == NegotiationErrorKind.LinkUpTimedOut);
+            }
+        }
+    }
+
     [Fact]
     public void NonPositiveTimeout_IsMisuse()
     {

@@ -84,6 +84,14 @@ internal sealed class MeshHarness
 
     public List<int> Deliverable()
     {
+        lock (_pool)
+        {
+            return DeliverableUnderLock();
+        }
+    }
+
+    private List<int> DeliverableUnderLock()
+    {
         var result = new List<int>();
         var seenStreams = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < _pool.Count; i++)
@@ -111,12 +119,16 @@ internal sealed class MeshHarness
             return;
         }
 
-        var index = deliverable[Math.Abs(pick) % deliverable.Count];
-        var e = _pool[index];
-        _pool.RemoveAt(index);
-        if (duplicate)
+        Envelope e;
+        lock (_pool)
         {
-            _pool.Add(e with { Seq = ++_seq, Ordered = false, IsDuplicate = true });
+            var index = deliverable[Math.Abs(pick) % deliverable.Count];
+            e = _pool[index];
+            _pool.RemoveAt(index);
+            if (duplicate)
+            {
+                _pool.Add(e with { Seq = ++_seq, Ordered = false, IsDuplicate = true });
+            }
         }
 
         var to = Members[e.To];
@@ -230,7 +242,13 @@ internal sealed class MeshHarness
             Mesh = _harness.Time is null
                 ? new MeshNegotiator(Id, Factory, signal => Send(epoch, signal))
                 : new MeshNegotiator(Id, Factory, signal => Send(epoch, signal), _harness.Time, _harness.LinkUpTimeout);
-            Mesh.NegotiationError += (_, e) => _harness.Errors.Add(e);
+            Mesh.NegotiationError += (_, e) =>
+            {
+                lock (_harness.Errors)
+                {
+                    _harness.Errors.Add(e); // a real clock's watchdog reports from a timer thread
+                }
+            };
         }
 
         public SimulatedPeerConnection Pc(Member peer) => Factory.Latest(peer.Id);
@@ -246,7 +264,11 @@ internal sealed class MeshHarness
 
             var relay = new SignalRelayMessage { From = Id, FromEpoch = fromEpoch, Description = signal.Description, Candidates = signal.Candidates };
             var ordered = signal.Description is not null;
-            _harness._pool.Add(new Envelope(++_harness._seq, to.Index, $"sig{Index}>{to.Index}", ordered, false, relay, signal.ToEpoch));
+            lock (_harness._pool)
+            {
+                _harness._pool.Add(new Envelope(++_harness._seq, to.Index, $"sig{Index}>{to.Index}", ordered, false, relay, signal.ToEpoch));
+            }
+
             return ValueTask.CompletedTask;
         }
     }
