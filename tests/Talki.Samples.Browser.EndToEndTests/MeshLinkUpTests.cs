@@ -23,7 +23,7 @@ public sealed class MeshLinkUpTests(ITestOutputHelper output)
         var users = new List<TalkiUser>();
         for (var i = 0; i < 8; i++)
         {
-            users.Add(await chromium.NewUserAsync($"M{i}", new UserOptions { Permissions = ["microphone"], InitScript = SampleUiStateTests.NoCamera }));
+            users.Add(await chromium.NewUserAsync($"M{i}", MediaScripts.AudioOnly));
         }
 
         var admin = users[0];
@@ -60,7 +60,7 @@ public sealed class MeshLinkUpTests(ITestOutputHelper output)
     {
         await using var host = await SampleHost.StartAsync(TimeSpan.FromMinutes(10), log: output.WriteLine);
         await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);
-        var audio = new UserOptions { Permissions = ["microphone"], InitScript = SampleUiStateTests.NoCamera };
+        var audio = MediaScripts.AudioOnly;
         var ada = await chromium.NewUserAsync("Ada", audio);
         var bea = await chromium.NewUserAsync("Bea", audio);
         TalkiUser[] members = [ada, bea];

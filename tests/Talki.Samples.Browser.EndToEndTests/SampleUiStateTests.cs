@@ -14,23 +14,6 @@ public sealed class SampleUiStateTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(90);
 
-    /// <summary>A context whose camera and microphone are both refused (the user said no to the permission prompt).</summary>
-    internal const string DenyAllMedia = """
-        (() => {
-          if (!navigator.mediaDevices) return;
-          navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
-        })();
-        """;
-
-    /// <summary>A machine with a microphone and no camera: video requests fail as the browser fails them without a device.</summary>
-    internal const string NoCamera = """
-        (() => {
-          if (!navigator.mediaDevices) return;
-          const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
-          navigator.mediaDevices.getUserMedia = c => c && c.video ? Promise.reject(new DOMException('Requested device not found', 'NotFoundError')) : original(c);
-        })();
-        """;
-
     /// <summary>A network where this page's ICE never gets through (relay only, and no relay): its links stay unconnected.</summary>
     private const string NoIce = """
         (() => {
@@ -144,8 +127,8 @@ public sealed class SampleUiStateTests(ITestOutputHelper output)
     {
         await using var host = await SampleHost.StartAsync(TimeSpan.FromMinutes(5), log: output.WriteLine);
         await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);
-        var ada = await chromium.NewUserAsync("Ada", new UserOptions { InitScript = NoCamera });
-        var nil = await chromium.NewUserAsync("Nil", new UserOptions { InitScript = DenyAllMedia });
+        var ada = await chromium.NewUserAsync("Ada", new UserOptions { InitScript = MediaScripts.NoCamera });
+        var nil = await chromium.NewUserAsync("Nil", new UserOptions { InitScript = MediaScripts.DenyAll });
 
         await ada.OpenAsync("/");
         var link = await ada.CreateRoomAsync(Wait);
@@ -181,11 +164,11 @@ public sealed class SampleUiStateTests(ITestOutputHelper output)
         // Two cameras (tiles with a picture); the others have a microphone only, to spare the CPU.
         var ada = await chromium.NewUserAsync("Ada");
         var bea = await chromium.NewUserAsync("Bea");
-        var audioOnly = new UserOptions { InitScript = NoCamera };
+        var audioOnly = new UserOptions { InitScript = MediaScripts.NoCamera };
         var cyd = await chromium.NewUserAsync("Cyd", audioOnly);
         var dan = await chromium.NewUserAsync("Dan", audioOnly);
         var eve = await chromium.NewUserAsync("Eve", audioOnly);
-        var fay = await chromium.NewUserAsync("Fay", audioOnly with { InitScript = NoCamera + NoIce });
+        var fay = await chromium.NewUserAsync("Fay", audioOnly with { InitScript = MediaScripts.NoCamera + NoIce });
 
         await ada.OpenAsync("/");
         var link = await ada.CreateRoomAsync(Wait);
