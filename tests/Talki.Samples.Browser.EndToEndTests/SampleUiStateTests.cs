@@ -31,21 +31,22 @@ public sealed class SampleUiStateTests(ITestOutputHelper output)
         await using var host = await SampleHost.StartAsync(TimeSpan.FromMinutes(5), log: output.WriteLine);
         await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);
         var user = await chromium.NewUserAsync("Lou");
+        await user.OpenAsync("/");
+        var link = await user.CreateRoomAsync(Wait);
 
-        // A loaded machine answers slowly: the session lookup takes 1.5 s here.
+        // The room link opened again (a reload) on a loaded machine: the session lookup takes 1.5 s here.
         await user.Context.RouteAsync("**/talki/session", async route =>
         {
             await Task.Delay(1500);
             await route.ContinueAsync();
         });
-        await user.Page.GotoAsync("/room/AbCdEfGhIjKlMnOpQrStUv", new PageGotoOptions { WaitUntil = WaitUntilState.Commit });
+        await user.Page.GotoAsync(link.ToString(), new PageGotoOptions { WaitUntil = WaitUntilState.Commit });
         var invalidSeen = false;
         var loadingSeen = false;
         var screenshot = false;
-        var deadline = DateTime.UtcNow + Wait;
-        while (!await user.Page.GetByTestId("display-name").IsVisibleAsync())
+        var watched = System.Diagnostics.Stopwatch.StartNew();
+        while (watched.Elapsed < TimeSpan.FromSeconds(4))
         {
-            Assert.True(DateTime.UtcNow < deadline, "the sign-in card never came");
             invalidSeen |= await user.Page.GetByText("Invalid link").IsVisibleAsync();
             var loading = await user.Page.GetByTestId("loading").IsVisibleAsync();
             loadingSeen |= loading;
