@@ -45,10 +45,17 @@ public sealed class SampleUiStateTests(ITestOutputHelper output)
         var loadingSeen = false;
         var screenshot = false;
         var watched = System.Diagnostics.Stopwatch.StartNew();
-        while (watched.Elapsed < TimeSpan.FromSeconds(4))
+        while (watched.Elapsed < Wait)
         {
             invalidSeen |= await user.Page.GetByText("Invalid link").IsVisibleAsync();
             var loading = await user.Page.GetByTestId("loading").IsVisibleAsync();
+            if (loadingSeen && !loading)
+            {
+                await Task.Delay(500);
+                invalidSeen |= await user.Page.GetByText("Invalid link").IsVisibleAsync();
+                break; // the session arrived: the page moved on (to the call)
+            }
+
             loadingSeen |= loading;
             if (!screenshot && (loading || invalidSeen))
             {
