@@ -43,10 +43,11 @@ public sealed class SignInTests(ITestOutputHelper output)
         var grace = await chromium.NewUserAsync("Grace");
         var bob = await chromium.NewUserAsync("Bob");
 
-        // The Google button's callback posts the ID token; here the page posts one signed by the local "Google".
+        // The Google button's callback posts the ID token; here the page posts one signed by the local "Google" (and
+        // notes, as the app does after a sign-in, that this browser has a session: the next load looks it up).
         await grace.OpenAsync("/");
         var status = await grace.Page.EvaluateAsync<int>(
-            "async token => (await fetch('/talki/session/google', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ idToken: token }) })).status",
+            "async token => { const status = (await fetch('/talki/session/google', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ idToken: token }) })).status; window.talkiApp.sessionHint.set(status === 200); return status; }",
             google.IdToken(clientId, "Grace Hopper"));
         Assert.Equal(200, status);
         await grace.OpenAsync("/");

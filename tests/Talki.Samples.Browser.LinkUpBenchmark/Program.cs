@@ -1,8 +1,9 @@
 using System.Globalization;
 using Talki.Samples.Browser.EndToEndTests.Harness;
 
-// Link-up benchmark of the browser sample (see README.md): for meshes of 2, 3 and 4 members in headless Chromium,
+// Link-up benchmark of the browser sample (see README.md): for meshes of 2 to 8 members in headless Chromium,
 // the time from the admin's click on "admit" for the last member to every link on every page connected.
+// --media video (fake camera and microphone), audio (no camera: fake microphone only) or none (both refused).
 var options = BenchmarkOptions.Parse(args);
 if (options is null)
 {
@@ -13,7 +14,7 @@ if (options is null)
 void Log(string line) => Console.Error.WriteLine($"{DateTime.Now:HH:mm:ss} {line}");
 
 var timeout = TimeSpan.FromSeconds(60);
-await using var host = await SampleHost.StartAsync(TimeSpan.FromMinutes(30));
+await using var host = await SampleHost.StartAsync(TimeSpan.FromMinutes(120));
 Log($"sample host on {host.BaseAddress}");
 await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, Log);
 
@@ -50,7 +51,7 @@ foreach (var size in options.Sizes)
     results.Add((size, samples, failed));
 }
 
-Console.WriteLine($"Link-up time in headless Chromium {chromium.Browser.Version} on {Environment.ProcessorCount} cores: from the admin's click on");
+Console.WriteLine($"Link-up time in headless Chromium {chromium.Browser.Version} on {Environment.ProcessorCount} cores, media: {options.Media}: from the admin's click on");
 Console.WriteLine("\"admit\" for the last member to every link on every page `connected` (max `connectedAt` of the hook).");
 Console.WriteLine();
 Console.WriteLine("| members | links | runs | median (ms) | min (ms) | max (ms) | failed runs (no link-up within 60 s) |");
@@ -80,20 +81,24 @@ async Task<double> LinkUpAsync(int size, int runNumber)
     {
         for (var i = 0; i < size; i++)
         {
-            users.Add(await chromium.NewUserAsync($"R{runNumber}M{i}"));
+            users.Add(await chromium.NewUserAsync($"R{runNumber}M{i}", options.UserOptions));
         }
 
         var admin = users[0];
         await admin.OpenAsync("/");
         var link = await admin.CreateRoomAsync(timeout);
-        await admin.WaitForStateAsync(timeout, "InCall");
+        await admin.WaitForStateAsync(timeout, "Admitted");
 
         var early = users.Take(size - 1).ToList();
+        await Task.WhenAll(early.Skip(1).Select(member => member.JoinAsync(link, timeout)));
         foreach (var member in early.Skip(1))
         {
-            await member.JoinAsync(link, timeout);
             await admin.AdmitAsync(member.Name, timeout);
-            await member.WaitForStateAsync(timeout, "InCall");
+        }
+
+        foreach (var member in early.Skip(1))
+        {
+            await member.WaitForStateAsync(timeout, "Admitted");
         }
 
         if (early.Count > 1)
@@ -103,7 +108,7 @@ async Task<double> LinkUpAsync(int size, int runNumber)
 
         var last = users[^1];
         await last.JoinAsync(link, timeout);
-        await last.WaitForStateAsync(timeout, "WaitingForApproval");
+        await last.WaitForStateAsync(timeout, "Waiting");
         var admittedAt = await admin.AdmitTimedAsync(last.Name, timeout);
 
         var ids = await Mesh.MemberIdsAsync(users, timeout);
@@ -130,15 +135,24 @@ async Task<double> LinkUpAsync(int size, int runNumber)
     }
 }
 
-internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetitions, int Warmup)
+internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetitions, int Warmup, string Media = "video")
 {
-    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1]";
+    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1] [--media video|audio|none]";
+
+    /// <summary>The browser contexts: camera and microphone (video), microphone only (audio: no camera), or both refused (none).</summary>
+    public UserOptions UserOptions => Media switch
+    {
+        "audio" => MediaScripts.AudioOnly,
+        "none" => MediaScripts.NoMedia,
+        _ => new UserOptions(),
+    };
 
     public static BenchmarkOptions? Parse(string[] args)
     {
         IReadOnlyList<int> sizes = [2, 3, 4];
         var repetitions = 5;
         var warmup = 1;
+        var media = "video";
         for (var i = 0; i < args.Length; i++)
         {
             var value = i + 1 < args.Length ? args[i + 1] : null;
@@ -156,11 +170,15 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
                     warmup = w;
                     i++;
                     break;
+                case "--media" when value is "video" or "audio" or "none":
+                    media = value;
+                    i++;
+                    break;
                 default:
                     return null;
             }
         }
 
-        return sizes.All(s => s is >= 2 and <= 8) ? new BenchmarkOptions(sizes, repetitions, warmup) : null;
+        return sizes.All(s => s is >= 2 and <= 8) ? new BenchmarkOptions(sizes, repetitions, warmup, media) : null;
     }
 }

@@ -44,6 +44,16 @@ public sealed class CallHost(TalkiCallFactory calls, BrowserPeerConnectionFactor
         return await call.JoinRoomAsync(room);
     }
 
+    /// <summary>
+    /// Asks for camera and microphone again (after they were refused). What is granted now is added to the live links
+    /// (they renegotiate) and becomes <see cref="LocalMedia"/>.
+    /// </summary>
+    public async Task<LocalMediaResult> RetryLocalMediaAsync()
+    {
+        LocalMedia = await media.StartLocalMediaAsync();
+        return LocalMedia;
+    }
+
     /// <summary>Leaves the call and stops camera and microphone.</summary>
     public async Task LeaveAsync()
     {

@@ -115,10 +115,9 @@ export function createPeer(ref, iceServersJson, peer, epoch, iceTransportPolicy)
   peers.set(id, entry);
   if (localStream) {
     addLocalTracks(entry);
-  } else {
-    pc.addTransceiver('audio', { direction: 'recvonly' });
-    pc.addTransceiver('video', { direction: 'recvonly' });
   }
+  // Without local media, receive-only transceivers are added when this side makes an offer (see setLocalDescription),
+  // not here: on the answering side they would match none of the offer's m-lines and cost a second negotiation per link.
   pc.addEventListener('negotiationneeded', () => emit(entry, 'negotiationneeded'));
   pc.addEventListener('icecandidate', ev => {
     const c = ev.candidate;
@@ -166,7 +165,16 @@ export async function setLocalDescription(id) {
     return result(null, notOpen);
   }
   try {
-    await entry.pc.setLocalDescription();
+    const pc = entry.pc;
+    if (!localStream && (pc.signalingState === 'stable' || pc.signalingState === 'have-local-offer')) {
+      // An offer from a side without media still asks for the peer's audio and video.
+      for (const kind of ['audio', 'video']) {
+        if (!pc.getTransceivers().some(t => t.receiver.track.kind === kind)) {
+          pc.addTransceiver(kind, { direction: 'recvonly' });
+        }
+      }
+    }
+    await pc.setLocalDescription();
     return result(entry, null);
   } catch (err) {
     return result(live(id), toError(err, 'setLocalDescription'));

@@ -33,6 +33,7 @@ internal sealed class PeerNegotiator
     private readonly HashSet<string> _seenRemoteUfrags = new(StringComparer.Ordinal);
     private readonly HashSet<string> _retiredSessions = new(StringComparer.Ordinal);
     private bool _draining;
+    private TaskCompletionSource? _running;
     private bool _closed;
     private bool _makingOffer;
     private bool _ignoreOffer;
@@ -145,17 +146,23 @@ internal sealed class PeerNegotiator
     public void Close()
     {
         (Func<ValueTask> Operation, TaskCompletionSource Done)[] dropped;
+        TaskCompletionSource? running;
         lock (_sync)
         {
             _closed = true;
             dropped = [.. _queue];
             _queue.Clear();
+            running = _running;
         }
 
         foreach (var item in dropped)
         {
             item.Done.TrySetResult();
         }
+
+        // The operation in flight too: closing aborts it and the browser never settles it (the W3C operations chain),
+        // and whoever awaits it (the socket's receive loop, for a signal) must not wait for ever.
+        running?.TrySetResult();
 
         _pc.NegotiationNeeded -= OnNegotiationNeeded;
         _pc.LocalIceCandidate -= OnLocalIceCandidate;
@@ -533,13 +540,10 @@ internal sealed class PeerNegotiator
             _draining = true;
         }
 
-        return DrainThenAwaitAsync(done.Task);
-    }
-
-    private async Task DrainThenAwaitAsync(Task mine)
-    {
-        await DrainAsync().ConfigureAwait(false);
-        await mine.ConfigureAwait(false);
+        // The caller awaits its own operation only, never the drain: an operation aborted by Close never returns, and the
+        // drain stays suspended on it, but Close completes every operation it holds.
+        _ = DrainAsync();
+        return done.Task;
     }
 
     private async Task DrainAsync()
@@ -555,9 +559,12 @@ internal sealed class PeerNegotiator
                     if (_closed || !_queue.TryDequeue(out item))
                     {
                         _draining = false; // with the queue found empty, atomically: the next Enqueue drains
+                        _running = null;
                         idle = true;
                         return;
                     }
+
+                    _running = item.Done;
                 }
 
                 try

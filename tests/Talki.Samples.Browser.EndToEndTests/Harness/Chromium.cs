@@ -88,16 +88,27 @@ internal sealed class Chromium : IAsyncDisposable
     }
 
     /// <summary>A new user: a browser context of its own (cookies, storage) with camera and microphone allowed, and one page.</summary>
-    public async Task<TalkiUser> NewUserAsync(string name)
+    public Task<TalkiUser> NewUserAsync(string name) => NewUserAsync(name, null);
+
+    /// <summary>
+    /// A new user with <paramref name="options"/>: which media permissions are granted, the viewport, and an extra init
+    /// script (test-side instrumentation run before the app's scripts).
+    /// </summary>
+    public async Task<TalkiUser> NewUserAsync(string name, UserOptions? options)
     {
+        options ??= new UserOptions();
         var context = await Browser.NewContextAsync(new BrowserNewContextOptions
         {
             BaseURL = BaseAddress.ToString(),
-            Permissions = ["camera", "microphone"],
-            ViewportSize = new ViewportSize { Width = 960, Height = 720 },
+            Permissions = [.. options.Permissions],
+            ViewportSize = new ViewportSize { Width = options.Width, Height = options.Height },
         });
         context.SetDefaultTimeout(30_000);
         await context.AddInitScriptAsync(TrackPeerConnections);
+        if (options.InitScript is { Length: > 0 } script)
+        {
+            await context.AddInitScriptAsync(script);
+        }
 
         // Nothing but the host under test is ever contacted (the Google Identity Services script included).
         var origin = BaseAddress.GetLeftPart(UriPartial.Authority);
@@ -130,4 +141,18 @@ internal sealed class Chromium : IAsyncDisposable
 
         _playwright.Dispose();
     }
+}
+
+/// <summary>How a user's browser context is set up.</summary>
+internal sealed record UserOptions
+{
+    /// <summary>The media permissions granted (default camera and microphone; <c>["microphone"]</c> for an audio-only user).</summary>
+    public IReadOnlyList<string> Permissions { get; init; } = ["camera", "microphone"];
+
+    public int Width { get; init; } = 960;
+
+    public int Height { get; init; } = 720;
+
+    /// <summary>A script run in every page of the context before the app's own scripts, or null.</summary>
+    public string? InitScript { get; init; }
 }

@@ -62,6 +62,79 @@ public sealed class LinkUpWatchdogTests
         Assert.Single(m0.Mesh.Links);
     }
 
+    /// <summary>
+    /// Both sides time out together (the first offer was lost), and the offer of the peer's fresh link is still being
+    /// applied on this side when this side's watchdog fires again and closes the link. The W3C operations chain never
+    /// settles an operation aborted by close, and the socket's receive loop awaits the signal it is handling: the
+    /// signal's task must complete when the link closes, or this member never handles another message (the pair stays
+    /// <c>new</c> on both sides for good, whatever the watchdog does).
+    /// </summary>
+    [Fact]
+    public async Task LinkClosedByTheWatchdogWhileApplyingAnOffer_ReleasesTheSignalItWasHandling_AndThePairConverges()
+    {
+        var time = new FakeTimeProvider();
+        var h = new MeshHarness(2, time, Timeout);
+        var (a, b) = (h.Members[0], h.Members[1]);
+        h.LoseNextOffer.Add((a.Index, b.Index));
+        h.PlanAll();
+        await h.DeliverAsync(0, false);
+        await h.DeliverAsync(0, false);
+        Assert.DoesNotContain(h.Pool, e => e.Message is Talki.Signalling.Protocol.SignalRelayMessage { Description: not null }); // the first offer is lost: both sides wait for each other
+
+        time.Advance(Timeout); // both watchdogs: fresh links on both sides, both offer
+        Assert.Equal(2, h.Errors.Count(e => e.Kind == NegotiationErrorKind.LinkUpTimedOut));
+        var bFresh = b.Pc(a);
+        bFresh.HoldNextRemoteDescription = true;
+        var offerToB = h.Pool.Select((e, i) => (e, i)).First(x => x.e.To == b.Index && x.e.Message is Talki.Signalling.Protocol.SignalRelayMessage { Description: not null }).e;
+        var handling = b.Mesh.HandleAsync(offerToB.Message); // the receive loop awaits this
+        Assert.True(bFresh.IsHolding);
+        Assert.False(handling.IsCompleted);
+
+        time.Advance(Timeout); // b's link is not connected yet: the watchdog resets it while its operation is in flight
+        bFresh.ReleaseHeld();
+
+        Assert.True(handling.IsCompleted, "the signal being handled when the link closed never completes: the receive loop is stuck");
+        for (var round = 0; round < 4; round++)
+        {
+            await h.DrainAsync();
+            time.Advance(Timeout);
+        }
+
+        await h.DrainAsync();
+        h.AssertConverged();
+    }
+
+    /// <summary>The watchdog on the system clock (a short timeout): the pair whose first offer was lost is reset and links up.</summary>
+    [Fact]
+    public async Task RealClock_FirstOfferLost_WatchdogFiresAfterTheTimeout_AndThePairConverges()
+    {
+        var timeout = TimeSpan.FromSeconds(1.5);
+        var h = new MeshHarness(2, TimeProvider.System, timeout);
+        h.LoseNextOffer.Add((0, 1));
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        h.PlanAll();
+        await h.DeliverAsync(0, false);
+        await h.DeliverAsync(0, false);
+
+        while (TimedOut() < 2)
+        {
+            Assert.True(started.Elapsed < TimeSpan.FromSeconds(30), $"the watchdog did not fire ({TimedOut()} of 2 sides)");
+            await Task.Delay(20);
+        }
+
+        Assert.True(started.Elapsed >= timeout, $"the watchdog fired after {started.Elapsed.TotalMilliseconds:0} ms, before its {timeout.TotalMilliseconds:0} ms");
+        await h.DrainAsync();
+        h.AssertConverged();
+
+        int TimedOut()
+        {
+            lock (h.Errors)
+            {
+                return h.Errors.Count(e => e.Kind == NegotiationErrorKind.LinkUpTimedOut);
+            }
+        }
+    }
+
     [Fact]
     public void NonPositiveTimeout_IsMisuse()
     {

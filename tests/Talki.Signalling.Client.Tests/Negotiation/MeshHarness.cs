@@ -36,6 +36,9 @@ internal sealed class MeshHarness
 
     public TimeSpan LinkUpTimeout { get; }
 
+    /// <summary>Directed pairs (sender index, receiver index) whose next offer the network loses.</summary>
+    public HashSet<(int From, int To)> LoseNextOffer { get; } = [];
+
     /// <summary>Loses every message in flight (a network that drops them).</summary>
     public void DropAll() => _pool.Clear();
 
@@ -81,6 +84,14 @@ internal sealed class MeshHarness
 
     public List<int> Deliverable()
     {
+        lock (_pool)
+        {
+            return DeliverableUnderLock();
+        }
+    }
+
+    private List<int> DeliverableUnderLock()
+    {
         var result = new List<int>();
         var seenStreams = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < _pool.Count; i++)
@@ -108,12 +119,16 @@ internal sealed class MeshHarness
             return;
         }
 
-        var index = deliverable[Math.Abs(pick) % deliverable.Count];
-        var e = _pool[index];
-        _pool.RemoveAt(index);
-        if (duplicate)
+        Envelope e;
+        lock (_pool)
         {
-            _pool.Add(e with { Seq = ++_seq, Ordered = false, IsDuplicate = true });
+            var index = deliverable[Math.Abs(pick) % deliverable.Count];
+            e = _pool[index];
+            _pool.RemoveAt(index);
+            if (duplicate)
+            {
+                _pool.Add(e with { Seq = ++_seq, Ordered = false, IsDuplicate = true });
+            }
         }
 
         var to = Members[e.To];
@@ -227,7 +242,13 @@ internal sealed class MeshHarness
             Mesh = _harness.Time is null
                 ? new MeshNegotiator(Id, Factory, signal => Send(epoch, signal))
                 : new MeshNegotiator(Id, Factory, signal => Send(epoch, signal), _harness.Time, _harness.LinkUpTimeout);
-            Mesh.NegotiationError += (_, e) => _harness.Errors.Add(e);
+            Mesh.NegotiationError += (_, e) =>
+            {
+                lock (_harness.Errors)
+                {
+                    _harness.Errors.Add(e); // a real clock's watchdog reports from a timer thread
+                }
+            };
         }
 
         public SimulatedPeerConnection Pc(Member peer) => Factory.Latest(peer.Id);
@@ -235,9 +256,19 @@ internal sealed class MeshHarness
         private ValueTask Send(long fromEpoch, SignalMessage signal)
         {
             var to = _harness.Members.Single(m => m.Id == signal.To);
+            if (signal.Description is { Type: SdpType.Offer } && _harness.LoseNextOffer.Remove((Index, to.Index)))
+            {
+                _harness.Trace.Add($"lost offer m{Index}>m{to.Index}");
+                return ValueTask.CompletedTask;
+            }
+
             var relay = new SignalRelayMessage { From = Id, FromEpoch = fromEpoch, Description = signal.Description, Candidates = signal.Candidates };
             var ordered = signal.Description is not null;
-            _harness._pool.Add(new Envelope(++_harness._seq, to.Index, $"sig{Index}>{to.Index}", ordered, false, relay, signal.ToEpoch));
+            lock (_harness._pool)
+            {
+                _harness._pool.Add(new Envelope(++_harness._seq, to.Index, $"sig{Index}>{to.Index}", ordered, false, relay, signal.ToEpoch));
+            }
+
             return ValueTask.CompletedTask;
         }
     }

@@ -189,10 +189,49 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>
+    /// Gets or sets a value indicating whether the next <see cref="SetRemoteDescriptionAsync"/> is held in flight until
+    /// <see cref="ReleaseHeld"/> (a loaded browser taking its time). As in the W3C operations chain, an operation still in
+    /// flight when the connection closes never settles.
+    /// </summary>
+    public bool HoldNextRemoteDescription { get; set; }
+
+    /// <summary>Gets a value indicating whether an operation is held in flight.</summary>
+    public bool IsHolding => _held is not null;
+
+    /// <summary>Lets the held operation run (it never settles if the connection closed meanwhile).</summary>
+    public void ReleaseHeld() => _held?.TrySetResult();
+
+    private TaskCompletionSource? _held;
+
     public ValueTask SetRemoteDescriptionAsync(SessionDescription description, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(description);
         ThrowIfClosed();
+        if (HoldNextRemoteDescription)
+        {
+            HoldNextRemoteDescription = false;
+            _held = new TaskCompletionSource();
+            return new ValueTask(HeldAsync(description));
+        }
+
+        return ApplyRemoteDescription(description);
+    }
+
+    private async Task HeldAsync(SessionDescription description)
+    {
+        await _held!.Task;
+        _held = null;
+        if (SignalingState == PeerSignalingState.Closed)
+        {
+            await new TaskCompletionSource().Task; // closed meanwhile: the operation is aborted and its promise never settles
+        }
+
+        await ApplyRemoteDescription(description);
+    }
+
+    private ValueTask ApplyRemoteDescription(SessionDescription description)
+    {
         if (description.Type == SdpType.Rollback)
         {
             if (SignalingState != PeerSignalingState.HaveRemoteOffer)

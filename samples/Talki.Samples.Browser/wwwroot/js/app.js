@@ -33,4 +33,18 @@ window.talkiApp = {
     }
   },
 };
-window.talkiApp.selectRoomLink = () => document.querySelector('[data-testid="room-link"]')?.select();
+window.talkiApp.selectRoomLink = () => {
+  const element = document.querySelector('[data-testid="room-link"]');
+  if (!element) return;
+  const range = document.createRange();
+  range.selectNodeContents(element);
+  const selection = window.getSelection();
+  selection.removeAllRanges();
+  selection.addRange(range);
+};
+// Whether this browser signed in here and has not signed out since: a signed-out page load then skips the session
+// lookup, whose 401 the browser would log as a console error. The session itself stays the server's HttpOnly cookie.
+window.talkiApp.sessionHint = {
+  get: () => { try { return localStorage.getItem('talki.signedIn') === '1'; } catch { return true; } },
+  set: (signedIn) => { try { if (signedIn) localStorage.setItem('talki.signedIn', '1'); else localStorage.removeItem('talki.signedIn'); } catch { } },
+};

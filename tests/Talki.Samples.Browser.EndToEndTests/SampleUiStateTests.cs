@@ -1,0 +1,267 @@
+using Microsoft.Playwright;
+using Talki.Samples.Browser.EndToEndTests.Harness;
+using Xunit.Abstractions;
+
+namespace Talki.Samples.Browser.EndToEndTests;
+
+/// <summary>
+/// The sample app's states a user meets outside the happy path of <see cref="GroupCallTests"/>: loading a room link, a
+/// refused or over-long name, a quiet console, camera and microphone denied, and the call page's layout with knocks,
+/// connecting chips, 3 and 5 tiles and a phone-width screen. Each state is screenshotted under
+/// <c>{artifacts}/screenshots/ui-*.png</c> before it is checked (docs/screenshots holds the before/after pairs).
+/// </summary>
+public sealed class SampleUiStateTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(90);
+
+    /// <summary>A network where this page's ICE never gets through (relay only, and no relay): its links stay unconnected.</summary>
+    private const string NoIce = """
+        (() => {
+          const Inner = window.RTCPeerConnection;
+          class Blocked extends Inner {
+            constructor(config, ...rest) { super({ ...(config ?? {}), iceServers: [], iceTransportPolicy: 'relay' }, ...rest); }
+          }
+          window.RTCPeerConnection = Blocked;
+        })();
+        """;
+
+    [Fact]
+    public async Task ValidRoomLink_WhileTheSessionLoads_ShowsALoadingState_NeverInvalidLink()
+    {
+        await using var host = await SampleHost.StartAsync(TimeSpan.FromMinutes(5), log: output.WriteLine);
+        await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);
+        var user = await chromium.NewUserAsync("Lou");
+        await user.OpenAsync("/");
+        var link = await user.CreateRoomAsync(Wait);
+
+        // The room link opened again (a reload) on a loaded machine: the session lookup takes 1.5 s here.
+        await user.Context.RouteAsync("**/talki/session", async route =>
+        {
+            await Task.Delay(1500);
+            await route.ContinueAsync();
+        });
+        await user.Page.GotoAsync(link.ToString(), new PageGotoOptions { WaitUntil = WaitUntilState.Commit });
+        var invalidSeen = false;
+        var loadingSeen = false;
+        var screenshot = false;
+        var watched = System.Diagnostics.Stopwatch.StartNew();
+        while (watched.Elapsed < Wait)
+        {
+            invalidSeen |= await user.Page.GetByText("Invalid link").IsVisibleAsync();
+            var loading = await user.Page.GetByTestId("loading").IsVisibleAsync();
+            if (loadingSeen && !loading)
+            {
+                await Task.Delay(500);
+                invalidSeen |= await user.Page.GetByText("Invalid link").IsVisibleAsync();
+                break; // the session arrived: the page moved on (to the call)
+            }
+
+            loadingSeen |= loading;
+            if (!screenshot && (loading || invalidSeen))
+            {
+                screenshot = true;
+                output.WriteLine($"screenshot: {await user.ScreenshotAsync("ui-room-link-loading")}");
+            }
+
+            await Task.Delay(25);
+        }
+
+        Assert.False(invalidSeen, "a valid room link showed \"Invalid link\" while the session loaded");
+        Assert.True(loadingSeen, "no neutral loading state (data-testid=loading) was shown while the session loaded");
+
+        // A garbage link still says so.
+        await user.OpenAsync("/room/not%20a%20room!");
+        await Poll.UntilAsync("the garbage link says Invalid link", Wait, async () =>
+            await user.Page.GetByText("Invalid link").IsVisibleAsync() ? null : "not yet");
+    }
+
+    [Fact]
+    public async Task SignedOutPageLoad_LeavesTheConsoleQuiet()
+    {
+        await using var host = await SampleHost.StartAsync(TimeSpan.FromMinutes(5), log: output.WriteLine);
+        await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);
+        var user = await chromium.NewUserAsync("Quinn");
+
+        await user.OpenAsync("/");
+        await Poll.UntilAsync("the sign-in card", Wait, async () =>
+            await user.Page.GetByTestId("display-name").IsVisibleAsync() ? null : "no display-name input yet");
+        await Task.Delay(1000); // late messages of the load
+        await user.SignInAsync();
+        await Poll.UntilAsync("the start card", Wait, async () =>
+            await user.Page.GetByTestId("create-room").IsVisibleAsync() ? null : "no create-room yet");
+        await Task.Delay(500);
+
+        var noise = user.ConsoleLog.Split(Environment.NewLine)
+            .Where(l => l.StartsWith("console.error", StringComparison.Ordinal)
+                || l.StartsWith("console.warning", StringComparison.Ordinal)
+                || l.StartsWith("pageerror", StringComparison.Ordinal)
+                || l.Contains("HTTP request", StringComparison.OrdinalIgnoreCase)
+                || l.Contains("System.Net.Http", StringComparison.Ordinal))
+            .ToList();
+        output.WriteLine("console:" + Environment.NewLine + user.ConsoleLog);
+        Assert.True(noise.Count == 0, "console noise on a signed-out load and sign-in: " + string.Join(" | ", noise));
+    }
+
+    [Fact]
+    public async Task DisplayName_IsVisiblyLimitedTo64_AndARefusedNameGetsAFriendlyMessage()
+    {
+        await using var host = await SampleHost.StartAsync(TimeSpan.FromMinutes(5), log: output.WriteLine);
+        await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);
+        var user = await chromium.NewUserAsync("Max");
+        await user.OpenAsync("/");
+        var input = user.Page.GetByTestId("display-name");
+        await input.WaitForAsync(new LocatorWaitForOptions { Timeout = (float)Wait.TotalMilliseconds });
+
+        await input.FillAsync(new string('W', 300));
+        output.WriteLine($"screenshot: {await user.ScreenshotAsync("ui-name-300-characters")}");
+        var kept = (await input.InputValueAsync()).Length;
+        var counter = await user.Page.GetByTestId("display-name-count").CountAsync() == 0 ? null : (await user.Page.GetByTestId("display-name-count").TextContentAsync())?.Trim();
+
+        // A name the server refuses (no visible character): a message for people, not the API's field name.
+        await input.FillAsync("\u200B\u200B");
+        await user.Page.GetByTestId("sign-in").ClickAsync();
+        var error = user.Page.Locator(".signin-card [role=alert]");
+        await error.WaitForAsync(new LocatorWaitForOptions { Timeout = (float)Wait.TotalMilliseconds });
+        output.WriteLine($"screenshot: {await user.ScreenshotAsync("ui-name-refused")}");
+        var text = await error.TextContentAsync() ?? "";
+        Assert.Equal(64, kept);
+        Assert.Equal("64/64", counter);
+        Assert.DoesNotContain("displayName", text, StringComparison.Ordinal);
+        Assert.Contains("64", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task CameraAndMicrophoneDenied_SaysNothingIsSent_MicLooksOff_AndOffersToRetry()
+    {
+        await using var host = await SampleHost.StartAsync(TimeSpan.FromMinutes(5), log: output.WriteLine);
+        await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);
+        var ada = await chromium.NewUserAsync("Ada", new UserOptions { InitScript = MediaScripts.NoCamera });
+        var nil = await chromium.NewUserAsync("Nil", new UserOptions { InitScript = MediaScripts.DenyAll });
+
+        await ada.OpenAsync("/");
+        var link = await ada.CreateRoomAsync(Wait);
+        await nil.JoinAsync(link, Wait);
+        await ada.AdmitAsync("Nil", Wait);
+        await nil.WaitForStateAsync(Wait, "Admitted");
+        await Poll.UntilAsync("Nil's page shows the call", Wait, async () =>
+            await nil.Page.GetByTestId("mute").IsVisibleAsync() ? null : "no controls yet");
+        await Task.Delay(1000);
+        output.WriteLine($"screenshot: {await nil.ScreenshotAsync("ui-camera-and-mic-denied")}");
+
+        output.WriteLine($"screenshot: {await ada.ScreenshotAsync("ui-camera-and-mic-denied-seen-by-admin")}");
+
+        var notice = nil.Page.GetByTestId("no-media");
+        var mute = nil.Page.GetByTestId("mute");
+        var problems = new List<string?>
+        {
+            await notice.IsVisibleAsync() && (await notice.TextContentAsync() ?? "").Contains("not sending", StringComparison.OrdinalIgnoreCase)
+                ? null : "no notice that nothing is being sent",
+            await mute.GetAttributeAsync("aria-pressed") == "true" && (await mute.GetAttributeAsync("class") ?? "").Contains("off", StringComparison.Ordinal)
+                ? null : "the mic button looks active",
+            await nil.Page.GetByTestId("retry-media").IsVisibleAsync() ? null : "no way to ask for the permission again",
+        };
+        Assert.Empty(problems.OfType<string>());
+    }
+
+    [Fact]
+    public async Task CallLayout_KnocksChipsGridsAndPhoneWidth_KeepEverythingVisible()
+    {
+        await using var host = await SampleHost.StartAsync(TimeSpan.FromMinutes(5), log: output.WriteLine);
+        await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);
+
+        // Two cameras (tiles with a picture); the others have a microphone only, to spare the CPU.
+        var ada = await chromium.NewUserAsync("Ada");
+        var bea = await chromium.NewUserAsync("Bea");
+        var audioOnly = new UserOptions { InitScript = MediaScripts.NoCamera };
+        var cyd = await chromium.NewUserAsync("Cyd", audioOnly);
+        var dan = await chromium.NewUserAsync("Dan", audioOnly);
+        var eve = await chromium.NewUserAsync("Eve", audioOnly);
+        var fay = await chromium.NewUserAsync("Fay", audioOnly with { InitScript = MediaScripts.NoCamera + NoIce });
+
+        await ada.OpenAsync("/");
+        var link = await ada.CreateRoomAsync(Wait);
+        foreach (var user in new[] { bea, cyd })
+        {
+            await user.JoinAsync(link, Wait);
+            await ada.AdmitAsync(user.Name, Wait);
+        }
+
+        List<TalkiUser> three = [ada, bea, cyd];
+        await Mesh.WaitUntilConnectedAsync(three, await Mesh.MemberIdsAsync(three, Wait), Wait, requireRenderingTiles: false);
+        await Task.Delay(1500); // the fake camera's first frames
+        output.WriteLine($"screenshot: {await ada.ScreenshotAsync("ui-grid-3-tiles")}");
+        var problems = new List<string?>
+        {
+            await LastRowNotCenteredAsync(ada),
+            await TilesCropAsync(ada),
+        };
+
+        await dan.JoinAsync(link, Wait);
+        await Poll.UntilAsync("Ada sees Dan's knock", Wait, async () => (await ada.AdmissionRequestsAsync()).Contains("Dan") ? null : "no knock yet");
+        output.WriteLine($"screenshot: {await ada.ScreenshotAsync("ui-knock-prompt")}");
+        problems.Add(await OverlapAsync(ada, "[data-testid=admission-request]", ".grid [data-testid=video-tile]:last-child", "the knock prompt covers the grid's last tile"));
+
+        await ada.AdmitAsync("Dan", Wait);
+        await eve.JoinAsync(link, Wait);
+        await ada.AdmitAsync("Eve", Wait);
+        List<TalkiUser> five = [ada, bea, cyd, dan, eve];
+        await Mesh.WaitUntilConnectedAsync(five, await Mesh.MemberIdsAsync(five, Wait), Wait, requireRenderingTiles: false);
+
+        // Fay's ICE never gets through: the others keep showing "Connecting to Fay…" in a 6-person call of 5 tiles.
+        await fay.JoinAsync(link, Wait);
+        await ada.AdmitAsync("Fay", Wait);
+        var chip = ada.Page.Locator(".connecting .chip");
+        await Poll.UntilAsync("Ada's page shows Connecting to Fay", Wait, async () =>
+            (await chip.AllTextContentsAsync()).Any(t => t.Contains("Fay", StringComparison.Ordinal)) ? null : "no chip yet");
+        await Task.Delay(500);
+        output.WriteLine($"screenshot: {await ada.ScreenshotAsync("ui-6-call-connecting-chip")}");
+        problems.Add(await OverlapAsync(ada, ".connecting .chip", ".controls", "the Connecting chip is behind the control bar"));
+        problems.Add(await LastRowNotCenteredAsync(ada));
+
+        await ada.Page.SetViewportSizeAsync(390, 844);
+        await Task.Delay(500);
+        output.WriteLine($"screenshot: {await ada.ScreenshotAsync("ui-invite-link-phone")}");
+        var fits = await ada.Page.GetByTestId("room-link").EvaluateAsync<bool>(
+            "el => el.scrollWidth <= el.clientWidth + 1 && el.getBoundingClientRect().right <= window.innerWidth");
+        problems.Add(fits ? null : "the invite link is cut off at 390 px");
+        Assert.Empty(problems.OfType<string>());
+    }
+
+    private static async Task<string?> OverlapAsync(TalkiUser user, string a, string b, string message)
+    {
+        var overlap = await user.Page.EvaluateAsync<bool>(
+            """
+            ([a, b]) => {
+              const x = document.querySelector(a)?.getBoundingClientRect();
+              const y = document.querySelector(b)?.getBoundingClientRect();
+              if (!x || !y) return false;
+              return x.left < y.right && y.left < x.right && x.top < y.bottom && y.top < x.bottom;
+            }
+            """, new[] { a, b });
+        return overlap ? message : null;
+    }
+
+    /// <summary>The last row of the grid is centred: equal space left of its first tile and right of its last one.</summary>
+    private static async Task<string?> LastRowNotCenteredAsync(TalkiUser user)
+    {
+        var margins = await user.Page.EvaluateAsync<double[]>(
+            """
+            () => {
+              const grid = document.querySelector('.grid');
+              const tiles = [...grid.querySelectorAll('[data-testid=video-tile]')].map(t => t.getBoundingClientRect());
+              const lastTop = Math.max(...tiles.map(t => Math.round(t.top)));
+              const row = tiles.filter(t => Math.round(t.top) === lastTop);
+              const g = grid.getBoundingClientRect();
+              return [Math.min(...row.map(t => t.left)) - g.left, g.right - Math.max(...row.map(t => t.right))];
+            }
+            """);
+        return Math.Abs(margins[0] - margins[1]) <= 2 ? null : $"the grid's last row is not centred: {margins[0]:0} px left, {margins[1]:0} px right";
+    }
+
+    /// <summary>Tiles scale the picture to fit (object-fit: contain): nothing of the top or bottom is cut off.</summary>
+    private static async Task<string?> TilesCropAsync(TalkiUser user)
+    {
+        var fits = await user.Page.Locator("[data-testid=video-tile] video").EvaluateAllAsync<string[]>("els => els.map(v => getComputedStyle(v).objectFit)");
+        return fits.Length > 0 && fits.All(f => f == "contain") ? null : $"tiles crop the picture (object-fit: {string.Join(", ", fits)})";
+    }
+}
