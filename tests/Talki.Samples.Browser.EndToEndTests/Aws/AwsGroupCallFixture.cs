@@ -15,7 +15,7 @@ namespace Talki.Samples.Browser.EndToEndTests.Aws;
 /// <c>Backend</c> function as <b>two</b> sample-host processes (the emulator spreads invocations across them as Lambda
 /// spreads them across execution environments, so sessions, rooms and tickets must live in DynamoDB), one headless
 /// Chromium loading the app from the backend's function URL, and five users: Ada (admin), Bea and Cyd (admitted), Dan
-/// (denied), Eve (too late). The join window is <c>TALKI_E2E_AWS_JOIN_WINDOW_SECONDS</c> (default 45 s), set in the
+/// (denied), Eve (too late). The join window is <c>TALKI_E2E_AWS_JOIN_WINDOW_SECONDS</c> (default 75 s), set in the
 /// functions' environment (<c>Talki__JoinWindow</c>).
 /// </summary>
 public sealed class AwsGroupCallFixture : IAsyncLifetime
@@ -32,6 +32,7 @@ public sealed class AwsGroupCallFixture : IAsyncLifetime
     private Chromium? _chromium;
     private int _completedStep;
     private int? _failedStep;
+    private bool _disposed;
 
     public AwsGroupCallFixture()
     {
@@ -50,7 +51,7 @@ public sealed class AwsGroupCallFixture : IAsyncLifetime
     }
 
     public static TimeSpan JoinWindow { get; } = TimeSpan.FromSeconds(
-        int.TryParse(Environment.GetEnvironmentVariable("TALKI_E2E_AWS_JOIN_WINDOW_SECONDS"), CultureInfo.InvariantCulture, out var seconds) ? seconds : 45);
+        int.TryParse(Environment.GetEnvironmentVariable("TALKI_E2E_AWS_JOIN_WINDOW_SECONDS"), CultureInfo.InvariantCulture, out var seconds) ? seconds : 75);
 
     internal AwsPathHarness Aws => _aws ?? throw new InvalidOperationException("not started");
 
@@ -93,13 +94,29 @@ public sealed class AwsGroupCallFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        try
+        {
+            await StartAsync();
+        }
+        catch (Exception e)
+        {
+            // Nothing started is left running (dynalite, the hosts, Chromium), whatever xunit does with a failed fixture.
+            Log($"start-up failed: {e}");
+            await DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task StartAsync()
+    {
         StartedAt = DateTimeOffset.UtcNow;
         Log($"artifacts: {RepositoryLayout.Artifacts}");
+        // Side by side: CDK synthesis (the jsii runtime on Node.js, seconds) and dynalite.
+        var synthesis = Task.Run(SynthesizedTalkiTemplate.Json);
         await _dynalite.InitializeAsync();
         Log($"dynalite on {_dynalite.ServiceUrl}");
-
-        var template = SynthesizedTalkiTemplate.Json();
-        Log("template synthesized");
+        var template = await synthesis;
+        Log($"template synthesized (+{(DateTimeOffset.UtcNow - StartedAt).TotalSeconds:0.0}s)");
         var extras = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             // The test's only settings beyond the template's environment: a short join window, and no public STUN server
@@ -114,7 +131,8 @@ public sealed class AwsGroupCallFixture : IAsyncLifetime
             StackName = "talki-e2e",
             StartHost = async (host, cancellationToken) =>
             {
-                var process = await AwsHostProcess.StartAsync(host, extras, Log, cancellationToken);
+                // Started here, waited for below: the three hosts and Chromium start side by side.
+                var process = await AwsHostProcess.StartAsync(host, extras, Log, waitUntilHealthy: false, cancellationToken);
                 lock (_hosts)
                 {
                     _hosts.Add(process);
@@ -130,7 +148,10 @@ public sealed class AwsGroupCallFixture : IAsyncLifetime
         Log($"emulator: function URL {_aws.FunctionUrl} (browsers: {AppOrigin}), WebSocket {_aws.Emulator.WebSocketUrl}, " +
             $"hosts {string.Join(", ", _aws.Hosts.Select(h => $"{h.Function}#{h.Index}={h.Address}"))}, table {_aws.TableName}, join window {JoinWindow.TotalSeconds:0}s");
 
+        var healthy = Task.WhenAll(_hosts.Select(h => h.WaitUntilHealthyAsync(TimeSpan.FromSeconds(120))));
         _chromium = await Chromium.LaunchAsync(AppOrigin, Log);
+        await healthy;
+        Log($"every host answers /healthz (+{(DateTimeOffset.UtcNow - StartedAt).TotalSeconds:0.0}s)");
         Ada = await _chromium.NewUserAsync("Ada");
         Bea = await _chromium.NewUserAsync("Bea");
         Cyd = await _chromium.NewUserAsync("Cyd");
@@ -140,7 +161,13 @@ public sealed class AwsGroupCallFixture : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        foreach (var user in _chromium is null ? [] : Everyone)
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        foreach (var user in new TalkiUser?[] { Ada, Bea, Cyd, Dan, Eve }.OfType<TalkiUser>())
         {
             await File.WriteAllTextAsync(Path.Combine(RepositoryLayout.Artifacts, $"aws-console-{user.Name}.log"), user.ConsoleLog);
         }

@@ -196,7 +196,7 @@ public sealed class AwsGroupCallTests : IClassFixture<AwsGroupCallFixture>
 
             await eve.OpenAsync(_call.RoomLink!.ToString());
             var signedIn = false;
-            await Poll.UntilAsync("Eve's ticket request is answered and her page says the room is sealed", PageTimeout, async () =>
+            await Poll.UntilAsync("Eve's ticket request is refused and her page says she couldn't join", PageTimeout, async () =>
             {
                 if (!signedIn && await eve.Page.GetByTestId("display-name").IsVisibleAsync())
                 {
@@ -206,10 +206,12 @@ public sealed class AwsGroupCallTests : IClassFixture<AwsGroupCallFixture>
 
                 var state = await eve.CallStateAsync();
                 Assert.False(state.State is "Waiting" or "Admitted" or "Sealed", $"Eve, too late, got in: {state}");
+                // The app's failure card: "Couldn't join the call" with the refusal ("The room's join window has closed.").
                 var text = await eve.Page.Locator("body").InnerTextAsync();
-                return !tickets.IsEmpty && text.Contains("sealed", StringComparison.OrdinalIgnoreCase)
+                return !tickets.IsEmpty && text.Contains("Couldn't join the call", StringComparison.Ordinal)
+                                        && (text.Contains("join window", StringComparison.OrdinalIgnoreCase) || text.Contains("sealed", StringComparison.OrdinalIgnoreCase))
                     ? null
-                    : $"signed in {signedIn}, ticket answers [{string.Join(", ", tickets)}], call-state {state}";
+                    : $"signed in {signedIn}, ticket answers [{string.Join(", ", tickets)}], call-state {state}, page: {text.ReplaceLineEndings(" ")}";
             });
             Assert.True(signedIn, "Eve's page never asked her to sign in");
             Assert.All(tickets, status => Assert.Equal(410, status));

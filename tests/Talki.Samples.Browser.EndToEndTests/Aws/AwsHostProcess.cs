@@ -31,11 +31,15 @@ internal sealed class AwsHostProcess : IAsyncDisposable
     /// <summary>Everything the host printed (stdout and stderr, in order of arrival).</summary>
     public string Output => string.Join(Environment.NewLine, _output);
 
-    /// <summary>Starts the host for <paramref name="host"/> and waits for its <c>/healthz</c>.</summary>
+    /// <summary>
+    /// Starts the host for <paramref name="host"/>; waits for its <c>/healthz</c> when <paramref name="waitUntilHealthy"/>
+    /// (otherwise call <see cref="WaitUntilHealthyAsync"/>, so that several instances start side by side).
+    /// </summary>
     public static async Task<AwsHostProcess> StartAsync(
         AwsPathHost host,
         IReadOnlyDictionary<string, string> extraEnvironment,
         Action<string>? log,
+        bool waitUntilHealthy,
         CancellationToken cancellationToken)
     {
         var dll = RepositoryLayout.SampleHostDll();
@@ -85,6 +89,11 @@ internal sealed class AwsHostProcess : IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         log?.Invoke($"{running.Name}: pid {process.Id}, {host.Address}");
+        if (!waitUntilHealthy)
+        {
+            return running;
+        }
+
         try
         {
             await running.WaitUntilHealthyAsync(TimeSpan.FromSeconds(90), cancellationToken);
@@ -120,7 +129,8 @@ internal sealed class AwsHostProcess : IAsyncDisposable
         }
     }
 
-    private async Task WaitUntilHealthyAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>Waits until the host answers <c>/healthz</c>; throws with its output when it exits or the timeout passes.</summary>
+    public async Task WaitUntilHealthyAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         var health = new Uri(Host.Address, "/healthz");
