@@ -99,16 +99,16 @@ internal sealed partial record AwsCallFigures(
     public string Format()
     {
         var text = new StringBuilder();
-        void Line(string name, object value) => text.AppendLine(CultureInfo.InvariantCulture, $"{name,-46} {value}");
+        void Line(string name, object value) => text.AppendLine(CultureInfo.InvariantCulture, $"{name,-64} {value}");
 
         Line("sign-ins (POST /talki/session/anonymous)", Of(SignIn).Count());
-        Line("HTTP API invocations (all /talki/* but $default/$disconnect)", Of(SignIn).Count() + Of(HttpApi).Count());
+        Line("HTTP API invocations (/talki/*, sign-ins included)", Of(SignIn).Count() + Of(HttpApi).Count());
         foreach (var route in Of(SignIn).Concat(Of(HttpApi)).GroupBy(i => Route(i.Path), StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             Line($"  {route.Key}", $"{route.Count()} (statuses {Statuses(route)})");
         }
 
-        Line("app file invocations (the app's files through the function URL)", Of(AppFiles).Count());
+        Line("app file invocations (the app's files via the function URL)", Of(AppFiles).Count());
         Line("authorizer invocations", $"{Of(Authorizer).Count()} (REQUEST authorizer calls {AuthorizerCalls})");
         Line("$default invocations", $"{Of(Default).Count()} (integration calls {Integrations.Count(i => i.RouteKey == "$default")})");
         Line("$disconnect invocations", $"{Of(Disconnect).Count()} (integration calls {Integrations.Count(i => i.RouteKey == "$disconnect")})");

@@ -258,6 +258,7 @@ public sealed class AwsGroupCallTests : IClassFixture<AwsGroupCallFixture>
             var figures = $"""
                 # Talki over the AWS path in Chromium: one 3-member call (Ada, Bea, Cyd) with a denied knocker (Dan) and one reload (Bea)
                 # {DateTimeOffset.UtcNow:u}; join window {AwsGroupCallFixture.JoinWindow.TotalSeconds:0} s; Backend x{AwsGroupCallFixture.BackendInstances} + Authorizer x1 (sample host processes), emulator template mode, dynalite
+                # Host and app: the {RepositoryLayout.Configuration} build of samples/Talki.Samples.Host (the app's files as that build serves them; a publish serves fewer, compressed)
                 # Counted by the API Gateway emulator (tests/Talki.Samples.Browser.EndToEndTests/Aws/AwsGroupCallTests.cs) from the first page load to the close of the last socket at the seal.
 
                 {call.Format()}
