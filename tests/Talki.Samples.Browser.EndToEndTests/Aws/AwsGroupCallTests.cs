@@ -22,6 +22,9 @@ public sealed class AwsGroupCallTests : IClassFixture<AwsGroupCallFixture>
     /// <summary>How long after the seal media must still be flowing on every link.</summary>
     private static readonly TimeSpan MediaAfterSeal = TimeSpan.FromSeconds(5);
 
+    /// <summary>The least join window left for the reload step: Bea's page comes back and her links re-form through the server.</summary>
+    private static readonly TimeSpan MinimumTimeForReload = TimeSpan.FromSeconds(15);
+
     private readonly AwsGroupCallFixture _call;
 
     public AwsGroupCallTests(AwsGroupCallFixture call, ITestOutputHelper output)
@@ -35,7 +38,14 @@ public sealed class AwsGroupCallTests : IClassFixture<AwsGroupCallFixture>
         _call.RunStepAsync(1, async () =>
         {
             var ada = _call.Ada;
-            await ada.OpenAsync("/");
+            var knockers = new[] { _call.Bea, _call.Cyd, _call.Dan };
+
+            // Every page loads the app once before the room exists, so the join window is not spent on first loads (the app's
+            // files come through the function URL; the second load, at the room link, mostly from the browser's caches).
+            await Task.WhenAll(_call.Everyone.Select(u => u.OpenAsync("/")));
+            await Task.WhenAll(knockers.Select(u => Poll.UntilAsync($"{u.Name}'s app has started (sign-in card)", PageTimeout,
+                async () => await u.Page.GetByTestId("display-name").IsVisibleAsync() ? null : (await u.CallStateAsync()).ToString())));
+            _call.Log("every page has loaded the app");
             var link = await ada.CreateRoomAsync(PageTimeout);
             _call.RoomCreatedAt = DateTimeOffset.UtcNow;
             _call.RoomLink = link;
@@ -43,8 +53,8 @@ public sealed class AwsGroupCallTests : IClassFixture<AwsGroupCallFixture>
             Assert.Equal(_call.AppOrigin.GetLeftPart(UriPartial.Authority), link.GetLeftPart(UriPartial.Authority));
             Assert.StartsWith("/room/", link.AbsolutePath, StringComparison.Ordinal);
 
-            await Task.WhenAll(_call.Bea.JoinAsync(link, PageTimeout), _call.Cyd.JoinAsync(link, PageTimeout), _call.Dan.JoinAsync(link, PageTimeout));
-            foreach (var knocker in new[] { _call.Bea, _call.Cyd, _call.Dan })
+            await Task.WhenAll(knockers.Select(u => u.JoinAsync(link, PageTimeout)));
+            foreach (var knocker in knockers)
             {
                 await knocker.WaitForStateAsync(PageTimeout, "Waiting");
             }
@@ -98,6 +108,14 @@ public sealed class AwsGroupCallTests : IClassFixture<AwsGroupCallFixture>
             var bea = _call.Bea;
             Assert.Empty(await ada.AdmissionRequestsAsync());
             var acceptedBefore = _call.Emulator.Counters.ConnectionsAccepted;
+
+            // A reload this close to the seal races it (links still negotiating at the seal cannot finish: the server is gone
+            // and they have no data channel yet). That is the product's rule, not a failure of the AWS path: say so plainly.
+            var beforeSeal = _call.RoomCreatedAt + AwsGroupCallFixture.JoinWindow - DateTimeOffset.UtcNow;
+            _call.Log($"Bea reloads {beforeSeal.TotalSeconds:0.0}s before the seal");
+            Assert.True(beforeSeal > MinimumTimeForReload,
+                $"Only {beforeSeal.TotalSeconds:0.0}s of the join window are left for Bea's reload (steps 1-2 were slow on this machine): " +
+                $"raise TALKI_E2E_AWS_JOIN_WINDOW_SECONDS above {AwsGroupCallFixture.JoinWindow.TotalSeconds:0}.");
 
             await bea.Page.ReloadAsync(new() { Timeout = (float)PageTimeout.TotalMilliseconds });
             await Poll.UntilAsync("Bea is back in the call after reloading", PageTimeout, async () =>
@@ -258,6 +276,7 @@ public sealed class AwsGroupCallTests : IClassFixture<AwsGroupCallFixture>
             var figures = $"""
                 # Talki over the AWS path in Chromium: one 3-member call (Ada, Bea, Cyd) with a denied knocker (Dan) and one reload (Bea)
                 # {DateTimeOffset.UtcNow:u}; join window {AwsGroupCallFixture.JoinWindow.TotalSeconds:0} s; Backend x{AwsGroupCallFixture.BackendInstances} + Authorizer x1 (sample host processes), emulator template mode, dynalite
+                # Every page first loaded the app at / (before the room existed), then opened the room link; Eve the link only.
                 # Host and app: the {RepositoryLayout.Configuration} build of samples/Talki.Samples.Host (the app's files as that build serves them; a publish serves fewer, compressed)
                 # Counted by the API Gateway emulator (tests/Talki.Samples.Browser.EndToEndTests/Aws/AwsGroupCallTests.cs) from the first page load to the close of the last socket at the seal.
 
