@@ -59,11 +59,13 @@ public sealed class AwsGroupCallTests : IClassFixture<AwsGroupCallFixture>
                 await knocker.WaitForStateAsync(PageTimeout, "Waiting");
             }
 
+            _call.Log("Bea, Cyd and Dan are waiting");
             await Poll.UntilAsync("Ada sees admission requests from Bea, Cyd and Dan", PageTimeout, async () =>
             {
                 var requests = await ada.AdmissionRequestsAsync();
                 return new[] { "Bea", "Cyd", "Dan" }.All(requests.Contains) ? null : $"requests: [{string.Join(", ", requests)}]";
             });
+            _call.Log("Ada sees the three admission requests");
             await _call.ScreenshotAsync("01-knocking");
 
             await ada.AdmitAsync("Bea");
@@ -81,6 +83,7 @@ public sealed class AwsGroupCallTests : IClassFixture<AwsGroupCallFixture>
                 var requests = await ada.AdmissionRequestsAsync();
                 return requests.Count == 0 ? null : $"still shown: [{string.Join(", ", requests)}]";
             });
+            _call.Log("every request answered");
             await AssertNoTileForDanAsync();
             await _call.ScreenshotAsync("02-answered");
 
