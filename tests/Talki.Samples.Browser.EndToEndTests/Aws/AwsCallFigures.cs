@@ -109,6 +109,7 @@ internal sealed partial record AwsCallFigures(
         }
 
         Line("app file invocations (the app's files via the function URL)", Of(AppFiles).Count());
+        Line("  distinct app file paths (a caching browser's first visit)", Of(AppFiles).Select(i => i.Path).Distinct(StringComparer.Ordinal).Count());
         Line("authorizer invocations", $"{Of(Authorizer).Count()} (REQUEST authorizer calls {AuthorizerCalls})");
         Line("$default invocations", $"{Of(Default).Count()} (integration calls {Integrations.Count(i => i.RouteKey == "$default")})");
         Line("$disconnect invocations", $"{Of(Disconnect).Count()} (integration calls {Integrations.Count(i => i.RouteKey == "$disconnect")})");

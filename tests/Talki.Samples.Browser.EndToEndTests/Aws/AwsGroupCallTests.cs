@@ -39,13 +39,7 @@ public sealed class AwsGroupCallTests : IClassFixture<AwsGroupCallFixture>
         {
             var ada = _call.Ada;
             var knockers = new[] { _call.Bea, _call.Cyd, _call.Dan };
-
-            // Every page loads the app once before the room exists, so the join window is not spent on first loads (the app's
-            // files come through the function URL; the second load, at the room link, mostly from the browser's caches).
-            await Task.WhenAll(_call.Everyone.Select(u => u.OpenAsync("/")));
-            await Task.WhenAll(knockers.Select(u => Poll.UntilAsync($"{u.Name}'s app has started (sign-in card)", PageTimeout,
-                async () => await u.Page.GetByTestId("display-name").IsVisibleAsync() ? null : (await u.CallStateAsync()).ToString())));
-            _call.Log("every page has loaded the app");
+            await ada.OpenAsync("/");
             var link = await ada.CreateRoomAsync(PageTimeout);
             _call.RoomCreatedAt = DateTimeOffset.UtcNow;
             _call.RoomLink = link;
@@ -279,7 +273,10 @@ public sealed class AwsGroupCallTests : IClassFixture<AwsGroupCallFixture>
             var figures = $"""
                 # Talki over the AWS path in Chromium: one 3-member call (Ada, Bea, Cyd) with a denied knocker (Dan) and one reload (Bea)
                 # {DateTimeOffset.UtcNow:u}; join window {AwsGroupCallFixture.JoinWindow.TotalSeconds:0} s; Backend x{AwsGroupCallFixture.BackendInstances} + Authorizer x1 (sample host processes), emulator template mode, dynalite
-                # Every page first loaded the app at / (before the room existed), then opened the room link; Eve the link only.
+                # Page loads: Ada at /, Bea, Cyd and Dan at the room link, Bea's reload; Eve at the link after the seal.
+                # The harness routes every request (to block other origins), and Playwright's routing turns off Chromium's HTTP cache:
+                # each page load fetched every app file through the function URL. A real browser fetches the fingerprinted files
+                # (Cache-Control: max-age=31536000, immutable) once: see "distinct app file paths".
                 # Host and app: the {RepositoryLayout.Configuration} build of samples/Talki.Samples.Host (the app's files as that build serves them; a publish serves fewer, compressed)
                 # Counted by the API Gateway emulator (tests/Talki.Samples.Browser.EndToEndTests/Aws/AwsGroupCallTests.cs) from the first page load to the close of the last socket at the seal.
 
