@@ -87,58 +87,7 @@ public sealed class AwsFlowTests(DynaliteFixture dynalite, ITestOutputHelper out
         }
 
         stack.Emulator.Counters.Reset();
-        var tickets = new List<TicketResponse> { await users[0].TicketAsync("/talki/rooms", HttpStatusCode.Created) };
-        var sockets = new List<AwsSocket> { await users[0].ConnectAsync(tickets[0]) };
-        for (var i = 1; i < 4; i++)
-        {
-            tickets.Add(await users[i].TicketAsync($"/talki/rooms/{tickets[0].Room}/tickets", HttpStatusCode.OK));
-            sockets.Add(await users[i].ConnectAsync(tickets[i]));
-            await sockets[0].ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == tickets[i].Member);
-            await sockets[0].SendAsync($$$"""{"type":"admit","member":"{{{tickets[i].Member}}}"}""");
-            await sockets[i].ExpectAsync<AdmittedMessage>();
-        }
-
-        // Every member learns its three peers; the offerer of each pair offers, the other answers, both trickle once.
-        var plans = new List<(int Self, ConnectToPeerMessage Plan)>();
-        for (var i = 0; i < 4; i++)
-        {
-            for (var k = 0; k < 3; k++)
-            {
-                plans.Add((i, await sockets[i].ExpectAsync<ConnectToPeerMessage>()));
-            }
-        }
-
-        foreach (var (self, plan) in plans.Where(p => p.Plan.Offerer))
-        {
-            await sockets[self].SendAsync($$$"""{"type":"signal","to":"{{{plan.Peer.Id}}}","toEpoch":{{{plan.PeerEpoch}}},"description":{"type":"offer","sdp":"v=0 offer"}}""");
-        }
-
-        foreach (var (self, plan) in plans.Where(p => !p.Plan.Offerer))
-        {
-            await sockets[self].ExpectAsync<SignalRelayMessage>(m => m.From == plan.Peer.Id && m.Description?.Type == SdpType.Offer);
-            await sockets[self].SendAsync($$$"""{"type":"signal","to":"{{{plan.Peer.Id}}}","toEpoch":{{{plan.PeerEpoch}}},"description":{"type":"answer","sdp":"v=0 answer"}}""");
-        }
-
-        foreach (var (self, plan) in plans)
-        {
-            await sockets[self].SendAsync($$$"""{"type":"signal","to":"{{{plan.Peer.Id}}}","toEpoch":{{{plan.PeerEpoch}}},"candidates":[{"candidate":"candidate:1 1 udp 2122260223 192.0.2.{{{self}}} 50000 typ host","sdpMid":"0","sdpMLineIndex":0}]}""");
-        }
-
-        foreach (var (self, plan) in plans)
-        {
-            if (plan.Offerer)
-            {
-                await sockets[self].ExpectAsync<SignalRelayMessage>(m => m.From == plan.Peer.Id && m.Description?.Type == SdpType.Answer);
-            }
-        }
-
-        for (var i = 0; i < 4; i++)
-        {
-            for (var k = 0; k < 3; k++)
-            {
-                await sockets[i].ExpectAsync<SignalRelayMessage>(m => m.Candidates is not null);
-            }
-        }
+        var (_, sockets) = await MeshOfFour.NegotiateAsync(users, candidateMessagesPerSide: 1);
 
         var counters = stack.Emulator.Counters;
         const int links = 6;

@@ -34,52 +34,7 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
             users.Add(await stack.SignInAsync("M" + i));
         }
 
-        var tickets = new List<TicketResponse> { await users[0].TicketAsync("/talki/rooms", HttpStatusCode.Created) };
-        var sockets = new List<AwsSocket> { await users[0].ConnectAsync(tickets[0]) };
-        for (var i = 1; i < 4; i++)
-        {
-            tickets.Add(await users[i].TicketAsync($"/talki/rooms/{tickets[0].Room}/tickets", HttpStatusCode.OK));
-            sockets.Add(await users[i].ConnectAsync(tickets[i]));
-            await sockets[0].ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == tickets[i].Member);
-            await sockets[0].SendAsync($$$"""{"type":"admit","member":"{{{tickets[i].Member}}}"}""");
-            await sockets[i].ExpectAsync<AdmittedMessage>();
-        }
-
-        var plans = new List<(int Self, ConnectToPeerMessage Plan)>();
-        for (var i = 0; i < 4; i++)
-        {
-            for (var k = 0; k < 3; k++)
-            {
-                plans.Add((i, await sockets[i].ExpectAsync<ConnectToPeerMessage>()));
-            }
-        }
-
-        foreach (var (self, plan) in plans.Where(p => p.Plan.Offerer))
-        {
-            await sockets[self].SendAsync(Signal(plan, "\"description\":{\"type\":\"offer\",\"sdp\":\"v=0 offer\"}"));
-        }
-
-        foreach (var (self, plan) in plans.Where(p => !p.Plan.Offerer))
-        {
-            await sockets[self].ExpectAsync<SignalRelayMessage>(m => m.From == plan.Peer.Id && m.Description?.Type == SdpType.Offer);
-            await sockets[self].SendAsync(Signal(plan, "\"description\":{\"type\":\"answer\",\"sdp\":\"v=0 answer\"}"));
-        }
-
-        foreach (var (self, plan) in plans)
-        {
-            for (var c = 0; c < CandidateMessagesPerSide; c++)
-            {
-                await sockets[self].SendAsync(Signal(plan, string.Create(CultureInfo.InvariantCulture, $"\"candidates\":[{{\"candidate\":\"candidate:{c} 1 udp 2122260223 192.0.2.{self} 5000{c} typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}}]")));
-            }
-        }
-
-        foreach (var (self, plan) in plans)
-        {
-            for (var c = 0; c < CandidateMessagesPerSide; c++)
-            {
-                await sockets[self].ExpectAsync<SignalRelayMessage>(m => m.From == plan.Peer.Id && m.Candidates is not null);
-            }
-        }
+        var (_, sockets) = await MeshOfFour.NegotiateAsync(users, CandidateMessagesPerSide);
 
         // The clients close their own sockets at the seal (TalkiCall does, by the server's clock); API Gateway then
         // calls $disconnect for each.
@@ -153,11 +108,6 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
             }
         }
     }
-
-    private static string Signal((int Self, ConnectToPeerMessage Plan) plan, string body) => Signal(plan.Plan, body);
-
-    private static string Signal(ConnectToPeerMessage plan, string body) =>
-        $$$"""{"type":"signal","to":"{{{plan.Peer.Id}}}","toEpoch":{{{plan.PeerEpoch}}},{{{body}}}}""";
 
     private static async Task WaitAsync(Func<bool> condition, string what)
     {

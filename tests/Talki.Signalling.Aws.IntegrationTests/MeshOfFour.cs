@@ -1,0 +1,75 @@
+using System.Globalization;
+using System.Net;
+using Talki.Signalling.Http;
+using Talki.Signalling.Protocol;
+
+namespace Talki.Signalling.Aws.IntegrationTests;
+
+/// <summary>
+/// A 4-member call over the AWS path as the counting tests play it: the first user creates the room and admits the
+/// others one by one; every pair's offerer offers, the other answers, and each side trickles its candidate messages.
+/// </summary>
+internal static class MeshOfFour
+{
+    /// <summary>Runs the call to every relay received; returns the tickets and the sockets (in the users' order).</summary>
+    public static async Task<(List<TicketResponse> Tickets, List<AwsSocket> Sockets)> NegotiateAsync(IReadOnlyList<AwsUser> users, int candidateMessagesPerSide)
+    {
+        var tickets = new List<TicketResponse> { await users[0].TicketAsync("/talki/rooms", HttpStatusCode.Created) };
+        var sockets = new List<AwsSocket> { await users[0].ConnectAsync(tickets[0]) };
+        for (var i = 1; i < users.Count; i++)
+        {
+            tickets.Add(await users[i].TicketAsync($"/talki/rooms/{tickets[0].Room}/tickets", HttpStatusCode.OK));
+            sockets.Add(await users[i].ConnectAsync(tickets[i]));
+            await sockets[0].ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == tickets[i].Member);
+            await sockets[0].SendAsync($$$"""{"type":"admit","member":"{{{tickets[i].Member}}}"}""");
+            await sockets[i].ExpectAsync<AdmittedMessage>();
+        }
+
+        // Every member learns its peers; the offerer of each pair offers, the other answers, both trickle.
+        var plans = new List<(int Self, ConnectToPeerMessage Plan)>();
+        for (var i = 0; i < users.Count; i++)
+        {
+            for (var k = 0; k < users.Count - 1; k++)
+            {
+                plans.Add((i, await sockets[i].ExpectAsync<ConnectToPeerMessage>()));
+            }
+        }
+
+        foreach (var (self, plan) in plans.Where(p => p.Plan.Offerer))
+        {
+            await sockets[self].SendAsync(Signal(plan, "\"description\":{\"type\":\"offer\",\"sdp\":\"v=0 offer\"}"));
+        }
+
+        foreach (var (self, plan) in plans.Where(p => !p.Plan.Offerer))
+        {
+            await sockets[self].ExpectAsync<SignalRelayMessage>(m => m.From == plan.Peer.Id && m.Description?.Type == SdpType.Offer);
+            await sockets[self].SendAsync(Signal(plan, "\"description\":{\"type\":\"answer\",\"sdp\":\"v=0 answer\"}"));
+        }
+
+        foreach (var (self, plan) in plans)
+        {
+            for (var c = 0; c < candidateMessagesPerSide; c++)
+            {
+                await sockets[self].SendAsync(Signal(plan, string.Create(CultureInfo.InvariantCulture, $"\"candidates\":[{{\"candidate\":\"candidate:{c} 1 udp 2122260223 192.0.2.{self} 5000{c} typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}}]")));
+            }
+        }
+
+        foreach (var (self, plan) in plans)
+        {
+            if (plan.Offerer)
+            {
+                await sockets[self].ExpectAsync<SignalRelayMessage>(m => m.From == plan.Peer.Id && m.Description?.Type == SdpType.Answer);
+            }
+
+            for (var c = 0; c < candidateMessagesPerSide; c++)
+            {
+                await sockets[self].ExpectAsync<SignalRelayMessage>(m => m.From == plan.Peer.Id && m.Candidates is not null);
+            }
+        }
+
+        return (tickets, sockets);
+    }
+
+    private static string Signal(ConnectToPeerMessage plan, string body) =>
+        $$$"""{"type":"signal","to":"{{{plan.Peer.Id}}}","toEpoch":{{{plan.PeerEpoch}}},{{{body}}}}""";
+}
