@@ -158,10 +158,11 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(connectionId);
         using var activity = SignallingActivity.Source.StartActivity("talki.connect");
-        var result = await AuthorizeCoreAsync(ticket, cancellationToken).ConfigureAwait(false);
+        var (result, room) = await AuthorizeCoreAsync(ticket, cancellationToken).ConfigureAwait(false);
         if (result.IsSuccess)
         {
-            var bound = await BindAsync(connectionId, result.Value, cancellationToken).ConfigureAwait(false);
+            // One step here: the room the authorization just read is the one to bind in.
+            var bound = await BindToRoomAsync(connectionId, result.Value, room!, cancellationToken).ConfigureAwait(false);
             result = bound.IsSuccess ? new ConnectionGrant(result.Value.Room, result.Value.Member, bound.Value.Member.Epoch, result.Value.SealsAt) : SignallingResult<ConnectionGrant>.Failure(bound.Error);
         }
 
@@ -172,7 +173,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     public async ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, CancellationToken cancellationToken = default)
     {
         using var activity = SignallingActivity.Source.StartActivity("talki.authorize");
-        var result = await AuthorizeCoreAsync(ticket, cancellationToken).ConfigureAwait(false);
+        var (result, _) = await AuthorizeCoreAsync(ticket, cancellationToken).ConfigureAwait(false);
         RecordRefusal(result, activity);
         return result;
     }
@@ -456,46 +457,46 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         return new TicketGrant(room.Id, member.Id, member.IsAdmin, ticket, expiresAt, room.SealsAt);
     }
 
-    /// <summary>Consumes the ticket (once) and returns the grant, without binding any connection.</summary>
-    private async ValueTask<SignallingResult<ConnectionGrant>> AuthorizeCoreAsync(string? ticket, CancellationToken cancellationToken)
+    /// <summary>Consumes the ticket (once) and returns the grant (and the room it read), without binding any connection.</summary>
+    private async ValueTask<(SignallingResult<ConnectionGrant> Result, RoomRecord? Room)> AuthorizeCoreAsync(string? ticket, CancellationToken cancellationToken)
     {
         var record = TicketId.TryParse(ticket, out var parsed) ? await _store.ConsumeTicketAsync(parsed.ComputeHash(), cancellationToken).ConfigureAwait(false) : null;
         if (record is null)
         {
-            return SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketInvalid, "The ticket is unknown or has been used.");
+            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketInvalid, "The ticket is unknown or has been used."), null);
         }
 
         var now = _time.GetUtcNow();
         if (now >= record.ExpiresAt)
         {
-            return SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketExpired, "The ticket has expired; ask for a new one.");
+            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketExpired, "The ticket has expired; ask for a new one."), null);
         }
 
         var room = await _store.GetRoomAsync(record.Room, cancellationToken).ConfigureAwait(false);
         if (room is null)
         {
-            return SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.");
+            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired."), null);
         }
 
         if (room.IsSealedAt(now))
         {
-            return SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomSealed, "The room's join window has closed.");
+            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomSealed, "The room's join window has closed."), null);
         }
 
         var member = await _store.GetMemberAsync(record.Room, record.Member, cancellationToken).ConfigureAwait(false);
         if (member is null)
         {
-            return SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomNotFound, "No such member, or the room has expired.");
+            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomNotFound, "No such member, or the room has expired."), null);
         }
 
         if (member.Admission == AdmissionStatus.Denied)
         {
-            return SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.Denied, "The room's admin denied you.");
+            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.Denied, "The room's admin denied you."), null);
         }
 
         // The epoch the connection takes when it binds. Nothing is written here: a grant whose connection never binds
         // (the socket failed after the authorizer) changes nothing, and the member rejoins with a fresh ticket.
-        return new ConnectionGrant(room.Id, member.Id, member.Epoch + 1, room.SealsAt);
+        return (new ConnectionGrant(room.Id, member.Id, member.Epoch + 1, room.SealsAt), room);
     }
 
     /// <summary>
@@ -506,11 +507,13 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member)>> BindAsync(string connectionId, ConnectionGrant grant, CancellationToken cancellationToken)
     {
         var room = await _store.GetRoomAsync(grant.Room, cancellationToken).ConfigureAwait(false);
-        if (room is null)
-        {
-            return SignallingResult<(RoomRecord, MemberRecord)>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.");
-        }
+        return room is null
+            ? SignallingResult<(RoomRecord, MemberRecord)>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.")
+            : await BindToRoomAsync(connectionId, grant, room, cancellationToken).ConfigureAwait(false);
+    }
 
+    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member)>> BindToRoomAsync(string connectionId, ConnectionGrant grant, RoomRecord room, CancellationToken cancellationToken)
+    {
         if (room.IsSealedAt(_time.GetUtcNow()))
         {
             return SignallingResult<(RoomRecord, MemberRecord)>.Failure(SignallingErrorCode.RoomSealed, "The room's join window has closed.");
