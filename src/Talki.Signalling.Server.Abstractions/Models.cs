@@ -55,6 +55,15 @@ public sealed record MemberRecord
     /// <summary>Gets when the current connection said hello, or <see langword="null"/> when it has not (yet).</summary>
     public DateTimeOffset? ReadyAt { get; init; }
 
+    /// <summary>
+    /// Gets until when the member's dropped connection may resume, or <see langword="null"/> when it is not suspended. While
+    /// set, the member keeps its epoch (its peers keep their links to it and are told nothing), and messages to it are queued
+    /// in the store (<see cref="Ports.IRoomStore.EnqueueMessageAsync"/>) instead of pushed. A reconnect within the grace period
+    /// resumes the same epoch; the resumed connection's <c>hello</c> clears it and takes the queue. When it passes without a
+    /// resume, the member leaves as it did without a grace period (its peers are told <c>peer_left</c>).
+    /// </summary>
+    public DateTimeOffset? SuspendedUntil { get; init; }
+
     /// <summary>Gets when the member was first added to the room.</summary>
     public DateTimeOffset JoinedAt { get; init; }
 
@@ -76,6 +85,13 @@ public sealed record MemberRecord
     /// <summary>Gets a value indicating whether the member is connected, has said hello and is admitted.</summary>
     [JsonIgnore]
     public bool IsLive => Admission == AdmissionStatus.Admitted && ConnectionId is not null && ReadyAt is not null;
+
+    /// <summary>
+    /// Gets a value indicating whether the member is in the call as its peers see it: admitted and ready, connected or
+    /// suspended (<see cref="SuspendedUntil"/>: its connection dropped and may resume, its peer links stay up).
+    /// </summary>
+    [JsonIgnore]
+    public bool IsPresent => Admission == AdmissionStatus.Admitted && ReadyAt is not null && (ConnectionId is not null || SuspendedUntil is not null);
 }
 
 /// <summary>A one-time ticket as stored: only the hash of the secret, bound to a room and member.</summary>
@@ -92,3 +108,12 @@ public sealed record TicketRecord(string Hash, RoomId Room, MemberId Member, Dat
 /// <param name="Epoch">The member's epoch when this connection was made.</param>
 /// <param name="ExpiresAt">When the binding may be deleted.</param>
 public sealed record ConnectionRecord(string ConnectionId, RoomId Room, MemberId Member, long Epoch, DateTimeOffset ExpiresAt);
+
+/// <summary>The messages a suspended member's queue held when it was taken (<see cref="Ports.IRoomStore.TakeQueuedMessagesAsync"/>).</summary>
+/// <param name="Messages">The queued messages (UTF-8 JSON frames), oldest first.</param>
+/// <param name="Dropped">How many messages were refused because the queue was full.</param>
+public sealed record QueuedMessages(IReadOnlyList<ReadOnlyMemory<byte>> Messages, int Dropped)
+{
+    /// <summary>Gets an empty result: nothing queued, nothing dropped.</summary>
+    public static QueuedMessages Empty { get; } = new([], 0);
+}

@@ -128,6 +128,34 @@ public interface IRoomStore
     /// <param name="cancellationToken">Cancels the operation.</param>
     /// <returns>The removed binding, or <see langword="null"/> when there was none.</returns>
     ValueTask<ConnectionRecord?> RemoveConnectionAsync(string connectionId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Appends a message to the queue of a suspended member's epoch (see <see cref="MemberRecord.SuspendedUntil"/>), unless
+    /// the queue already holds <paramref name="maxMessages"/> messages or adding it would exceed <paramref name="maxBytes"/>
+    /// bytes: then nothing is stored and the queue's dropped count grows by one. Appends are atomic and ordered: of
+    /// concurrent appends, each is either stored in one position or counted as dropped, and the bounds always hold.
+    /// </summary>
+    /// <param name="room">The room.</param>
+    /// <param name="member">The suspended member.</param>
+    /// <param name="epoch">The member's epoch: each epoch has its own queue.</param>
+    /// <param name="message">The UTF-8 JSON frame to deliver on resume.</param>
+    /// <param name="maxMessages">The most messages the queue may hold.</param>
+    /// <param name="maxBytes">The most bytes (of messages) the queue may hold.</param>
+    /// <param name="expiresAt">When the queue may be deleted; stores treat it as gone from then on (every append may extend it).</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns><see langword="true"/> when the message was queued; <see langword="false"/> when it was dropped (counted).</returns>
+    ValueTask<bool> EnqueueMessageAsync(RoomId room, MemberId member, long epoch, ReadOnlyMemory<byte> message, int maxMessages, int maxBytes, DateTimeOffset expiresAt, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Atomically takes the queue of a member's epoch: returns its messages in the order they were appended and its dropped
+    /// count, and leaves it empty. Of concurrent takers, each message goes to exactly one.
+    /// </summary>
+    /// <param name="room">The room.</param>
+    /// <param name="member">The member.</param>
+    /// <param name="epoch">The epoch whose queue to take.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>The messages and the dropped count (<see cref="QueuedMessages.Empty"/> when there is no queue or it expired).</returns>
+    ValueTask<QueuedMessages> TakeQueuedMessagesAsync(RoomId room, MemberId member, long epoch, CancellationToken cancellationToken = default);
 }
 
 /// <summary>The outcome of <see cref="IRoomStore.TryAddMemberAsync"/>.</summary>

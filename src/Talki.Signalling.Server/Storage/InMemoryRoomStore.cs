@@ -17,6 +17,7 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
     private readonly ConcurrentDictionary<RoomId, RoomEntry> _rooms = new();
     private readonly ConcurrentDictionary<string, TicketRecord> _tickets = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ConnectionRecord> _connections = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(RoomId Room, MemberId Member, long Epoch), MessageQueue> _queues = new();
     private readonly TimeProvider _time;
     private readonly ITimer _purgeTimer;
 
@@ -209,6 +210,60 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
     public ValueTask<ConnectionRecord?> RemoveConnectionAsync(string connectionId, CancellationToken cancellationToken = default)
         => new(_connections.TryRemove(connectionId, out var connection) ? connection : null);
 
+    public ValueTask<bool> EnqueueMessageAsync(RoomId room, MemberId member, long epoch, ReadOnlyMemory<byte> message, int maxMessages, int maxBytes, DateTimeOffset expiresAt, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxMessages);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxBytes);
+        var copy = message.ToArray(); // the caller's buffer is not ours to keep
+        while (true)
+        {
+            var queue = _queues.GetOrAdd((room, member, epoch), static _ => new MessageQueue());
+            lock (queue)
+            {
+                if (queue.Removed)
+                {
+                    continue; // taken (and removed) between the look-up and the lock: start a new queue
+                }
+
+                if (_time.GetUtcNow() >= queue.ExpiresAt && queue.ExpiresAt != default)
+                {
+                    queue.Clear();
+                }
+
+                queue.ExpiresAt = expiresAt > queue.ExpiresAt ? expiresAt : queue.ExpiresAt;
+                if (queue.Messages.Count >= maxMessages || queue.Bytes + copy.Length > maxBytes)
+                {
+                    queue.Dropped++;
+                    return new(false);
+                }
+
+                queue.Messages.Add(copy);
+                queue.Bytes += copy.Length;
+                return new(true);
+            }
+        }
+    }
+
+    public ValueTask<QueuedMessages> TakeQueuedMessagesAsync(RoomId room, MemberId member, long epoch, CancellationToken cancellationToken = default)
+    {
+        if (!_queues.TryGetValue((room, member, epoch), out var queue))
+        {
+            return new(QueuedMessages.Empty);
+        }
+
+        lock (queue)
+        {
+            if (queue.Removed)
+            {
+                return new(QueuedMessages.Empty);
+            }
+
+            queue.Removed = true;
+            _queues.TryRemove(new KeyValuePair<(RoomId, MemberId, long), MessageQueue>((room, member, epoch), queue));
+            return new(_time.GetUtcNow() >= queue.ExpiresAt ? QueuedMessages.Empty : new QueuedMessages(queue.Messages.Select(m => (ReadOnlyMemory<byte>)m).ToArray(), queue.Dropped));
+        }
+    }
+
     /// <summary>Drops expired rooms, members, tickets and bindings (reads ignore them already).</summary>
     internal void PurgeExpired()
     {
@@ -242,7 +297,22 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
                 _connections.TryRemove(id, out _);
             }
         }
+
+        foreach (var (key, queue) in _queues)
+        {
+            lock (queue)
+            {
+                if (now >= queue.ExpiresAt && !queue.Removed)
+                {
+                    queue.Removed = true;
+                    _queues.TryRemove(new KeyValuePair<(RoomId, MemberId, long), MessageQueue>(key, queue));
+                }
+            }
+        }
     }
+
+    /// <summary>Gets the number of message queues held, expired or not (for tests).</summary>
+    internal int QueueCount => _queues.Count;
 
     public void Dispose() => _purgeTimer.Dispose();
 
@@ -279,6 +349,28 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
 
     private RoomEntry? Live(RoomId room)
         => _rooms.TryGetValue(room, out var entry) && _time.GetUtcNow() < entry.Room.ExpiresAt ? entry : null;
+
+    /// <summary>A suspended member's queue; guarded by its own lock.</summary>
+    private sealed class MessageQueue
+    {
+        public List<byte[]> Messages { get; } = [];
+
+        public int Bytes { get; set; }
+
+        public int Dropped { get; set; }
+
+        public DateTimeOffset ExpiresAt { get; set; }
+
+        /// <summary>Gets or sets a value indicating whether the queue was taken or purged (an append must start a new one).</summary>
+        public bool Removed { get; set; }
+
+        public void Clear()
+        {
+            Messages.Clear();
+            Bytes = 0;
+            Dropped = 0;
+        }
+    }
 
     private sealed class RoomEntry(RoomRecord room)
     {
