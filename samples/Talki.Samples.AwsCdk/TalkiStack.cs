@@ -43,6 +43,7 @@ public sealed class TalkiStack : Stack
         ["member"] = "x-talki-member",
         ["epoch"] = "x-talki-epoch",
         ["sealsAt"] = "x-talki-seals-at",
+        ["resume"] = "x-talki-resume",
     };
 
     /// <summary>The port the host listens on inside Lambda; the adapter forwards to it.</summary>

@@ -597,15 +597,33 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
 
             _members[welcome.You.Id] = welcome.You;
 
-            // Every (re)connection has a new epoch: peers replace their links to it, so this side starts a fresh mesh too.
-            old = _mesh;
-            _mesh = CreateMesh();
+            if (welcome.Resumed && _mesh is { } kept)
+            {
+                // The server resumed this member's epoch: peers kept their links to it, so this side keeps its own.
+                old = null;
+                kept.IceServers = _iceServers;
+            }
+            else
+            {
+                // A new epoch: peers replace their links to it, so this side starts a fresh mesh too.
+                old = _mesh;
+                _mesh = CreateMesh();
+            }
+
             admitted = _admitted;
         }
 
         old?.Dispose();
         ArmSealTimer(welcome);
-        if (rejoined)
+        if (rejoined && welcome.Resumed)
+        {
+            LogResumed(_logger, welcome.You.Epoch, welcome.Missed);
+            if (welcome.Missed > 0)
+            {
+                RaiseError(new TalkiCallErrorEventArgs(TalkiCallErrorKind.Connection, SignallingErrorCode.DeliveryFailed, $"{welcome.Missed} messages for this member were dropped while its socket was down (the server's queue was full); links still negotiating recover through their link-up timeout."));
+            }
+        }
+        else if (rejoined)
         {
             LogRejoined(_logger, welcome.You.Epoch);
         }
@@ -852,6 +870,9 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
 
     [LoggerMessage(EventId = 4103, Level = LogLevel.Information, Message = "Rejoined the room with epoch {Epoch}; the mesh is rebuilt.")]
     private static partial void LogRejoined(ILogger logger, long epoch);
+
+    [LoggerMessage(EventId = 4108, Level = LogLevel.Information, Message = "Resumed epoch {Epoch} after the socket dropped; every link kept ({Missed} messages missed).")]
+    private static partial void LogResumed(ILogger logger, long epoch, int missed);
 
     [LoggerMessage(EventId = 4104, Level = LogLevel.Warning, Message = "A link's negotiation failed ({Kind}): {Detail}")]
     private static partial void LogNegotiation(ILogger logger, string kind, string detail);

@@ -23,7 +23,12 @@ public enum TalkiConnectionState
     /// <summary>Connected: messages go straight to the server.</summary>
     Connected,
 
-    /// <summary>The socket dropped; a fresh ticket is being fetched and the member rejoins (its approval is remembered). Messages are queued.</summary>
+    /// <summary>
+    /// The signalling socket dropped; a fresh ticket is being fetched and the socket reopened. Every peer link stays up
+    /// (media never needed the server) and messages are queued. Within the server's grace period the member resumes its
+    /// epoch: peers notice nothing, and the queued messages go out. After it, the member rejoins with a new epoch (its
+    /// approval is remembered) and its links are rebuilt.
+    /// </summary>
     Reconnecting,
 }
 

@@ -23,6 +23,17 @@ public sealed class TalkiSignallingOptions
     /// <value>The default value is 10 minutes. Between zero and 24 hours.</value>
     public TimeSpan SealedRoomRetention { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// Gets or sets how long a member whose signalling socket dropped keeps its connection epoch. Its peers are told nothing
+    /// meanwhile (their media links to it never needed the server); messages to it are queued (bounded by
+    /// <see cref="TalkiLimitsOptions.MaxQueuedMessagesPerMember"/> and <see cref="TalkiLimitsOptions.MaxQueuedBytesPerMember"/>).
+    /// A reconnect within the period that asks to resume (the client's <c>resume</c> query parameter) continues the same
+    /// epoch and receives the queue after its <c>welcome</c>; after it, the member has left (<c>peer_left</c>) and its next
+    /// connect starts a new epoch. The room's seal ends it too. <see cref="TimeSpan.Zero"/> turns resuming off.
+    /// </summary>
+    /// <value>The default value is 20 seconds. Between zero and 10 minutes.</value>
+    public TimeSpan ResumeGracePeriod { get; set; } = TimeSpan.FromSeconds(20);
+
     /// <summary>Gets or sets a value indicating whether this process seals rooms on a timer (pushing <c>room_sealed</c> and closing sockets). Turn it off for stateless hosts such as Lambda, where sealing is enforced on every read instead.</summary>
     /// <value>The default value is <see langword="true"/>.</value>
     public bool SealRoomsOnTimer { get; set; } = true;
@@ -130,6 +141,18 @@ public sealed class TalkiLimitsOptions
     /// </summary>
     /// <value>The default value is 10 seconds (a client says hello right after the upgrade). Between 1 second and 10 minutes.</value>
     public TimeSpan HelloTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Gets or sets how many messages are queued for a member whose socket dropped, until it resumes
+    /// (<see cref="TalkiSignallingOptions.ResumeGracePeriod"/>). Beyond it messages are dropped and counted; the resumed
+    /// member is told how many (<c>welcome.missed</c>).
+    /// </summary>
+    /// <value>The default value is 64 (a link-up with 7 peers, with batched candidates, fits). Between 1 and 10000.</value>
+    public int MaxQueuedMessagesPerMember { get; set; } = 64;
+
+    /// <summary>Gets or sets how many bytes of messages are queued for a member whose socket dropped (see <see cref="MaxQueuedMessagesPerMember"/>).</summary>
+    /// <value>The default value is 131072 (128 KiB: far under DynamoDB's 400 KB item). Between 1024 and 16 MiB.</value>
+    public int MaxQueuedBytesPerMember { get; set; } = 128 * 1024;
 }
 
 /// <summary>TURN relays with ephemeral credentials (TURN REST API scheme, coturn <c>use-auth-secret</c>).</summary>

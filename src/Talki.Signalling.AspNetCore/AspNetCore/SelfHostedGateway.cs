@@ -150,7 +150,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
         SignallingResult<ConnectionGrant> grant;
         try
         {
-            grant = await engine.ConnectAsync(connectionId, context.Request.Query["ticket"].ToString(), context.RequestAborted).ConfigureAwait(false);
+            grant = await engine.ConnectAsync(connectionId, context.Request.Query["ticket"].ToString(), ResumeEpoch(context.Request.Query), context.RequestAborted).ConfigureAwait(false);
         }
         catch (RoomStoreUnavailableException exception)
         {
@@ -224,6 +224,16 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
             await engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// The epoch the client asks to resume (<c>resume</c> in the query string: a positive decimal integer), or
+    /// <see langword="null"/>. It is only a request: anything else is ignored, and the engine decides.
+    /// </summary>
+    internal static long? ResumeEpoch(IQueryCollection query)
+        => query.TryGetValue("resume", out var values) && values.Count == 1
+            && long.TryParse(values[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch) && epoch > 0
+            ? epoch
+            : null;
 
     private static string NewConnectionId()
     {

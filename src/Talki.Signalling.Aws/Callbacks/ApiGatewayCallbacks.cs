@@ -49,6 +49,7 @@ internal sealed class ApiGatewayCallbacks
     private readonly string _memberHeader;
     private readonly string _epochHeader;
     private readonly string _sealsAtHeader;
+    private readonly string _resumeHeader;
     private readonly int _maxMessageBytes;
     private readonly ILogger _logger;
 
@@ -65,7 +66,7 @@ internal sealed class ApiGatewayCallbacks
         _secretHash = SHA256.HashData(Encoding.UTF8.GetBytes(_options.GatewaySecret ?? throw new InvalidOperationException("ApiGatewayCallbacksOptions.GatewaySecret is required.")));
         _maxMessageBytes = signallingOptions.Value.Hosting.MaxInboundMessageBytes;
         var prefix = _options.AuthorizerContextHeaderPrefix;
-        (_roomHeader, _memberHeader, _epochHeader, _sealsAtHeader) = (prefix + "room", prefix + "member", prefix + "epoch", prefix + "seals-at");
+        (_roomHeader, _memberHeader, _epochHeader, _sealsAtHeader, _resumeHeader) = (prefix + "room", prefix + "member", prefix + "epoch", prefix + "seals-at", prefix + "resume");
         _logger = logger;
     }
 
@@ -187,6 +188,7 @@ internal sealed class ApiGatewayCallbacks
             Member = grant.Member.Value,
             Epoch = grant.Epoch.ToString(CultureInfo.InvariantCulture),
             SealsAt = grant.SealsAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture),
+            Resume = (grant.ResumeEpoch ?? 0).ToString(CultureInfo.InvariantCulture),
         },
     };
 
@@ -213,7 +215,20 @@ internal sealed class ApiGatewayCallbacks
             return GrantHeaders.Malformed;
         }
 
-        grant = new ConnectionGrant(roomId, memberId, epochValue, DateTimeOffset.FromUnixTimeMilliseconds(sealsAtMs));
+        // Optional, for stacks that predate resuming: absent or 0 is a fresh start; a resume is only ever for the epoch before.
+        long? resume = null;
+        var resumeValues = headers[_resumeHeader];
+        if (resumeValues.Count == 1 && TryParseInteger(resumeValues[0], out var resumeValue) && (resumeValue == 0 || resumeValue == epochValue - 1))
+        {
+            resume = resumeValue == 0 ? null : resumeValue;
+        }
+        else if (resumeValues.Count != 0)
+        {
+            Log.AuthorizerContextMalformed(_logger);
+            return GrantHeaders.Malformed;
+        }
+
+        grant = new ConnectionGrant(roomId, memberId, epochValue, DateTimeOffset.FromUnixTimeMilliseconds(sealsAtMs)) { ResumeEpoch = resume };
         return GrantHeaders.Present;
     }
 
@@ -307,7 +322,11 @@ internal sealed class ApiGatewayCallbacks
 
             // Only the ticket: binding the connection (and closing the member's previous one) needs @connections, which
             // the authorizer's role does not have. The backend binds on the connection's first frame from this context.
-            var grant = await _engine.AuthorizeAsync(ticket, context.RequestAborted).ConfigureAwait(false);
+            long? resume = query!.TryGetValue("resume", out var resumeText)
+                && long.TryParse(resumeText, NumberStyles.None, CultureInfo.InvariantCulture, out var resumeEpoch) && resumeEpoch > 0
+                ? resumeEpoch
+                : null;
+            var grant = await _engine.AuthorizeAsync(ticket, resume, context.RequestAborted).ConfigureAwait(false);
             if (!grant.IsSuccess)
             {
                 Log.ConnectDenied(_logger, grant.Error.Code);

@@ -136,6 +136,9 @@ internal sealed record AuthorizerContext
 
     /// <summary>Gets when the room seals, in Unix milliseconds, in decimal.</summary>
     public required string SealsAt { get; init; }
+
+    /// <summary>Gets the epoch the connection asks to resume, in decimal, or <c>"0"</c> for a fresh start (always present, so that the mapping always has a value).</summary>
+    public required string Resume { get; init; }
 }
 
 /// <summary>Source-generated JSON for the API Gateway callbacks (AOT-safe).</summary>

@@ -60,6 +60,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     private WebSocket? _socket;
     private SignallingError? _terminal;
     private MemberId _self;
+    private long? _resumeEpoch;
     private long _nextId;
     private long _generation;
     private Task _run = Task.CompletedTask;
@@ -317,7 +318,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         WebSocket? socket = null;
         try
         {
-            socket = await _connect(ticket.WebSocketUrl, timeout.Token).ConfigureAwait(false);
+            socket = await _connect(WithResume(ticket.WebSocketUrl, _resumeEpoch), timeout.Token).ConfigureAwait(false);
             var hello = JsonSerializer.SerializeToUtf8Bytes<ClientMessage>(new HelloMessage { Version = ProtocolVersion.Current, Id = "hello" }, TalkiJsonContext.Default.ClientMessage);
             await socket.SendAsync(hello, WebSocketMessageType.Text, true, timeout.Token).ConfigureAwait(false);
             var first = await ReceiveFrameAsync(socket, timeout.Token).ConfigureAwait(false);
@@ -355,8 +356,11 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         _delivered.IsNew(welcome.MessageId);
         try
         {
+            // A resumed connection continues the epoch the server knows (the next reconnect asks for it again): every
+            // message queued while the socket was down is still valid, its links were never replaced.
+            _resumeEpoch = welcome.You.Epoch;
             await _handler.OnMessageAsync(welcome, rejoin).ConfigureAwait(false);
-            await FlushQueueAsync(rejoin).ConfigureAwait(false);
+            await FlushQueueAsync(rejoin && !welcome.Resumed).ConfigureAwait(false);
             _firstWelcome.TrySetResult(welcome);
             _handler.OnStateChanged(TalkiConnectionState.Connected, null);
             while (!stop.IsCancellationRequested)
@@ -404,6 +408,20 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         {
             return _terminal ?? (stop.IsCancellationRequested ? new SignallingError(SignallingErrorCode.Internal, "Closed by the application.") : null);
         }
+    }
+
+    /// <summary>The WebSocket URL with <c>resume={epoch}</c> appended when this connection had a welcome before (the server decides whether it resumes).</summary>
+    internal static Uri WithResume(Uri url, long? epoch)
+    {
+        if (epoch is not { } resume)
+        {
+            return url;
+        }
+
+        var builder = new UriBuilder(url);
+        var query = builder.Query.TrimStart('?');
+        builder.Query = (query.Length == 0 ? string.Empty : query + "&") + "resume=" + resume.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return builder.Uri;
     }
 
     private async Task DispatchAsync(ReadOnlyMemory<byte> frame)

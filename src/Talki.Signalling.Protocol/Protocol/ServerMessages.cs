@@ -53,6 +53,19 @@ public sealed record WelcomeMessage : ServerMessage
     /// </summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public DateTimeOffset? ServerTime { get; init; }
+
+    /// <summary>
+    /// Gets a value indicating whether this connection resumed the member's previous one (the client asked with the
+    /// <c>resume</c> query parameter, within the server's grace period): the epoch is the same, peers were told nothing and
+    /// keep their links, and the messages queued while the socket was down follow this welcome, in order. When
+    /// <see langword="false"/> this is a fresh epoch: peers replace their links to this member.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Resumed { get; init; }
+
+    /// <summary>Gets how many messages for this member were dropped while its socket was down (its queue was full). Only on a resumed welcome.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int Missed { get; init; }
 }
 
 /// <summary><c>admission_request</c>: sent to the admin when a member waits for admission.</summary>

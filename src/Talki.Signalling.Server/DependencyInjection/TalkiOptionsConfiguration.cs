@@ -30,6 +30,7 @@ internal sealed class TalkiOptionsConfiguration(IConfiguration section) : IConfi
         reader.TimeSpan("JoinWindow", v => o.JoinWindow = v);
         reader.TimeSpan("TicketLifetime", v => o.TicketLifetime = v);
         reader.TimeSpan("SealedRoomRetention", v => o.SealedRoomRetention = v);
+        reader.TimeSpan("ResumeGracePeriod", v => o.ResumeGracePeriod = v);
         reader.Bool("SealRoomsOnTimer", v => o.SealRoomsOnTimer = v);
         reader.Int("MaxDisplayNameLength", v => o.MaxDisplayNameLength = v);
         reader.IceServers("IceServers", o.IceServers);
@@ -44,6 +45,8 @@ internal sealed class TalkiOptionsConfiguration(IConfiguration section) : IConfi
         reader.Int("Limits:RateLimitedMessagesBeforeClose", v => o.Limits.RateLimitedMessagesBeforeClose = v);
         reader.TimeSpan("Limits:RateLimitWindow", v => o.Limits.RateLimitWindow = v);
         reader.TimeSpan("Limits:HelloTimeout", v => o.Limits.HelloTimeout = v);
+        reader.Int("Limits:MaxQueuedMessagesPerMember", v => o.Limits.MaxQueuedMessagesPerMember = v);
+        reader.Int("Limits:MaxQueuedBytesPerMember", v => o.Limits.MaxQueuedBytesPerMember = v);
 
         reader.Strings("Turn:Urls", o.Turn.Urls);
         reader.String("Turn:SharedSecret", v => o.Turn.SharedSecret = v);

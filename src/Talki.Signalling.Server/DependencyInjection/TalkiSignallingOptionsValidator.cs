@@ -59,6 +59,16 @@ internal sealed class TalkiSignallingOptionsValidator : IValidateOptions<TalkiSi
 
         Range(failures, "Limits." + nameof(limits.RateLimitWindow), limits.RateLimitWindow, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
         Range(failures, "Limits." + nameof(limits.HelloTimeout), limits.HelloTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10));
+        Range(failures, nameof(options.ResumeGracePeriod), options.ResumeGracePeriod, TimeSpan.Zero, TimeSpan.FromMinutes(10));
+        if (limits.MaxQueuedMessagesPerMember is < 1 or > 10_000)
+        {
+            failures.Add($"Limits.{nameof(limits.MaxQueuedMessagesPerMember)} must be between 1 and 10000.");
+        }
+
+        if (limits.MaxQueuedBytesPerMember is < 1024 or > 16 * 1024 * 1024)
+        {
+            failures.Add($"Limits.{nameof(limits.MaxQueuedBytesPerMember)} must be between 1024 and 16777216.");
+        }
 
         var google = options.Google;
         if (!google.KeysUrl.IsAbsoluteUri || !(google.KeysUrl.Scheme == "https" || (google.KeysUrl.Scheme == "http" && google.KeysUrl.IsLoopback))

@@ -21,12 +21,16 @@ public interface ISignallingEngine
     /// <returns>The ticket grant, or <c>room_not_found</c>, <c>room_sealed</c> or <c>denied</c>.</returns>
     ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default);
 
-    /// <summary>Authorizes a new gateway connection: consumes the ticket (once) and binds the connection to its member with a new epoch.</summary>
+    /// <summary>
+    /// Authorizes a new gateway connection: consumes the ticket (once) and binds the connection to its member with a new
+    /// epoch, or with the same epoch when it resumes (<paramref name="resumeEpoch"/>, see <see cref="TalkiSignallingOptions.ResumeGracePeriod"/>).
+    /// </summary>
     /// <param name="connectionId">The gateway's id for the new connection (secret).</param>
     /// <param name="ticket">The ticket from the query string.</param>
+    /// <param name="resumeEpoch">The epoch the client asks to resume (the <c>resume</c> query parameter), or <see langword="null"/>.</param>
     /// <param name="cancellationToken">Cancels the operation.</param>
     /// <returns>The grant, or <c>ticket_invalid</c>, <c>ticket_expired</c>, <c>room_not_found</c>, <c>room_sealed</c> or <c>denied</c>.</returns>
-    ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, CancellationToken cancellationToken = default);
+    ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Authorizes a connection without binding it, for gateways whose authorizer cannot reach other connections (API
@@ -35,9 +39,10 @@ public interface ISignallingEngine
     /// and a grant whose connection never sends anything changes nothing.
     /// </summary>
     /// <param name="ticket">The ticket from the query string.</param>
+    /// <param name="resumeEpoch">The epoch the client asks to resume (the <c>resume</c> query parameter), or <see langword="null"/>: carried in the grant (<see cref="ConnectionGrant.ResumeEpoch"/>) when it is the member's current epoch, and decided when the connection binds.</param>
     /// <param name="cancellationToken">Cancels the operation.</param>
     /// <returns>The grant (the epoch the connection will take, and when the room seals), or <c>ticket_invalid</c>, <c>ticket_expired</c>, <c>room_not_found</c>, <c>room_sealed</c> or <c>denied</c>.</returns>
-    ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, CancellationToken cancellationToken = default);
+    ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Handles one inbound text message on a connection authorized by <see cref="AuthorizeAsync"/>. The first message binds
@@ -78,6 +83,14 @@ public sealed record TicketGrant(RoomId Room, MemberId Member, bool IsAdmin, Tic
 /// <summary>An authorized gateway connection.</summary>
 /// <param name="Room">The room.</param>
 /// <param name="Member">The member.</param>
-/// <param name="Epoch">The member's new connection epoch.</param>
+/// <param name="Epoch">The member's new connection epoch (a fresh start; a resumed connection keeps <see cref="ResumeEpoch"/> instead).</param>
 /// <param name="SealsAt">When the room's join window closes: the connection has nothing to do with the server after it.</param>
-public sealed record ConnectionGrant(RoomId Room, MemberId Member, long Epoch, DateTimeOffset SealsAt);
+public sealed record ConnectionGrant(RoomId Room, MemberId Member, long Epoch, DateTimeOffset SealsAt)
+{
+    /// <summary>
+    /// Gets the epoch the connection asks to resume (the member's epoch when it was authorized), or <see langword="null"/>.
+    /// The bind resumes it when the member's previous connection of that epoch is suspended within its grace period, or
+    /// still recorded (its drop not yet reported); otherwise the connection starts <see cref="Epoch"/> afresh.
+    /// </summary>
+    public long? ResumeEpoch { get; init; }
+}

@@ -64,4 +64,19 @@ internal static partial class Log
 
     [LoggerMessage(1020, LogLevel.Warning, "The room store is unavailable (throttled or failing after its retries); the caller was told to retry.", EventName = "StoreUnavailable")]
     public static partial void StoreUnavailable(ILogger logger, Exception exception);
+
+    [LoggerMessage(1021, LogLevel.Information, "The connection of member {Member} (epoch {Epoch}) of room {Room} dropped; it may resume until {Until} (its peers are not told).", EventName = "MemberSuspended")]
+    public static partial void MemberSuspended(ILogger logger, RoomId room, MemberId member, long epoch, DateTimeOffset until);
+
+    [LoggerMessage(1022, LogLevel.Information, "Member {Member} of room {Room} resumed epoch {Epoch}; {Queued} queued messages delivered, {Dropped} dropped.", EventName = "MemberResumed")]
+    public static partial void MemberResumed(ILogger logger, RoomId room, MemberId member, long epoch, int queued, int dropped);
+
+    [LoggerMessage(1023, LogLevel.Information, "Member {Member} (epoch {Epoch}) of room {Room} did not resume within the grace period; it left ({Discarded} queued messages discarded).", EventName = "SuspensionEnded")]
+    public static partial void SuspensionEnded(ILogger logger, RoomId room, MemberId member, long epoch, int discarded);
+
+    [LoggerMessage(1024, LogLevel.Debug, "A grace timer fired {Remaining} early; re-armed.", EventName = "GraceTimerRearmed")]
+    public static partial void GraceTimerRearmed(ILogger logger, TimeSpan remaining);
+
+    [LoggerMessage(1025, LogLevel.Warning, "A message to suspended member {Member} of room {Room} was dropped: its resume queue is full.", EventName = "ResumeQueueFull")]
+    public static partial void ResumeQueueFull(ILogger logger, RoomId room, MemberId member);
 }

@@ -15,6 +15,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 {
     private const int MaxWriteAttempts = 32;
 
+    /// <summary>How long a resume queue outlives its member's grace period and hello timeout (clock skew between instances).</summary>
+    private static readonly TimeSpan QueueExpiryMargin = TimeSpan.FromMinutes(1);
+
     private readonly IRoomStore _store;
     private readonly IConnectionPush _push;
     private readonly TalkiSignallingOptions _options;
@@ -24,6 +27,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     private readonly IIceServerProvider _iceServers;
     private readonly ConcurrentDictionary<RoomId, ITimer> _sealTimers = new();
     private readonly ConcurrentDictionary<string, ITimer> _helloTimers = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(RoomId Room, MemberId Member, long Epoch), ITimer> _graceTimers = new();
     private readonly ConnectionRateLimiter _rateLimiter;
     private readonly IQuotaCounter _quotas;
     private int _disposed;
@@ -54,6 +58,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
     /// <summary>Gets the number of connections waiting for their hello (for tests of the bound).</summary>
     internal int HelloTimerCount => _helloTimers.Count;
+
+    /// <summary>Gets the number of suspended members this process holds a grace timer for (for tests of the bound).</summary>
+    internal int GraceTimerCount => _graceTimers.Count;
 
     public async ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default)
     {
@@ -145,8 +152,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         {
             // The admin hears of every knock at once, connected or not, so that it can deny it.
             var admin = await _store.GetMemberAsync(room, record.AdminMember, cancellationToken).ConfigureAwait(false);
-            if (admin?.ConnectionId is { } adminConnection && admin.ReadyAt is not null)
+            if (admin is { ConnectionId: { } adminConnection, ReadyAt: not null, SuspendedUntil: null })
             {
+                // A suspended admin is re-sent every pending request when it resumes.
                 await SendAsync(adminConnection, new AdmissionRequestMessage { Member = ViewOf(member) }, cancellationToken).ConfigureAwait(false);
             }
         }
@@ -154,26 +162,28 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         return grant;
     }
 
-    public async ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, CancellationToken cancellationToken = default)
+    public async ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(connectionId);
         using var activity = SignallingActivity.Source.StartActivity("talki.connect");
-        var (result, room) = await AuthorizeCoreAsync(ticket, cancellationToken).ConfigureAwait(false);
+        var (result, room) = await AuthorizeCoreAsync(ticket, resumeEpoch, cancellationToken).ConfigureAwait(false);
         if (result.IsSuccess)
         {
             // One step here: the room the authorization just read is the one to bind in.
             var bound = await BindToRoomAsync(connectionId, result.Value, room!, cancellationToken).ConfigureAwait(false);
-            result = bound.IsSuccess ? new ConnectionGrant(result.Value.Room, result.Value.Member, bound.Value.Member.Epoch, result.Value.SealsAt) : SignallingResult<ConnectionGrant>.Failure(bound.Error);
+            result = bound.IsSuccess
+                ? new ConnectionGrant(result.Value.Room, result.Value.Member, bound.Value.Member.Epoch, result.Value.SealsAt) { ResumeEpoch = bound.Value.Resumed ? bound.Value.Member.Epoch : null }
+                : SignallingResult<ConnectionGrant>.Failure(bound.Error);
         }
 
         RecordRefusal(result, activity);
         return result;
     }
 
-    public async ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, CancellationToken cancellationToken = default)
+    public async ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default)
     {
         using var activity = SignallingActivity.Source.StartActivity("talki.authorize");
-        var (result, _) = await AuthorizeCoreAsync(ticket, cancellationToken).ConfigureAwait(false);
+        var (result, _) = await AuthorizeCoreAsync(ticket, resumeEpoch, cancellationToken).ConfigureAwait(false);
         RecordRefusal(result, activity);
         return result;
     }
@@ -249,7 +259,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                     return;
                 }
 
-                (room, self) = bound.Value;
+                (room, self, _) = bound.Value;
                 connection = new ConnectionRecord(connectionId, room.Id, self.Id, self.Epoch, room.ExpiresAt);
             }
             else
@@ -297,7 +307,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                     await SendAsync(connectionId, new PongMessage { Id = correlationId }, cancellationToken).ConfigureAwait(false);
                     break;
                 case ClientFrameKind.Leave:
-                    await DisconnectCoreAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                    await DisconnectCoreAsync(connectionId, cancellationToken, leaving: true).ConfigureAwait(false);
                     await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
                     break;
                 case ClientFrameKind.Admit:
@@ -405,6 +415,12 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             }
 
             _helloTimers.Clear();
+            foreach (var timer in _graceTimers.Values)
+            {
+                timer.Dispose();
+            }
+
+            _graceTimers.Clear();
         }
     }
 
@@ -458,7 +474,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     }
 
     /// <summary>Consumes the ticket (once) and returns the grant (and the room it read), without binding any connection.</summary>
-    private async ValueTask<(SignallingResult<ConnectionGrant> Result, RoomRecord? Room)> AuthorizeCoreAsync(string? ticket, CancellationToken cancellationToken)
+    private async ValueTask<(SignallingResult<ConnectionGrant> Result, RoomRecord? Room)> AuthorizeCoreAsync(string? ticket, long? resumeEpoch, CancellationToken cancellationToken)
     {
         var record = TicketId.TryParse(ticket, out var parsed) ? await _store.ConsumeTicketAsync(parsed.ComputeHash(), cancellationToken).ConfigureAwait(false) : null;
         if (record is null)
@@ -496,79 +512,126 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
         // The epoch the connection takes when it binds. Nothing is written here: a grant whose connection never binds
         // (the socket failed after the authorizer) changes nothing, and the member rejoins with a fresh ticket.
-        return (new ConnectionGrant(room.Id, member.Id, member.Epoch + 1, room.SealsAt), room);
+        // A resume is only worth carrying for the member's current epoch; whether it still can resume is decided at the bind.
+        var resume = resumeEpoch == member.Epoch && _options.ResumeGracePeriod > TimeSpan.Zero ? resumeEpoch : null;
+        return (new ConnectionGrant(room.Id, member.Id, member.Epoch + 1, room.SealsAt) { ResumeEpoch = resume }, room);
     }
 
     /// <summary>
     /// Binds a connection to the member of its grant: the member's record takes the grant's epoch and the connection, the
     /// previous connection (if any) is closed and its departure told. Idempotent for the same connection (a gateway that
     /// does not serialise a connection's frames may bind twice concurrently); a grant older than the member's epoch is stale.
+    /// A grant that asks to resume the member's current epoch, while that epoch's connection is suspended within its grace
+    /// period or still recorded, keeps the epoch instead: the previous connection is closed and nobody is told anything.
     /// </summary>
-    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member)>> BindAsync(string connectionId, ConnectionGrant grant, CancellationToken cancellationToken)
+    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member, bool Resumed)>> BindAsync(string connectionId, ConnectionGrant grant, CancellationToken cancellationToken)
     {
         var room = await _store.GetRoomAsync(grant.Room, cancellationToken).ConfigureAwait(false);
         return room is null
-            ? SignallingResult<(RoomRecord, MemberRecord)>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.")
+            ? SignallingResult<(RoomRecord, MemberRecord, bool)>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.")
             : await BindToRoomAsync(connectionId, grant, room, cancellationToken).ConfigureAwait(false);
     }
 
-    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member)>> BindToRoomAsync(string connectionId, ConnectionGrant grant, RoomRecord room, CancellationToken cancellationToken)
+    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member, bool Resumed)>> BindToRoomAsync(string connectionId, ConnectionGrant grant, RoomRecord room, CancellationToken cancellationToken)
     {
-        if (room.IsSealedAt(_time.GetUtcNow()))
+        var now = _time.GetUtcNow();
+        if (room.IsSealedAt(now))
         {
-            return SignallingResult<(RoomRecord, MemberRecord)>.Failure(SignallingErrorCode.RoomSealed, "The room's join window has closed.");
+            return SignallingResult<(RoomRecord, MemberRecord, bool)>.Failure(SignallingErrorCode.RoomSealed, "The room's join window has closed.");
         }
 
         var change = await UpdateMemberAsync(
             grant.Room,
             grant.Member,
-            m => m.Admission == AdmissionStatus.Denied || m.ConnectionId == connectionId || m.Epoch >= grant.Epoch
-                ? null
-                : m with { Epoch = grant.Epoch, ConnectionId = connectionId, ReadyAt = null, ExpiresAt = null },
+            m =>
+            {
+                if (m.Admission == AdmissionStatus.Denied || m.ConnectionId == connectionId)
+                {
+                    return null;
+                }
+
+                if (CanResume(m, grant, now))
+                {
+                    // Same epoch. Messages to it stay queued until this connection's hello has its welcome.
+                    return m with { ConnectionId = connectionId, SuspendedUntil = m.SuspendedUntil ?? now + _options.ResumeGracePeriod, ExpiresAt = null };
+                }
+
+                return m.Epoch >= grant.Epoch ? null : m with { Epoch = grant.Epoch, ConnectionId = connectionId, ReadyAt = null, ExpiresAt = null, SuspendedUntil = null };
+            },
             cancellationToken).ConfigureAwait(false);
         if (change.After is not { } member)
         {
             var current = change.Before;
             if (current is null)
             {
-                return SignallingResult<(RoomRecord, MemberRecord)>.Failure(SignallingErrorCode.RoomNotFound, "No such member, or the room has expired.");
+                return SignallingResult<(RoomRecord, MemberRecord, bool)>.Failure(SignallingErrorCode.RoomNotFound, "No such member, or the room has expired.");
             }
 
             if (current.Admission == AdmissionStatus.Denied)
             {
-                return SignallingResult<(RoomRecord, MemberRecord)>.Failure(SignallingErrorCode.Denied, "The room's admin denied you.");
+                return SignallingResult<(RoomRecord, MemberRecord, bool)>.Failure(SignallingErrorCode.Denied, "The room's admin denied you.");
             }
 
             if (current.ConnectionId != connectionId)
             {
-                return SignallingResult<(RoomRecord, MemberRecord)>.Failure(SignallingErrorCode.StaleEpoch, "A newer connection of this member has replaced this one; connect again with a fresh ticket.");
+                return SignallingResult<(RoomRecord, MemberRecord, bool)>.Failure(SignallingErrorCode.StaleEpoch, "A newer connection of this member has replaced this one; connect again with a fresh ticket.");
             }
 
             // Already bound by a concurrent frame of the same connection (or a bind whose connection record was lost):
             // writing the record again is harmless and heals the second case.
             await _store.PutConnectionAsync(new ConnectionRecord(connectionId, room.Id, current.Id, current.Epoch, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
-            return (room, current);
+            return (room, current, current.Epoch != grant.Epoch);
         }
 
+        var before = change.Before!;
+        var resumed = member.Epoch == before.Epoch;
         await _store.PutConnectionAsync(new ConnectionRecord(connectionId, room.Id, member.Id, member.Epoch, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
         _metrics.ConnectionOpened();
+        if (resumed)
+        {
+            _metrics.Resume("resumed");
+        }
+
         Log.MemberConnected(_logger, room.Id, member.Id, member.Epoch);
 
         // A refresh: the previous connection is superseded. Close it and end its links; its binding stays
-        // until its own disconnect, so anything it still sends is answered with stale_epoch.
+        // until its own disconnect, so anything it still sends is answered with stale_epoch. A resume closes it too, but
+        // the member never left: its peers keep their links and hear nothing.
         ScheduleHelloTimeout(connectionId);
-        if (change.Before!.ConnectionId is { } previous && previous != connectionId)
+        if (before.ConnectionId is { } previous && previous != connectionId)
         {
             _rateLimiter.Transfer(previous, connectionId); // a reconnect does not buy a fresh burst
             await _push.CloseAsync(previous, cancellationToken).ConfigureAwait(false);
-            if (change.Before.ReadyAt is not null)
+            if (!resumed && before.ReadyAt is not null)
             {
-                await AnnounceDepartureAsync(change.Before, cancellationToken).ConfigureAwait(false);
+                await AnnounceDepartureAsync(before, cancellationToken).ConfigureAwait(false);
             }
         }
+        else if (!resumed && before.ReadyAt is not null && before.SuspendedUntil is not null)
+        {
+            // A fresh start over a suspended epoch (the client did not ask to resume): that epoch has left.
+            await _store.TakeQueuedMessagesAsync(room.Id, member.Id, before.Epoch, cancellationToken).ConfigureAwait(false);
+            await AnnounceDepartureAsync(before, cancellationToken).ConfigureAwait(false);
+        }
 
-        return (room, member);
+        return (room, member, resumed);
     }
+
+    /// <summary>Whether <paramref name="grant"/> resumes <paramref name="member"/>'s epoch: it asked for exactly that epoch, and
+    /// the epoch's connection said hello and is suspended within its grace period or still recorded (its drop not yet seen).</summary>
+    private bool CanResume(MemberRecord member, ConnectionGrant grant, DateTimeOffset now)
+        => _options.ResumeGracePeriod > TimeSpan.Zero
+            && grant.ResumeEpoch == member.Epoch
+            && grant.Epoch == member.Epoch + 1
+            && member.ReadyAt is not null
+            && (member.ConnectionId is not null || member.SuspendedUntil > now);
+
+    /// <summary>Whether a suspended member's grace period has passed with no connection: it has left, whether or not a timer said so yet.</summary>
+    private static bool SuspensionExpired(MemberRecord member, DateTimeOffset now)
+        => member.ConnectionId is null && member.SuspendedUntil is { } until && until <= now;
+
+    /// <summary>Whether the member is in the call at <paramref name="now"/> (<see cref="MemberRecord.IsPresent"/>, an expired suspension excluded).</summary>
+    private static bool IsPresentAt(MemberRecord member, DateTimeOffset now) => member.IsPresent && !SuspensionExpired(member, now);
 
     private async ValueTask HelloAsync(string connectionId, RoomRecord room, MemberRecord self, ClientFrame frame, CancellationToken cancellationToken)
     {
@@ -596,6 +659,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             return;
         }
 
+        // A resumed connection (bound with its member's epoch, which said hello before): messages to it are queued until now.
+        var resuming = change.After is null && current.SuspendedUntil is not null;
+        var queued = resuming ? await _store.TakeQueuedMessagesAsync(room.Id, current.Id, current.Epoch, cancellationToken).ConfigureAwait(false) : null;
         var members = await _store.ListMembersAsync(room.Id, cancellationToken).ConfigureAwait(false);
         var others = new List<MemberView>(members.Count);
         foreach (var member in members)
@@ -617,8 +683,16 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 Status = current.Admission,
                 IceServers = iceServers,
                 ServerTime = _time.GetUtcNow(),
+                Resumed = resuming,
+                Missed = queued?.Dropped ?? 0,
             },
             cancellationToken).ConfigureAwait(false);
+
+        if (resuming)
+        {
+            await ResumeAsync(connectionId, room, current, members, queued!, cancellationToken).ConfigureAwait(false);
+            return;
+        }
 
         if (change.After is null)
         {
@@ -644,11 +718,59 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         else if (current.Admission == AdmissionStatus.Pending)
         {
             var admin = FindAdmin(members, room);
-            if (admin?.ConnectionId is { } adminConnection && admin.ReadyAt is not null)
+            if (admin is { ConnectionId: { } adminConnection, ReadyAt: not null, SuspendedUntil: null })
             {
                 await SendAsync(adminConnection, new AdmissionRequestMessage { Member = ViewOf(current) }, cancellationToken).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// Ends a resume after its welcome: stops queueing (the member is live again) and delivers, in order, what was queued
+    /// before the welcome and what arrived between it and the switch. A sender that queues after the switch delivers its
+    /// message itself (<see cref="EnqueueAsync"/>). A resumed admin gets every pending request again.
+    /// </summary>
+    private async ValueTask ResumeAsync(string connectionId, RoomRecord room, MemberRecord self, IReadOnlyList<MemberRecord> members, QueuedMessages queued, CancellationToken cancellationToken)
+    {
+        var cleared = await UpdateMemberAsync(
+            room.Id,
+            self.Id,
+            m => m.ConnectionId == connectionId && m.Epoch == self.Epoch && m.SuspendedUntil is not null ? m with { SuspendedUntil = null } : null,
+            cancellationToken).ConfigureAwait(false);
+        var delivered = await PushAllAsync(connectionId, queued.Messages, cancellationToken).ConfigureAwait(false);
+        var dropped = queued.Dropped;
+        if (cleared.After is not null)
+        {
+            var stragglers = await _store.TakeQueuedMessagesAsync(room.Id, self.Id, self.Epoch, cancellationToken).ConfigureAwait(false);
+            delivered += await PushAllAsync(connectionId, stragglers.Messages, cancellationToken).ConfigureAwait(false);
+            dropped += stragglers.Dropped;
+        }
+
+        Log.MemberResumed(_logger, room.Id, self.Id, self.Epoch, delivered, dropped);
+        if (self.IsAdmin)
+        {
+            foreach (var member in members)
+            {
+                if (member.Admission == AdmissionStatus.Pending)
+                {
+                    await SendAsync(connectionId, new AdmissionRequestMessage { Member = ViewOf(member) }, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+    }
+
+    private async ValueTask<int> PushAllAsync(string connectionId, IReadOnlyList<ReadOnlyMemory<byte>> messages, CancellationToken cancellationToken)
+    {
+        foreach (var message in messages)
+        {
+            if (await _push.PushAsync(connectionId, message, cancellationToken).ConfigureAwait(false) == PushOutcome.Gone)
+            {
+                await DisconnectCoreAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                return 0;
+            }
+        }
+
+        return messages.Count;
     }
 
     private async ValueTask DecideAsync(string connectionId, RoomRecord room, MemberRecord self, ClientFrame frame, CancellationToken cancellationToken)
@@ -712,17 +834,29 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         var view = ViewOf(target);
         ServerMessage notice = admit ? new AdmittedMessage { Member = view } : new DeniedMessage { Member = view };
         await SendAsync(connectionId, notice, cancellationToken).ConfigureAwait(false);
-        if (target.ConnectionId is not { } targetConnection)
+        if (!admit)
         {
+            if (target.ConnectionId is { } deniedConnection && target.SuspendedUntil is null)
+            {
+                await SendAsync(deniedConnection, notice, cancellationToken).ConfigureAwait(false);
+                await _push.CloseAsync(deniedConnection, cancellationToken).ConfigureAwait(false);
+            }
+            else if (target.ConnectionId is { } resumingConnection)
+            {
+                await _push.CloseAsync(resumingConnection, cancellationToken).ConfigureAwait(false); // its resume ends as denied
+            }
+
             return;
         }
 
-        await SendAsync(targetConnection, notice, cancellationToken).ConfigureAwait(false);
-        if (!admit)
+        if (target.ConnectionId is null && target.SuspendedUntil is null)
         {
-            await _push.CloseAsync(targetConnection, cancellationToken).ConfigureAwait(false);
+            return; // a knock that is not connected learns it when it connects
         }
-        else if (target.ReadyAt is not null)
+
+        // A suspended newcomer gets the notice and its plan when it resumes, in order.
+        _ = await DeliverAsync(target, Serialize(notice), cancellationToken).ConfigureAwait(false);
+        if (target.ReadyAt is not null)
         {
             var members = await _store.ListMembersAsync(room.Id, cancellationToken).ConfigureAwait(false);
             await PlanMeshAsync(target, members, cancellationToken).ConfigureAwait(false);
@@ -736,22 +870,35 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     private async ValueTask PlanMeshAsync(MemberRecord newcomer, IReadOnlyList<MemberRecord> members, CancellationToken cancellationToken)
     {
         var newcomerView = ViewOf(newcomer);
+        var now = _time.GetUtcNow();
         foreach (var existing in members)
         {
-            if (existing.Id == newcomer.Id || !existing.IsLive)
+            if (existing.Id == newcomer.Id)
             {
                 continue;
             }
 
+            if (SuspensionExpired(existing, now))
+            {
+                await FinalizeSuspensionAsync(existing.Room, existing.Id, existing.Epoch, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            if (!existing.IsPresent)
+            {
+                continue;
+            }
+
+            // A suspended member is in the call: its plan is queued for its resume, and the newcomer links up to it then.
             var existingOffers = existing.ReadyAt < newcomer.ReadyAt
                 || (existing.ReadyAt == newcomer.ReadyAt && string.CompareOrdinal(existing.Id.Value, newcomer.Id.Value) < 0);
-            await SendAsync(
-                existing.ConnectionId!,
-                new ConnectToPeerMessage { Peer = newcomerView, PeerEpoch = newcomer.Epoch, Offerer = existingOffers, Polite = !existingOffers },
+            _ = await DeliverAsync(
+                existing,
+                Serialize(new ConnectToPeerMessage { Peer = newcomerView, PeerEpoch = newcomer.Epoch, Offerer = existingOffers, Polite = !existingOffers }),
                 cancellationToken).ConfigureAwait(false);
-            await SendAsync(
-                newcomer.ConnectionId!,
-                new ConnectToPeerMessage { Peer = ViewOf(existing), PeerEpoch = existing.Epoch, Offerer = !existingOffers, Polite = existingOffers },
+            _ = await DeliverAsync(
+                newcomer,
+                Serialize(new ConnectToPeerMessage { Peer = ViewOf(existing), PeerEpoch = existing.Epoch, Offerer = !existingOffers, Polite = existingOffers }),
                 cancellationToken).ConfigureAwait(false);
         }
     }
@@ -782,7 +929,14 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             return;
         }
 
-        if (!target.IsLive)
+        var now = _time.GetUtcNow();
+        if (SuspensionExpired(target, now))
+        {
+            // No timer told the room yet (a stateless host, or the process that saw the drop is gone): this is the moment.
+            await FinalizeSuspensionAsync(target.Room, target.Id, target.Epoch, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (!IsPresentAt(target, now))
         {
             await SendErrorAsync(connectionId, SignallingErrorCode.PeerUnavailable, "That member is not connected and admitted.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
             return;
@@ -796,10 +950,10 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
         var span = payload.Span;
         var buffer = RelayFrame.Write(self.Id, self.Epoch, span[frame.Description], span[frame.Candidates], out var length);
-        PushOutcome outcome;
+        Delivery outcome;
         try
         {
-            outcome = await _push.PushAsync(target.ConnectionId!, buffer.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
+            outcome = await DeliverAsync(target, buffer.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -808,14 +962,17 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
         switch (outcome)
         {
-            case PushOutcome.Delivered:
+            case Delivery.Delivered:
+            case Delivery.Queued:
                 _metrics.SignalRelayed(_time.GetElapsedTime(started));
                 break;
-            case PushOutcome.Gone:
-                await DisconnectCoreAsync(target.ConnectionId!, cancellationToken).ConfigureAwait(false);
+            case Delivery.QueueFull:
+                await SendErrorAsync(connectionId, SignallingErrorCode.DeliveryFailed, "That member's connection is resuming and its queue is full; the signal was dropped.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+                break;
+            case Delivery.Gone:
                 await SendErrorAsync(connectionId, SignallingErrorCode.PeerUnavailable, "That member's connection is gone.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
                 break;
-            case PushOutcome.Undeliverable:
+            case Delivery.Undeliverable:
                 // Not a departure: the gateway could not say. The member stays; the sender may retry.
                 Log.PushUndeliverable(_logger, self.Room, target.Id);
                 await SendErrorAsync(connectionId, SignallingErrorCode.DeliveryFailed, "The signal could not be delivered now; that member was not removed. Retry.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
@@ -827,7 +984,11 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
     }
 
-    private async ValueTask DisconnectCoreAsync(string connectionId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Ends a connection. A member that said hello is suspended for the grace period (<see cref="TalkiSignallingOptions.ResumeGracePeriod"/>):
+    /// nobody is told, and it may resume; one that leaves (<paramref name="leaving"/>), or with no grace period, leaves now.
+    /// </summary>
+    private async ValueTask DisconnectCoreAsync(string connectionId, CancellationToken cancellationToken, bool leaving = false)
     {
         _rateLimiter.Release(connectionId);
         CancelHelloTimeout(connectionId);
@@ -838,16 +999,46 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         _metrics.ConnectionClosed();
+        var now = _time.GetUtcNow();
+        var suspend = !leaving && _options.ResumeGracePeriod > TimeSpan.Zero;
         var change = await UpdateMemberAsync(
             connection.Room,
             connection.Member,
-            m => m.ConnectionId == connectionId
-                ? m with { ConnectionId = null, ReadyAt = null, ExpiresAt = m.Admission == AdmissionStatus.Pending ? _time.GetUtcNow() + _options.TicketLifetime : m.ExpiresAt }
-                : null,
+            m =>
+            {
+                if (m.ConnectionId != connectionId)
+                {
+                    return null;
+                }
+
+                if (suspend && m.ReadyAt is not null)
+                {
+                    // A resumed connection that drops again keeps its first deadline: reconnecting never extends the grace.
+                    var until = m.SuspendedUntil ?? now + _options.ResumeGracePeriod;
+                    var expires = m.Admission == AdmissionStatus.Pending ? Max(now + _options.TicketLifetime, until) : m.ExpiresAt;
+                    return m with { ConnectionId = null, SuspendedUntil = until, ExpiresAt = expires };
+                }
+
+                return m with { ConnectionId = null, ReadyAt = null, SuspendedUntil = null, ExpiresAt = m.Admission == AdmissionStatus.Pending ? now + _options.TicketLifetime : m.ExpiresAt };
+            },
             cancellationToken).ConfigureAwait(false);
         if (change.After is null || change.Before!.ReadyAt is null)
         {
             return; // Superseded by a newer connection, or never said hello: nobody knew of it.
+        }
+
+        if (change.After.SuspendedUntil is { } suspendedUntil)
+        {
+            _metrics.Resume("suspended");
+            Log.MemberSuspended(_logger, connection.Room, connection.Member, change.After.Epoch, suspendedUntil);
+            ScheduleGraceTimer(change.After, suspendedUntil);
+            return;
+        }
+
+        if (change.Before.SuspendedUntil is not null)
+        {
+            // Left while its messages were still queued (a resumed connection that said goodbye before its hello).
+            await _store.TakeQueuedMessagesAsync(connection.Room, connection.Member, change.Before.Epoch, cancellationToken).ConfigureAwait(false);
         }
 
         Log.MemberDisconnected(_logger, connection.Room, connection.Member, connection.Epoch);
@@ -865,15 +1056,183 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     {
         var members = await _store.ListMembersAsync(departed.Room, cancellationToken).ConfigureAwait(false);
         var message = Serialize(new PeerLeftMessage { Member = departed.Id, Epoch = departed.Epoch });
+        var now = _time.GetUtcNow();
         foreach (var member in members)
         {
-            var tell = departed.Admission == AdmissionStatus.Admitted ? member.IsLive : member.IsAdmin && member.ReadyAt is not null;
-            if (member.Id != departed.Id && tell && member.ConnectionId is { } target)
+            // A suspended member hears it when it resumes (queued); one whose grace has passed has left itself.
+            var tell = departed.Admission == AdmissionStatus.Admitted ? IsPresentAt(member, now) : member.IsAdmin && member.ReadyAt is not null && !SuspensionExpired(member, now);
+            if (member.Id != departed.Id && tell && (member.ConnectionId is not null || member.SuspendedUntil is not null))
             {
-                _ = await _push.PushAsync(target, message, cancellationToken).ConfigureAwait(false);
+                _ = await DeliverAsync(member, message, cancellationToken, handleGone: false).ConfigureAwait(false);
             }
         }
     }
+
+    /// <summary>
+    /// Sends a message to a member: pushed to its connection, or queued while it is suspended (or resuming, until its
+    /// welcome). A push that finds the connection gone suspends the member (when it said hello) and queues the message.
+    /// </summary>
+    /// <param name="target">The member as last read.</param>
+    /// <param name="message">The UTF-8 JSON frame.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <param name="handleGone">Whether a gone connection is handled (suspended, or unbound) here.</param>
+    private async ValueTask<Delivery> DeliverAsync(MemberRecord target, ReadOnlyMemory<byte> message, CancellationToken cancellationToken, bool handleGone = true)
+    {
+        if (target.SuspendedUntil is not null)
+        {
+            return await EnqueueAsync(target, message, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (target.ConnectionId is not { } connectionId)
+        {
+            return Delivery.Gone;
+        }
+
+        switch (await _push.PushAsync(connectionId, message, cancellationToken).ConfigureAwait(false))
+        {
+            case PushOutcome.Delivered:
+                return Delivery.Delivered;
+            case PushOutcome.Undeliverable:
+                return Delivery.Undeliverable;
+            case PushOutcome.PayloadTooLarge:
+                return Delivery.TooLarge;
+        }
+
+        if (!handleGone)
+        {
+            return Delivery.Gone;
+        }
+
+        // The gateway says the socket is gone (its $disconnect may never come): the member's grace period starts now.
+        await DisconnectCoreAsync(connectionId, cancellationToken).ConfigureAwait(false);
+        var after = await _store.GetMemberAsync(target.Room, target.Id, cancellationToken).ConfigureAwait(false);
+        return after is { SuspendedUntil: not null, ConnectionId: null } && after.Epoch == target.Epoch
+            ? await EnqueueAsync(after, message, cancellationToken).ConfigureAwait(false)
+            : Delivery.Gone;
+    }
+
+    /// <summary>Queues a message for a suspended member's resume (bounded), or ends a suspension whose grace has passed.</summary>
+    private async ValueTask<Delivery> EnqueueAsync(MemberRecord target, ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        if (SuspensionExpired(target, now))
+        {
+            await FinalizeSuspensionAsync(target.Room, target.Id, target.Epoch, cancellationToken).ConfigureAwait(false);
+            return Delivery.Gone;
+        }
+
+        // Long enough for a resume at the last moment and its hello; every append may extend it.
+        var until = target.SuspendedUntil!.Value;
+        var expiresAt = (until > now ? until : now) + _options.Limits.HelloTimeout + QueueExpiryMargin;
+        var limits = _options.Limits;
+        var queued = await _store.EnqueueMessageAsync(target.Room, target.Id, target.Epoch, message, limits.MaxQueuedMessagesPerMember, limits.MaxQueuedBytesPerMember, expiresAt, cancellationToken).ConfigureAwait(false);
+        if (!queued)
+        {
+            Log.ResumeQueueFull(_logger, target.Room, target.Id);
+        }
+
+        // The resumed connection's welcome may have taken the queue while this was appended: whoever sees the switch to live
+        // delivers what is left (the take is atomic, so nothing is delivered twice).
+        var again = await _store.GetMemberAsync(target.Room, target.Id, cancellationToken).ConfigureAwait(false);
+        if (again is { SuspendedUntil: null, ConnectionId: { } resumed } && again.Epoch == target.Epoch)
+        {
+            var rest = await _store.TakeQueuedMessagesAsync(target.Room, target.Id, target.Epoch, cancellationToken).ConfigureAwait(false);
+            _ = await PushAllAsync(resumed, rest.Messages, cancellationToken).ConfigureAwait(false);
+        }
+
+        return queued ? Delivery.Queued : Delivery.QueueFull;
+    }
+
+    /// <summary>
+    /// Ends a suspension whose grace period has passed without a resume: the member leaves as it would have without one
+    /// (<c>peer_left</c> to the room, unless it sealed), and its queue is discarded. Idempotent: only one caller wins.
+    /// </summary>
+    private async ValueTask FinalizeSuspensionAsync(RoomId roomId, MemberId memberId, long epoch, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        var change = await UpdateMemberAsync(
+            roomId,
+            memberId,
+            m => m.Epoch == epoch && SuspensionExpired(m, now) ? m with { SuspendedUntil = null, ReadyAt = null } : null,
+            cancellationToken).ConfigureAwait(false);
+        if (_graceTimers.TryRemove((roomId, memberId, epoch), out var timer))
+        {
+            await timer.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (change.After is null)
+        {
+            return; // resumed, already ended, or a newer epoch
+        }
+
+        var discarded = await _store.TakeQueuedMessagesAsync(roomId, memberId, epoch, cancellationToken).ConfigureAwait(false);
+        _metrics.Resume("expired");
+        Log.SuspensionEnded(_logger, roomId, memberId, epoch, discarded.Messages.Count + discarded.Dropped);
+        var room = await _store.GetRoomAsync(roomId, cancellationToken).ConfigureAwait(false);
+        if (room is null || room.IsSealedAt(now))
+        {
+            return; // After sealing the server has left the scene.
+        }
+
+        await AnnounceDepartureAsync(change.Before!, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Arms the timer that ends a suspension at <paramref name="until"/> (in this process; others end it lazily when they meet it).</summary>
+    private void ScheduleGraceTimer(MemberRecord member, DateTimeOffset until)
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        var key = (member.Room, member.Id, member.Epoch);
+        var timer = _time.CreateTimer(
+            static state =>
+            {
+                var (engine, key, until) = ((SignallingEngine, (RoomId, MemberId, long), DateTimeOffset))state!;
+                _ = engine.GraceTimerFiredAsync(key, until);
+            },
+            (this, key, until),
+            Timeout.InfiniteTimeSpan,
+            Timeout.InfiniteTimeSpan);
+        if (_graceTimers.TryAdd(key, timer))
+        {
+            var due = until - _time.GetUtcNow();
+            timer.Change(due < TimeSpan.Zero ? TimeSpan.Zero : due, Timeout.InfiniteTimeSpan);
+        }
+        else
+        {
+            timer.Dispose(); // a timer for this epoch runs already (a resumed connection that dropped again keeps its deadline)
+        }
+    }
+
+    private async Task GraceTimerFiredAsync((RoomId Room, MemberId Member, long Epoch) key, DateTimeOffset until)
+    {
+        try
+        {
+            var remaining = until - _time.GetUtcNow();
+            if (remaining > TimeSpan.Zero && _graceTimers.TryGetValue(key, out var timer))
+            {
+                // Like the seal: a timer that fires before the clock reaches the deadline re-arms for the remainder.
+                if (timer.Change(RearmDelay(remaining), Timeout.InfiniteTimeSpan))
+                {
+                    Log.GraceTimerRearmed(_logger, remaining);
+                }
+
+                return;
+            }
+
+            await FinalizeSuspensionAsync(key.Room, key.Member, key.Epoch, CancellationToken.None).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // A timer callback must not throw.
+        catch (Exception exception)
+#pragma warning restore CA1031
+        {
+            Log.UnexpectedFailure(_logger, exception, NewCorrelationId());
+        }
+    }
+
+    private static DateTimeOffset Max(DateTimeOffset a, DateTimeOffset b) => a > b ? a : b;
 
     /// <summary>Admits a pending member, taking a seat atomically in the store.</summary>
     /// <returns>The change (as <see cref="UpdateMemberAsync"/> reports it), or full when no seat is free (nothing was written).</returns>
@@ -1115,7 +1474,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         Verified = member.IsVerified,
         Admin = member.IsAdmin,
         Status = member.Admission,
-        Online = member.ConnectionId is not null && member.ReadyAt is not null,
+        Online = member.ReadyAt is not null && (member.ConnectionId is not null || member.SuspendedUntil is not null),
         Epoch = member.Epoch,
     };
 
@@ -1168,4 +1527,15 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     internal static string NewCorrelationId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 
     private readonly record struct MemberChange(MemberRecord? Before, MemberRecord? After);
+
+    /// <summary>What became of a message to a member.</summary>
+    private enum Delivery
+    {
+        Delivered,
+        Queued,
+        QueueFull,
+        Gone,
+        Undeliverable,
+        TooLarge,
+    }
 }

@@ -15,6 +15,7 @@ internal sealed class SignallingMetrics
     private readonly UpDownCounter<long> _connectionsActive;
     private readonly Counter<long> _signalsRelayed;
     private readonly Counter<long> _errors;
+    private readonly Counter<long> _resumes;
     private readonly Histogram<double> _relayDuration;
 
     public SignallingMetrics(IMeterFactory meterFactory)
@@ -27,6 +28,7 @@ internal sealed class SignallingMetrics
         _connectionsOpened = meter.CreateCounter<long>("talki.signalling.connections.opened", "{connection}", "Connections authorized.");
         _connectionsActive = meter.CreateUpDownCounter<long>("talki.signalling.connections.active", "{connection}", "Connections currently bound to a member.");
         _signalsRelayed = meter.CreateCounter<long>("talki.signalling.signals.relayed", "{signal}", "Signals relayed between members.");
+        _resumes = meter.CreateCounter<long>("talki.signalling.connections.resumes", "{connection}", "Dropped connections, by outcome: suspended (the grace period began), resumed (same epoch), expired (left after the grace period).");
         _errors = meter.CreateCounter<long>("talki.signalling.errors", "{error}", "Errors returned to clients, by error code.");
         _relayDuration = meter.CreateHistogram<double>(
             "talki.signalling.relay.duration",
@@ -48,6 +50,8 @@ internal sealed class SignallingMetrics
     }
 
     public void ConnectionClosed() => _connectionsActive.Add(-1);
+
+    public void Resume(string outcome) => _resumes.Add(1, new KeyValuePair<string, object?>("talki.resume.outcome", outcome));
 
     public void SignalRelayed(TimeSpan elapsed)
     {

@@ -113,7 +113,7 @@ public sealed class SelfHostedGatewayTests
 
         public List<string> Disconnected { get; } = [];
 
-        public ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, CancellationToken cancellationToken = default)
+        public ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default)
         {
             Connected.TrySetResult(connectionId);
             return new(new ConnectionGrant(RoomId.New(), MemberId.New(), 1, DateTimeOffset.UtcNow.AddMinutes(5)));
@@ -135,14 +135,14 @@ public sealed class SelfHostedGatewayTests
 
         public ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
-        public ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+        public ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
         public ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => throw new NotSupportedException();
     }
 
     private sealed class ThrowingEngine : ISignallingEngine
     {
-        public ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, CancellationToken cancellationToken = default) => throw new InvalidOperationException("store down");
+        public ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) => throw new InvalidOperationException("store down");
 
         public ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
 
@@ -152,7 +152,7 @@ public sealed class SelfHostedGatewayTests
 
         public ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
-        public ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+        public ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
         public ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => throw new NotSupportedException();
     }

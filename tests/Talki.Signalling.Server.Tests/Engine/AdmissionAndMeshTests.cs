@@ -277,22 +277,39 @@ public sealed class AdmissionAndMeshTests
     }
 
     [Fact]
-    public async Task Disconnect_TellsOthers_OnceOnly()
+    public async Task Disconnect_TellsOthers_OnceOnly_WhenTheGracePeriodEnds()
     {
         using var h = new EngineHarness();
         var (_, adminConnection, members) = await h.RoomWithMembersAsync("bob");
         await h.Engine.DisconnectAsync(members[0].Connection);
         await h.Engine.DisconnectAsync(members[0].Connection);
+        h.Time.Advance(TimeSpan.FromSeconds(19));
+        Assert.Empty(h.Push.To<PeerLeftMessage>(adminConnection));
+        h.Time.Advance(TimeSpan.FromSeconds(1));
+        await WaitUntil(() => h.Push.To<PeerLeftMessage>(adminConnection).Count > 0);
+        h.Time.Advance(TimeSpan.FromMinutes(1));
         Assert.Single(h.Push.To<PeerLeftMessage>(adminConnection));
     }
 
     [Fact]
-    public async Task Disconnect_PendingMember_AdminIsTold()
+    public async Task Disconnect_PendingMember_AdminIsToldWhenTheGracePeriodEnds()
     {
         using var h = new EngineHarness();
         var (admin, adminConnection, bob, bobConnection) = await h.RoomWithPendingMemberAsync();
         await h.Engine.DisconnectAsync(bobConnection);
+        Assert.Empty(h.Push.To<PeerLeftMessage>(adminConnection));
+        h.Time.Advance(TimeSpan.FromSeconds(20));
+        await WaitUntil(() => h.Push.To<PeerLeftMessage>(adminConnection).Count > 0);
         Assert.Equal(bob.Member, h.Push.Single<PeerLeftMessage>(adminConnection).Member);
+    }
+
+    [Fact]
+    public async Task Leave_IsADepartureAtOnce_NoGracePeriod()
+    {
+        using var h = new EngineHarness();
+        var (_, adminConnection, members) = await h.RoomWithMembersAsync("bob");
+        await h.SendAsync(members[0].Connection, """{"type":"leave"}""");
+        Assert.Equal(members[0].Grant.Member, h.Push.Single<PeerLeftMessage>(adminConnection).Member);
     }
 
     [Fact]

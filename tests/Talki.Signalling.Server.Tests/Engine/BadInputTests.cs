@@ -205,6 +205,12 @@ public sealed class BadInputTests
 
             public ValueTask StoreTicketAsync(TicketRecord ticket, CancellationToken cancellationToken = default) => inner.StoreTicketAsync(ticket, cancellationToken);
 
+            public ValueTask<bool> EnqueueMessageAsync(RoomId room, MemberId member, long epoch, ReadOnlyMemory<byte> message, int maxMessages, int maxBytes, DateTimeOffset expiresAt, CancellationToken cancellationToken = default)
+                => inner.EnqueueMessageAsync(room, member, epoch, message, maxMessages, maxBytes, expiresAt, cancellationToken);
+
+            public ValueTask<QueuedMessages> TakeQueuedMessagesAsync(RoomId room, MemberId member, long epoch, CancellationToken cancellationToken = default)
+                => inner.TakeQueuedMessagesAsync(room, member, epoch, cancellationToken);
+
             public ValueTask<TicketRecord?> ConsumeTicketAsync(string hash, CancellationToken cancellationToken = default) => inner.ConsumeTicketAsync(hash, cancellationToken);
 
             public ValueTask PutConnectionAsync(ConnectionRecord connection, CancellationToken cancellationToken = default) => inner.PutConnectionAsync(connection, cancellationToken);

@@ -137,9 +137,31 @@ public sealed class RelayTests
     }
 
     [Fact]
-    public async Task Signal_TargetGone_PrunedAndSenderTold()
+    public async Task Signal_TargetGone_IsQueuedForItsResume_AndAfterTheGracePeriodItIsPrunedAndTheRoomTold()
     {
         using var h = new EngineHarness();
+        var (_, adminConnection, members) = await h.RoomWithMembersAsync("bob", "cy");
+        var (bob, bobConnection) = members[0];
+        var (_, cyConnection) = members[1];
+        h.Push.Gone[bobConnection] = true;
+        h.Push.Clear();
+
+        // The gateway says bob's socket is gone: that starts bob's grace period; the signal waits for its resume.
+        await h.SendAsync(adminConnection, $$$"""{"type":"signal","to":"{{{bob.Member}}}","candidates":[{"candidate":"x"}]}""");
+        Assert.Empty(h.Push.To<ErrorMessage>(adminConnection));
+        Assert.Empty(h.Push.To<PeerLeftMessage>(cyConnection));
+
+        h.Time.Advance(TimeSpan.FromSeconds(20));
+        await AdmissionAndMeshTests.WaitUntil(() => h.Push.To<PeerLeftMessage>(cyConnection).Count == 1);
+        Assert.Equal(bob.Member, h.Push.Single<PeerLeftMessage>(cyConnection).Member);
+        await h.SendAsync(adminConnection, $$$"""{"type":"signal","to":"{{{bob.Member}}}","candidates":[{"candidate":"x"}]}""");
+        Assert.Equal(SignallingErrorCode.PeerUnavailable, h.Push.LastError(adminConnection).Code);
+    }
+
+    [Fact]
+    public async Task Signal_TargetGone_WithoutAGracePeriod_PrunedAndSenderToldAtOnce()
+    {
+        using var h = new EngineHarness(o => o.ResumeGracePeriod = TimeSpan.Zero);
         var (_, adminConnection, members) = await h.RoomWithMembersAsync("bob", "cy");
         var (bob, bobConnection) = members[0];
         var (_, cyConnection) = members[1];
@@ -150,8 +172,6 @@ public sealed class RelayTests
 
         Assert.Equal(SignallingErrorCode.PeerUnavailable, h.Push.LastError(adminConnection).Code);
         Assert.Equal(bob.Member, h.Push.Single<PeerLeftMessage>(cyConnection).Member);
-        await h.SendAsync(adminConnection, $$$"""{"type":"signal","to":"{{{bob.Member}}}","candidates":[{"candidate":"x"}]}""");
-        Assert.Equal(SignallingErrorCode.PeerUnavailable, h.Push.LastError(adminConnection).Code);
     }
 
     [Fact]
