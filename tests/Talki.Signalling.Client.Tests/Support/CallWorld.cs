@@ -159,6 +159,9 @@ internal sealed class Participant : IAsyncDisposable
 
     public List<InjectingWebSocket> Sockets { get; } = [];
 
+    /// <summary>Gets the URL of every attempt to open the signalling socket, in order.</summary>
+    public List<Uri> ConnectUrls { get; } = [];
+
     /// <summary>Gets or sets a gate new connections wait for (to hold a reconnect open while the test acts).</summary>
     public TaskCompletionSource? ConnectGate { get; set; }
 
@@ -189,6 +192,11 @@ internal sealed class Participant : IAsyncDisposable
     private async Task<WebSocket> ConnectAsync(Uri url, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _connectAttempts);
+        lock (ConnectUrls)
+        {
+            ConnectUrls.Add(url);
+        }
+
         if (ConnectGate is { } gate)
         {
             await gate.Task.WaitAsync(cancellationToken);
