@@ -732,9 +732,10 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
         var (room, admin) = NewRoom();
         await Store.CreateRoomAsync(room, admin);
         var now = Time.GetUtcNow();
-        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(0), 2, 4096, now.AddSeconds(10)));
-        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(1), 2, 4096, now.AddSeconds(20))); // extends
-        Assert.False(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(2), 2, 4096, now.AddSeconds(5))); // does not shorten
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(0), 3, 4096, now.AddSeconds(10)));
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(1), 3, 4096, now.AddSeconds(20))); // extends
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(2), 3, 4096, now.AddSeconds(5))); // does not shorten
+        Assert.False(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(9), 3, 4096, now.AddSeconds(5))); // nor when dropped
         Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 2, Message(3), 2, 4096, now.AddSeconds(10)));
         Assert.False(await Store.EnqueueMessageAsync(room.Id, admin.Id, 2, new byte[5000], 2, 4096, now.AddSeconds(10)));
 
@@ -745,7 +746,7 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
 
         Time.Advance(TimeSpan.FromSeconds(10) - TimeSpan.FromMilliseconds(1)); // just before epoch 1's extended expiry
         var kept = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1);
-        Assert.Equal([0, 1], kept.Messages.Select(Index));
+        Assert.Equal([0, 1, 2], kept.Messages.Select(Index));
         Assert.Equal(1, kept.Dropped);
 
         // An enqueue after the expiry finds nothing of the old queue: its messages, bytes and dropped count are gone.
