@@ -410,8 +410,8 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         await ReadyAsync(cancellationToken).ConfigureAwait(false);
         var append = new QueueAppend(Key(RoomPk(room), QueueSk(member, epoch)), message, maxMessages, maxBytes, expiresAt);
 
-        // First guess: the queue is absent, or live with an expiry this append extends or keeps (the engine's appends to one
-        // queue carry one expiry); then that it is full. A write whose condition fails found another state, made by a
+        // First guess: the queue is absent, or live with an expiry this append extends or keeps (appends to one queue usually
+        // carry the same expiry); then that it is full. A write whose condition fails found another state, made by a
         // concurrent write or the passing of time: read the item and make the write for the state found.
         var write = append.FitsAlone ? QueueWrite.Append : QueueWrite.Drop;
         var now = Iso(_time.GetUtcNow());
