@@ -494,6 +494,305 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
         Assert.NotNull(await Store.GetConnectionAsync(connection));
     }
 
+    [Fact]
+    public async Task SuspendedUntil_RoundTripsThroughAddAndUpdate_AndAnUpdateWithoutItClearsIt()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var bob = Admitted(NewMember(room, "u-bob")) with { Epoch = 2, ReadyAt = Time.GetUtcNow(), SuspendedUntil = Time.GetUtcNow().AddSeconds(30).AddTicks(12_345) };
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8, 8));
+        Assert.Equal(bob, await Store.GetMemberAsync(room.Id, bob.Id));
+        Assert.Equal(bob, await Store.FindMemberByUserAsync(room.Id, "u-bob"));
+        Assert.True((await Store.GetMemberAsync(room.Id, bob.Id))!.IsPresent);
+
+        var later = await Store.TryUpdateMemberAsync(bob with { SuspendedUntil = Time.GetUtcNow().AddMinutes(1).AddTicks(7) });
+        Assert.Equal(bob with { SuspendedUntil = Time.GetUtcNow().AddMinutes(1).AddTicks(7), Version = 1 }, later);
+        Assert.Equal(later, await Store.GetMemberAsync(room.Id, bob.Id));
+
+        var resumed = await Store.TryUpdateMemberAsync(later! with { SuspendedUntil = null, ConnectionId = "c-resumed" });
+        Assert.Equal(later with { SuspendedUntil = null, ConnectionId = "c-resumed", Version = 2 }, resumed);
+        Assert.Equal(resumed, await Store.GetMemberAsync(room.Id, bob.Id));
+        Assert.Equal(resumed, Assert.Single(await Store.ListMembersAsync(room.Id), m => m.Id == bob.Id));
+    }
+
+    [Fact]
+    public async Task EnqueueThenTake_ReturnsTheMessagesInOrder_ByteExact_AndTakingAgainFindsNothing()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+        byte[][] messages =
+        [
+            "{\"type\":\"offer\",\"sdp\":\"v=0\"}"u8.ToArray(),
+            "{\"type\":\"chat\",\"text\":\"Grüße ✓ \\\"quoted\\\"\"}"u8.ToArray(),
+            Enumerable.Range(0, 256).Select(i => (byte)i).ToArray(), // every byte value: stores keep bytes, not text
+            "x"u8.ToArray(),
+        ];
+        var buffer = messages[0].ToArray();
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, buffer, 10, 4096, expiresAt));
+        buffer.AsSpan().Fill((byte)'!'); // the caller's buffer is the caller's again
+        foreach (var message in messages.Skip(1))
+        {
+            Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, message, 10, 4096, expiresAt));
+        }
+
+        var taken = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1);
+
+        Assert.Equal(0, taken.Dropped);
+        Assert.Equal(messages.Length, taken.Messages.Count);
+        for (var i = 0; i < messages.Length; i++)
+        {
+            Assert.Equal(messages[i], taken.Messages[i].ToArray());
+        }
+
+        var again = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1);
+        Assert.Empty(again.Messages);
+        Assert.Equal(0, again.Dropped);
+    }
+
+    [Fact]
+    public async Task Take_OfAQueueNeverWritten_IsEmpty()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+
+        var taken = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1);
+
+        Assert.Empty(taken.Messages);
+        Assert.Equal(0, taken.Dropped);
+    }
+
+    [Fact]
+    public async Task Enqueue_BeyondTheCountBound_IsRefusedAndCounted_AndTakeReturnsTheDroppedCountThenResetsIt()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(i), 3, 4096, expiresAt));
+        }
+
+        Assert.False(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(3), 3, 4096, expiresAt));
+        Assert.False(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(4), 3, 4096, expiresAt));
+
+        var taken = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1);
+        Assert.Equal([0, 1, 2], taken.Messages.Select(Index));
+        Assert.Equal(2, taken.Dropped);
+
+        // Taken: the queue starts empty again, with nothing dropped.
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(5), 3, 4096, expiresAt));
+        taken = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1);
+        Assert.Equal([5], taken.Messages.Select(Index));
+        Assert.Equal(0, taken.Dropped);
+    }
+
+    [Fact]
+    public async Task Enqueue_BeyondTheByteBound_IsRefusedAndCounted_ButAMessageThatFitsExactlyIsStored()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, new byte[60], 10, 100, expiresAt));
+        Assert.False(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, new byte[41], 10, 100, expiresAt)); // 101 bytes
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, new byte[40], 10, 100, expiresAt)); // exactly 100
+        Assert.False(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, new byte[1], 10, 100, expiresAt));
+
+        var taken = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1);
+        Assert.Equal([60, 40], taken.Messages.Select(m => m.Length));
+        Assert.Equal(2, taken.Dropped);
+    }
+
+    [Fact]
+    public async Task Enqueue_OfAMessageLargerThanTheWholeBound_IntoAnEmptyQueue_IsCountedAsDropped()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+
+        Assert.False(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, new byte[101], 10, 100, expiresAt));
+        Assert.False(await Store.EnqueueMessageAsync(room.Id, admin.Id, 2, Message(0), 0, 100, expiresAt)); // no room at all
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, new byte[100], 10, 100, expiresAt));
+
+        var taken = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1);
+        Assert.Equal([100], taken.Messages.Select(m => m.Length));
+        Assert.Equal(1, taken.Dropped);
+        var none = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 2);
+        Assert.Empty(none.Messages);
+        Assert.Equal(1, none.Dropped);
+    }
+
+    [Fact]
+    public async Task Queues_ArePerRoomMemberAndEpoch_WithoutCrossTalk()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var (other, _) = NewRoom();
+        var bob = MemberId.New();
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(1), 1, 4096, expiresAt));
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 2, Message(2), 1, 4096, expiresAt)); // its own bound
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, bob, 1, Message(3), 1, 4096, expiresAt));
+        Assert.False(await Store.EnqueueMessageAsync(room.Id, bob, 1, Message(4), 1, 4096, expiresAt));
+
+        Assert.Empty((await Store.TakeQueuedMessagesAsync(other.Id, admin.Id, 1)).Messages);
+        Assert.Empty((await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 3)).Messages);
+        var bobs = await Store.TakeQueuedMessagesAsync(room.Id, bob, 1);
+        Assert.Equal([3], bobs.Messages.Select(Index));
+        Assert.Equal(1, bobs.Dropped);
+        var epoch2 = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 2);
+        Assert.Equal([2], epoch2.Messages.Select(Index));
+        Assert.Equal(0, epoch2.Dropped);
+        var epoch1 = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1);
+        Assert.Equal([1], epoch1.Messages.Select(Index));
+        Assert.Equal(0, epoch1.Dropped);
+    }
+
+    [Fact]
+    public async Task ConcurrentEnqueues_StoreExactlyTheBound_CountTheRestAsDropped_AndKeepEachStoredMessageOnce()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+
+        var stored = await Concurrently(50, i => Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(i), 20, 1 << 20, expiresAt));
+
+        Assert.Equal(20, stored.Count(s => s));
+        var taken = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1);
+        Assert.Equal(30, taken.Dropped);
+        var indexes = taken.Messages.Select(Index).ToList();
+        Assert.Equal(20, indexes.Count);
+        Assert.Equal(20, indexes.Distinct().Count());
+        Assert.Equal(Enumerable.Range(0, 50).Where(i => stored[i]).Order(), indexes.Order()); // exactly the accepted ones
+    }
+
+    [Fact]
+    public async Task ConcurrentEnqueues_UnderTheByteBound_NeverExceedIt()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+
+        var stored = await Concurrently(40, i => Store.EnqueueMessageAsync(room.Id, admin.Id, 1, new byte[10 + (i % 3)], 1000, 200, expiresAt));
+
+        var taken = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1);
+        Assert.Equal(stored.Count(s => s), taken.Messages.Count);
+        Assert.Equal(40 - taken.Messages.Count, taken.Dropped);
+        Assert.InRange(taken.Messages.Sum(m => m.Length), 189, 200); // no message that fitted was refused (12 bytes at most)
+    }
+
+    [Fact]
+    public async Task ConcurrentTakers_ReceiveEachMessageExactlyOnce()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+        for (var i = 0; i < 30; i++)
+        {
+            Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(i), 30, 1 << 20, expiresAt));
+        }
+
+        Assert.False(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(30), 30, 1 << 20, expiresAt));
+
+        var results = await Concurrently(10, _ => Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1));
+
+        var winner = Assert.Single(results, r => r.Messages.Count > 0);
+        Assert.Equal(Enumerable.Range(0, 30), winner.Messages.Select(Index));
+        Assert.Equal(1, winner.Dropped);
+        Assert.All(results.Where(r => !ReferenceEquals(r, winner)), r => Assert.Equal(0, r.Dropped));
+    }
+
+    [Fact]
+    public async Task ConcurrentEnqueuesAndTakes_LoseNoMessage_AndDuplicateNone()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+
+        var outcomes = await Concurrently(60, async ValueTask<(bool Stored, QueuedMessages? Taken)> (i) =>
+        {
+            if (i % 3 == 0)
+            {
+                return (false, await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1));
+            }
+
+            return (await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(i), 1000, 1 << 20, expiresAt), null);
+        });
+        var rest = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1);
+
+        var received = outcomes.Where(o => o.Taken is not null).SelectMany(o => o.Taken!.Messages).Concat(rest.Messages).Select(Index).ToList();
+        Assert.Equal(Enumerable.Range(0, 60).Where(i => i % 3 != 0), received.Order());
+        Assert.All(outcomes.Where(o => o.Taken is null), o => Assert.True(o.Stored));
+    }
+
+    [Fact]
+    public async Task Queue_IsGoneAtItsExpiry_UnlessAnEnqueueExtendedIt_AndAnEnqueueAfterItStartsAFreshQueue()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var now = Time.GetUtcNow();
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(0), 3, 4096, now.AddSeconds(10)));
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(1), 3, 4096, now.AddSeconds(20))); // extends
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(2), 3, 4096, now.AddSeconds(5))); // does not shorten
+        Assert.False(await Store.EnqueueMessageAsync(room.Id, admin.Id, 1, Message(9), 3, 4096, now.AddSeconds(5))); // nor when dropped
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 2, Message(3), 2, 4096, now.AddSeconds(10)));
+        Assert.False(await Store.EnqueueMessageAsync(room.Id, admin.Id, 2, new byte[5000], 2, 4096, now.AddSeconds(10)));
+
+        Time.Advance(TimeSpan.FromSeconds(10)); // exactly at epoch 2's expiry: gone, dropped count and all
+        var expired = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 2);
+        Assert.Empty(expired.Messages);
+        Assert.Equal(0, expired.Dropped);
+
+        Time.Advance(TimeSpan.FromSeconds(10) - TimeSpan.FromMilliseconds(1)); // just before epoch 1's extended expiry
+        var kept = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1);
+        Assert.Equal([0, 1, 2], kept.Messages.Select(Index));
+        Assert.Equal(1, kept.Dropped);
+
+        // An enqueue after the expiry finds nothing of the old queue: its messages, bytes and dropped count are gone.
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 3, Message(4), 2, 4096, Time.GetUtcNow().AddSeconds(10)));
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 3, Message(5), 2, 4096, Time.GetUtcNow().AddSeconds(10)));
+        Assert.False(await Store.EnqueueMessageAsync(room.Id, admin.Id, 3, Message(6), 2, 4096, Time.GetUtcNow().AddSeconds(10)));
+        Time.Advance(TimeSpan.FromSeconds(10));
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 3, Message(7), 2, 4096, Time.GetUtcNow().AddSeconds(10)));
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 3, Message(8), 2, 4096, Time.GetUtcNow().AddSeconds(10)));
+        var fresh = await Store.TakeQueuedMessagesAsync(room.Id, admin.Id, 3);
+        Assert.Equal([7, 8], fresh.Messages.Select(Index));
+        Assert.Equal(0, fresh.Dropped);
+    }
+
+    [Fact]
+    public async Task Queues_AreNotMembers_AndLeaveTheRoomsMembersAlone()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var bob = Admitted(NewMember(room, "u-bob")) with { Epoch = 1, ReadyAt = Time.GetUtcNow(), SuspendedUntil = Time.GetUtcNow().AddSeconds(30) };
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 2, 8));
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, bob.Id, 1, Message(0), 10, 4096, bob.SuspendedUntil!.Value));
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, MemberId.New(), 1, Message(1), 10, 4096, bob.SuspendedUntil!.Value));
+
+        Assert.Equal(new HashSet<MemberId> { admin.Id, bob.Id }, (await Store.ListMembersAsync(room.Id)).Select(m => m.Id).ToHashSet());
+        Assert.Equal(bob, await Store.GetMemberAsync(room.Id, bob.Id));
+        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(Admitted(NewMember(room, "u-carol")), 2, 8));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(NewMember(room, "u-dave"), 2, 1)); // one knock: the queues are no knocks
+        Assert.Equal([0], (await Store.TakeQueuedMessagesAsync(room.Id, bob.Id, 1)).Messages.Select(Index));
+    }
+
+    /// <summary>A small JSON frame that names its index (see <see cref="Index"/>).</summary>
+    /// <param name="index">The index.</param>
+    /// <returns>The frame, UTF-8.</returns>
+    protected static byte[] Message(int index) => System.Text.Encoding.UTF8.GetBytes("{\"type\":\"relay\",\"n\":" + index.ToString(CultureInfo.InvariantCulture) + "}");
+
+    /// <summary>Reads the index back from a frame made by <see cref="Message"/>.</summary>
+    /// <param name="message">The frame.</param>
+    /// <returns>The index.</returns>
+    protected static int Index(ReadOnlyMemory<byte> message)
+    {
+        var text = System.Text.Encoding.UTF8.GetString(message.Span);
+        var start = text.IndexOf("\"n\":", StringComparison.Ordinal) + 4;
+        return int.Parse(text.AsSpan(start, text.Length - start - 1), CultureInfo.InvariantCulture);
+    }
+
     /// <summary>Creates a room (join window 5 min, kept 15 min) and its admin.</summary>
     /// <returns>The room and the admin.</returns>
     protected (RoomRecord Room, MemberRecord Admin) NewRoom()

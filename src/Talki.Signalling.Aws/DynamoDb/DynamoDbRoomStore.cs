@@ -20,6 +20,7 @@ namespace Talki.Signalling.Aws.DynamoDb;
 /// <item><term><c>ROOM#{room}</c> / <c>USER#{userId}</c></term><description>the guard that makes a user unique in a room; it names the member and keeps a copy of the member as first added.</description></item>
 /// <item><term><c>TICKET#{hash}</c> / <c>TICKET</c></term><description>a one-time ticket.</description></item>
 /// <item><term><c>CONN#{connection}</c> / <c>CONN</c></term><description>a connection binding.</description></item>
+/// <item><term><c>ROOM#{room}</c> / <c>QUEUE#{member}#{epoch}</c></term><description>a suspended member's message queue for one epoch: <c>msgs</c> (a list of binary messages, oldest first), <c>bytes</c> (their total length), <c>dropped</c>.</description></item>
 /// </list>
 /// <para>
 /// Every item carries <c>expiresAt</c> (epoch seconds, rounded up: the TTL attribute) and <c>expiry</c> (the exact
@@ -28,6 +29,21 @@ namespace Talki.Signalling.Aws.DynamoDb;
 /// expiry (<see cref="MemberRecord.ExpiresAt"/>: a knock that has not connected) also carries <c>memberExpiry</c>, checked
 /// the same way, and has it as its TTL; <c>roomTtl</c> keeps the room's TTL, which comes back when the expiry is cleared
 /// (<c>SET expiresAt = if_not_exists(roomTtl, expiresAt)</c>). The guard always lives as long as the room.
+/// </para>
+/// <para>
+/// <b>Queues</b> (<see cref="EnqueueMessageAsync"/>) are one item each, and every operation on one is a single-item write,
+/// so it is atomic. An append is one <c>UpdateItem</c>:
+/// <c>SET msgs = list_append(if_not_exists(msgs, :empty), :message), bytes = if_not_exists(bytes, :zero) + :len</c>,
+/// conditional on the queue being absent, or live with <c>size(msgs) &lt; :max AND bytes &lt;= :limit</c>
+/// (<c>:limit</c> = the byte bound minus the message's length: no arithmetic in the condition). When that fails because the
+/// queue is full, a second <c>UpdateItem</c> counts the drop (<c>ADD dropped 1</c>), conditional on the queue being full;
+/// each write is conditional on the state it is made for, so of concurrent appends each is either stored once or counted,
+/// and the bounds hold. An expired queue (TTL deletes late) is replaced by a new one (<c>PutItem</c> conditional on the old
+/// one's expiry having passed). An append sets the expiry when it extends it, and keeps the stored one otherwise; when a
+/// guess about the queue's state is wrong the append reads the item (strongly consistent) and makes the write for the state
+/// it found. A take is one <c>DeleteItem</c> with <c>ReturnValues = ALL_OLD</c>: of concurrent takers exactly one gets the
+/// item. The <c>QUEUE#</c> sort keys never match the <c>MEMBER#</c> prefix the member listing queries. A DynamoDB item holds
+/// at most 400 KB, so the byte bound must stay well below that (an append beyond it fails with DynamoDB's validation error).
 /// </para>
 /// <para>
 /// <b>Seats are taken by admission only</b> (dynalite has no transactions, and they cost double). An add reads the room
@@ -83,6 +99,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     private const string Epoch = "epoch";
     private const string ConnectionIdAttr = "connectionId";
     private const string ReadyAt = "readyAt";
+    private const string SuspendedUntil = "suspendedUntil";
     private const string JoinedAt = "joinedAt";
     private const string Version = "version";
     private const string AdminMember = "adminMember";
@@ -93,6 +110,10 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     private const string MaxPendingAttr = "maxPending";
     private const string MemberExpiry = "memberExpiry";
     private const string RoomTtl = "roomTtl";
+    private const string QueuePrefix = "QUEUE#";
+    private const string QueueMessages = "msgs";
+    private const string QueueBytes = "bytes";
+    private const string QueueDropped = "dropped";
     private const string NotExists = "attribute_not_exists(#pk)";
     private const string IsoFormat = "yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'";
 
@@ -382,6 +403,51 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         return response.Attributes is { Count: > 0 } item ? ToConnection(item) : null;
     }
 
+    public async ValueTask<bool> EnqueueMessageAsync(RoomId room, MemberId member, long epoch, ReadOnlyMemory<byte> message, int maxMessages, int maxBytes, DateTimeOffset expiresAt, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxMessages);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxBytes);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var append = new QueueAppend(Key(RoomPk(room), QueueSk(member, epoch)), message, maxMessages, maxBytes, expiresAt);
+
+        // First guess: the queue is absent, or live with an expiry this append extends or keeps (appends to one queue usually
+        // carry the same expiry); then that it is full. A write whose condition fails found another state, made by a
+        // concurrent write or the passing of time: read the item and make the write for the state found.
+        var write = append.FitsAlone ? QueueWrite.Append : QueueWrite.Drop;
+        var now = Iso(_time.GetUtcNow());
+        for (var attempt = 0; ; attempt++)
+        {
+            if (await TryWriteQueueAsync(append, write, now, cancellationToken).ConfigureAwait(false))
+            {
+                return write is QueueWrite.Append or QueueWrite.AppendKeepingExpiry || (write == QueueWrite.Restart && append.FitsAlone);
+            }
+
+            now = Iso(_time.GetUtcNow());
+            write = attempt == 0 && write == QueueWrite.Append
+                ? QueueWrite.Drop
+                : append.Classify(await GetRawAsync(append.Key, cancellationToken).ConfigureAwait(false), now);
+        }
+    }
+
+    public async ValueTask<QueuedMessages> TakeQueuedMessagesAsync(RoomId room, MemberId member, long epoch, CancellationToken cancellationToken = default)
+    {
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var response = await _client.DeleteItemAsync(
+            Tagged(new DeleteItemRequest { TableName = _table, Key = Key(RoomPk(room), QueueSk(member, epoch)), ReturnValues = ReturnValue.ALL_OLD }),
+            cancellationToken).ConfigureAwait(false);
+        var item = response.Attributes;
+        if (item is not { Count: > 0 } || string.CompareOrdinal(item[Expiry].S, Iso(_time.GetUtcNow())) <= 0)
+        {
+            return QueuedMessages.Empty; // none, or expired (TTL deletes late): gone all the same
+        }
+
+        var messages = item.TryGetValue(QueueMessages, out var list) && list.L is { } elements
+            ? elements.Select(static element => new ReadOnlyMemory<byte>(element.B.ToArray())).ToArray()
+            : [];
+        var dropped = item.TryGetValue(QueueDropped, out var count) ? int.Parse(count.N, CultureInfo.InvariantCulture) : 0;
+        return new QueuedMessages(messages, dropped);
+    }
+
     public void Dispose()
     {
         _tableGate.Dispose();
@@ -407,6 +473,8 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     private static string TicketPk(string hash) => "TICKET#" + hash;
 
     private static string ConnectionPk(string connectionId) => "CONN#" + connectionId;
+
+    private static string QueueSk(MemberId member, long epoch) => QueuePrefix + member.Value + "#" + epoch.ToString(CultureInfo.InvariantCulture);
 
     private static AttributeValue S(string value) => new() { S = value };
 
@@ -486,6 +554,11 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             item[ReadyAt] = S(Iso(readyAt));
         }
 
+        if (member.SuspendedUntil is { } suspendedUntil)
+        {
+            item[SuspendedUntil] = S(Iso(suspendedUntil));
+        }
+
         item[JoinedAt] = S(Iso(member.JoinedAt));
         item[Version] = N(member.Version);
         AddExpiry(item, expiresAt);
@@ -522,6 +595,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         Epoch = long.Parse(item[Epoch].N, CultureInfo.InvariantCulture),
         ConnectionId = item.TryGetValue(ConnectionIdAttr, out var connectionId) ? connectionId.S : null,
         ReadyAt = item.TryGetValue(ReadyAt, out var readyAt) ? ParseIso(readyAt.S) : null,
+        SuspendedUntil = item.TryGetValue(SuspendedUntil, out var suspendedUntil) ? ParseIso(suspendedUntil.S) : null,
         JoinedAt = ParseIso(item[JoinedAt].S),
         ExpiresAt = item.TryGetValue(MemberExpiry, out var memberExpiry) ? ParseIso(memberExpiry.S) : null,
         Version = long.Parse(item[Version].N, CultureInfo.InvariantCulture),
@@ -543,6 +617,129 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         var item = response.Item;
         return item is { Count: > 0 } && string.CompareOrdinal(item[Expiry].S, Iso(_time.GetUtcNow())) > 0 ? item : null;
     }
+
+    /// <summary>A strongly consistent read of an item as stored, expired or not.</summary>
+    private async Task<Dictionary<string, AttributeValue>?> GetRawAsync(Dictionary<string, AttributeValue> key, CancellationToken cancellationToken)
+    {
+        var response = await _client.GetItemAsync(
+            Tagged(new GetItemRequest { TableName = _table, Key = key, ConsistentRead = true }),
+            cancellationToken).ConfigureAwait(false);
+        return response.Item is { Count: > 0 } item ? item : null;
+    }
+
+    /// <summary>Makes one write of an append, conditional on the queue being in the state the write is made for.</summary>
+    /// <returns><see langword="true"/> when it was made; <see langword="false"/> when the queue was in another state.</returns>
+    private async Task<bool> TryWriteQueueAsync(QueueAppend append, QueueWrite write, string now, CancellationToken cancellationToken)
+    {
+        var live = "#expiry > :now";
+        var extends = "#expiry <= :expiry";
+        var keeps = "#expiry > :expiry";
+        var fits = "(attribute_not_exists(#msgs) OR (size(#msgs) < :max AND #bytes <= :limit))";
+        const string Push = "#msgs = list_append(if_not_exists(#msgs, :empty), :message), #bytes = if_not_exists(#bytes, :zero) + :len";
+        const string Stamp = "#kind = :kind, #expiry = :expiry, #ttl = :ttl";
+        var (update, condition) = write switch
+        {
+            QueueWrite.Append => ($"SET {Push}, {Stamp}", $"attribute_not_exists(#pk) OR ({live} AND {extends} AND {fits})"),
+            QueueWrite.AppendKeepingExpiry => ($"SET {Push}", $"{live} AND {keeps} AND {fits}"),
+            QueueWrite.Drop => ($"ADD #dropped :one SET {Stamp}", append.FitsAlone ? $"{live} AND {extends} AND NOT {fits}" : $"attribute_not_exists(#pk) OR ({live} AND {extends})"),
+            QueueWrite.DropKeepingExpiry => ("ADD #dropped :one", append.FitsAlone ? $"{live} AND {keeps} AND NOT {fits}" : $"{live} AND {keeps}"),
+            _ => (string.Empty, "attribute_not_exists(#pk) OR #expiry <= :now"),
+        };
+        var names = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["#pk"] = Pk,
+            ["#expiry"] = Expiry,
+            ["#msgs"] = QueueMessages,
+            ["#bytes"] = QueueBytes,
+            ["#dropped"] = QueueDropped,
+            ["#kind"] = Kind,
+            ["#ttl"] = Ttl,
+        };
+        var values = new Dictionary<string, AttributeValue>(StringComparer.Ordinal)
+        {
+            [":now"] = S(now),
+            [":expiry"] = S(Iso(append.ExpiresAt)),
+            [":ttl"] = N(TtlSeconds(append.ExpiresAt)),
+            [":kind"] = S("queue"),
+            [":max"] = N(append.MaxMessages),
+            [":limit"] = N(append.MaxBytes - append.Message.Length),
+            [":message"] = new() { L = [Binary(append.Message)] },
+            [":empty"] = new() { L = [], IsLSet = true },
+            [":zero"] = N(0),
+            [":len"] = N(append.Message.Length),
+            [":one"] = N(1),
+        };
+        try
+        {
+            if (write == QueueWrite.Restart)
+            {
+                // The stored queue expired (TTL deletes late): a new one replaces it, holding the message or its drop.
+                var item = new Dictionary<string, AttributeValue>(append.Key, StringComparer.Ordinal) { [Kind] = S("queue") };
+                AddExpiry(item, append.ExpiresAt);
+                if (append.FitsAlone)
+                {
+                    item[QueueMessages] = values[":message"];
+                    item[QueueBytes] = values[":len"];
+                }
+                else
+                {
+                    item[QueueDropped] = values[":one"];
+                }
+
+                await _client.PutItemAsync(
+                    Tagged(new PutItemRequest
+                    {
+                        TableName = _table,
+                        Item = item,
+                        ConditionExpression = condition,
+                        ExpressionAttributeNames = Used(names, condition),
+                        ExpressionAttributeValues = Used(values, condition),
+                    }),
+                    cancellationToken).ConfigureAwait(false);
+                return true;
+            }
+
+            var expressions = update + " " + condition;
+            await _client.UpdateItemAsync(
+                Tagged(new UpdateItemRequest
+                {
+                    TableName = _table,
+                    Key = append.Key,
+                    UpdateExpression = update,
+                    ConditionExpression = condition,
+                    ExpressionAttributeNames = Used(names, expressions),
+                    ExpressionAttributeValues = Used(values, expressions),
+                }),
+                cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (ConditionalCheckFailedException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The placeholders an expression uses (DynamoDB refuses unused ones).</summary>
+    private static Dictionary<string, T> Used<T>(Dictionary<string, T> placeholders, string expressions)
+    {
+        var used = new Dictionary<string, T>(StringComparer.Ordinal);
+        foreach (var (token, value) in placeholders)
+        {
+            for (var at = expressions.IndexOf(token, StringComparison.Ordinal); at >= 0; at = expressions.IndexOf(token, at + 1, StringComparison.Ordinal))
+            {
+                var end = at + token.Length;
+                if (end == expressions.Length || !(char.IsAsciiLetterOrDigit(expressions[end]) || expressions[end] == '_'))
+                {
+                    used[token] = value;
+                    break;
+                }
+            }
+        }
+
+        return used;
+    }
+
+    private static AttributeValue Binary(ReadOnlyMemory<byte> bytes) => new() { B = new MemoryStream(bytes.ToArray(), writable: false) };
 
     /// <summary>Puts an item unless one with the same key exists.</summary>
     private async Task<bool> TryPutNewAsync(Dictionary<string, AttributeValue> item, CancellationToken cancellationToken)
@@ -777,6 +974,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             ["#epoch"] = Epoch,
             ["#connection"] = ConnectionIdAttr,
             ["#ready"] = ReadyAt,
+            ["#suspended"] = SuspendedUntil,
             ["#joined"] = JoinedAt,
             ["#mexp"] = MemberExpiry,
             ["#ttl"] = Ttl,
@@ -814,6 +1012,16 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         else
         {
             remove.Add("#ready");
+        }
+
+        if (stored.SuspendedUntil is { } suspendedUntil)
+        {
+            set.Add("#suspended = :suspended");
+            values[":suspended"] = S(Iso(suspendedUntil));
+        }
+        else
+        {
+            remove.Add("#suspended");
         }
 
         // A member with its own expiry has it as TTL; without, the room's TTL (kept on the item) comes back.
@@ -881,6 +1089,58 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         finally
         {
             _tableGate.Release();
+        }
+    }
+
+    /// <summary>The writes an append can make; each is conditional on the queue's state it is made for.</summary>
+    private enum QueueWrite
+    {
+        /// <summary>Store the message and set the expiry: the queue is absent, or live, has room and an expiry no later.</summary>
+        Append,
+
+        /// <summary>Store the message: the queue is live, has room and a later expiry (kept).</summary>
+        AppendKeepingExpiry,
+
+        /// <summary>Count a drop and set the expiry: the queue is live, has no room and an expiry no later (or is absent, when the message fits no queue).</summary>
+        Drop,
+
+        /// <summary>Count a drop: the queue is live, has no room and a later expiry (kept).</summary>
+        DropKeepingExpiry,
+
+        /// <summary>Replace an expired queue with a new one holding the message (or its drop).</summary>
+        Restart,
+    }
+
+    /// <summary>One append: the queue's key, the message and its bounds.</summary>
+    private sealed record QueueAppend(Dictionary<string, AttributeValue> Key, ReadOnlyMemory<byte> Message, int MaxMessages, int MaxBytes, DateTimeOffset ExpiresAt)
+    {
+        /// <summary>Gets a value indicating whether the message fits an empty queue (when not, it is dropped whatever the queue holds).</summary>
+        public bool FitsAlone => MaxMessages > 0 && Message.Length <= MaxBytes;
+
+        /// <summary>The write for the queue as read (<see langword="null"/>: absent).</summary>
+        public QueueWrite Classify(Dictionary<string, AttributeValue>? item, string now)
+        {
+            if (item is null)
+            {
+                return FitsAlone ? QueueWrite.Append : QueueWrite.Drop;
+            }
+
+            if (string.CompareOrdinal(item[Expiry].S, now) <= 0)
+            {
+                return QueueWrite.Restart;
+            }
+
+            var extends = string.CompareOrdinal(item[Expiry].S, Iso(ExpiresAt)) <= 0;
+            var fits = FitsAlone
+                && (!item.TryGetValue(QueueMessages, out var messages)
+                    || ((messages.L?.Count ?? 0) < MaxMessages && long.Parse(item[QueueBytes].N, CultureInfo.InvariantCulture) <= MaxBytes - Message.Length));
+            return (fits, extends) switch
+            {
+                (true, true) => QueueWrite.Append,
+                (true, false) => QueueWrite.AppendKeepingExpiry,
+                (false, true) => QueueWrite.Drop,
+                (false, false) => QueueWrite.DropKeepingExpiry,
+            };
         }
     }
 }

@@ -43,6 +43,12 @@ internal sealed class DynamoDbRoomStoreGuard(DynamoDbRoomStore inner) : IRoomSto
 
     public ValueTask<ConnectionRecord?> RemoveConnectionAsync(string connectionId, CancellationToken cancellationToken = default) => Guard(inner.RemoveConnectionAsync(connectionId, cancellationToken));
 
+    public ValueTask<bool> EnqueueMessageAsync(RoomId room, MemberId member, long epoch, ReadOnlyMemory<byte> message, int maxMessages, int maxBytes, DateTimeOffset expiresAt, CancellationToken cancellationToken = default)
+        => Guard(inner.EnqueueMessageAsync(room, member, epoch, message, maxMessages, maxBytes, expiresAt, cancellationToken));
+
+    public ValueTask<QueuedMessages> TakeQueuedMessagesAsync(RoomId room, MemberId member, long epoch, CancellationToken cancellationToken = default)
+        => Guard(inner.TakeQueuedMessagesAsync(room, member, epoch, cancellationToken));
+
     internal static bool IsUnavailable(AmazonServiceException exception) => exception switch
     {
         ProvisionedThroughputExceededException or RequestLimitExceededException or InternalServerErrorException => true,

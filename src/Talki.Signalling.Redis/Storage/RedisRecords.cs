@@ -38,6 +38,9 @@ internal sealed class StoredMember
     [JsonPropertyName("r")]
     public long? ReadyAt { get; init; }
 
+    [JsonPropertyName("s")]
+    public long? SuspendedUntil { get; init; }
+
     [JsonPropertyName("j")]
     public long JoinedAt { get; init; }
 
@@ -58,6 +61,7 @@ internal sealed class StoredMember
         Epoch = member.Epoch,
         ConnectionId = member.ConnectionId,
         ReadyAt = member.ReadyAt?.UtcTicks,
+        SuspendedUntil = member.SuspendedUntil?.UtcTicks,
         JoinedAt = member.JoinedAt.UtcTicks,
         ExpiresAt = member.ExpiresAt is { } expiresAt ? RedisTime.Text(expiresAt) : null,
         Version = member.Version,
@@ -80,6 +84,7 @@ internal sealed class StoredMember
         Epoch = Epoch,
         ConnectionId = ConnectionId,
         ReadyAt = ReadyAt is { } readyAt ? RedisTime.FromTicks(readyAt) : null,
+        SuspendedUntil = SuspendedUntil is { } suspendedUntil ? RedisTime.FromTicks(suspendedUntil) : null,
         JoinedAt = RedisTime.FromTicks(JoinedAt),
         ExpiresAt = ExpiresAt is { } expiresAt ? RedisTime.Parse(expiresAt) : null,
         Version = Version,

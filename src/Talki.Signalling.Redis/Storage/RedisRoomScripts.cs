@@ -117,4 +117,49 @@ internal static class RedisRoomScripts
         redis.call('HSET', KEYS[2], ARGV[2], ARGV[5])
         return 'admitted'
         """;
+
+    /// <summary>
+    /// KEYS: messages (list), queue (hash: expires, bytes, dropped). ARGV: now, message, its length, max messages, max
+    /// bytes, expires, ttl ms. A queue without a live hash starts afresh (its list too); the expiry only grows; the message
+    /// is appended if the bounds allow it, else the drop is counted. Both keys expire with the queue. Returns 1 (stored) or 0
+    /// (dropped).
+    /// </summary>
+    public const string Enqueue = """
+        local now = ARGV[1]
+        local exp = redis.call('HGET', KEYS[2], 'expires')
+        if not exp or exp <= now then
+          redis.call('DEL', KEYS[1], KEYS[2])
+          exp = false
+        end
+        if not exp or ARGV[6] > exp then
+          redis.call('HSET', KEYS[2], 'expires', ARGV[6])
+          redis.call('PEXPIRE', KEYS[2], ARGV[7])
+        end
+        local stored = 0
+        local bytes = tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0')
+        if redis.call('LLEN', KEYS[1]) < tonumber(ARGV[4]) and bytes + tonumber(ARGV[3]) <= tonumber(ARGV[5]) then
+          redis.call('RPUSH', KEYS[1], ARGV[2])
+          redis.call('HINCRBY', KEYS[2], 'bytes', ARGV[3])
+          stored = 1
+        else
+          redis.call('HINCRBY', KEYS[2], 'dropped', 1)
+        end
+        local ttl = redis.call('PTTL', KEYS[2])
+        if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+        return stored
+        """;
+
+    /// <summary>
+    /// KEYS: messages, queue. ARGV: now. Deletes the queue and returns its dropped count followed by its messages, oldest
+    /// first; just <c>0</c> when there is none or it expired.
+    /// </summary>
+    public const string TakeQueue = """
+        local exp = redis.call('HGET', KEYS[2], 'expires')
+        local dropped = tonumber(redis.call('HGET', KEYS[2], 'dropped') or '0')
+        local messages = redis.call('LRANGE', KEYS[1], 0, -1)
+        redis.call('DEL', KEYS[1], KEYS[2])
+        if not exp or exp <= ARGV[1] then return {0} end
+        table.insert(messages, 1, dropped)
+        return messages
+        """;
 }

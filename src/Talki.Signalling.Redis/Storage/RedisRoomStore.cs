@@ -17,13 +17,17 @@ namespace Talki.Signalling.Redis.Storage;
 /// <item><term><c>P{room}:users</c></term><description>hash: user id → member id (one member per user and room).</description></item>
 /// <item><term><c>Pticket:{hash}</c></term><description>a one-time ticket (JSON), written with <c>SET NX</c>, consumed with <c>GETDEL</c>.</description></item>
 /// <item><term><c>Pconn:{connection}</c></term><description>a connection binding (JSON).</description></item>
+/// <item><term><c>P{room}:msgs:{member}:{epoch}</c></term><description>list: a suspended member's queued messages for one epoch, oldest first.</description></item>
+/// <item><term><c>P{room}:queue:{member}:{epoch}</c></term><description>hash of that queue: <c>expires</c>, <c>bytes</c>, <c>dropped</c>.</description></item>
 /// </list>
 /// <para>
 /// Every key expires (<c>PEXPIRE</c>) when its record does by the injected clock, and every read and conditional write
 /// also compares the record's expiry with the injected clock's "now", so a record is gone exactly at its expiry whatever
 /// Redis's clock and however late Redis deletes it. Each check-and-write (create, add, update, admit) is one Lua script
 /// (<see cref="RedisRoomScripts"/>), atomic in Redis: capacity and the pending limit are exact, version-conditional
-/// writes never lose an update, and of any number of concurrent <c>GETDEL</c>s of a ticket exactly one gets it.
+/// writes never lose an update, and of any number of concurrent <c>GETDEL</c>s of a ticket exactly one gets it. A queue's
+/// append (within the bounds, or counted as dropped) and its take (read and delete) are one script each, so concurrent
+/// appends keep the bounds and concurrent takers never share a message.
 /// </para>
 /// <para>
 /// When Redis is unreachable (no connection, a timeout, loading, failing over) every operation throws
@@ -124,6 +128,16 @@ internal sealed class RedisRoomStore : IRoomStore
         ArgumentNullException.ThrowIfNull(connectionId);
         return RedisFailures.Guard(RemoveConnectionCoreAsync(connectionId));
     }
+
+    public ValueTask<bool> EnqueueMessageAsync(RoomId room, MemberId member, long epoch, ReadOnlyMemory<byte> message, int maxMessages, int maxBytes, DateTimeOffset expiresAt, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxMessages);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxBytes);
+        return RedisFailures.Guard(EnqueueMessageCoreAsync(room, member, epoch, message, maxMessages, maxBytes, expiresAt));
+    }
+
+    public ValueTask<QueuedMessages> TakeQueuedMessagesAsync(RoomId room, MemberId member, long epoch, CancellationToken cancellationToken = default)
+        => RedisFailures.Guard(TakeQueuedMessagesCoreAsync(room, member, epoch));
 
     /// <summary>The key of a room's hash (<c>part</c> is room, members or users).</summary>
     internal string RoomKey(RoomId room, string part) => $"{_prefix}{{{room.Value}}}:{part}";
@@ -267,6 +281,44 @@ internal sealed class RedisRoomStore : IRoomStore
         };
     }
 
+    private async Task<bool> EnqueueMessageCoreAsync(RoomId room, MemberId member, long epoch, ReadOnlyMemory<byte> message, int maxMessages, int maxBytes, DateTimeOffset expiresAt)
+    {
+        var now = _time.GetUtcNow();
+        var db = await _redis.GetDatabaseAsync().ConfigureAwait(false);
+        var stored = (long)await db.ScriptEvaluateAsync(
+            RedisRoomScripts.Enqueue,
+            QueueKeys(room, member, epoch),
+            [
+                RedisTime.Text(now),
+                message,
+                message.Length,
+                maxMessages,
+                maxBytes,
+                RedisTime.Text(expiresAt),
+                RedisTime.TtlMilliseconds(expiresAt, now),
+            ]).ConfigureAwait(false);
+        return stored == 1;
+    }
+
+    private async Task<QueuedMessages> TakeQueuedMessagesCoreAsync(RoomId room, MemberId member, long epoch)
+    {
+        var db = await _redis.GetDatabaseAsync().ConfigureAwait(false);
+        var result = (RedisResult[])(await db.ScriptEvaluateAsync(RedisRoomScripts.TakeQueue, QueueKeys(room, member, epoch), [RedisTime.Text(_time.GetUtcNow())]).ConfigureAwait(false))!;
+        var dropped = (int)result[0];
+        if (result.Length == 1 && dropped == 0)
+        {
+            return QueuedMessages.Empty;
+        }
+
+        var messages = new ReadOnlyMemory<byte>[result.Length - 1];
+        for (var i = 1; i < result.Length; i++)
+        {
+            messages[i - 1] = (byte[])result[i]!;
+        }
+
+        return new QueuedMessages(messages, dropped);
+    }
+
     private async Task StoreTicketCoreAsync(TicketRecord ticket)
     {
         var json = JsonSerializer.Serialize(
@@ -331,6 +383,13 @@ internal sealed class RedisRoomStore : IRoomStore
 
     private static MemberRecord Member(RoomId room, string json)
         => JsonSerializer.Deserialize(json, RedisJsonContext.Default.StoredMember)!.ToRecord(room);
+
+    /// <summary>The keys of a member's queue for one epoch: its list of messages and its hash (under the room's hash tag).</summary>
+    private RedisKey[] QueueKeys(RoomId room, MemberId member, long epoch)
+    {
+        var suffix = member.Value + ":" + epoch.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return [RoomKey(room, "msgs:" + suffix), RoomKey(room, "queue:" + suffix)];
+    }
 
     private RedisKey[] RoomKeys(RoomId room, bool users)
         => users

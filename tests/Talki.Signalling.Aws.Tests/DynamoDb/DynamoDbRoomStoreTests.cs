@@ -39,6 +39,7 @@ public sealed class DynamoDbRoomStoreTests(DynaliteFixture dynalite) : IAsyncLif
         await Store.CreateRoomAsync(room, admin);
         await Store.StoreTicketAsync(new TicketRecord("h-" + room.Id.Value, room.Id, admin.Id, room.ExpiresAt));
         await Store.PutConnectionAsync(new ConnectionRecord("c-" + room.Id.Value, room.Id, admin.Id, 1, room.ExpiresAt));
+        Assert.True(await Store.EnqueueMessageAsync(room.Id, admin.Id, 7, "{}"u8.ToArray(), 8, 1024, room.ExpiresAt));
         var ttl = (room.ExpiresAt.ToUnixTimeSeconds() + 1).ToString(CultureInfo.InvariantCulture); // 250 ms past a second: rounded up
 
         foreach (var (pk, sk) in new[]
@@ -48,6 +49,7 @@ public sealed class DynamoDbRoomStoreTests(DynaliteFixture dynalite) : IAsyncLif
             ("ROOM#" + room.Id.Value, "USER#" + admin.UserId),
             ("TICKET#h-" + room.Id.Value, "TICKET"),
             ("CONN#c-" + room.Id.Value, "CONN"),
+            ("ROOM#" + room.Id.Value, "QUEUE#" + admin.Id.Value + "#7"),
         })
         {
             var item = await GetRawAsync(pk, sk);
@@ -56,6 +58,10 @@ public sealed class DynamoDbRoomStoreTests(DynaliteFixture dynalite) : IAsyncLif
         }
 
         Assert.Equal("1", (await GetRawAsync("ROOM#" + room.Id.Value, "META"))!["memberCount"].N);
+        var queue = (await GetRawAsync("ROOM#" + room.Id.Value, "QUEUE#" + admin.Id.Value + "#7"))!;
+        Assert.Equal("queue", queue["kind"].S);
+        Assert.Equal("{}"u8.ToArray(), Assert.Single(queue["msgs"].L).B.ToArray());
+        Assert.Equal("2", queue["bytes"].N);
     }
 
     [Fact]

@@ -61,6 +61,23 @@ public sealed class RedisRoomStoreHostileTests(RedisServerFixture redis) : IClas
     }
 
     [Fact]
+    public async Task EnqueueAndTake_RacingOnFiveInstances_KeepTheBound_AndDeliverEachMessageOnce()
+    {
+        var prefix = RedisTestStores.NewPrefix();
+        var stores = Enumerable.Range(0, 5).Select(_ => RedisTestStores.Store(Connect(), _time, prefix)).ToArray();
+        var (room, admin) = NewRoom();
+        var expiresAt = _time.GetUtcNow().AddSeconds(30);
+
+        var stored = await Concurrently(50, i => stores[i % 5].EnqueueMessageAsync(room.Id, admin.Id, 1, BitConverter.GetBytes(i), 20, 1024, expiresAt));
+        var taken = await Concurrently(10, i => stores[i % 5].TakeQueuedMessagesAsync(room.Id, admin.Id, 1));
+
+        Assert.Equal(20, stored.Count(s => s));
+        var winner = Assert.Single(taken, t => t.Messages.Count > 0);
+        Assert.Equal(30, winner.Dropped);
+        Assert.Equal(Enumerable.Range(0, 50).Where(i => stored[i]).Order(), winner.Messages.Select(m => BitConverter.ToInt32(m.Span)).Order());
+    }
+
+    [Fact]
     public async Task TwoDeployments_WithTheSameRoomAndTicketIds_NeverSeeEachOther()
     {
         var connection = Connect();
@@ -94,10 +111,11 @@ public sealed class RedisRoomStoreHostileTests(RedisServerFixture redis) : IClas
         await store.CreateRoomAsync(room, admin);
         Assert.Equal(AddMemberOutcome.Added, await store.TryAddMemberAsync(Member(room, "u-bob"), 8, 8));
         await store.StoreTicketAsync(new TicketRecord("h-" + Guid.NewGuid().ToString("N"), room.Id, admin.Id, _time.GetUtcNow().AddSeconds(30)));
+        Assert.True(await store.EnqueueMessageAsync(room.Id, admin.Id, 1, "{}"u8.ToArray(), 8, 1024, _time.GetUtcNow().AddSeconds(30)));
 
         var db = redis.Client.GetDatabase();
         var keys = redis.Client.GetServer(redis.Client.GetEndPoints()[0]).Keys(pattern: prefix + "*").ToArray();
-        Assert.Equal(4, keys.Length); // room, members, users, ticket
+        Assert.Equal(6, keys.Length); // room, members, users, ticket, and a queue's messages and counters
         foreach (var key in keys)
         {
             var ttl = await db.KeyTimeToLiveAsync(key);
@@ -128,6 +146,8 @@ public sealed class RedisRoomStoreHostileTests(RedisServerFixture redis) : IClas
         await Assert.ThrowsAsync<RoomStoreUnavailableException>(async () => await store.PutConnectionAsync(new ConnectionRecord("c", room.Id, admin.Id, 1, room.ExpiresAt)));
         await Assert.ThrowsAsync<RoomStoreUnavailableException>(async () => await store.GetConnectionAsync("c"));
         await Assert.ThrowsAsync<RoomStoreUnavailableException>(async () => await store.RemoveConnectionAsync("c"));
+        await Assert.ThrowsAsync<RoomStoreUnavailableException>(async () => await store.EnqueueMessageAsync(room.Id, admin.Id, 1, "{}"u8.ToArray(), 8, 1024, room.ExpiresAt));
+        await Assert.ThrowsAsync<RoomStoreUnavailableException>(async () => await store.TakeQueuedMessagesAsync(room.Id, admin.Id, 1));
         var counter = RedisTestStores.Counter(nowhere, _time, RedisTestStores.NewPrefix());
         await Assert.ThrowsAsync<RoomStoreUnavailableException>(async () => await counter.TryAcquireAsync("rooms:u", 5, TimeSpan.FromHours(1)));
     }
