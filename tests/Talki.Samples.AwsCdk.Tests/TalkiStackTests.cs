@@ -145,6 +145,7 @@ public sealed class TalkiStackTests(StackFixture fixture)
                     ["integration.request.header.x-talki-member"] = "context.authorizer.member",
                     ["integration.request.header.x-talki-epoch"] = "context.authorizer.epoch",
                     ["integration.request.header.x-talki-seals-at"] = "context.authorizer.sealsAt",
+                    ["integration.request.header.x-talki-resume"] = "context.authorizer.resume",
                 },
             }),
         }));

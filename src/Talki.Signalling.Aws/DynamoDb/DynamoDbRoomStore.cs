@@ -78,6 +78,7 @@ namespace Talki.Signalling.Aws.DynamoDb;
 /// </remarks>
 internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
 {
+    private const int MaxQueueWriteAttempts = 64;
     private const string Pk = DynamoDbTableCreator.PartitionKey;
     private const string Sk = DynamoDbTableCreator.SortKey;
     private const string Ttl = DynamoDbTableCreator.TimeToLiveAttribute;
@@ -417,6 +418,12 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         var now = Iso(_time.GetUtcNow());
         for (var attempt = 0; ; attempt++)
         {
+            if (attempt == MaxQueueWriteAttempts)
+            {
+                // Each lost write means another one won, so this only happens under a storm of appends to one queue.
+                throw new RoomStoreUnavailableException($"The queue of member {member} of room {room} is under too much contention ({MaxQueueWriteAttempts} conflicting writes).");
+            }
+
             if (await TryWriteQueueAsync(append, write, now, cancellationToken).ConfigureAwait(false))
             {
                 return write is QueueWrite.Append or QueueWrite.AppendKeepingExpiry || (write == QueueWrite.Restart && append.FitsAlone);

@@ -34,7 +34,8 @@ public sealed class ApiGatewayCallbacksTests
         Assert.Equal(room.Member.Value, context.GetProperty("member").GetString());
         Assert.True(long.Parse(context.GetProperty("epoch").GetString()!, CultureInfo.InvariantCulture) >= 1);
         Assert.Equal(room.SealsAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture), context.GetProperty("sealsAt").GetString());
-        Assert.Equal(["room", "member", "epoch", "sealsAt"], context.EnumerateObject().Select(p => p.Name).ToArray());
+        Assert.Equal(["room", "member", "epoch", "sealsAt", "resume"], context.EnumerateObject().Select(p => p.Name).ToArray());
+        Assert.Equal("0", context.GetProperty("resume").GetString()); // a first connect asks for nothing
         // Flat (API Gateway refuses objects and arrays) and far under the 8 KB authorizer result limit.
         Assert.All(context.EnumerateObject(), p => Assert.Equal(JsonValueKind.String, p.Value.ValueKind));
         Assert.True(Encoding.UTF8.GetByteCount(answer.Raw) < 1024, $"authorizer result of {answer.Raw.Length} bytes");

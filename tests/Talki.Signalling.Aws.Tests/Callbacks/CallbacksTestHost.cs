@@ -231,7 +231,7 @@ internal sealed class CallbacksTestHost : IAsyncDisposable
         }
 
         var prefix = ContextHeaderPrefix;
-        foreach (var (key, header) in new[] { ("room", "room"), ("member", "member"), ("epoch", "epoch"), ("sealsAt", "seals-at") })
+        foreach (var (key, header) in new[] { ("room", "room"), ("member", "member"), ("epoch", "epoch"), ("sealsAt", "seals-at"), ("resume", "resume") })
         {
             if (context.TryGetProperty(key, out var value))
             {

@@ -218,12 +218,6 @@ public sealed class BadInputTests
             public ValueTask<ConnectionRecord?> GetConnectionAsync(string connectionId, CancellationToken cancellationToken = default) => inner.GetConnectionAsync(connectionId, cancellationToken);
 
             public ValueTask<ConnectionRecord?> RemoveConnectionAsync(string connectionId, CancellationToken cancellationToken = default) => inner.RemoveConnectionAsync(connectionId, cancellationToken);
-
-            public ValueTask<bool> EnqueueMessageAsync(RoomId room, MemberId member, long epoch, ReadOnlyMemory<byte> message, int maxMessages, int maxBytes, DateTimeOffset expiresAt, CancellationToken cancellationToken = default)
-                => inner.EnqueueMessageAsync(room, member, epoch, message, maxMessages, maxBytes, expiresAt, cancellationToken);
-
-            public ValueTask<QueuedMessages> TakeQueuedMessagesAsync(RoomId room, MemberId member, long epoch, CancellationToken cancellationToken = default)
-                => inner.TakeQueuedMessagesAsync(room, member, epoch, cancellationToken);
         }
     }
 }
