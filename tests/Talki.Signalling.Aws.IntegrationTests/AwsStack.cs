@@ -55,7 +55,7 @@ internal sealed class AwsStack : IAsyncDisposable
     /// <param name="name">The stack name (each test its own table).</param>
     /// <param name="backendInstances">How many instances the backend function has.</param>
     /// <param name="alterTemplate">Changes the template before the emulator reads it.</param>
-    public static async Task<AwsStack> StartAsync(DynaliteFixture dynalite, string name, int backendInstances = 1, Action<JsonObject>? alterTemplate = null)
+    public static async Task<AwsStack> StartAsync(DynaliteFixture dynalite, string name, int backendInstances = 1, Action<JsonObject>? alterTemplate = null, IReadOnlyDictionary<string, string>? settings = null)
     {
         var template = SynthesizedTalkiTemplate.Json();
         alterTemplate?.Invoke(template);
@@ -65,7 +65,7 @@ internal sealed class AwsStack : IAsyncDisposable
             Template = template,
             DynamoDb = new Uri(dynalite.ServiceUrl),
             StackName = name,
-            StartHost = (host, _) => Task.FromResult(StartInProcess(host, headers)),
+            StartHost = (host, _) => Task.FromResult(StartInProcess(host, headers, settings)),
         };
         options.Instances["Backend"] = backendInstances;
         return new AwsStack(await AwsPathHarness.StartAsync(options), headers);
@@ -75,7 +75,7 @@ internal sealed class AwsStack : IAsyncDisposable
     /// Starts one instance in this process: the sample host's Program on Kestrel, configured as its function is in the
     /// template, its DynamoDB client signing with its role's key against the emulator's IAM-checking endpoint.
     /// </summary>
-    public static IAsyncDisposable StartInProcess(AwsPathHost host, ConcurrentQueue<IReadOnlyDictionary<string, string>>? defaultCallHeaders = null)
+    public static IAsyncDisposable StartInProcess(AwsPathHost host, ConcurrentQueue<IReadOnlyDictionary<string, string>>? defaultCallHeaders = null, IReadOnlyDictionary<string, string>? settings = null)
     {
         var factory = new WebApplicationFactory<SampleHostProgram>().WithWebHostBuilder(web =>
         {
@@ -85,6 +85,11 @@ internal sealed class AwsStack : IAsyncDisposable
             }
 
             web.UseSetting("Talki:IceServers:0", "stun:127.0.0.1:3478");
+            foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+            {
+                web.UseSetting(key, value);
+            }
+
             web.ConfigureLogging(logging => logging.ClearProviders());
             web.ConfigureTestServices(services =>
             {
@@ -181,9 +186,9 @@ internal sealed class AwsUser(Uri host) : IDisposable
         return (await response.Content.ReadFromJsonAsync(TalkiJsonContext.Default.TicketResponse))!;
     }
 
-    public async Task<AwsSocket> ConnectAsync(TicketResponse ticket)
+    public async Task<AwsSocket> ConnectAsync(TicketResponse ticket, long? resume = null)
     {
-        var socket = await AwsSocket.OpenAsync(ticket.WebSocketUrl);
+        var socket = await AwsSocket.OpenAsync(resume is { } epoch ? new Uri(ticket.WebSocketUrl + "&resume=" + epoch.ToString(System.Globalization.CultureInfo.InvariantCulture)) : ticket.WebSocketUrl);
         await socket.SendAsync("""{"type":"hello","version":1}""");
         socket.Welcome = await socket.ExpectAsync<WelcomeMessage>();
         return socket;

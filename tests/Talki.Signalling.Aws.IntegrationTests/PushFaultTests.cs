@@ -47,9 +47,9 @@ public sealed class PushFaultTests(DynaliteFixture dynalite)
     }
 
     [Fact]
-    public async Task PushToAConnectionThatIsGone_410_EvictsIt_AndTheSenderIsToldPeerUnavailable()
+    public async Task PushToAConnectionThatIsGone_410_StartsItsGracePeriod_TheSignalWaits_ThenItIsEvictedAndTheSenderIsToldPeerUnavailable()
     {
-        await using var stack = await AwsStack.StartAsync(dynalite, "talki-fault-gone");
+        await using var stack = await AwsStack.StartAsync(dynalite, "talki-fault-gone", settings: new Dictionary<string, string> { ["Talki:ResumeGracePeriod"] = "00:00:02" });
         var (ada, bob, bobMember) = await TwoMemberCallAsync(stack);
 
         // Bob's socket vanishes without a $disconnect (a lost $disconnect: the backend still thinks he is connected).
@@ -57,8 +57,35 @@ public sealed class PushFaultTests(DynaliteFixture dynalite)
         await bob.DisposeAsync();
         await ada.SendAsync($$$"""{"type":"signal","id":"to-gone","to":"{{{bobMember}}}","description":{"type":"offer","sdp":"x"}}""");
 
-        Assert.Equal(SignallingErrorCode.PeerUnavailable, (await ada.ExpectAsync<ErrorMessage>(e => e.Id == "to-gone")).Code);
+        // The 410 starts Bob's grace period: the signal is queued for a resume that never comes, then the room is told.
         await ada.ExpectAsync<PeerLeftMessage>(m => m.Member == bobMember);
+        Assert.DoesNotContain(ada.AllFrames, f => f.Contains("\"to-gone\"", StringComparison.Ordinal));
+        await ada.SendAsync($$$"""{"type":"signal","id":"after","to":"{{{bobMember}}}","description":{"type":"offer","sdp":"x"}}""");
+        Assert.Equal(SignallingErrorCode.PeerUnavailable, (await ada.ExpectAsync<ErrorMessage>(e => e.Id == "after")).Code);
+    }
+
+    [Fact]
+    public async Task SocketLostWithoutADisconnect_TheMemberResumesThroughTheAuthorizer_SameEpoch_QueuedSignalDelivered_NobodyIsTold()
+    {
+        // Through the emulator as the template wires it: the resume query reaches the authorizer, its context reaches the
+        // backend as x-talki-resume, and only the backend (which holds @connections) binds.
+        await using var stack = await AwsStack.StartAsync(dynalite, "talki-fault-resume");
+        using var bobUser = await stack.SignInAsync("Bob");
+        var (ada, bob, bobMember, room) = await TwoMemberCallAsync(stack, bobUser);
+        var epoch = bob.Welcome!.You.Epoch;
+        stack.Emulator.Faults.LoseDisconnects = true;
+        await bob.DisposeAsync();
+        await ada.SendAsync($$$"""{"type":"signal","id":"while-away","to":"{{{bobMember}}}","description":{"type":"offer","sdp":"queued"}}""");
+
+        var ticket = await bobUser.TicketAsync($"/talki/rooms/{room}/tickets", HttpStatusCode.OK);
+        await using var resumed = await bobUser.ConnectAsync(ticket, resume: epoch);
+
+        Assert.True(resumed.Welcome!.Resumed);
+        Assert.Equal(epoch, resumed.Welcome.You.Epoch);
+        Assert.Equal("queued", (await resumed.ExpectAsync<SignalRelayMessage>()).Description!.Sdp);
+        await ada.SendAsync("""{"type":"ping","id":"after"}""");
+        await ada.ExpectAsync<PongMessage>(p => p.Id == "after");
+        Assert.DoesNotContain(ada.AllFrames, f => f.Contains("\"peer_left\"", StringComparison.Ordinal) || f.Contains("\"error\"", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -78,10 +105,16 @@ public sealed class PushFaultTests(DynaliteFixture dynalite)
 
     private static async Task<(AwsSocket Ada, AwsSocket Bob, MemberId BobMember)> TwoMemberCallAsync(AwsStack stack)
     {
+        using var bobUser = await stack.SignInAsync("Bob");
+        var (ada, bob, member, _) = await TwoMemberCallAsync(stack, bobUser);
+        return (ada, bob, member);
+    }
+
+    private static async Task<(AwsSocket Ada, AwsSocket Bob, MemberId BobMember, RoomId Room)> TwoMemberCallAsync(AwsStack stack, AwsUser bobUser)
+    {
         using var adaUser = await stack.SignInAsync("Ada");
         var room = await adaUser.TicketAsync("/talki/rooms", HttpStatusCode.Created);
         var ada = await adaUser.ConnectAsync(room);
-        using var bobUser = await stack.SignInAsync("Bob");
         var ticket = await bobUser.TicketAsync($"/talki/rooms/{room.Room}/tickets", HttpStatusCode.OK);
         var bob = await bobUser.ConnectAsync(ticket);
         await ada.ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == ticket.Member && m.Member.Online);
@@ -89,6 +122,6 @@ public sealed class PushFaultTests(DynaliteFixture dynalite)
         await bob.ExpectAsync<AdmittedMessage>();
         await ada.ExpectAsync<ConnectToPeerMessage>(m => m.Peer.Id == ticket.Member);
         await bob.ExpectAsync<ConnectToPeerMessage>(); // every push of the admission is done before a fault is scripted
-        return (ada, bob, ticket.Member);
+        return (ada, bob, ticket.Member, room.Room);
     }
 }

@@ -1106,8 +1106,19 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         // The gateway says the socket is gone (its $disconnect may never come): the member's grace period starts now.
         await DisconnectCoreAsync(connectionId, cancellationToken).ConfigureAwait(false);
         var after = await _store.GetMemberAsync(target.Room, target.Id, cancellationToken).ConfigureAwait(false);
-        return after is { SuspendedUntil: not null, ConnectionId: null } && after.Epoch == target.Epoch
-            ? await EnqueueAsync(after, message, cancellationToken).ConfigureAwait(false)
+        if (after is null || after.Epoch != target.Epoch)
+        {
+            return Delivery.Gone; // left, or started a new epoch: this message was for the old one
+        }
+
+        if (after.SuspendedUntil is not null)
+        {
+            return await EnqueueAsync(after, message, cancellationToken).ConfigureAwait(false);
+        }
+
+        // Resumed on another socket meanwhile (its welcome is out): deliver there.
+        return after.ConnectionId is { } resumed && resumed != connectionId
+            ? await DeliverAsync(after, message, cancellationToken, handleGone: false).ConfigureAwait(false)
             : Delivery.Gone;
     }
 

@@ -254,9 +254,9 @@ public sealed class ApiGatewayCallbacksTests
     }
 
     [Fact]
-    public async Task Disconnect_UnbindsTheConnection_AndTheOtherMemberGetsPeerLeft_WithoutLeakingConnectionIds()
+    public async Task Disconnect_UnbindsTheConnection_AndTheOtherMemberGetsPeerLeftWhenTheGracePeriodEnds_WithoutLeakingConnectionIds()
     {
-        await using var host = await CallbacksTestHost.StartAsync();
+        await using var host = await CallbacksTestHost.StartAsync(signalling: o => o.ResumeGracePeriod = TimeSpan.FromSeconds(1));
         var ada = await host.SignInAsync("Ada");
         var room = await ada.CreateRoomAsync();
         await host.ConnectAsync(AdaConnection, room);

@@ -44,7 +44,7 @@ internal sealed class CallbacksTestHost : IAsyncDisposable
     /// <summary>Every response body the test read, to prove connection ids never leak.</summary>
     public ConcurrentQueue<string> ResponseBodies { get; } = new();
 
-    public static async Task<CallbacksTestHost> StartAsync(Action<ApiGatewayCallbacksOptions>? configure = null)
+    public static async Task<CallbacksTestHost> StartAsync(Action<ApiGatewayCallbacksOptions>? configure = null, Action<Talki.Signalling.Server.TalkiSignallingOptions>? signalling = null)
     {
         var push = new RecordingPush();
         var logs = new RecordingLoggerProvider();
@@ -53,6 +53,11 @@ internal sealed class CallbacksTestHost : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(LogLevel.Debug);
         builder.Logging.AddProvider(logs);
+        if (signalling is not null)
+        {
+            builder.Services.Configure(signalling);
+        }
+
         builder.Services.AddTalkiSignalling().AddApiGatewayCallbacks(options =>
         {
             options.GatewaySecret = Secret;
@@ -342,8 +347,16 @@ internal sealed class RecordingPush : IConnectionPush
         }
     }
 
+    /// <summary>Gets the connections whose pushes answer <see cref="PushOutcome.Gone"/> (API Gateway's 410: a socket that died without a $disconnect yet).</summary>
+    public ConcurrentDictionary<string, bool> Gone { get; } = new();
+
     public ValueTask<PushOutcome> PushAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
+        if (Gone.ContainsKey(connectionId))
+        {
+            return new(PushOutcome.Gone);
+        }
+
         lock (_pushes)
         {
             _pushes.Add((connectionId, Encoding.UTF8.GetString(payload.Span)));

@@ -63,6 +63,57 @@ public sealed class TwoPhaseConnectTests
     }
 
     [Fact]
+    public async Task ResumeAfterALostDisconnect_TheAuthorizerCarriesIt_TheFirstFrameResumesTheEpoch_TheRoomHearsNothing_AndQueuedSignalsFollow()
+    {
+        // $disconnect is best effort: Ada's first socket is dead but nobody said so. A push to it answers 410, which starts
+        // her grace period; her reconnect asks to resume and gets the queue after its welcome.
+        await using var host = await CallbacksTestHost.StartAsync();
+        var (ada, room, bobTicket) = await AdaAndAdmittedBobAsync(host);
+        var epoch = host.Push.MessagesTo(Ada1).OfType<WelcomeMessage>().Single().You.Epoch;
+        host.Push.Gone[Ada1] = true;
+        await host.SendFrameAsync(Bob1, $$$"""{"type":"signal","id":"q1","to":"{{{room.Member}}}","candidates":[{"candidate":"queued","sdpMid":"0"}]}""");
+        Assert.Empty(host.Push.MessagesTo(Bob1).OfType<ErrorMessage>());
+
+        var again = await ada.JoinAsync(room.Room);
+        var query = CallbacksTestHost.TicketQuery(again.Ticket);
+        query["resume"] = epoch.ToString(CultureInfo.InvariantCulture);
+        var answer = await host.AuthorizeAsync(Ada2, query);
+        Assert.Equal("Allow", answer.Effect);
+        Assert.Equal(epoch.ToString(CultureInfo.InvariantCulture), answer.Context!.Value.GetProperty("resume").GetString());
+        await host.SendFrameAsync(Ada2, Hello);
+
+        var welcome = await host.Push.ExpectAsync<WelcomeMessage>(Ada2);
+        Assert.True(welcome.Resumed);
+        Assert.Equal(epoch, welcome.You.Epoch);
+        var relayed = await host.Push.ExpectAsync<SignalRelayMessage>(Ada2);
+        Assert.Equal("queued", relayed.Candidates![0].Candidate);
+        Assert.Empty(host.Push.MessagesTo(Bob1).OfType<PeerLeftMessage>());
+        Assert.DoesNotContain(host.Push.MessagesTo(Bob1).OfType<ConnectToPeerMessage>(), p => p.Peer.Id == room.Member && p.PeerEpoch != epoch);
+        _ = bobTicket;
+    }
+
+    [Theory]
+    [InlineData("banana")]
+    [InlineData("-1")]
+    [InlineData("3.5")]
+    public async Task ResumeHeader_Malformed_Is400_AndBindsNothing(string resume)
+    {
+        await using var host = await CallbacksTestHost.StartAsync();
+        var (ada, room, _) = await AdaAndAdmittedBobAsync(host);
+        var again = await ada.JoinAsync(room.Room);
+        Assert.Equal("Allow", (await host.AuthorizeAsync(Ada2, CallbacksTestHost.TicketQuery(again.Ticket))).Effect);
+
+        var (status, _) = await host.SendFrameAsync(Ada2, Hello, decorate: r =>
+        {
+            r.Headers.Remove("x-talki-resume");
+            r.Headers.TryAddWithoutValidation("x-talki-resume", resume);
+        });
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Empty(host.Push.MessagesTo(Ada2));
+    }
+
+    [Fact]
     public async Task SocketLostBetweenAuthorizerAndFirstFrame_MemberKeepsItsConnection_AndRejoinsWithAFreshTicket()
     {
         await using var host = await CallbacksTestHost.StartAsync();

@@ -108,9 +108,9 @@ public sealed class TwoInstanceFlowTests(RedisServerFixture redis) : IClassFixtu
     }
 
     [Fact]
-    public async Task APushToASocketWhoseInstanceDied_IsUndeliverableUntilItsRegistrationExpires_ThenGoneEverywhere()
+    public async Task APushToASocketWhoseInstanceDied_IsUndeliverableUntilItsRegistrationExpires_ThenGoneEverywhere_AndAfterTheGracePeriodBobHasLeft()
     {
-        await using var cluster = await TwoInstances.StartAsync(redis);
+        await using var cluster = await TwoInstances.StartAsync(redis, o => o.ResumeGracePeriod = TimeSpan.FromSeconds(2));
         using var ada = await cluster.A.SignInAsync("Ada");
         var room = await ada.CreateRoomAsync();
         await using var adaSocket = await ada.ConnectAsync(room);
@@ -143,10 +143,17 @@ public sealed class TwoInstanceFlowTests(RedisServerFixture redis) : IClassFixtu
         }
 
         Assert.False(await db.KeyExistsAsync(registration));
+        // Gone everywhere starts Bob's grace period: the signal waits for a resume that never comes, then the room is told.
         await adaSocket.SendAsync($$$"""{"type":"signal","id":"s2","to":"{{{ticket.Member}}}","description":{"type":"offer","sdp":"gone"}}""");
-        var left = await adaSocket.ExpectAsync<PeerLeftMessage>(); // the engine prunes Bob, then answers the sender
+        await adaSocket.SendAsync("""{"type":"ping","id":"handled"}""");
+        await adaSocket.ExpectAsync<PongMessage>(p => p.Id == "handled");
+        Assert.DoesNotContain(adaSocket.AllFrames, f => f.Contains("peer_left", StringComparison.Ordinal));
+        cluster.A.Time.Advance(TimeSpan.FromSeconds(2)); // the grace period, on the instances' clock
+        var left = await adaSocket.ExpectAsync<PeerLeftMessage>();
         Assert.Equal((ticket.Member, 1L), (left.Member, left.Epoch));
-        Assert.Equal(SignallingErrorCode.PeerUnavailable, (await adaSocket.ExpectAsync<ErrorMessage>(e => e.Id == "s2")).Code);
+        Assert.DoesNotContain(adaSocket.AllFrames, f => f.Contains("\"s2\"", StringComparison.Ordinal));
+        await adaSocket.SendAsync($$$"""{"type":"signal","id":"s3","to":"{{{ticket.Member}}}","description":{"type":"offer","sdp":"gone"}}""");
+        Assert.Equal(SignallingErrorCode.PeerUnavailable, (await adaSocket.ExpectAsync<ErrorMessage>(e => e.Id == "s3")).Code);
         Assert.DoesNotContain(bobSocket.AllFrames, f => f.Contains("\"lost\"", StringComparison.Ordinal) || f.Contains("\"gone\"", StringComparison.Ordinal));
     }
 
