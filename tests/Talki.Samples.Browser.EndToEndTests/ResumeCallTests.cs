@@ -156,6 +156,7 @@ public sealed class ResumeCallTests(ITestOutputHelper output)
             await eve.JoinAsync(link, PageTimeout);
             Log("Eve knocked while Ada's socket was down");
             hold.SetResult();
+            adaSockets.Hold = null;
             await WaitResumedAsync(ada, adaSockets, 2);
             await Poll.UntilAsync("Ada sees Dan's and Eve's requests after her resume", PageTimeout, async () =>
             {
@@ -206,18 +207,53 @@ public sealed class ResumeCallTests(ITestOutputHelper output)
         var sockets = new RoutedSockets();
         await user.Page.RouteWebSocketAsync(url => url.Contains("/talki/ws", StringComparison.Ordinal), async ws =>
         {
-            if (sockets.Hold is { } hold)
+            if (sockets.Hold is not { } hold)
             {
-                await hold;
+                Opened(ws, ws.ConnectToServer());
+                return;
             }
 
-            var server = ws.ConnectToServer();
+            // Held: the page's socket is open, the server's is not yet. What the page sends meanwhile (its hello) is kept
+            // and forwarded once the server's end exists, as a slow network would deliver it.
+            var early = new List<string>();
+            IWebSocketRoute? server = null;
+            var gate = new object();
+            ws.OnMessage(frame =>
+            {
+                lock (gate)
+                {
+                    if (server is null)
+                    {
+                        early.Add(frame.Text ?? string.Empty);
+                    }
+                    else
+                    {
+                        server.Send(frame.Text ?? string.Empty);
+                    }
+                }
+            });
+            await hold;
+            lock (gate)
+            {
+                server = ws.ConnectToServer();
+                foreach (var text in early)
+                {
+                    server.Send(text);
+                }
+            }
+
+            Opened(ws, server);
+        });
+
+        void Opened(IWebSocketRoute page, IWebSocketRoute server)
+        {
             lock (sockets.All)
             {
-                sockets.All.Add((ws, server));
-                Log($"{user.Name}'s page opens signalling socket #{sockets.All.Count}{(ws.Url.Contains("resume=", StringComparison.Ordinal) ? " asking to resume" : string.Empty)}");
+                sockets.All.Add((page, server));
+                Log($"{user.Name}'s page opens signalling socket #{sockets.All.Count}{(page.Url.Contains("resume=", StringComparison.Ordinal) ? " asking to resume" : string.Empty)}");
             }
-        });
+        }
+
         return sockets;
     }
 

@@ -14,8 +14,9 @@ namespace Talki.Samples.Browser.EndToEndTests;
 /// closure, what a browser reports when the connection is lost without a closing handshake; the routing API delivers it
 /// without a close frame ever reaching the page) and the server's end is closed at the same moment (the server notices
 /// the drop as it would a reset connection, just sooner than its idle timeout). Expected: Bea reconnects by herself with
-/// a fresh ticket (her approval remembered, no new admission prompt), the three-way mesh completes with media on every
-/// link, nobody is denied or left, and Ada's and Cyd's signalling stays connected throughout.
+/// a fresh ticket and resumes her epoch (no new admission prompt, no RTCPeerConnection replaced on any page), the
+/// three-way mesh completes with media on every link, nobody is denied or left, and Ada's and Cyd's signalling stays
+/// connected throughout.
 /// One host and one browser for the class, as the other classes; nothing asserts a duration.
 /// </summary>
 public sealed class SocketFaultTests(ITestOutputHelper output)
@@ -80,12 +81,14 @@ public sealed class SocketFaultTests(ITestOutputHelper output)
 
         // Every /talki/ws socket of Bea's page goes through the test, connected to the real server.
         var routes = new List<(IWebSocketRoute Page, IWebSocketRoute Server)>();
+        var urls = new List<string>();
         await bea.Page.RouteWebSocketAsync(url => url.Contains("/talki/ws", StringComparison.Ordinal), ws =>
         {
             var server = ws.ConnectToServer();
             lock (routes)
             {
                 routes.Add((ws, server));
+                urls.Add(ws.Url);
                 Log($"Bea's page opens signalling socket #{routes.Count}: {Redact(ws.Url)}");
             }
         });
@@ -189,6 +192,21 @@ public sealed class SocketFaultTests(ITestOutputHelper output)
             Assert.Contains("Admitted/Reconnecting", histories[bea]);
             Assert.Equal("Admitted/Connected", histories[bea][^1]);
             Assert.Empty(await ada.AdmissionRequestsAsync());
+
+            // Bea resumed her epoch: her second socket asked for it, and no page replaced an RTCPeerConnection (each page
+            // created exactly one per peer), although Cyd's links to her were still being negotiated at the kill.
+            lock (routes)
+            {
+                Assert.Contains("resume=", urls[1], StringComparison.Ordinal);
+            }
+
+            foreach (var member in members)
+            {
+                var connections = await member.PeerConnectionIceAsync();
+                Log($"{member.Name}'s RTCPeerConnections: {string.Join("; ", connections)}");
+                Assert.Equal(2, connections.Count);
+            }
+
             await ScreenshotAsync("kill-06-mesh-complete", members);
         }
         catch (Exception e)

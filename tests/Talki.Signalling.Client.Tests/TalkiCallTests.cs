@@ -83,6 +83,38 @@ public sealed class TalkiCallTests
     }
 
     [Fact]
+    public async Task ANewcomersOfferSwallowedByADyingSocket_IsReplayedAfterTheResume_AndTheLinkComesUpWithoutAReset()
+    {
+        // Bea's socket dies just as Cyd is admitted: the offer (or answer) Bea writes for Cyd goes into a socket that no
+        // longer delivers, and only then does the drop show. After the resume Bea replays it; nobody's link is reset.
+        await using var world = await CallWorld.StartAsync();
+        var a = await world.SignInAsync("Ada");
+        Assert.True((await a.Call.CreateRoomAsync()).IsSuccess);
+        var b = await world.SignInAsync("Bea");
+        Assert.True((await b.Call.JoinRoomAsync(a.Call.Room!.Id)).IsSuccess);
+        await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Count == 1, "Ada sees Bea");
+        await a.Call.AdmitAsync(a.Call.PendingAdmissions[0].Id);
+        await AssertFullMeshAsync(a, b);
+        var c = await world.SignInAsync("Cyd");
+        Assert.True((await c.Call.JoinRoomAsync(a.Call.Room!.Id)).IsSuccess);
+        await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Count == 1, "Ada sees Cyd");
+
+        var dying = b.Socket;
+        dying.SwallowSends = true;
+        await a.Call.AdmitAsync(a.Call.PendingAdmissions[0].Id);
+        await CallWorld.EventuallyAsync(() => dying.Sent.Any(f => f.Contains("\"signal\"", StringComparison.Ordinal) && f.Contains(c.Call.Self!.Id.Value, StringComparison.Ordinal)), "Bea wrote a signal for Cyd into the dying socket");
+        dying.Abort();
+
+        await CallWorld.EventuallyAsync(() => b.Sockets.Count > 2 || (b.Sockets.Count == 2 && b.Call.ConnectionState == TalkiConnectionState.Connected), "Bea resumes");
+        await AssertFullMeshAsync(a, b, c);
+        Assert.True(b.Call.Self!.Epoch == 1, "Bea resumed her first epoch");
+        Assert.Equal(1, b.Factory.Created.Count(pc => pc.Plan.Peer == c.Id));
+        Assert.Equal(1, c.Factory.Created.Count(pc => pc.Plan.Peer == b.Id));
+        Assert.DoesNotContain(b.Errors, e => e.Negotiation is not null);
+        Assert.DoesNotContain(c.Errors, e => e.Negotiation is not null);
+    }
+
+    [Fact]
     public async Task SocketDrops_WithoutAGracePeriod_RejoinsWithAFreshTicket_NoNewApproval_MeshRebuilt()
     {
         await using var world = await CallWorld.StartAsync(configure: o => o.ResumeGracePeriod = TimeSpan.Zero);

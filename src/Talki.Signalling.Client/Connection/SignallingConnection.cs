@@ -39,6 +39,16 @@ internal interface ISignallingConnectionHandler
 internal sealed partial class SignallingConnection : IAsyncDisposable
 {
     private const int MaxTrackedRequests = 256;
+
+    /// <summary>How many recently sent messages are kept for a replay after a resume.</summary>
+    private const int MaxReplayed = 64;
+
+    /// <summary>
+    /// How far back before a drop was noticed sent messages are replayed after a resume: a socket that dies does not say so
+    /// at once, and what was written into it meanwhile is lost (the server's default grace period: a drop noticed later
+    /// than that cannot resume anyway).
+    /// </summary>
+    private static readonly TimeSpan ReplayWindow = TimeSpan.FromSeconds(20);
     private static readonly HashSet<string> KnownServerTypes = TalkiJsonContext.Default.ServerMessage.PolymorphismOptions!.DerivedTypes
         .Select(d => (string)d.TypeDiscriminator!).ToHashSet(StringComparer.Ordinal);
 
@@ -51,6 +61,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     private readonly ResiliencePipeline _reconnect;
     private readonly object _sync = new();
     private readonly LinkedList<Queued> _queue = new();
+    private readonly LinkedList<(Queued Item, long SentAt)> _recent = new();
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly CancellationTokenSource _stop = new();
     private readonly Dictionary<string, string> _requestTypes = new(StringComparer.Ordinal);
@@ -61,6 +72,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     private SignallingError? _terminal;
     private MemberId _self;
     private long? _resumeEpoch;
+    private long _droppedAt;
     private long _nextId;
     private long _generation;
     private Task _run = Task.CompletedTask;
@@ -359,6 +371,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
             // A resumed connection continues the epoch the server knows (the next reconnect asks for it again): every
             // message queued while the socket was down is still valid, its links were never replaced.
             _resumeEpoch = welcome.You.Epoch;
+            ReplayOrForget(rejoin && welcome.Resumed);
             await _handler.OnMessageAsync(welcome, rejoin).ConfigureAwait(false);
             await FlushQueueAsync(rejoin && !welcome.Resumed).ConfigureAwait(false);
             _firstWelcome.TrySetResult(welcome);
@@ -401,6 +414,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
             }
 
             _socket = null;
+            Interlocked.Exchange(ref _droppedAt, _time.GetTimestamp());
             socket.Dispose();
         }
 
@@ -627,6 +641,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
 
             Track(item.Message);
             await socket.SendAsync(item.Bytes, WebSocketMessageType.Text, true, _stop.Token).ConfigureAwait(false);
+            Remember(item);
         }
         catch (Exception ex) when (ex is WebSocketException or IOException or ObjectDisposedException or OperationCanceledException)
         {
@@ -642,6 +657,58 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         finally
         {
             _sendLock.Release();
+        }
+    }
+
+    /// <summary>Keeps a sent signal or admission decision for a replay after a resume (what a dying socket swallowed).</summary>
+    private void Remember(Queued item)
+    {
+        if (item.Message is not (SignalMessage or AdmitMessage or DenyMessage))
+        {
+            return;
+        }
+
+        lock (_sync)
+        {
+            _recent.AddLast((item, _time.GetTimestamp()));
+            while (_recent.Count > MaxReplayed)
+            {
+                _recent.RemoveFirst();
+            }
+        }
+    }
+
+    /// <summary>
+    /// After a resume, puts what was sent on the dropped socket within <see cref="ReplayWindow"/> of the drop back at the
+    /// head of the queue, oldest first: a socket swallows what is written into it between its death and its close. What
+    /// did arrive arrives twice, which is harmless: a peer drops a description it has seen (its SDP version does not grow)
+    /// and a candidate it already has, and the server treats a repeated decision as done. After a fresh rejoin they
+    /// belonged to replaced links and are forgotten.
+    /// </summary>
+    private void ReplayOrForget(bool resumed)
+    {
+        var droppedAt = Interlocked.Read(ref _droppedAt);
+        var replayed = 0;
+        lock (_sync)
+        {
+            if (resumed)
+            {
+                for (var node = _recent.Last; node is not null; node = node.Previous)
+                {
+                    if (_time.GetElapsedTime(node.Value.SentAt, droppedAt) <= ReplayWindow)
+                    {
+                        _queue.AddFirst(node.Value.Item);
+                        replayed++;
+                    }
+                }
+            }
+
+            _recent.Clear();
+        }
+
+        if (replayed > 0)
+        {
+            LogReplayed(_logger, replayed);
         }
     }
 
@@ -714,6 +781,9 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
 
     [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "The server closed the signalling socket ({Status}: {Description}).")]
     private static partial void LogClosedByServer(ILogger logger, WebSocketCloseStatus? status, string? description);
+
+    [LoggerMessage(EventId = 4008, Level = LogLevel.Debug, Message = "Resumed: replaying the {Count} messages sent just before the socket dropped (a dying socket may have swallowed them).")]
+    private static partial void LogReplayed(ILogger logger, int count);
 
     [LoggerMessage(EventId = 4005, Level = LogLevel.Debug, Message = "Dropped a queued {Type}: its link was replaced when the member rejoined.")]
     private static partial void LogStaleDropped(ILogger logger, string type);

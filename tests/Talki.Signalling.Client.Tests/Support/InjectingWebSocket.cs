@@ -18,6 +18,12 @@ internal sealed class InjectingWebSocket(ClientWebSocket inner) : WebSocket
     private int _receiveCalls;
     private int _lastInjectedAtCall;
 
+    /// <summary>
+    /// Gets or sets a value indicating whether sends succeed without reaching the server, as on a socket whose connection
+    /// died without either side noticing yet (a half-open TCP connection, a browser socket already closing).
+    /// </summary>
+    public bool SwallowSends { get; set; }
+
     public IReadOnlyList<string> Sent
     {
         get
@@ -108,7 +114,7 @@ internal sealed class InjectingWebSocket(ClientWebSocket inner) : WebSocket
             _sent.Add(Encoding.UTF8.GetString(buffer));
         }
 
-        return inner.SendAsync(buffer, messageType, endOfMessage, cancellationToken);
+        return SwallowSends ? Task.CompletedTask : inner.SendAsync(buffer, messageType, endOfMessage, cancellationToken);
     }
 
     public override ValueTask SendAsync(ReadOnlyMemory<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
@@ -118,6 +124,6 @@ internal sealed class InjectingWebSocket(ClientWebSocket inner) : WebSocket
             _sent.Add(Encoding.UTF8.GetString(buffer.Span));
         }
 
-        return inner.SendAsync(buffer, messageType, endOfMessage, cancellationToken);
+        return SwallowSends ? ValueTask.CompletedTask : inner.SendAsync(buffer, messageType, endOfMessage, cancellationToken);
     }
 }
