@@ -211,7 +211,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
         {
             var stopping = context.RequestServices?.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
             using var onStopping = stopping.Register(static state => ((GatewayConnection)state!).RequestClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down"), connection);
-            await connection.RunAsync(connectionId, engine).ConfigureAwait(false);
+            await connection.RunAsync(connectionId, engine, grant.Value).ConfigureAwait(false);
         }
         finally
         {
@@ -319,13 +319,13 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
             }
         }
 
-        public async Task RunAsync(string connectionId, ISignallingEngine engine)
+        public async Task RunAsync(string connectionId, ISignallingEngine engine, ConnectionGrant grant)
         {
             var sending = SendLoopAsync();
             string reason;
             try
             {
-                reason = await ReceiveLoopAsync(connectionId, engine).ConfigureAwait(false);
+                reason = await ReceiveLoopAsync(connectionId, engine, grant).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -370,7 +370,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
             _socket.Dispose();
         }
 
-        private async Task<string> ReceiveLoopAsync(string connectionId, ISignallingEngine engine)
+        private async Task<string> ReceiveLoopAsync(string connectionId, ISignallingEngine engine, ConnectionGrant grant)
         {
             var limit = _options.MaxInboundMessageBytes;
             while (true)
@@ -417,7 +417,8 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
 
                     // The engine copies what it keeps (relayed frames are written into their own buffers): the rented
                     // buffer goes back to the pool when the handling is over.
-                    await engine.HandleMessageAsync(connectionId, buffer.AsMemory(0, outcome.Length), CancellationToken.None).ConfigureAwait(false);
+                    // The connection's grant names its member: the engine reads that member instead of the binding and the room.
+                    await engine.HandleAuthorizedMessageAsync(connectionId, grant, buffer.AsMemory(0, outcome.Length), CancellationToken.None).ConfigureAwait(false);
                 }
                 finally
                 {

@@ -245,48 +245,69 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 return;
             }
 
-            var connection = await _store.GetConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
-            RoomRecord? room;
+            RoomRecord? room = null;
             MemberRecord? self;
-            if (connection is null && grant is not null)
+            if (grant is not null)
             {
-                // Two-phase gateways (API Gateway): the authorizer only consumed the ticket; the first frame binds.
-                var bound = await BindAsync(connectionId, grant, cancellationToken).ConfigureAwait(false);
-                if (!bound.IsSuccess)
+                // The grant names the member: one read tells whether this connection is bound to it (the room is read only
+                // when a frame needs it, so a relayed signal costs the sender's and the receiver's member reads).
+                self = await _store.GetMemberAsync(grant.Room, grant.Member, cancellationToken).ConfigureAwait(false);
+                if (self is null || self.ConnectionId != connectionId)
                 {
-                    await SendErrorAsync(connectionId, bound.Error.Code, bound.Error.Message, correlationId, cancellationToken).ConfigureAwait(false);
+                    var binding = grant.ResumeEpoch is null ? null : await _store.GetConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                    if (binding is not null)
+                    {
+                        // Bound once and since replaced (its binding is written after the member): a resume grant must not
+                        // take the member back from its newer connection.
+                        self = await _store.GetMemberAsync(grant.Room, grant.Member, cancellationToken).ConfigureAwait(false);
+                        if (self?.ConnectionId != connectionId)
+                        {
+                            await SendErrorAsync(connectionId, SignallingErrorCode.StaleEpoch, "A newer connection of this member has replaced this one.", correlationId, cancellationToken).ConfigureAwait(false);
+                            await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                            return;
+                        }
+                    }
+                    else
+                    {
+                        // Two-phase gateways (API Gateway): the authorizer only consumed the ticket; the first frame binds.
+                        // A replaced connection's grant is older than the member's epoch: the bind answers stale_epoch.
+                        var bound = await BindAsync(connectionId, grant, cancellationToken).ConfigureAwait(false);
+                        if (!bound.IsSuccess)
+                        {
+                            await SendErrorAsync(connectionId, bound.Error.Code, bound.Error.Message, correlationId, cancellationToken).ConfigureAwait(false);
+                            await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                            return;
+                        }
+
+                        (room, self, _) = bound.Value;
+                    }
+                }
+            }
+            else
+            {
+                var connection = await _store.GetConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                self = connection is null ? null : await _store.GetMemberAsync(connection.Room, connection.Member, cancellationToken).ConfigureAwait(false);
+                room = connection is null ? null : await _store.GetRoomAsync(connection.Room, cancellationToken).ConfigureAwait(false);
+                if (connection is null || self is null || room is null)
+                {
+                    await SendErrorAsync(connectionId, SignallingErrorCode.RoomNotFound, "The connection's room no longer exists.", correlationId, cancellationToken).ConfigureAwait(false);
                     await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
                     return;
                 }
 
-                (room, self, _) = bound.Value;
-                connection = new ConnectionRecord(connectionId, room.Id, self.Id, self.Epoch, room.ExpiresAt);
-            }
-            else
-            {
-                self = connection is null ? null : await _store.GetMemberAsync(connection.Room, connection.Member, cancellationToken).ConfigureAwait(false);
-                room = connection is null ? null : await _store.GetRoomAsync(connection.Room, cancellationToken).ConfigureAwait(false);
-            }
+                if (self.ConnectionId != connectionId || self.Epoch != connection.Epoch)
+                {
+                    await SendErrorAsync(connectionId, SignallingErrorCode.StaleEpoch, "A newer connection of this member has replaced this one.", correlationId, cancellationToken).ConfigureAwait(false);
+                    await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                    return;
+                }
 
-            if (connection is null || self is null || room is null)
-            {
-                await SendErrorAsync(connectionId, SignallingErrorCode.RoomNotFound, "The connection's room no longer exists.", correlationId, cancellationToken).ConfigureAwait(false);
-                await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
-                return;
-            }
-
-            if (self.ConnectionId != connectionId || self.Epoch != connection.Epoch)
-            {
-                await SendErrorAsync(connectionId, SignallingErrorCode.StaleEpoch, "A newer connection of this member has replaced this one.", correlationId, cancellationToken).ConfigureAwait(false);
-                await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
-                return;
-            }
-
-            if (room.IsSealedAt(_time.GetUtcNow()))
-            {
-                await SendAsync(connectionId, new RoomSealedMessage { Room = room.Id, SealedAt = room.SealsAt }, cancellationToken).ConfigureAwait(false);
-                await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
-                return;
+                if (room.IsSealedAt(_time.GetUtcNow()))
+                {
+                    await SendAsync(connectionId, new RoomSealedMessage { Room = room.Id, SealedAt = room.SealsAt }, cancellationToken).ConfigureAwait(false);
+                    await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                    return;
+                }
             }
 
             if (frame.Kind == ClientFrameKind.Signal)
@@ -298,10 +319,21 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             using var activity = SignallingActivity.Source.StartActivity("talki.message");
             activity?.SetTag("talki.message.type", frame.Kind.ToString());
             activity?.SetTag(TalkiDiagnostics.CorrelationIdTag, correlationId);
+            if (frame.Kind is ClientFrameKind.Hello or ClientFrameKind.Admit or ClientFrameKind.Deny)
+            {
+                room ??= await _store.GetRoomAsync(self.Room, cancellationToken).ConfigureAwait(false);
+                if (room is null)
+                {
+                    await SendErrorAsync(connectionId, SignallingErrorCode.RoomNotFound, "The connection's room no longer exists.", correlationId, cancellationToken).ConfigureAwait(false);
+                    await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+            }
+
             switch (frame.Kind)
             {
                 case ClientFrameKind.Hello:
-                    await HelloAsync(connectionId, room, self, frame, cancellationToken).ConfigureAwait(false);
+                    await HelloAsync(connectionId, room!, self, frame, cancellationToken).ConfigureAwait(false);
                     break;
                 case ClientFrameKind.Ping:
                     await SendAsync(connectionId, new PongMessage { Id = correlationId }, cancellationToken).ConfigureAwait(false);
@@ -312,7 +344,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                     break;
                 case ClientFrameKind.Admit:
                 case ClientFrameKind.Deny:
-                    await DecideAsync(connectionId, room, self, frame, cancellationToken).ConfigureAwait(false);
+                    await DecideAsync(connectionId, room!, self, frame, cancellationToken).ConfigureAwait(false);
                     break;
                 default:
                     throw new UnreachableException($"Unhandled frame kind {frame.Kind}.");

@@ -129,7 +129,7 @@ public sealed class SelfHostedGatewayTests
             return ValueTask.CompletedTask;
         }
 
-        public ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+        public ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => throw new NotSupportedException("the gateway hands its messages over with the connection's grant");
 
         public ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
@@ -137,7 +137,7 @@ public sealed class SelfHostedGatewayTests
 
         public ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
-        public ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+        public ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
     }
 
     private sealed class ThrowingEngine : ISignallingEngine
@@ -146,7 +146,7 @@ public sealed class SelfHostedGatewayTests
 
         public ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
 
-        public ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+        public ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => throw new NotSupportedException("the gateway hands its messages over with the connection's grant");
 
         public ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
@@ -154,7 +154,7 @@ public sealed class SelfHostedGatewayTests
 
         public ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
-        public ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+        public ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
     }
 
     /// <summary>A client that never reads: sends never complete; receives wait until the socket is aborted.</summary>

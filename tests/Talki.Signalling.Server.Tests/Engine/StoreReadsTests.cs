@@ -1,0 +1,82 @@
+using System.Collections.Concurrent;
+using System.Reflection;
+using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Talki.Signalling.Ports;
+using Talki.Signalling.Protocol;
+using Talki.Signalling.Server.Storage;
+
+namespace Talki.Signalling.Server.Tests.Engine;
+
+/// <summary>
+/// What a relayed signal costs the store, counted by a decorator around the in-memory store: on DynamoDB every read is
+/// billed, and on Redis every read is a round trip.
+/// </summary>
+public sealed class StoreReadsTests
+{
+    [Fact]
+    public async Task ARelayedSignal_WithTheConnectionsGrant_ReadsTheSenderAndTheReceiverOnly()
+    {
+        var counting = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
+        using var h = new EngineHarness(store: sp => CountingStore.Wrap(sp.GetRequiredService<InMemoryRoomStore>(), counting));
+        var ada = await h.CreateRoomAsync(EngineHarness.User("ada"));
+        var adaConnection = h.NewConnectionId();
+        var adaGrant = (await h.Engine.ConnectAsync(adaConnection, ada.Ticket.Value)).Value;
+        await h.Engine.HandleAuthorizedMessageAsync(adaConnection, adaGrant, Encoding.UTF8.GetBytes("""{"type":"hello","version":1}"""));
+        var bob = await h.JoinAsync(EngineHarness.User("bob"), ada.Room);
+        var bobConnection = await h.ConnectAsync(bob);
+        await h.Engine.HandleAuthorizedMessageAsync(adaConnection, adaGrant, Encoding.UTF8.GetBytes($$$"""{"type":"admit","member":"{{{bob.Member}}}"}"""));
+        counting.Clear();
+
+        await h.Engine.HandleAuthorizedMessageAsync(adaConnection, adaGrant, Encoding.UTF8.GetBytes($$$"""{"type":"signal","to":"{{{bob.Member}}}","candidates":[{"candidate":"c"}]}"""));
+
+        Assert.Single(h.Push.To<SignalRelayMessage>(bobConnection));
+        Assert.Equal(new Dictionary<string, int> { [nameof(IRoomStore.GetMemberAsync)] = 2 }, counting.ToDictionary(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task ARelayedSignal_WithoutAGrant_ReadsTheBindingTheSenderTheRoomAndTheReceiver()
+    {
+        // The two-phase gateway's fallback (an integration without the context mapping) pays what every frame paid before.
+        var counting = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
+        using var h = new EngineHarness(store: sp => CountingStore.Wrap(sp.GetRequiredService<InMemoryRoomStore>(), counting));
+        var (_, adminConnection, members) = await h.RoomWithMembersAsync("bob");
+        counting.Clear();
+
+        await h.SendAsync(adminConnection, $$$"""{"type":"signal","to":"{{{members[0].Grant.Member}}}","candidates":[{"candidate":"c"}]}""");
+
+        Assert.Equal(
+            new Dictionary<string, int> { [nameof(IRoomStore.GetConnectionAsync)] = 1, [nameof(IRoomStore.GetMemberAsync)] = 2, [nameof(IRoomStore.GetRoomAsync)] = 1 },
+            counting.ToDictionary(StringComparer.Ordinal));
+    }
+
+    /// <summary>Counts the calls to every store method, then forwards them.</summary>
+    public class CountingStore : DispatchProxy
+    {
+        private IRoomStore? _inner;
+        private ConcurrentDictionary<string, int>? _calls;
+
+        public static IRoomStore Wrap(IRoomStore inner, ConcurrentDictionary<string, int> calls)
+        {
+            var proxy = Create<IRoomStore, CountingStore>();
+            var counting = (CountingStore)(object)proxy;
+            counting._inner = inner;
+            counting._calls = calls;
+            return proxy;
+        }
+
+        protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
+        {
+            ArgumentNullException.ThrowIfNull(targetMethod);
+            _calls!.AddOrUpdate(targetMethod.Name, 1, (_, n) => n + 1);
+            try
+            {
+                return targetMethod.Invoke(_inner, args);
+            }
+            catch (TargetInvocationException e) when (e.InnerException is not null)
+            {
+                throw e.InnerException;
+            }
+        }
+    }
+}
