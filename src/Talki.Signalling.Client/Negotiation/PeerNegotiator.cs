@@ -21,6 +21,9 @@ internal sealed class PeerNegotiator
 
     private const int MaxBufferedCandidates = 256;
 
+    /// <summary>The most local candidates one signal carries (about 200 bytes each: far under the 32 KB frame limit).</summary>
+    private const int MaxCandidatesPerSignal = 32;
+
     private readonly IPeerConnection _pc;
     private readonly Func<SignalMessage, ValueTask> _send;
     private readonly Action<PeerNegotiator, NegotiationErrorKind, Exception?> _onError;
@@ -32,6 +35,8 @@ internal sealed class PeerNegotiator
     private readonly Queue<IceCandidate> _receivedCandidates = new();
     private readonly HashSet<string> _seenRemoteUfrags = new(StringComparer.Ordinal);
     private readonly HashSet<string> _retiredSessions = new(StringComparer.Ordinal);
+    private readonly List<IceCandidate> _outgoingCandidates = [];
+    private bool _candidateFlushQueued;
     private bool _draining;
     private TaskCompletionSource? _running;
     private bool _closed;
@@ -232,8 +237,42 @@ internal sealed class PeerNegotiator
         }
     }
 
-    private void OnLocalIceCandidate(object? sender, IceCandidate candidate) =>
-        _ = EnqueueAsync(() => SendAsync(new SignalMessage { To = Plan.Peer, ToEpoch = Plan.PeerEpoch, Candidates = [candidate] }));
+    /// <summary>
+    /// Local candidates are coalesced, without waiting: each one joins the batch the link's queue will send next, so the
+    /// candidates gathered while the queue is busy (a browser gathers its host candidates right after it sets the local
+    /// description, while that description is being sent) leave as one signal, after the description, in order.
+    /// </summary>
+    private void OnLocalIceCandidate(object? sender, IceCandidate candidate)
+    {
+        lock (_sync)
+        {
+            _outgoingCandidates.Add(candidate);
+            if (_candidateFlushQueued)
+            {
+                return;
+            }
+
+            _candidateFlushQueued = true;
+        }
+
+        _ = EnqueueAsync(SendCandidatesAsync);
+    }
+
+    private async ValueTask SendCandidatesAsync()
+    {
+        IceCandidate[] batch;
+        lock (_sync)
+        {
+            batch = [.. _outgoingCandidates];
+            _outgoingCandidates.Clear();
+            _candidateFlushQueued = false;
+        }
+
+        for (var i = 0; i < batch.Length; i += MaxCandidatesPerSignal)
+        {
+            await SendAsync(new SignalMessage { To = Plan.Peer, ToEpoch = Plan.PeerEpoch, Candidates = batch[i..Math.Min(batch.Length, i + MaxCandidatesPerSignal)] }).ConfigureAwait(false);
+        }
+    }
 
     private void OnConnectionStateChanged(object? sender, PeerConnectionState state)
     {

@@ -35,6 +35,27 @@ public sealed class MeshNegotiatorTests
         Assert.Empty(h.Errors);
     }
 
+    [Fact]
+    public async Task CandidatesGatheredTogether_LeaveAsOneSignal_AfterTheDescription_AndAllArrive()
+    {
+        // A browser gathers its host candidates right after setting the local description: they fire one by one, and one
+        // message each would cost an API Gateway message and a relay each.
+        var h = new MeshHarness(2);
+        h.Fabric.CandidatesPerGathering = 5;
+        h.PlanAll();
+        await h.DeliverAsync(0, false); // plan to m0: it offers and gathers
+
+        var fromOfferer = h.Pool.Select(e => e.Message).OfType<SignalRelayMessage>().ToList();
+        Assert.Equal(2, fromOfferer.Count);
+        Assert.NotNull(fromOfferer[0].Description); // the offer first
+        Assert.Equal(5, fromOfferer[1].Candidates!.Count); // then its five candidates in one signal
+        await h.DrainAsync();
+        h.AssertConverged();
+        Assert.Equal(5, h.Members[1].Pc(h.Members[0]).RemoteCandidates.Count);
+        Assert.Equal(5, h.Members[0].Pc(h.Members[1]).RemoteCandidates.Count);
+        Assert.Empty(h.Errors);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

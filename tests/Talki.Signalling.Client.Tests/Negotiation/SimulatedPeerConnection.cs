@@ -17,9 +17,12 @@ internal sealed class SimulatedFabric
 
     public IReadOnlyCollection<SimulatedPeerConnection> All => [.. _byId.Values];
 
+    /// <summary>Gets or sets how many candidates each new connection emits per gathering.</summary>
+    public int CandidatesPerGathering { get; set; } = 1;
+
     public SimulatedPeerConnection Create(string owner, PeerLinkPlan plan)
     {
-        var pc = new SimulatedPeerConnection(this, $"{Interlocked.Increment(ref _next)}", owner, plan);
+        var pc = new SimulatedPeerConnection(this, $"{Interlocked.Increment(ref _next)}", owner, plan) { CandidatesPerGathering = CandidatesPerGathering };
         _byId[pc.Id] = pc;
         return pc;
     }
@@ -399,13 +402,22 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
         }
     }
 
-    private void EmitCandidate() => LocalIceCandidate?.Invoke(this, new IceCandidate
+    /// <summary>Gets or sets how many candidates each gathering emits, one event each, as a browser does for its host candidates.</summary>
+    public int CandidatesPerGathering { get; set; } = 1;
+
+    private void EmitCandidate()
     {
-        Candidate = string.Create(CultureInfo.InvariantCulture, $"candidate:{Id} 1 udp 2122260223 10.0.0.{Id} {50000 + _iceGen} typ host"),
-        SdpMid = "0",
-        SdpMLineIndex = 0,
-        UsernameFragment = Ufrag(LocalDescription),
-    });
+        for (var i = 0; i < CandidatesPerGathering; i++)
+        {
+            LocalIceCandidate?.Invoke(this, new IceCandidate
+            {
+                Candidate = string.Create(CultureInfo.InvariantCulture, $"candidate:{Id}{(i == 0 ? string.Empty : "-" + i)} 1 udp 2122260223 10.0.0.{Id} {50000 + _iceGen + (1000 * i)} typ host"),
+                SdpMid = "0",
+                SdpMLineIndex = 0,
+                UsernameFragment = Ufrag(LocalDescription),
+            });
+        }
+    }
 
     private string MakeSdp()
     {
