@@ -41,12 +41,14 @@ if (builder.Configuration["Talki:Redis"] is { Length: > 0 } redis)
 var app = builder.Build();
 
 // The app's files (fingerprinted, with brotli/gzip variants) from the static web assets manifest of a build or a publish;
-// plain static files when there is no manifest (for example under WebApplicationFactory in another test project).
-if (File.Exists(Path.Combine(AppContext.BaseDirectory, $"{app.Environment.ApplicationName}.staticwebassets.endpoints.json")))
+// plain static files when there is no manifest (for example under WebApplicationFactory in another test project). The AWS
+// authorizer function serves no files: it skips reading the manifest (hundreds of endpoints) on its cold start.
+var servesApp = !string.Equals(builder.Configuration["Talki:Aws:Role"], "authorizer", StringComparison.OrdinalIgnoreCase);
+if (servesApp && File.Exists(Path.Combine(AppContext.BaseDirectory, $"{app.Environment.ApplicationName}.staticwebassets.endpoints.json")))
 {
     app.MapStaticAssets();
 }
-else
+else if (servesApp)
 {
     app.UseStaticFiles();
 }
@@ -65,8 +67,18 @@ app.MapGet("/sample-config.json", (IConfiguration configuration) => Results.Json
     SampleConfigJsonContext.Default.SampleConfig));
 
 // Client-side routes (/room/{id}, …) load the app on GET; unknown API paths stay 404.
-app.MapFallback("/talki/{**rest}", () => Results.NotFound());
-app.MapFallbackToFile("index.html").WithMetadata(new HttpMethodMetadata(["GET", "HEAD"]));
+// A RequestDelegate, not a Delegate: under Native AOT the request delegate generator intercepts
+// MapFallback(string, Delegate) and registered it with the default fallback pattern {*path:nonfile}, so every client-side
+// route (and /) answered 404 in the native host.
+app.MapFallback("/talki/{**rest}", static context =>
+{
+    context.Response.StatusCode = StatusCodes.Status404NotFound;
+    return Task.CompletedTask;
+});
+if (servesApp)
+{
+    app.MapFallbackToFile("index.html").WithMetadata(new HttpMethodMetadata(["GET", "HEAD"]));
+}
 
 app.Lifetime.ApplicationStarted.Register(() =>
 {

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Cold start of the sample host in its AWS authorizer role: process start -> first authorizer answer.
+
+Starts dynalite (tests/tools) on a free 127.0.0.1 port, creates the table once with a warm-up run, then starts the host
+N times (a fresh process each time, as a Lambda cold start) and POSTs an API Gateway REQUEST authorizer event to /events
+every 2 ms until the first 200 answer (a Deny for an unknown ticket: the ticket is looked up in DynamoDB, so the
+answer includes the store's first call). Reports min / median / max. The Lambda Web Adapter's own start and Lambda's
+init are not included: this measures what the .NET process adds.
+
+usage: benchmarks/cold-start.py HOST_COMMAND... [--runs N]
+  e.g. benchmarks/cold-start.py /tmp/aot/Talki.Samples.Host                       (Native AOT publish)
+       benchmarks/cold-start.py dotnet samples/Talki.Samples.Host/bin/Release/net10.0/Talki.Samples.Host.dll (JIT)
+"""
+import json, os, socket, statistics, subprocess, sys, time, urllib.request, urllib.error
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+def event():
+    return json.dumps({
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef123/default/$connect",
+        "headers": {"Host": "abcdef123.execute-api.us-east-1.amazonaws.com", "Upgrade": "websocket"},
+        "queryStringParameters": {"v": "1", "ticket": "A" * 43},
+        "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": "Abc123Def456Ghi=",
+                           "stage": "default", "apiId": "abcdef123", "domainName": "abcdef123.execute-api.us-east-1.amazonaws.com"},
+    }).encode()
+
+def wait_answer(port, deadline):
+    body = event()
+    while time.monotonic() < deadline:
+        try:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/events", data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                if r.status == 200:
+                    return json.loads(r.read())
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.002)
+    raise TimeoutError("no authorizer answer")
+
+def run(cmd, dynamo, table, create):
+    port = free_port()
+    args = cmd + ["--urls", f"http://127.0.0.1:{port}",
+                  "--Talki:Aws:TableName=" + table, "--Talki:Aws:Role=authorizer", "--Talki:Aws:Region=us-east-1",
+                  "--Talki:Aws:DynamoDbServiceUrl=" + dynamo, "--Talki:Aws:AccessKeyId=local", "--Talki:Aws:SecretAccessKey=local",
+                  "--Talki:Aws:GatewaySecret=cold-start-secret-0123456789abcdef", "--Talki:Aws:ApiEndpoint=https://abcdef123.execute-api.us-east-1.amazonaws.com",
+                  "--Talki:Aws:Stage=default", "--Talki:Aws:CreateTable=" + ("true" if create else "false"),
+                  "--Logging:LogLevel:Default=Warning"]
+    start = time.monotonic()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        answer = wait_answer(port, start + 60)
+        elapsed = (time.monotonic() - start) * 1000
+        effect = answer["policyDocument"]["Statement"][0]["Effect"]
+        return elapsed, effect
+    finally:
+        proc.kill()
+        proc.wait()
+
+def main():
+    argv = sys.argv[1:]
+    runs = 10
+    if "--runs" in argv:
+        i = argv.index("--runs"); runs = int(argv[i + 1]); del argv[i:i + 2]
+    if not argv:
+        print(__doc__); sys.exit(2)
+    dport = free_port()
+    dynalite = subprocess.Popen(["node", os.path.join(ROOT, "tests/tools/node_modules/dynalite/cli.js"), "--port", str(dport)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        dynamo = f"http://127.0.0.1:{dport}"
+        warm, effect = run(argv, dynamo, "talki-cold", True)  # creates the table
+        times = []
+        for _ in range(runs):
+            elapsed, effect = run(argv, dynamo, "talki-cold", False)
+            times.append(elapsed)
+        with open("/proc/loadavg") as f:
+            load = f.read().split()[:3]
+        print(f"{' '.join(argv)}: process start -> first authorizer answer ({effect}), {runs} runs: "
+              f"min {min(times):.0f} ms, median {statistics.median(times):.0f} ms, max {max(times):.0f} ms "
+              f"(warm-up with table creation {warm:.0f} ms; {os.cpu_count()} cores, load average {' '.join(load)})")
+    finally:
+        dynalite.kill()
+        dynalite.wait()
+
+if __name__ == "__main__":
+    main()
