@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using Microsoft.Playwright;
 using Talki.Samples.Browser.EndToEndTests.Harness;
 using Xunit.Abstractions;
@@ -24,45 +23,6 @@ public sealed class ResumeCallTests(ITestOutputHelper output)
     private static readonly TimeSpan PageTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan MeshTimeout = TimeSpan.FromSeconds(90);
     private static readonly TimeSpan Window = TimeSpan.FromSeconds(5);
-
-    /// <summary>Test-side: samples every RTCPeerConnection's inbound-rtp bytes every 100 ms (page clock), keyed by creation index.</summary>
-    private const string StartSampler = """
-        () => {
-          if (window.__talkiE2eSamples) return;
-          const samples = [];
-          window.__talkiE2eSamples = samples;
-          const tick = async () => {
-            const at = Date.now();
-            const pcs = window.__talkiE2ePeerConnections ?? [];
-            await Promise.all(pcs.map(async (pc, index) => {
-              if (pc.connectionState === 'closed') return;
-              try {
-                const report = await pc.getStats();
-                let bytes = 0;
-                report.forEach(r => { if (r.type === 'inbound-rtp') bytes += r.bytesReceived ?? 0; });
-                samples.push([index, at, bytes]);
-              } catch { }
-            }));
-          };
-          setInterval(tick, 100);
-        }
-        """;
-
-    private const string RecordCallStates = """
-        () => {
-          if (window.__talkiE2eCallStates) return;
-          const history = [];
-          const read = () => {
-            const el = document.querySelector('[data-testid="call-state"]');
-            const entry = el ? `${el.getAttribute('data-state')}/${el.getAttribute('data-connection')}` : '(no call-state)';
-            if (history.length === 0 || history[history.length - 1].entry !== entry) history.push({ at: Date.now(), entry });
-          };
-          read();
-          new MutationObserver(read).observe(document.documentElement,
-            { subtree: true, childList: true, attributes: true, attributeFilter: ['data-state', 'data-connection'] });
-          window.__talkiE2eCallStates = history;
-        }
-        """;
 
     private readonly List<string> _log = [];
     private readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -101,30 +61,30 @@ public sealed class ResumeCallTests(ITestOutputHelper output)
             await Mesh.WaitUntilBytesGrowAsync(trio, ids, MeshTimeout, TimeSpan.FromSeconds(1), Log);
             foreach (var user in trio)
             {
-                await user.Page.EvaluateAsync(StartSampler);
-                await user.Page.EvaluateAsync(RecordCallStates);
+                await MediaSampler.StartAsync(user);
+                await CallObservation.RecordCallStatesAsync(user);
             }
 
-            var before = await PeerConnectionsAsync(trio);
-            Log("peer connections before: " + Describe(before));
+            var before = await CallObservation.DescribePeerConnectionsAsync(trio);
+            Log("peer connections before: " + before);
 
             // Control: the same window with no kill.
-            var controlStart = await NowAsync(ada);
+            var controlStart = await MediaSampler.NowAsync(ada);
             await Task.Delay(Window);
-            var controlEnd = await NowAsync(ada);
+            var controlEnd = await MediaSampler.NowAsync(ada);
 
             // (1) Bea's socket dies mid-call.
             var killedAt = await KillAsync(beaSockets, 0, "Bea");
             await WaitResumedAsync(bea, beaSockets, 2);
-            var resumedAt = await NowAsync(bea);
+            var resumedAt = await MediaSampler.NowAsync(bea);
             await Task.Delay(Window);
-            var afterEnd = await NowAsync(ada);
+            var afterEnd = await MediaSampler.NowAsync(ada);
             Log($"Bea resumed {resumedAt - killedAt:0} ms after the kill (page clocks)");
 
-            var after = await PeerConnectionsAsync(trio);
-            Log("peer connections after: " + Describe(after));
-            Assert.Equal(Describe(before), Describe(after)); // same objects (count and creation index), same ufrags, none closed
-            var gaps = await MediaGapsAsync(trio, controlStart, controlEnd, killedAt, afterEnd);
+            var after = await CallObservation.DescribePeerConnectionsAsync(trio);
+            Log("peer connections after: " + after);
+            Assert.Equal(before, after); // same objects (count and creation index), same ufrags, none closed
+            var gaps = await MediaSampler.GapsAsync(trio, controlStart, controlEnd, killedAt, afterEnd);
             figures.AppendLine(CultureInfo.InvariantCulture, $"kill of Bea's socket mid-call: resumed {resumedAt - killedAt:0} ms after the kill");
             foreach (var gap in gaps)
             {
@@ -135,7 +95,7 @@ public sealed class ResumeCallTests(ITestOutputHelper output)
 
             foreach (var user in trio)
             {
-                var history = await CallStateHistoryAsync(user);
+                var history = await CallObservation.CallStateHistoryAsync(user);
                 Log($"{user.Name}'s call-state: {string.Join(" → ", history)}");
                 Assert.DoesNotContain(history, h => !h.StartsWith("Admitted/", StringComparison.Ordinal));
                 if (user != bea)
@@ -144,7 +104,7 @@ public sealed class ResumeCallTests(ITestOutputHelper output)
                 }
             }
 
-            Assert.Contains("Admitted/Reconnecting", await CallStateHistoryAsync(bea));
+            Assert.Contains("Admitted/Reconnecting", await CallObservation.CallStateHistoryAsync(bea));
 
             // (2) Dan knocks; the admin's socket dies with the knock pending; Eve knocks while the admin is away (its
             // reconnect held), then the admin resumes and gets both requests.
@@ -163,7 +123,7 @@ public sealed class ResumeCallTests(ITestOutputHelper output)
                 var requests = await ada.AdmissionRequestsAsync();
                 return requests.Contains("Dan") && requests.Contains("Eve") ? null : $"requests: [{string.Join(", ", requests)}]";
             });
-            Assert.Equal(Describe(before), Describe(await PeerConnectionsAsync(trio)));
+            Assert.Equal(before, await CallObservation.DescribePeerConnectionsAsync(trio));
 
             await ada.AdmitAsync("Dan");
             await dan.WaitForStateAsync(PageTimeout, "Admitted");
@@ -284,77 +244,6 @@ public sealed class ResumeCallTests(ITestOutputHelper output)
             return opened >= count && state is { State: "Admitted", Signalling: "open" } ? null : $"{opened} socket(s), {state}";
         }, TimeSpan.FromMilliseconds(100));
 
-    private static Task<double> NowAsync(TalkiUser user) => user.Page.EvaluateAsync<double>("() => Date.now()");
-
-    /// <summary>Every page's RTCPeerConnections: creation index, state and local/remote ufrag.</summary>
-    private static async Task<IReadOnlyDictionary<string, IReadOnlyList<PeerConnectionIce>>> PeerConnectionsAsync(IEnumerable<TalkiUser> users)
-    {
-        var all = new Dictionary<string, IReadOnlyList<PeerConnectionIce>>(StringComparer.Ordinal);
-        foreach (var user in users)
-        {
-            all[user.Name] = await user.PeerConnectionIceAsync();
-        }
-
-        return all;
-    }
-
-    private static string Describe(IReadOnlyDictionary<string, IReadOnlyList<PeerConnectionIce>> connections)
-        => string.Join(" | ", connections.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c => $"{c.Key}: " + string.Join(", ", c.Value.Select(p => $"#{p.Index} {p.ConnectionState} {p.LocalUfrag}/{p.RemoteUfrag}"))));
-
-    /// <summary>Per link: the longest pause of inbound bytes in the control window and in the kill window (kill → 5 s after the resume).</summary>
-    private static async Task<IReadOnlyList<MediaGap>> MediaGapsAsync(IEnumerable<TalkiUser> users, double controlStart, double controlEnd, double killedAt, double afterEnd)
-    {
-        var gaps = new List<MediaGap>();
-        foreach (var user in users)
-        {
-            var json = await user.Page.EvaluateAsync<string>("() => JSON.stringify(window.__talkiE2eSamples ?? [])");
-            using var document = JsonDocument.Parse(json);
-            var samples = document.RootElement.EnumerateArray()
-                .Select(s => (Index: s[0].GetInt32(), At: s[1].GetDouble(), Bytes: s[2].GetDouble()))
-                .ToList();
-            foreach (var byIndex in samples.GroupBy(s => s.Index))
-            {
-                var series = byIndex.OrderBy(s => s.At).ToList();
-                var control = LongestPause(series, controlStart, controlEnd);
-                var kill = LongestPause(series, killedAt, afterEnd);
-                var atKill = series.LastOrDefault(s => s.At <= killedAt).Bytes;
-                var atEnd = series.LastOrDefault(s => s.At <= afterEnd).Bytes;
-                gaps.Add(new MediaGap($"{user.Name} pc#{byIndex.Key}", control, kill, atEnd > atKill, series.Count(s => s.At >= killedAt && s.At <= afterEnd)));
-            }
-        }
-
-        return gaps;
-    }
-
-    /// <summary>The longest time between two increases of the bytes within [from, to] (the sampling step is 100 ms).</summary>
-    private static double LongestPause(List<(int Index, double At, double Bytes)> series, double from, double to)
-    {
-        var window = series.Where(s => s.At >= from && s.At <= to).ToList();
-        if (window.Count < 2)
-        {
-            return double.NaN;
-        }
-
-        var longest = 0.0;
-        var lastGrowth = window[0].At;
-        for (var i = 1; i < window.Count; i++)
-        {
-            if (window[i].Bytes > window[i - 1].Bytes)
-            {
-                longest = Math.Max(longest, window[i].At - lastGrowth);
-                lastGrowth = window[i].At;
-            }
-        }
-
-        return Math.Max(longest, window[^1].At - lastGrowth);
-    }
-
-    private static async Task<IReadOnlyList<string>> CallStateHistoryAsync(TalkiUser user)
-    {
-        var json = await user.Page.EvaluateAsync<string>("() => JSON.stringify((window.__talkiE2eCallStates ?? []).map(h => h.entry))");
-        return JsonSerializer.Deserialize<string[]>(json) ?? [];
-    }
-
     private void Log(string line)
     {
         var stamped = $"{DateTime.Now:HH:mm:ss.fff} +{_clock.Elapsed.TotalSeconds:0.000}s {line}";
@@ -378,10 +267,5 @@ public sealed class ResumeCallTests(ITestOutputHelper output)
         public List<(IWebSocketRoute Page, IWebSocketRoute Server)> All { get; } = [];
 
         public Task? Hold { get; set; }
-    }
-
-    private sealed record MediaGap(string Link, double ControlPauseMs, double KillPauseMs, bool GrewThrough, int Samples)
-    {
-        public override string ToString() => $"{Link}: longest pause of inbound bytes {KillPauseMs:0} ms through the kill and resume ({Samples} samples) vs {ControlPauseMs:0} ms in the control window; grew through: {GrewThrough}";
     }
 }

@@ -97,9 +97,10 @@ internal sealed class Chromium : IAsyncDisposable
     public async Task<TalkiUser> NewUserAsync(string name, UserOptions? options)
     {
         options ??= new UserOptions();
+        var baseAddress = options.BaseAddress ?? BaseAddress;
         var context = await Browser.NewContextAsync(new BrowserNewContextOptions
         {
-            BaseURL = BaseAddress.ToString(),
+            BaseURL = baseAddress.ToString(),
             Permissions = [.. options.Permissions],
             ViewportSize = new ViewportSize { Width = options.Width, Height = options.Height },
         });
@@ -111,7 +112,7 @@ internal sealed class Chromium : IAsyncDisposable
         }
 
         // Nothing but the host under test is ever contacted (the Google Identity Services script included).
-        var origin = BaseAddress.GetLeftPart(UriPartial.Authority);
+        var origin = baseAddress.GetLeftPart(UriPartial.Authority);
         await context.RouteAsync(url => !url.StartsWith(origin, StringComparison.OrdinalIgnoreCase) && !url.StartsWith("data:", StringComparison.Ordinal) && !url.StartsWith("blob:", StringComparison.Ordinal), route =>
         {
             Log($"blocked a request to {route.Request.Url}");
@@ -155,4 +156,7 @@ internal sealed record UserOptions
 
     /// <summary>A script run in every page of the context before the app's own scripts, or null.</summary>
     public string? InitScript { get; init; }
+
+    /// <summary>The origin this user's pages come from (<c>http://localhost:{port}</c>), or null for the browser's <see cref="Chromium.BaseAddress"/>.</summary>
+    public Uri? BaseAddress { get; init; }
 }

@@ -101,6 +101,17 @@ internal sealed class SampleHost : IAsyncDisposable
         return host;
     }
 
+    /// <summary>
+    /// Kills the process tree at once (SIGKILL: no graceful shutdown, its sockets die with it, nothing is unregistered) and
+    /// waits until it has exited. As a crash or a lost machine would end an instance.
+    /// </summary>
+    public async Task KillAsync()
+    {
+        _process.Kill(entireProcessTree: true);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await _process.WaitForExitAsync(timeout.Token);
+    }
+
     public async ValueTask DisposeAsync()
     {
         try
