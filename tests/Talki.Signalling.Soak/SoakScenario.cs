@@ -317,7 +317,7 @@ public static class SoakScenario
     }
 
     /// <summary>One room: the admin creates it and says hello; each member takes a ticket, says hello, and is admitted.</summary>
-    internal static async Task<List<MeshMember>> SetUpRoomAsync(HttpClient http, int index, SoakSettings settings)
+    public static async Task<List<MeshMember>> SetUpRoomAsync(HttpClient http, int index, SoakSettings settings)
     {
         var admin = await MeshMember.JoinAsync(http, $"r{index}-admin", null, settings.Candidates);
         var members = new List<MeshMember> { admin };
@@ -334,7 +334,7 @@ public static class SoakScenario
         return members;
     }
 
-    internal static async Task WithTimeout(Task task, string what)
+    public static async Task WithTimeout(Task task, string what)
     {
         if (await Task.WhenAny(task, Task.Delay(TimeSpan.FromSeconds(30))) != task)
         {
@@ -344,7 +344,7 @@ public static class SoakScenario
         await task;
     }
 
-    internal static async Task WaitUntilAsync(Func<bool> condition, DateTimeOffset deadline)
+    public static async Task WaitUntilAsync(Func<bool> condition, DateTimeOffset deadline)
     {
         while (!condition() && DateTimeOffset.UtcNow < deadline)
         {

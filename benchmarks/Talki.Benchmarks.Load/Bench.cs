@@ -1,0 +1,258 @@
+using System.Collections.Concurrent;
+using Talki.Signalling.Soak;
+
+namespace Talki.Benchmarks.Load;
+
+/// <summary>The server's resident set with <see cref="Connections"/> idle connections open.</summary>
+internal sealed record IdleResult(int Connections, long ResidentBytes, long BaselineBytes, int SocketsClosed, string? Failure = null)
+{
+    public double BytesPerConnection => (ResidentBytes - BaselineBytes) / (double)Connections;
+
+    public bool Valid => Failure is null && SocketsClosed == 0;
+}
+
+/// <summary>Everything measured on one server.</summary>
+internal sealed class ServerResult
+{
+    public required string Name { get; init; }
+
+    public required string Command { get; init; }
+
+    public List<TimeSpan> Startups { get; } = [];
+
+    public List<RunResult> Saturation { get; } = [];
+
+    public List<RunResult> OpenLoop { get; } = [];
+
+    public List<IdleResult> Idle { get; } = [];
+
+    public List<string> Failures { get; } = [];
+
+    public bool Valid => Failures.Count == 0 && Saturation.All(r => r.Valid) && OpenLoop.All(r => r.Valid) && Idle.All(r => r.Valid);
+}
+
+/// <summary>The measures of one server, each on its own server process: start-ups, then the traffic runs, then the idle connections.</summary>
+internal static class Bench
+{
+    public static async Task<ServerResult> RunAsync(Target target, LoadOptions options, TextWriter log)
+    {
+        var result = new ServerResult { Name = target.Name, Command = target.Describe() };
+        log.WriteLine($"== {target.Name}: {result.Command}");
+        await Guard(result, "start-up", async () =>
+        {
+            for (var i = 0; i < options.Startups; i++)
+            {
+                await using var server = await ServerProcess.StartAsync(target, options.ServerCpus);
+                result.Startups.Add(server.Startup);
+                log.WriteLine($"  start-up {i + 1}: {server.Startup.TotalMilliseconds:0} ms");
+            }
+        });
+
+        if (options.Pairs.Count > 0 || options.Rates.Count > 0)
+        {
+            await Guard(result, "traffic", () => TrafficAsync(target, options, result, log));
+        }
+
+        if (options.Idle.Count > 0)
+        {
+            await Guard(result, "idle", () => IdleAsync(target, options, result, log));
+        }
+
+        return result;
+    }
+
+    private static async Task TrafficAsync(Target target, LoadOptions options, ServerResult result, TextWriter log)
+    {
+        await using var server = await ServerProcess.StartAsync(target, options.ServerCpus);
+        target.Bind(server.BaseAddress);
+        await using var keepalive = new Keepalive(target);
+
+        // A run that is not recorded, so that the first recorded one does not pay for the JIT (the .NET servers compile
+        // their hot paths again, optimized, after the first thousands of messages; V8 likewise).
+        var warmupLinks = await ConnectPairsAsync(target, 10, options, keepalive);
+        var warmup = await TrafficRun.SaturateAsync(server, warmupLinks, options.Window, options with { Warmup = TimeSpan.Zero, Duration = TimeSpan.FromSeconds(5) });
+        await CloseAsync(warmupLinks.Select(l => l.Socket), keepalive);
+        log.WriteLine($"  warm-up (not recorded), 10 pairs for 5 s: {Report.Describe(warmup)}");
+        await Task.Delay(TimeSpan.FromSeconds(1));
+
+        foreach (var pairs in options.Pairs)
+        {
+            RunResult run;
+            try
+            {
+                var links = await ConnectPairsAsync(target, pairs, options, keepalive);
+                run = await TrafficRun.SaturateAsync(server, links, options.Window, options);
+                await CloseAsync(links.Select(l => l.Socket), keepalive);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                run = RunResult.Failed(pairs, 0, e);
+            }
+
+            result.Saturation.Add(run);
+            log.WriteLine($"  saturation, {pairs} pairs: {Report.Describe(run)}");
+            await Task.Delay(TimeSpan.FromSeconds(1));
+        }
+
+        if (options.Rates.Count == 0)
+        {
+            return;
+        }
+
+        Link[] rateLinks;
+        try
+        {
+            rateLinks = await ConnectPairsAsync(target, options.RatePairs, options, keepalive);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            result.OpenLoop.AddRange(options.Rates.Select(rate => RunResult.Failed(options.RatePairs, rate, e)));
+            return;
+        }
+
+        foreach (var rate in options.Rates)
+        {
+            var run = await TrafficRun.OpenLoopAsync(server, rateLinks, rate, options);
+            result.OpenLoop.Add(run);
+            log.WriteLine($"  open loop, {rate} msg/s over {options.RatePairs} pairs: {Report.Describe(run)}");
+            await Task.Delay(TimeSpan.FromSeconds(1));
+        }
+
+        await CloseAsync(rateLinks.Select(l => l.Socket), keepalive);
+    }
+
+    /// <summary>
+    /// Idle connections on a fresh server: one group connected first (the warm-up, kept open), the baseline RSS after
+    /// <see cref="LoadOptions.Settle"/>, then groups until each count of <see cref="LoadOptions.Idle"/> (cumulative), the
+    /// RSS read after the same settle time. Nothing is forced (no GC, no trim).
+    /// </summary>
+    private static async Task IdleAsync(Target target, LoadOptions options, ServerResult result, TextWriter log)
+    {
+        var sockets = new ConcurrentBag<LoadSocket>();
+        try
+        {
+            await using var server = await ServerProcess.StartAsync(target, options.ServerCpus);
+            target.Bind(server.BaseAddress);
+            await using var keepalive = new Keepalive(target);
+            var warmup = await target.ConnectGroupAsync(target.GroupSize);
+            keepalive.Add(warmup);
+            await Task.Delay(options.Settle);
+            var baseline = server.ResidentBytes;
+            log.WriteLine($"  idle: baseline {baseline / 1024.0 / 1024:0.0} MiB with {warmup.Length} warm-up connections");
+            foreach (var count in options.Idle)
+            {
+                var groups = Enumerable.Range(0, (count - sockets.Count + target.GroupSize - 1) / target.GroupSize)
+                    .Select(g => Math.Min(target.GroupSize, count - sockets.Count - (g * target.GroupSize)))
+                    .ToList();
+                await Parallel.ForEachAsync(groups, new ParallelOptions { MaxDegreeOfParallelism = options.Concurrency }, async (size, _) =>
+                {
+                    var group = await target.ConnectGroupAsync(size);
+                    keepalive.Add(group);
+                    foreach (var socket in group)
+                    {
+                        sockets.Add(socket);
+                    }
+                });
+                await Task.Delay(options.Settle);
+                var idle = new IdleResult(count, server.ResidentBytes, baseline, sockets.Count(s => s.Closed.IsCompleted) + warmup.Count(s => s.Closed.IsCompleted));
+                result.Idle.Add(idle);
+                log.WriteLine($"  idle: {count} connections: RSS {idle.ResidentBytes / 1024.0 / 1024:0.0} MiB, {idle.BytesPerConnection / 1024:0.0} KiB per connection, {idle.SocketsClosed} closed");
+            }
+
+            foreach (var socket in warmup)
+            {
+                sockets.Add(socket);
+            }
+        }
+        finally
+        {
+            // The server is gone by now: the client sockets close at once.
+            await Parallel.ForEachAsync(sockets, new ParallelOptions { MaxDegreeOfParallelism = 256 }, async (socket, _) => await socket.DisposeAsync());
+        }
+    }
+
+    private static async Task<Link[]> ConnectPairsAsync(Target target, int pairs, LoadOptions options, Keepalive keepalive)
+    {
+        var links = new Link[pairs * 2];
+        await Parallel.ForEachAsync(Enumerable.Range(0, pairs), new ParallelOptions { MaxDegreeOfParallelism = options.Concurrency }, async (i, _) =>
+        {
+            var pair = await target.ConnectPairAsync();
+            (links[2 * i], links[(2 * i) + 1]) = (pair[0], pair[1]);
+            keepalive.Add(pair.Select(l => l.Socket));
+        });
+        return links;
+    }
+
+    private static async Task CloseAsync(IEnumerable<LoadSocket> sockets, Keepalive keepalive)
+    {
+        var all = sockets.ToList();
+        keepalive.Remove(all);
+        await Parallel.ForEachAsync(all, new ParallelOptions { MaxDegreeOfParallelism = 256 }, async (socket, _) => await socket.DisposeAsync());
+    }
+
+    private static async Task Guard(ServerResult result, string what, Func<Task> action)
+    {
+        try
+        {
+            await action();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            result.Failures.Add($"{what}: {e.GetType().Name}: {e.Message}");
+        }
+    }
+}
+
+/// <summary>Sends what the server's real client sends to keep a connection (PeerJS: a heartbeat every 5 s) on every open socket.</summary>
+internal sealed class Keepalive : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<LoadSocket, byte> _sockets = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+
+    public Keepalive(Target target)
+    {
+        _loop = target.Keepalive is { } keepalive ? LoopAsync(keepalive.Interval, keepalive.Message) : Task.CompletedTask;
+    }
+
+    public void Add(IEnumerable<LoadSocket> sockets)
+    {
+        foreach (var socket in sockets)
+        {
+            _sockets[socket] = 0;
+        }
+    }
+
+    public void Remove(IEnumerable<LoadSocket> sockets)
+    {
+        foreach (var socket in sockets)
+        {
+            _sockets.TryRemove(socket, out _);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await _loop;
+        _stop.Dispose();
+    }
+
+    private async Task LoopAsync(TimeSpan interval, string message)
+    {
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token))
+            {
+                foreach (var socket in _sockets.Keys)
+                {
+                    socket.Send(message);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}

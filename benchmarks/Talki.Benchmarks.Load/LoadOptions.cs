@@ -1,0 +1,107 @@
+using System.Globalization;
+
+namespace Talki.Benchmarks.Load;
+
+/// <summary>The command line of the load tool; every figure has a default (the full matrix).</summary>
+internal sealed record LoadOptions
+{
+    public const string Usage =
+        "usage: Talki.Benchmarks.Load [--server talki|peerjs|bare|all] [--pairs 10,100,1000] [--seconds 10] [--warmup 2]\n" +
+        "       [--window 16] [--rates 2000,30000] [--rate-pairs 100] [--idle 1000,5000,10000] [--settle 5]\n" +
+        "       [--startups 3] [--concurrency 32] [--drain 10] [--server-cpus LIST] [--out FILE]\n" +
+        "A list may be empty (--idle '') to skip that measure.";
+
+    public IReadOnlyList<string> Servers { get; init; } = ["talki", "peerjs", "bare"];
+
+    /// <summary>Gets the pair counts of the saturation runs (closed loop, <see cref="Window"/> messages in flight per direction).</summary>
+    public IReadOnlyList<int> Pairs { get; init; } = [10, 100, 1000];
+
+    /// <summary>Gets the measured length of every traffic run, after <see cref="Warmup"/>.</summary>
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(10);
+
+    public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(2);
+
+    public int Window { get; init; } = 16;
+
+    /// <summary>Gets the total rates (messages per second, all pairs together) of the open-loop runs.</summary>
+    public IReadOnlyList<int> Rates { get; init; } = [2000, 30000];
+
+    /// <summary>Gets the pairs that share the open-loop rate; by default 100, or the largest of <see cref="Pairs"/> when smaller.</summary>
+    public int RatePairs { get; init; } = 100;
+
+    /// <summary>Gets the idle connection counts at which the server's RSS is read (cumulative, one server process).</summary>
+    public IReadOnlyList<int> Idle { get; init; } = [1000, 5000, 10000];
+
+    /// <summary>Gets how long the idle connections sit before the RSS is read.</summary>
+    public TimeSpan Settle { get; init; } = TimeSpan.FromSeconds(5);
+
+    public int Startups { get; init; } = 3;
+
+    /// <summary>Gets how many pairs or idle groups are being set up at once.</summary>
+    public int Concurrency { get; init; } = 32;
+
+    /// <summary>Gets how long a run waits, after its last send, for what is in flight.</summary>
+    public TimeSpan Drain { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Gets the CPUs every server is pinned to (<c>taskset -c</c>), or null to leave them unpinned.</summary>
+    public string? ServerCpus { get; init; }
+
+    /// <summary>Gets the markdown file the table is written to (default: artifacts/load/load-{UTC time}.md under the repository).</summary>
+    public string? Out { get; init; }
+
+    public required string CommandLine { get; init; }
+
+    public static LoadOptions Parse(string[] args)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length)
+            {
+                throw new ArgumentException($"expected --name value, got '{args[i]}'");
+            }
+
+            values[args[i][2..]] = args[++i];
+        }
+
+        var options = new LoadOptions { CommandLine = string.Join(' ', args.Select(a => a.Length == 0 ? "''" : a)) };
+        foreach (var (name, value) in values)
+        {
+            options = name switch
+            {
+                "server" => options with { Servers = value == "all" ? options.Servers : Split(value, s => s) },
+                "pairs" => options with { Pairs = Split(value, Positive) },
+                "seconds" => options with { Duration = Seconds(value) },
+                "warmup" => options with { Warmup = Seconds(value) },
+                "window" => options with { Window = Positive(value) },
+                "rates" => options with { Rates = Split(value, Positive) },
+                "rate-pairs" => options with { RatePairs = Positive(value) },
+                "idle" => options with { Idle = [.. Split(value, Positive).Order()] },
+                "settle" => options with { Settle = Seconds(value) },
+                "startups" => options with { Startups = Positive(value) },
+                "concurrency" => options with { Concurrency = Positive(value) },
+                "drain" => options with { Drain = Seconds(value) },
+                "server-cpus" => options with { ServerCpus = value },
+                "out" => options with { Out = value },
+                _ => throw new ArgumentException($"unknown option --{name}"),
+            };
+        }
+
+        if (!values.ContainsKey("rate-pairs") && options.Pairs.Count > 0)
+        {
+            options = options with { RatePairs = Math.Min(options.RatePairs, options.Pairs.Max()) };
+        }
+
+        var unknown = options.Servers.Except(["talki", "peerjs", "bare"]).ToList();
+        return unknown.Count == 0 ? options : throw new ArgumentException($"unknown server {string.Join(", ", unknown)}");
+    }
+
+    private static List<T> Split<T>(string value, Func<string, T> parse) =>
+        [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(parse)];
+
+    private static int Positive(string value) =>
+        int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : throw new ArgumentException($"not a positive integer: '{value}'");
+
+    private static TimeSpan Seconds(string value) =>
+        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s >= 0 ? TimeSpan.FromSeconds(s) : throw new ArgumentException($"not a number of seconds: '{value}'");
+}

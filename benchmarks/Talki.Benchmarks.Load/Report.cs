@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Talki.Benchmarks.Load;
+
+/// <summary>The machine the figures come from.</summary>
+internal sealed record Machine(int Cores, string Model, string Memory, string Os, string DotNet, string Node, string OpenFiles)
+{
+    public static Machine Describe() => new(
+        Environment.ProcessorCount,
+        ProcLine("/proc/cpuinfo", "model name") ?? "?",
+        ProcLine("/proc/meminfo", "MemTotal") is { } total && long.TryParse(total.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture, out var kb)
+            ? $"{kb / 1024.0 / 1024:0.0} GiB" : "?",
+        RuntimeInformation.OSDescription,
+        RuntimeInformation.FrameworkDescription,
+        Run("node", "--version"),
+        File.Exists("/proc/self/limits") ? File.ReadLines("/proc/self/limits").FirstOrDefault(l => l.StartsWith("Max open files", StringComparison.Ordinal))?.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3] ?? "?" : "?");
+
+    public static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
+
+    private static string? ProcLine(string file, string key) =>
+        File.Exists(file) ? File.ReadLines(file).FirstOrDefault(l => l.StartsWith(key, StringComparison.Ordinal))?.Split(':', 2)[1].Trim() : null;
+
+    private static string Run(string file, string argument)
+    {
+        try
+        {
+            using var process = Process.Start(new ProcessStartInfo(file, argument) { RedirectStandardOutput = true, UseShellExecute = false })!;
+            var output = process.StandardOutput.ReadToEnd().Trim();
+            process.WaitForExit();
+            return output;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return "not found";
+        }
+    }
+}
+
+/// <summary>The table: a row per server, a column per measure; then how each figure came about.</summary>
+internal static class Report
+{
+    private const string Invalid = "✗";
+
+    public static string Describe(RunResult run) => run.Failure is not null
+        ? $"{Invalid} {run.Failure}"
+        : string.Concat(
+            run.Valid ? "" : Invalid + " ",
+            Format($"{run.Delivered:N0} msg/s delivered; sent {run.Sent:N0}, received {run.Received:N0}, lost {run.Lost:N0}, out of order {run.OutOfOrder:N0}; "),
+            Format($"latency min {run.LatencyMs[0]:0.00}, p50 {run.LatencyMs[1]:0.00}, p99 {run.LatencyMs[2]:0.00}, max {run.LatencyMs[3]:0.00} ms; "),
+            Format($"server CPU {run.Cpu.TotalSeconds:0.00} s in {run.Window.TotalSeconds:0.00} s ({run.CpuPercent:0.0} %, {run.CpuMicrosecondsPerMessage:0.0} µs/msg); "),
+            Format($"client CPU {run.ClientCpuPercent:0} %, machine busy {run.MachineBusyPercent:0} % of {Environment.ProcessorCount} cores; "),
+            Format($"sockets closed by the server {run.SocketsClosed}, error frames {run.ErrorFrames}, send failures {run.SendFailures}"),
+            run.Rate > 0 ? Format($", schedule lag max {run.MaxScheduleLagMs:0.0} ms") : "");
+
+    public static string Markdown(LoadOptions options, Machine machine, string loadBefore, DateTimeOffset started, IReadOnlyList<ServerResult> results)
+    {
+        var text = new StringBuilder();
+        text.AppendLine("# Signalling load: Talki gateway, peerjs-server, bare Kestrel relay").AppendLine();
+        text.AppendLine(Format($"{started:yyyy-MM-dd HH:mm} UTC, `Talki.Benchmarks.Load {options.CommandLine}`")).AppendLine();
+        text.AppendLine(Format($"Machine: {machine.Cores} cores (nproc), {machine.Model}, {machine.Memory} RAM; {machine.Os}; {machine.DotNet}; node {machine.Node}; open files limit {machine.OpenFiles}; load average {loadBefore} before, {Machine.LoadAverage()} after; servers {(options.ServerCpus is null ? "not pinned" : "pinned to CPUs " + options.ServerCpus)}, this tool on the same machine.")).AppendLine();
+
+        var header = new List<string> { "server", Format($"start-up ms (median of {options.Startups})") };
+        header.AddRange(options.Pairs.Select(p => Format($"msg/s at {p:N0} pairs (server CPU µs/msg)")));
+        header.AddRange(options.Rates.Select(r => Format($"{r:N0} msg/s over {options.RatePairs:N0} pairs: p50 / p99 / max ms (server CPU)")));
+        header.AddRange(options.Idle.Select(k => Format($"RSS per idle connection at {k:N0} (KiB)")));
+        text.AppendLine("| " + string.Join(" | ", header) + " |");
+        text.AppendLine("|" + string.Concat(header.Select((_, i) => i == 0 ? "---|" : "---:|")));
+        foreach (var result in results)
+        {
+            var row = new List<string> { result.Name, Startup(result) };
+            row.AddRange(options.Pairs.Select(p => Saturation(result.Saturation.FirstOrDefault(r => r.Pairs == p))));
+            row.AddRange(options.Rates.Select(r => OpenLoop(result.OpenLoop.FirstOrDefault(o => o.Rate == r))));
+            row.AddRange(options.Idle.Select(k => Idle(result.Idle.FirstOrDefault(i => i.Connections == k))));
+            text.AppendLine("| " + string.Join(" | ", row) + " |");
+        }
+
+        text.AppendLine();
+        text.AppendLine(Format($"{Invalid}: not a valid figure (messages lost, duplicated or reordered, a socket closed by the server, or the run failed); `n/a`: not measured. Runs: {options.Warmup.TotalSeconds:0.#} s warm-up, then {options.Duration.TotalSeconds:0.#} s measured; saturation with {options.Window} messages in flight per direction and pair; idle RSS read {options.Settle.TotalSeconds:0.#} s after the last connection opened. See benchmarks/README.md."));
+        text.AppendLine();
+        foreach (var result in results)
+        {
+            text.AppendLine(Format($"## {result.Name}")).AppendLine();
+            text.AppendLine(Format($"`{result.Command}`")).AppendLine();
+            text.AppendLine(Format($"- start-ups: {string.Join(", ", result.Startups.Select(s => s.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture)))} ms"));
+            foreach (var run in result.Saturation)
+            {
+                text.AppendLine(Format($"- saturation, {run.Pairs:N0} pairs: {Describe(run)}"));
+            }
+
+            foreach (var run in result.OpenLoop)
+            {
+                text.AppendLine(Format($"- open loop, {run.Rate:N0} msg/s over {run.Pairs:N0} pairs: {Describe(run)}"));
+            }
+
+            IdleResult? previous = null;
+            foreach (var idle in result.Idle)
+            {
+                // The marginal cost (from the previous count) leaves out what does not grow with the connections.
+                var marginal = previous is null ? "" : Format($", {(idle.ResidentBytes - previous.ResidentBytes) / 1024.0 / (idle.Connections - previous.Connections):0.0} KiB per connection from {previous.Connections:N0} to {idle.Connections:N0}");
+                text.AppendLine(Format($"- idle, {idle.Connections:N0} connections: RSS {Mib(idle.ResidentBytes)} (baseline {Mib(idle.BaselineBytes)}), {idle.BytesPerConnection / 1024:0.0} KiB per connection{marginal}, {idle.SocketsClosed} closed by the server"));
+                previous = idle;
+            }
+
+            foreach (var failure in result.Failures)
+            {
+                text.AppendLine(Format($"- {Invalid} {failure}"));
+            }
+
+            text.AppendLine();
+        }
+
+        return text.ToString();
+    }
+
+    private static string Startup(ServerResult result)
+    {
+        if (result.Startups.Count == 0)
+        {
+            return Invalid;
+        }
+
+        var sorted = result.Startups.Order().ToList();
+        return Format($"{sorted[sorted.Count / 2].TotalMilliseconds:0}");
+    }
+
+    private static string Saturation(RunResult? run) => run switch
+    {
+        null => "n/a",
+        { Failure: not null } => Invalid + " failed",
+        { Valid: true } => Format($"{run.Delivered:N0} ({run.CpuMicrosecondsPerMessage:0.0})"),
+        _ => Format($"{Invalid} {run.Delivered:N0}, {run.Lost:N0} lost"),
+    };
+
+    private static string OpenLoop(RunResult? run) => run switch
+    {
+        null => "n/a",
+        { Failure: not null } => Invalid + " failed",
+        _ => Format($"{(run.Valid ? "" : Invalid + " ")}{run.LatencyMs[1]:0.00} / {run.LatencyMs[2]:0.00} / {run.LatencyMs[3]:0.0} ({run.CpuPercent:0} %){(run.Valid ? "" : $", {run.Lost:N0} lost")}"),
+    };
+
+    private static string Idle(IdleResult? idle) => idle switch
+    {
+        null => "n/a",
+        { Valid: true } => Format($"{idle.BytesPerConnection / 1024:0.0}"),
+        _ => Format($"{Invalid} {idle.BytesPerConnection / 1024:0.0}, {idle.SocketsClosed} closed"),
+    };
+
+    private static string Mib(long bytes) => Format($"{bytes / 1024.0 / 1024:0.0} MiB");
+
+    private static string Format(FormattableString value) => value.ToString(CultureInfo.InvariantCulture);
+}

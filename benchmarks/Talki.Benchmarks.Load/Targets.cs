@@ -1,0 +1,285 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Talki.Samples.Browser.EndToEndTests.Harness;
+using Talki.Signalling.Soak;
+
+namespace Talki.Benchmarks.Load;
+
+/// <summary>A server under test: how to start it, how its clients connect, and its message format.</summary>
+internal abstract class Target : IDisposable
+{
+    private long _nextId;
+
+    public abstract string Name { get; }
+
+    /// <summary>Gets the path that answers 200 once the server is up.</summary>
+    public abstract string HealthPath { get; }
+
+    /// <summary>Gets what a real client of this server sends to keep an idle connection (and how often), if anything.</summary>
+    public virtual (TimeSpan Interval, string Message)? Keepalive => null;
+
+    /// <summary>Gets the command line and its settings, for the report (paths relative to the repository, the port as PORT).</summary>
+    public string Describe()
+    {
+        var start = StartInfo(0);
+        return string.Join(' ', [Path.GetFileName(start.FileName), .. start.ArgumentList.Select(a =>
+            a.StartsWith(RepositoryLayout.Root, StringComparison.Ordinal) ? Path.GetRelativePath(RepositoryLayout.Root, a)
+            : a == "0" ? "PORT"
+            : a.EndsWith(":0", StringComparison.Ordinal) ? a[..^1] + "PORT"
+            : a)]);
+    }
+
+    public abstract ProcessStartInfo StartInfo(int port);
+
+    /// <summary>Points the clients at a started server.</summary>
+    public virtual void Bind(Uri baseAddress) => BaseAddress = baseAddress;
+
+    /// <summary>Connects two clients that message each other: the first link sends to the second's socket and back.</summary>
+    public abstract Task<Link[]> ConnectPairAsync();
+
+    /// <summary>Connects <paramref name="size"/> clients the way they sit idle on this server (Talki: the members of one room).</summary>
+    public abstract Task<LoadSocket[]> ConnectGroupAsync(int size);
+
+    /// <summary>Gets how many idle clients are connected together (Talki: a room of at most 8).</summary>
+    public virtual int GroupSize => 8;
+
+    /// <summary>The frame that carries <paramref name="candidate"/> (an RTCIceCandidateInit as JSON) from <paramref name="from"/> to its peer.</summary>
+    public abstract string Message(Link from, string candidate);
+
+    /// <summary>The candidate line of a relayed message, or null when the frame is something else.</summary>
+    public abstract JsonElement? CandidateOf(JsonElement root);
+
+    /// <summary>Whether a frame that is not a relayed message reports an error.</summary>
+    public abstract bool IsError(JsonElement root);
+
+    public virtual void Dispose()
+    {
+    }
+
+    protected Uri BaseAddress { get; private set; } = null!;
+
+    /// <summary>A fresh id for a client of this target (unique per tool run).</summary>
+    protected string NewId(string prefix) => prefix + Interlocked.Increment(ref _nextId).ToString(CultureInfo.InvariantCulture);
+
+    protected static ProcessStartInfo Dotnet(string dll, string workingDirectory, int port, params IEnumerable<string> settings)
+    {
+        var start = new ProcessStartInfo(ServerProcess.DotnetExecutable()) { WorkingDirectory = workingDirectory };
+        start.ArgumentList.Add(dll);
+        start.ArgumentList.Add("--urls");
+        start.ArgumentList.Add($"http://127.0.0.1:{port}");
+        foreach (var setting in settings)
+        {
+            start.ArgumentList.Add(setting);
+        }
+
+        return start;
+    }
+
+    public static Target Create(string name) => name switch
+    {
+        "talki" => new TalkiTarget(),
+        "peerjs" => new PeerJsTarget(),
+        "bare" => new BareTarget(),
+        _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown server"),
+    };
+}
+
+/// <summary>
+/// The Talki sample host (<c>samples/Talki.Samples.Host</c>, its build output) with the real flow: every client signs in
+/// anonymously (bearer token), the admin creates the room, the member takes a one-time ticket, both connect and say
+/// hello, the admin admits the member, the pair exchanges its description, then the load: <c>signal</c> messages with
+/// one candidate each.
+/// </summary>
+internal sealed class TalkiTarget : Target
+{
+    /// <summary>
+    /// The limits the benchmark lifts (everything else keeps its default): every client signs in from 127.0.0.1, one
+    /// connection sends up to 10,000 messages a second (the most the options allow), and rooms stay open for an hour.
+    /// </summary>
+    public static readonly string[] Settings =
+    [
+        "--Talki:Limits:SignInsPerAddressPerMinute=100000",
+        "--Talki:Limits:MessagesPerSecond=10000",
+        "--Talki:Limits:MessageBurst=100000",
+        "--Talki:Limits:RateLimitedMessagesBeforeClose=100000",
+        "--Talki:JoinWindow=01:00:00",
+        "--Logging:LogLevel:Default=Warning",
+    ];
+
+    private HttpClient? _http;
+    private long _rooms;
+
+    public override string Name => "talki";
+
+    public override string HealthPath => "/healthz";
+
+    /// <summary>The .NET client's <c>TalkiClientOptions.PingInterval</c>.</summary>
+    public override (TimeSpan Interval, string Message)? Keepalive => (TimeSpan.FromMinutes(4), """{"type":"ping"}""");
+
+    public override ProcessStartInfo StartInfo(int port) =>
+        Dotnet(RepositoryLayout.SampleHostDll(), RepositoryLayout.SampleHostProjectDirectory, port, Settings);
+
+    public override void Bind(Uri baseAddress)
+    {
+        base.Bind(baseAddress);
+        _http?.Dispose();
+        _http = LoadUser.NewHttpClient(baseAddress);
+    }
+
+    public override async Task<Link[]> ConnectPairAsync()
+    {
+        var room = await RoomAsync(2);
+        var (admin, member) = (room[0], room[1]);
+        var links = new[]
+        {
+            new Link(this, admin.Socket, member.Id, admin.EpochOf(member.Id), () => admin.Errors.Count),
+            new Link(this, member.Socket, admin.Id, member.EpochOf(admin.Id), () => member.Errors.Count),
+        };
+        admin.Extra = OnExtra;
+        member.Extra = OnExtra;
+        return links;
+
+        static void OnExtra(MeshMember member, LoadFrame frame) => (member.Socket.State as Link)?.OnFrame(frame);
+    }
+
+    public override async Task<LoadSocket[]> ConnectGroupAsync(int size) => [.. (await RoomAsync(size)).Select(m => m.Socket)];
+
+    public override string Message(Link from, string candidate) =>
+        string.Create(CultureInfo.InvariantCulture, $$"""{"type":"signal","to":"{{from.To}}","toEpoch":{{from.ToEpoch}},"candidates":[{{candidate}}]}""");
+
+    public override JsonElement? CandidateOf(JsonElement root) => JsonPath.Find(root, "candidates", "0", "candidate");
+
+    public override bool IsError(JsonElement root) => JsonPath.Find(root, "type")?.GetString() == "error";
+
+    public override void Dispose()
+    {
+        _http?.Dispose();
+        base.Dispose();
+    }
+
+    /// <summary>A room of <paramref name="size"/> admitted members whose link-up (a description each way per pair) is done.</summary>
+    private async Task<List<MeshMember>> RoomAsync(int size)
+    {
+        var room = await SoakScenario.SetUpRoomAsync(_http!, (int)(Interlocked.Increment(ref _rooms) % int.MaxValue), new SoakSettings { Members = size, Candidates = 0 });
+        await SoakScenario.WaitUntilAsync(() => room.All(m => m.MeshCompleteWith(room)), DateTimeOffset.UtcNow.AddSeconds(30));
+        if (!room.All(m => m.MeshCompleteWith(room)))
+        {
+            throw new TimeoutException($"room {room[0].Ticket.Room}: no link-up within 30 s");
+        }
+
+        return room;
+    }
+}
+
+/// <summary>A server whose clients connect with an id and are greeted; they address each other by id.</summary>
+internal abstract class IdTarget : Target
+{
+    public override async Task<Link[]> ConnectPairAsync()
+    {
+        var (a, b) = (NewId("a"), NewId("b"));
+        var sockets = await Task.WhenAll(ConnectAsync(a), ConnectAsync(b));
+        return [new Link(this, sockets[0], b), new Link(this, sockets[1], a)];
+    }
+
+    public override async Task<LoadSocket[]> ConnectGroupAsync(int size) =>
+        await Task.WhenAll(Enumerable.Range(0, size).Select(_ => ConnectAsync(NewId("i"))));
+
+    protected abstract Uri SocketUrl(string id);
+
+    /// <summary>Whether a frame is the greeting that says the server has registered the client.</summary>
+    protected abstract bool IsGreeting(JsonElement root);
+
+    private async Task<LoadSocket> ConnectAsync(string id)
+    {
+        var greeted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var socket = await LoadSocket.ConnectAsync(SocketUrl(id), (s, frame) =>
+        {
+            if (IsGreeting(frame.Root))
+            {
+                greeted.TrySetResult();
+            }
+            else
+            {
+                (s.State as Link)?.OnFrame(frame);
+            }
+        });
+        await SoakScenario.WithTimeout(greeted.Task, $"greeting of {id}");
+        return socket;
+    }
+}
+
+/// <summary>
+/// peerjs-server (npm <c>peer</c>, pinned in <c>tests/tools</c>), its own command line: clients connect to
+/// <c>/peerjs?key=peerjs&amp;id=…&amp;token=…</c>, are greeted with <c>OPEN</c>, and send <c>CANDIDATE</c> messages with
+/// <c>dst</c> (relayed with <c>src</c>), and a <c>HEARTBEAT</c> every 5 s as the PeerJS client does.
+/// </summary>
+internal sealed class PeerJsTarget : IdTarget
+{
+    public override string Name => "peerjs";
+
+    public override string HealthPath => "/";
+
+    public override (TimeSpan Interval, string Message)? Keepalive => (TimeSpan.FromSeconds(5), """{"type":"HEARTBEAT"}""");
+
+    public override ProcessStartInfo StartInfo(int port)
+    {
+        var package = Path.Combine(RepositoryLayout.Root, "tests", "tools", "node_modules", "peer");
+        if (!File.Exists(Path.Combine(package, "package.json")))
+        {
+            throw new FileNotFoundException($"peerjs-server is not installed: run `npm ci --prefix tests/tools` ({package} is missing).");
+        }
+
+        // The package's own "bin" entry: the peerjs command.
+        using var manifest = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(package, "package.json")));
+        var bin = manifest.RootElement.GetProperty("bin").GetProperty("peerjs").GetString()!;
+        var start = new ProcessStartInfo("node") { WorkingDirectory = package };
+        foreach (var argument in (string[])[Path.Combine(package, bin), "--port", port.ToString(CultureInfo.InvariantCulture), "--host", "127.0.0.1", "--concurrent_limit", "1000000"])
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        return start;
+    }
+
+    public override string Message(Link from, string candidate) =>
+        $$$"""{"type":"CANDIDATE","dst":"{{{from.To}}}","payload":{"candidate":{{{candidate}}},"type":"media","connectionId":"mc_load"}}""";
+
+    public override JsonElement? CandidateOf(JsonElement root) => JsonPath.Find(root, "payload", "candidate", "candidate");
+
+    public override bool IsError(JsonElement root) => JsonPath.Find(root, "type")?.GetString() is "ERROR" or "EXPIRE" or "ID-TAKEN" or "LEAVE";
+
+    protected override Uri SocketUrl(string id) => new($"ws://{BaseAddress.Authority}/peerjs?key=peerjs&id={id}&token=t{id}");
+
+    protected override bool IsGreeting(JsonElement root) => JsonPath.Find(root, "type")?.GetString() == "OPEN";
+}
+
+/// <summary>
+/// The bare relay (<c>benchmarks/Talki.Benchmarks.BareRelay</c>, its build output), the ceiling: clients connect to
+/// <c>/relay?id=…</c>, are greeted with <c>{"open":id}</c>, and send <c>{"to":id,"data":…}</c>, relayed unchanged.
+/// </summary>
+internal sealed class BareTarget : IdTarget
+{
+    public override string Name => "bare";
+
+    public override string HealthPath => "/healthz";
+
+    public override ProcessStartInfo StartInfo(int port)
+    {
+        var project = Path.Combine(RepositoryLayout.Root, "benchmarks", "Talki.Benchmarks.BareRelay");
+        var dll = Path.Combine(project, "bin", RepositoryLayout.Configuration, "net10.0", "Talki.Benchmarks.BareRelay.dll");
+        return File.Exists(dll)
+            ? Dotnet(dll, project, port)
+            : throw new FileNotFoundException($"The bare relay is not built: {dll} is missing (build benchmarks/Talki.Benchmarks.Load -c {RepositoryLayout.Configuration}).");
+    }
+
+    public override string Message(Link from, string candidate) => $$$"""{"to":"{{{from.To}}}","data":{"candidate":{{{candidate}}}}}""";
+
+    public override JsonElement? CandidateOf(JsonElement root) => JsonPath.Find(root, "data", "candidate", "candidate");
+
+    public override bool IsError(JsonElement root) => false;
+
+    protected override Uri SocketUrl(string id) => new($"ws://{BaseAddress.Authority}/relay?id={id}");
+
+    protected override bool IsGreeting(JsonElement root) => JsonPath.Find(root, "open") is not null;
+}

@@ -1,0 +1,239 @@
+using System.Diagnostics;
+using Talki.Signalling.Soak;
+
+namespace Talki.Benchmarks.Load;
+
+/// <summary>What one traffic run measured. Valid when every message sent arrived, once, and no socket was closed.</summary>
+internal sealed record RunResult
+{
+    public required int Pairs { get; init; }
+
+    /// <summary>Gets the open-loop rate (messages per second, all pairs); 0 for a saturation (closed-loop) run.</summary>
+    public int Rate { get; init; }
+
+    public long Sent { get; init; }
+
+    public long Received { get; init; }
+
+    public long Lost => Sent - Received;
+
+    public long OutOfOrder { get; init; }
+
+    /// <summary>Gets the messages received per second within the measured window.</summary>
+    public double Delivered { get; init; }
+
+    /// <summary>Gets min, p50, p99, max one-way latency in ms of the messages stamped within the window.</summary>
+    public double[] LatencyMs { get; init; } = [0, 0, 0, 0];
+
+    public TimeSpan Window { get; init; }
+
+    /// <summary>Gets the server's CPU time within the window.</summary>
+    public TimeSpan Cpu { get; init; }
+
+    public double CpuMicrosecondsPerMessage { get; init; }
+
+    /// <summary>Gets the server's CPU time over the window, in % of one core.</summary>
+    public double CpuPercent => Window > TimeSpan.Zero ? 100 * Cpu / Window : 0;
+
+    /// <summary>Gets this tool's own CPU time over the window, in % of one core (the clients share the machine with the server).</summary>
+    public double ClientCpuPercent { get; init; }
+
+    /// <summary>Gets how busy the whole machine was over the window (<c>/proc/stat</c>), in % of all cores.</summary>
+    public double MachineBusyPercent { get; init; }
+
+    public int SocketsClosed { get; init; }
+
+    public long ErrorFrames { get; init; }
+
+    public long SendFailures { get; init; }
+
+    /// <summary>Gets how late the open-loop schedule was at worst (the client's own lag, counted in the latency).</summary>
+    public double MaxScheduleLagMs { get; init; }
+
+    public string? Failure { get; init; }
+
+    public bool Valid => Failure is null && Lost == 0 && OutOfOrder == 0 && SocketsClosed == 0 && SendFailures == 0;
+
+    public static RunResult Failed(int pairs, int rate, Exception e) => new() { Pairs = pairs, Rate = rate, Failure = $"{e.GetType().Name}: {e.Message}" };
+}
+
+/// <summary>
+/// The runs and what they count. The window starts after the warm-up: the server's CPU time is read at its start and end,
+/// messages received inside it are the throughput, and messages <i>stamped</i> inside it give the latency (received
+/// during the drain too, so a stall at the end of the window still counts).
+/// </summary>
+internal sealed class TrafficRun
+{
+    private readonly bool _closedLoop;
+    private long _windowStart = long.MaxValue;
+    private long _windowEnd = long.MaxValue;
+    private long _deliveredInWindow;
+    private int _running = 1;
+
+    private TrafficRun(bool closedLoop)
+    {
+        _closedLoop = closedLoop;
+    }
+
+    /// <summary>
+    /// Saturation: every link starts <paramref name="window"/> messages and each message received is answered by a new
+    /// one to its sender, so 2 × window messages per pair are always in flight and the server is the bottleneck.
+    /// </summary>
+    public static Task<RunResult> SaturateAsync(ServerProcess server, IReadOnlyList<Link> links, int window, LoadOptions options)
+    {
+        var run = new TrafficRun(closedLoop: true);
+        return run.RunAsync(server, links, 0, options, start =>
+        {
+            foreach (var link in links)
+            {
+                for (var i = 0; i < window; i++)
+                {
+                    link.Send(start);
+                }
+            }
+
+            return Task.FromResult(0.0);
+        });
+    }
+
+    /// <summary>
+    /// Open loop: message k (of all links, round robin) is due at start + k / <paramref name="rate"/> whatever the server
+    /// does. It counts from its due time when it goes out late (the client's or the server's stall shows as latency: no
+    /// coordinated omission) and from its send time when it goes out early (the schedule is served in 1 ms steps).
+    /// </summary>
+    public static Task<RunResult> OpenLoopAsync(ServerProcess server, IReadOnlyList<Link> links, int rate, LoadOptions options)
+    {
+        var run = new TrafficRun(closedLoop: false);
+        return run.RunAsync(server, links, rate, options, start =>
+        {
+            var end = start + (long)((options.Warmup + options.Duration).TotalSeconds * Stopwatch.Frequency);
+            var scheduler = new TaskCompletionSource<double>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var thread = new Thread(() => scheduler.SetResult(Schedule(links, rate, start, end))) { IsBackground = true, Name = "open-loop schedule", Priority = ThreadPriority.AboveNormal };
+            thread.Start();
+            return scheduler.Task;
+        });
+    }
+
+    public void OnReceived(Link link, long stamp, long receivedAt)
+    {
+        var start = Volatile.Read(ref _windowStart);
+        var end = Volatile.Read(ref _windowEnd);
+        if (receivedAt >= start && receivedAt < end)
+        {
+            Interlocked.Increment(ref _deliveredInWindow);
+        }
+
+        if (stamp >= start && stamp < end)
+        {
+            link.Latencies.Add(receivedAt - stamp);
+        }
+
+        if (_closedLoop && Volatile.Read(ref _running) == 1)
+        {
+            link.Send(Stopwatch.GetTimestamp());
+        }
+    }
+
+    private static TimeSpan ClientCpu()
+    {
+        using var self = Process.GetCurrentProcess();
+        return self.TotalProcessorTime;
+    }
+
+    /// <summary>The busy and total jiffies of all cores, from the first line of <c>/proc/stat</c> (idle and iowait are not busy).</summary>
+    private static (long Busy, long Total) MachineTicks()
+    {
+        var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Take(8)
+            .Select(f => long.Parse(f, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        var total = fields.Sum();
+        return (total - fields[3] - fields[4], total);
+    }
+
+    /// <summary>Serves the schedule on a dedicated thread; returns the largest lag behind it, in ms.</summary>
+    private static double Schedule(IReadOnlyList<Link> links, int rate, long start, long end)
+    {
+        var ticksPerMessage = (double)Stopwatch.Frequency / rate;
+        var step = Stopwatch.Frequency / 1000;
+        long k = 0;
+        long maxLag = 0;
+        while (true)
+        {
+            var now = Stopwatch.GetTimestamp();
+            if (now >= end)
+            {
+                return maxLag * 1000.0 / Stopwatch.Frequency;
+            }
+
+            for (var due = start + (long)(k * ticksPerMessage); due < end && due <= now + step; due = start + (long)(k * ticksPerMessage))
+            {
+                maxLag = Math.Max(maxLag, now - due);
+                links[(int)(k % links.Count)].Send(Math.Min(due, now));
+                k++;
+            }
+
+            Thread.Sleep(1);
+        }
+    }
+
+    private async Task<RunResult> RunAsync(ServerProcess server, IReadOnlyList<Link> links, int rate, LoadOptions options, Func<long, Task<double>> start)
+    {
+        var sentBefore = links.Sum(l => l.Sent);
+        var receivedBefore = links.Sum(l => l.Received);
+        var errorsBefore = links.Sum(l => (long)l.ErrorFrames);
+        var outOfOrderBefore = links.Sum(l => l.OutOfOrder);
+        foreach (var link in links)
+        {
+            link.Latencies.Clear();
+            link.Run = this;
+        }
+
+        var begin = Stopwatch.GetTimestamp();
+        var sending = start(begin);
+        await Task.Delay(options.Warmup);
+        var cpuStart = server.CpuTime;
+        var clientStart = ClientCpu();
+        var machineStart = MachineTicks();
+        var windowStart = Stopwatch.GetTimestamp();
+        Volatile.Write(ref _windowStart, windowStart);
+        await Task.Delay(options.Duration);
+        var windowEnd = Stopwatch.GetTimestamp();
+        Volatile.Write(ref _windowEnd, windowEnd);
+        var cpu = server.CpuTime - cpuStart;
+        var client = ClientCpu() - clientStart;
+        var machineEnd = MachineTicks();
+        var deliveredInWindow = Interlocked.Read(ref _deliveredInWindow);
+        Volatile.Write(ref _running, 0);
+        var maxLagMs = await sending;
+
+        // The drain: everything sent has until the deadline to arrive (in a closed loop, a receive loop that saw the run
+        // still going as it stopped may send one more message: the sums are read again until they meet).
+        await SoakScenario.WaitUntilAsync(() => links.Sum(l => l.Received) - receivedBefore >= links.Sum(l => l.Sent) - sentBefore, DateTimeOffset.UtcNow + options.Drain);
+        var sent = links.Sum(l => l.Sent) - sentBefore;
+        foreach (var link in links)
+        {
+            link.Run = null;
+        }
+
+        var window = Stopwatch.GetElapsedTime(windowStart, windowEnd);
+        var latencies = links.SelectMany(l => l.Latencies).Select(t => t * 1000.0 / Stopwatch.Frequency).ToList();
+        return new RunResult
+        {
+            Pairs = links.Count / 2,
+            Rate = rate,
+            Sent = sent,
+            Received = links.Sum(l => l.Received) - receivedBefore,
+            OutOfOrder = links.Sum(l => l.OutOfOrder) - outOfOrderBefore,
+            Delivered = deliveredInWindow / window.TotalSeconds,
+            LatencyMs = Stats.Summary(latencies),
+            Window = window,
+            Cpu = cpu,
+            CpuMicrosecondsPerMessage = deliveredInWindow == 0 ? 0 : cpu.TotalMicroseconds / deliveredInWindow,
+            ClientCpuPercent = 100 * client / window,
+            MachineBusyPercent = machineEnd.Total == machineStart.Total ? 0 : 100.0 * (machineEnd.Busy - machineStart.Busy) / (machineEnd.Total - machineStart.Total),
+            SocketsClosed = links.Count(l => l.Socket.Closed.IsCompleted),
+            ErrorFrames = links.Sum(l => (long)l.ErrorFrames) - errorsBefore,
+            SendFailures = links.Sum(l => l.Socket.SendFailures),
+            MaxScheduleLagMs = maxLagMs,
+        };
+    }
+}
