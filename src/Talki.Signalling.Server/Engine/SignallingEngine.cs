@@ -1488,7 +1488,8 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         await timer.DisposeAsync().ConfigureAwait(false);
         var connection = await _store.GetConnectionAsync(connectionId).ConfigureAwait(false);
         var member = connection is null ? null : await _store.GetMemberAsync(connection.Room, connection.Member).ConfigureAwait(false);
-        if (member is null || member.ConnectionId != connectionId || member.ReadyAt is not null)
+        // A resumed connection keeps its member's ReadyAt from before the drop: its own hello is what clears SuspendedUntil.
+        if (member is null || member.ConnectionId != connectionId || (member.ReadyAt is not null && member.SuspendedUntil is null))
         {
             return; // gone, superseded (and closed as such), or said hello meanwhile
         }

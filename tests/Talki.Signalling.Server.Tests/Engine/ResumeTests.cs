@@ -153,6 +153,24 @@ public sealed class ResumeTests
     }
 
     [Fact]
+    public async Task AResumedSocketThatNeverSaysHello_IsClosedByTheHelloTimeout_AndTheMemberLeavesAtItsFirstDeadline()
+    {
+        // Hostile: a member resumes and then stays silent, holding its place and making its peers' signals queue.
+        using var h = new EngineHarness();
+        var call = await Call.StartAsync(h, "bob");
+        var bobEpoch = h.Push.To<WelcomeMessage>(call.Connection("bob")).Last().You.Epoch;
+        await h.Engine.DisconnectAsync(call.Connection("bob"));
+
+        var silent = await call.ReconnectAsync("bob", resume: bobEpoch, hello: false);
+        h.Time.Advance(TimeSpan.FromSeconds(10)); // the hello timeout
+        await AdmissionAndMeshTests.WaitUntil(() => h.Push.PolicyCloseReason(silent) is not null);
+        await h.Engine.DisconnectAsync(silent); // the gateway's close ends the socket
+
+        h.Time.Advance(Grace - TimeSpan.FromSeconds(10));
+        await AdmissionAndMeshTests.WaitUntil(() => h.Push.To<PeerLeftMessage>(call.Connection("ada")).Count == 1);
+    }
+
+    [Fact]
     public async Task MessagesToAResumingMember_BeforeItsHello_AreQueued_SoTheWelcomeIsAlwaysItsFirstFrame()
     {
         using var h = new EngineHarness();
