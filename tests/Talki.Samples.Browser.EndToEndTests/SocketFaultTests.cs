@@ -25,26 +25,6 @@ public sealed class SocketFaultTests(ITestOutputHelper output)
     private static readonly TimeSpan MeshTimeout = TimeSpan.FromSeconds(90);
     private static readonly TimeSpan SampleGap = TimeSpan.FromSeconds(2);
 
-    /// <summary>
-    /// Test-side instrumentation: records every change of the page's <c>call-state</c> (admission state and connection
-    /// state) with the page's clock, so "never disconnected" is checked on every transition, not on samples.
-    /// </summary>
-    private const string RecordCallStates = """
-        () => {
-          if (window.__talkiE2eCallStates) return;
-          const history = [];
-          const read = () => {
-            const el = document.querySelector('[data-testid="call-state"]');
-            const entry = el ? `${el.getAttribute('data-state')}/${el.getAttribute('data-connection')}` : '(no call-state)';
-            if (history.length === 0 || history[history.length - 1].entry !== entry) history.push({ at: Date.now(), entry });
-          };
-          read();
-          new MutationObserver(read).observe(document.documentElement,
-            { subtree: true, childList: true, attributes: true, attributeFilter: ['data-state', 'data-connection'] });
-          window.__talkiE2eCallStates = history;
-        }
-        """;
-
     /// <summary>Resolves with the page's <c>Date.now()</c> as soon as its <c>call-state</c> says <c>Admitted</c>.</summary>
     private const string WhenAdmitted = """
         () => new Promise(resolve => {
@@ -120,7 +100,7 @@ public sealed class SocketFaultTests(ITestOutputHelper output)
 
             foreach (var member in members)
             {
-                await member.Page.EvaluateAsync(RecordCallStates);
+                await CallObservation.RecordCallStatesAsync(member);
             }
 
             var adaLinksBefore = await ada.LinksAsync();
@@ -266,11 +246,7 @@ public sealed class SocketFaultTests(ITestOutputHelper output)
     }
 
     private static async Task<IReadOnlyList<(string Entry, double At)>> CallStateHistoryAsync(TalkiUser user)
-    {
-        var json = await user.Page.EvaluateAsync<string>("() => JSON.stringify(window.__talkiE2eCallStates ?? [])");
-        using var document = JsonDocument.Parse(json);
-        return [.. document.RootElement.EnumerateArray().Select(h => (h.GetProperty("entry").GetString() ?? "", h.GetProperty("at").GetDouble()))];
-    }
+        => [.. (await CallObservation.TimedCallStateHistoryAsync(user)).Select(h => (h.Entry, h.At))];
 
     /// <summary>The socket URL without its ticket.</summary>
     private static string Redact(string url) => url.Split('?')[0];
