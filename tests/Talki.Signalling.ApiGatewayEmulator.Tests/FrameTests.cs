@@ -258,6 +258,10 @@ public sealed class FrameTests
         });
         using var socket = await fixture.ConnectAsync();
 
+        // The client's connect returns at the 101; the emulator arms the connection's timers just after. A frame that
+        // reached the backend proves they exist before the clock moves (CI once advanced it first: no close came).
+        await socket.SendTextAsync("{}");
+        await fixture.Backend.NextAsync(FakeBackend.Default);
         for (var i = 0; i < 3; i++)
         {
             time.Advance(TimeSpan.FromMinutes(5) - TimeSpan.FromSeconds(1));
