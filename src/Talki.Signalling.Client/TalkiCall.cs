@@ -38,6 +38,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     private readonly StateMachine<TalkiAdmissionState> _admissionState;
     private IReadOnlyList<IceServer> _iceServers = [];
     private bool _admitted;
+    private int _protocolVersion = 1; // the welcome's: what the server speaks with this member
     private bool _started;
     /// <summary>How long after the seal (by the server's clock) this side closes its socket: timer and clock jitter.</summary>
     private static readonly TimeSpan SealMargin = TimeSpan.FromMilliseconds(500);
@@ -190,9 +191,20 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     /// <returns>A task that completes when the answer was sent or queued.</returns>
     public async ValueTask AdmitAsync(MemberId member)
     {
-        if (_connection is { } connection)
+        if (_connection is { } connection && await connection.SendAsync(new AdmitMessage { Member = member }).ConfigureAwait(false) && _protocolVersion >= 2)
         {
-            await connection.SendAsync(new AdmitMessage { Member = member }).ConfigureAwait(false);
+            // Protocol 2 echoes no admission to the admin: the request is answered once it is sent (a refusal, such as
+            // room_full, comes back through Error), and the newcomer joins with its first offer.
+            bool removed;
+            lock (_sync)
+            {
+                removed = _pending.Remove(member);
+            }
+
+            if (removed)
+            {
+                RaiseChanged();
+            }
         }
     }
 
@@ -288,6 +300,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         {
             case WelcomeMessage welcome:
                 OnWelcome(welcome, rejoined);
+                work = PlanLinksAsync(welcome.Links);
                 break;
             case AdmissionRequestMessage request:
                 bool fresh;
@@ -321,6 +334,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
                     }
 
                     TrySetAdmissionState(TalkiAdmissionState.Admitted, null);
+                    work = PlanLinksAsync(admitted.Links);
                 }
                 else if (joined)
                 {
@@ -345,24 +359,15 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
                 work = _mesh?.HandleAsync(denied) ?? Task.CompletedTask;
                 break;
             case ConnectToPeerMessage plan:
-                bool back;
-                lock (_sync)
-                {
-                    back = !_members.TryGetValue(plan.Peer.Id, out var known) || !known.Online;
-                    _members[plan.Peer.Id] = plan.Peer with { Online = true };
-                }
-
-                if (back)
-                {
-                    Raise(MemberJoined, ToArgs(plan.Peer));
-                }
-
-                work = _mesh?.HandleAsync(plan) ?? Task.CompletedTask;
+                work = PlanAsync(plan);
                 break;
             case PeerLeftMessage left:
                 MarkOffline(left.Member, left.Epoch);
                 work = _mesh?.HandleAsync(left) ?? Task.CompletedTask;
                 break;
+            case SignalRelayMessage { Link: { } link } signal:
+                // Protocol 2: a newcomer's first offer carries this side of the link (there was no connect_to_peer).
+                return PlanThenRouteAsync(ToPlan(link with { Peer = link.Peer with { Id = signal.From } }, signal.FromEpoch), signal);
             case SignalRelayMessage signal:
                 return _mesh?.HandleAsync(signal) ?? Task.CompletedTask; // links report their own changes
             case RoomSealedMessage:
@@ -373,6 +378,46 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         RaiseChanged();
         return work;
     }
+
+    /// <summary>Records a planned peer as in the call (raising <see cref="MemberJoined"/> when it is new or back) and hands the plan to the mesh.</summary>
+    private Task PlanAsync(ConnectToPeerMessage plan)
+    {
+        bool back;
+        lock (_sync)
+        {
+            back = !_members.TryGetValue(plan.Peer.Id, out var known) || !known.Online;
+            _members[plan.Peer.Id] = plan.Peer with { Online = true };
+        }
+
+        if (back)
+        {
+            Raise(MemberJoined, ToArgs(plan.Peer));
+        }
+
+        return _mesh?.HandleAsync(plan) ?? Task.CompletedTask;
+    }
+
+    /// <summary>Plans every link a version 2 welcome or admission carries, in order.</summary>
+    private async Task PlanLinksAsync(IReadOnlyList<PeerLink>? links)
+    {
+        foreach (var link in links ?? [])
+        {
+            await PlanAsync(ToPlan(link, link.PeerEpoch)).ConfigureAwait(false);
+        }
+    }
+
+    private async Task PlanThenRouteAsync(ConnectToPeerMessage plan, SignalRelayMessage signal)
+    {
+        await PlanAsync(plan).ConfigureAwait(false); // a link to this epoch already there (a glare, a renegotiation) is kept
+        RaiseChanged();
+        if (_mesh is { } mesh)
+        {
+            await mesh.HandleAsync(signal).ConfigureAwait(false);
+        }
+    }
+
+    private static ConnectToPeerMessage ToPlan(PeerLink link, long epoch) =>
+        new() { Peer = link.Peer with { Epoch = epoch }, PeerEpoch = epoch, Offerer = link.Offerer, Polite = link.Polite };
 
     void ISignallingConnectionHandler.OnStateChanged(TalkiConnectionState state, SignallingError? reason)
     {
@@ -574,6 +619,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         {
             Room = welcome.Room;
             Self = welcome.You;
+            _protocolVersion = welcome.ProtocolVersion;
             _iceServers = welcome.IceServers;
             _admitted = welcome.You.Status == AdmissionStatus.Admitted;
             var pendingBefore = _pending.Keys.ToHashSet();

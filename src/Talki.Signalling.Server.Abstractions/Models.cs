@@ -56,6 +56,12 @@ public sealed record MemberRecord
     public DateTimeOffset? ReadyAt { get; init; }
 
     /// <summary>
+    /// Gets the protocol version the current connection said hello with (1 until it says otherwise). The engine plans the
+    /// mesh by it: two version 2 members link up from the newcomer's plan and its first offer, with no <c>connect_to_peer</c>.
+    /// </summary>
+    public int ProtocolVersion { get; init; } = 1;
+
+    /// <summary>
     /// Gets until when the member's dropped connection may resume, or <see langword="null"/> when it is not suspended. While
     /// set, the member keeps its epoch (its peers keep their links to it and are told nothing), and messages to it are queued
     /// in the store (<see cref="Ports.IRoomStore.EnqueueMessageAsync"/>) instead of pushed. A reconnect within the grace period

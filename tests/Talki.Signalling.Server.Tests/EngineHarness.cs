@@ -111,7 +111,7 @@ internal sealed class EngineHarness : IDisposable
     public string NewConnectionId() => $"gw-conn-{Interlocked.Increment(ref _connections):D4}=";
 
     /// <summary>Connects with the ticket and says hello; returns the connection id.</summary>
-    public async Task<string> ConnectAsync(TicketGrant grant, bool hello = true)
+    public async Task<string> ConnectAsync(TicketGrant grant, bool hello = true, int version = 1)
     {
         var connection = NewConnectionId();
         Time.Advance(TimeSpan.FromMilliseconds(1)); // as on a real clock, no two connects share an instant
@@ -119,7 +119,7 @@ internal sealed class EngineHarness : IDisposable
         Assert.True(result.IsSuccess, result.ToString());
         if (hello)
         {
-            await SendAsync(connection, """{"type":"hello","version":1}""");
+            await SendAsync(connection, $$"""{"type":"hello","version":{{version}}}""");
         }
 
         return connection;
@@ -137,15 +137,19 @@ internal sealed class EngineHarness : IDisposable
     }
 
     /// <summary>Creates a room with an admin, and joins and admits the given members; all connected and live.</summary>
-    public async Task<(TicketGrant Admin, string AdminConnection, List<(TicketGrant Grant, string Connection)> Members)> RoomWithMembersAsync(params string[] names)
+    public Task<(TicketGrant Admin, string AdminConnection, List<(TicketGrant Grant, string Connection)> Members)> RoomWithMembersAsync(params string[] names)
+        => RoomWithMembersAsync(1, names);
+
+    /// <summary>As <see cref="RoomWithMembersAsync(string[])"/>, every member saying hello with <paramref name="version"/>.</summary>
+    public async Task<(TicketGrant Admin, string AdminConnection, List<(TicketGrant Grant, string Connection)> Members)> RoomWithMembersAsync(int version, params string[] names)
     {
         var admin = await CreateRoomAsync(User("admin-" + Guid.NewGuid().ToString("N")[..6]));
-        var adminConnection = await ConnectAsync(admin);
+        var adminConnection = await ConnectAsync(admin, version: version);
         var members = new List<(TicketGrant, string)>();
         foreach (var name in names)
         {
             var grant = await JoinAsync(User(name + "-" + Guid.NewGuid().ToString("N")[..6]), admin.Room);
-            var connection = await ConnectAsync(grant);
+            var connection = await ConnectAsync(grant, version: version);
             await SendAsync(adminConnection, $$$"""{"type":"admit","member":"{{{grant.Member}}}"}""");
             members.Add((grant, connection));
         }

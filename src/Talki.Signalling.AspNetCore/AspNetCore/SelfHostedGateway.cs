@@ -140,9 +140,9 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
             return;
         }
 
-        if (context.Request.Query.TryGetValue("v", out var version) && version.ToString() != "1")
+        if (context.Request.Query.TryGetValue("v", out var version) && !IsSupportedVersion(version.ToString()))
         {
-            await HttpErrors.WriteAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.UnsupportedVersion, "This server speaks protocol version 1.").ConfigureAwait(false);
+            await HttpErrors.WriteAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.UnsupportedVersion, $"This server speaks protocol versions {ProtocolVersion.Minimum} to {ProtocolVersion.Current}.").ConfigureAwait(false);
             return;
         }
 
@@ -234,6 +234,10 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
             && long.TryParse(values[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch) && epoch > 0
             ? epoch
             : null;
+
+    /// <summary>Whether the URL's <c>v</c> names a version this server serves (digits only; the hello says the same again).</summary>
+    private static bool IsSupportedVersion(string text) =>
+        int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version) && ProtocolVersion.IsSupported(version);
 
     private static string NewConnectionId()
     {

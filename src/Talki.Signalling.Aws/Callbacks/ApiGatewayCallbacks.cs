@@ -307,7 +307,8 @@ internal sealed class ApiGatewayCallbacks
             }
 
             var query = request!.QueryStringParameters;
-            if (query is not null && query.TryGetValue("v", out var version) && version != "1")
+            if (query is not null && query.TryGetValue("v", out var version)
+                && !(int.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var asked) && ProtocolVersion.IsSupported(asked)))
             {
                 Log.ConnectDenied(_logger, SignallingErrorCode.UnsupportedVersion);
                 return Deny(methodArn);

@@ -100,6 +100,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     private const string Epoch = "epoch";
     private const string ConnectionIdAttr = "connectionId";
     private const string ReadyAt = "readyAt";
+    private const string WireVersion = "pv";
     private const string SuspendedUntil = "suspendedUntil";
     private const string JoinedAt = "joinedAt";
     private const string Version = "version";
@@ -561,6 +562,8 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             item[ReadyAt] = S(Iso(readyAt));
         }
 
+        item[WireVersion] = N(member.ProtocolVersion);
+
         if (member.SuspendedUntil is { } suspendedUntil)
         {
             item[SuspendedUntil] = S(Iso(suspendedUntil));
@@ -602,6 +605,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         Epoch = long.Parse(item[Epoch].N, CultureInfo.InvariantCulture),
         ConnectionId = item.TryGetValue(ConnectionIdAttr, out var connectionId) ? connectionId.S : null,
         ReadyAt = item.TryGetValue(ReadyAt, out var readyAt) ? ParseIso(readyAt.S) : null,
+        ProtocolVersion = item.TryGetValue(WireVersion, out var wireVersion) ? int.Parse(wireVersion.N, CultureInfo.InvariantCulture) : 1, // items written before version 2 have none
         SuspendedUntil = item.TryGetValue(SuspendedUntil, out var suspendedUntil) ? ParseIso(suspendedUntil.S) : null,
         JoinedAt = ParseIso(item[JoinedAt].S),
         ExpiresAt = item.TryGetValue(MemberExpiry, out var memberExpiry) ? ParseIso(memberExpiry.S) : null,
@@ -981,6 +985,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             ["#epoch"] = Epoch,
             ["#connection"] = ConnectionIdAttr,
             ["#ready"] = ReadyAt,
+            ["#pv"] = WireVersion,
             ["#suspended"] = SuspendedUntil,
             ["#joined"] = JoinedAt,
             ["#mexp"] = MemberExpiry,
@@ -998,8 +1003,9 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             [":admission"] = S(AdmissionText(stored.Admission)),
             [":epoch"] = N(stored.Epoch),
             [":joined"] = S(Iso(stored.JoinedAt)),
+            [":pv"] = N(stored.ProtocolVersion),
         };
-        var set = new List<string> { "#version = :next", "#name = :name", "#verified = :verified", "#admin = :admin", "#admission = :admission", "#epoch = :epoch", "#joined = :joined" };
+        var set = new List<string> { "#version = :next", "#name = :name", "#verified = :verified", "#admin = :admin", "#admission = :admission", "#epoch = :epoch", "#joined = :joined", "#pv = :pv" };
         var remove = new List<string>();
         if (stored.ConnectionId is { } connectionId)
         {

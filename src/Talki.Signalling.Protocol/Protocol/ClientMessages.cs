@@ -19,7 +19,7 @@ public abstract record ClientMessage
 /// <summary><c>hello</c>: the first message after the socket opens; the server answers with <c>welcome</c>.</summary>
 public sealed record HelloMessage : ClientMessage
 {
-    /// <summary>Gets the protocol version the client speaks (defaults to <see cref="ProtocolVersion.Current"/>).</summary>
+    /// <summary>Gets the protocol version the client speaks; absent means 1 (the first version had no negotiation). A server serves <see cref="ProtocolVersion.Minimum"/> to <see cref="ProtocolVersion.Current"/> and refuses others with <c>unsupported_version</c>.</summary>
     public int? Version { get; init; }
 }
 

@@ -5,8 +5,39 @@ namespace Talki.Signalling.Protocol;
 /// <summary>Protocol constants.</summary>
 public static class ProtocolVersion
 {
-    /// <summary>The protocol version this package speaks.</summary>
-    public const int Current = 1;
+    /// <summary>
+    /// The protocol version this package speaks. Version 2 folds the mesh plan into messages that are sent anyway (the
+    /// newcomer's <see cref="WelcomeMessage.Links"/> or <see cref="AdmittedMessage.Links"/>, and the first offer's
+    /// <see cref="SignalRelayMessage.Link"/>) and does not echo an admission back to the admin.
+    /// </summary>
+    public const int Current = 2;
+
+    /// <summary>The oldest version a server of this package still serves: a version 1 client keeps working, message for message as before.</summary>
+    public const int Minimum = 1;
+
+    /// <summary>Whether a server of this package serves <paramref name="version"/>.</summary>
+    /// <param name="version">The version a client asked for.</param>
+    /// <returns><see langword="true"/> for <see cref="Minimum"/> to <see cref="Current"/>.</returns>
+    public static bool IsSupported(int version) => version is >= Minimum and <= Current;
+}
+
+/// <summary>
+/// One link of the mesh plan (protocol version 2): the same facts as a <see cref="ConnectToPeerMessage"/>, carried inside a
+/// message that is sent anyway.
+/// </summary>
+public sealed record PeerLink
+{
+    /// <summary>Gets the remote member.</summary>
+    public required MemberView Peer { get; init; }
+
+    /// <summary>Gets the remote member's connection epoch; signals to it carry it as <c>toEpoch</c>.</summary>
+    public long PeerEpoch { get; init; }
+
+    /// <summary>Gets a value indicating whether this side sends the first offer.</summary>
+    public bool Offerer { get; init; }
+
+    /// <summary>Gets a value indicating whether this side is the polite peer of perfect negotiation (it yields on an offer collision).</summary>
+    public bool Polite { get; init; }
 }
 
 /// <summary>The kind of a session description, as in the W3C <c>RTCSdpType</c>.</summary>

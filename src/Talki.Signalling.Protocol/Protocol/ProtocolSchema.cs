@@ -15,8 +15,8 @@ internal static class ProtocolSchema
         return new JsonObject
         {
             ["$schema"] = "https://json-schema.org/draft/2020-12/schema",
-            ["$id"] = "https://talki.dev/schemas/talki-protocol-v1.schema.json",
-            ["title"] = $"Talki signalling protocol v{ProtocolVersion.Current}",
+            ["$id"] = "https://talki.dev/schemas/talki-protocol.schema.json",
+            ["title"] = $"Talki signalling protocol, versions {ProtocolVersion.Minimum} to {ProtocolVersion.Current}",
             ["description"] = "WebSocket text frames between a Talki client and server. Every message is a JSON object with a 'type' discriminator. Generated from the C# contracts; do not edit by hand.",
             ["$defs"] = new JsonObject
             {

@@ -66,6 +66,14 @@ public sealed record WelcomeMessage : ServerMessage
     /// <summary>Gets how many messages for this member were dropped while its socket was down (its queue was full). Only on a resumed welcome.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public int Missed { get; init; }
+
+    /// <summary>
+    /// Gets the mesh plan of an admitted member that said hello with version 2 or later: one entry per member to link
+    /// up with (no <c>connect_to_peer</c> follows for them). <see langword="null"/> for a version 1 member, a waiting
+    /// member, a repeated hello and a resume.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<PeerLink>? Links { get; init; }
 }
 
 /// <summary><c>admission_request</c>: sent to the admin when a member waits for admission.</summary>
@@ -75,11 +83,18 @@ public sealed record AdmissionRequestMessage : ServerMessage
     public required MemberView Member { get; init; }
 }
 
-/// <summary><c>admitted</c>: sent to a member when the admin admits it, and to the admin as confirmation.</summary>
+/// <summary><c>admitted</c>: sent to a member when the admin admits it, and to a version 1 admin as confirmation (a version 2 admin learns it from the newcomer's offer).</summary>
 public sealed record AdmittedMessage : ServerMessage
 {
     /// <summary>Gets the admitted member.</summary>
     public required MemberView Member { get; init; }
+
+    /// <summary>
+    /// Gets, in the copy a version 2 newcomer receives about itself, its mesh plan: one entry per member to link up with
+    /// (no <c>connect_to_peer</c> follows for them). <see langword="null"/> otherwise.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<PeerLink>? Links { get; init; }
 }
 
 /// <summary><c>denied</c>: sent to a member the admin refused (its socket is then closed), and to the admin as confirmation.</summary>
@@ -129,6 +144,13 @@ public sealed record SignalRelayMessage : ServerMessage
 
     /// <summary>Gets ICE candidates, if any.</summary>
     public IReadOnlyList<IceCandidate>? Candidates { get; init; }
+
+    /// <summary>
+    /// Gets, on an offer between two version 2 members, the receiver's side of the link (the sender is the offerer): a
+    /// receiver with no link to the sender's epoch creates it from this before it applies the offer. <see langword="null"/> otherwise.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public PeerLink? Link { get; init; }
 }
 
 /// <summary><c>room_sealed</c>: the join window closed; the server closes the socket and peer links go on without it.</summary>

@@ -13,6 +13,7 @@ namespace Talki.Signalling.Protocol;
     MaxDepth = 16)]
 [JsonSerializable(typeof(ClientMessage))]
 [JsonSerializable(typeof(ServerMessage))]
+[JsonSerializable(typeof(PeerLink))]
 [JsonSerializable(typeof(SignallingError))]
 [JsonSerializable(typeof(AnonymousSignInRequest))]
 [JsonSerializable(typeof(GoogleSignInRequest))]

@@ -41,6 +41,10 @@ internal sealed class StoredMember
     [JsonPropertyName("s")]
     public long? SuspendedUntil { get; init; }
 
+    /// <summary>The protocol version of the member's hello; absent (0) in records written before version 2, read as 1.</summary>
+    [JsonPropertyName("p")]
+    public int ProtocolVersion { get; init; }
+
     [JsonPropertyName("j")]
     public long JoinedAt { get; init; }
 
@@ -62,6 +66,7 @@ internal sealed class StoredMember
         ConnectionId = member.ConnectionId,
         ReadyAt = member.ReadyAt?.UtcTicks,
         SuspendedUntil = member.SuspendedUntil?.UtcTicks,
+        ProtocolVersion = member.ProtocolVersion,
         JoinedAt = member.JoinedAt.UtcTicks,
         ExpiresAt = member.ExpiresAt is { } expiresAt ? RedisTime.Text(expiresAt) : null,
         Version = member.Version,
@@ -85,6 +90,7 @@ internal sealed class StoredMember
         ConnectionId = ConnectionId,
         ReadyAt = ReadyAt is { } readyAt ? RedisTime.FromTicks(readyAt) : null,
         SuspendedUntil = SuspendedUntil is { } suspendedUntil ? RedisTime.FromTicks(suspendedUntil) : null,
+        ProtocolVersion = ProtocolVersion > 0 ? ProtocolVersion : 1,
         JoinedAt = RedisTime.FromTicks(JoinedAt),
         ExpiresAt = ExpiresAt is { } expiresAt ? RedisTime.Parse(expiresAt) : null,
         Version = Version,

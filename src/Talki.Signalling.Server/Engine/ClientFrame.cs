@@ -238,7 +238,7 @@ internal readonly struct ClientFrame
 
             if (unknownType)
             {
-                return new ClientFrame(SignallingErrorCode.UnknownType, "The message type is not known to protocol version 1.", correlationId);
+                return new ClientFrame(SignallingErrorCode.UnknownType, "The message type is not known to this server (protocol versions 1 to 2).", correlationId);
             }
 
             if (invalidField is not null)
@@ -345,6 +345,33 @@ internal readonly struct ClientFrame
             && !reader.ValueIsEscaped
             && !reader.HasValueSequence
             && MemberId.TryParseUtf8(reader.ValueSpan, out id);
+    }
+
+    /// <summary>Whether a validated description object (see <see cref="ValidateDescription"/>) is an offer.</summary>
+    /// <param name="json">The description's bytes.</param>
+    /// <returns><see langword="true"/> when its <c>type</c> is <c>offer</c>.</returns>
+    public static bool IsOffer(ReadOnlySpan<byte> json)
+    {
+        if (json.IsEmpty)
+        {
+            return false;
+        }
+
+        var reader = new Utf8JsonReader(json);
+        reader.Read();
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var isType = reader.ValueTextEquals("type"u8);
+            reader.Read();
+            if (isType)
+            {
+                return reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("offer"u8);
+            }
+
+            reader.Skip();
+        }
+
+        return false;
     }
 
     /// <summary>Checks a description object: <c>type</c> is one of the SDP types, <c>sdp</c> a string; nothing else.</summary>

@@ -14,12 +14,18 @@ internal static class RelayFrame
 
     private static ReadOnlySpan<byte> CandidatesPart => ",\"candidates\":"u8;
 
+    private static ReadOnlySpan<byte> LinkPart => ",\"link\":"u8;
+
     /// <summary>Writes the frame into a buffer rented from <see cref="ArrayPool{T}.Shared"/>; the caller returns it.</summary>
     public static byte[] Write(MemberId from, long fromEpoch, ReadOnlySpan<byte> description, ReadOnlySpan<byte> candidates, out int length)
+        => Write(from, fromEpoch, description, candidates, default, out length);
+
+    /// <summary>Writes the frame, with the receiver's side of the link (protocol version 2, an offer) when <paramref name="link"/> is not empty.</summary>
+    public static byte[] Write(MemberId from, long fromEpoch, ReadOnlySpan<byte> description, ReadOnlySpan<byte> candidates, ReadOnlySpan<byte> link, out int length)
     {
         // Member ids are ASCII [A-Za-z0-9_-] (validated on creation), so they need no escaping.
         var id = from.Value;
-        var capacity = Prefix.Length + id.Length + EpochPart.Length + 20 + DescriptionPart.Length + description.Length + CandidatesPart.Length + candidates.Length + 1;
+        var capacity = Prefix.Length + id.Length + EpochPart.Length + 20 + DescriptionPart.Length + description.Length + CandidatesPart.Length + candidates.Length + LinkPart.Length + link.Length + 1;
         var buffer = ArrayPool<byte>.Shared.Rent(capacity);
         var span = buffer.AsSpan();
         var at = 0;
@@ -48,6 +54,14 @@ internal static class RelayFrame
             at += CandidatesPart.Length;
             candidates.CopyTo(span[at..]);
             at += candidates.Length;
+        }
+
+        if (!link.IsEmpty)
+        {
+            LinkPart.CopyTo(span[at..]);
+            at += LinkPart.Length;
+            link.CopyTo(span[at..]);
+            at += link.Length;
         }
 
         span[at++] = (byte)'}';

@@ -667,9 +667,10 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
     private async ValueTask HelloAsync(string connectionId, RoomRecord room, MemberRecord self, ClientFrame frame, CancellationToken cancellationToken)
     {
-        if (frame.Version is { } version && version != ProtocolVersion.Current)
+        var version = frame.Version ?? 1; // the first version had no negotiation
+        if (!ProtocolVersion.IsSupported(version))
         {
-            await SendErrorAsync(connectionId, SignallingErrorCode.UnsupportedVersion, $"This server speaks protocol version {ProtocolVersion.Current}.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+            await SendErrorAsync(connectionId, SignallingErrorCode.UnsupportedVersion, $"This server speaks protocol versions {ProtocolVersion.Minimum} to {ProtocolVersion.Current}.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -677,7 +678,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         var change = await UpdateMemberAsync(
             room.Id,
             self.Id,
-            m => m.ConnectionId == connectionId && m.ReadyAt is null ? m with { ReadyAt = now } : null,
+            m => m.ConnectionId == connectionId && m.ReadyAt is null ? m with { ReadyAt = now, ProtocolVersion = version } : null,
             cancellationToken).ConfigureAwait(false);
         var current = change.After ?? change.Before;
         if (current?.ConnectionId == connectionId)
@@ -704,11 +705,17 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             }
         }
 
+        // A first hello of an admitted member plans its mesh; a version 2 member gets its side of the plan in the welcome.
+        var plan = change.After is not null && current.Admission == AdmissionStatus.Admitted
+            ? await CollectMeshAsync(current, members, cancellationToken).ConfigureAwait(false)
+            : null;
         var iceServers = await _iceServers.GetIceServersAsync(room, current, cancellationToken).ConfigureAwait(false);
         await SendAsync(
             connectionId,
             new WelcomeMessage
             {
+                ProtocolVersion = current.ProtocolVersion,
+                Links = plan is not null ? LinksFor(current, plan) : null,
                 You = ViewOf(current),
                 Room = new RoomView { Id = room.Id, Admin = room.AdminMember, CreatedAt = room.CreatedAt, SealsAt = room.SealsAt },
                 Members = others,
@@ -743,14 +750,16 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             }
         }
 
-        if (current.Admission == AdmissionStatus.Admitted)
+        if (plan is not null)
         {
-            await PlanMeshAsync(current, members, cancellationToken).ConfigureAwait(false);
+            await DeliverMeshAsync(current, plan, cancellationToken).ConfigureAwait(false);
         }
         else if (current.Admission == AdmissionStatus.Pending)
         {
+            // A version 1 admin hears of the knock again when the newcomer says hello. A version 2 admin heard of it at the
+            // knock (or with every pending request at its own hello or resume) and keeps it until it decides: once is enough.
             var admin = FindAdmin(members, room);
-            if (admin is { ConnectionId: { } adminConnection, ReadyAt: not null, SuspendedUntil: null })
+            if (admin is { ConnectionId: { } adminConnection, ReadyAt: not null, SuspendedUntil: null, ProtocolVersion: < 2 })
             {
                 await SendAsync(adminConnection, new AdmissionRequestMessage { Member = ViewOf(current) }, cancellationToken).ConfigureAwait(false);
             }
@@ -865,7 +874,12 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         Log.AdmissionDecided(_logger, room.Id, target.Id, admit ? "admitted" : "denied");
         var view = ViewOf(target);
         ServerMessage notice = admit ? new AdmittedMessage { Member = view } : new DeniedMessage { Member = view };
-        await SendAsync(connectionId, notice, cancellationToken).ConfigureAwait(false);
+        if (!admit || self.ProtocolVersion < 2)
+        {
+            // A version 2 admin is not echoed an admission: the newcomer's first offer tells it (one message fewer per knock).
+            await SendAsync(connectionId, notice, cancellationToken).ConfigureAwait(false);
+        }
+
         if (!admit)
         {
             if (target.ConnectionId is { } deniedConnection && target.SuspendedUntil is null)
@@ -887,22 +901,26 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         // A suspended newcomer gets the notice and its plan when it resumes, in order.
-        _ = await DeliverAsync(target, Serialize(notice), cancellationToken).ConfigureAwait(false);
-        if (target.ReadyAt is not null)
+        if (target.ReadyAt is null)
         {
-            var members = await _store.ListMembersAsync(room.Id, cancellationToken).ConfigureAwait(false);
-            await PlanMeshAsync(target, members, cancellationToken).ConfigureAwait(false);
+            _ = await DeliverAsync(target, Serialize(notice), cancellationToken).ConfigureAwait(false); // its hello plans the mesh
+            return;
         }
+
+        var members = await _store.ListMembersAsync(room.Id, cancellationToken).ConfigureAwait(false);
+        var plan = await CollectMeshAsync(target, members, cancellationToken).ConfigureAwait(false);
+        _ = await DeliverAsync(target, Serialize(new AdmittedMessage { Member = view, Links = LinksFor(target, plan) }), cancellationToken).ConfigureAwait(false);
+        await DeliverMeshAsync(target, plan, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// Tells every live member and the newcomer to connect to each other. The roles depend only on the
-    /// pair (who became ready first offers; the other is polite), so concurrent plans agree.
+    /// The members a newcomer links up with: every present member but itself (a suspended one is in the call: what is
+    /// meant for it is queued for its resume). A suspension that has expired unannounced ends here.
     /// </summary>
-    private async ValueTask PlanMeshAsync(MemberRecord newcomer, IReadOnlyList<MemberRecord> members, CancellationToken cancellationToken)
+    private async ValueTask<List<MemberRecord>> CollectMeshAsync(MemberRecord newcomer, IReadOnlyList<MemberRecord> members, CancellationToken cancellationToken)
     {
-        var newcomerView = ViewOf(newcomer);
         var now = _time.GetUtcNow();
+        var plan = new List<MemberRecord>(members.Count);
         foreach (var existing in members)
         {
             if (existing.Id == newcomer.Id)
@@ -916,22 +934,70 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 continue;
             }
 
-            if (!existing.IsPresent)
+            if (existing.IsPresent)
+            {
+                plan.Add(existing);
+            }
+        }
+
+        return plan;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="member"/> is the polite side of its link to <paramref name="peer"/>: the one that became
+    /// ready later (ties by id). It depends only on the pair, so every plan of the pair agrees, in either version.
+    /// </summary>
+    private static bool IsPolite(MemberRecord member, MemberRecord peer) =>
+        peer.ReadyAt < member.ReadyAt || (peer.ReadyAt == member.ReadyAt && string.CompareOrdinal(peer.Id.Value, member.Id.Value) < 0);
+
+    /// <summary>
+    /// A version 2 newcomer's side of its plan, folded into the welcome or the admission it is sent anyway; <see langword="null"/>
+    /// for a version 1 newcomer (it gets <c>connect_to_peer</c> messages). With a version 2 peer the newcomer offers; with a
+    /// version 1 peer the roles are version 1's (who became ready first offers).
+    /// </summary>
+    private static List<PeerLink>? LinksFor(MemberRecord newcomer, List<MemberRecord> plan)
+    {
+        if (newcomer.ProtocolVersion < 2)
+        {
+            return null;
+        }
+
+        var links = new List<PeerLink>(plan.Count);
+        foreach (var existing in plan)
+        {
+            var polite = IsPolite(newcomer, existing);
+            links.Add(new PeerLink { Peer = ViewOf(existing), PeerEpoch = existing.Epoch, Offerer = existing.ProtocolVersion >= 2 || !polite, Polite = polite });
+        }
+
+        return links;
+    }
+
+    /// <summary>
+    /// Sends what the plan still needs after the newcomer's welcome or admission: <c>connect_to_peer</c> to every version 1
+    /// end. Two version 2 members need nothing more: the newcomer's first offer carries the receiver's side (<see cref="SignalRelayMessage.Link"/>).
+    /// </summary>
+    private async ValueTask DeliverMeshAsync(MemberRecord newcomer, List<MemberRecord> plan, CancellationToken cancellationToken)
+    {
+        var newcomerView = ViewOf(newcomer);
+        foreach (var existing in plan)
+        {
+            if (newcomer.ProtocolVersion >= 2 && existing.ProtocolVersion >= 2)
             {
                 continue;
             }
 
-            // A suspended member is in the call: its plan is queued for its resume, and the newcomer links up to it then.
-            var existingOffers = existing.ReadyAt < newcomer.ReadyAt
-                || (existing.ReadyAt == newcomer.ReadyAt && string.CompareOrdinal(existing.Id.Value, newcomer.Id.Value) < 0);
+            var existingPolite = IsPolite(existing, newcomer);
             _ = await DeliverAsync(
                 existing,
-                Serialize(new ConnectToPeerMessage { Peer = newcomerView, PeerEpoch = newcomer.Epoch, Offerer = existingOffers, Polite = !existingOffers }),
+                Serialize(new ConnectToPeerMessage { Peer = newcomerView, PeerEpoch = newcomer.Epoch, Offerer = !existingPolite, Polite = existingPolite }),
                 cancellationToken).ConfigureAwait(false);
-            _ = await DeliverAsync(
-                newcomer,
-                Serialize(new ConnectToPeerMessage { Peer = ViewOf(existing), PeerEpoch = existing.Epoch, Offerer = !existingOffers, Polite = existingOffers }),
-                cancellationToken).ConfigureAwait(false);
+            if (newcomer.ProtocolVersion < 2)
+            {
+                _ = await DeliverAsync(
+                    newcomer,
+                    Serialize(new ConnectToPeerMessage { Peer = ViewOf(existing), PeerEpoch = existing.Epoch, Offerer = existingPolite, Polite = !existingPolite }),
+                    cancellationToken).ConfigureAwait(false);
+            }
         }
     }
 
@@ -981,7 +1047,12 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         var span = payload.Span;
-        var buffer = RelayFrame.Write(self.Id, self.Epoch, span[frame.Description], span[frame.Candidates], out var length);
+        var link = self.ProtocolVersion >= 2 && target.ProtocolVersion >= 2 && ClientFrame.IsOffer(span[frame.Description])
+            ? JsonSerializer.SerializeToUtf8Bytes(
+                new PeerLink { Peer = ViewOf(self), PeerEpoch = self.Epoch, Offerer = false, Polite = IsPolite(target, self) },
+                TalkiJsonContext.Default.PeerLink)
+            : null;
+        var buffer = RelayFrame.Write(self.Id, self.Epoch, span[frame.Description], span[frame.Candidates], link, out var length);
         Delivery outcome;
         try
         {

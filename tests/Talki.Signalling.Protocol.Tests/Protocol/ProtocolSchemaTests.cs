@@ -6,7 +6,7 @@ namespace Talki.Signalling.Protocol.Tests.Protocol;
 
 public sealed class ProtocolSchemaTests
 {
-    private const string SchemaPath = "schema/talki-protocol-v1.schema.json";
+    private const string SchemaPath = "schema/talki-protocol.schema.json";
 
     [Fact]
     public void CheckedInSchema_MatchesContracts()

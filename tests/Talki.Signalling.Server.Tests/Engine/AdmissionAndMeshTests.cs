@@ -13,7 +13,7 @@ public sealed class AdmissionAndMeshTests
         var connection = await h.ConnectAsync(admin);
 
         var welcome = h.Push.Single<WelcomeMessage>(connection);
-        Assert.Equal(ProtocolVersion.Current, welcome.ProtocolVersion);
+        Assert.Equal(1, welcome.ProtocolVersion); // the version the member said hello with
         Assert.Equal(admin.Member, welcome.You.Id);
         Assert.True(welcome.You.Admin);
         Assert.True(welcome.You.Verified);
@@ -24,13 +24,17 @@ public sealed class AdmissionAndMeshTests
         Assert.Equal("stun:127.0.0.1:3478", Assert.Single(Assert.Single(welcome.IceServers).Urls));
     }
 
-    [Fact]
-    public async Task Hello_UnsupportedVersion_ErrorAndNoWelcome()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    [InlineData(ProtocolVersion.Current + 1)]
+    [InlineData(int.MaxValue)]
+    public async Task Hello_UnsupportedVersion_ErrorAndNoWelcome(int version)
     {
         using var h = new EngineHarness();
         var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
         var connection = await h.ConnectAsync(admin, hello: false);
-        await h.SendAsync(connection, """{"type":"hello","version":2,"id":"h"}""");
+        await h.SendAsync(connection, $$"""{"type":"hello","version":{{version}},"id":"h"}""");
         var error = h.Push.LastError(connection);
         Assert.Equal(SignallingErrorCode.UnsupportedVersion, error.Code);
         Assert.Equal("h", error.Id);
