@@ -186,10 +186,10 @@ internal sealed class AwsUser(Uri host) : IDisposable
         return (await response.Content.ReadFromJsonAsync(TalkiJsonContext.Default.TicketResponse))!;
     }
 
-    public async Task<AwsSocket> ConnectAsync(TicketResponse ticket, long? resume = null)
+    public async Task<AwsSocket> ConnectAsync(TicketResponse ticket, long? resume = null, int version = 1)
     {
         var socket = await AwsSocket.OpenAsync(resume is { } epoch ? new Uri(ticket.WebSocketUrl + "&resume=" + epoch.ToString(System.Globalization.CultureInfo.InvariantCulture)) : ticket.WebSocketUrl);
-        await socket.SendAsync("""{"type":"hello","version":1}""");
+        await socket.SendAsync($$"""{"type":"hello","version":{{version}}}""");
         socket.Welcome = await socket.ExpectAsync<WelcomeMessage>();
         return socket;
     }

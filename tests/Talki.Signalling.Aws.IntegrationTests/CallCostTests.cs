@@ -72,6 +72,50 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task FourMemberCallInProtocolV2_EverythingIncludedThroughTheSeal_IsCountedAndPriced()
+    {
+        await using var stack = await AwsStack.StartAsync(dynalite, "talki-cost-v2", alterTemplate: ShortWindow);
+        stack.Emulator.Counters.Reset();
+
+        var users = new List<AwsUser>();
+        for (var i = 0; i < 4; i++)
+        {
+            users.Add(await stack.SignInAsync("M" + i));
+        }
+
+        var (_, sockets) = await MeshOfFour.NegotiateV2Async(users);
+        var sealsAt = sockets[0].Welcome!.Room.SealsAt;
+        var wait = sealsAt - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(500);
+        Assert.True(wait > TimeSpan.Zero, $"the call took longer than the {Window.TotalSeconds} s window");
+        await Task.Delay(wait);
+        foreach (var socket in sockets)
+        {
+            await socket.DisposeAsync();
+        }
+
+        var counters = stack.Emulator.Counters;
+        await WaitAsync(() => counters.DisconnectRouteCalls == 4 && stack.Emulator.OpenConnectionIds.Count == 0
+            && counters.Integrations.Count == counters.DefaultRouteCalls + counters.DisconnectRouteCalls, "the four $disconnects handled");
+
+        // In: 4 hellos, 3 admits, 6 offers and 6 answers (each with its candidates). Out: 4 welcomes, 3 requests (one per
+        // knock), 3 admissions with their plans, 12 relayed signals. No connect_to_peer, no echo, no candidate message.
+        Assert.Equal(4 + 3 + 12, counters.InboundMessages);
+        Assert.Equal(4 + 3 + 3 + 12, counters.OutboundMessages);
+        Assert.Equal(0, counters.ConnectionsAccessDenied);
+        Assert.Equal(0, counters.ConnectionsApiCallCount("DELETE"));
+        Assert.DoesNotContain(counters.DynamoDbCalls.Keys, k => k.EndsWith(" denied", StringComparison.Ordinal));
+
+        var figures = CallFigures.From(stack, SynthesizedTalkiTemplate.Json(), httpApiCalls: 4 + 1 + 3);
+        var report = figures.Report("4-member call in protocol v2 through the emulator, everything included (4 sign-ins, create + 3 join tickets, 6 links with an offer and an answer carrying their candidates, close at the seal, 4 $disconnect):");
+        output.WriteLine(report);
+        await File.WriteAllTextAsync(Path.Combine(AppContext.BaseDirectory, "aws-call-cost-v2.txt"), report);
+        foreach (var user in users)
+        {
+            user.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task StragglerPastTheSeal_ItsNextMessageGetsRoomSealed_AndTheServerClosesIt()
     {
         await using var stack = await AwsStack.StartAsync(dynalite, "talki-straggler", alterTemplate: ShortWindow);

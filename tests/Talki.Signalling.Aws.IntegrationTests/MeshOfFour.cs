@@ -70,6 +70,47 @@ internal static class MeshOfFour
         return (tickets, sockets);
     }
 
+    /// <summary>
+    /// The same call in protocol version 2, as the client plays it: each newcomer's admission carries its plan; it offers to
+    /// every member listed, with the candidates gathered so far in the same message, and each answers likewise (the
+    /// offer's <c>link</c> tells the receiver its side). No candidate trickles later: the gather window covered them all.
+    /// </summary>
+    public static async Task<(List<TicketResponse> Tickets, List<AwsSocket> Sockets)> NegotiateV2Async(IReadOnlyList<AwsUser> users)
+    {
+        var tickets = new List<TicketResponse> { await users[0].TicketAsync("/talki/rooms", HttpStatusCode.Created) };
+        var sockets = new List<AwsSocket> { await users[0].ConnectAsync(tickets[0], version: 2) };
+        Assert.Equal(2, sockets[0].Welcome!.ProtocolVersion);
+        for (var i = 1; i < users.Count; i++)
+        {
+            tickets.Add(await users[i].TicketAsync($"/talki/rooms/{tickets[0].Room}/tickets", HttpStatusCode.OK));
+            sockets.Add(await users[i].ConnectAsync(tickets[i], version: 2));
+            await sockets[0].ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == tickets[i].Member);
+            await sockets[0].SendAsync($$$"""{"type":"admit","member":"{{{tickets[i].Member}}}"}""");
+            var admitted = await sockets[i].ExpectAsync<AdmittedMessage>();
+            Assert.Equal(i, admitted.Links!.Count);
+            foreach (var link in admitted.Links)
+            {
+                Assert.True(link.Offerer);
+                var peer = tickets.FindIndex(t => t.Member == link.Peer.Id);
+                await sockets[i].SendAsync(Signal(link.Peer.Id, link.PeerEpoch, "\"description\":{\"type\":\"offer\",\"sdp\":\"v=0 offer\"}," + Candidates(i)));
+                var offer = await sockets[peer].ExpectAsync<SignalRelayMessage>(m => m.From == tickets[i].Member && m.Description?.Type == SdpType.Offer);
+                Assert.NotNull(offer.Link);
+                Assert.NotEqual(link.Polite, offer.Link.Polite);
+                await sockets[peer].SendAsync(Signal(offer.From, offer.FromEpoch, "\"description\":{\"type\":\"answer\",\"sdp\":\"v=0 answer\"}," + Candidates(peer)));
+                await sockets[i].ExpectAsync<SignalRelayMessage>(m => m.From == link.Peer.Id && m.Description?.Type == SdpType.Answer && m.Candidates is { Count: 2 });
+            }
+        }
+
+        return (tickets, sockets);
+    }
+
+    private static string Candidates(int self) => string.Create(
+        CultureInfo.InvariantCulture,
+        $"\"candidates\":[{{\"candidate\":\"candidate:0 1 udp 2122260223 192.0.2.{self} 50000 typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}},{{\"candidate\":\"candidate:1 1 udp 1686052607 198.51.100.{self} 50001 typ srflx raddr 192.0.2.{self} rport 50000\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}}]");
+
+    private static string Signal(MemberId to, long toEpoch, string body) =>
+        $$$"""{"type":"signal","to":"{{{to}}}","toEpoch":{{{toEpoch}}},{{{body}}}}""";
+
     private static string Signal(ConnectToPeerMessage plan, string body) =>
         $$$"""{"type":"signal","to":"{{{plan.Peer.Id}}}","toEpoch":{{{plan.PeerEpoch}}},{{{body}}}}""";
 }
