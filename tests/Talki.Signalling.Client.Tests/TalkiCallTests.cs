@@ -56,6 +56,43 @@ public sealed class TalkiCallTests
     }
 
     [Fact]
+    public async Task ProtocolV2_FourMembers_MeshFromAdmissionsAndOffers_NoConnectToPeerNoEchoOneRequestPerKnock()
+    {
+        await using var world = await CallWorld.StartAsync();
+        var a = await world.SignInAsync("Ada");
+        var created = await a.Call.CreateRoomAsync();
+        Assert.True(created.IsSuccess, created.ToString());
+        var others = new List<Participant>();
+        foreach (var name in new[] { "Bob", "Cleo", "Dora" })
+        {
+            var p = await world.SignInAsync(name);
+            Assert.True((await p.Call.JoinRoomAsync(created.Value)).IsSuccess);
+            await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Any(m => m.Id == p.Call.Self!.Id), $"A sees {name}");
+            await a.Call.AdmitAsync(p.Call.Self!.Id);
+            Assert.Empty(a.Call.PendingAdmissions); // answered when sent: version 2 echoes nothing back
+            await CallWorld.EventuallyAsync(() => p.InCall, $"{name} admitted");
+            others.Add(p);
+        }
+
+        Participant[] all = [a, .. others];
+        await AssertFullMeshAsync(all);
+        Assert.All(all, p => Assert.Equal(4, p.Call.Members.Count));
+        Assert.Equal(["Bob", "Cleo", "Dora"], a.EventsOf<TalkiMemberEventArgs>(nameof(TalkiCall.AdmissionRequested)).Select(e => e.DisplayName));
+        Assert.Equal(["Bob", "Cleo", "Dora"], a.EventsOf<TalkiMemberEventArgs>(nameof(TalkiCall.MemberJoined)).Select(e => e.DisplayName)); // from each one's first offer
+        Assert.Equal(["Cleo", "Dora"], others[0].EventsOf<TalkiMemberEventArgs>(nameof(TalkiCall.MemberJoined)).Select(e => e.DisplayName).Where(n => n != "Ada"));
+
+        var received = all.SelectMany(p => p.Sockets.SelectMany(s => s.Received)).Select(TypeOf).ToList();
+        Assert.DoesNotContain("connect_to_peer", received);
+        Assert.DoesNotContain("error", received);
+        Assert.Equal(3, received.Count(t => t == "admission_request")); // one per knock
+        Assert.Equal(3, received.Count(t => t == "admitted")); // to each newcomer only
+        Assert.Equal(4, received.Count(t => t == "welcome"));
+        Assert.All(all, p => Assert.Equal(2, JsonDocument.Parse(p.Socket.Sent[0]).RootElement.GetProperty("version").GetInt32()));
+    }
+
+    private static string TypeOf(string frame) => JsonDocument.Parse(frame).RootElement.GetProperty("type").GetString()!;
+
+    [Fact]
     public async Task SocketDrops_ResumesWithAFreshTicket_SameEpoch_EveryPeerConnectionKept_PeersNoticeNothing()
     {
         await using var world = await CallWorld.StartAsync();

@@ -89,6 +89,7 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
             Epoch = 3,
             ConnectionId = "conn-1=",
             ReadyAt = Time.GetUtcNow().AddTicks(12_345),
+            ProtocolVersion = 2,
             JoinedAt = Time.GetUtcNow().AddTicks(7),
             Version = 4,
         };
@@ -356,12 +357,14 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
         var (room, admin) = NewRoom();
         await Store.CreateRoomAsync(room, admin);
 
-        var connected = await Store.TryUpdateMemberAsync(admin with { Epoch = 1, ConnectionId = "c-1", ReadyAt = Time.GetUtcNow().AddTicks(1), IsVerified = true });
-        Assert.Equal(admin with { Epoch = 1, ConnectionId = "c-1", ReadyAt = Time.GetUtcNow().AddTicks(1), IsVerified = true, Version = 1 }, connected);
+        Assert.Equal(1, (await Store.GetMemberAsync(room.Id, admin.Id))!.ProtocolVersion); // a member that never said hello
+        var connected = await Store.TryUpdateMemberAsync(admin with { Epoch = 1, ConnectionId = "c-1", ReadyAt = Time.GetUtcNow().AddTicks(1), ProtocolVersion = 2, IsVerified = true });
+        Assert.Equal(admin with { Epoch = 1, ConnectionId = "c-1", ReadyAt = Time.GetUtcNow().AddTicks(1), ProtocolVersion = 2, IsVerified = true, Version = 1 }, connected);
         Assert.Equal(connected, await Store.GetMemberAsync(room.Id, admin.Id));
+        Assert.Equal(connected, Assert.Single(await Store.ListMembersAsync(room.Id)));
 
-        var offline = await Store.TryUpdateMemberAsync(connected! with { ConnectionId = null, ReadyAt = null });
-        Assert.Equal(connected with { ConnectionId = null, ReadyAt = null, Version = 2 }, offline);
+        var offline = await Store.TryUpdateMemberAsync(connected! with { ConnectionId = null, ReadyAt = null, ProtocolVersion = 1 });
+        Assert.Equal(connected with { ConnectionId = null, ReadyAt = null, ProtocolVersion = 1, Version = 2 }, offline);
         Assert.Equal(offline, await Store.GetMemberAsync(room.Id, admin.Id));
     }
 

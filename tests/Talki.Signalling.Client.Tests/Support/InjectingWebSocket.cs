@@ -18,6 +18,9 @@ internal sealed class InjectingWebSocket(ClientWebSocket inner) : WebSocket
     private int _receiveCalls;
     private int _lastInjectedAtCall;
 
+    private readonly List<string> _received = [];
+    private readonly List<byte> _partial = [];
+
     /// <summary>
     /// Gets or sets a value indicating whether sends succeed without reaching the server, as on a socket whose connection
     /// died without either side noticing yet (a half-open TCP connection, a browser socket already closing).
@@ -89,12 +92,43 @@ internal sealed class InjectingWebSocket(ClientWebSocket inner) : WebSocket
                 var result = await _pendingReal;
                 _pendingReal = null;
                 _pendingRealCopy.AsSpan(0, result.Count).CopyTo(buffer.Span);
+                Record(_pendingRealCopy.AsSpan(0, result.Count), result.EndOfMessage, result.MessageType);
                 return result;
             }
 
             if (await waitInjected && _injected.Reader.TryRead(out var frame))
             {
                 return Injected(frame, buffer, call);
+            }
+        }
+    }
+
+    /// <summary>Gets the text frames the server sent (injected ones excluded), whole.</summary>
+    public IReadOnlyList<string> Received
+    {
+        get
+        {
+            lock (_received)
+            {
+                return [.. _received];
+            }
+        }
+    }
+
+    private void Record(ReadOnlySpan<byte> chunk, bool endOfMessage, WebSocketMessageType type)
+    {
+        if (type != WebSocketMessageType.Text)
+        {
+            return;
+        }
+
+        lock (_received)
+        {
+            _partial.AddRange(chunk);
+            if (endOfMessage)
+            {
+                _received.Add(System.Text.Encoding.UTF8.GetString([.. _partial]));
+                _partial.Clear();
             }
         }
     }
