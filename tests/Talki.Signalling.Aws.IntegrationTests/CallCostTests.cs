@@ -116,6 +116,32 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task ARelayedSignal_CostsOneDynamoDbRead_AndNoWrite()
+    {
+        await using var stack = await AwsStack.StartAsync(dynalite, "talki-relay-reads");
+        using var ada = await stack.SignInAsync("Ada");
+        using var bob = await stack.SignInAsync("Bob");
+        var room = await ada.TicketAsync("/talki/rooms", HttpStatusCode.Created);
+        await using var adaSocket = await ada.ConnectAsync(room, version: 2);
+        var join = await bob.TicketAsync($"/talki/rooms/{room.Room}/tickets", HttpStatusCode.OK);
+        await using var bobSocket = await bob.ConnectAsync(join, version: 2);
+        await adaSocket.ExpectAsync<AdmissionRequestMessage>();
+        await adaSocket.SendAsync($$$"""{"type":"admit","member":"{{{join.Member}}}"}""");
+        await bobSocket.ExpectAsync<AdmittedMessage>();
+        var before = stack.DynamoDbOperations();
+
+        for (var i = 0; i < 5; i++)
+        {
+            await bobSocket.SendAsync($$$"""{"type":"signal","to":"{{{room.Member}}}","candidates":[{"candidate":"candidate:{{{i}}} 1 udp 1 192.0.2.1 5000 typ host"}]}""");
+            await adaSocket.ExpectAsync<SignalRelayMessage>(m => m.Candidates![0].Candidate.StartsWith($"candidate:{i} ", StringComparison.Ordinal));
+        }
+
+        var after = stack.DynamoDbOperations();
+        var delta = after.ToDictionary(p => p.Key, p => p.Value - before.GetValueOrDefault(p.Key), StringComparer.Ordinal).Where(p => p.Value != 0).ToDictionary(StringComparer.Ordinal);
+        Assert.Equal(new Dictionary<string, long> { ["Query"] = 5 }, delta); // one query of the room's members per signal
+    }
+
+    [Fact]
     public async Task StragglerPastTheSeal_ItsNextMessageGetsRoomSealed_AndTheServerClosesIt()
     {
         await using var stack = await AwsStack.StartAsync(dynalite, "talki-straggler", alterTemplate: ShortWindow);

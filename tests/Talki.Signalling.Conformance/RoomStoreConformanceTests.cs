@@ -102,6 +102,23 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task GetMemberPair_ReadsBothAsGetMemberWould_AndNeverAMemberOfAnotherRoom()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var bob = NewMember(room, "u-bob") with { Admission = AdmissionStatus.Admitted, ProtocolVersion = 2 };
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8, 8));
+        var (otherRoom, stranger) = NewRoom();
+        await Store.CreateRoomAsync(otherRoom, stranger);
+
+        Assert.Equal((admin, bob), await Store.GetMemberPairAsync(room.Id, admin.Id, bob.Id));
+        Assert.Equal((bob, admin), await Store.GetMemberPairAsync(room.Id, bob.Id, admin.Id));
+        Assert.Equal((admin, (MemberRecord?)null), await Store.GetMemberPairAsync(room.Id, admin.Id, stranger.Id)); // another room's member
+        Assert.Equal(((MemberRecord?)null, (MemberRecord?)null), await Store.GetMemberPairAsync(room.Id, MemberId.New(), stranger.Id));
+        Assert.Equal(((MemberRecord?)null, (MemberRecord?)null), await Store.GetMemberPairAsync(RoomId.New(), admin.Id, bob.Id));
+    }
+
+    [Fact]
     public async Task TryAddMember_SameUserTwice_SecondIsRefused()
     {
         var (room, admin) = NewRoom();

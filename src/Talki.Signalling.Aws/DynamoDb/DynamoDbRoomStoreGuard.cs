@@ -23,6 +23,8 @@ internal sealed class DynamoDbRoomStoreGuard(DynamoDbRoomStore inner) : IRoomSto
 
     public ValueTask<MemberRecord?> GetMemberAsync(RoomId room, MemberId member, CancellationToken cancellationToken = default) => Guard(inner.GetMemberAsync(room, member, cancellationToken));
 
+    public ValueTask<(MemberRecord? First, MemberRecord? Second)> GetMemberPairAsync(RoomId room, MemberId first, MemberId second, CancellationToken cancellationToken = default) => Guard(inner.GetMemberPairAsync(room, first, second, cancellationToken));
+
     public ValueTask<MemberRecord?> FindMemberByUserAsync(RoomId room, string userId, CancellationToken cancellationToken = default) => Guard(inner.FindMemberByUserAsync(room, userId, cancellationToken));
 
     public ValueTask<IReadOnlyList<MemberRecord>> ListMembersAsync(RoomId room, CancellationToken cancellationToken = default) => Guard(inner.ListMembersAsync(room, cancellationToken));

@@ -30,6 +30,13 @@ internal static class RedisRoomScripts
         return redis.call('HGET', KEYS[2], ARGV[2])
         """;
 
+    /// <summary>KEYS: room, members. ARGV: now, member id, member id. Returns both members' JSON (nil for an absent one), or nil when the room is gone.</summary>
+    public const string GetMemberPair = """
+        local exp = redis.call('HGET', KEYS[1], 'expires')
+        if not exp or exp <= ARGV[1] then return false end
+        return redis.call('HMGET', KEYS[2], ARGV[2], ARGV[3])
+        """;
+
     /// <summary>KEYS: room, members, users. ARGV: now, user id. Returns the member's JSON, or nil.</summary>
     public const string FindByUser = """
         local exp = redis.call('HGET', KEYS[1], 'expires')

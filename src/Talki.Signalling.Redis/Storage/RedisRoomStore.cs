@@ -67,6 +67,10 @@ internal sealed class RedisRoomStore : IRoomStore
     public ValueTask<MemberRecord?> GetMemberAsync(RoomId room, MemberId member, CancellationToken cancellationToken = default)
         => RedisFailures.Guard(ReadMemberAsync(room, RedisRoomScripts.GetMember, RoomKeys(room, users: false), member.Value, userId: null));
 
+    /// <summary>Both members in one round trip (one script, <c>HMGET</c>), where two reads took two.</summary>
+    public ValueTask<(MemberRecord? First, MemberRecord? Second)> GetMemberPairAsync(RoomId room, MemberId first, MemberId second, CancellationToken cancellationToken = default)
+        => RedisFailures.Guard(ReadMemberPairAsync(room, first, second));
+
     public ValueTask<MemberRecord?> FindMemberByUserAsync(RoomId room, string userId, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
@@ -194,6 +198,31 @@ internal sealed class RedisRoomStore : IRoomStore
 
         var member = Member(room, (string)result!);
         return member.IsExpiredAt(now) || (userId is not null && !string.Equals(member.UserId, userId, StringComparison.Ordinal)) ? null : member;
+    }
+
+    private async Task<(MemberRecord? First, MemberRecord? Second)> ReadMemberPairAsync(RoomId room, MemberId first, MemberId second)
+    {
+        var now = _time.GetUtcNow();
+        var db = await _redis.GetDatabaseAsync().ConfigureAwait(false);
+        var result = await db.ScriptEvaluateAsync(RedisRoomScripts.GetMemberPair, RoomKeys(room, users: false), [RedisTime.Text(now), first.Value, second.Value]).ConfigureAwait(false);
+        if (result.IsNull)
+        {
+            return (null, null);
+        }
+
+        var both = (RedisResult[])result!;
+        return (Live(both[0]), Live(both[1]));
+
+        MemberRecord? Live(RedisResult json)
+        {
+            if (json.IsNull)
+            {
+                return null;
+            }
+
+            var member = Member(room, (string)json!);
+            return member.IsExpiredAt(now) ? null : member;
+        }
     }
 
     private async Task<IReadOnlyList<MemberRecord>> ListMembersCoreAsync(RoomId room)

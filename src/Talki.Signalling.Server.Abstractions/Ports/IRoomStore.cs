@@ -31,6 +31,23 @@ public interface IRoomStore
     /// <returns>The member, or <see langword="null"/> when the room or member does not exist or has expired.</returns>
     ValueTask<MemberRecord?> GetMemberAsync(RoomId room, MemberId member, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Gets two members of a room at once: a relayed signal's sender and receiver. A store that can read both in one request
+    /// overrides it (DynamoDB: one strongly consistent query of the room's members, billed by their total size; Redis: one
+    /// script); the default reads them one after the other, as <see cref="GetMemberAsync"/> does.
+    /// </summary>
+    /// <param name="room">The room.</param>
+    /// <param name="first">The first member.</param>
+    /// <param name="second">The second member.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>Each member as <see cref="GetMemberAsync"/> would return it.</returns>
+    async ValueTask<(MemberRecord? First, MemberRecord? Second)> GetMemberPairAsync(RoomId room, MemberId first, MemberId second, CancellationToken cancellationToken = default)
+    {
+        var one = await GetMemberAsync(room, first, cancellationToken).ConfigureAwait(false);
+        var other = await GetMemberAsync(room, second, cancellationToken).ConfigureAwait(false);
+        return (one, other);
+    }
+
     /// <summary>Finds the member a user has in a room.</summary>
     /// <param name="room">The room id.</param>
     /// <param name="userId">The user id.</param>

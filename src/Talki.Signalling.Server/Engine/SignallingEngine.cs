@@ -247,11 +247,22 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
             RoomRecord? room = null;
             MemberRecord? self;
+            MemberRecord? receiver = null;
+            var receiverRead = false;
             if (grant is not null)
             {
                 // The grant names the member: one read tells whether this connection is bound to it (the room is read only
-                // when a frame needs it, so a relayed signal costs the sender's and the receiver's member reads).
-                self = await _store.GetMemberAsync(grant.Room, grant.Member, cancellationToken).ConfigureAwait(false);
+                // when a frame needs it). A signal reads its sender and its receiver together: one store request.
+                if (frame.Kind == ClientFrameKind.Signal && frame.To != grant.Member)
+                {
+                    (self, receiver) = await _store.GetMemberPairAsync(grant.Room, grant.Member, frame.To, cancellationToken).ConfigureAwait(false);
+                    receiverRead = true;
+                }
+                else
+                {
+                    self = await _store.GetMemberAsync(grant.Room, grant.Member, cancellationToken).ConfigureAwait(false);
+                }
+
                 if (self is null || self.ConnectionId != connectionId)
                 {
                     var binding = grant.ResumeEpoch is null ? null : await _store.GetConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
@@ -312,7 +323,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
             if (frame.Kind == ClientFrameKind.Signal)
             {
-                await RelayAsync(connectionId, self, payload, frame, started, cancellationToken).ConfigureAwait(false);
+                await RelayAsync(connectionId, self, payload, frame, started, receiverRead, receiver, cancellationToken).ConfigureAwait(false);
                 return;
             }
 
@@ -1001,7 +1012,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
     }
 
-    private async ValueTask RelayAsync(string connectionId, MemberRecord self, ReadOnlyMemory<byte> payload, ClientFrame frame, long started, CancellationToken cancellationToken)
+    private async ValueTask RelayAsync(string connectionId, MemberRecord self, ReadOnlyMemory<byte> payload, ClientFrame frame, long started, bool receiverRead, MemberRecord? receiver, CancellationToken cancellationToken)
     {
         using var activity = SignallingActivity.Source.StartActivity("talki.signal.relay");
         if (activity is not null)
@@ -1020,7 +1031,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         // The lookup is scoped to the sender's room: a member of another room is simply not found.
-        var target = await _store.GetMemberAsync(self.Room, frame.To, cancellationToken).ConfigureAwait(false);
+        var target = receiverRead ? receiver : await _store.GetMemberAsync(self.Room, frame.To, cancellationToken).ConfigureAwait(false);
         if (target is null || target.Id == self.Id)
         {
             await SendErrorAsync(connectionId, SignallingErrorCode.MemberNotFound, "No such member in this room.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);

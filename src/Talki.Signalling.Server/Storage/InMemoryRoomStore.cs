@@ -51,6 +51,21 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
     public ValueTask<RoomRecord?> GetRoomAsync(RoomId room, CancellationToken cancellationToken = default)
         => new(Live(room)?.Room);
 
+    /// <summary>Both members under one look-up of the room and one lock: the pair is read at one instant.</summary>
+    public ValueTask<(MemberRecord? First, MemberRecord? Second)> GetMemberPairAsync(RoomId room, MemberId first, MemberId second, CancellationToken cancellationToken = default)
+    {
+        var entry = Live(room);
+        if (entry is null)
+        {
+            return new((null, null));
+        }
+
+        lock (entry.Gate)
+        {
+            return new((LiveMember(entry.Members.GetValueOrDefault(first)), LiveMember(entry.Members.GetValueOrDefault(second))));
+        }
+    }
+
     public ValueTask<MemberRecord?> GetMemberAsync(RoomId room, MemberId member, CancellationToken cancellationToken = default)
     {
         var entry = Live(room);
