@@ -38,6 +38,8 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     private readonly StateMachine<TalkiAdmissionState> _admissionState;
     private IReadOnlyList<IceServer> _iceServers = [];
     private bool _admitted;
+    private const string AdmitPrefix = "admit:";
+    private readonly Dictionary<MemberId, MemberView> _admitting = []; // v2: admissions sent, not yet seen joining
     private int _protocolVersion = 1; // the welcome's: what the server speaks with this member
     private bool _started;
     /// <summary>How long after the seal (by the server's clock) this side closes its socket: timer and clock jitter.</summary>
@@ -191,20 +193,48 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     /// <returns>A task that completes when the answer was sent or queued.</returns>
     public async ValueTask AdmitAsync(MemberId member)
     {
-        if (_connection is { } connection && await connection.SendAsync(new AdmitMessage { Member = member }).ConfigureAwait(false) && _protocolVersion >= 2)
+        if (_connection is not { } connection)
         {
-            // Protocol 2 echoes no admission to the admin: the request is answered once it is sent (a refusal, such as
-            // room_full, comes back through Error), and the newcomer joins with its first offer.
-            bool removed;
+            return;
+        }
+
+        // Protocol 2 echoes no admission to the admin: the request is answered once it is sent, and the newcomer joins with
+        // its first offer. A refusal that leaves the newcomer waiting (room_full, a busy server) puts the request back.
+        MemberView? answered = null;
+        if (_protocolVersion >= 2)
+        {
             lock (_sync)
             {
-                removed = _pending.Remove(member);
+                if (_pending.Remove(member, out var view))
+                {
+                    answered = _admitting[member] = view;
+                }
             }
+        }
 
-            if (removed)
-            {
-                RaiseChanged();
-            }
+        var sent = await connection.SendAsync(new AdmitMessage { Member = member, Id = AdmitPrefix + member.Value }).ConfigureAwait(false);
+        if (!sent && answered is not null)
+        {
+            RestoreRequest(member);
+        }
+        else if (answered is not null)
+        {
+            RaiseChanged();
+        }
+    }
+
+    /// <summary>Puts an answered request back among <see cref="PendingAdmissions"/>: the server refused the admission and the newcomer still waits.</summary>
+    private void RestoreRequest(MemberId member)
+    {
+        bool restored;
+        lock (_sync)
+        {
+            restored = _admitting.Remove(member, out var view) && _pending.TryAdd(member, view);
+        }
+
+        if (restored)
+        {
+            RaiseChanged();
         }
     }
 
@@ -385,6 +415,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         bool back;
         lock (_sync)
         {
+            _admitting.Remove(plan.Peer.Id);
             back = !_members.TryGetValue(plan.Peer.Id, out var known) || !known.Online;
             _members[plan.Peer.Id] = plan.Peer with { Online = true };
         }
@@ -454,6 +485,21 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
 
     void ISignallingConnectionHandler.OnServerError(ErrorMessage error, string? requestType)
     {
+        if (error.Id is { } id && id.StartsWith(AdmitPrefix, StringComparison.Ordinal) && MemberId.TryParse(id[AdmitPrefix.Length..], out var member))
+        {
+            if (error.Code is SignallingErrorCode.MemberNotFound or SignallingErrorCode.MemberNotPending or SignallingErrorCode.NotAdmin)
+            {
+                lock (_sync)
+                {
+                    _admitting.Remove(member); // nobody to wait for
+                }
+            }
+            else
+            {
+                RestoreRequest(member); // room_full, service_unavailable…: the newcomer keeps waiting
+            }
+        }
+
         LogServerError(_logger, error.Code.ToWireName(), error.Message, requestType ?? "?");
         RaiseError(new TalkiCallErrorEventArgs(TalkiCallErrorKind.ServerError, error.Code, error.Message)
         {

@@ -90,6 +90,37 @@ public sealed class TalkiCallTests
         Assert.All(all, p => Assert.Equal(2, JsonDocument.Parse(p.Socket.Sent[0]).RootElement.GetProperty("version").GetInt32()));
     }
 
+    [Fact]
+    public async Task ProtocolV2_AdmitIntoAFullRoom_TheRequestComesBack_AndTheNewcomerStillWaits()
+    {
+        await using var world = await CallWorld.StartAsync(configure: o => o.Limits.MaxMembersPerRoom = 2);
+        var a = await world.SignInAsync("Ada");
+        var created = await a.Call.CreateRoomAsync();
+        var b = await world.SignInAsync("Bob");
+        var c = await world.SignInAsync("Cleo");
+        foreach (var p in new[] { b, c })
+        {
+            Assert.True((await p.Call.JoinRoomAsync(created.Value)).IsSuccess);
+            await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Any(m => m.Id == p.Call.Self!.Id), $"A sees {p.Name}");
+        }
+
+        await a.Call.AdmitAsync(b.Call.Self!.Id);
+        await CallWorld.EventuallyAsync(() => b.InCall, "Bob admitted");
+        await a.Call.AdmitAsync(c.Call.Self!.Id);
+        Assert.DoesNotContain(a.Call.PendingAdmissions, m => m.Id == c.Call.Self!.Id); // answered when sent
+
+        await CallWorld.EventuallyAsync(() => a.Errors.Any(e => e.Code == SignallingErrorCode.RoomFull), "A hears room_full");
+        await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Any(m => m.Id == c.Call.Self!.Id), "Cleo's request is back");
+        Assert.Equal(TalkiAdmissionState.Waiting, c.Call.AdmissionState);
+
+        // A refusal that ends the wait (Cleo is no longer pending) does not bring the request back.
+        await a.Call.DenyAsync(c.Call.Self!.Id);
+        await CallWorld.EventuallyAsync(() => c.Call.AdmissionState == TalkiAdmissionState.Denied, "Cleo denied");
+        await a.Call.AdmitAsync(c.Call.Self!.Id);
+        await CallWorld.EventuallyAsync(() => a.Errors.Any(e => e.Code == SignallingErrorCode.MemberNotPending), "A hears member_not_pending");
+        Assert.Empty(a.Call.PendingAdmissions);
+    }
+
     private static string TypeOf(string frame) => JsonDocument.Parse(frame).RootElement.GetProperty("type").GetString()!;
 
     [Fact]
