@@ -57,6 +57,7 @@ internal sealed class PeerNegotiator
     private HeldDescription? _held;
     private string? _gatheredUfrag;
     private bool _endOfCandidatesSent;
+    private int _describing;
     private string? _inheritedSession;
     private volatile IPeerDataChannel? _control;
     private volatile bool _inBand;
@@ -406,7 +407,12 @@ internal sealed class PeerNegotiator
         return held is null ? ValueTask.CompletedTask : FlushHeldAsync(held);
     }
 
-    /// <summary>Asks the link's queue to send <paramref name="held"/> (its window ended); once, and only while it is held.</summary>
+    /// <summary>
+    /// Sends <paramref name="held"/> now that its window ended (once, and only while it is held). Not through the link's
+    /// queue: sending touches no operation of the connection, and the queue may be busy adding the remote candidates that
+    /// came with the offer being answered (one <c>addIceCandidate</c> after another), which would stretch the window. Only
+    /// while a description is being set is it left to the end of that operation, which may have made it stale.
+    /// </summary>
     private void RequestFlush(HeldDescription held, EndOfWindow reason)
     {
         lock (_sync)
@@ -417,9 +423,43 @@ internal sealed class PeerNegotiator
             }
 
             held.Ending = reason;
+            if (_describing > 0)
+            {
+                return; // DescribeAsync sends it when the operation ends
+            }
         }
 
-        _ = EnqueueAsync(() => FlushHeldAsync(held));
+        _ = FlushHeldAsync(held).AsTask(); // SendAsync reports its own failures
+    }
+
+    private ValueTask SetLocalDescriptionAsync() => DescribeAsync(() => _pc.SetLocalDescriptionAsync());
+
+    /// <summary>Runs a description operation of the connection; a held description whose window ended meanwhile is sent (or dropped) after it.</summary>
+    private async ValueTask DescribeAsync(Func<ValueTask> operation)
+    {
+        lock (_sync)
+        {
+            _describing++;
+        }
+
+        try
+        {
+            await operation().ConfigureAwait(false);
+        }
+        finally
+        {
+            HeldDescription? due;
+            lock (_sync)
+            {
+                _describing--;
+                due = _describing == 0 && _held is { Ending: not null } held ? held : null;
+            }
+
+            if (due is not null)
+            {
+                await FlushHeldAsync(due).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>
@@ -579,7 +619,7 @@ internal sealed class PeerNegotiator
         {
             await ReleaseHeldAsync().ConfigureAwait(false); // a held answer leaves before the next offer replaces it
             _makingOffer = true;
-            await _pc.SetLocalDescriptionAsync().ConfigureAwait(false);
+            await SetLocalDescriptionAsync().ConfigureAwait(false);
             var offer = _pc.LocalDescription;
             await SendDescriptionAsync(offer, offer).ConfigureAwait(false);
         }
@@ -745,7 +785,7 @@ internal sealed class PeerNegotiator
         try
         {
             _isSettingRemoteAnswerPending = description.Type == SdpType.Answer;
-            await _pc.SetRemoteDescriptionAsync(description).ConfigureAwait(false); // implicit rollback on the polite side
+            await DescribeAsync(() => _pc.SetRemoteDescriptionAsync(description)).ConfigureAwait(false); // implicit rollback on the polite side
         }
         catch (PeerConnectionException ex)
         {
@@ -769,7 +809,7 @@ internal sealed class PeerNegotiator
             await ReleaseHeldAsync().ConfigureAwait(false); // an offer of ours held for its candidates was rolled back: dropped
             try
             {
-                await _pc.SetLocalDescriptionAsync().ConfigureAwait(false);
+                await SetLocalDescriptionAsync().ConfigureAwait(false);
             }
             catch (PeerConnectionException ex)
             {

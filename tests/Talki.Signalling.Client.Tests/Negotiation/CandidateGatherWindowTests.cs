@@ -81,6 +81,44 @@ public sealed class CandidateGatherWindowTests
     }
 
     [Fact]
+    public async Task HeldAnswer_LeavesWhenItsWindowEnds_EvenWhileTheOffersCandidatesAreStillBeingAdded()
+    {
+        // In Chromium each addIceCandidate takes a few ms; the candidates that came with the offer are added after the
+        // answer is set, on the link's queue. The answer's window must not wait for them.
+        var time = new FakeTimeProvider();
+        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
+        h.Fabric.Gathering = GatheringMode.Manual;
+        h.PlanAll();
+        await h.DeliverAsync(0, false);
+        var offerer = h.Members[0].Pc(h.Members[1]);
+        offerer.EmitCandidate();
+        offerer.EmitCandidate();
+        offerer.CompleteGathering();
+        await h.DeliverAsync(0, false); // the plan to m1
+        var answerer = h.Members[1].Pc(h.Members[0]);
+        answerer.HoldNextCandidate = true;
+
+        var handling = h.DeliverAsync(0, false); // the offer with its candidates: the first addIceCandidate stays in flight
+        Assert.False(handling.IsCompleted);
+        Assert.Equal(PeerSignalingState.Stable, answerer.SignalingState);
+        answerer.EmitCandidate();
+        Assert.Empty(SentBy(h, 1));
+
+        time.Advance(Window);
+        var answer = Assert.Single(SentBy(h, 1));
+        Assert.Equal(SdpType.Answer, answer.Description?.Type);
+        Assert.Equal(answerer.EmittedCandidates[^1], Assert.Single(answer.Candidates!));
+
+        answerer.ReleaseHeld();
+        await handling;
+        answerer.CompleteGathering();
+        await SettleAsync(h, time);
+        h.AssertConverged();
+        Assert.Equal(3, answerer.RemoteCandidates.Count);
+        Assert.Empty(h.Errors);
+    }
+
+    [Fact]
     public async Task CandidateAfterTheWindow_GoesAlone_AsBefore()
     {
         var time = new FakeTimeProvider();

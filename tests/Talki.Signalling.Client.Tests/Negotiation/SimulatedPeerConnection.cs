@@ -322,10 +322,37 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>Gets or sets a value indicating whether the next <see cref="AddIceCandidateAsync"/> is held in flight until <see cref="ReleaseHeld"/>.</summary>
+    public bool HoldNextCandidate { get; set; }
+
     public ValueTask AddIceCandidateAsync(IceCandidate candidate, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(candidate);
         ThrowIfClosed();
+        if (HoldNextCandidate)
+        {
+            HoldNextCandidate = false;
+            _held = new TaskCompletionSource();
+            return new ValueTask(HeldCandidateAsync(candidate));
+        }
+
+        return AddCandidate(candidate);
+    }
+
+    private async Task HeldCandidateAsync(IceCandidate candidate)
+    {
+        await _held!.Task;
+        _held = null;
+        if (SignalingState == PeerSignalingState.Closed)
+        {
+            await new TaskCompletionSource().Task; // closed meanwhile: the operation never settles
+        }
+
+        await AddCandidate(candidate);
+    }
+
+    private ValueTask AddCandidate(IceCandidate candidate)
+    {
         if (RemoteDescription is null)
         {
             throw new PeerConnectionException(PeerConnectionErrorKind.InvalidState, "No remote description.");
