@@ -17,7 +17,13 @@ var config = await SampleConfig.LoadAsync(baseAddress);
 builder.Services.AddSingleton(config);
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddTalkiClient(options =>
-    options.ApiBaseAddress = string.IsNullOrWhiteSpace(config.ApiBaseAddress) ? baseAddress : new Uri(config.ApiBaseAddress));
+{
+    options.ApiBaseAddress = string.IsNullOrWhiteSpace(config.ApiBaseAddress) ? baseAddress : new Uri(config.ApiBaseAddress);
+    if (config.CandidateGatherWindowMs is { } gatherMs)
+    {
+        options.CandidateGatherWindow = TimeSpan.FromMilliseconds(gatherMs); // validated at start-up like every option
+    }
+});
 builder.Services.AddTalkiBrowserWebRtc();
 builder.Services.AddScoped<AppSession>();
 builder.Services.AddScoped<CallHost>();

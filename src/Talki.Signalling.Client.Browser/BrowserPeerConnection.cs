@@ -18,7 +18,7 @@ internal sealed class BrowserPeerConnection : IPeerConnection
     private readonly DotNetObjectReference<BrowserPeerConnection> _self;
     private readonly Dictionary<string, BrowserPeerDataChannel> _channels = new(StringComparer.Ordinal);
     private readonly int _id;
-    private PeerStateSnapshot _state = new(0, PeerSignalingState.Stable, PeerConnectionState.New, null, null, null);
+    private PeerStateSnapshot _state = new(0, PeerSignalingState.Stable, PeerConnectionState.New, PeerIceGatheringState.New, null, null, null);
     private bool _closed;
 
     [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
@@ -38,6 +38,8 @@ internal sealed class BrowserPeerConnection : IPeerConnection
 
     public event EventHandler<PeerSignalingState>? SignalingStateChanged;
 
+    public event EventHandler<PeerIceGatheringState>? IceGatheringStateChanged;
+
     public event EventHandler<PeerConnectionState>? ConnectionStateChanged;
 
     public event EventHandler<DataChannelMessage>? DataChannelMessageReceived;
@@ -49,6 +51,8 @@ internal sealed class BrowserPeerConnection : IPeerConnection
     public PeerSignalingState SignalingState => _closed ? PeerSignalingState.Closed : _state.SignalingState;
 
     public PeerConnectionState ConnectionState => _closed ? PeerConnectionState.Closed : _state.ConnectionState;
+
+    public PeerIceGatheringState IceGatheringState => _state.IceGatheringState;
 
     public SessionDescription? LocalDescription => _state.Local;
 
@@ -180,6 +184,11 @@ internal sealed class BrowserPeerConnection : IPeerConnection
                     SdpMLineIndex = root.TryGetProperty("sdpMLineIndex", out var index) && index.ValueKind == JsonValueKind.Number ? index.GetInt32() : null,
                     UsernameFragment = PeerStateSnapshot.String(root, "usernameFragment"),
                 });
+                break;
+            case "icegatheringstatechange":
+                // The event's own state, raised for every event (not only when the snapshot changed): an operation's
+                // snapshot may have shown the new state first, and the event is what tells the mesh that gathering ended.
+                IceGatheringStateChanged?.Invoke(this, PeerStateSnapshot.Parse(root).IceGatheringState);
                 break;
             case "signalingstatechange":
                 if (before.SignalingState != _state.SignalingState)

@@ -9,6 +9,7 @@ internal sealed record PeerStateSnapshot(
     long Sequence,
     PeerSignalingState SignalingState,
     PeerConnectionState ConnectionState,
+    PeerIceGatheringState IceGatheringState,
     SessionDescription? Local,
     SessionDescription? Remote,
     PeerConnectionException? Error)
@@ -20,6 +21,7 @@ internal sealed record PeerStateSnapshot(
             root.TryGetProperty("seq", out var seq) ? seq.GetInt64() : 0,
             ParseSignalingState(String(root, "signalingState")),
             ParseConnectionState(String(root, "connectionState")),
+            ParseIceGatheringState(String(root, "iceGatheringState")),
             ParseDescription(root, "local"),
             ParseDescription(root, "remote"),
             error);
@@ -63,6 +65,13 @@ internal sealed record PeerStateSnapshot(
         "have-local-offer" or "have-remote-pranswer" => PeerSignalingState.HaveLocalOffer,
         "have-remote-offer" or "have-local-pranswer" => PeerSignalingState.HaveRemoteOffer,
         _ => PeerSignalingState.Closed,
+    };
+
+    private static PeerIceGatheringState ParseIceGatheringState(string? state) => state switch
+    {
+        "gathering" => PeerIceGatheringState.Gathering,
+        "complete" => PeerIceGatheringState.Complete,
+        _ => PeerIceGatheringState.New,
     };
 
     private static PeerConnectionState ParseConnectionState(string? state) => state switch

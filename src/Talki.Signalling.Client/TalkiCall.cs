@@ -734,7 +734,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
 
     private MeshNegotiator CreateMesh()
     {
-        var mesh = new MeshNegotiator(_self, _peers, SendSignalAsync, _time, _options.LinkUpTimeout) { IceServers = _iceServers };
+        var mesh = new MeshNegotiator(_self, _peers, SendSignalAsync, _time, _options.LinkUpTimeout, _options.CandidateGatherWindow) { IceServers = _iceServers };
         mesh.LinkStateChanged += (_, _) => RaiseChanged();
         mesh.RemoteLeft += (_, peer) =>
         {

@@ -45,11 +45,28 @@ public sealed class TalkiClientOptions
     /// </summary>
     public TimeSpan LinkUpTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Gets or sets how long a link holds a local description (offer or answer) it has just set, so that it leaves in one
+    /// <c>signal</c> together with the ICE candidates gathered meanwhile instead of a description then a candidates signal.
+    /// The description goes as soon as the connection reports that gathering is complete, or when the window ends, whichever
+    /// comes first; candidates gathered later are coalesced and sent as before. A description superseded during the window
+    /// (a rollback, a newer one, the link closed) is never sent. <see cref="TimeSpan.Zero"/> sends every description at once
+    /// (the behaviour before this option). Default 50 ms; at most 500 ms, since the window adds to the link's set-up time
+    /// when gathering does not complete within it.
+    /// </summary>
+    public TimeSpan CandidateGatherWindow { get; set; } = DefaultCandidateGatherWindow;
+
     /// <summary>Gets or sets how many outbound messages are held while the socket is reconnecting; older ones are dropped beyond it. Default 512.</summary>
     public int MaxQueuedMessages { get; set; } = 512;
 
     /// <summary>Gets or sets the largest inbound message accepted; larger ones are reported and skipped. Default 128 KB (API Gateway's message limit).</summary>
     public int MaxInboundMessageBytes { get; set; } = 128 * 1024;
+
+    /// <summary>The default <see cref="CandidateGatherWindow"/>: 50 ms.</summary>
+    internal static readonly TimeSpan DefaultCandidateGatherWindow = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>The longest <see cref="CandidateGatherWindow"/> accepted: 500 ms.</summary>
+    internal static readonly TimeSpan MaxCandidateGatherWindow = TimeSpan.FromMilliseconds(500);
 
     /// <summary>Checks the options and throws on misuse.</summary>
     /// <exception cref="InvalidOperationException">An option is out of range.</exception>
@@ -79,6 +96,11 @@ public sealed class TalkiClientOptions
         if (ReconnectBaseDelay <= TimeSpan.Zero || ReconnectMaxDelay < ReconnectBaseDelay)
         {
             failures.Add("ReconnectBaseDelay must be positive and not above ReconnectMaxDelay.");
+        }
+
+        if (CandidateGatherWindow < TimeSpan.Zero || CandidateGatherWindow > MaxCandidateGatherWindow)
+        {
+            failures.Add("CandidateGatherWindow must be between zero (off) and 500 ms.");
         }
 
         if (MaxReconnectAttempts < 0 || MaxQueuedMessages < 1 || MaxInboundMessageBytes < 1024)

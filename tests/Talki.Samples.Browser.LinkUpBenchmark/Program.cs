@@ -1,9 +1,12 @@
 using System.Globalization;
 using Talki.Samples.Browser.EndToEndTests.Harness;
+using Talki.Samples.Browser.LinkUpBenchmark;
 
 // Link-up benchmark of the browser sample (see README.md): for meshes of 2 to 8 members in headless Chromium,
 // the time from the admin's click on "admit" for the last member to every link on every page connected.
 // --media video (fake camera and microphone), audio (no camera: fake microphone only) or none (both refused).
+// --gather-windows 0,default runs one sample host per client candidate gather window (ms, or `default` for the library's)
+// and alternates the runs between them; the signals each new link side sent are counted from the pages' WebSocket frames.
 var options = BenchmarkOptions.Parse(args);
 if (options is null)
 {
@@ -14,74 +17,110 @@ if (options is null)
 void Log(string line) => Console.Error.WriteLine($"{DateTime.Now:HH:mm:ss} {line}");
 
 var timeout = TimeSpan.FromSeconds(60);
-await using var host = await SampleHost.StartAsync(TimeSpan.FromMinutes(120));
-Log($"sample host on {host.BaseAddress}");
-await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, Log);
-
-var results = new List<(int Size, List<double> Milliseconds, int Failed)>();
-var run = 0;
-foreach (var size in options.Sizes)
+var hosts = new List<(string Window, SampleHost Host)>();
+try
 {
-    var samples = new List<double>();
-    var failed = 0;
-    for (var repetition = -options.Warmup; repetition < options.Repetitions; repetition++)
+    foreach (var window in options.GatherWindows)
     {
-        run++;
-        var label = repetition < 0 ? "warm-up" : $"run {repetition + 1}/{options.Repetitions}";
-        double milliseconds;
-        try
+        var settings = window == "default" ? null : new Dictionary<string, string> { ["Talki:Sample:CandidateGatherWindowMs"] = window };
+        var started = await SampleHost.StartAsync(TimeSpan.FromMinutes(120), settings);
+        hosts.Add((window, started));
+        Log($"sample host on {started.BaseAddress} (candidate gather window: {window})");
+    }
+
+    await using var chromium = await Chromium.LaunchAsync(hosts[0].Host.BaseAddress, Log);
+    var results = new List<(int Size, string Window, List<double> Milliseconds, List<int> SignalsAtLinkUp, List<int> SignalsAfterSettle, int Failed)>();
+    var run = 0;
+    foreach (var size in options.Sizes)
+    {
+        var bySize = hosts.Select(h => (size, h.Window, Milliseconds: new List<double>(), AtLinkUp: new List<int>(), AfterSettle: new List<int>(), Failed: 0)).ToList();
+        for (var repetition = -options.Warmup; repetition < options.Repetitions; repetition++)
         {
-            milliseconds = await LinkUpAsync(size, run);
+            for (var w = 0; w < hosts.Count; w++)
+            {
+                // Alternating: every window gets its run of a repetition before the next repetition starts.
+                run++;
+                var label = (repetition < 0 ? "warm-up" : $"run {repetition + 1}/{options.Repetitions}") + $", window {hosts[w].Window}";
+                RunResult result;
+                try
+                {
+                    result = await LinkUpAsync(chromium, size, run, hosts[w].Host);
+                }
+                catch (TimeoutException e)
+                {
+                    // A mesh that never links up is a finding, not a reason to stop: counted and reported in the table.
+                    Log($"{size} members, {label}: FAILED: {e.Message}");
+                    bySize[w] = bySize[w] with { Failed = bySize[w].Failed + (repetition >= 0 ? 1 : 0) };
+                    continue;
+                }
+
+                Log($"{size} members, {label}: {result.Milliseconds:0} ms; signals per new link side at link-up [{string.Join(", ", result.SignalsAtLinkUp)}], after {options.SettleMs} ms [{string.Join(", ", result.SignalsAfterSettle)}]");
+                foreach (var side in result.Detail)
+                {
+                    Log($"  {side}");
+                }
+
+                if (repetition >= 0)
+                {
+                    bySize[w].Milliseconds.Add(result.Milliseconds);
+                    bySize[w].AtLinkUp.AddRange(result.SignalsAtLinkUp);
+                    bySize[w].AfterSettle.AddRange(result.SignalsAfterSettle);
+                }
+            }
         }
-        catch (TimeoutException e)
+
+        results.AddRange(bySize);
+    }
+
+    Console.WriteLine($"Link-up time in headless Chromium {chromium.Browser.Version} on {Environment.ProcessorCount} cores, media: {options.Media}: from the admin's click on");
+    Console.WriteLine("\"admit\" for the last member to every link on every page `connected` (max `connectedAt` of the hook). Signals: `signal` frames");
+    Console.WriteLine($"each side of the last member's links sent after the click (Playwright framesent), until all links were up / {options.SettleMs} ms later.");
+    Console.WriteLine();
+    Console.WriteLine("| members | links | gather window | runs | median (ms) | min (ms) | max (ms) | signals per link side at link-up: median (min–max) | after settling: median (min–max) | failed runs (no link-up within 60 s) |");
+    Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    foreach (var (size, window, samples, atLinkUp, afterSettle, failed) in results)
+    {
+        var sorted = samples.Order().ToList();
+        if (sorted.Count == 0)
         {
-            // A mesh that never links up is a finding, not a reason to stop: counted and reported in the table.
-            Log($"{size} members, {label}: FAILED: {e.Message}");
-            failed += repetition >= 0 ? 1 : 0;
+            Console.WriteLine($"| {size} | {size * (size - 1) / 2} | {window} | 0 | – | – | – | – | – | {failed} |");
             continue;
         }
 
-        Log($"{size} members, {label}: {milliseconds:0} ms");
-        if (repetition >= 0)
-        {
-            samples.Add(milliseconds);
-        }
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {size} | {size * (size - 1) / 2} | {window} | {sorted.Count} | {Median(sorted):0} | {sorted[0]:0} | {sorted[^1]:0} | {Median(atLinkUp):0.#} ({atLinkUp.Min()}–{atLinkUp.Max()}) | {Median(afterSettle):0.#} ({afterSettle.Min()}–{afterSettle.Max()}) | {failed} |"));
     }
-
-    results.Add((size, samples, failed));
 }
-
-Console.WriteLine($"Link-up time in headless Chromium {chromium.Browser.Version} on {Environment.ProcessorCount} cores, media: {options.Media}: from the admin's click on");
-Console.WriteLine("\"admit\" for the last member to every link on every page `connected` (max `connectedAt` of the hook).");
-Console.WriteLine();
-Console.WriteLine("| members | links | runs | median (ms) | min (ms) | max (ms) | failed runs (no link-up within 60 s) |");
-Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|");
-foreach (var (size, samples, failed) in results)
+finally
 {
-    var sorted = samples.Order().ToList();
-    if (sorted.Count == 0)
+    foreach (var (_, started) in hosts)
     {
-        Console.WriteLine($"| {size} | {size * (size - 1) / 2} | 0 | – | – | – | {failed} |");
-        continue;
+        await started.DisposeAsync();
     }
-
-    var median = sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"| {size} | {size * (size - 1) / 2} | {sorted.Count} | {median:0} | {sorted[0]:0} | {sorted[^1]:0} | {failed} |"));
 }
 
 return 0;
 
+static double Median<T>(IEnumerable<T> values)
+    where T : struct, IConvertible
+{
+    var sorted = values.Select(v => v.ToDouble(CultureInfo.InvariantCulture)).Order().ToList();
+    return sorted.Count == 0 ? double.NaN : sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
+}
+
 // One call: the admin creates a room, admits everyone but the last member and waits for that mesh; then admits the
 // last member (timed click) and waits for the full mesh. Fresh users (browser contexts) every time.
-async Task<double> LinkUpAsync(int size, int runNumber)
+async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, SampleHost host)
 {
     var users = new List<TalkiUser>();
+    var signals = new SignalCounter();
     try
     {
         for (var i = 0; i < size; i++)
         {
-            users.Add(await chromium.NewUserAsync($"R{runNumber}M{i}", options.UserOptions));
+            var user = await chromium.NewUserAsync($"R{runNumber}M{i}", options.UserOptions with { BaseAddress = host.BaseAddress });
+            signals.Watch(user);
+            users.Add(user);
         }
 
         var admin = users[0];
@@ -109,10 +148,13 @@ async Task<double> LinkUpAsync(int size, int runNumber)
         var last = users[^1];
         await last.JoinAsync(link, timeout);
         await last.WaitForStateAsync(timeout, "Waiting");
+        signals.Start();
         var admittedAt = await admin.AdmitTimedAsync(last.Name, timeout);
 
         var ids = await Mesh.MemberIdsAsync(users, timeout);
         await Mesh.WaitUntilConnectedAsync(users, ids, timeout, requireRenderingTiles: false);
+        var sides = users.Take(size - 1).SelectMany(u => new[] { (From: u, To: last), (From: last, To: u) }).ToList();
+        var atLinkUp = sides.Select(s => signals.Between(s.From, ids[s.To]).Count).ToList();
         var connectedAt = new List<double>();
         foreach (var user in users)
         {
@@ -124,7 +166,11 @@ async Task<double> LinkUpAsync(int size, int runNumber)
             }
         }
 
-        return connectedAt.Max() - admittedAt;
+        await Task.Delay(options.SettleMs); // late candidates (the end of gathering) still belong to these links
+        signals.Stop();
+        var detail = sides.Select(s => $"{s.From.Name}→{s.To.Name}: {string.Join(", ", signals.Between(s.From, ids[s.To]))}").ToList();
+        var afterSettle = sides.Select(s => signals.Between(s.From, ids[s.To]).Count).ToList();
+        return new RunResult(connectedAt.Max() - admittedAt, atLinkUp, afterSettle, detail);
     }
     finally
     {
@@ -135,9 +181,18 @@ async Task<double> LinkUpAsync(int size, int runNumber)
     }
 }
 
+/// <summary>One run: the link-up time, the signals each side of the last member's links sent (at link-up, after settling), and per side which.</summary>
+internal sealed record RunResult(double Milliseconds, IReadOnlyList<int> SignalsAtLinkUp, IReadOnlyList<int> SignalsAfterSettle, IReadOnlyList<string> Detail);
+
 internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetitions, int Warmup, string Media = "video")
 {
-    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1] [--media video|audio|none]";
+    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1] [--media video|audio|none] [--gather-windows 0,default] [--settle-ms 2000]";
+
+    /// <summary>The client candidate gather windows to compare (ms, or <c>default</c>: the sample's configuration is left alone); one host each.</summary>
+    public IReadOnlyList<string> GatherWindows { get; init; } = ["default"];
+
+    /// <summary>How long after link-up the signals are still counted (late candidates).</summary>
+    public int SettleMs { get; init; } = 2000;
 
     /// <summary>The browser contexts: camera and microphone (video), microphone only (audio: no camera), or both refused (none).</summary>
     public UserOptions UserOptions => Media switch
@@ -153,6 +208,8 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
         var repetitions = 5;
         var warmup = 1;
         var media = "video";
+        IReadOnlyList<string> windows = ["default"];
+        var settleMs = 2000;
         for (var i = 0; i < args.Length; i++)
         {
             var value = i + 1 < args.Length ? args[i + 1] : null;
@@ -174,11 +231,26 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
                     media = value;
                     i++;
                     break;
+                case "--gather-windows" when value is not null:
+                    windows = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries)];
+                    if (windows.Any(w => w != "default" && !(int.TryParse(w, NumberStyles.None, CultureInfo.InvariantCulture, out var ms) && ms <= 500)))
+                    {
+                        return null;
+                    }
+
+                    i++;
+                    break;
+                case "--settle-ms" when int.TryParse(value, CultureInfo.InvariantCulture, out var settle) && settle >= 0:
+                    settleMs = settle;
+                    i++;
+                    break;
                 default:
                     return null;
             }
         }
 
-        return sizes.All(s => s is >= 2 and <= 8) ? new BenchmarkOptions(sizes, repetitions, warmup, media) : null;
+        return sizes.All(s => s is >= 2 and <= 8) && windows.Count > 0
+            ? new BenchmarkOptions(sizes, repetitions, warmup, media) { GatherWindows = windows, SettleMs = settleMs }
+            : null;
     }
 }

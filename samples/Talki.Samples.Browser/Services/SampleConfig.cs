@@ -13,6 +13,12 @@ public sealed record SampleConfig
     /// <summary>Gets the ICE transport policy: <c>relay</c> sends all media through TURN (members never see each other's addresses).</summary>
     public string? IceTransportPolicy { get; init; }
 
+    /// <summary>
+    /// Gets the client's candidate gather window in milliseconds (<c>TalkiClientOptions.CandidateGatherWindow</c>; the host's
+    /// <c>Talki:Sample:CandidateGatherWindowMs</c>, for benchmarks), or null for the library's default.
+    /// </summary>
+    public int? CandidateGatherWindowMs { get; init; }
+
     /// <summary>Gets the API base address when the API is on another origin; same origin when empty.</summary>
     public string? ApiBaseAddress { get; init; }
 

@@ -21,13 +21,14 @@ function snapshot(entry) {
     seq: ++seq,
     signalingState: pc.signalingState,
     connectionState: entry.closed ? 'closed' : pc.connectionState,
+    iceGatheringState: pc.iceGatheringState,
     local: describe(pc.localDescription),
     remote: describe(pc.remoteDescription),
   };
 }
 
 function closedSnapshot() {
-  return { seq: ++seq, signalingState: 'closed', connectionState: 'closed', local: null, remote: null };
+  return { seq: ++seq, signalingState: 'closed', connectionState: 'closed', iceGatheringState: 'complete', local: null, remote: null };
 }
 
 // Maps a DOMException / RTCError to PeerConnectionErrorKind.
@@ -128,6 +129,10 @@ export function createPeer(ref, iceServersJson, peer, epoch, iceTransportPolicy)
       usernameFragment: c ? c.usernameFragment : null,
     });
   });
+  // The end of gathering: icegatheringstatechange to 'complete' and the null candidate above (the W3C order is the state
+  // change first, https://w3c.github.io/webrtc-pc/#update-ice-gathering-state; .NET holds a new local description until
+  // one of them, https://developer.mozilla.org/en-US/docs/Web/API/RTCPeerConnection/icegatheringstatechange_event).
+  pc.addEventListener('icegatheringstatechange', () => emit(entry, 'icegatheringstatechange'));
   pc.addEventListener('signalingstatechange', () => emit(entry, 'signalingstatechange'));
   pc.addEventListener('connectionstatechange', () => {
     if (pc.connectionState === 'connected' && entry.connectedAt === null) {

@@ -40,6 +40,23 @@ public enum PeerConnectionState
     Closed,
 }
 
+/// <summary>
+/// The ICE gathering state of a peer connection (W3C <c>RTCIceGatheringState</c>,
+/// https://w3c.github.io/webrtc-pc/#dom-rtcicegatheringstate; MDN:
+/// https://developer.mozilla.org/en-US/docs/Web/API/RTCPeerConnection/iceGatheringState).
+/// </summary>
+public enum PeerIceGatheringState
+{
+    /// <summary><c>new</c>: no gathering has started (or there are no transports).</summary>
+    New = 0,
+
+    /// <summary><c>gathering</c>: the ICE agent is gathering candidates.</summary>
+    Gathering,
+
+    /// <summary><c>complete</c>: every transport finished gathering; it reverts to <see cref="Gathering"/> when a new generation starts (an ICE restart).</summary>
+    Complete,
+}
+
 /// <summary>The kind of failure a <see cref="IPeerConnection"/> operation reports, as the W3C DOMException names.</summary>
 public enum PeerConnectionErrorKind
 {
@@ -119,8 +136,26 @@ public interface IPeerConnection : IDisposable
     /// <summary>Raised when the connection needs an offer/answer exchange (<c>negotiationneeded</c>); only raised in <see cref="PeerSignalingState.Stable"/>.</summary>
     event EventHandler? NegotiationNeeded;
 
-    /// <summary>Raised for each gathered local ICE candidate (<c>icecandidate</c>); an empty candidate line ends gathering.</summary>
+    /// <summary>
+    /// Raised for each gathered local ICE candidate (<c>icecandidate</c>); an empty candidate line ends gathering. The browser's
+    /// null candidate (all transports done) is an empty line with neither <see cref="IceCandidate.SdpMid"/> nor
+    /// <see cref="IceCandidate.SdpMLineIndex"/>; an empty line with them is one transport's end-of-candidates.
+    /// </summary>
     event EventHandler<IceCandidate>? LocalIceCandidate;
+
+    /// <summary>
+    /// Raised when <see cref="IceGatheringState"/> changes (<c>icegatheringstatechange</c>). The mesh sends a new local
+    /// description with the candidates gathered so far once gathering completes (or its gather window ends). The default
+    /// implementation never raises it: such a connection's descriptions wait for the null candidate or the window.
+    /// </summary>
+    event EventHandler<PeerIceGatheringState>? IceGatheringStateChanged
+    {
+        add { }
+        remove { }
+    }
+
+    /// <summary>Gets the ICE gathering state (<c>iceGatheringState</c>); the default implementation always reports <see cref="PeerIceGatheringState.New"/>.</summary>
+    PeerIceGatheringState IceGatheringState => PeerIceGatheringState.New;
 
     /// <summary>Raised when <see cref="SignalingState"/> changes (<c>signalingstatechange</c>).</summary>
     event EventHandler<PeerSignalingState>? SignalingStateChanged;

@@ -18,6 +18,8 @@ internal sealed class MeshNegotiator : IDisposable
     private readonly IPeerConnectionFactory _factory;
     private readonly TimeProvider? _time;
     private readonly TimeSpan _linkUpTimeout;
+    private readonly TimeProvider _gatherTime;
+    private readonly TimeSpan _candidateGatherWindow;
     private readonly Func<SignalMessage, ValueTask> _send;
     private readonly MemberId _self;
     private readonly object _sync = new();
@@ -50,7 +52,27 @@ internal sealed class MeshNegotiator : IDisposable
     /// <exception cref="ArgumentNullException"><paramref name="factory"/> or <paramref name="send"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="linkUpTimeout"/> is not positive and not infinite.</exception>
     public MeshNegotiator(MemberId self, IPeerConnectionFactory factory, Func<SignalMessage, ValueTask> send, TimeProvider? timeProvider, TimeSpan linkUpTimeout)
+        : this(self, factory, send, timeProvider, linkUpTimeout, TimeSpan.Zero)
     {
+    }
+
+    /// <summary>Initializes a new instance of the <see cref="MeshNegotiator"/> class with a link-up watchdog and a candidate gather window.</summary>
+    /// <param name="self">This member's id (a <c>denied</c> for it tears the mesh down).</param>
+    /// <param name="factory">Creates the peer connections.</param>
+    /// <param name="send">Sends a signal to the server; called in order per link.</param>
+    /// <param name="timeProvider">The clock of the watchdog and of the gather window.</param>
+    /// <param name="linkUpTimeout">How long a new link may take to connect before it is reset; <see cref="Timeout.InfiniteTimeSpan"/> turns the watchdog off.</param>
+    /// <param name="candidateGatherWindow">
+    /// How long a link holds a local description it just set so that the candidates gathered meanwhile ride in its signal
+    /// (<see cref="TalkiClientOptions.CandidateGatherWindow"/>); <see cref="TimeSpan.Zero"/> sends descriptions at once.
+    /// </param>
+    /// <exception cref="ArgumentNullException"><paramref name="factory"/> or <paramref name="send"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="linkUpTimeout"/> is not positive and not infinite, or <paramref name="candidateGatherWindow"/> is negative.</exception>
+    public MeshNegotiator(MemberId self, IPeerConnectionFactory factory, Func<SignalMessage, ValueTask> send, TimeProvider? timeProvider, TimeSpan linkUpTimeout, TimeSpan candidateGatherWindow)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(candidateGatherWindow, TimeSpan.Zero);
+        _gatherTime = timeProvider ?? TimeProvider.System;
+        _candidateGatherWindow = candidateGatherWindow;
         if (linkUpTimeout <= TimeSpan.Zero && linkUpTimeout != Timeout.InfiniteTimeSpan)
         {
             throw new ArgumentOutOfRangeException(nameof(linkUpTimeout), linkUpTimeout, "The link-up timeout must be positive, or infinite to turn the watchdog off.");
@@ -373,7 +395,7 @@ internal sealed class MeshNegotiator : IDisposable
             return null;
         }
 
-        var link = new PeerNegotiator(plan, pc, _send, OnLinkError, OnRemoteLeft, OnRemoteReplaced, offerOnStart, retiredSessions, inheritedSession);
+        var link = new PeerNegotiator(plan, pc, _send, OnLinkError, OnRemoteLeft, OnRemoteReplaced, offerOnStart, retiredSessions, inheritedSession, _gatherTime, _candidateGatherWindow);
         pc.ConnectionStateChanged += (_, state) =>
         {
             if (state == PeerConnectionState.Connected)

@@ -21,8 +21,15 @@ internal sealed class PeerNegotiator
 
     private const int MaxBufferedCandidates = 256;
 
-    /// <summary>The most local candidates one signal carries (about 200 bytes each: far under the 32 KB frame limit).</summary>
-    private const int MaxCandidatesPerSignal = 32;
+    /// <summary>The most local candidates one signal carries (the server refuses more than 64; about 200 bytes each).</summary>
+    internal const int MaxCandidatesPerSignal = 32;
+
+    /// <summary>
+    /// The largest signal, in UTF-8 JSON bytes, a batch is built up to: the gateways' 32 KB inbound frame limit
+    /// (<c>Hosting.MaxInboundMessageBytes</c>, API Gateway's own), less room for the correlation id the connection adds.
+    /// A description held for its candidates never makes its signal larger than that: the candidates that do not fit follow.
+    /// </summary>
+    internal const int MaxSignalBytes = (32 * 1024) - 256;
 
     private readonly IPeerConnection _pc;
     private readonly Func<SignalMessage, ValueTask> _send;
@@ -45,6 +52,12 @@ internal sealed class PeerNegotiator
     private bool _isSettingRemoteAnswerPending;
     private SdpOrigin? _lastRemoteOrigin;
     private readonly bool _offerOnStart;
+    private readonly TimeProvider? _time;
+    private readonly TimeSpan _gatherWindow;
+    private HeldDescription? _held;
+    private string? _gatheredUfrag;
+    private bool _endOfCandidatesSent;
+    private int _describing;
     private string? _inheritedSession;
     private volatile IPeerDataChannel? _control;
     private volatile bool _inBand;
@@ -58,9 +71,13 @@ internal sealed class PeerNegotiator
         Action<PeerNegotiator, SessionDescription, IReadOnlyList<IceCandidate>?>? onRemoteReplaced = null,
         bool? offerOnStart = null,
         IEnumerable<string>? retiredSessions = null,
-        string? inheritedSession = null)
+        string? inheritedSession = null,
+        TimeProvider? timeProvider = null,
+        TimeSpan candidateGatherWindow = default)
     {
         _inheritedSession = inheritedSession;
+        _gatherWindow = candidateGatherWindow > TimeSpan.Zero ? candidateGatherWindow : TimeSpan.Zero;
+        _time = _gatherWindow > TimeSpan.Zero ? timeProvider ?? TimeProvider.System : null;
         Plan = plan;
         _onRemoteReplaced = onRemoteReplaced;
         _offerOnStart = offerOnStart ?? plan.Offerer;
@@ -71,6 +88,7 @@ internal sealed class PeerNegotiator
         _onRemoteLeft = onRemoteLeft;
         _pc.NegotiationNeeded += OnNegotiationNeeded;
         _pc.LocalIceCandidate += OnLocalIceCandidate;
+        _pc.IceGatheringStateChanged += OnIceGatheringStateChanged;
         _pc.ConnectionStateChanged += OnConnectionStateChanged;
         _pc.DataChannelOpened += OnDataChannelOpened;
         _pc.DataChannelMessageReceived += OnDataChannelMessage;
@@ -152,13 +170,18 @@ internal sealed class PeerNegotiator
     {
         (Func<ValueTask> Operation, TaskCompletionSource Done)[] dropped;
         TaskCompletionSource? running;
+        HeldDescription? held;
         lock (_sync)
         {
             _closed = true;
             dropped = [.. _queue];
             _queue.Clear();
             running = _running;
+            held = _held;
+            _held = null; // a description held for its candidates dies with the link: it is never sent
         }
+
+        held?.Timer?.Dispose();
 
         foreach (var item in dropped)
         {
@@ -171,6 +194,7 @@ internal sealed class PeerNegotiator
 
         _pc.NegotiationNeeded -= OnNegotiationNeeded;
         _pc.LocalIceCandidate -= OnLocalIceCandidate;
+        _pc.IceGatheringStateChanged -= OnIceGatheringStateChanged;
         _pc.ConnectionStateChanged -= OnConnectionStateChanged;
         _pc.DataChannelOpened -= OnDataChannelOpened;
         _pc.DataChannelMessageReceived -= OnDataChannelMessage;
@@ -240,22 +264,70 @@ internal sealed class PeerNegotiator
     /// <summary>
     /// Local candidates are coalesced, without waiting: each one joins the batch the link's queue will send next, so the
     /// candidates gathered while the queue is busy (a browser gathers its host candidates right after it sets the local
-    /// description, while that description is being sent) leave as one signal, after the description, in order.
+    /// description, while that description is being sent) leave as one signal, after the description, in order. While a
+    /// description is held for its gather window, they wait for it and leave in its signal; the null candidate (the end of
+    /// gathering) ends the window at once.
     /// </summary>
     private void OnLocalIceCandidate(object? sender, IceCandidate candidate)
     {
+        HeldDescription? complete = null;
+        var flush = false;
         lock (_sync)
         {
-            _outgoingCandidates.Add(candidate);
-            if (_candidateFlushQueued)
+            if (IsEndOfGathering(candidate))
             {
+                _gatheredUfrag = LocalUfrag();
+                if (_endOfCandidatesSent)
+                {
+                    // The gathering state reported complete first (the W3C order) and the description left with an
+                    // end-of-candidates marker in its place: this one was signalled already.
+                    _endOfCandidatesSent = false;
+                    return;
+                }
+
+                complete = _held;
+            }
+
+            _outgoingCandidates.Add(candidate);
+            if (_held is null && !_candidateFlushQueued)
+            {
+                _candidateFlushQueued = true;
+                flush = true;
+            }
+        }
+
+        complete?.EndedBy(EndOfWindow.NullCandidate);
+        if (flush)
+        {
+            _ = EnqueueAsync(SendCandidatesAsync);
+        }
+    }
+
+    /// <summary>
+    /// The connection's gathering state: <c>complete</c> ends the gather window of a held description. The W3C update of the
+    /// gathering state fires <c>icegatheringstatechange</c> and then the null candidate
+    /// (https://w3c.github.io/webrtc-pc/#update-ice-gathering-state; MDN:
+    /// https://developer.mozilla.org/en-US/docs/Web/API/RTCPeerConnection/icegatheringstatechange_event), so the description then
+    /// carries an end-of-candidates marker in the null candidate's place and the null candidate that follows is not sent again.
+    /// </summary>
+    private void OnIceGatheringStateChanged(object? sender, PeerIceGatheringState state)
+    {
+        HeldDescription? held;
+        lock (_sync)
+        {
+            if (state != PeerIceGatheringState.Complete)
+            {
+                // A new gathering (a new generation, or a new interface): descriptions wait for it, and its null candidate is sent.
+                _gatheredUfrag = null;
+                _endOfCandidatesSent = false;
                 return;
             }
 
-            _candidateFlushQueued = true;
+            _gatheredUfrag = LocalUfrag();
+            held = _held;
         }
 
-        _ = EnqueueAsync(SendCandidatesAsync);
+        held?.EndedBy(EndOfWindow.GatheringComplete);
     }
 
     private async ValueTask SendCandidatesAsync()
@@ -263,16 +335,256 @@ internal sealed class PeerNegotiator
         IceCandidate[] batch;
         lock (_sync)
         {
+            _candidateFlushQueued = false;
+            if (_held is not null)
+            {
+                return; // they leave with the held description
+            }
+
             batch = [.. _outgoingCandidates];
             _outgoingCandidates.Clear();
-            _candidateFlushQueued = false;
         }
 
-        for (var i = 0; i < batch.Length; i += MaxCandidatesPerSignal)
+        foreach (var signal in Batch(null, batch))
         {
-            await SendAsync(new SignalMessage { To = Plan.Peer, ToEpoch = Plan.PeerEpoch, Candidates = batch[i..Math.Min(batch.Length, i + MaxCandidatesPerSignal)] }).ConfigureAwait(false);
+            await SendAsync(signal).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// Sends a local description just set (an offer, an answer, or a pending offer sent again): at once when the gather
+    /// window is off or this ICE generation has gathered already, else held until gathering completes or the window ends,
+    /// then sent in one signal with the candidates gathered meanwhile (see <see cref="TalkiClientOptions.CandidateGatherWindow"/>).
+    /// </summary>
+    /// <param name="applied">The description as the connection reports it (to tell later whether it is still current).</param>
+    /// <param name="toSend">The description to send (an answer carries the offer it answers).</param>
+    private async ValueTask SendDescriptionAsync(SessionDescription? applied, SessionDescription? toSend)
+    {
+        if (_time is null || applied is null || toSend is null)
+        {
+            await SendAsync(new SignalMessage { To = Plan.Peer, ToEpoch = Plan.PeerEpoch, Description = toSend }).ConfigureAwait(false);
+            return;
+        }
+
+        await ReleaseHeldAsync().ConfigureAwait(false); // never two held: the previous one leaves first (or is dropped if stale)
+        IceCandidate[] batch;
+        lock (_sync)
+        {
+            if (_closed)
+            {
+                return;
+            }
+
+            var ufrag = SdpOrigin.ReadAttribute(applied.Sdp, "ice-ufrag");
+            if (ufrag is null || !string.Equals(ufrag, _gatheredUfrag, StringComparison.Ordinal))
+            {
+                var held = new HeldDescription(this, applied, toSend);
+                _held = held;
+                held.Timer = _time.CreateTimer(static state => ((HeldDescription)state!).EndedBy(EndOfWindow.Timeout), held, _gatherWindow, Timeout.InfiniteTimeSpan);
+                return;
+            }
+
+            // This ICE generation finished gathering already (a renegotiation without an ICE restart gathers nothing new).
+            batch = [.. _outgoingCandidates];
+            _outgoingCandidates.Clear();
+        }
+
+        foreach (var signal in Batch(toSend, batch))
+        {
+            await SendAsync(signal).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Sends the held description now if it is still current, or drops it; runs on the link's queue.</summary>
+    private ValueTask ReleaseHeldAsync()
+    {
+        HeldDescription? held;
+        lock (_sync)
+        {
+            held = _held;
+        }
+
+        return held is null ? ValueTask.CompletedTask : FlushHeldAsync(held);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="held"/> now that its window ended (once, and only while it is held). Not through the link's
+    /// queue: sending touches no operation of the connection, and the queue may be busy adding the remote candidates that
+    /// came with the offer being answered (one <c>addIceCandidate</c> after another), which would stretch the window. Only
+    /// while a description is being set is it left to the end of that operation, which may have made it stale.
+    /// </summary>
+    private void RequestFlush(HeldDescription held, EndOfWindow reason)
+    {
+        lock (_sync)
+        {
+            if (!ReferenceEquals(_held, held) || held.Ending is not null)
+            {
+                return;
+            }
+
+            held.Ending = reason;
+            if (_describing > 0)
+            {
+                return; // DescribeAsync sends it when the operation ends
+            }
+        }
+
+        _ = FlushHeldAsync(held).AsTask(); // SendAsync reports its own failures
+    }
+
+    private ValueTask SetLocalDescriptionAsync() => DescribeAsync(() => _pc.SetLocalDescriptionAsync());
+
+    /// <summary>Runs a description operation of the connection; a held description whose window ended meanwhile is sent (or dropped) after it.</summary>
+    private async ValueTask DescribeAsync(Func<ValueTask> operation)
+    {
+        lock (_sync)
+        {
+            _describing++;
+        }
+
+        try
+        {
+            await operation().ConfigureAwait(false);
+        }
+        finally
+        {
+            HeldDescription? due;
+            lock (_sync)
+            {
+                _describing--;
+                due = _describing == 0 && _held is { Ending: not null } held ? held : null;
+            }
+
+            if (due is not null)
+            {
+                await FlushHeldAsync(due).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends a held description with the candidates gathered so far, unless it is no longer the connection's local
+    /// description (rolled back by a remote offer, replaced) or the link closed: a stale description is never sent, and its
+    /// candidates wait for the next one (the remote side sorts them by ICE generation).
+    /// </summary>
+    private async ValueTask FlushHeldAsync(HeldDescription held)
+    {
+        IceCandidate[] batch;
+        var sendCandidatesAlone = false;
+        lock (_sync)
+        {
+            if (!ReferenceEquals(_held, held))
+            {
+                return;
+            }
+
+            _held = null;
+            held.Timer?.Dispose();
+            if (_closed)
+            {
+                return;
+            }
+
+            if (IsCurrent(held.Applied))
+            {
+                if (held.Ending == EndOfWindow.GatheringComplete && !_outgoingCandidates.Exists(IsEndOfGathering))
+                {
+                    _outgoingCandidates.Add(new IceCandidate { Candidate = string.Empty });
+                    _endOfCandidatesSent = true;
+                }
+
+                batch = [.. _outgoingCandidates];
+                _outgoingCandidates.Clear();
+            }
+            else
+            {
+                // Stale: dropped. Its candidates go out on their own, or with the next description if one is held by then.
+                batch = [];
+                sendCandidatesAlone = _outgoingCandidates.Count > 0 && !_candidateFlushQueued;
+                _candidateFlushQueued |= sendCandidatesAlone;
+                if (!sendCandidatesAlone)
+                {
+                    return;
+                }
+            }
+        }
+
+        if (sendCandidatesAlone)
+        {
+            _ = EnqueueAsync(SendCandidatesAsync);
+            return;
+        }
+
+        foreach (var signal in Batch(held.ToSend, batch))
+        {
+            await SendAsync(signal).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Whether <paramref name="applied"/> is still the connection's local description (same type and o= line: a browser adds gathered candidates to its SDP).</summary>
+    private bool IsCurrent(SessionDescription applied)
+    {
+        var local = _pc.LocalDescription;
+        return local is not null && local.Type == applied.Type && IsSameOrigin(local, applied);
+    }
+
+    private string? LocalUfrag() => SdpOrigin.ReadAttribute(_pc.LocalDescription?.Sdp, "ice-ufrag");
+
+    /// <summary>The browser's null candidate: every transport finished gathering (an empty line naming no m-line).</summary>
+    private static bool IsEndOfGathering(IceCandidate candidate) =>
+        candidate.Candidate.Length == 0 && candidate.SdpMid is null && candidate.SdpMLineIndex is null;
+
+    /// <summary>
+    /// Splits a description and candidates into signals the server relays: at most <see cref="MaxCandidatesPerSignal"/>
+    /// candidates and <see cref="MaxSignalBytes"/> bytes each, the description (if any) in the first, candidates in order.
+    /// </summary>
+    internal IEnumerable<SignalMessage> Batch(SessionDescription? description, IReadOnlyList<IceCandidate> candidates) =>
+        Batch(Plan.Peer, Plan.PeerEpoch, description, candidates);
+
+    /// <inheritdoc cref="Batch(SessionDescription?, IReadOnlyList{IceCandidate})"/>
+    internal static List<SignalMessage> Batch(MemberId to, long toEpoch, SessionDescription? description, IReadOnlyList<IceCandidate> candidates)
+    {
+        var signals = new List<SignalMessage>();
+        var next = 0;
+        var first = true;
+        while (first || next < candidates.Count)
+        {
+            var signal = new SignalMessage { To = to, ToEpoch = toEpoch, Description = first ? description : null };
+            var take = Math.Min(MaxCandidatesPerSignal, candidates.Count - next);
+            while (take > 0 && Size(signal with { Candidates = Slice(candidates, next, take) }) > MaxSignalBytes)
+            {
+                take--; // rare (a large description): fewer candidates ride with it, the rest follow
+            }
+
+            if (take == 0 && signal.Description is null && next < candidates.Count)
+            {
+                take = 1; // one candidate larger than a frame: sent alone, as before, for the server to judge
+            }
+
+            if (signal.Description is not null || take > 0)
+            {
+                signals.Add(take > 0 ? signal with { Candidates = Slice(candidates, next, take) } : signal);
+            }
+
+            next += take;
+            first = false;
+        }
+
+        return signals;
+    }
+
+    private static IceCandidate[] Slice(IReadOnlyList<IceCandidate> candidates, int start, int count)
+    {
+        var slice = new IceCandidate[count];
+        for (var i = 0; i < count; i++)
+        {
+            slice[i] = candidates[start + i];
+        }
+
+        return slice;
+    }
+
+    private static int Size(SignalMessage signal) => JsonSerializer.SerializeToUtf8Bytes<ClientMessage>(signal, TalkiJsonContext.Default.ClientMessage).Length;
 
     private void OnConnectionStateChanged(object? sender, PeerConnectionState state)
     {
@@ -305,9 +617,11 @@ internal sealed class PeerNegotiator
 
         try
         {
+            await ReleaseHeldAsync().ConfigureAwait(false); // a held answer leaves before the next offer replaces it
             _makingOffer = true;
-            await _pc.SetLocalDescriptionAsync().ConfigureAwait(false);
-            await SendAsync(new SignalMessage { To = Plan.Peer, ToEpoch = Plan.PeerEpoch, Description = _pc.LocalDescription }).ConfigureAwait(false);
+            await SetLocalDescriptionAsync().ConfigureAwait(false);
+            var offer = _pc.LocalDescription;
+            await SendDescriptionAsync(offer, offer).ConfigureAwait(false);
         }
         catch (PeerConnectionException ex)
         {
@@ -452,18 +766,26 @@ internal sealed class PeerNegotiator
         {
             // Send the pending offer again: if the polite side reset its connection, it never saw this offer and would wait
             // forever; in ordinary glare the copy is a duplicate (same o= version) and the polite side drops it.
-            if (!_makingOffer && _pc.SignalingState == PeerSignalingState.HaveLocalOffer && _pc.LocalDescription is { Type: SdpType.Offer } pending)
+            // A pending offer still held for its candidates leaves at the end of its window anyway.
+            if (!_makingOffer && _pc.SignalingState == PeerSignalingState.HaveLocalOffer && _pc.LocalDescription is { Type: SdpType.Offer } pending && !IsHeld(pending))
             {
-                await SendAsync(new SignalMessage { To = Plan.Peer, ToEpoch = Plan.PeerEpoch, Description = pending }).ConfigureAwait(false);
+                await SendDescriptionAsync(pending, pending).ConfigureAwait(false);
             }
 
             return DescriptionOutcome.Ignored;
         }
 
+        if (!isOffer || HeldType() == SdpType.Answer)
+        {
+            // A held answer leaves before anything else is applied, and so does a held offer before its answer (a held
+            // offer that a remote offer rolls back is dropped below instead).
+            await ReleaseHeldAsync().ConfigureAwait(false);
+        }
+
         try
         {
             _isSettingRemoteAnswerPending = description.Type == SdpType.Answer;
-            await _pc.SetRemoteDescriptionAsync(description).ConfigureAwait(false); // implicit rollback on the polite side
+            await DescribeAsync(() => _pc.SetRemoteDescriptionAsync(description)).ConfigureAwait(false); // implicit rollback on the polite side
         }
         catch (PeerConnectionException ex)
         {
@@ -484,9 +806,10 @@ internal sealed class PeerNegotiator
 
         if (isOffer)
         {
+            await ReleaseHeldAsync().ConfigureAwait(false); // an offer of ours held for its candidates was rolled back: dropped
             try
             {
-                await _pc.SetLocalDescriptionAsync().ConfigureAwait(false);
+                await SetLocalDescriptionAsync().ConfigureAwait(false);
             }
             catch (PeerConnectionException ex)
             {
@@ -494,13 +817,14 @@ internal sealed class PeerNegotiator
                 return DescriptionOutcome.Failed;
             }
 
-            var answer = _pc.LocalDescription;
+            var applied = _pc.LocalDescription;
+            var answer = applied;
             if (answer is { Type: SdpType.Answer, Sdp: { } answerSdp } && appliedOffer is { } offerOrigin)
             {
                 answer = answer with { Sdp = SdpOrigin.AddAttribute(answerSdp, AnswerToAttribute, $"{offerOrigin.SessionId} {offerOrigin.Version.ToString(System.Globalization.CultureInfo.InvariantCulture)}") };
             }
 
-            await SendAsync(new SignalMessage { To = Plan.Peer, ToEpoch = Plan.PeerEpoch, Description = answer }).ConfigureAwait(false);
+            await SendDescriptionAsync(applied, answer).ConfigureAwait(false);
         }
 
         return DescriptionOutcome.Applied;
@@ -649,11 +973,53 @@ internal sealed class PeerNegotiator
         }
     }
 
+    private bool IsHeld(SessionDescription description)
+    {
+        lock (_sync)
+        {
+            return _held is { } held && held.Applied.Type == description.Type && IsSameOrigin(held.Applied, description);
+        }
+    }
+
+    private static bool IsSameOrigin(SessionDescription a, SessionDescription b) =>
+        SdpOrigin.TryParse(a.Sdp, out var x) && SdpOrigin.TryParse(b.Sdp, out var y) ? x.SessionId == y.SessionId && x.Version == y.Version : string.Equals(a.Sdp, b.Sdp, StringComparison.Ordinal);
+
+    private SdpType? HeldType()
+    {
+        lock (_sync)
+        {
+            return _held?.Applied.Type;
+        }
+    }
+
     private enum DescriptionOutcome
     {
         Applied,
         Ignored,
         Dropped,
         Failed,
+    }
+
+    /// <summary>What ended a gather window.</summary>
+    private enum EndOfWindow
+    {
+        Timeout,
+        GatheringComplete,
+        NullCandidate,
+    }
+
+    /// <summary>A local description held for its gather window, with the timer that ends the window.</summary>
+    private sealed class HeldDescription(PeerNegotiator owner, SessionDescription applied, SessionDescription toSend)
+    {
+        public SessionDescription Applied => applied;
+
+        public SessionDescription ToSend => toSend;
+
+        public ITimer? Timer { get; set; }
+
+        /// <summary>Gets or sets what ended the window (set once, under the link's lock).</summary>
+        public EndOfWindow? Ending { get; set; }
+
+        public void EndedBy(EndOfWindow reason) => owner.RequestFlush(this, reason);
     }
 }

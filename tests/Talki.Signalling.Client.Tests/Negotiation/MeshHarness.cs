@@ -20,10 +20,11 @@ internal sealed class MeshHarness
     private readonly List<Envelope> _pool = [];
     private long _seq;
 
-    public MeshHarness(int members, TimeProvider? time = null, TimeSpan? linkUpTimeout = null)
+    public MeshHarness(int members, TimeProvider? time = null, TimeSpan? linkUpTimeout = null, TimeSpan? candidateGatherWindow = null)
     {
         Time = time;
         LinkUpTimeout = linkUpTimeout ?? Timeout.InfiniteTimeSpan;
+        CandidateGatherWindow = candidateGatherWindow ?? TimeSpan.Zero;
         for (var i = 0; i < members; i++)
         {
             Members.Add(new Member(this, i));
@@ -35,6 +36,21 @@ internal sealed class MeshHarness
     public TimeProvider? Time { get; }
 
     public TimeSpan LinkUpTimeout { get; }
+
+    /// <summary>Gets the links' candidate gather window (zero: descriptions leave at once).</summary>
+    public TimeSpan CandidateGatherWindow { get; }
+
+    /// <summary>Gets the signals member <paramref name="from"/> sent to member <paramref name="to"/> that are still in flight, oldest first.</summary>
+    public List<SignalRelayMessage> InFlightSignals(int from, int to)
+    {
+        lock (_pool)
+        {
+            return [.. _pool.Where(e => e.To == to && !e.IsDuplicate).Select(e => e.Message).OfType<SignalRelayMessage>().Where(m => m.From == Members[from].Id)];
+        }
+    }
+
+    /// <summary>Gets every signal each member sent, in order, by (sender index, receiver index): what went over the wire.</summary>
+    public List<(int From, int To, SignalMessage Signal)> Sent { get; } = [];
 
     /// <summary>Directed pairs (sender index, receiver index) whose next offer the network loses.</summary>
     public HashSet<(int From, int To)> LoseNextOffer { get; } = [];
@@ -241,7 +257,7 @@ internal sealed class MeshHarness
             Factory = new SimulatedPeerConnectionFactory(_harness.Fabric, Id.Value);
             Mesh = _harness.Time is null
                 ? new MeshNegotiator(Id, Factory, signal => Send(epoch, signal))
-                : new MeshNegotiator(Id, Factory, signal => Send(epoch, signal), _harness.Time, _harness.LinkUpTimeout);
+                : new MeshNegotiator(Id, Factory, signal => Send(epoch, signal), _harness.Time, _harness.LinkUpTimeout, _harness.CandidateGatherWindow);
             Mesh.NegotiationError += (_, e) =>
             {
                 lock (_harness.Errors)
@@ -256,6 +272,11 @@ internal sealed class MeshHarness
         private ValueTask Send(long fromEpoch, SignalMessage signal)
         {
             var to = _harness.Members.Single(m => m.Id == signal.To);
+            lock (_harness.Sent)
+            {
+                _harness.Sent.Add((Index, to.Index, signal));
+            }
+
             if (signal.Description is { Type: SdpType.Offer } && _harness.LoseNextOffer.Remove((Index, to.Index)))
             {
                 _harness.Trace.Add($"lost offer m{Index}>m{to.Index}");

@@ -48,11 +48,12 @@ public sealed class MeshNegotiatorTests
         var fromOfferer = h.Pool.Select(e => e.Message).OfType<SignalRelayMessage>().ToList();
         Assert.Equal(2, fromOfferer.Count);
         Assert.NotNull(fromOfferer[0].Description); // the offer first
-        Assert.Equal(5, fromOfferer[1].Candidates!.Count); // then its five candidates in one signal
+        Assert.Equal(6, fromOfferer[1].Candidates!.Count); // then its five candidates and the end of gathering in one signal
+        Assert.Equal(string.Empty, fromOfferer[1].Candidates![^1].Candidate);
         await h.DrainAsync();
         h.AssertConverged();
-        Assert.Equal(5, h.Members[1].Pc(h.Members[0]).RemoteCandidates.Count);
-        Assert.Equal(5, h.Members[0].Pc(h.Members[1]).RemoteCandidates.Count);
+        Assert.Equal(5, h.Members[1].Pc(h.Members[0]).RemoteCandidates.Count(c => c.Candidate.Length > 0));
+        Assert.Equal(5, h.Members[0].Pc(h.Members[1]).RemoteCandidates.Count(c => c.Candidate.Length > 0));
         Assert.Empty(h.Errors);
     }
 

@@ -20,9 +20,12 @@ internal sealed class SimulatedFabric
     /// <summary>Gets or sets how many candidates each new connection emits per gathering.</summary>
     public int CandidatesPerGathering { get; set; } = 1;
 
+    /// <summary>Gets or sets how new connections gather (see <see cref="SimulatedPeerConnection.Gathering"/>).</summary>
+    public GatheringMode Gathering { get; set; } = GatheringMode.Completes;
+
     public SimulatedPeerConnection Create(string owner, PeerLinkPlan plan)
     {
-        var pc = new SimulatedPeerConnection(this, $"{Interlocked.Increment(ref _next)}", owner, plan) { CandidatesPerGathering = CandidatesPerGathering };
+        var pc = new SimulatedPeerConnection(this, $"{Interlocked.Increment(ref _next)}", owner, plan) { CandidatesPerGathering = CandidatesPerGathering, Gathering = Gathering };
         _byId[pc.Id] = pc;
         return pc;
     }
@@ -68,12 +71,35 @@ internal sealed class SimulatedFabric
     }
 }
 
+/// <summary>How a simulated connection gathers its candidates after a local description is set.</summary>
+internal enum GatheringMode
+{
+    /// <summary>
+    /// As a browser whose gathering completes: <c>gathering</c>, the candidates, then <c>complete</c> and the null candidate,
+    /// in the W3C order (the state change first, https://w3c.github.io/webrtc-pc/#update-ice-gathering-state).
+    /// </summary>
+    Completes = 0,
+
+    /// <summary>As <see cref="Completes"/>, but the null candidate before the state change (an implementation that orders them the other way).</summary>
+    CompletesNullCandidateFirst,
+
+    /// <summary>The candidates, but gathering never completes (a STUN or TURN server that never answers): no state change, no null candidate.</summary>
+    NeverCompletes,
+
+    /// <summary>Nothing on its own: the test emits candidates with <see cref="SimulatedPeerConnection.EmitCandidate"/> and completes with <see cref="SimulatedPeerConnection.CompleteGathering"/> later.</summary>
+    Manual,
+}
+
 /// <summary>
 /// A JSEP-faithful simulated <see cref="IPeerConnection"/>: the signalling state machine (stable, have-local-offer,
 /// have-remote-offer, rollback, closed), pending/current descriptions, implicit rollback of a local offer when a remote offer
 /// arrives, InvalidStateError for an answer in the wrong state or a candidate without a remote description, negotiationneeded
 /// (only in stable, raised again on returning to stable while still needed), ICE restart (new credentials in the next offer,
-/// and in an answer to a restart offer) and failure injection. Operations complete synchronously; events are raised inline.
+/// and in an answer to a restart offer) and failure injection. Operations complete synchronously; events are raised inline. Gathering follows the documented
+/// browser behaviour (https://developer.mozilla.org/en-US/docs/Web/API/RTCPeerConnection/icegatheringstatechange_event):
+/// <c>iceGatheringState</c> goes to <c>gathering</c> when a local description starts a gathering, each candidate is an
+/// <c>icecandidate</c>, and at the end the state goes to <c>complete</c> and the null candidate follows (an empty line
+/// naming no m-line; see <see cref="GatheringMode"/>). It gathers again after every local description.
 /// </summary>
 internal sealed class SimulatedPeerConnection : IPeerConnection
 {
@@ -105,11 +131,21 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
 
     public event EventHandler<PeerSignalingState>? SignalingStateChanged;
 
+    public event EventHandler<PeerIceGatheringState>? IceGatheringStateChanged;
+
     public event EventHandler<PeerConnectionState>? ConnectionStateChanged;
 
     public event EventHandler<DataChannelMessage>? DataChannelMessageReceived;
 
     public event EventHandler<IPeerDataChannel>? DataChannelOpened;
+
+    public PeerIceGatheringState IceGatheringState { get; private set; }
+
+    /// <summary>Gets or sets how this connection gathers after each local description.</summary>
+    public GatheringMode Gathering { get; set; }
+
+    /// <summary>Gets the local candidates emitted, null candidates included, in order.</summary>
+    public List<IceCandidate> EmittedCandidates { get; } = [];
 
     /// <summary>Gets the labels of the data channels created on this side.</summary>
     public List<string> ChannelLabels { get; } = [];
@@ -183,12 +219,12 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
             _pendingRemote = null;
             History.Add("sld:answer");
             SetSignalingState(PeerSignalingState.Stable);
-            EmitCandidate();
+            Gather();
             OnStable();
             return ValueTask.CompletedTask;
         }
 
-        EmitCandidate();
+        Gather();
         return ValueTask.CompletedTask;
     }
 
@@ -286,10 +322,37 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>Gets or sets a value indicating whether the next <see cref="AddIceCandidateAsync"/> is held in flight until <see cref="ReleaseHeld"/>.</summary>
+    public bool HoldNextCandidate { get; set; }
+
     public ValueTask AddIceCandidateAsync(IceCandidate candidate, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(candidate);
         ThrowIfClosed();
+        if (HoldNextCandidate)
+        {
+            HoldNextCandidate = false;
+            _held = new TaskCompletionSource();
+            return new ValueTask(HeldCandidateAsync(candidate));
+        }
+
+        return AddCandidate(candidate);
+    }
+
+    private async Task HeldCandidateAsync(IceCandidate candidate)
+    {
+        await _held!.Task;
+        _held = null;
+        if (SignalingState == PeerSignalingState.Closed)
+        {
+            await new TaskCompletionSource().Task; // closed meanwhile: the operation never settles
+        }
+
+        await AddCandidate(candidate);
+    }
+
+    private ValueTask AddCandidate(IceCandidate candidate)
+    {
         if (RemoteDescription is null)
         {
             throw new PeerConnectionException(PeerConnectionErrorKind.InvalidState, "No remote description.");
@@ -405,17 +468,72 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
     /// <summary>Gets or sets how many candidates each gathering emits, one event each, as a browser does for its host candidates.</summary>
     public int CandidatesPerGathering { get; set; } = 1;
 
-    private void EmitCandidate()
+    private int _emitted;
+
+    private void Gather()
     {
+        if (Gathering == GatheringMode.Manual)
+        {
+            SetGatheringState(PeerIceGatheringState.Gathering);
+            return;
+        }
+
+        SetGatheringState(PeerIceGatheringState.Gathering);
         for (var i = 0; i < CandidatesPerGathering; i++)
         {
-            LocalIceCandidate?.Invoke(this, new IceCandidate
-            {
-                Candidate = string.Create(CultureInfo.InvariantCulture, $"candidate:{Id}{(i == 0 ? string.Empty : "-" + i)} 1 udp 2122260223 10.0.0.{Id} {50000 + _iceGen + (1000 * i)} typ host"),
-                SdpMid = "0",
-                SdpMLineIndex = 0,
-                UsernameFragment = Ufrag(LocalDescription),
-            });
+            EmitCandidate();
+        }
+
+        if (Gathering != GatheringMode.NeverCompletes)
+        {
+            CompleteGathering();
+        }
+    }
+
+    /// <summary>Emits one host candidate of the current ICE generation (an <c>icecandidate</c> event).</summary>
+    public void EmitCandidate()
+    {
+        var i = _emitted++;
+        Raise(new IceCandidate
+        {
+            Candidate = string.Create(CultureInfo.InvariantCulture, $"candidate:{Id}-{i} 1 udp 2122260223 10.0.0.{Id} {50000 + _iceGen + (1000 * (i % 10))} typ host"),
+            SdpMid = "0",
+            SdpMLineIndex = 0,
+            UsernameFragment = Ufrag(LocalDescription),
+        });
+    }
+
+    /// <summary>Ends the gathering: <c>complete</c> and the null candidate, in the order <see cref="Gathering"/> says.</summary>
+    public void CompleteGathering()
+    {
+        if (Gathering == GatheringMode.CompletesNullCandidateFirst)
+        {
+            Raise(new IceCandidate { Candidate = string.Empty });
+            SetGatheringState(PeerIceGatheringState.Complete);
+            return;
+        }
+
+        SetGatheringState(PeerIceGatheringState.Complete);
+        Raise(new IceCandidate { Candidate = string.Empty });
+    }
+
+    private void Raise(IceCandidate candidate)
+    {
+        if (SignalingState == PeerSignalingState.Closed)
+        {
+            return;
+        }
+
+        EmittedCandidates.Add(candidate);
+        LocalIceCandidate?.Invoke(this, candidate);
+    }
+
+    private void SetGatheringState(PeerIceGatheringState state)
+    {
+        if (IceGatheringState != state && SignalingState != PeerSignalingState.Closed)
+        {
+            IceGatheringState = state;
+            IceGatheringStateChanged?.Invoke(this, state);
         }
     }
 

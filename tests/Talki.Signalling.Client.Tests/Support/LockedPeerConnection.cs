@@ -45,6 +45,7 @@ internal sealed class LockedPeerConnection : IPeerConnection
         inner.NegotiationNeeded += (_, e) => NegotiationNeeded?.Invoke(this, e);
         inner.LocalIceCandidate += (_, e) => LocalIceCandidate?.Invoke(this, e);
         inner.SignalingStateChanged += (_, e) => SignalingStateChanged?.Invoke(this, e);
+        inner.IceGatheringStateChanged += (_, e) => IceGatheringStateChanged?.Invoke(this, e);
         inner.ConnectionStateChanged += (_, e) => ConnectionStateChanged?.Invoke(this, e);
         inner.DataChannelMessageReceived += (_, e) => DataChannelMessageReceived?.Invoke(this, e);
         inner.DataChannelOpened += (_, e) => DataChannelOpened?.Invoke(this, new LockedChannel(e, gate));
@@ -56,6 +57,8 @@ internal sealed class LockedPeerConnection : IPeerConnection
 
     public event EventHandler<PeerSignalingState>? SignalingStateChanged;
 
+    public event EventHandler<PeerIceGatheringState>? IceGatheringStateChanged;
+
     public event EventHandler<PeerConnectionState>? ConnectionStateChanged;
 
     public event EventHandler<DataChannelMessage>? DataChannelMessageReceived;
@@ -65,6 +68,8 @@ internal sealed class LockedPeerConnection : IPeerConnection
     public PeerSignalingState SignalingState => _inner.SignalingState;
 
     public PeerConnectionState ConnectionState => _inner.ConnectionState;
+
+    public PeerIceGatheringState IceGatheringState => _inner.IceGatheringState;
 
     public SessionDescription? LocalDescription => _inner.LocalDescription;
 

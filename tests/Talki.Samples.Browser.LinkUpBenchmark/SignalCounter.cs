@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.Playwright;
+using Talki.Samples.Browser.EndToEndTests.Harness;
+
+namespace Talki.Samples.Browser.LinkUpBenchmark;
+
+/// <summary>
+/// Counts the <c>signal</c> messages each page sends over its signalling WebSocket (Playwright's <c>framesent</c> events:
+/// test-side, the app is not changed), from <see cref="Start"/> on: per sender and addressee, with or without a
+/// description, and how many candidates each carries.
+/// </summary>
+internal sealed class SignalCounter
+{
+    private readonly List<Sent> _sent = [];
+    private readonly Stopwatch _clock = new();
+    private volatile bool _counting;
+
+    /// <summary>Listens to every WebSocket <paramref name="user"/>'s page opens from now on.</summary>
+    public void Watch(TalkiUser user) =>
+        user.Page.WebSocket += (_, socket) => socket.FrameSent += (_, frame) => Record(user, frame);
+
+    /// <summary>Starts counting (just before the timed click).</summary>
+    public void Start()
+    {
+        _clock.Restart();
+        _counting = true;
+    }
+
+    public void Stop() => _counting = false;
+
+    /// <summary>The signals sent from <paramref name="from"/> to the member <paramref name="toId"/> since <see cref="Start"/>.</summary>
+    public IReadOnlyList<Sent> Between(TalkiUser from, string toId)
+    {
+        lock (_sent)
+        {
+            return [.. _sent.Where(s => s.From == from && s.To == toId)];
+        }
+    }
+
+    private void Record(TalkiUser user, IWebSocketFrame frame)
+    {
+        if (!_counting || frame.Text is not { Length: > 0 } text || !text.Contains("\"signal\"", StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        try
+        {
+            using var json = JsonDocument.Parse(text);
+            var root = json.RootElement;
+            if (!root.TryGetProperty("type", out var type) || type.GetString() != "signal")
+            {
+                return;
+            }
+
+            var to = root.TryGetProperty("to", out var t) ? t.GetString() ?? string.Empty : string.Empty;
+            var description = root.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.Object && d.TryGetProperty("type", out var dt) ? dt.GetString() : null;
+            var candidates = root.TryGetProperty("candidates", out var c) && c.ValueKind == JsonValueKind.Array ? c.EnumerateArray().ToList() : [];
+            var ends = candidates.Count(x => x.TryGetProperty("candidate", out var line) && line.GetString() is { Length: 0 });
+            lock (_sent)
+            {
+                _sent.Add(new Sent(user, to, description, candidates.Count - ends, ends, _clock.Elapsed.TotalMilliseconds));
+            }
+        }
+        catch (JsonException)
+        {
+            // Not ours to judge.
+        }
+    }
+
+    /// <summary>One signal: its sender, addressee, description type (or null), candidates, end-of-candidates markers, ms since start.</summary>
+    internal sealed record Sent(TalkiUser From, string To, string? Description, int Candidates, int EndMarkers, double AtMs)
+    {
+        public override string ToString() =>
+            $"{(Description ?? "-")}+{Candidates}c{(EndMarkers > 0 ? "+end" : string.Empty)}@{AtMs:0}";
+    }
+}

@@ -1,0 +1,406 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.Extensions.Time.Testing;
+using Talki.Signalling.Client.Negotiation;
+using Talki.Signalling.Protocol;
+
+namespace Talki.Signalling.Client.Tests.Negotiation;
+
+/// <summary>
+/// The candidate gather window (<see cref="TalkiClientOptions.CandidateGatherWindow"/>): a local description waits until
+/// gathering completes or the window ends, then leaves in one signal with the candidates gathered meanwhile.
+/// </summary>
+public sealed class CandidateGatherWindowTests
+{
+    private static readonly TimeSpan Window = TimeSpan.FromMilliseconds(50);
+
+    [Fact]
+    public async Task CandidatesGatheredWithinTheWindow_RideWithTheOffer_InOneSignal_AndTheAnswererAppliesBoth()
+    {
+        var time = new FakeTimeProvider();
+        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
+        h.Fabric.Gathering = GatheringMode.Manual;
+        h.PlanAll();
+        await h.DeliverAsync(0, false); // the plan to m0: it offers, and holds the offer for its window
+        var offerer = h.Members[0].Pc(h.Members[1]);
+        Assert.Equal(PeerSignalingState.HaveLocalOffer, offerer.SignalingState);
+        Assert.Empty(SentBy(h, 0));
+
+        offerer.EmitCandidate();
+        offerer.EmitCandidate();
+        offerer.EmitCandidate();
+        time.Advance(Window - TimeSpan.FromMilliseconds(1));
+        Assert.Empty(SentBy(h, 0));
+
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        var signal = Assert.Single(SentBy(h, 0));
+        Assert.Equal(SdpType.Offer, signal.Description?.Type);
+        Assert.Equal(offerer.EmittedCandidates, signal.Candidates);
+
+        await h.DeliverAsync(0, false); // the plan to m1
+        await h.DeliverAsync(0, false); // the offer and its candidates, one message
+        var answerer = h.Members[1].Pc(h.Members[0]);
+        Assert.Equal(["srd:offer", "sld:answer"], answerer.History);
+        Assert.Equal(offerer.EmittedCandidates, answerer.RemoteCandidates);
+
+        answerer.EmitCandidate();
+        answerer.CompleteGathering();
+        await SettleAsync(h, time);
+        h.AssertConverged();
+        h.AssertCurrentCandidatesDelivered();
+        Assert.Single(SentBy(h, 1));
+        Assert.Empty(h.Errors);
+    }
+
+    [Theory]
+    [InlineData(false)] // the W3C order: icegatheringstatechange, then the null candidate
+    [InlineData(true)]
+    public async Task GatheringComplete_EndsTheWindowEarly_WithOneEndOfCandidates(bool nullCandidateFirst)
+    {
+        var order = nullCandidateFirst ? GatheringMode.CompletesNullCandidateFirst : GatheringMode.Completes;
+        var time = new FakeTimeProvider();
+        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
+        h.Fabric.Gathering = GatheringMode.Manual;
+        h.PlanAll();
+        await h.DeliverAsync(0, false);
+        var offerer = h.Members[0].Pc(h.Members[1]);
+        offerer.Gathering = order;
+
+        offerer.EmitCandidate();
+        offerer.EmitCandidate();
+        offerer.CompleteGathering(); // no time passes
+
+        var signal = Assert.Single(SentBy(h, 0));
+        Assert.Equal(SdpType.Offer, signal.Description?.Type);
+        Assert.Equal(3, signal.Candidates!.Count);
+        Assert.Equal(offerer.EmittedCandidates.Where(c => c.Candidate.Length > 0), signal.Candidates.Take(2));
+        Assert.Equal(string.Empty, signal.Candidates[2].Candidate);
+
+        time.Advance(Window * 4);
+        Assert.Single(SentBy(h, 0)); // the null candidate was not sent a second time, and the timer did nothing
+    }
+
+    [Fact]
+    public async Task HeldAnswer_LeavesWhenItsWindowEnds_EvenWhileTheOffersCandidatesAreStillBeingAdded()
+    {
+        // In Chromium each addIceCandidate takes a few ms; the candidates that came with the offer are added after the
+        // answer is set, on the link's queue. The answer's window must not wait for them.
+        var time = new FakeTimeProvider();
+        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
+        h.Fabric.Gathering = GatheringMode.Manual;
+        h.PlanAll();
+        await h.DeliverAsync(0, false);
+        var offerer = h.Members[0].Pc(h.Members[1]);
+        offerer.EmitCandidate();
+        offerer.EmitCandidate();
+        offerer.CompleteGathering();
+        await h.DeliverAsync(0, false); // the plan to m1
+        var answerer = h.Members[1].Pc(h.Members[0]);
+        answerer.HoldNextCandidate = true;
+
+        var handling = h.DeliverAsync(0, false); // the offer with its candidates: the first addIceCandidate stays in flight
+        Assert.False(handling.IsCompleted);
+        Assert.Equal(PeerSignalingState.Stable, answerer.SignalingState);
+        answerer.EmitCandidate();
+        Assert.Empty(SentBy(h, 1));
+
+        time.Advance(Window);
+        var answer = Assert.Single(SentBy(h, 1));
+        Assert.Equal(SdpType.Answer, answer.Description?.Type);
+        Assert.Equal(answerer.EmittedCandidates[^1], Assert.Single(answer.Candidates!));
+
+        answerer.ReleaseHeld();
+        await handling;
+        answerer.CompleteGathering();
+        await SettleAsync(h, time);
+        h.AssertConverged();
+        Assert.Equal(3, answerer.RemoteCandidates.Count);
+        Assert.Empty(h.Errors);
+    }
+
+    [Fact]
+    public async Task CandidateAfterTheWindow_GoesAlone_AsBefore()
+    {
+        var time = new FakeTimeProvider();
+        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
+        h.Fabric.Gathering = GatheringMode.Manual;
+        h.PlanAll();
+        await h.DeliverAsync(0, false);
+        var offerer = h.Members[0].Pc(h.Members[1]);
+        offerer.EmitCandidate();
+        time.Advance(Window);
+
+        offerer.EmitCandidate(); // a slow one (a relay candidate, say)
+        offerer.CompleteGathering();
+
+        var sent = SentBy(h, 0);
+        Assert.Equal(3, sent.Count);
+        Assert.Equal(offerer.EmittedCandidates[0], Assert.Single(sent[0].Candidates!));
+        Assert.NotNull(sent[0].Description);
+        Assert.Null(sent[1].Description);
+        Assert.Equal(offerer.EmittedCandidates[1], Assert.Single(sent[1].Candidates!));
+        Assert.Null(sent[2].Description);
+        Assert.Equal(string.Empty, Assert.Single(sent[2].Candidates!).Candidate);
+        await SettleAsync(h, time);
+        h.AssertConverged();
+    }
+
+    [Fact]
+    public async Task WindowZero_SendsTheDescriptionAtOnce_AndItsCandidatesApart_AsBefore()
+    {
+        var time = new FakeTimeProvider();
+        var h = new MeshHarness(2, time, candidateGatherWindow: TimeSpan.Zero);
+        h.Fabric.Gathering = GatheringMode.Manual;
+        h.PlanAll();
+        await h.DeliverAsync(0, false);
+        var offerer = h.Members[0].Pc(h.Members[1]);
+
+        var offer = Assert.Single(SentBy(h, 0));
+        Assert.Equal(SdpType.Offer, offer.Description?.Type);
+        Assert.Null(offer.Candidates);
+
+        offerer.EmitCandidate();
+        Assert.Equal(2, SentBy(h, 0).Count);
+        Assert.Null(SentBy(h, 0)[1].Description);
+        Assert.Equal(offerer.EmittedCandidates, SentBy(h, 0)[1].Candidates);
+    }
+
+    [Fact]
+    public async Task WindowZero_WithCompletingGathering_CostsTwoSignalsPerSide_TheWindowOne()
+    {
+        foreach (var (window, perSide) in new[] { (TimeSpan.Zero, 2), (Window, 1) })
+        {
+            var time = new FakeTimeProvider();
+            var h = new MeshHarness(2, time, candidateGatherWindow: window);
+            h.Fabric.CandidatesPerGathering = 3;
+            h.PlanAll();
+            await SettleAsync(h, time);
+
+            h.AssertConverged();
+            h.AssertCurrentCandidatesDelivered();
+            Assert.Equal(perSide, SentBy(h, 0).Count);
+            Assert.Equal(perSide, SentBy(h, 1).Count);
+        }
+    }
+
+    [Fact]
+    public async Task GatheringThatNeverCompletes_DescriptionsStillLeaveAtTheWindowsEnd_AndThePairLinksUp()
+    {
+        var time = new FakeTimeProvider();
+        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
+        h.Fabric.Gathering = GatheringMode.NeverCompletes;
+        h.PlanAll();
+        await h.DeliverAsync(0, false);
+        Assert.Empty(SentBy(h, 0));
+
+        time.Advance(Window);
+        var offer = Assert.Single(SentBy(h, 0));
+        Assert.Equal(SdpType.Offer, offer.Description?.Type);
+        Assert.Single(offer.Candidates!);
+
+        await SettleAsync(h, time);
+        h.AssertConverged();
+        h.AssertCurrentCandidatesDelivered();
+        Assert.Single(SentBy(h, 1));
+        Assert.Empty(h.Errors);
+    }
+
+    [Fact]
+    public async Task RealClock_GatheringThatNeverCompletes_OfferLeavesWhenTheWindowEnds_NoHang_AndThePairLinksUp()
+    {
+        var h = new MeshHarness(2, TimeProvider.System, candidateGatherWindow: Window);
+        h.Fabric.Gathering = GatheringMode.NeverCompletes;
+        h.PlanAll();
+        var started = Stopwatch.StartNew();
+        await h.DeliverAsync(0, false);
+
+        while (SentBy(h, 0).Count == 0)
+        {
+            Assert.True(started.Elapsed < TimeSpan.FromSeconds(10), "the held offer never left");
+            await Task.Delay(5);
+        }
+
+        var waited = started.Elapsed;
+        Assert.True(waited >= Window - TimeSpan.FromMilliseconds(5), $"the offer left after {waited.TotalMilliseconds:0} ms, before its {Window.TotalMilliseconds:0} ms window");
+        Assert.Single(SentBy(h, 0)[0].Candidates!);
+
+        while (h.Members.Any(m => m.Mesh.Links.Any(l => l.ConnectionState != PeerConnectionState.Connected)))
+        {
+            Assert.True(started.Elapsed < TimeSpan.FromSeconds(20), "the pair did not link up");
+            await h.DrainAsync();
+            await Task.Delay(5);
+        }
+
+        h.AssertConverged();
+        h.AssertCurrentCandidatesDelivered();
+        Assert.Empty(h.Errors);
+    }
+
+    [Fact]
+    public async Task RemoteOfferRollsBackTheHeldOffer_OnlyTheNewestDescription_TheAnswer_IsSent_WithTheCandidates()
+    {
+        var time = new FakeTimeProvider();
+        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
+        h.PlanAll((_, _) => true); // m0 is polite
+        await SettleAsync(h, time);
+        h.AssertConverged();
+        var (m0, m1) = (h.Members[0], h.Members[1]);
+        var polite = m0.Pc(m1);
+        var impolite = m1.Pc(m0);
+        polite.Gathering = GatheringMode.Manual;
+        impolite.Gathering = GatheringMode.Manual;
+        var sentBefore = SentBy(h, 0).Count;
+        var rollbacksBefore = polite.ImplicitRollbacks;
+
+        polite.AddTrack(); // glare: both add media and offer; both offers are held
+        impolite.AddTrack();
+        Assert.Equal(PeerSignalingState.HaveLocalOffer, polite.SignalingState);
+        Assert.Equal(PeerSignalingState.HaveLocalOffer, impolite.SignalingState);
+        var heldOffer = polite.LocalDescription!;
+        polite.EmitCandidate(); // gathered while the polite side's own offer is held
+        impolite.CompleteGathering(); // the impolite side's offer leaves
+
+        var impoliteOffer = h.Pool.ToList().FindIndex(e => e.To == 0 && e.Message is SignalRelayMessage { Description.Type: SdpType.Offer });
+        await h.DeliverAsync(h.Deliverable().IndexOf(impoliteOffer), false);
+        Assert.Equal(rollbacksBefore + 1, polite.ImplicitRollbacks);
+
+        // The held offer was rolled back and never left. The answer is the newest description; it leaves with the candidate
+        // gathered meanwhile, here at once rather than at the window's end: once stable the polite side needs to offer its
+        // own media, and a held answer always leaves before a new offer replaces it.
+        var answer = Assert.Single(SentBy(h, 0).Skip(sentBefore));
+        Assert.Equal(SdpType.Answer, answer.Description?.Type);
+        Assert.Equal(polite.EmittedCandidates[^1], Assert.Single(answer.Candidates!));
+        Assert.Equal(PeerSignalingState.HaveLocalOffer, polite.SignalingState); // its next offer, held
+
+        await SettleAsync(h, time); // the polite side's own media follows in a new offer of its own
+        h.AssertConverged();
+        h.AssertCurrentCandidatesDelivered();
+        Assert.DoesNotContain(h.Sent, s => s.From == 0 && s.Signal.Description?.Sdp == heldOffer.Sdp); // the stale offer never left
+        Assert.Empty(h.Errors);
+    }
+
+    [Fact]
+    public async Task ImpoliteSideIgnoresACollidingOffer_WhileItsOwnIsHeld_SendsItsOfferOnce_AtTheWindowsEnd()
+    {
+        var time = new FakeTimeProvider();
+        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
+        h.PlanAll((_, _) => true); // m0 is polite, m1 impolite
+        await SettleAsync(h, time);
+        var (m0, m1) = (h.Members[0], h.Members[1]);
+        var polite = m0.Pc(m1);
+        var impolite = m1.Pc(m0);
+        polite.Gathering = GatheringMode.Manual;
+        impolite.Gathering = GatheringMode.Manual;
+        var sentBefore = SentBy(h, 1).Count;
+
+        polite.AddTrack();
+        impolite.AddTrack();
+        impolite.EmitCandidate();
+        polite.CompleteGathering(); // the polite side's offer leaves and reaches the impolite side, whose offer is held
+        var politeOffer = h.Pool.ToList().FindIndex(e => e.To == 1 && e.Message is SignalRelayMessage { Description.Type: SdpType.Offer });
+        await h.DeliverAsync(h.Deliverable().IndexOf(politeOffer), false);
+        Assert.Equal(["sld:offer"], impolite.History.TakeLast(1));
+        Assert.Equal(sentBefore, SentBy(h, 1).Count); // ignored; the pending offer is not sent again while it is held
+
+        time.Advance(Window);
+        var offer = Assert.Single(SentBy(h, 1).Skip(sentBefore));
+        Assert.Equal(SdpType.Offer, offer.Description?.Type);
+        Assert.Equal(impolite.EmittedCandidates[^1], Assert.Single(offer.Candidates!));
+
+        await SettleAsync(h, time);
+        h.AssertConverged();
+        h.AssertCurrentCandidatesDelivered();
+        Assert.Equal(1, h.Sent.Count(x => x.From == 1 && x.Signal.Description?.Sdp == offer.Description!.Sdp));
+        Assert.Empty(h.Errors);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task LinkClosedDuringTheWindow_PeerLeftOrMeshDisposed_TheHeldOfferIsNeverSent(bool peerLeft)
+    {
+        var time = new FakeTimeProvider();
+        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
+        h.Fabric.Gathering = GatheringMode.Manual;
+        h.PlanAll();
+        await h.DeliverAsync(0, false);
+        var (m0, m1) = (h.Members[0], h.Members[1]);
+        var offerer = m0.Pc(m1);
+        offerer.EmitCandidate();
+
+        if (peerLeft)
+        {
+            await m0.Mesh.HandleAsync(new PeerLeftMessage { Member = m1.Id, Epoch = m1.Epoch });
+        }
+        else
+        {
+            m0.Mesh.Dispose();
+        }
+
+        time.Advance(Window * 4);
+        Assert.Equal(PeerSignalingState.Closed, offerer.SignalingState);
+        Assert.Empty(SentBy(h, 0));
+    }
+
+    [Fact]
+    public void LargeDescription_CandidatesThatDoNotFitTheFrame_Follow_InOrder_UnderBothServerLimits()
+    {
+        var sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-ufrag:u1\r\n" + string.Concat(Enumerable.Repeat("a=x-filler:0123456789012345678901234567890123456789012345678901234567890123456789\r\n", 370));
+        var description = new SessionDescription { Type = SdpType.Offer, Sdp = sdp };
+        var candidates = Enumerable.Range(0, 70)
+            .Select(i => new IceCandidate { Candidate = $"candidate:{i} 1 udp 2122260223 10.0.{i / 250}.{i % 250} {50000 + i} typ host generation 0 ufrag u1 network-id 1", SdpMid = "0", SdpMLineIndex = 0, UsernameFragment = "u1" })
+            .ToList();
+
+        var signals = PeerNegotiator.Batch(MemberId.New(), 3, description, candidates);
+
+        Assert.Same(description, signals[0].Description);
+        Assert.All(signals.Skip(1), s => Assert.Null(s.Description));
+        Assert.Equal(candidates, signals.SelectMany(s => s.Candidates ?? []));
+        foreach (var signal in signals)
+        {
+            // With the correlation id the connection adds: under the gateways' 32 KB frame; at most 64 candidates (the server's limit).
+            var bytes = JsonSerializer.SerializeToUtf8Bytes<ClientMessage>(signal with { Id = "c9999999999" }, TalkiJsonContext.Default.ClientMessage).Length;
+            Assert.True(bytes <= 32 * 1024, $"a signal of {bytes} bytes");
+            Assert.True((signal.Candidates?.Count ?? 0) <= 64);
+        }
+
+        Assert.True(signals[0].Candidates is null || signals[0].Candidates!.Count < PeerNegotiator.MaxCandidatesPerSignal, "the large description leaves room for fewer candidates");
+    }
+
+    [Fact]
+    public void SmallDescription_AndItsCandidates_AreOneSignal()
+    {
+        var description = new SessionDescription { Type = SdpType.Answer, Sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-ufrag:u1\r\n" };
+        var candidates = Enumerable.Range(0, 5).Select(i => new IceCandidate { Candidate = $"candidate:{i} 1 udp 1 10.0.0.1 {i} typ host" }).ToList();
+
+        var signal = Assert.Single(PeerNegotiator.Batch(MemberId.New(), 3, description, candidates));
+
+        Assert.Same(description, signal.Description);
+        Assert.Equal(candidates, signal.Candidates);
+        Assert.Empty(PeerNegotiator.Batch(MemberId.New(), 3, null, []));
+    }
+
+    private static List<SignalMessage> SentBy(MeshHarness h, int from)
+    {
+        lock (h.Sent)
+        {
+            return [.. h.Sent.Where(s => s.From == from).Select(s => s.Signal)];
+        }
+    }
+
+    /// <summary>Delivers everything, moving the clock past every gather window, until nothing is in flight or held.</summary>
+    private static async Task SettleAsync(MeshHarness h, FakeTimeProvider time)
+    {
+        for (var round = 0; round < 100; round++)
+        {
+            await h.DrainAsync();
+            time.Advance(h.CandidateGatherWindow);
+            if (h.InFlight == 0)
+            {
+                return;
+            }
+        }
+
+        Assert.Fail("the mesh did not settle");
+    }
+}
