@@ -49,7 +49,8 @@ public sealed class TalkiClientOptions
     /// Gets or sets how long a link holds a local description (offer or answer) it has just set, so that it leaves in one
     /// <c>signal</c> together with the ICE candidates gathered meanwhile instead of a description then a candidates signal.
     /// The description goes as soon as the connection reports that gathering is complete, or when the window ends, whichever
-    /// comes first; candidates gathered later are coalesced and sent as before. A description superseded during the window
+    /// comes first; candidates gathered later trickle in batches, one signal per window of the same length (the end of
+    /// gathering sends the last batch at once). A description superseded during the window
     /// (a rollback, a newer one, the link closed) is never sent. <see cref="TimeSpan.Zero"/> sends every description at once
     /// (the behaviour before this option). Default 50 ms; at most 500 ms, since the window adds to the link's set-up time
     /// when gathering does not complete within it.

@@ -44,6 +44,7 @@ internal sealed class PeerNegotiator
     private readonly HashSet<string> _retiredSessions = new(StringComparer.Ordinal);
     private readonly List<IceCandidate> _outgoingCandidates = [];
     private bool _candidateFlushQueued;
+    private ITimer? _trickleTimer; // the window of candidates gathered after their description left
     private bool _draining;
     private TaskCompletionSource? _running;
     private bool _closed;
@@ -171,6 +172,7 @@ internal sealed class PeerNegotiator
         (Func<ValueTask> Operation, TaskCompletionSource Done)[] dropped;
         TaskCompletionSource? running;
         HeldDescription? held;
+        ITimer? trickle;
         lock (_sync)
         {
             _closed = true;
@@ -179,9 +181,12 @@ internal sealed class PeerNegotiator
             running = _running;
             held = _held;
             _held = null; // a description held for its candidates dies with the link: it is never sent
+            trickle = _trickleTimer;
+            _trickleTimer = null;
         }
 
         held?.Timer?.Dispose();
+        trickle?.Dispose();
 
         foreach (var item in dropped)
         {
@@ -262,15 +267,15 @@ internal sealed class PeerNegotiator
     }
 
     /// <summary>
-    /// Local candidates are coalesced, without waiting: each one joins the batch the link's queue will send next, so the
-    /// candidates gathered while the queue is busy (a browser gathers its host candidates right after it sets the local
-    /// description, while that description is being sent) leave as one signal, after the description, in order. While a
-    /// description is held for its gather window, they wait for it and leave in its signal; the null candidate (the end of
-    /// gathering) ends the window at once.
+    /// Local candidates are batched. While a description is held for its gather window, they wait for it and leave in its
+    /// signal; the null candidate (the end of gathering) ends the window at once. After it, a candidate opens a trickle
+    /// window of the same length and the candidates gathered within it leave as one signal (the null candidate sends the
+    /// batch at once); with the window off, each joins the batch the link's queue sends next, as before.
     /// </summary>
     private void OnLocalIceCandidate(object? sender, IceCandidate candidate)
     {
         HeldDescription? complete = null;
+        ITimer? trickle = null;
         var flush = false;
         lock (_sync)
         {
@@ -291,11 +296,23 @@ internal sealed class PeerNegotiator
             _outgoingCandidates.Add(candidate);
             if (_held is null && !_candidateFlushQueued)
             {
-                _candidateFlushQueued = true;
-                flush = true;
+                if (_time is null || complete is not null || IsEndOfGathering(candidate))
+                {
+                    // No window, or nothing more will come: the batch leaves now.
+                    _candidateFlushQueued = true;
+                    flush = true;
+                    trickle = _trickleTimer;
+                    _trickleTimer = null;
+                }
+                else
+                {
+                    // Candidates gathered after their description left trickle in batches, one per window.
+                    _trickleTimer ??= _time.CreateTimer(static state => ((PeerNegotiator)state!).OnTrickleWindowEnded(), this, _gatherWindow, Timeout.InfiniteTimeSpan);
+                }
             }
         }
 
+        trickle?.Dispose();
         complete?.EndedBy(EndOfWindow.NullCandidate);
         if (flush)
         {
@@ -328,6 +345,27 @@ internal sealed class PeerNegotiator
         }
 
         held?.EndedBy(EndOfWindow.GatheringComplete);
+    }
+
+    /// <summary>The trickle window of candidates gathered after their description ended: they leave as one signal.</summary>
+    private void OnTrickleWindowEnded()
+    {
+        ITimer? timer;
+        lock (_sync)
+        {
+            timer = _trickleTimer;
+            _trickleTimer = null;
+            if (_closed || _held is not null || _candidateFlushQueued || _outgoingCandidates.Count == 0)
+            {
+                timer?.Dispose();
+                return; // gone, or they leave with a held description or a batch already queued
+            }
+
+            _candidateFlushQueued = true;
+        }
+
+        timer?.Dispose();
+        _ = EnqueueAsync(SendCandidatesAsync);
     }
 
     private async ValueTask SendCandidatesAsync()

@@ -119,7 +119,7 @@ public sealed class CandidateGatherWindowTests
     }
 
     [Fact]
-    public async Task CandidateAfterTheWindow_GoesAlone_AsBefore()
+    public async Task CandidateAfterTheWindow_WaitsForTheEndOfGathering_AndLeavesWithItInOneSignal()
     {
         var time = new FakeTimeProvider();
         var h = new MeshHarness(2, time, candidateGatherWindow: Window);
@@ -130,17 +130,47 @@ public sealed class CandidateGatherWindowTests
         offerer.EmitCandidate();
         time.Advance(Window);
 
-        offerer.EmitCandidate(); // a slow one (a relay candidate, say)
-        offerer.CompleteGathering();
+        offerer.EmitCandidate(); // a slow one (a relay candidate, say): it opens a trickle window
+        Assert.Single(SentBy(h, 0));
+        offerer.CompleteGathering(); // the end of gathering sends the batch at once
 
         var sent = SentBy(h, 0);
-        Assert.Equal(3, sent.Count);
+        Assert.Equal(2, sent.Count);
         Assert.Equal(offerer.EmittedCandidates[0], Assert.Single(sent[0].Candidates!));
         Assert.NotNull(sent[0].Description);
         Assert.Null(sent[1].Description);
-        Assert.Equal(offerer.EmittedCandidates[1], Assert.Single(sent[1].Candidates!));
-        Assert.Null(sent[2].Description);
-        Assert.Equal(string.Empty, Assert.Single(sent[2].Candidates!).Candidate);
+        Assert.Equal([offerer.EmittedCandidates[1].Candidate, string.Empty], sent[1].Candidates!.Select(c => c.Candidate));
+        await SettleAsync(h, time);
+        h.AssertConverged();
+    }
+
+    [Fact]
+    public async Task LateCandidates_TrickleOneSignalPerWindow_InOrder()
+    {
+        var time = new FakeTimeProvider();
+        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
+        h.Fabric.Gathering = GatheringMode.Manual;
+        h.PlanAll();
+        await h.DeliverAsync(0, false);
+        var offerer = h.Members[0].Pc(h.Members[1]);
+        time.Advance(Window); // the offer leaves alone
+        Assert.Single(SentBy(h, 0));
+
+        offerer.EmitCandidate();
+        time.Advance(TimeSpan.FromMilliseconds(20));
+        offerer.EmitCandidate();
+        offerer.EmitCandidate();
+        time.Advance(Window - TimeSpan.FromMilliseconds(21));
+        Assert.Single(SentBy(h, 0)); // the window is the first late candidate's: not over yet
+
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.Equal(2, SentBy(h, 0).Count);
+        Assert.Equal(offerer.EmittedCandidates, SentBy(h, 0)[1].Candidates);
+
+        offerer.EmitCandidate(); // the next window
+        time.Advance(Window);
+        Assert.Equal(3, SentBy(h, 0).Count);
+        Assert.Equal(offerer.EmittedCandidates[3], Assert.Single(SentBy(h, 0)[2].Candidates!));
         await SettleAsync(h, time);
         h.AssertConverged();
     }
