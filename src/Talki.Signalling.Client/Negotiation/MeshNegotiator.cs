@@ -14,6 +14,7 @@ internal sealed class MeshNegotiator : IDisposable
 {
     private const int MaxEarlySignalsPerPeer = 64;
     private const int MaxWatchdogResets = 3;
+    private const int MaxErrorResets = 3;
 
     private readonly IPeerConnectionFactory _factory;
     private readonly TimeProvider? _time;
@@ -584,10 +585,15 @@ internal sealed class MeshNegotiator : IDisposable
                 resets = IsCurrent(link) ? link.WatchdogResets : -1;
             }
 
-            var fresh = resets < 0 ? null : TryCreateLink(link.Plan, offerOnStart: true, link.RetiredSessions, link.CurrentRemoteSession);
+            // A link that fails again and again before it ever connects (a description its own connection refuses, say)
+            // is replaced a few times, not for ever: each replacement starts inline, so an endless chain would also be an
+            // endless recursion. The watchdog may still reset it later.
+            var errorResets = kind == NegotiationErrorKind.LinkUpTimedOut || link.HasConnected ? 0 : link.ErrorResets + 1;
+            var fresh = resets < 0 || errorResets > MaxErrorResets ? null : TryCreateLink(link.Plan, offerOnStart: true, link.RetiredSessions, link.CurrentRemoteSession);
             if (fresh is not null)
             {
                 fresh.WatchdogResets = kind == NegotiationErrorKind.LinkUpTimedOut ? resets + 1 : 0;
+                fresh.ErrorResets = errorResets;
             }
 
             if (fresh is not null && TryReplace(link, fresh))

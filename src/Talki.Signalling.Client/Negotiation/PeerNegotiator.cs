@@ -45,6 +45,7 @@ internal sealed class PeerNegotiator
     private readonly List<IceCandidate> _outgoingCandidates = [];
     private bool _candidateFlushQueued;
     private ITimer? _trickleTimer; // the window of candidates gathered after their description left
+    private bool _hasConnected;
     private bool _draining;
     private TaskCompletionSource? _running;
     private bool _closed;
@@ -127,6 +128,12 @@ internal sealed class PeerNegotiator
 
     /// <summary>Gets or sets how many times in a row the watchdog has reset this peer's link.</summary>
     public int WatchdogResets { get; set; }
+
+    /// <summary>Gets or sets how many links to this peer in a row were replaced after an error without ever connecting.</summary>
+    public int ErrorResets { get; set; }
+
+    /// <summary>Gets a value indicating whether this link's connection has been <c>connected</c> at least once.</summary>
+    public bool HasConnected => Volatile.Read(ref _hasConnected);
 
     /// <summary>Stops the link-up watchdog.</summary>
     public void StopWatchdog() => Watchdog?.Dispose();
@@ -626,6 +633,11 @@ internal sealed class PeerNegotiator
 
     private void OnConnectionStateChanged(object? sender, PeerConnectionState state)
     {
+        if (state == PeerConnectionState.Connected)
+        {
+            Volatile.Write(ref _hasConnected, true);
+        }
+
         if (state == PeerConnectionState.Failed)
         {
             // The W3C recommendation: restart ICE when the connection fails; restartIce raises negotiationneeded.

@@ -22,6 +22,20 @@ public sealed class MeshNegotiatorTests
     }
 
     [Fact]
+    public async Task ConnectionThatAlwaysRefusesItsLocalDescription_IsReplacedThreeTimes_NotForEver()
+    {
+        // Each replacement starts inline: without a bound this was an endless chain of links, and an endless recursion.
+        var h = new MeshHarness(2);
+        h.Fabric.RefuseLocalDescriptions = true;
+        h.PlanAll();
+        await h.DeliverAsync(0, false); // the plan to m0: it offers, fails, and is replaced
+
+        Assert.Equal(4, h.Fabric.Created); // the first link and three replacements
+        Assert.Equal(4, h.Errors.Count(e => e.Kind == NegotiationErrorKind.LocalDescriptionFailed));
+        Assert.Equal(4, h.Errors.Count);
+    }
+
+    [Fact]
     public async Task RemoteOffer_Answerer_AnswersAndBothConnect()
     {
         var h = new MeshHarness(2);

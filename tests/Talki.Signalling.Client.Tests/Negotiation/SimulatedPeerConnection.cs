@@ -23,6 +23,12 @@ internal sealed class SimulatedFabric
     /// <summary>Gets or sets how new connections gather (see <see cref="SimulatedPeerConnection.Gathering"/>).</summary>
     public GatheringMode Gathering { get; set; } = GatheringMode.Completes;
 
+    /// <summary>Gets or sets a value indicating whether every connection refuses to set a local description (a browser in a broken state).</summary>
+    public bool RefuseLocalDescriptions { get; set; }
+
+    /// <summary>Gets how many connections were created.</summary>
+    public int Created => Volatile.Read(ref _next);
+
     public SimulatedPeerConnection Create(string owner, PeerLinkPlan plan)
     {
         var pc = new SimulatedPeerConnection(this, $"{Interlocked.Increment(ref _next)}", owner, plan) { CandidatesPerGathering = CandidatesPerGathering, Gathering = Gathering };
@@ -190,6 +196,11 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
     public ValueTask SetLocalDescriptionAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfClosed();
+        if (_fabric.RefuseLocalDescriptions)
+        {
+            throw new PeerConnectionException(PeerConnectionErrorKind.OperationError, "setLocalDescription failed (simulated).");
+        }
+
         if (SignalingState is PeerSignalingState.Stable or PeerSignalingState.HaveLocalOffer)
         {
             if (_restartPending)
