@@ -110,7 +110,10 @@ function refreshRemoteVideos(k) {
 
 /** Creates a peer connection; returns its id. */
 export function createPeer(ref, iceServersJson, peer, epoch, iceTransportPolicy) {
-  const pc = new RTCPeerConnection({ iceServers: JSON.parse(iceServersJson || '[]'), iceTransportPolicy: iceTransportPolicy === 'relay' ? 'relay' : 'all' });
+  // max-bundle: every member runs this adapter, so all media and data share one transport from the first offer on, and
+  // the offerer gathers candidates for that one transport only (W3C webrtc-pc, RTCBundlePolicy "max-bundle"; the default
+  // "balanced" gathers for each media kind until the answer accepts BUNDLE), half the candidates to signal.
+  const pc = new RTCPeerConnection({ iceServers: JSON.parse(iceServersJson || '[]'), iceTransportPolicy: iceTransportPolicy === 'relay' ? 'relay' : 'all', bundlePolicy: 'max-bundle' });
   const id = nextId++;
   const entry = { id, pc, ref, peer, epoch, closed: false, channels: new Map(), connectedAt: null };
   peers.set(id, entry);

@@ -390,6 +390,13 @@ internal sealed class PeerNegotiator
             _outgoingCandidates.Clear();
         }
 
+        if (batch is [var only] && IsEndOfGathering(only) && _time is not null && _pc.ConnectionState == PeerConnectionState.Connected)
+        {
+            // A lone end-of-candidates once the link is up: the remote agent needs it to give up on pairs sooner
+            // (RFC 8838, Trickle ICE: end-of-candidates), which a connected link no longer does. With the gather window on, it is not worth a message.
+            return;
+        }
+
         foreach (var signal in Batch(null, batch))
         {
             await SendAsync(signal).ConfigureAwait(false);

@@ -145,6 +145,33 @@ public sealed class CandidateGatherWindowTests
     }
 
     [Fact]
+    public async Task LoneEndOfCandidates_IsSentWhileTheLinkIsComingUp_NotOnceItIsConnected()
+    {
+        var time = new FakeTimeProvider();
+        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
+        h.Fabric.Gathering = GatheringMode.Manual;
+        h.PlanAll();
+        await h.DeliverAsync(0, false);
+        var offerer = h.Members[0].Pc(h.Members[1]);
+        offerer.EmitCandidate();
+        time.Advance(Window); // the offer leaves with its candidate
+        offerer.CompleteGathering(); // not connected yet: the remote may still need to know
+        Assert.Equal(2, SentBy(h, 0).Count);
+        Assert.Equal(string.Empty, Assert.Single(SentBy(h, 0)[1].Candidates!).Candidate);
+
+        await SettleAsync(h, time);
+        h.AssertConverged();
+        var answerer = h.Members[1].Pc(h.Members[0]);
+        Assert.Equal(PeerConnectionState.Connected, answerer.ConnectionState);
+        var before = SentBy(h, 1).Count;
+        answerer.CompleteGathering(); // connected: a lone end-of-candidates is not worth a message
+        time.Advance(Window);
+        await SettleAsync(h, time);
+        Assert.Equal(before, SentBy(h, 1).Count);
+        h.AssertConverged();
+    }
+
+    [Fact]
     public async Task LateCandidates_TrickleOneSignalPerWindow_InOrder()
     {
         var time = new FakeTimeProvider();
