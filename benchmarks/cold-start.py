@@ -10,6 +10,8 @@ init are not included: this measures what the .NET process adds.
 usage: benchmarks/cold-start.py HOST_COMMAND... [--runs N]
   e.g. benchmarks/cold-start.py /tmp/aot/Talki.Samples.Host                       (Native AOT publish)
        benchmarks/cold-start.py dotnet samples/Talki.Samples.Host/bin/Release/net10.0/Talki.Samples.Host.dll (JIT)
+       benchmarks/cold-start.py qemu-aarch64-static /tmp/aot-arm64/Talki.Samples.Host   (linux-arm64 AOT, emulated)
+HOST_COMMAND may start with a wrapper such as qemu-aarch64-static: everything but --runs is the command line.
 """
 import json, os, socket, statistics, subprocess, sys, time, urllib.request, urllib.error
 

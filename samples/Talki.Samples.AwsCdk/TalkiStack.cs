@@ -341,9 +341,10 @@ public sealed class TalkiStack : Stack
         Dictionary<string, string> environment, Duration timeout) => new()
     {
         Description = $"Talki sample host - {description}",
-        // The host targets .NET 10, which has no managed Lambda runtime: it is published self-contained for
-        // linux-arm64 (Graviton: cheaper per GB-s) and started by the `bootstrap` script on the OS-only runtime. The adapter layer runs as a
-        // Lambda extension and turns invocations into HTTP requests to 127.0.0.1:8080.
+        // The host targets .NET 10, which has no managed Lambda runtime: publish-host.sh publishes it for linux-arm64
+        // (Graviton: cheaper per GB-s) as one Native AOT executable (--jit: self-contained JIT), started by the
+        // `bootstrap` script on the OS-only runtime. The adapter layer runs as a Lambda extension and turns invocations
+        // into HTTP requests to 127.0.0.1:8080.
         Runtime = Runtime.PROVIDED_AL2023,
         Architecture = Architecture.ARM_64,
         Handler = "bootstrap",
