@@ -103,7 +103,7 @@ public sealed class HttpApiTests
         Assert.Equal("ws", room.WebSocketUrl.Scheme);
         Assert.Equal(host.BaseAddress.Authority, room.WebSocketUrl.Authority);
         Assert.Equal("/talki/ws", room.WebSocketUrl.AbsolutePath);
-        Assert.Contains("v=1", room.WebSocketUrl.Query, StringComparison.Ordinal);
+        Assert.Contains("v=2", room.WebSocketUrl.Query, StringComparison.Ordinal); // the server's version; the hello says the client's
         Assert.Contains("ticket=" + room.Ticket, room.WebSocketUrl.Query, StringComparison.Ordinal);
         Assert.Equal(host.Time.GetUtcNow() + TimeSpan.FromMinutes(5), room.SealsAt);
     }
@@ -114,7 +114,7 @@ public sealed class HttpApiTests
         await using var host = await TestHost.StartAsync(o => o.Hosting.PublicWebSocketUrl = new Uri("wss://abc123.execute-api.us-east-1.amazonaws.com/prod"));
         using var ada = await host.SignInAsync("Ada");
         var room = await ada.CreateRoomAsync();
-        Assert.StartsWith("wss://abc123.execute-api.us-east-1.amazonaws.com/prod?v=1&ticket=", room.WebSocketUrl.ToString(), StringComparison.Ordinal);
+        Assert.StartsWith("wss://abc123.execute-api.us-east-1.amazonaws.com/prod?v=2&ticket=", room.WebSocketUrl.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -125,10 +125,14 @@ public sealed class HttpApiTests
         var room = await ada.CreateRoomAsync();
         var plain = await ada.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/talki/ws?ticket=" + room.Ticket));
         Assert.Equal(HttpStatusCode.BadRequest, plain.StatusCode);
-        var wrongVersion = new Uri(room.WebSocketUrl.ToString().Replace("v=1", "v=9", StringComparison.Ordinal));
-        Assert.Equal(HttpStatusCode.BadRequest, await TestSocket.RefusedStatusAsync(wrongVersion));
-        // The ticket was not consumed by the refused attempts.
-        await using var socket = await ada.ConnectAsync(room);
+        foreach (var wrong in new[] { "v=9", "v=0", "v=x" })
+        {
+            var wrongVersion = new Uri(room.WebSocketUrl.ToString().Replace("v=2", wrong, StringComparison.Ordinal));
+            Assert.Equal(HttpStatusCode.BadRequest, await TestSocket.RefusedStatusAsync(wrongVersion));
+        }
+
+        // The ticket was not consumed by the refused attempts; a version 1 client's URL is still served.
+        await using var socket = await ada.ConnectAsync(room with { WebSocketUrl = new Uri(room.WebSocketUrl.ToString().Replace("v=2", "v=1", StringComparison.Ordinal)) });
         Assert.Equal(room.Member, socket.Welcome!.You.Id);
     }
 }
