@@ -28,28 +28,11 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
         await using var stack = await AwsStack.StartAsync(dynalite, "talki-cost", alterTemplate: ShortWindow);
         stack.Emulator.Counters.Reset();
 
-        var users = new List<AwsUser>();
-        for (var i = 0; i < 4; i++)
-        {
-            users.Add(await stack.SignInAsync("M" + i));
-        }
+        var users = await SignInFourAsync(stack);
 
         var (_, sockets) = await MeshOfFour.NegotiateAsync(users, CandidateMessagesPerSide);
 
-        // The clients close their own sockets at the seal (TalkiCall does, by the server's clock); API Gateway then
-        // calls $disconnect for each.
-        var sealsAt = sockets[0].Welcome!.Room.SealsAt;
-        var wait = sealsAt - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(500);
-        Assert.True(wait > TimeSpan.Zero, $"the call took longer than the {Window.TotalSeconds} s window");
-        await Task.Delay(wait);
-        foreach (var socket in sockets)
-        {
-            await socket.DisposeAsync();
-        }
-
-        var counters = stack.Emulator.Counters;
-        await WaitAsync(() => counters.DisconnectRouteCalls == 4 && stack.Emulator.OpenConnectionIds.Count == 0
-            && counters.Integrations.Count == counters.DefaultRouteCalls + counters.DisconnectRouteCalls, "the four $disconnects handled");
+        var counters = await CloseAtTheSealAsync(stack, sockets);
 
         const int links = 6;
         var signals = links * 2 * (1 + CandidateMessagesPerSide);
@@ -77,25 +60,10 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
         await using var stack = await AwsStack.StartAsync(dynalite, "talki-cost-v2", alterTemplate: ShortWindow);
         stack.Emulator.Counters.Reset();
 
-        var users = new List<AwsUser>();
-        for (var i = 0; i < 4; i++)
-        {
-            users.Add(await stack.SignInAsync("M" + i));
-        }
+        var users = await SignInFourAsync(stack);
 
         var (_, sockets) = await MeshOfFour.NegotiateV2Async(users);
-        var sealsAt = sockets[0].Welcome!.Room.SealsAt;
-        var wait = sealsAt - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(500);
-        Assert.True(wait > TimeSpan.Zero, $"the call took longer than the {Window.TotalSeconds} s window");
-        await Task.Delay(wait);
-        foreach (var socket in sockets)
-        {
-            await socket.DisposeAsync();
-        }
-
-        var counters = stack.Emulator.Counters;
-        await WaitAsync(() => counters.DisconnectRouteCalls == 4 && stack.Emulator.OpenConnectionIds.Count == 0
-            && counters.Integrations.Count == counters.DefaultRouteCalls + counters.DisconnectRouteCalls, "the four $disconnects handled");
+        var counters = await CloseAtTheSealAsync(stack, sockets);
 
         // In: 4 hellos, 3 admits, 6 offers and 6 answers (each with its candidates). Out: 4 welcomes, 3 requests (one per
         // knock), 3 admissions with their plans, 12 relayed signals. No connect_to_peer, no echo, no candidate message.
@@ -166,6 +134,38 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
         var refused = await late.PostAsync($"/talki/rooms/{room.Room}/tickets");
         Assert.Equal(HttpStatusCode.Gone, refused.StatusCode);
         Assert.Contains("\"code\":\"room_sealed\"", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    private static async Task<List<AwsUser>> SignInFourAsync(AwsStack stack)
+    {
+        var users = new List<AwsUser>();
+        for (var i = 0; i < 4; i++)
+        {
+            users.Add(await stack.SignInAsync("M" + i));
+        }
+
+        return users;
+    }
+
+    /// <summary>
+    /// The clients close their own sockets at the seal (TalkiCall does, by the server's clock); API Gateway then calls
+    /// <c>$disconnect</c> for each. Returns the counters once the four are handled.
+    /// </summary>
+    private static async Task<Talki.Signalling.Emulator.EmulatorCounters> CloseAtTheSealAsync(AwsStack stack, List<AwsSocket> sockets)
+    {
+        var sealsAt = sockets[0].Welcome!.Room.SealsAt;
+        var wait = sealsAt - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(500);
+        Assert.True(wait > TimeSpan.Zero, $"the call took longer than the {Window.TotalSeconds} s window");
+        await Task.Delay(wait);
+        foreach (var socket in sockets)
+        {
+            await socket.DisposeAsync();
+        }
+
+        var counters = stack.Emulator.Counters;
+        await WaitAsync(() => counters.DisconnectRouteCalls == 4 && stack.Emulator.OpenConnectionIds.Count == 0
+            && counters.Integrations.Count == counters.DefaultRouteCalls + counters.DisconnectRouteCalls, "the four $disconnects handled");
+        return counters;
     }
 
     private static void ShortWindow(JsonObject template)
