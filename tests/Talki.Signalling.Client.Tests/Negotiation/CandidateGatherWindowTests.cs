@@ -12,6 +12,17 @@ namespace Talki.Signalling.Client.Tests.Negotiation;
 /// </summary>
 public sealed class CandidateGatherWindowTests
 {
+    /// <summary>Two members on a fake clock, gathering by hand, the window on; the plan reached m0, which offers.</summary>
+    private static async Task<(FakeTimeProvider Time, MeshHarness H, SimulatedPeerConnection Offerer)> OfferWithManualGatheringAsync()
+    {
+        var time = new FakeTimeProvider();
+        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
+        h.Fabric.Gathering = GatheringMode.Manual;
+        h.PlanAll();
+        await h.DeliverAsync(0, false);
+        return (time, h, h.Members[0].Pc(h.Members[1]));
+    }
+
     private static readonly TimeSpan Window = TimeSpan.FromMilliseconds(50);
 
     [Fact]
@@ -58,12 +69,7 @@ public sealed class CandidateGatherWindowTests
     public async Task GatheringComplete_EndsTheWindowEarly_WithOneEndOfCandidates(bool nullCandidateFirst)
     {
         var order = nullCandidateFirst ? GatheringMode.CompletesNullCandidateFirst : GatheringMode.Completes;
-        var time = new FakeTimeProvider();
-        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
-        h.Fabric.Gathering = GatheringMode.Manual;
-        h.PlanAll();
-        await h.DeliverAsync(0, false);
-        var offerer = h.Members[0].Pc(h.Members[1]);
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
         offerer.Gathering = order;
 
         offerer.EmitCandidate();
@@ -85,12 +91,7 @@ public sealed class CandidateGatherWindowTests
     {
         // In Chromium each addIceCandidate takes a few ms; the candidates that came with the offer are added after the
         // answer is set, on the link's queue. The answer's window must not wait for them.
-        var time = new FakeTimeProvider();
-        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
-        h.Fabric.Gathering = GatheringMode.Manual;
-        h.PlanAll();
-        await h.DeliverAsync(0, false);
-        var offerer = h.Members[0].Pc(h.Members[1]);
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
         offerer.EmitCandidate();
         offerer.EmitCandidate();
         offerer.CompleteGathering();
@@ -121,12 +122,7 @@ public sealed class CandidateGatherWindowTests
     [Fact]
     public async Task CandidateAfterTheWindow_WaitsForTheEndOfGathering_AndLeavesWithItInOneSignal()
     {
-        var time = new FakeTimeProvider();
-        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
-        h.Fabric.Gathering = GatheringMode.Manual;
-        h.PlanAll();
-        await h.DeliverAsync(0, false);
-        var offerer = h.Members[0].Pc(h.Members[1]);
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
         offerer.EmitCandidate();
         time.Advance(Window);
 
@@ -147,12 +143,7 @@ public sealed class CandidateGatherWindowTests
     [Fact]
     public async Task LoneEndOfCandidates_IsSentWhileTheLinkIsComingUp_NotOnceItIsConnected()
     {
-        var time = new FakeTimeProvider();
-        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
-        h.Fabric.Gathering = GatheringMode.Manual;
-        h.PlanAll();
-        await h.DeliverAsync(0, false);
-        var offerer = h.Members[0].Pc(h.Members[1]);
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
         offerer.EmitCandidate();
         time.Advance(Window); // the offer leaves with its candidate
         offerer.CompleteGathering(); // not connected yet: the remote may still need to know
@@ -174,12 +165,7 @@ public sealed class CandidateGatherWindowTests
     [Fact]
     public async Task LateCandidates_TrickleOneSignalPerWindow_InOrder()
     {
-        var time = new FakeTimeProvider();
-        var h = new MeshHarness(2, time, candidateGatherWindow: Window);
-        h.Fabric.Gathering = GatheringMode.Manual;
-        h.PlanAll();
-        await h.DeliverAsync(0, false);
-        var offerer = h.Members[0].Pc(h.Members[1]);
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
         time.Advance(Window); // the offer leaves alone
         Assert.Single(SentBy(h, 0));
 
