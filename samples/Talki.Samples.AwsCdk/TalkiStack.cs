@@ -353,6 +353,13 @@ public sealed class TalkiStack : Stack
         MemorySize = 1024,
         Timeout = timeout,
         Environment = environment,
+        // Lambda's own START/END/REPORT lines are INFO-level system logs: at WARN they are not written, which is a third
+        // of a call's CloudWatch Logs bill (duration, errors and throttles stay in the function's CloudWatch metrics).
+        // Log-level filtering needs the JSON log format; the host's own lines (plain text, Warning and above by the
+        // environment above) are read as INFO application logs, the default application level, so none is filtered.
+        // https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html
+        LoggingFormat = LoggingFormat.JSON,
+        SystemLogLevelV2 = SystemLogLevel.WARN,
     };
 
     private CfnRoute HttpRoute(string name, string routeKey, string path, Dictionary<string, string> requestParameters)

@@ -197,6 +197,8 @@ public sealed class TalkiStackTests(StackFixture fixture)
                             ["Talki__Aws__GatewaySecret"] = Ref("GatewaySecret"),
                         }),
                     },
+                    // No START/END/REPORT lines (INFO system logs); the host's own lines keep the default INFO application level.
+                    ["LoggingConfig"] = new Props { ["LogFormat"] = "JSON", ["SystemLogLevel"] = "WARN" },
                 }),
             }));
             Assert.NotNull(_stack.Json["Resources"]![id]);

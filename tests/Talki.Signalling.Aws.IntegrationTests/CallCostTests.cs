@@ -208,7 +208,8 @@ internal sealed record CallFigures(
     long DynamoReads,
     long DynamoWrites,
     string DynamoByAction,
-    string ConnectionsByVerb)
+    string ConnectionsByVerb,
+    string SystemLogLevel)
 {
     // us-east-1 prices (shared/research/aws-facts.md §7; CloudWatch Logs: $0.50 per GB ingested, standard class).
     private const double MessagePrice = 1.00 / 1e6;
@@ -235,8 +236,11 @@ internal sealed record CallFigures(
 
     public double DynamoPer1000 => 1000 * ((DynamoWrites * WriteUnitPrice) + (DynamoReads * ReadUnitPrice));
 
+    /// <summary>Bytes of Lambda platform lines per invocation: none when the functions' system log level is WARN (START, END and REPORT are INFO).</summary>
+    public int PlatformLogBytes => SystemLogLevel == "WARN" ? 0 : LambdaPlatformLogBytes;
+
     public double LogsPer1000 => 1000 * LogGbPrice / 1e9 * (((AuthorizerInvocations + MessagesIn + DisconnectInvocations) * AccessLogLineBytes)
-        + ((AuthorizerInvocations + BackendInvocations) * LambdaPlatformLogBytes));
+        + ((AuthorizerInvocations + BackendInvocations) * PlatformLogBytes));
 
     public double TotalPer1000Calls => ApiGatewayPer1000 + LambdaPer1000 + DynamoPer1000 + LogsPer1000;
 
@@ -245,11 +249,9 @@ internal sealed record CallFigures(
         var counters = stack.Emulator.Counters;
         var backend = counters.Invocations.Where(i => i.Function == "Backend").Select(i => i.Duration.TotalMilliseconds).Order().ToArray();
         var authorizer = counters.Invocations.Where(i => i.Function == "Authorizer").Select(i => i.Duration.TotalMilliseconds).ToArray();
-        var memory = template["Resources"]!.AsObject()
-            .Where(r => (string?)r.Value!["Type"] == "AWS::Lambda::Function")
-            .Select(r => (int)r.Value!["Properties"]!["MemorySize"]!)
-            .Distinct()
-            .Single();
+        var functions = template["Resources"]!.AsObject().Where(r => (string?)r.Value!["Type"] == "AWS::Lambda::Function").Select(r => r.Value!["Properties"]!).ToList();
+        var memory = functions.Select(f => (int)f["MemorySize"]!).Distinct().Single();
+        var systemLogLevel = functions.Select(f => (string?)f["LoggingConfig"]?[nameof(SystemLogLevel)] ?? "INFO").Distinct().Single();
         var operations = stack.DynamoDbOperations();
         string[] readOperations = ["GetItem", "Query", "Scan", "BatchGetItem"];
         return new CallFigures(
@@ -269,7 +271,8 @@ internal sealed record CallFigures(
             operations.Where(p => readOperations.Contains(p.Key)).Sum(p => p.Value),
             operations.Where(p => !readOperations.Contains(p.Key)).Sum(p => p.Value),
             string.Join(", ", operations.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} {p.Value}")),
-            string.Join(", ", counters.ConnectionsApiCalls.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} ×{p.Value}")));
+            string.Join(", ", counters.ConnectionsApiCalls.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} ×{p.Value}")),
+            systemLogLevel);
     }
 
     public string Report(string title) => string.Create(CultureInfo.InvariantCulture, $"""
@@ -278,7 +281,7 @@ internal sealed record CallFigures(
           Lambda ({MemoryMb} MB, arm64): authorizer {AuthorizerInvocations} invocations (mean {AuthorizerMeanMs:F1} ms); backend {BackendInvocations} ({HttpApiInvocations} HTTP API, {DefaultInvocations} $default, {DisconnectInvocations} $disconnect; mean {BackendMeanMs:F1} ms, p95 {BackendP95Ms:F1} ms, measured on this machine through the local hop)
           @connections: {ConnectionsByVerb}
           DynamoDB: {DynamoReads} reads, {DynamoWrites} writes ({DynamoByAction}); priced as 1 RRU / 1 WRU each (items under 4 KB / 1 KB)
-          Logs: {AuthorizerInvocations + MessagesIn + DisconnectInvocations} access-log lines × {AccessLogLineBytes} B + {AuthorizerInvocations + BackendInvocations} invocations × {LambdaPlatformLogBytes} B of Lambda platform lines (the stack sets the host's log level to Warning: a normal call writes no host lines)
+          Logs: {AuthorizerInvocations + MessagesIn + DisconnectInvocations} access-log lines × {AccessLogLineBytes} B + {AuthorizerInvocations + BackendInvocations} invocations × {PlatformLogBytes} B of Lambda platform lines (system log level {SystemLogLevel}; the stack sets the host's log level to Warning: a normal call writes no host lines)
         Per 1,000 calls (us-east-1): API Gateway ${ApiGatewayPer1000:F4}, Lambda ${LambdaPer1000:F4}, DynamoDB ${DynamoPer1000:F4}, CloudWatch Logs ${LogsPer1000:F4}; total ${TotalPer1000Calls:F4}
         """);
 }
