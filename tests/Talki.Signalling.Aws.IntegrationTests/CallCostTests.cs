@@ -32,7 +32,7 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
 
         var (_, sockets) = await MeshOfFour.NegotiateAsync(users, CandidateMessagesPerSide);
 
-        var counters = await CloseAtTheSealAsync(stack, sockets);
+        var (counters, _) = await CloseAtTheSealAsync(stack, sockets);
 
         const int links = 6;
         var signals = links * 2 * (1 + CandidateMessagesPerSide);
@@ -63,7 +63,10 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
         var users = await SignInFourAsync(stack);
 
         var (_, sockets) = await MeshOfFour.NegotiateV2Async(users);
-        var counters = await CloseAtTheSealAsync(stack, sockets);
+        var (counters, atTheClose) = await CloseAtTheSealAsync(stack, sockets);
+
+        // After the seal a $disconnect deletes the connection's binding and reads the room; the member's item is not written.
+        Assert.Equal(new Dictionary<string, long> { ["DeleteItem"] = 4, ["GetItem"] = 4 }, atTheClose);
 
         // In: 4 hellos, 3 admits, 6 offers and 6 answers (each with its candidates). Out: 4 welcomes, 3 requests (one per
         // knock), 3 admissions with their plans, 12 relayed signals. No connect_to_peer, no echo, no candidate message.
@@ -149,14 +152,15 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
 
     /// <summary>
     /// The clients close their own sockets at the seal (TalkiCall does, by the server's clock); API Gateway then calls
-    /// <c>$disconnect</c> for each. Returns the counters once the four are handled.
+    /// <c>$disconnect</c> for each. Returns the counters once the four are handled, and the DynamoDB calls the close made.
     /// </summary>
-    private static async Task<Talki.Signalling.Emulator.EmulatorCounters> CloseAtTheSealAsync(AwsStack stack, List<AwsSocket> sockets)
+    private static async Task<(Talki.Signalling.Emulator.EmulatorCounters Counters, Dictionary<string, long> DynamoDbAtTheClose)> CloseAtTheSealAsync(AwsStack stack, List<AwsSocket> sockets)
     {
         var sealsAt = sockets[0].Welcome!.Room.SealsAt;
         var wait = sealsAt - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(500);
         Assert.True(wait > TimeSpan.Zero, $"the call took longer than the {Window.TotalSeconds} s window");
         await Task.Delay(wait);
+        var before = stack.DynamoDbOperations();
         foreach (var socket in sockets)
         {
             await socket.DisposeAsync();
@@ -165,7 +169,8 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
         var counters = stack.Emulator.Counters;
         await WaitAsync(() => counters.DisconnectRouteCalls == 4 && stack.Emulator.OpenConnectionIds.Count == 0
             && counters.Integrations.Count == counters.DefaultRouteCalls + counters.DisconnectRouteCalls, "the four $disconnects handled");
-        return counters;
+        var after = stack.DynamoDbOperations();
+        return (counters, after.Select(p => (p.Key, Count: p.Value - before.GetValueOrDefault(p.Key))).Where(p => p.Count != 0).ToDictionary(p => p.Key, p => p.Count, StringComparer.Ordinal));
     }
 
     private static void ShortWindow(JsonObject template)

@@ -52,6 +52,49 @@ public sealed class StoreReadsTests
             counting.ToDictionary(StringComparer.Ordinal));
     }
 
+    [Fact]
+    public async Task ADisconnectAfterTheSeal_ReadsTheRoomAndLeavesTheMemberAsItIs_AndTellsNobody()
+    {
+        // Every call ends this way (the clients close their sockets at the seal): no write for the member.
+        var counting = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
+        using var h = new EngineHarness(store: sp => CountingStore.Wrap(sp.GetRequiredService<InMemoryRoomStore>(), counting));
+        var store = h.Services.GetRequiredService<InMemoryRoomStore>();
+        var (admin, adminConnection, members) = await h.RoomWithMembersAsync("bob");
+        var (bob, bobConnection) = members[0];
+        var before = await store.GetMemberAsync(bob.Room, bob.Member);
+        h.Time.Advance(admin.SealsAt - h.Time.GetUtcNow());
+        h.Push.Clear();
+        counting.Clear();
+
+        await h.Engine.DisconnectAsync(bobConnection);
+
+        Assert.Equal(
+            new Dictionary<string, int> { [nameof(IRoomStore.RemoveConnectionAsync)] = 1, [nameof(IRoomStore.GetRoomAsync)] = 1 },
+            counting.ToDictionary(StringComparer.Ordinal));
+        Assert.Equal(before, await store.GetMemberAsync(bob.Room, bob.Member));
+        Assert.Empty(h.Push.To(adminConnection));
+
+        // A late frame on the closed connection finds no binding: nobody else hears of it.
+        await h.SendAsync(bobConnection, $$$"""{"type":"signal","to":"{{{admin.Member}}}","candidates":[{"candidate":"c"}]}""");
+        Assert.Empty(h.Push.To(adminConnection));
+    }
+
+    [Fact]
+    public async Task ADisconnectAMillisecondBeforeTheSeal_StillSuspendsTheMember()
+    {
+        using var h = new EngineHarness();
+        var store = h.Services.GetRequiredService<InMemoryRoomStore>();
+        var (admin, _, members) = await h.RoomWithMembersAsync("bob");
+        var (bob, bobConnection) = members[0];
+        h.Time.Advance(admin.SealsAt - h.Time.GetUtcNow() - TimeSpan.FromMilliseconds(1));
+
+        await h.Engine.DisconnectAsync(bobConnection);
+
+        var after = await store.GetMemberAsync(bob.Room, bob.Member);
+        Assert.Null(after!.ConnectionId);
+        Assert.NotNull(after.SuspendedUntil);
+    }
+
     /// <summary>Counts the calls to every store method, then forwards them.</summary>
     public class CountingStore : DispatchProxy
     {
