@@ -282,7 +282,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                     {
                         // Two-phase gateways (API Gateway): the authorizer only consumed the ticket; the first frame binds.
                         // A replaced connection's grant is older than the member's epoch: the bind answers stale_epoch.
-                        var bound = await BindAsync(connectionId, grant, cancellationToken).ConfigureAwait(false);
+                        var bound = await BindAsync(connectionId, grant, self, cancellationToken).ConfigureAwait(false);
                         if (!bound.IsSuccess)
                         {
                             await SendErrorAsync(connectionId, bound.Error.Code, bound.Error.Message, correlationId, cancellationToken).ConfigureAwait(false);
@@ -567,15 +567,15 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     /// A grant that asks to resume the member's current epoch, while that epoch's connection is suspended within its grace
     /// period or still recorded, keeps the epoch instead: the previous connection is closed and nobody is told anything.
     /// </summary>
-    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member, bool Resumed)>> BindAsync(string connectionId, ConnectionGrant grant, CancellationToken cancellationToken)
+    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member, bool Resumed)>> BindAsync(string connectionId, ConnectionGrant grant, MemberRecord? known, CancellationToken cancellationToken)
     {
         var room = await _store.GetRoomAsync(grant.Room, cancellationToken).ConfigureAwait(false);
         return room is null
             ? SignallingResult<(RoomRecord, MemberRecord, bool)>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.")
-            : await BindToRoomAsync(connectionId, grant, room, cancellationToken).ConfigureAwait(false);
+            : await BindToRoomAsync(connectionId, grant, room, cancellationToken, known).ConfigureAwait(false);
     }
 
-    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member, bool Resumed)>> BindToRoomAsync(string connectionId, ConnectionGrant grant, RoomRecord room, CancellationToken cancellationToken)
+    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member, bool Resumed)>> BindToRoomAsync(string connectionId, ConnectionGrant grant, RoomRecord room, CancellationToken cancellationToken, MemberRecord? known = null)
     {
         var now = _time.GetUtcNow();
         if (room.IsSealedAt(now))
@@ -601,7 +601,8 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
                 return m.Epoch >= grant.Epoch ? null : m with { Epoch = grant.Epoch, ConnectionId = connectionId, ReadyAt = null, ExpiresAt = null, SuspendedUntil = null };
             },
-            cancellationToken).ConfigureAwait(false);
+            cancellationToken,
+            known).ConfigureAwait(false);
         if (change.After is not { } member)
         {
             var current = change.Before;
@@ -690,7 +691,8 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             room.Id,
             self.Id,
             m => m.ConnectionId == connectionId && m.ReadyAt is null ? m with { ReadyAt = now, ProtocolVersion = version } : null,
-            cancellationToken).ConfigureAwait(false);
+            cancellationToken,
+            self).ConfigureAwait(false);
         var current = change.After ?? change.Before;
         if (current?.ConnectionId == connectionId)
         {
@@ -1396,17 +1398,43 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         throw new InvalidOperationException($"Member {member} of room {room} is under too much contention ({MaxWriteAttempts} conflicting writes).");
     }
 
-    private async ValueTask<MemberChange> UpdateMemberAsync(RoomId room, MemberId member, Func<MemberRecord, MemberRecord?> change, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads the member, applies <paramref name="change"/> and writes the result if nobody wrote in between (the store's
+    /// version check), retrying on a conflict.
+    /// </summary>
+    /// <param name="room">The member's room.</param>
+    /// <param name="member">The member.</param>
+    /// <param name="change">The new record for the current one, or <see langword="null"/> to change nothing.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <param name="known">
+    /// The member as this handler read it a moment ago: the first attempt writes from it without reading again (one store
+    /// read fewer). A stale record only costs a conflict and a fresh read; a decision to change nothing is made on a fresh
+    /// read only.
+    /// </param>
+    private async ValueTask<MemberChange> UpdateMemberAsync(RoomId room, MemberId member, Func<MemberRecord, MemberRecord?> change, CancellationToken cancellationToken, MemberRecord? known = null)
     {
         for (var attempt = 0; attempt < MaxWriteAttempts; attempt++)
         {
-            var current = await _store.GetMemberAsync(room, member, cancellationToken).ConfigureAwait(false);
+            var fromKnown = known is not null && known.Room == room && known.Id == member;
+            var current = fromKnown ? known : await _store.GetMemberAsync(room, member, cancellationToken).ConfigureAwait(false);
+            known = null;
             if (current is null)
             {
                 return default;
             }
 
             var next = change(current);
+            if (next is null && fromKnown)
+            {
+                current = await _store.GetMemberAsync(room, member, cancellationToken).ConfigureAwait(false);
+                if (current is null)
+                {
+                    return default;
+                }
+
+                next = change(current);
+            }
+
             if (next is null)
             {
                 return new MemberChange(current, null);

@@ -95,18 +95,74 @@ public sealed class StoreReadsTests
         Assert.NotNull(after.SuspendedUntil);
     }
 
+    [Fact]
+    public async Task TheFirstFrameOfATwoPhaseConnection_AHello_ReadsTheMemberOnce_ThenBindsAndGreets()
+    {
+        var counting = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
+        using var h = new EngineHarness(store: sp => CountingStore.Wrap(sp.GetRequiredService<InMemoryRoomStore>(), counting));
+        var ada = await h.CreateRoomAsync(EngineHarness.User("ada"));
+        var grant = (await h.Engine.AuthorizeAsync(ada.Ticket.Value)).Value;
+        var connection = h.NewConnectionId();
+        counting.Clear();
+
+        await h.Engine.HandleAuthorizedMessageAsync(connection, grant, Encoding.UTF8.GetBytes("""{"type":"hello","version":2}"""));
+
+        Assert.Equal(AdmissionStatus.Admitted, h.Push.Single<WelcomeMessage>(connection).Status);
+        // The member read for the frame is the one the bind and then the hello write from: no second or third read.
+        Assert.Equal(1, counting[nameof(IRoomStore.GetMemberAsync)]);
+        Assert.Equal(2, counting[nameof(IRoomStore.TryUpdateMemberAsync)]);
+    }
+
+    [Fact]
+    public async Task AMemberWrittenBetweenTheFramesReadAndTheBind_TheBindRereadsAndStillBinds()
+    {
+        // The record the frame read is stale by the time the bind writes from it: that conditional write conflicts, and the
+        // retry reads what the store holds.
+        var counting = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
+        InMemoryRoomStore? inner = null;
+        var interfered = 0;
+        using var h = new EngineHarness(store: sp =>
+        {
+            inner = sp.GetRequiredService<InMemoryRoomStore>();
+            return CountingStore.Wrap(inner, counting, (name, args) =>
+            {
+                if (name == nameof(IRoomStore.TryUpdateMemberAsync) && Interlocked.Exchange(ref interfered, 1) == 0)
+                {
+                    var next = (MemberRecord)args![0]!;
+                    var current = inner.GetMemberAsync(next.Room, next.Id).AsTask().GetAwaiter().GetResult()!;
+                    Assert.NotNull(inner.TryUpdateMemberAsync(current with { DisplayName = "Ada (renamed)" }).AsTask().GetAwaiter().GetResult());
+                }
+            });
+        });
+        var ada = await h.CreateRoomAsync(EngineHarness.User("ada"));
+        var grant = (await h.Engine.AuthorizeAsync(ada.Ticket.Value)).Value;
+        var connection = h.NewConnectionId();
+        counting.Clear();
+
+        await h.Engine.HandleAuthorizedMessageAsync(connection, grant, Encoding.UTF8.GetBytes("""{"type":"hello","version":2}"""));
+
+        Assert.Equal("Ada (renamed)", h.Push.Single<WelcomeMessage>(connection).You.DisplayName);
+        var bound = await inner!.GetMemberAsync(ada.Room, ada.Member);
+        Assert.Equal(connection, bound!.ConnectionId);
+        Assert.NotNull(bound.ReadyAt);
+        Assert.Equal(3, counting[nameof(IRoomStore.TryUpdateMemberAsync)]); // the stale write, the bind, the hello
+    }
+
     /// <summary>Counts the calls to every store method, then forwards them.</summary>
     public class CountingStore : DispatchProxy
     {
         private IRoomStore? _inner;
         private ConcurrentDictionary<string, int>? _calls;
+        private Action<string, object?[]?>? _before;
 
-        public static IRoomStore Wrap(IRoomStore inner, ConcurrentDictionary<string, int> calls)
+        /// <summary>Wraps <paramref name="inner"/>; <paramref name="before"/> runs before each call is forwarded (to interleave another writer).</summary>
+        public static IRoomStore Wrap(IRoomStore inner, ConcurrentDictionary<string, int> calls, Action<string, object?[]?>? before = null)
         {
             var proxy = Create<IRoomStore, CountingStore>();
             var counting = (CountingStore)(object)proxy;
             counting._inner = inner;
             counting._calls = calls;
+            counting._before = before;
             return proxy;
         }
 
@@ -114,6 +170,7 @@ public sealed class StoreReadsTests
         {
             ArgumentNullException.ThrowIfNull(targetMethod);
             _calls!.AddOrUpdate(targetMethod.Name, 1, (_, n) => n + 1);
+            _before?.Invoke(targetMethod.Name, args);
             try
             {
                 return targetMethod.Invoke(_inner, args);
