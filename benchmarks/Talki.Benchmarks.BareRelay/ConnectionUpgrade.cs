@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.IO.Pipelines;
 using System.Net.WebSockets;
@@ -56,67 +57,95 @@ internal sealed class ConnectionUpgrade(ConnectionDelegate next, Relay relay)
 
     public async Task OnConnectionAsync(ConnectionContext connection)
     {
+        // The handshake is read in a method of its own so that its timeout (a timer) and state are gone before the
+        // connection's long life as a WebSocket starts.
+        switch (await ReadHandshakeAsync(connection))
+        {
+            case null:
+                await next(connection);
+                return;
+            case { IsTimedOut: true }:
+                // A handshake that trickles in: the slow client does not get to hold the connection.
+                connection.Abort(new ConnectionAbortedException("the WebSocket handshake took too long"));
+                return;
+            case { Status: { } status } rejected:
+                await RejectAsync(connection, status, rejected.ExtraHeaders);
+                return;
+            case { Id: { } id, Accept: { } accept }:
+                // RFC 6455 §4.2.2 item 5: 101, |Upgrade: websocket|, |Connection: Upgrade| and |Sec-WebSocket-Accept|. No
+                // subprotocol and no extension is selected (items 5.5 and 5.6: the fields are left out, so any the client
+                // offered, such as permessage-deflate, are declined; §9.1).
+                await connection.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + "\r\n\r\n"));
+
+                // As the plain mode's UseWebSockets: no keep-alive pings (KeepAliveInterval zero: no timer per socket). No
+                // cancellation token either: a closed connection completes the pipe and ends the receive loop; a token would
+                // cost a registration per pending receive.
+                using (var socket = WebSocket.CreateFromStream(new DuplexPipeStream(connection.Transport), new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero }))
+                {
+                    await relay.ServeAsync(id, socket, CancellationToken.None);
+                }
+
+                return;
+            default:
+                throw new UnreachableException("a handshake is rejected, timed out or accepted");
+        }
+    }
+
+    /// <summary>
+    /// Reads the start of a connection without consuming it: null when it is not the relay's handshake (nothing consumed,
+    /// HTTP/1.1 gets it), otherwise the head is consumed and the answer returned.
+    /// </summary>
+    private static async Task<Handshake?> ReadHandshakeAsync(ConnectionContext connection)
+    {
         var input = connection.Transport.Input;
 
         // What the earlier reads examined. Pipe readers reject an examined position before the last one, so handing the
         // connection on with nothing consumed examines that much again: less than the buffer (the last read brought new
         // bytes), so HTTP/1.1's first read returns at once with everything.
         long examined = 0;
-        using (var timeout = new CancellationTokenSource(HandshakeTimeout))
+        using var timeout = new CancellationTokenSource(HandshakeTimeout);
+        while (true)
         {
-            while (true)
+            ReadResult result;
+            try
             {
-                ReadResult result;
-                try
-                {
-                    result = await input.ReadAsync(timeout.Token);
-                }
-                catch (OperationCanceledException) when (timeout.IsCancellationRequested)
-                {
-                    if (examined == 0)
-                    {
-                        // Nothing sent yet (a browser's preconnect, say): HTTP/1.1 and its own keep-alive timeout take over.
-                        break;
-                    }
-
-                    // A handshake that trickles in: the slow client does not get to hold the connection.
-                    connection.Abort(new ConnectionAbortedException("the WebSocket handshake took too long"));
-                    return;
-                }
-
-                var buffer = result.Buffer;
-                var peeked = Peek(buffer, out var headEnd);
-                if (peeked == Peeked.Complete)
-                {
-                    if (Parse(Encoding.Latin1.GetString(buffer.Slice(0, headEnd))) is { } handshake)
-                    {
-                        input.AdvanceTo(headEnd);
-                        await AnswerAsync(connection, handshake);
-                        return;
-                    }
-
-                    peeked = Peeked.NotOurs;
-                }
-
-                if (peeked == Peeked.NotOurs || result.IsCompleted)
-                {
-                    input.AdvanceTo(buffer.Start, buffer.GetPosition(examined));
-                    break;
-                }
-
-                if (buffer.Length >= MaxHeadBytes)
-                {
-                    input.AdvanceTo(buffer.End);
-                    await RejectAsync(connection, "431 Request Header Fields Too Large");
-                    return;
-                }
-
-                input.AdvanceTo(buffer.Start, buffer.End);
-                examined = buffer.Length;
+                result = await input.ReadAsync(timeout.Token);
             }
-        }
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+            {
+                // Nothing sent yet (a browser's preconnect, say): HTTP/1.1 and its own keep-alive timeout take over.
+                return examined == 0 ? null : Handshake.TimedOut;
+            }
 
-        await next(connection);
+            var buffer = result.Buffer;
+            var peeked = Peek(buffer, out var headEnd);
+            if (peeked == Peeked.Complete)
+            {
+                if (Parse(Encoding.Latin1.GetString(buffer.Slice(0, headEnd))) is { } handshake)
+                {
+                    input.AdvanceTo(headEnd);
+                    return handshake;
+                }
+
+                peeked = Peeked.NotOurs;
+            }
+
+            if (peeked == Peeked.NotOurs || result.IsCompleted)
+            {
+                input.AdvanceTo(buffer.Start, buffer.GetPosition(examined));
+                return null;
+            }
+
+            if (buffer.Length >= MaxHeadBytes)
+            {
+                input.AdvanceTo(buffer.End);
+                return Handshake.Reject("431 Request Header Fields Too Large");
+            }
+
+            input.AdvanceTo(buffer.Start, buffer.End);
+            examined = buffer.Length;
+        }
     }
 
     /// <summary>Whether the buffered start of a connection is a request line for the relay, and where its head ends.</summary>
@@ -240,28 +269,6 @@ internal sealed class ConnectionUpgrade(ConnectionDelegate next, Relay relay)
         return Convert.ToBase64String(hash);
     }
 
-    private async Task AnswerAsync(ConnectionContext connection, Handshake handshake)
-    {
-        if (handshake.Status is { } status)
-        {
-            await RejectAsync(connection, status, handshake.ExtraHeaders);
-            return;
-        }
-
-        // RFC 6455 §4.2.2 item 5: 101, |Upgrade: websocket|, |Connection: Upgrade| and |Sec-WebSocket-Accept|. No
-        // subprotocol and no extension is selected (items 5.5 and 5.6: the fields are left out, so any the client
-        // offered, such as permessage-deflate, are declined; §9.1).
-        var response = Encoding.ASCII.GetBytes(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + handshake.Accept + "\r\n\r\n");
-        await connection.Transport.Output.WriteAsync(response);
-
-        // As the plain mode's UseWebSockets: no keep-alive pings (KeepAliveInterval zero: no timer per socket). No
-        // cancellation token either: a closed connection completes the pipe and ends the receive loop; a token would
-        // cost a registration per pending receive.
-        using var socket = WebSocket.CreateFromStream(new DuplexPipeStream(connection.Transport), new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
-        await relay.ServeAsync(handshake.Id!, socket, CancellationToken.None);
-    }
-
     /// <summary>An error status without a body; the connection closes when the middleware returns.</summary>
     private static async Task RejectAsync(ConnectionContext connection, string status, string? extraHeaders = null)
     {
@@ -269,9 +276,15 @@ internal sealed class ConnectionUpgrade(ConnectionDelegate next, Relay relay)
         await connection.Transport.Output.WriteAsync(response);
     }
 
-    /// <summary>A handshake's answer: an error <see cref="Status"/> (with <see cref="ExtraHeaders"/>), or the client's id and accept value.</summary>
-    private sealed record Handshake(string? Status, string? ExtraHeaders, string? Id, string? Accept)
+    /// <summary>
+    /// A handshake's answer: an error <see cref="Status"/> (with <see cref="ExtraHeaders"/>), the client's id and accept
+    /// value, or <see cref="IsTimedOut"/>.
+    /// </summary>
+    private sealed record Handshake(string? Status, string? ExtraHeaders, string? Id, string? Accept, bool IsTimedOut = false)
     {
+        /// <summary>Gets the answer to a head not complete within <see cref="HandshakeTimeout"/>: the connection is aborted.</summary>
+        public static Handshake TimedOut { get; } = new(null, null, null, null, IsTimedOut: true);
+
         public static Handshake Reject(string status, string? extraHeaders = null) => new(status, extraHeaders, null, null);
     }
 }
