@@ -19,7 +19,8 @@ using Microsoft.AspNetCore.WebUtilities;
 /// waits (at most <see cref="MaxHeadBytes"/> bytes and <see cref="HandshakeTimeout"/>) for the whole request head; a
 /// head that is not a well-formed HTTP/1.1 request with <c>Upgrade: websocket</c> also goes on to HTTP/1.1 untouched
 /// (where the relay's <c>/relay</c> endpoint or Kestrel answers it as in the plain mode). A well-formed upgrade is
-/// answered here: 101 and the relay, or 400 (426 for another WebSocket version) and the connection closed.
+/// answered here: 101 and the relay, or 400 (426 for another WebSocket version, 431 for a head over the bound) and the
+/// connection closed.
 /// Only the first request of a connection is looked at: an upgrade after other requests on a kept-alive connection goes
 /// through the request pipeline as in the plain mode.
 /// </remarks>
@@ -239,8 +240,8 @@ internal sealed class ConnectionUpgrade(ConnectionDelegate next, Relay relay)
             return Handshake.Reject("426 Upgrade Required", "Sec-WebSocket-Version: 13\r\n");
         }
 
-        // §4.2.1 item 5: a |Sec-WebSocket-Key| that decodes to 16 bytes; §4.2.2 item 5.4 hashes it without surrounding
-        // whitespace (trimmed above).
+        // §4.2.1 item 5: a |Sec-WebSocket-Key| that decodes to 16 bytes; §4.2.2 item 4 (/key/) takes it without leading or
+        // trailing whitespace (trimmed above), as item 5.4 hashes it.
         Span<byte> nonce = stackalloc byte[KeyBytes + 2];
         if (key is not [{ Length: KeyChars } clientKey] || !Convert.TryFromBase64String(clientKey, nonce, out var decoded) || decoded != KeyBytes)
         {
