@@ -4,24 +4,35 @@ using System.Net.WebSockets;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Primitives;
 
 // The bare relay: the ceiling the load tool compares the Talki gateway with (benchmarks/README.md).
-//   dotnet Talki.Benchmarks.BareRelay.dll --urls http://127.0.0.1:5090
+//   dotnet Talki.Benchmarks.BareRelay.dll --urls http://127.0.0.1:5090 [--transport]
 // GET /healthz answers "ok"; /relay?id=ID accepts a WebSocket, registers it under ID and sends {"open":"ID"}; every text
 // frame whose top-level "to" names a connected socket is forwarded to it unchanged. Nothing else: no auth, no rooms,
 // no parsing beyond finding "to", frames to unknown ids are dropped.
-var builder = WebApplication.CreateSlimBuilder(args);
+// --transport: the WebSocket upgrade of GET /relay is handled at Kestrel's connection level (ConnectionUpgrade.cs),
+// outside the HTTP request pipeline; every other request (and /relay without "Upgrade: websocket") goes on to it as before.
+const string TransportFlag = "--transport";
+var transport = args.Contains(TransportFlag, StringComparer.Ordinal);
+var builder = WebApplication.CreateSlimBuilder([.. args.Where(a => a != TransportFlag)]);
 builder.Logging.ClearProviders();
+var relay = new Relay();
+if (transport)
+{
+    // Endpoint defaults apply to the --urls addresses too: every listener gets the middleware before HTTP/1.1.
+    builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(listen => listen.Use(next => new ConnectionUpgrade(next, relay).OnConnectionAsync)));
+}
+
 var app = builder.Build();
 app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
-var relay = new Relay();
 app.MapGet("/healthz", () => Results.Text("ok"));
-app.Map("/relay", relay.AcceptAsync);
+app.Map(Relay.Path, relay.AcceptAsync);
 app.Lifetime.ApplicationStarted.Register(() =>
 {
     foreach (var address in app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
     {
-        Console.WriteLine("listening " + address);
+        Console.WriteLine("listening " + address + (transport ? " (WebSocket upgrade at the connection level)" : ""));
     }
 });
 app.Run();
@@ -39,21 +50,34 @@ internal sealed class Relay
         _byId = _clients.GetAlternateLookup<ReadOnlySpan<char>>();
     }
 
+    /// <summary>The path clients connect to (<c>/relay?id=ID</c>).</summary>
+    public const string Path = "/relay";
+
+    /// <summary>The relay through the ASP.NET Core request pipeline (the <c>bare</c> row of the load tool).</summary>
     public async Task AcceptAsync(HttpContext context)
     {
-        if (!context.WebSockets.IsWebSocketRequest || context.Request.Query["id"] is not [{ Length: > 0 and <= MaxIdLength } id])
+        if (!context.WebSockets.IsWebSocketRequest || IdOf(context.Request.Query["id"]) is not { } id)
         {
             context.Response.StatusCode = StatusCodes.Status400BadRequest;
             return;
         }
 
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
+        await ServeAsync(id, socket, context.RequestAborted);
+    }
+
+    /// <summary>The client's id: the one non-empty <c>id</c> of the query string, at most 128 characters; otherwise null (a 400).</summary>
+    public static string? IdOf(StringValues ids) => ids is [{ Length: > 0 and <= MaxIdLength } id] ? id : null;
+
+    /// <summary>Registers an accepted socket under <paramref name="id"/>, greets it and relays its frames until it closes.</summary>
+    public async Task ServeAsync(string id, WebSocket socket, CancellationToken cancellationToken)
+    {
         var client = new Client(socket);
         _clients[id] = client;
         try
         {
             await client.SendAsync(JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["open"] = id }));
-            await ReceiveLoopAsync(client, context.RequestAborted);
+            await ReceiveLoopAsync(client, cancellationToken);
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException)
         {

@@ -6,11 +6,12 @@ namespace Talki.Benchmarks.Load;
 internal sealed record LoadOptions
 {
     public const string Usage =
-        "usage: Talki.Benchmarks.Load [--server talki|peerjs|bare|all] [--pairs 10,100,1000] [--seconds 10] [--warmup 2]\n" +
+        "usage: Talki.Benchmarks.Load [--server talki|peerjs|bare|bare-transport|all] [--pairs 10,100,1000] [--seconds 10] [--warmup 2]\n" +
         "       [--window 16] [--rates 2000,30000] [--rate-pairs 100] [--idle 1000,5000,10000] [--settle 5]\n" +
         "       [--startups 3] [--concurrency 32] [--drain 10] [--server-cpus LIST] [--out FILE]\n" +
         "A list may be empty (--idle '') to skip that measure.";
 
+    /// <summary>Gets the servers to measure, in order; <c>all</c> is these three (<c>bare-transport</c> only when named).</summary>
     public IReadOnlyList<string> Servers { get; init; } = ["talki", "peerjs", "bare"];
 
     /// <summary>Gets the pair counts of the saturation runs (closed loop, <see cref="Window"/> messages in flight per direction).</summary>
@@ -92,7 +93,7 @@ internal sealed record LoadOptions
             options = options with { RatePairs = Math.Min(options.RatePairs, options.Pairs.Max()) };
         }
 
-        var unknown = options.Servers.Except(["talki", "peerjs", "bare"]).ToList();
+        var unknown = options.Servers.Except(["talki", "peerjs", "bare", "bare-transport"]).ToList();
         return unknown.Count == 0 ? options : throw new ArgumentException($"unknown server {string.Join(", ", unknown)}");
     }
 

@@ -80,7 +80,8 @@ internal abstract class Target : IDisposable
     {
         "talki" => new TalkiTarget(),
         "peerjs" => new PeerJsTarget(),
-        "bare" => new BareTarget(),
+        "bare" => new BareTarget(transport: false),
+        "bare-transport" => new BareTarget(transport: true),
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown server"),
     };
 }
@@ -257,10 +258,12 @@ internal sealed class PeerJsTarget : IdTarget
 /// <summary>
 /// The bare relay (<c>benchmarks/Talki.Benchmarks.BareRelay</c>, its build output), the ceiling: clients connect to
 /// <c>/relay?id=…</c>, are greeted with <c>{"open":id}</c>, and send <c>{"to":id,"data":…}</c>, relayed unchanged.
+/// <c>bare-transport</c> is the same relay started with <c>--transport</c>: the WebSocket upgrade is handled at Kestrel's
+/// connection level instead of in the ASP.NET Core request pipeline.
 /// </summary>
-internal sealed class BareTarget : IdTarget
+internal sealed class BareTarget(bool transport) : IdTarget
 {
-    public override string Name => "bare";
+    public override string Name => transport ? "bare-transport" : "bare";
 
     public override string HealthPath => "/healthz";
 
@@ -269,7 +272,7 @@ internal sealed class BareTarget : IdTarget
         var project = Path.Combine(RepositoryLayout.Root, "benchmarks", "Talki.Benchmarks.BareRelay");
         var dll = Path.Combine(project, "bin", RepositoryLayout.Configuration, "net10.0", "Talki.Benchmarks.BareRelay.dll");
         return File.Exists(dll)
-            ? Dotnet(dll, project, port)
+            ? Dotnet(dll, project, port, transport ? ["--transport"] : [])
             : throw new FileNotFoundException($"The bare relay is not built: {dll} is missing (build benchmarks/Talki.Benchmarks.Load -c {RepositoryLayout.Configuration}).");
     }
 
