@@ -247,6 +247,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
             RoomRecord? room = null;
             MemberRecord? self;
+            var greetedByBind = false;
             MemberRecord? receiver = null;
             var receiverRead = false;
             if (grant is not null)
@@ -282,7 +283,8 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                     {
                         // Two-phase gateways (API Gateway): the authorizer only consumed the ticket; the first frame binds.
                         // A replaced connection's grant is older than the member's epoch: the bind answers stale_epoch.
-                        var bound = await BindAsync(connectionId, grant, self, cancellationToken).ConfigureAwait(false);
+                        var helloVersion = frame.Kind == ClientFrameKind.Hello && ProtocolVersion.IsSupported(frame.Version ?? 1) ? frame.Version ?? 1 : (int?)null;
+                        var bound = await BindAsync(connectionId, grant, self, helloVersion, cancellationToken).ConfigureAwait(false);
                         if (!bound.IsSuccess)
                         {
                             await SendErrorAsync(connectionId, bound.Error.Code, bound.Error.Message, correlationId, cancellationToken).ConfigureAwait(false);
@@ -290,7 +292,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                             return;
                         }
 
-                        (room, self, _) = bound.Value;
+                        (room, self, _, greetedByBind) = bound.Value; // greeted: the bind wrote this hello's state too
                     }
                 }
             }
@@ -344,7 +346,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             switch (frame.Kind)
             {
                 case ClientFrameKind.Hello:
-                    await HelloAsync(connectionId, room!, self, frame, cancellationToken).ConfigureAwait(false);
+                    await HelloAsync(connectionId, room!, self, frame, greetedByBind, cancellationToken).ConfigureAwait(false);
                     break;
                 case ClientFrameKind.Ping:
                     await SendAsync(connectionId, new PongMessage { Id = correlationId }, cancellationToken).ConfigureAwait(false);
@@ -567,20 +569,28 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     /// A grant that asks to resume the member's current epoch, while that epoch's connection is suspended within its grace
     /// period or still recorded, keeps the epoch instead: the previous connection is closed and nobody is told anything.
     /// </summary>
-    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member, bool Resumed)>> BindAsync(string connectionId, ConnectionGrant grant, MemberRecord? known, CancellationToken cancellationToken)
+    /// <param name="connectionId">The connection.</param>
+    /// <param name="grant">The connection's grant.</param>
+    /// <param name="known">The member as the frame read it (the first write starts from it).</param>
+    /// <param name="helloVersion">
+    /// When the first frame is a hello of a supported version: a new epoch is bound ready, with that version, in the same
+    /// write (one write fewer; <see cref="HelloAsync"/> then only greets). A resume is bound as usual.
+    /// </param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member, bool Resumed, bool Greeted)>> BindAsync(string connectionId, ConnectionGrant grant, MemberRecord? known, int? helloVersion, CancellationToken cancellationToken)
     {
         var room = await _store.GetRoomAsync(grant.Room, cancellationToken).ConfigureAwait(false);
         return room is null
-            ? SignallingResult<(RoomRecord, MemberRecord, bool)>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.")
-            : await BindToRoomAsync(connectionId, grant, room, cancellationToken, known).ConfigureAwait(false);
+            ? SignallingResult<(RoomRecord, MemberRecord, bool, bool)>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.")
+            : await BindToRoomAsync(connectionId, grant, room, cancellationToken, known, helloVersion).ConfigureAwait(false);
     }
 
-    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member, bool Resumed)>> BindToRoomAsync(string connectionId, ConnectionGrant grant, RoomRecord room, CancellationToken cancellationToken, MemberRecord? known = null)
+    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member, bool Resumed, bool Greeted)>> BindToRoomAsync(string connectionId, ConnectionGrant grant, RoomRecord room, CancellationToken cancellationToken, MemberRecord? known = null, int? helloVersion = null)
     {
         var now = _time.GetUtcNow();
         if (room.IsSealedAt(now))
         {
-            return SignallingResult<(RoomRecord, MemberRecord, bool)>.Failure(SignallingErrorCode.RoomSealed, "The room's join window has closed.");
+            return SignallingResult<(RoomRecord, MemberRecord, bool, bool)>.Failure(SignallingErrorCode.RoomSealed, "The room's join window has closed.");
         }
 
         var change = await UpdateMemberAsync(
@@ -599,7 +609,17 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                     return m with { ConnectionId = connectionId, SuspendedUntil = m.SuspendedUntil ?? now + _options.ResumeGracePeriod, ExpiresAt = null };
                 }
 
-                return m.Epoch >= grant.Epoch ? null : m with { Epoch = grant.Epoch, ConnectionId = connectionId, ReadyAt = null, ExpiresAt = null, SuspendedUntil = null };
+                return m.Epoch >= grant.Epoch
+                    ? null
+                    : m with
+                    {
+                        Epoch = grant.Epoch,
+                        ConnectionId = connectionId,
+                        ReadyAt = helloVersion is null ? null : now,
+                        ProtocolVersion = helloVersion ?? m.ProtocolVersion,
+                        ExpiresAt = null,
+                        SuspendedUntil = null,
+                    };
             },
             cancellationToken,
             known).ConfigureAwait(false);
@@ -608,23 +628,23 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             var current = change.Before;
             if (current is null)
             {
-                return SignallingResult<(RoomRecord, MemberRecord, bool)>.Failure(SignallingErrorCode.RoomNotFound, "No such member, or the room has expired.");
+                return SignallingResult<(RoomRecord, MemberRecord, bool, bool)>.Failure(SignallingErrorCode.RoomNotFound, "No such member, or the room has expired.");
             }
 
             if (current.Admission == AdmissionStatus.Denied)
             {
-                return SignallingResult<(RoomRecord, MemberRecord, bool)>.Failure(SignallingErrorCode.Denied, "The room's admin denied you.");
+                return SignallingResult<(RoomRecord, MemberRecord, bool, bool)>.Failure(SignallingErrorCode.Denied, "The room's admin denied you.");
             }
 
             if (current.ConnectionId != connectionId)
             {
-                return SignallingResult<(RoomRecord, MemberRecord, bool)>.Failure(SignallingErrorCode.StaleEpoch, "A newer connection of this member has replaced this one; connect again with a fresh ticket.");
+                return SignallingResult<(RoomRecord, MemberRecord, bool, bool)>.Failure(SignallingErrorCode.StaleEpoch, "A newer connection of this member has replaced this one; connect again with a fresh ticket.");
             }
 
             // Already bound by a concurrent frame of the same connection (or a bind whose connection record was lost):
             // writing the record again is harmless and heals the second case.
             await _store.PutConnectionAsync(new ConnectionRecord(connectionId, room.Id, current.Id, current.Epoch, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
-            return (room, current, current.Epoch != grant.Epoch);
+            return (room, current, current.Epoch != grant.Epoch, false);
         }
 
         var before = change.Before!;
@@ -658,7 +678,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             await AnnounceDepartureAsync(before, cancellationToken).ConfigureAwait(false);
         }
 
-        return (room, member, resumed);
+        return (room, member, resumed, !resumed && member.ReadyAt is not null);
     }
 
     /// <summary>Whether <paramref name="grant"/> resumes <paramref name="member"/>'s epoch: it asked for exactly that epoch, and
@@ -677,7 +697,13 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     /// <summary>Whether the member is in the call at <paramref name="now"/> (<see cref="MemberRecord.IsPresent"/>, an expired suspension excluded).</summary>
     private static bool IsPresentAt(MemberRecord member, DateTimeOffset now) => member.IsPresent && !SuspensionExpired(member, now);
 
-    private async ValueTask HelloAsync(string connectionId, RoomRecord room, MemberRecord self, ClientFrame frame, CancellationToken cancellationToken)
+    /// <param name="connectionId">The connection.</param>
+    /// <param name="room">The room.</param>
+    /// <param name="self">The member as last read (or as the bind wrote it).</param>
+    /// <param name="frame">The hello.</param>
+    /// <param name="greetedByBind">Whether the bind of this first frame already recorded the hello (a new epoch, ready).</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    private async ValueTask HelloAsync(string connectionId, RoomRecord room, MemberRecord self, ClientFrame frame, bool greetedByBind, CancellationToken cancellationToken)
     {
         var version = frame.Version ?? 1; // the first version had no negotiation
         if (!ProtocolVersion.IsSupported(version))
@@ -687,12 +713,14 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         var now = _time.GetUtcNow();
-        var change = await UpdateMemberAsync(
-            room.Id,
-            self.Id,
-            m => m.ConnectionId == connectionId && m.ReadyAt is null ? m with { ReadyAt = now, ProtocolVersion = version } : null,
-            cancellationToken,
-            self).ConfigureAwait(false);
+        var change = greetedByBind
+            ? new MemberChange(self with { ReadyAt = null }, self)
+            : await UpdateMemberAsync(
+                room.Id,
+                self.Id,
+                m => m.ConnectionId == connectionId && m.ReadyAt is null ? m with { ReadyAt = now, ProtocolVersion = version } : null,
+                cancellationToken,
+                self).ConfigureAwait(false);
         var current = change.After ?? change.Before;
         if (current?.ConnectionId == connectionId)
         {

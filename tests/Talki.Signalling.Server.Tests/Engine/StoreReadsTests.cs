@@ -96,7 +96,7 @@ public sealed class StoreReadsTests
     }
 
     [Fact]
-    public async Task TheFirstFrameOfATwoPhaseConnection_AHello_ReadsTheMemberOnce_ThenBindsAndGreets()
+    public async Task TheFirstFrameOfATwoPhaseConnection_AHello_ReadsTheMemberOnce_AndBindsAndGreetsInOneWrite()
     {
         var counting = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
         using var h = new EngineHarness(store: sp => CountingStore.Wrap(sp.GetRequiredService<InMemoryRoomStore>(), counting));
@@ -108,9 +108,9 @@ public sealed class StoreReadsTests
         await h.Engine.HandleAuthorizedMessageAsync(connection, grant, Encoding.UTF8.GetBytes("""{"type":"hello","version":2}"""));
 
         Assert.Equal(AdmissionStatus.Admitted, h.Push.Single<WelcomeMessage>(connection).Status);
-        // The member read for the frame is the one the bind and then the hello write from: no second or third read.
+        // The member read for the frame is the one the bind writes from, and the bind records the hello too: one read, one write.
         Assert.Equal(1, counting[nameof(IRoomStore.GetMemberAsync)]);
-        Assert.Equal(2, counting[nameof(IRoomStore.TryUpdateMemberAsync)]);
+        Assert.Equal(1, counting[nameof(IRoomStore.TryUpdateMemberAsync)]);
     }
 
     [Fact]
@@ -145,7 +145,61 @@ public sealed class StoreReadsTests
         var bound = await inner!.GetMemberAsync(ada.Room, ada.Member);
         Assert.Equal(connection, bound!.ConnectionId);
         Assert.NotNull(bound.ReadyAt);
-        Assert.Equal(3, counting[nameof(IRoomStore.TryUpdateMemberAsync)]); // the stale write, the bind, the hello
+        Assert.Equal(2, counting[nameof(IRoomStore.TryUpdateMemberAsync)]); // the stale write, then the bind with the hello
+    }
+
+    [Fact]
+    public async Task ARepeatedHelloAfterTheBindingHello_OnlyGetsItsWelcomeAgain()
+    {
+        using var h = new EngineHarness();
+        var ada = await h.CreateRoomAsync(EngineHarness.User("ada"));
+        var adaGrant = (await h.Engine.AuthorizeAsync(ada.Ticket.Value)).Value;
+        var adaConnection = h.NewConnectionId();
+        await h.Engine.HandleAuthorizedMessageAsync(adaConnection, adaGrant, Encoding.UTF8.GetBytes("""{"type":"hello","version":2}"""));
+        var bob = await h.JoinAsync(EngineHarness.User("bob"), ada.Room);
+        var bobGrant = (await h.Engine.AuthorizeAsync(bob.Ticket.Value)).Value;
+        var bobConnection = h.NewConnectionId();
+
+        await h.Engine.HandleAuthorizedMessageAsync(bobConnection, bobGrant, Encoding.UTF8.GetBytes("""{"type":"hello","version":2}"""));
+        await h.Engine.HandleAuthorizedMessageAsync(bobConnection, bobGrant, Encoding.UTF8.GetBytes("""{"type":"hello","version":2}"""));
+
+        Assert.Equal(2, h.Push.To<WelcomeMessage>(bobConnection).Count);
+        Assert.All(h.Push.To<WelcomeMessage>(bobConnection), w => Assert.Equal(AdmissionStatus.Pending, w.Status));
+        Assert.Single(h.Push.To<AdmissionRequestMessage>(adaConnection)); // the knock's; no hello adds one for a v2 admin
+        var stored = await h.Services.GetRequiredService<InMemoryRoomStore>().GetMemberAsync(bob.Room, bob.Member);
+        Assert.Equal(2, stored!.ProtocolVersion);
+        Assert.Equal(bobConnection, stored.ConnectionId);
+    }
+
+    [Fact]
+    public async Task AReloadBindingWithItsHello_TellsThePeersTheOldEpochLeft_AndPlansTheNewOne()
+    {
+        using var h = new EngineHarness();
+        var ada = await h.CreateRoomAsync(EngineHarness.User("ada"));
+        var adaGrant = (await h.Engine.AuthorizeAsync(ada.Ticket.Value)).Value;
+        var adaConnection = h.NewConnectionId();
+        await h.Engine.HandleAuthorizedMessageAsync(adaConnection, adaGrant, Encoding.UTF8.GetBytes("""{"type":"hello","version":2}"""));
+        var bob = await h.JoinAsync(EngineHarness.User("bob"), ada.Room);
+        await h.Engine.HandleAuthorizedMessageAsync(adaConnection, adaGrant, Encoding.UTF8.GetBytes($$$"""{"type":"admit","member":"{{{bob.Member}}}"}"""));
+        var first = (await h.Engine.AuthorizeAsync(bob.Ticket.Value)).Value;
+        var firstConnection = h.NewConnectionId();
+        await h.Engine.HandleAuthorizedMessageAsync(firstConnection, first, Encoding.UTF8.GetBytes("""{"type":"hello","version":2}"""));
+        h.Push.Clear();
+
+        // A page reload: a fresh ticket, a new connection, no resume.
+        var again = await h.JoinAsync(EngineHarness.User("bob"), ada.Room);
+        var second = (await h.Engine.AuthorizeAsync(again.Ticket.Value)).Value;
+        var secondConnection = h.NewConnectionId();
+        await h.Engine.HandleAuthorizedMessageAsync(secondConnection, second, Encoding.UTF8.GetBytes("""{"type":"hello","version":2}"""));
+
+        Assert.True(h.Push.WasClosed(firstConnection));
+        Assert.Equal(first.Epoch, h.Push.Single<PeerLeftMessage>(adaConnection).Epoch);
+        var welcome = h.Push.Single<WelcomeMessage>(secondConnection);
+        Assert.Equal(second.Epoch, welcome.You.Epoch);
+        var link = Assert.Single(welcome.Links!);
+        Assert.Equal(ada.Member, link.Peer.Id);
+        Assert.True(link.Offerer); // the newcomer offers to a version 2 peer
+        Assert.True(link.Polite); // and it became ready later
     }
 
     /// <summary>Counts the calls to every store method, then forwards them.</summary>
