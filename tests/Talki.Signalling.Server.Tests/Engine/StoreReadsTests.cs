@@ -153,9 +153,7 @@ public sealed class StoreReadsTests
     {
         using var h = new EngineHarness();
         var ada = await h.CreateRoomAsync(EngineHarness.User("ada"));
-        var adaGrant = (await h.Engine.AuthorizeAsync(ada.Ticket.Value)).Value;
-        var adaConnection = h.NewConnectionId();
-        await h.Engine.HandleAuthorizedMessageAsync(adaConnection, adaGrant, Encoding.UTF8.GetBytes("""{"type":"hello","version":2}"""));
+        var (adaGrant, adaConnection) = await HelloThroughTheAuthorizerAsync(h, ada);
         var bob = await h.JoinAsync(EngineHarness.User("bob"), ada.Room);
         var bobGrant = (await h.Engine.AuthorizeAsync(bob.Ticket.Value)).Value;
         var bobConnection = h.NewConnectionId();
@@ -176,9 +174,7 @@ public sealed class StoreReadsTests
     {
         using var h = new EngineHarness();
         var ada = await h.CreateRoomAsync(EngineHarness.User("ada"));
-        var adaGrant = (await h.Engine.AuthorizeAsync(ada.Ticket.Value)).Value;
-        var adaConnection = h.NewConnectionId();
-        await h.Engine.HandleAuthorizedMessageAsync(adaConnection, adaGrant, Encoding.UTF8.GetBytes("""{"type":"hello","version":2}"""));
+        var (adaGrant, adaConnection) = await HelloThroughTheAuthorizerAsync(h, ada);
         var bob = await h.JoinAsync(EngineHarness.User("bob"), ada.Room);
         await h.Engine.HandleAuthorizedMessageAsync(adaConnection, adaGrant, Encoding.UTF8.GetBytes($$$"""{"type":"admit","member":"{{{bob.Member}}}"}"""));
         var first = (await h.Engine.AuthorizeAsync(bob.Ticket.Value)).Value;
@@ -198,6 +194,15 @@ public sealed class StoreReadsTests
         Assert.Equal(second.Epoch, welcome.You.Epoch);
         var link = Assert.Single(welcome.Links!);
         Assert.Equal(ada.Member, link.Peer.Id); // (roles on a fake clock that does not move depend on the ids: not asserted)
+    }
+
+    /// <summary>A two-phase connection (authorizer, then a first frame that binds): its hello, version 2.</summary>
+    private static async Task<(ConnectionGrant Grant, string Connection)> HelloThroughTheAuthorizerAsync(EngineHarness h, TicketGrant ticket)
+    {
+        var grant = (await h.Engine.AuthorizeAsync(ticket.Ticket.Value)).Value;
+        var connection = h.NewConnectionId();
+        await h.Engine.HandleAuthorizedMessageAsync(connection, grant, Encoding.UTF8.GetBytes("""{"type":"hello","version":2}"""));
+        return (grant, connection);
     }
 
     /// <summary>Counts the calls to every store method, then forwards them.</summary>
