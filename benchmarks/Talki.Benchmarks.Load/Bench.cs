@@ -124,7 +124,8 @@ internal static class Bench
     /// <summary>
     /// Idle connections on a fresh server: one group connected first (the warm-up, kept open), the baseline RSS after
     /// <see cref="LoadOptions.Settle"/>, then groups until each count of <see cref="LoadOptions.Idle"/> (cumulative), the
-    /// RSS read after the same settle time. Nothing is forced (no GC, no trim).
+    /// RSS read after the same settle time. Nothing is forced (no GC, no trim). With <see cref="LoadOptions.Hold"/>, the
+    /// connections then stay open that long (the server's process id printed first) before they close.
     /// </summary>
     private static async Task IdleAsync(Target target, LoadOptions options, ServerResult result, TextWriter log)
     {
@@ -157,6 +158,13 @@ internal static class Bench
                 var idle = new IdleResult(count, server.ResidentBytes, baseline, sockets.Count(s => s.Closed.IsCompleted) + warmup.Count(s => s.Closed.IsCompleted));
                 result.Idle.Add(idle);
                 log.WriteLine($"  idle: {count} connections: RSS {idle.ResidentBytes / 1024.0 / 1024:0.0} MiB, {idle.BytesPerConnection / 1024:0.0} KiB per connection, {idle.SocketsClosed} closed");
+            }
+
+            if (options.Hold > TimeSpan.Zero)
+            {
+                log.WriteLine($"  idle: holding {sockets.Count + warmup.Length} connections open for {options.Hold.TotalSeconds:0.#} s (server pid {server.ProcessId})");
+                log.Flush();
+                await Task.Delay(options.Hold);
             }
 
             foreach (var socket in warmup)

@@ -8,7 +8,7 @@ internal sealed record LoadOptions
     public const string Usage =
         "usage: Talki.Benchmarks.Load [--server talki|peerjs|bare|bare-transport|all] [--pairs 10,100,1000] [--seconds 10] [--warmup 2]\n" +
         "       [--window 16] [--rates 2000,30000] [--rate-pairs 100] [--idle 1000,5000,10000] [--settle 5]\n" +
-        "       [--startups 3] [--concurrency 32] [--drain 10] [--server-cpus LIST] [--out FILE]\n" +
+        "       [--startups 3] [--concurrency 32] [--drain 10] [--hold 0] [--server-cpus LIST] [--out FILE]\n" +
         "A list may be empty (--idle '') to skip that measure.";
 
     /// <summary>Gets the servers to measure, in order; <c>all</c> is these three (<c>bare-transport</c> only when named).</summary>
@@ -35,6 +35,12 @@ internal sealed record LoadOptions
 
     /// <summary>Gets how long the idle connections sit before the RSS is read.</summary>
     public TimeSpan Settle { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Gets how long the idle connections are kept open after the last RSS reading, before they close (the server's
+    /// process id is printed first): time to take a heap dump of the server with all of them open. Zero by default.
+    /// </summary>
+    public TimeSpan Hold { get; init; } = TimeSpan.Zero;
 
     public int Startups { get; init; } = 3;
 
@@ -79,6 +85,7 @@ internal sealed record LoadOptions
                 "rate-pairs" => options with { RatePairs = Positive(value) },
                 "idle" => options with { Idle = [.. Split(value, Positive).Order()] },
                 "settle" => options with { Settle = Seconds(value) },
+                "hold" => options with { Hold = Seconds(value) },
                 "startups" => options with { Startups = Positive(value) },
                 "concurrency" => options with { Concurrency = Positive(value) },
                 "drain" => options with { Drain = Seconds(value) },

@@ -235,7 +235,11 @@ public sealed class TalkiHostingOptions
     /// <value>The default value is 131072 bytes.</value>
     public int MaxOutboundMessageBytes { get; set; } = 128 * 1024;
 
-    /// <summary>Gets or sets how long a connection may stay silent before the gateway closes it (API Gateway's 10 minutes).</summary>
+    /// <summary>
+    /// Gets or sets how long a connection may stay silent before the gateway closes it (API Gateway's 10 minutes). The
+    /// self-hosted gateway checks every connection on one timer: it closes a connection this long after its last message,
+    /// or at most a sixteenth of this (and at most a second) later.
+    /// </summary>
     /// <value>The default value is 10 minutes.</value>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
 

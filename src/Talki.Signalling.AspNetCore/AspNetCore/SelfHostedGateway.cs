@@ -6,6 +6,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -40,10 +41,14 @@ namespace Talki.Signalling.Server.AspNetCore;
 /// <c>Hosting.MaxOutboundMessageBytes</c>, only ever held for a client that is not reading.
 /// </para>
 /// </remarks>
-internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
+internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, IDisposable
 {
     /// <summary>How long the gateway waits for the client's close frame after sending its own.</summary>
     internal static readonly TimeSpan CloseHandshakeTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>How early a timer may fire, measured on <see cref="TimeProvider.GetTimestamp"/>, and still count as on time.</summary>
+    /// <remarks>The system timers run on a coarser clock than the timestamps (milliseconds, and a coarse monotonic clock on Linux).</remarks>
+    private static readonly TimeSpan TimerSlack = TimeSpan.FromMilliseconds(20);
 
     private readonly ConcurrentDictionary<string, GatewayConnection> _connections = new(StringComparer.Ordinal);
     private readonly TalkiHostingOptions _options;
@@ -52,6 +57,18 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
     private readonly ILogger _logger;
     private readonly IGatewayBackplane? _backplane;
 
+    // The idle timeout of every connection, on one timer: each connection only records when it last sent or received a
+    // message (a timer per socket, re-armed on every message, cost about 120 bytes per idle member and a timer-queue lock
+    // twice per relayed message). The timer is armed for the earliest deadline, no sooner than _sweepSpacing after the
+    // previous sweep, and not at all while no connection is open.
+    private readonly ITimer _idleSweep;
+    private readonly Lock _sweepGate = new();
+    private readonly long _idleTimeout;
+    private readonly long _sweepSpacing;
+    private readonly long _timerSlack;
+    private long _sweepDue = long.MaxValue;
+    private int _stoppingHooked;
+
     public SelfHostedGateway(IOptions<TalkiSignallingOptions> options, TimeProvider time, ILogger<SelfHostedGateway> logger, IGatewayBackplane? backplane = null)
     {
         _backplane = backplane;
@@ -59,6 +76,21 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
         _queueCapacity = QueueCapacityOf(options.Value);
         _time = time;
         _logger = logger;
+        _idleTimeout = ToTimestamp(_options.IdleTimeout);
+        _sweepSpacing = ToTimestamp(SweepSpacingOf(_options.IdleTimeout));
+        _timerSlack = ToTimestamp(TimerSlack);
+
+        // The gateway is built on the first upgrade: its timer must not keep that request's execution context (its
+        // Activity and logging scopes) alive for the life of the process.
+        var restoreFlow = !ExecutionContext.IsFlowSuppressed() ? ExecutionContext.SuppressFlow() : default(AsyncFlowControl?);
+        try
+        {
+            _idleSweep = time.CreateTimer(static state => ((SelfHostedGateway)state!).SweepIdle(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        }
+        finally
+        {
+            restoreFlow?.Undo();
+        }
     }
 
     /// <summary>Gets the capacity of each connection's outbound queue: the peers' allowed burst plus <c>Hosting.OutboundQueueCapacity</c>.</summary>
@@ -124,6 +156,16 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>Stops the idle timer; the connections themselves end with their requests.</summary>
+    public void Dispose() => _idleSweep.Dispose();
+
+    /// <summary>
+    /// The least time between two sweeps of the idle connections: a sixteenth of the idle timeout, at most a second. A
+    /// connection is closed at its idle timeout, or at most this much later when another connection's deadline was
+    /// swept just before (a second after ten minutes with the defaults).
+    /// </summary>
+    internal static TimeSpan SweepSpacingOf(TimeSpan idleTimeout) => TimeSpan.FromTicks(Math.Min(TimeSpan.TicksPerSecond, idleTimeout.Ticks / 16));
+
     /// <summary>The outbound queue's capacity for the options (see the remarks of <see cref="SelfHostedGateway"/>).</summary>
     internal static int QueueCapacityOf(TalkiSignallingOptions options)
     {
@@ -140,7 +182,11 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
             return;
         }
 
-        if (context.Request.Query.TryGetValue("v", out var version) && !IsSupportedVersion(version.ToString()))
+        // Parsed here, not through Request.Query: the request's query feature (a dictionary, the ticket's strings) would
+        // stay with the request, so with the socket, for the connection's life (about 450 bytes per idle member). The
+        // parse is the same (QueryHelpers: names without regard to case, repeated names' values kept in order, decoded).
+        var query = new QueryCollection(QueryHelpers.ParseQuery(context.Request.QueryString.Value));
+        if (query.TryGetValue("v", out var version) && !IsSupportedVersion(version.ToString()))
         {
             await HttpErrors.WriteAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.UnsupportedVersion, $"This server speaks protocol versions {ProtocolVersion.Minimum} to {ProtocolVersion.Current}.").ConfigureAwait(false);
             return;
@@ -150,7 +196,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
         SignallingResult<ConnectionGrant> grant;
         try
         {
-            grant = await engine.ConnectAsync(connectionId, context.Request.Query["ticket"].ToString(), ResumeEpoch(context.Request.Query), context.RequestAborted).ConfigureAwait(false);
+            grant = await engine.ConnectAsync(connectionId, query["ticket"].ToString(), ResumeEpoch(query), context.RequestAborted).ConfigureAwait(false);
         }
         catch (RoomStoreUnavailableException exception)
         {
@@ -206,11 +252,23 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
 
         using var connection = new GatewayConnection(socket, _options, _queueCapacity, _time, _logger);
         _connections[connectionId] = connection;
+        ScheduleIdleSweep(connection.LastActivity + _idleTimeout);
         HostingLog.GatewayConnectionOpened(_logger);
         try
         {
+            // One registration for every connection (not one per socket): shutting down closes what is open then, and a
+            // connection added after that sees the token cancelled here.
             var stopping = context.RequestServices?.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
-            using var onStopping = stopping.Register(static state => ((GatewayConnection)state!).RequestClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down"), connection);
+            if (stopping.CanBeCanceled && Interlocked.CompareExchange(ref _stoppingHooked, 1, 0) == 0)
+            {
+                stopping.UnsafeRegister(static state => ((SelfHostedGateway)state!).CloseAllLocal(WebSocketCloseStatus.EndpointUnavailable, "server shutting down"), this);
+            }
+
+            if (stopping.IsCancellationRequested)
+            {
+                connection.RequestClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down");
+            }
+
             await connection.RunAsync(connectionId, engine, grant.Value).ConfigureAwait(false);
         }
         finally
@@ -224,6 +282,74 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
             await engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
         }
     }
+
+    /// <summary>Closes every socket of this instance after what is queued.</summary>
+    private void CloseAllLocal(WebSocketCloseStatus status, string reason)
+    {
+        foreach (var (_, connection) in _connections)
+        {
+            connection.RequestClose(status, reason);
+        }
+    }
+
+    /// <summary>Arms the idle sweep for <paramref name="due"/> (a timestamp) unless it is armed for earlier already.</summary>
+    private void ScheduleIdleSweep(long due)
+    {
+        lock (_sweepGate)
+        {
+            if (due >= _sweepDue)
+            {
+                return;
+            }
+
+            _sweepDue = due;
+            var delay = Math.Max(0, due - _time.GetTimestamp());
+            _idleSweep.Change(TimeSpan.FromTicks((long)Math.Ceiling(delay * ((double)TimeSpan.TicksPerSecond / _time.TimestampFrequency))), Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    /// <summary>Closes the connections idle for <see cref="TalkiHostingOptions.IdleTimeout"/>, and arms the sweep for the next deadline.</summary>
+    private void SweepIdle()
+    {
+        long due;
+        lock (_sweepGate)
+        {
+            due = _sweepDue;
+            _sweepDue = long.MaxValue; // a connection that opens from now on arms the timer itself
+        }
+
+        var now = _time.GetTimestamp();
+        if (due != long.MaxValue && due > now && due - now <= _timerSlack)
+        {
+            now = due; // the timer fired for this instant, on its coarser clock
+        }
+
+        var next = long.MaxValue;
+        foreach (var (_, connection) in _connections)
+        {
+            if (connection.IsClosing)
+            {
+                continue;
+            }
+
+            var deadline = connection.LastActivity + _idleTimeout;
+            if (deadline <= now)
+            {
+                connection.RequestClose(WebSocketCloseStatus.EndpointUnavailable, "idle timeout");
+            }
+            else
+            {
+                next = Math.Min(next, deadline);
+            }
+        }
+
+        if (next != long.MaxValue)
+        {
+            ScheduleIdleSweep(Math.Max(next, now + _sweepSpacing));
+        }
+    }
+
+    private long ToTimestamp(TimeSpan span) => (long)(span.Ticks * ((double)_time.TimestampFrequency / TimeSpan.TicksPerSecond));
 
     /// <summary>
     /// The epoch the client asks to resume (<c>resume</c> in the query string: a positive decimal integer), or
@@ -265,7 +391,8 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
         private bool _draining;
         private bool _completed;
         private readonly CancellationTokenSource _receiveAbort;
-        private readonly ITimer _idleTimer;
+        private readonly TimeProvider _time;
+        private long _lastActivity;
         private int _queued;
         private int _closing;
 
@@ -275,13 +402,20 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
             _options = options;
             _capacity = capacity;
             _logger = logger;
-            _receiveAbort = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
-            _idleTimer = time.CreateTimer(
-                static state => ((GatewayConnection)state!).RequestClose(WebSocketCloseStatus.EndpointUnavailable, "idle timeout"),
-                this,
-                options.IdleTimeout,
-                Timeout.InfiniteTimeSpan);
+            _time = time;
+            _lastActivity = time.GetTimestamp();
+
+            // On the system clock a plain source: CancelAfter uses the same timer, created only when closing (a source
+            // bound to TimeProvider.System holds an unarmed timer from the start, 96 bytes per socket). Another clock
+            // (the tests' fake one) is bound as before, so that the close handshake timeout follows it.
+            _receiveAbort = time == TimeProvider.System ? new CancellationTokenSource() : new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
         }
+
+        /// <summary>Gets the timestamp (<see cref="TimeProvider.GetTimestamp"/>) of the last message received or sent, or of the opening.</summary>
+        public long LastActivity => Volatile.Read(ref _lastActivity);
+
+        /// <summary>Gets whether the connection is closing (a close was requested, or it has ended).</summary>
+        public bool IsClosing => Volatile.Read(ref _closing) != 0;
 
         public bool TryEnqueue(ReadOnlySpan<byte> payload)
         {
@@ -371,7 +505,6 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
         public void Dispose()
         {
             Volatile.Write(ref _closing, 1);
-            _idleTimer.Dispose();
             _receiveAbort.Dispose();
             lock (_gate)
             {
@@ -418,7 +551,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
                         return reason;
                     }
 
-                    _idleTimer.Change(_options.IdleTimeout, Timeout.InfiniteTimeSpan);
+                    Volatile.Write(ref _lastActivity, _time.GetTimestamp());
                     if (Volatile.Read(ref _closing) != 0)
                     {
                         // Closing (rate limit, hello timeout, seal…): what the client still sends is read to reach its
@@ -518,8 +651,10 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
                     {
                         if (_pending is null || !_pending.TryDequeue(out item))
                         {
+                            // Nothing left to send, and nothing to wait for: an idle connection keeps no finished task.
                             _pending = null;
                             _draining = false;
+                            _sending = Task.CompletedTask;
                             return;
                         }
                     }
@@ -541,7 +676,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush
                         if (_socket.State == WebSocketState.Open)
                         {
                             await _socket.SendAsync(item.Buffer.AsMemory(0, item.Length), WebSocketMessageType.Text, true, _receiveAbort.Token).ConfigureAwait(false);
-                            _idleTimer.Change(_options.IdleTimeout, Timeout.InfiniteTimeSpan);
+                            Volatile.Write(ref _lastActivity, _time.GetTimestamp());
                         }
                     }
                     finally
