@@ -33,6 +33,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     private readonly Dictionary<MemberId, MemberView> _pending = [];
     private SignallingConnection? _connection;
     private MeshNegotiator? _mesh;
+    private OfferBatch? _offers; // the mesh's: its first offers in one message (protocol 2)
     private MemberId _self;
     private readonly StateMachine<TalkiConnectionState> _connectionState;
     private readonly StateMachine<TalkiAdmissionState> _admissionState;
@@ -321,6 +322,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         }
 
         _mesh?.Dispose();
+        _offers?.Dispose();
     }
 
     Task ISignallingConnectionHandler.OnMessageAsync(ServerMessage message, bool rejoined)
@@ -431,6 +433,11 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     /// <summary>Plans every link a version 2 welcome or admission carries, in order.</summary>
     private async Task PlanLinksAsync(IReadOnlyList<PeerLink>? links)
     {
+        if (links is { Count: > 1 } && _protocolVersion >= 2)
+        {
+            _offers?.Expect(links.Where(l => l.Offerer).Select(l => l.Peer.Id));
+        }
+
         foreach (var link in links ?? [])
         {
             await PlanAsync(ToPlan(link, link.PeerEpoch)).ConfigureAwait(false);
@@ -510,7 +517,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     }
 
     // Signals queued before a rejoin belong to links the rejoin replaced (the server gave this member a new epoch).
-    bool ISignallingConnectionHandler.ShouldSendAfterRejoin(ClientMessage message) => message is not SignalMessage;
+    bool ISignallingConnectionHandler.ShouldSendAfterRejoin(ClientMessage message) => message is not (SignalMessage or SignalsMessage);
 
     private async Task<SignallingResult<RoomId>> StartAsync(Func<CancellationToken, Task<SignallingResult<TicketResponse>>> firstTicket, CancellationToken cancellationToken)
     {
@@ -659,6 +666,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     private void OnWelcome(WelcomeMessage welcome, bool rejoined)
     {
         MeshNegotiator? old;
+        OfferBatch? oldOffers = null;
         List<MemberView> newRequests = [];
         bool admitted;
         lock (_sync)
@@ -699,6 +707,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
             {
                 // A new epoch: peers replace their links to it, so this side starts a fresh mesh too.
                 old = _mesh;
+                oldOffers = _offers;
                 _mesh = CreateMesh();
             }
 
@@ -706,6 +715,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         }
 
         old?.Dispose();
+        oldOffers?.Dispose();
         ArmSealTimer(welcome);
         if (rejoined && welcome.Resumed)
         {
@@ -732,9 +742,11 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         }
     }
 
+    /// <summary>Creates a mesh, and its offer batch in <see cref="_offers"/> (under <see cref="_sync"/>).</summary>
     private MeshNegotiator CreateMesh()
     {
-        var mesh = new MeshNegotiator(_self, _peers, SendSignalAsync, _time, _options.LinkUpTimeout, _options.CandidateGatherWindow) { IceServers = _iceServers };
+        var offers = _offers = new OfferBatch(SendNowAsync, _time, _options.CandidateGatherWindow);
+        var mesh = new MeshNegotiator(_self, _peers, message => SendSignalAsync(offers, message), _time, _options.LinkUpTimeout, _options.CandidateGatherWindow) { IceServers = _iceServers };
         mesh.LinkStateChanged += (_, _) => RaiseChanged();
         mesh.RemoteLeft += (_, peer) =>
         {
@@ -753,10 +765,11 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         return mesh;
     }
 
-    private async ValueTask SendSignalAsync(SignalMessage message)
+    private ValueTask<bool> SendNowAsync(ClientMessage message) => _connection is { } connection ? connection.SendAsync(message) : ValueTask.FromResult(false);
+
+    private static async ValueTask SendSignalAsync(OfferBatch offers, SignalMessage message)
     {
-        var connection = _connection;
-        if (connection is null || !await connection.SendAsync(message).ConfigureAwait(false))
+        if (!await offers.SendAsync(message).ConfigureAwait(false))
         {
             throw new InvalidOperationException("The signalling connection is closed and the link has no open control channel.");
         }

@@ -53,7 +53,9 @@ public sealed class TalkiClientOptions
     /// gathering sends the last batch at once). A description superseded during the window
     /// (a rollback, a newer one, the link closed) is never sent. <see cref="TimeSpan.Zero"/> sends every description at once
     /// (the behaviour before this option). Default 50 ms; at most 500 ms, since the window adds to the link's set-up time
-    /// when gathering does not complete within it.
+    /// when gathering does not complete within it. With a server that speaks protocol version 2, the same window bounds how
+    /// long a newcomer's first offers to the members it links up with wait for each other, to leave in one <c>signals</c>
+    /// message (one billed message instead of one per link); <see cref="TimeSpan.Zero"/> sends each at once.
     /// </summary>
     public TimeSpan CandidateGatherWindow { get; set; } = DefaultCandidateGatherWindow;
 

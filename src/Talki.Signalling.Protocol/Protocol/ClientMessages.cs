@@ -8,6 +8,7 @@ namespace Talki.Signalling.Protocol;
 [JsonDerivedType(typeof(AdmitMessage), "admit")]
 [JsonDerivedType(typeof(DenyMessage), "deny")]
 [JsonDerivedType(typeof(SignalMessage), "signal")]
+[JsonDerivedType(typeof(SignalsMessage), "signals")]
 [JsonDerivedType(typeof(LeaveMessage), "leave")]
 [JsonDerivedType(typeof(PingMessage), "ping")]
 public abstract record ClientMessage
@@ -54,6 +55,24 @@ public sealed record SignalMessage : ClientMessage
 
     /// <summary>Gets ICE candidates, if any.</summary>
     public IReadOnlyList<IceCandidate>? Candidates { get; init; }
+}
+
+/// <summary>
+/// <c>signals</c> (protocol version 2): several signals in one frame, each for a different member of the room. The server
+/// relays each as its own <c>signal</c>, in order, exactly as if it had come alone: a newcomer's first offers to every
+/// member it links up with cost one inbound message instead of one per link. An entry that cannot be delivered gets its
+/// own <c>error</c> (with the entry's <see cref="ClientMessage.Id"/>, or else this message's), and the others still go.
+/// </summary>
+/// <remarks>
+/// At most one entry per other member of the room (<c>Limits.MaxMembersPerRoom</c> − 1), no two for the same member, and
+/// the whole frame within the gateway's frame limit (32 KB on API Gateway). Each entry counts against the sender's rate
+/// limit as one message. Entries carry no <c>type</c>.
+/// </remarks>
+public sealed record SignalsMessage : ClientMessage
+{
+    /// <summary>Gets the signals, in the order they are relayed.</summary>
+    [JsonRequired]
+    public required IReadOnlyList<SignalMessage> Signals { get; init; }
 }
 
 /// <summary><c>leave</c>: the member leaves; the others are told and the server closes the socket.</summary>

@@ -13,7 +13,11 @@ internal enum ClientFrameKind
     Signal,
     Leave,
     Ping,
+    Signals,
 }
+
+/// <summary>One entry of a <c>signals</c> frame: the byte ranges are into the frame, as for a single signal.</summary>
+internal readonly record struct SignalEntry(MemberId To, long? ToEpoch, Range Description, Range Candidates, string? CorrelationId);
 
 /// <summary>
 /// The result of one allocation-light pass over an inbound frame. Signals are never materialised: their
@@ -24,6 +28,9 @@ internal readonly struct ClientFrame
     public const int MaxCorrelationIdLength = 64;
     public const int MaxCandidatesPerSignal = 64;
 
+    /// <summary>The most entries a <c>signals</c> frame may carry before the engine's own bound (one per other member) applies.</summary>
+    public const int MaxSignalsPerFrame = 64;
+
     private ClientFrame(SignallingErrorCode errorCode, string errorMessage, string? correlationId)
     {
         Kind = ClientFrameKind.Invalid;
@@ -32,8 +39,9 @@ internal readonly struct ClientFrame
         CorrelationId = correlationId;
     }
 
-    private ClientFrame(ClientFrameKind kind, string? correlationId, MemberId to, long? toEpoch, Range description, Range candidates, int? version, MemberId member)
+    private ClientFrame(ClientFrameKind kind, string? correlationId, MemberId to, long? toEpoch, Range description, Range candidates, int? version, MemberId member, SignalEntry[]? signals)
     {
+        Signals = signals;
         Kind = kind;
         CorrelationId = correlationId;
         To = to;
@@ -68,6 +76,9 @@ internal readonly struct ClientFrame
 
     /// <summary>Gets the member named by admit or deny.</summary>
     public MemberId Member { get; }
+
+    /// <summary>Gets the entries of a <c>signals</c> frame (at least one, each for a different member).</summary>
+    public SignalEntry[]? Signals { get; }
 
     public static ClientFrame Parse(ReadOnlySpan<byte> utf8)
     {
@@ -112,6 +123,7 @@ internal readonly struct ClientFrame
             int? version = null;
             Range description = default;
             Range candidates = default;
+            SignalEntry[]? signals = null;
             string? invalidField = null;
 
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
@@ -166,15 +178,7 @@ internal readonly struct ClientFrame
                 }
                 else if (reader.ValueTextEquals("toEpoch"u8))
                 {
-                    reader.Read();
-                    if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var epoch) && epoch >= 0)
-                    {
-                        toEpoch = epoch;
-                    }
-                    else if (reader.TokenType != JsonTokenType.Null)
-                    {
-                        invalidField ??= "'toEpoch' must be a non-negative integer.";
-                    }
+                    ReadToEpoch(ref reader, ref toEpoch, ref invalidField);
                 }
                 else if (reader.ValueTextEquals("version"u8))
                 {
@@ -190,33 +194,16 @@ internal readonly struct ClientFrame
                 }
                 else if (reader.ValueTextEquals("description"u8))
                 {
-                    reader.Read();
-                    if (reader.TokenType == JsonTokenType.StartObject)
-                    {
-                        var start = (int)reader.TokenStartIndex;
-                        reader.Skip();
-                        description = new Range(start, (int)reader.BytesConsumed);
-                    }
-                    else if (reader.TokenType != JsonTokenType.Null)
-                    {
-                        invalidField ??= "'description' must be an object.";
-                        reader.Skip();
-                    }
+                    ReadRange(ref reader, JsonTokenType.StartObject, ref description, ref invalidField, "'description' must be an object.");
                 }
                 else if (reader.ValueTextEquals("candidates"u8))
                 {
+                    ReadRange(ref reader, JsonTokenType.StartArray, ref candidates, ref invalidField, "'candidates' must be an array.");
+                }
+                else if (reader.ValueTextEquals("signals"u8))
+                {
                     reader.Read();
-                    if (reader.TokenType == JsonTokenType.StartArray)
-                    {
-                        var start = (int)reader.TokenStartIndex;
-                        reader.Skip();
-                        candidates = new Range(start, (int)reader.BytesConsumed);
-                    }
-                    else if (reader.TokenType != JsonTokenType.Null)
-                    {
-                        invalidField ??= "'candidates' must be an array.";
-                        reader.Skip();
-                    }
+                    signals = ReadSignals(ref reader, utf8, ref invalidField);
                 }
                 else
                 {
@@ -249,34 +236,21 @@ internal readonly struct ClientFrame
             switch (kind)
             {
                 case ClientFrameKind.Signal:
-                    if (to.Value.Length == 0)
+                    if (ValidateSignal(utf8, to, description, candidates, "A signal") is { } signalError)
                     {
-                        return Malformed("A signal needs 'to'.", correlationId);
-                    }
-
-                    if (description.Equals(default(Range)) && candidates.Equals(default(Range)))
-                    {
-                        return Malformed("A signal needs a 'description' or 'candidates'.", correlationId);
-                    }
-
-                    if (!description.Equals(default(Range)) && ValidateDescription(utf8[description]) is { } descriptionError)
-                    {
-                        return Malformed(descriptionError, correlationId);
-                    }
-
-                    if (!candidates.Equals(default(Range)) && ValidateCandidates(utf8[candidates]) is { } candidatesError)
-                    {
-                        return Malformed(candidatesError, correlationId);
+                        return Malformed(signalError, correlationId);
                     }
 
                     break;
+                case ClientFrameKind.Signals when signals is not { Length: > 0 }:
+                    return Malformed("A 'signals' message needs a non-empty 'signals' array.", correlationId);
                 case ClientFrameKind.Admit or ClientFrameKind.Deny when member.Value.Length == 0:
                     return Malformed("'member' is required.", correlationId);
                 default:
                     break;
             }
 
-            return new ClientFrame(kind, correlationId, to, toEpoch, description, candidates, version, member);
+            return new ClientFrame(kind, correlationId, to, toEpoch, description, candidates, version, member, kind == ClientFrameKind.Signals ? signals : null);
         }
         catch (JsonException)
         {
@@ -308,6 +282,148 @@ internal readonly struct ClientFrame
 
     private static ClientFrame Malformed(string message, string? correlationId) => new(SignallingErrorCode.MalformedMessage, message, correlationId);
 
+    /// <summary>What is wrong with a signal (or an entry of <c>signals</c>), or <see langword="null"/>.</summary>
+    private static string? ValidateSignal(ReadOnlySpan<byte> utf8, MemberId to, Range description, Range candidates, string what)
+    {
+        if (to.Value is not { Length: > 0 })
+        {
+            return what + " needs 'to'.";
+        }
+
+        if (description.Equals(default(Range)) && candidates.Equals(default(Range)))
+        {
+            return what + " needs a 'description' or 'candidates'.";
+        }
+
+        if (!description.Equals(default(Range)) && ValidateDescription(utf8[description]) is { } descriptionError)
+        {
+            return descriptionError;
+        }
+
+        return !candidates.Equals(default(Range)) && ValidateCandidates(utf8[candidates]) is { } candidatesError ? candidatesError : null;
+    }
+
+    private static void ReadToEpoch(ref Utf8JsonReader reader, ref long? toEpoch, ref string? invalidField)
+    {
+        reader.Read();
+        if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var epoch) && epoch >= 0)
+        {
+            toEpoch = epoch;
+        }
+        else if (reader.TokenType != JsonTokenType.Null)
+        {
+            invalidField ??= "'toEpoch' must be a non-negative integer.";
+        }
+    }
+
+    /// <summary>Reads the value of a property that must be an object or an array (or null) as its byte range, without materialising it.</summary>
+    private static void ReadRange(ref Utf8JsonReader reader, JsonTokenType start, ref Range range, ref string? invalidField, string error)
+    {
+        reader.Read();
+        if (reader.TokenType == start)
+        {
+            var from = (int)reader.TokenStartIndex;
+            reader.Skip();
+            range = new Range(from, (int)reader.BytesConsumed);
+        }
+        else if (reader.TokenType != JsonTokenType.Null)
+        {
+            invalidField ??= error;
+            reader.Skip();
+        }
+    }
+
+    /// <summary>Reads the array of a <c>signals</c> frame (the reader is on its first token); problems go to <paramref name="invalidField"/>.</summary>
+    private static SignalEntry[]? ReadSignals(ref Utf8JsonReader reader, ReadOnlySpan<byte> utf8, ref string? invalidField)
+    {
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            invalidField ??= "'signals' must be an array.";
+            reader.Skip();
+            return null;
+        }
+
+        var entries = new List<SignalEntry>();
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                invalidField ??= "Each entry of 'signals' must be an object.";
+                reader.Skip();
+                continue;
+            }
+
+            MemberId to = default;
+            long? toEpoch = null;
+            Range description = default;
+            Range candidates = default;
+            string? id = null;
+            string? invalidEntry = null;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("to"u8))
+                {
+                    reader.Read();
+                    if (!TryReadMemberId(ref reader, out to))
+                    {
+                        invalidEntry ??= "'to' must be a member id.";
+                    }
+                }
+                else if (reader.ValueTextEquals("toEpoch"u8))
+                {
+                    ReadToEpoch(ref reader, ref toEpoch, ref invalidEntry);
+                }
+                else if (reader.ValueTextEquals("description"u8))
+                {
+                    ReadRange(ref reader, JsonTokenType.StartObject, ref description, ref invalidEntry, "'description' must be an object.");
+                }
+                else if (reader.ValueTextEquals("candidates"u8))
+                {
+                    ReadRange(ref reader, JsonTokenType.StartArray, ref candidates, ref invalidEntry, "'candidates' must be an array.");
+                }
+                else if (reader.ValueTextEquals("id"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.String && TryGetString(ref reader, out id) && id!.Length <= MaxCorrelationIdLength)
+                    {
+                        continue;
+                    }
+
+                    id = null;
+                    if (reader.TokenType != JsonTokenType.Null)
+                    {
+                        invalidEntry ??= "'id' must be a string of at most 64 characters.";
+                    }
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+
+            invalidEntry ??= ValidateSignal(utf8, to, description, candidates, "it");
+            if (invalidEntry is not null)
+            {
+                invalidField ??= $"Entry {entries.Count} of 'signals': {invalidEntry}";
+            }
+            else if (entries.Count == MaxSignalsPerFrame)
+            {
+                invalidField ??= $"'signals' may carry at most {MaxSignalsPerFrame} entries.";
+            }
+            else if (entries.Exists(e => e.To == to))
+            {
+                invalidField ??= "Two entries of 'signals' are for the same member.";
+            }
+            else
+            {
+                entries.Add(new SignalEntry(to, toEpoch, description, candidates, id));
+            }
+        }
+
+        return [.. entries];
+    }
+
     private static ClientFrameKind KindOf(ref Utf8JsonReader reader)
     {
         if (reader.ValueTextEquals("signal"u8))
@@ -333,6 +449,11 @@ internal readonly struct ClientFrame
         if (reader.ValueTextEquals("deny"u8))
         {
             return ClientFrameKind.Deny;
+        }
+
+        if (reader.ValueTextEquals("signals"u8))
+        {
+            return ClientFrameKind.Signals;
         }
 
         return reader.ValueTextEquals("leave"u8) ? ClientFrameKind.Leave : ClientFrameKind.Invalid;

@@ -63,8 +63,15 @@ internal sealed class ConnectionRateLimiter
     internal int Count => _buckets.Count;
 
     /// <summary>Takes one token for a message of <paramref name="connectionId"/>.</summary>
-    public RateDecision TryAcquire(string connectionId)
+    public RateDecision TryAcquire(string connectionId) => TryAcquire(connectionId, 1);
+
+    /// <summary>
+    /// Takes <paramref name="tokens"/> tokens at once (a <c>signals</c> frame pays one per entry), or none: a refusal
+    /// counts once towards the abuse limit, like a refused single message.
+    /// </summary>
+    public RateDecision TryAcquire(string connectionId, int tokens)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(tokens, 1);
         var now = _time.GetTimestamp();
         SweepIfDue(now);
         while (true)
@@ -78,9 +85,9 @@ internal sealed class ConnectionRateLimiter
                 }
 
                 bucket.Refill(now, _perSecond / _time.TimestampFrequency, _burst);
-                if (bucket.Tokens >= 1)
+                if (bucket.Tokens >= tokens)
                 {
-                    bucket.Tokens -= 1;
+                    bucket.Tokens -= tokens;
                     return RateDecision.Allowed;
                 }
 

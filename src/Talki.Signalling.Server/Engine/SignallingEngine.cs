@@ -237,6 +237,24 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 return;
             }
 
+            if (frame.Kind == ClientFrameKind.Signals)
+            {
+                // One entry per other member at most; each entry pays one token, like the signal it stands for (the first
+                // was paid above): batching must not multiply what a sender may push.
+                var entries = frame.Signals!.Length;
+                if (entries > _options.Limits.MaxMembersPerRoom - 1)
+                {
+                    await SendErrorAsync(connectionId, SignallingErrorCode.MalformedMessage, $"'signals' may carry at most one entry per other member ({_options.Limits.MaxMembersPerRoom - 1}).", correlationId, cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+
+                if (entries > 1 && _rateLimiter.TryAcquire(connectionId, entries - 1) is var more && more != RateDecision.Allowed)
+                {
+                    await RefuseRateLimitedAsync(connectionId, payload, more, cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+            }
+
             if (grant is not null && grant.SealsAt <= _time.GetUtcNow())
             {
                 // The authorizer's grant says when the room seals: a straggler after it costs no store read.
@@ -250,11 +268,18 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             var greetedByBind = false;
             MemberRecord? receiver = null;
             var receiverRead = false;
+            IReadOnlyList<MemberRecord>? roster = null;
             if (grant is not null)
             {
                 // The grant names the member: one read tells whether this connection is bound to it (the room is read only
-                // when a frame needs it). A signal reads its sender and its receiver together: one store request.
-                if (frame.Kind == ClientFrameKind.Signal && frame.To != grant.Member)
+                // when a frame needs it). A signal reads its sender and its receiver together: one store request; a
+                // batch of signals reads the room's members, its sender among them: one request for all of them.
+                if (frame.Kind == ClientFrameKind.Signals)
+                {
+                    roster = await _store.ListMembersAsync(grant.Room, cancellationToken).ConfigureAwait(false);
+                    self = FindMember(roster, grant.Member);
+                }
+                else if (frame.Kind == ClientFrameKind.Signal && frame.To != grant.Member)
                 {
                     (self, receiver) = await _store.GetMemberPairAsync(grant.Room, grant.Member, frame.To, cancellationToken).ConfigureAwait(false);
                     receiverRead = true;
@@ -325,7 +350,13 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
             if (frame.Kind == ClientFrameKind.Signal)
             {
-                await RelayAsync(connectionId, self, payload, frame, started, receiverRead, receiver, cancellationToken).ConfigureAwait(false);
+                await RelayAsync(connectionId, self, payload, new SignalEntry(frame.To, frame.ToEpoch, frame.Description, frame.Candidates, frame.CorrelationId), started, receiverRead, receiver, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            if (frame.Kind == ClientFrameKind.Signals)
+            {
+                await RelayBatchAsync(connectionId, self, payload, frame, started, roster, cancellationToken).ConfigureAwait(false);
                 return;
             }
 
@@ -1042,17 +1073,13 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
     }
 
-    private async ValueTask RelayAsync(string connectionId, MemberRecord self, ReadOnlyMemory<byte> payload, ClientFrame frame, long started, bool receiverRead, MemberRecord? receiver, CancellationToken cancellationToken)
+    /// <summary>
+    /// Relays each entry of a <c>signals</c> frame as if it had come alone, in order, from one read of the room's members
+    /// (<paramref name="roster"/>, or read here when the frame's path did not). An entry that fails gets its own error;
+    /// the others still go.
+    /// </summary>
+    private async ValueTask RelayBatchAsync(string connectionId, MemberRecord self, ReadOnlyMemory<byte> payload, ClientFrame frame, long started, IReadOnlyList<MemberRecord>? roster, CancellationToken cancellationToken)
     {
-        using var activity = SignallingActivity.Source.StartActivity("talki.signal.relay");
-        if (activity is not null)
-        {
-            activity.SetTag("talki.room.id", self.Room.Value);
-            activity.SetTag("talki.member.from", self.Id.Value);
-            activity.SetTag("talki.member.to", frame.To.Value);
-            activity.SetTag(TalkiDiagnostics.CorrelationIdTag, frame.CorrelationId);
-        }
-
         if (!self.IsLive)
         {
             var code = self.ReadyAt is null ? SignallingErrorCode.NotReady : SignallingErrorCode.NotAdmitted;
@@ -1060,11 +1087,51 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             return;
         }
 
+        // The roster is the sender's room's: a member of another room is simply not in it.
+        roster ??= await _store.ListMembersAsync(self.Room, cancellationToken).ConfigureAwait(false);
+        foreach (var entry in frame.Signals!)
+        {
+            var target = FindMember(roster, entry.To);
+            await RelayAsync(connectionId, self, payload, entry with { CorrelationId = entry.CorrelationId ?? frame.CorrelationId }, started, receiverRead: true, target, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static MemberRecord? FindMember(IReadOnlyList<MemberRecord> members, MemberId id)
+    {
+        foreach (var member in members)
+        {
+            if (member.Id == id)
+            {
+                return member;
+            }
+        }
+
+        return null;
+    }
+
+    private async ValueTask RelayAsync(string connectionId, MemberRecord self, ReadOnlyMemory<byte> payload, SignalEntry signal, long started, bool receiverRead, MemberRecord? receiver, CancellationToken cancellationToken)
+    {
+        using var activity = SignallingActivity.Source.StartActivity("talki.signal.relay");
+        if (activity is not null)
+        {
+            activity.SetTag("talki.room.id", self.Room.Value);
+            activity.SetTag("talki.member.from", self.Id.Value);
+            activity.SetTag("talki.member.to", signal.To.Value);
+            activity.SetTag(TalkiDiagnostics.CorrelationIdTag, signal.CorrelationId);
+        }
+
+        if (!self.IsLive)
+        {
+            var code = self.ReadyAt is null ? SignallingErrorCode.NotReady : SignallingErrorCode.NotAdmitted;
+            await SendErrorAsync(connectionId, code, code == SignallingErrorCode.NotReady ? "Send hello first." : "Wait for the admin to admit you.", signal.CorrelationId, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         // The lookup is scoped to the sender's room: a member of another room is simply not found.
-        var target = receiverRead ? receiver : await _store.GetMemberAsync(self.Room, frame.To, cancellationToken).ConfigureAwait(false);
+        var target = receiverRead ? receiver : await _store.GetMemberAsync(self.Room, signal.To, cancellationToken).ConfigureAwait(false);
         if (target is null || target.Id == self.Id)
         {
-            await SendErrorAsync(connectionId, SignallingErrorCode.MemberNotFound, "No such member in this room.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+            await SendErrorAsync(connectionId, SignallingErrorCode.MemberNotFound, "No such member in this room.", signal.CorrelationId, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -1077,23 +1144,23 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
         if (!IsPresentAt(target, now))
         {
-            await SendErrorAsync(connectionId, SignallingErrorCode.PeerUnavailable, "That member is not connected and admitted.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+            await SendErrorAsync(connectionId, SignallingErrorCode.PeerUnavailable, "That member is not connected and admitted.", signal.CorrelationId, cancellationToken).ConfigureAwait(false);
             return;
         }
 
-        if (frame.ToEpoch is { } toEpoch && toEpoch != target.Epoch)
+        if (signal.ToEpoch is { } toEpoch && toEpoch != target.Epoch)
         {
-            await SendErrorAsync(connectionId, SignallingErrorCode.StaleEpoch, "The signal was for an earlier connection of that member; it was dropped.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+            await SendErrorAsync(connectionId, SignallingErrorCode.StaleEpoch, "The signal was for an earlier connection of that member; it was dropped.", signal.CorrelationId, cancellationToken).ConfigureAwait(false);
             return;
         }
 
         var span = payload.Span;
-        var link = self.ProtocolVersion >= 2 && target.ProtocolVersion >= 2 && ClientFrame.IsOffer(span[frame.Description])
+        var link = self.ProtocolVersion >= 2 && target.ProtocolVersion >= 2 && ClientFrame.IsOffer(span[signal.Description])
             ? JsonSerializer.SerializeToUtf8Bytes(
                 new PeerLink { Peer = ViewOf(self), PeerEpoch = self.Epoch, Offerer = false, Polite = IsPolite(target, self) },
                 TalkiJsonContext.Default.PeerLink)
             : null;
-        var buffer = RelayFrame.Write(self.Id, self.Epoch, span[frame.Description], span[frame.Candidates], link, out var length);
+        var buffer = RelayFrame.Write(self.Id, self.Epoch, span[signal.Description], span[signal.Candidates], link, out var length);
         Delivery outcome;
         try
         {
@@ -1111,19 +1178,19 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 _metrics.SignalRelayed(_time.GetElapsedTime(started));
                 break;
             case Delivery.QueueFull:
-                await SendErrorAsync(connectionId, SignallingErrorCode.DeliveryFailed, "That member's connection is resuming and its queue is full; the signal was dropped.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+                await SendErrorAsync(connectionId, SignallingErrorCode.DeliveryFailed, "That member's connection is resuming and its queue is full; the signal was dropped.", signal.CorrelationId, cancellationToken).ConfigureAwait(false);
                 break;
             case Delivery.Gone:
-                await SendErrorAsync(connectionId, SignallingErrorCode.PeerUnavailable, "That member's connection is gone.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+                await SendErrorAsync(connectionId, SignallingErrorCode.PeerUnavailable, "That member's connection is gone.", signal.CorrelationId, cancellationToken).ConfigureAwait(false);
                 break;
             case Delivery.Undeliverable:
                 // Not a departure: the gateway could not say. The member stays; the sender may retry.
                 Log.PushUndeliverable(_logger, self.Room, target.Id);
-                await SendErrorAsync(connectionId, SignallingErrorCode.DeliveryFailed, "The signal could not be delivered now; that member was not removed. Retry.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+                await SendErrorAsync(connectionId, SignallingErrorCode.DeliveryFailed, "The signal could not be delivered now; that member was not removed. Retry.", signal.CorrelationId, cancellationToken).ConfigureAwait(false);
                 break;
             default:
                 Log.PushTooLarge(_logger, length);
-                await SendErrorAsync(connectionId, SignallingErrorCode.MessageTooLarge, "The relayed signal is larger than the gateway allows.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+                await SendErrorAsync(connectionId, SignallingErrorCode.MessageTooLarge, "The relayed signal is larger than the gateway allows.", signal.CorrelationId, cancellationToken).ConfigureAwait(false);
                 break;
         }
     }

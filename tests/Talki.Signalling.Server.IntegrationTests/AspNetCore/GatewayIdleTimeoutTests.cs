@@ -64,6 +64,7 @@ public sealed class GatewayIdleTimeoutTests
         using var bob = await host.SignInAsync("Bob");
         await using var idle = await ada.ConnectAsync(await ada.CreateRoomAsync());
         var idleSince = Stopwatch.StartNew(); // the welcome, its last message, has arrived
+        var idleClosedAfter = WhenClosedAsync(idle, idleSince);
         await using var active = await bob.ConnectAsync(await bob.CreateRoomAsync());
 
         // The active one talks every 250 ms for twice the timeout; the idle one is closed meanwhile.
@@ -74,8 +75,9 @@ public sealed class GatewayIdleTimeoutTests
             Assert.Empty(await active.DrainAsync());
         }
 
-        await idle.WaitClosedAsync(TimeSpan.FromSeconds(10));
+        var idleClosed = await idleClosedAfter;
         Assert.Equal("idle timeout", idle.CloseDescription);
+        Assert.InRange(idleClosed, timeout - TimeSpan.FromMilliseconds(100), timeout + TimeSpan.FromSeconds(1.5));
         Assert.Null(active.CloseStatus);
 
         var activeSince = Stopwatch.StartNew(); // its pong has arrived
@@ -84,6 +86,11 @@ public sealed class GatewayIdleTimeoutTests
         Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, active.CloseStatus);
         Assert.Equal("idle timeout", active.CloseDescription);
         Assert.InRange(closedAfter, timeout - TimeSpan.FromMilliseconds(100), timeout + TimeSpan.FromSeconds(1.5));
-        Assert.True(idleSince.Elapsed > timeout);
+    }
+
+    private static async Task<TimeSpan> WhenClosedAsync(TestSocket socket, Stopwatch since)
+    {
+        await socket.WaitClosedAsync(TimeSpan.FromSeconds(10));
+        return since.Elapsed;
     }
 }
