@@ -68,16 +68,17 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
         // After the seal a $disconnect deletes the connection's binding and reads the room; the member's item is not written.
         Assert.Equal(new Dictionary<string, long> { ["DeleteItem"] = 4, ["GetItem"] = 4 }, atTheClose);
 
-        // In: 4 hellos, 3 admits, 6 offers and 6 answers (each with its candidates). Out: 4 welcomes, 3 requests (one per
-        // knock), 3 admissions with their plans, 12 relayed signals. No connect_to_peer, no echo, no candidate message.
-        Assert.Equal(4 + 3 + 12, counters.InboundMessages);
+        // In: 4 hellos, 3 admits, the newcomers' offers in 3 messages (1 + a 'signals' of 2 + a 'signals' of 3, each offer
+        // with its candidates) and 6 answers. Out: 4 welcomes, 3 requests (one per knock), 3 admissions with their plans,
+        // 12 relayed signals. No connect_to_peer, no echo, no candidate message.
+        Assert.Equal(4 + 3 + 3 + 6, counters.InboundMessages);
         Assert.Equal(4 + 3 + 3 + 12, counters.OutboundMessages);
         Assert.Equal(0, counters.ConnectionsAccessDenied);
         Assert.Equal(0, counters.ConnectionsApiCallCount("DELETE"));
         Assert.DoesNotContain(counters.DynamoDbCalls.Keys, k => k.EndsWith(" denied", StringComparison.Ordinal));
 
         var figures = CallFigures.From(stack, SynthesizedTalkiTemplate.Json(), httpApiCalls: 4 + 1 + 3);
-        var report = figures.Report("4-member call in protocol v2 through the emulator, everything included (4 sign-ins, create + 3 join tickets, 6 links with an offer and an answer carrying their candidates, close at the seal, 4 $disconnect):");
+        var report = figures.Report("4-member call in protocol v2 through the emulator, everything included (4 sign-ins, create + 3 join tickets, 6 links with an offer and an answer carrying their candidates, each newcomer's offers in one message, close at the seal, 4 $disconnect):");
         output.WriteLine(report);
         await File.WriteAllTextAsync(Path.Combine(AppContext.BaseDirectory, "aws-call-cost-v2.txt"), report);
         foreach (var user in users)
@@ -110,6 +111,50 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
         var after = stack.DynamoDbOperations();
         var delta = after.ToDictionary(p => p.Key, p => p.Value - before.GetValueOrDefault(p.Key), StringComparer.Ordinal).Where(p => p.Value != 0).ToDictionary(StringComparer.Ordinal);
         Assert.Equal(new Dictionary<string, long> { ["Query"] = 5 }, delta); // one query of the room's members per signal
+    }
+
+    [Fact]
+    public async Task ASignalsMessageToTwoMembers_CostsOneDynamoDbRead_AndNoWrite_AndReachesBoth()
+    {
+        await using var stack = await AwsStack.StartAsync(dynalite, "talki-batch-reads");
+        using var ada = await stack.SignInAsync("Ada");
+        var room = await ada.TicketAsync("/talki/rooms", HttpStatusCode.Created);
+        await using var adaSocket = await ada.ConnectAsync(room, version: 2);
+        var users = new List<AwsUser>();
+        var tickets = new List<TicketResponse>();
+        var sockets = new List<AwsSocket>();
+        foreach (var name in new[] { "Bob", "Cy" })
+        {
+            var user = await stack.SignInAsync(name);
+            users.Add(user);
+            var join = await user.TicketAsync($"/talki/rooms/{room.Room}/tickets", HttpStatusCode.OK);
+            tickets.Add(join);
+            sockets.Add(await user.ConnectAsync(join, version: 2));
+            await adaSocket.ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == join.Member);
+            await adaSocket.SendAsync($$$"""{"type":"admit","member":"{{{join.Member}}}"}""");
+            await sockets[^1].ExpectAsync<AdmittedMessage>();
+        }
+
+        var before = stack.DynamoDbOperations();
+        for (var i = 0; i < 5; i++)
+        {
+            await sockets[1].SendAsync($$$"""{"type":"signals","signals":[{"to":"{{{room.Member}}}","candidates":[{"candidate":"candidate:{{{i}}} 1 udp 1 192.0.2.1 5000 typ host"}]},{"to":"{{{tickets[0].Member}}}","candidates":[{"candidate":"candidate:{{{i}}} 1 udp 1 192.0.2.1 5000 typ host"}]}]}""");
+            await adaSocket.ExpectAsync<SignalRelayMessage>(m => m.From == tickets[1].Member && m.Candidates![0].Candidate.StartsWith($"candidate:{i} ", StringComparison.Ordinal));
+            await sockets[0].ExpectAsync<SignalRelayMessage>(m => m.From == tickets[1].Member && m.Candidates![0].Candidate.StartsWith($"candidate:{i} ", StringComparison.Ordinal));
+        }
+
+        var after = stack.DynamoDbOperations();
+        var delta = after.ToDictionary(p => p.Key, p => p.Value - before.GetValueOrDefault(p.Key), StringComparer.Ordinal).Where(p => p.Value != 0).ToDictionary(StringComparer.Ordinal);
+        Assert.Equal(new Dictionary<string, long> { ["Query"] = 5 }, delta); // one query of the room's members per message: half a read per signal
+        foreach (var socket in sockets)
+        {
+            await socket.DisposeAsync();
+        }
+
+        foreach (var user in users)
+        {
+            user.Dispose();
+        }
     }
 
     [Fact]

@@ -72,7 +72,7 @@ internal static class MeshOfFour
 
     /// <summary>
     /// The same call in protocol version 2, as the client plays it: each newcomer's admission carries its plan; it offers to
-    /// every member listed, with the candidates gathered so far in the same message, and each answers likewise (the
+    /// every member listed (all in one <c>signals</c> message), with the candidates gathered so far, and each answers likewise (the
     /// offer's <c>link</c> tells the receiver its side). No candidate trickles later: the gather window covered them all.
     /// </summary>
     public static async Task<(List<TicketResponse> Tickets, List<AwsSocket> Sockets)> NegotiateV2Async(IReadOnlyList<AwsUser> users)
@@ -88,11 +88,17 @@ internal static class MeshOfFour
             await sockets[0].SendAsync($$$"""{"type":"admit","member":"{{{tickets[i].Member}}}"}""");
             var admitted = await sockets[i].ExpectAsync<AdmittedMessage>();
             Assert.Equal(i, admitted.Links!.Count);
+
+            // The newcomer's first offers leave together, as the client's offer batch sends them: one 'signals' message
+            // when it links up with more than one member.
+            var offers = admitted.Links.Select(link => Entry(link.Peer.Id, link.PeerEpoch, "\"description\":{\"type\":\"offer\",\"sdp\":\"v=0 offer\"}," + Candidates(i))).ToList();
+            await sockets[i].SendAsync(offers.Count == 1
+                ? $$$"""{"type":"signal",{{{offers[0][1..]}}}"""
+                : $$$"""{"type":"signals","signals":[{{{string.Join(',', offers)}}}]}""");
             foreach (var link in admitted.Links)
             {
                 Assert.True(link.Offerer);
                 var peer = tickets.FindIndex(t => t.Member == link.Peer.Id);
-                await sockets[i].SendAsync(Signal(link.Peer.Id, link.PeerEpoch, "\"description\":{\"type\":\"offer\",\"sdp\":\"v=0 offer\"}," + Candidates(i)));
                 var offer = await sockets[peer].ExpectAsync<SignalRelayMessage>(m => m.From == tickets[i].Member && m.Description?.Type == SdpType.Offer);
                 Assert.NotNull(offer.Link);
                 Assert.NotEqual(link.Polite, offer.Link.Polite);
@@ -107,6 +113,9 @@ internal static class MeshOfFour
     private static string Candidates(int self) => string.Create(
         CultureInfo.InvariantCulture,
         $"\"candidates\":[{{\"candidate\":\"candidate:0 1 udp 2122260223 192.0.2.{self} 50000 typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}},{{\"candidate\":\"candidate:1 1 udp 1686052607 198.51.100.{self} 50001 typ srflx raddr 192.0.2.{self} rport 50000\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}}]");
+
+    private static string Entry(MemberId to, long toEpoch, string body) =>
+        $$$"""{"to":"{{{to}}}","toEpoch":{{{toEpoch}}},{{{body}}}}""";
 
     private static string Signal(MemberId to, long toEpoch, string body) =>
         $$$"""{"type":"signal","to":"{{{to}}}","toEpoch":{{{toEpoch}}},{{{body}}}}""";

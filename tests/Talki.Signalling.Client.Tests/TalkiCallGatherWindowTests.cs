@@ -41,6 +41,78 @@ public sealed class TalkiCallGatherWindowTests
         Assert.DoesNotContain(b.Errors, e => e.Negotiation is not null);
     }
 
+    /// <summary>
+    /// Protocol 2, four members joining one by one: each newcomer offers to every member already there, and its first offers
+    /// leave together in one <c>signals</c> message (the third member's two, the fourth's three). Without a window each
+    /// offer goes alone. Every link comes up either way, with every candidate.
+    /// </summary>
+    [Theory]
+    [InlineData(50, false)]
+    [InlineData(50, true)] // gathering never completes: the gather windows end together, and so does the batch
+    [InlineData(0, false)]
+    public async Task FourMembers_EachNewcomersFirstOffers_LeaveInOneMessage_AndEveryLinkComesUp(int windowMs, bool gatheringNeverCompletes)
+    {
+        await using var world = await CallWorld.StartAsync();
+        world.Fabric.Gathering = gatheringNeverCompletes ? GatheringMode.NeverCompletes : GatheringMode.Completes;
+        world.Fabric.CandidatesPerGathering = 2;
+        var options = () => new TalkiClientOptions { CandidateGatherWindow = TimeSpan.FromMilliseconds(windowMs) };
+        var admin = await world.SignInAsync("Ada", options());
+        var created = await admin.Call.CreateRoomAsync();
+        Assert.True(created.IsSuccess, created.ToString());
+        var members = new List<Participant> { admin };
+        foreach (var name in new[] { "Bob", "Cy", "Dee" })
+        {
+            var newcomer = await world.SignInAsync(name, options());
+            Assert.True((await newcomer.Call.JoinRoomAsync(created.Value)).IsSuccess);
+            await CallWorld.EventuallyAsync(() => admin.Call.PendingAdmissions.Count == 1, $"Ada sees {name}");
+            await admin.Call.AdmitAsync(newcomer.Call.Self!.Id);
+            members.Add(newcomer);
+            var size = members.Count;
+            await CallWorld.EventuallyAsync(() => members.All(m => m.ConnectedLinks.Count == size - 1), $"{size} members link up");
+        }
+
+        for (var i = 1; i < members.Count; i++)
+        {
+            var batches = Frames(members[i], "signals");
+            var offers = members[i].Sockets.SelectMany(s => s.Sent).Count(f => f.Contains("\"type\":\"offer\"", StringComparison.Ordinal) && f.Contains("\"type\":\"signal\"", StringComparison.Ordinal));
+            if (windowMs > 0 && i > 1)
+            {
+                var batch = Assert.Single(batches);
+                Assert.Equal(i, CountOf(batch, "\"type\":\"offer\""));
+                Assert.Equal(0, offers);
+            }
+            else
+            {
+                Assert.Empty(batches);
+                Assert.Equal(i, offers);
+            }
+        }
+
+        foreach (var member in members)
+        {
+            foreach (var other in members.Where(o => o != member))
+            {
+                Assert.Equal(2, member.Factory.Live(other.Id).RemoteCandidates.Count(c => c.Candidate.Length > 0));
+            }
+
+            Assert.DoesNotContain(member.Errors, e => e.Negotiation is not null || e.Code is not null);
+        }
+    }
+
+    private static List<string> Frames(Participant p, string type) =>
+        [.. p.Sockets.SelectMany(s => s.Sent).Where(f => f.Contains($"\"type\":\"{type}\"", StringComparison.Ordinal))];
+
+    private static int CountOf(string text, string value)
+    {
+        var count = 0;
+        for (var at = text.IndexOf(value, StringComparison.Ordinal); at >= 0; at = text.IndexOf(value, at + value.Length, StringComparison.Ordinal))
+        {
+            count++;
+        }
+
+        return count;
+    }
+
     private static int Signals(Participant p) =>
         p.Sockets.SelectMany(s => s.Sent).Count(f => f.Contains("\"type\":\"signal\"", StringComparison.Ordinal));
 }

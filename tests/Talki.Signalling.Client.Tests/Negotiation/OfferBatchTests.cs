@@ -1,0 +1,192 @@
+using Microsoft.Extensions.Time.Testing;
+using Talki.Signalling.Client.Negotiation;
+using Talki.Signalling.Protocol;
+
+namespace Talki.Signalling.Client.Tests.Negotiation;
+
+/// <summary>
+/// <see cref="OfferBatch"/> on a fake clock: the first offers of links planned together leave in one <c>signals</c> message,
+/// never later than the window after the first one, never out of order with what follows them on the same link.
+/// </summary>
+public sealed class OfferBatchTests
+{
+    private static readonly TimeSpan Window = TimeSpan.FromMilliseconds(50);
+    private static readonly MemberId A = MemberId.New();
+    private static readonly MemberId B = MemberId.New();
+    private static readonly MemberId C = MemberId.New();
+
+    private readonly FakeTimeProvider _time = new();
+    private readonly List<ClientMessage> _sent = [];
+    private bool _open = true;
+
+    private OfferBatch Batch(TimeSpan? window = null) => new(
+        m =>
+        {
+            lock (_sent)
+            {
+                _sent.Add(m);
+            }
+
+            return ValueTask.FromResult(_open);
+        },
+        _time,
+        window ?? Window);
+
+    private static SignalMessage Offer(MemberId to, int sdpBytes = 10) =>
+        new() { To = to, ToEpoch = 1, Description = new SessionDescription { Type = SdpType.Offer, Sdp = new string('x', sdpBytes) } };
+
+    private static SignalMessage Candidates(MemberId to) =>
+        new() { To = to, Candidates = [new IceCandidate { Candidate = "candidate:1 1 udp 1 192.0.2.1 5000 typ host", SdpMid = "0", SdpMLineIndex = 0 }] };
+
+    [Fact]
+    public async Task ThreeOffersExpectedTogether_LeaveAsOneSignalsMessage_InTheOrderTheyWereReady()
+    {
+        using var batch = Batch();
+        batch.Expect([A, B, C]);
+
+        var toB = batch.SendAsync(Offer(B)).AsTask();
+        var toA = batch.SendAsync(Offer(A)).AsTask();
+        Assert.Empty(_sent);
+        Assert.False(toB.IsCompleted);
+        var toC = batch.SendAsync(Offer(C)).AsTask();
+
+        Assert.True(await toA && await toB && await toC);
+        var signals = Assert.IsType<SignalsMessage>(Assert.Single(_sent));
+        Assert.Equal([B, A, C], signals.Signals.Select(s => s.To));
+    }
+
+    [Fact]
+    public async Task AnOfferThatIsLate_DoesNotHoldTheOthersPastTheWindow_AndThenGoesAlone()
+    {
+        using var batch = Batch();
+        batch.Expect([A, B]);
+        var toA = batch.SendAsync(Offer(A)).AsTask();
+
+        _time.Advance(Window - TimeSpan.FromMilliseconds(1));
+        Assert.Empty(_sent);
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.True(await toA);
+        Assert.Equal(A, Assert.IsType<SignalMessage>(Assert.Single(_sent)).To); // alone: a plain signal
+
+        Assert.True(await batch.SendAsync(Offer(B)));
+        Assert.Equal(2, _sent.Count); // not held: the window is over
+        Assert.IsType<SignalMessage>(_sent[1]);
+    }
+
+    [Fact]
+    public async Task ASignalToAHeldLink_SendsTheBatchFirst_SoTheLinksOrderIsKept()
+    {
+        using var batch = Batch();
+        batch.Expect([A, B, C]);
+        var toA = batch.SendAsync(Offer(A)).AsTask();
+        var toB = batch.SendAsync(Offer(B)).AsTask();
+
+        Assert.True(await batch.SendAsync(Candidates(A)));
+
+        Assert.True(await toA && await toB);
+        Assert.Equal(2, _sent.Count);
+        Assert.Equal([A, B], Assert.IsType<SignalsMessage>(_sent[0]).Signals.Select(s => s.To));
+        Assert.NotNull(Assert.IsType<SignalMessage>(_sent[1]).Candidates);
+
+        // C's offer is no longer awaited with anything: it goes at once.
+        Assert.True(await batch.SendAsync(Offer(C)));
+        Assert.Equal(3, _sent.Count);
+    }
+
+    [Fact]
+    public async Task SignalsToOtherPeers_AndAnswers_AreNeverHeld()
+    {
+        using var batch = Batch();
+        batch.Expect([A, B]);
+        var toA = batch.SendAsync(Offer(A)).AsTask();
+        var other = MemberId.New();
+
+        Assert.True(await batch.SendAsync(Offer(other)));
+        Assert.True(await batch.SendAsync(new SignalMessage { To = other, Description = new SessionDescription { Type = SdpType.Answer, Sdp = "v=0" } }));
+        Assert.Equal(2, _sent.Count);
+        Assert.False(toA.IsCompleted);
+
+        Assert.True(await batch.SendAsync(Offer(B)));
+        Assert.True(await toA);
+        Assert.Equal([A, B], Assert.IsType<SignalsMessage>(_sent[2]).Signals.Select(s => s.To));
+    }
+
+    [Fact]
+    public async Task OneExpectedPeer_OrNoWindow_NothingIsHeld()
+    {
+        using (var single = Batch())
+        {
+            single.Expect([A]);
+            Assert.True(await single.SendAsync(Offer(A)));
+            Assert.Single(_sent);
+        }
+
+        using var off = Batch(TimeSpan.Zero);
+        off.Expect([A, B]);
+        Assert.True(await off.SendAsync(Offer(A)));
+        Assert.True(await off.SendAsync(Offer(B)));
+        Assert.Equal(3, _sent.Count);
+        Assert.All(_sent, m => Assert.IsType<SignalMessage>(m));
+    }
+
+    [Fact]
+    public async Task OffersTooLargeForOneFrame_LeaveInSeveralSignalsFrames_EachWithinTheFrameLimit()
+    {
+        using var batch = Batch();
+        var peers = Enumerable.Range(0, 5).Select(_ => MemberId.New()).ToArray();
+        batch.Expect(peers);
+        var sends = peers.Select(p => batch.SendAsync(Offer(p, sdpBytes: 12_000)).AsTask()).ToArray();
+
+        Assert.All(await Task.WhenAll(sends), Assert.True);
+        Assert.Equal(3, _sent.Count); // 2 + 2 + 1 of 12 KB under the 32 KB frame
+        Assert.Equal(peers, _sent.SelectMany(m => m is SignalsMessage s ? s.Signals.Select(x => x.To) : [((SignalMessage)m).To]));
+        foreach (var frame in _sent)
+        {
+            var bytes = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(frame with { Id = "c" + long.MaxValue }, TalkiJsonContext.Default.ClientMessage);
+            Assert.True(bytes.Length <= 32 * 1024, $"{bytes.Length} bytes");
+        }
+    }
+
+    [Fact]
+    public async Task AClosedConnection_FailsEveryHeldSend()
+    {
+        using var batch = Batch();
+        _open = false;
+        batch.Expect([A, B]);
+        var toA = batch.SendAsync(Offer(A)).AsTask();
+        var toB = batch.SendAsync(Offer(B)).AsTask();
+
+        Assert.False(await toA);
+        Assert.False(await toB);
+    }
+
+    [Fact]
+    public async Task DisposedWithHeldOffers_DropsThem_AndTheirSendsComplete()
+    {
+        var batch = Batch();
+        batch.Expect([A, B]);
+        var toA = batch.SendAsync(Offer(A)).AsTask();
+
+        batch.Dispose();
+
+        Assert.True(await toA);
+        _time.Advance(Window * 2);
+        Assert.Empty(_sent); // the mesh that planned them is gone: a closed link's offer is never sent
+        batch.Expect([A, B]);
+        Assert.True(await batch.SendAsync(Offer(A)));
+        Assert.Single(_sent); // nothing is held after disposal
+    }
+
+    [Fact]
+    public async Task ANewPlan_ReleasesWhatTheEarlierOneHeld()
+    {
+        using var batch = Batch();
+        batch.Expect([A, B]);
+        var toA = batch.SendAsync(Offer(A)).AsTask();
+
+        batch.Expect([B, C]);
+
+        Assert.True(await toA);
+        Assert.Equal(A, Assert.IsType<SignalMessage>(Assert.Single(_sent)).To);
+    }
+}
