@@ -73,7 +73,7 @@ try
     }
 
     Console.WriteLine($"Link-up time in headless Chromium {chromium.Browser.Version} on {Environment.ProcessorCount} cores, media: {options.Media}: from the admin's click on");
-    Console.WriteLine("\"admit\" for the last member to every link on every page `connected` (max `connectedAt` of the hook). Signals: `signal` frames");
+    Console.WriteLine("\"admit\" for the last member to every link on every page `connected` (max `connectedAt` of the hook). Signals: `signal` frames and `signals` entries");
     Console.WriteLine($"each side of the last member's links sent after the click (Playwright framesent), until all links were up / {options.SettleMs} ms later.");
     Console.WriteLine();
     Console.WriteLine("| members | links | gather window | runs | median (ms) | min (ms) | max (ms) | signals per link side at link-up: median (min–max) | after settling: median (min–max) | failed runs (no link-up within 60 s) |");

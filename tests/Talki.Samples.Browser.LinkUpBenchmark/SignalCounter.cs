@@ -6,7 +6,7 @@ using Talki.Samples.Browser.EndToEndTests.Harness;
 namespace Talki.Samples.Browser.LinkUpBenchmark;
 
 /// <summary>
-/// Counts the <c>signal</c> messages each page sends over its signalling WebSocket (Playwright's <c>framesent</c> events:
+/// Counts the signals each page sends over its signalling WebSocket (a <c>signal</c>, or each entry of a <c>signals</c>) (Playwright's <c>framesent</c> events:
 /// test-side, the app is not changed), from <see cref="Start"/> on: per sender and addressee, with or without a
 /// description, and how many candidates each carries.
 /// </summary>
@@ -40,7 +40,7 @@ internal sealed class SignalCounter
 
     private void Record(TalkiUser user, IWebSocketFrame frame)
     {
-        if (!_counting || frame.Text is not { Length: > 0 } text || !text.Contains("\"signal\"", StringComparison.Ordinal))
+        if (!_counting || frame.Text is not { Length: > 0 } text || !text.Contains("\"signal", StringComparison.Ordinal))
         {
             return;
         }
@@ -49,18 +49,19 @@ internal sealed class SignalCounter
         {
             using var json = JsonDocument.Parse(text);
             var root = json.RootElement;
-            if (!root.TryGetProperty("type", out var type) || type.GetString() != "signal")
+            var kind = root.TryGetProperty("type", out var type) ? type.GetString() : null;
+            if (kind == "signal")
             {
-                return;
+                Add(user, root, batch: 0);
             }
-
-            var to = root.TryGetProperty("to", out var t) ? t.GetString() ?? string.Empty : string.Empty;
-            var description = root.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.Object && d.TryGetProperty("type", out var dt) ? dt.GetString() : null;
-            var candidates = root.TryGetProperty("candidates", out var c) && c.ValueKind == JsonValueKind.Array ? c.EnumerateArray().ToList() : [];
-            var ends = candidates.Count(x => x.TryGetProperty("candidate", out var line) && line.GetString() is { Length: 0 });
-            lock (_sent)
+            else if (kind == "signals" && root.TryGetProperty("signals", out var entries) && entries.ValueKind == JsonValueKind.Array)
             {
-                _sent.Add(new Sent(user, to, description, candidates.Count - ends, ends, _clock.Elapsed.TotalMilliseconds));
+                // Protocol 2: a newcomer's first offers in one message; each entry is one link side's signal.
+                var size = entries.GetArrayLength();
+                foreach (var entry in entries.EnumerateArray())
+                {
+                    Add(user, entry, size);
+                }
             }
         }
         catch (JsonException)
@@ -69,10 +70,25 @@ internal sealed class SignalCounter
         }
     }
 
-    /// <summary>One signal: its sender, addressee, description type (or null), candidates, end-of-candidates markers, ms since start.</summary>
-    internal sealed record Sent(TalkiUser From, string To, string? Description, int Candidates, int EndMarkers, double AtMs)
+    private void Add(TalkiUser user, JsonElement signal, int batch)
+    {
+        var to = signal.TryGetProperty("to", out var t) ? t.GetString() ?? string.Empty : string.Empty;
+        var description = signal.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.Object && d.TryGetProperty("type", out var dt) ? dt.GetString() : null;
+        var candidates = signal.TryGetProperty("candidates", out var c) && c.ValueKind == JsonValueKind.Array ? c.EnumerateArray().ToList() : [];
+        var ends = candidates.Count(x => x.TryGetProperty("candidate", out var line) && line.GetString() is { Length: 0 });
+        lock (_sent)
+        {
+            _sent.Add(new Sent(user, to, description, candidates.Count - ends, ends, _clock.Elapsed.TotalMilliseconds, batch));
+        }
+    }
+
+    /// <summary>
+    /// One signal: its sender, addressee, description type (or null), candidates, end-of-candidates markers, ms since start,
+    /// and the size of the <c>signals</c> message it came in (0 when it came alone).
+    /// </summary>
+    internal sealed record Sent(TalkiUser From, string To, string? Description, int Candidates, int EndMarkers, double AtMs, int Batch)
     {
         public override string ToString() =>
-            $"{(Description ?? "-")}+{Candidates}c{(EndMarkers > 0 ? "+end" : string.Empty)}@{AtMs:0}";
+            $"{(Description ?? "-")}+{Candidates}c{(EndMarkers > 0 ? "+end" : string.Empty)}{(Batch > 0 ? $" (in signals of {Batch})" : string.Empty)}@{AtMs:0}";
     }
 }
