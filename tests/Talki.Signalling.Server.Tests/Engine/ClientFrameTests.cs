@@ -125,8 +125,229 @@ public sealed class ClientFrameTests
         Assert.Equal(ClientFrameKind.Signal, ClientFrame.Parse(json).Kind);
     }
 
+    [Fact]
+    public void Signals_AValidBatch_ParsesEveryEntry_TheRangesPointAtEachEntrysOwnBytes()
+    {
+        MemberId a = MemberId.New(), b = MemberId.New(), c = MemberId.New();
+        const string DescriptionA = """{"type":"offer","sdp":"v=0\r\no=- a\r\n"}""";
+        const string CandidatesB = """[{"candidate":"candidate:1 1 udp 1 10.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}]""";
+        const string DescriptionC = """{ "type" : "answer", "sdp" : "v=0\r\no=- c\r\n" }""";
+        const string CandidatesC = """[ {"candidate":"c-1"} , {"candidate":""} ]""";
+
+        // Whitespace, an unknown property (ignored), a null id and a forged 'link' (ignored: the server writes links) on the way.
+        var json = Encoding.UTF8.GetBytes(
+            $$$"""{"type":"signals","signals":[{"id":"e0","to":"{{{a}}}","toEpoch":3,"description":{{{DescriptionA}}}},{"to":"{{{b}}}","candidates":{{{CandidatesB}}},"future":{"x":[1,2]}}, {"to":"{{{c}}}","toEpoch":0,"id":null,"description":{{{DescriptionC}}},"candidates":{{{CandidatesC}}},"link":{"peerEpoch":9}}],"id":"frame-1"}""");
+
+        var frame = ClientFrame.Parse(json);
+
+        Assert.Equal(ClientFrameKind.Signals, frame.Kind);
+        Assert.Equal("frame-1", frame.CorrelationId); // an id after the array is the frame's, not an entry's
+        var entries = frame.Signals!;
+        Assert.Equal(3, entries.Length);
+
+        Assert.Equal((a, (long?)3, "e0"), (entries[0].To, entries[0].ToEpoch, entries[0].CorrelationId));
+        Assert.Equal(DescriptionA, Text(json, entries[0].Description));
+        Assert.Equal(default, entries[0].Candidates);
+
+        Assert.Equal((b, (long?)null, (string?)null), (entries[1].To, entries[1].ToEpoch, entries[1].CorrelationId));
+        Assert.Equal(default, entries[1].Description);
+        Assert.Equal(CandidatesB, Text(json, entries[1].Candidates));
+
+        Assert.Equal((c, (long?)0, (string?)null), (entries[2].To, entries[2].ToEpoch, entries[2].CorrelationId));
+        Assert.Equal(DescriptionC, Text(json, entries[2].Description));
+        Assert.Equal(CandidatesC, Text(json, entries[2].Candidates));
+        Assert.True(ClientFrame.IsOffer(json.AsSpan()[entries[0].Description]));
+        Assert.False(ClientFrame.IsOffer(json.AsSpan()[entries[2].Description]));
+
+        // The frame's own single-signal fields stay empty: only the entries are relayed.
+        Assert.Equal(default, frame.To);
+        Assert.Equal(default, frame.Description);
+        Assert.Equal(default, frame.Candidates);
+    }
+
+    [Fact]
+    public void Signals_LongEscapedSdpInAnEntry_IsBlankedInTheCopy_AndTheEntrysRangesPointAtTheOriginal()
+    {
+        MemberId a = MemberId.New(), b = MemberId.New();
+        var json = Encoding.UTF8.GetBytes(
+            $$$"""{"type":"signals","id":"b1","signals":[{"to":"{{{a}}}","description":{"type":"offer","sdp":"{{{Sdp}}}"}},{"to":"{{{b}}}","toEpoch":2,"description":{"type":"offer","sdp":"{{{Sdp}}}x"},"candidates":[{"candidate":"{{{Sdp}}}"}]}]}""");
+        var copy = JsonEscapes.BlankLongEscapedStrings(json);
+        Assert.NotNull(copy); // the pre-pass runs on this frame: the ranges below are found in the blanked copy
+        System.Buffers.ArrayPool<byte>.Shared.Return(copy);
+
+        var frame = ClientFrame.Parse(json);
+
+        Assert.Equal(ClientFrameKind.Signals, frame.Kind);
+        var unescaped = Sdp.Replace("\\r\\n", "\r\n", StringComparison.Ordinal);
+        using (var first = JsonDocument.Parse(json.AsMemory()[frame.Signals![0].Description]))
+        {
+            Assert.Equal(unescaped, first.RootElement.GetProperty("sdp").GetString());
+        }
+
+        using (var second = JsonDocument.Parse(json.AsMemory()[frame.Signals[1].Description]))
+        {
+            Assert.Equal(unescaped + "x", second.RootElement.GetProperty("sdp").GetString());
+        }
+
+        using var candidates = JsonDocument.Parse(json.AsMemory()[frame.Signals[1].Candidates]);
+        Assert.Equal(unescaped, candidates.RootElement[0].GetProperty("candidate").GetString());
+        Assert.Equal(Describe(ClientFrame.ParseValidUtf8(json)), Describe(frame));
+    }
+
+    [Theory]
+    [InlineData("""{"type":"signals","id":"b1"}""", "A 'signals' message needs a non-empty 'signals' array.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[]}""", "A 'signals' message needs a non-empty 'signals' array.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":null}""", "'signals' must be an array.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]}}""", "'signals' must be an array.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":"[]"}""", "'signals' must be an array.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[1]}""", "Each entry of 'signals' must be an object.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[null]}""", "Each entry of 'signals' must be an object.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]}]]}""", "Each entry of 'signals' must be an object.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]},"x"]}""", "Each entry of 'signals' must be an object.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': it needs 'to'.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]},{"description":{"type":"offer","sdp":"v=0"}}]}""", "Entry 1 of 'signals': it needs 'to'.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA"}]}""", "Entry 0 of 'signals': it needs a 'description' or 'candidates'.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","description":null,"candidates":null}]}""", "Entry 0 of 'signals': it needs a 'description' or 'candidates'.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"not an id!","candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'to' must be a member id.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"\u0041AAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'to' must be a member id.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":{"to":"AAAAAAAAAAAAAAAA"},"candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'to' must be a member id.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","toEpoch":-1,"candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'toEpoch' must be a non-negative integer.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","toEpoch":"1","candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'toEpoch' must be a non-negative integer.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","description":"offer"}]}""", "Entry 0 of 'signals': 'description' must be an object.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","description":{"type":"bogus","sdp":"v=0"}}]}""", "Entry 0 of 'signals': 'description.type' must be offer, answer, pranswer or rollback.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","description":{"type":"offer"}}]}""", "Entry 0 of 'signals': 'description.sdp' is required.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","description":{"type":"offer","sdp":"v=0","link":{}}}]}""", "Entry 0 of 'signals': 'description' may only have 'type' and 'sdp'.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":{"candidate":"x"}}]}""", "Entry 0 of 'signals': 'candidates' must be an array.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[]}]}""", "Entry 0 of 'signals': 'candidates' must not be empty.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":1}]}]}""", "Entry 0 of 'signals': 'candidate' must be a string.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x","evil":true}]}]}""", "Entry 0 of 'signals': A candidate may only have 'candidate', 'sdpMid', 'sdpMLineIndex' and 'usernameFragment'.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","id":7,"candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'id' must be a string of at most 64 characters.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","id":{"id":"x"},"candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'id' must be a string of at most 64 characters.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","id":"\ud800","candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'id' must be a string of at most 64 characters.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]},{"to":"AAAAAAAAAAAAAAAA","description":{"type":"offer","sdp":"v=0"}}]}""", "Two entries of 'signals' are for the same member.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]},{"to":"BBBBBBBBBBBBBBBB","candidates":[{"candidate":"x"}]},{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"y"}]}]}""", "Two entries of 'signals' are for the same member.")]
+    [InlineData("""{"type":"signals","id":"b1","to":"AAAAAAAAAAAAAAAA","description":{"type":"offer","sdp":"v=0"}}""", "A 'signals' message needs a non-empty 'signals' array.")]
+    public void Signals_Malformed_IsRefusedAsAWhole_WithTheFramesId(string json, string message)
+    {
+        var frame = ClientFrame.Parse(Encoding.UTF8.GetBytes(json));
+
+        Assert.Equal(ClientFrameKind.Invalid, frame.Kind);
+        Assert.Equal(SignallingErrorCode.MalformedMessage, frame.ErrorCode);
+        Assert.Equal(message, frame.ErrorMessage);
+        Assert.Equal("b1", frame.CorrelationId);
+        Assert.Null(frame.Signals);
+    }
+
+    [Fact]
+    public void Signals_TheFirstProblemIsTheOneReported_AndLaterEntriesDoNotHideIt()
+    {
+        // Entry 0 is valid, entry 1 has no 'to', entry 2 repeats entry 0's member and entry 3 is no object: the first one wins.
+        var json = """{"type":"signals","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]},{"candidates":[{"candidate":"x"}]},{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]},5]}""";
+        Assert.Equal("Entry 1 of 'signals': it needs 'to'.", ClientFrame.Parse(Encoding.UTF8.GetBytes(json)).ErrorMessage);
+    }
+
+    [Fact]
+    public void Signals_SixtyFourEntriesParse_SixtyFiveAreRefused()
+    {
+        static byte[] Batch(int count) => Encoding.UTF8.GetBytes(
+            """{"type":"signals","id":"b1","signals":[""" + string.Join(",", Enumerable.Range(0, count).Select(_ => $$"""{"to":"{{MemberId.New()}}","candidates":[{"candidate":"x"}]}""")) + "]}");
+
+        var most = ClientFrame.Parse(Batch(ClientFrame.MaxSignalsPerFrame));
+        Assert.Equal(ClientFrameKind.Signals, most.Kind);
+        Assert.Equal(64, most.Signals!.Length);
+        Assert.Equal(64, most.Signals.Select(e => e.To).Distinct().Count());
+
+        var tooMany = ClientFrame.Parse(Batch(ClientFrame.MaxSignalsPerFrame + 1));
+        Assert.Equal(ClientFrameKind.Invalid, tooMany.Kind);
+        Assert.Equal(SignallingErrorCode.MalformedMessage, tooMany.ErrorCode);
+        Assert.Equal("'signals' may carry at most 64 entries.", tooMany.ErrorMessage);
+        Assert.Equal("b1", tooMany.CorrelationId);
+
+        // Far more entries than allowed is refused the same way (and does not throw).
+        Assert.Equal("'signals' may carry at most 64 entries.", ClientFrame.Parse(Batch(1_000)).ErrorMessage);
+    }
+
+    [Fact]
+    public void Signals_EntryIdsUpToSixtyFourCharactersAreKept_LongerOnesAreRefused()
+    {
+        var to = MemberId.New();
+        string Frame(string id) => $$"""{"type":"signals","signals":[{"to":"{{to}}","id":"{{id}}","candidates":[{"candidate":"x"}]}]}""";
+
+        var kept = ClientFrame.Parse(Encoding.UTF8.GetBytes(Frame(new string('e', 64))));
+        Assert.Equal(new string('e', 64), Assert.Single(kept.Signals!).CorrelationId);
+        Assert.Null(kept.CorrelationId);
+
+        var refused = ClientFrame.Parse(Encoding.UTF8.GetBytes(Frame(new string('e', 65))));
+        Assert.Equal(SignallingErrorCode.MalformedMessage, refused.ErrorCode);
+        Assert.Equal("Entry 0 of 'signals': 'id' must be a string of at most 64 characters.", refused.ErrorMessage);
+    }
+
+    [Fact]
+    public void ASingleSignal_ParsesAsBefore_AndCarriesNoEntries()
+    {
+        var json = Encoding.UTF8.GetBytes(Offer("v=0"));
+
+        var frame = ClientFrame.Parse(json);
+
+        Assert.Equal((ClientFrameKind.Signal, "c1", To, (long?)3), (frame.Kind, frame.CorrelationId, frame.To, frame.ToEpoch));
+        Assert.Equal("""{"type":"offer","sdp":"v=0"}""", Text(json, frame.Description));
+        Assert.Equal("""[{"candidate":"v=0","sdpMid":"0"}]""", Text(json, frame.Candidates));
+        Assert.Null(frame.Signals);
+
+        // The single signal's own checks are unchanged, messages included.
+        Assert.Equal("A signal needs 'to'.", ClientFrame.Parse("""{"type":"signal","candidates":[{"candidate":"x"}]}"""u8).ErrorMessage);
+        Assert.Equal("A signal needs a 'description' or 'candidates'.", ClientFrame.Parse(Encoding.UTF8.GetBytes($$"""{"type":"signal","to":"{{To}}"}""")).ErrorMessage);
+        Assert.Equal("'candidates' must not be empty.", ClientFrame.Parse(Encoding.UTF8.GetBytes($$"""{"type":"signal","to":"{{To}}","candidates":[]}""")).ErrorMessage);
+
+        // A 'signals' array on a single signal is not relayed: the signal is what the frame's own fields say.
+        var withArray = ClientFrame.Parse(Encoding.UTF8.GetBytes(Offer("v=0")[..^1] + $$""","signals":[{"to":"{{MemberId.New()}}","candidates":[{"candidate":"x"}]}]}"""));
+        Assert.Equal(ClientFrameKind.Signal, withArray.Kind);
+        Assert.Equal(To, withArray.To);
+        Assert.Null(withArray.Signals);
+    }
+
+    /// <summary>The escape pre-pass's differential check, on <c>signals</c> frames, with every entry in the description.</summary>
+    [Fact]
+    public void EscapePrePass_NeverChangesTheOutcomeOfASignalsFrame_UnderRandomMutations()
+    {
+        var random = new Random(20261201);
+        MemberId a = MemberId.New(), b = MemberId.New();
+        var unicodeEscaped = Sdp.Replace("\\r\\n", "\\u000d\\u000a", StringComparison.Ordinal);
+        var seeds = new[]
+        {
+            $$$"""{"type":"signals","id":"b1","signals":[{"to":"{{{a}}}","id":"e0","description":{"type":"offer","sdp":"{{{Sdp}}}"}},{"to":"{{{b}}}","toEpoch":2,"candidates":[{"candidate":"{{{Sdp}}}","sdpMid":"0"}]}]}""",
+            $$$"""{"type":"signals","signals":[{"to":"{{{a}}}","description":{"type":"offer","sdp":"{{{unicodeEscaped}}}"},"candidates":[{"candidate":"c"}]}],"id":"b2"}""",
+        };
+        var alphabet = "\"\\{}[],:ux0 \r\n\t\u0001"u8.ToArray();
+        for (var n = 0; n < 5_000; n++)
+        {
+            var bytes = Encoding.UTF8.GetBytes(seeds[n % seeds.Length]).ToList();
+            var mutations = random.Next(0, 4);
+            for (var m = 0; m < mutations; m++)
+            {
+                var at = random.Next(bytes.Count);
+                switch (random.Next(3))
+                {
+                    case 0: bytes.RemoveAt(at); break;
+                    case 1: bytes.Insert(at, alphabet[random.Next(alphabet.Length)]); break;
+                    default: bytes[at] = alphabet[random.Next(alphabet.Length)]; break;
+                }
+            }
+
+            var json = bytes.ToArray();
+            var actual = ClientFrame.Parse(json);
+            Assert.Equal(Describe(ClientFrame.ParseValidUtf8(json)), Describe(actual));
+            if (!IsValidJson(json))
+            {
+                Assert.Equal(ClientFrameKind.Invalid, actual.Kind);
+            }
+        }
+    }
+
+    private static string Text(byte[] json, Range range) => Encoding.UTF8.GetString(json.AsSpan()[range]);
+
     private static string Describe(ClientFrame f)
-        => $"{f.Kind}|{f.ErrorCode}|{f.ErrorMessage}|{f.CorrelationId}|{f.To}|{f.ToEpoch}|{f.Description}|{f.Candidates}|{f.Version}|{f.Member}";
+        => $"{f.Kind}|{f.ErrorCode}|{f.ErrorMessage}|{f.CorrelationId}|{f.To}|{f.ToEpoch}|{f.Description}|{f.Candidates}|{f.Version}|{f.Member}|{(f.Signals is null ? "-" : string.Join(";", f.Signals))}";
 
     private static bool IsValidJson(byte[] json)
     {
