@@ -113,7 +113,9 @@ public sealed class TalkiLimitsOptions
     /// 7 peers at once, each with its description and a trickle of ICE candidates (host, server-reflexive and relay
     /// candidates per interface and transport: typically 5 to 20 per peer, plus end-of-candidates), so about
     /// 7 × (1 + 20 + 1) ≈ 155 messages within a second or two, plus hello and pings. 200 covers that with headroom; a
-    /// client that batches candidates needs far fewer.
+    /// client that batches candidates needs far fewer. Each entry of a <c>signals</c> message counts as one message, so
+    /// the options check refuses a burst below <see cref="MaxMembersPerRoom"/> − 1 (a full room's newcomer sends its first
+    /// offers to every other member in one such message).
     /// </value>
     public int MessageBurst { get; set; } = 200;
 

@@ -57,6 +57,12 @@ internal sealed class TalkiSignallingOptionsValidator : IValidateOptions<TalkiSi
             failures.Add($"Limits.{nameof(limits.MessageBurst)} and Limits.{nameof(limits.RateLimitedMessagesBeforeClose)} must be between 1 and 100000.");
         }
 
+        if (limits.MessageBurst < limits.MaxMembersPerRoom - 1)
+        {
+            // A newcomer's first offers to every member leave in one 'signals' message that pays one token per entry.
+            failures.Add($"Limits.{nameof(limits.MessageBurst)} must be at least Limits.{nameof(limits.MaxMembersPerRoom)} - 1 ({limits.MaxMembersPerRoom - 1}): a newcomer's first offers leave in one 'signals' message that counts one message per member.");
+        }
+
         Range(failures, "Limits." + nameof(limits.RateLimitWindow), limits.RateLimitWindow, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
         Range(failures, "Limits." + nameof(limits.HelloTimeout), limits.HelloTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10));
         Range(failures, nameof(options.ResumeGracePeriod), options.ResumeGracePeriod, TimeSpan.Zero, TimeSpan.FromMinutes(10));

@@ -384,15 +384,22 @@ internal readonly struct ClientFrame
                 else if (reader.ValueTextEquals("id"u8))
                 {
                     reader.Read();
-                    if (reader.TokenType == JsonTokenType.String && TryGetString(ref reader, out id) && id!.Length <= MaxCorrelationIdLength)
+                    if (reader.TokenType == JsonTokenType.String)
                     {
-                        continue;
+                        if (!TryGetString(ref reader, out id))
+                        {
+                            invalidEntry ??= "'id' must be valid Unicode text (no lone surrogate).";
+                        }
+                        else if (id!.Length > MaxCorrelationIdLength)
+                        {
+                            id = null;
+                            invalidEntry ??= "'id' must be at most 64 characters.";
+                        }
                     }
-
-                    id = null;
-                    if (reader.TokenType != JsonTokenType.Null)
+                    else if (reader.TokenType != JsonTokenType.Null)
                     {
-                        invalidEntry ??= "'id' must be a string of at most 64 characters.";
+                        invalidEntry ??= "'id' must be a string.";
+                        reader.Skip();
                     }
                 }
                 else
@@ -402,7 +409,7 @@ internal readonly struct ClientFrame
                 }
             }
 
-            invalidEntry ??= ValidateSignal(utf8, to, description, candidates, "it");
+            invalidEntry ??= ValidateSignal(utf8, to, description, candidates, "the entry");
             if (invalidEntry is not null)
             {
                 invalidField ??= $"Entry {entries.Count} of 'signals': {invalidEntry}";

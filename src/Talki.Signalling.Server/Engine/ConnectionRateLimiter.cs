@@ -103,6 +103,25 @@ internal sealed class ConnectionRateLimiter
         }
     }
 
+    /// <summary>
+    /// Gives back <paramref name="tokens"/> a message took but did not use (a <c>signals</c> frame refused as a whole returns
+    /// the token its frame paid on arrival), up to the burst. A connection without state has nothing to give back to.
+    /// </summary>
+    public void Return(string connectionId, int tokens)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(tokens, 1);
+        if (_buckets.TryGetValue(connectionId, out var bucket))
+        {
+            lock (bucket)
+            {
+                if (!bucket.Removed)
+                {
+                    bucket.Tokens = Math.Min(_burst, bucket.Tokens + tokens);
+                }
+            }
+        }
+    }
+
     /// <summary>Forgets a connection (it has disconnected).</summary>
     public void Release(string connectionId)
     {

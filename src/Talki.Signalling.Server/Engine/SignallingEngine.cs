@@ -250,6 +250,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
                 if (entries > 1 && _rateLimiter.TryAcquire(connectionId, entries - 1) is var more && more != RateDecision.Allowed)
                 {
+                    _rateLimiter.Return(connectionId, 1); // refused whole, like a lone signal: the frame's own token back
                     await RefuseRateLimitedAsync(connectionId, payload, more, cancellationToken).ConfigureAwait(false);
                     return;
                 }

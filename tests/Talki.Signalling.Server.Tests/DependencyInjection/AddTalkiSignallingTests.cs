@@ -49,6 +49,7 @@ public sealed class AddTalkiSignallingTests
     [InlineData("hello-timeout-zero")]
     [InlineData("no-pending")]
     [InlineData("too-many-pending")]
+    [InlineData("burst-below-a-full-batch")]
     public void InvalidOptions_FailValidation(string which)
     {
         var services = new ServiceCollection().AddLogging();
@@ -73,10 +74,20 @@ public sealed class AddTalkiSignallingTests
                 case "hello-timeout-zero": o.Limits.HelloTimeout = TimeSpan.Zero; break;
                 case "no-pending": o.Limits.MaxPendingPerRoom = 0; break;
                 case "too-many-pending": o.Limits.MaxPendingPerRoom = 1001; break;
+                case "burst-below-a-full-batch": o.Limits.MessageBurst = o.Limits.MaxMembersPerRoom - 2; break;
             }
         });
         using var provider = services.BuildServiceProvider();
         Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<TalkiSignallingOptions>>().Value);
+    }
+
+    [Fact]
+    public void ABurstThatHoldsOneFirstOfferPerOtherMember_IsValid()
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddTalkiSignalling(o => o.Limits.MessageBurst = o.Limits.MaxMembersPerRoom - 1);
+        using var provider = services.BuildServiceProvider();
+        Assert.Equal(7, provider.GetRequiredService<IOptions<TalkiSignallingOptions>>().Value.Limits.MessageBurst);
     }
 
     [Theory]

@@ -204,10 +204,10 @@ public sealed class ClientFrameTests
     [InlineData("""{"type":"signals","id":"b1","signals":[null]}""", "Each entry of 'signals' must be an object.")]
     [InlineData("""{"type":"signals","id":"b1","signals":[[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]}]]}""", "Each entry of 'signals' must be an object.")]
     [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]},"x"]}""", "Each entry of 'signals' must be an object.")]
-    [InlineData("""{"type":"signals","id":"b1","signals":[{"candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': it needs 'to'.")]
-    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]},{"description":{"type":"offer","sdp":"v=0"}}]}""", "Entry 1 of 'signals': it needs 'to'.")]
-    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA"}]}""", "Entry 0 of 'signals': it needs a 'description' or 'candidates'.")]
-    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","description":null,"candidates":null}]}""", "Entry 0 of 'signals': it needs a 'description' or 'candidates'.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': the entry needs 'to'.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]},{"description":{"type":"offer","sdp":"v=0"}}]}""", "Entry 1 of 'signals': the entry needs 'to'.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA"}]}""", "Entry 0 of 'signals': the entry needs a 'description' or 'candidates'.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","description":null,"candidates":null}]}""", "Entry 0 of 'signals': the entry needs a 'description' or 'candidates'.")]
     [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"not an id!","candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'to' must be a member id.")]
     [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"\u0041AAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'to' must be a member id.")]
     [InlineData("""{"type":"signals","id":"b1","signals":[{"to":{"to":"AAAAAAAAAAAAAAAA"},"candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'to' must be a member id.")]
@@ -221,9 +221,9 @@ public sealed class ClientFrameTests
     [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[]}]}""", "Entry 0 of 'signals': 'candidates' must not be empty.")]
     [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":1}]}]}""", "Entry 0 of 'signals': 'candidate' must be a string.")]
     [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x","evil":true}]}]}""", "Entry 0 of 'signals': A candidate may only have 'candidate', 'sdpMid', 'sdpMLineIndex' and 'usernameFragment'.")]
-    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","id":7,"candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'id' must be a string of at most 64 characters.")]
-    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","id":{"id":"x"},"candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'id' must be a string of at most 64 characters.")]
-    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","id":"\ud800","candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'id' must be a string of at most 64 characters.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","id":7,"candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'id' must be a string.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","id":{"id":"x"},"candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'id' must be a string.")]
+    [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","id":"\ud800","candidates":[{"candidate":"x"}]}]}""", "Entry 0 of 'signals': 'id' must be valid Unicode text (no lone surrogate).")]
     [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]},{"to":"AAAAAAAAAAAAAAAA","description":{"type":"offer","sdp":"v=0"}}]}""", "Two entries of 'signals' are for the same member.")]
     [InlineData("""{"type":"signals","id":"b1","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]},{"to":"BBBBBBBBBBBBBBBB","candidates":[{"candidate":"x"}]},{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"y"}]}]}""", "Two entries of 'signals' are for the same member.")]
     [InlineData("""{"type":"signals","id":"b1","to":"AAAAAAAAAAAAAAAA","description":{"type":"offer","sdp":"v=0"}}""", "A 'signals' message needs a non-empty 'signals' array.")]
@@ -243,7 +243,7 @@ public sealed class ClientFrameTests
     {
         // Entry 0 is valid, entry 1 has no 'to', entry 2 repeats entry 0's member and entry 3 is no object: the first one wins.
         var json = """{"type":"signals","signals":[{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]},{"candidates":[{"candidate":"x"}]},{"to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]},5]}""";
-        Assert.Equal("Entry 1 of 'signals': it needs 'to'.", ClientFrame.Parse(Encoding.UTF8.GetBytes(json)).ErrorMessage);
+        Assert.Equal("Entry 1 of 'signals': the entry needs 'to'.", ClientFrame.Parse(Encoding.UTF8.GetBytes(json)).ErrorMessage);
     }
 
     [Fact]
@@ -279,7 +279,7 @@ public sealed class ClientFrameTests
 
         var refused = ClientFrame.Parse(Encoding.UTF8.GetBytes(Frame(new string('e', 65))));
         Assert.Equal(SignallingErrorCode.MalformedMessage, refused.ErrorCode);
-        Assert.Equal("Entry 0 of 'signals': 'id' must be a string of at most 64 characters.", refused.ErrorMessage);
+        Assert.Equal("Entry 0 of 'signals': 'id' must be at most 64 characters.", refused.ErrorMessage);
     }
 
     [Fact]

@@ -146,6 +146,7 @@ public sealed class ConnectionLimitsTests
         {
             o.Limits.MessagesPerSecond = 2;
             o.Limits.MessageBurst = 5;
+            o.Limits.MaxMembersPerRoom = 6; // a newcomer's batch of first offers must fit the burst (the options check)
             o.Limits.RateLimitedMessagesBeforeClose = 3;
             o.Limits.RateLimitWindow = TimeSpan.FromSeconds(5);
         });
@@ -178,6 +179,7 @@ public sealed class ConnectionLimitsTests
         {
             o.Limits.MessagesPerSecond = 1;
             o.Limits.MessageBurst = 1;
+            o.Limits.MaxMembersPerRoom = 2;
             o.Limits.RateLimitedMessagesBeforeClose = 3;
             o.Limits.RateLimitWindow = TimeSpan.FromSeconds(2);
         });

@@ -280,17 +280,20 @@ public sealed class SignalsBatchTests
     /// is relayed whole or not at all (a refused one gets one <c>rate_limited</c> error with its id).
     /// </summary>
     [Theory]
-    [InlineData("1,1,1,1,1,1", 5)] // the baseline: single signals, the sixth refused
-    [InlineData("5,1", 5)]
+    [InlineData("1,1,1,1,1,1,1", 6)] // the baseline: single signals, the seventh refused
+    [InlineData("5,1", 6)]
     [InlineData("4,1", 5)]
-    [InlineData("4,2", 4)]
-    [InlineData("3,3", 3)]
-    [InlineData("2,2,2", 4)]
-    [InlineData("2,4", 2)]
-    [InlineData("6", 0)] // more than the whole burst: never relayed, even from a full bucket
+    [InlineData("4,2", 6)]
+    [InlineData("4,3", 4)]
+    [InlineData("3,4", 3)]
+    [InlineData("2,2,2,1", 6)]
+    [InlineData("2,5", 2)]
+    [InlineData("6,1", 6)] // the whole burst at once (one entry per other member), then nothing
+    [InlineData("4,3,1,1", 6)] // a refused batch gives its frame's token back, as a refused single signal costs nothing
+    [InlineData("2,5,1,1,1,1", 6)]
     public async Task RateLimit_ABurstRelaysNoMoreSignalsBatchedThanOneByOne(string sizes, int relayed)
     {
-        const int Burst = 5;
+        const int Burst = 6; // the least the options allow with 7 members: one entry per other member
         using var h = RateLimitedHarness(Burst);
         var (sender, peers) = await FullBucketsAsync(h, others: 6);
         var frames = sizes.Split(',').Select(int.Parse).ToList();
@@ -332,18 +335,19 @@ public sealed class SignalsBatchTests
     public async Task RateLimit_ARefusedBatchCountsOnceTowardsTheClose_NotOncePerEntry()
     {
         using var h = RateLimitedHarness(burst: 3, refusalsBeforeClose: 2);
-        var (sender, peers) = await FullBucketsAsync(h, others: 4);
-        var four = Batch("four", [.. peers.Select(p => Entry(p.Member, candidates: Candidates("x")))]);
+        var (sender, peers) = await FullBucketsAsync(h, others: 3);
+        await h.SendAsync(sender, Single(peers[0].Member, id: "one", candidates: Candidates("one"))); // two tokens left
+        var three = Batch("three", [.. peers.Select(p => Entry(p.Member, candidates: Candidates("x")))]);
 
-        await h.SendAsync(sender, four); // four entries on three tokens: refused, one refusal
+        await h.SendAsync(sender, three); // three entries on two tokens: refused, one refusal
         Assert.Equal(SignallingErrorCode.RateLimited, Assert.Single(h.Push.To<ErrorMessage>(sender)).Code);
         Assert.False(h.Push.WasClosed(sender));
 
-        await h.SendAsync(sender, four); // the second refusal reaches the limit
+        await h.SendAsync(sender, three); // the second refusal reaches the limit
         Assert.Equal(2, h.Push.To<ErrorMessage>(sender).Count);
         Assert.True(h.Push.WasClosed(sender));
         Assert.Equal("rate limit exceeded", h.Push.PolicyCloseReason(sender));
-        Assert.Empty(Relayed(h));
+        Assert.Equal(["one"], Relayed(h));
     }
 
     [Fact]
@@ -516,6 +520,7 @@ public sealed class SignalsBatchTests
         // the clock stands still while the burst is spent.
         o.Limits.MessagesPerSecond = 1_000;
         o.Limits.MessageBurst = burst;
+        o.Limits.MaxMembersPerRoom = burst + 1; // the most the options allow: a full room's batch of first offers fits the burst
         o.Limits.RateLimitedMessagesBeforeClose = refusalsBeforeClose;
         o.Limits.RateLimitWindow = TimeSpan.FromMinutes(1);
     });
