@@ -12,7 +12,8 @@ namespace Talki.Signalling.Client.Negotiation;
 /// <para>
 /// <see cref="Expect"/> names the peers whose first offer is awaited. An offer to one of them is held; the batch leaves as
 /// soon as every expected offer is held, or <see cref="_window"/> after the first one was held, whichever comes first.
-/// Anything else goes at once, except a signal to a peer whose offer is held: the batch leaves first, so that a link's
+/// Anything else goes at once, except a signal to a peer whose offer is held: candidates join the held offer's entry
+/// (after its description, within one signal's limits), anything else makes the batch leave first, so that a link's
 /// signals keep their order. A batch that would not fit one gateway frame leaves as several.
 /// </para>
 /// <para>
@@ -99,10 +100,23 @@ internal sealed class OfferBatch : IDisposable
                     _timer ??= _time.CreateTimer(static state => ((OfferBatch)state!).OnWindowEnded(), this, _window, Timeout.InfiniteTimeSpan);
                 }
             }
-            else if (_held.Exists(h => h.Message.To == message.To) || (expected && _expected.Count == 0))
+            else if (_held.FindIndex(h => h.Message.To == message.To) is var at and >= 0)
             {
-                // This link's offer first, then what follows it; or nothing else is awaited now.
-                before = TakeHeld();
+                if (message.Description is null && TryMerge(_held[at].Message, message, out var merged))
+                {
+                    // Candidates for a link whose offer is held (its trickle window ended first, on a busy page): they ride
+                    // in the held offer's entry, after its description, as they would have in a signal of their own.
+                    _held[at] = (merged, _held[at].Sent);
+                    held = _held[at].Sent.Task;
+                }
+                else
+                {
+                    before = TakeHeld(); // this link's offer first, then what follows it
+                }
+            }
+            else if (expected && _expected.Count == 0)
+            {
+                before = TakeHeld(); // nothing else is awaited now
             }
         }
 
@@ -156,6 +170,19 @@ internal sealed class OfferBatch : IDisposable
         }
 
         return frames;
+    }
+
+    /// <summary>Appends a candidates-only signal's candidates to a held one, if the result stays within one signal's limits.</summary>
+    private static bool TryMerge(SignalMessage held, SignalMessage more, out SignalMessage merged)
+    {
+        merged = held;
+        if (more.Candidates is not { Count: > 0 } candidates || (held.Candidates?.Count ?? 0) + candidates.Count > PeerNegotiator.MaxCandidatesPerSignal)
+        {
+            return false;
+        }
+
+        merged = held with { Candidates = [.. held.Candidates ?? [], .. candidates] };
+        return JsonSerializer.SerializeToUtf8Bytes(merged, TalkiJsonContext.Default.SignalMessage).Length <= PeerNegotiator.MaxSignalBytes;
     }
 
     private void OnWindowEnded()

@@ -74,19 +74,59 @@ public sealed class OfferBatchTests
     }
 
     [Fact]
-    public async Task ASignalToAHeldLink_SendsTheBatchFirst_SoTheLinksOrderIsKept()
+    public async Task CandidatesForAHeldLink_RideInItsHeldOffer_AndTheBatchStillWaitsForTheOthers()
+    {
+        using var batch = Batch();
+        batch.Expect([A, B]);
+        var toA = batch.SendAsync(Offer(A)).AsTask();
+        var candidates = batch.SendAsync(Candidates(A)).AsTask();
+        Assert.Empty(_sent);
+        Assert.False(candidates.IsCompleted);
+
+        var toB = batch.SendAsync(Offer(B)).AsTask();
+
+        Assert.True(await toA && await toB && await candidates);
+        var signals = Assert.IsType<SignalsMessage>(Assert.Single(_sent));
+        Assert.Equal([A, B], signals.Signals.Select(s => s.To));
+        Assert.Equal(SdpType.Offer, signals.Signals[0].Description!.Type); // the description first, then its candidates
+        Assert.Single(signals.Signals[0].Candidates!);
+    }
+
+    [Fact]
+    public async Task CandidatesThatWouldOverflowAHeldOffersSignal_SendTheBatchFirst()
+    {
+        using var batch = Batch();
+        batch.Expect([A, B]);
+        var toA = batch.SendAsync(Offer(A)).AsTask();
+        var many = new SignalMessage
+        {
+            To = A,
+            Candidates = [.. Enumerable.Range(0, PeerNegotiator.MaxCandidatesPerSignal).Select(i => new IceCandidate { Candidate = $"candidate:{i} 1 udp 1 192.0.2.1 5000 typ host" })],
+        };
+
+        var one = batch.SendAsync(Candidates(A)).AsTask(); // rides in the held offer
+        Assert.True(await batch.SendAsync(many)); // one candidate is held already: 33 would be one too many
+
+        Assert.True(await toA && await one);
+        Assert.Equal(2, _sent.Count);
+        Assert.Single(Assert.IsType<SignalMessage>(_sent[0]).Candidates!); // the offer with its one candidate went alone, first
+        Assert.Equal(PeerNegotiator.MaxCandidatesPerSignal, Assert.IsType<SignalMessage>(_sent[1]).Candidates!.Count);
+    }
+
+    [Fact]
+    public async Task ANewDescriptionForAHeldLink_SendsTheBatchFirst_SoTheLinksOrderIsKept()
     {
         using var batch = Batch();
         batch.Expect([A, B, C]);
         var toA = batch.SendAsync(Offer(A)).AsTask();
         var toB = batch.SendAsync(Offer(B)).AsTask();
 
-        Assert.True(await batch.SendAsync(Candidates(A)));
+        Assert.True(await batch.SendAsync(Offer(A, sdpBytes: 20))); // a newer offer to A (a restart): after the first
 
         Assert.True(await toA && await toB);
         Assert.Equal(2, _sent.Count);
         Assert.Equal([A, B], Assert.IsType<SignalsMessage>(_sent[0]).Signals.Select(s => s.To));
-        Assert.NotNull(Assert.IsType<SignalMessage>(_sent[1]).Candidates);
+        Assert.Equal(20, Assert.IsType<SignalMessage>(_sent[1]).Description!.Sdp!.Length);
 
         // C's offer is no longer awaited with anything: it goes at once.
         Assert.True(await batch.SendAsync(Offer(C)));
