@@ -42,7 +42,7 @@ internal static class Bench
         {
             for (var i = 0; i < options.Startups; i++)
             {
-                await using var server = await ServerProcess.StartAsync(target, options.ServerCpus);
+                await using var server = await ServerProcess.StartAsync(target, options.ServerCpus, options.ServerEnvironment);
                 result.Startups.Add(server.Startup);
                 log.WriteLine($"  start-up {i + 1}: {server.Startup.TotalMilliseconds:0} ms");
             }
@@ -63,7 +63,7 @@ internal static class Bench
 
     private static async Task TrafficAsync(Target target, LoadOptions options, ServerResult result, TextWriter log)
     {
-        await using var server = await ServerProcess.StartAsync(target, options.ServerCpus);
+        await using var server = await ServerProcess.StartAsync(target, options.ServerCpus, options.ServerEnvironment);
         target.Bind(server.BaseAddress);
         await using var keepalive = new Keepalive(target);
 
@@ -132,7 +132,7 @@ internal static class Bench
         var sockets = new ConcurrentBag<LoadSocket>();
         try
         {
-            await using var server = await ServerProcess.StartAsync(target, options.ServerCpus);
+            await using var server = await ServerProcess.StartAsync(target, options.ServerCpus, options.ServerEnvironment);
             target.Bind(server.BaseAddress);
             await using var keepalive = new Keepalive(target);
             var warmup = await target.ConnectGroupAsync(target.GroupSize);

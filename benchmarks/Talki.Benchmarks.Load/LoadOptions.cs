@@ -8,7 +8,7 @@ internal sealed record LoadOptions
     public const string Usage =
         "usage: Talki.Benchmarks.Load [--server talki|peerjs|bare|bare-transport|all] [--pairs 10,100,1000] [--seconds 10] [--warmup 2]\n" +
         "       [--window 16] [--rates 2000,30000] [--rate-pairs 100] [--idle 1000,5000,10000] [--settle 5]\n" +
-        "       [--startups 3] [--concurrency 32] [--drain 10] [--hold 0] [--server-cpus LIST] [--out FILE]\n" +
+        "       [--startups 3] [--concurrency 32] [--drain 10] [--hold 0] [--server-cpus LIST] [--server-env NAME=VALUE,...] [--out FILE]\n" +
         "A list may be empty (--idle '') to skip that measure.";
 
     /// <summary>Gets the servers to measure, in order; <c>all</c> is these three (<c>bare-transport</c> only when named).</summary>
@@ -53,6 +53,12 @@ internal sealed record LoadOptions
     /// <summary>Gets the CPUs every server is pinned to (<c>taskset -c</c>), or null to leave them unpinned.</summary>
     public string? ServerCpus { get; init; }
 
+    /// <summary>
+    /// Gets environment variables set for every server process only, not for this tool (a runtime setting such as
+    /// <c>DOTNET_gcServer=0</c> compared without changing the load generator).
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, string>> ServerEnvironment { get; init; } = [];
+
     /// <summary>Gets the markdown file the table is written to (default: artifacts/load/load-{UTC time}.md under the repository).</summary>
     public string? Out { get; init; }
 
@@ -90,6 +96,7 @@ internal sealed record LoadOptions
                 "concurrency" => options with { Concurrency = Positive(value) },
                 "drain" => options with { Drain = Seconds(value) },
                 "server-cpus" => options with { ServerCpus = value },
+                "server-env" => options with { ServerEnvironment = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(Variable)] },
                 "out" => options with { Out = value },
                 _ => throw new ArgumentException($"unknown option --{name}"),
             };
@@ -102,6 +109,14 @@ internal sealed record LoadOptions
 
         var unknown = options.Servers.Except(["talki", "peerjs", "bare", "bare-transport"]).ToList();
         return unknown.Count == 0 ? options : throw new ArgumentException($"unknown server {string.Join(", ", unknown)}");
+    }
+
+    private static KeyValuePair<string, string> Variable(string assignment)
+    {
+        var at = assignment.IndexOf('=', StringComparison.Ordinal);
+        return at > 0
+            ? new(assignment[..at], assignment[(at + 1)..])
+            : throw new ArgumentException($"--server-env takes NAME=VALUE, not '{assignment}'");
     }
 
     private static List<T> Split<T>(string value, Func<string, T> parse) =>

@@ -60,7 +60,7 @@ internal static class Report
         var text = new StringBuilder();
         text.AppendLine("# Signalling load: Talki gateway, peerjs-server, bare Kestrel relay").AppendLine();
         text.AppendLine(Format($"{started:yyyy-MM-dd HH:mm} UTC, `Talki.Benchmarks.Load {options.CommandLine}`")).AppendLine();
-        text.AppendLine(Format($"Machine: {machine.Cores} cores (nproc), {machine.Model}, {machine.Memory} RAM; {machine.Os}; {machine.DotNet}; node {machine.Node}; open files limit {machine.OpenFiles}; load average {loadBefore} before, {Machine.LoadAverage()} after; servers {(options.ServerCpus is null ? "not pinned" : "pinned to CPUs " + options.ServerCpus)}, this tool on the same machine.")).AppendLine();
+        text.AppendLine(Format($"Machine: {machine.Cores} cores (nproc), {machine.Model}, {machine.Memory} RAM; {machine.Os}; {machine.DotNet}; node {machine.Node}; open files limit {machine.OpenFiles}; load average {loadBefore} before, {Machine.LoadAverage()} after; servers {(options.ServerCpus is null ? "not pinned" : "pinned to CPUs " + options.ServerCpus)}{(options.ServerEnvironment.Count == 0 ? string.Empty : ", server environment " + string.Join(' ', options.ServerEnvironment.Select(v => v.Key + "=" + v.Value)))}, this tool on the same machine.")).AppendLine();
 
         var header = new List<string> { "server", Format($"start-up ms (median of {options.Startups})") };
         header.AddRange(options.Pairs.Select(p => Format($"msg/s at {p:N0} pairs (server CPU µs/msg)")));

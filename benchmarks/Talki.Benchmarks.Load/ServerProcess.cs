@@ -61,7 +61,7 @@ internal sealed class ServerProcess : IAsyncDisposable
     }
 
     /// <summary>Starts the server, pinned to <paramref name="cpus"/> when given (<c>taskset -c</c>, which execs it: same process).</summary>
-    public static async Task<ServerProcess> StartAsync(Target target, string? cpus)
+    public static async Task<ServerProcess> StartAsync(Target target, string? cpus, IReadOnlyList<KeyValuePair<string, string>>? environment = null)
     {
         var port = FreePort();
         var start = Pinned(target.StartInfo(port), cpus);
@@ -71,6 +71,11 @@ internal sealed class ServerProcess : IAsyncDisposable
         foreach (var variable in (string[])["ASPNETCORE_URLS", "ASPNETCORE_ENVIRONMENT", "DOTNET_ENVIRONMENT", "PORT"])
         {
             start.Environment.Remove(variable);
+        }
+
+        foreach (var (name, value) in environment ?? [])
+        {
+            start.Environment[name] = value;
         }
 
         var output = new ConcurrentQueue<string>();
