@@ -26,6 +26,9 @@ internal sealed class OfferBatch : IDisposable
     /// <summary>The largest <c>signals</c> frame built, in UTF-8 JSON bytes: the gateways' 32 KB inbound frame limit, less the correlation id the connection adds.</summary>
     internal const int MaxFrameBytes = PeerNegotiator.MaxSignalBytes;
 
+    /// <summary>The most entries in one <c>signals</c> frame: the server's parser takes at most 64 (rooms of more than 65 members only).</summary>
+    internal const int MaxEntriesPerFrame = 64;
+
     private readonly Func<ClientMessage, ValueTask<bool>> _send;
     private readonly TimeProvider _time;
     private readonly TimeSpan _window;
@@ -148,7 +151,7 @@ internal sealed class OfferBatch : IDisposable
         }
     }
 
-    /// <summary>Splits held signals into <c>signals</c> frames of at most <see cref="MaxFrameBytes"/> (a lone signal goes as a plain <c>signal</c>).</summary>
+    /// <summary>Splits held signals into <c>signals</c> frames of at most <see cref="MaxFrameBytes"/> and <see cref="MaxEntriesPerFrame"/> entries (a lone signal goes as a plain <c>signal</c>).</summary>
     internal static List<List<SignalMessage>> Frames(IReadOnlyList<SignalMessage> signals)
     {
         const int Envelope = 64; // {"type":"signals","signals":[…]} and the separators
@@ -158,7 +161,7 @@ internal sealed class OfferBatch : IDisposable
         foreach (var signal in signals)
         {
             var length = JsonSerializer.SerializeToUtf8Bytes(signal, TalkiJsonContext.Default.SignalMessage).Length + 1;
-            if (current is null || size + length > MaxFrameBytes)
+            if (current is null || size + length > MaxFrameBytes || current.Count == MaxEntriesPerFrame)
             {
                 current = [];
                 frames.Add(current);

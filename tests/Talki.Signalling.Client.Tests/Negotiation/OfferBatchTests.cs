@@ -188,6 +188,17 @@ public sealed class OfferBatchTests
     }
 
     [Fact]
+    public void ManySmallOffers_AreSplitAtTheServersSixtyFourEntries()
+    {
+        var offers = Enumerable.Range(0, 70).Select(_ => Offer(MemberId.New(), sdpBytes: 1)).ToList();
+
+        var frames = OfferBatch.Frames(offers);
+
+        Assert.Equal([64, 6], frames.Select(f => f.Count));
+        Assert.Equal(offers, frames.SelectMany(f => f));
+    }
+
+    [Fact]
     public async Task AClosedConnection_FailsEveryHeldSend()
     {
         using var batch = Batch();
