@@ -142,23 +142,7 @@ internal readonly struct ClientFrame
                 }
                 else if (reader.ValueTextEquals("id"u8))
                 {
-                    reader.Read();
-                    if (reader.TokenType == JsonTokenType.String)
-                    {
-                        if (!TryGetString(ref reader, out correlationId))
-                        {
-                            invalidField ??= "'id' must be valid Unicode text (no lone surrogate).";
-                        }
-                        else if (correlationId!.Length > MaxCorrelationIdLength)
-                        {
-                            correlationId = null;
-                            invalidField ??= "'id' must be at most 64 characters.";
-                        }
-                    }
-                    else if (reader.TokenType != JsonTokenType.Null)
-                    {
-                        invalidField ??= "'id' must be a string.";
-                    }
+                    ReadCorrelationId(ref reader, ref correlationId, ref invalidField);
                 }
                 else if (reader.ValueTextEquals("to"u8))
                 {
@@ -303,6 +287,28 @@ internal readonly struct ClientFrame
         return !candidates.Equals(default(Range)) && ValidateCandidates(utf8[candidates]) is { } candidatesError ? candidatesError : null;
     }
 
+    /// <summary>Reads an optional correlation id (a string of at most <see cref="MaxCorrelationIdLength"/> characters, or null); problems go to <paramref name="invalidField"/>.</summary>
+    private static void ReadCorrelationId(ref Utf8JsonReader reader, ref string? id, ref string? invalidField)
+    {
+        reader.Read();
+        if (reader.TokenType == JsonTokenType.String)
+        {
+            if (!TryGetString(ref reader, out id))
+            {
+                invalidField ??= "'id' must be valid Unicode text (no lone surrogate).";
+            }
+            else if (id!.Length > MaxCorrelationIdLength)
+            {
+                id = null;
+                invalidField ??= "'id' must be at most 64 characters.";
+            }
+        }
+        else if (reader.TokenType != JsonTokenType.Null)
+        {
+            invalidField ??= "'id' must be a string.";
+        }
+    }
+
     private static void ReadToEpoch(ref Utf8JsonReader reader, ref long? toEpoch, ref string? invalidField)
     {
         reader.Read();
@@ -383,24 +389,8 @@ internal readonly struct ClientFrame
                 }
                 else if (reader.ValueTextEquals("id"u8))
                 {
-                    reader.Read();
-                    if (reader.TokenType == JsonTokenType.String)
-                    {
-                        if (!TryGetString(ref reader, out id))
-                        {
-                            invalidEntry ??= "'id' must be valid Unicode text (no lone surrogate).";
-                        }
-                        else if (id!.Length > MaxCorrelationIdLength)
-                        {
-                            id = null;
-                            invalidEntry ??= "'id' must be at most 64 characters.";
-                        }
-                    }
-                    else if (reader.TokenType != JsonTokenType.Null)
-                    {
-                        invalidEntry ??= "'id' must be a string.";
-                        reader.Skip();
-                    }
+                    ReadCorrelationId(ref reader, ref id, ref invalidEntry);
+                    reader.Skip(); // an id that is an object or an array is skipped whole (a no-op on a string)
                 }
                 else
                 {

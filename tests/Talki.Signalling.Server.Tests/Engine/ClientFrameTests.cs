@@ -56,20 +56,7 @@ public sealed class ClientFrameTests
         var alphabet = "\"\\{}[],:ux0 \r\n\t\u0001"u8.ToArray();
         for (var n = 0; n < 20_000; n++)
         {
-            var bytes = Encoding.UTF8.GetBytes(seeds[n % seeds.Length]).ToList();
-            var mutations = random.Next(0, 4);
-            for (var m = 0; m < mutations; m++)
-            {
-                var at = random.Next(bytes.Count);
-                switch (random.Next(3))
-                {
-                    case 0: bytes.RemoveAt(at); break;
-                    case 1: bytes.Insert(at, alphabet[random.Next(alphabet.Length)]); break;
-                    default: bytes[at] = alphabet[random.Next(alphabet.Length)]; break;
-                }
-            }
-
-            var json = bytes.ToArray();
+            var json = Mutate(random, seeds[n % seeds.Length], alphabet);
             var actual = ClientFrame.Parse(json);
             var reference = ClientFrame.ParseValidUtf8(json);
             Assert.Equal(Describe(reference), Describe(actual));
@@ -321,20 +308,7 @@ public sealed class ClientFrameTests
         var alphabet = "\"\\{}[],:ux0 \r\n\t\u0001"u8.ToArray();
         for (var n = 0; n < 5_000; n++)
         {
-            var bytes = Encoding.UTF8.GetBytes(seeds[n % seeds.Length]).ToList();
-            var mutations = random.Next(0, 4);
-            for (var m = 0; m < mutations; m++)
-            {
-                var at = random.Next(bytes.Count);
-                switch (random.Next(3))
-                {
-                    case 0: bytes.RemoveAt(at); break;
-                    case 1: bytes.Insert(at, alphabet[random.Next(alphabet.Length)]); break;
-                    default: bytes[at] = alphabet[random.Next(alphabet.Length)]; break;
-                }
-            }
-
-            var json = bytes.ToArray();
+            var json = Mutate(random, seeds[n % seeds.Length], alphabet);
             var actual = ClientFrame.Parse(json);
             Assert.Equal(Describe(ClientFrame.ParseValidUtf8(json)), Describe(actual));
             if (!IsValidJson(json))
@@ -345,6 +319,25 @@ public sealed class ClientFrameTests
     }
 
     private static string Text(byte[] json, Range range) => Encoding.UTF8.GetString(json.AsSpan()[range]);
+
+    /// <summary>A seed frame with up to three random byte deletions, insertions or replacements drawn from <paramref name="alphabet"/>.</summary>
+    private static byte[] Mutate(Random random, string seed, byte[] alphabet)
+    {
+        var bytes = Encoding.UTF8.GetBytes(seed).ToList();
+        var mutations = random.Next(0, 4);
+        for (var m = 0; m < mutations; m++)
+        {
+            var at = random.Next(bytes.Count);
+            switch (random.Next(3))
+            {
+                case 0: bytes.RemoveAt(at); break;
+                case 1: bytes.Insert(at, alphabet[random.Next(alphabet.Length)]); break;
+                default: bytes[at] = alphabet[random.Next(alphabet.Length)]; break;
+            }
+        }
+
+        return [.. bytes];
+    }
 
     private static string Describe(ClientFrame f)
         => $"{f.Kind}|{f.ErrorCode}|{f.ErrorMessage}|{f.CorrelationId}|{f.To}|{f.ToEpoch}|{f.Description}|{f.Candidates}|{f.Version}|{f.Member}|{(f.Signals is null ? "-" : string.Join(";", f.Signals))}";
