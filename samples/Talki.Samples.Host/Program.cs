@@ -17,6 +17,15 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(
     builder.WebHost.UseUrls("http://localhost:5080");
 }
 
+// The self-hosted gateway's WebSocket upgrades are taken at Kestrel's connection level: an open socket keeps none of ASP.NET
+// Core's per-request state (HttpContext, headers, Activity, scopes) for its life. Every other request, and any handshake the
+// fast path does not take, is served by the endpoints below as before. Talki:Sample:ConnectionLevelWebSockets=false turns it
+// off (benchmarks compare both).
+if (!string.Equals(builder.Configuration["Talki:Sample:ConnectionLevelWebSockets"], "false", StringComparison.OrdinalIgnoreCase))
+{
+    builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(endpoint => endpoint.UseTalkiWebSockets()));
+}
+
 // Every Talki option from the "Talki" section (appsettings.json, environment Talki__*, command line --Talki:…):
 // JoinWindow, IceServers, Hosting:AllowedOrigins, Turn:Urls / Turn:SharedSecret, Google:ClientIds, Google:KeysUrl…
 var talki = builder.Services.AddTalkiSignalling().BindConfiguration(builder.Configuration.GetSection("Talki"));

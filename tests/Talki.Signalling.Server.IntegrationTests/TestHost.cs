@@ -7,6 +7,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
@@ -16,20 +17,28 @@ using Talki.Signalling.Server.AspNetCore;
 
 namespace Talki.Signalling.Server.IntegrationTests;
 
-/// <summary>The sample host's composition (AddTalkiSignalling + MapTalkiSignalling) on Kestrel at 127.0.0.1 on a free port, with a fake clock.</summary>
+/// <summary>
+/// The sample host's composition (AddTalkiSignalling + MapTalkiSignalling) on Kestrel at 127.0.0.1 on a free port, with a
+/// fake clock; with <c>connectionLevelUpgrade</c>, the gateway's upgrades are taken at Kestrel's connection level
+/// (<c>UseTalkiWebSockets</c>, as in the sample host), and every socket a user connects proves which path served it.
+/// </summary>
 internal sealed class TestHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly HashSet<string> _seenConnectionIds = new(StringComparer.Ordinal);
 
-    private TestHost(WebApplication app, FakeTimeProvider time)
+    private TestHost(WebApplication app, FakeTimeProvider time, bool connectionLevelUpgrade)
     {
         _app = app;
         Time = time;
+        ConnectionLevelUpgrade = connectionLevelUpgrade;
         BaseAddress = new Uri(app.Urls.Single());
     }
 
     public FakeTimeProvider Time { get; }
+
+    /// <summary>Gets whether the gateway's upgrades are taken at Kestrel's connection level.</summary>
+    public bool ConnectionLevelUpgrade { get; }
 
     public Uri BaseAddress { get; }
 
@@ -49,11 +58,24 @@ internal sealed class TestHost : IAsyncDisposable
         }
     }
 
-    public static async Task<TestHost> StartAsync(Action<TalkiSignallingOptions>? configure = null, Action<IServiceCollection>? services = null, FakeTimeProvider? sharedTime = null)
+    public static async Task<TestHost> StartAsync(
+        Action<TalkiSignallingOptions>? configure = null,
+        Action<IServiceCollection>? services = null,
+        FakeTimeProvider? sharedTime = null,
+        bool connectionLevelUpgrade = false,
+        Action<KestrelServerOptions>? kestrel = null)
     {
         var time = sharedTime ?? new FakeTimeProvider(DateTimeOffset.UtcNow);
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.WebHost.ConfigureKestrel(options =>
+        {
+            kestrel?.Invoke(options);
+            if (connectionLevelUpgrade)
+            {
+                options.ConfigureEndpointDefaults(endpoint => endpoint.UseTalkiWebSockets());
+            }
+        });
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<TimeProvider>(time);
         // Every test user signs in from 127.0.0.1: the per-address sign-in limit is lifted unless a test sets it.
@@ -64,7 +86,7 @@ internal sealed class TestHost : IAsyncDisposable
         app.UseCors();
         app.MapTalkiSignalling();
         await app.StartAsync();
-        return new TestHost(app, time);
+        return new TestHost(app, time, connectionLevelUpgrade);
     }
 
     public void RecordConnectionIds()
@@ -82,6 +104,9 @@ internal sealed class TestHost : IAsyncDisposable
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         return user;
     }
+
+    /// <summary>Stops the host (as a shutdown does: the application's stopping token first); <see cref="DisposeAsync"/> may follow.</summary>
+    public Task StopAsync() => _app.StopAsync();
 
     public async ValueTask DisposeAsync()
     {
@@ -183,6 +208,9 @@ internal sealed class TalkiUser : IDisposable
     public async Task<TestSocket> ConnectAsync(TicketResponse ticket)
     {
         var socket = await TestSocket.OpenAsync(ticket.WebSocketUrl);
+
+        // Kestrel's HTTP/1.1 answers every request with "Server: Kestrel"; the connection-level upgrade's 101 has no such field.
+        Assert.Equal(_host.ConnectionLevelUpgrade, !socket.ResponseHeaders.ContainsKey("Server"));
         _host.Time.Advance(TimeSpan.FromMilliseconds(1)); // as on a real clock, no two hellos share an instant
         await socket.SendAsync("""{"type":"hello","version":1}""");
         socket.Welcome = await socket.ExpectAsync<WelcomeMessage>();
@@ -210,6 +238,9 @@ internal sealed class TestSocket : IAsyncDisposable
     }
 
     public WelcomeMessage? Welcome { get; set; }
+
+    /// <summary>Gets the header fields of the server's 101 answer.</summary>
+    public IReadOnlyDictionary<string, IEnumerable<string>> ResponseHeaders => _socket.HttpResponseHeaders ?? new Dictionary<string, IEnumerable<string>>();
 
     public IReadOnlyList<string> AllFrames
     {

@@ -182,56 +182,16 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             return;
         }
 
-        // Parsed here, not through Request.Query: the request's query feature (a dictionary, the ticket's strings) would
-        // stay with the request, so with the socket, for the connection's life (about 450 bytes per idle member). The
-        // parse is the same (QueryHelpers: names without regard to case, repeated names' values kept in order, decoded).
-        var query = new QueryCollection(QueryHelpers.ParseQuery(context.Request.QueryString.Value));
-        if (query.TryGetValue("v", out var version) && !IsSupportedVersion(version.ToString()))
+        var upgrade = await AuthorizeAsync(context.Request.QueryString.Value, engine, context.RequestAborted).ConfigureAwait(false);
+        if (upgrade.Refusal is { } refusal)
         {
-            await HttpErrors.WriteAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.UnsupportedVersion, $"This server speaks protocol versions {ProtocolVersion.Minimum} to {ProtocolVersion.Current}.").ConfigureAwait(false);
-            return;
-        }
-
-        var connectionId = NewConnectionId();
-        SignallingResult<ConnectionGrant> grant;
-        try
-        {
-            grant = await engine.ConnectAsync(connectionId, query["ticket"].ToString(), ResumeEpoch(query), context.RequestAborted).ConfigureAwait(false);
-        }
-        catch (RoomStoreUnavailableException exception)
-        {
-            HostingLog.StoreUnavailable(_logger, exception);
-            await HttpErrors.WriteStoreUnavailableAsync(context).ConfigureAwait(false);
-            return;
-        }
-        catch (Exception exception) when (exception is not OperationCanceledException || !context.RequestAborted.IsCancellationRequested)
-        {
-            var reference = SignallingEngine.NewCorrelationId();
-            HostingLog.GatewayFailure(_logger, exception, reference);
-            await HttpErrors.WriteAsync(context, StatusCodes.Status500InternalServerError, SignallingErrorCode.Internal, "An unexpected error occurred; quote the reference to the operator.", reference).ConfigureAwait(false);
-            return;
-        }
-
-        if (!grant.IsSuccess)
-        {
-            await HttpErrors.WriteAsync(context, grant.Error).ConfigureAwait(false);
-            return;
-        }
-
-        if (_backplane is not null)
-        {
-            try
+            if (refusal.RetryLater)
             {
-                await _backplane.RegisterAsync(connectionId, context.RequestAborted).ConfigureAwait(false);
+                context.Response.Headers.RetryAfter = "1";
             }
-            catch (RoomStoreUnavailableException exception)
-            {
-                // A socket no other instance could reach would be half a connection: refuse it, the client retries.
-                HostingLog.StoreUnavailable(_logger, exception);
-                await engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
-                await HttpErrors.WriteStoreUnavailableAsync(context).ConfigureAwait(false);
-                return;
-            }
+
+            await HttpErrors.WriteAsync(context, refusal.Status, refusal.Code, refusal.Message, refusal.Reference).ConfigureAwait(false);
+            return;
         }
 
         WebSocket socket;
@@ -241,15 +201,94 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         }
         catch
         {
-            if (_backplane is not null)
-            {
-                await _backplane.UnregisterAsync(connectionId).ConfigureAwait(false);
-            }
-
-            await engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
+            await ReleaseAsync(upgrade.ConnectionId, engine).ConfigureAwait(false);
             throw;
         }
 
+        var stopping = context.RequestServices?.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
+        await ServeAsync(socket, upgrade.ConnectionId, upgrade.Grant!, engine, stopping).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Authorizes an upgrade from its query string (<c>?ticket=…[&amp;v=…][&amp;resume=…]</c>): the engine takes the ticket and
+    /// binds a new connection id, and the backplane (when there is one) registers it. On success the caller owns the
+    /// connection: it accepts the socket and calls <see cref="ServeAsync"/>, or <see cref="ReleaseAsync"/> when it cannot.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="aborted"/> was cancelled: the client went away.</exception>
+    internal async Task<Upgrade> AuthorizeAsync(string? queryString, ISignallingEngine engine, CancellationToken aborted)
+    {
+        // Parsed here, not through Request.Query: the request's query feature (a dictionary, the ticket's strings) would
+        // stay with the request, so with the socket, for the connection's life (about 450 bytes per idle member). The
+        // parse is the same (QueryHelpers: names without regard to case, repeated names' values kept in order, decoded).
+        var query = new QueryCollection(QueryHelpers.ParseQuery(queryString));
+        if (query.TryGetValue("v", out var version) && !IsSupportedVersion(version.ToString()))
+        {
+            return Upgrade.Refused(StatusCodes.Status400BadRequest, SignallingErrorCode.UnsupportedVersion, $"This server speaks protocol versions {ProtocolVersion.Minimum} to {ProtocolVersion.Current}.");
+        }
+
+        var connectionId = NewConnectionId();
+        SignallingResult<ConnectionGrant> grant;
+        try
+        {
+            grant = await engine.ConnectAsync(connectionId, query["ticket"].ToString(), ResumeEpoch(query), aborted).ConfigureAwait(false);
+        }
+        catch (RoomStoreUnavailableException exception)
+        {
+            HostingLog.StoreUnavailable(_logger, exception);
+            return Upgrade.StoreUnavailable;
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException || !aborted.IsCancellationRequested)
+        {
+            var reference = SignallingEngine.NewCorrelationId();
+            HostingLog.GatewayFailure(_logger, exception, reference);
+            return Upgrade.Refused(StatusCodes.Status500InternalServerError, SignallingErrorCode.Internal, "An unexpected error occurred; quote the reference to the operator.", reference);
+        }
+
+        if (!grant.IsSuccess)
+        {
+            return Upgrade.Refused(HttpErrors.StatusOf(grant.Error.Code), grant.Error.Code, grant.Error.Message);
+        }
+
+        if (_backplane is not null)
+        {
+            try
+            {
+                await _backplane.RegisterAsync(connectionId, aborted).ConfigureAwait(false);
+            }
+            catch (RoomStoreUnavailableException exception)
+            {
+                // A socket no other instance could reach would be half a connection: refuse it, the client retries.
+                HostingLog.StoreUnavailable(_logger, exception);
+                await engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
+                return Upgrade.StoreUnavailable;
+            }
+        }
+
+        return new Upgrade(connectionId, grant.Value, null);
+    }
+
+    /// <summary>Undoes a successful <see cref="AuthorizeAsync"/> whose socket could not be accepted.</summary>
+    internal async Task ReleaseAsync(string connectionId, ISignallingEngine engine)
+    {
+        if (_backplane is not null)
+        {
+            await _backplane.UnregisterAsync(connectionId).ConfigureAwait(false);
+        }
+
+        await engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs an accepted socket of an authorized connection until it ends, then releases the connection. The socket is
+    /// disposed here.
+    /// </summary>
+    /// <param name="socket">The accepted WebSocket.</param>
+    /// <param name="connectionId">The connection id <see cref="AuthorizeAsync"/> bound.</param>
+    /// <param name="grant">The grant <see cref="AuthorizeAsync"/> returned.</param>
+    /// <param name="engine">The engine.</param>
+    /// <param name="stopping">The application's stopping token: shutting down closes the socket.</param>
+    internal async Task ServeAsync(WebSocket socket, string connectionId, ConnectionGrant grant, ISignallingEngine engine, CancellationToken stopping)
+    {
         using var connection = new GatewayConnection(socket, _options, _queueCapacity, _time, _logger);
         _connections[connectionId] = connection;
         ScheduleIdleSweep(connection.LastActivity + _idleTimeout);
@@ -258,7 +297,6 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         {
             // One registration for every connection (not one per socket): shutting down closes what is open then, and a
             // connection added after that sees the token cancelled here.
-            var stopping = context.RequestServices?.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
             if (stopping.CanBeCanceled && Interlocked.CompareExchange(ref _stoppingHooked, 1, 0) == 0)
             {
                 stopping.UnsafeRegister(static state => ((SelfHostedGateway)state!).CloseAllLocal(WebSocketCloseStatus.EndpointUnavailable, "server shutting down"), this);
@@ -269,17 +307,12 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                 connection.RequestClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down");
             }
 
-            await connection.RunAsync(connectionId, engine, grant.Value).ConfigureAwait(false);
+            await connection.RunAsync(connectionId, engine, grant).ConfigureAwait(false);
         }
         finally
         {
             _connections.TryRemove(connectionId, out _);
-            if (_backplane is not null)
-            {
-                await _backplane.UnregisterAsync(connectionId).ConfigureAwait(false);
-            }
-
-            await engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
+            await ReleaseAsync(connectionId, engine).ConfigureAwait(false);
         }
     }
 
@@ -371,6 +404,19 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         RandomNumberGenerator.Fill(bytes);
         return Base64Url.EncodeToString(bytes);
     }
+
+    /// <summary>An authorized upgrade (<see cref="ConnectionId"/> and <see cref="Grant"/>), or its <see cref="Refusal"/>.</summary>
+    internal readonly record struct Upgrade(string ConnectionId, ConnectionGrant? Grant, UpgradeRefusal? Refusal)
+    {
+        /// <summary>Gets the refusal when the room store is throttled or failing: 503 with <c>Retry-After: 1</c>.</summary>
+        public static Upgrade StoreUnavailable => Refused(StatusCodes.Status503ServiceUnavailable, SignallingErrorCode.ServiceUnavailable, "The server is busy; retry in a moment.", retryLater: true);
+
+        public static Upgrade Refused(int status, SignallingErrorCode code, string message, string? reference = null, bool retryLater = false)
+            => new(string.Empty, null, new UpgradeRefusal(status, code, message, reference, retryLater));
+    }
+
+    /// <summary>Why an upgrade is refused: the HTTP status, the stable code and message, an error reference, and whether to send <c>Retry-After: 1</c>.</summary>
+    internal sealed record UpgradeRefusal(int Status, SignallingErrorCode Code, string Message, string? Reference, bool RetryLater);
 
     /// <summary>One WebSocket: a receive loop feeding the engine and a send loop draining the bounded queue.</summary>
     private sealed class GatewayConnection : IDisposable

@@ -10,8 +10,11 @@ namespace Talki.Signalling.Server.IntegrationTests.AspNetCore;
 /// "Any member can kick any peer", over real sockets on the real clock: a flood of signals is rate limited at its
 /// sender, never closes a receiver that reads, and a socket that never says hello does not stay until the seal.
 /// </summary>
-public sealed class ConnectionLimitsTests
+public class ConnectionLimitsTests
 {
+    /// <summary>Gets whether the gateway's upgrades are taken at Kestrel's connection level (the derived class runs every test so).</summary>
+    protected virtual bool ConnectionLevelUpgrade => false;
+
     /// <summary>The default hello timeout (<c>Limits.HelloTimeout</c>).</summary>
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
 
@@ -21,7 +24,7 @@ public sealed class ConnectionLimitsTests
     [Fact]
     public async Task Flood_OfTwoThousandSignalsAtAReadingMember_DoesNotCloseIt_TheSenderIsRateLimitedAndClosed_AThirdMemberIsUnaffected()
     {
-        await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System));
+        await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System), connectionLevelUpgrade: ConnectionLevelUpgrade);
         var (_, sockets, tickets) = await TalkiFlowTests.MeshAsync(host, "Ada", "Bob", "Cy");
         var (ada, bob, cy) = (sockets[0], sockets[1], sockets[2]);
         try
@@ -74,7 +77,7 @@ public sealed class ConnectionLimitsTests
     public async Task SevenPeersAtTheirFullBurst_IntoOneReadingMember_NobodyIsClosed_AndEverySignalArrives()
     {
         const int PerSender = 190; // within the default burst of 200, leaving room for hello and the drain's ping
-        await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System));
+        await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System), connectionLevelUpgrade: ConnectionLevelUpgrade);
         var (sockets, tickets) = await FullMeshAsync(host, 8);
         try
         {
@@ -115,7 +118,7 @@ public sealed class ConnectionLimitsTests
     [Fact]
     public async Task HelloTimeout_OnTheRealClock_ASocketThatNeverSaysHelloIsClosed_OneThatDidIsNot()
     {
-        await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System));
+        await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System), connectionLevelUpgrade: ConnectionLevelUpgrade);
         using var ada = await host.SignInAsync("Ada");
         using var bob = await host.SignInAsync("Bob");
         var room = await ada.CreateRoomAsync();
@@ -144,7 +147,7 @@ public sealed class ConnectionLimitsTests
     [Fact]
     public async Task HelloTimeout_OnAFakeClock_ASocketThatNeverSaysHelloIsClosed_OneThatDidIsNot()
     {
-        await using var host = await TestHost.StartAsync();
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: ConnectionLevelUpgrade);
         using var ada = await host.SignInAsync("Ada");
         using var bob = await host.SignInAsync("Bob");
         var room = await ada.CreateRoomAsync();
@@ -202,4 +205,10 @@ public sealed class ConnectionLimitsTests
 
         return (sockets, tickets);
     }
+}
+
+/// <summary>Every test of <see cref="ConnectionLimitsTests"/>, with the gateway's upgrades taken at Kestrel's connection level (<c>UseTalkiWebSockets</c>).</summary>
+public sealed class ConnectionLimitsTestsOnConnectionLevelUpgrade : ConnectionLimitsTests
+{
+    protected override bool ConnectionLevelUpgrade => true;
 }

@@ -9,14 +9,17 @@ namespace Talki.Signalling.Server.IntegrationTests.AspNetCore;
 /// The gateway's idle timeout runs on one timer for every connection (each connection records when it was last active):
 /// each connection must still be closed at its own deadline, whatever the others do, and activity must keep it open.
 /// </summary>
-public sealed class GatewayIdleTimeoutTests
+public class GatewayIdleTimeoutTests
 {
+    /// <summary>Gets whether the gateway's upgrades are taken at Kestrel's connection level (the derived class runs every test so).</summary>
+    protected virtual bool ConnectionLevelUpgrade => false;
+
     [Fact]
     public async Task StaggeredConnections_AreEachClosedAtTheirOwnDeadline_NeverBefore_AndAtMostASweepSpacingAfter()
     {
         var spacing = SelfHostedGateway.SweepSpacingOf(TimeSpan.FromMinutes(10));
         Assert.Equal(TimeSpan.FromSeconds(1), spacing);
-        await using var host = await TestHost.StartAsync(o => o.JoinWindow = TimeSpan.FromHours(1));
+        await using var host = await TestHost.StartAsync(o => o.JoinWindow = TimeSpan.FromHours(1), connectionLevelUpgrade: ConnectionLevelUpgrade);
         using var ada = await host.SignInAsync("Ada");
         using var bob = await host.SignInAsync("Bob");
         await using var first = await ada.ConnectAsync(await ada.CreateRoomAsync()); // last active at 1 ms (its hello)
@@ -59,7 +62,7 @@ public sealed class GatewayIdleTimeoutTests
                 o.Hosting.IdleTimeout = timeout;
                 o.JoinWindow = TimeSpan.FromHours(1);
             },
-            services => services.AddSingleton(TimeProvider.System));
+            services => services.AddSingleton(TimeProvider.System), connectionLevelUpgrade: ConnectionLevelUpgrade);
         using var ada = await host.SignInAsync("Ada");
         using var bob = await host.SignInAsync("Bob");
         await using var idle = await ada.ConnectAsync(await ada.CreateRoomAsync());
@@ -93,4 +96,10 @@ public sealed class GatewayIdleTimeoutTests
         await socket.WaitClosedAsync(TimeSpan.FromSeconds(10));
         return since.Elapsed;
     }
+}
+
+/// <summary>Every test of <see cref="GatewayIdleTimeoutTests"/>, with the gateway's upgrades taken at Kestrel's connection level (<c>UseTalkiWebSockets</c>).</summary>
+public sealed class GatewayIdleTimeoutTestsOnConnectionLevelUpgrade : GatewayIdleTimeoutTests
+{
+    protected override bool ConnectionLevelUpgrade => true;
 }

@@ -8,12 +8,15 @@ namespace Talki.Signalling.Server.IntegrationTests.AspNetCore;
 /// message can take after an idle wait must still be read whole — empty, fragmented, over the limit — and a close or a
 /// binary frame seen by the zero-byte read must end the connection as before.
 /// </summary>
-public sealed class GatewayReceiveTests
+public class GatewayReceiveTests
 {
+    /// <summary>Gets whether the gateway's upgrades are taken at Kestrel's connection level (the derived class runs every test so).</summary>
+    protected virtual bool ConnectionLevelUpgrade => false;
+
     [Fact]
     public async Task AfterIdleWaits_EmptyFragmentedAndOversizedMessages_AreEachReadWhole_AndTheConnectionGoesOn()
     {
-        await using var host = await TestHost.StartAsync();
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: ConnectionLevelUpgrade);
         using var ada = await host.SignInAsync("Ada");
         var room = await ada.CreateRoomAsync();
         await using var socket = await ada.ConnectAsync(room);
@@ -38,7 +41,7 @@ public sealed class GatewayReceiveTests
     [Fact]
     public async Task BinaryFrameAfterAnIdleWait_ClosesWith1003()
     {
-        await using var host = await TestHost.StartAsync();
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: ConnectionLevelUpgrade);
         using var ada = await host.SignInAsync("Ada");
         var room = await ada.CreateRoomAsync();
         await using var socket = await ada.ConnectAsync(room);
@@ -48,4 +51,10 @@ public sealed class GatewayReceiveTests
         await socket.WaitClosedAsync(TimeSpan.FromSeconds(20));
         Assert.Equal(WebSocketCloseStatus.InvalidMessageType, socket.CloseStatus);
     }
+}
+
+/// <summary>Every test of <see cref="GatewayReceiveTests"/>, with the gateway's upgrades taken at Kestrel's connection level (<c>UseTalkiWebSockets</c>).</summary>
+public sealed class GatewayReceiveTestsOnConnectionLevelUpgrade : GatewayReceiveTests
+{
+    protected override bool ConnectionLevelUpgrade => true;
 }

@@ -5,8 +5,11 @@ using Talki.Signalling.Protocol;
 namespace Talki.Signalling.Server.IntegrationTests.AspNetCore;
 
 /// <summary>The seal over real sockets on the self-hosted gateway, on the real clock: the defect was seen there.</summary>
-public sealed class SealOnGatewayTests
+public class SealOnGatewayTests
 {
+    /// <summary>Gets whether the gateway's upgrades are taken at Kestrel's connection level (the derived class runs every test so).</summary>
+    protected virtual bool ConnectionLevelUpgrade => false;
+
     private const int Rooms = 250;
     private static readonly TimeSpan Tolerance = TimeSpan.FromSeconds(1);
 
@@ -19,7 +22,7 @@ public sealed class SealOnGatewayTests
                 o.JoinWindow = TimeSpan.FromSeconds(10);
                 o.Limits.RoomsPerSessionPerHour = 100_000;
             },
-            services => services.AddSingleton(TimeProvider.System));
+            services => services.AddSingleton(TimeProvider.System), connectionLevelUpgrade: ConnectionLevelUpgrade);
         using var admin = await host.SignInAsync("Ada");
 
         var rooms = new List<(TicketResponse Ticket, TestSocket Socket, Task<(DateTimeOffset Sealed, DateTimeOffset Closed)> Seen)>();
@@ -67,4 +70,10 @@ public sealed class SealOnGatewayTests
         await socket.WaitClosedAsync();
         return (sealedAt, DateTimeOffset.UtcNow);
     }
+}
+
+/// <summary>Every test of <see cref="SealOnGatewayTests"/>, with the gateway's upgrades taken at Kestrel's connection level (<c>UseTalkiWebSockets</c>).</summary>
+public sealed class SealOnGatewayTestsOnConnectionLevelUpgrade : SealOnGatewayTests
+{
+    protected override bool ConnectionLevelUpgrade => true;
 }

@@ -5,12 +5,15 @@ using Talki.Signalling.Protocol;
 namespace Talki.Signalling.Server.IntegrationTests.AspNetCore;
 
 /// <summary>The Talki flow over real WebSockets against the host on 127.0.0.1.</summary>
-public sealed class TalkiFlowTests
+public class TalkiFlowTests
 {
+    /// <summary>Gets whether the gateway's upgrades are taken at Kestrel's connection level (the derived class runs every test so).</summary>
+    protected virtual bool ConnectionLevelUpgrade => false;
+
     [Fact]
     public async Task ThreeUsers_AdminApprovesTwo_AndDeniesOne()
     {
-        await using var host = await TestHost.StartAsync();
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: ConnectionLevelUpgrade);
         using var ada = await host.SignInAsync("Ada");
         var room = await ada.CreateRoomAsync();
         await using var adaSocket = await ada.ConnectAsync(room);
@@ -62,7 +65,7 @@ public sealed class TalkiFlowTests
     [Fact]
     public async Task Refresh_NewTicketSameUser_RejoinsWithoutAsking_AndStaleEpochSignalsAreDropped()
     {
-        await using var host = await TestHost.StartAsync();
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: ConnectionLevelUpgrade);
         using var ada = await host.SignInAsync("Ada");
         var room = await ada.CreateRoomAsync();
         await using var adaSocket = await ada.ConnectAsync(room);
@@ -100,7 +103,7 @@ public sealed class TalkiFlowTests
     [Fact]
     public async Task OffersAnswersAndCandidates_ReachExactlyTheAddressedMember()
     {
-        await using var host = await TestHost.StartAsync();
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: ConnectionLevelUpgrade);
         var (room, sockets, tickets) = await MeshAsync(host, "Ada", "Bob", "Cy");
         var (ada, bob, cy) = (sockets[0], sockets[1], sockets[2]);
         foreach (var socket in sockets)
@@ -131,7 +134,7 @@ public sealed class TalkiFlowTests
     [Fact]
     public async Task MemberOfRoomA_CannotReachRoomB()
     {
-        await using var host = await TestHost.StartAsync();
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: ConnectionLevelUpgrade);
         var (_, roomA, _) = await MeshAsync(host, "Ada", "Bob");
         var (_, roomB, ticketsB) = await MeshAsync(host, "Eve", "Fay");
         foreach (var socket in roomA.Concat(roomB))
@@ -154,7 +157,7 @@ public sealed class TalkiFlowTests
     [Fact]
     public async Task ReplayedExpiredOrForgedTicket_IsRefusedAtTheUpgrade()
     {
-        await using var host = await TestHost.StartAsync();
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: ConnectionLevelUpgrade);
         using var ada = await host.SignInAsync("Ada");
         var room = await ada.CreateRoomAsync();
         await using var socket = await ada.ConnectAsync(room);
@@ -177,7 +180,7 @@ public sealed class TalkiFlowTests
     [Fact]
     public async Task JoinAfterTheWindow_IsRefused_AndMembersAreToldTheRoomSealed()
     {
-        await using var host = await TestHost.StartAsync(o => o.TicketLifetime = TimeSpan.FromMinutes(10));
+        await using var host = await TestHost.StartAsync(o => o.TicketLifetime = TimeSpan.FromMinutes(10), connectionLevelUpgrade: ConnectionLevelUpgrade);
         using var ada = await host.SignInAsync("Ada");
         var room = await ada.CreateRoomAsync();
         await using var adaSocket = await ada.ConnectAsync(room);
@@ -197,7 +200,7 @@ public sealed class TalkiFlowTests
     [Fact]
     public async Task BadInput_GetsItsErrorCode_AndTheConnectionStaysUsable()
     {
-        await using var host = await TestHost.StartAsync();
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: ConnectionLevelUpgrade);
         var (_, sockets, tickets) = await MeshAsync(host, "Ada", "Bob");
         var bob = sockets[1];
         using var cy = await host.SignInAsync("Cy");
@@ -235,7 +238,7 @@ public sealed class TalkiFlowTests
     [Fact]
     public async Task BinaryFrame_ClosesWith1003_LikeApiGateway()
     {
-        await using var host = await TestHost.StartAsync();
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: ConnectionLevelUpgrade);
         using var ada = await host.SignInAsync("Ada");
         await using var socket = await ada.ConnectAsync(await ada.CreateRoomAsync());
         await socket.SendBytesAsync([1, 2, 3], WebSocketMessageType.Binary);
@@ -246,7 +249,7 @@ public sealed class TalkiFlowTests
     [Fact]
     public async Task IdleConnection_IsClosedAfterTenMinutes()
     {
-        await using var host = await TestHost.StartAsync(o => o.JoinWindow = TimeSpan.FromHours(1));
+        await using var host = await TestHost.StartAsync(o => o.JoinWindow = TimeSpan.FromHours(1), connectionLevelUpgrade: ConnectionLevelUpgrade);
         using var ada = await host.SignInAsync("Ada");
         await using var socket = await ada.ConnectAsync(await ada.CreateRoomAsync());
         host.Time.Advance(TimeSpan.FromMinutes(9));
@@ -262,7 +265,7 @@ public sealed class TalkiFlowTests
     [Fact]
     public async Task NoMessageOrResponse_EverContainsAGatewayConnectionId()
     {
-        await using var host = await TestHost.StartAsync();
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: ConnectionLevelUpgrade);
         var users = new List<TalkiUser>();
         var (room, sockets, tickets) = await MeshAsync(host, "Ada", "Bob", "Cy", users);
         await sockets[0].SendAsync($$$"""{"type":"signal","to":"{{{tickets[1].Member}}}","description":{"type":"offer","sdp":"v=0"}}""");
@@ -340,4 +343,10 @@ public sealed class TalkiFlowTests
 
         return (room, sockets, tickets);
     }
+}
+
+/// <summary>Every test of <see cref="TalkiFlowTests"/>, with the gateway's upgrades taken at Kestrel's connection level (<c>UseTalkiWebSockets</c>).</summary>
+public sealed class TalkiFlowTestsOnConnectionLevelUpgrade : TalkiFlowTests
+{
+    protected override bool ConnectionLevelUpgrade => true;
 }

@@ -1,0 +1,515 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+using Talki.Signalling.Http;
+using Talki.Signalling.Protocol;
+
+namespace Talki.Signalling.Server.IntegrationTests.AspNetCore;
+
+/// <summary>
+/// The gateway's upgrade at Kestrel's connection level (<c>UseTalkiWebSockets</c>) against raw TCP clients: what it takes,
+/// what it leaves to HTTP/1.1, and what a client with the link can do to it. Kestrel's HTTP/1.1 puts <c>Server: Kestrel</c>
+/// in every answer and the connection-level path does not, so each answer shows which path served it.
+/// </summary>
+public sealed class ConnectionLevelUpgradeTests
+{
+    private const string Key = "dGhlIHNhbXBsZSBub25jZQ==";
+
+    [Fact]
+    public async Task Handshake_IsAnsweredAtTheConnectionLevel_WithTheRfc6455AcceptValue_AndTheSocketWorks()
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true);
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await using var client = await RawClient.ConnectAsync(host);
+
+        await client.SendAsync(Handshake(room.Ticket));
+        var answer = await client.ReadResponseAsync();
+
+        Assert.Equal(101, answer.Status);
+        Assert.False(answer.ServedByKestrelHttp);
+        Assert.Equal("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", answer.Header("Sec-WebSocket-Accept")); // RFC 6455 §1.3's example
+        Assert.Equal("websocket", answer.Header("Upgrade"), ignoreCase: true);
+        var socket = client.AsWebSocket();
+        await SendAsync(socket, """{"type":"hello","version":2}""");
+        Assert.IsType<WelcomeMessage>(await ReceiveAsync(socket));
+    }
+
+    [Fact]
+    public async Task FirstFrameSentWithTheHead_IsNotLost()
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true);
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await using var client = await RawClient.ConnectAsync(host);
+
+        // The head and a masked hello frame in one write: the bytes after the head belong to the WebSocket.
+        await client.SendAsync([.. Encoding.ASCII.GetBytes(Handshake(room.Ticket)), .. MaskedTextFrame("""{"type":"hello","version":2}""")]);
+
+        Assert.Equal(101, (await client.ReadResponseAsync()).Status);
+        Assert.IsType<WelcomeMessage>(await ReceiveAsync(client.AsWebSocket()));
+    }
+
+    [Fact]
+    public async Task HeadSentOneByteAtATime_IsTaken()
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true);
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await using var client = await RawClient.ConnectAsync(host);
+
+        foreach (var b in Encoding.ASCII.GetBytes(Handshake(room.Ticket)))
+        {
+            await client.SendAsync([b]);
+            await Task.Delay(1);
+        }
+
+        var answer = await client.ReadResponseAsync();
+        Assert.Equal(101, answer.Status);
+        Assert.False(answer.ServedByKestrelHttp);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ForgedTicket_GetsTheSameProblemDocumentOnBothPaths_AndTheConnectionCloses(bool connectionLevel)
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: connectionLevel);
+        await using var client = await RawClient.ConnectAsync(host);
+
+        await client.SendAsync(Handshake("forged-ticket"));
+        var answer = await client.ReadResponseAsync();
+
+        Assert.Equal(401, answer.Status);
+        Assert.Equal(!connectionLevel, answer.ServedByKestrelHttp);
+        Assert.StartsWith("application/problem+json", answer.Header("Content-Type"), StringComparison.Ordinal);
+        Assert.Equal("no-store", answer.Header("Cache-Control"));
+        var problem = JsonSerializer.Deserialize(answer.Body, TalkiJsonContext.Default.ErrorResponse)!;
+        Assert.Equal(SignallingErrorCode.TicketInvalid, problem.Code);
+        Assert.Equal(401, problem.Status);
+        if (connectionLevel)
+        {
+            Assert.Equal("close", answer.Header("Connection"));
+            Assert.True(await client.IsClosedByServerAsync());
+        }
+    }
+
+    [Theory]
+    [InlineData("v=99", 400, SignallingErrorCode.UnsupportedVersion)]
+    [InlineData("v=x", 400, SignallingErrorCode.UnsupportedVersion)]
+    [InlineData("", 401, SignallingErrorCode.TicketInvalid)]
+    public async Task RefusedUpgrade_GetsItsStatusAndCode_AtTheConnectionLevel(string query, int status, SignallingErrorCode code)
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true);
+        await using var client = await RawClient.ConnectAsync(host);
+
+        await client.SendAsync(HandshakeTo("/talki/ws" + (query.Length > 0 ? "?" + query : string.Empty)));
+        var answer = await client.ReadResponseAsync();
+
+        Assert.Equal(status, answer.Status);
+        Assert.False(answer.ServedByKestrelHttp);
+        Assert.Equal(code, JsonSerializer.Deserialize(answer.Body, TalkiJsonContext.Default.ErrorResponse)!.Code);
+    }
+
+    [Fact]
+    public async Task Ticket_WorksOnce_WhicheverPathTheReplayTakes()
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true);
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await using var first = await RawClient.ConnectAsync(host);
+        await first.SendAsync(Handshake(room.Ticket));
+        Assert.Equal(101, (await first.ReadResponseAsync()).Status);
+
+        // Replayed as is (the connection level), and with an upper-case path that only HTTP/1.1's routing matches.
+        await using var replay = await RawClient.ConnectAsync(host);
+        await replay.SendAsync(Handshake(room.Ticket));
+        var again = await replay.ReadResponseAsync();
+        await using var replayUpper = await RawClient.ConnectAsync(host);
+        await replayUpper.SendAsync(HandshakeTo("/TALKI/WS?ticket=" + Uri.EscapeDataString(room.Ticket)));
+        var upper = await replayUpper.ReadResponseAsync();
+
+        Assert.Equal((401, false), (again.Status, again.ServedByKestrelHttp));
+        Assert.Equal((401, true), (upper.Status, upper.ServedByKestrelHttp));
+    }
+
+    /// <summary>Handshakes in any form but the strict one go to HTTP/1.1, where the endpoint (or Kestrel) answers them as without the middleware.</summary>
+    [Theory]
+    [InlineData("GET /TALKI/ws?ticket={0} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + Key + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 101)]
+    [InlineData("GET /talki/%77s?ticket={0} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + Key + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 101)]
+    [InlineData("GET /talki/ws?ticket={0} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + Key + "\r\nSec-WebSocket-Version: 8\r\n\r\n", 400)]
+    [InlineData("GET /talki/ws?ticket={0} HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n", 400)]
+    [InlineData("GET /talki/ws?ticket={0} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n", 400)]
+    [InlineData("GET /talki/ws?ticket={0} HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + Key + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 400)]
+    [InlineData("GET /talki/ws?ticket={0} HTTP/1.1\r\nHost: h\r\nHost: i\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + Key + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 400)]
+    [InlineData("GET /talki/ws?ticket={0} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + Key + "\r\nSec-WebSocket-Version: 13\r\nContent-Length: 5\r\n\r\nhello", 400)]
+    [InlineData("GET /talki/ws?ticket={0} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n Connection: Upgrade\r\nSec-WebSocket-Key: " + Key + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 400)]
+    [InlineData("GET /talki/ws?ticket={0} HTTP/1.1\r\nHost: h\r\nUpgrade : websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + Key + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 400)]
+    [InlineData("GET /talki/ws?ticket={0} HTTP/1.0\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + Key + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 101)]
+    [InlineData("GET /talki/wsx?ticket={0} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + Key + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 404)]
+    [InlineData("GET /talki/ws/?ticket={0} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + Key + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 101)]
+    [InlineData("POST /talki/ws?ticket={0} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + Key + "\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n", 400)]
+    public async Task HandshakeNotInTheStrictForm_IsLeftToHttp(string request, int expected)
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true);
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await using var client = await RawClient.ConnectAsync(host);
+
+        await client.SendAsync(string.Format(System.Globalization.CultureInfo.InvariantCulture, request, Uri.EscapeDataString(room.Ticket)));
+        var answer = await client.ReadResponseAsync();
+
+        Assert.True(answer.ServedByKestrelHttp, $"answered {answer.Status} without Kestrel's Server field");
+        Assert.Equal(expected, answer.Status);
+    }
+
+    [Fact]
+    public async Task HeadOverTheBound_IsLeftToHttp_WhichTakesItWithinItsOwnLimits()
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true);
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await using var client = await RawClient.ConnectAsync(host);
+
+        var cookies = "Cookie: big=" + new string('c', 9_000) + "\r\n";
+        await client.SendAsync(Handshake(room.Ticket).Replace("Host: h\r\n", "Host: h\r\n" + cookies, StringComparison.Ordinal));
+        var answer = await client.ReadResponseAsync();
+
+        Assert.Equal((101, true), (answer.Status, answer.ServedByKestrelHttp));
+    }
+
+    [Fact]
+    public async Task OtherRequests_AndAHandshakeAfterThemOnAKeptAliveConnection_AreServedByHttp()
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true);
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await using var client = await RawClient.ConnectAsync(host);
+
+        await client.SendAsync("GET /talki/session HTTP/1.1\r\nHost: h\r\n\r\n");
+        var session = await client.ReadResponseAsync();
+        await client.SendAsync(Handshake(room.Ticket));
+        var upgrade = await client.ReadResponseAsync();
+
+        Assert.Equal((401, true), (session.Status, session.ServedByKestrelHttp));
+        Assert.Equal((101, true), (upgrade.Status, upgrade.ServedByKestrelHttp));
+    }
+
+    [Fact]
+    public async Task HeadThatTricklesPastTheHeadersTimeout_IsDisconnected_OnTheRealClock()
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true, kestrel: k => k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(1));
+        await using var slow = await RawClient.ConnectAsync(host);
+        var started = TimeProvider.System.GetTimestamp();
+
+        await slow.SendAsync("GET /talki/ws?ticket=x HTTP/1.1\r\nHost: h\r\n");
+        var closed = await slow.IsClosedByServerAsync(TimeSpan.FromSeconds(10));
+        var elapsed = TimeProvider.System.GetElapsedTime(started);
+
+        Assert.True(closed);
+        Assert.InRange(elapsed, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task ConnectionSilentPastTheHeadersTimeout_IsStillServedByHttp()
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true, kestrel: k => k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(1));
+        await using var preconnect = await RawClient.ConnectAsync(host);
+
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        await preconnect.SendAsync("GET /talki/session HTTP/1.1\r\nHost: h\r\n\r\n");
+
+        var answer = await preconnect.ReadResponseAsync();
+        Assert.Equal((401, true), (answer.Status, answer.ServedByKestrelHttp));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Shutdown_ClosesOpenSockets_With1001(bool connectionLevel)
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: connectionLevel);
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await using var socket = await ada.ConnectAsync(room);
+
+        var stopping = host.StopAsync();
+        await socket.WaitClosedAsync();
+        await stopping;
+
+        Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, socket.CloseStatus);
+        Assert.Equal("server shutting down", socket.CloseDescription);
+    }
+
+    /// <summary>
+    /// 300 handshakes, each the valid one with one to three bytes of its head changed (its final empty line kept), all
+    /// carrying the same ticket: the server answers nearly all of them, never takes the ticket twice, and serves a fresh
+    /// member afterwards.
+    /// </summary>
+    [Fact]
+    public async Task MutatedHandshakes_NeverTakeATicketTwice_AndLeaveTheServerServing()
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true, kestrel: k => k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(1));
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        var valid = Encoding.ASCII.GetBytes(Handshake(room.Ticket));
+        var random = new Random(1234);
+        int upgrades = 0, answered = 0;
+        for (var i = 0; i < 300; i++)
+        {
+            var bytes = (byte[])valid.Clone();
+            for (var m = random.Next(1, 4); m > 0; m--)
+            {
+                bytes[random.Next(bytes.Length - 4)] = (byte)random.Next(256);
+            }
+
+            await using var client = await RawClient.ConnectAsync(host);
+            await client.SendAsync(bytes);
+            var answer = await client.TryReadResponseAsync(TimeSpan.FromSeconds(3));
+            answered += answer is null ? 0 : 1;
+            upgrades += answer?.Status == 101 ? 1 : 0;
+        }
+
+        Assert.InRange(upgrades, 0, 1);
+        Assert.InRange(answered, 270, 300); // a mutated head may end early (a CR LF CR LF drawn into it) and wait for more
+        var fresh = await ada.CreateRoomAsync();
+        await using var socket = await ada.ConnectAsync(fresh);
+        Assert.Equal(AdmissionStatus.Admitted, socket.Welcome!.Status);
+    }
+
+    private static string Handshake(string ticket) => HandshakeTo("/talki/ws?ticket=" + Uri.EscapeDataString(ticket) + "&v=2");
+
+    private static string HandshakeTo(string target) =>
+        $"GET {target} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {Key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    /// <summary>RFC 6455 §5.2: FIN, opcode 1 (text), MASK with a key, a 7-bit length (the payload is under 126 bytes).</summary>
+    private static byte[] MaskedTextFrame(string text)
+    {
+        var payload = Encoding.UTF8.GetBytes(text);
+        byte[] mask = [0x12, 0x34, 0x56, 0x78];
+        var frame = new byte[2 + 4 + payload.Length];
+        frame[0] = 0x81;
+        frame[1] = (byte)(0x80 | payload.Length);
+        mask.CopyTo(frame, 2);
+        for (var i = 0; i < payload.Length; i++)
+        {
+            frame[6 + i] = (byte)(payload[i] ^ mask[i % 4]);
+        }
+
+        return frame;
+    }
+
+    private static Task SendAsync(WebSocket socket, string json) =>
+        socket.SendAsync(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text, true, CancellationToken.None);
+
+    private static async Task<ServerMessage> ReceiveAsync(WebSocket socket)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var buffer = new byte[64 * 1024];
+        var result = await socket.ReceiveAsync(buffer, timeout.Token);
+        Assert.True(result.EndOfMessage);
+        return JsonSerializer.Deserialize(buffer.AsSpan(0, result.Count), TalkiJsonContext.Default.ServerMessage)!;
+    }
+
+    /// <summary>A TCP client that writes bytes as given and reads HTTP/1.1 answers.</summary>
+    private sealed class RawClient : IAsyncDisposable
+    {
+        private readonly TcpClient _tcp;
+        private readonly NetworkStream _stream;
+        private readonly MemoryStream _pending = new();
+
+        private RawClient(TcpClient tcp)
+        {
+            _tcp = tcp;
+            _stream = tcp.GetStream();
+        }
+
+        public static async Task<RawClient> ConnectAsync(TestHost host)
+        {
+            var tcp = new TcpClient();
+            await tcp.ConnectAsync(IPAddress.Loopback, host.BaseAddress.Port);
+            return new RawClient(tcp);
+        }
+
+        public Task SendAsync(string text) => SendAsync(Encoding.ASCII.GetBytes(text));
+
+        public async Task SendAsync(byte[] bytes)
+        {
+            try
+            {
+                await _stream.WriteAsync(bytes);
+            }
+            catch (IOException)
+            {
+                // The server closed first; what it answered is still to be read.
+            }
+        }
+
+        public async Task<RawResponse> ReadResponseAsync() =>
+            await TryReadResponseAsync(TimeSpan.FromSeconds(15)) ?? throw new InvalidOperationException("The server closed the connection without an answer.");
+
+        /// <summary>Reads one answer (head and Content-Length body), or null when the connection ends first.</summary>
+        public async Task<RawResponse?> TryReadResponseAsync(TimeSpan timeout)
+        {
+            using var cts = new CancellationTokenSource(timeout);
+            var buffer = new byte[4096];
+            while (true)
+            {
+                var data = _pending.ToArray();
+                var end = data.AsSpan().IndexOf("\r\n\r\n"u8);
+                if (end >= 0)
+                {
+                    var head = Encoding.ASCII.GetString(data, 0, end).Split("\r\n");
+                    var headers = head.Skip(1).Select(l => l.Split(':', 2)).ToDictionary(p => p[0].Trim(), p => p[1].Trim(), StringComparer.OrdinalIgnoreCase);
+                    var status = int.Parse(head[0].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+                    var rest = data.AsSpan(end + 4);
+                    var (body, used) = status == 101 ? ([], 0)
+                        : string.Equals(headers.GetValueOrDefault("Transfer-Encoding"), "chunked", StringComparison.OrdinalIgnoreCase) ? Unchunk(rest)
+                        : int.Parse(headers.GetValueOrDefault("Content-Length", "0"), System.Globalization.CultureInfo.InvariantCulture) is var length && rest.Length >= length ? (rest[..length].ToArray(), length)
+                        : (null, 0);
+                    if (body is not null)
+                    {
+                        _pending.SetLength(0);
+                        _pending.Write(data, end + 4 + used, data.Length - end - 4 - used);
+                        return new RawResponse(status, headers, body);
+                    }
+                }
+
+                int read;
+                try
+                {
+                    read = await _stream.ReadAsync(buffer, cts.Token);
+                }
+                catch (Exception exception) when (exception is IOException or OperationCanceledException)
+                {
+                    return null;
+                }
+
+                if (read == 0)
+                {
+                    return null;
+                }
+
+                _pending.Write(buffer, 0, read);
+            }
+        }
+
+        /// <summary>RFC 9112 §7.1: the body of a chunked message and the bytes it took, or null while it is incomplete.</summary>
+        private static (byte[]? Body, int Used) Unchunk(ReadOnlySpan<byte> data)
+        {
+            var body = new List<byte>();
+            var at = 0;
+            while (true)
+            {
+                var lineEnd = data[at..].IndexOf("\r\n"u8);
+                if (lineEnd < 0)
+                {
+                    return (null, 0);
+                }
+
+                var size = Convert.ToInt32(Encoding.ASCII.GetString(data.Slice(at, lineEnd)).Split(';')[0], 16);
+                at += lineEnd + 2;
+                if (data.Length < at + size + 2)
+                {
+                    return (null, 0);
+                }
+
+                body.AddRange(data.Slice(at, size));
+                at += size + 2;
+                if (size == 0)
+                {
+                    return ([.. body], at);
+                }
+            }
+        }
+
+        /// <summary>Whether the server closes the connection (end of stream or reset) within <paramref name="timeout"/>.</summary>
+        public async Task<bool> IsClosedByServerAsync(TimeSpan? timeout = null)
+        {
+            using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(10));
+            var buffer = new byte[4096];
+            try
+            {
+                while (await _stream.ReadAsync(buffer, cts.Token) > 0)
+                {
+                }
+
+                return true;
+            }
+            catch (IOException)
+            {
+                return true;
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+        }
+
+        /// <summary>The connection as the client side of a WebSocket, after a 101 (with the bytes already read after it).</summary>
+        public WebSocket AsWebSocket()
+        {
+            var read = _pending.ToArray();
+            _pending.SetLength(0);
+            return WebSocket.CreateFromStream(new ReadAheadStream(_stream, read), new WebSocketCreationOptions { IsServer = false, KeepAliveInterval = TimeSpan.Zero });
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            _tcp.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    /// <summary>A stream whose reads return <c>readAhead</c> first, then the inner stream's bytes; writes go to the inner stream.</summary>
+    private sealed class ReadAheadStream(Stream inner, byte[] readAhead) : Stream
+    {
+        private int _offset;
+
+        public override bool CanRead => true;
+
+        public override bool CanWrite => true;
+
+        public override bool CanSeek => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_offset < readAhead.Length)
+            {
+                var count = Math.Min(buffer.Length, readAhead.Length - _offset);
+                readAhead.AsSpan(_offset, count).CopyTo(buffer.Span);
+                _offset += count;
+                return ValueTask.FromResult(count);
+            }
+
+            return inner.ReadAsync(buffer, cancellationToken);
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => inner.WriteAsync(buffer, cancellationToken);
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+
+        public override void Flush() => inner.Flush();
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+
+    private sealed record RawResponse(int Status, Dictionary<string, string> Headers, byte[] Body)
+    {
+        public bool ServedByKestrelHttp => Headers.ContainsKey("Server");
+
+        public string? Header(string name) => Headers.GetValueOrDefault(name);
+    }
+}
