@@ -71,6 +71,11 @@ public sealed class GroupCallTests : IClassFixture<GroupCallFixture>
             await AssertNoTileForDanAsync();
             await _call.ScreenshotAsync("03-answered");
 
+            // The sample host takes the WebSocket upgrades at Kestrel's connection level (UseTalkiWebSockets): Chromium's
+            // handshakes are in the strict form it takes, one per page (Ada, Bea, Cyd, Dan).
+            var taken = _call.Host.Output.Split('\n').Count(line => line.Contains("WebSocket handshake answered at Kestrel's connection level", StringComparison.Ordinal));
+            Assert.True(taken >= 4, $"{taken} handshakes were answered at the connection level, expected one per page");
+
             // Dan is done: his page is closed so it costs no CPU in the steps to come.
             await _call.Dan.DisposeAsync();
         });

@@ -11,6 +11,8 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Talki.Signalling.Http;
 using Talki.Signalling.Protocol;
@@ -98,6 +100,7 @@ internal sealed class ConnectionLevelUpgrade
                 return;
             case { IsTimedOut: true }:
                 // A head that trickles in: the slow client does not get to hold the connection (Kestrel closes it too).
+                HostingLog.ConnectionLevelHandshakeTimedOut(state.Logger);
                 connection.Abort(new ConnectionAbortedException("The WebSocket handshake was not complete within the request headers timeout."));
                 return;
             default:
@@ -151,6 +154,7 @@ internal sealed class ConnectionLevelUpgrade
             return;
         }
 
+        HostingLog.ConnectionLevelUpgrade(state.Logger);
         await gateway.ServeAsync(socket, upgrade.ConnectionId, upgrade.Grant!, state.Engine, state.Stopping).ConfigureAwait(false);
     }
 
@@ -386,11 +390,12 @@ internal sealed class ConnectionLevelUpgrade
     /// <summary>What the middleware needs from the application, resolved once.</summary>
     private sealed class State
     {
-        private static readonly State PassThrough = new(null!, null!, new WebSocketOptions(), [], CancellationToken.None);
+        private static readonly State PassThrough = new(null!, null!, new WebSocketOptions(), [], NullLogger.Instance, CancellationToken.None);
 
-        private State(SelfHostedGateway gateway, ISignallingEngine engine, WebSocketOptions webSockets, byte[] requestLinePrefix, CancellationToken stopping)
+        private State(SelfHostedGateway gateway, ISignallingEngine engine, WebSocketOptions webSockets, byte[] requestLinePrefix, ILogger logger, CancellationToken stopping)
         {
             Gateway = gateway;
+            Logger = logger;
             Engine = engine;
             WebSockets = webSockets;
             Stopping = stopping;
@@ -401,6 +406,8 @@ internal sealed class ConnectionLevelUpgrade
         public SelfHostedGateway? Gateway { get; }
 
         public ISignallingEngine Engine { get; }
+
+        public ILogger Logger { get; }
 
         public WebSocketOptions WebSockets { get; }
 
@@ -435,6 +442,7 @@ internal sealed class ConnectionLevelUpgrade
                 services.GetRequiredService<ISignallingEngine>(),
                 services.GetRequiredService<IOptions<WebSocketOptions>>().Value,
                 Encoding.ASCII.GetBytes(path),
+                services.GetRequiredService<ILogger<ConnectionLevelUpgrade>>(),
                 services.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None);
         }
     }

@@ -20,6 +20,12 @@ internal static partial class HostingLog
     [LoggerMessage(2005, LogLevel.Error, "Unexpected failure in the WebSocket gateway; correlation id {CorrelationId}.", EventName = "GatewayFailure")]
     public static partial void GatewayFailure(ILogger logger, Exception exception, string correlationId);
 
+    [LoggerMessage(2006, LogLevel.Debug, "WebSocket handshake answered at Kestrel's connection level.", EventName = "ConnectionLevelUpgrade")]
+    public static partial void ConnectionLevelUpgrade(ILogger logger);
+
+    [LoggerMessage(2007, LogLevel.Debug, "A WebSocket handshake was not complete within the request headers timeout; the connection was closed.", EventName = "ConnectionLevelHandshakeTimedOut")]
+    public static partial void ConnectionLevelHandshakeTimedOut(ILogger logger);
+
     [LoggerMessage(3001, LogLevel.Error, "Unexpected failure in the HTTP API; correlation id {CorrelationId}.", EventName = "HttpFailure")]
     public static partial void HttpFailure(ILogger logger, Exception exception, string correlationId);
 

@@ -74,6 +74,8 @@ internal sealed class SampleHost : IAsyncDisposable
         start.Environment.Remove("ASPNETCORE_ENVIRONMENT");
         start.Environment["DOTNET_ENVIRONMENT"] = "Development";
         start.Environment["Logging__Console__FormatterName"] = "simple";
+        // Each socket the connection-level upgrade takes says so (the group call checks that Chromium's handshakes take it).
+        start.Environment["Logging__LogLevel__Talki.Signalling.Server.AspNetCore.ConnectionLevelUpgrade"] = "Debug";
 
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         var host = new SampleHost(process, port);
