@@ -37,6 +37,14 @@ internal sealed class TestHost : IAsyncDisposable
 
     public FakeTimeProvider Time { get; }
 
+    /// <summary>Gets the thumbprints of the self-signed certificates the HTTPS tests made (trusted besides the system's).</summary>
+    public static System.Collections.Concurrent.ConcurrentDictionary<string, bool> TestCertificates { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>A valid certificate, or one of <see cref="TestCertificates"/> (pinned by its SHA-256 thumbprint).</summary>
+    public static bool ValidateCertificate(object sender, System.Security.Cryptography.X509Certificates.X509Certificate? certificate, System.Security.Cryptography.X509Certificates.X509Chain? chain, System.Net.Security.SslPolicyErrors errors) =>
+        errors == System.Net.Security.SslPolicyErrors.None
+        || (certificate is not null && TestCertificates.ContainsKey(certificate.GetCertHashString(System.Security.Cryptography.HashAlgorithmName.SHA256)));
+
     /// <summary>Gets whether the gateway's upgrades are taken at Kestrel's connection level.</summary>
     public bool ConnectionLevelUpgrade { get; }
 
@@ -70,11 +78,13 @@ internal sealed class TestHost : IAsyncDisposable
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.WebHost.ConfigureKestrel(options =>
         {
-            kestrel?.Invoke(options);
+            // Endpoint defaults apply to the endpoints configured after them (Listen applies them at once).
             if (connectionLevelUpgrade)
             {
                 options.ConfigureEndpointDefaults(endpoint => endpoint.UseTalkiWebSockets());
             }
+
+            kestrel?.Invoke(options);
         });
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<TimeProvider>(time);
@@ -124,7 +134,10 @@ internal sealed class TalkiUser : IDisposable
     public TalkiUser(TestHost host)
     {
         _host = host;
-        _http = new HttpClient(new SocketsHttpHandler { UseCookies = false }) { BaseAddress = host.BaseAddress };
+        // The HTTPS tests' host has a self-signed certificate made for the test (on 127.0.0.1 only).
+        var handler = new SocketsHttpHandler { UseCookies = false };
+        handler.SslOptions.RemoteCertificateValidationCallback = TestHost.ValidateCertificate;
+        _http = new HttpClient(handler) { BaseAddress = host.BaseAddress };
     }
 
     public string? Cookie { get; set; }
@@ -261,6 +274,7 @@ internal sealed class TestSocket : IAsyncDisposable
     {
         var socket = new ClientWebSocket();
         socket.Options.CollectHttpResponseDetails = true;
+        socket.Options.RemoteCertificateValidationCallback = TestHost.ValidateCertificate; // the HTTPS tests' self-signed certificate
         await socket.ConnectAsync(url, CancellationToken.None);
         return new TestSocket(socket);
     }

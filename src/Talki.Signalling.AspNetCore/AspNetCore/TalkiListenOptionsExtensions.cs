@@ -24,7 +24,9 @@ public static class TalkiListenOptionsExtensions
     /// forwarded headers or rate limiting middleware for them; the gateway authorizes them by their one-time ticket), and
     /// Kestrel's <see cref="KestrelServerLimits.MaxConcurrentUpgradedConnections"/> does not count them
     /// (<see cref="KestrelServerLimits.MaxConcurrentConnections"/> does). On an HTTPS endpoint call it after <c>UseHttps</c>,
-    /// so that it sees the decrypted bytes; before it, it never matches. Without the self-hosted gateway (a gateway adapter
+    /// so that it sees the decrypted bytes; before it, it never matches. As an endpoint default
+    /// (<c>ConfigureEndpointDefaults</c>) it comes before an endpoint's own <c>UseHttps</c>, so on HTTPS endpoints configure
+    /// it in <c>Listen(…, endpoint =&gt; { endpoint.UseHttps(…); endpoint.UseTalkiWebSockets(); })</c>. Without the self-hosted gateway (a gateway adapter
     /// such as <c>AddAwsGateway</c>) it passes every connection on.
     /// </para>
     /// <example>

@@ -1,6 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Net.WebSockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Hosting;
 using System.Text;
 using System.Text.Json;
 using Talki.Signalling.Http;
@@ -244,6 +247,39 @@ public sealed class ConnectionLevelUpgradeTests
     }
 
     /// <summary>
+    /// On HTTPS the middleware must see the decrypted bytes: after <c>UseHttps</c> on the endpoint it takes the handshake;
+    /// as an endpoint default it comes before <c>UseHttps</c> (Kestrel applies the defaults first), never matches the TLS
+    /// bytes, and every handshake is left to HTTP/1.1, which still answers it.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task OverHttps_TakenAfterUseHttps_LeftToHttpAsAnEndpointDefault(bool afterUseHttps)
+    {
+        using var certificate = SelfSignedCertificate();
+        await using var host = await TestHost.StartAsync(
+            connectionLevelUpgrade: !afterUseHttps,
+            kestrel: k => k.Listen(IPAddress.Loopback, 0, endpoint =>
+            {
+                endpoint.UseHttps(certificate);
+                if (afterUseHttps)
+                {
+                    endpoint.UseTalkiWebSockets();
+                }
+            }));
+        Assert.Equal("https", host.BaseAddress.Scheme);
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        Assert.Equal("wss", room.WebSocketUrl.Scheme);
+
+        await using var socket = await TestSocket.OpenAsync(room.WebSocketUrl);
+        await socket.SendAsync("""{"type":"hello","version":2}""");
+
+        Assert.Equal(AdmissionStatus.Admitted, (await socket.ExpectAsync<WelcomeMessage>()).Status);
+        Assert.Equal(afterUseHttps, !socket.ResponseHeaders.ContainsKey("Server"));
+    }
+
+    /// <summary>
     /// 300 handshakes, each the valid one with one to three bytes of its head changed (its final empty line kept), all
     /// carrying the same ticket: the server answers nearly all of them, never takes the ticket twice, and serves a fresh
     /// member afterwards.
@@ -277,6 +313,18 @@ public sealed class ConnectionLevelUpgradeTests
         var fresh = await ada.CreateRoomAsync();
         await using var socket = await ada.ConnectAsync(fresh);
         Assert.Equal(AdmissionStatus.Admitted, socket.Welcome!.Status);
+    }
+
+    private static X509Certificate2 SelfSignedCertificate()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1));
+        TestHost.TestCertificates[certificate.GetCertHashString(HashAlgorithmName.SHA256)] = true;
+        return X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pfx), null); // with its key, as SslStream needs on every platform
     }
 
     private static string Handshake(string ticket) => HandshakeTo("/talki/ws?ticket=" + Uri.EscapeDataString(ticket) + "&v=2");
