@@ -7,6 +7,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.WebUtilities;
+using Talki.Signalling.Server.AspNetCore;
 
 /// <summary>
 /// The relay's WebSocket upgrade at Kestrel's connection level (<c>--transport</c>), before HTTP/1.1: an upgraded
