@@ -120,7 +120,7 @@ internal sealed class ConnectionLevelUpgrade
         }
         catch (OperationCanceledException) when (connection.ConnectionClosed.IsCancellationRequested)
         {
-            return; // the client went away while its ticket was checked (the engine undid the binding)
+            return; // the client went away while its ticket was checked (AuthorizeAsync undid what it had done)
         }
 
         if (upgrade.Refusal is { } refusal)
@@ -150,10 +150,16 @@ internal sealed class ConnectionLevelUpgrade
                 KeepAliveTimeout = state.WebSockets.KeepAliveTimeout,
             });
         }
-        catch (Exception exception) when (exception is IOException or ConnectionAbortedException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception exception)
         {
+            // No socket: the authorized connection is released whatever happened; a client that went away is no error.
             await gateway.ReleaseAsync(upgrade.ConnectionId, state.Engine).ConfigureAwait(false);
-            return;
+            if (exception is IOException or ConnectionAbortedException or ObjectDisposedException or OperationCanceledException)
+            {
+                return;
+            }
+
+            throw;
         }
 
         HostingLog.ConnectionLevelUpgrade(state.Logger);

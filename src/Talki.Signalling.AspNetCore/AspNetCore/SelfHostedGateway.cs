@@ -237,7 +237,13 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             HostingLog.StoreUnavailable(_logger, exception);
             return Upgrade.StoreUnavailable;
         }
-        catch (Exception exception) when (exception is not OperationCanceledException || !aborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+            // The client went away: the engine may have bound the connection before it noticed.
+            await engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+        catch (Exception exception)
         {
             var reference = SignallingEngine.NewCorrelationId();
             HostingLog.GatewayFailure(_logger, exception, reference);
@@ -259,8 +265,14 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             {
                 // A socket no other instance could reach would be half a connection: refuse it, the client retries.
                 HostingLog.StoreUnavailable(_logger, exception);
-                await engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
+                await ReleaseAsync(connectionId, engine).ConfigureAwait(false);
                 return Upgrade.StoreUnavailable;
+            }
+            catch
+            {
+                // The client went away (or the backplane failed otherwise): no half connection is left behind.
+                await ReleaseAsync(connectionId, engine).ConfigureAwait(false);
+                throw;
             }
         }
 

@@ -92,6 +92,26 @@ public sealed class SelfHostedGatewayTests
         Assert.Equal(0, gateway.ConnectionCount);
     }
 
+    [Fact]
+    public async Task ClientGoneWhileTheEngineBinds_TheBindingIsUndone_AndNoSocketIsAccepted()
+    {
+        var gateway = NewGateway(capacity: 4);
+        var engine = new BindsThenWaitsEngine();
+        using var aborted = new CancellationTokenSource();
+        var socket = new StuckSocket();
+        var context = UpgradeContext(socket);
+        context.RequestAborted = aborted.Token;
+
+        var run = gateway.HandleAsync(context, engine);
+        var bound = await engine.Bound.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await aborted.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(bound, Assert.Single(engine.Disconnected));
+        Assert.Equal(0, gateway.ConnectionCount);
+        Assert.False(((UpgradeFeature)context.Features.Get<IHttpWebSocketFeature>()!).Accepted);
+    }
+
     private static DefaultHttpContext UpgradeContext(WebSocket socket)
     {
         var context = new DefaultHttpContext();
@@ -104,7 +124,13 @@ public sealed class SelfHostedGatewayTests
     {
         public bool IsWebSocketRequest => true;
 
-        public Task<WebSocket> AcceptAsync(WebSocketAcceptContext context) => Task.FromResult(socket);
+        public bool Accepted { get; private set; }
+
+        public Task<WebSocket> AcceptAsync(WebSocketAcceptContext context)
+        {
+            Accepted = true;
+            return Task.FromResult(socket);
+        }
     }
 
     private sealed class GrantingEngine : ISignallingEngine
@@ -130,6 +156,41 @@ public sealed class SelfHostedGatewayTests
         }
 
         public ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => throw new NotSupportedException("the gateway hands its messages over with the connection's grant");
+
+        public ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+        public ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+        public ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+        public ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+    }
+
+    /// <summary>Binds the connection, then waits for the request to be aborted (a store call the client does not wait for).</summary>
+    private sealed class BindsThenWaitsEngine : ISignallingEngine
+    {
+        public TaskCompletionSource<string> Bound { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public List<string> Disconnected { get; } = [];
+
+        public async ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default)
+        {
+            Bound.TrySetResult(connectionId);
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+            throw new InvalidOperationException("unreachable");
+        }
+
+        public ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default)
+        {
+            lock (Disconnected)
+            {
+                Disconnected.Add(connectionId);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
         public ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
