@@ -1,13 +1,12 @@
 using System.Buffers;
 using System.Diagnostics;
-using System.Diagnostics.CodeAnalysis;
 using System.IO.Pipelines;
 using System.Net.WebSockets;
-using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.WebUtilities;
 using Talki.Signalling.Server.AspNetCore;
+using static Talki.Signalling.Server.AspNetCore.WebSocketHandshake;
 
 /// <summary>
 /// The relay's WebSocket upgrade at Kestrel's connection level (<c>--transport</c>), before HTTP/1.1: an upgraded
@@ -30,32 +29,10 @@ internal sealed class ConnectionUpgrade(ConnectionDelegate next, Relay relay)
     /// <summary>The most the request line and header fields of a handshake may take.</summary>
     private const int MaxHeadBytes = 8 * 1024;
 
-    /// <summary>RFC 6455 §4.2.1 item 5: the key is 16 random bytes, base64-encoded (24 characters).</summary>
-    private const int KeyBytes = 16;
-
-    private const int KeyChars = 24;
-
     /// <summary>How long a client whose request line starts as a handshake may take to send its whole head (slow clients).</summary>
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
 
     private static ReadOnlySpan<byte> RequestLinePrefix => "GET /relay"u8;
-
-    private static ReadOnlySpan<byte> HeadEnd => "\r\n\r\n"u8;
-
-    /// <summary>RFC 6455 §1.3 and §4.2.2 item 5.4: the GUID appended to the client's key before hashing.</summary>
-    private static ReadOnlySpan<byte> KeyGuid => "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"u8;
-
-    private enum Peeked
-    {
-        /// <summary>The request line is not the relay's: HTTP/1.1 handles the connection.</summary>
-        NotOurs,
-
-        /// <summary>It may be the relay's: more bytes are needed.</summary>
-        Incomplete,
-
-        /// <summary>The request line is the relay's and the head is complete.</summary>
-        Complete,
-    }
 
     public async Task OnConnectionAsync(ConnectionContext connection)
     {
@@ -121,7 +98,7 @@ internal sealed class ConnectionUpgrade(ConnectionDelegate next, Relay relay)
             }
 
             var buffer = result.Buffer;
-            var peeked = Peek(buffer, out var headEnd);
+            var peeked = Peek(buffer, RequestLinePrefix, MaxHeadBytes, out var headEnd);
             if (peeked == Peeked.Complete)
             {
                 if (Parse(Encoding.Latin1.GetString(buffer.Slice(0, headEnd))) is { } handshake)
@@ -148,40 +125,6 @@ internal sealed class ConnectionUpgrade(ConnectionDelegate next, Relay relay)
             input.AdvanceTo(buffer.Start, buffer.End);
             examined = buffer.Length;
         }
-    }
-
-    /// <summary>Whether the buffered start of a connection is a request line for the relay, and where its head ends.</summary>
-    private static Peeked Peek(in ReadOnlySequence<byte> buffer, out SequencePosition headEnd)
-    {
-        headEnd = default;
-        Span<byte> start = stackalloc byte[RequestLinePrefix.Length + 1];
-        start = start[..(int)Math.Min(buffer.Length, start.Length)];
-        buffer.Slice(0, start.Length).CopyTo(start);
-        var prefix = Math.Min(start.Length, RequestLinePrefix.Length);
-        if (!start[..prefix].SequenceEqual(RequestLinePrefix[..prefix]))
-        {
-            return Peeked.NotOurs;
-        }
-
-        if (start.Length <= RequestLinePrefix.Length)
-        {
-            return Peeked.Incomplete;
-        }
-
-        // "/relay" is the whole path: a query string or the end of the request target follows.
-        if (start[^1] is not ((byte)'?' or (byte)' '))
-        {
-            return Peeked.NotOurs;
-        }
-
-        var reader = new SequenceReader<byte>(buffer);
-        if (!reader.TryReadTo(out ReadOnlySequence<byte> _, HeadEnd))
-        {
-            return Peeked.Incomplete;
-        }
-
-        headEnd = reader.Position;
-        return Peeked.Complete;
     }
 
     /// <summary>
@@ -243,8 +186,7 @@ internal sealed class ConnectionUpgrade(ConnectionDelegate next, Relay relay)
 
         // §4.2.1 item 5: a |Sec-WebSocket-Key| that decodes to 16 bytes; §4.2.2 item 4 (/key/) takes it without leading or
         // trailing whitespace (trimmed above), as item 5.4 hashes it.
-        Span<byte> nonce = stackalloc byte[KeyBytes + 2];
-        if (key is not [{ Length: KeyChars } clientKey] || !Convert.TryFromBase64String(clientKey, nonce, out var decoded) || decoded != KeyBytes)
+        if (key is not [var clientKey] || !IsValidKey(clientKey))
         {
             return Handshake.Reject("400 Bad Request");
         }
@@ -258,18 +200,6 @@ internal sealed class ConnectionUpgrade(ConnectionDelegate next, Relay relay)
     /// <summary>Whether one of the comma-separated values of a header field is <paramref name="token"/> (case-insensitive).</summary>
     private static bool HasToken(List<string> values, string token) =>
         values.Exists(v => v.Split(',', StringSplitOptions.TrimEntries).Contains(token, StringComparer.OrdinalIgnoreCase));
-
-    /// <summary>RFC 6455 §4.2.2 item 5.4 (the example in §1.3): base64 of the SHA-1 of the key followed by the GUID.</summary>
-    [SuppressMessage("Security", "CA5350:Do Not Use Weak Cryptographic Algorithms", Justification = "RFC 6455 §4.2.2 mandates SHA-1; it proves the server read the handshake, not secrecy.")]
-    private static string AcceptOf(string clientKey)
-    {
-        Span<byte> keyAndGuid = stackalloc byte[KeyChars + KeyGuid.Length];
-        Encoding.ASCII.GetBytes(clientKey, keyAndGuid);
-        KeyGuid.CopyTo(keyAndGuid[KeyChars..]);
-        Span<byte> hash = stackalloc byte[SHA1.HashSizeInBytes];
-        SHA1.HashData(keyAndGuid, hash);
-        return Convert.ToBase64String(hash);
-    }
 
     /// <summary>An error status without a body; the connection closes when the middleware returns.</summary>
     private static async Task RejectAsync(ConnectionContext connection, string status, string? extraHeaders = null)

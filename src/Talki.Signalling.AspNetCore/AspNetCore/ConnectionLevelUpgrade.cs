@@ -1,8 +1,6 @@
 using System.Buffers;
-using System.Diagnostics.CodeAnalysis;
 using System.IO.Pipelines;
 using System.Net.WebSockets;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
@@ -16,6 +14,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Talki.Signalling.Http;
 using Talki.Signalling.Protocol;
+
+using static Talki.Signalling.Server.AspNetCore.WebSocketHandshake;
 
 namespace Talki.Signalling.Server.AspNetCore;
 
@@ -47,11 +47,6 @@ internal sealed class ConnectionLevelUpgrade
     /// <summary>The most the request line and header fields of a handshake taken here may take; a longer head goes to HTTP/1.1.</summary>
     internal const int MaxHeadBytes = 8 * 1024;
 
-    /// <summary>RFC 6455 §4.2.1 item 5: the key is 16 random bytes, base64-encoded (24 characters).</summary>
-    private const int KeyBytes = 16;
-
-    private const int KeyChars = 24;
-
     private readonly ConnectionDelegate _next;
     private readonly IServiceProvider _services;
     private readonly KestrelServerOptions _kestrel;
@@ -62,23 +57,6 @@ internal sealed class ConnectionLevelUpgrade
         _next = next;
         _services = services;
         _kestrel = kestrel;
-    }
-
-    private static ReadOnlySpan<byte> HeadEnd => "\r\n\r\n"u8;
-
-    /// <summary>RFC 6455 §1.3 and §4.2.2 item 5.4: the GUID appended to the client's key before hashing.</summary>
-    private static ReadOnlySpan<byte> KeyGuid => "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"u8;
-
-    private enum Peeked
-    {
-        /// <summary>The request line is not the gateway's: HTTP/1.1 handles the connection.</summary>
-        NotOurs,
-
-        /// <summary>It may be the gateway's: more bytes are needed.</summary>
-        Incomplete,
-
-        /// <summary>The request line is the gateway's and the head is complete.</summary>
-        Complete,
     }
 
     public Task OnConnectionAsync(ConnectionContext connection)
@@ -193,7 +171,7 @@ internal sealed class ConnectionLevelUpgrade
             }
 
             var buffer = result.Buffer;
-            var peeked = Peek(buffer, requestLinePrefix, out var headEnd);
+            var peeked = Peek(buffer, requestLinePrefix, MaxHeadBytes, out var headEnd);
             if (peeked == Peeked.Complete)
             {
                 if (Parse(buffer.Slice(0, headEnd)) is { } handshake)
@@ -214,40 +192,6 @@ internal sealed class ConnectionLevelUpgrade
             input.AdvanceTo(buffer.Start, buffer.End);
             examined = buffer.Length;
         }
-    }
-
-    /// <summary>Whether the buffered start of a connection is the gateway's request line, and where its head ends.</summary>
-    private static Peeked Peek(in ReadOnlySequence<byte> buffer, byte[] requestLinePrefix, out SequencePosition headEnd)
-    {
-        headEnd = default;
-        Span<byte> start = stackalloc byte[requestLinePrefix.Length + 1];
-        start = start[..(int)Math.Min(buffer.Length, start.Length)];
-        buffer.Slice(0, start.Length).CopyTo(start);
-        var prefix = Math.Min(start.Length, requestLinePrefix.Length);
-        if (!start[..prefix].SequenceEqual(requestLinePrefix.AsSpan(0, prefix)))
-        {
-            return Peeked.NotOurs;
-        }
-
-        if (start.Length <= requestLinePrefix.Length)
-        {
-            return Peeked.Incomplete;
-        }
-
-        // "{prefix}/ws" is the whole path: a query string or the end of the request target follows.
-        if (start[^1] is not ((byte)'?' or (byte)' '))
-        {
-            return Peeked.NotOurs;
-        }
-
-        var reader = new SequenceReader<byte>(buffer.Length > MaxHeadBytes ? buffer.Slice(0, MaxHeadBytes) : buffer);
-        if (!reader.TryReadTo(out ReadOnlySequence<byte> _, HeadEnd))
-        {
-            return Peeked.Incomplete;
-        }
-
-        headEnd = reader.Position;
-        return Peeked.Complete;
     }
 
     /// <summary>
@@ -321,9 +265,7 @@ internal sealed class ConnectionLevelUpgrade
 
         // RFC 6455 §4.2.1: an HTTP/1.1 GET (item 1), a |Host| (item 2), |Upgrade: websocket| (item 3), |Connection:
         // Upgrade| (item 4), a |Sec-WebSocket-Key| that decodes to 16 bytes (item 5), |Sec-WebSocket-Version: 13| (item 6).
-        Span<byte> nonce = stackalloc byte[KeyBytes + 2];
-        if (host is not { Length: > 0 } || !upgrade || !connectionUpgrade || version != "13"
-            || key is not { Length: KeyChars } || !Convert.TryFromBase64String(key, nonce, out var decoded) || decoded != KeyBytes)
+        if (host is not { Length: > 0 } || !upgrade || !connectionUpgrade || version != "13" || !IsValidKey(key))
         {
             return null;
         }
@@ -359,18 +301,6 @@ internal sealed class ConnectionLevelUpgrade
         }
 
         return false;
-    }
-
-    /// <summary>RFC 6455 §4.2.2 item 5.4 (the example in §1.3): base64 of the SHA-1 of the key followed by the GUID.</summary>
-    [SuppressMessage("Security", "CA5350:Do Not Use Weak Cryptographic Algorithms", Justification = "RFC 6455 §4.2.2 mandates SHA-1; it proves the server read the handshake, not secrecy.")]
-    internal static string AcceptOf(string clientKey)
-    {
-        Span<byte> keyAndGuid = stackalloc byte[KeyChars + KeyGuid.Length];
-        Encoding.ASCII.GetBytes(clientKey, keyAndGuid);
-        KeyGuid.CopyTo(keyAndGuid[KeyChars..]);
-        Span<byte> hash = stackalloc byte[SHA1.HashSizeInBytes];
-        SHA1.HashData(keyAndGuid, hash);
-        return Convert.ToBase64String(hash);
     }
 
     /// <summary>
