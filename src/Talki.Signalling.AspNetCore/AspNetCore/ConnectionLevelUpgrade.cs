@@ -30,7 +30,9 @@ namespace Talki.Signalling.Server.AspNetCore;
 /// its first request is, byte for byte, a well-formed RFC 6455 opening handshake for <c>GET {PathPrefix}/ws</c>: an
 /// HTTP/1.1 request line whose target is printable ASCII, header fields of token names and printable values, exactly one
 /// <c>Host</c> and one valid <c>Sec-WebSocket-Key</c>, <c>Upgrade: websocket</c>, <c>Connection: Upgrade</c>,
-/// <c>Sec-WebSocket-Version: 13</c>, no body, and a head within <see cref="MaxHeadBytes"/>. Anything else (another
+/// <c>Sec-WebSocket-Version: 13</c>, no body, and a head within <see cref="MaxHeadBytes"/> and Kestrel's own limits
+/// (<see cref="KestrelServerLimits.MaxRequestLineSize"/>, <see cref="KestrelServerLimits.MaxRequestHeadersTotalSize"/>,
+/// <see cref="KestrelServerLimits.MaxRequestHeaderCount"/>). Anything else (another
 /// path or method, another case or a percent-encoded path, a malformed or oversized head, TLS or HTTP/2 bytes) goes on to
 /// Kestrel's HTTP/1.1 untouched, where the same gateway endpoint, Kestrel's parser and its limits answer it as without
 /// this middleware. So the fast path only ever answers what the endpoint would have answered the same way.
@@ -46,6 +48,9 @@ internal sealed class ConnectionLevelUpgrade
 {
     /// <summary>The most the request line and header fields of a handshake taken here may take; a longer head goes to HTTP/1.1.</summary>
     internal const int MaxHeadBytes = 8 * 1024;
+
+    /// <summary>The longest delay a timer takes (<c>uint.MaxValue − 1</c> milliseconds).</summary>
+    private static readonly TimeSpan MaxTimerDelay = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
 
     private readonly ConnectionDelegate _next;
     private readonly IServiceProvider _services;
@@ -75,7 +80,7 @@ internal sealed class ConnectionLevelUpgrade
     private async Task HandleAsync(ConnectionContext connection, SelfHostedGateway gateway, State state)
     {
         // The handshake is read in a method of its own so that its timeout (a timer) is gone before the socket's long life.
-        var handshake = await ReadHandshakeAsync(connection, state.RequestLinePrefix, _kestrel.Limits.RequestHeadersTimeout).ConfigureAwait(false);
+        var handshake = await ReadHandshakeAsync(connection, state.RequestLinePrefix, _kestrel.Limits).ConfigureAwait(false);
         if (handshake is null)
         {
             await _next(connection).ConfigureAwait(false);
@@ -148,15 +153,21 @@ internal sealed class ConnectionLevelUpgrade
     /// Reads the start of a connection without consuming it: null when it is not a handshake taken here (nothing consumed,
     /// HTTP/1.1 gets it all), otherwise the head is consumed and the handshake returned.
     /// </summary>
-    private static async Task<Handshake?> ReadHandshakeAsync(ConnectionContext connection, byte[] requestLinePrefix, TimeSpan timeout)
+    private static async Task<Handshake?> ReadHandshakeAsync(ConnectionContext connection, byte[] requestLinePrefix, KestrelServerLimits limits)
     {
         var input = connection.Transport.Input;
+
+        // Within Kestrel's limits too: what HTTP/1.1 would refuse as too long (414, 431) is left to it.
+        var maxHeadBytes = Math.Min(MaxHeadBytes, Math.Min(limits.MaxRequestLineSize, limits.MaxRequestHeadersTotalSize));
+        var timeout = limits.RequestHeadersTimeout;
 
         // What the earlier reads examined. Pipe readers refuse an examined position before the last one, so handing the
         // connection on with nothing consumed examines that much again: less than the buffer (the last read brought new
         // bytes), so HTTP/1.1's first read returns at once with everything.
         long examined = 0;
-        using var deadline = new CancellationTokenSource(timeout);
+        // Kestrel keeps an infinite RequestHeadersTimeout as TimeSpan.MaxValue, beyond what a timer takes (about 49 days):
+        // no deadline then, as HTTP/1.1 has none.
+        using var deadline = timeout < MaxTimerDelay ? new CancellationTokenSource(timeout) : new CancellationTokenSource();
         while (true)
         {
             ReadResult result;
@@ -171,10 +182,10 @@ internal sealed class ConnectionLevelUpgrade
             }
 
             var buffer = result.Buffer;
-            var peeked = Peek(buffer, requestLinePrefix, MaxHeadBytes, out var headEnd);
+            var peeked = Peek(buffer, requestLinePrefix, maxHeadBytes, out var headEnd);
             if (peeked == Peeked.Complete)
             {
-                if (Parse(buffer.Slice(0, headEnd)) is { } handshake)
+                if (Parse(buffer.Slice(0, headEnd), limits.MaxRequestHeaderCount) is { } handshake)
                 {
                     input.AdvanceTo(headEnd);
                     return handshake;
@@ -183,7 +194,7 @@ internal sealed class ConnectionLevelUpgrade
                 peeked = Peeked.NotOurs;
             }
 
-            if (peeked == Peeked.NotOurs || result.IsCompleted || result.IsCanceled || buffer.Length >= MaxHeadBytes)
+            if (peeked == Peeked.NotOurs || result.IsCompleted || result.IsCanceled || buffer.Length >= maxHeadBytes)
             {
                 input.AdvanceTo(buffer.Start, buffer.GetPosition(examined));
                 return null;
@@ -198,7 +209,7 @@ internal sealed class ConnectionLevelUpgrade
     /// The handshake in a complete request head (its request line starts with the gateway's prefix), or null when the
     /// head is anything but a well-formed HTTP/1.1 WebSocket opening handshake without a body: HTTP/1.1 then judges it.
     /// </summary>
-    internal static Handshake? Parse(in ReadOnlySequence<byte> head)
+    internal static Handshake? Parse(in ReadOnlySequence<byte> head, int maxHeaderCount)
     {
         // Printable ASCII, horizontal tabs and the line ends only: no NUL, no bare CR or LF, no obs-text (Kestrel's own
         // parser refuses most of these; what it might accept is left to it).
@@ -212,7 +223,7 @@ internal sealed class ConnectionLevelUpgrade
         }
 
         var lines = Encoding.ASCII.GetString(bytes, 0, bytes.Length - HeadEnd.Length).Split("\r\n");
-        if (Array.Exists(lines, static line => line.Contains('\r', StringComparison.Ordinal) || line.Contains('\n', StringComparison.Ordinal)))
+        if (lines.Length - 1 > maxHeaderCount || Array.Exists(lines, static line => line.Contains('\r', StringComparison.Ordinal) || line.Contains('\n', StringComparison.Ordinal)))
         {
             return null;
         }

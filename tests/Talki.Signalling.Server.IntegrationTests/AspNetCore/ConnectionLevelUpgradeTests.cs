@@ -183,6 +183,32 @@ public sealed class ConnectionLevelUpgradeTests
         Assert.Equal((101, true), (answer.Status, answer.ServedByKestrelHttp));
     }
 
+    /// <summary>Kestrel's own head limits stay in force: a handshake over them is left to HTTP/1.1, which refuses it (431).</summary>
+    [Theory]
+    [InlineData("count")]
+    [InlineData("size")]
+    public async Task HandshakeOverKestrelsHeadLimits_IsLeftToHttp_WhichRefusesIt(string limit)
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true, kestrel: k =>
+        {
+            if (limit == "count")
+            {
+                k.Limits.MaxRequestHeaderCount = 5;
+            }
+            else
+            {
+                k.Limits.MaxRequestHeadersTotalSize = 1024;
+            }
+        });
+        await using var client = await RawClient.ConnectAsync(host);
+
+        var extra = limit == "count" ? "X-Extra: 1\r\n" : "Cookie: big=" + new string('c', 2_000) + "\r\n";
+        await client.SendAsync(Handshake("any-ticket").Replace("Host: h\r\n", "Host: h\r\n" + extra, StringComparison.Ordinal));
+        var answer = await client.ReadResponseAsync();
+
+        Assert.Equal((431, true), (answer.Status, answer.ServedByKestrelHttp));
+    }
+
     [Fact]
     public async Task OtherRequests_AndAHandshakeAfterThemOnAKeptAliveConnection_AreServedByHttp()
     {
@@ -213,6 +239,20 @@ public sealed class ConnectionLevelUpgradeTests
 
         Assert.True(closed);
         Assert.InRange(elapsed, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task InfiniteHeadersTimeout_HandshakesAreStillTaken()
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true, kestrel: k => k.Limits.RequestHeadersTimeout = Timeout.InfiniteTimeSpan);
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await using var client = await RawClient.ConnectAsync(host);
+
+        await client.SendAsync(Handshake(room.Ticket));
+        var answer = await client.ReadResponseAsync();
+
+        Assert.Equal((101, false), (answer.Status, answer.ServedByKestrelHttp));
     }
 
     [Fact]
