@@ -320,12 +320,10 @@ internal sealed class ConnectionLevelUpgrade
     /// </summary>
     internal static byte[] ProblemResponse(SelfHostedGateway.UpgradeRefusal refusal)
     {
-        var title = ReasonPhrases.GetReasonPhrase(refusal.Status);
-        var body = JsonSerializer.SerializeToUtf8Bytes(
-            new ErrorResponse { Status = refusal.Status, Title = title, Detail = refusal.Message, Code = refusal.Code, Reference = refusal.Reference },
-            TalkiJsonContext.Default.ErrorResponse);
+        var document = HttpErrors.Document(refusal.Status, refusal.Code, refusal.Message, refusal.Reference);
+        var body = JsonSerializer.SerializeToUtf8Bytes(document, TalkiJsonContext.Default.ErrorResponse);
         var head = Encoding.ASCII.GetBytes(
-            $"HTTP/1.1 {refusal.Status} {title}\r\nContent-Type: application/problem+json\r\nCache-Control: no-store\r\n{(refusal.RetryLater ? "Retry-After: 1\r\n" : string.Empty)}Content-Length: {body.Length}\r\nConnection: close\r\n\r\n");
+            $"HTTP/1.1 {refusal.Status} {document.Title}\r\nContent-Type: application/problem+json\r\nCache-Control: no-store\r\n{(refusal.RetryLater ? "Retry-After: 1\r\n" : string.Empty)}Content-Length: {body.Length}\r\nConnection: close\r\n\r\n");
         return [.. head, .. body];
     }
 

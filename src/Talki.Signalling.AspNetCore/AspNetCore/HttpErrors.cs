@@ -26,12 +26,19 @@ internal static class HttpErrors
         _ => StatusCodes.Status400BadRequest,
     };
 
+    /// <summary>The detail of a 503 <c>service_unavailable</c>: the room store is throttled or failing for now.</summary>
+    public const string StoreUnavailableMessage = "The server is busy; retry in a moment.";
+
     /// <summary>503 <c>service_unavailable</c> with <c>Retry-After: 1</c>: the room store is throttled or failing for now.</summary>
     public static Task WriteStoreUnavailableAsync(HttpContext context)
     {
         context.Response.Headers.RetryAfter = "1";
-        return WriteAsync(context, StatusCodes.Status503ServiceUnavailable, SignallingErrorCode.ServiceUnavailable, "The server is busy; retry in a moment.");
+        return WriteAsync(context, StatusCodes.Status503ServiceUnavailable, SignallingErrorCode.ServiceUnavailable, StoreUnavailableMessage);
     }
+
+    /// <summary>The problem document without <see cref="IProblemDetailsService"/>: the status's phrase as title, the stable code.</summary>
+    public static ErrorResponse Document(int status, SignallingErrorCode code, string message, string? reference = null)
+        => new() { Status = status, Title = ReasonPhrases.GetReasonPhrase(status), Detail = message, Code = code, Reference = reference };
 
     public static Task WriteAsync(HttpContext context, SignallingError error)
         => WriteAsync(context, StatusOf(error.Code), error.Code, error.Message);
@@ -56,7 +63,7 @@ internal static class HttpErrors
         // No problem-details writer accepted the request (for example an Accept header without JSON): the same document.
         context.Response.ContentType = "application/problem+json";
         await context.Response.WriteAsJsonAsync(
-            new ErrorResponse { Status = status, Title = problem.Title, Detail = message, Code = code, Reference = reference },
+            Document(status, code, message, reference),
             TalkiJsonContext.Default.ErrorResponse,
             "application/problem+json").ConfigureAwait(false);
     }

@@ -421,7 +421,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
     internal readonly record struct Upgrade(string ConnectionId, ConnectionGrant? Grant, UpgradeRefusal? Refusal)
     {
         /// <summary>Gets the refusal when the room store is throttled or failing: 503 with <c>Retry-After: 1</c>.</summary>
-        public static Upgrade StoreUnavailable => Refused(StatusCodes.Status503ServiceUnavailable, SignallingErrorCode.ServiceUnavailable, "The server is busy; retry in a moment.", retryLater: true);
+        public static Upgrade StoreUnavailable => Refused(StatusCodes.Status503ServiceUnavailable, SignallingErrorCode.ServiceUnavailable, HttpErrors.StoreUnavailableMessage, retryLater: true);
 
         public static Upgrade Refused(int status, SignallingErrorCode code, string message, string? reference = null, bool retryLater = false)
             => new(string.Empty, null, new UpgradeRefusal(status, code, message, reference, retryLater));
