@@ -70,21 +70,26 @@ internal sealed class ConnectionLevelUpgrade
         var state = _state ??= State.Create(_services);
         return state.Gateway is null
             ? _next(connection) // nothing to take here (see State.Create)
-            : HandleAsync(connection, state.Gateway, state);
+            : Serving(AcceptAsync(connection, state.Gateway, state));
     }
 
+    /// <summary>The task of what <see cref="AcceptAsync"/> started (the socket, or HTTP/1.1), once it has started it.</summary>
+    private static Task Serving(Task<Task> accepting) =>
+        accepting.IsCompletedSuccessfully ? accepting.Result : accepting.Unwrap();
+
     /// <summary>
-    /// Reads the handshake and serves the socket in one asynchronous frame: the frame lives as long as the socket, and
-    /// every frame an idle member keeps costs about 150 bytes.
+    /// Reads the handshake, authorizes it and accepts the socket, then returns without awaiting what serves the connection
+    /// from there (the gateway's socket, or HTTP/1.1): this frame is gone once the socket is open, and the socket's life
+    /// is one frame, the gateway's (each frame an idle member keeps costs about 250 bytes; the proxy task of
+    /// <see cref="Serving"/> about 80).
     /// </summary>
-    private async Task HandleAsync(ConnectionContext connection, SelfHostedGateway gateway, State state)
+    private async Task<Task> AcceptAsync(ConnectionContext connection, SelfHostedGateway gateway, State state)
     {
         // The handshake is read in a method of its own so that its timeout (a timer) is gone before the socket's long life.
         var handshake = await ReadHandshakeAsync(connection, state.RequestLinePrefix, _kestrel.Limits).ConfigureAwait(false);
         if (handshake is null)
         {
-            await _next(connection).ConfigureAwait(false);
-            return;
+            return _next(connection);
         }
 
         if (handshake.IsTimedOut)
@@ -92,7 +97,7 @@ internal sealed class ConnectionLevelUpgrade
             // A head that trickles in: the slow client does not get to hold the connection (Kestrel closes it too).
             HostingLog.ConnectionLevelHandshakeTimedOut(state.Logger);
             connection.Abort(new ConnectionAbortedException("The WebSocket handshake was not complete within the request headers timeout."));
-            return;
+            return Task.CompletedTask;
         }
 
         var accept = AcceptOf(handshake.Key);
@@ -103,16 +108,17 @@ internal sealed class ConnectionLevelUpgrade
         }
         catch (OperationCanceledException) when (connection.ConnectionClosed.IsCancellationRequested)
         {
-            return; // the client went away while its ticket was checked (AuthorizeAsync undid what it had done)
+            return Task.CompletedTask; // the client went away while its ticket was checked (AuthorizeAsync undid what it had done)
         }
 
         if (upgrade.Refusal is { } refusal)
         {
             await connection.Transport.Output.WriteAsync(ProblemResponse(refusal)).ConfigureAwait(false);
-            return; // Kestrel closes the connection when the middleware returns ("Connection: close" says so)
+            return Task.CompletedTask; // Kestrel closes the connection when the middleware returns ("Connection: close" says so)
         }
 
         WebSocket socket;
+        DuplexPipeStream transport;
         try
         {
             // RFC 6455 §4.2.2 item 5: 101, |Upgrade: websocket|, |Connection: Upgrade| and |Sec-WebSocket-Accept|. No
@@ -126,7 +132,8 @@ internal sealed class ConnectionLevelUpgrade
             }
 
             // The endpoint's WebSocket options (UseWebSockets reads the same IOptions<WebSocketOptions>): the same keep-alive.
-            socket = WebSocket.CreateFromStream(new DuplexPipeStream(connection.Transport), new WebSocketCreationOptions
+            transport = new DuplexPipeStream(connection.Transport);
+            socket = WebSocket.CreateFromStream(transport, new WebSocketCreationOptions
             {
                 IsServer = true,
                 KeepAliveInterval = state.WebSockets.KeepAliveInterval,
@@ -139,14 +146,18 @@ internal sealed class ConnectionLevelUpgrade
             await gateway.ReleaseAsync(upgrade.ConnectionId, state.Engine).ConfigureAwait(false);
             if (exception is IOException or ConnectionAbortedException or ObjectDisposedException or OperationCanceledException)
             {
-                return;
+                return Task.CompletedTask;
             }
 
             throw;
         }
 
         HostingLog.ConnectionLevelUpgrade(state.Logger);
-        await gateway.ServeAsync(socket, upgrade.ConnectionId, upgrade.Grant!, state.Engine, state.Stopping).ConfigureAwait(false);
+        // With a keep-alive timeout the WebSocket reads ahead on its own while no receive is pending, to see the pong in
+        // time (dotnet/runtime, ManagedWebSocket.KeepAlive.cs: a read-ahead on the heartbeat while a pong is awaited), so
+        // the connection must not also wait on the pipe: one pipe, one reader. Then it idles in a receive, as before.
+        var idleOnPipe = state.WebSockets.KeepAliveTimeout == Timeout.InfiniteTimeSpan;
+        return gateway.ServeAsync(socket, idleOnPipe ? transport : null, upgrade.ConnectionId, upgrade.Grant!, state.Engine, state.Stopping);
     }
 
     /// <summary>

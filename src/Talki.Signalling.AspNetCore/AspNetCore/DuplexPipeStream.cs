@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.IO.Pipelines;
 
 namespace Talki.Signalling.Server.AspNetCore;
@@ -10,8 +11,24 @@ namespace Talki.Signalling.Server.AspNetCore;
 /// first holds no buffer of its own (and Kestrel's socket transport allocates none before data arrives either).
 /// Disposing it leaves the pipes alone: Kestrel completes them when the connection middleware returns.
 /// </summary>
+/// <remarks>
+/// A read never returns bytes past the end of the WebSocket frame it is in (RFC 6455 §5.2: the header's length fields
+/// give where the frame ends). The WebSocket reads headers into a small buffer of its own and would otherwise keep the
+/// start, or the whole, of the next frame there. So once it has returned a frame's last byte it holds nothing of the
+/// connection, everything not yet received is still in <see cref="Input"/>, and an idle reader can wait on the pipe
+/// itself (<see cref="AtFrameBoundary"/>) instead of on a pending WebSocket receive.
+/// </remarks>
 internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
 {
+    /// <summary>The bytes from here to the end of the current frame; 0 at a frame boundary (the next byte starts a header).</summary>
+    private long _toFrameEnd;
+
+    /// <summary>Gets the connection's input: what the WebSocket has not read yet, all of it.</summary>
+    public PipeReader Input => pipe.Input;
+
+    /// <summary>Gets whether every byte read so far ended a whole frame: the next read starts a frame's header.</summary>
+    public bool AtFrameBoundary => _toFrameEnd == 0;
+
     public override bool CanRead => true;
 
     public override bool CanWrite => true;
@@ -28,19 +45,76 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var result = await pipe.Input.ReadAsync(cancellationToken).ConfigureAwait(false);
-        var readable = result.Buffer;
-        if (result.IsCanceled)
+        while (true)
         {
-            pipe.Input.AdvanceTo(readable.Start);
-            throw new OperationCanceledException("The pending read was cancelled.");
+            var result = await pipe.Input.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var readable = result.Buffer;
+            if (result.IsCanceled)
+            {
+                pipe.Input.AdvanceTo(readable.Start);
+                throw new OperationCanceledException("The pending read was cancelled.");
+            }
+
+            if (buffer.IsEmpty)
+            {
+                // A zero-byte read: data is there (or the stream ended); nothing is consumed.
+                pipe.Input.AdvanceTo(readable.Start);
+                return 0;
+            }
+
+            if (_toFrameEnd == 0 && !readable.IsEmpty)
+            {
+                var frame = FrameLength(readable);
+                if (frame < 0 && !result.IsCompleted)
+                {
+                    // Not the whole header yet: the WebSocket cannot use a part of it before the rest either.
+                    pipe.Input.AdvanceTo(readable.Start, readable.End);
+                    continue;
+                }
+
+                // A header cut short by the end of the stream is handed on as it is: the WebSocket reports the early end.
+                _toFrameEnd = frame < 0 ? readable.Length : frame;
+            }
+
+            // Empty and completed: the end of the stream.
+            var count = (int)Math.Min(Math.Min(readable.Length, buffer.Length), _toFrameEnd);
+            readable.Slice(0, count).CopyTo(buffer.Span);
+            pipe.Input.AdvanceTo(readable.GetPosition(count));
+            _toFrameEnd -= count;
+            return count;
+        }
+    }
+
+    /// <summary>
+    /// The length of the frame that starts <paramref name="data"/>, header included (RFC 6455 §5.2: a 7-bit length, or
+    /// 126 and 16 bits, or 127 and 64 bits, then the 4-byte masking key when MASK is set), or −1 while the header is
+    /// incomplete. A 64-bit length with its top bit set (a protocol error the WebSocket closes on) counts as the longest.
+    /// </summary>
+    internal static long FrameLength(ReadOnlySequence<byte> data)
+    {
+        Span<byte> header = stackalloc byte[14];
+        var available = (int)Math.Min(data.Length, header.Length);
+        if (available < 2)
+        {
+            return -1;
         }
 
-        // Empty and completed: the end of the stream. A zero-byte read returns 0 with data still buffered.
-        var count = (int)Math.Min(readable.Length, buffer.Length);
-        readable.Slice(0, count).CopyTo(buffer.Span);
-        pipe.Input.AdvanceTo(readable.GetPosition(count));
-        return count;
+        data.Slice(0, available).CopyTo(header);
+        var length7 = header[1] & 0x7F;
+        var extended = length7 switch { 126 => 2, 127 => 8, _ => 0 };
+        var headerLength = 2 + extended + ((header[1] & 0x80) != 0 ? 4 : 0);
+        if (available < headerLength)
+        {
+            return -1;
+        }
+
+        var payload = extended switch
+        {
+            2 => BinaryPrimitives.ReadUInt16BigEndian(header[2..]),
+            8 => BinaryPrimitives.ReadUInt64BigEndian(header[2..]),
+            _ => (ulong)length7,
+        };
+        return payload > (ulong)(long.MaxValue - headerLength) ? long.MaxValue : headerLength + (long)payload;
     }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Text;
 using System.Collections.Concurrent;
+using System.IO.Pipelines;
 using System.Net.WebSockets;
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -206,7 +207,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         }
 
         var stopping = context.RequestServices?.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
-        await ServeAsync(socket, upgrade.ConnectionId, upgrade.Grant!, engine, stopping).ConfigureAwait(false);
+        await ServeAsync(socket, transport: null, upgrade.ConnectionId, upgrade.Grant!, engine, stopping).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -295,36 +296,27 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
     /// disposed here.
     /// </summary>
     /// <param name="socket">The accepted WebSocket.</param>
+    /// <param name="transport">
+    /// The stream under <paramref name="socket"/> when the gateway made it over the connection's pipes (the connection-level
+    /// upgrade), and no read of the WebSocket's own runs while it idles (no keep-alive timeout): between messages the
+    /// connection then waits on the pipe itself. Null otherwise.
+    /// </param>
     /// <param name="connectionId">The connection id <see cref="AuthorizeAsync"/> bound.</param>
     /// <param name="grant">The grant <see cref="AuthorizeAsync"/> returned.</param>
     /// <param name="engine">The engine.</param>
     /// <param name="stopping">The application's stopping token: shutting down closes the socket.</param>
-    internal async Task ServeAsync(WebSocket socket, string connectionId, ConnectionGrant grant, ISignallingEngine engine, CancellationToken stopping)
+    /// <remarks>Not an asynchronous method: the connection's one frame for its whole life is <see cref="GatewayConnection.RunAsync"/>.</remarks>
+    internal Task ServeAsync(WebSocket socket, DuplexPipeStream? transport, string connectionId, ConnectionGrant grant, ISignallingEngine engine, CancellationToken stopping)
+        => new GatewayConnection(socket, transport, _options, _queueCapacity, _time, _logger).RunAsync(this, connectionId, engine, grant, stopping);
+
+    /// <summary>Closes every socket of this instance when <paramref name="stopping"/> is cancelled, with one registration for all of them.</summary>
+    private void HookStopping(CancellationToken stopping)
     {
-        using var connection = new GatewayConnection(socket, _options, _queueCapacity, _time, _logger);
-        _connections[connectionId] = connection;
-        ScheduleIdleSweep(connection.LastActivity + _idleTimeout);
-        HostingLog.GatewayConnectionOpened(_logger);
-        try
+        // One registration for every connection (not one per socket): shutting down closes what is open then, and a
+        // connection added after that sees the token cancelled by its caller.
+        if (stopping.CanBeCanceled && Interlocked.CompareExchange(ref _stoppingHooked, 1, 0) == 0)
         {
-            // One registration for every connection (not one per socket): shutting down closes what is open then, and a
-            // connection added after that sees the token cancelled here.
-            if (stopping.CanBeCanceled && Interlocked.CompareExchange(ref _stoppingHooked, 1, 0) == 0)
-            {
-                stopping.UnsafeRegister(static state => ((SelfHostedGateway)state!).CloseAllLocal(WebSocketCloseStatus.EndpointUnavailable, "server shutting down"), this);
-            }
-
-            if (stopping.IsCancellationRequested)
-            {
-                connection.RequestClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down");
-            }
-
-            await connection.RunAsync(connectionId, engine, grant).ConfigureAwait(false);
-        }
-        finally
-        {
-            _connections.TryRemove(connectionId, out _);
-            await ReleaseAsync(connectionId, engine).ConfigureAwait(false);
+            stopping.UnsafeRegister(static state => ((SelfHostedGateway)state!).CloseAllLocal(WebSocketCloseStatus.EndpointUnavailable, "server shutting down"), this);
         }
     }
 
@@ -438,6 +430,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             TalkiJsonContext.Default.ServerMessage);
 
         private readonly WebSocket _socket;
+        private readonly DuplexPipeStream? _transport;
         private readonly TalkiHostingOptions _options;
         private readonly int _capacity;
         private readonly ILogger _logger;
@@ -453,10 +446,12 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         private long _lastActivity;
         private int _queued;
         private int _closing;
+        private int _abortArmed;
 
-        public GatewayConnection(WebSocket socket, TalkiHostingOptions options, int capacity, TimeProvider time, ILogger logger)
+        public GatewayConnection(WebSocket socket, DuplexPipeStream? transport, TalkiHostingOptions options, int capacity, TimeProvider time, ILogger logger)
         {
             _socket = socket;
+            _transport = transport;
             _options = options;
             _capacity = capacity;
             _logger = logger;
@@ -511,6 +506,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                 try
                 {
                     // Covers a send loop stuck behind a client that stopped reading.
+                    ArmReceiveAbort();
                     _receiveAbort.CancelAfter(CloseHandshakeTimeout * 2);
                 }
                 catch (ObjectDisposedException)
@@ -520,44 +516,142 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             }
         }
 
-        public async Task RunAsync(string connectionId, ISignallingEngine engine, ConnectionGrant grant)
+        /// <summary>
+        /// Serves the connection for its whole life in one asynchronous frame (each frame an idle member keeps costs about
+        /// 160 bytes): registers it with <paramref name="gateway"/>, feeds its messages to the engine, sends what is
+        /// queued, closes, and releases it.
+        /// </summary>
+        public async Task RunAsync(SelfHostedGateway gateway, string connectionId, ISignallingEngine engine, ConnectionGrant grant, CancellationToken stopping)
         {
-            string reason;
             try
             {
-                reason = await ReceiveLoopAsync(connectionId, engine, grant).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                reason = "close handshake timed out";
-            }
-            catch (WebSocketException exception)
-            {
-                reason = exception.WebSocketErrorCode.ToString();
-            }
+                gateway._connections[connectionId] = this;
+                gateway.ScheduleIdleSweep(LastActivity + gateway._idleTimeout);
+                HostingLog.GatewayConnectionOpened(_logger);
+                gateway.HookStopping(stopping);
+                if (stopping.IsCancellationRequested)
+                {
+                    RequestClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down");
+                }
 
-            Task sending;
-            lock (_gate)
-            {
-                _completed = true; // what is queued still goes out; nothing more is queued
-                sending = _sending;
-            }
-
-            Volatile.Write(ref _closing, 1);
-            await sending.ConfigureAwait(false);
-            if (_socket.State == WebSocketState.CloseReceived)
-            {
+                string? reason = null;
                 try
                 {
-                    await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None).ConfigureAwait(false);
+                    // The receive loop is inline: an awaited method of its own would be one more frame for the socket's life.
+                    var limit = _options.MaxInboundMessageBytes;
+                    while (reason is null)
+                    {
+                        if (_transport is { AtFrameBoundary: true } transport)
+                        {
+                            // Idle on the connection's pipe itself: data there, or the end, before the WebSocket is asked.
+                            // The WebSocket holds nothing of the connection between messages (DuplexPipeStream stops every
+                            // read at its frame's end), and a pending pipe read holds no state of its own, where a pending
+                            // receive holds the WebSocket's and the stream's (about 400 bytes per idle member). Closing
+                            // cancels it (ArmReceiveAbort).
+                            var waited = await transport.Input.ReadAsync(CancellationToken.None).ConfigureAwait(false);
+                            transport.Input.AdvanceTo(waited.Buffer.Start);
+                            _receiveAbort.Token.ThrowIfCancellationRequested();
+                        }
+
+                        // Idle, a socket holds no receive buffer: a zero-byte read waits for the next frame (ManagedWebSocket
+                        // supports it; dotnet/runtime#87329 keeps it from touching a buffer underneath), and only then is a
+                        // buffer rented for the message, and returned once the engine has handled it. An idle member costs
+                        // no 32 KiB.
+                        var next = await _socket.ReceiveAsync(Memory<byte>.Empty, _receiveAbort.Token).ConfigureAwait(false);
+                        if (next.MessageType == WebSocketMessageType.Close)
+                        {
+                            reason = "closed by the client";
+                            break;
+                        }
+
+                        if (next.MessageType == WebSocketMessageType.Binary)
+                        {
+                            // API Gateway closes on binary frames with 1003.
+                            RequestClose(WebSocketCloseStatus.InvalidMessageType, "binary frames are not supported");
+                            reason = "binary frame";
+                            break;
+                        }
+
+                        var buffer = ArrayPool<byte>.Shared.Rent(limit + 1);
+                        try
+                        {
+                            var outcome = await ReceiveMessageAsync(buffer, limit, next.EndOfMessage).ConfigureAwait(false);
+                            if (outcome.Ended is { } ended)
+                            {
+                                reason = ended;
+                                break;
+                            }
+
+                            Volatile.Write(ref _lastActivity, _time.GetTimestamp());
+                            if (Volatile.Read(ref _closing) != 0)
+                            {
+                                // Closing (rate limit, hello timeout, seal…): what the client still sends is read to reach
+                                // its close frame, but no longer handled.
+                                continue;
+                            }
+
+                            if (outcome.TooLarge > 0)
+                            {
+                                HostingLog.MessageTooLarge(_logger, outcome.TooLarge);
+                                TryEnqueue(TooLargeError);
+                                continue;
+                            }
+
+                            // The engine copies what it keeps (relayed frames are written into their own buffers): the
+                            // rented buffer goes back to the pool when the handling is over. The connection's grant names
+                            // its member: the engine reads that member instead of the binding and the room.
+                            await engine.HandleAuthorizedMessageAsync(connectionId, grant, buffer.AsMemory(0, outcome.Length), CancellationToken.None).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            ArrayPool<byte>.Shared.Return(buffer);
+                        }
+                    }
                 }
-                catch (WebSocketException)
+                catch (OperationCanceledException)
                 {
-                    // The client went away mid-handshake.
+                    reason = "close handshake timed out";
+                }
+                catch (WebSocketException exception)
+                {
+                    reason = exception.WebSocketErrorCode.ToString();
+                }
+
+                Task sending;
+                lock (_gate)
+                {
+                    _completed = true; // what is queued still goes out; nothing more is queued
+                    sending = _sending;
+                }
+
+                Volatile.Write(ref _closing, 1);
+                await sending.ConfigureAwait(false);
+                if (_socket.State == WebSocketState.CloseReceived)
+                {
+                    try
+                    {
+                        await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (WebSocketException)
+                    {
+                        // The client went away mid-handshake.
+                    }
+                }
+
+                HostingLog.GatewayConnectionClosed(_logger, reason ?? "ended");
+            }
+            finally
+            {
+                gateway._connections.TryRemove(connectionId, out _);
+                try
+                {
+                    await gateway.ReleaseAsync(connectionId, engine).ConfigureAwait(false);
+                }
+                finally
+                {
+                    Dispose();
                 }
             }
-
-            HostingLog.GatewayConnectionClosed(_logger, reason);
         }
 
         public void Dispose()
@@ -579,59 +673,21 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             _socket.Dispose();
         }
 
-        private async Task<string> ReceiveLoopAsync(string connectionId, ISignallingEngine engine, ConnectionGrant grant)
+        /// <summary>
+        /// Lets <see cref="_receiveAbort"/> end a wait on the pipe as well as a pending receive: registered once, when the
+        /// abort is first armed (closing, or a failed send), so that an open connection holds no registration.
+        /// </summary>
+        private void ArmReceiveAbort()
         {
-            var limit = _options.MaxInboundMessageBytes;
-            while (true)
+            if (_transport is { } transport && Interlocked.Exchange(ref _abortArmed, 1) == 0)
             {
-                // Idle, a socket holds no receive buffer: a zero-byte read waits for the next frame (ManagedWebSocket
-                // supports it; dotnet/runtime#87329 keeps it from touching a buffer underneath), and only then is a buffer
-                // rented for the message, and returned once the engine has handled it. An idle member costs no 32 KiB.
-                var next = await _socket.ReceiveAsync(Memory<byte>.Empty, _receiveAbort.Token).ConfigureAwait(false);
-                if (next.MessageType == WebSocketMessageType.Close)
-                {
-                    return "closed by the client";
-                }
-
-                if (next.MessageType == WebSocketMessageType.Binary)
-                {
-                    // API Gateway closes on binary frames with 1003.
-                    RequestClose(WebSocketCloseStatus.InvalidMessageType, "binary frames are not supported");
-                    return "binary frame";
-                }
-
-                var buffer = ArrayPool<byte>.Shared.Rent(limit + 1);
                 try
                 {
-                    var outcome = await ReceiveMessageAsync(buffer, limit, next.EndOfMessage).ConfigureAwait(false);
-                    if (outcome.Ended is { } reason)
-                    {
-                        return reason;
-                    }
-
-                    Volatile.Write(ref _lastActivity, _time.GetTimestamp());
-                    if (Volatile.Read(ref _closing) != 0)
-                    {
-                        // Closing (rate limit, hello timeout, seal…): what the client still sends is read to reach its
-                        // close frame, but no longer handled.
-                        continue;
-                    }
-
-                    if (outcome.TooLarge > 0)
-                    {
-                        HostingLog.MessageTooLarge(_logger, outcome.TooLarge);
-                        TryEnqueue(TooLargeError);
-                        continue;
-                    }
-
-                    // The engine copies what it keeps (relayed frames are written into their own buffers): the rented
-                    // buffer goes back to the pool when the handling is over.
-                    // The connection's grant names its member: the engine reads that member instead of the binding and the room.
-                    await engine.HandleAuthorizedMessageAsync(connectionId, grant, buffer.AsMemory(0, outcome.Length), CancellationToken.None).ConfigureAwait(false);
+                    _receiveAbort.Token.UnsafeRegister(static state => ((PipeReader)state!).CancelPendingRead(), transport.Input);
                 }
-                finally
+                catch (ObjectDisposedException)
                 {
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    // The connection has ended already.
                 }
             }
         }
@@ -724,6 +780,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                             await _socket.CloseOutputAsync(item.CloseStatus!.Value, item.CloseDescription, _receiveAbort.Token).ConfigureAwait(false);
                         }
 
+                        ArmReceiveAbort();
                         _receiveAbort.CancelAfter(CloseHandshakeTimeout);
                         return; // the close is the last frame (what follows is returned to the pool by Dispose)
                     }
@@ -745,6 +802,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             }
             catch (WebSocketException)
             {
+                ArmReceiveAbort();
                 await _receiveAbort.CancelAsync().ConfigureAwait(false);
             }
             catch (OperationCanceledException)

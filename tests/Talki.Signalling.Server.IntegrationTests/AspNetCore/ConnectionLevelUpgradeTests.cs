@@ -3,11 +3,14 @@ using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using System.Text;
 using System.Text.Json;
 using Talki.Signalling.Http;
 using Talki.Signalling.Protocol;
+using Talki.Signalling.Server.AspNetCore;
 
 namespace Talki.Signalling.Server.IntegrationTests.AspNetCore;
 
@@ -367,18 +370,135 @@ public sealed class ConnectionLevelUpgradeTests
         return X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pfx), null); // with its key, as SslStream needs on every platform
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(20)]
+    public async Task SmallFramesPackedInOneWrite_AreEachHandled_NoneWaitsInTheWebSocketsBuffer(int pairs)
+    {
+        // An empty text frame (6 bytes) and a 2-byte one (8 bytes) are the 14 bytes the WebSocket reads a header into: a
+        // stream that handed it more than the first frame would leave the second in its buffer, where a connection that
+        // idles on the pipe would never see it.
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true);
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await using var client = await RawClient.ConnectAsync(host);
+        await client.SendAsync(Handshake(room.Ticket));
+        Assert.Equal(101, (await client.ReadResponseAsync()).Status);
+        var socket = client.AsWebSocket();
+        await SendAsync(socket, """{"type":"hello","version":2}""");
+        Assert.IsType<WelcomeMessage>(await ReceiveAsync(socket));
+
+        var packed = new List<byte>();
+        for (var i = 0; i < pairs; i++)
+        {
+            packed.AddRange(MaskedFrame(0x1, []));
+            packed.AddRange(MaskedTextFrame("{}"));
+        }
+
+        await client.SendAsync([.. packed]);
+        for (var i = 0; i < 2 * pairs; i++)
+        {
+            Assert.IsType<ErrorMessage>(await ReceiveAsync(socket)); // each one answered, in order, none left waiting
+        }
+
+        await SendAsync(socket, """{"type":"ping"}""");
+        Assert.IsType<PongMessage>(await ReceiveAsync(socket));
+    }
+
+    [Fact]
+    public async Task PingFramePackedWithAMessage_IsAnswered_AndTheMessageHandled()
+    {
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true);
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await using var client = await RawClient.ConnectAsync(host);
+        await client.SendAsync(Handshake(room.Ticket));
+        Assert.Equal(101, (await client.ReadResponseAsync()).Status);
+        var socket = client.AsWebSocket();
+        await SendAsync(socket, """{"type":"hello","version":2}""");
+        Assert.IsType<WelcomeMessage>(await ReceiveAsync(socket));
+
+        // A ping control frame (opcode 9, empty) and a message in one write: the server answers the ping (the client's
+        // WebSocket takes the pong) and then the message.
+        await client.SendAsync([.. MaskedFrame(0x9, []), .. MaskedTextFrame("""{"type":"ping"}""")]);
+        Assert.IsType<PongMessage>(await ReceiveAsync(socket));
+    }
+
+    [Fact]
+    public async Task ClientThatNeverAnswersTheCloseFrame_IsDisconnectedAfterTheCloseHandshakeTimeout()
+    {
+        // Idle between messages, the connection waits on the pipe; the close handshake's timeout must end that wait too.
+        await using var host = await TestHost.StartAsync(o => o.JoinWindow = TimeSpan.FromHours(1), connectionLevelUpgrade: true);
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await using var client = await RawClient.ConnectAsync(host);
+        await client.SendAsync(Handshake(room.Ticket));
+        Assert.Equal(101, (await client.ReadResponseAsync()).Status);
+        var socket = client.AsWebSocket();
+        await SendAsync(socket, """{"type":"hello","version":2}""");
+        Assert.IsType<WelcomeMessage>(await ReceiveAsync(socket));
+
+        host.Time.Advance(TimeSpan.FromMinutes(10)); // the idle timeout: the server sends its close frame
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+        {
+            var close = await socket.ReceiveAsync(new byte[1024], timeout.Token);
+            Assert.Equal(WebSocketMessageType.Close, close.MessageType);
+        }
+
+        // The client does not answer. Within the timeout the server keeps the connection; after it, it drops it.
+        Assert.False(await client.IsClosedByServerAsync(TimeSpan.FromMilliseconds(300)));
+        host.Time.Advance(SelfHostedGateway.CloseHandshakeTimeout * 2 + TimeSpan.FromSeconds(1));
+        Assert.True(await client.IsClosedByServerAsync());
+    }
+
+    [Fact]
+    public async Task WithAKeepAliveTimeout_PingsAreAnsweredWhileIdle_AndTheSocketStillWorks_OnTheRealClock()
+    {
+        // With a keep-alive timeout the server's WebSocket reads ahead for the pong while no receive is pending; the
+        // connection must then idle in a receive, not on the pipe (one pipe, one reader).
+        await using var host = await TestHost.StartAsync(
+            connectionLevelUpgrade: true,
+            services: s => s.Configure<WebSocketOptions>(o =>
+            {
+                o.KeepAliveInterval = TimeSpan.FromMilliseconds(100);
+                o.KeepAliveTimeout = TimeSpan.FromSeconds(3);
+            }));
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await using var client = await RawClient.ConnectAsync(host);
+        await client.SendAsync(Handshake(room.Ticket));
+        Assert.Equal(101, (await client.ReadResponseAsync()).Status);
+        var socket = client.AsWebSocket();
+        await SendAsync(socket, """{"type":"hello","version":2}""");
+        Assert.IsType<WelcomeMessage>(await ReceiveAsync(socket));
+
+        // First no receive on the client, so no pong: the server's WebSocket pings on its heartbeat (at most once a
+        // second, dotnet/runtime ManagedWebSocket.KeepAlive.cs) and reads ahead for the pong. Then a pending receive
+        // answers the pings, the server idle all along.
+        await Task.Delay(TimeSpan.FromMilliseconds(2000));
+        var pending = ReceiveAsync(socket);
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.False(pending.IsCompleted);
+        await SendAsync(socket, """{"type":"ping"}""");
+        Assert.IsType<PongMessage>(await pending);
+        await SendAsync(socket, """{"type":"ping"}""");
+        Assert.IsType<PongMessage>(await ReceiveAsync(socket));
+    }
+
     private static string Handshake(string ticket) => HandshakeTo("/talki/ws?ticket=" + Uri.EscapeDataString(ticket) + "&v=2");
 
     private static string HandshakeTo(string target) =>
         $"GET {target} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {Key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
     /// <summary>RFC 6455 §5.2: FIN, opcode 1 (text), MASK with a key, a 7-bit length (the payload is under 126 bytes).</summary>
-    private static byte[] MaskedTextFrame(string text)
+    private static byte[] MaskedTextFrame(string text) => MaskedFrame(0x1, Encoding.UTF8.GetBytes(text));
+
+    /// <summary>RFC 6455 §5.2: FIN, the opcode, MASK with a key, a 7-bit length (the payload is under 126 bytes).</summary>
+    private static byte[] MaskedFrame(byte opcode, byte[] payload)
     {
-        var payload = Encoding.UTF8.GetBytes(text);
         byte[] mask = [0x12, 0x34, 0x56, 0x78];
         var frame = new byte[2 + 4 + payload.Length];
-        frame[0] = 0x81;
+        frame[0] = (byte)(0x80 | opcode);
         frame[1] = (byte)(0x80 | payload.Length);
         mask.CopyTo(frame, 2);
         for (var i = 0; i < payload.Length; i++)
