@@ -379,14 +379,8 @@ public sealed class ConnectionLevelUpgradeTests
         // stream that handed it more than the first frame would leave the second in its buffer, where a connection that
         // idles on the pipe would never see it.
         await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true);
-        using var ada = await host.SignInAsync("Ada");
-        var room = await ada.CreateRoomAsync();
-        await using var client = await RawClient.ConnectAsync(host);
-        await client.SendAsync(Handshake(room.Ticket));
-        Assert.Equal(101, (await client.ReadResponseAsync()).Status);
-        var socket = client.AsWebSocket();
-        await SendAsync(socket, """{"type":"hello","version":2}""");
-        Assert.IsType<WelcomeMessage>(await ReceiveAsync(socket));
+        await using var open = await OpenSocketAsync(host);
+        var (client, socket) = (open.Client, open.Socket);
 
         var packed = new List<byte>();
         for (var i = 0; i < pairs; i++)
@@ -409,14 +403,8 @@ public sealed class ConnectionLevelUpgradeTests
     public async Task PingFramePackedWithAMessage_IsAnswered_AndTheMessageHandled()
     {
         await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true);
-        using var ada = await host.SignInAsync("Ada");
-        var room = await ada.CreateRoomAsync();
-        await using var client = await RawClient.ConnectAsync(host);
-        await client.SendAsync(Handshake(room.Ticket));
-        Assert.Equal(101, (await client.ReadResponseAsync()).Status);
-        var socket = client.AsWebSocket();
-        await SendAsync(socket, """{"type":"hello","version":2}""");
-        Assert.IsType<WelcomeMessage>(await ReceiveAsync(socket));
+        await using var open = await OpenSocketAsync(host);
+        var (client, socket) = (open.Client, open.Socket);
 
         // A ping control frame (opcode 9, empty) and a message in one write: the server answers the ping (the client's
         // WebSocket takes the pong) and then the message.
@@ -429,14 +417,8 @@ public sealed class ConnectionLevelUpgradeTests
     {
         // Idle between messages, the connection waits on the pipe; the close handshake's timeout must end that wait too.
         await using var host = await TestHost.StartAsync(o => o.JoinWindow = TimeSpan.FromHours(1), connectionLevelUpgrade: true);
-        using var ada = await host.SignInAsync("Ada");
-        var room = await ada.CreateRoomAsync();
-        await using var client = await RawClient.ConnectAsync(host);
-        await client.SendAsync(Handshake(room.Ticket));
-        Assert.Equal(101, (await client.ReadResponseAsync()).Status);
-        var socket = client.AsWebSocket();
-        await SendAsync(socket, """{"type":"hello","version":2}""");
-        Assert.IsType<WelcomeMessage>(await ReceiveAsync(socket));
+        await using var open = await OpenSocketAsync(host);
+        var (client, socket) = (open.Client, open.Socket);
 
         host.Time.Advance(TimeSpan.FromMinutes(10)); // the idle timeout: the server sends its close frame
         using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
@@ -463,14 +445,8 @@ public sealed class ConnectionLevelUpgradeTests
                 o.KeepAliveInterval = TimeSpan.FromMilliseconds(100);
                 o.KeepAliveTimeout = TimeSpan.FromSeconds(3);
             }));
-        using var ada = await host.SignInAsync("Ada");
-        var room = await ada.CreateRoomAsync();
-        await using var client = await RawClient.ConnectAsync(host);
-        await client.SendAsync(Handshake(room.Ticket));
-        Assert.Equal(101, (await client.ReadResponseAsync()).Status);
-        var socket = client.AsWebSocket();
-        await SendAsync(socket, """{"type":"hello","version":2}""");
-        Assert.IsType<WelcomeMessage>(await ReceiveAsync(socket));
+        await using var open = await OpenSocketAsync(host);
+        var socket = open.Socket;
 
         // First no receive on the client, so no pong: the server's WebSocket pings on its heartbeat (at most once a
         // second, dotnet/runtime ManagedWebSocket.KeepAlive.cs) and reads ahead for the pong. Then a pending receive
@@ -483,6 +459,20 @@ public sealed class ConnectionLevelUpgradeTests
         Assert.IsType<PongMessage>(await pending);
         await SendAsync(socket, """{"type":"ping"}""");
         Assert.IsType<PongMessage>(await ReceiveAsync(socket));
+    }
+
+    /// <summary>A member's socket taken at the connection level, welcomed: a signed-in user, a room, a raw client past its 101.</summary>
+    private static async Task<OpenSocket> OpenSocketAsync(TestHost host)
+    {
+        var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        var client = await RawClient.ConnectAsync(host);
+        await client.SendAsync(Handshake(room.Ticket));
+        Assert.Equal(101, (await client.ReadResponseAsync()).Status);
+        var socket = client.AsWebSocket();
+        await SendAsync(socket, """{"type":"hello","version":2}""");
+        Assert.IsType<WelcomeMessage>(await ReceiveAsync(socket));
+        return new OpenSocket(ada, client, socket);
     }
 
     private static string Handshake(string ticket) => HandshakeTo("/talki/ws?ticket=" + Uri.EscapeDataString(ticket) + "&v=2");
@@ -519,6 +509,15 @@ public sealed class ConnectionLevelUpgradeTests
         var result = await socket.ReceiveAsync(buffer, timeout.Token);
         Assert.True(result.EndOfMessage);
         return JsonSerializer.Deserialize(buffer.AsSpan(0, result.Count), TalkiJsonContext.Default.ServerMessage)!;
+    }
+
+    private sealed record OpenSocket(TalkiUser User, RawClient Client, WebSocket Socket) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Client.DisposeAsync();
+            User.Dispose();
+        }
     }
 
     /// <summary>A TCP client that writes bytes as given and reads HTTP/1.1 answers.</summary>
