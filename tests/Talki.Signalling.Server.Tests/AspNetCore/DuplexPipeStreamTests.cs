@@ -1,5 +1,7 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.IO.Pipelines;
+using CsCheck;
 using Talki.Signalling.Server.AspNetCore;
 
 namespace Talki.Signalling.Server.Tests.AspNetCore;
@@ -87,6 +89,91 @@ public sealed class DuplexPipeStreamTests
         await input.WriteAsync(new byte[] { 0x81, 0x80, 1, 2, 3, 4 });
         Assert.Equal(0, await wait);
         Assert.Equal(6, await stream.ReadAsync(new byte[14]));
+    }
+
+    /// <summary>
+    /// Frames of every length form (7-bit, 16-bit, 64-bit; masked or not; lengths around each form's edge) arrive in chunks
+    /// of any size while reads of any size, zero included, take them: every byte comes out once and in order, no read
+    /// crosses the end of a frame, and <see cref="DuplexPipeStream.AtFrameBoundary"/> is true exactly at frames' ends.
+    /// </summary>
+    [Fact]
+    public void AnyFramesInAnyChunks_ReadInAnySizes_NoReadCrossesAFrameEnd_AndEveryByteComesOutOnce()
+    {
+        var length = Gen.Frequency(
+            (6, Gen.Int[0, 130]),
+            (2, Gen.Int[65_530, 65_540]),
+            (1, Gen.Const(0)));
+        var frame = Gen.Select(length, Gen.Bool, Gen.Int[0, 2]);
+        var scenario = Gen.Select(frame.Array[1, 12], Gen.Int[1, 40].Array[200], Gen.Int[0, 20].Array[200]);
+        scenario.Sample(
+            (frames, chunks, reads) => CheckAsync(frames, chunks, reads).GetAwaiter().GetResult(),
+            iter: 300,
+            threads: 1);
+    }
+
+    private static async Task CheckAsync((int Length, bool Masked, int Form)[] frames, int[] chunks, int[] reads)
+    {
+        var bytes = new List<byte>();
+        var ends = new HashSet<long>();
+        foreach (var (length, masked, form) in frames)
+        {
+            bytes.AddRange(Header(length, masked, form));
+            bytes.AddRange(new byte[length]);
+            ends.Add(bytes.Count);
+        }
+
+        var (stream, input) = NewStream();
+        var writing = Task.Run(async () =>
+        {
+            var at = 0;
+            for (var i = 0; at < bytes.Count; i++)
+            {
+                var size = Math.Min(chunks[i % chunks.Length], bytes.Count - at);
+                await input.WriteAsync(bytes.GetRange(at, size).ToArray());
+                at += size;
+            }
+
+            await input.CompleteAsync();
+        });
+
+        long read = 0;
+        for (var i = 0; ; i++)
+        {
+            var buffer = new byte[reads[i % reads.Length]];
+            var count = await stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            if (count == 0 && buffer.Length > 0)
+            {
+                break; // the end of the stream
+            }
+
+            Assert.True(buffer.Length == 0 || count > 0);
+            var crossed = ends.Any(end => end > read && end < read + count);
+            Assert.False(crossed, $"a read of {count} bytes from {read} crossed the end of a frame");
+            read += count;
+            Assert.Equal(ends.Contains(read) || read == 0, stream.AtFrameBoundary);
+        }
+
+        await writing;
+        Assert.Equal(bytes.Count, read);
+    }
+
+    /// <summary>RFC 6455 §5.2: the smallest length form for <paramref name="form"/> 0, the next one up for 1 and 2 when the length allows.</summary>
+    private static byte[] Header(int length, bool masked, int form)
+    {
+        var extended = length > 65_535 || form == 2 ? 8 : length > 125 || form == 1 ? 2 : 0;
+        var header = new byte[2 + extended + (masked ? 4 : 0)];
+        header[0] = 0x81;
+        header[1] = (byte)((masked ? 0x80 : 0) | extended switch { 2 => 126, 8 => 127, _ => length });
+        if (extended == 2)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(header.AsSpan(2), (ushort)length);
+        }
+        else if (extended == 8)
+        {
+            BinaryPrimitives.WriteUInt64BigEndian(header.AsSpan(2), (ulong)length);
+        }
+
+        return header;
     }
 
     private static (DuplexPipeStream Stream, PipeWriter Input) NewStream()
