@@ -29,6 +29,12 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
     /// <summary>Gets whether every byte read so far ended a whole frame: the next read starts a frame's header.</summary>
     public bool AtFrameBoundary => _toFrameEnd == 0;
 
+    /// <summary>
+    /// Gets whether the last read took all the pipe held then (initially true): when it did not, more is there already,
+    /// and a reader that would wait for data need not.
+    /// </summary>
+    public bool Drained { get; private set; } = true;
+
     public override bool CanRead => true;
 
     public override bool CanWrite => true;
@@ -81,6 +87,7 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
             readable.Slice(0, count).CopyTo(buffer.Span);
             pipe.Input.AdvanceTo(readable.GetPosition(count));
             _toFrameEnd -= count;
+            Drained = count == readable.Length;
             return count;
         }
     }

@@ -541,9 +541,10 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                     var limit = _options.MaxInboundMessageBytes;
                     while (reason is null)
                     {
-                        if (_transport is { AtFrameBoundary: true } transport)
+                        if (_transport is { AtFrameBoundary: true, Drained: true } transport)
                         {
-                            // Idle on the connection's pipe itself: data there, or the end, before the WebSocket is asked.
+                            // Idle on the connection's pipe itself: data there, or the end, before the WebSocket is asked
+                            // (not when the last read left bytes in the pipe: the next frame is there already).
                             // The WebSocket holds nothing of the connection between messages (DuplexPipeStream stops every
                             // read at its frame's end), and a pending pipe read holds no state of its own, where a pending
                             // receive holds the WebSocket's and the stream's (about 400 bytes per idle member). Closing

@@ -35,8 +35,10 @@ public sealed class DuplexPipeStreamTests
         Assert.True(stream.AtFrameBoundary);
         Assert.Equal(6, await stream.ReadAsync(buffer));
         Assert.True(stream.AtFrameBoundary);
+        Assert.False(stream.Drained); // the second frame is in the pipe already
         Assert.Equal(8, await stream.ReadAsync(buffer));
         Assert.True(stream.AtFrameBoundary);
+        Assert.True(stream.Drained);
     }
 
     [Fact]
