@@ -517,9 +517,9 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         }
 
         /// <summary>
-        /// Serves the connection for its whole life in one asynchronous frame (each frame an idle member keeps costs about
-        /// 160 bytes): registers it with <paramref name="gateway"/>, feeds its messages to the engine, sends what is
-        /// queued, closes, and releases it.
+        /// Serves the connection for its whole life in one asynchronous frame (this one is about 300 bytes; the three it
+        /// replaced, serve, run and receive loop, were about 510): registers it with <paramref name="gateway"/>, feeds its
+        /// messages to the engine, sends what is queued, closes, and releases it.
         /// </summary>
         public async Task RunAsync(SelfHostedGateway gateway, string connectionId, ISignallingEngine engine, ConnectionGrant grant, CancellationToken stopping)
         {

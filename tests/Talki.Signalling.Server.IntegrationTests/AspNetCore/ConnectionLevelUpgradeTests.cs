@@ -392,7 +392,7 @@ public sealed class ConnectionLevelUpgradeTests
         await client.SendAsync([.. packed]);
         for (var i = 0; i < 2 * pairs; i++)
         {
-            Assert.IsType<ErrorMessage>(await ReceiveAsync(socket)); // each one answered, in order, none left waiting
+            Assert.IsType<ErrorMessage>(await ReceiveAsync(socket)); // each one answered, none left waiting
         }
 
         await SendAsync(socket, """{"type":"ping"}""");
