@@ -617,6 +617,12 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                 {
                     reason = exception.WebSocketErrorCode.ToString();
                 }
+                catch (IOException)
+                {
+                    // The wait on the pipe sees what the transport ended the connection with (a reset, for one); inside a
+                    // receive the WebSocket reports the same as a WebSocketException.
+                    reason = nameof(WebSocketError.ConnectionClosedPrematurely);
+                }
 
                 Task sending;
                 lock (_gate)

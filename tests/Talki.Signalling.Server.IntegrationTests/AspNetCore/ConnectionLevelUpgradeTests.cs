@@ -6,6 +6,7 @@ using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using System.Text;
 using System.Text.Json;
 using Talki.Signalling.Http;
@@ -434,6 +435,23 @@ public sealed class ConnectionLevelUpgradeTests
     }
 
     [Fact]
+    public async Task ClientThatResetsTheConnectionWhileIdle_IsReleased_AndNothingIsLoggedAsAnError()
+    {
+        // A reset ends the connection's input with an exception; waiting on the pipe, the gateway sees it itself.
+        var logs = new ErrorLog();
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true, services: s => s.AddSingleton<ILoggerProvider>(logs));
+        await using var open = await OpenSocketAsync(host);
+        await Task.Delay(200); // idle: waiting on the pipe
+
+        open.Client.Reset();
+        await using var again = await OpenSocketAsync(host); // the server goes on serving
+        await SendAsync(again.Socket, """{"type":"ping"}""");
+        Assert.IsType<PongMessage>(await ReceiveAsync(again.Socket));
+        await Task.Delay(200);
+        Assert.Empty(logs.Errors);
+    }
+
+    [Fact]
     public async Task WithAKeepAliveTimeout_PingsAreAnsweredWhileIdle_AndTheSocketStillWorks_OnTheRealClock()
     {
         // With a keep-alive timeout the server's WebSocket reads ahead for the pong while no receive is pending; the
@@ -509,6 +527,31 @@ public sealed class ConnectionLevelUpgradeTests
         var result = await socket.ReceiveAsync(buffer, timeout.Token);
         Assert.True(result.EndOfMessage);
         return JsonSerializer.Deserialize(buffer.AsSpan(0, result.Count), TalkiJsonContext.Default.ServerMessage)!;
+    }
+
+    /// <summary>Keeps every log entry at Error or above, from every category (Kestrel's included).</summary>
+    private sealed class ErrorLog : ILoggerProvider, ILogger
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<string> Errors { get; } = new();
+
+        public ILogger CreateLogger(string categoryName) => this;
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Error;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel))
+            {
+                Errors.Enqueue($"{formatter(state, exception)} {exception}");
+            }
+        }
+
+        public void Dispose()
+        {
+        }
     }
 
     private sealed record OpenSocket(TalkiUser User, RawClient Client, WebSocket Socket) : IAsyncDisposable
@@ -661,6 +704,13 @@ public sealed class ConnectionLevelUpgradeTests
             var read = _pending.ToArray();
             _pending.SetLength(0);
             return WebSocket.CreateFromStream(new ReadAheadStream(_stream, read), new WebSocketCreationOptions { IsServer = false, KeepAliveInterval = TimeSpan.Zero });
+        }
+
+        /// <summary>Closes with a TCP reset (RST, linger 0) instead of a FIN.</summary>
+        public void Reset()
+        {
+            _tcp.Client.LingerState = new LingerOption(true, 0);
+            _tcp.Close();
         }
 
         public ValueTask DisposeAsync()
