@@ -534,12 +534,12 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                     RequestClose(WebSocketCloseStatus.EndpointUnavailable, "server shutting down");
                 }
 
-                string? reason = null;
+                string reason;
                 try
                 {
                     // The receive loop is inline: an awaited method of its own would be one more frame for the socket's life.
                     var limit = _options.MaxInboundMessageBytes;
-                    while (reason is null)
+                    while (true)
                     {
                         if (_transport is { AtFrameBoundary: true, Drained: true } transport)
                         {
@@ -645,7 +645,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                     }
                 }
 
-                HostingLog.GatewayConnectionClosed(_logger, reason ?? "ended");
+                HostingLog.GatewayConnectionClosed(_logger, reason);
             }
             finally
             {

@@ -12,6 +12,7 @@ using Talki.Signalling.Aws.Callbacks;
 using Talki.Signalling.Http;
 using Talki.Signalling.Ports;
 using Talki.Signalling.Protocol;
+using Talki.Signalling.Testing;
 
 namespace Talki.Signalling.Aws.Tests.Callbacks;
 
@@ -397,29 +398,5 @@ internal sealed class RecordingPush : IConnectionPush
 
             await Task.Delay(10);
         }
-    }
-}
-
-/// <summary>Records every log line (message and exception) to prove secrets never reach the logs.</summary>
-internal sealed class RecordingLoggerProvider : ILoggerProvider
-{
-    private readonly ConcurrentQueue<(string Category, EventId EventId, LogLevel Level, string Text)> _entries = new();
-
-    public IReadOnlyList<(string Category, EventId EventId, LogLevel Level, string Text)> Entries => [.. _entries];
-
-    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, _entries);
-
-    public void Dispose()
-    {
-    }
-
-    private sealed class Logger(string category, ConcurrentQueue<(string, EventId, LogLevel, string)> entries) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-            => entries.Enqueue((category, eventId, logLevel, formatter(state, exception) + (exception is null ? string.Empty : " " + exception)));
     }
 }
