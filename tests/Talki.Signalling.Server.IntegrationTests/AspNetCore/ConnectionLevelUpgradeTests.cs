@@ -436,6 +436,31 @@ public sealed class ConnectionLevelUpgradeTests
     }
 
     [Fact]
+    public async Task OnTheRealClock_ClientThatNeverAnswersTheCloseFrame_IsDisconnectedAfterTheCloseHandshakeTimeout()
+    {
+        // The same on the system clock: the idle timeout's close, then the close handshake's timeout end the pipe wait.
+        await using var host = await TestHost.StartAsync(
+            o =>
+            {
+                o.Hosting.IdleTimeout = TimeSpan.FromSeconds(1);
+                o.JoinWindow = TimeSpan.FromHours(1);
+            },
+            services => services.AddSingleton(TimeProvider.System),
+            connectionLevelUpgrade: true);
+        await using var open = await OpenSocketAsync(host);
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+        {
+            var close = await open.Socket.ReceiveAsync(new byte[1024], timeout.Token);
+            Assert.Equal(WebSocketMessageType.Close, close.MessageType);
+        }
+
+        // Not answered: kept for the close handshake's timeout (5 s), not much longer.
+        var unanswered = System.Diagnostics.Stopwatch.StartNew();
+        Assert.True(await open.Client.IsClosedByServerAsync(SelfHostedGateway.CloseHandshakeTimeout + TimeSpan.FromSeconds(5)));
+        Assert.InRange(unanswered.Elapsed, SelfHostedGateway.CloseHandshakeTimeout - TimeSpan.FromSeconds(0.5), SelfHostedGateway.CloseHandshakeTimeout + TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
     public async Task ClientThatResetsTheConnectionWhileIdle_IsReleased_AndNothingIsLoggedAsAnError()
     {
         // A reset ends the connection's input with an exception; waiting on the pipe, the gateway sees it itself.
