@@ -56,10 +56,11 @@ internal static class Mesh
     }
 
     /// <summary>
-    /// Samples every page's links twice, <paramref name="gap"/> apart, until, on every page and for every other user,
-    /// the connected link's inbound-rtp <c>bytesReceived</c> grew strictly.
+    /// Samples every page's links twice, <paramref name="gap"/> apart, until, on every page and for every other user
+    /// (every other one of <paramref name="senders"/>, when given), the connected link's inbound-rtp <c>bytesReceived</c>
+    /// grew strictly.
     /// </summary>
-    public static async Task WaitUntilBytesGrowAsync(IReadOnlyList<TalkiUser> users, IReadOnlyDictionary<TalkiUser, string> ids, TimeSpan timeout, TimeSpan gap, Action<string>? log = null)
+    public static async Task WaitUntilBytesGrowAsync(IReadOnlyList<TalkiUser> users, IReadOnlyDictionary<TalkiUser, string> ids, TimeSpan timeout, TimeSpan gap, Action<string>? log = null, IReadOnlyCollection<TalkiUser>? senders = null)
     {
         await Poll.UntilAsync("inbound bytes grow on every link of every page", timeout, async () =>
         {
@@ -70,7 +71,7 @@ internal static class Mesh
             var report = new List<string>();
             foreach (var user in users)
             {
-                foreach (var other in users.Where(u => u != user))
+                foreach (var other in users.Where(u => u != user && (senders is null || senders.Contains(u))))
                 {
                     var peer = ids[other];
                     var first = before[user].GetValueOrDefault(peer);

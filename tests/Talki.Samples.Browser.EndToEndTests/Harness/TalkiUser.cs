@@ -318,7 +318,7 @@ internal sealed partial class TalkiUser : IAsyncDisposable
 
     private void Remember(string line)
     {
-        _console.Enqueue(line);
+        _console.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {line}");
         while (_console.Count > 500 && _console.TryDequeue(out _))
         {
         }
