@@ -16,11 +16,11 @@ public sealed class MeshLinkUpTests(ITestOutputHelper output)
 
     /// <summary>
     /// The member cap: eight pages, 28 pairs. One member speaks (a fake microphone) and seven listen (they refused the
-    /// camera and the microphone), so every link is a full WebRTC link (ICE, DTLS and the control channel) and seven of
-    /// them carry audio. Eight speakers do not fit a 2-core runner: Chromium's audio pipeline took 0.65 cores for an idle
-    /// 3-member audio call and 1.73 cores for 5 members here (docs/performance.md), about 3.5 for 8, and a starved mesh drops
-    /// consent and never links up. Audio both ways on every link is the 4- and 5-member calls' check (GroupCallTests,
-    /// ResumeCallTests).
+    /// camera and the microphone): every link is `connected` (ICE and DTLS) on both sides, and seven of them carry
+    /// audio. Eight speakers do not fit a 2-core runner: Chromium took 0.65 cores for an idle 3-member audio call and 1.73
+    /// cores for 5 members here, mostly in its audio pipeline (docs/performance.md), about 3.5 for 8, and a starved mesh
+    /// drops consent and never links up. Media both ways on every link is checked in the 4-member calls (GroupCallTests with
+    /// cameras, ResumeCallTests with microphones).
     /// </summary>
     [Fact]
     public async Task EightMembers_OneSpeakerSevenListeners_All28PairsConnect_AndTheSpeakersAudioReachesAllSeven()
