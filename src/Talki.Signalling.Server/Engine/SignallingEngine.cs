@@ -59,6 +59,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     /// <summary>Gets the number of connections waiting for their hello (for tests of the bound).</summary>
     internal int HelloTimerCount => _helloTimers.Count;
 
+    /// <summary>Gets the number of armed seal timers (for tests).</summary>
+    internal int SealTimerCount => _sealTimers.Count;
+
     /// <summary>Gets the number of suspended members this process holds a grace timer for (for tests of the bound).</summary>
     internal int GraceTimerCount => _graceTimers.Count;
 
@@ -1418,7 +1421,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         var key = (member.Room, member.Id, member.Epoch);
-        var timer = _time.CreateTimer(
+        var timer = _time.CreateContextFreeTimer(
             static state =>
             {
                 var (engine, key, until) = ((SignallingEngine, (RoomId, MemberId, long), DateTimeOffset))state!;
@@ -1556,7 +1559,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         var due = room.SealsAt - _time.GetUtcNow();
-        var timer = _time.CreateTimer(
+        var timer = _time.CreateContextFreeTimer(
             static state =>
             {
                 var (engine, id) = ((SignallingEngine, RoomId))state!;
@@ -1631,7 +1634,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         var dueAt = _time.GetUtcNow() + _options.Limits.HelloTimeout;
-        var timer = _time.CreateTimer(
+        var timer = _time.CreateContextFreeTimer(
             static state =>
             {
                 var (engine, id, due) = ((SignallingEngine, string, DateTimeOffset))state!;

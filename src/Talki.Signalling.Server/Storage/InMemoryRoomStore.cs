@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Talki.Signalling.Ports;
+using Talki.Signalling.Server.Engine;
 
 namespace Talki.Signalling.Server.Storage;
 
@@ -24,7 +25,7 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
     public InMemoryRoomStore(TimeProvider time)
     {
         _time = time;
-        _purgeTimer = time.CreateTimer(static state => ((InMemoryRoomStore)state!).PurgeExpired(), this, PurgeInterval, PurgeInterval);
+        _purgeTimer = time.CreateContextFreeTimer(static state => ((InMemoryRoomStore)state!).PurgeExpired(), this, PurgeInterval, PurgeInterval);
     }
 
     /// <summary>Gets the number of rooms held, expired or not (for tests).</summary>

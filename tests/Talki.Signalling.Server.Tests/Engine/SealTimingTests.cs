@@ -76,6 +76,43 @@ public sealed class SealTimingTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.True(push.WasClosed(connection));
     }
 
+    [Fact]
+    public async Task CreateRoom_InsideARequestsExecutionContext_TheArmedSealTimerKeepsNothingOfThatContextAlive()
+    {
+        // The seal timer is armed by the request that creates the room (on the real clock: a System.Threading.Timer,
+        // which captures the execution context it is created in). Before ContextFreeTimers it kept the request's
+        // Activity, logging scope and async locals for the whole join window.
+        using var h = new EngineHarness(o => o.JoinWindow = TimeSpan.FromMinutes(5), clock: TimeProvider.System);
+        var requestState = await CreateRoomInARequestAsync(h);
+
+        for (var i = 0; i < 3 && requestState.IsAlive; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+
+        Assert.False(requestState.IsAlive, "an object in the creating request's async locals outlived the request");
+        Assert.Equal(1, h.Concrete.SealTimerCount); // the room is open and its seal timer armed
+    }
+
+    private static readonly AsyncLocal<object?> RequestState = new();
+
+    /// <summary>Creates a room as a request would: with something of its own in an async local, gone when it returns.</summary>
+    private static async Task<WeakReference> CreateRoomInARequestAsync(EngineHarness h)
+    {
+        var state = EnterRequest();
+        Assert.True((await h.Engine.CreateRoomAsync(EngineHarness.User("admin-" + Guid.NewGuid().ToString("N")))).IsSuccess);
+        return state;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static WeakReference EnterRequest()
+    {
+        var state = new object();
+        RequestState.Value = state;
+        return new WeakReference(state);
+    }
+
     /// <summary>Writes the lateness of the seals (a figure for docs/reliability.md, never an assertion).</summary>
     private void Report(List<(TicketGrant Grant, string Connection)> rooms, TimedPush push, string clock)
     {
