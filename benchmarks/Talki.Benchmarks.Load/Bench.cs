@@ -3,10 +3,18 @@ using Talki.Signalling.Soak;
 
 namespace Talki.Benchmarks.Load;
 
-/// <summary>The server's resident set with <see cref="Connections"/> idle connections open.</summary>
-internal sealed record IdleResult(int Connections, long ResidentBytes, long BaselineBytes, int SocketsClosed, string? Failure = null)
+/// <summary>
+/// The server's resident set with <see cref="Connections"/> idle connections open on top of the baseline's
+/// (<see cref="WarmConnections"/>, opened before it so that the JIT has settled), and the fresh baseline read after
+/// the first group alone.
+/// </summary>
+internal sealed record IdleResult(int Connections, long ResidentBytes, long BaselineBytes, int SocketsClosed, long FreshBaselineBytes, int WarmConnections, string? Failure = null)
 {
+    /// <summary>Gets the resident bytes per connection above the warmed-up baseline.</summary>
     public double BytesPerConnection => (ResidentBytes - BaselineBytes) / (double)Connections;
+
+    /// <summary>Gets the resident bytes per connection above the fresh baseline, the JIT warm-up's connections counted in.</summary>
+    public double BytesPerConnectionFromFresh => (ResidentBytes - FreshBaselineBytes) / (double)(Connections + WarmConnections);
 
     public bool Valid => Failure is null && SocketsClosed == 0;
 }
@@ -122,61 +130,80 @@ internal static class Bench
     }
 
     /// <summary>
-    /// Idle connections on a fresh server: one group connected first (the warm-up, kept open), the baseline RSS after
-    /// <see cref="LoadOptions.Settle"/>, then groups until each count of <see cref="LoadOptions.Idle"/> (cumulative), the
-    /// RSS read after the same settle time. Nothing is forced (no GC, no trim). With <see cref="LoadOptions.Hold"/>, the
-    /// connections then stay open that long (the server's process id printed first) before they close.
+    /// Idle connections on a fresh server: one group connected first (kept open), the fresh baseline RSS after
+    /// <see cref="LoadOptions.Settle"/>; then <see cref="LoadOptions.IdleWarmup"/> more (the JIT warm-up, kept open) and
+    /// the baseline after the same settle time; then groups until each count of <see cref="LoadOptions.Idle"/> (cumulative,
+    /// on top of the baseline's), the RSS read after the same settle time. Nothing is forced (no GC, no trim). With
+    /// <see cref="LoadOptions.Hold"/>, the connections then stay open that long (the server's process id printed first)
+    /// before they close.
     /// </summary>
     private static async Task IdleAsync(Target target, LoadOptions options, ServerResult result, TextWriter log)
     {
         var sockets = new ConcurrentBag<LoadSocket>();
+        var warm = new ConcurrentBag<LoadSocket>();
         try
         {
             await using var server = await ServerProcess.StartAsync(target, options.ServerCpus, options.ServerEnvironment);
             target.Bind(server.BaseAddress);
             await using var keepalive = new Keepalive(target);
-            var warmup = await target.ConnectGroupAsync(target.GroupSize);
-            keepalive.Add(warmup);
+            await ConnectIdleAsync(target, warm, target.GroupSize, options, keepalive);
+            var first = warm.Count;
             await Task.Delay(options.Settle);
-            var baseline = server.ResidentBytes;
-            log.WriteLine($"  idle: baseline {baseline / 1024.0 / 1024:0.0} MiB with {warmup.Length} warm-up connections");
+            var fresh = server.ResidentBytes;
+            log.WriteLine($"  idle: fresh baseline {fresh / 1024.0 / 1024:0.0} MiB with {first} connections");
+
+            // The JIT warm-up: the per-connection code runs often enough to reach its final tier before the baseline
+            // (tiered compilation recompiles a method after 30 calls, with dynamic PGO once more after an instrumented
+            // tier; the runtime's docs, "Tiered compilation"). These connections stay open, beneath the baseline.
+            var baseline = fresh;
+            if (options.IdleWarmup > 0)
+            {
+                await ConnectIdleAsync(target, warm, options.IdleWarmup, options, keepalive);
+                await Task.Delay(options.Settle);
+                baseline = server.ResidentBytes;
+            }
+
+            var warmCount = warm.Count - first;
+            log.WriteLine($"  idle: baseline {baseline / 1024.0 / 1024:0.0} MiB with {warm.Count} connections ({warmCount} for the JIT warm-up)");
             foreach (var count in options.Idle)
             {
-                var groups = Enumerable.Range(0, (count - sockets.Count + target.GroupSize - 1) / target.GroupSize)
-                    .Select(g => Math.Min(target.GroupSize, count - sockets.Count - (g * target.GroupSize)))
-                    .ToList();
-                await Parallel.ForEachAsync(groups, new ParallelOptions { MaxDegreeOfParallelism = options.Concurrency }, async (size, _) =>
-                {
-                    var group = await target.ConnectGroupAsync(size);
-                    keepalive.Add(group);
-                    foreach (var socket in group)
-                    {
-                        sockets.Add(socket);
-                    }
-                });
+                await ConnectIdleAsync(target, sockets, count - sockets.Count, options, keepalive);
                 await Task.Delay(options.Settle);
-                var idle = new IdleResult(count, server.ResidentBytes, baseline, sockets.Count(s => s.Closed.IsCompleted) + warmup.Count(s => s.Closed.IsCompleted));
+                var idle = new IdleResult(count, server.ResidentBytes, baseline, sockets.Count(s => s.Closed.IsCompleted) + warm.Count(s => s.Closed.IsCompleted), fresh, warmCount);
                 result.Idle.Add(idle);
-                log.WriteLine($"  idle: {count} connections: RSS {idle.ResidentBytes / 1024.0 / 1024:0.0} MiB, {idle.BytesPerConnection / 1024:0.0} KiB per connection, {idle.SocketsClosed} closed");
+                log.WriteLine($"  idle: {count} connections: RSS {idle.ResidentBytes / 1024.0 / 1024:0.0} MiB, {idle.BytesPerConnection / 1024:0.0} KiB per connection ({idle.BytesPerConnectionFromFresh / 1024:0.0} from the fresh baseline), {idle.SocketsClosed} closed");
             }
 
             if (options.Hold > TimeSpan.Zero)
             {
-                log.WriteLine($"  idle: holding {sockets.Count + warmup.Length} connections open for {options.Hold.TotalSeconds:0.#} s (server pid {server.ProcessId})");
+                log.WriteLine($"  idle: holding {sockets.Count + warm.Count} connections open for {options.Hold.TotalSeconds:0.#} s (server pid {server.ProcessId})");
                 log.Flush();
                 await Task.Delay(options.Hold);
             }
 
-            foreach (var socket in warmup)
-            {
-                sockets.Add(socket);
-            }
         }
         finally
         {
             // The server is gone by now: the client sockets close at once.
-            await Parallel.ForEachAsync(sockets, new ParallelOptions { MaxDegreeOfParallelism = 256 }, async (socket, _) => await socket.DisposeAsync());
+            await Parallel.ForEachAsync(sockets.Concat(warm), new ParallelOptions { MaxDegreeOfParallelism = 256 }, async (socket, _) => await socket.DisposeAsync());
         }
+    }
+
+    /// <summary>Opens <paramref name="count"/> more idle connections in groups, kept open and added to <paramref name="sockets"/>.</summary>
+    private static async Task ConnectIdleAsync(Target target, ConcurrentBag<LoadSocket> sockets, int count, LoadOptions options, Keepalive keepalive)
+    {
+        var groups = Enumerable.Range(0, (count + target.GroupSize - 1) / target.GroupSize)
+            .Select(g => Math.Min(target.GroupSize, count - (g * target.GroupSize)))
+            .ToList();
+        await Parallel.ForEachAsync(groups, new ParallelOptions { MaxDegreeOfParallelism = options.Concurrency }, async (size, _) =>
+        {
+            var group = await target.ConnectGroupAsync(size);
+            keepalive.Add(group);
+            foreach (var socket in group)
+            {
+                sockets.Add(socket);
+            }
+        });
     }
 
     private static async Task<Link[]> ConnectPairsAsync(Target target, int pairs, LoadOptions options, Keepalive keepalive)

@@ -33,6 +33,13 @@ internal sealed record LoadOptions
     /// <summary>Gets the idle connection counts at which the server's RSS is read (cumulative, one server process).</summary>
     public IReadOnlyList<int> Idle { get; init; } = [1000, 5000, 10000];
 
+    /// <summary>
+    /// Gets how many more idle connections are opened after the first group, and kept open, before the baseline: enough
+    /// for the server's JIT to have compiled its per-connection code at its final tier, which it otherwise does while the
+    /// measured connections open (a cost paid once, not per connection). Zero: the baseline right after the first group.
+    /// </summary>
+    public int IdleWarmup { get; init; } = 1000;
+
     /// <summary>Gets how long the idle connections sit before the RSS is read.</summary>
     public TimeSpan Settle { get; init; } = TimeSpan.FromSeconds(5);
 
@@ -90,6 +97,7 @@ internal sealed record LoadOptions
                 "rates" => options with { Rates = Split(value, Positive) },
                 "rate-pairs" => options with { RatePairs = Positive(value) },
                 "idle" => options with { Idle = [.. Split(value, Positive).Order()] },
+                "idle-warmup" => options with { IdleWarmup = NonNegative(value) },
                 "settle" => options with { Settle = Seconds(value) },
                 "hold" => options with { Hold = Seconds(value) },
                 "startups" => options with { Startups = Positive(value) },
@@ -124,6 +132,9 @@ internal sealed record LoadOptions
 
     private static int Positive(string value) =>
         int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : throw new ArgumentException($"not a positive integer: '{value}'");
+
+    private static int NonNegative(string value) =>
+        int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : throw new ArgumentException($"not a non-negative integer: '{value}'");
 
     private static TimeSpan Seconds(string value) =>
         double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s >= 0 ? TimeSpan.FromSeconds(s) : throw new ArgumentException($"not a number of seconds: '{value}'");

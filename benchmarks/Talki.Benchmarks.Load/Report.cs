@@ -100,7 +100,7 @@ internal static class Report
             {
                 // The marginal cost (from the previous count) leaves out what does not grow with the connections.
                 var marginal = previous is null ? "" : Format($", {(idle.ResidentBytes - previous.ResidentBytes) / 1024.0 / (idle.Connections - previous.Connections):0.0} KiB per connection from {previous.Connections:N0} to {idle.Connections:N0}");
-                text.AppendLine(Format($"- idle, {idle.Connections:N0} connections: RSS {Mib(idle.ResidentBytes)} (baseline {Mib(idle.BaselineBytes)}), {idle.BytesPerConnection / 1024:0.0} KiB per connection{marginal}, {idle.SocketsClosed} closed by the server"));
+                text.AppendLine(Format($"- idle, {idle.Connections:N0} connections: RSS {Mib(idle.ResidentBytes)} (baseline {Mib(idle.BaselineBytes)} with {idle.WarmConnections:N0} JIT warm-up connections; fresh baseline {Mib(idle.FreshBaselineBytes)}), {idle.BytesPerConnection / 1024:0.0} KiB per connection{marginal}; {idle.BytesPerConnectionFromFresh / 1024:0.0} KiB per connection from the fresh baseline ({idle.Connections + idle.WarmConnections:N0} connections, the JIT's work included); {idle.SocketsClosed} closed by the server"));
                 previous = idle;
             }
 
