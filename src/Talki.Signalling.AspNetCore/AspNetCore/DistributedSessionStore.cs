@@ -11,7 +11,8 @@ namespace Talki.Signalling.Server.AspNetCore;
 /// Server-side sessions for cookie authentication over <see cref="IDistributedCache"/> (in memory by default,
 /// Redis or any other cache by registering it). The cookie (or the bearer token) carries only a random
 /// 256-bit key; the cache holds the entry under the key's SHA-256, so a leaked cache yields no usable
-/// session. Sign-out deletes the entry.
+/// session. Sign-out deletes the entry. In the in-process cache (<see cref="MemoryDistributedCache"/>) the sessions Talki
+/// starts are kept in a compact encoding (<see cref="CompactSessionTicket"/>); a shared cache gets the standard format.
 /// </summary>
 internal sealed class DistributedSessionStore : ITicketStore
 {
@@ -20,12 +21,15 @@ internal sealed class DistributedSessionStore : ITicketStore
     private readonly IDistributedCache _cache;
     private readonly TimeProvider _time;
     private readonly TimeSpan _lifetime;
+    private readonly bool _compact;
 
     public DistributedSessionStore(IDistributedCache cache, TimeProvider time, IOptions<TalkiSignallingOptions> options)
     {
         _cache = cache;
         _time = time;
         _lifetime = options.Value.Hosting.SessionLifetime;
+        // Only this process reads an in-process cache, so only this version does: the compact form needs no reader elsewhere.
+        _compact = cache is MemoryDistributedCache;
     }
 
     public Task<string> StoreAsync(AuthenticationTicket ticket) => StoreAsync(ticket, CancellationToken.None);
@@ -52,7 +56,8 @@ internal sealed class DistributedSessionStore : ITicketStore
             return _cache.RemoveAsync(CacheKey(key), cancellationToken);
         }
 
-        return _cache.SetAsync(CacheKey(key), TicketSerializer.Default.Serialize(ticket), new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = remaining }, cancellationToken);
+        var bytes = _compact && CompactSessionTicket.TryWrite(ticket, out var compact) ? compact : TicketSerializer.Default.Serialize(ticket);
+        return _cache.SetAsync(CacheKey(key), bytes, new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = remaining }, cancellationToken);
     }
 
     public Task<AuthenticationTicket?> RetrieveAsync(string key) => RetrieveAsync(key, CancellationToken.None);
@@ -65,7 +70,7 @@ internal sealed class DistributedSessionStore : ITicketStore
             return null;
         }
 
-        var ticket = TicketSerializer.Default.Deserialize(bytes);
+        var ticket = bytes is [CompactSessionTicket.Marker, ..] ? CompactSessionTicket.Read(bytes) : TicketSerializer.Default.Deserialize(bytes);
         return ticket?.Properties.ExpiresUtc is { } expires && expires <= _time.GetUtcNow() ? null : ticket;
     }
 
