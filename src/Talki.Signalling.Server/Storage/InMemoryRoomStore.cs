@@ -39,8 +39,7 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
         ArgumentNullException.ThrowIfNull(room);
         ArgumentNullException.ThrowIfNull(admin);
         var entry = new RoomEntry(room);
-        entry.Members[admin.Id] = admin;
-        entry.ByUser[admin.UserId] = admin.Id;
+        entry.Add(admin);
         if (!_rooms.TryAdd(room.Id, entry))
         {
             throw new InvalidOperationException($"Room {room.Id} exists already.");
@@ -63,7 +62,7 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
 
         lock (entry.Gate)
         {
-            return new((LiveMember(entry.Members.GetValueOrDefault(first)), LiveMember(entry.Members.GetValueOrDefault(second))));
+            return new((LiveMember(entry.Find(first)), LiveMember(entry.Find(second))));
         }
     }
 
@@ -77,7 +76,7 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
 
         lock (entry.Gate)
         {
-            return new(LiveMember(entry.Members.GetValueOrDefault(member)));
+            return new(LiveMember(entry.Find(member)));
         }
     }
 
@@ -91,7 +90,7 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
 
         lock (entry.Gate)
         {
-            return new(entry.ByUser.TryGetValue(userId, out var id) ? LiveMember(entry.Members[id]) : null);
+            return new(LiveMember(entry.FindByUser(userId)));
         }
     }
 
@@ -106,7 +105,16 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
         lock (entry.Gate)
         {
             var now = _time.GetUtcNow();
-            return new(entry.Members.Values.Where(m => !m.IsExpiredAt(now)).ToArray());
+            var live = new List<MemberRecord>(entry.Members.Length);
+            foreach (var member in entry.Members)
+            {
+                if (!member.IsExpiredAt(now))
+                {
+                    live.Add(member);
+                }
+            }
+
+            return new(live.ToArray());
         }
     }
 
@@ -123,23 +131,22 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
         {
             var now = _time.GetUtcNow();
             RemoveExpiredMembers(entry, now);
-            if (entry.ByUser.ContainsKey(member.UserId) || entry.Members.ContainsKey(member.Id))
+            if (entry.FindByUser(member.UserId) is not null || entry.Find(member.Id) is not null)
             {
                 return new(AddMemberOutcome.UserExists);
             }
 
-            if (member.Admission == AdmissionStatus.Admitted && entry.Members.Values.Count(m => m.Admission == AdmissionStatus.Admitted) >= capacity)
+            if (member.Admission == AdmissionStatus.Admitted && entry.Count(AdmissionStatus.Admitted, null) >= capacity)
             {
                 return new(AddMemberOutcome.RoomFull);
             }
 
-            if (member.Admission == AdmissionStatus.Pending && entry.Members.Values.Count(m => m.Admission == AdmissionStatus.Pending) >= maxPending)
+            if (member.Admission == AdmissionStatus.Pending && entry.Count(AdmissionStatus.Pending, null) >= maxPending)
             {
                 return new(AddMemberOutcome.TooManyPending);
             }
 
-            entry.Members[member.Id] = member;
-            entry.ByUser[member.UserId] = member.Id;
+            entry.Add(member);
             return new(AddMemberOutcome.Added);
         }
     }
@@ -162,7 +169,7 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
             }
 
             var stored = updated with { Version = updated.Version + 1 };
-            entry.Members[updated.Id] = stored;
+            entry.Replace(stored);
             return new(stored);
         }
     }
@@ -189,12 +196,12 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
             }
 
             var now = _time.GetUtcNow();
-            if (entry.Members.Values.Count(m => m.Admission == AdmissionStatus.Admitted && !m.IsExpiredAt(now)) >= capacity)
+            if (entry.Count(AdmissionStatus.Admitted, now) >= capacity)
             {
                 return new(AdmitMemberOutcome.RoomFull);
             }
 
-            entry.Members[admitted.Id] = admitted with { Version = admitted.Version + 1 };
+            entry.Replace(admitted with { Version = admitted.Version + 1 });
             return new(AdmitMemberOutcome.Admitted);
         }
     }
@@ -335,25 +342,12 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
     /// <summary>Removes the members whose own expiry has passed (the caller holds the room's lock).</summary>
     private static void RemoveExpiredMembers(RoomEntry entry, DateTimeOffset now)
     {
-        List<MemberRecord>? expired = null;
-        foreach (var member in entry.Members.Values)
-        {
-            if (member.IsExpiredAt(now))
-            {
-                (expired ??= []).Add(member);
-            }
-        }
-
-        foreach (var member in expired ?? [])
-        {
-            entry.Members.Remove(member.Id);
-            entry.ByUser.Remove(member.UserId);
-        }
+        entry.RemoveWhere(static (member, now) => member.IsExpiredAt(now), now);
     }
 
     /// <summary>The stored member an update derives from, if it is live and matches its version and user (the caller holds the lock).</summary>
     private MemberRecord? Current(RoomEntry entry, MemberRecord updated)
-        => entry.Members.TryGetValue(updated.Id, out var current)
+        => entry.Find(updated.Id) is { } current
             && current.Version == updated.Version
             && current.UserId == updated.UserId
             && !current.IsExpiredAt(_time.GetUtcNow())
@@ -388,14 +382,106 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
         }
     }
 
+    /// <summary>
+    /// A room and its members, guarded by <see cref="Gate"/>. The members are one small array searched in order: a room
+    /// holds its admitted members (8 by default), the pending ones (bounded by the pending limit; an unused knock expires)
+    /// and those the admin denied or who left (kept so that a decision is remembered): as many as the admin decides on,
+    /// not as many as a stranger with the link asks for. Two dictionaries (by member and by user) cost about 1.2 KB a
+    /// room, 150 bytes per idle member, measured with ClrMD at 10,000 members; this array costs 88 bytes a room of 8.
+    /// </summary>
     private sealed class RoomEntry(RoomRecord room)
     {
+        private MemberRecord[] _members = new MemberRecord[8];
+        private int _count;
+
         public RoomRecord Room { get; } = room;
 
         public Lock Gate { get; } = new();
 
-        public Dictionary<MemberId, MemberRecord> Members { get; } = [];
+        /// <summary>Gets the members, in the order they were added.</summary>
+        public ReadOnlySpan<MemberRecord> Members => _members.AsSpan(0, _count);
 
-        public Dictionary<string, MemberId> ByUser { get; } = new(StringComparer.Ordinal);
+        public MemberRecord? Find(MemberId id)
+        {
+            foreach (var member in Members)
+            {
+                if (member.Id == id)
+                {
+                    return member;
+                }
+            }
+
+            return null;
+        }
+
+        public MemberRecord? FindByUser(string userId)
+        {
+            foreach (var member in Members)
+            {
+                if (string.Equals(member.UserId, userId, StringComparison.Ordinal))
+                {
+                    return member;
+                }
+            }
+
+            return null;
+        }
+
+        /// <summary>Counts the members with <paramref name="admission"/> (not expired at <paramref name="now"/>, when given).</summary>
+        public int Count(AdmissionStatus admission, DateTimeOffset? now)
+        {
+            var count = 0;
+            foreach (var member in Members)
+            {
+                if (member.Admission == admission && (now is not { } at || !member.IsExpiredAt(at)))
+                {
+                    count++;
+                }
+            }
+
+            return count;
+        }
+
+        /// <summary>Adds a member whose id and user are not in the room (the caller checked).</summary>
+        public void Add(MemberRecord member)
+        {
+            if (_count == _members.Length)
+            {
+                Array.Resize(ref _members, _count * 2);
+            }
+
+            _members[_count++] = member;
+        }
+
+        /// <summary>Replaces the member with the same id.</summary>
+        public void Replace(MemberRecord member)
+        {
+            for (var i = 0; i < _count; i++)
+            {
+                if (_members[i].Id == member.Id)
+                {
+                    _members[i] = member;
+                    return;
+                }
+            }
+
+            throw new InvalidOperationException($"Member {member.Id} is not in room {Room.Id}.");
+        }
+
+        /// <summary>Removes the members <paramref name="remove"/> picks, keeping the order of the others.</summary>
+        public void RemoveWhere<TState>(Func<MemberRecord, TState, bool> remove, TState state)
+        {
+            var kept = 0;
+            for (var i = 0; i < _count; i++)
+            {
+                if (!remove(_members[i], state))
+                {
+                    _members[kept++] = _members[i];
+                }
+            }
+
+            Array.Clear(_members, kept, _count - kept);
+            _count = kept;
+        }
     }
 }

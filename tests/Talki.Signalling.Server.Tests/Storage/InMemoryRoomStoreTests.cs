@@ -32,6 +32,48 @@ public sealed class InMemoryRoomStoreTests
     }
 
     [Fact]
+    public async Task ARoomOfFortyMembers_SomeExpiring_FindsEveryLiveOneByIdAndUser_InTheOrderTheyCame()
+    {
+        // The members live in one small array that grows past its first 8 and closes up when expired ones go.
+        using var store = new InMemoryRoomStore(_time);
+        var (room, admin) = NewRoom();
+        await store.CreateRoomAsync(room, admin);
+        var members = new List<MemberRecord> { admin };
+        for (var i = 0; i < 39; i++)
+        {
+            var member = new MemberRecord
+            {
+                Room = room.Id,
+                Id = MemberId.New(),
+                UserId = $"u-{i}",
+                DisplayName = $"M{i}",
+                Admission = AdmissionStatus.Denied,
+                ExpiresAt = i % 3 == 0 ? _time.GetUtcNow().AddSeconds(30) : null,
+            };
+            Assert.Equal(AddMemberOutcome.Added, await store.TryAddMemberAsync(member, 8, 8));
+            members.Add(member);
+        }
+
+        Assert.Equal(40, (await store.ListMembersAsync(room.Id)).Count);
+        _time.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal(AddMemberOutcome.UserExists, await store.TryAddMemberAsync(members[2] with { Id = MemberId.New() }, 8, 8)); // removes the expired ones
+
+        var live = members.Where(m => !m.IsExpiredAt(_time.GetUtcNow())).ToList();
+        Assert.Equal(27, live.Count);
+        Assert.Equal(live.Select(m => m.Id), (await store.ListMembersAsync(room.Id)).Select(m => m.Id));
+        foreach (var member in members)
+        {
+            var expired = member.IsExpiredAt(_time.GetUtcNow());
+            Assert.Equal(expired ? null : member.Id, (await store.GetMemberAsync(room.Id, member.Id))?.Id);
+            Assert.Equal(expired ? null : member.Id, (await store.FindMemberByUserAsync(room.Id, member.UserId))?.Id);
+        }
+
+        var updated = await store.TryUpdateMemberAsync(live[^1] with { DisplayName = "last" });
+        Assert.Equal("last", (await store.GetMemberAsync(room.Id, live[^1].Id))!.DisplayName);
+        Assert.Equal(1, updated!.Version);
+    }
+
+    [Fact]
     public async Task TryAddMember_SameUserTwice_SecondIsRefused()
     {
         using var store = new InMemoryRoomStore(_time);
