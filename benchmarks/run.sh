@@ -18,6 +18,17 @@ npm ci --prefix tests/tools --no-audit --no-fund --loglevel=error
 echo "== build (Release)"
 dotnet build benchmarks/Talki.Benchmarks.Load -c Release -nologo -v minimal
 
+# talki-aot: the sample host published with Native AOT for this machine's architecture (a few minutes on two cores).
+if [[ " $* " =~ --server[=\ ]([^ ]*talki-aot) ]]; then
+  case "$(uname -m)" in
+    x86_64) rid=linux-x64 ;;
+    aarch64) rid=linux-arm64 ;;
+    *) echo "talki-aot: no runtime identifier for $(uname -m)" >&2; exit 2 ;;
+  esac
+  echo "== publish the sample host, Native AOT ($rid) -> artifacts/load/aot-host"
+  dotnet publish samples/Talki.Samples.Host -c Release -r "$rid" -p:PublishAot=true -o artifacts/load/aot-host -nologo -v minimal
+fi
+
 # 10,000 idle connections are 10,000 descriptors in this tool and as many in the server.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "== open files limit $(ulimit -n)"

@@ -115,7 +115,7 @@ internal sealed record LoadOptions
             options = options with { RatePairs = Math.Min(options.RatePairs, options.Pairs.Max()) };
         }
 
-        var unknown = options.Servers.Except(["talki", "peerjs", "bare", "bare-transport"]).ToList();
+        var unknown = options.Servers.Except(["talki", "talki-aot", "peerjs", "bare", "bare-transport"]).ToList();
         return unknown.Count == 0 ? options : throw new ArgumentException($"unknown server {string.Join(", ", unknown)}");
     }
 

@@ -78,7 +78,8 @@ internal abstract class Target : IDisposable
 
     public static Target Create(string name) => name switch
     {
-        "talki" => new TalkiTarget(),
+        "talki" => new TalkiTarget(aot: false),
+        "talki-aot" => new TalkiTarget(aot: true),
         "peerjs" => new PeerJsTarget(),
         "bare" => new BareTarget(transport: false),
         "bare-transport" => new BareTarget(transport: true),
@@ -90,9 +91,10 @@ internal abstract class Target : IDisposable
 /// The Talki sample host (<c>samples/Talki.Samples.Host</c>, its build output) with the real flow: every client signs in
 /// anonymously (bearer token), the admin creates the room, the member takes a one-time ticket, both connect and say
 /// hello, the admin admits the member, the pair exchanges its description, then the load: <c>signal</c> messages with
-/// one candidate each.
+/// one candidate each. With <c>aot</c>, the same host published with Native AOT (<c>talki-aot</c>: no JIT, so no
+/// compilation while the measured connections open).
 /// </summary>
-internal sealed class TalkiTarget : Target
+internal sealed class TalkiTarget(bool aot) : Target
 {
     /// <summary>
     /// The limits the benchmark lifts (everything else keeps its default): every client signs in from 127.0.0.1, one
@@ -111,15 +113,39 @@ internal sealed class TalkiTarget : Target
     private HttpClient? _http;
     private long _rooms;
 
-    public override string Name => "talki";
+    public override string Name => aot ? "talki-aot" : "talki";
 
     public override string HealthPath => "/healthz";
 
     /// <summary>The .NET client's <c>TalkiClientOptions.PingInterval</c>.</summary>
     public override (TimeSpan Interval, string Message)? Keepalive => (TimeSpan.FromMinutes(4), """{"type":"ping"}""");
 
-    public override ProcessStartInfo StartInfo(int port) =>
-        Dotnet(RepositoryLayout.SampleHostDll(), RepositoryLayout.SampleHostProjectDirectory, port, Settings);
+    public override ProcessStartInfo StartInfo(int port)
+    {
+        if (!aot)
+        {
+            return Dotnet(RepositoryLayout.SampleHostDll(), RepositoryLayout.SampleHostProjectDirectory, port, Settings);
+        }
+
+        // run.sh publishes it there when talki-aot is asked for; TALKI_SAMPLE_HOST_AOT names another executable.
+        var executable = Environment.GetEnvironmentVariable("TALKI_SAMPLE_HOST_AOT") is { Length: > 0 } configured
+            ? Path.GetFullPath(configured)
+            : Path.Combine(RepositoryLayout.Root, "artifacts", "load", "aot-host", "Talki.Samples.Host");
+        if (!File.Exists(executable))
+        {
+            throw new FileNotFoundException($"The Native AOT host is not published: {executable} is missing (bash benchmarks/run.sh --server talki-aot publishes it).");
+        }
+
+        var start = new ProcessStartInfo(executable) { WorkingDirectory = Path.GetDirectoryName(executable)! };
+        start.ArgumentList.Add("--urls");
+        start.ArgumentList.Add($"http://127.0.0.1:{port}");
+        foreach (var setting in Settings)
+        {
+            start.ArgumentList.Add(setting);
+        }
+
+        return start;
+    }
 
     public override void Bind(Uri baseAddress)
     {
