@@ -132,11 +132,13 @@ internal sealed class ConnectionLevelUpgrade
             }
 
             // The endpoint's WebSocket options (UseWebSockets reads the same IOptions<WebSocketOptions>): the same keep-alive.
+            // A socket idle on the pipe (no keep-alive timeout) gets it from the gateway's one timer instead of a timer of
+            // its own: the same unsolicited pongs (ManagedWebSocket sends those when no timeout is set).
             transport = new DuplexPipeStream(connection.Transport);
             socket = WebSocket.CreateFromStream(transport, new WebSocketCreationOptions
             {
                 IsServer = true,
-                KeepAliveInterval = state.WebSockets.KeepAliveInterval,
+                KeepAliveInterval = IdlesOnPipe(state) ? TimeSpan.Zero : state.WebSockets.KeepAliveInterval,
                 KeepAliveTimeout = state.WebSockets.KeepAliveTimeout,
             });
         }
@@ -156,9 +158,12 @@ internal sealed class ConnectionLevelUpgrade
         // With a keep-alive timeout the WebSocket reads ahead on its own while no receive is pending, to see the pong in
         // time (dotnet/runtime, ManagedWebSocket.KeepAlive.cs: a read-ahead on the heartbeat while a pong is awaited), so
         // the connection must not also wait on the pipe: one pipe, one reader. Then it idles in a receive, as before.
-        var idleOnPipe = state.WebSockets.KeepAliveTimeout == Timeout.InfiniteTimeSpan;
-        return gateway.ServeAsync(socket, idleOnPipe ? transport : null, upgrade.ConnectionId, upgrade.Grant!, state.Engine, state.Stopping);
+        return IdlesOnPipe(state)
+            ? gateway.ServeAsync(socket, transport, upgrade.ConnectionId, upgrade.Grant!, state.Engine, state.Stopping, state.WebSockets.KeepAliveInterval)
+            : gateway.ServeAsync(socket, null, upgrade.ConnectionId, upgrade.Grant!, state.Engine, state.Stopping);
     }
+
+    private static bool IdlesOnPipe(State state) => state.WebSockets.KeepAliveTimeout == Timeout.InfiniteTimeSpan;
 
     /// <summary>
     /// Reads the start of a connection without consuming it: null when it is not a handshake taken here (nothing consumed,

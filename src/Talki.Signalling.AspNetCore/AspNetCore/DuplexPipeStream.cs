@@ -20,8 +20,17 @@ namespace Talki.Signalling.Server.AspNetCore;
 /// </remarks>
 internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
 {
+    /// <summary>RFC 6455 §5.5.3: a Pong frame, FIN, no payload, unmasked (a server's frame). Unsolicited, it is a keep-alive.</summary>
+    private static readonly byte[] UnsolicitedPong = [0x8A, 0x00];
+
     /// <summary>The bytes from here to the end of the current frame; 0 at a frame boundary (the next byte starts a header).</summary>
     private long _toFrameEnd;
+
+    /// <summary>1 while a write is in the output: the WebSocket's frame, or a keep-alive (<see cref="TryWriteKeepAlive"/>).</summary>
+    private int _writing;
+
+    /// <summary>The last keep-alive whose flush had to wait for the client to read (complete once it has), or null.</summary>
+    private Task? _keepAliveFlush;
 
     /// <summary>Gets the connection's input: what the WebSocket has not read yet, all of it.</summary>
     public PipeReader Input => pipe.Input;
@@ -129,10 +138,84 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
 
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var flushed = await pipe.Output.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
-        if (flushed.IsCanceled)
+        // The WebSocket writes each frame in one call and one at a time; a keep-alive goes between two of them, never
+        // inside one (RFC 6455 §5.4: control frames may come between the fragments of a message, not inside a frame).
+        while (Interlocked.CompareExchange(ref _writing, 1, 0) != 0)
         {
-            throw new OperationCanceledException("The pending flush was cancelled.");
+            if (Volatile.Read(ref _keepAliveFlush) is { IsCompleted: false } pending)
+            {
+                await pending.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await Task.Yield(); // a keep-alive between taking the output and writing its two bytes
+            }
+        }
+
+        try
+        {
+            var flushed = await pipe.Output.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+            if (flushed.IsCanceled)
+            {
+                throw new OperationCanceledException("The pending flush was cancelled.");
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _writing, 0);
+        }
+    }
+
+    /// <summary>
+    /// Writes an unsolicited Pong (RFC 6455 §5.5.3: "a unidirectional heartbeat"; the client answers nothing) unless a
+    /// frame is being written, which keeps the connection alive as well. One timer of the gateway calls this for every
+    /// idle socket, where the WebSocket's own keep-alive is a timer per socket (about 170 bytes each).
+    /// </summary>
+    /// <returns><see langword="false"/> when a write was in progress (nothing written).</returns>
+    public bool TryWriteKeepAlive()
+    {
+        if (Interlocked.CompareExchange(ref _writing, 1, 0) != 0)
+        {
+            return false;
+        }
+
+        ValueTask<FlushResult> flush;
+        try
+        {
+            pipe.Output.Write(UnsolicitedPong);
+            flush = pipe.Output.FlushAsync();
+        }
+        catch (Exception exception) when (exception is InvalidOperationException or IOException or ObjectDisposedException)
+        {
+            // The output is completed: the connection is ending, and its receive loop sees it.
+            Volatile.Write(ref _writing, 0);
+            return true;
+        }
+
+        if (flush.IsCompleted)
+        {
+            Volatile.Write(ref _writing, 0);
+            return true;
+        }
+
+        // The client is not reading: the socket's next frame waits for this flush, as it would for its own.
+        Volatile.Write(ref _keepAliveFlush, ReleaseAfterAsync(flush));
+        return true;
+    }
+
+    private async Task ReleaseAfterAsync(ValueTask<FlushResult> flush)
+    {
+        try
+        {
+            await flush.ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is InvalidOperationException or IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The connection is ending.
+        }
+        finally
+        {
+            Volatile.Write(ref _writing, 0); // the task left in _keepAliveFlush is complete: writers no longer wait on it
         }
     }
 

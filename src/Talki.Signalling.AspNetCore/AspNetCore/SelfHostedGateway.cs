@@ -70,6 +70,12 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
     private long _sweepDue = long.MaxValue;
     private int _stoppingHooked;
 
+    // The keep-alive of the sockets the connection-level upgrade serves on the pipe, on one timer for all of them (see
+    // ServeAsync): every half interval, each socket that has not sent or received for half an interval gets an
+    // unsolicited pong, so none is silent for longer than the interval. Armed by the first such socket.
+    private readonly ITimer _keepAlive;
+    private long _keepAliveIdle = long.MaxValue;
+
     public SelfHostedGateway(IOptions<TalkiSignallingOptions> options, TimeProvider time, ILogger<SelfHostedGateway> logger, IGatewayBackplane? backplane = null)
     {
         _backplane = backplane;
@@ -87,6 +93,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         try
         {
             _idleSweep = time.CreateTimer(static state => ((SelfHostedGateway)state!).SweepIdle(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _keepAlive = time.CreateTimer(static state => ((SelfHostedGateway)state!).SendKeepAlives(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         }
         finally
         {
@@ -158,7 +165,11 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
     }
 
     /// <summary>Stops the idle timer; the connections themselves end with their requests.</summary>
-    public void Dispose() => _idleSweep.Dispose();
+    public void Dispose()
+    {
+        _idleSweep.Dispose();
+        _keepAlive.Dispose();
+    }
 
     /// <summary>
     /// The least time between two sweeps of the idle connections: a sixteenth of the idle timeout, at most a second. A
@@ -305,9 +316,41 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
     /// <param name="grant">The grant <see cref="AuthorizeAsync"/> returned.</param>
     /// <param name="engine">The engine.</param>
     /// <param name="stopping">The application's stopping token: shutting down closes the socket.</param>
+    /// <param name="keepAlive">
+    /// With <paramref name="transport"/>, the WebSocket keep-alive interval the gateway keeps for the socket (the
+    /// WebSocket itself was made without one); zero or negative: none.
+    /// </param>
     /// <remarks>Not an asynchronous method: the connection's one frame for its whole life is <see cref="GatewayConnection.RunAsync"/>.</remarks>
-    internal Task ServeAsync(WebSocket socket, DuplexPipeStream? transport, string connectionId, ConnectionGrant grant, ISignallingEngine engine, CancellationToken stopping)
-        => new GatewayConnection(socket, transport, _options, _queueCapacity, _time, _logger).RunAsync(this, connectionId, engine, grant, stopping);
+    internal Task ServeAsync(WebSocket socket, DuplexPipeStream? transport, string connectionId, ConnectionGrant grant, ISignallingEngine engine, CancellationToken stopping, TimeSpan keepAlive = default)
+    {
+        if (transport is not null && keepAlive > TimeSpan.Zero)
+        {
+            EnsureKeepAlive(keepAlive);
+        }
+
+        return new GatewayConnection(socket, transport, _options, _queueCapacity, _time, _logger).RunAsync(this, connectionId, engine, grant, stopping);
+    }
+
+    /// <summary>Arms the shared keep-alive for <paramref name="interval"/> (the first call's: a host has one WebSocketOptions).</summary>
+    private void EnsureKeepAlive(TimeSpan interval)
+    {
+        var idle = ToTimestamp(interval / 2);
+        if (Interlocked.CompareExchange(ref _keepAliveIdle, idle, long.MaxValue) == long.MaxValue)
+        {
+            _keepAlive.Change(interval / 2, interval / 2);
+        }
+    }
+
+    /// <summary>An unsolicited pong to each socket served on the pipe that has been silent both ways for half an interval.</summary>
+    private void SendKeepAlives()
+    {
+        var idle = Interlocked.Read(ref _keepAliveIdle);
+        var now = _time.GetTimestamp() + _timerSlack; // the timer's clock is coarser than the timestamps
+        foreach (var (_, connection) in _connections)
+        {
+            connection.KeepAlive(now, idle);
+        }
+    }
 
     /// <summary>Closes every socket of this instance when <paramref name="stopping"/> is cancelled, with one registration for all of them.</summary>
     private void HookStopping(CancellationToken stopping)
@@ -466,6 +509,19 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
 
         /// <summary>Gets the timestamp (<see cref="TimeProvider.GetTimestamp"/>) of the last message received or sent, or of the opening.</summary>
         public long LastActivity => Volatile.Read(ref _lastActivity);
+
+        /// <summary>
+        /// Writes an unsolicited pong when this socket is served on the pipe (the gateway's shared keep-alive) and has
+        /// neither sent nor received since <paramref name="idle"/> before <paramref name="now"/>. It does not count as
+        /// activity: the idle timeout still closes a socket that only gets keep-alives.
+        /// </summary>
+        public void KeepAlive(long now, long idle)
+        {
+            if (_transport is { } transport && Volatile.Read(ref _closing) == 0 && now - LastActivity >= idle)
+            {
+                transport.TryWriteKeepAlive();
+            }
+        }
 
         /// <summary>Gets whether the connection is closing (a close was requested, or it has ended).</summary>
         public bool IsClosing => Volatile.Read(ref _closing) != 0;

@@ -478,6 +478,72 @@ public sealed class ConnectionLevelUpgradeTests
     }
 
     [Fact]
+    public async Task IdleOnThePipe_TheSocketGetsTheGatewaysSharedKeepAlive_UnsolicitedPongsAndNothingElse_OnTheRealClock()
+    {
+        // No keep-alive timeout: the socket idles on the pipe, and its WebSocket has no keep-alive timer of its own; the
+        // gateway's one timer sends the unsolicited pongs (RFC 6455 §5.5.3) the WebSocket would have sent.
+        await using var host = await TestHost.StartAsync(
+            connectionLevelUpgrade: true,
+            services: s =>
+            {
+                s.AddSingleton(TimeProvider.System);
+                s.Configure<WebSocketOptions>(o => o.KeepAliveInterval = TimeSpan.FromMilliseconds(300));
+            });
+        await using var open = await OpenSocketAsync(host);
+
+        var frames = Frames(await open.Client.ReadRawAsync(TimeSpan.FromSeconds(1.5)));
+        Assert.True(frames.Count >= 3, $"{frames.Count} keep-alives in 1.5 s at a 300 ms interval");
+        Assert.All(frames, f => Assert.Equal((0xA, 0), (f.Opcode, f.Payload.Length))); // pongs, FIN, no payload, nothing else
+
+        await SendAsync(open.Socket, """{"type":"ping"}"""); // the client's WebSocket skips the pongs; the socket works
+        Assert.IsType<PongMessage>(await ReceiveAsync(open.Socket));
+    }
+
+    [Fact]
+    public async Task IdleOnThePipe_KeepAlivesDoNotCountAsActivity_TheIdleTimeoutStillClosesTheSocket()
+    {
+        await using var host = await TestHost.StartAsync(
+            o => o.JoinWindow = TimeSpan.FromHours(1),
+            connectionLevelUpgrade: true,
+            services: s => s.Configure<WebSocketOptions>(o => o.KeepAliveInterval = TimeSpan.FromMinutes(1)));
+        await using var open = await OpenSocketAsync(host);
+
+        // Half a minute at a time: every step is a keep-alive tick, with a pong for the silent socket.
+        for (var i = 0; i < 19; i++)
+        {
+            host.Time.Advance(TimeSpan.FromSeconds(30));
+        }
+
+        var pongs = Frames(await open.Client.ReadRawAsync(TimeSpan.FromMilliseconds(500)));
+        Assert.True(pongs.Count >= 15, $"{pongs.Count} keep-alives in 9.5 minutes at a 1-minute interval");
+        Assert.All(pongs, f => Assert.Equal(0xA, f.Opcode));
+
+        host.Time.Advance(TimeSpan.FromSeconds(31)); // 10 minutes and a second without a message: the idle timeout
+        var last = Frames(await open.Client.ReadRawAsync(TimeSpan.FromSeconds(2)));
+        var close = Assert.Single(last, f => f.Opcode == 0x8);
+        Assert.Equal((int)WebSocketCloseStatus.EndpointUnavailable, (close.Payload[0] << 8) | close.Payload[1]);
+    }
+
+    /// <summary>RFC 6455 §5.2: a server's frames (unmasked), each whole; fails on a partial one.</summary>
+    private static List<(int Opcode, byte[] Payload)> Frames(byte[] bytes)
+    {
+        var frames = new List<(int, byte[])>();
+        var at = 0;
+        while (at < bytes.Length)
+        {
+            Assert.True(bytes.Length - at >= 2, "a partial frame header");
+            Assert.Equal(0x80, bytes[at] & 0xF0); // FIN, no RSV bits
+            Assert.Equal(0, bytes[at + 1] & 0x80); // a server's frame is not masked
+            var length = bytes[at + 1] & 0x7F;
+            Assert.True(length < 126 && bytes.Length - at - 2 >= length, "a frame longer than the test expects, or cut");
+            frames.Add((bytes[at] & 0x0F, bytes.AsSpan(at + 2, length).ToArray()));
+            at += 2 + length;
+        }
+
+        return frames;
+    }
+
+    [Fact]
     public async Task WithAKeepAliveTimeout_PingsAreAnsweredWhileIdle_AndTheSocketStillWorks_OnTheRealClock()
     {
         // With a keep-alive timeout the server's WebSocket reads ahead for the pong while no receive is pending; the
@@ -674,6 +740,28 @@ public sealed class ConnectionLevelUpgradeTests
                     return ([.. body], at);
                 }
             }
+        }
+
+        /// <summary>Every byte the server sends within <paramref name="duration"/> (after the WebSocket's last read; nothing must be pending in it).</summary>
+        public async Task<byte[]> ReadRawAsync(TimeSpan duration)
+        {
+            using var cts = new CancellationTokenSource(duration);
+            var received = new MemoryStream();
+            var buffer = new byte[4096];
+            try
+            {
+                int read;
+                while ((read = await _stream.ReadAsync(buffer, cts.Token)) > 0)
+                {
+                    received.Write(buffer, 0, read);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // the duration is over
+            }
+
+            return received.ToArray();
         }
 
         /// <summary>Whether the server closes the connection (end of stream or reset) within <paramref name="timeout"/>.</summary>

@@ -178,6 +178,125 @@ public sealed class DuplexPipeStreamTests
         return header;
     }
 
+    /// <summary>
+    /// Keep-alives written while the WebSocket sends messages of any size, with a client that reads in bursts (so that
+    /// flushes wait, the keep-alive's included): every message arrives whole and in order, each keep-alive that was
+    /// written is one pong between two frames, and nothing else is on the wire.
+    /// </summary>
+    [Fact]
+    public void KeepAlivesBetweenTheWebSocketsFrames_NeverSplitAFrame_AndEachIsOnePong()
+    {
+        var message = Gen.Frequency((6, Gen.Int[0, 300]), (1, Gen.Int[60_000, 140_000]));
+        Gen.Select(message.Array[1, 12], Gen.Int[0, 3], Gen.Int[1, 50_000]).Sample(
+            (sizes, keepAliveDelayMs, readChunk) => KeepAliveScenarioAsync(sizes, keepAliveDelayMs, readChunk).GetAwaiter().GetResult(),
+            iter: 40,
+            threads: 1);
+    }
+
+    private static async Task KeepAliveScenarioAsync(int[] sizes, int keepAliveDelayMs, int readChunk)
+    {
+        var output = new Pipe(new PipeOptions(pauseWriterThreshold: 16 * 1024, resumeWriterThreshold: 8 * 1024, useSynchronizationContext: false));
+        var stream = new DuplexPipeStream(new Duplex(new Pipe().Reader, output.Writer));
+        using var socket = System.Net.WebSockets.WebSocket.CreateFromStream(stream, new System.Net.WebSockets.WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
+        var messages = sizes.Select((size, i) => Enumerable.Range(0, size).Select(b => (byte)('a' + ((b + i) % 26))).ToArray()).ToList();
+
+        var sent = Task.Run(async () =>
+        {
+            foreach (var bytes in messages)
+            {
+                await socket.SendAsync(bytes, System.Net.WebSockets.WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+            }
+        });
+        var keepAlives = 0;
+        var keepAlive = Task.Run(async () =>
+        {
+            while (!sent.IsCompleted)
+            {
+                if (stream.TryWriteKeepAlive())
+                {
+                    keepAlives++;
+                }
+
+                await Task.Delay(keepAliveDelayMs);
+            }
+        });
+
+        var finished = Task.Run(async () =>
+        {
+            await sent;
+            await keepAlive;
+            // One last message: it waits for a keep-alive's flush still pending, so the output is quiet after it.
+            await socket.SendAsync("end"u8.ToArray(), System.Net.WebSockets.WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+            await output.Writer.CompleteAsync();
+        });
+
+        var wire = new List<byte>();
+        while (true)
+        {
+            var read = await output.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+            var take = read.Buffer.Slice(0, Math.Min(read.Buffer.Length, readChunk));
+            wire.AddRange(take.ToArray());
+            output.Reader.AdvanceTo(take.End);
+            if (read.IsCompleted && read.Buffer.Length == take.Length)
+            {
+                break;
+            }
+
+            await Task.Yield();
+        }
+
+        await finished;
+        var (texts, pongs) = ParseServerFrames([.. wire]);
+        Assert.Equal("end"u8.ToArray(), texts[^1]);
+        texts.RemoveAt(texts.Count - 1);
+        Assert.Equal(messages.Count, texts.Count);
+        for (var i = 0; i < messages.Count; i++)
+        {
+            Assert.Equal(messages[i], texts[i]);
+        }
+
+        Assert.Equal(keepAlives, pongs);
+    }
+
+    /// <summary>RFC 6455 §5.2, a server's frames (unmasked): the text frames' payloads, and the count of empty pongs; anything else fails.</summary>
+    private static (List<byte[]> Texts, int Pongs) ParseServerFrames(byte[] wire)
+    {
+        var texts = new List<byte[]>();
+        var pongs = 0;
+        var at = 0;
+        while (at < wire.Length)
+        {
+            Assert.Equal(0x80, wire[at] & 0xF0); // FIN, no RSV bits: the WebSocket sends each message as one frame
+            var opcode = wire[at] & 0x0F;
+            Assert.Equal(0, wire[at + 1] & 0x80);
+            var length7 = wire[at + 1] & 0x7F;
+            var (headerLength, length) = length7 switch
+            {
+                126 => (4, (long)BinaryPrimitives.ReadUInt16BigEndian(wire.AsSpan(at + 2))),
+                127 => (10, (long)BinaryPrimitives.ReadUInt64BigEndian(wire.AsSpan(at + 2))),
+                _ => (2, (long)length7),
+            };
+            var payload = wire.AsSpan(at + headerLength, (int)length).ToArray();
+            switch (opcode)
+            {
+                case 0x1:
+                    texts.Add(payload);
+                    break;
+                case 0xA:
+                    Assert.Empty(payload);
+                    pongs++;
+                    break;
+                default:
+                    Assert.Fail($"an unexpected frame, opcode {opcode}, at byte {at}");
+                    break;
+            }
+
+            at += headerLength + (int)length;
+        }
+
+        return (texts, pongs);
+    }
+
     private static (DuplexPipeStream Stream, PipeWriter Input) NewStream()
     {
         var input = new Pipe();
