@@ -154,11 +154,20 @@ internal static class Bench
 
             // The JIT warm-up: the per-connection code runs often enough to reach its final tier before the baseline
             // (tiered compilation recompiles a method after 30 calls, with dynamic PGO once more after an instrumented
-            // tier; the runtime's docs, "Tiered compilation"). These connections stay open, beneath the baseline.
+            // tier). It starts counting calls only after 100 ms without new methods to compile (dotnet/runtime,
+            // tieredcompilation.cpp: the tiering delay, TC_CallCountingDelayMs), so the warm-up comes in rounds with a
+            // pause between them: the calls of each round count, and the next round runs what the last one had
+            // recompiled. These connections stay open, beneath the baseline.
             var baseline = fresh;
             if (options.IdleWarmup > 0)
             {
-                await ConnectIdleAsync(target, warm, options.IdleWarmup, options, keepalive);
+                const int Rounds = 4;
+                for (var round = 0; round < Rounds; round++)
+                {
+                    await ConnectIdleAsync(target, warm, (options.IdleWarmup * (round + 1) / Rounds) - (options.IdleWarmup * round / Rounds), options, keepalive);
+                    await Task.Delay(TimeSpan.FromSeconds(1));
+                }
+
                 await Task.Delay(options.Settle);
                 baseline = server.ResidentBytes;
             }
