@@ -171,7 +171,7 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
     /// frame is being written, which keeps the connection alive as well. One timer of the gateway calls this for every
     /// idle socket, where the WebSocket's own keep-alive is a timer per socket (about 170 bytes each).
     /// </summary>
-    /// <returns><see langword="false"/> when a write was in progress (nothing written).</returns>
+    /// <returns><see langword="false"/> when nothing was written: a write was in progress, or the output is completed.</returns>
     public bool TryWriteKeepAlive()
     {
         if (Interlocked.CompareExchange(ref _writing, 1, 0) != 0)
@@ -189,7 +189,7 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
         {
             // The output is completed: the connection is ending, and its receive loop sees it.
             Volatile.Write(ref _writing, 0);
-            return true;
+            return false;
         }
 
         if (flush.IsCompleted)

@@ -164,7 +164,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>Stops the idle timer; the connections themselves end with their requests.</summary>
+    /// <summary>Stops the idle sweep and the keep-alive timers; the connections themselves end with their requests.</summary>
     public void Dispose()
     {
         _idleSweep.Dispose();
