@@ -180,6 +180,10 @@ public sealed class SampleUiStateTests(ITestOutputHelper output)
 
         await ada.OpenAsync("/");
         var link = await ada.CreateRoomAsync(Wait);
+
+        // Fay's page starts now, before the call loads the machine (in one CI run it did not show its sign-in form within
+        // 90 s when it started in the 5-member call); she signs in and asks to join at the end, from this page.
+        await fay.OpenRoomAsync(link, Wait);
         foreach (var user in new[] { bea, cyd })
         {
             await user.JoinAsync(link, Wait);
@@ -208,7 +212,7 @@ public sealed class SampleUiStateTests(ITestOutputHelper output)
         await Mesh.WaitUntilConnectedAsync(five, await Mesh.MemberIdsAsync(five, Wait), Wait, requireRenderingTiles: false);
 
         // Fay's ICE never gets through: the others keep showing "Connecting to Fay…" in a 6-person call of 5 tiles.
-        await fay.JoinAsync(link, Wait);
+        await fay.JoinAsync(link, Wait, opened: true);
         await ada.AdmitAsync("Fay", Wait);
         var chip = ada.Page.Locator(".connecting .chip");
         await Poll.UntilAsync("Ada's page shows Connecting to Fay", Wait, async () =>

@@ -44,6 +44,17 @@ internal sealed partial class TalkiUser : IAsyncDisposable
         await Page.GotoAsync(url, new PageGotoOptions { WaitUntil = WaitUntilState.Load, Timeout = 60_000 });
     }
 
+    /// <summary>
+    /// Opens the room link and waits until the app has started (its sign-in form shows), without signing in or asking
+    /// to join: a later <see cref="JoinAsync"/> goes on from there instead of loading the page again. On a busy 2-core
+    /// machine a page that starts while a call runs can take longer than a test waits.
+    /// </summary>
+    public async Task OpenRoomAsync(Uri roomLink, TimeSpan? timeout = null)
+    {
+        await OpenAsync(roomLink.ToString());
+        await WaitForAsync(Page.GetByTestId("display-name"), "the display-name input", WaitForSelectorState.Visible, timeout ?? TimeSpan.FromSeconds(90));
+    }
+
     /// <summary>Types the display name and signs in (the page must show <c>display-name</c>).</summary>
     public async Task SignInAsync(TimeSpan? timeout = null)
     {
@@ -81,10 +92,17 @@ internal sealed partial class TalkiUser : IAsyncDisposable
     /// Opens the room link, signs in when the page asks, and waits until the page has left the sign-in screen
     /// (waiting for approval, in the call, or denied).
     /// </summary>
-    public async Task JoinAsync(Uri roomLink, TimeSpan? timeout = null)
+    /// <param name="roomLink">The room's share link.</param>
+    /// <param name="timeout">How long to wait (90 s by default).</param>
+    /// <param name="opened">Whether <see cref="OpenRoomAsync"/> has opened the link already: go on from that page.</param>
+    public async Task JoinAsync(Uri roomLink, TimeSpan? timeout = null, bool opened = false)
     {
         var wait = timeout ?? TimeSpan.FromSeconds(90);
-        await OpenAsync(roomLink.ToString());
+        if (!opened)
+        {
+            await OpenAsync(roomLink.ToString());
+        }
+
         var signedIn = false;
         await Poll.UntilAsync($"{Name} asks to join {roomLink}", wait, async () =>
         {
