@@ -87,18 +87,10 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         _sweepSpacing = ToTimestamp(SweepSpacingOf(_options.IdleTimeout));
         _timerSlack = ToTimestamp(TimerSlack);
 
-        // The gateway is built on the first upgrade: its timer must not keep that request's execution context (its
+        // The gateway is built on the first upgrade: its timers must not keep that request's execution context (its
         // Activity and logging scopes) alive for the life of the process.
-        var restoreFlow = !ExecutionContext.IsFlowSuppressed() ? ExecutionContext.SuppressFlow() : default(AsyncFlowControl?);
-        try
-        {
-            _idleSweep = time.CreateTimer(static state => ((SelfHostedGateway)state!).SweepIdle(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-            _keepAlive = time.CreateTimer(static state => ((SelfHostedGateway)state!).SendKeepAlives(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        }
-        finally
-        {
-            restoreFlow?.Undo();
-        }
+        _idleSweep = time.CreateContextFreeTimer(static state => ((SelfHostedGateway)state!).SweepIdle(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _keepAlive = time.CreateContextFreeTimer(static state => ((SelfHostedGateway)state!).SendKeepAlives(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>Gets the capacity of each connection's outbound queue: the peers' allowed burst plus <c>Hosting.OutboundQueueCapacity</c>.</summary>
