@@ -34,6 +34,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     private SignallingConnection? _connection;
     private MeshNegotiator? _mesh;
     private OfferBatch? _offers; // the mesh's: its first offers in one message (protocol 2)
+    private readonly InFlightSignals _signalsInFlight = new(MaxSignalsInFlight);
     private MemberId _self;
     private readonly StateMachine<TalkiConnectionState> _connectionState;
     private readonly StateMachine<TalkiAdmissionState> _admissionState;
@@ -51,6 +52,12 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
 
     /// <summary>How long past the seal the socket stays for a link whose control channel is not open yet.</summary>
     private static readonly TimeSpan SealGrace = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How many relayed signals are applied at once (each on its own link's queue) before the socket's receive loop waits
+    /// for one (<see cref="InFlightSignals"/>): every link of the largest rooms, several signals each.
+    /// </summary>
+    internal const int MaxSignalsInFlight = 64;
 
     private TalkiDisconnectReason? _closing;
     private ITimer? _sealTimer;
@@ -401,7 +408,8 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
                 // Protocol 2: a newcomer's first offer carries this side of the link (there was no connect_to_peer).
                 return PlanThenRouteAsync(ToPlan(link with { Peer = link.Peer with { Id = signal.From } }, signal.FromEpoch), signal);
             case SignalRelayMessage signal:
-                return _mesh?.HandleAsync(signal) ?? Task.CompletedTask; // links report their own changes
+                // Applied on its link's queue while the socket reads on (bounded): links report their own changes.
+                return _mesh is { } mesh ? _signalsInFlight.Track(mesh.HandleAsync(signal)) : Task.CompletedTask;
             case RoomSealedMessage:
                 OnSealed();
                 break;
@@ -450,7 +458,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         RaiseChanged();
         if (_mesh is { } mesh)
         {
-            await mesh.HandleAsync(signal).ConfigureAwait(false);
+            await _signalsInFlight.Track(mesh.HandleAsync(signal)).ConfigureAwait(false);
         }
     }
 

@@ -201,7 +201,7 @@ internal sealed class PeerNegotiator
         }
 
         // The operation in flight too: closing aborts it and the browser never settles it (the W3C operations chain),
-        // and whoever awaits it (the socket's receive loop, for a signal) must not wait for ever.
+        // and whoever awaits it (the socket's receive loop, for a signal past InFlightSignals' bound) must not wait for ever.
         running?.TrySetResult();
 
         _pc.NegotiationNeeded -= OnNegotiationNeeded;

@@ -20,11 +20,16 @@ internal sealed class LockedPeerConnectionFactory(SimulatedFabric fabric, object
         }
     }
 
+    /// <summary>Gets or sets what runs on each new connection before the mesh uses it (a test holds its first operation).</summary>
+    public Action<SimulatedPeerConnection>? AfterCreate { get; set; }
+
     public IPeerConnection Create(PeerLinkPlan plan)
     {
         lock (_inner)
         {
-            return new LockedPeerConnection((SimulatedPeerConnection)_inner.Create(plan), gate);
+            var pc = (SimulatedPeerConnection)_inner.Create(plan);
+            AfterCreate?.Invoke(pc);
+            return new LockedPeerConnection(pc, gate);
         }
     }
 
