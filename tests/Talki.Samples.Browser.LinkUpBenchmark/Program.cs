@@ -123,6 +123,12 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
             users.Add(user);
         }
 
+        if (options.Trace)
+        {
+            await PageTrace.InstallAsync(users[0].Page);
+            await PageTrace.InstallAsync(users[^1].Page);
+        }
+
         var admin = users[0];
         await admin.OpenAsync("/");
         var link = await admin.CreateRoomAsync(timeout);
@@ -166,10 +172,32 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
             }
         }
 
+        var traces = new List<string>();
+        if (options.Trace)
+        {
+            foreach (var traced in new[] { last, admin })
+            {
+                traces.Add($"{traced.Name}'s page, ms after the click:");
+                traces.AddRange((await PageTrace.ReadAsync(traced.Page, admittedAt)).Select(line => "    " + line));
+            }
+        }
+
         await Task.Delay(options.SettleMs); // late candidates (the end of gathering) still belong to these links
         signals.Stop();
         var detail = sides.Select(s => $"{s.From.Name}→{s.To.Name}: {string.Join(", ", signals.Between(s.From, ids[s.To]))}").ToList();
+        // The timeline of the last member's links: what it received (test-side clock, from just before the click) and when
+        // each side of each link connected (the pages' clock, from the click).
+        detail.Add($"{last.Name} received: {string.Join(", ", signals.ReceivedBy(last))}");
+        var lastLinks = await last.ConnectedLinksByPeerAsync();
+        foreach (var other in users.Take(size - 1))
+        {
+            var theirs = await other.ConnectedLinksByPeerAsync();
+            detail.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{last.Name}–{other.Name} connected: {last.Name}'s side @{lastLinks[ids[other]].ConnectedAt - admittedAt:0}, {other.Name}'s side @{theirs[ids[last]].ConnectedAt - admittedAt:0}"));
+        }
+
         var afterSettle = sides.Select(s => signals.Between(s.From, ids[s.To]).Count).ToList();
+        detail.AddRange(traces);
         return new RunResult(connectedAt.Max() - admittedAt, atLinkUp, afterSettle, detail);
     }
     finally
@@ -186,10 +214,13 @@ internal sealed record RunResult(double Milliseconds, IReadOnlyList<int> Signals
 
 internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetitions, int Warmup, string Media = "video")
 {
-    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1] [--media video|audio|none] [--gather-windows 0,default] [--settle-ms 2000]";
+    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1] [--media video|audio|none] [--gather-windows 0,default] [--settle-ms 2000] [--trace]";
 
     /// <summary>The client candidate gather windows to compare (ms, or <c>default</c>: the sample's configuration is left alone); one host each.</summary>
     public IReadOnlyList<string> GatherWindows { get; init; } = ["default"];
+
+    /// <summary>Whether the admin's and the last member's pages are traced (<see cref="PageTrace"/>) and their timelines logged.</summary>
+    public bool Trace { get; init; }
 
     /// <summary>How long after link-up the signals are still counted (late candidates).</summary>
     public int SettleMs { get; init; } = 2000;
@@ -210,6 +241,7 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
         var media = "video";
         IReadOnlyList<string> windows = ["default"];
         var settleMs = 2000;
+        var trace = false;
         for (var i = 0; i < args.Length; i++)
         {
             var value = i + 1 < args.Length ? args[i + 1] : null;
@@ -240,6 +272,9 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
 
                     i++;
                     break;
+                case "--trace":
+                    trace = true;
+                    break;
                 case "--settle-ms" when int.TryParse(value, CultureInfo.InvariantCulture, out var settle) && settle >= 0:
                     settleMs = settle;
                     i++;
@@ -250,7 +285,7 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
         }
 
         return sizes.All(s => s is >= 2 and <= 8) && windows.Count > 0
-            ? new BenchmarkOptions(sizes, repetitions, warmup, media) { GatherWindows = windows, SettleMs = settleMs }
+            ? new BenchmarkOptions(sizes, repetitions, warmup, media) { GatherWindows = windows, SettleMs = settleMs, Trace = trace }
             : null;
     }
 }

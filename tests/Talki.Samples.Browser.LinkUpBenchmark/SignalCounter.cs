@@ -13,12 +13,58 @@ namespace Talki.Samples.Browser.LinkUpBenchmark;
 internal sealed class SignalCounter
 {
     private readonly List<Sent> _sent = [];
+    private readonly List<(TalkiUser User, string What, double AtMs)> _received = [];
     private readonly Stopwatch _clock = new();
     private volatile bool _counting;
 
     /// <summary>Listens to every WebSocket <paramref name="user"/>'s page opens from now on.</summary>
     public void Watch(TalkiUser user) =>
-        user.Page.WebSocket += (_, socket) => socket.FrameSent += (_, frame) => Record(user, frame);
+        user.Page.WebSocket += (_, socket) =>
+        {
+            socket.FrameSent += (_, frame) => Record(user, frame);
+            socket.FrameReceived += (_, frame) => RecordReceived(user, frame);
+        };
+
+    /// <summary>The messages <paramref name="user"/> received since <see cref="Start"/>: their type (a relayed signal's description type or candidate count) and ms since start.</summary>
+    public IReadOnlyList<string> ReceivedBy(TalkiUser user)
+    {
+        lock (_received)
+        {
+            return [.. _received.Where(r => r.User == user).Select(r => $"{r.What}@{r.AtMs:0}")];
+        }
+    }
+
+    private void RecordReceived(TalkiUser user, IWebSocketFrame frame)
+    {
+        if (!_counting || frame.Text is not { Length: > 0 } text)
+        {
+            return;
+        }
+
+        var at = _clock.Elapsed.TotalMilliseconds;
+        string what;
+        try
+        {
+            using var json = JsonDocument.Parse(text);
+            var root = json.RootElement;
+            what = root.TryGetProperty("type", out var type) ? type.GetString() ?? "?" : "?";
+            if (what == "signal")
+            {
+                var description = root.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.Object && d.TryGetProperty("type", out var dt) ? dt.GetString() : "-";
+                var candidates = root.TryGetProperty("candidates", out var c) && c.ValueKind == JsonValueKind.Array ? c.GetArrayLength() : 0;
+                what = $"signal:{description}+{candidates}c";
+            }
+        }
+        catch (JsonException)
+        {
+            what = "(not json)";
+        }
+
+        lock (_received)
+        {
+            _received.Add((user, what, at));
+        }
+    }
 
     /// <summary>Starts counting (just before the timed click).</summary>
     public void Start()
