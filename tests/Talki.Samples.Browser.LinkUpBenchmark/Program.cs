@@ -162,9 +162,10 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         var sides = users.Take(size - 1).SelectMany(u => new[] { (From: u, To: last), (From: last, To: u) }).ToList();
         var atLinkUp = sides.Select(s => signals.Between(s.From, ids[s.To]).Count).ToList();
         var connectedAt = new List<double>();
+        var linksOf = new Dictionary<TalkiUser, IReadOnlyDictionary<string, LinkStats>>();
         foreach (var user in users)
         {
-            var links = await user.ConnectedLinksByPeerAsync();
+            var links = linksOf[user] = await user.ConnectedLinksByPeerAsync();
             foreach (var other in users.Where(u => u != user))
             {
                 connectedAt.Add(links[ids[other]].ConnectedAt
@@ -188,12 +189,10 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         // The timeline of the last member's links: what it received (test-side clock, from just before the click) and when
         // each side of each link connected (the pages' clock, from the click).
         detail.Add($"{last.Name} received: {string.Join(", ", signals.ReceivedBy(last))}");
-        var lastLinks = await last.ConnectedLinksByPeerAsync();
         foreach (var other in users.Take(size - 1))
         {
-            var theirs = await other.ConnectedLinksByPeerAsync();
             detail.Add(string.Create(CultureInfo.InvariantCulture,
-                $"{last.Name}–{other.Name} connected: {last.Name}'s side @{lastLinks[ids[other]].ConnectedAt - admittedAt:0}, {other.Name}'s side @{theirs[ids[last]].ConnectedAt - admittedAt:0}"));
+                $"{last.Name}–{other.Name} connected: {last.Name}'s side @{linksOf[last][ids[other]].ConnectedAt - admittedAt:0}, {other.Name}'s side @{linksOf[other][ids[last]].ConnectedAt - admittedAt:0}"));
         }
 
         var afterSettle = sides.Select(s => signals.Between(s.From, ids[s.To]).Count).ToList();

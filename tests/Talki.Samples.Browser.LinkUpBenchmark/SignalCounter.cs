@@ -50,7 +50,7 @@ internal sealed class SignalCounter
             what = root.TryGetProperty("type", out var type) ? type.GetString() ?? "?" : "?";
             if (what == "signal")
             {
-                var description = root.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.Object && d.TryGetProperty("type", out var dt) ? dt.GetString() : "-";
+                var description = DescriptionType(root) ?? "-";
                 var candidates = root.TryGetProperty("candidates", out var c) && c.ValueKind == JsonValueKind.Array ? c.GetArrayLength() : 0;
                 what = $"signal:{description}+{candidates}c";
             }
@@ -119,7 +119,7 @@ internal sealed class SignalCounter
     private void Add(TalkiUser user, JsonElement signal, int batch)
     {
         var to = signal.TryGetProperty("to", out var t) ? t.GetString() ?? string.Empty : string.Empty;
-        var description = signal.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.Object && d.TryGetProperty("type", out var dt) ? dt.GetString() : null;
+        var description = DescriptionType(signal);
         var candidates = signal.TryGetProperty("candidates", out var c) && c.ValueKind == JsonValueKind.Array ? c.EnumerateArray().ToList() : [];
         var ends = candidates.Count(x => x.TryGetProperty("candidate", out var line) && line.GetString() is { Length: 0 });
         lock (_sent)
@@ -127,6 +127,10 @@ internal sealed class SignalCounter
             _sent.Add(new Sent(user, to, description, candidates.Count - ends, ends, _clock.Elapsed.TotalMilliseconds, batch));
         }
     }
+
+    /// <summary>The type of the description a signal carries (<c>offer</c>, <c>answer</c>…), or null.</summary>
+    private static string? DescriptionType(JsonElement signal) =>
+        signal.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.Object && d.TryGetProperty("type", out var type) ? type.GetString() : null;
 
     /// <summary>
     /// One signal: its sender, addressee, description type (or null), candidates, end-of-candidates markers, ms since start,
