@@ -845,8 +845,11 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                         Interlocked.Decrement(ref _queued);
                         if (_socket.State == WebSocketState.Open)
                         {
-                            await _socket.SendAsync(item.Buffer.AsMemory(0, item.Length), WebSocketMessageType.Text, true, _receiveAbort.Token).ConfigureAwait(false);
+                            // Active from the moment the frame is handed to the socket: recorded after the send, it could
+                            // land after the client had the frame and moved on (a continuation run late on a busy machine),
+                            // so a client could not tell from what it received when the connection was last active.
                             Volatile.Write(ref _lastActivity, _time.GetTimestamp());
+                            await _socket.SendAsync(item.Buffer.AsMemory(0, item.Length), WebSocketMessageType.Text, true, _receiveAbort.Token).ConfigureAwait(false);
                         }
                     }
                     finally
