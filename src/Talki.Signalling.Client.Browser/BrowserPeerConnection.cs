@@ -18,7 +18,11 @@ internal sealed class BrowserPeerConnection : IPeerConnection
     private readonly DotNetObjectReference<BrowserPeerConnection> _self;
     private readonly Dictionary<string, BrowserPeerDataChannel> _channels = new(StringComparer.Ordinal);
     private readonly int _id;
-    private PeerStateSnapshot _state = new(0, PeerSignalingState.Stable, PeerConnectionState.New, PeerIceGatheringState.New, null, null, null);
+    private PeerStateSnapshot _state = new(0, PeerSignalingState.Stable, PeerConnectionState.New, PeerIceGatheringState.New, 0, 0, null);
+    // The descriptions last read from the browser, with their versions: read again only when a snapshot reports a newer
+    // version (version 0 is no description, as the module starts).
+    private (long Version, SessionDescription? Value) _local;
+    private (long Version, SessionDescription? Value) _remote;
     private bool _closed;
 
     [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
@@ -54,9 +58,11 @@ internal sealed class BrowserPeerConnection : IPeerConnection
 
     public PeerIceGatheringState IceGatheringState => _state.IceGatheringState;
 
-    public SessionDescription? LocalDescription => _state.Local;
+    /// <remarks>Read from the browser when the last snapshot reports a version not read yet (one synchronous call), else from the last read.</remarks>
+    public SessionDescription? LocalDescription => Read(ref _local, _state.LocalVersion, "local");
 
-    public SessionDescription? RemoteDescription => _state.Remote;
+    /// <remarks>Read from the browser when the last snapshot reports a version not read yet (one synchronous call), else from the last read.</remarks>
+    public SessionDescription? RemoteDescription => Read(ref _remote, _state.RemoteVersion, "remote");
 
     public ValueTask SetLocalDescriptionAsync(CancellationToken cancellationToken = default) =>
         RunAsync("setLocalDescription", cancellationToken, _id);
@@ -247,8 +253,43 @@ internal sealed class BrowserPeerConnection : IPeerConnection
     {
         if (snapshot.Sequence >= _state.Sequence)
         {
-            _state = snapshot with { Error = null };
+            // A snapshot of a closed link has no versions: the last ones stand.
+            _state = snapshot with
+            {
+                Error = null,
+                LocalVersion = snapshot.LocalVersion < 0 ? _state.LocalVersion : snapshot.LocalVersion,
+                RemoteVersion = snapshot.RemoteVersion < 0 ? _state.RemoteVersion : snapshot.RemoteVersion,
+            };
         }
+    }
+
+    /// <summary>
+    /// The description of <paramref name="side"/>: the last one read while it is at least <paramref name="version"/> (the
+    /// browser's versions only grow), else the browser's current one, which may be newer still (a candidate gathered since).
+    /// </summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
+    private SessionDescription? Read(ref (long Version, SessionDescription? Value) known, long version, string side)
+    {
+        if (known.Version >= version || _closed)
+        {
+            return known.Value;
+        }
+
+        try
+        {
+            var json = _interop.InProcess.Invoke<string?>("description", _id, side);
+            if (json is not null)
+            {
+                using var document = JsonDocument.Parse(json);
+                known = PeerStateSnapshot.ParseDescription(document.RootElement);
+            }
+        }
+        catch (Exception ex) when (ex is JSException or JsonException or ObjectDisposedException or InvalidOperationException)
+        {
+            Log.DescriptionReadFailed(_logger, side, Plan.Peer, ex);
+        }
+
+        return known.Value;
     }
 
     private BrowserPeerDataChannel Channel(string label)

@@ -19,4 +19,7 @@ internal static partial class Log
 
     [LoggerMessage(5005, LogLevel.Warning, "A remote track handler failed.", EventName = "RemoteTrackHandlerFailed")]
     public static partial void RemoteTrackHandlerFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(5006, LogLevel.Warning, "Reading the {Side} description of the peer connection to member {Peer} failed; the last one read stands.", EventName = "PeerDescriptionReadFailed")]
+    public static partial void DescriptionReadFailed(ILogger logger, string side, MemberId peer, Exception exception);
 }

@@ -4,14 +4,18 @@ using Talki.Signalling.Protocol;
 
 namespace Talki.Signalling.Client.Browser;
 
-/// <summary>The state of a browser peer connection as the JS module reports it after each operation and event.</summary>
+/// <summary>
+/// The state of a browser peer connection as the JS module reports it after each operation and event. The descriptions
+/// are reported by version only (<see cref="LocalVersion"/>, <see cref="RemoteVersion"/>; -1 when the module did not
+/// say, a closed link): their text is read with <see cref="ParseDescription(JsonElement)"/> when a version is missing.
+/// </summary>
 internal sealed record PeerStateSnapshot(
     long Sequence,
     PeerSignalingState SignalingState,
     PeerConnectionState ConnectionState,
     PeerIceGatheringState IceGatheringState,
-    SessionDescription? Local,
-    SessionDescription? Remote,
+    long LocalVersion,
+    long RemoteVersion,
     PeerConnectionException? Error)
 {
     public static PeerStateSnapshot Parse(JsonElement root)
@@ -22,9 +26,24 @@ internal sealed record PeerStateSnapshot(
             ParseSignalingState(String(root, "signalingState")),
             ParseConnectionState(String(root, "connectionState")),
             ParseIceGatheringState(String(root, "iceGatheringState")),
-            ParseDescription(root, "local"),
-            ParseDescription(root, "remote"),
+            Version(root, "localV"),
+            Version(root, "remoteV"),
             error);
+    }
+
+    /// <summary>Parses what the module's <c>description()</c> returns: <c>{v, type, sdp}</c>, type null when there is no description.</summary>
+    /// <returns>The version, and the description or null.</returns>
+    public static (long Version, SessionDescription? Description) ParseDescription(JsonElement root)
+    {
+        SdpType? type = String(root, "type") switch
+        {
+            "offer" => SdpType.Offer,
+            "answer" => SdpType.Answer,
+            "pranswer" => SdpType.Pranswer,
+            "rollback" => SdpType.Rollback,
+            _ => null,
+        };
+        return (Version(root, "v"), type is { } t ? new SessionDescription { Type = t, Sdp = String(root, "sdp") } : null);
     }
 
     public static PeerConnectionException ParseError(JsonElement error)
@@ -41,23 +60,8 @@ internal sealed record PeerStateSnapshot(
     public static string? String(JsonElement element, string name) =>
         element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 
-    private static SessionDescription? ParseDescription(JsonElement root, string name)
-    {
-        if (!root.TryGetProperty(name, out var d) || d.ValueKind != JsonValueKind.Object)
-        {
-            return null;
-        }
-
-        SdpType? type = String(d, "type") switch
-        {
-            "offer" => SdpType.Offer,
-            "answer" => SdpType.Answer,
-            "pranswer" => SdpType.Pranswer,
-            "rollback" => SdpType.Rollback,
-            _ => null,
-        };
-        return type is { } t ? new SessionDescription { Type = t, Sdp = String(d, "sdp") } : null;
-    }
+    private static long Version(JsonElement element, string name) =>
+        element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var version) ? version : -1;
 
     private static PeerSignalingState ParseSignalingState(string? state) => state switch
     {

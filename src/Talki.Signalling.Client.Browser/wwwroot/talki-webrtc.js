@@ -1,6 +1,9 @@
 // Talki browser adapter: RTCPeerConnection, getUserMedia and <video> attachment for Blazor (JS interop).
-// Every operation returns a JSON string {seq, signalingState, connectionState, local, remote, error}
+// Every operation returns a JSON string {seq, signalingState, connectionState, iceGatheringState, localV, remoteV, error}
 // so that .NET always sees the state as it is after the operation. Events go back to .NET as JSON too.
+// localV and remoteV are the versions of the two descriptions, not their text: .NET reads a description (description())
+// only when it needs one whose version it lacks. A snapshot that carried both SDPs was about 13 KB of JSON, sent with
+// every event and operation of every link and parsed by .NET's WebAssembly interpreter, which kept none of it mostly.
 
 const peers = new Map(); // id -> entry
 const remoteStreams = new Map(); // "member/epoch" -> MediaStream
@@ -11,8 +14,19 @@ let localStream = null;
 
 const key = (peer, epoch) => `${peer}/${epoch}`;
 
-function describe(d) {
-  return d ? { type: d.type, sdp: d.sdp ?? '' } : null;
+// The version of a link's local or remote description: it moves on whenever the description's type or text changes
+// (Chromium adds every gathered candidate to the local description's SDP), so it only grows, as the snapshots' seq does.
+function version(entry, side) {
+  const d = side === 'remote' ? entry.pc.remoteDescription : entry.pc.localDescription;
+  const known = entry[side];
+  const type = d ? d.type : null;
+  const sdp = d ? (d.sdp ?? '') : null;
+  if (known.type !== type || known.sdp !== sdp) {
+    known.type = type;
+    known.sdp = sdp;
+    known.v++;
+  }
+  return known;
 }
 
 function snapshot(entry) {
@@ -22,13 +36,14 @@ function snapshot(entry) {
     signalingState: pc.signalingState,
     connectionState: entry.closed ? 'closed' : pc.connectionState,
     iceGatheringState: pc.iceGatheringState,
-    local: describe(pc.localDescription),
-    remote: describe(pc.remoteDescription),
+    localV: version(entry, 'local').v,
+    remoteV: version(entry, 'remote').v,
   };
 }
 
 function closedSnapshot() {
-  return { seq: ++seq, signalingState: 'closed', connectionState: 'closed', iceGatheringState: 'complete', local: null, remote: null };
+  // No versions: the descriptions .NET read last stay what it reports once the link is closed.
+  return { seq: ++seq, signalingState: 'closed', connectionState: 'closed', iceGatheringState: 'complete' };
 }
 
 // Maps a DOMException / RTCError to PeerConnectionErrorKind.
@@ -115,7 +130,10 @@ export function createPeer(ref, iceServersJson, peer, epoch, iceTransportPolicy)
   // "balanced" gathers for each media kind until the answer accepts BUNDLE), half the candidates to signal.
   const pc = new RTCPeerConnection({ iceServers: JSON.parse(iceServersJson || '[]'), iceTransportPolicy: iceTransportPolicy === 'relay' ? 'relay' : 'all', bundlePolicy: 'max-bundle' });
   const id = nextId++;
-  const entry = { id, pc, ref, peer, epoch, closed: false, channels: new Map(), connectedAt: null };
+  const entry = {
+    id, pc, ref, peer, epoch, closed: false, channels: new Map(), connectedAt: null,
+    local: { v: 0, type: null, sdp: null }, remote: { v: 0, type: null, sdp: null },
+  };
   peers.set(id, entry);
   if (localStream) {
     addLocalTracks(entry);
@@ -164,6 +182,16 @@ export function createPeer(ref, iceServersJson, peer, epoch, iceTransportPolicy)
 /** Reads the current state. */
 export function state(id) {
   return result(live(id), live(id) ? null : notOpen);
+}
+
+/** Reads the 'local' or 'remote' description with its version: {v, type, sdp}, type null when there is none; null once closed. */
+export function description(id, side) {
+  const entry = live(id);
+  if (!entry) {
+    return null;
+  }
+  const known = version(entry, side === 'remote' ? 'remote' : 'local');
+  return JSON.stringify({ v: known.v, type: known.type, sdp: known.sdp });
 }
 
 /** setLocalDescription() without an argument (JSEP implicit offer or answer). */

@@ -1,0 +1,54 @@
+using Microsoft.JSInterop;
+
+namespace Talki.Signalling.Client.Browser.Tests.Support;
+
+/// <summary>
+/// Stands in for <c>talki-webrtc.js</c> as Blazor WebAssembly loads it (an in-process module): the tests script what
+/// each call returns, and it records the calls. It answers as the module does: operations with a state snapshot (JSON),
+/// <c>description</c> with <c>{v, type, sdp}</c>, or null once the link is closed.
+/// </summary>
+internal sealed class FakeWebRtcModule : IJSInProcessObjectReference, IJSRuntime
+{
+    private readonly List<string> _calls = [];
+
+    /// <summary>Gets the identifiers called, in order.</summary>
+    public IReadOnlyList<string> Calls => _calls;
+
+    /// <summary>Gets or sets what <c>description(id, side)</c> returns (or throws), by side.</summary>
+    public Func<string, string?> Description { get; set; } = _ => null;
+
+    /// <summary>Gets or sets what an asynchronous operation (setLocalDescription…) returns, by identifier.</summary>
+    public Func<string, string> Operation { get; set; } = _ => throw new InvalidOperationException("No operation scripted.");
+
+    public int CountOf(string identifier) => _calls.Count(c => c == identifier);
+
+    public TValue Invoke<TValue>(string identifier, params object?[]? args)
+    {
+        _calls.Add(identifier);
+        return identifier switch
+        {
+            "createPeer" => (TValue)(object)1,
+            "description" => (TValue)(object?)Description((string)args![1]!)!,
+            _ => default!,
+        };
+    }
+
+    public ValueTask<TValue> InvokeAsync<TValue>(string identifier, object?[]? args) => InvokeAsync<TValue>(identifier, CancellationToken.None, args);
+
+    public ValueTask<TValue> InvokeAsync<TValue>(string identifier, CancellationToken cancellationToken, object?[]? args)
+    {
+        _calls.Add(identifier);
+        if (identifier == "import")
+        {
+            return ValueTask.FromResult((TValue)(object)this);
+        }
+
+        return ValueTask.FromResult((TValue)(object)Operation(identifier));
+    }
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    public void Dispose()
+    {
+    }
+}
