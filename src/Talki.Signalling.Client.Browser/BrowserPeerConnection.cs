@@ -65,7 +65,7 @@ internal sealed class BrowserPeerConnection : IPeerConnection
     public SessionDescription? RemoteDescription => Read(ref _remote, _state.RemoteVersion, "remote");
 
     public ValueTask SetLocalDescriptionAsync(CancellationToken cancellationToken = default) =>
-        RunAsync("setLocalDescription", cancellationToken, _id);
+        RunAsync(static (calls, self) => calls.SetLocalDescriptionAsync(self._id), cancellationToken);
 
     public ValueTask SetRemoteDescriptionAsync(SessionDescription description, CancellationToken cancellationToken = default)
     {
@@ -77,13 +77,14 @@ internal sealed class BrowserPeerConnection : IPeerConnection
             SdpType.Pranswer => "pranswer",
             _ => "rollback",
         };
-        return RunAsync("setRemoteDescription", cancellationToken, _id, type, description.Sdp ?? string.Empty);
+        var sdp = description.Sdp ?? string.Empty;
+        return RunAsync((calls, self) => calls.SetRemoteDescriptionAsync(self._id, type, sdp), cancellationToken);
     }
 
     public ValueTask AddIceCandidateAsync(IceCandidate candidate, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(candidate);
-        return RunAsync("addIceCandidate", cancellationToken, _id, candidate.Candidate, candidate.SdpMid, candidate.SdpMLineIndex, candidate.UsernameFragment);
+        return RunAsync((calls, self) => calls.AddIceCandidateAsync(self._id, candidate.Candidate, candidate.SdpMid, candidate.SdpMLineIndex, candidate.UsernameFragment), cancellationToken);
     }
 
     [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
@@ -229,10 +230,10 @@ internal sealed class BrowserPeerConnection : IPeerConnection
         }
     }
 
-    private async ValueTask RunAsync(string operation, CancellationToken cancellationToken, params object?[] args)
+    private async ValueTask RunAsync(Func<IPeerCalls, BrowserPeerConnection, Task<string>> call, CancellationToken cancellationToken)
     {
         ThrowIfClosed();
-        var json = await _interop.Module.InvokeAsync<string>(operation, cancellationToken, args).ConfigureAwait(false);
+        var json = await call(_interop.Calls, this).WaitAsync(cancellationToken).ConfigureAwait(false);
         using var document = JsonDocument.Parse(json);
         var snapshot = PeerStateSnapshot.Parse(document.RootElement);
         var before = _state;
@@ -267,7 +268,6 @@ internal sealed class BrowserPeerConnection : IPeerConnection
     /// The description of <paramref name="side"/>: the last one read while it is at least <paramref name="version"/> (the
     /// browser's versions only grow), else the browser's current one, which may be newer still (a candidate gathered since).
     /// </summary>
-    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
     private SessionDescription? Read(ref (long Version, SessionDescription? Value) known, long version, string side)
     {
         if (known.Version >= version || _closed)
@@ -277,14 +277,15 @@ internal sealed class BrowserPeerConnection : IPeerConnection
 
         try
         {
-            var json = _interop.InProcess.Invoke<string?>("description", _id, side);
-            if (json is not null)
+            var text = _interop.Calls.Description(_id, side);
+            if (text is not null)
             {
-                using var document = JsonDocument.Parse(json);
-                known = PeerStateSnapshot.ParseDescription(document.RootElement);
+                known = PeerStateSnapshot.ParseDescription(text);
             }
         }
-        catch (Exception ex) when (ex is JSException or JsonException or ObjectDisposedException or InvalidOperationException)
+#pragma warning disable CA1031 // whatever the browser throws ([JSImport] and Blazor have their own JSException), the last description read stands
+        catch (Exception ex)
+#pragma warning restore CA1031
         {
             Log.DescriptionReadFailed(_logger, side, Plan.Peer, ex);
         }

@@ -7,7 +7,7 @@ namespace Talki.Signalling.Client.Browser;
 /// <summary>
 /// The state of a browser peer connection as the JS module reports it after each operation and event. The descriptions
 /// are reported by version only (<see cref="LocalVersion"/>, <see cref="RemoteVersion"/>; -1 when the module did not
-/// say, a closed link): their text is read with <see cref="ParseDescription(JsonElement)"/> when a version is missing.
+/// say, a closed link): their text is read with <see cref="ParseDescription(string)"/> when a version is missing.
 /// </summary>
 internal sealed record PeerStateSnapshot(
     long Sequence,
@@ -31,11 +31,19 @@ internal sealed record PeerStateSnapshot(
             error);
     }
 
-    /// <summary>Parses what the module's <c>description()</c> returns: <c>{v, type, sdp}</c>, type null when there is no description.</summary>
+    /// <summary>Parses what the module's <c>description()</c> returns: <c>version\ntype\nsdp</c>, type and sdp empty when there is no description.</summary>
     /// <returns>The version, and the description or null.</returns>
-    public static (long Version, SessionDescription? Description) ParseDescription(JsonElement root)
+    /// <exception cref="FormatException">The text is not of that form.</exception>
+    public static (long Version, SessionDescription? Description) ParseDescription(string text)
     {
-        SdpType? type = String(root, "type") switch
+        var first = text.IndexOf('\n', StringComparison.Ordinal);
+        var second = first < 0 ? -1 : text.IndexOf('\n', first + 1);
+        if (second < 0 || !long.TryParse(text.AsSpan(0, first), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version))
+        {
+            throw new FormatException("A description from the browser is not \"version\\ntype\\nsdp\".");
+        }
+
+        SdpType? type = text.AsSpan(first + 1, second - first - 1) switch
         {
             "offer" => SdpType.Offer,
             "answer" => SdpType.Answer,
@@ -43,7 +51,7 @@ internal sealed record PeerStateSnapshot(
             "rollback" => SdpType.Rollback,
             _ => null,
         };
-        return (Version(root, "v"), type is { } t ? new SessionDescription { Type = t, Sdp = String(root, "sdp") } : null);
+        return (version, type is { } t ? new SessionDescription { Type = t, Sdp = text[(second + 1)..] } : null);
     }
 
     public static PeerConnectionException ParseError(JsonElement error)

@@ -9,6 +9,7 @@ internal sealed class TalkiWebRtcInterop(IJSRuntime js) : IAsyncDisposable
 
     private readonly SemaphoreSlim _gate = new(1, 1);
     private IJSObjectReference? _module;
+    private IPeerCalls? _calls;
 
     /// <summary>Gets a value indicating whether the module is loaded.</summary>
     public bool IsLoaded => _module is not null;
@@ -22,6 +23,10 @@ internal sealed class TalkiWebRtcInterop(IJSRuntime js) : IAsyncDisposable
         IJSInProcessObjectReference inProcess => inProcess,
         _ => throw new PlatformNotSupportedException("The Talki browser adapter needs Blazor WebAssembly (synchronous JS interop)."),
     };
+
+    /// <summary>Gets the calls a link makes for every description and candidate (<c>[JSImport]</c> in the browser).</summary>
+    /// <exception cref="InvalidOperationException">The module is not loaded yet.</exception>
+    public IPeerCalls Calls => _calls ??= OperatingSystem.IsBrowser() ? new JSImportPeerCalls() : new BlazorPeerCalls(InProcess);
 
     /// <summary>Gets the loaded module.</summary>
     public IJSObjectReference Module => _module ?? throw new InvalidOperationException("The Talki WebRTC module is not loaded yet.");

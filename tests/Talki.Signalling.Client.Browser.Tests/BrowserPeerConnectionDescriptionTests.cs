@@ -120,7 +120,7 @@ public sealed class BrowserPeerConnectionDescriptionTests
         pc.OnEvent(Snapshot(2, localV: 2, remoteV: 0, kind: "icecandidate"));
         Assert.Equal(OfferV1, pc.LocalDescription?.Sdp);
 
-        _module.Description = side => "{not json";
+        _module.Description = side => "2 offer v=0";
         Assert.Equal(OfferV1, pc.LocalDescription?.Sdp);
 
         Assert.Equal([5006, 5006], _logger.Entries.Where(e => e.Level == LogLevel.Warning).Select(e => e.Id.Id));
@@ -154,8 +154,7 @@ public sealed class BrowserPeerConnectionDescriptionTests
     private static string Snapshot(long seq, long localV, long remoteV, string? kind = null, string signalingState = "stable") =>
         $$"""{"seq":{{seq}},"signalingState":"{{signalingState}}","connectionState":"new","iceGatheringState":"gathering","localV":{{localV}},"remoteV":{{remoteV}}{{(kind is null ? "" : $",\"kind\":\"{kind}\"")}}}""";
 
-    private static string Description(long v, string? type, string? sdp) =>
-        System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object?> { ["v"] = v, ["type"] = type, ["sdp"] = sdp });
+    private static string Description(long v, string? type, string? sdp) => $"{v}\n{type}\n{sdp}";
 
     private sealed class RecordingLogger : ILogger
     {
