@@ -154,11 +154,13 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         var last = users[^1];
         await last.JoinAsync(link, timeout);
         await last.WaitForStateAsync(timeout, "Waiting");
+        var profile = options.Profile ? await PageProfile.StartAsync(last.Page) : null;
         signals.Start();
         var admittedAt = await admin.AdmitTimedAsync(last.Name, timeout);
 
         var ids = await Mesh.MemberIdsAsync(users, timeout);
         await Mesh.WaitUntilConnectedAsync(users, ids, timeout, requireRenderingTiles: false);
+        var profiled = profile is null ? [] : await profile.StopAsync(top: 25);
         var sides = users.Take(size - 1).SelectMany(u => new[] { (From: u, To: last), (From: last, To: u) }).ToList();
         var atLinkUp = sides.Select(s => signals.Between(s.From, ids[s.To]).Count).ToList();
         var connectedAt = new List<double>();
@@ -197,6 +199,11 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
 
         var afterSettle = sides.Select(s => signals.Between(s.From, ids[s.To]).Count).ToList();
         detail.AddRange(traces);
+        if (profiled.Count > 0)
+        {
+            detail.Add($"{last.Name}'s page from just before the click until the mesh was seen connected (polled):");
+            detail.AddRange(profiled.Select(line => "    " + line));
+        }
         return new RunResult(connectedAt.Max() - admittedAt, atLinkUp, afterSettle, detail);
     }
     finally
@@ -213,13 +220,16 @@ internal sealed record RunResult(double Milliseconds, IReadOnlyList<int> Signals
 
 internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetitions, int Warmup, string Media = "video")
 {
-    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1] [--media video|audio|none] [--gather-windows 0,default] [--settle-ms 2000] [--trace]";
+    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1] [--media video|audio|none] [--gather-windows 0,default] [--settle-ms 2000] [--trace] [--profile]";
 
     /// <summary>The client candidate gather windows to compare (ms, or <c>default</c>: the sample's configuration is left alone); one host each.</summary>
     public IReadOnlyList<string> GatherWindows { get; init; } = ["default"];
 
     /// <summary>Whether the admin's and the last member's pages are traced (<see cref="PageTrace"/>) and their timelines logged.</summary>
     public bool Trace { get; init; }
+
+    /// <summary>Whether the last member's page is CPU-profiled over the timed link-up (<see cref="PageProfile"/>) and the summary logged.</summary>
+    public bool Profile { get; init; }
 
     /// <summary>How long after link-up the signals are still counted (late candidates).</summary>
     public int SettleMs { get; init; } = 2000;
@@ -241,6 +251,7 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
         IReadOnlyList<string> windows = ["default"];
         var settleMs = 2000;
         var trace = false;
+        var profile = false;
         for (var i = 0; i < args.Length; i++)
         {
             var value = i + 1 < args.Length ? args[i + 1] : null;
@@ -274,6 +285,9 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
                 case "--trace":
                     trace = true;
                     break;
+                case "--profile":
+                    profile = true;
+                    break;
                 case "--settle-ms" when int.TryParse(value, CultureInfo.InvariantCulture, out var settle) && settle >= 0:
                     settleMs = settle;
                     i++;
@@ -284,7 +298,7 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
         }
 
         return sizes.All(s => s is >= 2 and <= 8) && windows.Count > 0
-            ? new BenchmarkOptions(sizes, repetitions, warmup, media) { GatherWindows = windows, SettleMs = settleMs, Trace = trace }
+            ? new BenchmarkOptions(sizes, repetitions, warmup, media) { GatherWindows = windows, SettleMs = settleMs, Trace = trace, Profile = profile }
             : null;
     }
 }
