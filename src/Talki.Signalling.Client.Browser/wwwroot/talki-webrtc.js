@@ -3,7 +3,7 @@
 // so that .NET always sees the state as it is after the operation. Events go back to .NET as JSON too.
 // localV and remoteV are the versions of the two descriptions, not their text: .NET reads a description (description())
 // only when it needs one whose version it lacks. A snapshot that carried both SDPs was about 13 KB of JSON, sent with
-// every event and operation of every link and parsed by .NET's WebAssembly interpreter, which kept none of it mostly.
+// every event and operation of every link and parsed by .NET's WebAssembly interpreter, which mostly discarded it.
 
 const peers = new Map(); // id -> entry
 const remoteStreams = new Map(); // "member/epoch" -> MediaStream
@@ -186,8 +186,8 @@ export function state(id) {
 
 /**
  * Reads the 'local' or 'remote' description with its version, as three parts on one string: "version\ntype\nsdp" (type
- * and sdp empty when there is none); null once closed. Not JSON: the interop already encodes the string once, and .NET's
- * WebAssembly interpreter took about 4 ms to parse an SDP out of JSON a second time.
+ * and sdp empty when there is none); null once closed. Not JSON: .NET's WebAssembly interpreter took about 4 ms to parse
+ * an SDP out of JSON ([JSImport] passes this string as it is).
  */
 export function description(id, side) {
   const entry = live(id);
