@@ -65,7 +65,7 @@ internal sealed class BrowserPeerConnection : IPeerConnection
     public SessionDescription? RemoteDescription => Read(ref _remote, _state.RemoteVersion, "remote");
 
     public ValueTask SetLocalDescriptionAsync(CancellationToken cancellationToken = default) =>
-        RunAsync(static (calls, self) => calls.SetLocalDescriptionAsync(self._id), cancellationToken);
+        RunAsync(calls => calls.SetLocalDescriptionAsync(_id), cancellationToken);
 
     public ValueTask SetRemoteDescriptionAsync(SessionDescription description, CancellationToken cancellationToken = default)
     {
@@ -78,13 +78,13 @@ internal sealed class BrowserPeerConnection : IPeerConnection
             _ => "rollback",
         };
         var sdp = description.Sdp ?? string.Empty;
-        return RunAsync((calls, self) => calls.SetRemoteDescriptionAsync(self._id, type, sdp), cancellationToken);
+        return RunAsync(calls => calls.SetRemoteDescriptionAsync(_id, type, sdp), cancellationToken);
     }
 
     public ValueTask AddIceCandidateAsync(IceCandidate candidate, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(candidate);
-        return RunAsync((calls, self) => calls.AddIceCandidateAsync(self._id, candidate.Candidate, candidate.SdpMid, candidate.SdpMLineIndex, candidate.UsernameFragment), cancellationToken);
+        return RunAsync(calls => calls.AddIceCandidateAsync(_id, candidate.Candidate, candidate.SdpMid, candidate.SdpMLineIndex, candidate.UsernameFragment), cancellationToken);
     }
 
     [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
@@ -230,10 +230,10 @@ internal sealed class BrowserPeerConnection : IPeerConnection
         }
     }
 
-    private async ValueTask RunAsync(Func<IPeerCalls, BrowserPeerConnection, Task<string>> call, CancellationToken cancellationToken)
+    private async ValueTask RunAsync(Func<IPeerCalls, Task<string>> call, CancellationToken cancellationToken)
     {
         ThrowIfClosed();
-        var json = await call(_interop.Calls, this).WaitAsync(cancellationToken).ConfigureAwait(false);
+        var json = await call(_interop.Calls).WaitAsync(cancellationToken).ConfigureAwait(false);
         using var document = JsonDocument.Parse(json);
         var snapshot = PeerStateSnapshot.Parse(document.RootElement);
         var before = _state;
