@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Talki.Signalling.Emulator.Deployment;
@@ -117,7 +115,7 @@ public sealed class AwsPathHarness : IAsyncDisposable
             var instances = new FunctionInstances { AccessKeyId = key, SecretAccessKey = identities[function].Secret };
             for (var i = 0; i < (options.Instances.TryGetValue(function, out var count) ? count : 1); i++)
             {
-                instances.Instances.Add(new Uri($"http://127.0.0.1:{FreePort()}"));
+                instances.Instances.Add(new Uri($"http://127.0.0.1:{LoopbackPorts.Choose()}"));
             }
 
             emulatorOptions.Functions[function] = instances;
@@ -204,12 +202,5 @@ public sealed class AwsPathHarness : IAsyncDisposable
         settings["Talki:Aws:AccessKeyId"] = accessKey;
         settings["Talki:Aws:SecretAccessKey"] = secretKey;
         return settings;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
