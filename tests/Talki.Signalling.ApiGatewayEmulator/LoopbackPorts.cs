@@ -6,7 +6,8 @@ namespace Talki.Signalling.Emulator;
 
 /// <summary>
 /// Chooses loopback ports for listeners that must be named before they start: a function instance's address goes into
-/// the emulator's routing (and the host's own settings) before the host binds it.
+/// the emulator's routing (and the host's own settings) before the host binds it; a child process (dynalite,
+/// redis-server, the sample host) is told its port on its command line.
 /// </summary>
 /// <remarks>
 /// Asking the kernel for port 0, reading the port and closing the socket is a race: until the host binds, the port is
@@ -17,14 +18,14 @@ namespace Talki.Signalling.Emulator;
 /// below that range, where the kernel assigns nothing on its own: only a listener that asks for the exact port can
 /// take it. Each is checked by binding it, and none is handed out twice by this process.
 /// </remarks>
-internal static class LoopbackPorts
+public static class LoopbackPorts
 {
     private const int Lowest = 15000;
     private static readonly HashSet<int> Handed = [];
     private static readonly Lock Gate = new();
 
     /// <summary>Gets the lowest port the kernel assigns on its own (the start of <c>ip_local_port_range</c>).</summary>
-    internal static int EphemeralRangeStart { get; } = ReadEphemeralRangeStart();
+    public static int EphemeralRangeStart { get; } = ReadEphemeralRangeStart();
 
     /// <summary>Returns a loopback port nobody listens on, outside the kernel's ephemeral range.</summary>
     public static int Choose()

@@ -1,9 +1,9 @@
 using System.Buffers.Text;
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using Talki.Signalling.Emulator;
 
 namespace Talki.Samples.Browser.EndToEndTests.Harness;
 
@@ -20,7 +20,7 @@ internal sealed class LocalGoogleKeys : IAsyncDisposable
 
     public LocalGoogleKeys()
     {
-        var port = FreePort();
+        var port = LoopbackPorts.Choose();
         KeysUrl = new Uri($"http://127.0.0.1:{port}/oauth2/v3/certs");
         _listener.Prefixes.Add($"http://127.0.0.1:{port}/");
         _listener.Start();
@@ -67,12 +67,6 @@ internal sealed class LocalGoogleKeys : IAsyncDisposable
 
     private static string Segment(JsonObject json) => Base64Url.EncodeToString(Encoding.UTF8.GetBytes(json.ToJsonString()));
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private async Task ServeAsync()
     {

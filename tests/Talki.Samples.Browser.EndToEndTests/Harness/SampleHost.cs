@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
+using Talki.Signalling.Emulator;
 
 namespace Talki.Samples.Browser.EndToEndTests.Harness;
 
@@ -41,7 +40,7 @@ internal sealed class SampleHost : IAsyncDisposable
         CancellationToken cancellationToken = default)
     {
         var dll = RepositoryLayout.SampleHostDll();
-        var port = FreePort();
+        var port = LoopbackPorts.Choose();
         var start = new ProcessStartInfo(DotnetExecutable())
         {
             // The project folder is the content root, as with `dotnet run` (appsettings.json, wwwroot).
@@ -196,12 +195,5 @@ internal sealed class SampleHost : IAsyncDisposable
 
         var current = Environment.ProcessPath;
         return current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet" ? current : "dotnet";
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -6,6 +6,7 @@ using System.Text;
 using Amazon.DynamoDBv2;
 using Amazon.Runtime;
 using Talki.Signalling.Aws.DynamoDb;
+using Talki.Signalling.Emulator;
 
 namespace Talki.Signalling.Aws.Tests.DynamoDb;
 
@@ -47,7 +48,7 @@ public sealed class DynaliteFixture : IAsyncLifetime
 
         for (var attempt = 1; ; attempt++)
         {
-            var port = FreePort();
+            var port = LoopbackPorts.Choose();
             _process = Start(cli, port);
             if (await WaitUntilListeningAsync(port))
             {
@@ -92,12 +93,6 @@ public sealed class DynaliteFixture : IAsyncLifetime
         throw new InvalidOperationException($"Talki.Signalling.slnx was not found above {AppContext.BaseDirectory}.");
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private Process Start(string cli, int port)
     {

@@ -1,7 +1,6 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using StackExchange.Redis;
+using Talki.Signalling.Emulator;
 
 namespace Talki.Signalling.Server.IntegrationTests.Sessions;
 
@@ -20,7 +19,7 @@ public sealed class RedisServerFixture : IAsyncLifetime
     {
         var executable = new[] { "/usr/bin/redis-server", "/usr/local/bin/redis-server" }.FirstOrDefault(File.Exists)
             ?? throw new InvalidOperationException("redis-server is not installed; the test command (eng/test.sh) installs it with apt-get install redis-server.");
-        Port = FreePort();
+        Port = LoopbackPorts.Choose();
         _process = Process.Start(new ProcessStartInfo(executable)
         {
             ArgumentList = { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no" },
@@ -66,11 +65,4 @@ public sealed class RedisServerFixture : IAsyncLifetime
 
     public long CountKeys(string pattern)
         => Client.GetServer(Client.GetEndPoints()[0]).Keys(pattern: pattern).LongCount();
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }
