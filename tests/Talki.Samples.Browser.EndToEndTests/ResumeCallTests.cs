@@ -110,11 +110,16 @@ public sealed class ResumeCallTests(ITestOutputHelper output)
             // reconnect held), then the admin resumes and gets both requests.
             await dan.JoinAsync(link, PageTimeout);
             await Poll.UntilAsync("Ada sees Dan knock", PageTimeout, async () => (await ada.AdmissionRequestsAsync()).Contains("Dan") ? null : "no request from Dan");
+            // Eve's page is loaded before Ada's socket dies: on a loaded 2-core runner loading it took 21 s, longer than
+            // the resume grace (20 s), and Ada left for good while the test held her reconnect. Away, only Eve's sign-in
+            // and knock run.
+            await eve.OpenRoomAsync(link, PageTimeout);
             var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             adaSockets.Hold = hold.Task;
             await KillAsync(adaSockets, 0, "Ada");
-            await eve.JoinAsync(link, PageTimeout);
-            Log("Eve knocked while Ada's socket was down");
+            var away = Stopwatch.StartNew();
+            await eve.JoinAsync(link, PageTimeout, opened: true);
+            Log($"Eve knocked while Ada's socket was down ({away.Elapsed.TotalSeconds:0.0} s after the kill)");
             hold.SetResult();
             adaSockets.Hold = null;
             await WaitResumedAsync(ada, adaSockets, 2);
