@@ -473,9 +473,10 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         // neither (a channel and its reader loop cost about 1.8 KB per socket, measured with dotnet-gcdump at 10,000).
         private readonly Lock _gate = new();
         private Queue<Outbound>? _pending;
-        private Task _sending = Task.CompletedTask;
         private bool _draining;
         private bool _completed;
+        // Set only when the connection ends while its sender runs: the receive loop waits on it before the close handshake.
+        private TaskCompletionSource? _drained;
         private readonly CancellationTokenSource _receiveAbort;
         private readonly TimeProvider _time;
         private long _lastActivity;
@@ -649,7 +650,20 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                             // The engine copies what it keeps (relayed frames are written into their own buffers): the
                             // rented buffer goes back to the pool when the handling is over. The connection's grant names
                             // its member: the engine reads that member instead of the binding and the room.
-                            await engine.HandleAuthorizedMessageAsync(connectionId, grant, buffer.AsMemory(0, outcome.Length), CancellationToken.None).ConfigureAwait(false);
+                            ValueTask handled;
+                            var senders = SendersToStart.Collect();
+                            try
+                            {
+                                handled = engine.HandleAuthorizedMessageAsync(connectionId, grant, buffer.AsMemory(0, outcome.Length), CancellationToken.None);
+                            }
+                            finally
+                            {
+                                // Outside the engine's call (no lock of it on this stack): the senders of what this message
+                                // queued run on this thread, where a relayed frame would otherwise wait for a pool thread.
+                                SendersToStart.Start(senders);
+                            }
+
+                            await handled.ConfigureAwait(false);
                         }
                         finally
                         {
@@ -672,11 +686,14 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                     reason = nameof(WebSocketError.ConnectionClosedPrematurely);
                 }
 
-                Task sending;
+                var sending = Task.CompletedTask;
                 lock (_gate)
                 {
                     _completed = true; // what is queued still goes out; nothing more is queued
-                    sending = _sending;
+                    if (_draining)
+                    {
+                        sending = (_drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+                    }
                 }
 
                 Volatile.Write(ref _closing, 1);
@@ -798,19 +815,29 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
 
                 (_pending ??= new Queue<Outbound>(4)).Enqueue(item);
                 _completed = complete;
-                if (!_draining)
+                if (_draining)
                 {
-                    _draining = true;
-                    _sending = Task.Run(DrainAsync); // never inline: the writer is another connection's receive loop
+                    return true;
                 }
 
-                return true;
+                _draining = true;
             }
+
+            // Never inline here: the writer may be inside the engine, holding a room's lock. A receive loop's handling
+            // starts the sender once the engine's call returns; any other writer (a timer, the backplane, a continuation
+            // of the engine) hands it to the pool.
+            if (!SendersToStart.Defer(this))
+            {
+                _ = Task.Run(DrainAsync);
+            }
+
+            return true;
         }
 
         /// <summary>Sends what is queued, in order, and ends when the queue is empty (dropping it) or after the close frame.</summary>
         private async Task DrainAsync()
         {
+            var ended = false;
             try
             {
                 while (true)
@@ -820,10 +847,10 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                     {
                         if (_pending is null || !_pending.TryDequeue(out item))
                         {
-                            // Nothing left to send, and nothing to wait for: an idle connection keeps no finished task.
+                            // Nothing left to send: an idle connection keeps no queue and no task.
                             _pending = null;
-                            _draining = false;
-                            _sending = Task.CompletedTask;
+                            EndDraining();
+                            ended = true; // from here another sender may start: the finally below must not end it
                             return;
                         }
                     }
@@ -871,8 +898,77 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             {
                 // The socket is gone.
             }
+            finally
+            {
+                if (!ended)
+                {
+                    lock (_gate)
+                    {
+                        EndDraining(); // after the close frame, or a failed or aborted send
+                    }
+                }
+            }
+        }
+
+        /// <summary>Marks the sender ended (under <see cref="_gate"/>) and releases a receive loop waiting for it.</summary>
+        private void EndDraining()
+        {
+            _draining = false;
+            _drained?.TrySetResult();
         }
 
         private readonly record struct Outbound(byte[]? Buffer, int Length, WebSocketCloseStatus? CloseStatus, string? CloseDescription);
+
+        /// <summary>
+        /// The senders a receive loop's handling of one message started, collected on its thread and run there once the
+        /// engine's call has returned: relaying a frame costs no hand-off to the thread pool (measured in
+        /// docs/performance.md, "Senders started by the receive loop"). One list per thread, reused.
+        /// </summary>
+        private static class SendersToStart
+        {
+            [ThreadStatic]
+            private static List<GatewayConnection>? t_collecting;
+
+            [ThreadStatic]
+            private static List<GatewayConnection>? t_spare;
+
+            /// <summary>Collects on this thread until <see cref="Start"/>; returns what was collecting before (a nested handling).</summary>
+            public static List<GatewayConnection>? Collect()
+            {
+                var outer = t_collecting;
+                var list = t_spare ?? [];
+                t_spare = null;
+                t_collecting = list;
+                return outer;
+            }
+
+            /// <summary>Defers <paramref name="connection"/>'s sender to the handling on this thread's stack, if any.</summary>
+            public static bool Defer(GatewayConnection connection)
+            {
+                if (t_collecting is not { } list)
+                {
+                    return false;
+                }
+
+                list.Add(connection);
+                return true;
+            }
+
+            /// <summary>Stops collecting, restores <paramref name="outer"/>, and runs the collected senders on this thread.</summary>
+            public static void Start(List<GatewayConnection>? outer)
+            {
+                var list = t_collecting!;
+                t_collecting = outer;
+                foreach (var connection in list)
+                {
+                    // Until its first asynchronous wait (a send the socket does not take at once); what is written while
+                    // it runs is not collected here (t_collecting is the outer handling's, usually none).
+                    _ = connection.DrainAsync();
+                }
+
+                list.Clear();
+                t_spare ??= list;
+            }
+        }
     }
 }
