@@ -26,6 +26,15 @@ if (!string.Equals(builder.Configuration["Talki:Sample:ConnectionLevelWebSockets
     builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(endpoint => endpoint.UseTalkiWebSockets()));
 }
 
+// Talki:Sample:InlineIo=true runs the application's and the transport's continuations on Kestrel's I/O threads instead of
+// the thread pool (SocketTransportOptions.UnsafePreferInlineScheduling; with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
+// in the environment, the socket completions too). Off by default: at a moderate load it halves the server's CPU, and it
+// costs saturated throughput (docs/performance.md, "Senders started by the receive loop").
+if (string.Equals(builder.Configuration["Talki:Sample:InlineIo"], "true", StringComparison.OrdinalIgnoreCase))
+{
+    builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
+}
+
 // Every Talki option from the "Talki" section (appsettings.json, environment Talki__*, command line --Talki:…):
 // JoinWindow, IceServers, Hosting:AllowedOrigins, Turn:Urls / Turn:SharedSecret, Google:ClientIds, Google:KeysUrl…
 var talki = builder.Services.AddTalkiSignalling().BindConfiguration(builder.Configuration.GetSection("Talki"));
