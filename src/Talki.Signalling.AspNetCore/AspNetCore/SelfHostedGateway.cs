@@ -921,8 +921,9 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
 
         /// <summary>
         /// The senders a receive loop's handling of one message started, collected on its thread and run there once the
-        /// engine's call has returned: relaying a frame costs no hand-off to the thread pool (measured in
-        /// docs/performance.md, "Senders started by the receive loop"). One list per thread, reused.
+        /// engine's call has returned: relaying a frame costs no hand-off to the thread pool, and a reply is out before the
+        /// loop reads the client's next frame (docs/performance.md, "Senders started by the receive loop"). One list per
+        /// thread, reused.
         /// </summary>
         private static class SendersToStart
         {
