@@ -21,9 +21,10 @@ public sealed class LoopbackPortsTests
     }
 
     [Fact]
-    public void Choose_NeverGivesAPortTheKernelHandsToPortZeroListeners()
+    public void Choose_GivesPortsBelowEveryPortTheKernelHandsToPortZeroListeners()
     {
-        // What raced before: the kernel's own choices. Hold a few of them open and check none is ever chosen.
+        // What raced before: the kernel's own choices. Twenty of them, held open, all lie above every port chosen here,
+        // so a port chosen here is never one the kernel gives to somebody else meanwhile.
         var held = Enumerable.Range(0, 20).Select(_ =>
         {
             var listener = new TcpListener(IPAddress.Loopback, 0);
@@ -34,8 +35,7 @@ public sealed class LoopbackPortsTests
         {
             var kernelPorts = held.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToHashSet();
             var chosen = Enumerable.Range(0, 50).Select(_ => LoopbackPorts.Choose()).ToList();
-            Assert.DoesNotContain(chosen, kernelPorts.Contains);
-            Assert.All(kernelPorts, port => Assert.True(port >= LoopbackPorts.EphemeralRangeStart, $"kernel gave {port}"));
+            Assert.True(chosen.Max() < kernelPorts.Min(), $"chosen up to {chosen.Max()}, the kernel gave {kernelPorts.Min()}");
         }
         finally
         {
