@@ -143,7 +143,7 @@ public sealed class SelfHostedGatewaySendersTests
     }
 
     /// <summary>Relays every message of a connection, unchanged, to the connection <see cref="Route"/> names for it.</summary>
-    private sealed class RoutingEngine(SelfHostedGateway gateway) : ISignallingEngine
+    private sealed class RoutingEngine(SelfHostedGateway gateway) : GatewayTestEngine
     {
         private readonly ConcurrentQueue<Handling> _handled = new();
         private readonly SemaphoreSlim _handledSignal = new(0);
@@ -168,13 +168,13 @@ public sealed class SelfHostedGatewaySendersTests
             }
         }
 
-        public ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default)
+        public override ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default)
         {
             Connected.Writer.TryWrite(connectionId);
             return new(new ConnectionGrant(RoomId.New(), MemberId.New(), 1, DateTimeOffset.UtcNow.AddMinutes(5)));
         }
 
-        public ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+        public override ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
         {
             Inside = true;
             try
@@ -192,19 +192,11 @@ public sealed class SelfHostedGatewaySendersTests
             }
         }
 
-        public ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default)
+        public override ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default)
         {
             Disconnected.TrySetResult(connectionId);
             return ValueTask.CompletedTask;
         }
-
-        public ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => throw new NotSupportedException("the gateway hands its messages over with the connection's grant");
-
-        public ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default) => throw new NotSupportedException();
-
-        public ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default) => throw new NotSupportedException();
-
-        public ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) => throw new NotSupportedException();
     }
 
     /// <summary>

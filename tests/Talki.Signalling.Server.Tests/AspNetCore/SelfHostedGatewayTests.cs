@@ -133,19 +133,19 @@ public sealed class SelfHostedGatewayTests
         }
     }
 
-    private sealed class GrantingEngine : ISignallingEngine
+    private sealed class GrantingEngine : GatewayTestEngine
     {
         public TaskCompletionSource<string> Connected { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public List<string> Disconnected { get; } = [];
 
-        public ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default)
+        public override ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default)
         {
             Connected.TrySetResult(connectionId);
             return new(new ConnectionGrant(RoomId.New(), MemberId.New(), 1, DateTimeOffset.UtcNow.AddMinutes(5)));
         }
 
-        public ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default)
+        public override ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default)
         {
             lock (Disconnected)
             {
@@ -154,33 +154,23 @@ public sealed class SelfHostedGatewayTests
 
             return ValueTask.CompletedTask;
         }
-
-        public ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => throw new NotSupportedException("the gateway hands its messages over with the connection's grant");
-
-        public ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default) => throw new NotSupportedException();
-
-        public ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default) => throw new NotSupportedException();
-
-        public ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) => throw new NotSupportedException();
-
-        public ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
     }
 
     /// <summary>Binds the connection, then waits for the request to be aborted (a store call the client does not wait for).</summary>
-    private sealed class BindsThenWaitsEngine : ISignallingEngine
+    private sealed class BindsThenWaitsEngine : GatewayTestEngine
     {
         public TaskCompletionSource<string> Bound { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public List<string> Disconnected { get; } = [];
 
-        public async ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default)
+        public override async ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default)
         {
             Bound.TrySetResult(connectionId);
             await Task.Delay(Timeout.Infinite, cancellationToken);
             throw new InvalidOperationException("unreachable");
         }
 
-        public ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default)
+        public override ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default)
         {
             lock (Disconnected)
             {
@@ -189,33 +179,11 @@ public sealed class SelfHostedGatewayTests
 
             return ValueTask.CompletedTask;
         }
-
-        public ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => throw new NotSupportedException();
-
-        public ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default) => throw new NotSupportedException();
-
-        public ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default) => throw new NotSupportedException();
-
-        public ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) => throw new NotSupportedException();
-
-        public ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
     }
 
-    private sealed class ThrowingEngine : ISignallingEngine
+    private sealed class ThrowingEngine : GatewayTestEngine
     {
-        public ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) => throw new InvalidOperationException("store down");
-
-        public ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
-
-        public ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => throw new NotSupportedException("the gateway hands its messages over with the connection's grant");
-
-        public ValueTask<SignallingResult<TicketGrant>> CreateRoomAsync(CallerIdentity caller, CancellationToken cancellationToken = default) => throw new NotSupportedException();
-
-        public ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default) => throw new NotSupportedException();
-
-        public ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) => throw new NotSupportedException();
-
-        public ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+        public override ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) => throw new InvalidOperationException("store down");
     }
 
     /// <summary>A client that never reads: sends never complete; receives wait until the socket is aborted.</summary>
