@@ -222,7 +222,19 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override async Task FlushAsync(CancellationToken cancellationToken) => await pipe.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
+    /// <summary>
+    /// Completes at once: every write here is flushed as it is written (<see cref="WriteAsync(ReadOnlyMemory{byte}, CancellationToken)"/>
+    /// awaits the pipe's flush, a keep-alive flushes its own two bytes), so nothing is ever left to flush.
+    /// </summary>
+    /// <remarks>
+    /// The WebSocket calls this after every frame (<c>ManagedWebSocket</c> flushes once its <c>WriteAsync</c> completed).
+    /// Flushing the pipe again here would be wrong as well as wasted: a keep-alive can come between the frame and this
+    /// call, and when the client is slow to read, the keep-alive's flush is waiting. A second awaiter of a waiting flush
+    /// makes a <see cref="Pipe"/> complete its reader ("concurrent operations are not supported"), and on Kestrel's
+    /// transport that ends the connection.
+    /// </remarks>
+    public override Task FlushAsync(CancellationToken cancellationToken) =>
+        cancellationToken.IsCancellationRequested ? Task.FromCanceled(cancellationToken) : Task.CompletedTask;
 
     public override void Flush() => throw new NotSupportedException("Asynchronous only.");
 

@@ -179,6 +179,43 @@ public sealed class DuplexPipeStreamTests
     }
 
     /// <summary>
+    /// The interleaving a fresh-clone CI run hit once: the WebSocket flushes after each frame it writes
+    /// (<c>ManagedWebSocket.SendFrameLockAcquiredNonCancelableAsync</c> calls <c>_stream.FlushAsync()</c> once
+    /// <c>WriteAsync</c> has completed), and a keep-alive can come between the two while the client is slow to read, so
+    /// that the keep-alive's flush waits. A pipe's flush has one awaiter: a second one while the first waits makes the
+    /// <see cref="Pipe"/> complete its reader (<c>Pipe.OnFlushAsyncCompleted</c>, "concurrent operations are not
+    /// supported"), which on Kestrel's transport ends the connection. The WebSocket's flush must wait for nothing of the
+    /// pipe's: every write was flushed already.
+    /// </summary>
+    [Fact]
+    public async Task FlushAfterAFrame_WhileAKeepAlivesFlushWaitsForTheClient_LeavesTheOutputWhole()
+    {
+        var frame = new byte[] { 0x81, 0x7E, 0x27, 0xFE }.Concat(new byte[10_238]).ToArray(); // a 10,242-byte text frame
+        var output = new Pipe(new PipeOptions(pauseWriterThreshold: frame.Length + 1, resumeWriterThreshold: 1, useSynchronizationContext: false));
+        var stream = new DuplexPipeStream(new Duplex(new Pipe().Reader, output.Writer));
+
+        await stream.WriteAsync(frame); // below the pause threshold: its flush completes
+        Assert.True(stream.TryWriteKeepAlive()); // two bytes more: now above it, so this flush waits for the client
+        var flush = stream.FlushAsync(); // what the WebSocket does next
+
+        var wire = new List<byte>();
+        while (wire.Count < frame.Length + 2)
+        {
+            var read = await output.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            wire.AddRange(read.Buffer.ToArray());
+            output.Reader.AdvanceTo(read.Buffer.End);
+        }
+
+        await flush.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(frame.Concat(new byte[] { 0x8A, 0x00 }), wire);
+
+        // The output still works: the next frame goes out behind the keep-alive.
+        await stream.WriteAsync(new byte[] { 0x81, 0x00 }).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        var next = await output.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(new byte[] { 0x81, 0x00 }, next.Buffer.ToArray());
+    }
+
+    /// <summary>
     /// Keep-alives written while the WebSocket sends messages of any size, with a client that reads in bursts (so that
     /// flushes wait, the keep-alive's included): every message arrives whole and in order, each keep-alive that was
     /// written is one pong between two frames, and nothing else is on the wire.
