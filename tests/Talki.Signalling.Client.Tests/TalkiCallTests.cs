@@ -106,8 +106,19 @@ public sealed class TalkiCallTests
 
         await a.Call.AdmitAsync(b.Call.Self!.Id);
         await CallWorld.EventuallyAsync(() => b.InCall, "Bob admitted");
+        // Answered when sent: Cleo is no longer pending as the admit leaves. (Checked at that instant: after AdmitAsync returns,
+        // the room_full may have been handled already and put the request back; a full-suite run once saw exactly that.)
+        bool? pendingAsTheAdmitLeft = null;
+        a.Socket.BeforeSend = frame =>
+        {
+            if (TypeOf(frame) == "admit")
+            {
+                pendingAsTheAdmitLeft = a.Call.PendingAdmissions.Any(m => m.Id == c.Call.Self!.Id);
+            }
+        };
         await a.Call.AdmitAsync(c.Call.Self!.Id);
-        Assert.DoesNotContain(a.Call.PendingAdmissions, m => m.Id == c.Call.Self!.Id); // answered when sent
+        a.Socket.BeforeSend = null;
+        Assert.False(pendingAsTheAdmitLeft);
 
         await CallWorld.EventuallyAsync(() => a.Errors.Any(e => e.Code == SignallingErrorCode.RoomFull), "A hears room_full");
         await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Any(m => m.Id == c.Call.Self!.Id), "Cleo's request is back");

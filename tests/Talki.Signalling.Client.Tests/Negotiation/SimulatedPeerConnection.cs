@@ -8,7 +8,10 @@ namespace Talki.Signalling.Client.Tests.Negotiation;
 /// <summary>
 /// Holds the simulated peer connections of one test and decides connectivity: two connections are connected when both are
 /// stable, each one's current local description is the other's current remote description, and, after an injected failure,
-/// both have new ICE credentials (an ICE restart was negotiated). Candidates are checked but do not gate connectivity.
+/// both have new ICE credentials (an ICE restart was negotiated); and a candidate pair can form: at least one of the two
+/// holds a remote candidate of the other's current ICE credentials. As in ICE (RFC 8445 §6.1.2 and §7.3.1.3), the side
+/// with a remote candidate sends connectivity checks; the other learns a peer-reflexive candidate from those checks, so one
+/// direction is enough, and none is not: two connections that never exchanged a candidate stay <c>connecting</c>.
 /// </summary>
 internal sealed class SimulatedFabric
 {
@@ -52,7 +55,8 @@ internal sealed class SimulatedFabric
 
         if (pc.SignalingState == PeerSignalingState.Stable && other.SignalingState == PeerSignalingState.Stable
             && pc.CurrentLocal == other.CurrentRemote && other.CurrentLocal == pc.CurrentRemote
-            && pc.IceHealthy && other.IceHealthy)
+            && pc.IceHealthy && other.IceHealthy
+            && (pc.HoldsCandidateOf(other) || other.HoldsCandidateOf(pc)))
         {
             pc.SetConnectionState(PeerConnectionState.Connected);
             other.SetConnectionState(PeerConnectionState.Connected);
@@ -375,6 +379,11 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
         }
 
         _remoteCandidates.Add(candidate);
+        if (SignalingState == PeerSignalingState.Stable)
+        {
+            _fabric.Evaluate(this); // a candidate can be what completes the pair
+        }
+
         return ValueTask.CompletedTask;
     }
 
@@ -439,6 +448,13 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
                 }
             }
         }
+    }
+
+    /// <summary>Gets whether this connection holds a remote candidate of <paramref name="other"/>'s current ICE credentials.</summary>
+    internal bool HoldsCandidateOf(SimulatedPeerConnection other)
+    {
+        var ufrag = Ufrag(other.CurrentLocal);
+        return ufrag is not null && _remoteCandidates.Exists(c => c.Candidate.Length > 0 && (c.UsernameFragment ?? Ufrag(CurrentRemote)) == ufrag);
     }
 
     internal void MarkFailed()

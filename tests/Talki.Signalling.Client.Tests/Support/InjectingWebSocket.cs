@@ -27,6 +27,9 @@ internal sealed class InjectingWebSocket(ClientWebSocket inner) : WebSocket
     /// </summary>
     public bool SwallowSends { get; set; }
 
+    /// <summary>Gets or sets what runs with each frame just before it goes to the server (to see the client's state at that instant).</summary>
+    public Action<string>? BeforeSend { get; set; }
+
     public IReadOnlyList<string> Sent
     {
         get
@@ -143,20 +146,26 @@ internal sealed class InjectingWebSocket(ClientWebSocket inner) : WebSocket
 
     public override Task SendAsync(ArraySegment<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
     {
+        var frame = Encoding.UTF8.GetString(buffer);
         lock (_sent)
         {
-            _sent.Add(Encoding.UTF8.GetString(buffer));
+            _sent.Add(frame);
         }
+
+        BeforeSend?.Invoke(frame);
 
         return SwallowSends ? Task.CompletedTask : inner.SendAsync(buffer, messageType, endOfMessage, cancellationToken);
     }
 
     public override ValueTask SendAsync(ReadOnlyMemory<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
     {
+        var frame = Encoding.UTF8.GetString(buffer.Span);
         lock (_sent)
         {
-            _sent.Add(Encoding.UTF8.GetString(buffer.Span));
+            _sent.Add(frame);
         }
+
+        BeforeSend?.Invoke(frame);
 
         return SwallowSends ? ValueTask.CompletedTask : inner.SendAsync(buffer, messageType, endOfMessage, cancellationToken);
     }
