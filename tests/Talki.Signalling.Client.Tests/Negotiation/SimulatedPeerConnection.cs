@@ -47,6 +47,10 @@ internal sealed class SimulatedFabric
 
     public void Evaluate(SimulatedPeerConnection pc)
     {
+        // Each side's operations run on its own client's thread: what changed on this side (a description, a candidate)
+        // is written before this fence and the other side's state read after it, and the other side does the same, so
+        // two changes that complete a pair at the same moment cannot both miss each other.
+        Interlocked.MemoryBarrier();
         var other = PartnerOf(pc);
         if (other is null || PartnerOf(other) != pc)
         {
@@ -378,7 +382,11 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
             throw new PeerConnectionException(PeerConnectionErrorKind.OperationError, "The candidate's ufrag matches no remote description.");
         }
 
-        _remoteCandidates.Add(candidate);
+        lock (_remoteCandidates)
+        {
+            _remoteCandidates.Add(candidate); // the partner reads them (HoldsCandidateOf) from its own thread
+        }
+
         if (SignalingState == PeerSignalingState.Stable)
         {
             _fabric.Evaluate(this); // a candidate can be what completes the pair
@@ -454,7 +462,11 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
     internal bool HoldsCandidateOf(SimulatedPeerConnection other)
     {
         var ufrag = Ufrag(other.CurrentLocal);
-        return ufrag is not null && _remoteCandidates.Exists(c => c.Candidate.Length > 0 && (c.UsernameFragment ?? Ufrag(CurrentRemote)) == ufrag);
+        var ours = Ufrag(CurrentRemote);
+        lock (_remoteCandidates)
+        {
+            return ufrag is not null && _remoteCandidates.Exists(c => c.Candidate.Length > 0 && (c.UsernameFragment ?? ours) == ufrag);
+        }
     }
 
     internal void MarkFailed()
