@@ -106,8 +106,8 @@ public sealed class TalkiCallTests
 
         await a.Call.AdmitAsync(b.Call.Self!.Id);
         await CallWorld.EventuallyAsync(() => b.InCall, "Bob admitted");
-        // Answered when sent: Cleo is no longer pending as the admit leaves. (Checked at that instant: after AdmitAsync returns,
-        // the room_full may have been handled already and put the request back; a full-suite run once saw exactly that.)
+        // Answered when sent: Cleo is no longer pending as the admit leaves. Checked at that instant, not after AdmitAsync
+        // returns: by then the room_full may have been handled already and put the request back.
         bool? pendingAsTheAdmitLeft = null;
         a.Socket.BeforeSend = frame =>
         {
