@@ -36,8 +36,13 @@ until grep -q 'warm-up' "$out.log"; do
   sleep 0.5
 done
 sleep 3
-pid=$(pgrep -f "$pattern" | head -1)
-perf record -F 499 -g -p "$pid" -o "$out.perf" -- sleep 10 > /dev/null 2>&1
+pid=$(pgrep -f "$pattern" | head -1 || true)
+[ -n "$pid" ] || { echo "profile.sh: no $server server process found; see $out.log" >&2; wait "$run" || true; exit 1; }
+if ! perf record -F 499 -g -p "$pid" -o "$out.perf" -- sleep 10 > "$out.perf.log" 2>&1; then
+  echo "profile.sh: perf record failed (see $out.perf.log)" >&2
+  wait "$run" || true
+  exit 1
+fi
 wait "$run" || true
 
 grep -E '^  (saturation|open loop)' "$out.log" || true
