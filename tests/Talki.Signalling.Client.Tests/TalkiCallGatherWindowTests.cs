@@ -35,8 +35,9 @@ public sealed class TalkiCallGatherWindowTests
         Assert.Equal(signalsPerSide, Signals(b));
         var toA = a.Factory.Live(b.Id);
         var toB = b.Factory.Live(a.Id);
-        // The fake links connect on the descriptions; the candidates that rode with the last one are added just after, so
-        // a loaded runner can see "connected" first (a CI run saw 0 of 3 at that instant).
+        // The simulated links connect as soon as one side holds one candidate of the other (as ICE does); the rest of the
+        // candidates that rode with the last description are added after that, so a loaded runner can see "connected"
+        // before all three are in (a CI run saw 0 of 3 at that instant, when the links connected on the descriptions alone).
         await CallWorld.EventuallyAsync(
             () => toA.RemoteCandidates.Count(c => c.Candidate.Length > 0) == 3 && toB.RemoteCandidates.Count(c => c.Candidate.Length > 0) == 3,
             "every candidate reaches the other side");
