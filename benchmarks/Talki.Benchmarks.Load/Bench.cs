@@ -26,6 +26,9 @@ internal sealed class ServerResult
 
     public required string Command { get; init; }
 
+    /// <summary>Gets or sets the round (1-based) of a repeated measure (<see cref="LoadOptions.Repeat"/>).</summary>
+    public int Round { get; set; } = 1;
+
     public List<TimeSpan> Startups { get; } = [];
 
     public List<RunResult> Saturation { get; } = [];
@@ -89,6 +92,7 @@ internal static class Bench
             try
             {
                 var links = await ConnectPairsAsync(target, pairs, options, keepalive);
+                await SettleAsync(server, options, log);
                 run = await TrafficRun.SaturateAsync(server, links, options.Window, options);
                 await CloseAsync(links.Select(l => l.Socket), keepalive);
             }
@@ -120,6 +124,7 @@ internal static class Bench
 
         foreach (var rate in options.Rates)
         {
+            await SettleAsync(server, options, log);
             var run = await TrafficRun.OpenLoopAsync(server, rateLinks, rate, options);
             result.OpenLoop.Add(run);
             log.WriteLine($"  open loop, {rate} msg/s over {options.RatePairs} pairs: {Report.Describe(run)}");
@@ -127,6 +132,23 @@ internal static class Bench
         }
 
         await CloseAsync(rateLinks.Select(l => l.Socket), keepalive);
+    }
+
+    /// <summary>
+    /// Before a measured run: until the server's JIT has compiled nothing for <see cref="LoadOptions.JitQuiet"/> (at most
+    /// 30 s). Connecting the pairs makes the sign-in, room and ticket code hot, and tiered compilation recompiles it in the
+    /// background some time later: without the wait, that one-off work lands in the next window's CPU (5.6 % of the Talki
+    /// server's samples in a profile of a 100-pair run, docs/performance.md). A server in service has done it long before.
+    /// </summary>
+    private static async Task SettleAsync(ServerProcess server, LoadOptions options, TextWriter log)
+    {
+        if (options.JitQuiet <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        var (waited, compiler) = await server.WaitForCompilerQuietAsync(options.JitQuiet, TimeSpan.FromSeconds(30));
+        log.WriteLine(FormattableString.Invariant($"  settled: {waited.TotalSeconds:0.0} s until the JIT was quiet for {options.JitQuiet.TotalSeconds:0.#} s ({compiler.TotalSeconds:0.00} s of compilation meanwhile)"));
     }
 
     /// <summary>

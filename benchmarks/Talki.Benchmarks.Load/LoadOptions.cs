@@ -6,13 +6,32 @@ namespace Talki.Benchmarks.Load;
 internal sealed record LoadOptions
 {
     public const string Usage =
-        "usage: Talki.Benchmarks.Load [--server talki|peerjs|bare|bare-transport|all] [--pairs 10,100,1000] [--seconds 10] [--warmup 2]\n" +
+        "usage: Talki.Benchmarks.Load [--server talki|peerjs|bare|bare-transport|LABEL=HOST.dll|all] [--repeat 1] [--pairs 10,100,1000] [--seconds 10] [--warmup 2]\n" +
         "       [--window 16] [--rates 2000,30000] [--rate-pairs 100] [--idle 1000,5000,10000] [--settle 5]\n" +
-        "       [--startups 3] [--concurrency 32] [--drain 10] [--hold 0] [--server-cpus LIST] [--server-env NAME=VALUE,...] [--out FILE]\n" +
+        "       [--startups 3] [--concurrency 32] [--drain 10] [--hold 0] [--jit-quiet 1] [--server-cpus LIST] [--server-env NAME=VALUE,...] [--out FILE]\n" +
         "A list may be empty (--idle '') to skip that measure.";
 
     /// <summary>Gets the servers to measure, in order; <c>all</c> is these three (<c>bare-transport</c> only when named).</summary>
     public IReadOnlyList<string> Servers { get; init; } = ["talki", "peerjs", "bare"];
+
+    /// <summary>
+    /// Gets how many times the whole measure runs, the servers alternating within each round (talki, peerjs, bare, then
+    /// again): the report adds the median of every figure and of every ratio the targets name. This machine's figures move
+    /// by up to 30 % between two runs of the same build, so one round decides nothing.
+    /// </summary>
+    public int Repeat { get; init; } = 1;
+
+    /// <summary>
+    /// Gets how long a .NET server's background JIT compilation must have been idle before a measured traffic run starts
+    /// (zero: do not wait). See <c>Bench.SettleAsync</c>.
+    /// </summary>
+    public TimeSpan JitQuiet { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Gets the other builds of the sample host measured as servers of their own, by label (<c>--server
+    /// talki,before=/path/to/Talki.Samples.Host.dll</c>): a before-and-after in one invocation, alternating.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> HostBuilds { get; init; } = new Dictionary<string, string>();
 
     /// <summary>Gets the pair counts of the saturation runs (closed loop, <see cref="Window"/> messages in flight per direction).</summary>
     public IReadOnlyList<int> Pairs { get; init; } = [10, 100, 1000];
@@ -89,7 +108,9 @@ internal sealed record LoadOptions
         {
             options = name switch
             {
-                "server" => options with { Servers = value == "all" ? options.Servers : Split(value, s => s) },
+                "server" => value == "all" ? options : WithServers(options, Split(value, s => s)),
+                "repeat" => options with { Repeat = Positive(value) },
+                "jit-quiet" => options with { JitQuiet = Seconds(value) },
                 "pairs" => options with { Pairs = Split(value, Positive) },
                 "seconds" => options with { Duration = Seconds(value) },
                 "warmup" => options with { Warmup = Seconds(value) },
@@ -115,8 +136,40 @@ internal sealed record LoadOptions
             options = options with { RatePairs = Math.Min(options.RatePairs, options.Pairs.Max()) };
         }
 
-        var unknown = options.Servers.Except(["talki", "talki-aot", "peerjs", "bare", "bare-transport"]).ToList();
+        var unknown = options.Servers.Except(["talki", "talki-aot", "peerjs", "bare", "bare-transport", .. options.HostBuilds.Keys]).ToList();
         return unknown.Count == 0 ? options : throw new ArgumentException($"unknown server {string.Join(", ", unknown)}");
+    }
+
+    /// <summary>The servers named; <c>LABEL=PATH</c> is a build of the sample host (its dll), measured as the server LABEL.</summary>
+    private static LoadOptions WithServers(LoadOptions options, List<string> names)
+    {
+        var builds = new Dictionary<string, string>(StringComparer.Ordinal);
+        var servers = new List<string>();
+        foreach (var name in names)
+        {
+            var at = name.IndexOf('=', StringComparison.Ordinal);
+            if (at < 0)
+            {
+                servers.Add(name);
+                continue;
+            }
+
+            var (label, path) = (name[..at], Path.GetFullPath(name[(at + 1)..]));
+            if (label.Length == 0 || !label.All(c => char.IsAsciiLetterOrDigit(c) || c == '-') || label is "talki" or "talki-aot" or "peerjs" or "bare" or "bare-transport")
+            {
+                throw new ArgumentException($"--server {name}: the label of a build is letters, digits and '-', and not a server's name");
+            }
+
+            if (!File.Exists(path))
+            {
+                throw new ArgumentException($"--server {name}: no such file {path}");
+            }
+
+            builds[label] = path;
+            servers.Add(label);
+        }
+
+        return options with { Servers = servers, HostBuilds = builds };
     }
 
     private static KeyValuePair<string, string> Variable(string assignment)

@@ -33,10 +33,20 @@ internal static class Program
         }
 
         var results = new List<ServerResult>();
-        foreach (var name in options.Servers)
+        for (var round = 1; round <= options.Repeat; round++)
         {
-            using var target = Target.Create(name);
-            results.Add(await Bench.RunAsync(target, options, Console.Out));
+            foreach (var name in options.Servers)
+            {
+                using var target = Target.Create(name, options.HostBuilds);
+                if (options.Repeat > 1)
+                {
+                    Console.WriteLine($"== round {round} of {options.Repeat}");
+                }
+
+                var result = await Bench.RunAsync(target, options, Console.Out);
+                result.Round = round;
+                results.Add(result);
+            }
         }
 
         var report = Report.Markdown(options, machine, loadBefore, started, results);

@@ -50,7 +50,7 @@ internal static class Report
             run.Valid ? "" : Invalid + " ",
             Format($"{run.Delivered:N0} msg/s delivered; sent {run.Sent:N0}, received {run.Received:N0}, lost {run.Lost:N0}, out of order {run.OutOfOrder:N0}; "),
             Format($"latency min {run.LatencyMs[0]:0.00}, p50 {run.LatencyMs[1]:0.00}, p99 {run.LatencyMs[2]:0.00}, max {run.LatencyMs[3]:0.00} ms; "),
-            Format($"server CPU {run.Cpu.TotalSeconds:0.00} s in {run.Window.TotalSeconds:0.00} s ({run.CpuPercent:0.0} %, {run.CpuMicrosecondsPerMessage:0.0} µs/msg); "),
+            Format($"server CPU {run.Cpu.TotalSeconds:0.00} s in {run.Window.TotalSeconds:0.00} s ({run.CpuPercent:0.0} %, {run.CpuMicrosecondsPerMessage:0.0} µs/msg; JIT compilation {run.CompilerCpu.TotalSeconds:0.00} s of it); "),
             Format($"client CPU {run.ClientCpuPercent:0} %, machine busy {run.MachineBusyPercent:0} % of {Environment.ProcessorCount} cores; "),
             Format($"sockets closed by the server {run.SocketsClosed}, error frames {run.ErrorFrames}, send failures {run.SendFailures}"),
             run.Rate > 0 ? Format($", schedule lag max {run.MaxScheduleLagMs:0.0} ms") : "");
@@ -70,7 +70,7 @@ internal static class Report
         text.AppendLine("|" + string.Concat(header.Select((_, i) => i == 0 ? "---|" : "---:|")));
         foreach (var result in results)
         {
-            var row = new List<string> { result.Name, Startup(result) };
+            var row = new List<string> { Label(options, result), Startup(result) };
             row.AddRange(options.Pairs.Select(p => Saturation(result.Saturation.FirstOrDefault(r => r.Pairs == p))));
             row.AddRange(options.Rates.Select(r => OpenLoop(result.OpenLoop.FirstOrDefault(o => o.Rate == r))));
             row.AddRange(options.Idle.Select(k => Idle(result.Idle.FirstOrDefault(i => i.Connections == k))));
@@ -80,9 +80,15 @@ internal static class Report
         text.AppendLine();
         text.AppendLine(Format($"{Invalid}: not a valid figure (messages lost, duplicated or reordered, a socket closed by the server, or the run failed); `n/a`: not measured. Runs: {options.Warmup.TotalSeconds:0.#} s warm-up, then {options.Duration.TotalSeconds:0.#} s measured; saturation with {options.Window} messages in flight per direction and pair; idle RSS read {options.Settle.TotalSeconds:0.#} s after the last connection opened. See benchmarks/README.md."));
         text.AppendLine();
+        if (options.Repeat > 1)
+        {
+            Medians(text, options, results, header);
+        }
+
+        Targets(text, options, results);
         foreach (var result in results)
         {
-            text.AppendLine(Format($"## {result.Name}")).AppendLine();
+            text.AppendLine(Format($"## {Label(options, result)}")).AppendLine();
             text.AppendLine(Format($"`{result.Command}`")).AppendLine();
             text.AppendLine(Format($"- start-ups: {string.Join(", ", result.Startups.Select(s => s.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture)))} ms"));
             foreach (var run in result.Saturation)
@@ -113,6 +119,111 @@ internal static class Report
         }
 
         return text.ToString();
+    }
+
+    private static string Label(LoadOptions options, ServerResult result) => options.Repeat > 1 ? Format($"{result.Name}, round {result.Round}") : result.Name;
+
+    /// <summary>The median of every figure over the rounds, valid runs only (the count when some were not).</summary>
+    private static void Medians(StringBuilder text, LoadOptions options, IReadOnlyList<ServerResult> results, List<string> header)
+    {
+        text.AppendLine(Format($"Medians over {options.Repeat} rounds (valid runs only; `k of n` when some were not):")).AppendLine();
+        text.AppendLine("| " + string.Join(" | ", header) + " |");
+        text.AppendLine("|" + string.Concat(header.Select((_, i) => i == 0 ? "---|" : "---:|")));
+        foreach (var group in results.GroupBy(r => r.Name))
+        {
+            var row = new List<string> { group.Key };
+            var startups = group.SelectMany(r => r.Startups).Select(t => t.TotalMilliseconds).ToList();
+            row.Add(startups.Count == 0 ? Invalid : Format($"{Median(startups):0}"));
+            foreach (var pairs in options.Pairs)
+            {
+                var runs = group.Select(r => r.Saturation.FirstOrDefault(x => x.Pairs == pairs)).OfType<RunResult>().Where(r => r.Valid).ToList();
+                row.Add(runs.Count == 0 ? Invalid : Format($"{Median(runs.Select(r => r.Delivered)):N0} ({Median(runs.Select(r => r.CpuMicrosecondsPerMessage)):0.0}){Count(runs.Count, group.Count())}"));
+            }
+
+            foreach (var rate in options.Rates)
+            {
+                var runs = group.Select(r => r.OpenLoop.FirstOrDefault(x => x.Rate == rate)).OfType<RunResult>().Where(r => r.Valid).ToList();
+                row.Add(runs.Count == 0 ? Invalid : Format($"{Median(runs.Select(r => r.LatencyMs[1])):0.00} / {Median(runs.Select(r => r.LatencyMs[2])):0.00} / {Median(runs.Select(r => r.LatencyMs[3])):0.0} ({Median(runs.Select(r => r.CpuPercent)):0} %){Count(runs.Count, group.Count())}"));
+            }
+
+            foreach (var connections in options.Idle)
+            {
+                var runs = group.Select(r => r.Idle.FirstOrDefault(x => x.Connections == connections)).OfType<IdleResult>().Where(r => r.Valid).ToList();
+                row.Add(runs.Count == 0 ? Invalid : Format($"{Median(runs.Select(r => r.BytesPerConnection)) / 1024:0.0}{Count(runs.Count, group.Count())}"));
+            }
+
+            text.AppendLine("| " + string.Join(" | ", row) + " |");
+        }
+
+        text.AppendLine();
+        static string Count(int valid, int all) => valid == all ? string.Empty : Format($", {valid} of {all}");
+    }
+
+    /// <summary>
+    /// Each Talki server against the bare relay and peerjs-server, round by round (the servers of a round ran one after the
+    /// other), on the ratios the targets name: the median of the rounds' ratios, each round's, and in how many the target held.
+    /// </summary>
+    private static void Targets(StringBuilder text, LoadOptions options, IReadOnlyList<ServerResult> results)
+    {
+        var rows = new List<string>();
+        foreach (var name in options.Servers.Where(n => Target.IsTalki(n, options.HostBuilds)))
+        {
+            foreach (var pairs in options.Pairs)
+            {
+                Ratio(rows, results, name, "bare", Format($"CPU per message, saturated, {pairs:N0} pairs"), "≤ 1.3", 1.3, atMost: true, r => Valid(r.Saturation.FirstOrDefault(x => x.Pairs == pairs))?.CpuMicrosecondsPerMessage);
+                Ratio(rows, results, name, "bare", Format($"throughput, {pairs:N0} pairs"), "≥ 0.8", 0.8, atMost: false, r => Valid(r.Saturation.FirstOrDefault(x => x.Pairs == pairs))?.Delivered);
+                Ratio(rows, results, name, "peerjs", Format($"throughput, {pairs:N0} pairs"), "≥ 3", 3, atMost: false, r => Valid(r.Saturation.FirstOrDefault(x => x.Pairs == pairs))?.Delivered);
+            }
+
+            foreach (var rate in options.Rates)
+            {
+                Ratio(rows, results, name, "bare", Format($"p99 latency, {rate:N0} msg/s"), "≤ 1", 1, atMost: true, r => Valid(r.OpenLoop.FirstOrDefault(x => x.Rate == rate))?.LatencyMs[2]);
+                Ratio(rows, results, name, "peerjs", Format($"server CPU, {rate:N0} msg/s"), "≤ 1", 1, atMost: true, r => Valid(r.OpenLoop.FirstOrDefault(x => x.Rate == rate))?.CpuPercent);
+            }
+        }
+
+        if (rows.Count == 0)
+        {
+            return;
+        }
+
+        text.AppendLine("Against the targets (issue #12): the Talki server's figure over the other server's of the same round.").AppendLine();
+        text.AppendLine("| server | against | measure | target | median | rounds | target met |");
+        text.AppendLine("|---|---|---|---:|---:|---|---:|");
+        foreach (var row in rows)
+        {
+            text.AppendLine(row);
+        }
+
+        text.AppendLine();
+        static RunResult? Valid(RunResult? run) => run is { Valid: true } ? run : null;
+    }
+
+    private static void Ratio(List<string> rows, IReadOnlyList<ServerResult> results, string name, string other, string measure, string target, double limit, bool atMost, Func<ServerResult, double?> figure)
+    {
+        var ratios = new List<double>();
+        foreach (var mine in results.Where(r => r.Name == name))
+        {
+            if (results.FirstOrDefault(r => r.Name == other && r.Round == mine.Round) is { } theirs
+                && figure(mine) is { } a && figure(theirs) is { } b && b > 0)
+            {
+                ratios.Add(a / b);
+            }
+        }
+
+        if (ratios.Count == 0)
+        {
+            return;
+        }
+
+        var met = ratios.Count(r => atMost ? r <= limit : r >= limit);
+        rows.Add(Format($"| {name} | {other} | {measure} | {target} | {Median(ratios):0.00} | {string.Join(", ", ratios.Select(r => r.ToString("0.00", CultureInfo.InvariantCulture)))} | {met} of {ratios.Count} |"));
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
     private static string Startup(ServerResult result)

@@ -43,6 +43,75 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Gets the CPU time (user and system, 10 ms ticks) the threads of .NET's background tiered compilation have used so
+    /// far, of those alive now: threads named <c>.NET Tiered Com</c> (the kernel keeps the first 15 characters of
+    /// ".NET Tiered Compilation Worker"), keyed by thread id. Empty for a server that is not .NET.
+    /// </summary>
+    public Dictionary<int, TimeSpan> CompilerThreadsCpu()
+    {
+        var threads = new Dictionary<int, TimeSpan>();
+        try
+        {
+            foreach (var task in Directory.EnumerateDirectories($"/proc/{_process.Id}/task"))
+            {
+                string stat;
+                try
+                {
+                    stat = File.ReadAllText(Path.Combine(task, "stat"));
+                }
+                catch (IOException)
+                {
+                    continue; // the thread ended while the list was read
+                }
+
+                // pid (comm) state ppid ... utime stime: comm may hold spaces, so the fields count from its closing parenthesis.
+                var open = stat.IndexOf('(', StringComparison.Ordinal);
+                var close = stat.LastIndexOf(')');
+                if (open < 0 || close < open || !stat.AsSpan(open + 1, close - open - 1).StartsWith(".NET Tiered Com", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                var fields = stat[(close + 2)..].Split(' ');
+                var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+                threads[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] = TimeSpan.FromMilliseconds(ticks * 10);
+            }
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // The server has exited.
+        }
+
+        return threads;
+    }
+
+    /// <summary>
+    /// Waits until the JIT's background compilation has used no CPU for <paramref name="quiet"/> (methods that became hot
+    /// while the clients connected are recompiled at their final tier by then), at most <paramref name="limit"/>. Returns
+    /// how long it waited and the compilation CPU it saw meanwhile.
+    /// </summary>
+    public async Task<(TimeSpan Waited, TimeSpan CompilerCpu)> WaitForCompilerQuietAsync(TimeSpan quiet, TimeSpan limit)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var watch = new CompilerWatch(this);
+        var quietSince = started;
+        while (Stopwatch.GetElapsedTime(started) < limit)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(100));
+            if (watch.Poll() > TimeSpan.Zero)
+            {
+                quietSince = Stopwatch.GetTimestamp();
+            }
+            else if (Stopwatch.GetElapsedTime(quietSince) >= quiet)
+            {
+                break;
+            }
+        }
+
+        return (Stopwatch.GetElapsedTime(started), watch.Total);
+    }
+
     /// <summary>Gets the process's resident set in bytes.</summary>
     public long ResidentBytes
     {
@@ -172,5 +241,32 @@ internal sealed class ServerProcess : IAsyncDisposable
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>
+/// Adds up the CPU time of a server's compilation threads between polls: what each thread id used since it was last seen
+/// (a thread that ends between two polls loses what it used since the last one; the runtime ends the worker after it has
+/// been idle a while, not while it compiles).
+/// </summary>
+internal sealed class CompilerWatch(ServerProcess server)
+{
+    private Dictionary<int, TimeSpan> _last = server.CompilerThreadsCpu();
+
+    public TimeSpan Total { get; private set; }
+
+    /// <summary>Reads the threads again; returns the CPU they used since the last poll (new threads: all of theirs).</summary>
+    public TimeSpan Poll()
+    {
+        var now = server.CompilerThreadsCpu();
+        var used = TimeSpan.Zero;
+        foreach (var (id, cpu) in now)
+        {
+            used += _last.TryGetValue(id, out var before) ? cpu - before : cpu;
+        }
+
+        _last = now;
+        Total += used;
+        return used;
     }
 }

@@ -76,15 +76,20 @@ internal abstract class Target : IDisposable
         return start;
     }
 
-    public static Target Create(string name) => name switch
+    /// <summary>The server <paramref name="name"/>: one of the known ones, or a build of the sample host named in <paramref name="builds"/>.</summary>
+    public static Target Create(string name, IReadOnlyDictionary<string, string> builds) => name switch
     {
         "talki" => new TalkiTarget(aot: false),
         "talki-aot" => new TalkiTarget(aot: true),
         "peerjs" => new PeerJsTarget(),
         "bare" => new BareTarget(transport: false),
         "bare-transport" => new BareTarget(transport: true),
+        _ when builds.TryGetValue(name, out var dll) => new TalkiTarget(aot: false, name, dll),
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown server"),
     };
+
+    /// <summary>Whether <paramref name="name"/> is a Talki server (the sample host, its AOT build or another build of it).</summary>
+    public static bool IsTalki(string name, IReadOnlyDictionary<string, string> builds) => name is "talki" or "talki-aot" || builds.ContainsKey(name);
 }
 
 /// <summary>
@@ -92,9 +97,10 @@ internal abstract class Target : IDisposable
 /// anonymously (bearer token), the admin creates the room, the member takes a one-time ticket, both connect and say
 /// hello, the admin admits the member, the pair exchanges its description, then the load: <c>signal</c> messages with
 /// one candidate each. With <c>aot</c>, the same host published with Native AOT (<c>talki-aot</c>: no JIT, so no
-/// compilation while the measured connections open).
+/// compilation while the measured connections open). With <c>label</c> and <c>dll</c>, another build of the host (a
+/// worktree's, for a before-and-after).
 /// </summary>
-internal sealed class TalkiTarget(bool aot) : Target
+internal sealed class TalkiTarget(bool aot, string? label = null, string? dll = null) : Target
 {
     /// <summary>
     /// The limits the benchmark lifts (everything else keeps its default): every client signs in from 127.0.0.1, one
@@ -113,7 +119,7 @@ internal sealed class TalkiTarget(bool aot) : Target
     private HttpClient? _http;
     private long _rooms;
 
-    public override string Name => aot ? "talki-aot" : "talki";
+    public override string Name => label ?? (aot ? "talki-aot" : "talki");
 
     public override string HealthPath => "/healthz";
 
@@ -124,7 +130,10 @@ internal sealed class TalkiTarget(bool aot) : Target
     {
         if (!aot)
         {
-            return Dotnet(RepositoryLayout.SampleHostDll(), RepositoryLayout.SampleHostProjectDirectory, port, Settings);
+            // Another build runs from its own project directory (its appsettings.json), as the sample host does.
+            return dll is null
+                ? Dotnet(RepositoryLayout.SampleHostDll(), RepositoryLayout.SampleHostProjectDirectory, port, Settings)
+                : Dotnet(dll, ProjectDirectoryOf(dll), port, Settings);
         }
 
         // run.sh publishes it there when talki-aot is asked for; TALKI_SAMPLE_HOST_AOT names another executable.
@@ -145,6 +154,21 @@ internal sealed class TalkiTarget(bool aot) : Target
         }
 
         return start;
+    }
+
+    /// <summary>The project directory of a build output (<c>…/samples/Talki.Samples.Host/bin/Release/net10.0/X.dll</c>), else the dll's own.</summary>
+    private static string ProjectDirectoryOf(string dll)
+    {
+        var directory = Path.GetDirectoryName(dll)!;
+        for (var up = new DirectoryInfo(directory); up is not null; up = up.Parent)
+        {
+            if (up.Name == "bin" && up.Parent is { } project && File.Exists(Path.Combine(project.FullName, "appsettings.json")))
+            {
+                return project.FullName;
+            }
+        }
+
+        return directory;
     }
 
     public override void Bind(Uri baseAddress)

@@ -32,6 +32,12 @@ internal sealed record RunResult
 
     public double CpuMicrosecondsPerMessage { get; init; }
 
+    /// <summary>
+    /// Gets the part of <see cref="Cpu"/> the .NET server's background JIT compilation used within the window (its tiered
+    /// compilation threads, polled every 200 ms; zero for a server that is not .NET).
+    /// </summary>
+    public TimeSpan CompilerCpu { get; init; }
+
     /// <summary>Gets the server's CPU time over the window, in % of one core.</summary>
     public double CpuPercent => Window > TimeSpan.Zero ? 100 * Cpu / Window : 0;
 
@@ -193,9 +199,16 @@ internal sealed class TrafficRun
         var cpuStart = server.CpuTime;
         var clientStart = ClientCpu();
         var machineStart = MachineTicks();
+        var compiler = new CompilerWatch(server);
         var windowStart = Stopwatch.GetTimestamp();
         Volatile.Write(ref _windowStart, windowStart);
-        await Task.Delay(options.Duration);
+        while (Stopwatch.GetElapsedTime(windowStart) < options.Duration)
+        {
+            var left = options.Duration - Stopwatch.GetElapsedTime(windowStart);
+            await Task.Delay(left < TimeSpan.FromMilliseconds(200) ? left : TimeSpan.FromMilliseconds(200));
+            compiler.Poll();
+        }
+
         var windowEnd = Stopwatch.GetTimestamp();
         Volatile.Write(ref _windowEnd, windowEnd);
         var cpu = server.CpuTime - cpuStart;
@@ -228,6 +241,7 @@ internal sealed class TrafficRun
             Window = window,
             Cpu = cpu,
             CpuMicrosecondsPerMessage = deliveredInWindow == 0 ? 0 : cpu.TotalMicroseconds / deliveredInWindow,
+            CompilerCpu = compiler.Total,
             ClientCpuPercent = 100 * client / window,
             MachineBusyPercent = machineEnd.Total == machineStart.Total ? 0 : 100.0 * (machineEnd.Busy - machineStart.Busy) / (machineEnd.Total - machineStart.Total),
             SocketsClosed = links.Count(l => l.Socket.Closed.IsCompleted),
