@@ -69,10 +69,15 @@ internal sealed class ConnectionRateLimiter
     /// Takes <paramref name="tokens"/> tokens at once (a <c>signals</c> frame pays one per entry), or none: a refusal
     /// counts once towards the abuse limit, like a refused single message.
     /// </summary>
-    public RateDecision TryAcquire(string connectionId, int tokens)
+    public RateDecision TryAcquire(string connectionId, int tokens) => TryAcquireAt(connectionId, tokens, _time.GetTimestamp());
+
+    /// <summary>
+    /// Takes <paramref name="tokens"/> tokens at <paramref name="now"/>, a <see cref="TimeProvider.GetTimestamp"/> of this
+    /// limiter's clock the caller has just read (the engine's per-message one: one clock read per message, not two).
+    /// </summary>
+    public RateDecision TryAcquireAt(string connectionId, int tokens, long now)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(tokens, 1);
-        var now = _time.GetTimestamp();
         SweepIfDue(now);
         while (true)
         {

@@ -219,7 +219,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         try
         {
             // First, before any parsing or store read: a flood costs one token bucket look-up per message.
-            var decision = _rateLimiter.TryAcquire(connectionId);
+            var decision = _rateLimiter.TryAcquireAt(connectionId, 1, started);
             if (decision != RateDecision.Allowed)
             {
                 await RefuseRateLimitedAsync(connectionId, payload, decision, cancellationToken).ConfigureAwait(false);
@@ -1179,7 +1179,15 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         {
             case Delivery.Delivered:
             case Delivery.Queued:
-                _metrics.SignalRelayed(_time.GetElapsedTime(started));
+                // The duration costs a second clock read: only while something listens to it.
+                if (_metrics.TimesRelays)
+                {
+                    _metrics.SignalRelayed(_time.GetElapsedTime(started));
+                }
+                else
+                {
+                    _metrics.SignalRelayed();
+                }
                 break;
             case Delivery.QueueFull:
                 await SendErrorAsync(connectionId, SignallingErrorCode.DeliveryFailed, "That member's connection is resuming and its queue is full; the signal was dropped.", signal.CorrelationId, cancellationToken).ConfigureAwait(false);

@@ -53,11 +53,17 @@ internal sealed class SignallingMetrics
 
     public void Resume(string outcome) => _resumes.Add(1, new KeyValuePair<string, object?>("talki.resume.outcome", outcome));
 
+    /// <summary>Gets whether a listener records the relay's duration (<see cref="Instrument.Enabled"/>): when none does, it need not be measured.</summary>
+    public bool TimesRelays => _relayDuration.Enabled;
+
     public void SignalRelayed(TimeSpan elapsed)
     {
         _signalsRelayed.Add(1);
         _relayDuration.Record(elapsed.TotalSeconds);
     }
+
+    /// <summary>Counts a relayed signal whose duration nobody listens to.</summary>
+    public void SignalRelayed() => _signalsRelayed.Add(1);
 
     public void Error(SignallingErrorCode code) => _errors.Add(1, new KeyValuePair<string, object?>(ErrorCodeTag, code.ToWireName()));
 }
