@@ -32,6 +32,9 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
     /// <summary>The last keep-alive whose flush had to wait for the client to read (complete once it has), or null.</summary>
     private Task? _keepAliveFlush;
 
+    /// <summary>1 once <see cref="Abort"/> has been called: every read and write from then on fails.</summary>
+    private int _aborted;
+
     /// <summary>Gets the connection's input: what the WebSocket has not read yet, all of it.</summary>
     public PipeReader Input => pipe.Input;
 
@@ -58,10 +61,43 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
         set => throw new NotSupportedException();
     }
 
+    /// <summary>
+    /// Ends every read and write, pending or to come, with an <see cref="OperationCanceledException"/>, without a
+    /// cancellation token: a pending read of the input (this stream's, or the gateway's own wait on <see cref="Input"/>) and
+    /// a pending flush of the output (a frame's, or a keep-alive's that a frame waits behind) are cancelled, and a read or
+    /// write that starts afterwards fails at once. The WebSocket's reads and sends can then pass
+    /// <see cref="CancellationToken.None"/>, which spares a registration per call and lets a send that the pipe takes at
+    /// once complete synchronously. The pipes stay open: Kestrel completes them when the connection ends.
+    /// </summary>
+    /// <remarks>
+    /// <see cref="PipeReader.CancelPendingRead"/> and <see cref="PipeWriter.CancelPendingFlush"/> cancel the pending call,
+    /// or the next one when none is pending (their documentation: "If there is no pending operation, this cancels the next
+    /// operation"); the flag covers every call after that one.
+    /// </remarks>
+    public void Abort()
+    {
+        if (Interlocked.Exchange(ref _aborted, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            pipe.Input.CancelPendingRead();
+            pipe.Output.CancelPendingFlush();
+        }
+        catch (Exception exception) when (exception is InvalidOperationException or ObjectDisposedException)
+        {
+            // The transport has ended already: nothing is pending any more. (This runs in a cancellation callback, on a
+            // timer's thread: nothing may escape it.)
+        }
+    }
+
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         while (true)
         {
+            ThrowIfAborted();
             var result = await pipe.Input.ReadAsync(cancellationToken).ConfigureAwait(false);
             var readable = result.Buffer;
             if (result.IsCanceled)
@@ -99,6 +135,38 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
             Drained = count == readable.Length;
             return count;
         }
+    }
+
+    /// <summary>
+    /// Whether the input holds, at a frame boundary, the whole of a data frame (text, binary or a continuation; RFC 6455
+    /// §5.2 opcodes 0x0–0x2), header and payload: a receive of it will not wait for the client. Consumes nothing. A control
+    /// frame does not count: the WebSocket handles it inside a receive and then waits there for the next frame, which a
+    /// client keep-alive (an unsolicited pong) followed by silence would make a wait with a buffer in hand.
+    /// </summary>
+    /// <exception cref="OperationCanceledException">The stream was aborted (the read that would see it is cancelled).</exception>
+    public bool HasWholeDataFrame()
+    {
+        ThrowIfAborted();
+        if (_toFrameEnd != 0 || !pipe.Input.TryRead(out var result))
+        {
+            return false;
+        }
+
+        var readable = result.Buffer;
+        pipe.Input.AdvanceTo(readable.Start); // nothing consumed or examined: the next read returns the same bytes at once
+        if (result.IsCanceled)
+        {
+            // The abort's cancellation of the next read, taken here: it must still end the connection.
+            throw new OperationCanceledException("The pending read was cancelled.");
+        }
+
+        if (readable.Length < 2 || (readable.FirstSpan[0] & 0x0F) > 0x2)
+        {
+            return false;
+        }
+
+        var length = FrameLength(readable);
+        return length >= 0 && length <= readable.Length;
     }
 
     /// <summary>
@@ -154,6 +222,9 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
 
         try
         {
+            // Checked once the output is ours: a writer that waited behind a keep-alive's flush, which the abort cancelled,
+            // must not write after it.
+            ThrowIfAborted();
             var flushed = await pipe.Output.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
             if (flushed.IsCanceled)
             {
@@ -174,7 +245,7 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
     /// <returns><see langword="false"/> when nothing was written: a write was in progress, or the output is completed.</returns>
     public bool TryWriteKeepAlive()
     {
-        if (Interlocked.CompareExchange(ref _writing, 1, 0) != 0)
+        if (Volatile.Read(ref _aborted) != 0 || Interlocked.CompareExchange(ref _writing, 1, 0) != 0)
         {
             return false;
         }
@@ -216,6 +287,14 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
         finally
         {
             Volatile.Write(ref _writing, 0); // the task left in _keepAliveFlush is complete: writers no longer wait on it
+        }
+    }
+
+    private void ThrowIfAborted()
+    {
+        if (Volatile.Read(ref _aborted) != 0)
+        {
+            throw new OperationCanceledException("The connection was aborted.");
         }
     }
 

@@ -99,6 +99,9 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
     /// <summary>Gets the number of open connections.</summary>
     internal int ConnectionCount => _connections.Count;
 
+    /// <summary>Gets how many open connections hold a receive buffer now (one while a message is read or handled; none while idle).</summary>
+    internal int ReceiveBuffersHeld => _connections.Values.Count(c => c.HoldsBuffer);
+
     /// <summary>Gets the ids of the open connections (for tests that prove they never reach a client).</summary>
     internal IReadOnlyCollection<string> ConnectionIds => [.. _connections.Keys];
 
@@ -478,9 +481,16 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         // Set only when the connection ends while its sender runs: the receive loop waits on it before the close handshake.
         private TaskCompletionSource? _drained;
         private readonly CancellationTokenSource _receiveAbort;
+        // What the WebSocket's receives and sends are given: on the pipe none (the abort ends them through the stream,
+        // DuplexPipeStream.Abort), otherwise the abort's token. A cancellable token costs ManagedWebSocket a registration
+        // per call and sends it down its slower path (dotnet/runtime, ManagedWebSocket.SendFrameAsync: "If a cancelable
+        // cancellation token was provided ... just immediately go to the fallback path"): about 1.5 % of a saturated
+        // server's CPU in a profile (docs/performance.md).
+        private readonly CancellationToken _io;
         private readonly TimeProvider _time;
         private long _lastActivity;
         private int _queued;
+        private volatile bool _holdsBuffer;
         private int _closing;
         private int _abortArmed;
 
@@ -498,6 +508,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             // bound to TimeProvider.System holds an unarmed timer from the start, 96 bytes per socket). Another clock
             // (the tests' fake one) is bound as before, so that the close handshake timeout follows it.
             _receiveAbort = time == TimeProvider.System ? new CancellationTokenSource() : new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
+            _io = transport is null ? _receiveAbort.Token : CancellationToken.None;
         }
 
         /// <summary>Gets the timestamp (<see cref="TimeProvider.GetTimestamp"/>) of the last message received or sent, or of the opening.</summary>
@@ -515,6 +526,9 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                 transport.TryWriteKeepAlive();
             }
         }
+
+        /// <summary>Gets whether the receive loop holds a rented buffer (a message is being read or handled).</summary>
+        public bool HoldsBuffer => _holdsBuffer;
 
         /// <summary>Gets whether the connection is closing (a close was requested, or it has ended).</summary>
         public bool IsClosing => Volatile.Read(ref _closing) != 0;
@@ -606,26 +620,34 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                         // Idle, a socket holds no receive buffer: a zero-byte read waits for the next frame (ManagedWebSocket
                         // supports it; dotnet/runtime#87329 keeps it from touching a buffer underneath), and only then is a
                         // buffer rented for the message, and returned once the engine has handled it. An idle member costs
-                        // no 32 KiB.
-                        var next = await _socket.ReceiveAsync(Memory<byte>.Empty, _receiveAbort.Token).ConfigureAwait(false);
-                        if (next.MessageType == WebSocketMessageType.Close)
+                        // no 32 KiB. On the pipe, when the whole of the next data frame is there already (as it is for
+                        // nearly every message), the zero-byte read is skipped: the receive into the buffer will not wait.
+                        var emptyMessage = false;
+                        if (_transport?.HasWholeDataFrame() != true)
                         {
-                            reason = "closed by the client";
-                            break;
-                        }
+                            var next = await _socket.ReceiveAsync(Memory<byte>.Empty, _io).ConfigureAwait(false);
+                            if (next.MessageType == WebSocketMessageType.Close)
+                            {
+                                reason = "closed by the client";
+                                break;
+                            }
 
-                        if (next.MessageType == WebSocketMessageType.Binary)
-                        {
-                            // API Gateway closes on binary frames with 1003.
-                            RequestClose(WebSocketCloseStatus.InvalidMessageType, "binary frames are not supported");
-                            reason = "binary frame";
-                            break;
+                            if (next.MessageType == WebSocketMessageType.Binary)
+                            {
+                                // API Gateway closes on binary frames with 1003.
+                                RequestClose(WebSocketCloseStatus.InvalidMessageType, "binary frames are not supported");
+                                reason = "binary frame";
+                                break;
+                            }
+
+                            emptyMessage = next.EndOfMessage;
                         }
 
                         var buffer = ArrayPool<byte>.Shared.Rent(limit + 1);
+                        _holdsBuffer = true;
                         try
                         {
-                            var outcome = await ReceiveMessageAsync(buffer, limit, next.EndOfMessage).ConfigureAwait(false);
+                            var outcome = await ReceiveMessageAsync(buffer, limit, emptyMessage).ConfigureAwait(false);
                             if (outcome.Ended is { } ended)
                             {
                                 reason = ended;
@@ -668,6 +690,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                         finally
                         {
                             ArrayPool<byte>.Shared.Return(buffer);
+                            _holdsBuffer = false;
                         }
                     }
                 }
@@ -708,6 +731,12 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                     {
                         // The client went away mid-handshake.
                     }
+                    catch (OperationCanceledException)
+                    {
+                        // Aborted on the pipe (a client that closed but stopped reading, past the close handshake's
+                        // timeout): the stream refuses the write; the WebSocket itself was never aborted, so its state
+                        // still says the client's close is to be answered.
+                    }
                 }
 
                 HostingLog.GatewayConnectionClosed(_logger, reason);
@@ -746,8 +775,9 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         }
 
         /// <summary>
-        /// Lets <see cref="_receiveAbort"/> end a wait on the pipe as well as a pending receive: registered once, when the
-        /// abort is first armed (closing, or a failed send), so that an open connection holds no registration.
+        /// Lets <see cref="_receiveAbort"/> end what waits on the pipe: the connection's wait for data, a pending receive, a
+        /// send waiting for the client to read (none of which is given the token, see <see cref="_io"/>). Registered once,
+        /// when the abort is first armed (closing, or a failed send), so that an open connection holds no registration.
         /// </summary>
         private void ArmReceiveAbort()
         {
@@ -755,7 +785,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             {
                 try
                 {
-                    _receiveAbort.Token.UnsafeRegister(static state => ((PipeReader)state!).CancelPendingRead(), transport.Input);
+                    _receiveAbort.Token.UnsafeRegister(static state => ((DuplexPipeStream)state!).Abort(), transport);
                 }
                 catch (ObjectDisposedException)
                 {
@@ -784,7 +814,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                     total = 0;
                 }
 
-                result = await _socket.ReceiveAsync(buffer.AsMemory(total, limit + 1 - total), _receiveAbort.Token).ConfigureAwait(false);
+                result = await _socket.ReceiveAsync(buffer.AsMemory(total, limit + 1 - total), _io).ConfigureAwait(false);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     return (0, 0, "closed by the client");
@@ -876,7 +906,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                             // land after the client had the frame and moved on (a continuation run late on a busy machine),
                             // so a client could not tell from what it received when the connection was last active.
                             Volatile.Write(ref _lastActivity, _time.GetTimestamp());
-                            await _socket.SendAsync(item.Buffer.AsMemory(0, item.Length), WebSocketMessageType.Text, true, _receiveAbort.Token).ConfigureAwait(false);
+                            await _socket.SendAsync(item.Buffer.AsMemory(0, item.Length), WebSocketMessageType.Text, true, _io).ConfigureAwait(false);
                         }
                     }
                     finally

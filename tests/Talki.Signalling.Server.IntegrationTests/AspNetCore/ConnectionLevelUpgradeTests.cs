@@ -461,6 +461,108 @@ public sealed class ConnectionLevelUpgradeTests
     }
 
     [Fact]
+    public async Task MemberThatStopsReading_WhileAPeerFloodsIt_IsClosedAndReleased_OnTheRealClock_AndThePeerIsServedThroughout()
+    {
+        // The hostile case of the gateway's I/O on the pipe, which passes the WebSocket no cancellation token: a member stops
+        // reading (a small receive window, and it never reads again) while the other floods it with 28 KB signals. The
+        // server's sends then wait for that client: the kernel's buffers fill, then the pipe's, then the outbound queue,
+        // whose limit closes the connection as a slow consumer. Its close frame cannot go out either, so only the abort
+        // (twice the close handshake's timeout after the close) releases the waiting send and ends the connection.
+        await using var host = await TestHost.StartAsync(
+            o =>
+            {
+                o.JoinWindow = TimeSpan.FromHours(1);
+                o.Limits.MaxMembersPerRoom = 2;
+                o.Limits.MessagesPerSecond = 10_000;
+                o.Limits.MessageBurst = 100;
+                o.Hosting.OutboundQueueCapacity = 8;
+            },
+            services => services.AddSingleton(TimeProvider.System),
+            connectionLevelUpgrade: true);
+        using var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await using var adaSocket = await ada.ConnectAsync(room);
+        using var bob = await host.SignInAsync("Bob");
+        var bobTicket = await bob.JoinAsync(room.Room);
+        await using var client = await RawClient.ConnectAsync(host, receiveBufferSize: 4096);
+        await client.SendAsync(Handshake(bobTicket.Ticket));
+        Assert.Equal(101, (await client.ReadResponseAsync()).Status);
+        var socket = client.AsWebSocket();
+        await SendAsync(socket, """{"type":"hello","version":2}""");
+        Assert.IsType<WelcomeMessage>(await ReceiveAsync(socket));
+        await adaSocket.ExpectAsync<AdmissionRequestMessage>();
+        await adaSocket.SendAsync($$$"""{"type":"admit","member":"{{{bobTicket.Member}}}"}""");
+        while (await ReceiveAsync(socket) is not AdmittedMessage)
+        {
+        }
+
+        Assert.Equal(2, host.Gateway.ConnectionCount);
+
+        // Bob reads nothing from here on. 600 signals of 28 KB are 17 MB: more than the kernel's buffers, the pipe and the
+        // queue (8 + 100 frames, 3 MB) hold.
+        var signal = $$$"""{"type":"signal","to":"{{{bobTicket.Member}}}","description":{"type":"answer","sdp":"{{{new string('a', 28_000)}}}"}}""";
+        for (var i = 0; i < 600; i++)
+        {
+            await adaSocket.SendAsync(signal);
+        }
+
+        var flooded = System.Diagnostics.Stopwatch.StartNew();
+        while (host.Gateway.ConnectionCount > 1 && flooded.Elapsed < SelfHostedGateway.CloseHandshakeTimeout * 2 + TimeSpan.FromSeconds(15))
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Equal(1, host.Gateway.ConnectionCount); // Bob's connection ended and was released
+        await adaSocket.SendAsync("""{"type":"ping"}""");
+        await adaSocket.ExpectAsync<PongMessage>(); // Ada was served throughout, and still is
+    }
+
+    [Fact]
+    public async Task IdleAfterAControlFrameOrAPartOfAHeader_HoldsNoReceiveBuffer_AndTheMessageStillComes()
+    {
+        // An idle member holds no receive buffer. The gateway skips the WebSocket's zero-byte read when a whole data frame
+        // is in the pipe; a whole control frame must not count as one: the WebSocket handles it inside a receive and then
+        // waits there for the next frame, which after a client's keep-alive (an unsolicited pong) may be minutes away.
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true);
+        await using var open = await OpenSocketAsync(host);
+        var (client, socket) = (open.Client, open.Socket);
+        await WaitForNoBufferAsync(host);
+
+        await client.SendAsync(MaskedFrame(0xA, [])); // an unsolicited pong: the .NET client's keep-alive
+        await Task.Delay(300);
+        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
+
+        await client.SendAsync(MaskedFrame(0x9, [1, 2])); // a ping (answered with a pong, which the client's WebSocket takes)
+        await Task.Delay(300);
+        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
+
+        var message = MaskedTextFrame("""{"type":"ping"}""");
+        await client.SendAsync(message[..1]); // the first byte of a header
+        await Task.Delay(300);
+        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
+
+        await client.SendAsync(message[1..]);
+        Assert.IsType<PongMessage>(await ReceiveAsync(socket));
+        await WaitForNoBufferAsync(host); // returned once the message was handled
+
+        // A control frame and a message in one write: the message behind the control frame is still taken.
+        await client.SendAsync([.. MaskedFrame(0xA, []), .. message]);
+        Assert.IsType<PongMessage>(await ReceiveAsync(socket));
+        await WaitForNoBufferAsync(host);
+
+        static async Task WaitForNoBufferAsync(TestHost host)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (host.Gateway.ReceiveBuffersHeld != 0 && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(20);
+            }
+
+            Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
+        }
+    }
+
+    [Fact]
     public async Task ClientThatResetsTheConnectionWhileIdle_IsReleased_AndNothingIsLoggedAsAnError()
     {
         // A reset ends the connection's input with an exception; waiting on the pipe, the gateway sees it itself.
@@ -643,9 +745,15 @@ public sealed class ConnectionLevelUpgradeTests
             _stream = tcp.GetStream();
         }
 
-        public static async Task<RawClient> ConnectAsync(TestHost host)
+        /// <summary>Connects to the host; <paramref name="receiveBufferSize"/> sets the socket's receive buffer before it connects (a small window).</summary>
+        public static async Task<RawClient> ConnectAsync(TestHost host, int? receiveBufferSize = null)
         {
             var tcp = new TcpClient();
+            if (receiveBufferSize is { } size)
+            {
+                tcp.ReceiveBufferSize = size;
+            }
+
             await tcp.ConnectAsync(IPAddress.Loopback, host.BaseAddress.Port);
             return new RawClient(tcp);
         }

@@ -344,6 +344,146 @@ public sealed class DuplexPipeStreamTests
         return (texts, pongs);
     }
 
+    /// <summary>
+    /// The gateway gives the WebSocket no cancellation token on the pipe: <see cref="DuplexPipeStream.Abort"/> is what ends
+    /// a client that stopped reading. A frame whose flush waits for that client is released with a cancellation, and so
+    /// is every read and write after it.
+    /// </summary>
+    [Fact]
+    public async Task Abort_ReleasesAWriteWaitingForAClientThatStoppedReading_AndFailsEveryCallAfterIt()
+    {
+        var output = new Pipe(new PipeOptions(pauseWriterThreshold: 1, resumeWriterThreshold: 1, useSynchronizationContext: false));
+        var stream = new DuplexPipeStream(new Duplex(new Pipe().Reader, output.Writer));
+        var write = stream.WriteAsync(new byte[] { 0x81, 0x01, 0x41 }, CancellationToken.None).AsTask();
+        await Task.Delay(50);
+        Assert.False(write.IsCompleted); // nobody reads the output: the flush waits
+
+        stream.Abort();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => write.WaitAsync(TimeSpan.FromSeconds(10)));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => stream.WriteAsync(new byte[] { 0x81, 0x00 }, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => stream.ReadAsync(new byte[16], CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.False(stream.TryWriteKeepAlive());
+    }
+
+    /// <summary>
+    /// A frame that waits behind a keep-alive whose flush waits for the client (the output is the keep-alive's until then)
+    /// has no flush of its own to cancel: the abort cancels the keep-alive's, and the frame must then fail, not be written.
+    /// </summary>
+    [Fact]
+    public async Task Abort_ReleasesAFrameWaitingBehindAKeepAlivesFlush_WithoutWritingIt()
+    {
+        var output = new Pipe(new PipeOptions(pauseWriterThreshold: 1, resumeWriterThreshold: 1, useSynchronizationContext: false));
+        var stream = new DuplexPipeStream(new Duplex(new Pipe().Reader, output.Writer));
+        Assert.True(stream.TryWriteKeepAlive()); // two bytes over the threshold: its flush waits
+        var write = stream.WriteAsync(new byte[] { 0x81, 0x01, 0x41 }, CancellationToken.None).AsTask();
+        await Task.Delay(50);
+        Assert.False(write.IsCompleted);
+
+        stream.Abort();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => write.WaitAsync(TimeSpan.FromSeconds(10)));
+        output.Writer.Complete();
+        var wire = await output.Reader.ReadAsync();
+        Assert.Equal(new byte[] { 0x8A, 0x00 }, wire.Buffer.ToArray()); // the keep-alive only
+    }
+
+    /// <summary>A read waiting for data, given no token, ends with a cancellation when the stream is aborted; so does the gateway's own wait on the input.</summary>
+    [Fact]
+    public async Task Abort_ReleasesAPendingRead_AndTheGatewaysWaitOnTheInput()
+    {
+        var (stream, _) = NewStream();
+        var read = stream.ReadAsync(new byte[16], CancellationToken.None).AsTask();
+        await Task.Delay(50);
+        Assert.False(read.IsCompleted);
+        stream.Abort();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => read.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        var (idle, _) = NewStream();
+        var wait = idle.Input.ReadAsync(CancellationToken.None).AsTask();
+        await Task.Delay(50);
+        Assert.False(wait.IsCompleted);
+        idle.Abort();
+        Assert.True((await wait.WaitAsync(TimeSpan.FromSeconds(10))).IsCanceled);
+    }
+
+    /// <summary>
+    /// The abort can come between two calls (nothing pending): the next read and the next write fail all the same, however
+    /// they interleave with it (the keep-alive's timer and the cancellation callback run on other threads).
+    /// </summary>
+    [Fact]
+    public void Abort_AtAnyMoment_EndsTheReadAndTheWriteThatFollow_NeitherHangs()
+    {
+        Gen.Int[0, 3].Array[3].Sample(
+            delays =>
+            {
+                var (stream, _) = NewStream();
+                var abort = Task.Run(async () =>
+                {
+                    await Task.Delay(delays[0]);
+                    stream.Abort();
+                });
+                var write = Task.Run(async () =>
+                {
+                    await Task.Delay(delays[1]);
+                    await stream.WriteAsync(new byte[] { 0x81, 0x00 }, CancellationToken.None);
+                    await stream.WriteAsync(new byte[] { 0x81, 0x00 }, CancellationToken.None);
+                });
+                var read = Task.Run(async () =>
+                {
+                    await Task.Delay(delays[2]);
+                    _ = await stream.ReadAsync(new byte[16], CancellationToken.None); // no data is ever written: it can only end by the abort
+                });
+
+                abort.GetAwaiter().GetResult();
+                // The writes may both have gone out before the abort, never hang after it; the read has no data and must end.
+                try
+                {
+                    write.WaitAsync(TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();
+                }
+                catch (OperationCanceledException)
+                {
+                }
+
+                Assert.ThrowsAny<OperationCanceledException>(() => read.WaitAsync(TimeSpan.FromSeconds(10)).GetAwaiter().GetResult());
+                Assert.ThrowsAny<OperationCanceledException>(() => stream.WriteAsync(new byte[] { 0x81, 0x00 }, CancellationToken.None).AsTask().GetAwaiter().GetResult());
+            },
+            iter: 200,
+            threads: 1);
+    }
+
+    /// <summary>
+    /// The gateway skips the WebSocket's zero-byte read only when a whole data frame is in the pipe: a header cut short,
+    /// a payload not all there, or a control frame (handled inside a receive, which then waits on) do not count, and
+    /// asking consumes nothing.
+    /// </summary>
+    [Theory]
+    [InlineData(new byte[] { }, false)]
+    [InlineData(new byte[] { 0x81 }, false)] // a part of a header
+    [InlineData(new byte[] { 0x81, 0x82, 1, 2, 3, 4, 0x41 }, false)] // masked text of 2 bytes, 1 there
+    [InlineData(new byte[] { 0x81, 0x82, 1, 2, 3, 4, 0x41, 0x42 }, true)] // masked text, whole
+    [InlineData(new byte[] { 0x81, 0x80, 1, 2, 3, 4 }, true)] // an empty text message
+    [InlineData(new byte[] { 0x82, 0x81, 1, 2, 3, 4, 0x41 }, true)] // binary: a data frame (the gateway refuses it after reading it)
+    [InlineData(new byte[] { 0x8A, 0x80, 1, 2, 3, 4 }, false)] // a pong: a control frame
+    [InlineData(new byte[] { 0x89, 0x80, 1, 2, 3, 4, 0x81, 0x80, 1, 2, 3, 4 }, false)] // a ping, then a whole message
+    [InlineData(new byte[] { 0x88, 0x82, 1, 2, 3, 4, 0x03, 0xE8 }, false)] // a close frame
+    public async Task HasWholeDataFrame_OnlyForAWholeTextOrBinaryFrameAtTheStart_AndConsumesNothing(byte[] input, bool expected)
+    {
+        var (stream, writer) = NewStream();
+        await writer.WriteAsync(input);
+        Assert.Equal(expected, stream.HasWholeDataFrame());
+        Assert.Equal(expected, stream.HasWholeDataFrame()); // asked twice: the same answer, nothing was taken
+
+        writer.Complete();
+        var all = new List<byte>();
+        var buffer = new byte[64];
+        int read;
+        while ((read = await stream.ReadAsync(buffer)) > 0)
+        {
+            all.AddRange(buffer.AsSpan(0, read).ToArray());
+        }
+
+        Assert.Equal(input, all); // every byte still there for the WebSocket
+    }
+
     private static (DuplexPipeStream Stream, PipeWriter Input) NewStream()
     {
         var input = new Pipe();
