@@ -6,9 +6,10 @@
 #   bash benchmarks/profile.sh talki|bare rate N                # open loop at N msg/s over 100 pairs
 #
 # The load tool runs the phase for 20 s; perf samples the server process at 499 Hz for 10 s of it, from 3 s after the
-# warm-up. The server runs with DOTNET_PerfMapEnabled=1 (the JIT writes /tmp/perf-PID.map) and
-# DOTNET_EnableWriteXorExecute=0 (JIT-compiled code in anonymous memory, which perf names from that map). Needs perf
-# (Debian: linux-perf) and the right to attach to the process (root, or kernel.perf_event_paranoid <= 1).
+# phase started (once the server's background JIT had gone quiet: the load tool's --jit-quiet). The server runs with
+# DOTNET_PerfMapEnabled=1 (the JIT writes /tmp/perf-PID.map) and DOTNET_EnableWriteXorExecute=0 (JIT-compiled code in
+# anonymous memory, which perf names from that map). Needs perf (Debian: linux-perf) and the right to attach to the
+# process (root, or kernel.perf_event_paranoid <= 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,8 +32,9 @@ mkdir -p artifacts/load
 bash benchmarks/run.sh --server "$server" --pairs "$pairs" --rates "$rates" --idle '' --startups 1 --seconds 20 \
   --server-env DOTNET_PerfMapEnabled=1,DOTNET_EnableWriteXorExecute=0 --out "$out.md" > "$out.log" 2>&1 &
 run=$!
-until grep -q 'warm-up' "$out.log"; do
-  kill -0 "$run" 2> /dev/null || { echo "profile.sh: the load tool ended before its warm-up; see $out.log" >&2; exit 1; }
+# The measured phase starts once the server's JIT has gone quiet after the clients connected (the "settled" line).
+until grep -q 'settled' "$out.log"; do
+  kill -0 "$run" 2> /dev/null || { echo "profile.sh: the load tool ended before its measured phase; see $out.log" >&2; exit 1; }
   sleep 0.5
 done
 sleep 3
@@ -46,7 +48,9 @@ fi
 wait "$run" || true
 
 grep -E '^  (saturation|open loop)' "$out.log" || true
-echo "== by library ($out.perf)"
+echo "== by thread ($out.perf; '.NET Tiered Com' is the JIT's background compilation)"
+perf report -i "$out.perf" --no-children -g none --sort comm 2> /dev/null | grep '%' | head -8
+echo "== by library"
 perf report -i "$out.perf" --no-children -g none --sort dso 2> /dev/null | grep '%' | head -10
 echo "== hottest functions"
 perf report -i "$out.perf" --no-children -g none --sort dso,sym 2> /dev/null | grep '%' | head -40 | cut -c1-220
