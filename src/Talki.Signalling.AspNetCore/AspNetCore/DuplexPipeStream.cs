@@ -160,7 +160,14 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
             throw new OperationCanceledException("The pending read was cancelled.");
         }
 
-        if (readable.Length < 2 || (readable.FirstSpan[0] & 0x0F) > 0x2)
+        if (readable.Length < 2)
+        {
+            return false;
+        }
+
+        Span<byte> first = stackalloc byte[1];
+        readable.Slice(0, 1).CopyTo(first); // not FirstSpan: a sequence's first segment may be empty
+        if ((first[0] & 0x0F) > 0x2)
         {
             return false;
         }

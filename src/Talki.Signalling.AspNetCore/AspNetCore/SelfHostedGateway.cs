@@ -481,12 +481,6 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         // Set only when the connection ends while its sender runs: the receive loop waits on it before the close handshake.
         private TaskCompletionSource? _drained;
         private readonly CancellationTokenSource _receiveAbort;
-        // What the WebSocket's receives and sends are given: on the pipe none (the abort ends them through the stream,
-        // DuplexPipeStream.Abort), otherwise the abort's token. A cancellable token costs ManagedWebSocket a registration
-        // per call and sends it down its slower path (dotnet/runtime, ManagedWebSocket.SendFrameAsync: "If a cancelable
-        // cancellation token was provided ... just immediately go to the fallback path"): about 1.5 % of a saturated
-        // server's CPU in a profile (docs/performance.md).
-        private readonly CancellationToken _io;
         private readonly TimeProvider _time;
         private long _lastActivity;
         private int _queued;
@@ -508,8 +502,16 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             // bound to TimeProvider.System holds an unarmed timer from the start, 96 bytes per socket). Another clock
             // (the tests' fake one) is bound as before, so that the close handshake timeout follows it.
             _receiveAbort = time == TimeProvider.System ? new CancellationTokenSource() : new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
-            _io = transport is null ? _receiveAbort.Token : CancellationToken.None;
         }
+
+        /// <summary>
+        /// Gets what the WebSocket's receives and sends are given: on the pipe no token (the abort ends them through the
+        /// stream, <see cref="DuplexPipeStream.Abort"/>), otherwise the abort's. A cancellable token costs ManagedWebSocket a
+        /// registration per call and sends it down its slower path (dotnet/runtime, <c>ManagedWebSocket.SendFrameAsync</c>:
+        /// "If a cancelable cancellation token was provided ... just immediately go to the fallback path"): about 1.5 % of a
+        /// saturated server's CPU in a profile (docs/performance.md). A property, not a field: nothing more per connection.
+        /// </summary>
+        private CancellationToken Io => _transport is null ? _receiveAbort.Token : CancellationToken.None;
 
         /// <summary>Gets the timestamp (<see cref="TimeProvider.GetTimestamp"/>) of the last message received or sent, or of the opening.</summary>
         public long LastActivity => Volatile.Read(ref _lastActivity);
@@ -625,7 +627,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                         var emptyMessage = false;
                         if (_transport?.HasWholeDataFrame() != true)
                         {
-                            var next = await _socket.ReceiveAsync(Memory<byte>.Empty, _io).ConfigureAwait(false);
+                            var next = await _socket.ReceiveAsync(Memory<byte>.Empty, Io).ConfigureAwait(false);
                             if (next.MessageType == WebSocketMessageType.Close)
                             {
                                 reason = "closed by the client";
@@ -776,7 +778,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
 
         /// <summary>
         /// Lets <see cref="_receiveAbort"/> end what waits on the pipe: the connection's wait for data, a pending receive, a
-        /// send waiting for the client to read (none of which is given the token, see <see cref="_io"/>). Registered once,
+        /// send waiting for the client to read (none of which is given the token, see <see cref="Io"/>). Registered once,
         /// when the abort is first armed (closing, or a failed send), so that an open connection holds no registration.
         /// </summary>
         private void ArmReceiveAbort()
@@ -814,7 +816,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                     total = 0;
                 }
 
-                result = await _socket.ReceiveAsync(buffer.AsMemory(total, limit + 1 - total), _io).ConfigureAwait(false);
+                result = await _socket.ReceiveAsync(buffer.AsMemory(total, limit + 1 - total), Io).ConfigureAwait(false);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     return (0, 0, "closed by the client");
@@ -906,7 +908,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                             // land after the client had the frame and moved on (a continuation run late on a busy machine),
                             // so a client could not tell from what it received when the connection was last active.
                             Volatile.Write(ref _lastActivity, _time.GetTimestamp());
-                            await _socket.SendAsync(item.Buffer.AsMemory(0, item.Length), WebSocketMessageType.Text, true, _io).ConfigureAwait(false);
+                            await _socket.SendAsync(item.Buffer.AsMemory(0, item.Length), WebSocketMessageType.Text, true, Io).ConfigureAwait(false);
                         }
                     }
                     finally

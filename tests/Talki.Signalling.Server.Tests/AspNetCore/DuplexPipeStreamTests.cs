@@ -484,6 +484,56 @@ public sealed class DuplexPipeStreamTests
         Assert.Equal(input, all); // every byte still there for the WebSocket
     }
 
+    /// <summary>A sequence may start with an empty segment: the opcode is read from the first byte, not the first span.</summary>
+    [Fact]
+    public void HasWholeDataFrame_WhenTheFirstSegmentIsEmpty_ReadsTheFirstByteFromTheNext()
+    {
+        var empty = new Segment(Array.Empty<byte>());
+        var last = empty.Append([0x81, 0x80, 1, 2, 3, 4]); // an empty masked text message
+        var stream = new DuplexPipeStream(new Duplex(new FixedReader(new ReadOnlySequence<byte>(empty, 0, last, last.Memory.Length)), new Pipe().Writer));
+        Assert.True(stream.HasWholeDataFrame());
+    }
+
+    private sealed class Segment : ReadOnlySequenceSegment<byte>
+    {
+        public Segment(byte[] bytes) => Memory = bytes;
+
+        public Segment Append(byte[] bytes)
+        {
+            var next = new Segment(bytes) { RunningIndex = RunningIndex + Memory.Length };
+            Next = next;
+            return next;
+        }
+    }
+
+    /// <summary>A reader that always holds the same bytes (what <see cref="DuplexPipeStream.HasWholeDataFrame"/> peeks at).</summary>
+    private sealed class FixedReader(ReadOnlySequence<byte> bytes) : PipeReader
+    {
+        public override bool TryRead(out ReadResult result)
+        {
+            result = new ReadResult(bytes, isCanceled: false, isCompleted: false);
+            return true;
+        }
+
+        public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default) => new(new ReadResult(bytes, false, false));
+
+        public override void AdvanceTo(SequencePosition consumed)
+        {
+        }
+
+        public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+        {
+        }
+
+        public override void CancelPendingRead()
+        {
+        }
+
+        public override void Complete(Exception? exception = null)
+        {
+        }
+    }
+
     private static (DuplexPipeStream Stream, PipeWriter Input) NewStream()
     {
         var input = new Pipe();
