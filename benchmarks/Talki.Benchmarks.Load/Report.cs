@@ -66,8 +66,7 @@ internal static class Report
         header.AddRange(options.Pairs.Select(p => Format($"msg/s at {p:N0} pairs (server CPU µs/msg)")));
         header.AddRange(options.Rates.Select(r => Format($"{r:N0} msg/s over {options.RatePairs:N0} pairs: p50 / p99 / max ms (server CPU)")));
         header.AddRange(options.Idle.Select(k => Format($"RSS per idle connection at {k:N0} (KiB)")));
-        text.AppendLine("| " + string.Join(" | ", header) + " |");
-        text.AppendLine("|" + string.Concat(header.Select((_, i) => i == 0 ? "---|" : "---:|")));
+        TableHead(text, header);
         foreach (var result in results)
         {
             var row = new List<string> { Label(options, result), Startup(result) };
@@ -121,14 +120,20 @@ internal static class Report
         return text.ToString();
     }
 
+    /// <summary>A table's header row and its alignment row (the first column left, the figures right).</summary>
+    private static void TableHead(StringBuilder text, List<string> header)
+    {
+        text.AppendLine("| " + string.Join(" | ", header) + " |");
+        text.AppendLine("|" + string.Concat(header.Select((_, i) => i == 0 ? "---|" : "---:|")));
+    }
+
     private static string Label(LoadOptions options, ServerResult result) => options.Repeat > 1 ? Format($"{result.Name}, round {result.Round}") : result.Name;
 
     /// <summary>The median of every figure over the rounds, valid runs only (the count when some were not).</summary>
     private static void Medians(StringBuilder text, LoadOptions options, IReadOnlyList<ServerResult> results, List<string> header)
     {
         text.AppendLine(Format($"Medians over {options.Repeat} rounds (valid runs only; `k of n` when some were not):")).AppendLine();
-        text.AppendLine("| " + string.Join(" | ", header) + " |");
-        text.AppendLine("|" + string.Concat(header.Select((_, i) => i == 0 ? "---|" : "---:|")));
+        TableHead(text, header);
         foreach (var group in results.GroupBy(r => r.Name))
         {
             var row = new List<string> { group.Key };

@@ -1179,15 +1179,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         {
             case Delivery.Delivered:
             case Delivery.Queued:
-                // The duration costs a second clock read: only while something listens to it.
-                if (_metrics.TimesRelays)
-                {
-                    _metrics.SignalRelayed(_time.GetElapsedTime(started));
-                }
-                else
-                {
-                    _metrics.SignalRelayed();
-                }
+                _metrics.SignalRelayed(_time, started);
                 break;
             case Delivery.QueueFull:
                 await SendErrorAsync(connectionId, SignallingErrorCode.DeliveryFailed, "That member's connection is resuming and its queue is full; the signal was dropped.", signal.CorrelationId, cancellationToken).ConfigureAwait(false);

@@ -53,17 +53,19 @@ internal sealed class SignallingMetrics
 
     public void Resume(string outcome) => _resumes.Add(1, new KeyValuePair<string, object?>("talki.resume.outcome", outcome));
 
-    /// <summary>Gets whether a listener records the relay's duration (<see cref="Instrument.Enabled"/>): when none does, it need not be measured.</summary>
-    public bool TimesRelays => _relayDuration.Enabled;
-
-    public void SignalRelayed(TimeSpan elapsed)
+    /// <summary>
+    /// Counts a relayed signal and records how long it took since <paramref name="started"/> (a timestamp of
+    /// <paramref name="time"/>); the clock is read for that only while a listener records the duration
+    /// (<see cref="Instrument.Enabled"/>).
+    /// </summary>
+    public void SignalRelayed(TimeProvider time, long started)
     {
         _signalsRelayed.Add(1);
-        _relayDuration.Record(elapsed.TotalSeconds);
+        if (_relayDuration.Enabled)
+        {
+            _relayDuration.Record(time.GetElapsedTime(started).TotalSeconds);
+        }
     }
-
-    /// <summary>Counts a relayed signal whose duration nobody listens to.</summary>
-    public void SignalRelayed() => _signalsRelayed.Add(1);
 
     public void Error(SignallingErrorCode code) => _errors.Add(1, new KeyValuePair<string, object?>(ErrorCodeTag, code.ToWireName()));
 }
