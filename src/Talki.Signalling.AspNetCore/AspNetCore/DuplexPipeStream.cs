@@ -41,12 +41,6 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
     /// <summary>Gets whether every byte read so far ended a whole frame: the next read starts a frame's header.</summary>
     public bool AtFrameBoundary => _toFrameEnd == 0;
 
-    /// <summary>
-    /// Gets whether the last read took all the pipe held then (initially true): when it did not, more is there already,
-    /// and a reader that would wait for data need not.
-    /// </summary>
-    public bool Drained { get; private set; } = true;
-
     public override bool CanRead => true;
 
     public override bool CanWrite => true;
@@ -132,48 +126,79 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
             readable.Slice(0, count).CopyTo(buffer.Span);
             pipe.Input.AdvanceTo(readable.GetPosition(count));
             _toFrameEnd -= count;
-            Drained = count == readable.Length;
             return count;
         }
     }
 
     /// <summary>
-    /// Whether the input holds, at a frame boundary, the whole of a data frame (text, binary or a continuation; RFC 6455
-    /// §5.2 opcodes 0x0–0x2), header and payload: a receive of it will not wait for the client. Consumes nothing. A control
-    /// frame does not count: the WebSocket handles it inside a receive and then waits there for the next frame, which a
-    /// client keep-alive (an unsolicited pong) followed by silence would make a wait with a buffer in hand.
+    /// What the input holds for the next receive, consuming nothing: whether the receive can take what it needs without
+    /// waiting for the client, so that a buffer rented for it is not held while a client trickles (or stops mid-frame).
     /// </summary>
+    /// <param name="largest">
+    /// The most of a data frame worth waiting for: a frame longer than this is <see cref="NextFrame.Receivable"/> once this
+    /// much of it is there (a receive buffer holds no more than this anyway). It must stay under the transport's read
+    /// buffer limit (Kestrel's <c>MaxReadBufferSize</c>, 1 MiB by default), at which the pipe stops reading the socket.
+    /// </param>
+    /// <returns>
+    /// <see cref="NextFrame.WholeDataFrame"/>: at a frame boundary, a whole data frame (text, binary or a continuation;
+    /// RFC 6455 §5.2 opcodes 0x0–0x2), header and payload. <see cref="NextFrame.Receivable"/>: a receive will not wait for
+    /// the client — at a boundary a control frame's whole header (the WebSocket reads its payload itself, into no buffer of
+    /// ours), or <paramref name="largest"/> bytes of a longer data frame; inside a frame, the rest of it (or
+    /// <paramref name="largest"/> less a header's 14 bytes of it); or the end of the input. <see cref="NextFrame.NotThere"/>:
+    /// anything less. Then everything in the input is marked examined, so the next <see cref="PipeReader.ReadAsync"/> of
+    /// <see cref="Input"/> waits for more.
+    /// </returns>
     /// <exception cref="OperationCanceledException">The stream was aborted (the read that would see it is cancelled).</exception>
-    public bool HasWholeDataFrame()
+    public NextFrame Peek(long largest)
     {
         ThrowIfAborted();
-        if (_toFrameEnd != 0 || !pipe.Input.TryRead(out var result))
+        if (!pipe.Input.TryRead(out var result))
         {
-            return false;
+            return NextFrame.NotThere; // nothing there at all: the pipe's next read waits
         }
 
         var readable = result.Buffer;
-        pipe.Input.AdvanceTo(readable.Start); // nothing consumed or examined: the next read returns the same bytes at once
         if (result.IsCanceled)
         {
             // The abort's cancellation of the next read, taken here: it must still end the connection.
+            pipe.Input.AdvanceTo(readable.Start);
             throw new OperationCanceledException("The pending read was cancelled.");
         }
 
-        if (readable.Length < 2)
+        var next = Classify(readable, largest);
+        if (next == NextFrame.NotThere && result.IsCompleted)
         {
-            return false;
+            next = NextFrame.Receivable; // the end of the input: the WebSocket reports it
+        }
+
+        // Nothing consumed; when more is needed, everything examined: the pipe's next read then waits for more.
+        pipe.Input.AdvanceTo(readable.Start, next == NextFrame.NotThere ? readable.End : readable.Start);
+        return next;
+    }
+
+    private NextFrame Classify(ReadOnlySequence<byte> readable, long largest)
+    {
+        if (_toFrameEnd != 0)
+        {
+            return readable.Length >= Math.Min(_toFrameEnd, largest - 14) ? NextFrame.Receivable : NextFrame.NotThere;
+        }
+
+        var length = FrameLength(readable);
+        if (length < 0)
+        {
+            return NextFrame.NotThere; // not the whole header
         }
 
         Span<byte> first = stackalloc byte[1];
         readable.Slice(0, 1).CopyTo(first); // not FirstSpan: a sequence's first segment may be empty
         if ((first[0] & 0x0F) > 0x2)
         {
-            return false;
+            return NextFrame.Receivable;
         }
 
-        var length = FrameLength(readable);
-        return length >= 0 && length <= readable.Length;
+        return length <= readable.Length ? NextFrame.WholeDataFrame
+            : readable.Length >= largest ? NextFrame.Receivable
+            : NextFrame.NotThere;
     }
 
     /// <summary>
@@ -331,4 +356,17 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
     public override void SetLength(long value) => throw new NotSupportedException();
+}
+
+/// <summary>What the input holds for the WebSocket's next receive (<see cref="DuplexPipeStream.Peek"/>).</summary>
+internal enum NextFrame
+{
+    /// <summary>Not yet what the receive needs: it would wait for the client.</summary>
+    NotThere,
+
+    /// <summary>At a frame boundary, a whole data frame: the receive into a buffer takes it at once.</summary>
+    WholeDataFrame,
+
+    /// <summary>What a receive takes without waiting for the client, but not a whole data frame (a control frame, the end…).</summary>
+    Receivable,
 }

@@ -47,6 +47,15 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
     /// <summary>How long the gateway waits for the client's close frame after sending its own.</summary>
     internal static readonly TimeSpan CloseHandshakeTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// The most of a data frame the gateway waits for on the pipe before it rents a receive buffer
+    /// (<see cref="DuplexPipeStream.Peek"/>): the buffer's size (the limit, a byte more, and a header's 14 bytes), at most
+    /// 64 KiB. The cap keeps it well under the transport's read buffer limit (Kestrel's <c>MaxReadBufferSize</c> and
+    /// <c>MaxRequestBufferSize</c>, 1 MiB by default), at which the pipe would stop reading and the wait never end. A frame
+    /// longer than the wait is received once that much of it is there.
+    /// </summary>
+    internal static long WholeFrameWait(int limit) => Math.Min(limit + 1L + 14, 64 * 1024);
+
     /// <summary>How early a timer may fire, measured on <see cref="TimeProvider.GetTimestamp"/>, and still count as on time.</summary>
     /// <remarks>The system timers run on a coarser clock than the timestamps (milliseconds, and a coarse monotonic clock on Linux).</remarks>
     private static readonly TimeSpan TimerSlack = TimeSpan.FromMilliseconds(20);
@@ -604,37 +613,43 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                 {
                     // The receive loop is inline: an awaited method of its own would be one more frame for the socket's life.
                     var limit = _options.MaxInboundMessageBytes;
+                    var largest = WholeFrameWait(limit);
                     while (true)
                     {
-                        if (_transport is { AtFrameBoundary: true, Drained: true } transport)
+                        // Idle, a socket holds no receive buffer, and none is rented until the message can be read without
+                        // waiting for the client: a member that sends a frame's header and a byte of it, and then nothing,
+                        // holds what it sent and no 32 KiB (64 KiB from the pool's bucket).
+                        var next = NextFrame.Receivable;
+                        if (_transport is { } transport)
                         {
-                            // Idle on the connection's pipe itself: data there, or the end, before the WebSocket is asked
-                            // (not when the last read left bytes in the pipe: the next frame is there already).
-                            // The WebSocket holds nothing of the connection between messages (DuplexPipeStream stops every
-                            // read at its frame's end), and a pending pipe read holds no state of its own, where a pending
-                            // receive holds the WebSocket's and the stream's (about 400 bytes per idle member). Closing
-                            // cancels it (ArmReceiveAbort).
-                            var waited = await transport.Input.ReadAsync(CancellationToken.None).ConfigureAwait(false);
-                            transport.Input.AdvanceTo(waited.Buffer.Start);
-                            _receiveAbort.Token.ThrowIfCancellationRequested();
+                            // Idle on the connection's pipe itself, until the next frame is there (or the end), before the
+                            // WebSocket is asked. The WebSocket holds nothing of the connection between messages
+                            // (DuplexPipeStream stops every read at its frame's end), and a pending pipe read holds no state
+                            // of its own, where a pending receive holds the WebSocket's and the stream's (about 400 bytes per
+                            // idle member). Closing cancels it (ArmReceiveAbort). Inline: no frame of its own while idle.
+                            while ((next = transport.Peek(largest)) == NextFrame.NotThere)
+                            {
+                                var waited = await transport.Input.ReadAsync(CancellationToken.None).ConfigureAwait(false);
+                                transport.Input.AdvanceTo(waited.Buffer.Start);
+                                _receiveAbort.Token.ThrowIfCancellationRequested();
+                            }
                         }
 
-                        // Idle, a socket holds no receive buffer: a zero-byte read waits for the next frame (ManagedWebSocket
-                        // supports it; dotnet/runtime#87329 keeps it from touching a buffer underneath), and only then is a
-                        // buffer rented for the message, and returned once the engine has handled it. An idle member costs
-                        // no 32 KiB. On the pipe, when the whole of the next data frame is there already (as it is for
-                        // nearly every message), the zero-byte read is skipped: the receive into the buffer will not wait.
+                        // Off the pipe, and on it before anything but a whole data frame (nearly every message is one), a
+                        // zero-byte read waits for the next data frame's header with no buffer (ManagedWebSocket supports
+                        // it; dotnet/runtime#87329 keeps it from touching a buffer underneath), handling control frames on
+                        // its way.
                         var emptyMessage = false;
-                        if (_transport?.HasWholeDataFrame() != true)
+                        if (next != NextFrame.WholeDataFrame)
                         {
-                            var next = await _socket.ReceiveAsync(Memory<byte>.Empty, Io).ConfigureAwait(false);
-                            if (next.MessageType == WebSocketMessageType.Close)
+                            var header = await _socket.ReceiveAsync(Memory<byte>.Empty, Io).ConfigureAwait(false);
+                            if (header.MessageType == WebSocketMessageType.Close)
                             {
                                 reason = "closed by the client";
                                 break;
                             }
 
-                            if (next.MessageType == WebSocketMessageType.Binary)
+                            if (header.MessageType == WebSocketMessageType.Binary)
                             {
                                 // API Gateway closes on binary frames with 1003.
                                 RequestClose(WebSocketCloseStatus.InvalidMessageType, "binary frames are not supported");
@@ -642,14 +657,20 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                                 break;
                             }
 
-                            emptyMessage = next.EndOfMessage;
+                            emptyMessage = header.EndOfMessage;
+                            if (!emptyMessage && _transport is { AtFrameBoundary: false } onPipe)
+                            {
+                                // The rest of the frame it read the header of. (At a boundary the WebSocket read all of it, header
+                                // and payload, into its own small header buffer: nothing to wait for.)
+                                await WaitOnPipeAsync(onPipe, largest).ConfigureAwait(false);
+                            }
                         }
 
-                        var buffer = ArrayPool<byte>.Shared.Rent(limit + 1);
-                        _holdsBuffer = true;
+                        byte[]? buffer = null;
                         try
                         {
-                            var outcome = await ReceiveMessageAsync(buffer, limit, emptyMessage).ConfigureAwait(false);
+                            var outcome = await ReceiveMessageAsync(limit, largest, emptyMessage).ConfigureAwait(false);
+                            buffer = outcome.Buffer; // ours to return from here
                             if (outcome.Ended is { } ended)
                             {
                                 reason = ended;
@@ -691,7 +712,11 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                         }
                         finally
                         {
-                            ArrayPool<byte>.Shared.Return(buffer);
+                            if (buffer is not null)
+                            {
+                                ArrayPool<byte>.Shared.Return(buffer);
+                            }
+
                             _holdsBuffer = false;
                         }
                     }
@@ -796,43 +821,131 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             }
         }
 
-        /// <summary>Reads one message into <paramref name="buffer"/> (at most <paramref name="limit"/> bytes kept; a longer one is read to its end and reported).</summary>
-        private async Task<(int Length, long TooLarge, string? Ended)> ReceiveMessageAsync(byte[] buffer, int limit, bool emptyMessage)
+        /// <summary>
+        /// Rents the receive buffer and reads one message into it (at most <paramref name="limit"/> bytes kept; a longer one
+        /// is read to its end and reported). The buffer is the caller's once this returns; if it throws, nothing is held.
+        /// Between the frames of a fragmented message (RFC 6455 §5.4) the buffer is held only while the next frame is there:
+        /// otherwise what was received moves to a buffer of its own size until it is.
+        /// </summary>
+        private async Task<(byte[] Buffer, int Length, long TooLarge, string? Ended)> ReceiveMessageAsync(int limit, long largest, bool emptyMessage)
         {
-            if (emptyMessage)
+            var buffer = ArrayPool<byte>.Shared.Rent(limit + 1);
+            _holdsBuffer = true;
+            var handedOver = false;
+            try
             {
-                return (0, 0, null); // the zero-byte read already consumed an empty message
+                if (emptyMessage)
+                {
+                    handedOver = true;
+                    return (buffer, 0, 0, null); // the zero-byte read already consumed an empty message
+                }
+
+                var total = 0;
+                long discarded = 0;
+                var end = false;
+                do
+                {
+                    if (total == limit + 1)
+                    {
+                        // Over the limit: keep reading to the end of the message, discarding it.
+                        discarded += total;
+                        total = 0;
+                    }
+
+                    var result = await _socket.ReceiveAsync(buffer.AsMemory(total, limit + 1 - total), Io).ConfigureAwait(false);
+                    if (result.MessageType == WebSocketMessageType.Close)
+                    {
+                        handedOver = true;
+                        return (buffer, 0, 0, "closed by the client");
+                    }
+
+                    if (result.MessageType == WebSocketMessageType.Binary)
+                    {
+                        RequestClose(WebSocketCloseStatus.InvalidMessageType, "binary frames are not supported");
+                        handedOver = true;
+                        return (buffer, 0, 0, "binary frame");
+                    }
+
+                    total += result.Count;
+                    end = result.EndOfMessage;
+                    if (!end && total <= limit && _transport is { AtFrameBoundary: true } transport && transport.Peek(largest) != NextFrame.WholeDataFrame)
+                    {
+                        // A fragment ended and the next is not all there: keep what came, not the whole buffer, meanwhile.
+                        var kept = ArrayPool<byte>.Shared.Rent(Math.Max(total, 1));
+                        buffer.AsSpan(0, total).CopyTo(kept);
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        buffer = kept;
+                        _holdsBuffer = false;
+                        (var ended, end) = await NextFragmentAsync(transport, largest).ConfigureAwait(false);
+                        var whole = ArrayPool<byte>.Shared.Rent(limit + 1);
+                        kept.AsSpan(0, total).CopyTo(whole);
+                        buffer = whole;
+                        ArrayPool<byte>.Shared.Return(kept);
+                        _holdsBuffer = true;
+                        if (ended is not null)
+                        {
+                            handedOver = true;
+                            return (buffer, 0, 0, ended);
+                        }
+                    }
+                }
+                while (!end);
+
+                handedOver = true;
+                return discarded > 0 || total > limit ? (buffer, 0, discarded + total, null) : (buffer, total, 0, null);
+            }
+            finally
+            {
+                if (!handedOver)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    _holdsBuffer = false;
+                }
+            }
+        }
+
+        /// <summary>
+        /// Waits, with no receive buffer, until the next frame of a fragmented message can be received without waiting for
+        /// the client: a whole continuation frame, or (after the control frames before it, which a zero-byte receive handles)
+        /// the rest of the one whose header the WebSocket has read. Returns why the connection ends (or null), and whether
+        /// the message ended already (an empty last fragment, which the zero-byte receive consumed).
+        /// </summary>
+        private async Task<(string? Ended, bool MessageEnded)> NextFragmentAsync(DuplexPipeStream transport, long largest)
+        {
+            await WaitOnPipeAsync(transport, largest).ConfigureAwait(false);
+            if (transport.Peek(largest) == NextFrame.WholeDataFrame)
+            {
+                return (null, false);
             }
 
-            var total = 0;
-            long discarded = 0;
-            ValueWebSocketReceiveResult result;
-            do
+            var header = await _socket.ReceiveAsync(Memory<byte>.Empty, Io).ConfigureAwait(false);
+            if (header.MessageType == WebSocketMessageType.Close)
             {
-                if (total == limit + 1)
-                {
-                    // Over the limit: keep reading to the end of the message, discarding it.
-                    discarded += total;
-                    total = 0;
-                }
-
-                result = await _socket.ReceiveAsync(buffer.AsMemory(total, limit + 1 - total), Io).ConfigureAwait(false);
-                if (result.MessageType == WebSocketMessageType.Close)
-                {
-                    return (0, 0, "closed by the client");
-                }
-
-                if (result.MessageType == WebSocketMessageType.Binary)
-                {
-                    RequestClose(WebSocketCloseStatus.InvalidMessageType, "binary frames are not supported");
-                    return (0, 0, "binary frame");
-                }
-
-                total += result.Count;
+                return ("closed by the client", false);
             }
-            while (!result.EndOfMessage);
 
-            return discarded > 0 || total > limit ? (0, discarded + total, null) : (total, 0, null);
+            if (header.EndOfMessage)
+            {
+                return (null, true);
+            }
+
+            if (!transport.AtFrameBoundary)
+            {
+                await WaitOnPipeAsync(transport, largest).ConfigureAwait(false); // at a boundary the WebSocket holds all of the frame
+            }
+
+            return (null, false);
+        }
+
+        /// <summary>Waits on the pipe until <see cref="DuplexPipeStream.Peek"/> finds what the next receive needs; closing ends the wait.</summary>
+        private async ValueTask WaitOnPipeAsync(DuplexPipeStream transport, long largest)
+        {
+            while (transport.Peek(largest) == NextFrame.NotThere)
+            {
+                var waited = await transport.Input.ReadAsync(CancellationToken.None).ConfigureAwait(false);
+                transport.Input.AdvanceTo(waited.Buffer.Start);
+                _receiveAbort.Token.ThrowIfCancellationRequested();
+            }
         }
 
         /// <summary>Queues an outbound item and starts the sender when none runs; false once the connection completed.</summary>

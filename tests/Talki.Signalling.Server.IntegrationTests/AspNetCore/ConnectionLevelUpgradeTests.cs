@@ -553,17 +553,68 @@ public sealed class ConnectionLevelUpgradeTests
         await client.SendAsync([.. MaskedFrame(0xA, []), .. message]);
         Assert.IsType<PongMessage>(await ReceiveAsync(socket));
         await WaitForNoBufferAsync(host);
+    }
 
-        static async Task WaitForNoBufferAsync(TestHost host)
+    [Fact]
+    public async Task MemberThatTricklesAMessage_HoldsNoReceiveBufferUntilItIsThere_AndTheMessageStillComes()
+    {
+        // Hostile: a member sends a frame's header and a byte of it, or the first fragment of a message, and then nothing.
+        // The receive buffer (the gateway's limit, 32 KiB + 1, which the pool serves from its 64 KiB bucket) is rented only
+        // once the message can be read without waiting for the client: what a trickling member holds is what it sent.
+        await using var host = await TestHost.StartAsync(connectionLevelUpgrade: true);
+        await using var open = await OpenSocketAsync(host);
+        var (client, socket) = (open.Client, open.Socket);
+        await WaitForNoBufferAsync(host);
+
+        // A header and one byte of the payload.
+        var message = MaskedTextFrame("""{"type":"ping"}""");
+        await client.SendAsync(message[..7]);
+        await Task.Delay(300);
+        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
+        await client.SendAsync(message[7..]);
+        Assert.IsType<PongMessage>(await ReceiveAsync(socket));
+        await WaitForNoBufferAsync(host);
+
+        // A message in fragments (RFC 6455 §5.4): the first whole, then nothing; a ping between the fragments; then the last.
+        var text = Encoding.UTF8.GetBytes("""{"type":"ping"}""");
+        await client.SendAsync(MaskedFrame(0x1, text[..5], fin: false));
+        await Task.Delay(300);
+        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
+        await client.SendAsync(MaskedFrame(0x9, [7]));
+        await Task.Delay(300);
+        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
+        var last = MaskedFrame(0x0, text[5..]);
+        await client.SendAsync(last[..3]);
+        await Task.Delay(300);
+        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
+        await client.SendAsync(last[3..]);
+        Assert.IsType<PongMessage>(await ReceiveAsync(socket)); // the message put together again
+        await WaitForNoBufferAsync(host);
+
+        // A frame that announces more than the limit, and a little of it: nothing is rented for the promise.
+        var huge = new byte[40 * 1024];
+        huge.AsSpan().Fill((byte)' ');
+        var tooLarge = MaskedFrame(0x1, huge);
+        await client.SendAsync(tooLarge[..100]);
+        await Task.Delay(300);
+        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
+        await client.SendAsync(tooLarge[100..]); // the rest: discarded and answered, and the socket goes on
+        var error = Assert.IsType<ErrorMessage>(await ReceiveAsync(socket));
+        Assert.Equal(SignallingErrorCode.MessageTooLarge, error.Code);
+        await SendAsync(socket, """{"type":"ping"}""");
+        Assert.IsType<PongMessage>(await ReceiveAsync(socket));
+        await WaitForNoBufferAsync(host);
+    }
+
+    private static async Task WaitForNoBufferAsync(TestHost host)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (host.Gateway.ReceiveBuffersHeld != 0 && DateTime.UtcNow < deadline)
         {
-            var deadline = DateTime.UtcNow.AddSeconds(10);
-            while (host.Gateway.ReceiveBuffersHeld != 0 && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(20);
-            }
-
-            Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
+            await Task.Delay(20);
         }
+
+        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
     }
 
     [Fact]
@@ -699,17 +750,24 @@ public sealed class ConnectionLevelUpgradeTests
     /// <summary>RFC 6455 §5.2: FIN, opcode 1 (text), MASK with a key, a 7-bit length (the payload is under 126 bytes).</summary>
     private static byte[] MaskedTextFrame(string text) => MaskedFrame(0x1, Encoding.UTF8.GetBytes(text));
 
-    /// <summary>RFC 6455 §5.2: FIN, the opcode, MASK with a key, a 7-bit length (the payload is under 126 bytes).</summary>
-    private static byte[] MaskedFrame(byte opcode, byte[] payload)
+    /// <summary>RFC 6455 §5.2: FIN (unless <paramref name="fin"/> is false), the opcode, MASK with a key, the length in 7 or 7 + 16 bits.</summary>
+    private static byte[] MaskedFrame(byte opcode, byte[] payload, bool fin = true)
     {
         byte[] mask = [0x12, 0x34, 0x56, 0x78];
-        var frame = new byte[2 + 4 + payload.Length];
-        frame[0] = (byte)(0x80 | opcode);
-        frame[1] = (byte)(0x80 | payload.Length);
-        mask.CopyTo(frame, 2);
+        var extended = payload.Length < 126 ? 0 : 2;
+        Assert.True(payload.Length <= ushort.MaxValue);
+        var frame = new byte[2 + extended + 4 + payload.Length];
+        frame[0] = (byte)((fin ? 0x80 : 0) | opcode);
+        frame[1] = (byte)(0x80 | (extended == 0 ? payload.Length : 126));
+        if (extended != 0)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(2), (ushort)payload.Length);
+        }
+
+        mask.CopyTo(frame, 2 + extended);
         for (var i = 0; i < payload.Length; i++)
         {
-            frame[6 + i] = (byte)(payload[i] ^ mask[i % 4]);
+            frame[2 + extended + 4 + i] = (byte)(payload[i] ^ mask[i % 4]);
         }
 
         return frame;

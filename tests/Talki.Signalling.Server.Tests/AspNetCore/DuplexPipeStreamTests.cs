@@ -35,10 +35,10 @@ public sealed class DuplexPipeStreamTests
         Assert.True(stream.AtFrameBoundary);
         Assert.Equal(6, await stream.ReadAsync(buffer));
         Assert.True(stream.AtFrameBoundary);
-        Assert.False(stream.Drained); // the second frame is in the pipe already
+        Assert.Equal(NextFrame.WholeDataFrame, stream.Peek(1024)); // the second frame is in the pipe already
         Assert.Equal(8, await stream.ReadAsync(buffer));
         Assert.True(stream.AtFrameBoundary);
-        Assert.True(stream.Drained);
+        Assert.Equal(NextFrame.NotThere, stream.Peek(1024));
     }
 
     [Fact]
@@ -453,26 +453,33 @@ public sealed class DuplexPipeStreamTests
     /// <summary>
     /// The gateway skips the WebSocket's zero-byte read only when a whole data frame is in the pipe: a header cut short,
     /// a payload not all there, or a control frame (handled inside a receive, which then waits on) do not count, and
-    /// asking consumes nothing.
+    /// asking consumes nothing. It rents a buffer only once a receive will not wait for the client: a control frame's
+    /// header, or as much of a long data frame as the buffer holds (here 40 bytes), is receivable; less is not.
     /// </summary>
     [Theory]
-    [InlineData(new byte[] { }, false)]
-    [InlineData(new byte[] { 0x81 }, false)] // a part of a header
-    [InlineData(new byte[] { 0x81, 0x82, 1, 2, 3, 4, 0x41 }, false)] // masked text of 2 bytes, 1 there
-    [InlineData(new byte[] { 0x81, 0x82, 1, 2, 3, 4, 0x41, 0x42 }, true)] // masked text, whole
-    [InlineData(new byte[] { 0x81, 0x80, 1, 2, 3, 4 }, true)] // an empty text message
-    [InlineData(new byte[] { 0x82, 0x81, 1, 2, 3, 4, 0x41 }, true)] // binary: a data frame (the gateway refuses it after reading it)
-    [InlineData(new byte[] { 0x8A, 0x80, 1, 2, 3, 4 }, false)] // a pong: a control frame
-    [InlineData(new byte[] { 0x89, 0x80, 1, 2, 3, 4, 0x81, 0x80, 1, 2, 3, 4 }, false)] // a ping, then a whole message
-    [InlineData(new byte[] { 0x88, 0x82, 1, 2, 3, 4, 0x03, 0xE8 }, false)] // a close frame
-    public async Task HasWholeDataFrame_OnlyForAWholeTextOrBinaryFrameAtTheStart_AndConsumesNothing(byte[] input, bool expected)
+    [InlineData(new byte[] { }, (int)NextFrame.NotThere)]
+    [InlineData(new byte[] { 0x81 }, (int)NextFrame.NotThere)] // a part of a header
+    [InlineData(new byte[] { 0x81, 0x82, 1, 2, 3, 4, 0x41 }, (int)NextFrame.NotThere)] // masked text of 2 bytes, 1 there
+    [InlineData(new byte[] { 0x81, 0x82, 1, 2, 3, 4, 0x41, 0x42 }, (int)NextFrame.WholeDataFrame)] // masked text, whole
+    [InlineData(new byte[] { 0x81, 0x80, 1, 2, 3, 4 }, (int)NextFrame.WholeDataFrame)] // an empty text message
+    [InlineData(new byte[] { 0x01, 0x81, 1, 2, 3, 4, 0x41 }, (int)NextFrame.WholeDataFrame)] // a first fragment, whole
+    [InlineData(new byte[] { 0x82, 0x81, 1, 2, 3, 4, 0x41 }, (int)NextFrame.WholeDataFrame)] // binary: a data frame (the gateway refuses it after reading it)
+    [InlineData(new byte[] { 0x8A, 0x80, 1, 2, 3, 4 }, (int)NextFrame.Receivable)] // a pong: a control frame
+    [InlineData(new byte[] { 0x89, 0x85, 1, 2, 3, 4, 9 }, (int)NextFrame.Receivable)] // a ping's header and a part of its payload
+    [InlineData(new byte[] { 0x89, 0x80, 1, 2, 3, 4, 0x81, 0x80, 1, 2, 3, 4 }, (int)NextFrame.Receivable)] // a ping, then a whole message
+    [InlineData(new byte[] { 0x88, 0x82, 1, 2, 3, 4, 0x03, 0xE8 }, (int)NextFrame.Receivable)] // a close frame
+    [InlineData(new byte[] { 0x81, 0xB2, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, (int)NextFrame.NotThere)] // 50 bytes announced, 39 of the frame there
+    [InlineData(new byte[] { 0x81, 0xB2, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, (int)NextFrame.Receivable)] // 50 announced, 40 there
+    public async Task Peek_AtAFrameBoundary_SaysWhatTheNextReceiveCanTake_AndConsumesNothing(byte[] input, int next)
     {
+        var expected = (NextFrame)next;
         var (stream, writer) = NewStream();
         await writer.WriteAsync(input);
-        Assert.Equal(expected, stream.HasWholeDataFrame());
-        Assert.Equal(expected, stream.HasWholeDataFrame()); // asked twice: the same answer, nothing was taken
+        Assert.Equal(expected, stream.Peek(40));
+        Assert.Equal(expected, stream.Peek(40)); // asked twice: the same answer, nothing was taken
 
         writer.Complete();
+        Assert.Equal(expected == NextFrame.NotThere ? NextFrame.Receivable : expected, stream.Peek(40)); // at the end, whatever is there is the receive's
         var all = new List<byte>();
         var buffer = new byte[64];
         int read;
@@ -484,14 +491,36 @@ public sealed class DuplexPipeStreamTests
         Assert.Equal(input, all); // every byte still there for the WebSocket
     }
 
+    [Fact]
+    public async Task Peek_InsideAFrame_IsReceivableOnceTheRestIsThere_AndNotThere_MakesThePipesNextReadWaitForMore()
+    {
+        var (stream, writer) = NewStream();
+        await writer.WriteAsync(new byte[] { 0x81, 0x8A, 1, 2, 3, 4, 0, 0 }); // 10 bytes announced, 2 there
+        var buffer = new byte[14];
+        Assert.Equal(8, await stream.ReadAsync(buffer)); // what a WebSocket's header read takes
+        Assert.False(stream.AtFrameBoundary);
+        Assert.Equal(NextFrame.NotThere, stream.Peek(1024));
+
+        var read = stream.Input.ReadAsync();
+        await Task.Delay(50);
+        Assert.False(read.IsCompleted); // everything was examined: the pipe waits for more, it does not spin
+        await writer.WriteAsync(new byte[] { 0, 0, 0, 0, 0, 0, 0 });
+        var result = await read;
+        stream.Input.AdvanceTo(result.Buffer.Start);
+        Assert.Equal(NextFrame.NotThere, stream.Peek(1024)); // 7 of the 8 left
+
+        await writer.WriteAsync(new byte[] { 0 });
+        Assert.Equal(NextFrame.Receivable, stream.Peek(1024));
+    }
+
     /// <summary>A sequence may start with an empty segment: the opcode is read from the first byte, not the first span.</summary>
     [Fact]
-    public void HasWholeDataFrame_WhenTheFirstSegmentIsEmpty_ReadsTheFirstByteFromTheNext()
+    public void Peek_WhenTheFirstSegmentIsEmpty_ReadsTheFirstByteFromTheNext()
     {
         var empty = new Segment(Array.Empty<byte>());
         var last = empty.Append([0x81, 0x80, 1, 2, 3, 4]); // an empty masked text message
         var stream = new DuplexPipeStream(new Duplex(new FixedReader(new ReadOnlySequence<byte>(empty, 0, last, last.Memory.Length)), new Pipe().Writer));
-        Assert.True(stream.HasWholeDataFrame());
+        Assert.Equal(NextFrame.WholeDataFrame, stream.Peek(1024));
     }
 
     private sealed class Segment : ReadOnlySequenceSegment<byte>
@@ -506,7 +535,7 @@ public sealed class DuplexPipeStreamTests
         }
     }
 
-    /// <summary>A reader that always holds the same bytes (what <see cref="DuplexPipeStream.HasWholeDataFrame"/> peeks at).</summary>
+    /// <summary>A reader that always holds the same bytes (what <see cref="DuplexPipeStream.Peek"/> looks at).</summary>
     private sealed class FixedReader(ReadOnlySequence<byte> bytes) : PipeReader
     {
         public override bool TryRead(out ReadResult result)
