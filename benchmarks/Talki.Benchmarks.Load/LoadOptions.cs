@@ -6,7 +6,7 @@ namespace Talki.Benchmarks.Load;
 internal sealed record LoadOptions
 {
     public const string Usage =
-        "usage: Talki.Benchmarks.Load [--server talki|peerjs|bare|bare-transport|LABEL=HOST.dll|all] [--repeat 1] [--pairs 10,100,1000] [--seconds 10] [--warmup 2]\n" +
+        "usage: Talki.Benchmarks.Load [--server talki|peerjs|bare|bare-transport|LABEL=HOST.dll|VARIANT|all] [--variant LABEL=SERVER:NAME=VALUE,…;…] [--repeat 1] [--pairs 10,100,1000] [--seconds 10] [--warmup 2]\n" +
         "       [--window 16] [--rates 2000,30000] [--rate-pairs 100] [--idle 1000,5000,10000] [--settle 5]\n" +
         "       [--startups 3] [--concurrency 32] [--drain 10] [--hold 0] [--jit-quiet 1] [--server-cpus LIST] [--server-env NAME=VALUE,...] [--out FILE]\n" +
         "A list may be empty (--idle '') to skip that measure.";
@@ -85,6 +85,14 @@ internal sealed record LoadOptions
     /// </summary>
     public IReadOnlyList<KeyValuePair<string, string>> ServerEnvironment { get; init; } = [];
 
+    /// <summary>
+    /// Gets the variants (<c>--variant LABEL=SERVER:NAME=VALUE,…</c>, several separated by <c>;</c>): a server measured
+    /// under its own label with more environment variables for its process, so that two settings of one build alternate
+    /// within each round (for example the sample host with and without inline I/O).
+    /// </summary>
+    public IReadOnlyDictionary<string, (string Server, IReadOnlyList<KeyValuePair<string, string>> Environment)> Variants { get; init; } =
+        new Dictionary<string, (string, IReadOnlyList<KeyValuePair<string, string>>)>();
+
     /// <summary>Gets the markdown file the table is written to (default: artifacts/load/load-{UTC time}.md under the repository).</summary>
     public string? Out { get; init; }
 
@@ -126,6 +134,7 @@ internal sealed record LoadOptions
                 "drain" => options with { Drain = Seconds(value) },
                 "server-cpus" => options with { ServerCpus = value },
                 "server-env" => options with { ServerEnvironment = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(Variable)] },
+                "variant" => options with { Variants = ParseVariants(value) },
                 "out" => options with { Out = value },
                 _ => throw new ArgumentException($"unknown option --{name}"),
             };
@@ -136,7 +145,16 @@ internal sealed record LoadOptions
             options = options with { RatePairs = Math.Min(options.RatePairs, options.Pairs.Max()) };
         }
 
-        var unknown = options.Servers.Except(["talki", "talki-aot", "peerjs", "bare", "bare-transport", .. options.HostBuilds.Keys]).ToList();
+        string[] known = ["talki", "talki-aot", "peerjs", "bare", "bare-transport", .. options.HostBuilds.Keys];
+        foreach (var (label, variant) in options.Variants)
+        {
+            if (known.Contains(label) || !known.Contains(variant.Server))
+            {
+                throw new ArgumentException($"--variant {label}: its label must be new and its server one of {string.Join(", ", known)}");
+            }
+        }
+
+        var unknown = options.Servers.Except([.. known, .. options.Variants.Keys]).ToList();
         return unknown.Count == 0 ? options : throw new ArgumentException($"unknown server {string.Join(", ", unknown)}");
     }
 
@@ -170,6 +188,31 @@ internal sealed record LoadOptions
         }
 
         return options with { Servers = servers, HostBuilds = builds };
+    }
+
+    private static Dictionary<string, (string, IReadOnlyList<KeyValuePair<string, string>>)> ParseVariants(string value)
+    {
+        var variants = new Dictionary<string, (string, IReadOnlyList<KeyValuePair<string, string>>)>(StringComparer.Ordinal);
+        foreach (var text in value.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var equals = text.IndexOf('=', StringComparison.Ordinal);
+            var colon = text.IndexOf(':', StringComparison.Ordinal);
+            if (equals <= 0 || colon < equals + 2)
+            {
+                throw new ArgumentException($"--variant takes LABEL=SERVER:NAME=VALUE,…, not '{text}'");
+            }
+
+            var label = text[..equals];
+            if (!label.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
+            {
+                throw new ArgumentException($"--variant {text}: the label is letters, digits and '-'");
+            }
+
+            List<KeyValuePair<string, string>> environment = [.. text[(colon + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries).Select(Variable)];
+            variants[label] = (text[(equals + 1)..colon], environment);
+        }
+
+        return variants;
     }
 
     private static KeyValuePair<string, string> Variable(string assignment)

@@ -37,7 +37,7 @@ internal static class Program
         {
             foreach (var name in options.Servers)
             {
-                using var target = Target.Create(name, options.HostBuilds);
+                using var target = Target.Create(name, options);
                 if (options.Repeat > 1)
                 {
                     Console.WriteLine($"== round {round} of {options.Repeat}");

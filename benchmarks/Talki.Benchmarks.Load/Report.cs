@@ -171,7 +171,7 @@ internal static class Report
     private static void Targets(StringBuilder text, LoadOptions options, IReadOnlyList<ServerResult> results)
     {
         var rows = new List<string>();
-        foreach (var name in options.Servers.Where(n => Target.IsTalki(n, options.HostBuilds)))
+        foreach (var name in options.Servers.Where(n => Target.IsTalki(n, options)))
         {
             foreach (var pairs in options.Pairs)
             {

@@ -142,7 +142,7 @@ internal sealed class ServerProcess : IAsyncDisposable
             start.Environment.Remove(variable);
         }
 
-        foreach (var (name, value) in environment ?? [])
+        foreach (var (name, value) in (IEnumerable<KeyValuePair<string, string>>)[.. environment ?? [], .. target.Environment])
         {
             start.Environment[name] = value;
         }

@@ -11,7 +11,17 @@ internal abstract class Target : IDisposable
 {
     private long _nextId;
 
-    public abstract string Name { get; }
+    /// <summary>Gets the server's name in the report: its variant's label (<c>--variant</c>), or the server's own.</summary>
+    public string Name => VariantLabel ?? ServerName;
+
+    /// <summary>Gets the label of the variant this is (<c>--variant LABEL=SERVER:NAME=VALUE,…</c>), or null.</summary>
+    public string? VariantLabel { get; private set; }
+
+    /// <summary>Gets the environment variables of this server's variant, set for its process on top of <c>--server-env</c>.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Environment { get; private set; } = [];
+
+    /// <summary>Gets the name of the server itself.</summary>
+    protected abstract string ServerName { get; }
 
     /// <summary>Gets the path that answers 200 once the server is up.</summary>
     public abstract string HealthPath { get; }
@@ -23,7 +33,7 @@ internal abstract class Target : IDisposable
     public string Describe()
     {
         var start = StartInfo(0);
-        return string.Join(' ', [Path.GetFileName(start.FileName), .. start.ArgumentList.Select(a =>
+        return string.Join(' ', [.. Environment.Select(v => v.Key + "=" + v.Value), Path.GetFileName(start.FileName), .. start.ArgumentList.Select(a =>
             a.StartsWith(RepositoryLayout.Root, StringComparison.Ordinal) ? Path.GetRelativePath(RepositoryLayout.Root, a)
             : a == "0" ? "PORT"
             : a.EndsWith(":0", StringComparison.Ordinal) ? a[..^1] + "PORT"
@@ -76,8 +86,25 @@ internal abstract class Target : IDisposable
         return start;
     }
 
-    /// <summary>The server <paramref name="name"/>: one of the known ones, or a build of the sample host named in <paramref name="builds"/>.</summary>
-    public static Target Create(string name, IReadOnlyDictionary<string, string> builds) => name switch
+    /// <summary>
+    /// The server <paramref name="name"/>: one of the known ones, a build of the sample host named in
+    /// <paramref name="options"/> (<c>LABEL=PATH</c>), or a variant of either (<c>--variant</c>: the same server with more
+    /// environment variables).
+    /// </summary>
+    public static Target Create(string name, LoadOptions options)
+    {
+        if (options.Variants.TryGetValue(name, out var variant))
+        {
+            var target = Create(variant.Server, options.HostBuilds);
+            target.VariantLabel = name;
+            target.Environment = variant.Environment;
+            return target;
+        }
+
+        return Create(name, options.HostBuilds);
+    }
+
+    private static Target Create(string name, IReadOnlyDictionary<string, string> builds) => name switch
     {
         "talki" => new TalkiTarget(aot: false),
         "talki-aot" => new TalkiTarget(aot: true),
@@ -88,8 +115,10 @@ internal abstract class Target : IDisposable
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown server"),
     };
 
-    /// <summary>Whether <paramref name="name"/> is a Talki server (the sample host, its AOT build or another build of it).</summary>
-    public static bool IsTalki(string name, IReadOnlyDictionary<string, string> builds) => name is "talki" or "talki-aot" || builds.ContainsKey(name);
+    /// <summary>Whether <paramref name="name"/> is a Talki server (the sample host, its AOT build, another build of it, or a variant of one).</summary>
+    public static bool IsTalki(string name, LoadOptions options) =>
+        options.Variants.TryGetValue(name, out var variant) ? IsTalki(variant.Server, options)
+        : name is "talki" or "talki-aot" || options.HostBuilds.ContainsKey(name);
 }
 
 /// <summary>
@@ -119,7 +148,7 @@ internal sealed class TalkiTarget(bool aot, string? label = null, string? dll = 
     private HttpClient? _http;
     private long _rooms;
 
-    public override string Name => label ?? (aot ? "talki-aot" : "talki");
+    protected override string ServerName => label ?? (aot ? "talki-aot" : "talki");
 
     public override string HealthPath => "/healthz";
 
@@ -137,7 +166,7 @@ internal sealed class TalkiTarget(bool aot, string? label = null, string? dll = 
         }
 
         // run.sh publishes it there when talki-aot is asked for; TALKI_SAMPLE_HOST_AOT names another executable.
-        var executable = Environment.GetEnvironmentVariable("TALKI_SAMPLE_HOST_AOT") is { Length: > 0 } configured
+        var executable = System.Environment.GetEnvironmentVariable("TALKI_SAMPLE_HOST_AOT") is { Length: > 0 } configured
             ? Path.GetFullPath(configured)
             : Path.Combine(RepositoryLayout.Root, "artifacts", "load", "aot-host", "Talki.Samples.Host");
         if (!File.Exists(executable))
@@ -267,7 +296,7 @@ internal abstract class IdTarget : Target
 /// </summary>
 internal sealed class PeerJsTarget : IdTarget
 {
-    public override string Name => "peerjs";
+    protected override string ServerName => "peerjs";
 
     public override string HealthPath => "/";
 
@@ -313,7 +342,7 @@ internal sealed class PeerJsTarget : IdTarget
 /// </summary>
 internal sealed class BareTarget(bool transport) : IdTarget
 {
-    public override string Name => transport ? "bare-transport" : "bare";
+    protected override string ServerName => transport ? "bare-transport" : "bare";
 
     public override string HealthPath => "/healthz";
 
