@@ -35,6 +35,21 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
     /// <summary>1 once <see cref="Abort"/> has been called: every read and write from then on fails.</summary>
     private int _aborted;
 
+    /// <summary>
+    /// The most a corked write leaves unflushed in the output (<see cref="Cork"/>): past it, the write flushes as any other,
+    /// and waits when the client is slow to read. A batch of relayed frames is rarely larger; what a receive loop's batch
+    /// can add to a socket's output before that socket's client is heard from stays bounded.
+    /// </summary>
+    internal const int CorkLimit = 32 * 1024;
+
+    /// <summary>Whether writes on this thread are corked (<see cref="Cork"/>).</summary>
+    [ThreadStatic]
+    private static bool t_corking;
+
+    /// <summary>The streams written to on this thread without a flush since the last <see cref="FlushCorked"/>.</summary>
+    [ThreadStatic]
+    private static List<DuplexPipeStream>? t_corked;
+
     /// <summary>Gets the connection's input: what the WebSocket has not read yet, all of it.</summary>
     public PipeReader Input => pipe.Input;
 
@@ -236,8 +251,80 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
+    /// <summary>
+    /// Corks (<paramref name="on"/>) or uncorks the writes made on this thread: while corked, a write that finds the output
+    /// free and under <see cref="CorkLimit"/> unflushed bytes goes into the pipe without a flush, and
+    /// <see cref="FlushCorked"/> flushes it later. A receive loop corks while the senders of one message run, and flushes
+    /// once no whole message is waiting in its input: the frames a batch of pipelined messages relays to one socket then
+    /// leave in one flush (with inline I/O, one send) instead of one each.
+    /// </summary>
+    /// <remarks>
+    /// Whoever corks must call <see cref="FlushCorked"/> on the same thread before it gives the thread up (before any
+    /// asynchronous wait), so that no write is left unflushed behind a thread that went on to other work.
+    /// </remarks>
+    public static void Cork(bool on) => t_corking = on;
+
+    /// <summary>
+    /// Flushes every output written to on this thread while corked. An output another writer holds is left to it: every
+    /// holder flushes (a write, a keep-alive, another thread's cork, a flush waiting for the client).
+    /// </summary>
+    public static void FlushCorked()
+    {
+        if (t_corked is not { Count: > 0 } corked)
+        {
+            return;
+        }
+
+        foreach (var stream in corked)
+        {
+            stream.FlushDeferred();
+        }
+
+        corked.Clear();
+    }
+
+    private void FlushDeferred()
+    {
+        if (Volatile.Read(ref _aborted) != 0 || Interlocked.CompareExchange(ref _writing, 1, 0) != 0)
+        {
+            return;
+        }
+
+        FlushHeld();
+    }
+
+    /// <summary>Flushes the output, which the caller holds (<see cref="_writing"/>), and releases it once flushed.</summary>
+    private void FlushHeld()
+    {
+        ValueTask<FlushResult> flush;
+        try
+        {
+            flush = pipe.Output.FlushAsync();
+        }
+        catch (Exception exception) when (exception is InvalidOperationException or IOException or ObjectDisposedException)
+        {
+            // The output is completed: the connection is ending, and its receive loop sees it.
+            Volatile.Write(ref _writing, 0);
+            return;
+        }
+
+        if (flush.IsCompleted)
+        {
+            Volatile.Write(ref _writing, 0);
+            return;
+        }
+
+        // The client is not reading: the socket's next frame waits for this flush, as it would for its own.
+        Volatile.Write(ref _keepAliveFlush, ReleaseAfterAsync(flush));
+    }
+
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        if (t_corking && TryWriteCorked(buffer.Span))
+        {
+            return;
+        }
+
         // The WebSocket writes each frame in one call and one at a time; a keep-alive goes between two of them, never
         // inside one (RFC 6455 §5.4: control frames may come between the fragments of a message, not inside a frame).
         while (Interlocked.CompareExchange(ref _writing, 1, 0) != 0)
@@ -269,6 +356,40 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
         }
     }
 
+    private bool TryWriteCorked(ReadOnlySpan<byte> frame)
+    {
+        if (!pipe.Output.CanGetUnflushedBytes || Interlocked.CompareExchange(ref _writing, 1, 0) != 0)
+        {
+            return false;
+        }
+
+        try
+        {
+            ThrowIfAborted();
+            if (pipe.Output.UnflushedBytes + frame.Length > CorkLimit)
+            {
+                FlushHeld(); // what is corked goes now, and this frame waits for it like any other (it releases the output)
+                return false;
+            }
+
+            pipe.Output.Write(frame);
+        }
+        catch
+        {
+            Volatile.Write(ref _writing, 0);
+            throw;
+        }
+
+        Volatile.Write(ref _writing, 0);
+        var corked = t_corked ??= [];
+        if (corked.Count == 0 || corked[^1] != this)
+        {
+            corked.Add(this);
+        }
+
+        return true;
+    }
+
     /// <summary>
     /// Writes an unsolicited Pong (RFC 6455 §5.5.3: "a unidirectional heartbeat"; the client answers nothing) unless a
     /// frame is being written, which keeps the connection alive as well. One timer of the gateway calls this for every
@@ -282,11 +403,9 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
             return false;
         }
 
-        ValueTask<FlushResult> flush;
         try
         {
             pipe.Output.Write(UnsolicitedPong);
-            flush = pipe.Output.FlushAsync();
         }
         catch (Exception exception) when (exception is InvalidOperationException or IOException or ObjectDisposedException)
         {
@@ -295,14 +414,7 @@ internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
             return false;
         }
 
-        if (flush.IsCompleted)
-        {
-            Volatile.Write(ref _writing, 0);
-            return true;
-        }
-
-        // The client is not reading: the socket's next frame waits for this flush, as it would for its own.
-        Volatile.Write(ref _keepAliveFlush, ReleaseAfterAsync(flush));
+        FlushHeld();
         return true;
     }
 

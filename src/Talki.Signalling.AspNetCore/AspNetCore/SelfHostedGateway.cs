@@ -622,16 +622,24 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                         var next = NextFrame.Receivable;
                         if (_transport is { } transport)
                         {
+                            next = transport.Peek(largest);
+                            if (next != NextFrame.WholeDataFrame)
+                            {
+                                // No whole message is waiting: what the last ones relayed leaves now (see Cork below).
+                                DuplexPipeStream.FlushCorked();
+                            }
+
                             // Idle on the connection's pipe itself, until the next frame is there (or the end), before the
                             // WebSocket is asked. The WebSocket holds nothing of the connection between messages
                             // (DuplexPipeStream stops every read at its frame's end), and a pending pipe read holds no state
                             // of its own, where a pending receive holds the WebSocket's and the stream's (about 400 bytes per
                             // idle member). Closing cancels it (ArmReceiveAbort). Inline: no frame of its own while idle.
-                            while ((next = transport.Peek(largest)) == NextFrame.NotThere)
+                            while (next == NextFrame.NotThere)
                             {
                                 var waited = await transport.Input.ReadAsync(CancellationToken.None).ConfigureAwait(false);
                                 transport.Input.AdvanceTo(waited.Buffer.Start);
                                 _receiveAbort.Token.ThrowIfCancellationRequested();
+                                next = transport.Peek(largest);
                             }
                         }
 
@@ -669,7 +677,13 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                         byte[]? buffer = null;
                         try
                         {
-                            var outcome = await ReceiveMessageAsync(limit, largest, emptyMessage).ConfigureAwait(false);
+                            var receiving = ReceiveMessageAsync(limit, largest, emptyMessage);
+                            if (!receiving.IsCompleted)
+                            {
+                                DuplexPipeStream.FlushCorked(); // nothing corked may wait behind a wait for the client
+                            }
+
+                            var outcome = await receiving.ConfigureAwait(false);
                             buffer = outcome.Buffer; // ours to return from here
                             if (outcome.Ended is { } ended)
                             {
@@ -705,7 +719,24 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                             {
                                 // Outside the engine's call (no lock of it on this stack): the senders of what this message
                                 // queued run on this thread, where a relayed frame would otherwise wait for a pool thread.
-                                SendersToStart.Start(senders);
+                                // On the pipe they are corked: their frames go into their sockets' pipes unflushed, and
+                                // leave when no whole message is waiting in this one (above), so that what a batch of
+                                // pipelined messages relays to one socket leaves in one flush. Off the pipe nothing tells
+                                // whether another message is waiting: the frames leave at once.
+                                DuplexPipeStream.Cork(_transport is not null);
+                                try
+                                {
+                                    SendersToStart.Start(senders);
+                                }
+                                finally
+                                {
+                                    DuplexPipeStream.Cork(false);
+                                }
+                            }
+
+                            if (!handled.IsCompleted)
+                            {
+                                DuplexPipeStream.FlushCorked(); // the thread is given up: nothing corked may be left behind on it
                             }
 
                             await handled.ConfigureAwait(false);
@@ -734,6 +765,10 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                     // The wait on the pipe sees what the transport ended the connection with (a reset, for one); inside a
                     // receive the WebSocket reports the same as a WebSocketException.
                     reason = nameof(WebSocketError.ConnectionClosedPrematurely);
+                }
+                finally
+                {
+                    DuplexPipeStream.FlushCorked(); // the loop ended with what it relayed last still corked
                 }
 
                 var sending = Task.CompletedTask;

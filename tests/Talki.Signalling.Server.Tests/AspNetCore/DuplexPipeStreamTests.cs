@@ -563,6 +563,239 @@ public sealed class DuplexPipeStreamTests
         }
     }
 
+    /// <summary>
+    /// While a thread corks, a frame goes into its socket's pipe without a flush, and the write completes at once;
+    /// <see cref="DuplexPipeStream.FlushCorked"/> flushes every output written to, each frame whole and in its order.
+    /// </summary>
+    [Fact]
+    public async Task CorkedWrites_StayInThePipe_UntilFlushCorked_ThenLeaveInOrder()
+    {
+        var (a, aWire) = NewOutput();
+        var (b, bWire) = NewOutput();
+        byte[] one = [0x81, 0x01, 0x31], two = [0x81, 0x01, 0x32], three = [0x81, 0x01, 0x33];
+
+        DuplexPipeStream.Cork(true);
+        try
+        {
+            Assert.True(CompletesAtOnce(a.WriteAsync(one)));
+            Assert.True(CompletesAtOnce(a.WriteAsync(two)));
+            Assert.True(CompletesAtOnce(b.WriteAsync(three)));
+        }
+        finally
+        {
+            DuplexPipeStream.Cork(false);
+        }
+
+        Assert.False(aWire.TryRead(out _)); // nothing flushed yet
+        Assert.False(bWire.TryRead(out _));
+
+        DuplexPipeStream.FlushCorked();
+        Assert.Equal(one.Concat(two).ToArray(), await ReadAllAsync(aWire));
+        Assert.Equal(three, await ReadAllAsync(bWire));
+        DuplexPipeStream.FlushCorked(); // nothing left: a second flush writes nothing
+        Assert.False(aWire.TryRead(out _));
+    }
+
+    /// <summary>A write that is not corked (another thread's, or after the cork) flushes what was corked before it, in order.</summary>
+    [Fact]
+    public async Task AWriteOutsideTheCork_FlushesWhatWasCorkedBeforeIt_InOrder_AndAnotherThreadIsNeverCorked()
+    {
+        var (a, aWire) = NewOutput();
+        byte[] one = [0x81, 0x01, 0x31], two = [0x81, 0x01, 0x32], three = [0x81, 0x01, 0x33];
+
+        DuplexPipeStream.Cork(true);
+        try
+        {
+            await a.WriteAsync(one);
+            await Task.Run(async () => await a.WriteAsync(two)); // another thread: not corked, so it flushes both
+        }
+        finally
+        {
+            DuplexPipeStream.Cork(false);
+        }
+
+        Assert.Equal(one.Concat(two).ToArray(), await ReadAllAsync(aWire));
+        await a.WriteAsync(three);
+        Assert.Equal(three, await ReadAllAsync(aWire));
+        DuplexPipeStream.FlushCorked();
+    }
+
+    /// <summary>
+    /// A cork holds at most <see cref="DuplexPipeStream.CorkLimit"/> unflushed bytes per output: the frame that would pass
+    /// it flushes what is corked and goes out as any write does.
+    /// </summary>
+    [Fact]
+    public async Task CorkedWrites_PastTheCorkLimit_AreFlushed()
+    {
+        var (a, aWire) = NewOutput();
+        var frame = new byte[] { 0x81, 0x7E, 0x0F, 0xFC }.Concat(new byte[4092]).ToArray(); // 4,096 bytes
+        var frames = (DuplexPipeStream.CorkLimit / frame.Length) + 1;
+
+        DuplexPipeStream.Cork(true);
+        try
+        {
+            for (var i = 0; i < frames; i++)
+            {
+                await a.WriteAsync(frame);
+            }
+        }
+        finally
+        {
+            DuplexPipeStream.Cork(false);
+        }
+
+        Assert.Equal(frames * frame.Length, (await ReadAllAsync(aWire)).Length); // all of it flushed by the last write
+        DuplexPipeStream.FlushCorked();
+    }
+
+    /// <summary>
+    /// The flush of a cork to a client that stopped reading waits, and holds the output as a write's flush would: the next
+    /// frame waits behind it, and the abort releases both.
+    /// </summary>
+    [Fact]
+    public async Task FlushCorked_ToAClientThatStoppedReading_HoldsTheOutput_UntilTheAbort()
+    {
+        var output = new Pipe(new PipeOptions(pauseWriterThreshold: 1, resumeWriterThreshold: 1, useSynchronizationContext: false));
+        var stream = new DuplexPipeStream(new Duplex(new Pipe().Reader, output.Writer));
+        DuplexPipeStream.Cork(true);
+        try
+        {
+            Assert.True(CompletesAtOnce(stream.WriteAsync(new byte[] { 0x81, 0x01, 0x41 })));
+        }
+        finally
+        {
+            DuplexPipeStream.Cork(false);
+        }
+
+        DuplexPipeStream.FlushCorked(); // over the pause threshold: the flush waits for the client
+        var next = stream.WriteAsync(new byte[] { 0x81, 0x00 }, CancellationToken.None).AsTask();
+        await Task.Delay(50);
+        Assert.False(next.IsCompleted);
+
+        stream.Abort();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => next.WaitAsync(TimeSpan.FromSeconds(10)));
+        var wire = await output.Reader.ReadAsync();
+        Assert.Equal(new byte[] { 0x81, 0x01, 0x41 }, wire.Buffer.ToArray()); // the corked frame, and not the one after the abort
+    }
+
+    /// <summary>
+    /// Corked writes, plain writes (as from another thread) and keep-alives in any order over two sockets, with a flush of
+    /// the cork at any point and at the end: each socket's wire is its frames whole and in their order, with pongs only
+    /// between them.
+    /// </summary>
+    [Fact]
+    public void CorkedPlainAndKeepAliveWrites_InAnyOrder_LeaveEveryFrameWholeAndInOrder()
+    {
+        Gen.Select(Gen.Int[0, 3], Gen.Int[0, 1], Gen.Int[1, 300]).Array[1, 40].Sample(
+            steps =>
+            {
+                var sockets = new[] { NewOutput(), NewOutput() };
+                var sent = new[] { new List<byte[]>(), new List<byte[]>() };
+                try
+                {
+                    foreach (var (kind, which, length) in steps)
+                    {
+                        var (stream, _) = sockets[which];
+                        var frame = TextFrame(sent[which].Count, length);
+                        switch (kind)
+                        {
+                            case 0:
+                                DuplexPipeStream.Cork(true);
+                                try
+                                {
+                                    Assert.True(CompletesAtOnce(stream.WriteAsync(frame)));
+                                }
+                                finally
+                                {
+                                    DuplexPipeStream.Cork(false);
+                                }
+
+                                sent[which].Add(frame);
+                                break;
+                            case 1:
+                                stream.WriteAsync(frame).AsTask().GetAwaiter().GetResult();
+                                sent[which].Add(frame);
+                                break;
+                            case 2:
+                                stream.TryWriteKeepAlive();
+                                break;
+                            default:
+                                DuplexPipeStream.FlushCorked();
+                                break;
+                        }
+                    }
+                }
+                finally
+                {
+                    DuplexPipeStream.FlushCorked();
+                }
+
+                for (var i = 0; i < 2; i++)
+                {
+                    var wire = ReadAllAsync(sockets[i].Wire).GetAwaiter().GetResult();
+                    var frames = new List<byte[]>();
+                    var at = 0;
+                    while (at < wire.Length)
+                    {
+                        var length = (int)DuplexPipeStream.FrameLength(new ReadOnlySequence<byte>(wire, at, wire.Length - at));
+                        Assert.True(length > 0 && at + length <= wire.Length, "a frame cut short");
+                        if (wire[at] != 0x8A)
+                        {
+                            frames.Add(wire[at..(at + length)]);
+                        }
+                        else
+                        {
+                            Assert.Equal(2, length); // a keep-alive: an empty pong
+                        }
+
+                        at += length;
+                    }
+
+                    Assert.Equal(sent[i], frames);
+                }
+            },
+            iter: 300,
+            threads: 1);
+
+        static byte[] TextFrame(int index, int length)
+        {
+            var payload = new byte[length];
+            payload.AsSpan().Fill((byte)('a' + (index % 26)));
+            return length < 126
+                ? [0x81, (byte)length, .. payload]
+                : [0x81, 0x7E, (byte)(length >> 8), (byte)length, .. payload];
+        }
+    }
+
+    /// <summary>Whether <paramref name="write"/> had completed when it returned (then observed, as a ValueTask must be once).</summary>
+    private static bool CompletesAtOnce(ValueTask write)
+    {
+        var done = write.IsCompletedSuccessfully;
+        write.AsTask().GetAwaiter().GetResult();
+        return done;
+    }
+
+    /// <summary>A stream over a new output pipe (large enough never to wait), and the pipe's reader: the wire.</summary>
+    private static (DuplexPipeStream Stream, PipeReader Wire) NewOutput()
+    {
+        var output = new Pipe(new PipeOptions(pauseWriterThreshold: 0, useSynchronizationContext: false));
+        return (new DuplexPipeStream(new Duplex(new Pipe().Reader, output.Writer)), output.Reader);
+    }
+
+    /// <summary>Everything flushed to <paramref name="wire"/> so far.</summary>
+    private static async Task<byte[]> ReadAllAsync(PipeReader wire)
+    {
+        if (!wire.TryRead(out var result))
+        {
+            return [];
+        }
+
+        var bytes = result.Buffer.ToArray();
+        wire.AdvanceTo(result.Buffer.End);
+        await Task.CompletedTask;
+        return bytes;
+    }
+
     private static (DuplexPipeStream Stream, PipeWriter Input) NewStream()
     {
         var input = new Pipe();
