@@ -28,8 +28,9 @@ if (!string.Equals(builder.Configuration["Talki:Sample:ConnectionLevelWebSockets
 
 // Talki:Sample:InlineIo=true runs the application's and the transport's continuations on Kestrel's I/O threads instead of
 // the thread pool (SocketTransportOptions.UnsafePreferInlineScheduling; with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
-// in the environment, the socket completions too). Off by default: at a moderate load it halves the server's CPU, and it
-// costs saturated throughput (docs/performance.md, "Senders started by the receive loop").
+// in the environment, the socket completions too). With the gateway's corked relays it halves the server's CPU at a moderate
+// load and delivers more when saturated (docs/performance.md, "Corked relays"). Off by default: code that blocks (a Redis or
+// DynamoDB key ring, read synchronously) would hold an I/O thread, and the socket setting is the environment's to make.
 if (string.Equals(builder.Configuration["Talki:Sample:InlineIo"], "true", StringComparison.OrdinalIgnoreCase))
 {
     builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
