@@ -947,8 +947,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         /// </summary>
         private async Task<(string? Ended, bool MessageEnded)> NextFragmentAsync(DuplexPipeStream transport, long largest)
         {
-            await WaitOnPipeAsync(transport, largest).ConfigureAwait(false);
-            if (transport.Peek(largest) == NextFrame.WholeDataFrame)
+            if (await WaitOnPipeAsync(transport, largest).ConfigureAwait(false) == NextFrame.WholeDataFrame)
             {
                 return (null, false);
             }
@@ -972,15 +971,21 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             return (null, false);
         }
 
-        /// <summary>Waits on the pipe until <see cref="DuplexPipeStream.Peek"/> finds what the next receive needs; closing ends the wait.</summary>
-        private async ValueTask WaitOnPipeAsync(DuplexPipeStream transport, long largest)
+        /// <summary>
+        /// Waits on the pipe until <see cref="DuplexPipeStream.Peek"/> finds what the next receive needs, and returns what it
+        /// found; closing ends the wait.
+        /// </summary>
+        private async ValueTask<NextFrame> WaitOnPipeAsync(DuplexPipeStream transport, long largest)
         {
-            while (transport.Peek(largest) == NextFrame.NotThere)
+            NextFrame next;
+            while ((next = transport.Peek(largest)) == NextFrame.NotThere)
             {
                 var waited = await transport.Input.ReadAsync(CancellationToken.None).ConfigureAwait(false);
                 transport.Input.AdvanceTo(waited.Buffer.Start);
                 _receiveAbort.Token.ThrowIfCancellationRequested();
             }
+
+            return next;
         }
 
         /// <summary>Queues an outbound item and starts the sender when none runs; false once the connection completed.</summary>

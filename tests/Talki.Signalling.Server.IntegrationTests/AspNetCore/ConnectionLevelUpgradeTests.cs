@@ -532,19 +532,10 @@ public sealed class ConnectionLevelUpgradeTests
         var (client, socket) = (open.Client, open.Socket);
         await WaitForNoBufferAsync(host);
 
-        await client.SendAsync(MaskedFrame(0xA, [])); // an unsolicited pong: the .NET client's keep-alive
-        await Task.Delay(300);
-        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
-
-        await client.SendAsync(MaskedFrame(0x9, [1, 2])); // a ping (answered with a pong, which the client's WebSocket takes)
-        await Task.Delay(300);
-        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
-
+        await SendThenHoldNoBufferAsync(host, client, MaskedFrame(0xA, [])); // an unsolicited pong: the .NET client's keep-alive
+        await SendThenHoldNoBufferAsync(host, client, MaskedFrame(0x9, [1, 2])); // a ping (answered with a pong, which the client's WebSocket takes)
         var message = MaskedTextFrame("""{"type":"ping"}""");
-        await client.SendAsync(message[..1]); // the first byte of a header
-        await Task.Delay(300);
-        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
-
+        await SendThenHoldNoBufferAsync(host, client, message[..1]); // the first byte of a header
         await client.SendAsync(message[1..]);
         Assert.IsType<PongMessage>(await ReceiveAsync(socket));
         await WaitForNoBufferAsync(host); // returned once the message was handled
@@ -568,25 +559,17 @@ public sealed class ConnectionLevelUpgradeTests
 
         // A header and one byte of the payload.
         var message = MaskedTextFrame("""{"type":"ping"}""");
-        await client.SendAsync(message[..7]);
-        await Task.Delay(300);
-        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
+        await SendThenHoldNoBufferAsync(host, client, message[..7]);
         await client.SendAsync(message[7..]);
         Assert.IsType<PongMessage>(await ReceiveAsync(socket));
         await WaitForNoBufferAsync(host);
 
         // A message in fragments (RFC 6455 §5.4): the first whole, then nothing; a ping between the fragments; then the last.
         var text = Encoding.UTF8.GetBytes("""{"type":"ping"}""");
-        await client.SendAsync(MaskedFrame(0x1, text[..5], fin: false));
-        await Task.Delay(300);
-        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
-        await client.SendAsync(MaskedFrame(0x9, [7]));
-        await Task.Delay(300);
-        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
+        await SendThenHoldNoBufferAsync(host, client, MaskedFrame(0x1, text[..5], fin: false));
+        await SendThenHoldNoBufferAsync(host, client, MaskedFrame(0x9, [7]));
         var last = MaskedFrame(0x0, text[5..]);
-        await client.SendAsync(last[..3]);
-        await Task.Delay(300);
-        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
+        await SendThenHoldNoBufferAsync(host, client, last[..3]);
         await client.SendAsync(last[3..]);
         Assert.IsType<PongMessage>(await ReceiveAsync(socket)); // the message put together again
         await WaitForNoBufferAsync(host);
@@ -595,15 +578,21 @@ public sealed class ConnectionLevelUpgradeTests
         var huge = new byte[40 * 1024];
         huge.AsSpan().Fill((byte)' ');
         var tooLarge = MaskedFrame(0x1, huge);
-        await client.SendAsync(tooLarge[..100]);
-        await Task.Delay(300);
-        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
+        await SendThenHoldNoBufferAsync(host, client, tooLarge[..100]);
         await client.SendAsync(tooLarge[100..]); // the rest: discarded and answered, and the socket goes on
         var error = Assert.IsType<ErrorMessage>(await ReceiveAsync(socket));
         Assert.Equal(SignallingErrorCode.MessageTooLarge, error.Code);
         await SendAsync(socket, """{"type":"ping"}""");
         Assert.IsType<PongMessage>(await ReceiveAsync(socket));
         await WaitForNoBufferAsync(host);
+    }
+
+    /// <summary>Sends <paramref name="bytes"/>, waits 300 ms on the real clock, and asserts the gateway holds no receive buffer.</summary>
+    private static async Task SendThenHoldNoBufferAsync(TestHost host, RawClient client, byte[] bytes)
+    {
+        await client.SendAsync(bytes);
+        await Task.Delay(300);
+        Assert.Equal(0, host.Gateway.ReceiveBuffersHeld);
     }
 
     private static async Task WaitForNoBufferAsync(TestHost host)
