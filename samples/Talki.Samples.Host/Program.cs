@@ -26,16 +26,6 @@ if (!string.Equals(builder.Configuration["Talki:Sample:ConnectionLevelWebSockets
     builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(endpoint => endpoint.UseTalkiWebSockets()));
 }
 
-// Talki:Sample:InlineIo=true runs the application's and the transport's continuations on Kestrel's I/O threads instead of
-// the thread pool (SocketTransportOptions.UnsafePreferInlineScheduling; with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
-// in the environment, the socket completions too). With the gateway's corked relays it halves the server's CPU at a moderate
-// load and delivers more when saturated (docs/performance.md, "Corked relays"). Off by default: code that blocks (a Redis or
-// DynamoDB key ring, read synchronously) would hold an I/O thread, and the socket setting is the environment's to make.
-if (string.Equals(builder.Configuration["Talki:Sample:InlineIo"], "true", StringComparison.OrdinalIgnoreCase))
-{
-    builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
-}
-
 // Every Talki option from the "Talki" section (appsettings.json, environment Talki__*, command line --Talki:…):
 // JoinWindow, IceServers, Hosting:AllowedOrigins, Turn:Urls / Turn:SharedSecret, Google:ClientIds, Google:KeysUrl…
 var talki = builder.Services.AddTalkiSignalling().BindConfiguration(builder.Configuration.GetSection("Talki"));
@@ -46,7 +36,7 @@ var talki = builder.Services.AddTalkiSignalling().BindConfiguration(builder.Conf
 builder.Services.Configure<ForwardedHeadersOptions>(o => o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto);
 
 // AWS mode (DynamoDB, API Gateway push and callbacks) when Talki:Aws:TableName is configured.
-AwsMode.TryAdd(talki, builder.Configuration);
+var awsMode = AwsMode.TryAdd(talki, builder.Configuration);
 
 // One switch for several instances behind a load balancer: with a Redis configuration string (--Talki:Redis=127.0.0.1:6379),
 // sessions and the cookie's key ring, rooms, tickets, the socket registrations of the push backplane and the quota
@@ -56,6 +46,11 @@ if (builder.Configuration["Talki:Redis"] is { Length: > 0 } redis)
     var keyPrefix = builder.Configuration["Talki:RedisKeyPrefix"];
     talki.AddRedis(redis, o => o.KeyPrefix = keyPrefix is { Length: > 0 } ? keyPrefix : o.KeyPrefix);
 }
+
+// Inline I/O (Talki:Sample:InlineIo, auto by default): with the stores in this process, Kestrel's continuations and the
+// sockets' completions run on the I/O threads instead of the thread pool. It must be decided before the application is
+// built, while no socket is open (InlineIo.cs says why, and why auto is off with Redis or in AWS mode).
+var inlineIo = InlineIo.Apply(builder.WebHost, builder.Configuration, storesInProcess: !awsMode && string.IsNullOrEmpty(builder.Configuration["Talki:Redis"]));
 
 var app = builder.Build();
 
@@ -104,6 +99,7 @@ if (servesApp)
 
 app.Lifetime.ApplicationStarted.Register(() =>
 {
+    Console.WriteLine($"Talki sample host: {inlineIo}");
     var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
     foreach (var address in addresses)
     {

@@ -26,6 +26,9 @@ internal sealed class SampleHost : IAsyncDisposable
     /// <summary>The origin browsers use: <c>http://localhost:{port}</c>.</summary>
     public Uri BaseAddress => new($"http://localhost:{Port}");
 
+    /// <summary>The address it listens on, for clients that are not browsers: <c>http://127.0.0.1:{port}</c>.</summary>
+    public Uri LoopbackAddress => new($"http://127.0.0.1:{Port}");
+
     /// <summary>Everything the host printed so far (stdout and stderr, in order of arrival).</summary>
     public string Output => string.Join(Environment.NewLine, _output);
 
@@ -37,6 +40,7 @@ internal sealed class SampleHost : IAsyncDisposable
         TimeSpan joinWindow,
         IReadOnlyDictionary<string, string>? settings = null,
         Action<string>? log = null,
+        IReadOnlyDictionary<string, string>? environment = null,
         CancellationToken cancellationToken = default)
     {
         var dll = RepositoryLayout.SampleHostDll();
@@ -75,6 +79,10 @@ internal sealed class SampleHost : IAsyncDisposable
         start.Environment["Logging__Console__FormatterName"] = "simple";
         // Each socket the connection-level upgrade takes says so (the group call checks that Chromium's handshakes take it).
         start.Environment["Logging__LogLevel__Talki.Signalling.Server.AspNetCore.ConnectionLevelUpgrade"] = "Debug";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
 
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         var host = new SampleHost(process, port);
@@ -101,6 +109,13 @@ internal sealed class SampleHost : IAsyncDisposable
 
         return host;
     }
+
+    /// <summary>
+    /// Gets how many threads of the host are the runtime's socket event threads (<c>.NET Sockets</c>, read from
+    /// <c>/proc/{pid}/task/*/comm</c>): one per core with inline socket completions, else one up to 45 cores.
+    /// </summary>
+    public int SocketEventThreads => Directory.EnumerateDirectories($"/proc/{_process.Id}/task")
+        .Count(task => File.Exists(Path.Combine(task, "comm")) && ReadOrEmpty(Path.Combine(task, "comm")).Trim() == ".NET Sockets");
 
     /// <summary>
     /// Kills the process tree at once (SIGKILL: no graceful shutdown, its sockets die with it, nothing is unregistered) and
@@ -183,6 +198,18 @@ internal sealed class SampleHost : IAsyncDisposable
         }
 
         log?.Invoke("host: " + line);
+    }
+
+    private static string ReadOrEmpty(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (IOException)
+        {
+            return string.Empty; // the thread ended between the listing and the read
+        }
     }
 
     /// <summary>The dotnet executable running this process (DOTNET_HOST_PATH under dotnet test), else <c>dotnet</c>.</summary>
