@@ -120,6 +120,29 @@ public sealed class TalkiLimitsOptions
     public int MessageBurst { get; set; } = 200;
 
     /// <summary>
+    /// Gets or sets the sustained rate, in bytes, of inbound messages one connection may send: the refill rate of a second
+    /// token bucket, in bytes, beside the one counted in messages (<see cref="MessagesPerSecond"/>). A message needs room in
+    /// both; an excess message is dropped and answered with <c>rate_limited</c>, as for the message rate.
+    /// </summary>
+    /// <value>
+    /// The default value is 32768 (32 KiB per second). Between 1024 and 67108864 (64 MiB). Signalling is small: after
+    /// link-up a connection is nearly silent, and a renegotiation with every peer of a room of 8 is about 7 descriptions of
+    /// 5 to 10 KB. The byte rate bounds what one member can make the server hold for another that does not read (see
+    /// <see cref="TalkiHostingOptions.OutboundQueueCapacity"/>); with the message rate alone, 200 messages of 32 KiB each
+    /// were allowed in one burst.
+    /// </value>
+    public int MessageBytesPerSecond { get; set; } = 32 * 1024;
+
+    /// <summary>Gets or sets how many bytes of messages one connection may send at once (the capacity of its byte bucket, full at connect).</summary>
+    /// <value>
+    /// The default value is 262144 (256 KiB). Between 1024 and 67108864 (64 MiB), and at least
+    /// <see cref="TalkiHostingOptions.MaxInboundMessageBytes"/> (a message of the largest size must be able to pass). A
+    /// newcomer's link-up in a room of 8 (7 descriptions of up to 10 KB and a trickle of ICE candidates of about 250 bytes
+    /// each) is about 100 KB.
+    /// </value>
+    public int MessageBytesBurst { get; set; } = 256 * 1024;
+
+    /// <summary>
     /// Gets or sets how many of a connection's messages may be refused with <c>rate_limited</c> within
     /// <see cref="RateLimitWindow"/> before the connection is closed (WebSocket 1008, policy violation). Only the
     /// offender is closed; its room goes on.

@@ -74,8 +74,9 @@ public sealed class InlineIoHostTests(RedisServerFixture redis, ITestOutputHelpe
     {
         // Inline (auto), two event threads (the CI machine's cores, fixed here): the sockets and the listener are spread over
         // both, so bystanders share the hostile members' threads. Off, the same members on the thread pool, for comparison.
-        // Limits: 100 messages a second, bursts of 100, rooms of 3, and 8 frames of queue on top of the peers' bursts: the
-        // member that stops reading is a slow consumer once 8 + 2 × 100 frames (5.8 MB of these) wait for it.
+        // Limits: 100 messages and 4 MiB a second, bursts of 100 messages and 4 MiB, rooms of 3, and 8 frames of queue on top
+        // of the peers' bursts: the member that stops reading is a slow consumer once 8 + 2 × 100 frames (5.8 MB of these)
+        // wait for it (its byte bound, 2 × (4 MiB + 100 KiB) + 8 × 4 KiB, is further).
         await using var host = await SampleHost.StartAsync(
             TimeSpan.FromMinutes(10),
             new Dictionary<string, string>
@@ -83,6 +84,8 @@ public sealed class InlineIoHostTests(RedisServerFixture redis, ITestOutputHelpe
                 ["Talki:Sample:InlineIo"] = inlineIo,
                 ["Talki:Limits:MessagesPerSecond"] = "100",
                 ["Talki:Limits:MessageBurst"] = "100",
+                ["Talki:Limits:MessageBytesPerSecond"] = $"{4 * 1024 * 1024}",
+                ["Talki:Limits:MessageBytesBurst"] = $"{4 * 1024 * 1024}",
                 ["Talki:Limits:MaxMembersPerRoom"] = "3",
                 ["Talki:Hosting:OutboundQueueCapacity"] = "8",
             },

@@ -60,6 +60,8 @@ public class RelayBenchmarks
             o.JoinWindow = TimeSpan.FromHours(24);
             o.Limits.MessagesPerSecond = 10_000; // the most the options allow
             o.Limits.MessageBurst = 100_000;
+            o.Limits.MessageBytesPerSecond = 64 * 1024 * 1024; // the most the options allow, in bytes too
+            o.Limits.MessageBytesBurst = 64 * 1024 * 1024;
         });
 
         // One connection relays millions of frames here, far above any client's rate: the per-connection token bucket

@@ -71,6 +71,8 @@ internal static class Hosts
             o.Limits.KnocksPerUserPerMinute = 100_000;
             o.Limits.MessagesPerSecond = 10_000;
             o.Limits.MessageBurst = 100_000;
+            o.Limits.MessageBytesPerSecond = 64 * 1024 * 1024;
+            o.Limits.MessageBytesBurst = 64 * 1024 * 1024;
             o.Limits.RateLimitedMessagesBeforeClose = 100_000;
         });
         if (redis is not null)

@@ -241,6 +241,8 @@ internal sealed class EngineFuzzer : IDisposable
                 // Generous limits: the fuzzer checks the frames, not the flood protection (every case is a few dozen frames).
                 o.Limits.MessagesPerSecond = 10_000;
                 o.Limits.MessageBurst = 100_000;
+                o.Limits.MessageBytesPerSecond = 64 * 1024 * 1024;
+                o.Limits.MessageBytesBurst = 64 * 1024 * 1024;
             });
             _services = services.BuildServiceProvider();
             _engine = _services.GetRequiredService<ISignallingEngine>();

@@ -38,8 +38,14 @@ namespace Talki.Signalling.Server.AspNetCore;
 /// The alternatives were weighed: back-pressure on the senders would let one slow reader stall its peers' receive
 /// loops (and so their own traffic with everyone else), and dropping signals toward a reader with an error to the
 /// sender would lose ICE candidates of healthy links; a queue that provably holds the peers' allowed burst does
-/// neither. The price is memory: up to 1656 queued messages per connection with the defaults, each at most
-/// <c>Hosting.MaxOutboundMessageBytes</c>, only ever held for a client that is not reading.
+/// neither. The price is memory, only ever held for a client that is not reading: up to 1656 queued messages per
+/// connection with the defaults, and at most <see cref="QueueBytesOf"/> bytes of them (about 4.1 MiB with the defaults).
+/// </para>
+/// <para>
+/// The same reasoning holds in bytes: every inbound message also pays its size into a byte bucket
+/// (<c>Limits.MessageBytesBurst</c> at once, <c>Limits.MessageBytesPerSecond</c> after), so the peers' byte burst bounds
+/// the queue too. Without it, a member could send another that stopped reading 1656 messages of 32 KiB (53 MiB) within
+/// its message rate, and a room of such members hold that much for each of them.
 /// </para>
 /// </remarks>
 internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, IDisposable
@@ -63,6 +69,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
     private readonly ConcurrentDictionary<string, GatewayConnection> _connections = new(StringComparer.Ordinal);
     private readonly TalkiHostingOptions _options;
     private readonly int _queueCapacity;
+    private readonly long _queueBytes;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly IGatewayBackplane? _backplane;
@@ -90,6 +97,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         _backplane = backplane;
         _options = options.Value.Hosting;
         _queueCapacity = QueueCapacityOf(options.Value);
+        _queueBytes = QueueBytesOf(options.Value);
         _time = time;
         _logger = logger;
         _idleTimeout = ToTimestamp(_options.IdleTimeout);
@@ -104,6 +112,9 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
 
     /// <summary>Gets the capacity of each connection's outbound queue: the peers' allowed burst plus <c>Hosting.OutboundQueueCapacity</c>.</summary>
     internal int QueueCapacity => _queueCapacity;
+
+    /// <summary>Gets the most bytes each connection's outbound queue holds (<see cref="QueueBytesOf"/>).</summary>
+    internal long QueueBytes => _queueBytes;
 
     /// <summary>Gets the number of open connections.</summary>
     internal int ConnectionCount => _connections.Count;
@@ -188,6 +199,26 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         var peersBurst = (long)(options.Limits.MaxMembersPerRoom - 1) * options.Limits.MessageBurst;
         return (int)Math.Min(int.MaxValue, options.Hosting.OutboundQueueCapacity + peersBurst);
     }
+
+    /// <summary>
+    /// The most bytes of frames each connection's outbound queue holds for the options: the peers' allowed byte burst, with
+    /// <see cref="RelayAllowance"/> for each message of their message burst (a relayed signal is a little larger than the
+    /// signal sent, and a notice a peer's message causes, such as <c>connect_to_peer</c>, larger than that message), plus
+    /// <see cref="OwnReplyAllowance"/> for each message of <c>Hosting.OutboundQueueCapacity</c> (the member's own replies
+    /// and the server's notices). See the remarks of <see cref="SelfHostedGateway"/>.
+    /// </summary>
+    internal static long QueueBytesOf(TalkiSignallingOptions options)
+    {
+        var peers = (long)(options.Limits.MaxMembersPerRoom - 1);
+        return (peers * (options.Limits.MessageBytesBurst + ((long)options.Limits.MessageBurst * RelayAllowance)))
+            + ((long)options.Hosting.OutboundQueueCapacity * OwnReplyAllowance);
+    }
+
+    /// <summary>What a peer's message may add to the frame it causes for a member, beyond the bytes the message paid for.</summary>
+    internal const int RelayAllowance = 1024;
+
+    /// <summary>The bytes counted for each of a member's own replies and the server's notices (a welcome with a full room's roster is about 2 KB).</summary>
+    internal const int OwnReplyAllowance = 4096;
 
     /// <summary>The endpoint: <c>GET {prefix}/ws?ticket=…[&amp;v=1]</c>.</summary>
     public async Task HandleAsync(HttpContext context, ISignallingEngine engine)
@@ -332,7 +363,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             EnsureKeepAlive(keepAlive);
         }
 
-        return new GatewayConnection(socket, transport, _options, _queueCapacity, _time, _logger).RunAsync(this, connectionId, engine, grant, stopping);
+        return new GatewayConnection(socket, transport, _options, _queueCapacity, _queueBytes, _time, _logger).RunAsync(this, connectionId, engine, grant, stopping);
     }
 
     /// <summary>Arms the shared keep-alive for <paramref name="interval"/> (the first call's: a host has one WebSocketOptions).</summary>
@@ -480,6 +511,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         private readonly DuplexPipeStream? _transport;
         private readonly TalkiHostingOptions _options;
         private readonly int _capacity;
+        private readonly long _byteCapacity;
         private readonly ILogger _logger;
         // The outbound queue exists only while there is something to send, and so does its sender: an idle connection holds
         // neither (a channel and its reader loop cost about 1.8 KB per socket, measured with dotnet-gcdump at 10,000).
@@ -493,16 +525,18 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         private readonly TimeProvider _time;
         private long _lastActivity;
         private int _queued;
+        private long _queuedBytes;
         private volatile bool _holdsBuffer;
         private int _closing;
         private int _abortArmed;
 
-        public GatewayConnection(WebSocket socket, DuplexPipeStream? transport, TalkiHostingOptions options, int capacity, TimeProvider time, ILogger logger)
+        public GatewayConnection(WebSocket socket, DuplexPipeStream? transport, TalkiHostingOptions options, int capacity, long byteCapacity, TimeProvider time, ILogger logger)
         {
             _socket = socket;
             _transport = transport;
             _options = options;
             _capacity = capacity;
+            _byteCapacity = byteCapacity;
             _logger = logger;
             _time = time;
             _lastActivity = time.GetTimestamp();
@@ -551,9 +585,12 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                 return false;
             }
 
-            if (Interlocked.Increment(ref _queued) > _capacity)
+            var full = Interlocked.Increment(ref _queued) > _capacity;
+            full |= Interlocked.Add(ref _queuedBytes, payload.Length) > _byteCapacity;
+            if (full)
             {
                 Interlocked.Decrement(ref _queued);
+                Interlocked.Add(ref _queuedBytes, -payload.Length);
                 HostingLog.SlowConsumer(_logger);
                 RequestClose(WebSocketCloseStatus.PolicyViolation, "slow consumer");
                 return false;
@@ -565,6 +602,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             {
                 ArrayPool<byte>.Shared.Return(buffer);
                 Interlocked.Decrement(ref _queued);
+                Interlocked.Add(ref _queuedBytes, -payload.Length);
                 return false;
             }
 
@@ -1055,6 +1093,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                     try
                     {
                         Interlocked.Decrement(ref _queued);
+                        Interlocked.Add(ref _queuedBytes, -item.Length);
                         if (_socket.State == WebSocketState.Open)
                         {
                             // Active from the moment the frame is handed to the socket: recorded after the send, it could

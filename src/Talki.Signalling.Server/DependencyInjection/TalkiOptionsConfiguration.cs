@@ -42,6 +42,8 @@ internal sealed class TalkiOptionsConfiguration(IConfiguration section) : IConfi
         reader.Int("Limits:MaxPendingPerRoom", v => o.Limits.MaxPendingPerRoom = v);
         reader.Int("Limits:MessagesPerSecond", v => o.Limits.MessagesPerSecond = v);
         reader.Int("Limits:MessageBurst", v => o.Limits.MessageBurst = v);
+        reader.Int("Limits:MessageBytesPerSecond", v => o.Limits.MessageBytesPerSecond = v);
+        reader.Int("Limits:MessageBytesBurst", v => o.Limits.MessageBytesBurst = v);
         reader.Int("Limits:RateLimitedMessagesBeforeClose", v => o.Limits.RateLimitedMessagesBeforeClose = v);
         reader.TimeSpan("Limits:RateLimitWindow", v => o.Limits.RateLimitWindow = v);
         reader.TimeSpan("Limits:HelloTimeout", v => o.Limits.HelloTimeout = v);

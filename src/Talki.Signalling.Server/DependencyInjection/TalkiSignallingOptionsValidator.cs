@@ -63,6 +63,15 @@ internal sealed class TalkiSignallingOptionsValidator : IValidateOptions<TalkiSi
             failures.Add($"Limits.{nameof(limits.MessageBurst)} must be at least Limits.{nameof(limits.MaxMembersPerRoom)} - 1 ({limits.MaxMembersPerRoom - 1}): a newcomer's first offers leave in one 'signals' message that counts one message per member.");
         }
 
+        if (limits.MessageBytesPerSecond is < 1024 or > 64 * 1024 * 1024 || limits.MessageBytesBurst is < 1024 or > 64 * 1024 * 1024)
+        {
+            failures.Add($"Limits.{nameof(limits.MessageBytesPerSecond)} and Limits.{nameof(limits.MessageBytesBurst)} must be between 1024 and 67108864 (64 MiB).");
+        }
+        else if (limits.MessageBytesBurst < options.Hosting.MaxInboundMessageBytes)
+        {
+            failures.Add($"Limits.{nameof(limits.MessageBytesBurst)} must be at least Hosting.{nameof(options.Hosting.MaxInboundMessageBytes)} ({options.Hosting.MaxInboundMessageBytes}): a message of the largest size must be able to pass.");
+        }
+
         Range(failures, "Limits." + nameof(limits.RateLimitWindow), limits.RateLimitWindow, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
         Range(failures, "Limits." + nameof(limits.HelloTimeout), limits.HelloTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10));
         Range(failures, nameof(options.ResumeGracePeriod), options.ResumeGracePeriod, TimeSpan.Zero, TimeSpan.FromMinutes(10));

@@ -16,9 +16,10 @@ internal enum RateDecision
 }
 
 /// <summary>
-/// A token bucket per gateway connection for every inbound client message, on the injected clock's monotonic timestamps
-/// (a wall-clock step neither refills nor drains a bucket), plus a count of the
-/// refusals in a fixed window that tells an abusive sender apart from a client that overran the burst once.
+/// A token bucket per gateway connection for every inbound client message, counted twice: in messages and in bytes (a
+/// message needs room in both), on the injected clock's monotonic timestamps (a wall-clock step neither refills nor drains
+/// a bucket), plus a count of the refusals in a fixed window that tells an abusive sender apart from a client that overran
+/// the burst once.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -40,6 +41,8 @@ internal sealed class ConnectionRateLimiter
     private readonly TimeProvider _time;
     private readonly double _perSecond;
     private readonly double _burst;
+    private readonly double _bytesPerSecond;
+    private readonly double _byteBurst;
     private readonly int _refusalsBeforeClose;
     private readonly long _window;
     private readonly long _sweepInterval;
@@ -50,11 +53,13 @@ internal sealed class ConnectionRateLimiter
         _time = time;
         _perSecond = limits.MessagesPerSecond;
         _burst = limits.MessageBurst;
+        _bytesPerSecond = limits.MessageBytesPerSecond;
+        _byteBurst = limits.MessageBytesBurst;
         _refusalsBeforeClose = limits.RateLimitedMessagesBeforeClose;
         _window = ToTimestamp(limits.RateLimitWindow);
 
         // Long enough for a bucket to refill and for its refusal window to end, so a sweep finds the idle ones at rest.
-        var refill = ToTimestamp(TimeSpan.FromSeconds(_burst / _perSecond));
+        var refill = ToTimestamp(TimeSpan.FromSeconds(Math.Max(_burst / _perSecond, _byteBurst / _bytesPerSecond)));
         _sweepInterval = Math.Max(refill, _window) + ToTimestamp(TimeSpan.FromSeconds(1));
         _nextSweep = time.GetTimestamp() + _sweepInterval;
     }
@@ -62,26 +67,29 @@ internal sealed class ConnectionRateLimiter
     /// <summary>Gets the number of connections with state (for tests of the bound).</summary>
     internal int Count => _buckets.Count;
 
-    /// <summary>Takes one token for a message of <paramref name="connectionId"/>.</summary>
+    /// <summary>Takes one token, and no bytes, for a message of <paramref name="connectionId"/>.</summary>
     public RateDecision TryAcquire(string connectionId) => TryAcquire(connectionId, 1);
 
     /// <summary>
-    /// Takes <paramref name="tokens"/> tokens at once (a <c>signals</c> frame pays one per entry), or none: a refusal
-    /// counts once towards the abuse limit, like a refused single message.
+    /// Takes <paramref name="tokens"/> tokens, and no bytes, at once (a <c>signals</c> frame pays one per entry beyond the
+    /// first, its bytes having been paid on arrival), or none: a refusal counts once towards the abuse limit, like a
+    /// refused single message.
     /// </summary>
-    public RateDecision TryAcquire(string connectionId, int tokens) => TryAcquireAt(connectionId, tokens, _time.GetTimestamp());
+    public RateDecision TryAcquire(string connectionId, int tokens) => TryAcquireAt(connectionId, tokens, 0, _time.GetTimestamp());
 
     /// <summary>
-    /// Takes <paramref name="tokens"/> tokens at <paramref name="now"/>, a <see cref="TimeProvider.GetTimestamp"/> of this
-    /// limiter's clock the caller has just read (the engine's per-message one: one clock read per message, not two).
+    /// Takes <paramref name="tokens"/> tokens and <paramref name="bytes"/> bytes at <paramref name="now"/>, a
+    /// <see cref="TimeProvider.GetTimestamp"/> of this limiter's clock the caller has just read (the engine's per-message
+    /// one: one clock read per message, not two), or nothing when either bucket is short.
     /// </summary>
-    public RateDecision TryAcquireAt(string connectionId, int tokens, long now)
+    public RateDecision TryAcquireAt(string connectionId, int tokens, int bytes, long now)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(tokens, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
         SweepIfDue(now);
         while (true)
         {
-            var bucket = _buckets.GetOrAdd(connectionId, static (_, state) => new Bucket(state.Burst, state.Now), (Burst: _burst, Now: now));
+            var bucket = _buckets.GetOrAdd(connectionId, static (_, state) => new Bucket(state.Burst, state.ByteBurst, state.Now), (Burst: _burst, ByteBurst: _byteBurst, Now: now));
             lock (bucket)
             {
                 if (bucket.Removed)
@@ -89,10 +97,11 @@ internal sealed class ConnectionRateLimiter
                     continue; // swept between the lookup and the lock: take the fresh one
                 }
 
-                bucket.Refill(now, _perSecond / _time.TimestampFrequency, _burst);
-                if (bucket.Tokens >= tokens)
+                bucket.Refill(now, _perSecond / _time.TimestampFrequency, _burst, _bytesPerSecond / _time.TimestampFrequency, _byteBurst);
+                if (bucket.Tokens >= tokens && bucket.Bytes >= bytes)
                 {
                     bucket.Tokens -= tokens;
+                    bucket.Bytes -= bytes;
                     return RateDecision.Allowed;
                 }
 
@@ -109,12 +118,14 @@ internal sealed class ConnectionRateLimiter
     }
 
     /// <summary>
-    /// Gives back <paramref name="tokens"/> a message took but did not use (a <c>signals</c> frame refused as a whole returns
-    /// the token its frame paid on arrival), up to the burst. A connection without state has nothing to give back to.
+    /// Gives back <paramref name="tokens"/> and <paramref name="bytes"/> a message took but did not use (a <c>signals</c>
+    /// frame refused as a whole returns what its frame paid on arrival), up to the bursts. A connection without state has
+    /// nothing to give back to.
     /// </summary>
-    public void Return(string connectionId, int tokens)
+    public void Return(string connectionId, int tokens, int bytes = 0)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(tokens, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
         if (_buckets.TryGetValue(connectionId, out var bucket))
         {
             lock (bucket)
@@ -122,6 +133,7 @@ internal sealed class ConnectionRateLimiter
                 if (!bucket.Removed)
                 {
                     bucket.Tokens = Math.Min(_burst, bucket.Tokens + tokens);
+                    bucket.Bytes = Math.Min(_byteBurst, bucket.Bytes + bytes);
                 }
             }
         }
@@ -154,7 +166,7 @@ internal sealed class ConnectionRateLimiter
         lock (previous)
         {
             previous.Removed = true;
-            copy = new Bucket(previous.Tokens, previous.RefilledAt) { WindowStart = previous.WindowStart, Refusals = previous.Refusals };
+            copy = new Bucket(previous.Tokens, previous.Bytes, previous.RefilledAt) { WindowStart = previous.WindowStart, Refusals = previous.Refusals };
         }
 
         _buckets[connectionId] = copy;
@@ -174,8 +186,8 @@ internal sealed class ConnectionRateLimiter
         {
             lock (bucket)
             {
-                bucket.Refill(now, _perSecond / _time.TimestampFrequency, _burst);
-                if (bucket.Tokens >= _burst && (bucket.Refusals == 0 || now - bucket.WindowStart >= _window))
+                bucket.Refill(now, _perSecond / _time.TimestampFrequency, _burst, _bytesPerSecond / _time.TimestampFrequency, _byteBurst);
+                if (bucket.Tokens >= _burst && bucket.Bytes >= _byteBurst && (bucket.Refusals == 0 || now - bucket.WindowStart >= _window))
                 {
                     bucket.Removed = true;
                     _buckets.TryRemove(new KeyValuePair<string, Bucket>(connectionId, bucket));
@@ -186,9 +198,11 @@ internal sealed class ConnectionRateLimiter
 
     /// <summary>One connection's state; guarded by its own lock.</summary>
     /// <remarks>Instants are timestamps of <see cref="TimeProvider.GetTimestamp"/>.</remarks>
-    private sealed class Bucket(double tokens, long refilledAt)
+    private sealed class Bucket(double tokens, double bytes, long refilledAt)
     {
         public double Tokens { get; set; } = tokens;
+
+        public double Bytes { get; set; } = bytes;
 
         public long RefilledAt { get; private set; } = refilledAt;
 
@@ -198,12 +212,13 @@ internal sealed class ConnectionRateLimiter
 
         public bool Removed { get; set; }
 
-        public void Refill(long now, double perTimestampUnit, double burst)
+        public void Refill(long now, double perTimestampUnit, double burst, double bytesPerTimestampUnit, double byteBurst)
         {
             var elapsed = now - RefilledAt;
             if (elapsed > 0)
             {
                 Tokens = Math.Min(burst, Tokens + (elapsed * perTimestampUnit));
+                Bytes = Math.Min(byteBurst, Bytes + (elapsed * bytesPerTimestampUnit));
                 RefilledAt = now;
             }
         }

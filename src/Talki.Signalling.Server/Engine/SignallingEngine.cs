@@ -218,8 +218,10 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         string? correlationId = null;
         try
         {
-            // First, before any parsing or store read: a flood costs one token bucket look-up per message.
-            var decision = _rateLimiter.TryAcquireAt(connectionId, 1, started);
+            // First, before any parsing or store read: a flood costs one token bucket look-up per message. A message over
+            // the size limit pays for the largest allowed one (it is refused below): the byte burst always holds that much.
+            var charged = Math.Min(payload.Length, _options.Hosting.MaxInboundMessageBytes);
+            var decision = _rateLimiter.TryAcquireAt(connectionId, 1, charged, started);
             if (decision != RateDecision.Allowed)
             {
                 await RefuseRateLimitedAsync(connectionId, payload, decision, cancellationToken).ConfigureAwait(false);
@@ -253,7 +255,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
                 if (entries > 1 && _rateLimiter.TryAcquire(connectionId, entries - 1) is var more && more != RateDecision.Allowed)
                 {
-                    _rateLimiter.Return(connectionId, 1); // refused whole, like a lone signal: the frame's own token back
+                    _rateLimiter.Return(connectionId, 1, charged); // refused whole, like a lone signal: what the frame paid back
                     await RefuseRateLimitedAsync(connectionId, payload, more, cancellationToken).ConfigureAwait(false);
                     return;
                 }

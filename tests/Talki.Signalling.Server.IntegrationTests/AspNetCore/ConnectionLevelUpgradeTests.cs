@@ -475,6 +475,8 @@ public sealed class ConnectionLevelUpgradeTests
                 o.Limits.MaxMembersPerRoom = 2;
                 o.Limits.MessagesPerSecond = 10_000;
                 o.Limits.MessageBurst = 100;
+                o.Limits.MessageBytesPerSecond = 64 * 1024 * 1024; // the flood's 17 MB pass the byte limits (the most they allow)
+                o.Limits.MessageBytesBurst = 64 * 1024 * 1024;
                 o.Hosting.OutboundQueueCapacity = 8;
             },
             services => services.AddSingleton(TimeProvider.System),

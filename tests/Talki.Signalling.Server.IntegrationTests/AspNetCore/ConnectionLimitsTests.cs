@@ -116,6 +116,49 @@ public class ConnectionLimitsTests
     }
 
     [Fact]
+    public async Task SevenPeersAtTheirFullByteBurst_IntoOneReadingMember_NobodyIsClosed_AndEverySignalArrives()
+    {
+        // The byte limits as a weapon: each peer sends what its byte burst allows (256 KiB: 8 signals of 30 KB) at once,
+        // all seven into one member, which reads. The outbound queue's byte bound holds all of it.
+        const int PerSender = 8;
+        await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System), connectionLevelUpgrade: ConnectionLevelUpgrade);
+        var (sockets, tickets) = await FullMeshAsync(host, 8);
+        try
+        {
+            foreach (var socket in sockets)
+            {
+                await socket.DrainAsync();
+            }
+
+            var reader = sockets[0];
+            var large = new string('a', 30_000);
+            await Task.WhenAll(sockets.Skip(1).Select((socket, n) => Task.Run(async () =>
+            {
+                for (var i = 0; i < PerSender; i++)
+                {
+                    await socket.SendAsync(Signal(tickets[0].Member, $"peer{n}-{i}-{large}"));
+                }
+            })));
+
+            for (var received = 0; received < 7 * PerSender; received++)
+            {
+                await reader.ExpectAsync<SignalRelayMessage>();
+            }
+
+            await reader.DrainAsync();
+            Assert.All(sockets, s => Assert.Null(s.CloseStatus));
+            Assert.All(sockets, s => Assert.DoesNotContain(s.AllFrames, f => f.Contains("\"type\":\"error\"", StringComparison.Ordinal)));
+        }
+        finally
+        {
+            foreach (var socket in sockets)
+            {
+                await socket.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
     public async Task HelloTimeout_OnTheRealClock_ASocketThatNeverSaysHelloIsClosed_OneThatDidIsNot()
     {
         await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System), connectionLevelUpgrade: ConnectionLevelUpgrade);

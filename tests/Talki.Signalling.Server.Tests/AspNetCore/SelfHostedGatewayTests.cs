@@ -61,6 +61,55 @@ public sealed class SelfHostedGatewayTests
     }
 
     [Fact]
+    public void QueueBytes_HoldTheByteBurstOfEveryPeerOfAFullRoom_WithAnAllowancePerMessage_PlusTheOwnReplies()
+    {
+        // 7 × (256 KiB + 200 × 1 KiB) + 256 × 4 KiB: about 4.1 MiB, where 1656 messages of 32 KiB were 53 MiB.
+        Assert.Equal((7 * ((256 * 1024) + (200 * 1024))) + (256 * 4096), SelfHostedGateway.QueueBytesOf(new TalkiSignallingOptions()));
+        var options = new TalkiSignallingOptions
+        {
+            Hosting = { OutboundQueueCapacity = 65_536 },
+            Limits = { MaxMembersPerRoom = 1000, MessageBurst = 100_000, MessageBytesBurst = 64 * 1024 * 1024 },
+        };
+        Assert.Equal((999L * ((64L * 1024 * 1024) + (100_000L * 1024))) + (65_536L * 4096), SelfHostedGateway.QueueBytesOf(options)); // no overflow
+    }
+
+    [Fact]
+    public async Task Push_ToAClientThatStopsReading_IsClosedOnceTheQueuedBytesPassTheirBound_LongBeforeTheMessageCount()
+    {
+        // Room for 101 messages, but 1 × (32 KiB + 1 × 1 KiB) + 100 × 4 KiB = 443,392 bytes: 14 frames of 30,000 bytes wait
+        // behind the one being sent, the 15th is one too many.
+        var gateway = new SelfHostedGateway(
+            Options.Create(new TalkiSignallingOptions
+            {
+                Hosting = { OutboundQueueCapacity = 100 },
+                Limits = { MaxMembersPerRoom = 2, MessageBurst = 1, MessageBytesBurst = 32 * 1024 },
+            }),
+            _time,
+            NullLogger<SelfHostedGateway>.Instance);
+        Assert.Equal(443_392, gateway.QueueBytes);
+        var socket = new StuckSocket();
+        var engine = new GrantingEngine();
+        var run = gateway.HandleAsync(UpgradeContext(socket), engine);
+        var connection = await engine.Connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        var frame = new byte[30_000];
+        var outcomes = new List<PushOutcome>();
+        for (var i = 0; i < 17; i++)
+        {
+            outcomes.Add(await gateway.PushAsync(connection, frame));
+            await socket.FirstSend.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        Assert.Equal(15, outcomes.Count(o => o == PushOutcome.Delivered));
+        Assert.All(outcomes[15..], o => Assert.Equal(PushOutcome.Gone, o));
+
+        _time.Advance(SelfHostedGateway.CloseHandshakeTimeout * 2);
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(socket.Aborted);
+        Assert.Equal(connection, Assert.Single(engine.Disconnected));
+    }
+
+    [Fact]
     public async Task Push_OverTheOutboundLimit_PayloadTooLarge()
     {
         var gateway = NewGateway(capacity: 4);

@@ -43,6 +43,10 @@ public sealed class AddTalkiSignallingTests
     [InlineData("name")]
     [InlineData("rate")]
     [InlineData("burst")]
+    [InlineData("byte-rate")]
+    [InlineData("byte-rate-too-high")]
+    [InlineData("byte-burst")]
+    [InlineData("byte-burst-below-a-largest-message")]
     [InlineData("refusals")]
     [InlineData("rate-window")]
     [InlineData("hello-timeout")]
@@ -68,6 +72,10 @@ public sealed class AddTalkiSignallingTests
                 case "name": o.MaxDisplayNameLength = 0; break;
                 case "rate": o.Limits.MessagesPerSecond = 0; break;
                 case "burst": o.Limits.MessageBurst = 0; break;
+                case "byte-rate": o.Limits.MessageBytesPerSecond = 1023; break;
+                case "byte-rate-too-high": o.Limits.MessageBytesPerSecond = (64 * 1024 * 1024) + 1; break;
+                case "byte-burst": o.Limits.MessageBytesBurst = 0; break;
+                case "byte-burst-below-a-largest-message": o.Limits.MessageBytesBurst = o.Hosting.MaxInboundMessageBytes - 1; break;
                 case "refusals": o.Limits.RateLimitedMessagesBeforeClose = 0; break;
                 case "rate-window": o.Limits.RateLimitWindow = TimeSpan.Zero; break;
                 case "hello-timeout": o.Limits.HelloTimeout = TimeSpan.FromHours(1); break;
@@ -79,6 +87,15 @@ public sealed class AddTalkiSignallingTests
         });
         using var provider = services.BuildServiceProvider();
         Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<TalkiSignallingOptions>>().Value);
+    }
+
+    [Fact]
+    public void AByteBurstOfExactlyTheLargestMessage_IsValid()
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddTalkiSignalling(o => o.Limits.MessageBytesBurst = o.Hosting.MaxInboundMessageBytes);
+        using var provider = services.BuildServiceProvider();
+        Assert.Equal(32 * 1024, provider.GetRequiredService<IOptions<TalkiSignallingOptions>>().Value.Limits.MessageBytesBurst);
     }
 
     [Fact]

@@ -29,6 +29,8 @@ public sealed class BindConfigurationTests
         ["Talki:Limits:SignInsPerAddressPerMinute"] = "25",
         ["Talki:Limits:MessagesPerSecond"] = "40",
         ["Talki:Limits:MessageBurst"] = "150",
+        ["Talki:Limits:MessageBytesPerSecond"] = "65536",
+        ["Talki:Limits:MessageBytesBurst"] = "131072",
         ["Talki:Limits:RateLimitedMessagesBeforeClose"] = "50",
         ["Talki:Limits:RateLimitWindow"] = "00:00:20",
         ["Talki:Limits:HelloTimeout"] = "00:00:05",

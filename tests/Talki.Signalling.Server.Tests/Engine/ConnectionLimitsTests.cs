@@ -173,6 +173,57 @@ public sealed class ConnectionLimitsTests
     }
 
     [Fact]
+    public async Task LargeSignals_PastTheByteBurst_AreRefusedRateLimited_WhileSmallOnesStillPass_UntilTheBytesRefill()
+    {
+        // The default byte limits (256 KiB at once, 32 KiB a second): eight signals of about 30 KB fit, the ninth does not,
+        // though 190 of the 200 messages of the burst are left. A small signal still passes; a second brings a large one back.
+        using var h = new EngineHarness();
+        var (admin, adminConnection, members) = await h.RoomWithMembersAsync("bob");
+        var (_, bobConnection) = members[0];
+        h.Time.Advance(TimeSpan.FromSeconds(10)); // full buckets
+        h.Push.Clear();
+
+        for (var i = 0; i < 9; i++)
+        {
+            await h.SendAsync(bobConnection, LargeSignal(admin.Member, i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        }
+
+        Assert.Equal(8, h.Push.To<SignalRelayMessage>(adminConnection).Count);
+        var refused = Assert.Single(h.Push.To<ErrorMessage>(bobConnection));
+        Assert.Equal(RateLimited, refused.Code.ToWireName());
+
+        await h.SendAsync(bobConnection, Signal(admin.Member, "small"));
+        Assert.Equal("small", h.Push.To<SignalRelayMessage>(adminConnection)[^1].Candidates![0].Candidate);
+
+        h.Time.Advance(TimeSpan.FromSeconds(1)); // 32 KiB back
+        await h.SendAsync(bobConnection, LargeSignal(admin.Member, "again"));
+        Assert.Equal(10, h.Push.To<SignalRelayMessage>(adminConnection).Count);
+        Assert.Single(h.Push.To<ErrorMessage>(bobConnection));
+        Assert.False(h.Push.WasClosed(bobConnection));
+    }
+
+    [Fact]
+    public async Task MessageOverTheSizeLimit_PaysForTheLargestAllowed_AndIsAnsweredMessageTooLarge()
+    {
+        // A 1 MB message must not be refused as rate_limited (it costs the largest allowed message, which the byte burst
+        // always holds), nor empty the byte bucket by its size.
+        using var h = new EngineHarness();
+        var (admin, _, members) = await h.RoomWithMembersAsync("bob");
+        var (_, bobConnection) = members[0];
+        h.Time.Advance(TimeSpan.FromSeconds(10));
+        h.Push.Clear();
+
+        await h.SendAsync(bobConnection, Signal(admin.Member, new string('a', 1_000_000)));
+        Assert.Equal("message_too_large", Assert.Single(h.Push.To<ErrorMessage>(bobConnection)).Code.ToWireName());
+        for (var i = 0; i < 7; i++)
+        {
+            await h.SendAsync(bobConnection, LargeSignal(admin.Member, i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        }
+
+        Assert.Single(h.Push.To<ErrorMessage>(bobConnection)); // 32 KiB + 7 × 30 KB fit in 256 KiB
+    }
+
+    [Fact]
     public async Task RefusalsSpreadOverSeparateWindows_DoNotAddUpToAClose()
     {
         using var h = new EngineHarness(o =>
@@ -259,6 +310,10 @@ public sealed class ConnectionLimitsTests
         await h.SendAsync("now", """{"type":"ping"}""");
         Assert.Equal(1, h.Concrete.RateLimitedConnectionCount);
     }
+
+    /// <summary>A signal of about 30 KB (a candidate of 30,000 characters), without an id.</summary>
+    private static string LargeSignal(MemberId to, string name)
+        => $$$"""{"type":"signal","to":"{{{to}}}","candidates":[{"candidate":"{{{name}}}-{{{new string('a', 30_000)}}}"}]}""";
 
     private static string Signal(MemberId to, string candidate)
         => $$$"""{"type":"signal","id":"s-{{{candidate}}}","to":"{{{to}}}","candidates":[{"candidate":"{{{candidate}}}"}]}""";

@@ -5,7 +5,7 @@ namespace Talki.Signalling.Server.Tests.Engine;
 
 /// <summary>
 /// The connection's token bucket taking several tokens at once (a <c>signals</c> frame pays one per entry): all of them or
-/// none, and a refusal counts once towards the close however many tokens it asked for.
+/// none, and a refusal counts once towards the close however many tokens it asked for; and its byte bucket beside it.
 /// </summary>
 public sealed class ConnectionRateLimiterTests
 {
@@ -107,12 +107,94 @@ public sealed class ConnectionRateLimiterTests
         Assert.Equal(RateDecision.Allowed, limiter.TryAcquire("c"));
     }
 
-    private ConnectionRateLimiter Limiter(int burst, int perSecond = 1, int refusalsBeforeClose = 100)
+    [Fact]
+    public void Bytes_AMessageNeedsRoomInBothBuckets_AShortByteBucketRefusesWhileMessageTokensRemain()
+    {
+        var limiter = Limiter(burst: 100, byteBurst: 10_000);
+
+        Assert.Equal(RateDecision.Allowed, At(limiter, bytes: 6_000));
+        Assert.Equal(RateDecision.Refused, At(limiter, bytes: 6_000)); // 4,000 bytes left: refused, 99 messages left
+        Assert.Equal(RateDecision.Allowed, At(limiter, bytes: 4_000)); // the refusal took nothing
+        Assert.Equal(RateDecision.Refused, At(limiter, bytes: 1)); // no byte left
+        Assert.Equal(RateDecision.Allowed, At(limiter, bytes: 0)); // a message charged no bytes still passes
+    }
+
+    [Fact]
+    public void Bytes_RefillAtTheByteRate_UpToTheByteBurst()
+    {
+        var limiter = Limiter(burst: 100, perSecond: 100, byteBurst: 4_096, bytesPerSecond: 1_024);
+        Assert.Equal(RateDecision.Allowed, At(limiter, bytes: 4_096));
+
+        _time.Advance(TimeSpan.FromMilliseconds(999)); // not quite 1,024 back
+        Assert.Equal(RateDecision.Refused, At(limiter, bytes: 1_024));
+        _time.Advance(TimeSpan.FromMilliseconds(2));
+        Assert.Equal(RateDecision.Allowed, At(limiter, bytes: 1_024));
+
+        _time.Advance(TimeSpan.FromHours(1)); // full again, and no more
+        Assert.Equal(RateDecision.Refused, At(limiter, bytes: 4_097));
+        Assert.Equal(RateDecision.Allowed, At(limiter, bytes: 4_096));
+    }
+
+    [Fact]
+    public void Bytes_ReturnGivesThemBack_UpToTheByteBurst()
+    {
+        var limiter = Limiter(burst: 100, byteBurst: 10_000);
+        Assert.Equal(RateDecision.Allowed, At(limiter, bytes: 10_000));
+
+        limiter.Return("c", 1, 3_000);
+        Assert.Equal(RateDecision.Refused, At(limiter, bytes: 3_001));
+        Assert.Equal(RateDecision.Allowed, At(limiter, bytes: 3_000));
+
+        limiter.Return("c", 1, 50_000); // more than was taken: the bucket holds no more than its burst
+        Assert.Equal(RateDecision.Refused, At(limiter, bytes: 10_001));
+    }
+
+    [Fact]
+    public void Bytes_AReconnectDoesNotBuyAFreshByteBurst()
+    {
+        var limiter = Limiter(burst: 100, byteBurst: 10_000);
+        Assert.Equal(RateDecision.Allowed, At(limiter, bytes: 9_000));
+
+        limiter.Transfer("c", "d");
+        Assert.Equal(RateDecision.Refused, limiter.TryAcquireAt("d", 1, 2_000, _time.GetTimestamp()));
+        Assert.Equal(RateDecision.Allowed, limiter.TryAcquireAt("d", 1, 1_000, _time.GetTimestamp()));
+    }
+
+    [Fact]
+    public void Bytes_ABucketWhoseBytesAreNotBackIsNotSweptAway()
+    {
+        // Messages refill in a second, bytes in 100: the sweep (every 101 s) finds a bucket drained of bytes 12 s before
+        // with all its message tokens back. Dropping it would hand the connection a fresh byte burst.
+        var limiter = Limiter(burst: 10, perSecond: 10, byteBurst: 100_000, bytesPerSecond: 1_000, window: TimeSpan.FromSeconds(1));
+        _time.Advance(TimeSpan.FromSeconds(90));
+        Assert.Equal(RateDecision.Allowed, At(limiter, bytes: 100_000));
+
+        _time.Advance(TimeSpan.FromSeconds(12));
+        Assert.Equal(RateDecision.Allowed, limiter.TryAcquireAt("other", 1, 0, _time.GetTimestamp())); // the sweep is due
+        Assert.Equal(2, limiter.Count);
+        Assert.Equal(RateDecision.Refused, At(limiter, bytes: 50_000)); // about 12,000 back, not a fresh 100,000
+        Assert.Equal(RateDecision.Allowed, At(limiter, bytes: 11_000));
+    }
+
+    [Fact]
+    public void Bytes_Negative_Throws()
+    {
+        var limiter = Limiter(burst: 1);
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => At(limiter, bytes: -1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => limiter.Return("c", 1, -1));
+    }
+
+    private RateDecision At(ConnectionRateLimiter limiter, int bytes) => limiter.TryAcquireAt("c", 1, bytes, _time.GetTimestamp());
+
+    private ConnectionRateLimiter Limiter(int burst, int perSecond = 1, int refusalsBeforeClose = 100, int byteBurst = 1_000_000, int bytesPerSecond = 1_000_000, TimeSpan? window = null)
         => new(_time, new TalkiLimitsOptions
         {
             MessageBurst = burst,
             MessagesPerSecond = perSecond,
+            MessageBytesBurst = byteBurst,
+            MessageBytesPerSecond = bytesPerSecond,
             RateLimitedMessagesBeforeClose = refusalsBeforeClose,
-            RateLimitWindow = TimeSpan.FromMinutes(10),
+            RateLimitWindow = window ?? TimeSpan.FromMinutes(10),
         });
 }
