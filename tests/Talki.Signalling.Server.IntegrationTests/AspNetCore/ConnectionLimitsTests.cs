@@ -74,88 +74,16 @@ public class ConnectionLimitsTests
     }
 
     [Fact]
-    public async Task SevenPeersAtTheirFullBurst_IntoOneReadingMember_NobodyIsClosed_AndEverySignalArrives()
-    {
-        const int PerSender = 190; // within the default burst of 200, leaving room for hello and the drain's ping
-        await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System), connectionLevelUpgrade: ConnectionLevelUpgrade);
-        var (sockets, tickets) = await FullMeshAsync(host, 8);
-        try
-        {
-            foreach (var socket in sockets)
-            {
-                await socket.DrainAsync();
-            }
-
-            var reader = sockets[0];
-            await Task.WhenAll(sockets.Skip(1).Select((socket, n) => Task.Run(async () =>
-            {
-                for (var i = 0; i < PerSender; i++)
-                {
-                    await socket.SendAsync(Signal(tickets[0].Member, $"peer{n}-{i}"));
-                }
-            })));
-
-            var received = 0;
-            for (; received < 7 * PerSender; received++)
-            {
-                await reader.ExpectAsync<SignalRelayMessage>();
-            }
-
-            await reader.DrainAsync();
-            Assert.Equal(7 * PerSender, received);
-            Assert.All(sockets, s => Assert.Null(s.CloseStatus));
-            Assert.All(sockets, s => Assert.DoesNotContain(s.AllFrames, f => f.Contains("\"type\":\"error\"", StringComparison.Ordinal)));
-        }
-        finally
-        {
-            foreach (var socket in sockets)
-            {
-                await socket.DisposeAsync();
-            }
-        }
-    }
+    public Task SevenPeersAtTheirFullBurst_IntoOneReadingMember_NobodyIsClosed_AndEverySignalArrives()
+        => SevenPeersIntoOneReadingMemberAsync(190, (peer, i) => $"peer{peer}-{i}"); // within the default burst of 200, leaving room for hello and the drain's ping
 
     [Fact]
-    public async Task SevenPeersAtTheirFullByteBurst_IntoOneReadingMember_NobodyIsClosed_AndEverySignalArrives()
+    public Task SevenPeersAtTheirFullByteBurst_IntoOneReadingMember_NobodyIsClosed_AndEverySignalArrives()
     {
         // The byte limits as a weapon: each peer sends what its byte burst allows (256 KiB: 8 signals of 30 KB) at once,
         // all seven into one member, which reads. The outbound queue's byte bound holds all of it.
-        const int PerSender = 8;
-        await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System), connectionLevelUpgrade: ConnectionLevelUpgrade);
-        var (sockets, tickets) = await FullMeshAsync(host, 8);
-        try
-        {
-            foreach (var socket in sockets)
-            {
-                await socket.DrainAsync();
-            }
-
-            var reader = sockets[0];
-            var large = new string('a', 30_000);
-            await Task.WhenAll(sockets.Skip(1).Select((socket, n) => Task.Run(async () =>
-            {
-                for (var i = 0; i < PerSender; i++)
-                {
-                    await socket.SendAsync(Signal(tickets[0].Member, $"peer{n}-{i}-{large}"));
-                }
-            })));
-
-            for (var received = 0; received < 7 * PerSender; received++)
-            {
-                await reader.ExpectAsync<SignalRelayMessage>();
-            }
-
-            await reader.DrainAsync();
-            Assert.All(sockets, s => Assert.Null(s.CloseStatus));
-            Assert.All(sockets, s => Assert.DoesNotContain(s.AllFrames, f => f.Contains("\"type\":\"error\"", StringComparison.Ordinal)));
-        }
-        finally
-        {
-            foreach (var socket in sockets)
-            {
-                await socket.DisposeAsync();
-            }
-        }
+        var large = new string('a', 30_000);
+        return SevenPeersIntoOneReadingMemberAsync(8, (peer, i) => $"peer{peer}-{i}-{large}");
     }
 
     [Fact]
@@ -217,6 +145,50 @@ public class ConnectionLimitsTests
         host.Time.Advance(TimeSpan.FromMinutes(1));
         await talker.DrainAsync();
         Assert.Null(talker.CloseStatus);
+    }
+
+    /// <summary>
+    /// A full room of 8; the seven peers each send <paramref name="perSender"/> signals at once into the first member, which
+    /// reads: every one arrives, nobody is closed, nobody gets an error.
+    /// </summary>
+    private async Task SevenPeersIntoOneReadingMemberAsync(int perSender, Func<int, int, string> candidate)
+    {
+        await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System), connectionLevelUpgrade: ConnectionLevelUpgrade);
+        var (sockets, tickets) = await FullMeshAsync(host, 8);
+        try
+        {
+            foreach (var socket in sockets)
+            {
+                await socket.DrainAsync();
+            }
+
+            var reader = sockets[0];
+            await Task.WhenAll(sockets.Skip(1).Select((socket, n) => Task.Run(async () =>
+            {
+                for (var i = 0; i < perSender; i++)
+                {
+                    await socket.SendAsync(Signal(tickets[0].Member, candidate(n, i)));
+                }
+            })));
+
+            var received = 0;
+            for (; received < 7 * perSender; received++)
+            {
+                await reader.ExpectAsync<SignalRelayMessage>();
+            }
+
+            await reader.DrainAsync();
+            Assert.Equal(7 * perSender, received);
+            Assert.All(sockets, s => Assert.Null(s.CloseStatus));
+            Assert.All(sockets, s => Assert.DoesNotContain(s.AllFrames, f => f.Contains("\"type\":\"error\"", StringComparison.Ordinal)));
+        }
+        finally
+        {
+            foreach (var socket in sockets)
+            {
+                await socket.DisposeAsync();
+            }
+        }
     }
 
     private static string Signal(MemberId to, string candidate)
