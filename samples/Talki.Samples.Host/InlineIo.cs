@@ -1,20 +1,26 @@
 using System.Reflection;
 
 /// <summary>
-/// Inline I/O in the sample host (<c>Talki:Sample:InlineIo</c>: <c>auto</c>, the default, <c>true</c> or <c>false</c>). On,
+/// Inline I/O in the sample host (<c>Talki:Sample:InlineIo</c>: <c>false</c>, the default, <c>auto</c> or <c>true</c>). On,
 /// Kestrel runs the application's and the transport's continuations on the I/O threads instead of the thread pool
 /// (<c>SocketTransportOptions.UnsafePreferInlineScheduling</c>), and the runtime runs the sockets' completions on its event
 /// threads, one per core (<c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c>, which Kestrel's documentation of the option
 /// recommends with it). With the gateway's corked relays that is the cheaper and faster setting (docs/performance.md,
-/// "Corked relays" and "Inline I/O by default").
+/// "Corked relays" and "Inline I/O as auto").
 /// </summary>
 /// <remarks>
 /// <para>
 /// The price: code that blocks on an I/O thread holds every socket served by that thread, and code that blocks waiting for
 /// a socket's answer can wait for the very thread it holds. The embedded defaults (rooms, sessions and the key ring in
 /// this process) never do. The Redis and DynamoDB adapters read the Data Protection key ring synchronously
-/// (<c>IXmlRepository</c> has no asynchronous API), so <c>auto</c> is off with <c>Talki:Redis</c> or in AWS mode;
-/// <c>true</c> forces it on anyway.
+/// (<c>IXmlRepository</c> has no asynchronous API), so <c>auto</c> is on only with the embedded stores, off with
+/// <c>Talki:Redis</c> or in AWS mode; <c>true</c> forces it on anyway.
+/// </para>
+/// <para>
+/// Not the default yet: with it on, the end-to-end test that kills a member's socket while a newcomer's offer to it is on
+/// its way (<c>SocketFaultTests</c>) failed in 2 of 9 runs, against none of the runs without it. A frame the server hands
+/// to a socket in the moment it dies is lost, and the newcomer's link then waits for its link-up timeout; inline I/O makes
+/// that moment likelier. docs/performance.md, "Inline I/O as auto".
 /// </para>
 /// <para>
 /// The runtime reads the socket setting once, from the environment, when the process first registers a socket for
@@ -42,7 +48,12 @@ internal static class InlineIo
         var setting = configuration[Key];
         bool on;
         string why;
-        if (string.IsNullOrEmpty(setting) || string.Equals(setting, "auto", StringComparison.OrdinalIgnoreCase))
+        if (string.IsNullOrEmpty(setting))
+        {
+            on = false;
+            why = $"the default; {Key}=auto turns it on with the embedded stores";
+        }
+        else if (string.Equals(setting, "auto", StringComparison.OrdinalIgnoreCase))
         {
             on = storesInProcess;
             why = storesInProcess ? "auto: the stores are in this process" : "auto: the key ring is read synchronously from Redis or DynamoDB";
@@ -53,7 +64,7 @@ internal static class InlineIo
         }
         else
         {
-            throw new InvalidOperationException($"{Key} is '{setting}'; it takes auto (the default), true or false.");
+            throw new InvalidOperationException($"{Key} is '{setting}'; it takes false (the default), auto or true.");
         }
 
         if (!on)
