@@ -41,7 +41,8 @@ var awsMode = AwsMode.TryAdd(talki, builder.Configuration);
 // One switch for several instances behind a load balancer: with a Redis configuration string (--Talki:Redis=127.0.0.1:6379),
 // sessions and the cookie's key ring, rooms, tickets, the socket registrations of the push backplane and the quota
 // counters live in Redis, so every instance serves the same rooms. Talki:RedisKeyPrefix separates deployments sharing a Redis.
-if (builder.Configuration["Talki:Redis"] is { Length: > 0 } redis)
+var redis = builder.Configuration["Talki:Redis"];
+if (!string.IsNullOrEmpty(redis))
 {
     var keyPrefix = builder.Configuration["Talki:RedisKeyPrefix"];
     talki.AddRedis(redis, o => o.KeyPrefix = keyPrefix is { Length: > 0 } ? keyPrefix : o.KeyPrefix);
@@ -50,7 +51,7 @@ if (builder.Configuration["Talki:Redis"] is { Length: > 0 } redis)
 // Inline I/O (Talki:Sample:InlineIo: false by default, auto, true): Kestrel's continuations and the sockets' completions
 // run on the I/O threads instead of the thread pool. It must be decided before the application is built, while no socket
 // is open (InlineIo.cs says why, why auto is off with Redis or in AWS mode, and why it is not the default yet).
-var inlineIo = InlineIo.Apply(builder.WebHost, builder.Configuration, storesInProcess: !awsMode && string.IsNullOrEmpty(builder.Configuration["Talki:Redis"]));
+var inlineIo = InlineIo.Apply(builder.WebHost, builder.Configuration, storesInProcess: !awsMode && string.IsNullOrEmpty(redis));
 
 var app = builder.Build();
 

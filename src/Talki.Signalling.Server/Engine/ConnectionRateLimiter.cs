@@ -39,9 +39,10 @@ internal sealed class ConnectionRateLimiter
 {
     private readonly ConcurrentDictionary<string, Bucket> _buckets = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
-    private readonly double _perSecond;
     private readonly double _burst;
-    private readonly double _bytesPerSecond;
+    // The refill rates per unit of the clock's timestamps (its frequency is fixed), divided once rather than per message.
+    private readonly double _perTimestamp;
+    private readonly double _bytesPerTimestamp;
     private readonly double _byteBurst;
     private readonly int _refusalsBeforeClose;
     private readonly long _window;
@@ -51,15 +52,17 @@ internal sealed class ConnectionRateLimiter
     public ConnectionRateLimiter(TimeProvider time, TalkiLimitsOptions limits)
     {
         _time = time;
-        _perSecond = limits.MessagesPerSecond;
+        double perSecond = limits.MessagesPerSecond;
         _burst = limits.MessageBurst;
-        _bytesPerSecond = limits.MessageBytesPerSecond;
+        double bytesPerSecond = limits.MessageBytesPerSecond;
+        _perTimestamp = perSecond / time.TimestampFrequency;
+        _bytesPerTimestamp = bytesPerSecond / time.TimestampFrequency;
         _byteBurst = limits.MessageBytesBurst;
         _refusalsBeforeClose = limits.RateLimitedMessagesBeforeClose;
         _window = ToTimestamp(limits.RateLimitWindow);
 
         // Long enough for a bucket to refill and for its refusal window to end, so a sweep finds the idle ones at rest.
-        var refill = ToTimestamp(TimeSpan.FromSeconds(Math.Max(_burst / _perSecond, _byteBurst / _bytesPerSecond)));
+        var refill = ToTimestamp(TimeSpan.FromSeconds(Math.Max(_burst / perSecond, _byteBurst / bytesPerSecond)));
         _sweepInterval = Math.Max(refill, _window) + ToTimestamp(TimeSpan.FromSeconds(1));
         _nextSweep = time.GetTimestamp() + _sweepInterval;
     }
@@ -97,7 +100,7 @@ internal sealed class ConnectionRateLimiter
                     continue; // swept between the lookup and the lock: take the fresh one
                 }
 
-                bucket.Refill(now, _perSecond / _time.TimestampFrequency, _burst, _bytesPerSecond / _time.TimestampFrequency, _byteBurst);
+                bucket.Refill(now, _perTimestamp, _burst, _bytesPerTimestamp, _byteBurst);
                 if (bucket.Tokens >= tokens && bucket.Bytes >= bytes)
                 {
                     bucket.Tokens -= tokens;
@@ -186,7 +189,7 @@ internal sealed class ConnectionRateLimiter
         {
             lock (bucket)
             {
-                bucket.Refill(now, _perSecond / _time.TimestampFrequency, _burst, _bytesPerSecond / _time.TimestampFrequency, _byteBurst);
+                bucket.Refill(now, _perTimestamp, _burst, _bytesPerTimestamp, _byteBurst);
                 if (bucket.Tokens >= _burst && bucket.Bytes >= _byteBurst && (bucket.Refusals == 0 || now - bucket.WindowStart >= _window))
                 {
                     bucket.Removed = true;

@@ -115,7 +115,7 @@ internal sealed class SampleHost : IAsyncDisposable
     /// <c>/proc/{pid}/task/*/comm</c>): one per core with inline socket completions, else one up to 45 cores.
     /// </summary>
     public int SocketEventThreads => Directory.EnumerateDirectories($"/proc/{_process.Id}/task")
-        .Count(task => File.Exists(Path.Combine(task, "comm")) && ReadOrEmpty(Path.Combine(task, "comm")).Trim() == ".NET Sockets");
+        .Count(task => ReadOrEmpty(Path.Combine(task, "comm")).Trim() == ".NET Sockets");
 
     /// <summary>
     /// Kills the process tree at once (SIGKILL: no graceful shutdown, its sockets die with it, nothing is unregistered) and
