@@ -64,28 +64,38 @@ public sealed class PushFaultTests(DynaliteFixture dynalite)
         Assert.Equal(SignallingErrorCode.PeerUnavailable, (await ada.ExpectAsync<ErrorMessage>(e => e.Id == "after")).Code);
     }
 
-    [Fact]
-    public async Task SocketLostWithoutADisconnect_TheMemberResumesThroughTheAuthorizer_SameEpoch_QueuedSignalDelivered_NobodyIsTold()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task SocketLostWithoutADisconnect_TheMemberResumesThroughTheAuthorizer_SameEpoch_QueuedSignalDelivered_OnlyAVersion2PeerHearsItResumed(int version)
     {
         // Through the emulator as the template wires it: the resume query reaches the authorizer, its context reaches the
         // backend as x-talki-resume, and only the backend (which holds @connections) binds.
         await using var stack = await AwsStack.StartAsync(dynalite, "talki-fault-resume");
         using var bobUser = await stack.SignInAsync("Bob");
-        var (ada, bob, bobMember, room) = await TwoMemberCallAsync(stack, bobUser);
+        var (ada, bob, bobMember, room) = await TwoMemberCallAsync(stack, bobUser, version);
         var epoch = bob.Welcome!.You.Epoch;
         stack.Emulator.Faults.LoseDisconnects = true;
         await bob.DisposeAsync();
         await ada.SendAsync($$$"""{"type":"signal","id":"while-away","to":"{{{bobMember}}}","description":{"type":"offer","sdp":"queued"}}""");
 
         var ticket = await bobUser.TicketAsync($"/talki/rooms/{room}/tickets", HttpStatusCode.OK);
-        await using var resumed = await bobUser.ConnectAsync(ticket, resume: epoch);
+        await using var resumed = await bobUser.ConnectAsync(ticket, resume: epoch, version: version);
 
         Assert.True(resumed.Welcome!.Resumed);
         Assert.Equal(epoch, resumed.Welcome.You.Epoch);
         Assert.Equal("queued", (await resumed.ExpectAsync<SignalRelayMessage>()).Description!.Sdp);
+        if (version >= 2)
+        {
+            // Pushed through @connections like any message: the sender of what the lost socket swallowed sends it again.
+            var notice = await ada.ExpectAsync<PeerResumedMessage>();
+            Assert.Equal((bobMember, epoch), (notice.Member, notice.Epoch));
+        }
+
         await ada.SendAsync("""{"type":"ping","id":"after"}""");
         await ada.ExpectAsync<PongMessage>(p => p.Id == "after");
         Assert.DoesNotContain(ada.AllFrames, f => f.Contains("\"peer_left\"", StringComparison.Ordinal) || f.Contains("\"error\"", StringComparison.Ordinal));
+        Assert.Equal(version >= 2 ? 1 : 0, ada.AllFrames.Count(f => f.Contains("\"peer_resumed\"", StringComparison.Ordinal)));
     }
 
     [Fact]
@@ -110,16 +120,21 @@ public sealed class PushFaultTests(DynaliteFixture dynalite)
         return (ada, bob, member);
     }
 
-    private static async Task<(AwsSocket Ada, AwsSocket Bob, MemberId BobMember, RoomId Room)> TwoMemberCallAsync(AwsStack stack, AwsUser bobUser)
+    private static async Task<(AwsSocket Ada, AwsSocket Bob, MemberId BobMember, RoomId Room)> TwoMemberCallAsync(AwsStack stack, AwsUser bobUser, int version = 1)
     {
         using var adaUser = await stack.SignInAsync("Ada");
         var room = await adaUser.TicketAsync("/talki/rooms", HttpStatusCode.Created);
-        var ada = await adaUser.ConnectAsync(room);
+        var ada = await adaUser.ConnectAsync(room, version: version);
         var ticket = await bobUser.TicketAsync($"/talki/rooms/{room.Room}/tickets", HttpStatusCode.OK);
-        var bob = await bobUser.ConnectAsync(ticket);
-        await ada.ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == ticket.Member && m.Member.Online);
+        var bob = await bobUser.ConnectAsync(ticket, version: version);
+        await ada.ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == ticket.Member && (version >= 2 || m.Member.Online)); // version 2 hears of the knock once, at the knock
         await ada.SendAsync($$$"""{"type":"admit","member":"{{{ticket.Member}}}"}""");
         await bob.ExpectAsync<AdmittedMessage>();
+        if (version >= 2)
+        {
+            return (ada, bob, ticket.Member, room.Room); // the admission's last push: version 2 plans the mesh in it
+        }
+
         await ada.ExpectAsync<ConnectToPeerMessage>(m => m.Peer.Id == ticket.Member);
         await bob.ExpectAsync<ConnectToPeerMessage>(); // every push of the admission is done before a fault is scripted
         return (ada, bob, ticket.Member, room.Room);

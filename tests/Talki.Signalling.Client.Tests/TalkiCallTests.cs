@@ -134,6 +134,19 @@ public sealed class TalkiCallTests
 
     private static string TypeOf(string frame) => JsonDocument.Parse(frame).RootElement.GetProperty("type").GetString()!;
 
+    /// <summary>How many signals a sent frame addresses to <paramref name="to"/>: a <c>signal</c>, or entries of a <c>signals</c> batch.</summary>
+    private static int SignalsTo(string frame, MemberId to)
+    {
+        var root = JsonDocument.Parse(frame).RootElement;
+        var entries = TypeOf(frame) switch
+        {
+            "signal" => [root],
+            "signals" => root.GetProperty("signals").EnumerateArray().ToList(),
+            _ => new List<JsonElement>(),
+        };
+        return entries.Count(e => e.GetProperty("to").GetString() == to.Value);
+    }
+
     [Fact]
     public async Task SocketDrops_ResumesWithAFreshTicket_SameEpoch_EveryPeerConnectionKept_PeersNoticeNothing()
     {
@@ -191,6 +204,77 @@ public sealed class TalkiCallTests
         Assert.Equal(1, c.Factory.Created.Count(pc => pc.Plan.Peer == b.Id));
         Assert.DoesNotContain(b.Errors, e => e.Negotiation is not null);
         Assert.DoesNotContain(c.Errors, e => e.Negotiation is not null);
+    }
+
+    [Fact]
+    public async Task ANewcomersOfferRelayedIntoADyingSocket_IsSentAgainAfterThePeerResumes_AndTheLinkComesUpWithoutAReset()
+    {
+        // The other direction: the server relays Cyd's offer into Bea's socket after it died and before the drop shows, so
+        // the server saw its write succeed and queued nothing. Bea's resume tells Cyd (peer_resumed), who sends it again.
+        await using var world = await CallWorld.StartAsync();
+        var a = await world.SignInAsync("Ada");
+        Assert.True((await a.Call.CreateRoomAsync()).IsSuccess);
+        var b = await world.SignInAsync("Bea");
+        Assert.True((await b.Call.JoinRoomAsync(a.Call.Room!.Id)).IsSuccess);
+        await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Count == 1, "Ada sees Bea");
+        await a.Call.AdmitAsync(a.Call.PendingAdmissions[0].Id);
+        await AssertFullMeshAsync(a, b);
+        var c = await world.SignInAsync("Cyd");
+        Assert.True((await c.Call.JoinRoomAsync(a.Call.Room!.Id)).IsSuccess);
+        await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Count == 1, "Ada sees Cyd");
+
+        var dying = b.Socket;
+        dying.SwallowReceives = true;
+        dying.SwallowSends = true;
+        await a.Call.AdmitAsync(a.Call.PendingAdmissions[0].Id);
+        await CallWorld.EventuallyAsync(() => dying.Swallowed.Any(f => TypeOf(f) == "signal" && f.Contains(c.Call.Self!.Id.Value, StringComparison.Ordinal)), "the server relayed Cyd's offer into Bea's dying socket");
+        dying.Abort();
+
+        await CallWorld.EventuallyAsync(() => b.Sockets.Count > 2 || (b.Sockets.Count == 2 && b.Call.ConnectionState == TalkiConnectionState.Connected), "Bea resumes");
+        await AssertFullMeshAsync(a, b, c);
+        Assert.True(b.Call.Self!.Epoch == 1, "Bea resumed her first epoch");
+        Assert.Contains(c.Socket.Received, f => TypeOf(f) == "peer_resumed");
+        Assert.Equal(1, b.Factory.Created.Count(pc => pc.Plan.Peer == c.Id));
+        Assert.Equal(1, c.Factory.Created.Count(pc => pc.Plan.Peer == b.Id));
+        Assert.DoesNotContain(b.Errors, e => e.Negotiation is not null);
+        Assert.DoesNotContain(c.Errors, e => e.Negotiation is not null);
+    }
+
+    [Fact]
+    public async Task APeerThatResumesOverAndOver_GetsEachSignalSentToItAgainOnceAtMost_OnlyItsOwn_AndNothingForAnotherEpoch()
+    {
+        // Hostile: a member dropping and resuming in a loop must not turn its peers into a stream of copies that would
+        // spend their rate limit. The notices are slipped in front of the server's frames, as a resume storm would send them.
+        await using var world = await CallWorld.StartAsync();
+        var (a, b, c) = await StartMeshOfThreeAsync(world);
+        var toBob = $"\"to\":\"{b.Id.Value}\"";
+        var toCleo = $"\"to\":\"{c.Id.Value}\"";
+        var sentToBob = a.Socket.Sent.Sum(f => SignalsTo(f, b.Id));
+        Assert.True(sentToBob > 0, "Ada signalled Bob while the mesh formed");
+        var before = a.Socket.Sent.Count;
+        string Notice(long epoch) => $$$"""{"type":"peer_resumed","member":"{{{b.Id.Value}}}","epoch":{{{epoch}}},"suspendedMilliseconds":0}""";
+
+        a.Socket.Inject(Notice(b.Call.Self!.Epoch + 1)); // an epoch Ada never signalled
+        await CallWorld.EventuallyAsync(() => a.Socket.InjectedFramesHandled, "Ada read the notice");
+        Assert.Equal(before, a.Socket.Sent.Count);
+
+        for (var i = 0; i < 5; i++)
+        {
+            a.Socket.Inject(Notice(b.Call.Self!.Epoch));
+            await CallWorld.EventuallyAsync(() => a.Socket.InjectedFramesHandled, "Ada read the notice");
+        }
+
+        var copies = a.Socket.Sent.Skip(before).Where(f => TypeOf(f) == "signal").ToList();
+        Assert.NotEmpty(copies);
+        Assert.All(copies, f => Assert.Contains(toBob, f, StringComparison.Ordinal));
+        Assert.DoesNotContain(copies, f => f.Contains(toCleo, StringComparison.Ordinal));
+        Assert.True(copies.Count <= sentToBob, $"{copies.Count} copies of {sentToBob} signals sent to Bob"); // each once at most
+
+        // The copies changed nothing: duplicates are dropped by the receiver, no link was replaced, nobody was refused.
+        await AssertFullMeshAsync(a, b, c);
+        Assert.Equal(1, b.Factory.Created.Count(pc => pc.Plan.Peer == a.Id));
+        Assert.DoesNotContain(a.Errors, e => e.Code is SignallingErrorCode.RateLimited);
+        Assert.DoesNotContain(b.Errors, e => e.Negotiation is not null);
     }
 
     [Fact]

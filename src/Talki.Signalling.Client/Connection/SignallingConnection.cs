@@ -41,7 +41,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     private const int MaxTrackedRequests = 256;
 
     /// <summary>How many recently sent messages are kept for a replay after a resume.</summary>
-    private const int MaxReplayed = 64;
+    private const int MaxReplayed = 128;
 
     /// <summary>
     /// How far back before a drop was noticed sent messages are replayed after a resume: a socket that dies does not say so
@@ -61,7 +61,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     private readonly ResiliencePipeline _reconnect;
     private readonly object _sync = new();
     private readonly LinkedList<Queued> _queue = new();
-    private readonly LinkedList<(Queued Item, long SentAt)> _recent = new();
+    private readonly LinkedList<Sent> _recent = new();
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly CancellationTokenSource _stop = new();
     private readonly Dictionary<string, string> _requestTypes = new(StringComparer.Ordinal);
@@ -130,14 +130,17 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     }
 
     /// <summary>Sends a message, or queues it while the socket is not open. Returns <see langword="false"/> once closed for good.</summary>
-    public async ValueTask<bool> SendAsync(ClientMessage message)
+    public ValueTask<bool> SendAsync(ClientMessage message) => SendAsync(message, copy: false);
+
+    /// <summary>Sends or queues a message; a <paramref name="copy"/> (a signal sent again to a resumed peer) is never replayed itself.</summary>
+    private async ValueTask<bool> SendAsync(ClientMessage message, bool copy)
     {
         if (message.Id is null)
         {
             message = message with { Id = "c" + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture) };
         }
 
-        var queued = new Queued(message, JsonSerializer.SerializeToUtf8Bytes(message, TalkiJsonContext.Default.ClientMessage), Interlocked.Read(ref _generation));
+        var queued = new Queued(message, JsonSerializer.SerializeToUtf8Bytes(message, TalkiJsonContext.Default.ClientMessage), Interlocked.Read(ref _generation), copy);
         lock (_sync)
         {
             if (State == TalkiConnectionState.Disconnected)
@@ -479,6 +482,9 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
                 return;
             case PongMessage:
                 return;
+            case PeerResumedMessage resumed:
+                await ReplayToAsync(resumed).ConfigureAwait(false);
+                return;
         }
 
         await _handler.OnMessageAsync(message, rejoined: false).ConfigureAwait(false);
@@ -663,14 +669,14 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     /// <summary>Keeps a sent signal or admission decision for a replay after a resume (what a dying socket swallowed).</summary>
     private void Remember(Queued item)
     {
-        if (item.Message is not (SignalMessage or AdmitMessage or DenyMessage))
+        if (item.Copy || item.Message is not (SignalMessage or SignalsMessage or AdmitMessage or DenyMessage))
         {
             return;
         }
 
         lock (_sync)
         {
-            _recent.AddLast((item, _time.GetTimestamp()));
+            _recent.AddLast(new Sent(item, _time.GetTimestamp()));
             while (_recent.Count > MaxReplayed)
             {
                 _recent.RemoveFirst();
@@ -710,6 +716,59 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         {
             LogReplayed(_logger, replayed);
         }
+    }
+
+    /// <summary>
+    /// A peer resumed its epoch (<c>peer_resumed</c>): sends it again every signal sent to that epoch since its suspension
+    /// began, and within <see cref="ReplayWindow"/> before it (what the server relayed into its dying socket is lost). A
+    /// batch's entries for that peer go as signals of their own. What did arrive arrives twice, which the peer drops.
+    /// Each signal is sent again once at most, and a copy is never replayed itself: a member that drops and resumes over
+    /// and over gets at most one extra copy of what was sent to it, never a stream that would spend this side's rate limit.
+    /// </summary>
+    private async Task ReplayToAsync(PeerResumedMessage resumed)
+    {
+        var now = _time.GetTimestamp();
+        var since = TimeSpan.FromMilliseconds(Math.Max(0, resumed.SuspendedMilliseconds)) + ReplayWindow;
+        List<SignalMessage> again = [];
+        lock (_sync)
+        {
+            foreach (var sent in _recent)
+            {
+                if (_time.GetElapsedTime(sent.SentAt, now) > since || sent.ResentTo?.Contains(resumed.Member) == true)
+                {
+                    continue;
+                }
+
+                var count = again.Count;
+                switch (sent.Item.Message)
+                {
+                    case SignalMessage signal when IsFor(signal, resumed):
+                        again.Add(signal);
+                        break;
+                    case SignalsMessage batch:
+                        again.AddRange(batch.Signals.Where(entry => IsFor(entry, resumed)));
+                        break;
+                }
+
+                if (again.Count > count)
+                {
+                    (sent.ResentTo ??= []).Add(resumed.Member);
+                }
+            }
+        }
+
+        if (again.Count > 0)
+        {
+            LogReplayedToPeer(_logger, again.Count, resumed.Member.Value);
+        }
+
+        foreach (var signal in again)
+        {
+            await SendAsync(signal, copy: true).ConfigureAwait(false);
+        }
+
+        static bool IsFor(SignalMessage signal, PeerResumedMessage resumed)
+            => signal.To == resumed.Member && (signal.ToEpoch is null || signal.ToEpoch == resumed.Epoch);
     }
 
     private void Enqueue(Queued item)
@@ -782,6 +841,9 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "The server closed the signalling socket ({Status}: {Description}).")]
     private static partial void LogClosedByServer(ILogger logger, WebSocketCloseStatus? status, string? description);
 
+    [LoggerMessage(EventId = 4009, Level = LogLevel.Debug, Message = "A peer resumed: sending {Count} signals again to {Member} (its dying socket may have swallowed them).")]
+    private static partial void LogReplayedToPeer(ILogger logger, int count, string member);
+
     [LoggerMessage(EventId = 4008, Level = LogLevel.Debug, Message = "Resumed: replaying the {Count} messages sent just before the socket dropped (a dying socket may have swallowed them).")]
     private static partial void LogReplayed(ILogger logger, int count);
 
@@ -794,7 +856,17 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     [LoggerMessage(EventId = 4006, Level = LogLevel.Error, Message = "The signalling connection failed unexpectedly.")]
     private static partial void LogUnexpected(ILogger logger, Exception exception);
 
-    private sealed record Queued(ClientMessage Message, byte[] Bytes, long Generation);
+    private sealed record Queued(ClientMessage Message, byte[] Bytes, long Generation, bool Copy = false);
+
+    /// <summary>A message kept for replays, and the peers it was sent again to (each gets one copy at most).</summary>
+    private sealed class Sent(Queued item, long sentAt)
+    {
+        public Queued Item { get; } = item;
+
+        public long SentAt { get; } = sentAt;
+
+        public List<MemberId>? ResentTo { get; set; }
+    }
 }
 
 /// <summary>A connection attempt failed in a way another attempt may fix.</summary>

@@ -10,6 +10,7 @@ namespace Talki.Signalling.Protocol;
 [JsonDerivedType(typeof(DeniedMessage), "denied")]
 [JsonDerivedType(typeof(ConnectToPeerMessage), "connect_to_peer")]
 [JsonDerivedType(typeof(PeerLeftMessage), "peer_left")]
+[JsonDerivedType(typeof(PeerResumedMessage), "peer_resumed")]
 [JsonDerivedType(typeof(SignalRelayMessage), "signal")]
 [JsonDerivedType(typeof(RoomSealedMessage), "room_sealed")]
 [JsonDerivedType(typeof(PongMessage), "pong")]
@@ -128,6 +129,25 @@ public sealed record PeerLeftMessage : ServerMessage
 
     /// <summary>Gets the epoch of the connection that ended.</summary>
     public long Epoch { get; init; }
+}
+
+/// <summary>
+/// <c>peer_resumed</c> (protocol version 2): a member's signalling socket dropped and it resumed its epoch, so its links
+/// were kept. Whatever was sent to it after the server noticed the drop was queued and delivered at its resume; what was
+/// relayed into its socket between the drop and the moment the server noticed it may be lost. The receiver sends that
+/// member again what it sent it from <see cref="SuspendedMilliseconds"/> plus its replay window ago until now (a client
+/// drops a description or candidate it already has, so a copy is harmless).
+/// </summary>
+public sealed record PeerResumedMessage : ServerMessage
+{
+    /// <summary>Gets the member that resumed.</summary>
+    public required MemberId Member { get; init; }
+
+    /// <summary>Gets the member's epoch, unchanged by the resume.</summary>
+    public long Epoch { get; init; }
+
+    /// <summary>Gets how long, in milliseconds, the server held the member suspended before it resumed (from the moment it noticed the drop).</summary>
+    public long SuspendedMilliseconds { get; init; }
 }
 
 /// <summary><c>signal</c>: a description and/or candidates relayed from another member.</summary>

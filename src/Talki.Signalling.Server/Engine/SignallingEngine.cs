@@ -866,6 +866,11 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         Log.MemberResumed(_logger, room.Id, self.Id, self.Epoch, delivered, dropped);
+        if (cleared.After is { Admission: AdmissionStatus.Admitted } live)
+        {
+            await AnnounceResumeAsync(live, self.SuspendedUntil!.Value - _options.ResumeGracePeriod, members, cancellationToken).ConfigureAwait(false);
+        }
+
         if (self.IsAdmin)
         {
             foreach (var member in members)
@@ -874,6 +879,30 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 {
                     await SendAsync(connectionId, new AdmissionRequestMessage { Member = ViewOf(member) }, cancellationToken).ConfigureAwait(false);
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Tells the resumed member's peers (version 2) that it resumed: what was relayed into its socket between the drop and
+    /// the moment this server noticed it (<paramref name="suspendedAt"/>) may be lost, and each peer sends it again what it
+    /// sent since shortly before then. A suspended peer hears it at its own resume (queued).
+    /// </summary>
+    private async ValueTask AnnounceResumeAsync(MemberRecord resumed, DateTimeOffset suspendedAt, IReadOnlyList<MemberRecord> members, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        byte[]? message = null;
+        foreach (var member in members)
+        {
+            if (member.Id != resumed.Id && member.ProtocolVersion >= 2 && IsPresentAt(member, now))
+            {
+                message ??= Serialize(new PeerResumedMessage
+                {
+                    Member = resumed.Id,
+                    Epoch = resumed.Epoch,
+                    SuspendedMilliseconds = Math.Max(0, (long)(now - suspendedAt).TotalMilliseconds),
+                });
+                _ = await DeliverAsync(member, message, cancellationToken, handleGone: false).ConfigureAwait(false);
             }
         }
     }

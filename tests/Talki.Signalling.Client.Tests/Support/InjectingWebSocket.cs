@@ -19,6 +19,7 @@ internal sealed class InjectingWebSocket(ClientWebSocket inner) : WebSocket
     private int _lastInjectedAtCall;
 
     private readonly List<string> _received = [];
+    private readonly List<string> _swallowed = [];
     private readonly List<byte> _partial = [];
 
     /// <summary>
@@ -26,6 +27,24 @@ internal sealed class InjectingWebSocket(ClientWebSocket inner) : WebSocket
     /// died without either side noticing yet (a half-open TCP connection, a browser socket already closing).
     /// </summary>
     public bool SwallowSends { get; set; }
+
+    /// <summary>
+    /// Gets or sets a value indicating whether text frames from the server vanish instead of reaching the client, as on a
+    /// socket whose connection died while the server still wrote into it (the server saw its writes succeed).
+    /// </summary>
+    public bool SwallowReceives { get; set; }
+
+    /// <summary>Gets the text frames (or parts of them) that <see cref="SwallowReceives"/> made vanish.</summary>
+    public IReadOnlyList<string> Swallowed
+    {
+        get
+        {
+            lock (_swallowed)
+            {
+                return [.. _swallowed];
+            }
+        }
+    }
 
     /// <summary>Gets or sets what runs with each frame just before it goes to the server (to see the client's state at that instant).</summary>
     public Action<string>? BeforeSend { get; set; }
@@ -94,6 +113,17 @@ internal sealed class InjectingWebSocket(ClientWebSocket inner) : WebSocket
             {
                 var result = await _pendingReal;
                 _pendingReal = null;
+                if (SwallowReceives && result.MessageType == WebSocketMessageType.Text)
+                {
+                    lock (_swallowed)
+                    {
+                        _swallowed.Add(Encoding.UTF8.GetString(_pendingRealCopy.AsSpan(0, result.Count)));
+                    }
+
+                    _pendingReal = inner.ReceiveAsync(_pendingRealCopy.AsMemory(), cancellationToken).AsTask();
+                    continue;
+                }
+
                 _pendingRealCopy.AsSpan(0, result.Count).CopyTo(buffer.Span);
                 Record(_pendingRealCopy.AsSpan(0, result.Count), result.EndOfMessage, result.MessageType);
                 return result;

@@ -30,7 +30,7 @@ public sealed class ProtocolSchemaTests
     public void Schema_ListsEveryMessageKind()
     {
         var schema = ProtocolSchema.Generate().ToJsonString();
-        foreach (var kind in new[] { "hello", "admit", "deny", "signal", "leave", "ping", "welcome", "admission_request", "admitted", "denied", "connect_to_peer", "peer_left", "room_sealed", "pong", "error" })
+        foreach (var kind in new[] { "hello", "admit", "deny", "signal", "leave", "ping", "welcome", "admission_request", "admitted", "denied", "connect_to_peer", "peer_left", "peer_resumed", "room_sealed", "pong", "error" })
         {
             Assert.Contains($"\"{kind}\"", schema, StringComparison.Ordinal);
         }

@@ -4,8 +4,9 @@ using Talki.Signalling.Protocol;
 namespace Talki.Signalling.Server.Tests.Engine;
 
 /// <summary>
-/// Resume: a member whose signalling socket drops keeps its epoch for the grace period; its peers hear nothing, messages to
-/// it are queued, and a reconnect that asks to resume continues the same epoch. Includes what a flaky network, a member
+/// Resume: a member whose signalling socket drops keeps its epoch for the grace period; its peers hear nothing of the drop
+/// (version 2 peers hear <c>peer_resumed</c> when it is back), messages to it are queued, and a reconnect that asks to
+/// resume continues the same epoch. Includes what a flaky network, a member
 /// and a stranger can do to it.
 /// </summary>
 public sealed class ResumeTests
@@ -48,6 +49,55 @@ public sealed class ResumeTests
         h.Time.Advance(TimeSpan.FromMinutes(1));
         Assert.Empty(h.Push.To<PeerLeftMessage>(call.Connection("ada")));
         Assert.Equal(0, h.Concrete.GraceTimerCount);
+    }
+
+    [Fact]
+    public async Task AResume_TellsEachVersion2Peer_PeerResumed_WithHowLongItWasSuspended_ASuspendedPeerAtItsOwnResume()
+    {
+        // What was relayed into the dropped socket before the server noticed may be lost: the peers that sent it are told.
+        using var h = new EngineHarness();
+        var call = await Call.StartAsync(h, 2, ("bob", 2), ("cy", 2), ("dee", 1), ("eve", 2));
+        var epochs = new[] { "bob", "eve" }.ToDictionary(n => n, n => h.Push.To<WelcomeMessage>(call.Connection(n)).Last().You.Epoch);
+        await h.Engine.DisconnectAsync(call.Connection("eve"));
+        h.Time.Advance(TimeSpan.FromSeconds(1));
+        await h.Engine.DisconnectAsync(call.Connection("bob"));
+        h.Push.Clear();
+        h.Time.Advance(TimeSpan.FromSeconds(3));
+
+        var bob = await call.ReconnectAsync("bob", resume: epochs["bob"], version: 2); // one more millisecond
+
+        Assert.True(h.Push.Single<WelcomeMessage>(bob).Resumed);
+        foreach (var peer in new[] { "ada", "cy" })
+        {
+            var notice = h.Push.Single<PeerResumedMessage>(call.Connection(peer));
+            Assert.Equal((call.Member("bob"), epochs["bob"], 3001L), (notice.Member, notice.Epoch, notice.SuspendedMilliseconds));
+        }
+
+        Assert.Empty(h.Push.To<PeerResumedMessage>(call.Connection("dee"))); // version 1 does not know the message
+        Assert.Empty(h.Push.To<PeerResumedMessage>(bob));
+        Assert.Empty(h.Push.To<PeerLeftMessage>(call.Connection("ada")));
+
+        // Eve was away at that moment: she hears it after her own welcome, and the others hear of her.
+        var eve = await call.ReconnectAsync("eve", resume: epochs["eve"], version: 2);
+        Assert.Equal([call.Member("bob")], h.Push.To<PeerResumedMessage>(eve).Select(n => n.Member));
+        var eveNotice = h.Push.Single<PeerResumedMessage>(bob);
+        Assert.Equal((call.Member("eve"), 4002L), (eveNotice.Member, eveNotice.SuspendedMilliseconds));
+        Assert.Equal(2, h.Push.To<PeerResumedMessage>(call.Connection("ada")).Count);
+    }
+
+    [Fact]
+    public async Task AFreshStartInsteadOfAResume_IsAnnouncedAsADeparture_NeverAsPeerResumed()
+    {
+        using var h = new EngineHarness();
+        var call = await Call.StartAsync(h, 2, ("bob", 2));
+        var bobEpoch = h.Push.To<WelcomeMessage>(call.Connection("bob")).Last().You.Epoch;
+        await h.Engine.DisconnectAsync(call.Connection("bob"));
+
+        var fresh = await call.ReconnectAsync("bob", resume: null, version: 2);
+
+        Assert.False(h.Push.Single<WelcomeMessage>(fresh).Resumed);
+        Assert.Equal(bobEpoch, h.Push.Single<PeerLeftMessage>(call.Connection("ada")).Epoch);
+        Assert.Empty(h.Push.To<PeerResumedMessage>(call.Connection("ada")));
     }
 
     [Fact]
@@ -320,17 +370,20 @@ public sealed class ResumeTests
 
         public RoomId Room { get; }
 
-        public static async Task<Call> StartAsync(EngineHarness h, params string[] names)
+        public static Task<Call> StartAsync(EngineHarness h, params string[] names) => StartAsync(h, 1, [.. names.Select(n => (n, 1))]);
+
+        /// <summary>As <see cref="StartAsync(EngineHarness, string[])"/>, the admin and each member saying hello with its version.</summary>
+        public static async Task<Call> StartAsync(EngineHarness h, int adminVersion, params (string Name, int Version)[] members)
         {
             var ada = EngineHarness.User("ada");
             var admin = await h.CreateRoomAsync(ada);
             var call = new Call(h, admin.Room);
-            call._members["ada"] = (ada, admin.Member, await h.ConnectAsync(admin));
-            foreach (var name in names)
+            call._members["ada"] = (ada, admin.Member, await h.ConnectAsync(admin, version: adminVersion));
+            foreach (var (name, version) in members)
             {
                 var user = EngineHarness.User(name);
                 var grant = await h.JoinAsync(user, admin.Room);
-                var connection = await h.ConnectAsync(grant);
+                var connection = await h.ConnectAsync(grant, version: version);
                 await h.SendAsync(call.Connection("ada"), $$$"""{"type":"admit","member":"{{{grant.Member}}}"}""");
                 call._members[name] = (user, grant.Member, connection);
             }
@@ -345,7 +398,7 @@ public sealed class ResumeTests
         public CallerIdentity User(string name) => _members[name].User;
 
         /// <summary>Gets a fresh ticket for the member's user and connects with it, asking to resume <paramref name="resume"/>.</summary>
-        public async Task<string> ReconnectAsync(string name, long? resume, bool hello = true)
+        public async Task<string> ReconnectAsync(string name, long? resume, bool hello = true, int version = 1)
         {
             var (user, member, _) = _members[name];
             var ticket = await _h.Engine.IssueJoinTicketAsync(user, Room);
@@ -356,7 +409,7 @@ public sealed class ResumeTests
             Assert.True(grant.IsSuccess, grant.ToString());
             if (hello)
             {
-                await _h.SendAsync(connection, """{"type":"hello","version":1}""");
+                await _h.SendAsync(connection, $$"""{"type":"hello","version":{{version}}}""");
             }
 
             _members[name] = (user, member, connection);
