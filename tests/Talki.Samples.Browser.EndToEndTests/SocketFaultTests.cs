@@ -13,7 +13,10 @@ namespace Talki.Samples.Browser.EndToEndTests;
 /// the test holds both ends of her first socket and can drop it: her page sees a close with code 1006 (abnormal
 /// closure, what a browser reports when the connection is lost without a closing handshake; the routing API delivers it
 /// without a close frame ever reaching the page) and the server's end is closed at the same moment (the server notices
-/// the drop as it would a reset connection, just sooner than its idle timeout). Expected: Bea reconnects by herself with
+/// the drop as it would a reset connection, just sooner than its idle timeout). Before the kill her first socket goes
+/// silent both ways, as a connection that died without either end noticing: from the moment Ada admits Cyd nothing crosses
+/// it, and the kill comes once the server has relayed Cyd's first offer into it (so the server saw that write succeed and
+/// queued nothing). Only <c>peer_resumed</c> brings the offer back: Cyd sends it again. Expected: Bea reconnects by herself with
 /// a fresh ticket and resumes her epoch (no new admission prompt, no RTCPeerConnection replaced on any page), the
 /// three-way mesh completes with media on every link, nobody is denied or left, and Ada's and Cyd's signalling stays
 /// connected throughout.
@@ -60,8 +63,12 @@ public sealed class SocketFaultTests(ITestOutputHelper output)
         TalkiUser[] members = [ada, bea, cyd];
 
         // Every /talki/ws socket of Bea's page goes through the test, connected to the real server.
+        // The first one forwards by hand, so that it can go silent (a handler on a side stops Playwright's own forwarding
+        // of what that side sends: https://playwright.dev/dotnet/docs/api/class-websocketroute#web-socket-route-on-message).
         var routes = new List<(IWebSocketRoute Page, IWebSocketRoute Server)>();
         var urls = new List<string>();
+        var silent = false;
+        var swallowed = new List<string>();
         await bea.Page.RouteWebSocketAsync(url => url.Contains("/talki/ws", StringComparison.Ordinal), ws =>
         {
             var server = ws.ConnectToServer();
@@ -70,8 +77,34 @@ public sealed class SocketFaultTests(ITestOutputHelper output)
                 routes.Add((ws, server));
                 urls.Add(ws.Url);
                 Log($"Bea's page opens signalling socket #{routes.Count}: {Redact(ws.Url)}");
+                if (routes.Count == 1)
+                {
+                    server.OnMessage(frame => Forward(frame, ws, "server → Bea"));
+                    ws.OnMessage(frame => Forward(frame, server, "Bea → server"));
+                }
             }
         });
+
+        void Forward(IWebSocketFrame frame, IWebSocketRoute to, string direction)
+        {
+            lock (swallowed)
+            {
+                if (silent)
+                {
+                    swallowed.Add($"{direction}: {frame.Text}");
+                    return;
+                }
+            }
+
+            if (frame.Text is { } text)
+            {
+                to.Send(text);
+            }
+            else if (frame.Binary is { } binary)
+            {
+                to.Send(binary);
+            }
+        }
 
         try
         {
@@ -106,11 +139,30 @@ public sealed class SocketFaultTests(ITestOutputHelper output)
             var adaLinksBefore = await ada.LinksAsync();
             Log("Ada's links before the kill: " + string.Join("; ", adaLinksBefore));
 
-            // Cyd is admitted (a click inside Ada's page); the moment Cyd's page says Admitted (watched from inside her page,
-            // so no polling delay), Bea's socket dies: Cyd's links to Ada and Bea are still being negotiated.
+            // Bea's socket goes silent, then Cyd is admitted (a click inside Ada's page). Once the server has relayed Cyd's
+            // first offer into the silent socket, it dies: Cyd's links to Ada and Bea are still being negotiated.
+            lock (swallowed)
+            {
+                silent = true;
+            }
+
             var cydAdmitted = cyd.Page.EvaluateAsync<double>(WhenAdmitted);
             var admittedCydAt = await ada.AdmitTimedAsync("Cyd", PageTimeout);
             var cydAdmittedAt = await cydAdmitted.WaitAsync(PageTimeout);
+            await Poll.UntilAsync("the server relayed Cyd's first offer into Bea's silent socket", PageTimeout, () =>
+            {
+                lock (swallowed)
+                {
+                    return Task.FromResult<string?>(swallowed.Any(f => f.StartsWith("server → Bea", StringComparison.Ordinal) && f.Contains("\"type\":\"signal\"", StringComparison.Ordinal) && f.Contains("\"link\"", StringComparison.Ordinal))
+                        ? null
+                        : $"swallowed {swallowed.Count} frame(s)");
+                }
+            }, TimeSpan.FromMilliseconds(20));
+            lock (swallowed)
+            {
+                Log($"swallowed by Bea's silent socket: {string.Join(", ", swallowed.Select(f => f[..f.IndexOf(':', StringComparison.Ordinal)] + " " + TypeOf(f[(f.IndexOf(':', StringComparison.Ordinal) + 2)..])))}");
+            }
+
             var (pageSide, serverSide) = routes[0];
             pageSide.OnClose((code, reason) => Log($"Bea's page closed socket #1 ({code} {reason})"));
             serverSide.OnClose((code, reason) => Log($"the server's end of Bea's socket #1 closed ({code} {reason})"));
@@ -119,7 +171,7 @@ public sealed class SocketFaultTests(ITestOutputHelper output)
                 pageSide.CloseAsync(new() { Code = 1006, Reason = "e2e: network drop" }),
                 serverSide.CloseAsync());
             var killedAt = _clock.Elapsed;
-            Log($"killed Bea's signalling socket #1 (page: 1006, server: closed) {killedAtMs - admittedCydAt:0} ms after Ada clicked admit for Cyd, {killedAtMs - cydAdmittedAt:0} ms after Cyd's page said Admitted");
+            Log($"killed Bea's silent signalling socket #1 (page: 1006, server: closed) {killedAtMs - admittedCydAt:0} ms after Ada clicked admit for Cyd, {killedAtMs - cydAdmittedAt:0} ms after Cyd's page said Admitted");
 
             // Right after the kill: which links had connected before it (the hook's connectedAt is the page's Date.now()).
             var atKill = await SnapshotAsync(members, killedAtMs);
@@ -247,6 +299,19 @@ public sealed class SocketFaultTests(ITestOutputHelper output)
 
     private static async Task<IReadOnlyList<(string Entry, double At)>> CallStateHistoryAsync(TalkiUser user)
         => [.. (await CallObservation.TimedCallStateHistoryAsync(user)).Select(h => (h.Entry, h.At))];
+
+    private static string TypeOf(string json)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            return document.RootElement.TryGetProperty("type", out var type) ? type.GetString() ?? "?" : "?";
+        }
+        catch (JsonException)
+        {
+            return "?";
+        }
+    }
 
     /// <summary>The socket URL without its ticket.</summary>
     private static string Redact(string url) => url.Split('?')[0];
