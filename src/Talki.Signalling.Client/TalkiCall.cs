@@ -338,8 +338,8 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         switch (message)
         {
             case WelcomeMessage welcome:
-                OnWelcome(welcome, rejoined);
-                work = PlanLinksAsync(welcome.Links);
+                var departed = OnWelcome(welcome, rejoined);
+                work = departed.Count == 0 ? PlanLinksAsync(welcome.Links) : LeftWhileAwayThenPlanAsync(departed, welcome.Links);
                 break;
             case AdmissionRequestMessage request:
                 bool fresh;
@@ -671,14 +671,21 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         TrySetConnectionState(TalkiConnectionState.Disconnected, reason, kind);
     }
 
-    private void OnWelcome(WelcomeMessage welcome, bool rejoined)
+    /// <returns>
+    /// After a resume, the peers that were online before it and are no longer in the room at the same epoch (and whether
+    /// they are gone, not only at a newer epoch): their <c>peer_left</c> may have gone into the dying socket (the server
+    /// queues only what comes after it noticed the drop).
+    /// </returns>
+    private List<(MemberView Peer, bool Gone)> OnWelcome(WelcomeMessage welcome, bool rejoined)
     {
         MeshNegotiator? old;
         OfferBatch? oldOffers = null;
         List<MemberView> newRequests = [];
+        List<(MemberView Peer, bool Gone)> departed = [];
         bool admitted;
         lock (_sync)
         {
+            var onlineBefore = rejoined && welcome.Resumed ? _members.Values.Where(m => m.Online && m.Id != _self).ToList() : [];
             Room = welcome.Room;
             Self = welcome.You;
             _protocolVersion = welcome.ProtocolVersion;
@@ -704,6 +711,14 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
             }
 
             _members[welcome.You.Id] = welcome.You;
+            foreach (var before in onlineBefore)
+            {
+                var gone = !_members.TryGetValue(before.Id, out var now) || !now.Online;
+                if (gone || now!.Epoch != before.Epoch)
+                {
+                    departed.Add((before, gone));
+                }
+            }
 
             if (welcome.Resumed && _mesh is { } kept)
             {
@@ -748,6 +763,28 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         {
             Raise(AdmissionRequested, ToArgs(request));
         }
+
+        return departed;
+    }
+
+    /// <summary>Closes the links to peers that left while this member's socket was dying (as their <c>peer_left</c> would have), then plans.</summary>
+    private async Task LeftWhileAwayThenPlanAsync(List<(MemberView Peer, bool Gone)> departed, IReadOnlyList<PeerLink>? links)
+    {
+        foreach (var (peer, gone) in departed)
+        {
+            LogLeftWhileAway(_logger, peer.Id.Value, peer.Epoch);
+            if (gone)
+            {
+                Raise(MemberLeft, ToArgs(peer)); // one back at a newer epoch stays in the call: its new link comes with its offer
+            }
+
+            if (_mesh is { } mesh)
+            {
+                await mesh.HandleAsync(new PeerLeftMessage { Member = peer.Id, Epoch = peer.Epoch }).ConfigureAwait(false);
+            }
+        }
+
+        await PlanLinksAsync(links).ConfigureAwait(false);
     }
 
     /// <summary>Creates a mesh, and its offer batch in <see cref="_offers"/> (under <see cref="_sync"/>).</summary>
@@ -986,6 +1023,9 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
 
     [LoggerMessage(EventId = 4108, Level = LogLevel.Information, Message = "Resumed epoch {Epoch} after the socket dropped; every link kept ({Missed} messages missed).")]
     private static partial void LogResumed(ILogger logger, long epoch, int missed);
+
+    [LoggerMessage(EventId = 4109, Level = LogLevel.Information, Message = "Resumed: {Member} (epoch {Epoch}) left the room meanwhile; its link is closed.")]
+    private static partial void LogLeftWhileAway(ILogger logger, string member, long epoch);
 
     [LoggerMessage(EventId = 4104, Level = LogLevel.Warning, Message = "A link's negotiation failed ({Kind}): {Detail}")]
     private static partial void LogNegotiation(ILogger logger, string kind, string detail);

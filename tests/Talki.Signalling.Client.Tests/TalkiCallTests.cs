@@ -278,6 +278,31 @@ public sealed class TalkiCallTests
     }
 
     [Fact]
+    public async Task APeerThatLeavesWhileTheSocketIsDying_IsGoneAfterTheResume_ItsLinkClosed_AndTheAppToldItLeft()
+    {
+        // Cleo's peer_left goes into Bob's dying socket (the server saw the write succeed): the resumed welcome no longer
+        // lists her, and that is how Bob learns it. A simulated connection does not fail when its partner closes, so
+        // without this Bob would keep her link.
+        await using var world = await CallWorld.StartAsync();
+        var (a, b, c) = await StartMeshOfThreeAsync(world);
+        var dying = b.Socket;
+        dying.SwallowReceives = true;
+        dying.SwallowSends = true;
+        await c.Call.LeaveAsync();
+        await CallWorld.EventuallyAsync(() => dying.Swallowed.Any(f => TypeOf(f) == "peer_left"), "Cleo's peer_left went into Bob's dying socket");
+        await CallWorld.EventuallyAsync(() => a.Call.Links.All(l => l.Peer != c.Id), "Ada closed her link to Cleo");
+        dying.Abort();
+
+        await CallWorld.EventuallyAsync(() => b.Sockets.Count > 2 || (b.Sockets.Count == 2 && b.Call.ConnectionState == TalkiConnectionState.Connected), "Bob resumes");
+        Assert.True(b.Call.Self!.Epoch == 1, "Bob resumed his first epoch");
+        await CallWorld.EventuallyAsync(() => b.Call.Links.All(l => l.Peer != c.Id), "Bob closed his link to Cleo");
+        Assert.Equal(["Cleo"], b.EventsOf<TalkiMemberEventArgs>(nameof(TalkiCall.MemberLeft)).Select(e => e.DisplayName));
+        Assert.DoesNotContain(b.Call.Members, m => m.Id == c.Id && m.Online);
+        await AssertFullMeshAsync(a, b);
+        Assert.Equal(1, b.Factory.Created.Count(pc => pc.Plan.Peer == a.Id));
+    }
+
+    [Fact]
     public async Task SocketDrops_WithoutAGracePeriod_RejoinsWithAFreshTicket_NoNewApproval_MeshRebuilt()
     {
         await using var world = await CallWorld.StartAsync(configure: o => o.ResumeGracePeriod = TimeSpan.Zero);
