@@ -48,9 +48,9 @@ if (!string.IsNullOrEmpty(redis))
     talki.AddRedis(redis, o => o.KeyPrefix = keyPrefix is { Length: > 0 } ? keyPrefix : o.KeyPrefix);
 }
 
-// Inline I/O (Talki:Sample:InlineIo: false by default, auto, true): Kestrel's continuations and the sockets' completions
-// run on the I/O threads instead of the thread pool. It must be decided before the application is built, while no socket
-// is open (InlineIo.cs says why, why auto is off with Redis or in AWS mode, and why it is not the default yet).
+// Inline I/O (Talki:Sample:InlineIo: auto by default, true, false): with the stores in this process, Kestrel's
+// continuations and the sockets' completions run on the I/O threads instead of the thread pool. It must be decided before
+// the application is built, while no socket is open (InlineIo.cs says why, and why auto is off with Redis or in AWS mode).
 var inlineIo = InlineIo.Apply(builder.WebHost, builder.Configuration, storesInProcess: !awsMode && string.IsNullOrEmpty(redis));
 
 var app = builder.Build();

@@ -8,8 +8,8 @@ using Xunit.Abstractions;
 namespace Talki.Samples.Browser.EndToEndTests;
 
 /// <summary>
-/// Inline I/O in the sample host's own process (<c>samples/Talki.Samples.Host/InlineIo.cs</c>), no browser: off by default;
-/// with <c>auto</c> on with the embedded stores, so the runtime runs the sockets' completions on one event thread per core
+/// Inline I/O in the sample host's own process (<c>samples/Talki.Samples.Host/InlineIo.cs</c>), no browser: <c>auto</c> by
+/// default, on with the embedded stores, so the runtime runs the sockets' completions on one event thread per core
 /// (counted in <c>/proc</c>, with <c>DOTNET_PROCESSOR_COUNT</c> fixing the count), and off with Redis (a key ring read
 /// synchronously) unless forced. And, on, what members can do to the event threads that now run everything: a flood, and a member that stops
 /// reading while a peer sends it 28 KB signals. Bystanders in the same and other rooms keep a ping going throughout; each
@@ -23,10 +23,10 @@ public sealed class InlineIoHostTests(RedisServerFixture redis, ITestOutputHelpe
     private static readonly string[] Names = ["Bob (flooded)", "Cy (flood's room)", "Dee", "Eve", "Fay"];
 
     [Theory]
-    [InlineData("auto", false, Cores, "inline I/O on (auto: the stores are in this process; socket completions on the runtime's event threads)")]
-    [InlineData(null, false, 1, "inline I/O off (the default; Talki:Sample:InlineIo=auto turns it on with the embedded stores)")]
+    [InlineData(null, false, Cores, "inline I/O on (auto: the stores are in this process; socket completions on the runtime's event threads)")]
     [InlineData("false", false, 1, "inline I/O off (Talki:Sample:InlineIo=false)")]
-    [InlineData("auto", true, 1, "inline I/O off (auto: the key ring is read synchronously from Redis or DynamoDB)")]
+    [InlineData(null, true, 1, "inline I/O off (auto: the key ring is read synchronously from Redis or DynamoDB)")]
+    [InlineData("Auto", true, 1, "inline I/O off (auto: the key ring is read synchronously from Redis or DynamoDB)")]
     [InlineData("true", true, Cores, "inline I/O on (Talki:Sample:InlineIo=true; socket completions on the runtime's event threads)")]
     public async Task Host_RunsSocketCompletionsOnOneEventThreadPerCore_OnlyWhenInlineIoIsOn(string? setting, bool withRedis, int eventThreads, string says)
     {
@@ -65,7 +65,7 @@ public sealed class InlineIoHostTests(RedisServerFixture redis, ITestOutputHelpe
     {
         var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => SampleHost.StartAsync(
             TimeSpan.FromMinutes(5), new Dictionary<string, string> { ["Talki:Sample:InlineIo"] = "sometimes" }));
-        Assert.Contains("Talki:Sample:InlineIo is 'sometimes'; it takes false (the default), auto or true.", failure.Message, StringComparison.Ordinal);
+        Assert.Contains("Talki:Sample:InlineIo is 'sometimes'; it takes auto (the default), true or false.", failure.Message, StringComparison.Ordinal);
     }
 
     [Theory]
