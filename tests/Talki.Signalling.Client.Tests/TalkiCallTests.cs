@@ -252,7 +252,7 @@ public sealed class TalkiCallTests
         var sentToBob = a.Socket.Sent.Sum(f => SignalsTo(f, b.Id));
         Assert.True(sentToBob > 0, "Ada signalled Bob while the mesh formed");
         var before = a.Socket.Sent.Count;
-        string Notice(long epoch) => $$$"""{"type":"peer_resumed","member":"{{{b.Id.Value}}}","epoch":{{{epoch}}},"suspendedMilliseconds":0}""";
+        string Notice(long epoch, long suspended = 0) => $$$"""{"type":"peer_resumed","member":"{{{b.Id.Value}}}","epoch":{{{epoch}}},"suspendedMilliseconds":{{{suspended}}}}""";
 
         a.Socket.Inject(Notice(b.Call.Self!.Epoch + 1)); // an epoch Ada never signalled
         await CallWorld.EventuallyAsync(() => a.Socket.InjectedFramesHandled, "Ada read the notice");
@@ -260,7 +260,7 @@ public sealed class TalkiCallTests
 
         for (var i = 0; i < 5; i++)
         {
-            a.Socket.Inject(Notice(b.Call.Self!.Epoch));
+            a.Socket.Inject(Notice(b.Call.Self!.Epoch, i == 1 ? long.MaxValue : i == 2 ? -5 : 0)); // nonsense durations too
             await CallWorld.EventuallyAsync(() => a.Socket.InjectedFramesHandled, "Ada read the notice");
         }
 
@@ -275,6 +275,8 @@ public sealed class TalkiCallTests
         Assert.Equal(1, b.Factory.Created.Count(pc => pc.Plan.Peer == a.Id));
         Assert.DoesNotContain(a.Errors, e => e.Code is SignallingErrorCode.RateLimited);
         Assert.DoesNotContain(b.Errors, e => e.Negotiation is not null);
+        Assert.Equal(TalkiConnectionState.Connected, a.Call.ConnectionState);
+        Assert.Single(a.Sockets); // the receive loop never broke
     }
 
     [Fact]

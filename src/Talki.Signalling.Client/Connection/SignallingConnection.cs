@@ -49,6 +49,9 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     /// than that cannot resume anyway).
     /// </summary>
     private static readonly TimeSpan ReplayWindow = TimeSpan.FromSeconds(20);
+
+    /// <summary>The longest suspension a <c>peer_resumed</c> is taken to report (the server's grace period is at most 10 minutes).</summary>
+    private static readonly TimeSpan MaxSuspension = TimeSpan.FromHours(1);
     private static readonly HashSet<string> KnownServerTypes = TalkiJsonContext.Default.ServerMessage.PolymorphismOptions!.DerivedTypes
         .Select(d => (string)d.TypeDiscriminator!).ToHashSet(StringComparer.Ordinal);
 
@@ -728,7 +731,8 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     private async Task ReplayToAsync(PeerResumedMessage resumed)
     {
         var now = _time.GetTimestamp();
-        var since = TimeSpan.FromMilliseconds(Math.Max(0, resumed.SuspendedMilliseconds)) + ReplayWindow;
+        // A suspension never outlasts the grace period; the clamp only keeps a nonsensical figure from throwing.
+        var since = TimeSpan.FromMilliseconds(Math.Clamp(resumed.SuspendedMilliseconds, 0, (long)MaxSuspension.TotalMilliseconds)) + ReplayWindow;
         List<SignalMessage> again = [];
         lock (_sync)
         {
