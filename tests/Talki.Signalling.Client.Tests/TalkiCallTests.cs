@@ -180,16 +180,7 @@ public sealed class TalkiCallTests
         // Bea's socket dies just as Cyd is admitted: the offer (or answer) Bea writes for Cyd goes into a socket that no
         // longer delivers, and only then does the drop show. After the resume Bea replays it; nobody's link is reset.
         await using var world = await CallWorld.StartAsync();
-        var a = await world.SignInAsync("Ada");
-        Assert.True((await a.Call.CreateRoomAsync()).IsSuccess);
-        var b = await world.SignInAsync("Bea");
-        Assert.True((await b.Call.JoinRoomAsync(a.Call.Room!.Id)).IsSuccess);
-        await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Count == 1, "Ada sees Bea");
-        await a.Call.AdmitAsync(a.Call.PendingAdmissions[0].Id);
-        await AssertFullMeshAsync(a, b);
-        var c = await world.SignInAsync("Cyd");
-        Assert.True((await c.Call.JoinRoomAsync(a.Call.Room!.Id)).IsSuccess);
-        await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Count == 1, "Ada sees Cyd");
+        var (a, b, c) = await PairWithCydKnockingAsync(world);
 
         var dying = b.Socket;
         dying.SwallowSends = true;
@@ -197,13 +188,7 @@ public sealed class TalkiCallTests
         await CallWorld.EventuallyAsync(() => dying.Sent.Any(f => f.Contains("\"signal\"", StringComparison.Ordinal) && f.Contains(c.Call.Self!.Id.Value, StringComparison.Ordinal)), "Bea wrote a signal for Cyd into the dying socket");
         dying.Abort();
 
-        await CallWorld.EventuallyAsync(() => b.Sockets.Count > 2 || (b.Sockets.Count == 2 && b.Call.ConnectionState == TalkiConnectionState.Connected), "Bea resumes");
-        await AssertFullMeshAsync(a, b, c);
-        Assert.True(b.Call.Self!.Epoch == 1, "Bea resumed her first epoch");
-        Assert.Equal(1, b.Factory.Created.Count(pc => pc.Plan.Peer == c.Id));
-        Assert.Equal(1, c.Factory.Created.Count(pc => pc.Plan.Peer == b.Id));
-        Assert.DoesNotContain(b.Errors, e => e.Negotiation is not null);
-        Assert.DoesNotContain(c.Errors, e => e.Negotiation is not null);
+        await AssertBeaResumedIntoAFullMeshAsync(a, b, c);
     }
 
     [Fact]
@@ -212,16 +197,7 @@ public sealed class TalkiCallTests
         // The other direction: the server relays Cyd's offer into Bea's socket after it died and before the drop shows, so
         // the server saw its write succeed and queued nothing. Bea's resume tells Cyd (peer_resumed), who sends it again.
         await using var world = await CallWorld.StartAsync();
-        var a = await world.SignInAsync("Ada");
-        Assert.True((await a.Call.CreateRoomAsync()).IsSuccess);
-        var b = await world.SignInAsync("Bea");
-        Assert.True((await b.Call.JoinRoomAsync(a.Call.Room!.Id)).IsSuccess);
-        await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Count == 1, "Ada sees Bea");
-        await a.Call.AdmitAsync(a.Call.PendingAdmissions[0].Id);
-        await AssertFullMeshAsync(a, b);
-        var c = await world.SignInAsync("Cyd");
-        Assert.True((await c.Call.JoinRoomAsync(a.Call.Room!.Id)).IsSuccess);
-        await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Count == 1, "Ada sees Cyd");
+        var (a, b, c) = await PairWithCydKnockingAsync(world);
 
         var dying = b.Socket;
         dying.SwallowReceives = true;
@@ -230,14 +206,8 @@ public sealed class TalkiCallTests
         await CallWorld.EventuallyAsync(() => dying.Swallowed.Any(f => TypeOf(f) == "signal" && f.Contains(c.Call.Self!.Id.Value, StringComparison.Ordinal)), "the server relayed Cyd's offer into Bea's dying socket");
         dying.Abort();
 
-        await CallWorld.EventuallyAsync(() => b.Sockets.Count > 2 || (b.Sockets.Count == 2 && b.Call.ConnectionState == TalkiConnectionState.Connected), "Bea resumes");
-        await AssertFullMeshAsync(a, b, c);
-        Assert.True(b.Call.Self!.Epoch == 1, "Bea resumed her first epoch");
+        await AssertBeaResumedIntoAFullMeshAsync(a, b, c);
         Assert.Contains(c.Socket.Received, f => TypeOf(f) == "peer_resumed");
-        Assert.Equal(1, b.Factory.Created.Count(pc => pc.Plan.Peer == c.Id));
-        Assert.Equal(1, c.Factory.Created.Count(pc => pc.Plan.Peer == b.Id));
-        Assert.DoesNotContain(b.Errors, e => e.Negotiation is not null);
-        Assert.DoesNotContain(c.Errors, e => e.Negotiation is not null);
     }
 
     [Fact]
@@ -526,6 +496,34 @@ public sealed class TalkiCallTests
         {
             return [.. p.Errors];
         }
+    }
+
+    /// <summary>Ada and Bea in a call with their link up; Cyd knocking, not admitted yet.</summary>
+    private static async Task<(Participant Ada, Participant Bea, Participant Cyd)> PairWithCydKnockingAsync(CallWorld world)
+    {
+        var a = await world.SignInAsync("Ada");
+        Assert.True((await a.Call.CreateRoomAsync()).IsSuccess);
+        var b = await world.SignInAsync("Bea");
+        Assert.True((await b.Call.JoinRoomAsync(a.Call.Room!.Id)).IsSuccess);
+        await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Count == 1, "Ada sees Bea");
+        await a.Call.AdmitAsync(a.Call.PendingAdmissions[0].Id);
+        await AssertFullMeshAsync(a, b);
+        var c = await world.SignInAsync("Cyd");
+        Assert.True((await c.Call.JoinRoomAsync(a.Call.Room!.Id)).IsSuccess);
+        await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Count == 1, "Ada sees Cyd");
+        return (a, b, c);
+    }
+
+    /// <summary>Bea resumed her first epoch after her socket died, and the mesh of three is up without a reset: one connection per link side, no negotiation error.</summary>
+    private static async Task AssertBeaResumedIntoAFullMeshAsync(Participant a, Participant b, Participant c)
+    {
+        await CallWorld.EventuallyAsync(() => b.Sockets.Count > 2 || (b.Sockets.Count == 2 && b.Call.ConnectionState == TalkiConnectionState.Connected), "Bea resumes");
+        await AssertFullMeshAsync(a, b, c);
+        Assert.True(b.Call.Self!.Epoch == 1, "Bea resumed her first epoch");
+        Assert.Equal(1, b.Factory.Created.Count(pc => pc.Plan.Peer == c.Id));
+        Assert.Equal(1, c.Factory.Created.Count(pc => pc.Plan.Peer == b.Id));
+        Assert.DoesNotContain(b.Errors, e => e.Negotiation is not null);
+        Assert.DoesNotContain(c.Errors, e => e.Negotiation is not null);
     }
 
     private static async Task<(Participant A, Participant B, Participant C)> StartMeshOfThreeAsync(CallWorld world)
