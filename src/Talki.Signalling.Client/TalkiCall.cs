@@ -338,8 +338,18 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         switch (message)
         {
             case WelcomeMessage welcome:
+                bool admittedBefore;
+                lock (_sync)
+                {
+                    admittedBefore = _admitted;
+                }
+
                 var departed = OnWelcome(welcome, rejoined);
-                work = departed.Count == 0 ? PlanLinksAsync(welcome.Links) : LeftWhileAwayThenPlanAsync(departed, welcome.Links);
+
+                // A resumed welcome repeats the plan of an admission that may have gone into the dying socket; a member
+                // admitted before the drop has its links already.
+                var links = welcome.Resumed && admittedBefore ? null : welcome.Links;
+                work = departed.Count == 0 ? PlanLinksAsync(links) : LeftWhileAwayThenPlanAsync(departed, links);
                 break;
             case AdmissionRequestMessage request:
                 bool fresh;

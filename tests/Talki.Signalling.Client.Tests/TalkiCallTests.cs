@@ -211,6 +211,38 @@ public sealed class TalkiCallTests
     }
 
     [Fact]
+    public async Task ANewcomersAdmissionWrittenIntoItsDyingSocket_ComesBackWithTheResumedWelcome_AndItLinksUpWithEveryone()
+    {
+        // Protocol 2: the admission carries Cyd's plan, and Cyd offers first. Written into her dying socket it is lost;
+        // without the plan in the resumed welcome she would offer to nobody and her peers would wait forever.
+        await using var world = await CallWorld.StartAsync();
+        var (a, b, c) = await PairWithCydKnockingAsync(world);
+
+        var dying = c.Socket;
+        dying.SwallowReceives = true;
+        dying.SwallowSends = true;
+        await a.Call.AdmitAsync(a.Call.PendingAdmissions[0].Id);
+        await CallWorld.EventuallyAsync(() => dying.Swallowed.Any(f => TypeOf(f) == "admitted"), "Cyd's admission went into her dying socket");
+        Assert.Equal(TalkiAdmissionState.Waiting, c.Call.AdmissionState);
+        dying.Abort();
+
+        await CallWorld.EventuallyAsync(() => c.Sockets.Count >= 2 && c.Call.ConnectionState == TalkiConnectionState.Connected, "Cyd resumes");
+        Assert.True(JsonDocument.Parse(c.Socket.Received[0]).RootElement.GetProperty("resumed").GetBoolean(), "Cyd resumed her epoch");
+        await AssertFullMeshAsync(a, b, c);
+        Assert.Equal(TalkiAdmissionState.Admitted, c.Call.AdmissionState);
+        Assert.All(new[] { a, b }, p => Assert.Equal(1, c.Factory.Created.Count(pc => pc.Plan.Peer == p.Id)));
+
+        // A member admitted before its drop ignores the plan its resumed welcome repeats: no connection created or replaced.
+        var created = (a.Factory.Created.Count, b.Factory.Created.Count, c.Factory.Created.Count);
+        c.Socket.Abort();
+        await CallWorld.EventuallyAsync(() => c.Sockets.Count >= 3 && c.Call.ConnectionState == TalkiConnectionState.Connected, "Cyd resumes again");
+        Assert.NotNull(JsonDocument.Parse(c.Socket.Received[0]).RootElement.GetProperty("links").EnumerateArray().ToList());
+        await AssertFullMeshAsync(a, b, c);
+        Assert.Equal(created, (a.Factory.Created.Count, b.Factory.Created.Count, c.Factory.Created.Count));
+        Assert.DoesNotContain(c.Errors, e => e.Negotiation is not null);
+    }
+
+    [Fact]
     public async Task APeerThatResumesOverAndOver_GetsEachSignalSentToItAgainOnceAtMost_OnlyItsOwn_AndNothingForAnotherEpoch()
     {
         // Hostile: a member dropping and resuming in a loop must not turn its peers into a stream of copies that would

@@ -70,8 +70,9 @@ public sealed record WelcomeMessage : ServerMessage
 
     /// <summary>
     /// Gets the mesh plan of an admitted member that said hello with version 2 or later: one entry per member to link
-    /// up with (no <c>connect_to_peer</c> follows for them). <see langword="null"/> for a version 1 member, a waiting
-    /// member, a repeated hello and a resume.
+    /// up with (no <c>connect_to_peer</c> follows for them). On a resume it is the plan an admission would carry, for a
+    /// member whose <c>admitted</c> went into its dying socket: a client that was admitted before the drop ignores it.
+    /// <see langword="null"/> for a version 1 member, a waiting member and a repeated hello.
     /// </summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<PeerLink>? Links { get; init; }

@@ -784,7 +784,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         // A first hello of an admitted member plans its mesh; a version 2 member gets its side of the plan in the welcome.
-        var plan = change.After is not null && current.Admission == AdmissionStatus.Admitted
+        // A resumed version 2 member gets it again: an admission written into its dying socket (the server saw the write
+        // succeed and queued nothing) carried its plan, and the client takes it only when it had not been admitted.
+        var plan = current.Admission == AdmissionStatus.Admitted && (change.After is not null || (resuming && current.ProtocolVersion >= 2))
             ? await CollectMeshAsync(current, members, cancellationToken).ConfigureAwait(false)
             : null;
         var iceServers = await _iceServers.GetIceServersAsync(room, current, cancellationToken).ConfigureAwait(false);

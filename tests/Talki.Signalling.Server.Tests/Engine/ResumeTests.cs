@@ -86,6 +86,25 @@ public sealed class ResumeTests
     }
 
     [Fact]
+    public async Task AResumedWelcome_RepeatsTheVersion2PlanAnAdmissionCarries_ButNotForVersion1()
+    {
+        // An admission written into the dying socket is lost with its plan; the resumed welcome carries it again.
+        using var h = new EngineHarness();
+        var call = await Call.StartAsync(h, 2, ("bob", 2), ("dee", 1));
+        var epochs = new[] { "bob", "dee" }.ToDictionary(n => n, n => h.Push.To<WelcomeMessage>(call.Connection(n)).Last().You.Epoch);
+        await h.Engine.DisconnectAsync(call.Connection("bob"));
+        await h.Engine.DisconnectAsync(call.Connection("dee"));
+
+        var bob = h.Push.Single<WelcomeMessage>(await call.ReconnectAsync("bob", resume: epochs["bob"], version: 2));
+        var dee = h.Push.Single<WelcomeMessage>(await call.ReconnectAsync("dee", resume: epochs["dee"]));
+
+        Assert.True(bob.Resumed && dee.Resumed);
+        Assert.Equal(new[] { call.Member("ada"), call.Member("dee") }.Select(m => m.Value).Order(StringComparer.Ordinal), bob.Links!.Select(l => l.Peer.Id.Value).Order(StringComparer.Ordinal));
+        Assert.All(bob.Links!, l => Assert.True(l.Offerer || l.Peer.Id == call.Member("dee"), "a version 2 member offers to version 2 peers"));
+        Assert.Null(dee.Links); // version 1 gets connect_to_peer messages, never links
+    }
+
+    [Fact]
     public async Task AFreshStartInsteadOfAResume_IsAnnouncedAsADeparture_NeverAsPeerResumed()
     {
         using var h = new EngineHarness();
