@@ -338,17 +338,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
         switch (message)
         {
             case WelcomeMessage welcome:
-                bool admittedBefore;
-                lock (_sync)
-                {
-                    admittedBefore = _admitted;
-                }
-
-                var departed = OnWelcome(welcome, rejoined);
-
-                // A resumed welcome repeats the plan of an admission that may have gone into the dying socket; a member
-                // admitted before the drop has its links already.
-                var links = welcome.Resumed && admittedBefore ? null : welcome.Links;
+                var (departed, links) = OnWelcome(welcome, rejoined);
                 work = departed.Count == 0 ? PlanLinksAsync(links) : LeftWhileAwayThenPlanAsync(departed, links);
                 break;
             case AdmissionRequestMessage request:
@@ -684,17 +674,20 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     /// <returns>
     /// After a resume, the peers that were online before it and are no longer in the room at the same epoch (and whether
     /// they are gone, not only at a newer epoch): their <c>peer_left</c> may have gone into the dying socket (the server
-    /// queues only what comes after it noticed the drop).
+    /// queues only what comes after it noticed the drop). And the links to plan: a resumed welcome repeats the plan of an
+    /// admission that may have gone into the dying socket too, which a member admitted before the drop has already.
     /// </returns>
-    private List<(MemberView Peer, bool Gone)> OnWelcome(WelcomeMessage welcome, bool rejoined)
+    private (List<(MemberView Peer, bool Gone)> Departed, IReadOnlyList<PeerLink>? Links) OnWelcome(WelcomeMessage welcome, bool rejoined)
     {
         MeshNegotiator? old;
         OfferBatch? oldOffers = null;
         List<MemberView> newRequests = [];
         List<(MemberView Peer, bool Gone)> departed = [];
         bool admitted;
+        bool admittedBefore;
         lock (_sync)
         {
+            admittedBefore = _admitted;
             var onlineBefore = rejoined && welcome.Resumed ? _members.Values.Where(m => m.Online && m.Id != _self).ToList() : [];
             Room = welcome.Room;
             Self = welcome.You;
@@ -774,7 +767,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
             Raise(AdmissionRequested, ToArgs(request));
         }
 
-        return departed;
+        return (departed, welcome.Resumed && admittedBefore ? null : welcome.Links);
     }
 
     /// <summary>Closes the links to peers that left while this member's socket was dying (as their <c>peer_left</c> would have), then plans.</summary>

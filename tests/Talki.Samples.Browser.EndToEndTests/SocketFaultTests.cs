@@ -68,7 +68,7 @@ public sealed class SocketFaultTests(ITestOutputHelper output)
         var routes = new List<(IWebSocketRoute Page, IWebSocketRoute Server)>();
         var urls = new List<string>();
         var silent = false;
-        var swallowed = new List<string>();
+        var swallowed = new List<(string Direction, string Text)>();
         await bea.Page.RouteWebSocketAsync(url => url.Contains("/talki/ws", StringComparison.Ordinal), ws =>
         {
             var server = ws.ConnectToServer();
@@ -91,7 +91,7 @@ public sealed class SocketFaultTests(ITestOutputHelper output)
             {
                 if (silent)
                 {
-                    swallowed.Add($"{direction}: {frame.Text}");
+                    swallowed.Add((direction, frame.Text ?? string.Empty));
                     return;
                 }
             }
@@ -153,14 +153,14 @@ public sealed class SocketFaultTests(ITestOutputHelper output)
             {
                 lock (swallowed)
                 {
-                    return Task.FromResult<string?>(swallowed.Any(f => f.StartsWith("server → Bea", StringComparison.Ordinal) && f.Contains("\"type\":\"signal\"", StringComparison.Ordinal) && f.Contains("\"link\"", StringComparison.Ordinal))
+                    return Task.FromResult<string?>(swallowed.Any(f => f.Direction == "server → Bea" && f.Text.Contains("\"type\":\"signal\"", StringComparison.Ordinal) && f.Text.Contains("\"link\"", StringComparison.Ordinal))
                         ? null
                         : $"swallowed {swallowed.Count} frame(s)");
                 }
             }, TimeSpan.FromMilliseconds(20));
             lock (swallowed)
             {
-                Log($"swallowed by Bea's silent socket: {string.Join(", ", swallowed.Select(f => f[..f.IndexOf(':', StringComparison.Ordinal)] + " " + TypeOf(f[(f.IndexOf(':', StringComparison.Ordinal) + 2)..])))}");
+                Log($"swallowed by Bea's silent socket: {string.Join(", ", swallowed.Select(f => $"{f.Direction} {TypeOf(f.Text)}"))}");
             }
 
             var (pageSide, serverSide) = routes[0];
