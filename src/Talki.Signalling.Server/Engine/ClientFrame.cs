@@ -122,6 +122,7 @@ internal readonly struct ClientFrame
             long? toEpoch = null;
             int? version = null;
             Range description = default;
+            string? descriptionError = null;
             Range candidates = default;
             SignalEntry[]? signals = null;
             string? invalidField = null;
@@ -178,7 +179,7 @@ internal readonly struct ClientFrame
                 }
                 else if (reader.ValueTextEquals("description"u8))
                 {
-                    ReadRange(ref reader, JsonTokenType.StartObject, ref description, ref invalidField, "'description' must be an object.");
+                    ReadDescription(ref reader, ref description, ref descriptionError, ref invalidField);
                 }
                 else if (reader.ValueTextEquals("candidates"u8))
                 {
@@ -220,7 +221,7 @@ internal readonly struct ClientFrame
             switch (kind)
             {
                 case ClientFrameKind.Signal:
-                    if (ValidateSignal(utf8, to, description, candidates, "A signal") is { } signalError)
+                    if (ValidateSignal(utf8, to, description, descriptionError, candidates, "A signal") is { } signalError)
                     {
                         return Malformed(signalError, correlationId);
                     }
@@ -267,7 +268,7 @@ internal readonly struct ClientFrame
     private static ClientFrame Malformed(string message, string? correlationId) => new(SignallingErrorCode.MalformedMessage, message, correlationId);
 
     /// <summary>What is wrong with a signal (or an entry of <c>signals</c>), or <see langword="null"/>.</summary>
-    private static string? ValidateSignal(ReadOnlySpan<byte> utf8, MemberId to, Range description, Range candidates, string what)
+    private static string? ValidateSignal(ReadOnlySpan<byte> utf8, MemberId to, Range description, string? descriptionError, Range candidates, string what)
     {
         if (to.Value is not { Length: > 0 })
         {
@@ -279,7 +280,7 @@ internal readonly struct ClientFrame
             return what + " needs a 'description' or 'candidates'.";
         }
 
-        if (!description.Equals(default(Range)) && ValidateDescription(utf8[description]) is { } descriptionError)
+        if (descriptionError is not null)
         {
             return descriptionError;
         }
@@ -362,6 +363,7 @@ internal readonly struct ClientFrame
             MemberId to = default;
             long? toEpoch = null;
             Range description = default;
+            string? descriptionError = null;
             Range candidates = default;
             string? id = null;
             string? invalidEntry = null;
@@ -381,7 +383,7 @@ internal readonly struct ClientFrame
                 }
                 else if (reader.ValueTextEquals("description"u8))
                 {
-                    ReadRange(ref reader, JsonTokenType.StartObject, ref description, ref invalidEntry, "'description' must be an object.");
+                    ReadDescription(ref reader, ref description, ref descriptionError, ref invalidEntry);
                 }
                 else if (reader.ValueTextEquals("candidates"u8))
                 {
@@ -399,7 +401,7 @@ internal readonly struct ClientFrame
                 }
             }
 
-            invalidEntry ??= ValidateSignal(utf8, to, description, candidates, "the entry");
+            invalidEntry ??= ValidateSignal(utf8, to, description, descriptionError, candidates, "the entry");
             if (invalidEntry is not null)
             {
                 invalidField ??= $"Entry {entries.Count} of 'signals': {invalidEntry}";
@@ -465,7 +467,7 @@ internal readonly struct ClientFrame
             && MemberId.TryParseUtf8(reader.ValueSpan, out id);
     }
 
-    /// <summary>Whether a validated description object (see <see cref="ValidateDescription"/>) is an offer.</summary>
+    /// <summary>Whether a validated description object (see <see cref="CheckDescription"/>) is an offer.</summary>
     /// <param name="json">The description's bytes.</param>
     /// <returns><see langword="true"/> when its <c>type</c> is <c>offer</c>.</returns>
     public static bool IsOffer(ReadOnlySpan<byte> json)
@@ -492,26 +494,55 @@ internal readonly struct ClientFrame
         return false;
     }
 
-    /// <summary>Checks a description object: <c>type</c> is one of the SDP types, <c>sdp</c> a string; nothing else.</summary>
-    private static string? ValidateDescription(ReadOnlySpan<byte> json)
+    /// <summary>
+    /// Reads a description where the reader stands on its property name: an object's range and what is wrong with it
+    /// (checked in the same pass), or <see langword="null"/> (nothing changes), or anything else (an invalid field). The
+    /// last description in the frame is the one that counts, as for any repeated property.
+    /// </summary>
+    private static void ReadDescription(ref Utf8JsonReader reader, ref Range range, ref string? error, ref string? invalidField)
     {
-        var reader = new Utf8JsonReader(json);
         reader.Read();
+        if (reader.TokenType == JsonTokenType.StartObject)
+        {
+            var from = (int)reader.TokenStartIndex;
+            error = CheckDescription(ref reader);
+            range = new Range(from, (int)reader.BytesConsumed);
+        }
+        else if (reader.TokenType != JsonTokenType.Null)
+        {
+            invalidField ??= "'description' must be an object.";
+            reader.Skip();
+        }
+    }
+
+    /// <summary>
+    /// Checks a description object (the reader on its start, left on its end): <c>type</c> is one of the SDP types, <c>sdp</c>
+    /// a string; nothing else. Returns the first problem, or <see langword="null"/>.
+    /// </summary>
+    private static string? CheckDescription(ref Utf8JsonReader reader)
+    {
+        string? error = null;
         var sawType = false;
         var rollback = false;
         var sawSdp = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            if (reader.ValueTextEquals("type"u8))
+            if (error is not null)
+            {
+                // The first problem is the one reported; the rest of the object is only read past.
+            }
+            else if (reader.ValueTextEquals("type"u8))
             {
                 reader.Read();
                 if (reader.TokenType != JsonTokenType.String
                     || !(reader.ValueTextEquals("offer"u8) || reader.ValueTextEquals("answer"u8) || reader.ValueTextEquals("pranswer"u8) || (rollback = reader.ValueTextEquals("rollback"u8))))
                 {
-                    return "'description.type' must be offer, answer, pranswer or rollback.";
+                    error = "'description.type' must be offer, answer, pranswer or rollback.";
                 }
 
                 sawType = true;
+                reader.Skip(); // a type that is an object or an array is read past whole (a no-op on a string)
+                continue;
             }
             else if (reader.ValueTextEquals("sdp"u8))
             {
@@ -522,13 +553,24 @@ internal readonly struct ClientFrame
                 }
                 else if (reader.TokenType != JsonTokenType.Null)
                 {
-                    return "'description.sdp' must be a string.";
+                    error = "'description.sdp' must be a string.";
                 }
+
+                reader.Skip();
+                continue;
             }
             else
             {
-                return "'description' may only have 'type' and 'sdp'.";
+                error = "'description' may only have 'type' and 'sdp'.";
             }
+
+            reader.Read();
+            reader.Skip();
+        }
+
+        if (error is not null)
+        {
+            return error;
         }
 
         if (!sawType)

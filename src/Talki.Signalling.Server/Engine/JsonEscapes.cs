@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.Intrinsics;
 
 namespace Talki.Signalling.Server.Engine;
 
@@ -27,7 +28,17 @@ internal static class JsonEscapes
     /// </summary>
     public static byte[]? BlankLongEscapedStrings(ReadOnlySpan<byte> json)
     {
-        if (json.Length <= LongString || json.IndexOf((byte)'\\') < 0)
+        var first = json.Length <= LongString ? -1 : json.IndexOf((byte)'\\');
+        if (first < 0)
+        {
+            return null;
+        }
+
+        // No quote before the first backslash can be escaped, so each delimits a string: after an odd number of them the
+        // backslash is inside the string the last one opened, and the walk from string to string starts there. After an
+        // even number it is outside any string, which the reader reports.
+        var before = json[..first];
+        if ((before.Count((byte)'"') & 1) == 0)
         {
             return null;
         }
@@ -36,7 +47,7 @@ internal static class JsonEscapes
         json.CopyTo(copy);
         var target = copy.AsSpan(0, json.Length);
         var blankedAny = false;
-        var i = 0;
+        var i = before.LastIndexOf((byte)'"');
         while (true)
         {
             var open = json[i..].IndexOf((byte)'"');
@@ -88,6 +99,7 @@ internal static class JsonEscapes
         var i = start;
         while (true)
         {
+            i = BlankPlainEscapes(json, target, i, ref escaped);
             var at = json[i..].IndexOfAny((byte)'"', (byte)'\\');
             if (at < 0)
             {
@@ -116,6 +128,59 @@ internal static class JsonEscapes
             }
             while (i < json.Length && json[i] == (byte)'\\');
         }
+    }
+
+    /// <summary>
+    /// Blanks, 16 bytes at a time, the backslashes of the escapes an SDP is made of (<c>\r</c>, <c>\n</c>, <c>\t</c>,
+    /// <c>\b</c>, <c>\f</c>, <c>\/</c>) inside a string, and returns where the scalar loop must go on: at the first block
+    /// with a quote or any other escape (<c>\"</c>, <c>\\</c>, <c>\u</c>), or near the end of the input.
+    /// </summary>
+    /// <remarks>
+    /// <paramref name="i"/> is at an escape boundary (never on the second byte of an escape), and so is every block this
+    /// takes: a block is taken only when each backslash in it is followed by one of those six letters, which are never a
+    /// backslash themselves. Blanking the backslash alone is enough: the letter after it is then plain text of the same
+    /// length. Control characters are left to the check at the closing quote, which covers the whole string.
+    /// </remarks>
+    private static int BlankPlainEscapes(ReadOnlySpan<byte> json, Span<byte> target, int i, ref bool escaped)
+    {
+        if (!Vector128.IsHardwareAccelerated)
+        {
+            return i;
+        }
+
+        var backslash = Vector128.Create((byte)'\\');
+        var quote = Vector128.Create((byte)'"');
+        var blank = Vector128.Create((byte)'x');
+
+        // The letter after a backslash in the last lane is read from the next block: one byte beyond, hence the strict '<'.
+        while (i + Vector128<byte>.Count < json.Length)
+        {
+            var bytes = Vector128.Create(json.Slice(i, Vector128<byte>.Count));
+            var slashes = Vector128.Equals(bytes, backslash);
+            if (Vector128.EqualsAny(bytes, quote))
+            {
+                return i;
+            }
+
+            if (slashes != Vector128<byte>.Zero)
+            {
+                var next = Vector128.Create(json.Slice(i + 1, Vector128<byte>.Count));
+                var plain = Vector128.Equals(next, Vector128.Create((byte)'r')) | Vector128.Equals(next, Vector128.Create((byte)'n'))
+                    | Vector128.Equals(next, Vector128.Create((byte)'t')) | Vector128.Equals(next, Vector128.Create((byte)'b'))
+                    | Vector128.Equals(next, Vector128.Create((byte)'f')) | Vector128.Equals(next, Vector128.Create((byte)'/'));
+                if (Vector128.AndNot(slashes, plain) != Vector128<byte>.Zero)
+                {
+                    return i;
+                }
+
+                Vector128.ConditionalSelect(slashes, blank, bytes).CopyTo(target[i..]);
+                escaped = true;
+            }
+
+            i += Vector128<byte>.Count;
+        }
+
+        return i;
     }
 
     /// <summary>

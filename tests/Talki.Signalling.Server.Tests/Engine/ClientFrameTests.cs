@@ -94,6 +94,98 @@ public sealed class ClientFrameTests
         Assert.Equal(Describe(ClientFrame.ParseValidUtf8(bytes)), Describe(ClientFrame.Parse(bytes)));
     }
 
+    /// <summary>
+    /// The pre-pass takes an SDP's plain escapes 16 bytes at a time and leaves every other escape, and the closing quote,
+    /// to its scalar loop. Each escape that must stop the block (and a raw control character) is put at every offset of
+    /// two blocks, and next to a plain escape on either side: the copy must read exactly as the original.
+    /// </summary>
+    [Theory]
+    [InlineData(@"\""")]
+    [InlineData(@"\\")]
+    [InlineData(@"\\n")]
+    [InlineData(@"\u0041")]
+    [InlineData(@"\ud83d\ude00")]
+    [InlineData(@"\ud800")]
+    [InlineData(@"\q")]
+    [InlineData("\u0001")]
+    [InlineData(@"\")]
+    public void AnEscapeTheBlocksDoNotTake_AtEveryOffset_ReadsAsTheOriginal(string escape)
+    {
+        for (var offset = 0; offset < 40; offset++)
+        {
+            foreach (var (before, after) in new[] { ("", ""), (@"\r\n", ""), ("", @"\r\n"), (@"\n", @"\t") })
+            {
+                var json = Encoding.UTF8.GetBytes(Offer(Sdp[..offset] + before + escape + after + Sdp[offset..]));
+                Assert.Equal(Describe(ClientFrame.ParseValidUtf8(json)), Describe(ClientFrame.Parse(json)));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The walk starts at the string holding the first backslash, counting the quotes before it. After an even number the
+    /// backslash is outside any string: started there, the walk would run out of phase and blank the stray backslash as if
+    /// it began a long string's escape.
+    /// </summary>
+    [Fact]
+    public void ABackslashOutsideAnyString_MakesNoCopy_AndTheReaderReportsIt()
+    {
+        // Out of phase, the quote that closes "ping" would open a string, closed by the last quote: long and escaped.
+        var json = Encoding.UTF8.GetBytes($$"""{"type":"ping",\n{{new string('a', 300)}}"}""");
+
+        Assert.Null(JsonEscapes.BlankLongEscapedStrings(json));
+        var frame = ClientFrame.Parse(json);
+        Assert.Equal(SignallingErrorCode.MalformedMessage, frame.ErrorCode);
+        Assert.Equal(Describe(ClientFrame.ParseValidUtf8(json)), Describe(frame));
+    }
+
+    /// <summary>
+    /// A description is checked in the reader's one pass over the frame (there used to be a second pass over its bytes):
+    /// the first problem is the one reported, a nested value after it is read past whole, the JSON after it is still
+    /// checked, and the last description of the frame is the one that counts.
+    /// </summary>
+    [Theory]
+    [InlineData("""{"type":"offer"}""", "'description.sdp' is required.")]
+    [InlineData("""{"type":"offer","sdp":null}""", "'description.sdp' is required.")]
+    [InlineData("""{"sdp":"v=0"}""", "'description.type' is required.")]
+    [InlineData("""{}""", "'description.type' is required.")]
+    [InlineData("""{"type":"bogus","sdp":"v=0"}""", "'description.type' must be offer, answer, pranswer or rollback.")]
+    [InlineData("""{"type":{"a":[1,{"b":"offer"}]},"sdp":"v=0"}""", "'description.type' must be offer, answer, pranswer or rollback.")]
+    [InlineData("""{"type":"offer","sdp":["v=0",{"s":1}]}""", "'description.sdp' must be a string.")]
+    [InlineData("""{"type":"offer","sdp":"v=0","x":{"deep":[1,2,{"z":3}]}}""", "'description' may only have 'type' and 'sdp'.")]
+    [InlineData("""{"x":{"deep":[1]},"type":"bogus"}""", "'description' may only have 'type' and 'sdp'.")]
+    [InlineData("""{"type":"bogus","sdp":5}""", "'description.type' must be offer, answer, pranswer or rollback.")]
+    [InlineData("""{"type":"offer","type":5,"sdp":"v=0"}""", "'description.type' must be offer, answer, pranswer or rollback.")]
+    [InlineData("""{"type":"offer","sdp":"v=1"},"description":{"type":"bogus"}""", "'description.type' must be offer, answer, pranswer or rollback.")]
+    [InlineData("""{"type":"bogus"},"description":null""", "'description.type' must be offer, answer, pranswer or rollback.")]
+    [InlineData("""{"x":1,"y":[1,}""", "The message is not valid JSON.")]
+    [InlineData("""{"type":"bogus","y":{"a":}}""", "The message is not valid JSON.")]
+    [InlineData("""{"type":"bogus"},"toEpoch":true""", "'toEpoch' must be a non-negative integer.")]
+    public void ABadDescription_IsReportedFromTheFramesOnePass_TheFirstProblemOfTheLastDescription(string description, string error)
+    {
+        var frame = ClientFrame.Parse(Encoding.UTF8.GetBytes($$"""{"type":"signal","id":"s1","to":"AAAAAAAAAAAAAAAA","description":{{description}}}"""));
+
+        Assert.Equal(SignallingErrorCode.MalformedMessage, frame.ErrorCode);
+        Assert.Equal(error, frame.ErrorMessage);
+        Assert.Equal("s1", frame.CorrelationId);
+    }
+
+    /// <summary>The description that is relayed is the last object of the frame, checked in the same pass.</summary>
+    [Theory]
+    [InlineData("""{"type":"offer","sdp":"v=0"}""", "offer")]
+    [InlineData("""{"type":"rollback"}""", "rollback")]
+    [InlineData("""{"sdp":"v=0","type":"answer"}""", "answer")]
+    [InlineData("""{"type":"bogus"},"description":{"type":"pranswer","sdp":"v=1"}""", "pranswer")]
+    [InlineData("""{"type":"answer","sdp":"v=1"},"description":null""", "answer")]
+    public void AGoodDescription_IsTheLastObjectOfTheFrame(string description, string type)
+    {
+        var json = Encoding.UTF8.GetBytes($$"""{"type":"signal","id":"s1","to":"AAAAAAAAAAAAAAAA","description":{{description}}}""");
+        var frame = ClientFrame.Parse(json);
+
+        Assert.Equal(ClientFrameKind.Signal, frame.Kind);
+        using var relayed = JsonDocument.Parse(json.AsMemory()[frame.Description]);
+        Assert.Equal(type, relayed.RootElement.GetProperty("type").GetString());
+    }
+
     [Fact]
     public void LongIdWithLoneSurrogate_IsNotValidUnicode_NotTooLong()
     {
