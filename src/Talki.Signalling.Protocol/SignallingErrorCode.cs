@@ -93,7 +93,10 @@ public enum SignallingErrorCode
     [JsonStringEnumMemberName("room_quota_exceeded")]
     RoomQuotaExceeded,
 
-    /// <summary><c>knock_rate_limited</c>: the user asked to join rooms too often; wait and retry.</summary>
+    /// <summary>
+    /// <c>knock_rate_limited</c>: the user asked for join tickets too often (knocks, or reconnects to a room it is admitted
+    /// to); wait and retry.
+    /// </summary>
     [JsonStringEnumMemberName("knock_rate_limited")]
     KnockRateLimited,
 

@@ -86,6 +86,18 @@ public sealed class TalkiLimitsOptions
     public int KnocksPerUserPerMinute { get; set; } = 20;
 
     /// <summary>
+    /// Gets or sets how many join tickets one user may ask for per minute for a room it is already admitted to: a reconnect,
+    /// a reload, a second tab. Each one announces the member to its peers again (<c>peer_resumed</c>, or a new link to each),
+    /// so without a bound a member reconnecting in a loop would make the server push to every peer on every turn. Counted
+    /// apart from <see cref="KnocksPerUserPerMinute"/>, so that knocking elsewhere never keeps a member out of its own call.
+    /// Refusal: <c>knock_rate_limited</c>, which clients treat as transient: they retry with their backoff, and the default
+    /// one (12 attempts, 0.5 s doubling to 15 s: about two minutes) outlasts the minute. A refusal longer than
+    /// <see cref="TalkiSignallingOptions.ResumeGracePeriod"/> turns the resume into a fresh start (a new epoch).
+    /// </summary>
+    /// <value>The default value is 20 (a flaky network reconnecting every few seconds stays under it). Between 1 and 100000.</value>
+    public int ReconnectsPerUserPerMinute { get; set; } = 20;
+
+    /// <summary>
     /// Gets or sets how many sign-ins (anonymous or Google) one client address may make per minute. Sessions are free to
     /// create, so without it one address could mint unlimited identities to knock with. The address is the connection's
     /// remote address: behind a proxy, enable ASP.NET Core's forwarded headers so that it is the client's; IPv6 addresses

@@ -21,7 +21,7 @@ public sealed class TalkiCallTests
         await a.Call.DenyAsync(a.Call.PendingAdmissions[0].Id);
 
         await CallWorld.EventuallyAsync(() => d.Call.AdmissionState == TalkiAdmissionState.Denied, "D is denied");
-        await CallWorld.EventuallyAsync(() => d.Call.ConnectionState == TalkiConnectionState.Disconnected, "D's connection ends");
+        await CallWorld.EventuallyAsync(() => d.Call.ConnectionState == TalkiConnectionState.Disconnected && d.EventsOf<TalkiDisconnectedEventArgs>(nameof(TalkiCall.Disconnected)).Count > 0, "D's connection ends");
         Assert.Equal(TalkiDisconnectReason.Denied, Assert.Single(d.EventsOf<TalkiDisconnectedEventArgs>(nameof(TalkiCall.Disconnected))).Reason);
         Assert.Equal(SignallingErrorCode.Denied, d.Call.FailureReason?.Code);
         Assert.Empty(d.Call.Links);
@@ -172,6 +172,64 @@ public sealed class TalkiCallTests
         Assert.Equal([TalkiAdmissionState.Waiting, TalkiAdmissionState.Admitted], b.EventsOf<TalkiAdmissionStateChangedEventArgs>(nameof(TalkiCall.AdmissionStateChanged)).Select(e => e.NewState));
         Assert.Empty(b.EventsOf<TalkiDisconnectedEventArgs>(nameof(TalkiCall.Disconnected)));
         Assert.Equal(0, b.Call.DroppedMessages);
+    }
+
+    /// <summary>
+    /// The reconnect bound seen from the member (<c>ReconnectsPerUserPerMinute</c>, here 1): its second reconnect within the
+    /// server's minute is refused at the ticket with the transient <c>knock_rate_limited</c>. The call keeps retrying with
+    /// its backoff, opens no socket meanwhile and raises nothing final; once the window has passed it resumes into the same
+    /// mesh, same epoch, every peer connection kept.
+    /// </summary>
+    [Fact]
+    public async Task AReconnectRefusedForItsRate_IsRetried_AndResumesOnceTheWindowPasses_TheCallIsNotLost()
+    {
+        await using var world = await CallWorld.StartAsync(configure: o =>
+        {
+            o.Limits.ReconnectsPerUserPerMinute = 1;
+            o.ResumeGracePeriod = TimeSpan.FromMinutes(2); // the server's minute passes on its fake clock: the resume must outlive it
+        });
+        // The test clients retry every 20–200 ms; with 12 attempts that is 2 s, less than the server's minute. The default
+        // backoff (0.5 s doubling to 15 s, 12 attempts: about two minutes) outlasts it; here Bob keeps trying instead.
+        var (a, b, c) = await StartMeshOfThreeAsync(world, new TalkiClientOptions { MaxReconnectAttempts = 10_000 });
+        var epoch = b.Call.Self!.Epoch;
+        var pcs = new[] { a.Factory.Live(b.Id), b.Factory.Live(a.Id), b.Factory.Live(c.Id), c.Factory.Live(b.Id) };
+
+        var sockets = b.Sockets.Count;
+        b.Socket.Abort();
+        await CallWorld.EventuallyAsync(() => b.Sockets.Count == sockets + 1 && b.Call.ConnectionState == TalkiConnectionState.Connected, "B resumes once");
+
+        var attempts = b.ConnectAttempts;
+        b.Socket.Abort();
+        try
+        {
+            await CallWorld.EventuallyAsync(() => b.Call.ConnectionState == TalkiConnectionState.Reconnecting, "B reconnects");
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // Failed once in 24 runs of this project on 2026-12-02 (the first, beside other builds), not since: say what B went through.
+            List<(string Name, EventArgs Args)> events;
+            lock (b.Events)
+            {
+                events = [.. b.Events];
+            }
+
+            throw new InvalidOperationException(
+                $"B did not show Reconnecting: now {b.Call.ConnectionState}, {b.Sockets.Count - sockets} socket(s) since the first drop, {b.ConnectAttempts - attempts} attempt(s) since the second; events: "
+                + string.Join(" / ", events.Select(e => e.Name + " " + JsonSerializer.Serialize(e.Args, e.Args.GetType()))),
+                ex);
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(2)); // the first turns of the backoff (0.5 s, 1 s): each ticket is refused
+        Assert.Equal(TalkiConnectionState.Reconnecting, b.Call.ConnectionState);
+        Assert.Equal(attempts, b.ConnectAttempts); // refused at the ticket: no socket was opened
+
+        world.ServerTime.Advance(TimeSpan.FromMinutes(1));
+        await CallWorld.EventuallyAsync(() => b.Call.ConnectionState == TalkiConnectionState.Connected, "B resumes after the window", timeoutMs: 40_000);
+        await AssertFullMeshAsync(a, b, c);
+        Assert.Equal(epoch, b.Call.Self!.Epoch);
+        Assert.Equal(pcs, new[] { a.Factory.Live(b.Id), b.Factory.Live(a.Id), b.Factory.Live(c.Id), c.Factory.Live(b.Id) });
+        Assert.Empty(b.EventsOf<TalkiDisconnectedEventArgs>(nameof(TalkiCall.Disconnected)));
+        Assert.Empty(a.EventsOf<TalkiMemberEventArgs>(nameof(TalkiCall.MemberLeft)));
     }
 
     [Fact]
@@ -362,7 +420,7 @@ public sealed class TalkiCallTests
 
         foreach (var p in new[] { a, b, c })
         {
-            await CallWorld.EventuallyAsync(() => p.Call.AdmissionState == TalkiAdmissionState.Sealed && p.Call.ConnectionState == TalkiConnectionState.Disconnected, $"{p.Name} sealed");
+            await CallWorld.EventuallyAsync(() => p.Call.AdmissionState == TalkiAdmissionState.Sealed && p.Call.ConnectionState == TalkiConnectionState.Disconnected && p.EventsOf<TalkiDisconnectedEventArgs>(nameof(TalkiCall.Disconnected)).Count > 0 && p.EventsOf<EventArgs>(nameof(TalkiCall.Sealed)).Count > 0, $"{p.Name} sealed"); // the events follow the states
         }
 
         Assert.All(new[] { a, b, c }, p => Assert.Equal(2, p.ConnectedLinks.Count));
@@ -558,7 +616,7 @@ public sealed class TalkiCallTests
         Assert.DoesNotContain(c.Errors, e => e.Negotiation is not null);
     }
 
-    private static async Task<(Participant A, Participant B, Participant C)> StartMeshOfThreeAsync(CallWorld world)
+    private static async Task<(Participant A, Participant B, Participant C)> StartMeshOfThreeAsync(CallWorld world, TalkiClientOptions? bobOptions = null)
     {
         var a = await world.SignInAsync("Ada");
         var created = await a.Call.CreateRoomAsync();
@@ -566,7 +624,7 @@ public sealed class TalkiCallTests
         Assert.True(a.InCall);
         Assert.True(a.Call.Self!.Admin);
 
-        var b = await world.SignInAsync("Bob");
+        var b = await world.SignInAsync("Bob", bobOptions);
         var c = await world.SignInAsync("Cleo");
         foreach (var p in new[] { b, c })
         {

@@ -38,6 +38,7 @@ internal sealed class TalkiOptionsConfiguration(IConfiguration section) : IConfi
         reader.Int("Limits:MaxMembersPerRoom", v => o.Limits.MaxMembersPerRoom = v);
         reader.Int("Limits:RoomsPerSessionPerHour", v => o.Limits.RoomsPerSessionPerHour = v);
         reader.Int("Limits:KnocksPerUserPerMinute", v => o.Limits.KnocksPerUserPerMinute = v);
+        reader.Int("Limits:ReconnectsPerUserPerMinute", v => o.Limits.ReconnectsPerUserPerMinute = v);
         reader.Int("Limits:SignInsPerAddressPerMinute", v => o.Limits.SignInsPerAddressPerMinute = v);
         reader.Int("Limits:MaxPendingPerRoom", v => o.Limits.MaxPendingPerRoom = v);
         reader.Int("Limits:MessagesPerSecond", v => o.Limits.MessagesPerSecond = v);

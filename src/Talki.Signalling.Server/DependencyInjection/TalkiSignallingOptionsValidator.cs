@@ -42,9 +42,9 @@ internal sealed class TalkiSignallingOptionsValidator : IValidateOptions<TalkiSi
             failures.Add($"Limits.{nameof(limits.SignInsPerAddressPerMinute)} must be between 1 and 100000.");
         }
 
-        if (limits.RoomsPerSessionPerHour is < 1 or > 100_000 || limits.KnocksPerUserPerMinute is < 1 or > 100_000)
+        if (limits.RoomsPerSessionPerHour is < 1 or > 100_000 || limits.KnocksPerUserPerMinute is < 1 or > 100_000 || limits.ReconnectsPerUserPerMinute is < 1 or > 100_000)
         {
-            failures.Add($"Limits.{nameof(limits.RoomsPerSessionPerHour)} and Limits.{nameof(limits.KnocksPerUserPerMinute)} must be between 1 and 100000.");
+            failures.Add($"Limits.{nameof(limits.RoomsPerSessionPerHour)}, Limits.{nameof(limits.KnocksPerUserPerMinute)} and Limits.{nameof(limits.ReconnectsPerUserPerMinute)} must be between 1 and 100000.");
         }
 
         if (limits.MessagesPerSecond is < 1 or > 10_000)

@@ -119,6 +119,12 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             return Fail<TicketGrant>(SignallingErrorCode.KnockRateLimited, $"A user may ask to join at most {_options.Limits.KnocksPerUserPerMinute} times per minute.");
         }
 
+        // Each reconnect is announced to every peer: a member reconnecting in a loop must not turn the server into its amplifier.
+        if (member?.Admission == AdmissionStatus.Admitted && !await _quotas.TryAcquireAsync("reconnects:" + caller.UserId, _options.Limits.ReconnectsPerUserPerMinute, TimeSpan.FromMinutes(1), cancellationToken).ConfigureAwait(false))
+        {
+            return Fail<TicketGrant>(SignallingErrorCode.KnockRateLimited, $"A member may reconnect at most {_options.Limits.ReconnectsPerUserPerMinute} times per minute; retry shortly.");
+        }
+
         // A knock is not a seat: a new member is pending and lives as long as its ticket until it connects. Seats are taken
         // when the admin admits (DecideAsync).
         var ticketExpiresAt = now + _options.TicketLifetime;

@@ -25,6 +25,7 @@ public sealed class BindConfigurationTests
         ["Talki:Limits:MaxMembersPerRoom"] = "6",
         ["Talki:Limits:RoomsPerSessionPerHour"] = "7",
         ["Talki:Limits:KnocksPerUserPerMinute"] = "9",
+        ["Talki:Limits:ReconnectsPerUserPerMinute"] = "11",
         ["Talki:Limits:MaxPendingPerRoom"] = "12",
         ["Talki:Limits:SignInsPerAddressPerMinute"] = "25",
         ["Talki:Limits:MessagesPerSecond"] = "40",

@@ -69,4 +69,50 @@ public sealed class LimitsTests
         h.Time.Advance(TimeSpan.FromMinutes(1));
         Assert.True((await h.Engine.IssueJoinTicketAsync(bob, admin.Room)).IsSuccess);
     }
+
+    /// <summary>
+    /// Hostile: an admitted member that reconnects in a loop (ticket, socket, hello) makes the server announce it to every
+    /// peer each turn. Its tickets are bounded per minute; the refusal is the transient <c>knock_rate_limited</c>, and it
+    /// touches nobody else: the admin, a newcomer and the member's own knock on another room each keep their own quota.
+    /// </summary>
+    [Fact]
+    public async Task Reconnects_OfAnAdmittedMember_PastThePerMinuteRate_AreRefused_AndNobodyElsesTicketsAre()
+    {
+        using var h = new EngineHarness(o =>
+        {
+            o.Limits.ReconnectsPerUserPerMinute = 3;
+            o.Limits.KnocksPerUserPerMinute = 2;
+            o.Limits.RoomsPerSessionPerHour = 100;
+        });
+        var ada = EngineHarness.User("ada");
+        var bob = EngineHarness.User("bob");
+        var admin = await h.CreateRoomAsync(ada);
+        var adminConnection = await h.ConnectAsync(admin, version: 2);
+        var knock = await h.JoinAsync(bob, admin.Room); // a knock: the knock quota, not the reconnect one
+        await h.ConnectAsync(knock, version: 2);
+        await h.SendAsync(adminConnection, $$$"""{"type":"admit","member":"{{{knock.Member}}}"}""");
+
+        for (var i = 0; i < 3; i++)
+        {
+            var again = await h.Engine.IssueJoinTicketAsync(bob, admin.Room);
+            Assert.True(again.IsSuccess, again.ToString());
+            Assert.Equal(knock.Member, again.Value.Member);
+            var pushedToAda = h.Push.To(adminConnection).Count;
+            await h.ConnectAsync(again.Value, version: 2);
+            Assert.True(h.Push.To(adminConnection).Count > pushedToAda, "each reconnect is announced to the peers");
+        }
+
+        var refused = await h.Engine.IssueJoinTicketAsync(bob, admin.Room);
+        Assert.Equal(SignallingErrorCode.KnockRateLimited, refused.Error?.Code);
+        Assert.Contains("reconnect at most 3 times per minute", refused.Error?.Message, StringComparison.Ordinal);
+
+        // Nobody else's tickets: the admin's reconnects, a newcomer's knock, and bob's knock on another room.
+        Assert.True((await h.Engine.IssueJoinTicketAsync(ada, admin.Room)).IsSuccess);
+        Assert.True((await h.Engine.IssueJoinTicketAsync(EngineHarness.User("cyd"), admin.Room)).IsSuccess);
+        var other = await h.CreateRoomAsync(EngineHarness.User("dee"));
+        Assert.True((await h.Engine.IssueJoinTicketAsync(bob, other.Room)).IsSuccess);
+
+        h.Time.Advance(TimeSpan.FromMinutes(1));
+        Assert.True((await h.Engine.IssueJoinTicketAsync(bob, admin.Room)).IsSuccess);
+    }
 }

@@ -105,6 +105,29 @@ public sealed class ResumeTests
     }
 
     [Fact]
+    public async Task APendingMembersResume_IsNoPeerResumed_NobodyHasSignalledIt()
+    {
+        // Nothing is relayed to a newcomer the admin has not admitted, so nothing can have been lost in its socket.
+        using var h = new EngineHarness();
+        var bob = EngineHarness.User("bob");
+        var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
+        var ada = await h.ConnectAsync(admin, version: 2);
+        var knock = await h.ConnectAsync(await h.JoinAsync(bob, admin.Room), version: 2);
+        var epoch = h.Push.Single<WelcomeMessage>(knock).You.Epoch;
+        await h.Engine.DisconnectAsync(knock);
+        h.Push.Clear();
+
+        var again = h.NewConnectionId();
+        h.Time.Advance(TimeSpan.FromSeconds(2));
+        Assert.True((await h.Engine.ConnectAsync(again, (await h.JoinAsync(bob, admin.Room)).Ticket.Value, epoch)).IsSuccess);
+        await h.SendAsync(again, """{"type":"hello","version":2}""");
+
+        Assert.True(h.Push.Single<WelcomeMessage>(again).Resumed);
+        Assert.Empty(h.Push.To<PeerResumedMessage>(ada));
+        Assert.Empty(h.Push.To<PeerResumedMessage>(again));
+    }
+
+    [Fact]
     public async Task AFreshStartInsteadOfAResume_IsAnnouncedAsADeparture_NeverAsPeerResumed()
     {
         using var h = new EngineHarness();
