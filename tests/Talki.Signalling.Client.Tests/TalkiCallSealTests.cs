@@ -29,7 +29,8 @@ public sealed class TalkiCallSealTests
 
         foreach (var p in new[] { a, b })
         {
-            await CallWorld.EventuallyAsync(() => p.Call.AdmissionState == TalkiAdmissionState.Sealed && p.Call.ConnectionState == TalkiConnectionState.Disconnected, $"{p.Name} sealed on its own");
+            // The states change before the Disconnected and Sealed events are raised: wait for the events too.
+            await CallWorld.EventuallyAsync(() => p.Call.AdmissionState == TalkiAdmissionState.Sealed && p.Call.ConnectionState == TalkiConnectionState.Disconnected && p.EventsOf<TalkiDisconnectedEventArgs>(nameof(TalkiCall.Disconnected)).Count > 0 && p.EventsOf<EventArgs>(nameof(TalkiCall.Sealed)).Count > 0, $"{p.Name} sealed on its own");
             Assert.Equal(TalkiDisconnectReason.RoomSealed, Assert.Single(p.EventsOf<TalkiDisconnectedEventArgs>(nameof(TalkiCall.Disconnected))).Reason);
             Assert.Single(p.EventsOf<EventArgs>(nameof(TalkiCall.Sealed)));
             Assert.DoesNotContain(p.Socket.Sent, f => f.Contains("\"type\":\"leave\"", StringComparison.Ordinal));
@@ -99,7 +100,7 @@ public sealed class TalkiCallSealTests
 
         clock.Advance(world.JoinWindow + TimeSpan.FromSeconds(1));
 
-        await CallWorld.EventuallyAsync(() => c.Call.ConnectionState == TalkiConnectionState.Disconnected, "C's call ends");
+        await CallWorld.EventuallyAsync(() => c.Call.ConnectionState == TalkiConnectionState.Disconnected && c.EventsOf<TalkiDisconnectedEventArgs>(nameof(TalkiCall.Disconnected)).Count > 0, "C's call ends");
         Assert.Equal(SignallingErrorCode.RoomSealed, c.Call.FailureReason?.Code);
         Assert.Equal(TalkiDisconnectReason.RoomSealed, Assert.Single(c.EventsOf<TalkiDisconnectedEventArgs>(nameof(TalkiCall.Disconnected))).Reason);
         Assert.Empty(c.EventsOf<EventArgs>(nameof(TalkiCall.Sealed)));
@@ -118,7 +119,7 @@ public sealed class TalkiCallSealTests
         Assert.True((await b.Call.JoinRoomAsync(created.Value)).IsSuccess);
         Assert.Equal(TalkiConnectionState.Connected, b.Call.ConnectionState);
 
-        await CallWorld.EventuallyAsync(() => b.Call.ConnectionState == TalkiConnectionState.Disconnected, "B's socket closes on the real clock", timeoutMs: 15_000);
+        await CallWorld.EventuallyAsync(() => b.Call.ConnectionState == TalkiConnectionState.Disconnected && b.EventsOf<TalkiDisconnectedEventArgs>(nameof(TalkiCall.Disconnected)).Count > 0, "B's socket closes on the real clock", timeoutMs: 15_000);
         Assert.Equal(SignallingErrorCode.RoomSealed, b.Call.FailureReason?.Code);
         Assert.Equal(TalkiDisconnectReason.RoomSealed, Assert.Single(b.EventsOf<TalkiDisconnectedEventArgs>(nameof(TalkiCall.Disconnected))).Reason);
     }

@@ -380,8 +380,10 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
             ReplayOrForget(rejoin && welcome.Resumed);
             await _handler.OnMessageAsync(welcome, rejoin).ConfigureAwait(false);
             await FlushQueueAsync(rejoin && !welcome.Resumed).ConfigureAwait(false);
-            _firstWelcome.TrySetResult(welcome);
+            // Connected first: whoever awaits the first welcome (JoinRoomAsync, CreateRoomAsync) continues on another thread
+            // and must find the call connected, not still connecting.
             _handler.OnStateChanged(TalkiConnectionState.Connected, null);
+            _firstWelcome.TrySetResult(welcome);
             while (!stop.IsCancellationRequested)
             {
                 ReadOnlyMemory<byte>? frame;
