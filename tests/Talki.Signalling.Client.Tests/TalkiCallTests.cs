@@ -206,7 +206,7 @@ public sealed class TalkiCallTests
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            // Failed once in 24 runs of this project on 2026-12-02 (the first, beside other builds), not since: say what B went through.
+            // Timed out here once (2026-12-02, beside other builds); the cause was not found: say what B went through.
             List<(string Name, EventArgs Args)> events;
             lock (b.Events)
             {
