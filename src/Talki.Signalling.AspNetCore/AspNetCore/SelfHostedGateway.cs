@@ -503,10 +503,6 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
     /// <summary>One WebSocket: a receive loop feeding the engine and a send loop draining the bounded queue.</summary>
     private sealed class GatewayConnection : IDisposable
     {
-        private static readonly byte[] TooLargeError = JsonSerializer.SerializeToUtf8Bytes<ServerMessage>(
-            new ErrorMessage { Code = SignallingErrorCode.MessageTooLarge, Message = "The message exceeds the gateway's size limit and was discarded." },
-            TalkiJsonContext.Default.ServerMessage);
-
         private readonly WebSocket _socket;
         private readonly DuplexPipeStream? _transport;
         private readonly TalkiHostingOptions _options;
@@ -737,11 +733,16 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                                 continue;
                             }
 
+                            var length = outcome.Length;
                             if (outcome.TooLarge > 0)
                             {
+                                // The engine refuses it as it refuses any message over the limit: it pays the largest allowed
+                                // message to the sender's rate limiter and is answered message_too_large, or rate_limited
+                                // (closing the connection as a flood does). Answering here instead let a member send
+                                // oversized messages without end, each read whole and answered. The engine reads only the
+                                // length of a message over the limit; the buffer holds a byte more than the limit.
                                 HostingLog.MessageTooLarge(_logger, outcome.TooLarge);
-                                TryEnqueue(TooLargeError);
-                                continue;
+                                length = limit + 1;
                             }
 
                             // The engine copies what it keeps (relayed frames are written into their own buffers): the
@@ -751,7 +752,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
                             var senders = SendersToStart.Collect();
                             try
                             {
-                                handled = engine.HandleAuthorizedMessageAsync(connectionId, grant, buffer.AsMemory(0, outcome.Length), CancellationToken.None);
+                                handled = engine.HandleAuthorizedMessageAsync(connectionId, grant, buffer.AsMemory(0, length), CancellationToken.None);
                             }
                             finally
                             {

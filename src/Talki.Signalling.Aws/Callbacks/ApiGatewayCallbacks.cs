@@ -37,10 +37,6 @@ internal sealed class ApiGatewayCallbacks
     private const string DefaultRoute = "$default";
     private const string DisconnectRoute = "$disconnect";
 
-    private static readonly byte[] TooLargeError = JsonSerializer.SerializeToUtf8Bytes<ServerMessage>(
-        new ErrorMessage { Code = SignallingErrorCode.MessageTooLarge, Message = "The message exceeds the gateway's size limit and was discarded." },
-        TalkiJsonContext.Default.ServerMessage);
-
     private readonly ISignallingEngine _engine;
     private readonly IConnectionPush _push;
     private readonly ApiGatewayCallbacksOptions _options;
@@ -52,6 +48,7 @@ internal sealed class ApiGatewayCallbacks
     private readonly string _resumeHeader;
     private readonly int _maxMessageBytes;
     private readonly ILogger _logger;
+    private byte[]? _overLimit;
 
     public ApiGatewayCallbacks(
         ISignallingEngine engine,
@@ -99,15 +96,18 @@ internal sealed class ApiGatewayCallbacks
         try
         {
             using var body = await RentedBody.ReadAsync(context.Request, _maxMessageBytes, context.RequestAborted).ConfigureAwait(false);
+            var payload = body.Memory;
             if (body.TooLarge)
             {
+                // Not read, and refused by the engine as it refuses any message over the limit: it pays the largest allowed
+                // message to the sender's rate limiter and is answered message_too_large, or rate_limited (closing the
+                // connection as a flood does). Answered here without paying, a member could have the operator pay for one
+                // invocation and one push per oversized message without end. The engine reads only the length of such a
+                // message.
                 Log.MessageTooLarge(_logger, _maxMessageBytes);
-                await _push.PushAsync(connectionId, TooLargeError, context.RequestAborted).ConfigureAwait(false);
-                await WriteErrorAsync(context, StatusCodes.Status413PayloadTooLarge, SignallingErrorCode.MessageTooLarge, $"The message exceeds {_maxMessageBytes} bytes.").ConfigureAwait(false);
-                return;
+                payload = _overLimit ??= new byte[_maxMessageBytes + 1];
             }
-
-            if (body.Length == 0)
+            else if (body.Length == 0)
             {
                 Log.MessageEmpty(_logger);
                 await WriteErrorAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.MalformedMessage, "The message is empty.").ConfigureAwait(false);
@@ -117,16 +117,22 @@ internal sealed class ApiGatewayCallbacks
             switch (ReadGrant(context.Request.Headers, out var grant))
             {
                 case GrantHeaders.Present:
-                    await _engine.HandleAuthorizedMessageAsync(connectionId, grant!, body.Memory, context.RequestAborted).ConfigureAwait(false);
+                    await _engine.HandleAuthorizedMessageAsync(connectionId, grant!, payload, context.RequestAborted).ConfigureAwait(false);
                     break;
                 case GrantHeaders.Absent:
                     // An integration without the context mapping: only a connection bound some other way can talk.
                     Log.NoAuthorizerContext(_logger);
-                    await _engine.HandleMessageAsync(connectionId, body.Memory, context.RequestAborted).ConfigureAwait(false);
+                    await _engine.HandleMessageAsync(connectionId, payload, context.RequestAborted).ConfigureAwait(false);
                     break;
                 default:
                     await WriteErrorAsync(context, StatusCodes.Status400BadRequest, SignallingErrorCode.MalformedMessage, "The authorizer context headers are malformed.").ConfigureAwait(false);
                     return;
+            }
+
+            if (body.TooLarge)
+            {
+                await WriteErrorAsync(context, StatusCodes.Status413PayloadTooLarge, SignallingErrorCode.MessageTooLarge, $"The message exceeds {_maxMessageBytes} bytes.").ConfigureAwait(false);
+                return;
             }
 
             context.Response.StatusCode = StatusCodes.Status200OK;

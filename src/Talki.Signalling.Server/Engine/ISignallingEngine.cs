@@ -52,14 +52,14 @@ public interface ISignallingEngine
     /// </summary>
     /// <param name="connectionId">The gateway connection id.</param>
     /// <param name="grant">The authorizer's grant, as the gateway carried it from the connect (trusted: the gateway must authenticate it).</param>
-    /// <param name="payload">The UTF-8 JSON message.</param>
+    /// <param name="payload">The UTF-8 JSON message. One longer than <see cref="TalkiHostingOptions.MaxInboundMessageBytes"/> is refused with <c>message_too_large</c> without being read, after it paid the sender's rate limits as the largest allowed message: a gateway that discarded an oversized message passes any buffer of more than that length.</param>
     /// <param name="cancellationToken">Cancels the operation.</param>
     /// <returns>A task that completes when the message has been handled.</returns>
     ValueTask HandleAuthorizedMessageAsync(string connectionId, ConnectionGrant grant, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default);
 
     /// <summary>Handles one inbound text message. Replies, relays and errors are pushed; nothing is thrown for bad input.</summary>
     /// <param name="connectionId">The gateway connection id.</param>
-    /// <param name="payload">The UTF-8 JSON message.</param>
+    /// <param name="payload">The UTF-8 JSON message. One longer than <see cref="TalkiHostingOptions.MaxInboundMessageBytes"/> is refused with <c>message_too_large</c> without being read, after it paid the sender's rate limits as the largest allowed message: a gateway that discarded an oversized message passes any buffer of more than that length.</param>
     /// <param name="cancellationToken">Cancels the operation.</param>
     /// <returns>A task that completes when the message has been handled.</returns>
     ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default);

@@ -256,6 +256,30 @@ public sealed class ApiGatewayCallbacksTests
     }
 
     [Fact]
+    public async Task Default_OversizedBodiesInALoop_PayTheByteLimit_AreRefusedAsAFlood_AndTheConnectionIsClosed()
+    {
+        // Each oversized message pays the sender's byte limit as the largest allowed message (32 KiB of a 256 KiB burst):
+        // eight are answered message_too_large, the rest rate_limited, and the fifth refusal closes the connection. Answered
+        // without paying, each would cost the operator an invocation and a push without end.
+        await using var host = await CallbacksTestHost.StartAsync(signalling: o => o.Limits.RateLimitedMessagesBeforeClose = 5);
+        var frame = "{\"type\":\"ping\",\"id\":\"" + new string('x', 40 * 1024) + "\"}";
+
+        var elapsed = System.Diagnostics.Stopwatch.StartNew();
+        for (var i = 0; i < 100 && !host.Push.Closes.Contains(AdaConnection); i++)
+        {
+            var (status, _) = await host.SendFrameAsync(AdaConnection, frame);
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
+        }
+
+        Assert.Contains(AdaConnection, host.Push.Closes);
+        var errors = host.Push.MessagesTo(AdaConnection).OfType<ErrorMessage>().Select(e => e.Code).ToList();
+        Assert.Equal(5, errors.Count(c => c == SignallingErrorCode.RateLimited));
+
+        // The burst, and one more for each second the loop ran (32 KiB a second refill).
+        Assert.InRange(errors.Count(c => c == SignallingErrorCode.MessageTooLarge), 8, 9 + (int)elapsed.Elapsed.TotalSeconds);
+    }
+
+    [Fact]
     public async Task Disconnect_UnbindsTheConnection_AndTheOtherMemberGetsPeerLeftWhenTheGracePeriodEnds_WithoutLeakingConnectionIds()
     {
         await using var host = await CallbacksTestHost.StartAsync(signalling: o => o.ResumeGracePeriod = TimeSpan.FromSeconds(1));

@@ -74,6 +74,65 @@ public class ConnectionLimitsTests
     }
 
     [Fact]
+    public async Task OversizedMessages_InALoop_PayTheByteLimit_TheSenderIsRateLimitedAndClosed_TheOthersAreUnaffected()
+    {
+        // A message over the size limit (32 KiB) is read to its end and refused. Each must still pay the sender's rate
+        // limiter as the largest allowed message: answered at the gateway without paying, a member could make the server
+        // read and answer oversized messages without end.
+        await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System), connectionLevelUpgrade: ConnectionLevelUpgrade);
+        var (_, sockets, tickets) = await TalkiFlowTests.MeshAsync(host, "Ada", "Bob", "Cy");
+        var (ada, bob, cy) = (sockets[0], sockets[1], sockets[2]);
+        try
+        {
+            foreach (var socket in sockets)
+            {
+                await socket.DrainAsync();
+            }
+
+            var oversized = Signal(tickets[1].Member, "big-" + new string('x', 40_000));
+            var sent = 0;
+            try
+            {
+                for (; sent < 400; sent++)
+                {
+                    await ada.SendAsync(oversized);
+                }
+            }
+            catch (WebSocketException)
+            {
+                // The server closed the sending socket mid-loop: that is the point.
+            }
+
+            await ada.WaitClosedAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(WebSocketCloseStatus.PolicyViolation, ada.CloseStatus);
+            Assert.Contains(ada.AllFrames, f => f.Contains("\"code\":\"rate_limited\"", StringComparison.Ordinal));
+
+            // The byte burst (256 KiB: eight of the largest allowed) and what refilled while the loop ran (32 KiB a second)
+            // were answered message_too_large; the rest were refused as a flood until the close (100 refusals in 10 s).
+            var tooLarge = ada.AllFrames.Count(f => f.Contains("\"code\":\"message_too_large\"", StringComparison.Ordinal));
+            Assert.InRange(tooLarge, 8, 30);
+            Assert.True(sent > tooLarge, $"{sent} sent, {tooLarge} answered message_too_large");
+
+            // The others go on: nothing of the oversized messages reached Bob, and Bob and Cy still signal each other.
+            await cy.SendAsync(Signal(tickets[1].Member, "cy-to-bob"));
+            await bob.ExpectAsync<SignalRelayMessage>(m => m.Candidates?[0].Candidate == "cy-to-bob");
+            await bob.SendAsync(Signal(tickets[2].Member, "bob-to-cy"));
+            await cy.ExpectAsync<SignalRelayMessage>(m => m.Candidates?[0].Candidate == "bob-to-cy");
+            await bob.DrainAsync();
+            Assert.DoesNotContain(bob.AllFrames, f => f.Contains("big-", StringComparison.Ordinal));
+            Assert.Null(bob.CloseStatus);
+            Assert.Null(cy.CloseStatus);
+        }
+        finally
+        {
+            foreach (var socket in sockets)
+            {
+                await socket.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
     public Task SevenPeersAtTheirFullBurst_IntoOneReadingMember_NobodyIsClosed_AndEverySignalArrives()
         => SevenPeersIntoOneReadingMemberAsync(190, (peer, i) => $"peer{peer}-{i}"); // within the default burst of 200, leaving room for hello and the drain's ping
 
