@@ -16,8 +16,11 @@ internal enum ClientFrameKind
     Signals,
 }
 
-/// <summary>One entry of a <c>signals</c> frame: the byte ranges are into the frame, as for a single signal.</summary>
-internal readonly record struct SignalEntry(MemberId To, long? ToEpoch, Range Description, Range Candidates, string? CorrelationId);
+/// <summary>
+/// One signal, alone or an entry of a <c>signals</c> frame: the byte ranges are into the frame. <paramref name="IsOffer"/>
+/// tells whether the description's <c>type</c> is <c>offer</c> (read in the parse's one pass).
+/// </summary>
+internal readonly record struct SignalEntry(MemberId To, long? ToEpoch, Range Description, Range Candidates, string? CorrelationId, bool IsOffer = false);
 
 /// <summary>
 /// The result of one allocation-light pass over an inbound frame. Signals are never materialised: their
@@ -39,9 +42,10 @@ internal readonly struct ClientFrame
         CorrelationId = correlationId;
     }
 
-    private ClientFrame(ClientFrameKind kind, string? correlationId, MemberId to, long? toEpoch, Range description, Range candidates, int? version, MemberId member, SignalEntry[]? signals)
+    private ClientFrame(ClientFrameKind kind, string? correlationId, MemberId to, long? toEpoch, Range description, bool isOffer, Range candidates, int? version, MemberId member, SignalEntry[]? signals)
     {
         Signals = signals;
+        IsOffer = isOffer;
         Kind = kind;
         CorrelationId = correlationId;
         To = to;
@@ -67,6 +71,9 @@ internal readonly struct ClientFrame
 
     /// <summary>Gets the byte range of the signal's description object (empty when absent).</summary>
     public Range Description { get; }
+
+    /// <summary>Gets a value indicating whether the signal's description is an offer.</summary>
+    public bool IsOffer { get; }
 
     /// <summary>Gets the byte range of the signal's candidates array (empty when absent).</summary>
     public Range Candidates { get; }
@@ -122,8 +129,10 @@ internal readonly struct ClientFrame
             long? toEpoch = null;
             int? version = null;
             Range description = default;
+            var isOffer = false;
             string? descriptionError = null;
             Range candidates = default;
+            string? candidatesError = null;
             SignalEntry[]? signals = null;
             string? invalidField = null;
 
@@ -179,16 +188,16 @@ internal readonly struct ClientFrame
                 }
                 else if (reader.ValueTextEquals("description"u8))
                 {
-                    ReadDescription(ref reader, ref description, ref descriptionError, ref invalidField);
+                    ReadDescription(ref reader, ref description, ref isOffer, ref descriptionError, ref invalidField);
                 }
                 else if (reader.ValueTextEquals("candidates"u8))
                 {
-                    ReadRange(ref reader, JsonTokenType.StartArray, ref candidates, ref invalidField, "'candidates' must be an array.");
+                    ReadCandidates(ref reader, ref candidates, ref candidatesError, ref invalidField);
                 }
                 else if (reader.ValueTextEquals("signals"u8))
                 {
                     reader.Read();
-                    signals = ReadSignals(ref reader, utf8, ref invalidField);
+                    signals = ReadSignals(ref reader, ref invalidField);
                 }
                 else
                 {
@@ -221,7 +230,7 @@ internal readonly struct ClientFrame
             switch (kind)
             {
                 case ClientFrameKind.Signal:
-                    if (ValidateSignal(utf8, to, description, descriptionError, candidates, "A signal") is { } signalError)
+                    if (ValidateSignal(to, description, descriptionError, candidates, candidatesError, "A signal") is { } signalError)
                     {
                         return Malformed(signalError, correlationId);
                     }
@@ -235,7 +244,7 @@ internal readonly struct ClientFrame
                     break;
             }
 
-            return new ClientFrame(kind, correlationId, to, toEpoch, description, candidates, version, member, kind == ClientFrameKind.Signals ? signals : null);
+            return new ClientFrame(kind, correlationId, to, toEpoch, description, isOffer, candidates, version, member, kind == ClientFrameKind.Signals ? signals : null);
         }
         catch (JsonException)
         {
@@ -268,7 +277,7 @@ internal readonly struct ClientFrame
     private static ClientFrame Malformed(string message, string? correlationId) => new(SignallingErrorCode.MalformedMessage, message, correlationId);
 
     /// <summary>What is wrong with a signal (or an entry of <c>signals</c>), or <see langword="null"/>.</summary>
-    private static string? ValidateSignal(ReadOnlySpan<byte> utf8, MemberId to, Range description, string? descriptionError, Range candidates, string what)
+    private static string? ValidateSignal(MemberId to, Range description, string? descriptionError, Range candidates, string? candidatesError, string what)
     {
         if (to.Value is not { Length: > 0 })
         {
@@ -280,12 +289,7 @@ internal readonly struct ClientFrame
             return what + " needs a 'description' or 'candidates'.";
         }
 
-        if (descriptionError is not null)
-        {
-            return descriptionError;
-        }
-
-        return !candidates.Equals(default(Range)) && ValidateCandidates(utf8[candidates]) is { } candidatesError ? candidatesError : null;
+        return descriptionError ?? candidatesError;
     }
 
     /// <summary>Reads an optional correlation id (a string of at most <see cref="MaxCorrelationIdLength"/> characters, or null); problems go to <paramref name="invalidField"/>.</summary>
@@ -323,25 +327,8 @@ internal readonly struct ClientFrame
         }
     }
 
-    /// <summary>Reads the value of a property that must be an object or an array (or null) as its byte range, without materialising it.</summary>
-    private static void ReadRange(ref Utf8JsonReader reader, JsonTokenType start, ref Range range, ref string? invalidField, string error)
-    {
-        reader.Read();
-        if (reader.TokenType == start)
-        {
-            var from = (int)reader.TokenStartIndex;
-            reader.Skip();
-            range = new Range(from, (int)reader.BytesConsumed);
-        }
-        else if (reader.TokenType != JsonTokenType.Null)
-        {
-            invalidField ??= error;
-            reader.Skip();
-        }
-    }
-
     /// <summary>Reads the array of a <c>signals</c> frame (the reader is on its first token); problems go to <paramref name="invalidField"/>.</summary>
-    private static SignalEntry[]? ReadSignals(ref Utf8JsonReader reader, ReadOnlySpan<byte> utf8, ref string? invalidField)
+    private static SignalEntry[]? ReadSignals(ref Utf8JsonReader reader, ref string? invalidField)
     {
         if (reader.TokenType != JsonTokenType.StartArray)
         {
@@ -363,8 +350,10 @@ internal readonly struct ClientFrame
             MemberId to = default;
             long? toEpoch = null;
             Range description = default;
+            var isOffer = false;
             string? descriptionError = null;
             Range candidates = default;
+            string? candidatesError = null;
             string? id = null;
             string? invalidEntry = null;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
@@ -383,11 +372,11 @@ internal readonly struct ClientFrame
                 }
                 else if (reader.ValueTextEquals("description"u8))
                 {
-                    ReadDescription(ref reader, ref description, ref descriptionError, ref invalidEntry);
+                    ReadDescription(ref reader, ref description, ref isOffer, ref descriptionError, ref invalidEntry);
                 }
                 else if (reader.ValueTextEquals("candidates"u8))
                 {
-                    ReadRange(ref reader, JsonTokenType.StartArray, ref candidates, ref invalidEntry, "'candidates' must be an array.");
+                    ReadCandidates(ref reader, ref candidates, ref candidatesError, ref invalidEntry);
                 }
                 else if (reader.ValueTextEquals("id"u8))
                 {
@@ -401,7 +390,7 @@ internal readonly struct ClientFrame
                 }
             }
 
-            invalidEntry ??= ValidateSignal(utf8, to, description, descriptionError, candidates, "the entry");
+            invalidEntry ??= ValidateSignal(to, description, descriptionError, candidates, candidatesError, "the entry");
             if (invalidEntry is not null)
             {
                 invalidField ??= $"Entry {entries.Count} of 'signals': {invalidEntry}";
@@ -416,7 +405,7 @@ internal readonly struct ClientFrame
             }
             else
             {
-                entries.Add(new SignalEntry(to, toEpoch, description, candidates, id));
+                entries.Add(new SignalEntry(to, toEpoch, description, candidates, id, isOffer));
             }
         }
 
@@ -467,45 +456,18 @@ internal readonly struct ClientFrame
             && MemberId.TryParseUtf8(reader.ValueSpan, out id);
     }
 
-    /// <summary>Whether a validated description object (see <see cref="CheckDescription"/>) is an offer.</summary>
-    /// <param name="json">The description's bytes.</param>
-    /// <returns><see langword="true"/> when its <c>type</c> is <c>offer</c>.</returns>
-    public static bool IsOffer(ReadOnlySpan<byte> json)
-    {
-        if (json.IsEmpty)
-        {
-            return false;
-        }
-
-        var reader = new Utf8JsonReader(json);
-        reader.Read();
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-        {
-            var isType = reader.ValueTextEquals("type"u8);
-            reader.Read();
-            if (isType)
-            {
-                return reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("offer"u8);
-            }
-
-            reader.Skip();
-        }
-
-        return false;
-    }
-
     /// <summary>
-    /// Reads a description where the reader stands on its property name: an object's range and what is wrong with it
-    /// (checked in the same pass), or <see langword="null"/> (nothing changes), or anything else (an invalid field). The
-    /// last description in the frame is the one that counts, as for any repeated property.
+    /// Reads a description where the reader stands on its property name: an object's range, whether it is an offer and what
+    /// is wrong with it (checked in the same pass), or <see langword="null"/> (nothing changes), or anything else (an invalid
+    /// field). The last description in the frame is the one that counts, as for any repeated property.
     /// </summary>
-    private static void ReadDescription(ref Utf8JsonReader reader, ref Range range, ref string? error, ref string? invalidField)
+    private static void ReadDescription(ref Utf8JsonReader reader, ref Range range, ref bool isOffer, ref string? error, ref string? invalidField)
     {
         reader.Read();
         if (reader.TokenType == JsonTokenType.StartObject)
         {
             var from = (int)reader.TokenStartIndex;
-            error = CheckDescription(ref reader);
+            error = CheckDescription(ref reader, out isOffer);
             range = new Range(from, (int)reader.BytesConsumed);
         }
         else if (reader.TokenType != JsonTokenType.Null)
@@ -517,32 +479,32 @@ internal readonly struct ClientFrame
 
     /// <summary>
     /// Checks a description object (the reader on its start, left on its end): <c>type</c> is one of the SDP types, <c>sdp</c>
-    /// a string; nothing else. Returns the first problem, or <see langword="null"/>.
+    /// a string; nothing else. Returns the first problem, or <see langword="null"/>; <paramref name="isOffer"/> tells whether
+    /// the last <c>type</c> read is <c>offer</c>.
     /// </summary>
-    private static string? CheckDescription(ref Utf8JsonReader reader)
+    private static string? CheckDescription(ref Utf8JsonReader reader, out bool isOffer)
     {
         string? error = null;
+        isOffer = false;
         var sawType = false;
         var rollback = false;
         var sawSdp = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            if (error is not null)
-            {
-                // The first problem is the one reported; the rest of the object is only read past.
-            }
-            else if (reader.ValueTextEquals("type"u8))
+            // The first problem is the one reported; the rest of the object is still read (its JSON must be valid), and the
+            // last type read is the description's (as a browser's JSON.parse takes the last of repeated keys).
+            if (reader.ValueTextEquals("type"u8))
             {
                 reader.Read();
-                if (reader.TokenType != JsonTokenType.String
-                    || !(reader.ValueTextEquals("offer"u8) || reader.ValueTextEquals("answer"u8) || reader.ValueTextEquals("pranswer"u8) || (rollback = reader.ValueTextEquals("rollback"u8))))
+                var isString = reader.TokenType == JsonTokenType.String;
+                isOffer = isString && reader.ValueTextEquals("offer"u8);
+                rollback = isString && reader.ValueTextEquals("rollback"u8);
+                if (!(isOffer || rollback || (isString && (reader.ValueTextEquals("answer"u8) || reader.ValueTextEquals("pranswer"u8)))))
                 {
-                    error = "'description.type' must be offer, answer, pranswer or rollback.";
+                    error ??= "'description.type' must be offer, answer, pranswer or rollback.";
                 }
 
                 sawType = true;
-                reader.Skip(); // a type that is an object or an array is read past whole (a no-op on a string)
-                continue;
             }
             else if (reader.ValueTextEquals("sdp"u8))
             {
@@ -553,19 +515,16 @@ internal readonly struct ClientFrame
                 }
                 else if (reader.TokenType != JsonTokenType.Null)
                 {
-                    error = "'description.sdp' must be a string.";
+                    error ??= "'description.sdp' must be a string.";
                 }
-
-                reader.Skip();
-                continue;
             }
             else
             {
-                error = "'description' may only have 'type' and 'sdp'.";
+                error ??= "'description' may only have 'type' and 'sdp'.";
+                reader.Read();
             }
 
-            reader.Read();
-            reader.Skip();
+            reader.Skip(); // a value that is an object or an array is read past whole (a no-op on any other token)
         }
 
         if (error is not null)
@@ -581,65 +540,110 @@ internal readonly struct ClientFrame
         return sawSdp || rollback ? null : "'description.sdp' is required.";
     }
 
-    /// <summary>Checks a candidates array: objects with a string <c>candidate</c> and the optional W3C fields; nothing else.</summary>
-    private static string? ValidateCandidates(ReadOnlySpan<byte> json)
+    /// <summary>
+    /// Reads a candidates array where the reader stands on its property name: its range and what is wrong with it (checked in
+    /// the same pass), or <see langword="null"/> (nothing changes), or anything else (an invalid field). The last
+    /// <c>candidates</c> in the frame is the one that counts, as for any repeated property.
+    /// </summary>
+    private static void ReadCandidates(ref Utf8JsonReader reader, ref Range range, ref string? error, ref string? invalidField)
     {
-        var reader = new Utf8JsonReader(json);
         reader.Read();
+        if (reader.TokenType == JsonTokenType.StartArray)
+        {
+            var from = (int)reader.TokenStartIndex;
+            error = CheckCandidates(ref reader);
+            range = new Range(from, (int)reader.BytesConsumed);
+        }
+        else if (reader.TokenType != JsonTokenType.Null)
+        {
+            invalidField ??= "'candidates' must be an array.";
+            reader.Skip();
+        }
+    }
+
+    /// <summary>
+    /// Checks a candidates array (the reader on its start, left on its end): objects with a string <c>candidate</c> and the
+    /// optional W3C fields; nothing else. Returns the first problem, or <see langword="null"/>.
+    /// </summary>
+    private static string? CheckCandidates(ref Utf8JsonReader reader)
+    {
+        string? error = null;
         var count = 0;
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
-            if (reader.TokenType != JsonTokenType.StartObject)
+            if (error is not null)
             {
-                return "Each candidate must be an object.";
+                reader.Skip(); // the first problem is the one reported; the rest is only read past
             }
-
-            if (++count > MaxCandidatesPerSignal)
+            else if (reader.TokenType != JsonTokenType.StartObject)
             {
-                return "A signal may carry at most 64 candidates.";
+                error = "Each candidate must be an object.";
+                reader.Skip();
             }
-
-            var sawCandidate = false;
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            else if (++count > MaxCandidatesPerSignal)
             {
-                if (reader.ValueTextEquals("candidate"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType != JsonTokenType.String)
-                    {
-                        return "'candidate' must be a string.";
-                    }
-
-                    sawCandidate = true;
-                }
-                else if (reader.ValueTextEquals("sdpMid"u8) || reader.ValueTextEquals("usernameFragment"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.Null))
-                    {
-                        return "'sdpMid' and 'usernameFragment' must be strings.";
-                    }
-                }
-                else if (reader.ValueTextEquals("sdpMLineIndex"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType != JsonTokenType.Null && !(reader.TokenType == JsonTokenType.Number && reader.TryGetUInt16(out _)))
-                    {
-                        return "'sdpMLineIndex' must be an integer from 0 to 65535.";
-                    }
-                }
-                else
-                {
-                    return "A candidate may only have 'candidate', 'sdpMid', 'sdpMLineIndex' and 'usernameFragment'.";
-                }
+                error = "A signal may carry at most 64 candidates.";
+                reader.Skip();
             }
-
-            if (!sawCandidate)
+            else
             {
-                return "Each candidate needs 'candidate'.";
+                error = CheckCandidate(ref reader);
             }
         }
 
-        return count == 0 ? "'candidates' must not be empty." : null;
+        return error ?? (count == 0 ? "'candidates' must not be empty." : null);
+    }
+
+    /// <summary>Checks one candidate object (the reader on its start, left on its end). Returns its first problem, or <see langword="null"/>.</summary>
+    private static string? CheckCandidate(ref Utf8JsonReader reader)
+    {
+        string? error = null;
+        var sawCandidate = false;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (error is not null)
+            {
+                reader.Skip(); // on a property name: its value, whole
+                continue;
+            }
+
+            if (reader.ValueTextEquals("candidate"u8))
+            {
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.String)
+                {
+                    sawCandidate = true;
+                }
+                else
+                {
+                    error = "'candidate' must be a string.";
+                }
+            }
+            else if (reader.ValueTextEquals("sdpMid"u8) || reader.ValueTextEquals("usernameFragment"u8))
+            {
+                reader.Read();
+                if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.Null))
+                {
+                    error = "'sdpMid' and 'usernameFragment' must be strings.";
+                }
+            }
+            else if (reader.ValueTextEquals("sdpMLineIndex"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.Null && !(reader.TokenType == JsonTokenType.Number && reader.TryGetUInt16(out _)))
+                {
+                    error = "'sdpMLineIndex' must be an integer from 0 to 65535.";
+                }
+            }
+            else
+            {
+                error = "A candidate may only have 'candidate', 'sdpMid', 'sdpMLineIndex' and 'usernameFragment'.";
+                reader.Read();
+            }
+
+            reader.Skip(); // a value that is an object or an array is read past whole (a no-op on any other token)
+        }
+
+        return error ?? (sawCandidate ? null : "Each candidate needs 'candidate'.");
     }
 }

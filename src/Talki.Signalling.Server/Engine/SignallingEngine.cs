@@ -362,7 +362,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
             if (frame.Kind == ClientFrameKind.Signal)
             {
-                await RelayAsync(connectionId, self, payload, new SignalEntry(frame.To, frame.ToEpoch, frame.Description, frame.Candidates, frame.CorrelationId), started, receiverRead, receiver, cancellationToken).ConfigureAwait(false);
+                await RelayAsync(connectionId, self, payload, new SignalEntry(frame.To, frame.ToEpoch, frame.Description, frame.Candidates, frame.CorrelationId, frame.IsOffer), started, receiverRead, receiver, cancellationToken).ConfigureAwait(false);
                 return;
             }
 
@@ -1198,7 +1198,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         var span = payload.Span;
-        var link = self.ProtocolVersion >= 2 && target.ProtocolVersion >= 2 && ClientFrame.IsOffer(span[signal.Description])
+        var link = self.ProtocolVersion >= 2 && target.ProtocolVersion >= 2 && signal.IsOffer
             ? JsonSerializer.SerializeToUtf8Bytes(
                 new PeerLink { Peer = ViewOf(self), PeerEpoch = self.Epoch, Offerer = false, Polite = IsPolite(target, self) },
                 TalkiJsonContext.Default.PeerLink)

@@ -186,6 +186,107 @@ public sealed class ClientFrameTests
         Assert.Equal(type, relayed.RootElement.GetProperty("type").GetString());
     }
 
+    /// <summary>
+    /// Whether a signal is an offer is read in the same pass (there used to be a third pass over the description). The last
+    /// <c>type</c> of the last description counts: the receiving browser's <c>JSON.parse</c> keeps the last of repeated keys.
+    /// </summary>
+    [Theory]
+    [InlineData("""{"type":"offer","sdp":"v=0"}""", true)]
+    [InlineData("""{"sdp":"v=0","type":"offer"}""", true)]
+    [InlineData("""{"type":"answer","sdp":"v=0"}""", false)]
+    [InlineData("""{"type":"pranswer","sdp":"v=0"}""", false)]
+    [InlineData("""{"type":"rollback"}""", false)]
+    [InlineData("""{"type":"answer","type":"offer","sdp":"v=0"}""", true)]
+    [InlineData("""{"type":"offer","type":"answer","sdp":"v=0"}""", false)]
+    [InlineData("""{"type":"answer","sdp":"v=0"},"description":{"type":"offer","sdp":"v=1"}""", true)]
+    [InlineData("""{"type":"offer","sdp":"v=0"},"description":{"type":"answer","sdp":"v=1"}""", false)]
+    [InlineData("""{"type":"offer","sdp":"v=0"},"description":null""", true)]
+    public void WhetherASignalIsAnOffer_IsReadInThePass_TheLastTypeOfTheLastDescriptionCounts(string description, bool offer)
+    {
+        var json = Encoding.UTF8.GetBytes($$"""{"type":"signal","to":"AAAAAAAAAAAAAAAA","description":{{description}}}""");
+        var frame = ClientFrame.Parse(json);
+
+        Assert.Equal(ClientFrameKind.Signal, frame.Kind);
+        Assert.Equal(offer, frame.IsOffer);
+
+        // As System.Text.Json's document reads it (the last of repeated properties), and as the receiver will.
+        using var relayed = JsonDocument.Parse(json.AsMemory()[frame.Description]);
+        Assert.Equal(offer, relayed.RootElement.GetProperty("type").GetString() == "offer");
+    }
+
+    [Fact]
+    public void ASignalWithCandidatesOnly_IsNoOffer()
+    {
+        var frame = ClientFrame.Parse("""{"type":"signal","to":"AAAAAAAAAAAAAAAA","candidates":[{"candidate":"x"}]}"""u8);
+
+        Assert.Equal(ClientFrameKind.Signal, frame.Kind);
+        Assert.False(frame.IsOffer);
+    }
+
+    /// <summary>
+    /// A candidates array is checked in the reader's one pass over the frame (there used to be a second pass over its bytes):
+    /// the first problem is the one reported, a nested value is read past whole, the JSON after the problem is still checked,
+    /// the last array of the frame is the one that counts, and a description's problem comes first.
+    /// </summary>
+    [Theory]
+    [InlineData("""[]""", "'candidates' must not be empty.")]
+    [InlineData("""[1]""", "Each candidate must be an object.")]
+    [InlineData("""[[{"candidate":"x"}],{"candidate":5}]""", "Each candidate must be an object.")]
+    [InlineData("""[{"sdpMid":"0"}]""", "Each candidate needs 'candidate'.")]
+    [InlineData("""[{"candidate":"a"},{}]""", "Each candidate needs 'candidate'.")]
+    [InlineData("""[{"candidate":5}]""", "'candidate' must be a string.")]
+    [InlineData("""[{"candidate":null}]""", "'candidate' must be a string.")]
+    [InlineData("""[{"candidate":{"a":[1,{"candidate":"x"}]},"sdpMid":7}]""", "'candidate' must be a string.")]
+    [InlineData("""[{"candidate":"a","sdpMid":["x"]}]""", "'sdpMid' and 'usernameFragment' must be strings.")]
+    [InlineData("""[{"candidate":"a","usernameFragment":1}]""", "'sdpMid' and 'usernameFragment' must be strings.")]
+    [InlineData("""[{"candidate":"a","sdpMLineIndex":70000}]""", "'sdpMLineIndex' must be an integer from 0 to 65535.")]
+    [InlineData("""[{"candidate":"a","sdpMLineIndex":-1}]""", "'sdpMLineIndex' must be an integer from 0 to 65535.")]
+    [InlineData("""[{"candidate":"a","sdpMLineIndex":"0"}]""", "'sdpMLineIndex' must be an integer from 0 to 65535.")]
+    [InlineData("""[{"candidate":"a","evil":{"deep":[1,{"candidate":5}]}},{"candidate":5}]""", "A candidate may only have 'candidate', 'sdpMid', 'sdpMLineIndex' and 'usernameFragment'.")]
+    [InlineData("""[{"candidate":"a"}],"candidates":[5]""", "Each candidate must be an object.")]
+    [InlineData("""[5],"candidates":null""", "Each candidate must be an object.")]
+    [InlineData("""[5,{"x":}]""", "The message is not valid JSON.")]
+    [InlineData("""[{"candidate":5,"y":[1,}]""", "The message is not valid JSON.")]
+    [InlineData("""[{"candidate":5}],"toEpoch":true""", "'toEpoch' must be a non-negative integer.")]
+    [InlineData("""[{"candidate":5}],"description":{"type":"bogus"}""", "'description.type' must be offer, answer, pranswer or rollback.")]
+    [InlineData("""{"candidate":"a"}""", "'candidates' must be an array.")]
+    public void ABadCandidatesArray_IsReportedFromTheFramesOnePass_TheFirstProblemOfTheLastArray(string candidates, string error)
+    {
+        var frame = ClientFrame.Parse(Encoding.UTF8.GetBytes($$"""{"type":"signal","id":"s1","to":"AAAAAAAAAAAAAAAA","candidates":{{candidates}}}"""));
+
+        Assert.Equal(SignallingErrorCode.MalformedMessage, frame.ErrorCode);
+        Assert.Equal(error, frame.ErrorMessage);
+        Assert.Equal("s1", frame.CorrelationId);
+    }
+
+    [Theory]
+    [InlineData(64, null)]
+    [InlineData(65, "A signal may carry at most 64 candidates.")]
+    public void ACandidatesArray_OfMoreThanSixtyFour_IsRefused(int count, string? error)
+    {
+        var candidates = string.Join(",", Enumerable.Range(0, count).Select(i => $$"""{"candidate":"c{{i}}","sdpMid":"0","sdpMLineIndex":{{i}}}"""));
+        var frame = ClientFrame.Parse(Encoding.UTF8.GetBytes($$"""{"type":"signal","to":"AAAAAAAAAAAAAAAA","candidates":[{{candidates}}]}"""));
+
+        Assert.Equal(error, frame.ErrorMessage);
+        Assert.Equal(error is null ? ClientFrameKind.Signal : ClientFrameKind.Invalid, frame.Kind);
+    }
+
+    /// <summary>The candidates that are relayed are the last array of the frame, checked in the same pass.</summary>
+    [Theory]
+    [InlineData("""[{"candidate":"a","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"u"}]""", "a")]
+    [InlineData("""[{"candidate":"","sdpMid":null,"sdpMLineIndex":null,"usernameFragment":null}]""", "")]
+    [InlineData("""[5],"candidates":[{"candidate":"b"}]""", "b")]
+    [InlineData("""[{"candidate":"c"}],"candidates":null""", "c")]
+    public void AGoodCandidatesArray_IsTheLastArrayOfTheFrame(string candidates, string first)
+    {
+        var json = Encoding.UTF8.GetBytes($$"""{"type":"signal","to":"AAAAAAAAAAAAAAAA","candidates":{{candidates}}}""");
+        var frame = ClientFrame.Parse(json);
+
+        Assert.Equal(ClientFrameKind.Signal, frame.Kind);
+        using var relayed = JsonDocument.Parse(json.AsMemory()[frame.Candidates]);
+        Assert.Equal(first, relayed.RootElement[0].GetProperty("candidate").GetString());
+    }
+
     [Fact]
     public void LongIdWithLoneSurrogate_IsNotValidUnicode_NotTooLong()
     {
@@ -235,8 +336,7 @@ public sealed class ClientFrameTests
         Assert.Equal((c, (long?)0, (string?)null), (entries[2].To, entries[2].ToEpoch, entries[2].CorrelationId));
         Assert.Equal(DescriptionC, Text(json, entries[2].Description));
         Assert.Equal(CandidatesC, Text(json, entries[2].Candidates));
-        Assert.True(ClientFrame.IsOffer(json.AsSpan()[entries[0].Description]));
-        Assert.False(ClientFrame.IsOffer(json.AsSpan()[entries[2].Description]));
+        Assert.Equal((true, false, false), (entries[0].IsOffer, entries[1].IsOffer, entries[2].IsOffer));
 
         // The frame's own single-signal fields stay empty: only the entries are relayed.
         Assert.Equal(default, frame.To);
@@ -432,7 +532,7 @@ public sealed class ClientFrameTests
     }
 
     private static string Describe(ClientFrame f)
-        => $"{f.Kind}|{f.ErrorCode}|{f.ErrorMessage}|{f.CorrelationId}|{f.To}|{f.ToEpoch}|{f.Description}|{f.Candidates}|{f.Version}|{f.Member}|{(f.Signals is null ? "-" : string.Join(";", f.Signals))}";
+        => $"{f.Kind}|{f.ErrorCode}|{f.ErrorMessage}|{f.CorrelationId}|{f.To}|{f.ToEpoch}|{f.Description}|{f.IsOffer}|{f.Candidates}|{f.Version}|{f.Member}|{(f.Signals is null ? "-" : string.Join(";", f.Signals))}";
 
     private static bool IsValidJson(byte[] json)
     {
