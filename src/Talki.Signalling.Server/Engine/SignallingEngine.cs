@@ -335,8 +335,22 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             }
             else
             {
+                // The binding names the room and the member; a signal reads its sender and its receiver together, as with a grant.
                 var connection = await _store.GetConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
-                self = connection is null ? null : await _store.GetMemberAsync(connection.Room, connection.Member, cancellationToken).ConfigureAwait(false);
+                if (connection is null)
+                {
+                    self = null;
+                }
+                else if (frame.Kind == ClientFrameKind.Signal && frame.To != connection.Member)
+                {
+                    (self, receiver) = await _store.GetMemberPairAsync(connection.Room, connection.Member, frame.To, cancellationToken).ConfigureAwait(false);
+                    receiverRead = true;
+                }
+                else
+                {
+                    self = await _store.GetMemberAsync(connection.Room, connection.Member, cancellationToken).ConfigureAwait(false);
+                }
+
                 room = connection is null ? null : await _store.GetRoomAsync(connection.Room, cancellationToken).ConfigureAwait(false);
                 if (connection is null || self is null || room is null)
                 {

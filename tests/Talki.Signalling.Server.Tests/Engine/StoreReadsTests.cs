@@ -37,9 +37,10 @@ public sealed class StoreReadsTests
     }
 
     [Fact]
-    public async Task ARelayedSignal_WithoutAGrant_ReadsTheBindingTheSenderTheRoomAndTheReceiver()
+    public async Task ARelayedSignal_WithoutAGrant_ReadsTheBinding_TheSenderAndTheReceiverInOneRequest_AndTheRoom()
     {
-        // The two-phase gateway's fallback (an integration without the context mapping) pays what every frame paid before.
+        // The two-phase gateway's fallback (an integration without the context mapping): the binding names the room and the
+        // sender; the pair is read as with a grant, and the room for its seal.
         var counting = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
         using var h = new EngineHarness(store: sp => CountingStore.Wrap(sp.GetRequiredService<InMemoryRoomStore>(), counting));
         var (_, adminConnection, members) = await h.RoomWithMembersAsync("bob");
@@ -48,7 +49,7 @@ public sealed class StoreReadsTests
         await h.SendAsync(adminConnection, $$$"""{"type":"signal","to":"{{{members[0].Grant.Member}}}","candidates":[{"candidate":"c"}]}""");
 
         Assert.Equal(
-            new Dictionary<string, int> { [nameof(IRoomStore.GetConnectionAsync)] = 1, [nameof(IRoomStore.GetMemberAsync)] = 2, [nameof(IRoomStore.GetRoomAsync)] = 1 },
+            new Dictionary<string, int> { [nameof(IRoomStore.GetConnectionAsync)] = 1, [nameof(IRoomStore.GetMemberPairAsync)] = 1, [nameof(IRoomStore.GetRoomAsync)] = 1 },
             counting.ToDictionary(StringComparer.Ordinal));
     }
 
