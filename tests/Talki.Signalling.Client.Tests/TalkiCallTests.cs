@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.Extensions.Time.Testing;
 using Talki.Signalling.Client.Negotiation;
 using Talki.Signalling.Client.Tests.Support;
 using Talki.Signalling.Protocol;
@@ -340,6 +341,33 @@ public sealed class TalkiCallTests
     }
 
     [Fact]
+    public async Task APeerResumed_GetsAgainWhatWasSentToItDuringItsSuspensionAndTwentySecondsBefore_NotAMillisecondOlder()
+    {
+        // The replay window's edge, on the sender's clock: every signal Ada sent Bob while the mesh formed is 25.001 s old
+        // when the notices come. A 5 s suspension reaches back 25 s (5 s + 20 s): nothing is sent again. A 5.001 s one
+        // reaches back 25.001 s: each is sent again, once.
+        await using var world = await CallWorld.StartAsync();
+        var adaClock = new FakeTimeProvider(world.ServerTime.GetUtcNow());
+        var (a, b, _) = await StartMeshOfThreeAsync(world, adaTime: adaClock);
+        var sentToBob = a.Socket.Sent.Sum(f => SignalsTo(f, b.Id));
+        Assert.True(sentToBob > 0, "Ada signalled Bob while the mesh formed");
+        var before = a.Socket.Sent.Count;
+        string Notice(long suspended) => $$$"""{"type":"peer_resumed","member":"{{{b.Id.Value}}}","epoch":{{{b.Call.Self!.Epoch}}},"suspendedMilliseconds":{{{suspended}}}}""";
+        List<string> Copies() => a.Socket.Sent.Skip(before).Where(f => TypeOf(f) == "signal").ToList();
+
+        adaClock.Advance(TimeSpan.FromMilliseconds(25_001));
+        a.Socket.Inject(Notice(5_000));
+        await CallWorld.EventuallyAsync(() => a.Socket.InjectedFramesHandled, "Ada read the first notice");
+        Assert.Empty(Copies());
+
+        a.Socket.Inject(Notice(5_001));
+        await CallWorld.EventuallyAsync(() => a.Socket.InjectedFramesHandled, "Ada read the second notice");
+        await CallWorld.EventuallyAsync(() => Copies().Sum(f => SignalsTo(f, b.Id)) >= sentToBob, "Ada sent her signals to Bob again");
+        Assert.Equal(sentToBob, Copies().Sum(f => SignalsTo(f, b.Id)));
+        Assert.All(Copies(), f => Assert.Equal(1, SignalsTo(f, b.Id)));
+    }
+
+    [Fact]
     public async Task APeerThatLeavesWhileTheSocketIsDying_IsGoneAfterTheResume_ItsLinkClosed_AndTheAppToldItLeft()
     {
         // Cleo's peer_left goes into Bob's dying socket (the server saw the write succeed): the resumed welcome no longer
@@ -616,9 +644,9 @@ public sealed class TalkiCallTests
         Assert.DoesNotContain(c.Errors, e => e.Negotiation is not null);
     }
 
-    private static async Task<(Participant A, Participant B, Participant C)> StartMeshOfThreeAsync(CallWorld world, TalkiClientOptions? bobOptions = null)
+    private static async Task<(Participant A, Participant B, Participant C)> StartMeshOfThreeAsync(CallWorld world, TalkiClientOptions? bobOptions = null, TimeProvider? adaTime = null)
     {
-        var a = await world.SignInAsync("Ada");
+        var a = await world.SignInAsync("Ada", clientTime: adaTime);
         var created = await a.Call.CreateRoomAsync();
         Assert.True(created.IsSuccess, created.ToString());
         Assert.True(a.InCall);
