@@ -25,37 +25,14 @@ public class ConnectionLimitsTests
     public async Task Flood_OfTwoThousandSignalsAtAReadingMember_DoesNotCloseIt_TheSenderIsRateLimitedAndClosed_AThirdMemberIsUnaffected()
     {
         await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System), connectionLevelUpgrade: ConnectionLevelUpgrade);
-        var (_, sockets, tickets) = await TalkiFlowTests.MeshAsync(host, "Ada", "Bob", "Cy");
+        var (sockets, tickets) = await DrainedMeshOfThreeAsync(host);
         var (ada, bob, cy) = (sockets[0], sockets[1], sockets[2]);
         try
         {
-            foreach (var socket in sockets)
-            {
-                await socket.DrainAsync();
-            }
-
-            var sent = 0;
-            try
-            {
-                for (; sent < 2_000; sent++)
-                {
-                    await ada.SendAsync(Signal(tickets[1].Member, "flood-" + sent));
-                }
-            }
-            catch (WebSocketException)
-            {
-                // The server closed the flooding socket mid-flood: that is the point.
-            }
+            var sent = await SendUntilClosedAsync(ada, 2_000, i => Signal(tickets[1].Member, "flood-" + i));
 
             // The reader keeps receiving: a third member's signal reaches it after the flood, and it can answer.
-            await cy.SendAsync(Signal(tickets[1].Member, "cy-to-bob"));
-            await bob.ExpectAsync<SignalRelayMessage>(m => m.Candidates?[0].Candidate == "cy-to-bob");
-            await bob.SendAsync(Signal(tickets[2].Member, "bob-to-cy"));
-            await cy.ExpectAsync<SignalRelayMessage>(m => m.Candidates?[0].Candidate == "bob-to-cy");
-            await bob.DrainAsync();
-            await cy.DrainAsync();
-            Assert.Null(bob.CloseStatus);
-            Assert.Null(cy.CloseStatus);
+            await AssertTheOthersStillSignalAsync(bob, cy, tickets);
 
             // The sender was refused with rate_limited and, as it kept on, closed with 1008.
             await ada.WaitClosedAsync(TimeSpan.FromSeconds(30));
@@ -80,28 +57,12 @@ public class ConnectionLimitsTests
         // limiter as the largest allowed message: answered at the gateway without paying, a member could make the server
         // read and answer oversized messages without end.
         await using var host = await TestHost.StartAsync(services: s => s.AddSingleton(TimeProvider.System), connectionLevelUpgrade: ConnectionLevelUpgrade);
-        var (_, sockets, tickets) = await TalkiFlowTests.MeshAsync(host, "Ada", "Bob", "Cy");
+        var (sockets, tickets) = await DrainedMeshOfThreeAsync(host);
         var (ada, bob, cy) = (sockets[0], sockets[1], sockets[2]);
         try
         {
-            foreach (var socket in sockets)
-            {
-                await socket.DrainAsync();
-            }
-
             var oversized = Signal(tickets[1].Member, "big-" + new string('x', 40_000));
-            var sent = 0;
-            try
-            {
-                for (; sent < 400; sent++)
-                {
-                    await ada.SendAsync(oversized);
-                }
-            }
-            catch (WebSocketException)
-            {
-                // The server closed the sending socket mid-loop: that is the point.
-            }
+            var sent = await SendUntilClosedAsync(ada, 400, _ => oversized);
 
             await ada.WaitClosedAsync(TimeSpan.FromSeconds(30));
             Assert.Equal(WebSocketCloseStatus.PolicyViolation, ada.CloseStatus);
@@ -113,15 +74,9 @@ public class ConnectionLimitsTests
             Assert.InRange(tooLarge, 8, 30);
             Assert.True(sent > tooLarge, $"{sent} sent, {tooLarge} answered message_too_large");
 
-            // The others go on: nothing of the oversized messages reached Bob, and Bob and Cy still signal each other.
-            await cy.SendAsync(Signal(tickets[1].Member, "cy-to-bob"));
-            await bob.ExpectAsync<SignalRelayMessage>(m => m.Candidates?[0].Candidate == "cy-to-bob");
-            await bob.SendAsync(Signal(tickets[2].Member, "bob-to-cy"));
-            await cy.ExpectAsync<SignalRelayMessage>(m => m.Candidates?[0].Candidate == "bob-to-cy");
-            await bob.DrainAsync();
+            // The others go on: Bob and Cy still signal each other, and nothing of the oversized messages reached Bob.
+            await AssertTheOthersStillSignalAsync(bob, cy, tickets);
             Assert.DoesNotContain(bob.AllFrames, f => f.Contains("big-", StringComparison.Ordinal));
-            Assert.Null(bob.CloseStatus);
-            Assert.Null(cy.CloseStatus);
         }
         finally
         {
@@ -248,6 +203,50 @@ public class ConnectionLimitsTests
                 await socket.DisposeAsync();
             }
         }
+    }
+
+    /// <summary>Ada (the admin), Bob and Cy in one room, linked, each having read everything the mesh sent it.</summary>
+    private static async Task<(List<TestSocket> Sockets, List<TicketResponse> Tickets)> DrainedMeshOfThreeAsync(TestHost host)
+    {
+        var (_, sockets, tickets) = await TalkiFlowTests.MeshAsync(host, "Ada", "Bob", "Cy");
+        foreach (var socket in sockets)
+        {
+            await socket.DrainAsync();
+        }
+
+        return (sockets, tickets);
+    }
+
+    /// <summary>Sends up to <paramref name="count"/> frames, stopping when the server has closed the socket; returns how many went.</summary>
+    private static async Task<int> SendUntilClosedAsync(TestSocket socket, int count, Func<int, string> frame)
+    {
+        var sent = 0;
+        try
+        {
+            for (; sent < count; sent++)
+            {
+                await socket.SendAsync(frame(sent));
+            }
+        }
+        catch (WebSocketException)
+        {
+            // The server closed the sending socket mid-loop: that is the point.
+        }
+
+        return sent;
+    }
+
+    /// <summary>Bob (the second member) and Cy (the third) signal each other both ways, read everything, and are still open.</summary>
+    private static async Task AssertTheOthersStillSignalAsync(TestSocket bob, TestSocket cy, List<TicketResponse> tickets)
+    {
+        await cy.SendAsync(Signal(tickets[1].Member, "cy-to-bob"));
+        await bob.ExpectAsync<SignalRelayMessage>(m => m.Candidates?[0].Candidate == "cy-to-bob");
+        await bob.SendAsync(Signal(tickets[2].Member, "bob-to-cy"));
+        await cy.ExpectAsync<SignalRelayMessage>(m => m.Candidates?[0].Candidate == "bob-to-cy");
+        await bob.DrainAsync();
+        await cy.DrainAsync();
+        Assert.Null(bob.CloseStatus);
+        Assert.Null(cy.CloseStatus);
     }
 
     private static string Signal(MemberId to, string candidate)
