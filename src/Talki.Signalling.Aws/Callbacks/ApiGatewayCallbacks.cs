@@ -38,7 +38,6 @@ internal sealed class ApiGatewayCallbacks
     private const string DisconnectRoute = "$disconnect";
 
     private readonly ISignallingEngine _engine;
-    private readonly IConnectionPush _push;
     private readonly ApiGatewayCallbacksOptions _options;
     private readonly byte[] _secretHash;
     private readonly string _roomHeader;
@@ -52,13 +51,11 @@ internal sealed class ApiGatewayCallbacks
 
     public ApiGatewayCallbacks(
         ISignallingEngine engine,
-        IConnectionPush push,
         IOptions<ApiGatewayCallbacksOptions> options,
         IOptions<TalkiSignallingOptions> signallingOptions,
         ILogger<ApiGatewayCallbacks> logger)
     {
         _engine = engine;
-        _push = push;
         _options = options.Value;
         _secretHash = SHA256.HashData(Encoding.UTF8.GetBytes(_options.GatewaySecret ?? throw new InvalidOperationException("ApiGatewayCallbacksOptions.GatewaySecret is required.")));
         _maxMessageBytes = signallingOptions.Value.Hosting.MaxInboundMessageBytes;
