@@ -162,9 +162,26 @@ internal sealed class EngineFuzzer : IDisposable
                 throw new FuzzFailure($"ClientFrame.Parse accepted a {frame.Kind} that is not valid JSON", bytes);
             }
 
-            if (frame.Kind == ClientFrameKind.Signal && !(InRange(frame.Description, bytes.Length, JsonValueKind.Object, bytes) && InRange(frame.Candidates, bytes.Length, JsonValueKind.Array, bytes)))
+            if (frame.Kind == ClientFrameKind.Signal)
             {
-                throw new FuzzFailure("ClientFrame.Parse returned a signal range that is not the object or array it claims", bytes);
+                CheckSignal(bytes, frame.Description, frame.Candidates, frame.IsOffer, "the signal");
+            }
+
+            if (frame.Kind == ClientFrameKind.Signals)
+            {
+                if (frame.Signals is not { Length: > 0 and <= ClientFrame.MaxSignalsPerFrame } entries)
+                {
+                    throw new FuzzFailure($"ClientFrame.Parse accepted a signals frame of {frame.Signals?.Length} entries", bytes);
+                }
+
+                for (var i = 0; i < entries.Length; i++)
+                {
+                    CheckSignal(bytes, entries[i].Description, entries[i].Candidates, entries[i].IsOffer, $"entry {i}");
+                    if (entries.Take(i).Any(e => e.To == entries[i].To))
+                    {
+                        throw new FuzzFailure($"ClientFrame.Parse accepted a signals frame whose entry {i} is for a member an earlier entry is for", bytes);
+                    }
+                }
             }
         }
 
@@ -184,7 +201,40 @@ internal sealed class EngineFuzzer : IDisposable
     public void Dispose() => _engine?.Dispose();
 
     private static string Describe(ClientFrame f)
-        => $"{f.Kind}|{f.ErrorCode}|{f.ErrorMessage}|{f.CorrelationId}|{f.To}|{f.ToEpoch}|{f.Description}|{f.Candidates}|{f.Version}|{f.Member}";
+        => $"{f.Kind}|{f.ErrorCode}|{f.ErrorMessage}|{f.CorrelationId}|{f.To}|{f.ToEpoch}|{f.Description}|{f.Candidates}|{f.IsOffer}|{f.Version}|{f.Member}|"
+            + string.Join(";", f.Signals ?? []);
+
+    /// <summary>
+    /// An accepted signal's ranges are the object and the array they claim, and it is an offer exactly when its description's
+    /// last <c>type</c> (read by the reference parser, escapes decoded) is <c>offer</c>: the flag decides whether the relay
+    /// carries the receiver's side of the link.
+    /// </summary>
+    private static void CheckSignal(byte[] bytes, Range description, Range candidates, bool isOffer, string what)
+    {
+        if (!(InRange(description, bytes.Length, JsonValueKind.Object, bytes) && InRange(candidates, bytes.Length, JsonValueKind.Array, bytes)))
+        {
+            throw new FuzzFailure($"ClientFrame.Parse returned a range of {what} that is not the object or array it claims", bytes);
+        }
+
+        var expected = false;
+        if (!description.Equals(default(Range)))
+        {
+            var (offset, count) = description.GetOffsetAndLength(bytes.Length);
+            using var document = JsonDocument.Parse(bytes.AsMemory(offset, count));
+            foreach (var property in document.RootElement.EnumerateObject())
+            {
+                if (property.NameEquals("type"))
+                {
+                    expected = property.Value.ValueKind == JsonValueKind.String && property.Value.ValueEquals("offer");
+                }
+            }
+        }
+
+        if (isOffer != expected)
+        {
+            throw new FuzzFailure($"ClientFrame.Parse says {what} is {(isOffer ? "" : "not ")}an offer; its description's last type says otherwise", bytes);
+        }
+    }
 
     private static bool InRange(Range range, int length, JsonValueKind kind, byte[] bytes)
     {

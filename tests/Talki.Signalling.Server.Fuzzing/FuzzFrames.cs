@@ -94,7 +94,7 @@ internal static class FuzzFrames
 {
     public const int InboundLimit = 32 * 1024;
 
-    private static readonly string[] Types = ["hello", "ping", "leave", "admit", "deny", "signal"];
+    private static readonly string[] Types = ["hello", "ping", "leave", "admit", "deny", "signal", "signals"];
 
     private static readonly Gen<string> Numbers = Gen.OneOf(
         "0", "1", "-1", "2", "1.5", "-0", "1e3", "1E400", "-1e400", "1e-400", "9223372036854775807", "9223372036854775808",
@@ -194,8 +194,57 @@ internal static class FuzzFrames
         (1, Gen.OneOf("[]", "[1]", "[[]]", "[{}]", "{}", "\"x\"", "null").Select(r => (JValue)new JRaw(r))),
         (1, AnyValue));
 
+    /// <summary>One structural mutation of a property list.</summary>
+    private static readonly Gen<(int Kind, int Index, JProp Extra)> PropMutation = Gen.Select(
+        Gen.Int[0, 7],
+        Gen.Int[0, 16],
+        Gen.Select(
+            Gen.Frequency(
+                (4, Gen.OneOf("type", "id", "to", "member", "toEpoch", "version", "description", "candidates")),
+                (2, Word),
+                (1, Gen.OneOf(@"t\u0079pe", @"\ud800", @"\u0000", "", "TYPE", "type ", "é", "\\\""))),
+            Gen.Frequency((3, AnyValue), (1, TypeValue), (1, MemberRef), (1, Epoch), (1, Description), (1, Candidates)))
+            .Select((k, v) => new JProp(k, v)));
+
+    /// <summary>
+    /// One entry of a <c>signals</c> frame (protocol 2: a newcomer's first offers in one message): most often a well-formed one
+    /// to a member of the room (its type repeated now and then), else a signal's fuzzed properties without its type
+    /// (sometimes with one: an entry's unknown property), mutated ones, or anything at all.
+    /// </summary>
+    private static readonly Gen<JValue> SignalsEntry = Gen.Frequency(
+        (10, Gen.Select(Gen.Enum<Who>(), Gen.Int[-1, 1], Gen.OneOf("offer", "answer", "pranswer", "rollback"), Gen.OneOf("offer", "answer"), Gen.Int[0, 7]).Select((who, delta, type, earlier, o) => (JValue)new JObject(Props(
+            ("to", new JMember(who)),
+            (o & 1) != 0 ? ("toEpoch", new JEpoch(who, delta)) : default,
+            ("description", new JObject(Props(
+                (o & 2) != 0 ? ("type", new JString(earlier)) : default, // a repeated type: the last one is the description's
+                ("sdp", new JString(@"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n")),
+                ("type", new JString(type))))),
+            (o & 4) != 0 ? ("candidates", new JRaw("[{\"candidate\":\"candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}]")) : default)))),
+        (8, Gen.Select(MemberRef, Epoch, Description, Candidates, CorrelationId, Gen.Int[0, 17]).Select((to, epoch, d, c, id, o) => (JValue)new JObject(Props(
+            o < 15 ? ("to", to) : default,
+            (o & 1) != 0 ? ("toEpoch", epoch) : default,
+            (o & 2) != 0 || (o & 4) == 0 ? ("description", d) : default,
+            (o & 4) != 0 ? ("candidates", c) : default,
+            o > 10 ? ("id", id) : default,
+            o == 17 ? ("type", new JString("signal")) : default)))),
+        (2, Gen.Select(Gen.Select(MemberRef, Epoch, Description, Candidates, CorrelationId).Select((to, epoch, d, c, id) => Props(("to", to), ("toEpoch", epoch), ("description", d), ("candidates", c), ("id", id))), PropMutation.Array[1, 2])
+            .Select((props, mutations) => (JValue)new JObject(Mutate(props, mutations)))),
+        (1, AnyValue));
+
+    /// <summary>
+    /// The entries of a <c>signals</c> frame: a few (the same member twice now and then), none, or around the 64-entry limit
+    /// (to members that are not in the room, each its own id, so that the limit and not a duplicate decides).
+    /// </summary>
+    private static readonly Gen<JValue> SignalsArray = Gen.Frequency(
+        (12, SignalsEntry.Array[1, 5].Select(a => (JValue)new JArray(a))),
+        (1, Gen.Const((JValue)new JArray([]))),
+        (2, Gen.Select(Gen.OneOf("offer", "answer"), Gen.Int[62, 66]).Select((type, n) => (JValue)new JArray([.. Enumerable.Range(0, n).Select(i => (JValue)new JObject(Props(
+            ("to", new JString("stranger" + i.ToString(CultureInfo.InvariantCulture))),
+            ("description", new JObject([new JProp("type", new JString(type)), new JProp("sdp", new JString("v=0"))])))))]))),
+        (1, Gen.OneOf("{}", "null", "\"x\"", "[1]", "[[]]", "[null]").Select(r => (JValue)new JRaw(r))));
+
     /// <summary>A valid-looking frame of one type (signals most often): its properties before structural mutation.</summary>
-    private static readonly Gen<JProp[]> BaseProps = Gen.Frequency((2, 0), (3, 1), (1, 2), (2, 3), (2, 4), (6, 5), (1, 6)).SelectMany(kind => kind switch
+    private static readonly Gen<JProp[]> BaseProps = Gen.Frequency((2, 0), (3, 1), (1, 2), (2, 3), (2, 4), (6, 5), (3, 7), (1, 6)).SelectMany(kind => kind switch
     {
         0 => Gen.Select(Version, CorrelationId, Gen.Int[0, 3]).Select((v, id, o) => Props(("type", new JString("hello")), o > 0 ? ("version", v) : default, o > 1 ? ("id", id) : default)),
         1 => Gen.Select(CorrelationId, Gen.Bool).Select((id, withId) => Props(("type", new JString("ping")), withId ? ("id", id) : default)),
@@ -208,20 +257,12 @@ internal static class FuzzFrames
             (o & 2) != 0 || (o & 4) == 0 ? ("description", d) : default,
             (o & 4) != 0 ? ("candidates", c) : default,
             o > 10 ? ("id", id) : default)),
+        7 => Gen.Select(SignalsArray, CorrelationId, Gen.Int[0, 3]).Select((entries, id, o) => Props(
+            ("type", new JString("signals")),
+            o > 0 ? ("signals", entries) : default,
+            o > 2 ? ("id", id) : default)),
         _ => Gen.Select(TypeValue, CorrelationId).Select((t, id) => Props(("type", t), ("id", id))),
     });
-
-    /// <summary>One structural mutation of a property list.</summary>
-    private static readonly Gen<(int Kind, int Index, JProp Extra)> PropMutation = Gen.Select(
-        Gen.Int[0, 7],
-        Gen.Int[0, 16],
-        Gen.Select(
-            Gen.Frequency(
-                (4, Gen.OneOf("type", "id", "to", "member", "toEpoch", "version", "description", "candidates")),
-                (2, Word),
-                (1, Gen.OneOf(@"t\u0079pe", @"\ud800", @"\u0000", "", "TYPE", "type ", "é", "\\\""))),
-            Gen.Frequency((3, AnyValue), (1, TypeValue), (1, MemberRef), (1, Epoch), (1, Description), (1, Candidates)))
-            .Select((k, v) => new JProp(k, v)));
 
     private static readonly Gen<JValue> Top = Gen.Frequency(
         (20, BaseProps.Select(props => (JValue)new JObject(props))),

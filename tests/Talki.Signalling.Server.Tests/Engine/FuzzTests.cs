@@ -35,7 +35,7 @@ public sealed class FuzzTests
         var report = FuzzRunner.Run(5_000, seed: 2, Corpus, shrinkIterations: 100);
 
         Assert.True(report.Failure is null, report.Failure);
-        foreach (var outcome in (string[])["hello", "ping", "leave", "admit", "deny", "signal", "malformed_message", "unknown_type"])
+        foreach (var outcome in (string[])["hello", "ping", "leave", "admit", "deny", "signal", "signals", "malformed_message", "unknown_type"])
         {
             Assert.True(report.Stats.ParseOutcomes.GetValueOrDefault(outcome) > 0, $"no {outcome}: {report.Summary()}");
         }
