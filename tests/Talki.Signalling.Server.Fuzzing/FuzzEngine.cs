@@ -86,7 +86,12 @@ internal sealed class EngineFuzzer : IDisposable
         "not_admitted", "not_admin", "member_not_found", "member_not_pending", "peer_unavailable", "room_full", "rate_limited",
     };
 
-    private const int CasesPerEngine = 200;
+    /// <summary>
+    /// Cases per engine. Every case leaves timers armed on the fake clock (a room's seal, each disconnected member's grace
+    /// period: the clock moves 1 ms per connection, so none comes due), and every advance of the clock walks all of them:
+    /// 200 cases spent 43 % of the run in <c>FakeTimeProvider.WakeWaiters</c> (perf, 2026-12-03), 50 cases 19 %.
+    /// </summary>
+    private const int CasesPerEngine = 50;
 
     private readonly IReadOnlyList<byte[]> _corpus;
     private readonly FuzzStats _stats;
@@ -268,7 +273,7 @@ internal sealed class EngineFuzzer : IDisposable
         }
     }
 
-    /// <summary>One engine (DI container, fake clock, in-memory store) shared by a few hundred cases, each in its own room.</summary>
+    /// <summary>One engine (DI container, fake clock, in-memory store) shared by <see cref="EngineFuzzer.CasesPerEngine"/> cases, each in its own room.</summary>
     private sealed class Engine : IDisposable
     {
         private readonly ServiceProvider _services;
