@@ -7,8 +7,8 @@ namespace Talki.Samples.Browser.EndToEndTests;
 /// <summary>
 /// One group call shared by the steps of <see cref="GroupCallTests"/>: the sample host (join window
 /// <c>TALKI_E2E_JOIN_WINDOW_SECONDS</c>, default 150 s: idle, steps 1-3 take about 45 s after the room's creation; on
-/// a loaded 2-core CI machine Bea's links after her reload were still negotiating at a 90 s seal), one headless Chromium, and four users, each in a
-/// browser context of their own: Ada (admin), Bea and Cyd (admitted), Dan (denied).
+/// a loaded 2-core CI machine Bea's links after her reload were still negotiating at a 90 s seal), one headless
+/// Chromium, and four users, each in a browser context of their own: Ada (admin), Bea and Cyd (admitted), Dan (denied).
 /// </summary>
 public sealed class GroupCallFixture : IAsyncLifetime
 {
