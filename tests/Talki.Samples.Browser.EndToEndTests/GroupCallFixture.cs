@@ -60,6 +60,9 @@ public sealed class GroupCallFixture : IAsyncLifetime
     /// <summary>When the room was created (the host's clock is this machine's): it seals one join window later.</summary>
     internal DateTimeOffset RoomCreatedAt { get; set; }
 
+    /// <summary>Gets how long until the room seals, by this machine's clock (negative once it has).</summary>
+    internal TimeSpan UntilSeal => RoomCreatedAt + JoinWindow - DateTimeOffset.UtcNow;
+
     internal IReadOnlyDictionary<TalkiUser, string> MemberIds { get; set; } = new Dictionary<TalkiUser, string>();
 
     public async Task InitializeAsync()

@@ -105,7 +105,7 @@ public sealed class GroupCallTests : IClassFixture<GroupCallFixture>
             Assert.Empty(await ada.AdmissionRequestsAsync());
 
             // A reload this close to the seal races it; that is the product's rule, not a failure of the reload: say so plainly.
-            var beforeSeal = _call.RoomCreatedAt + GroupCallFixture.JoinWindow - DateTimeOffset.UtcNow;
+            var beforeSeal = _call.UntilSeal;
             _call.Log($"Bea reloads {beforeSeal.TotalSeconds:0.0}s before the seal");
             Assert.True(beforeSeal > MinimumTimeForReload,
                 $"Only {beforeSeal.TotalSeconds:0.0}s of the join window are left for Bea's reload (steps 1-2 were slow on this machine): " +
@@ -129,16 +129,14 @@ public sealed class GroupCallTests : IClassFixture<GroupCallFixture>
             Assert.False(await bea.Page.GetByTestId("waiting").IsVisibleAsync(), "Bea's page shows the waiting screen again");
             await AssertNoTileForDanAsync();
             await _call.ScreenshotAsync("05-after-reload", _call.Members);
-            var left = _call.RoomCreatedAt + GroupCallFixture.JoinWindow - DateTimeOffset.UtcNow;
-            _call.Log($"steps 1-3 done {left.TotalSeconds:0.0}s before the seal");
+            _call.Log($"steps 1-3 done {_call.UntilSeal.TotalSeconds:0.0}s before the seal");
         });
 
     [Fact, Step(4)]
     public Task RoomSeals_SignallingClosesWhileMediaFlows_AndAnIceRestartRenegotiatesInBand() =>
         _call.RunStepAsync(4, async () =>
         {
-            var sealsAt = _call.RoomCreatedAt + GroupCallFixture.JoinWindow;
-            var untilSealed = sealsAt - DateTimeOffset.UtcNow;
+            var untilSealed = _call.UntilSeal;
             _call.Log($"waiting for the room to seal (about {Math.Max(0, untilSealed.TotalSeconds):0}s)");
             foreach (var member in _call.Members)
             {

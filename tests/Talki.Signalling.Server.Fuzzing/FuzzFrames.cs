@@ -206,10 +206,18 @@ internal static class FuzzFrames
             Gen.Frequency((3, AnyValue), (1, TypeValue), (1, MemberRef), (1, Epoch), (1, Description), (1, Candidates)))
             .Select((k, v) => new JProp(k, v)));
 
+    /// <summary>A signal's fields without its type (some left out): a <c>signal</c> frame's, or a <c>signals</c> entry's.</summary>
+    private static readonly Gen<JProp[]> SignalFields = Gen.Select(MemberRef, Epoch, Description, Candidates, CorrelationId, Gen.Int[0, 16]).Select((to, epoch, d, c, id, o) => Props(
+        o < 14 ? ("to", to) : default,
+        (o & 1) != 0 ? ("toEpoch", epoch) : default,
+        (o & 2) != 0 || (o & 4) == 0 ? ("description", d) : default,
+        (o & 4) != 0 ? ("candidates", c) : default,
+        o > 10 ? ("id", id) : default));
+
     /// <summary>
     /// One entry of a <c>signals</c> frame (protocol 2: a newcomer's first offers in one message): most often a well-formed one
-    /// to a member of the room (its type repeated now and then), else a signal's fuzzed properties without its type
-    /// (sometimes with one: an entry's unknown property), mutated ones, or anything at all.
+    /// to a member of the room (its type repeated now and then), else a signal's fuzzed fields, mutated ones (a <c>type</c>
+    /// among the keys a mutation inserts), or anything at all.
     /// </summary>
     private static readonly Gen<JValue> SignalsEntry = Gen.Frequency(
         (10, Gen.Select(Gen.Enum<Who>(), Gen.Int[-1, 1], Gen.OneOf("offer", "answer", "pranswer", "rollback"), Gen.OneOf("offer", "answer"), Gen.Int[0, 7]).Select((who, delta, type, earlier, o) => (JValue)new JObject(Props(
@@ -220,15 +228,8 @@ internal static class FuzzFrames
                 ("sdp", new JString(@"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n")),
                 ("type", new JString(type))))),
             (o & 4) != 0 ? ("candidates", new JRaw("[{\"candidate\":\"candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}]")) : default)))),
-        (8, Gen.Select(MemberRef, Epoch, Description, Candidates, CorrelationId, Gen.Int[0, 17]).Select((to, epoch, d, c, id, o) => (JValue)new JObject(Props(
-            o < 15 ? ("to", to) : default,
-            (o & 1) != 0 ? ("toEpoch", epoch) : default,
-            (o & 2) != 0 || (o & 4) == 0 ? ("description", d) : default,
-            (o & 4) != 0 ? ("candidates", c) : default,
-            o > 10 ? ("id", id) : default,
-            o == 17 ? ("type", new JString("signal")) : default)))),
-        (2, Gen.Select(Gen.Select(MemberRef, Epoch, Description, Candidates, CorrelationId).Select((to, epoch, d, c, id) => Props(("to", to), ("toEpoch", epoch), ("description", d), ("candidates", c), ("id", id))), PropMutation.Array[1, 2])
-            .Select((props, mutations) => (JValue)new JObject(Mutate(props, mutations)))),
+        (8, SignalFields.Select(fields => (JValue)new JObject(fields))),
+        (2, Gen.Select(SignalFields, PropMutation.Array[1, 2]).Select((fields, mutations) => (JValue)new JObject(Mutate(fields, mutations)))),
         (1, AnyValue));
 
     /// <summary>
@@ -250,13 +251,7 @@ internal static class FuzzFrames
         1 => Gen.Select(CorrelationId, Gen.Bool).Select((id, withId) => Props(("type", new JString("ping")), withId ? ("id", id) : default)),
         2 => Gen.Select(CorrelationId, Gen.Bool).Select((id, withId) => Props(("type", new JString("leave")), withId ? ("id", id) : default)),
         3 or 4 => Gen.Select(MemberRef, CorrelationId, Gen.Int[0, 6]).Select((m, id, o) => Props(("type", new JString(kind == 3 ? "admit" : "deny")), o > 0 ? ("member", m) : default, o > 3 ? ("id", id) : default)),
-        5 => Gen.Select(MemberRef, Epoch, Description, Candidates, CorrelationId, Gen.Int[0, 16]).Select((to, epoch, d, c, id, o) => Props(
-            ("type", new JString("signal")),
-            o < 14 ? ("to", to) : default,
-            (o & 1) != 0 ? ("toEpoch", epoch) : default,
-            (o & 2) != 0 || (o & 4) == 0 ? ("description", d) : default,
-            (o & 4) != 0 ? ("candidates", c) : default,
-            o > 10 ? ("id", id) : default)),
+        5 => SignalFields.Select(fields => (JProp[])[new JProp("type", new JString("signal")), .. fields]),
         7 => Gen.Select(SignalsArray, CorrelationId, Gen.Int[0, 3]).Select((entries, id, o) => Props(
             ("type", new JString("signals")),
             o > 0 ? ("signals", entries) : default,
