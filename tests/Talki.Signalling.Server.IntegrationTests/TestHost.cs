@@ -239,7 +239,7 @@ internal sealed class TestSocket : IAsyncDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(15);
     private readonly ClientWebSocket _socket;
-    private readonly Channel<string> _frames = Channel.CreateUnbounded<string>();
+    private readonly Channel<(string Json, DateTimeOffset ReceivedAt)> _frames = Channel.CreateUnbounded<(string, DateTimeOffset)>();
     private readonly List<string> _all = [];
     private readonly Task _receiving;
     private int _pings;
@@ -247,8 +247,14 @@ internal sealed class TestSocket : IAsyncDisposable
     private TestSocket(ClientWebSocket socket)
     {
         _socket = socket;
-        _receiving = ReceiveAsync();
+
+        // Off xUnit's synchronization context: its two threads run every test's continuations, so a frame's receipt
+        // (and its timestamp) would wait for whatever other test holds them.
+        _receiving = Task.Run(ReceiveAsync);
     }
+
+    /// <summary>Gets when the server's close frame was read off the socket, if it was.</summary>
+    public DateTimeOffset? CloseReceivedAt { get; private set; }
 
     public WelcomeMessage? Welcome { get; set; }
 
@@ -303,6 +309,10 @@ internal sealed class TestSocket : IAsyncDisposable
 
     /// <summary>Reads frames until one of type <typeparamref name="T"/> (matching <paramref name="match"/>) arrives; other frames are skipped.</summary>
     public async Task<T> ExpectAsync<T>(Func<T, bool>? match = null) where T : ServerMessage
+        => (await ExpectTimedAsync(match)).Message;
+
+    /// <summary>Like <see cref="ExpectAsync{T}"/>, with the instant the frame was read off the socket (not when the caller resumed).</summary>
+    public async Task<(T Message, DateTimeOffset ReceivedAt)> ExpectTimedAsync<T>(Func<T, bool>? match = null) where T : ServerMessage
     {
         using var cts = new CancellationTokenSource(Timeout);
         var skipped = new List<string>();
@@ -310,10 +320,10 @@ internal sealed class TestSocket : IAsyncDisposable
         {
             while (true)
             {
-                var json = await _frames.Reader.ReadAsync(cts.Token);
+                var (json, receivedAt) = await _frames.Reader.ReadAsync(cts.Token);
                 if (JsonSerializer.Deserialize(json, TalkiJsonContext.Default.ServerMessage) is T message && (match?.Invoke(message) ?? true))
                 {
-                    return message;
+                    return (message, receivedAt);
                 }
 
                 skipped.Add(json);
@@ -341,7 +351,7 @@ internal sealed class TestSocket : IAsyncDisposable
         using var cts = new CancellationTokenSource(Timeout);
         while (true)
         {
-            var json = await _frames.Reader.ReadAsync(cts.Token);
+            var (json, _) = await _frames.Reader.ReadAsync(cts.Token);
             var message = JsonSerializer.Deserialize(json, TalkiJsonContext.Default.ServerMessage)!;
             if (message is PongMessage pong && pong.Id == id)
             {
@@ -393,8 +403,10 @@ internal sealed class TestSocket : IAsyncDisposable
                 }
                 while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close);
 
+                var receivedAt = DateTimeOffset.UtcNow;
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
+                    CloseReceivedAt = receivedAt;
                     if (_socket.State == WebSocketState.CloseReceived)
                     {
                         await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
@@ -409,7 +421,7 @@ internal sealed class TestSocket : IAsyncDisposable
                     _all.Add(json);
                 }
 
-                await _frames.Writer.WriteAsync(json);
+                await _frames.Writer.WriteAsync((json, receivedAt));
             }
         }
         catch (WebSocketException)

@@ -143,8 +143,10 @@ public sealed class LoadSocket : IAsyncDisposable
         }
 
         var socket = new LoadSocket(client, onFrame);
-        socket._sending = socket.SendLoopAsync();
-        socket._receiving = socket.ReceiveLoopAsync();
+        // On the thread pool, never on a caller's synchronization context (xUnit's runs every test's continuations on two
+        // threads): a frame's receipt and its timestamp must not wait for whatever else holds that context.
+        socket._sending = Task.Run(socket.SendLoopAsync, CancellationToken.None); // the loops live as long as the socket, not the connect call
+        socket._receiving = Task.Run(socket.ReceiveLoopAsync, CancellationToken.None);
         return socket;
     }
 
