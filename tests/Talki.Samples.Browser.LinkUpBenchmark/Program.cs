@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using Talki.Samples.Browser.EndToEndTests.Harness;
 using Talki.Samples.Browser.LinkUpBenchmark;
@@ -29,11 +30,11 @@ try
     }
 
     await using var chromium = await Chromium.LaunchAsync(hosts[0].Host.BaseAddress, Log);
-    var results = new List<(int Size, string Window, List<double> Milliseconds, List<int> SignalsAtLinkUp, List<int> SignalsAfterSettle, int Failed)>();
+    var results = new List<(int Size, string Window, List<double> Milliseconds, List<int> SignalsAtLinkUp, List<int> SignalsAfterSettle, List<double> CpuBusy, int Failed)>();
     var run = 0;
     foreach (var size in options.Sizes)
     {
-        var bySize = hosts.Select(h => (size, h.Window, Milliseconds: new List<double>(), AtLinkUp: new List<int>(), AfterSettle: new List<int>(), Failed: 0)).ToList();
+        var bySize = hosts.Select(h => (size, h.Window, Milliseconds: new List<double>(), AtLinkUp: new List<int>(), AfterSettle: new List<int>(), CpuBusy: new List<double>(), Failed: 0)).ToList();
         for (var repetition = -options.Warmup; repetition < options.Repetitions; repetition++)
         {
             for (var w = 0; w < hosts.Count; w++)
@@ -50,11 +51,16 @@ try
                 {
                     // A mesh that never links up is a finding, not a reason to stop: counted and reported in the table.
                     Log($"{size} members, {label}: FAILED: {e.Message}");
+                    foreach (var line in hosts[w].Host.Output.Split(Environment.NewLine).Where(l => l.Contains("warn", StringComparison.OrdinalIgnoreCase) || l.Contains("fail", StringComparison.OrdinalIgnoreCase)).TakeLast(40))
+                    {
+                        Log("  host: " + line);
+                    }
+
                     bySize[w] = bySize[w] with { Failed = bySize[w].Failed + (repetition >= 0 ? 1 : 0) };
                     continue;
                 }
 
-                Log($"{size} members, {label}: {result.Milliseconds:0} ms; signals per new link side at link-up [{string.Join(", ", result.SignalsAtLinkUp)}], after {options.SettleMs} ms [{string.Join(", ", result.SignalsAfterSettle)}]");
+                Log($"{size} members, {label}: {result.Milliseconds:0} ms, CPU {result.CpuBusy:P0} busy; signals per new link side at link-up [{string.Join(", ", result.SignalsAtLinkUp)}], after {options.SettleMs} ms [{string.Join(", ", result.SignalsAfterSettle)}]");
                 foreach (var side in result.Detail)
                 {
                     Log($"  {side}");
@@ -63,6 +69,7 @@ try
                 if (repetition >= 0)
                 {
                     bySize[w].Milliseconds.Add(result.Milliseconds);
+                    bySize[w].CpuBusy.Add(result.CpuBusy);
                     bySize[w].AtLinkUp.AddRange(result.SignalsAtLinkUp);
                     bySize[w].AfterSettle.AddRange(result.SignalsAfterSettle);
                 }
@@ -76,19 +83,21 @@ try
     Console.WriteLine("\"admit\" for the last member to every link on every page `connected` (max `connectedAt` of the hook). Signals: `signal` frames and `signals` entries");
     Console.WriteLine($"each side of the last member's links sent after the click (Playwright framesent), until all links were up / {options.SettleMs} ms later.");
     Console.WriteLine();
-    Console.WriteLine("| members | links | gather window | runs | median (ms) | min (ms) | max (ms) | signals per link side at link-up: median (min–max) | after settling: median (min–max) | failed runs (no link-up within 60 s) |");
-    Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    foreach (var (size, window, samples, atLinkUp, afterSettle, failed) in results)
+    Console.WriteLine("CPU busy: the machine's busy share of all cores' time from the click to the benchmark seeing every link up (/proc/stat).");
+    Console.WriteLine();
+    Console.WriteLine("| members | links | gather window | runs | median (ms) | min (ms) | max (ms) | CPU busy: median (min–max) | signals per link side at link-up: median (min–max) | after settling: median (min–max) | failed runs (no link-up within 60 s) |");
+    Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    foreach (var (size, window, samples, atLinkUp, afterSettle, cpuBusy, failed) in results)
     {
         var sorted = samples.Order().ToList();
         if (sorted.Count == 0)
         {
-            Console.WriteLine($"| {size} | {size * (size - 1) / 2} | {window} | 0 | – | – | – | – | – | {failed} |");
+            Console.WriteLine($"| {size} | {size * (size - 1) / 2} | {window} | 0 | – | – | – | – | – | – | {failed} |");
             continue;
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {size} | {size * (size - 1) / 2} | {window} | {sorted.Count} | {Median(sorted):0} | {sorted[0]:0} | {sorted[^1]:0} | {Median(atLinkUp):0.#} ({atLinkUp.Min()}–{atLinkUp.Max()}) | {Median(afterSettle):0.#} ({afterSettle.Min()}–{afterSettle.Max()}) | {failed} |"));
+            $"| {size} | {size * (size - 1) / 2} | {window} | {sorted.Count} | {Median(sorted):0} | {sorted[0]:0} | {sorted[^1]:0} | {Median(cpuBusy):P0} ({cpuBusy.Min():P0}–{cpuBusy.Max():P0}) | {Median(atLinkUp):0.#} ({atLinkUp.Min()}–{atLinkUp.Max()}) | {Median(afterSettle):0.#} ({afterSettle.Min()}–{afterSettle.Max()}) | {failed} |"));
     }
 }
 finally
@@ -134,14 +143,26 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         var link = await admin.CreateRoomAsync(timeout);
         await admin.WaitForStateAsync(timeout, "Admitted");
 
+        // The last member's page starts first, while the machine is idle, and waits at the sign-in form: a Blazor
+        // WebAssembly page starting while a 7-member audio call holds both cores had not asked to join after 60 s
+        // (2026-12-03: vmstat 0 % idle from the 7-member mesh on). Signing in and knocking stay after the mesh.
+        var last = users[^1];
+        if (size > 1)
+        {
+            await last.OpenRoomAsync(link, timeout);
+        }
+
         var early = users.Take(size - 1).ToList();
         // One page starts at a time (the set-up is not timed): six Blazor WebAssembly pages starting together on two cores
         // often left one without its sign-in form or its call after 60 s, failing the run (2026-12-01: every 8-member run
         // of one invocation, before and after a change alike).
+        var setUp = Stopwatch.StartNew();
         foreach (var member in early.Skip(1))
         {
             await member.JoinAsync(link, timeout);
         }
+
+        Log($"  set-up: {early.Count - 1} member(s) asked to join after {setUp.Elapsed.TotalSeconds:0.0} s");
 
         foreach (var member in early.Skip(1))
         {
@@ -153,20 +174,24 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
             await member.WaitForStateAsync(timeout, "Admitted");
         }
 
+        Log($"  set-up: admitted after {setUp.Elapsed.TotalSeconds:0.0} s");
         if (early.Count > 1)
         {
             await Mesh.WaitUntilConnectedAsync(early, await Mesh.MemberIdsAsync(early, timeout), timeout, requireRenderingTiles: false);
+            Log($"  set-up: the first {early.Count} members' mesh connected after {setUp.Elapsed.TotalSeconds:0.0} s");
         }
 
-        var last = users[^1];
-        await last.JoinAsync(link, timeout);
+        await last.JoinAsync(link, timeout, opened: size > 1);
         await last.WaitForStateAsync(timeout, "Waiting");
+        Log($"  set-up: the last member asked to join after {setUp.Elapsed.TotalSeconds:0.0} s");
         var profile = options.Profile ? await PageProfile.StartAsync(last.Page) : null;
         signals.Start();
+        var cpuBefore = CpuTimes.Read();
         var admittedAt = await admin.AdmitTimedAsync(last.Name, timeout);
 
         var ids = await Mesh.MemberIdsAsync(users, timeout);
         await Mesh.WaitUntilConnectedAsync(users, ids, timeout, requireRenderingTiles: false);
+        var cpuBusy = CpuTimes.Read().BusySince(cpuBefore);
         var profiled = profile is null ? [] : await profile.StopAsync(top: 25);
         var sides = users.Take(size - 1).SelectMany(u => new[] { (From: u, To: last), (From: last, To: u) }).ToList();
         var atLinkUp = sides.Select(s => signals.Between(s.From, ids[s.To]).Count).ToList();
@@ -211,7 +236,7 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
             detail.Add($"{last.Name}'s page from just before the click until the mesh was seen connected (polled):");
             detail.AddRange(profiled.Select(line => "    " + line));
         }
-        return new RunResult(connectedAt.Max() - admittedAt, atLinkUp, afterSettle, detail);
+        return new RunResult(connectedAt.Max() - admittedAt, atLinkUp, afterSettle, detail, cpuBusy);
     }
     finally
     {
@@ -223,7 +248,22 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
 }
 
 /// <summary>One run: the link-up time, the signals each side of the last member's links sent (at link-up, after settling), and per side which.</summary>
-internal sealed record RunResult(double Milliseconds, IReadOnlyList<int> SignalsAtLinkUp, IReadOnlyList<int> SignalsAfterSettle, IReadOnlyList<string> Detail);
+internal sealed record RunResult(double Milliseconds, IReadOnlyList<int> SignalsAtLinkUp, IReadOnlyList<int> SignalsAfterSettle, IReadOnlyList<string> Detail, double CpuBusy);
+
+/// <summary>The machine's CPU time from the first line of <c>/proc/stat</c> (all cores; proc(5)), to tell a slow link-up from a saturated machine.</summary>
+internal readonly record struct CpuTimes(long Busy, long Total)
+{
+    public static CpuTimes Read()
+    {
+        // cpu  user nice system idle iowait irq softirq steal ...: idle and iowait are the idle time.
+        var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Take(8).Select(long.Parse).ToArray();
+        var total = fields.Sum();
+        return new CpuTimes(total - fields[3] - fields[4], total);
+    }
+
+    /// <summary>The share of the machine's CPU time that was busy since <paramref name="before"/> (0 to 1).</summary>
+    public double BusySince(CpuTimes before) => Total == before.Total ? 0 : (double)(Busy - before.Busy) / (Total - before.Total);
+}
 
 internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetitions, int Warmup, string Media = "video")
 {
