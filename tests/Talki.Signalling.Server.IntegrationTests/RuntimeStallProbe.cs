@@ -17,6 +17,7 @@ internal sealed class RuntimeStallProbe : IDisposable
     private volatile bool _stopped;
     private long _worstSleepOvershootTicks;
     private long _worstPoolWaitTicks;
+    private long _queuedAt;
 
     public RuntimeStallProbe()
     {
@@ -26,8 +27,8 @@ internal sealed class RuntimeStallProbe : IDisposable
 
     /// <summary>Gets a one-line summary of what was seen since the probe started.</summary>
     public string Summary =>
-        $"process: worst sleep overshoot {Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _worstSleepOvershootTicks)).TotalMilliseconds:F0} ms, " +
-        $"worst thread-pool queue wait {Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _worstPoolWaitTicks)).TotalMilliseconds:F0} ms, " +
+        $"process: worst sleep overshoot {Stopwatch.GetElapsedTime(0, Volatile.Read(ref _worstSleepOvershootTicks)).TotalMilliseconds:F0} ms, " +
+        $"worst thread-pool queue wait {Stopwatch.GetElapsedTime(0, Volatile.Read(ref _worstPoolWaitTicks)).TotalMilliseconds:F0} ms, " +
         $"GC paused {(GC.GetTotalPauseDuration() - _pausedBefore).TotalMilliseconds:F0} ms in {GC.CollectionCount(0) - _gen0Before} collections " +
         $"({GC.CollectionCount(2) - _gen2Before} of gen 2), {ThreadPool.ThreadCount} pool threads, {ThreadPool.PendingWorkItemCount} work items pending";
 
@@ -44,25 +45,29 @@ internal sealed class RuntimeStallProbe : IDisposable
             var before = Stopwatch.GetTimestamp();
             Thread.Sleep(Period);
             var overshoot = Stopwatch.GetTimestamp() - before - (long)(Period.TotalSeconds * Stopwatch.Frequency);
-            RaiseTo(ref _worstSleepOvershootTicks, overshoot);
+            if (overshoot > Volatile.Read(ref _worstSleepOvershootTicks))
+            {
+                Volatile.Write(ref _worstSleepOvershootTicks, overshoot); // this thread is its only writer
+            }
 
+            // One work item at a time: the next is queued once the last one ran, so each item is the only writer of the
+            // worst wait while it runs, and a starved pool is not handed a pile of probes.
             var queued = Stopwatch.GetTimestamp();
-            ThreadPool.UnsafeQueueUserWorkItem(static state => RaiseTo(ref state.Probe._worstPoolWaitTicks, Stopwatch.GetTimestamp() - state.Queued), (Probe: this, Queued: queued), preferLocal: false);
+            if (Interlocked.CompareExchange(ref _queuedAt, queued, 0) == 0)
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(static probe => probe.OnDequeued(), this, preferLocal: false);
+            }
         }
     }
 
-    private static void RaiseTo(ref long worst, long value)
+    private void OnDequeued()
     {
-        var seen = Interlocked.Read(ref worst);
-        while (value > seen)
+        var waited = Stopwatch.GetTimestamp() - Volatile.Read(ref _queuedAt);
+        if (waited > Volatile.Read(ref _worstPoolWaitTicks))
         {
-            var previous = Interlocked.CompareExchange(ref worst, value, seen);
-            if (previous == seen)
-            {
-                return;
-            }
-
-            seen = previous;
+            Volatile.Write(ref _worstPoolWaitTicks, waited);
         }
+
+        Volatile.Write(ref _queuedAt, 0);
     }
 }
