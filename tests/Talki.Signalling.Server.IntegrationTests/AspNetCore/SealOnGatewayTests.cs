@@ -1,8 +1,8 @@
-using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Talki.Signalling.Http;
 using Talki.Signalling.Protocol;
+using Talki.Signalling.Testing;
 using Xunit.Abstractions;
 
 namespace Talki.Signalling.Server.IntegrationTests.AspNetCore;
@@ -20,14 +20,14 @@ public class SealOnGatewayTests(ITestOutputHelper output)
     public async Task Seal_250RoomsOnTheRealClock_EverySocketReceivesRoomSealedAndIsClosedWithinOneSecondOfSealsAt()
     {
         using var probe = new RuntimeStallProbe();
-        var serverSeals = new SealLog();
+        var logs = new RecordingLoggerProvider();
         await using var host = await TestHost.StartAsync(
             o =>
             {
                 o.JoinWindow = TimeSpan.FromSeconds(10);
                 o.Limits.RoomsPerSessionPerHour = 100_000;
             },
-            services => services.AddSingleton(TimeProvider.System).AddSingleton<ILoggerProvider>(serverSeals),
+            services => services.AddSingleton(TimeProvider.System).AddSingleton<ILoggerProvider>(logs),
             connectionLevelUpgrade: ConnectionLevelUpgrade);
         using var admin = await host.SignInAsync("Ada");
 
@@ -41,6 +41,12 @@ public class SealOnGatewayTests(ITestOutputHelper output)
                 rooms.Add((ticket, socket, WatchAsync(socket)));
             }
 
+            // When the engine logged the room's seal ("Room {Room} sealed; …"), to tell a late server from a late reader.
+            DateTimeOffset? ServerSealed(RoomId room) => logs.Entries
+                .Where(e => e.EventId.Name == "RoomSealed" && e.Text.Contains(room.ToString(), StringComparison.Ordinal))
+                .Select(e => (DateTimeOffset?)e.At)
+                .FirstOrDefault();
+
             var late = new List<string>();
             var worst = TimeSpan.Zero;
             var worstServer = TimeSpan.Zero;
@@ -50,10 +56,10 @@ public class SealOnGatewayTests(ITestOutputHelper output)
                 {
                     var (sealedAt, closedAt) = await seen;
                     worst = Max(worst, Max((sealedAt - ticket.SealsAt).Duration(), (closedAt - ticket.SealsAt).Duration()));
-                    worstServer = Max(worstServer, ((serverSeals.At(ticket.Room) ?? sealedAt) - ticket.SealsAt).Duration());
+                    worstServer = Max(worstServer, ((ServerSealed(ticket.Room) ?? sealedAt) - ticket.SealsAt).Duration());
                     if ((sealedAt - ticket.SealsAt).Duration() > Tolerance || (closedAt - ticket.SealsAt).Duration() > Tolerance)
                     {
-                        late.Add($"{ticket.Room}: sealsAt {ticket.SealsAt:O}, room_sealed at {sealedAt:O}, closed at {closedAt:O} (the server logged the seal at {serverSeals.At(ticket.Room):O})");
+                        late.Add($"{ticket.Room}: sealsAt {ticket.SealsAt:O}, room_sealed at {sealedAt:O}, closed at {closedAt:O} (the server logged the seal at {ServerSealed(ticket.Room):O})");
                     }
                 }
                 catch (Exception e) when (e is TimeoutException or InvalidOperationException)
@@ -85,36 +91,6 @@ public class SealOnGatewayTests(ITestOutputHelper output)
         var (_, sealedAt) = await socket.ExpectTimedAsync<RoomSealedMessage>();
         await socket.WaitClosedAsync();
         return (sealedAt, socket.CloseReceivedAt ?? throw new InvalidOperationException("The socket ended without the server's close frame."));
-    }
-
-    /// <summary>When the engine logged each room's seal (event <c>RoomSealed</c>), to tell a late server from a late reader.</summary>
-    private sealed class SealLog : ILoggerProvider
-    {
-        private readonly ConcurrentDictionary<string, DateTimeOffset> _sealed = new(StringComparer.Ordinal);
-
-        public DateTimeOffset? At(RoomId room) => _sealed.TryGetValue(room.ToString(), out var at) ? at : null;
-
-        public ILogger CreateLogger(string categoryName) => new Logger(_sealed);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(ConcurrentDictionary<string, DateTimeOffset> seals) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-            {
-                if (eventId.Name == "RoomSealed" && state is IReadOnlyList<KeyValuePair<string, object?>> fields
-                    && fields.FirstOrDefault(f => f.Key == "Room").Value is { } room)
-                {
-                    seals[room.ToString()!] = DateTimeOffset.UtcNow;
-                }
-            }
-        }
     }
 }
 
