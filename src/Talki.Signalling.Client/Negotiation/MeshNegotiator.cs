@@ -576,6 +576,17 @@ internal sealed class MeshNegotiator : IDisposable
 
     private void OnLinkError(PeerNegotiator link, NegotiationErrorKind kind, Exception? exception)
     {
+        lock (_sync)
+        {
+            if (!IsCurrent(link))
+            {
+                // A link already replaced or removed (reset, rejoined, or its peer left): what it still reports is an
+                // operation aborted by its close, which Blazor faults later, when the browser's never-settled promise is
+                // collected. The link that replaced it, or the peer's departure, is what counts.
+                return;
+            }
+        }
+
         Task? restart = null;
         if (kind is NegotiationErrorKind.RemoteDescriptionRejected or NegotiationErrorKind.LocalDescriptionFailed or NegotiationErrorKind.MalformedSignal or NegotiationErrorKind.LinkUpTimedOut)
         {

@@ -104,6 +104,54 @@ public sealed class LinkUpWatchdogTests
         h.AssertConverged();
     }
 
+    /// <summary>
+    /// The operation the reset link had in flight never settles in the browser, and Blazor faults it later, when the JS
+    /// garbage collector drops the promise (<see cref="SimulatedPeerConnection.CollectAbandonedOperations"/>). That link is
+    /// gone: its failure is nobody's news, and it must not reach the application as a negotiation failure of the peer
+    /// (seen in 8-member audio calls in Chromium: "LocalDescriptionFailed: WebWorker which is origin of the Promise is
+    /// being terminated." logged for links reset seconds before).
+    /// </summary>
+    [Fact]
+    public async Task ResetLinksAbandonedOperation_FaultingLater_IsNotReportedAsANegotiationFailure()
+    {
+        var time = new FakeTimeProvider();
+        var h = new MeshHarness(2, time, Timeout);
+        var (a, b) = (h.Members[0], h.Members[1]);
+        h.LoseNextOffer.Add((a.Index, b.Index));
+        h.PlanAll();
+        await h.DeliverAsync(0, false);
+        await h.DeliverAsync(0, false);
+        time.Advance(Timeout); // both watchdogs: fresh links on both sides, both offer
+        var bFresh = b.Pc(a);
+        bFresh.HoldNextRemoteDescription = true;
+        var offerToB = h.Pool.First(e => e.To == b.Index && e.Message is Talki.Signalling.Protocol.SignalRelayMessage { Description: not null });
+        var handling = b.Mesh.HandleAsync(offerToB.Message);
+        Assert.True(bFresh.IsHolding);
+        time.Advance(Timeout); // the watchdog resets b's link while its operation is in flight
+        bFresh.ReleaseHeld(); // the connection is closed: the operation never settles...
+        Assert.True(handling.IsCompleted);
+        var reported = h.Errors.Count;
+
+        bFresh.CollectAbandonedOperations(); // ...until Blazor faults it
+        await Task.Delay(50); // its continuation runs asynchronously
+        await h.DrainAsync();
+
+        lock (h.Errors)
+        {
+            Assert.Equal(reported, h.Errors.Count);
+            Assert.All(h.Errors, e => Assert.Equal(NegotiationErrorKind.LinkUpTimedOut, e.Kind));
+        }
+
+        for (var round = 0; round < 4; round++)
+        {
+            await h.DrainAsync();
+            time.Advance(Timeout);
+        }
+
+        await h.DrainAsync();
+        h.AssertConverged();
+    }
+
     /// <summary>The watchdog on the system clock (a short timeout): the pair whose first offer was lost is reset and links up.</summary>
     [Fact]
     public async Task RealClock_FirstOfferLost_WatchdogFiresAfterTheTimeout_AndThePairConverges()

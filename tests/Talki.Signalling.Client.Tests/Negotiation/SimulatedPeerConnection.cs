@@ -260,7 +260,19 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
     /// <summary>Lets the held operation run (it never settles if the connection closed meanwhile).</summary>
     public void ReleaseHeld() => _held?.TrySetResult();
 
+    /// <summary>
+    /// What Blazor WebAssembly does, some time later, with an operation the closed connection never settled: the browser
+    /// drops the promise (the W3C operations chain aborts it on close: https://w3c.github.io/webrtc-pc/#operations-chain),
+    /// the JS garbage collector releases its holder, and .NET's JS interop faults the awaiting task with a
+    /// <see cref="TaskCanceledException"/> "WebWorker which is origin of the Promise is being terminated." (dotnet/runtime,
+    /// System.Runtime.InteropServices.JavaScript, <c>JSMarshalerArgument.ToManaged(out Task)</c>: the promise holder's
+    /// callback called without arguments). Seen in Chromium as a link's negotiation failure after its link was reset.
+    /// </summary>
+    public void CollectAbandonedOperations() =>
+        _abandoned.TrySetException(new TaskCanceledException("WebWorker which is origin of the Promise is being terminated."));
+
     private TaskCompletionSource? _held;
+    private readonly TaskCompletionSource _abandoned = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public ValueTask SetRemoteDescriptionAsync(SessionDescription description, CancellationToken cancellationToken = default)
     {
@@ -282,7 +294,7 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
         _held = null;
         if (SignalingState == PeerSignalingState.Closed)
         {
-            await new TaskCompletionSource().Task; // closed meanwhile: the operation is aborted and its promise never settles
+            await _abandoned.Task; // closed meanwhile: the operation is aborted and its promise never settles (until collected)
         }
 
         await ApplyRemoteDescription(description);
