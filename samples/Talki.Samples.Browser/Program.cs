@@ -23,6 +23,11 @@ builder.Services.AddTalkiClient(options =>
     {
         options.CandidateGatherWindow = TimeSpan.FromMilliseconds(gatherMs); // validated at start-up like every option
     }
+
+    if (config.LinkUpTimeoutMs is { } linkUpMs)
+    {
+        options.LinkUpTimeout = TimeSpan.FromMilliseconds(linkUpMs);
+    }
 });
 builder.Services.AddTalkiBrowserWebRtc();
 builder.Services.AddScoped<AppSession>();

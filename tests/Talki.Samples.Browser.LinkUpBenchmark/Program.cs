@@ -17,13 +17,23 @@ if (options is null)
 
 void Log(string line) => Console.Error.WriteLine($"{DateTime.Now:HH:mm:ss} {line}");
 
-var timeout = TimeSpan.FromSeconds(60);
+var timeout = options.Timeout;
 var hosts = new List<(string Window, SampleHost Host)>();
 try
 {
     foreach (var window in options.GatherWindows)
     {
-        var settings = window == "default" ? null : new Dictionary<string, string> { ["Talki:Sample:CandidateGatherWindowMs"] = window };
+        var settings = new Dictionary<string, string>(options.HostSettings);
+        if (window != "default")
+        {
+            settings["Talki:Sample:CandidateGatherWindowMs"] = window;
+        }
+
+        if (options.LinkUpTimeoutMs is { } linkUpMs)
+        {
+            settings["Talki:Sample:LinkUpTimeoutMs"] = linkUpMs.ToString(CultureInfo.InvariantCulture);
+        }
+
         var started = await SampleHost.StartAsync(TimeSpan.FromMinutes(120), settings);
         hosts.Add((window, started));
         Log($"sample host on {started.BaseAddress} (candidate gather window: {window})");
@@ -51,7 +61,9 @@ try
                 {
                     // A mesh that never links up is a finding, not a reason to stop: counted and reported in the table.
                     Log($"{size} members, {label}: FAILED: {e.Message}");
-                    foreach (var line in hosts[w].Host.Output.Split(Environment.NewLine).Where(l => l.Contains("warn", StringComparison.OrdinalIgnoreCase) || l.Contains("fail", StringComparison.OrdinalIgnoreCase)).TakeLast(40))
+                    // Warnings and failures, and what says a member's socket dropped or a message was refused or not delivered.
+                    string[] telling = ["warn", "fail", "suspended", "resumed", "error", "dropped", "refused"];
+                    foreach (var line in hosts[w].Host.Output.Split(Environment.NewLine).Where(l => telling.Any(t => l.Contains(t, StringComparison.OrdinalIgnoreCase))).TakeLast(60))
                     {
                         Log("  host: " + line);
                     }
@@ -85,7 +97,7 @@ try
     Console.WriteLine();
     Console.WriteLine("CPU busy: the machine's busy share of all cores' time from the click to the benchmark seeing every link up (/proc/stat).");
     Console.WriteLine();
-    Console.WriteLine("| members | links | gather window | runs | median (ms) | min (ms) | max (ms) | CPU busy: median (min–max) | signals per link side at link-up: median (min–max) | after settling: median (min–max) | failed runs (no link-up within 60 s) |");
+    Console.WriteLine($"| members | links | gather window | runs | median (ms) | min (ms) | max (ms) | CPU busy: median (min–max) | signals per link side at link-up: median (min–max) | after settling: median (min–max) | failed runs (no link-up within {timeout.TotalSeconds:0} s) |");
     Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     foreach (var (size, window, samples, atLinkUp, afterSettle, cpuBusy, failed) in results)
     {
@@ -129,8 +141,21 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         {
             var user = await chromium.NewUserAsync($"R{runNumber}M{i}", options.UserOptions with { BaseAddress = host.BaseAddress });
             signals.Watch(user);
+            // Test-side: the page's WebSockets, for a failure's report (readyState and bufferedAmount of the signalling socket).
+            await user.Context.AddInitScriptAsync("""
+                (() => {
+                  const Native = window.WebSocket;
+                  if (!Native || window.__talkiE2eSockets) return;
+                  const all = [];
+                  class Tracked extends Native { constructor(...args) { super(...args); all.push(this); } }
+                  window.WebSocket = Tracked;
+                  window.__talkiE2eSockets = all;
+                })();
+                """);
             users.Add(user);
         }
+
+        signals.Start(); // the set-up's signals, for a failure's report; counted afresh from the timed click
 
         if (options.Trace)
         {
@@ -177,7 +202,7 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         Log($"  set-up: admitted after {setUp.Elapsed.TotalSeconds:0.0} s");
         if (early.Count > 1)
         {
-            await Mesh.WaitUntilConnectedAsync(early, await Mesh.MemberIdsAsync(early, timeout), timeout, requireRenderingTiles: false);
+            await WaitForMeshAsync(early, await Mesh.MemberIdsAsync(early, timeout), signals, host);
             Log($"  set-up: the first {early.Count} members' mesh connected after {setUp.Elapsed.TotalSeconds:0.0} s");
         }
 
@@ -190,7 +215,8 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         var admittedAt = await admin.AdmitTimedAsync(last.Name, timeout);
 
         var ids = await Mesh.MemberIdsAsync(users, timeout);
-        await Mesh.WaitUntilConnectedAsync(users, ids, timeout, requireRenderingTiles: false);
+        await WaitForMeshAsync(users, ids, signals, host);
+
         var cpuBusy = CpuTimes.Read().BusySince(cpuBefore);
         var profiled = profile is null ? [] : await profile.StopAsync(top: 25);
         var sides = users.Take(size - 1).SelectMany(u => new[] { (From: u, To: last), (From: last, To: u) }).ToList();
@@ -247,6 +273,71 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
     }
 }
 
+// Waits for every link of the mesh; when it times out, the failure says what each directed link sent and what the other
+// side's socket received (a signal lost on the way, or received and left unapplied) and the pages' last console lines.
+async Task WaitForMeshAsync(IReadOnlyList<TalkiUser> members, IReadOnlyDictionary<TalkiUser, string> ids, SignalCounter signals, SampleHost host)
+{
+    try
+    {
+        await Mesh.WaitUntilConnectedAsync(members, ids, timeout, requireRenderingTiles: false);
+    }
+    catch (TimeoutException e)
+    {
+        signals.Stop();
+        var lines = new List<string> { e.Message, "signals since the counter started (ms):" };
+        foreach (var from in members)
+        {
+            foreach (var to in members.Where(m => m != from))
+            {
+                var sent = signals.Between(from, ids[to]);
+                var received = signals.ReceivedBy(to).Where(r => r.Contains($" from {ids[from]}@", StringComparison.Ordinal)).ToList();
+                lines.Add($"{from.Name}→{to.Name}: sent [{string.Join(", ", sent)}] received [{string.Join(", ", received)}]");
+            }
+        }
+
+        // The host's sockets: a send queue that does not drain says a page stopped reading; a receive queue, the host.
+        try
+        {
+            using var ss = Process.Start(new ProcessStartInfo("ss", $"-tn sport = :{host.BaseAddress.Port}") { RedirectStandardOutput = true })!;
+            lines.AddRange((await ss.StandardOutput.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => "ss: " + l));
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            lines.Add("ss: not available");
+        }
+
+        foreach (var member in members)
+        {
+            lines.Add($"{member.Name} ({ids[member]}) received besides relayed signals: {string.Join(", ", signals.ReceivedBy(member).Where(r => !r.StartsWith("signal:", StringComparison.Ordinal)))}");
+            try
+            {
+                // Whether the page's main thread answers at all (a signal received by the browser waits for it), and its socket's state.
+                var probe = Stopwatch.StartNew();
+                var socket = await member.Page.EvaluateAsync<string>("() => String((window.__talkiE2eSockets ?? []).map(s => `${s.readyState}/${s.bufferedAmount}`))");
+                lines.Add($"  {member.Name}: main thread answered in {probe.ElapsedMilliseconds} ms; sockets (readyState/bufferedAmount): [{socket}]");
+            }
+            catch (Microsoft.Playwright.PlaywrightException pe)
+            {
+                lines.Add($"  {member.Name}: main thread not probed ({pe.Message})");
+            }
+
+            try
+            {
+                // Every RTCPeerConnection the page created, closed ones too (a link reset leaves one behind), in creation order.
+                lines.AddRange((await member.PeerConnectionIceAsync()).Select(pc => $"  {member.Name} connection {pc.Index}: {pc.ConnectionState}, {pc.Details}"));
+            }
+            catch (Microsoft.Playwright.PlaywrightException pe)
+            {
+                lines.Add($"  {member.Name}: connections not read ({pe.Message})");
+            }
+
+            lines.AddRange(member.ConsoleLog.Split(Environment.NewLine).TakeLast(12).Select(l => $"  {member.Name} console: {l}"));
+        }
+
+        throw new TimeoutException(string.Join(Environment.NewLine + "  ", lines), e);
+    }
+}
+
 /// <summary>One run: the link-up time, the signals each side of the last member's links sent (at link-up, after settling), and per side which.</summary>
 internal sealed record RunResult(double Milliseconds, IReadOnlyList<int> SignalsAtLinkUp, IReadOnlyList<int> SignalsAfterSettle, IReadOnlyList<string> Detail, double CpuBusy);
 
@@ -267,7 +358,7 @@ internal readonly record struct CpuTimes(long Busy, long Total)
 
 internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetitions, int Warmup, string Media = "video")
 {
-    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1] [--media video|audio|none] [--gather-windows 0,default] [--settle-ms 2000] [--trace] [--profile]";
+    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1] [--media video|audio|none] [--gather-windows 0,default] [--settle-ms 2000] [--link-up-timeout-ms 30000] [--timeout-s 60] [--host-setting Key=Value] [--trace] [--profile]";
 
     /// <summary>The client candidate gather windows to compare (ms, or <c>default</c>: the sample's configuration is left alone); one host each.</summary>
     public IReadOnlyList<string> GatherWindows { get; init; } = ["default"];
@@ -277,6 +368,15 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
 
     /// <summary>Whether the last member's page is CPU-profiled over the timed link-up (<see cref="PageProfile"/>) and the summary logged.</summary>
     public bool Profile { get; init; }
+
+    /// <summary>The clients' link-up watchdog in ms (<c>TalkiClientOptions.LinkUpTimeout</c>), or null for the library's default.</summary>
+    public int? LinkUpTimeoutMs { get; init; }
+
+    /// <summary>More settings of the sample host (<c>--host-setting Key=Value</c>, e.g. <c>Logging:LogLevel:Talki=Debug</c>).</summary>
+    public IReadOnlyDictionary<string, string> HostSettings { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>How long the benchmark waits for each step, the mesh's link-up included, before it counts the run as failed.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>How long after link-up the signals are still counted (late candidates).</summary>
     public int SettleMs { get; init; } = 2000;
@@ -299,6 +399,9 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
         var settleMs = 2000;
         var trace = false;
         var profile = false;
+        int? linkUpTimeoutMs = null;
+        var hostSettings = new Dictionary<string, string>();
+        var timeoutSeconds = 60;
         for (var i = 0; i < args.Length; i++)
         {
             var value = i + 1 < args.Length ? args[i + 1] : null;
@@ -339,13 +442,25 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
                     settleMs = settle;
                     i++;
                     break;
+                case "--link-up-timeout-ms" when int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var linkUp) && linkUp > 0:
+                    linkUpTimeoutMs = linkUp;
+                    i++;
+                    break;
+                case "--host-setting" when value is not null && value.IndexOf('=', StringComparison.Ordinal) > 0:
+                    hostSettings[value[..value.IndexOf('=', StringComparison.Ordinal)]] = value[(value.IndexOf('=', StringComparison.Ordinal) + 1)..];
+                    i++;
+                    break;
+                case "--timeout-s" when int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) && seconds > 0:
+                    timeoutSeconds = seconds;
+                    i++;
+                    break;
                 default:
                     return null;
             }
         }
 
         return sizes.All(s => s is >= 2 and <= 8) && windows.Count > 0
-            ? new BenchmarkOptions(sizes, repetitions, warmup, media) { GatherWindows = windows, SettleMs = settleMs, Trace = trace, Profile = profile }
+            ? new BenchmarkOptions(sizes, repetitions, warmup, media) { GatherWindows = windows, SettleMs = settleMs, Trace = trace, Profile = profile, LinkUpTimeoutMs = linkUpTimeoutMs, HostSettings = hostSettings, Timeout = TimeSpan.FromSeconds(timeoutSeconds) }
             : null;
     }
 }

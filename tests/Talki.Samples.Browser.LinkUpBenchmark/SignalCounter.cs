@@ -52,7 +52,12 @@ internal sealed class SignalCounter
             {
                 var description = DescriptionType(root) ?? "-";
                 var candidates = root.TryGetProperty("candidates", out var c) && c.ValueKind == JsonValueKind.Array ? c.GetArrayLength() : 0;
-                what = $"signal:{description}+{candidates}c";
+                var from = root.TryGetProperty("from", out var f) ? f.GetString() : null;
+                what = $"signal:{description}+{candidates}c" + (from is null ? string.Empty : $" from {from}");
+            }
+            else if (what == "error" && root.TryGetProperty("code", out var code))
+            {
+                what = $"error:{code}";
             }
         }
         catch (JsonException)
@@ -66,9 +71,19 @@ internal sealed class SignalCounter
         }
     }
 
-    /// <summary>Starts counting (just before the timed click).</summary>
+    /// <summary>Starts counting afresh: what was counted before is forgotten (the set-up's signals, before the timed click).</summary>
     public void Start()
     {
+        lock (_sent)
+        {
+            _sent.Clear();
+        }
+
+        lock (_received)
+        {
+            _received.Clear();
+        }
+
         _clock.Restart();
         _counting = true;
     }

@@ -19,6 +19,12 @@ public sealed record SampleConfig
     /// </summary>
     public int? CandidateGatherWindowMs { get; init; }
 
+    /// <summary>
+    /// Gets the client's link-up watchdog in milliseconds (<c>TalkiClientOptions.LinkUpTimeout</c>; the host's
+    /// <c>Talki:Sample:LinkUpTimeoutMs</c>, for benchmarks), or null for the library's default.
+    /// </summary>
+    public int? LinkUpTimeoutMs { get; init; }
+
     /// <summary>Gets the API base address when the API is on another origin; same origin when empty.</summary>
     public string? ApiBaseAddress { get; init; }
 
