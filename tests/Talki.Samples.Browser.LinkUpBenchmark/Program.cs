@@ -298,7 +298,7 @@ async Task WaitForMeshAsync(IReadOnlyList<TalkiUser> members, IReadOnlyDictionar
         // The host's sockets: a send queue that does not drain says a page stopped reading; a receive queue, the host.
         try
         {
-            using var ss = Process.Start(new ProcessStartInfo("ss", $"-tn sport = :{host.BaseAddress.Port}") { RedirectStandardOutput = true })!;
+            using var ss = Process.Start(new ProcessStartInfo("ss", $"-tni sport = :{host.BaseAddress.Port}") { RedirectStandardOutput = true })!;
             lines.AddRange((await ss.StandardOutput.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => "ss: " + l));
         }
         catch (System.ComponentModel.Win32Exception)
