@@ -74,34 +74,10 @@ public sealed class LinkUpWatchdogTests
     {
         var time = new FakeTimeProvider();
         var h = new MeshHarness(2, time, Timeout);
-        var (a, b) = (h.Members[0], h.Members[1]);
-        h.LoseNextOffer.Add((a.Index, b.Index));
-        h.PlanAll();
-        await h.DeliverAsync(0, false);
-        await h.DeliverAsync(0, false);
-        Assert.DoesNotContain(h.Pool, e => e.Message is Talki.Signalling.Protocol.SignalRelayMessage { Description: not null }); // the first offer is lost: both sides wait for each other
-
-        time.Advance(Timeout); // both watchdogs: fresh links on both sides, both offer
-        Assert.Equal(2, h.Errors.Count(e => e.Kind == NegotiationErrorKind.LinkUpTimedOut));
-        var bFresh = b.Pc(a);
-        bFresh.HoldNextRemoteDescription = true;
-        var offerToB = h.Pool.Select((e, i) => (e, i)).First(x => x.e.To == b.Index && x.e.Message is Talki.Signalling.Protocol.SignalRelayMessage { Description: not null }).e;
-        var handling = b.Mesh.HandleAsync(offerToB.Message); // the receive loop awaits this
-        Assert.True(bFresh.IsHolding);
-        Assert.False(handling.IsCompleted);
-
-        time.Advance(Timeout); // b's link is not connected yet: the watchdog resets it while its operation is in flight
-        bFresh.ReleaseHeld();
+        var (_, handling) = await ResetWhileApplyingAnOfferAsync(h, time);
 
         Assert.True(handling.IsCompleted, "the signal being handled when the link closed never completes: the receive loop is stuck");
-        for (var round = 0; round < 4; round++)
-        {
-            await h.DrainAsync();
-            time.Advance(Timeout);
-        }
-
-        await h.DrainAsync();
-        h.AssertConverged();
+        await ConvergeAsync(h, time);
     }
 
     /// <summary>
@@ -116,23 +92,10 @@ public sealed class LinkUpWatchdogTests
     {
         var time = new FakeTimeProvider();
         var h = new MeshHarness(2, time, Timeout);
-        var (a, b) = (h.Members[0], h.Members[1]);
-        h.LoseNextOffer.Add((a.Index, b.Index));
-        h.PlanAll();
-        await h.DeliverAsync(0, false);
-        await h.DeliverAsync(0, false);
-        time.Advance(Timeout); // both watchdogs: fresh links on both sides, both offer
-        var bFresh = b.Pc(a);
-        bFresh.HoldNextRemoteDescription = true;
-        var offerToB = h.Pool.First(e => e.To == b.Index && e.Message is Talki.Signalling.Protocol.SignalRelayMessage { Description: not null });
-        var handling = b.Mesh.HandleAsync(offerToB.Message);
-        Assert.True(bFresh.IsHolding);
-        time.Advance(Timeout); // the watchdog resets b's link while its operation is in flight
-        bFresh.ReleaseHeld(); // the connection is closed: the operation never settles...
-        Assert.True(handling.IsCompleted);
+        var (closed, _) = await ResetWhileApplyingAnOfferAsync(h, time);
         var reported = h.Errors.Count;
 
-        bFresh.CollectAbandonedOperations(); // ...until Blazor faults it
+        closed.CollectAbandonedOperations(); // the operation the closed connection never settled: Blazor faults it now
         await Task.Delay(50); // its continuation runs asynchronously
         await h.DrainAsync();
 
@@ -142,6 +105,39 @@ public sealed class LinkUpWatchdogTests
             Assert.All(h.Errors, e => Assert.Equal(NegotiationErrorKind.LinkUpTimedOut, e.Kind));
         }
 
+        await ConvergeAsync(h, time);
+    }
+
+    /// <summary>
+    /// The first offer between the two members is lost; both watchdogs reset; member 1's fresh link holds the offer of
+    /// member 0's fresh link in flight when its watchdog resets it again, and the held operation is then let go on the
+    /// closed connection (where it never settles). Returns that closed connection and the handling of the held signal.
+    /// </summary>
+    private static async Task<(SimulatedPeerConnection Closed, Task Handling)> ResetWhileApplyingAnOfferAsync(MeshHarness h, FakeTimeProvider time)
+    {
+        var (a, b) = (h.Members[0], h.Members[1]);
+        h.LoseNextOffer.Add((a.Index, b.Index));
+        h.PlanAll();
+        await h.DeliverAsync(0, false);
+        await h.DeliverAsync(0, false);
+        Assert.DoesNotContain(h.Pool, e => e.Message is Talki.Signalling.Protocol.SignalRelayMessage { Description: not null }); // the first offer is lost: both sides wait for each other
+
+        time.Advance(Timeout); // both watchdogs: fresh links on both sides, both offer
+        Assert.Equal(2, h.Errors.Count(e => e.Kind == NegotiationErrorKind.LinkUpTimedOut));
+        var bFresh = b.Pc(a);
+        bFresh.HoldNextRemoteDescription = true;
+        var offerToB = h.Pool.First(e => e.To == b.Index && e.Message is Talki.Signalling.Protocol.SignalRelayMessage { Description: not null });
+        var handling = b.Mesh.HandleAsync(offerToB.Message); // the receive loop awaits this
+        Assert.True(bFresh.IsHolding);
+        Assert.False(handling.IsCompleted);
+
+        time.Advance(Timeout); // b's link is not connected yet: the watchdog resets it while its operation is in flight
+        bFresh.ReleaseHeld();
+        return (bFresh, handling);
+    }
+
+    private static async Task ConvergeAsync(MeshHarness h, FakeTimeProvider time)
+    {
         for (var round = 0; round < 4; round++)
         {
             await h.DrainAsync();
