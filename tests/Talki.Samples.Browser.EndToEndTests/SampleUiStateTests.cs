@@ -166,7 +166,9 @@ public sealed class SampleUiStateTests(ITestOutputHelper output)
     [Fact]
     public async Task CallLayout_KnocksChipsGridsAndPhoneWidth_KeepEverythingVisible()
     {
-        await using var host = await SampleHost.StartAsync(TimeSpan.FromMinutes(5), log: output.WriteLine);
+        // A join window far beyond the test's length: the invite link it checks last leaves the page at the seal, and on a
+        // loaded 2-core runner the test has reached its last step after 4 min 50 s (the seal 12 s later; CI, 2026-12-03).
+        await using var host = await SampleHost.StartAsync(TimeSpan.FromMinutes(20), log: output.WriteLine);
         await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);
 
         // Two cameras (tiles with a picture); the others send nothing (a tile without a picture, as with a microphone
