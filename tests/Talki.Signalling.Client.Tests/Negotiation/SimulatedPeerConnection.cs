@@ -271,8 +271,13 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
     public void CollectAbandonedOperations() =>
         _abandoned.TrySetException(new TaskCanceledException("WebWorker which is origin of the Promise is being terminated."));
 
+    /// <summary>Gets a value indicating whether an operation was left unsettled by the close and has been faulted since.</summary>
+    public bool AbandonedOperationsCollected => Volatile.Read(ref _abandonedOperations) > 0 && _abandoned.Task.IsFaulted;
+
+    private int _abandonedOperations;
+
     private TaskCompletionSource? _held;
-    private readonly TaskCompletionSource _abandoned = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _abandoned = new(); // continuations inline: faulted and handled by the time the call returns
 
     public ValueTask SetRemoteDescriptionAsync(SessionDescription description, CancellationToken cancellationToken = default)
     {
@@ -294,6 +299,7 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
         _held = null;
         if (SignalingState == PeerSignalingState.Closed)
         {
+            Interlocked.Increment(ref _abandonedOperations);
             await _abandoned.Task; // closed meanwhile: the operation is aborted and its promise never settles (until collected)
         }
 
