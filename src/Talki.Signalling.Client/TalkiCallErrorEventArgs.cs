@@ -11,7 +11,10 @@ public enum TalkiCallErrorKind
     /// <summary>A frame from the server was not valid protocol JSON; it was skipped, and the link it concerned (if any) reset.</summary>
     MalformedMessage,
 
-    /// <summary>A link's negotiation failed (see <see cref="TalkiCallErrorEventArgs.Negotiation"/>); other links are untouched.</summary>
+    /// <summary>
+    /// A link's negotiation failed (see <see cref="TalkiCallErrorEventArgs.Negotiation"/>); other links are untouched. Only the
+    /// current link to a peer reports: one already replaced (reset) or removed says nothing of what it still had in flight.
+    /// </summary>
     Negotiation,
 
     /// <summary>The signalling connection dropped or closed (see <see cref="TalkiCallErrorEventArgs.Code"/>).</summary>
