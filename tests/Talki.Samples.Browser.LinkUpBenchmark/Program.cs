@@ -446,8 +446,8 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
                     linkUpTimeoutMs = linkUp;
                     i++;
                     break;
-                case "--host-setting" when value is not null && value.IndexOf('=', StringComparison.Ordinal) > 0:
-                    hostSettings[value[..value.IndexOf('=', StringComparison.Ordinal)]] = value[(value.IndexOf('=', StringComparison.Ordinal) + 1)..];
+                case "--host-setting" when value?.Split('=', 2) is [{ Length: > 0 } key, var setting]:
+                    hostSettings[key] = setting;
                     i++;
                     break;
                 case "--timeout-s" when int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) && seconds > 0:
