@@ -33,6 +33,7 @@ public class RelayBenchmarks
     private ServiceProvider? _services;
     private ISignallingEngine _engine = null!;
     private CountingPush _push = null!;
+    private ConnectionGrant _grant = null!;
     private ReadOnlyMemory<byte> _offer;
     private ReadOnlyMemory<byte> _candidates;
     private byte[] _copyBuffer = [];
@@ -103,6 +104,8 @@ public class RelayBenchmarks
         // One warm-up relay of each: exactly one push, to Bob, carrying Alice's description / candidates.
         VerifyRelay(_offer, alice, aliceConnection.Epoch, relayed => relayed.GetProperty("description").GetProperty("sdp").GetString() == Payloads.Sdp);
         VerifyRelay(_candidates, alice, aliceConnection.Epoch, relayed => relayed.GetProperty("candidates")[0].GetProperty("candidate").GetString()!.StartsWith("candidate:842163049 ", StringComparison.Ordinal));
+        _grant = aliceConnection;
+        VerifyRelay(_offer, alice, aliceConnection.Epoch, relayed => relayed.GetProperty("description").GetProperty("sdp").GetString() == Payloads.Sdp, _grant);
 
         _push.Capture = false;
         _push.Reset();
@@ -132,6 +135,15 @@ public class RelayBenchmarks
     [BenchmarkCategory("offer (1 KB SDP)")]
     [Benchmark]
     public void RelaySignal() => Complete(_engine.HandleMessageAsync(SenderConnection, _offer));
+
+    /// <summary>
+    /// The same signal as the gateways hand it over: with the connection's grant (<see cref="ISignallingEngine.HandleAuthorizedMessageAsync"/>,
+    /// what the self-hosted gateway and the API Gateway callbacks call), which reads the sender and the receiver in one store
+    /// request instead of the binding, the pair and the room.
+    /// </summary>
+    [BenchmarkCategory("offer (1 KB SDP)")]
+    [Benchmark]
+    public void RelaySignalWithGrant() => Complete(_engine.HandleAuthorizedMessageAsync(SenderConnection, _grant, _offer));
 
     /// <summary>The floor for the candidate frame.</summary>
     [BenchmarkCategory("one ICE candidate")]
@@ -187,10 +199,10 @@ public class RelayBenchmarks
         return plan.GetProperty("peerEpoch").GetInt64();
     }
 
-    private void VerifyRelay(ReadOnlyMemory<byte> payload, TicketGrant sender, long senderEpoch, Func<JsonElement, bool> carriesPayload)
+    private void VerifyRelay(ReadOnlyMemory<byte> payload, TicketGrant sender, long senderEpoch, Func<JsonElement, bool> carriesPayload, ConnectionGrant? grant = null)
     {
         _push.Reset();
-        Complete(_engine.HandleMessageAsync(SenderConnection, payload));
+        Complete(grant is null ? _engine.HandleMessageAsync(SenderConnection, payload) : _engine.HandleAuthorizedMessageAsync(SenderConnection, grant, payload));
         if (_push.Captured.Count != 1 || _push.Captured[0].ConnectionId != TargetConnection || !_push.Captured[0].Text.StartsWith("""{"type":"signal",""", StringComparison.Ordinal))
         {
             throw new InvalidOperationException($"The signal was not relayed to Bob. Pushed: {Describe()}");

@@ -267,7 +267,10 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 }
             }
 
-            if (grant is not null && grant.SealsAt <= _time.GetUtcNow())
+            // The frame's instant: every time check of this frame uses it (the seal, a target's suspension), one clock
+            // read instead of one per check.
+            var now = _time.GetUtcNow();
+            if (grant is not null && grant.SealsAt <= now)
             {
                 // The authorizer's grant says when the room seals: a straggler after it costs no store read.
                 await SendAsync(connectionId, new RoomSealedMessage { Room = grant.Room, SealedAt = grant.SealsAt }, cancellationToken).ConfigureAwait(false);
@@ -366,7 +369,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                     return;
                 }
 
-                if (room.IsSealedAt(_time.GetUtcNow()))
+                if (room.IsSealedAt(now))
                 {
                     await SendAsync(connectionId, new RoomSealedMessage { Room = room.Id, SealedAt = room.SealsAt }, cancellationToken).ConfigureAwait(false);
                     await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
@@ -376,13 +379,13 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
             if (frame.Kind == ClientFrameKind.Signal)
             {
-                await RelayAsync(connectionId, self, payload, new SignalEntry(frame.To, frame.ToEpoch, frame.Description, frame.Candidates, frame.CorrelationId, frame.IsOffer), started, receiverRead, receiver, cancellationToken).ConfigureAwait(false);
+                await RelayAsync(connectionId, self, payload, new SignalEntry(frame.To, frame.ToEpoch, frame.Description, frame.Candidates, frame.CorrelationId, frame.IsOffer), started, now, receiverRead, receiver, cancellationToken).ConfigureAwait(false);
                 return;
             }
 
             if (frame.Kind == ClientFrameKind.Signals)
             {
-                await RelayBatchAsync(connectionId, self, payload, frame, started, roster, cancellationToken).ConfigureAwait(false);
+                await RelayBatchAsync(connectionId, self, payload, frame, started, now, roster, cancellationToken).ConfigureAwait(false);
                 return;
             }
 
@@ -1135,7 +1138,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     /// (<paramref name="roster"/>, or read here when the frame's path did not). An entry that fails gets its own error;
     /// the others still go.
     /// </summary>
-    private async ValueTask RelayBatchAsync(string connectionId, MemberRecord self, ReadOnlyMemory<byte> payload, ClientFrame frame, long started, IReadOnlyList<MemberRecord>? roster, CancellationToken cancellationToken)
+    private async ValueTask RelayBatchAsync(string connectionId, MemberRecord self, ReadOnlyMemory<byte> payload, ClientFrame frame, long started, DateTimeOffset now, IReadOnlyList<MemberRecord>? roster, CancellationToken cancellationToken)
     {
         if (!self.IsLive)
         {
@@ -1149,7 +1152,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         foreach (var entry in frame.Signals!)
         {
             var target = FindMember(roster, entry.To);
-            await RelayAsync(connectionId, self, payload, entry with { CorrelationId = entry.CorrelationId ?? frame.CorrelationId }, started, receiverRead: true, target, cancellationToken).ConfigureAwait(false);
+            await RelayAsync(connectionId, self, payload, entry with { CorrelationId = entry.CorrelationId ?? frame.CorrelationId }, started, now, receiverRead: true, target, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -1166,7 +1169,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         return null;
     }
 
-    private async ValueTask RelayAsync(string connectionId, MemberRecord self, ReadOnlyMemory<byte> payload, SignalEntry signal, long started, bool receiverRead, MemberRecord? receiver, CancellationToken cancellationToken)
+    private async ValueTask RelayAsync(string connectionId, MemberRecord self, ReadOnlyMemory<byte> payload, SignalEntry signal, long started, DateTimeOffset now, bool receiverRead, MemberRecord? receiver, CancellationToken cancellationToken)
     {
         using var activity = SignallingActivity.Source.StartActivity("talki.signal.relay");
         if (activity is not null)
@@ -1192,7 +1195,6 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             return;
         }
 
-        var now = _time.GetUtcNow();
         if (SuspensionExpired(target, now))
         {
             // No timer told the room yet (a stateless host, or the process that saw the drop is gone): this is the moment.

@@ -54,7 +54,8 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
     /// <summary>Both members under one look-up of the room and one lock: the pair is read at one instant.</summary>
     public ValueTask<(MemberRecord? First, MemberRecord? Second)> GetMemberPairAsync(RoomId room, MemberId first, MemberId second, CancellationToken cancellationToken = default)
     {
-        var entry = Live(room);
+        var now = _time.GetUtcNow(); // one clock read for the room's and both members' expiry (a read is one instant)
+        var entry = Live(room, now);
         if (entry is null)
         {
             return new((null, null));
@@ -62,13 +63,14 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
 
         lock (entry.Gate)
         {
-            return new((LiveMember(entry.Find(first)), LiveMember(entry.Find(second))));
+            return new((LiveMember(entry.Find(first), now), LiveMember(entry.Find(second), now)));
         }
     }
 
     public ValueTask<MemberRecord?> GetMemberAsync(RoomId room, MemberId member, CancellationToken cancellationToken = default)
     {
-        var entry = Live(room);
+        var now = _time.GetUtcNow();
+        var entry = Live(room, now);
         if (entry is null)
         {
             return new((MemberRecord?)null);
@@ -76,13 +78,14 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
 
         lock (entry.Gate)
         {
-            return new(LiveMember(entry.Find(member)));
+            return new(LiveMember(entry.Find(member), now));
         }
     }
 
     public ValueTask<MemberRecord?> FindMemberByUserAsync(RoomId room, string userId, CancellationToken cancellationToken = default)
     {
-        var entry = Live(room);
+        var now = _time.GetUtcNow();
+        var entry = Live(room, now);
         if (entry is null)
         {
             return new((MemberRecord?)null);
@@ -90,13 +93,14 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
 
         lock (entry.Gate)
         {
-            return new(LiveMember(entry.FindByUser(userId)));
+            return new(LiveMember(entry.FindByUser(userId), now));
         }
     }
 
     public ValueTask<IReadOnlyList<MemberRecord>> ListMembersAsync(RoomId room, CancellationToken cancellationToken = default)
     {
-        var entry = Live(room);
+        var now = _time.GetUtcNow();
+        var entry = Live(room, now);
         if (entry is null)
         {
             return new(Array.Empty<MemberRecord>());
@@ -104,7 +108,6 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
 
         lock (entry.Gate)
         {
-            var now = _time.GetUtcNow();
             var live = new List<MemberRecord>(entry.Members.Length);
             foreach (var member in entry.Members)
             {
@@ -354,11 +357,13 @@ internal sealed class InMemoryRoomStore : IRoomStore, IDisposable
             ? current
             : null;
 
-    private MemberRecord? LiveMember(MemberRecord? member)
-        => member is null || !member.IsExpiredAt(_time.GetUtcNow()) ? member : null;
+    private static MemberRecord? LiveMember(MemberRecord? member, DateTimeOffset now)
+        => member is null || !member.IsExpiredAt(now) ? member : null;
 
-    private RoomEntry? Live(RoomId room)
-        => _rooms.TryGetValue(room, out var entry) && _time.GetUtcNow() < entry.Room.ExpiresAt ? entry : null;
+    private RoomEntry? Live(RoomId room) => Live(room, _time.GetUtcNow());
+
+    private RoomEntry? Live(RoomId room, DateTimeOffset now)
+        => _rooms.TryGetValue(room, out var entry) && now < entry.Room.ExpiresAt ? entry : null;
 
     /// <summary>A suspended member's queue; guarded by its own lock.</summary>
     private sealed class MessageQueue
