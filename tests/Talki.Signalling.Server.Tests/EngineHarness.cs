@@ -157,5 +157,21 @@ internal sealed class EngineHarness : IDisposable
         return (admin, adminConnection, members);
     }
 
+    /// <summary>
+    /// Creates a room whose admin ("ada") connects with the grant <see cref="ISignallingEngine.ConnectAsync"/> returns and says
+    /// hello and admits "bob" through it, as the gateways hand frames over; bob is connected and live.
+    /// </summary>
+    public async Task<(string AdminConnection, ConnectionGrant AdminGrant, TicketGrant Bob, string BobConnection)> RoomWithGrantedAdminAsync()
+    {
+        var admin = await CreateRoomAsync(User("ada"));
+        var adminConnection = NewConnectionId();
+        var adminGrant = (await Engine.ConnectAsync(adminConnection, admin.Ticket.Value)).Value;
+        await Engine.HandleAuthorizedMessageAsync(adminConnection, adminGrant, Encoding.UTF8.GetBytes("""{"type":"hello","version":1}"""));
+        var bob = await JoinAsync(User("bob"), admin.Room);
+        var bobConnection = await ConnectAsync(bob);
+        await Engine.HandleAuthorizedMessageAsync(adminConnection, adminGrant, Encoding.UTF8.GetBytes($$$"""{"type":"admit","member":"{{{bob.Member}}}"}"""));
+        return (adminConnection, adminGrant, bob, bobConnection);
+    }
+
     public void Dispose() => Services.Dispose();
 }

@@ -86,13 +86,7 @@ public sealed class FrameInstantTests
 
     private static async Task<Call> CallAsync(EngineHarness h)
     {
-        var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
-        var adminConnection = h.NewConnectionId();
-        var adminGrant = (await h.Engine.ConnectAsync(adminConnection, admin.Ticket.Value)).Value;
-        await h.Engine.HandleAuthorizedMessageAsync(adminConnection, adminGrant, Encoding.UTF8.GetBytes("""{"type":"hello","version":1}"""));
-        var bob = await h.JoinAsync(EngineHarness.User("bob"), admin.Room);
-        var bobConnection = await h.ConnectAsync(bob);
-        await h.SendAsync(adminConnection, $$$"""{"type":"admit","member":"{{{bob.Member}}}"}""");
+        var (adminConnection, adminGrant, bob, bobConnection) = await h.RoomWithGrantedAdminAsync();
         Assert.Single(h.Push.To<ConnectToPeerMessage>(adminConnection));
         return new Call(h, adminConnection, adminGrant, bob.Member, bobConnection);
     }

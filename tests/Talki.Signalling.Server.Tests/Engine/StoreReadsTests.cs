@@ -19,13 +19,7 @@ public sealed class StoreReadsTests
     {
         var counting = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
         using var h = new EngineHarness(store: sp => CountingStore.Wrap(sp.GetRequiredService<InMemoryRoomStore>(), counting));
-        var ada = await h.CreateRoomAsync(EngineHarness.User("ada"));
-        var adaConnection = h.NewConnectionId();
-        var adaGrant = (await h.Engine.ConnectAsync(adaConnection, ada.Ticket.Value)).Value;
-        await h.Engine.HandleAuthorizedMessageAsync(adaConnection, adaGrant, Encoding.UTF8.GetBytes("""{"type":"hello","version":1}"""));
-        var bob = await h.JoinAsync(EngineHarness.User("bob"), ada.Room);
-        var bobConnection = await h.ConnectAsync(bob);
-        await h.Engine.HandleAuthorizedMessageAsync(adaConnection, adaGrant, Encoding.UTF8.GetBytes($$$"""{"type":"admit","member":"{{{bob.Member}}}"}"""));
+        var (adaConnection, adaGrant, bob, bobConnection) = await h.RoomWithGrantedAdminAsync();
         counting.Clear();
 
         await h.Engine.HandleAuthorizedMessageAsync(adaConnection, adaGrant, Encoding.UTF8.GetBytes($$$"""{"type":"signal","to":"{{{bob.Member}}}","candidates":[{"candidate":"c"}]}"""));
