@@ -11,7 +11,7 @@ public static class Program
         if (args is ["--profile-loop", var seconds])
         {
             // Not a measurement: the offer's relay in a loop for a profiler to sample
-            // (`DOTNET_PerfMapEnabled=1 perf record -g dotnet <this dll> --profile-loop 20`; README, "Profiling").
+            // (`perf record -g dotnet <this dll> --profile-loop 20` with the environment the README's "Profiling" gives).
             ProfileLoop(TimeSpan.FromSeconds(double.Parse(seconds, System.Globalization.CultureInfo.InvariantCulture)));
             return;
         }
