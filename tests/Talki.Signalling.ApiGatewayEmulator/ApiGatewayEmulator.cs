@@ -746,7 +746,7 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
             {
                 result = await socket.ReceiveAsync(buffer.AsMemory(), CancellationToken.None).ConfigureAwait(false);
             }
-            catch (Exception exception) when (exception is WebSocketException or IOException or ObjectDisposedException or OperationCanceledException)
+            catch (Exception exception) when (EmulatorConnection.IsSocketGone(exception))
             {
                 return; // the connection was lost or aborted
             }

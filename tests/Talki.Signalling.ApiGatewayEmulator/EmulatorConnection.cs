@@ -123,10 +123,9 @@ internal sealed class EmulatorConnection : IDisposable
             while (offset < payload.Length);
             return true;
         }
-        catch (Exception exception) when (exception is WebSocketException or IOException or ObjectDisposedException
-            || (exception is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        catch (Exception exception) when (IsSocketGone(exception) && !(exception is OperationCanceledException && cancellationToken.IsCancellationRequested))
         {
-            // Gone meanwhile (an aborted socket's send fails with an OperationCanceledException: see CloseAsync).
+            // Gone meanwhile; the caller's own cancellation still propagates.
             return false;
         }
         finally
@@ -155,12 +154,9 @@ internal sealed class EmulatorConnection : IDisposable
         {
             await socket.CloseOutputAsync(status, reason, CancellationToken.None).ConfigureAwait(false);
         }
-        catch (Exception exception) when (exception is WebSocketException or IOException or ObjectDisposedException or OperationCanceledException)
+        catch (Exception exception) when (IsSocketGone(exception))
         {
-            // The socket went away meanwhile (the client's side closed or it was aborted): ManagedWebSocket reports a send
-            // on an aborted socket as an OperationCanceledException around the ObjectDisposedException (dotnet/runtime,
-            // ManagedWebSocket.SendFrameLockAcquiredNonCancelableAsync; seen in CI when the fixture closed every connection
-            // at the end of a run). Nothing is left to close.
+            // The socket went away meanwhile (the client's side closed or it was aborted): nothing is left to close.
             socket.Abort();
             return true;
         }
@@ -199,7 +195,7 @@ internal sealed class EmulatorConnection : IDisposable
                 await socket.CloseOutputAsync(DisconnectStatus ?? WebSocketCloseStatus.NormalClosure, DisconnectReason, CancellationToken.None).ConfigureAwait(false);
             }
         }
-        catch (Exception exception) when (exception is WebSocketException or IOException or ObjectDisposedException or OperationCanceledException)
+        catch (Exception exception) when (IsSocketGone(exception))
         {
             socket.Abort();
         }
@@ -250,4 +246,13 @@ internal sealed class EmulatorConnection : IDisposable
             // already gone
         }
     }
+
+    /// <summary>
+    /// Whether <paramref name="exception"/> from a socket operation means the connection is gone (closed by the client, lost,
+    /// or aborted). ManagedWebSocket reports an operation on an aborted socket as an <see cref="OperationCanceledException"/>
+    /// around the <see cref="ObjectDisposedException"/> (dotnet/runtime, ManagedWebSocket.SendFrameLockAcquiredNonCancelableAsync;
+    /// seen in CI when the fixture closed every connection at the end of a run).
+    /// </summary>
+    internal static bool IsSocketGone(Exception exception)
+        => exception is WebSocketException or IOException or ObjectDisposedException or OperationCanceledException;
 }
