@@ -44,6 +44,12 @@ internal sealed record RunResult
     /// <summary>Gets this tool's own CPU time over the window, in % of one core (the clients share the machine with the server).</summary>
     public double ClientCpuPercent { get; init; }
 
+    /// <summary>Gets the garbage collections this tool's process made within the window (all generations).</summary>
+    public int ClientCollections { get; init; }
+
+    /// <summary>Gets how long this tool's process was paused by its own garbage collector within the window (every socket's loop stops, so the messages in flight look late).</summary>
+    public TimeSpan ClientGcPause { get; init; }
+
     /// <summary>Gets how busy the whole machine was over the window (<c>/proc/stat</c>), in % of all cores.</summary>
     public double MachineBusyPercent { get; init; }
 
@@ -146,6 +152,9 @@ internal sealed class TrafficRun
         return self.TotalProcessorTime;
     }
 
+    /// <summary>This process's garbage collections so far (a gen2 collection counts once, not in gen0 and gen1 as well).</summary>
+    private static int Collections() => GC.CollectionCount(0);
+
     /// <summary>The busy and total jiffies of all cores, from the first line of <c>/proc/stat</c> (idle and iowait are not busy).</summary>
     private static (long Busy, long Total) MachineTicks()
     {
@@ -198,6 +207,8 @@ internal sealed class TrafficRun
         await Task.Delay(options.Warmup);
         var cpuStart = server.CpuTime;
         var clientStart = ClientCpu();
+        var collectionsStart = Collections();
+        var pauseStart = GC.GetTotalPauseDuration();
         var machineStart = MachineTicks();
         var compiler = new CompilerWatch(server);
         var windowStart = Stopwatch.GetTimestamp();
@@ -213,6 +224,8 @@ internal sealed class TrafficRun
         Volatile.Write(ref _windowEnd, windowEnd);
         var cpu = server.CpuTime - cpuStart;
         var client = ClientCpu() - clientStart;
+        var collections = Collections() - collectionsStart;
+        var pause = GC.GetTotalPauseDuration() - pauseStart;
         var machineEnd = MachineTicks();
         var deliveredInWindow = Interlocked.Read(ref _deliveredInWindow);
         Volatile.Write(ref _running, 0);
@@ -243,6 +256,8 @@ internal sealed class TrafficRun
             CpuMicrosecondsPerMessage = deliveredInWindow == 0 ? 0 : cpu.TotalMicroseconds / deliveredInWindow,
             CompilerCpu = compiler.Total,
             ClientCpuPercent = 100 * client / window,
+            ClientCollections = collections,
+            ClientGcPause = pause,
             MachineBusyPercent = machineEnd.Total == machineStart.Total ? 0 : 100.0 * (machineEnd.Busy - machineStart.Busy) / (machineEnd.Total - machineStart.Total),
             SocketsClosed = links.Count(l => l.Socket.Closed.IsCompleted),
             ErrorFrames = links.Sum(l => (long)l.ErrorFrames) - errorsBefore,
