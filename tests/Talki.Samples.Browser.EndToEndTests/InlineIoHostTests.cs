@@ -175,6 +175,8 @@ public sealed class InlineIoHostTests(RedisServerFixture redis, ITestOutputHelpe
             }
 
             Assert.All(bystanders[..^1], b => Assert.Empty(b.ErrorCodes));
+            output.WriteLine($"Fay's errors: {string.Join("; ", fay.Errors.GroupBy(e => e).Select(g => $"{g.Count()} × {g.Key}"))}");
+            output.WriteLine($"the host's distinct lines (a CI run once saw Gus closed normally with nothing delivered and Fay told peer_unavailable):{Environment.NewLine}{string.Join(Environment.NewLine, host.Output.Split('\n').Select(line => line.TrimEnd()).Distinct().Take(80))}");
             Assert.Contains("delivery_failed", fay.ErrorCodes);
             Assert.All(fay.ErrorCodes, code => Assert.Equal("delivery_failed", code));
         }

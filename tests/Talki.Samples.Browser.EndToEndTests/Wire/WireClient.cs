@@ -101,6 +101,9 @@ internal sealed class WireSocket : IAsyncDisposable
     /// <summary>Gets the <c>code</c> of every <c>error</c> message received.</summary>
     public List<string> ErrorCodes { get; } = [];
 
+    /// <summary>Gets each <c>error</c> message received as <c>code: message</c> (for a failing assertion to show).</summary>
+    public List<string> Errors { get; } = [];
+
     /// <summary>
     /// Opens the socket with the ticket and says hello; with <paramref name="read"/>, waits for the welcome. The socket's
     /// receive buffer is 4 KiB, so a client that does not read holds little in its kernel.
@@ -241,6 +244,7 @@ internal sealed class WireSocket : IAsyncDisposable
                     lock (ErrorCodes)
                     {
                         ErrorCodes.Add(code.GetString() ?? "");
+                        Errors.Add($"{code.GetString()}: {(message.TryGetProperty("message", out var text) ? text.GetString() : null)}");
                     }
                 }
 
