@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
@@ -72,6 +73,22 @@ public sealed class LoadUser
     }
 }
 
+/// <summary>Which WebSocket client a <see cref="LoadSocket"/> runs on.</summary>
+public enum LoadTransport
+{
+    /// <summary><see cref="ClientWebSocket"/>, the runtime's client.</summary>
+    ClientWebSocket,
+
+    /// <summary><see cref="LeanClientWebSocket"/>: the same frames for a fraction of the client's CPU (loopback only).</summary>
+    Lean,
+}
+
+/// <summary>
+/// Handles a received text frame from its bytes, before (and instead of) parsing it: returns whether it did. The span is
+/// valid only during the call.
+/// </summary>
+public delegate bool RawFrameHandler(LoadSocket socket, ReadOnlySpan<byte> frame, long timestamp);
+
 /// <summary>A frame received by a <see cref="LoadSocket"/>: its <c>type</c>, the parsed root, and when it arrived.</summary>
 public readonly record struct LoadFrame(string Type, JsonElement Root, long Timestamp, DateTimeOffset ReceivedAt);
 
@@ -81,9 +98,9 @@ public readonly record struct LoadFrame(string Type, JsonElement Root, long Time
 /// </summary>
 public sealed class LoadSocket : IAsyncDisposable
 {
-    private readonly ClientWebSocket _socket;
+    private readonly WebSocket _socket;
     private readonly Action<LoadSocket, LoadFrame> _onFrame;
-    private readonly Channel<(byte[] Bytes, WebSocketMessageType Type)> _outbound = Channel.CreateUnbounded<(byte[], WebSocketMessageType)>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<Outbound> _outbound = Channel.CreateUnbounded<Outbound>(new UnboundedChannelOptions { SingleReader = true });
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _sending;
     private Task? _receiving;
@@ -93,7 +110,7 @@ public sealed class LoadSocket : IAsyncDisposable
     private long _handlerFailures;
     private long _queued;
 
-    private LoadSocket(ClientWebSocket socket, Action<LoadSocket, LoadFrame> onFrame)
+    private LoadSocket(WebSocket socket, Action<LoadSocket, LoadFrame> onFrame)
     {
         _socket = socket;
         _onFrame = onFrame;
@@ -101,6 +118,15 @@ public sealed class LoadSocket : IAsyncDisposable
 
     /// <summary>Gets or sets what the scenario keeps with the socket.</summary>
     public object? State { get; set; }
+
+    /// <summary>
+    /// Gets or sets which WebSocket client <see cref="ConnectAsync(Uri, Action{LoadSocket, LoadFrame}, CancellationToken)"/>
+    /// uses (set once by a load tool before it connects; the default is the runtime's <see cref="ClientWebSocket"/>).
+    /// </summary>
+    public static LoadTransport DefaultTransport { get; set; } = LoadTransport.ClientWebSocket;
+
+    /// <summary>Gets or sets a handler that takes frames it recognises from their bytes, unparsed (the load's relayed messages).</summary>
+    public RawFrameHandler? RawFrame { get; set; }
 
     /// <summary>Gets the number of frames handed to the WebSocket without error.</summary>
     public long Sent => Interlocked.Read(ref _sent);
@@ -128,18 +154,31 @@ public sealed class LoadSocket : IAsyncDisposable
     /// <summary>Gets whether this side closed the socket (<see cref="DisposeAsync"/>) rather than the server.</summary>
     public bool ClosedByClient { get; private set; }
 
-    public static async Task<LoadSocket> ConnectAsync(Uri url, Action<LoadSocket, LoadFrame> onFrame, CancellationToken cancellationToken = default)
+    public static Task<LoadSocket> ConnectAsync(Uri url, Action<LoadSocket, LoadFrame> onFrame, CancellationToken cancellationToken = default)
+        => ConnectAsync(url, onFrame, DefaultTransport, cancellationToken);
+
+    public static async Task<LoadSocket> ConnectAsync(Uri url, Action<LoadSocket, LoadFrame> onFrame, LoadTransport transport, CancellationToken cancellationToken = default)
     {
-        var client = new ClientWebSocket();
-        client.Options.KeepAliveInterval = TimeSpan.Zero;
-        try
+        WebSocket client;
+        if (transport == LoadTransport.Lean)
         {
-            await client.ConnectAsync(url, cancellationToken);
+            client = await LeanClientWebSocket.ConnectAsync(url, cancellationToken);
         }
-        catch
+        else
         {
-            client.Dispose();
-            throw;
+            var runtime = new ClientWebSocket();
+            runtime.Options.KeepAliveInterval = TimeSpan.Zero;
+            try
+            {
+                await runtime.ConnectAsync(url, cancellationToken);
+            }
+            catch
+            {
+                runtime.Dispose();
+                throw;
+            }
+
+            client = runtime;
         }
 
         var socket = new LoadSocket(client, onFrame);
@@ -152,13 +191,19 @@ public sealed class LoadSocket : IAsyncDisposable
 
     public void Send(string json) => Send(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text);
 
-    public void Send(byte[] bytes, WebSocketMessageType type)
+    public void Send(byte[] bytes, WebSocketMessageType type) => Enqueue(new Outbound(bytes, bytes.Length, type, Rented: false));
+
+    /// <summary>Queues the first <paramref name="length"/> bytes of <paramref name="rented"/> as a text frame; the array, rented from <see cref="ArrayPool{T}.Shared"/>, goes back to it once sent.</summary>
+    public void SendRented(byte[] rented, int length) => Enqueue(new Outbound(rented, length, WebSocketMessageType.Text, Rented: true));
+
+    private void Enqueue(Outbound frame)
     {
         Interlocked.Increment(ref _queued);
-        if (!_outbound.Writer.TryWrite((bytes, type)))
+        if (!_outbound.Writer.TryWrite(frame))
         {
             Interlocked.Decrement(ref _queued);
             Interlocked.Increment(ref _sendFailures);
+            frame.Release();
         }
     }
 
@@ -197,11 +242,11 @@ public sealed class LoadSocket : IAsyncDisposable
     private async Task SendLoopAsync()
     {
         await Task.Yield();
-        await foreach (var (bytes, type) in _outbound.Reader.ReadAllAsync())
+        await foreach (var frame in _outbound.Reader.ReadAllAsync())
         {
             try
             {
-                await _socket.SendAsync(bytes, type, endOfMessage: true, CancellationToken.None);
+                await _socket.SendAsync(frame.Bytes.AsMemory(0, frame.Length), frame.Type, endOfMessage: true, CancellationToken.None);
                 Interlocked.Increment(ref _sent);
                 Interlocked.Decrement(ref _queued);
             }
@@ -209,24 +254,28 @@ public sealed class LoadSocket : IAsyncDisposable
             {
                 Interlocked.Increment(ref _sendFailures);
                 Interlocked.Decrement(ref _queued);
-                while (_outbound.Reader.TryRead(out _))
-                {
-                    Interlocked.Increment(ref _sendFailures);
-                    Interlocked.Decrement(ref _queued);
-                }
-
+                DropQueued();
                 if (_socket.State is WebSocketState.Closed or WebSocketState.Aborted or WebSocketState.CloseReceived)
                 {
                     await _closed.Task;
-                    while (_outbound.Reader.TryRead(out _))
-                    {
-                        Interlocked.Increment(ref _sendFailures);
-                        Interlocked.Decrement(ref _queued);
-                    }
-
+                    DropQueued();
                     return;
                 }
             }
+            finally
+            {
+                frame.Release();
+            }
+        }
+    }
+
+    private void DropQueued()
+    {
+        while (_outbound.Reader.TryRead(out var dropped))
+        {
+            dropped.Release();
+            Interlocked.Increment(ref _sendFailures);
+            Interlocked.Decrement(ref _queued);
         }
     }
 
@@ -270,12 +319,17 @@ public sealed class LoadSocket : IAsyncDisposable
                 }
 
                 var timestamp = Stopwatch.GetTimestamp();
-                var now = DateTimeOffset.UtcNow;
                 Interlocked.Increment(ref _received);
-                using var document = JsonDocument.Parse(buffer.AsMemory(0, total));
-                var type = document.RootElement.TryGetProperty("type", out var t) ? t.GetString() ?? "" : "";
                 try
                 {
+                    if (RawFrame is { } raw && result.MessageType == WebSocketMessageType.Text && raw(this, buffer.AsSpan(0, total), timestamp))
+                    {
+                        continue;
+                    }
+
+                    var now = DateTimeOffset.UtcNow;
+                    using var document = JsonDocument.Parse(buffer.AsMemory(0, total));
+                    var type = document.RootElement.TryGetProperty("type", out var t) ? t.GetString() ?? "" : "";
                     _onFrame(this, new LoadFrame(type, document.RootElement, timestamp, now));
                 }
                 catch (Exception e)
@@ -294,6 +348,17 @@ public sealed class LoadSocket : IAsyncDisposable
         {
             _outbound.Writer.TryComplete();
             _closed.TrySetResult();
+        }
+    }
+
+    private readonly record struct Outbound(byte[] Bytes, int Length, WebSocketMessageType Type, bool Rented)
+    {
+        public void Release()
+        {
+            if (Rented)
+            {
+                ArrayPool<byte>.Shared.Return(Bytes);
+            }
         }
     }
 }
