@@ -1,4 +1,5 @@
 using System.Globalization;
+using Talki.Signalling.Soak;
 
 namespace Talki.Benchmarks.Load;
 
@@ -8,7 +9,7 @@ internal sealed record LoadOptions
     public const string Usage =
         "usage: Talki.Benchmarks.Load [--server talki|peerjs|bare|bare-transport|LABEL=HOST.dll|VARIANT|all] [--variant LABEL=SERVER:NAME=VALUE,…;…] [--repeat 1] [--pairs 10,100,1000] [--seconds 10] [--warmup 2]\n" +
         "       [--window 16] [--rates 2000,30000] [--rate-pairs 100] [--idle 1000,5000,10000] [--settle 5]\n" +
-        "       [--startups 3] [--concurrency 32] [--drain 10] [--hold 0] [--jit-quiet 1] [--server-cpus LIST] [--server-env NAME=VALUE,...] [--out FILE]\n" +
+        "       [--startups 3] [--concurrency 32] [--drain 10] [--hold 0] [--jit-quiet 1] [--server-cpus LIST] [--server-env NAME=VALUE,...] [--client lean|runtime] [--out FILE]\n" +
         "A list may be empty (--idle '') to skip that measure.";
 
     /// <summary>Gets the servers to measure, in order; <c>all</c> is these three (<c>bare-transport</c> only when named).</summary>
@@ -93,6 +94,13 @@ internal sealed record LoadOptions
     public IReadOnlyDictionary<string, (string Server, IReadOnlyList<KeyValuePair<string, string>> Environment)> Variants { get; init; } =
         new Dictionary<string, (string, IReadOnlyList<KeyValuePair<string, string>>)>();
 
+    /// <summary>
+    /// Gets the WebSocket client every connection of the tool uses: <c>lean</c> (the default,
+    /// <c>LeanClientWebSocket</c>: the same frames, one per send, for less of the tool's own CPU on the cores it shares
+    /// with the server) or <c>runtime</c> (<c>ClientWebSocket</c>, what the figures before 2026-12-04 were measured with).
+    /// </summary>
+    public LoadTransport Client { get; init; } = LoadTransport.Lean;
+
     /// <summary>Gets the markdown file the table is written to (default: artifacts/load/load-{UTC time}.md under the repository).</summary>
     public string? Out { get; init; }
 
@@ -135,6 +143,7 @@ internal sealed record LoadOptions
                 "server-cpus" => options with { ServerCpus = value },
                 "server-env" => options with { ServerEnvironment = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(Variable)] },
                 "variant" => options with { Variants = ParseVariants(value) },
+                "client" => options with { Client = value switch { "lean" => LoadTransport.Lean, "runtime" => LoadTransport.ClientWebSocket, _ => throw new ArgumentException($"--client takes lean or runtime, not '{value}'") } },
                 "out" => options with { Out = value },
                 _ => throw new ArgumentException($"unknown option --{name}"),
             };

@@ -1,4 +1,5 @@
 using Talki.Samples.Browser.EndToEndTests.Harness;
+using Talki.Signalling.Soak;
 
 namespace Talki.Benchmarks.Load;
 
@@ -21,6 +22,7 @@ internal static class Program
             return 2;
         }
 
+        LoadSocket.DefaultTransport = options.Client;
         var started = DateTimeOffset.UtcNow;
         var machine = Machine.Describe();
         var loadBefore = Machine.LoadAverage();

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
+using Talki.Signalling.Soak;
 
 namespace Talki.Benchmarks.Load;
 
@@ -52,7 +53,7 @@ internal static class Report
             Format($"latency min {run.LatencyMs[0]:0.00}, p50 {run.LatencyMs[1]:0.00}, p99 {run.LatencyMs[2]:0.00}, max {run.LatencyMs[3]:0.00} ms; "),
             Format($"server CPU {run.Cpu.TotalSeconds:0.00} s in {run.Window.TotalSeconds:0.00} s ({run.CpuPercent:0.0} %, {run.CpuMicrosecondsPerMessage:0.0} µs/msg; JIT compilation {run.CompilerCpu.TotalSeconds:0.00} s of it); "),
             Format($"client CPU {run.ClientCpuPercent:0} % ({run.ClientCollections} GCs, {run.ClientGcPause.TotalMilliseconds:0} ms paused), machine busy {run.MachineBusyPercent:0} % of {Environment.ProcessorCount} cores; "),
-            Format($"sockets closed by the server {run.SocketsClosed}, error frames {run.ErrorFrames}, send failures {run.SendFailures}"),
+            Format($"sockets closed by the server {run.SocketsClosed}, error frames {run.ErrorFrames}, send failures {run.SendFailures}{(run.RawMismatches == 0 ? "" : $", relayed messages read differently from the parser {run.RawMismatches}")}"),
             run.Rate > 0 ? Format($", schedule lag max {run.MaxScheduleLagMs:0.0} ms") : "");
 
     public static string Markdown(LoadOptions options, Machine machine, string loadBefore, DateTimeOffset started, IReadOnlyList<ServerResult> results)
@@ -60,7 +61,7 @@ internal static class Report
         var text = new StringBuilder();
         text.AppendLine("# Signalling load: Talki gateway, peerjs-server, bare Kestrel relay").AppendLine();
         text.AppendLine(Format($"{started:yyyy-MM-dd HH:mm} UTC, `Talki.Benchmarks.Load {options.CommandLine}`")).AppendLine();
-        text.AppendLine(Format($"Machine: {machine.Cores} cores (nproc), {machine.Model}, {machine.Memory} RAM; {machine.Os}; {machine.DotNet}; node {machine.Node}; open files limit {machine.OpenFiles}; load average {loadBefore} before, {Machine.LoadAverage()} after; servers {(options.ServerCpus is null ? "not pinned" : "pinned to CPUs " + options.ServerCpus)}{(options.ServerEnvironment.Count == 0 ? string.Empty : ", server environment " + string.Join(' ', options.ServerEnvironment.Select(v => v.Key + "=" + v.Value)))}, this tool on the same machine.")).AppendLine();
+        text.AppendLine(Format($"Machine: {machine.Cores} cores (nproc), {machine.Model}, {machine.Memory} RAM; {machine.Os}; {machine.DotNet}; node {machine.Node}; open files limit {machine.OpenFiles}; load average {loadBefore} before, {Machine.LoadAverage()} after; servers {(options.ServerCpus is null ? "not pinned" : "pinned to CPUs " + options.ServerCpus)}{(options.ServerEnvironment.Count == 0 ? string.Empty : ", server environment " + string.Join(' ', options.ServerEnvironment.Select(v => v.Key + "=" + v.Value)))}, this tool on the same machine, its WebSocket client {(options.Client == LoadTransport.Lean ? "LeanClientWebSocket (`--client lean`)" : "ClientWebSocket (`--client runtime`)")}.")).AppendLine();
 
         var header = new List<string> { "server", Format($"start-up ms (median of {options.Startups})") };
         header.AddRange(options.Pairs.Select(p => Format($"msg/s at {p:N0} pairs (server CPU µs/msg)")));
@@ -77,7 +78,7 @@ internal static class Report
         }
 
         text.AppendLine();
-        text.AppendLine(Format($"{Invalid}: not a valid figure (messages lost, duplicated or reordered, a socket closed by the server, or the run failed); `n/a`: not measured. Runs: {options.Warmup.TotalSeconds:0.#} s warm-up, then {options.Duration.TotalSeconds:0.#} s measured; saturation with {options.Window} messages in flight per direction and pair; idle RSS read {options.Settle.TotalSeconds:0.#} s after the last connection opened. See benchmarks/README.md."));
+        text.AppendLine(Format($"{Invalid}: not a valid figure (messages lost, duplicated or reordered, a socket closed by the server, a relayed message the tool read differently from the parser, or the run failed); `n/a`: not measured. Runs: {options.Warmup.TotalSeconds:0.#} s warm-up, then {options.Duration.TotalSeconds:0.#} s measured; saturation with {options.Window} messages in flight per direction and pair; idle RSS read {options.Settle.TotalSeconds:0.#} s after the last connection opened. See benchmarks/README.md."));
         text.AppendLine();
         if (options.Repeat > 1)
         {

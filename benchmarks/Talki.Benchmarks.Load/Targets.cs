@@ -54,11 +54,17 @@ internal abstract class Target : IDisposable
     /// <summary>Gets how many idle clients are connected together (Talki: a room of at most 8).</summary>
     public virtual int GroupSize => 8;
 
-    /// <summary>The frame that carries <paramref name="candidate"/> (an RTCIceCandidateInit as JSON) from <paramref name="from"/> to its peer.</summary>
-    public abstract string Message(Link from, string candidate);
+    /// <summary>What goes before and after the candidate (an RTCIceCandidateInit as JSON) in a frame from <paramref name="from"/> to its peer.</summary>
+    public abstract (string Prefix, string Suffix) Envelope(Link from);
 
     /// <summary>The candidate line of a relayed message, or null when the frame is something else.</summary>
     public abstract JsonElement? CandidateOf(JsonElement root);
+
+    /// <summary>
+    /// Gets bytes every relayed message of this server carries and nothing else it sends does, so that a link takes a
+    /// relayed message from its bytes (<see cref="Link.OnRawFrame"/>) and leaves every other frame to the parser.
+    /// </summary>
+    public abstract ReadOnlySpan<byte> RelayedMarker { get; }
 
     /// <summary>Whether a frame that is not a relayed message reports an error.</summary>
     public abstract bool IsError(JsonElement root);
@@ -228,10 +234,13 @@ internal sealed class TalkiTarget(bool aot, string? label = null, string? dll = 
 
     public override async Task<LoadSocket[]> ConnectGroupAsync(int size) => [.. (await RoomAsync(size)).Select(m => m.Socket)];
 
-    public override string Message(Link from, string candidate) =>
-        string.Create(CultureInfo.InvariantCulture, $$"""{"type":"signal","to":"{{from.To}}","toEpoch":{{from.ToEpoch}},"candidates":[{{candidate}}]}""");
+    public override (string Prefix, string Suffix) Envelope(Link from) =>
+        (string.Create(CultureInfo.InvariantCulture, $$"""{"type":"signal","to":"{{from.To}}","toEpoch":{{from.ToEpoch}},"candidates":["""), "]}");
 
     public override JsonElement? CandidateOf(JsonElement root) => JsonPath.Find(root, "candidates", "0", "candidate");
+
+    /// <summary>Gets the start of the server's relayed signal (<c>RelayFrame</c>).</summary>
+    public override ReadOnlySpan<byte> RelayedMarker => "{\"type\":\"signal\",\"from\":"u8;
 
     public override bool IsError(JsonElement root) => JsonPath.Find(root, "type")?.GetString() == "error";
 
@@ -325,10 +334,13 @@ internal sealed class PeerJsTarget : IdTarget
         return start;
     }
 
-    public override string Message(Link from, string candidate) =>
-        $$$"""{"type":"CANDIDATE","dst":"{{{from.To}}}","payload":{"candidate":{{{candidate}}},"type":"media","connectionId":"mc_load"}}""";
+    public override (string Prefix, string Suffix) Envelope(Link from) =>
+        ($$$"""{"type":"CANDIDATE","dst":"{{{from.To}}}","payload":{"candidate":""", ""","type":"media","connectionId":"mc_load"}}""");
 
     public override JsonElement? CandidateOf(JsonElement root) => JsonPath.Find(root, "payload", "candidate", "candidate");
+
+    /// <summary>Gets the type of a relayed candidate (peerjs-server sends the client's message on with <c>src</c> added).</summary>
+    public override ReadOnlySpan<byte> RelayedMarker => "\"type\":\"CANDIDATE\""u8;
 
     public override bool IsError(JsonElement root) => JsonPath.Find(root, "type")?.GetString() is "ERROR" or "EXPIRE" or "ID-TAKEN" or "LEAVE";
 
@@ -358,9 +370,12 @@ internal sealed class BareTarget(bool transport) : IdTarget
             : throw new FileNotFoundException($"The bare relay is not built: {dll} is missing (build benchmarks/Talki.Benchmarks.Load -c {RepositoryLayout.Configuration}).");
     }
 
-    public override string Message(Link from, string candidate) => $$$"""{"to":"{{{from.To}}}","data":{"candidate":{{{candidate}}}}}""";
+    public override (string Prefix, string Suffix) Envelope(Link from) => ($$$"""{"to":"{{{from.To}}}","data":{"candidate":""", "}}");
 
     public override JsonElement? CandidateOf(JsonElement root) => JsonPath.Find(root, "data", "candidate", "candidate");
+
+    /// <summary>Gets the relayed message's data (the relay sends the client's message on unchanged).</summary>
+    public override ReadOnlySpan<byte> RelayedMarker => "\"data\":{\"candidate\":"u8;
 
     public override bool IsError(JsonElement root) => false;
 

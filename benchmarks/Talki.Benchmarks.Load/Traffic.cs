@@ -59,12 +59,15 @@ internal sealed record RunResult
 
     public long SendFailures { get; init; }
 
+    /// <summary>Gets the relayed messages whose bytes the tool read differently from the parser (<see cref="Link.RawMismatches"/>).</summary>
+    public long RawMismatches { get; init; }
+
     /// <summary>Gets how late the open-loop schedule was at worst (the client's own lag, counted in the latency).</summary>
     public double MaxScheduleLagMs { get; init; }
 
     public string? Failure { get; init; }
 
-    public bool Valid => Failure is null && Lost == 0 && OutOfOrder == 0 && SocketsClosed == 0 && SendFailures == 0;
+    public bool Valid => Failure is null && Lost == 0 && OutOfOrder == 0 && SocketsClosed == 0 && SendFailures == 0 && RawMismatches == 0;
 
     public static RunResult Failed(int pairs, int rate, Exception e) => new() { Pairs = pairs, Rate = rate, Failure = $"{e.GetType().Name}: {e.Message}" };
 }
@@ -196,6 +199,7 @@ internal sealed class TrafficRun
         var receivedBefore = links.Sum(l => l.Received);
         var errorsBefore = links.Sum(l => (long)l.ErrorFrames);
         var outOfOrderBefore = links.Sum(l => l.OutOfOrder);
+        var mismatchesBefore = links.Sum(l => l.RawMismatches);
         foreach (var link in links)
         {
             link.Latencies.Clear();
@@ -262,6 +266,7 @@ internal sealed class TrafficRun
             SocketsClosed = links.Count(l => l.Socket.Closed.IsCompleted),
             ErrorFrames = links.Sum(l => (long)l.ErrorFrames) - errorsBefore,
             SendFailures = links.Sum(l => l.Socket.SendFailures),
+            RawMismatches = links.Sum(l => l.RawMismatches) - mismatchesBefore,
             MaxScheduleLagMs = maxLagMs,
         };
     }
