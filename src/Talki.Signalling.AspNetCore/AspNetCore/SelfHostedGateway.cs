@@ -67,6 +67,15 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
     private static readonly TimeSpan TimerSlack = TimeSpan.FromMilliseconds(20);
 
     private readonly ConcurrentDictionary<string, GatewayConnection> _connections = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The connections the engine has bound and whose sockets are not served yet: from the ticket's redemption to
+    /// <see cref="GatewayConnection.RunAsync"/>'s registration the 101 goes out (and the client may act on it), the socket is
+    /// made, and the engine may already push to the member (an admin who admits at the knock, a peer's signal). What is
+    /// pushed then is held and sent first; a close asked for then is applied on registration. Without this the push found
+    /// no socket, said the connection was gone, and the engine dropped a member that was just connecting.
+    /// </summary>
+    private readonly ConcurrentDictionary<string, PendingConnection> _pendingConnections = new(StringComparer.Ordinal);
     private readonly TalkiHostingOptions _options;
     private readonly int _queueCapacity;
     private readonly long _queueBytes;
@@ -119,6 +128,9 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
     /// <summary>Gets the number of open connections.</summary>
     internal int ConnectionCount => _connections.Count;
 
+    /// <summary>Gets the number of connections authorized and not served yet (nor released).</summary>
+    internal int PendingConnectionCount => _pendingConnections.Count;
+
     /// <summary>Gets how many open connections hold a receive buffer now (one while a message is read or handled; none while idle).</summary>
     internal int ReceiveBuffersHeld => _connections.Values.Count(c => c.HoldsBuffer);
 
@@ -127,7 +139,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
 
     public ValueTask<PushOutcome> PushAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
-        if (_backplane is null || _connections.ContainsKey(connectionId))
+        if (_backplane is null || IsLocal(connectionId))
         {
             return new(PushLocal(connectionId, payload.Span));
         }
@@ -148,7 +160,29 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
     {
         if (!_connections.TryGetValue(connectionId, out var connection))
         {
-            return PushOutcome.Gone;
+            if (!_pendingConnections.TryGetValue(connectionId, out var pending))
+            {
+                return PushOutcome.Gone;
+            }
+
+            if (payload.Length > _options.MaxOutboundMessageBytes)
+            {
+                return PushOutcome.PayloadTooLarge;
+            }
+
+            lock (pending)
+            {
+                if (!pending.Ended)
+                {
+                    return pending.Hold(payload, _queueCapacity, _queueBytes) ? PushOutcome.Delivered : PushOutcome.Gone;
+                }
+            }
+
+            // Served meanwhile (or released): as any connection of this instance.
+            if (!_connections.TryGetValue(connectionId, out connection))
+            {
+                return PushOutcome.Gone;
+            }
         }
 
         if (payload.Length > _options.MaxOutboundMessageBytes)
@@ -162,15 +196,108 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
     /// <summary>Closes a socket of this instance after what is queued (no-op when it is not here).</summary>
     internal void CloseLocal(string connectionId, WebSocketCloseStatus status, string reason)
     {
-        if (_connections.TryGetValue(connectionId, out var connection))
+        if (!_connections.TryGetValue(connectionId, out var connection) && _pendingConnections.TryGetValue(connectionId, out var pending))
         {
-            connection.RequestClose(status, reason);
+            lock (pending)
+            {
+                if (!pending.Ended)
+                {
+                    pending.Close ??= (status, reason); // the first close asked for wins, as RequestClose's
+                    return;
+                }
+            }
+
+            _ = _connections.TryGetValue(connectionId, out connection);
+        }
+
+        connection?.RequestClose(status, reason);
+    }
+
+    /// <summary>Whether the connection is served by this instance, or authorized here and about to be.</summary>
+    private bool IsLocal(string connectionId) => _connections.ContainsKey(connectionId) || _pendingConnections.ContainsKey(connectionId);
+
+    /// <summary>
+    /// Serves <paramref name="connection"/> under <paramref name="connectionId"/>: what was pushed to it while it was
+    /// pending goes first, in order, then a close asked for meanwhile; only then does it take pushes directly.
+    /// </summary>
+    private void Register(string connectionId, GatewayConnection connection)
+    {
+        if (!_pendingConnections.TryGetValue(connectionId, out var pending))
+        {
+            _connections[connectionId] = connection;
+            return;
+        }
+
+        lock (pending)
+        {
+            if (pending.Messages is { } messages)
+            {
+                foreach (var message in messages)
+                {
+                    _ = connection.TryEnqueue(message);
+                }
+            }
+
+            if (pending.Close is { } close)
+            {
+                connection.RequestClose(close.Status, close.Reason);
+            }
+
+            // Published inside the lock: a push that found the pending entry waits for it, then finds the connection.
+            _connections[connectionId] = connection;
+            pending.End();
+        }
+
+        _pendingConnections.TryRemove(new KeyValuePair<string, PendingConnection>(connectionId, pending));
+    }
+
+    /// <summary>Ends a connection's pending state without serving it (refused, or its socket never made).</summary>
+    private void EndPending(string connectionId)
+    {
+        if (_pendingConnections.TryRemove(connectionId, out var pending))
+        {
+            lock (pending)
+            {
+                pending.End();
+            }
+        }
+    }
+
+    /// <summary>What is pushed to, or asked of, a connection between its bind and its registration (guarded by its own lock).</summary>
+    private sealed class PendingConnection
+    {
+        private long _bytes;
+
+        public List<byte[]>? Messages { get; private set; }
+
+        public (WebSocketCloseStatus Status, string Reason)? Close { get; set; }
+
+        public bool Ended { get; private set; }
+
+        /// <summary>Holds a copy of <paramref name="payload"/>; past the connection's queue bounds, asks for the slow consumer's close instead.</summary>
+        public bool Hold(ReadOnlySpan<byte> payload, int capacity, long bytes)
+        {
+            if ((Messages?.Count ?? 0) + 1 > capacity || _bytes + payload.Length > bytes)
+            {
+                Close ??= (WebSocketCloseStatus.PolicyViolation, "slow consumer");
+                return false;
+            }
+
+            (Messages ??= []).Add(payload.ToArray());
+            _bytes += payload.Length;
+            return true;
+        }
+
+        public void End()
+        {
+            Ended = true;
+            Messages = null;
         }
     }
 
     private ValueTask CloseAsync(string connectionId, WebSocketCloseStatus status, string reason, CancellationToken cancellationToken)
     {
-        if (_backplane is not null && !_connections.ContainsKey(connectionId))
+        if (_backplane is not null && !IsLocal(connectionId))
         {
             return _backplane.CloseAsync(connectionId, status, reason, cancellationToken);
         }
@@ -274,6 +401,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         }
 
         var connectionId = NewConnectionId();
+        _pendingConnections[connectionId] = new PendingConnection(); // before the bind: the engine may push as soon as it has bound
         SignallingResult<ConnectionGrant> grant;
         try
         {
@@ -281,17 +409,20 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         }
         catch (RoomStoreUnavailableException exception)
         {
+            EndPending(connectionId);
             HostingLog.StoreUnavailable(_logger, exception);
             return Upgrade.StoreUnavailable;
         }
         catch (OperationCanceledException) when (aborted.IsCancellationRequested)
         {
             // The client went away: the engine may have bound the connection before it noticed.
+            EndPending(connectionId);
             await engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
             throw;
         }
         catch (Exception exception)
         {
+            EndPending(connectionId);
             var reference = SignallingEngine.NewCorrelationId();
             HostingLog.GatewayFailure(_logger, exception, reference);
             return Upgrade.Refused(StatusCodes.Status500InternalServerError, SignallingErrorCode.Internal, "An unexpected error occurred; quote the reference to the operator.", reference);
@@ -299,6 +430,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
 
         if (!grant.IsSuccess)
         {
+            EndPending(connectionId);
             return Upgrade.Refused(HttpErrors.StatusOf(grant.Error.Code), grant.Error.Code, grant.Error.Message);
         }
 
@@ -329,6 +461,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
     /// <summary>Undoes a successful <see cref="AuthorizeAsync"/> whose socket could not be accepted.</summary>
     internal async Task ReleaseAsync(string connectionId, ISignallingEngine engine)
     {
+        EndPending(connectionId); // never served: what was held for it is dropped, and pushes say it is gone
         if (_backplane is not null)
         {
             await _backplane.UnregisterAsync(connectionId).ConfigureAwait(false);
@@ -633,7 +766,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         {
             try
             {
-                gateway._connections[connectionId] = this;
+                gateway.Register(connectionId, this);
                 gateway.ScheduleIdleSweep(LastActivity + gateway._idleTimeout);
                 HostingLog.GatewayConnectionOpened(_logger);
                 gateway.HookStopping(stopping);

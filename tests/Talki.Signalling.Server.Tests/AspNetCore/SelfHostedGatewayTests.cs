@@ -52,6 +52,125 @@ public sealed class SelfHostedGatewayTests
     }
 
     [Fact]
+    public async Task Push_BetweenTheBindAndTheSocketsRegistration_IsHeldAndSentFirst_InOrder_NotReportedGone()
+    {
+        // The engine has bound the connection (the admin of a version 2 room heard of the knock at the ticket, and admits at
+        // once); the 101 is on its way and the socket not served yet. Before the fix these pushes were Gone, and the engine
+        // dropped the member that was just connecting.
+        var gateway = NewGateway(capacity: 4);
+        var socket = new RecordingSocket();
+        var engine = new GrantingEngine();
+        var upgrade = new HeldUpgradeFeature(socket);
+        var run = gateway.HandleAsync(UpgradeContext(upgrade), engine);
+        var connection = await engine.Connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await upgrade.AcceptStarted.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(PushOutcome.Delivered, await gateway.PushAsync(connection, """{"type":"admitted"}"""u8.ToArray()));
+        Assert.Equal(PushOutcome.Delivered, await gateway.PushAsync(connection, """{"type":"signal","n":1}"""u8.ToArray()));
+        Assert.Equal(PushOutcome.PayloadTooLarge, await gateway.PushAsync(connection, new byte[(128 * 1024) + 1]));
+        Assert.Equal(0, gateway.ConnectionCount);
+        Assert.Equal(1, gateway.PendingConnectionCount);
+
+        upgrade.Release();
+        Assert.Equal("""{"type":"admitted"}""", await socket.NextSentAsync());
+        Assert.Equal("""{"type":"signal","n":1}""", await socket.NextSentAsync());
+        Assert.Equal(PushOutcome.Delivered, await gateway.PushAsync(connection, """{"type":"signal","n":2}"""u8.ToArray()));
+        Assert.Equal("""{"type":"signal","n":2}""", await socket.NextSentAsync());
+        Assert.Equal(0, gateway.PendingConnectionCount);
+        Assert.Equal(1, gateway.ConnectionCount);
+        Assert.Empty(engine.Disconnected);
+
+        socket.Abort();
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task Close_BetweenTheBindAndTheSocketsRegistration_IsAppliedOnceServed_AfterWhatWasPushedBefore()
+    {
+        // A deny (or a seal) in that instant closed nothing: the socket was served afterwards and stayed open.
+        var gateway = NewGateway(capacity: 4);
+        var socket = new RecordingSocket();
+        var engine = new GrantingEngine();
+        var upgrade = new HeldUpgradeFeature(socket);
+        var run = gateway.HandleAsync(UpgradeContext(upgrade), engine);
+        var connection = await engine.Connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await upgrade.AcceptStarted.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(PushOutcome.Delivered, await gateway.PushAsync(connection, """{"type":"denied"}"""u8.ToArray()));
+        await gateway.CloseAsync(connection);
+        await gateway.ClosePolicyViolationAsync(connection, "a later close"); // the first close asked for wins
+        upgrade.Release();
+
+        Assert.Equal("""{"type":"denied"}""", await socket.NextSentAsync());
+        Assert.Equal(WebSocketCloseStatus.NormalClosure, await socket.ClosedWith.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(connection, Assert.Single(engine.Disconnected));
+        Assert.Equal(0, gateway.ConnectionCount);
+    }
+
+    [Fact]
+    public async Task Push_BeforeTheSocketIsServed_PastTheQueueBound_IsGone_AndTheConnectionClosesAsASlowConsumerOnceServed()
+    {
+        var gateway = NewGateway(capacity: 4); // five messages wait for a connection (QueueCapacity)
+        var socket = new RecordingSocket();
+        var engine = new GrantingEngine();
+        var upgrade = new HeldUpgradeFeature(socket);
+        var run = gateway.HandleAsync(UpgradeContext(upgrade), engine);
+        var connection = await engine.Connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await upgrade.AcceptStarted.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        var outcomes = new List<PushOutcome>();
+        for (var i = 0; i < 7; i++)
+        {
+            outcomes.Add(await gateway.PushAsync(connection, Encoding.UTF8.GetBytes($$"""{"n":{{i}}}""")));
+        }
+
+        Assert.Equal(gateway.QueueCapacity, outcomes.Count(o => o == PushOutcome.Delivered));
+        Assert.All(outcomes[gateway.QueueCapacity..], o => Assert.Equal(PushOutcome.Gone, o));
+        upgrade.Release();
+        for (var i = 0; i < gateway.QueueCapacity; i++)
+        {
+            Assert.Equal($$"""{"n":{{i}}}""", await socket.NextSentAsync());
+        }
+
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, await socket.ClosedWith.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task ASocketThatCannotBeAccepted_AfterPushesWereHeld_LeavesNothingPending_AndLaterPushesAreGone()
+    {
+        var gateway = NewGateway(capacity: 4);
+        var engine = new GrantingEngine();
+        var upgrade = new HeldUpgradeFeature(new RecordingSocket());
+        var run = gateway.HandleAsync(UpgradeContext(upgrade), engine);
+        var connection = await engine.Connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await upgrade.AcceptStarted.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(PushOutcome.Delivered, await gateway.PushAsync(connection, "{}"u8.ToArray()));
+
+        upgrade.Fail(new IOException("the client went away mid-handshake"));
+        await Assert.ThrowsAsync<IOException>(() => run.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        Assert.Equal(0, gateway.PendingConnectionCount);
+        Assert.Equal(0, gateway.ConnectionCount);
+        Assert.Equal(connection, Assert.Single(engine.Disconnected));
+        Assert.Equal(PushOutcome.Gone, await gateway.PushAsync(connection, "{}"u8.ToArray()));
+    }
+
+    [Fact]
+    public async Task ARefusedTicket_LeavesNothingPending()
+    {
+        var gateway = NewGateway(capacity: 4);
+        var context = UpgradeContext(new StuckSocket());
+        context.Response.Body = new MemoryStream();
+
+        await gateway.HandleAsync(context, new RefusingEngine());
+
+        Assert.Equal(StatusCodes.Status401Unauthorized, context.Response.StatusCode);
+        Assert.Equal(0, gateway.PendingConnectionCount);
+    }
+
+    [Fact]
     public void QueueCapacity_HoldsTheBurstOfEveryPeerOfAFullRoom_PlusTheConfiguredCapacity()
     {
         // 256 + (8 − 1) × 200: seven peers at their full burst cannot overflow a member that reads.
@@ -161,12 +280,100 @@ public sealed class SelfHostedGatewayTests
         Assert.False(((UpgradeFeature)context.Features.Get<IHttpWebSocketFeature>()!).Accepted);
     }
 
-    private static DefaultHttpContext UpgradeContext(WebSocket socket)
+    private static DefaultHttpContext UpgradeContext(WebSocket socket) => UpgradeContext(new UpgradeFeature(socket));
+
+    private static DefaultHttpContext UpgradeContext(IHttpWebSocketFeature feature)
     {
         var context = new DefaultHttpContext();
-        context.Features.Set<IHttpWebSocketFeature>(new UpgradeFeature(socket));
+        context.Features.Set(feature);
         context.Request.QueryString = new QueryString("?ticket=x");
         return context;
+    }
+
+    /// <summary>An upgrade whose accept waits for the test: the connection is bound and the socket not yet served.</summary>
+    private sealed class HeldUpgradeFeature(WebSocket socket) : IHttpWebSocketFeature
+    {
+        private readonly TaskCompletionSource<WebSocket> _accept = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource AcceptStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool IsWebSocketRequest => true;
+
+        public Task<WebSocket> AcceptAsync(WebSocketAcceptContext context)
+        {
+            AcceptStarted.TrySetResult();
+            return _accept.Task;
+        }
+
+        public void Release() => _accept.TrySetResult(socket);
+
+        public void Fail(Exception exception) => _accept.TrySetException(exception);
+    }
+
+    /// <summary>A client that reads everything: records each text frame sent, and answers the server's close with its own.</summary>
+    private sealed class RecordingSocket : WebSocket
+    {
+        private readonly Channel<string> _sent = Channel.CreateUnbounded<string>();
+        private readonly CancellationTokenSource _aborted = new();
+        private WebSocketState _state = WebSocketState.Open;
+
+        public TaskCompletionSource<WebSocketCloseStatus> ClosedWith { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override WebSocketCloseStatus? CloseStatus => ClosedWith.Task.IsCompletedSuccessfully ? ClosedWith.Task.Result : null;
+
+        public override string? CloseStatusDescription => null;
+
+        public override WebSocketState State => _state;
+
+        public override string? SubProtocol => null;
+
+        public async Task<string> NextSentAsync() => await _sent.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+
+        public override void Abort()
+        {
+            _state = WebSocketState.Aborted;
+            _aborted.Cancel();
+        }
+
+        public override Task CloseAsync(WebSocketCloseStatus closeStatus, string? statusDescription, CancellationToken cancellationToken) => CloseOutputAsync(closeStatus, statusDescription, cancellationToken);
+
+        public override Task CloseOutputAsync(WebSocketCloseStatus closeStatus, string? statusDescription, CancellationToken cancellationToken)
+        {
+            _state = _state == WebSocketState.CloseReceived ? WebSocketState.Closed : WebSocketState.CloseSent;
+            ClosedWith.TrySetResult(closeStatus);
+            return Task.CompletedTask;
+        }
+
+        public override void Dispose() => _aborted.Cancel();
+
+        public override async Task<WebSocketReceiveResult> ReceiveAsync(ArraySegment<byte> buffer, CancellationToken cancellationToken)
+        {
+            // Nothing to say until the server closes; then the client's answering close frame.
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _aborted.Token);
+            try
+            {
+                await ClosedWith.Task.WaitAsync(linked.Token);
+            }
+            catch (OperationCanceledException) when (_aborted.IsCancellationRequested)
+            {
+                throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely);
+            }
+
+            _state = _state == WebSocketState.CloseSent ? WebSocketState.Closed : WebSocketState.CloseReceived;
+            return new WebSocketReceiveResult(0, WebSocketMessageType.Close, true, WebSocketCloseStatus.NormalClosure, null);
+        }
+
+        public override Task SendAsync(ArraySegment<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
+        {
+            _sent.Writer.TryWrite(Encoding.UTF8.GetString(buffer));
+            return Task.CompletedTask;
+        }
+    }
+
+    private sealed class RefusingEngine : GatewayTestEngine
+    {
+        public override ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) =>
+            new(SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketInvalid, "That ticket was used or never issued."));
     }
 
     private sealed class UpgradeFeature(WebSocket socket) : IHttpWebSocketFeature
