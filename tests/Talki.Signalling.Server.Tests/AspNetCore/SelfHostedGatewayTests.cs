@@ -57,13 +57,7 @@ public sealed class SelfHostedGatewayTests
         // The engine has bound the connection (the admin of a version 2 room heard of the knock at the ticket, and admits at
         // once); the 101 is on its way and the socket not served yet. Before the fix these pushes were Gone, and the engine
         // dropped the member that was just connecting.
-        var gateway = NewGateway(capacity: 4);
-        var socket = new RecordingSocket();
-        var engine = new GrantingEngine();
-        var upgrade = new HeldUpgradeFeature(socket);
-        var run = gateway.HandleAsync(UpgradeContext(upgrade), engine);
-        var connection = await engine.Connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        await upgrade.AcceptStarted.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var (gateway, socket, engine, upgrade, run, connection) = await BoundNotServedAsync();
 
         Assert.Equal(PushOutcome.Delivered, await gateway.PushAsync(connection, """{"type":"admitted"}"""u8.ToArray()));
         Assert.Equal(PushOutcome.Delivered, await gateway.PushAsync(connection, """{"type":"signal","n":1}"""u8.ToArray()));
@@ -88,13 +82,7 @@ public sealed class SelfHostedGatewayTests
     public async Task Close_BetweenTheBindAndTheSocketsRegistration_IsAppliedOnceServed_AfterWhatWasPushedBefore()
     {
         // A deny (or a seal) in that instant closed nothing: the socket was served afterwards and stayed open.
-        var gateway = NewGateway(capacity: 4);
-        var socket = new RecordingSocket();
-        var engine = new GrantingEngine();
-        var upgrade = new HeldUpgradeFeature(socket);
-        var run = gateway.HandleAsync(UpgradeContext(upgrade), engine);
-        var connection = await engine.Connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        await upgrade.AcceptStarted.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var (gateway, socket, engine, upgrade, run, connection) = await BoundNotServedAsync();
 
         Assert.Equal(PushOutcome.Delivered, await gateway.PushAsync(connection, """{"type":"denied"}"""u8.ToArray()));
         await gateway.CloseAsync(connection);
@@ -111,13 +99,7 @@ public sealed class SelfHostedGatewayTests
     [Fact]
     public async Task Push_BeforeTheSocketIsServed_PastTheQueueBound_IsGone_AndTheConnectionClosesAsASlowConsumerOnceServed()
     {
-        var gateway = NewGateway(capacity: 4); // five messages wait for a connection (QueueCapacity)
-        var socket = new RecordingSocket();
-        var engine = new GrantingEngine();
-        var upgrade = new HeldUpgradeFeature(socket);
-        var run = gateway.HandleAsync(UpgradeContext(upgrade), engine);
-        var connection = await engine.Connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        await upgrade.AcceptStarted.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var (gateway, socket, _, upgrade, run, connection) = await BoundNotServedAsync(); // five messages wait for a connection (QueueCapacity)
 
         var outcomes = new List<PushOutcome>();
         for (var i = 0; i < 7; i++)
@@ -140,12 +122,7 @@ public sealed class SelfHostedGatewayTests
     [Fact]
     public async Task ASocketThatCannotBeAccepted_AfterPushesWereHeld_LeavesNothingPending_AndLaterPushesAreGone()
     {
-        var gateway = NewGateway(capacity: 4);
-        var engine = new GrantingEngine();
-        var upgrade = new HeldUpgradeFeature(new RecordingSocket());
-        var run = gateway.HandleAsync(UpgradeContext(upgrade), engine);
-        var connection = await engine.Connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        await upgrade.AcceptStarted.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var (gateway, _, engine, upgrade, run, connection) = await BoundNotServedAsync();
         Assert.Equal(PushOutcome.Delivered, await gateway.PushAsync(connection, "{}"u8.ToArray()));
 
         upgrade.Fail(new IOException("the client went away mid-handshake"));
@@ -278,6 +255,19 @@ public sealed class SelfHostedGatewayTests
         Assert.Equal(bound, Assert.Single(engine.Disconnected));
         Assert.Equal(0, gateway.ConnectionCount);
         Assert.False(((UpgradeFeature)context.Features.Get<IHttpWebSocketFeature>()!).Accepted);
+    }
+
+    /// <summary>An upgrade the engine has authorized (the connection bound) and whose socket is not served yet: its accept is held.</summary>
+    private async Task<(SelfHostedGateway Gateway, RecordingSocket Socket, GrantingEngine Engine, HeldUpgradeFeature Upgrade, Task Run, string Connection)> BoundNotServedAsync()
+    {
+        var gateway = NewGateway(capacity: 4);
+        var socket = new RecordingSocket();
+        var engine = new GrantingEngine();
+        var upgrade = new HeldUpgradeFeature(socket);
+        var run = gateway.HandleAsync(UpgradeContext(upgrade), engine);
+        var connection = await engine.Connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await upgrade.AcceptStarted.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        return (gateway, socket, engine, upgrade, run, connection);
     }
 
     private static DefaultHttpContext UpgradeContext(WebSocket socket) => UpgradeContext(new UpgradeFeature(socket));
