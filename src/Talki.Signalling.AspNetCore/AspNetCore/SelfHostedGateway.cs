@@ -174,7 +174,13 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             {
                 if (!pending.Ended)
                 {
-                    return pending.Hold(payload, _queueCapacity, _queueBytes) ? PushOutcome.Delivered : PushOutcome.Gone;
+                    if (pending.Hold(payload, _queueCapacity, _queueBytes))
+                    {
+                        return PushOutcome.Delivered;
+                    }
+
+                    HostingLog.SlowConsumer(_logger);
+                    return PushOutcome.Gone;
                 }
             }
 
