@@ -125,13 +125,27 @@ internal static class Bench
         foreach (var rate in options.Rates)
         {
             await SettleAsync(server, options, log);
-            var run = await TrafficRun.OpenLoopAsync(server, rateLinks, rate, options);
+            var trace = options.Trace is null ? null : NextTracePath(options.Trace, target.Name, rate);
+            var run = await TrafficRun.OpenLoopAsync(server, rateLinks, rate, options, trace);
             result.OpenLoop.Add(run);
             log.WriteLine($"  open loop, {rate} msg/s over {options.RatePairs} pairs: {Report.Describe(run)}");
             await Task.Delay(TimeSpan.FromSeconds(1));
         }
 
         await CloseAsync(rateLinks.Select(l => l.Socket), keepalive);
+    }
+
+    /// <summary>The first <c>DIR/SERVER-RATE-N.csv</c> not there yet (one per round).</summary>
+    private static string NextTracePath(string folder, string server, int rate)
+    {
+        for (var n = 1; ; n++)
+        {
+            var path = Path.Combine(folder, $"{server}-{rate}-{n}.csv");
+            if (!File.Exists(path))
+            {
+                return path;
+            }
+        }
     }
 
     /// <summary>

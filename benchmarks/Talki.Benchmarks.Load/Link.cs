@@ -54,6 +54,9 @@ internal sealed class Link
     /// <summary>Gets the latencies (Stopwatch ticks) of the messages received with a time stamp in the run's window; written by this socket's receive loop only.</summary>
     public List<long> Latencies { get; } = [];
 
+    /// <summary>Gets the time stamps (Stopwatch ticks) of <see cref="Latencies"/>, in the same order.</summary>
+    public List<long> Stamps { get; } = [];
+
     public long Sent => Interlocked.Read(ref _sent);
 
     public long Received => Interlocked.Read(ref _received);

@@ -9,7 +9,7 @@ internal sealed record LoadOptions
     public const string Usage =
         "usage: Talki.Benchmarks.Load [--server talki|peerjs|bare|bare-transport|LABEL=HOST.dll|VARIANT|all] [--variant LABEL=SERVER:NAME=VALUE,…;…] [--repeat 1] [--pairs 10,100,1000] [--seconds 10] [--warmup 2]\n" +
         "       [--window 16] [--rates 2000,30000] [--rate-pairs 100] [--idle 1000,5000,10000] [--settle 5]\n" +
-        "       [--startups 3] [--concurrency 32] [--drain 10] [--hold 0] [--jit-quiet 1] [--server-cpus LIST] [--server-env NAME=VALUE,...] [--client lean|runtime] [--out FILE]\n" +
+        "       [--startups 3] [--concurrency 32] [--drain 10] [--hold 0] [--jit-quiet 1] [--server-cpus LIST] [--server-env NAME=VALUE,...] [--client lean|runtime] [--out FILE] [--trace DIR]\n" +
         "A list may be empty (--idle '') to skip that measure.";
 
     /// <summary>Gets the servers to measure, in order; <c>all</c> is these three (<c>bare-transport</c> only when named).</summary>
@@ -104,6 +104,13 @@ internal sealed record LoadOptions
     /// <summary>Gets the markdown file the table is written to (default: artifacts/load/load-{UTC time}.md under the repository).</summary>
     public string? Out { get; init; }
 
+    /// <summary>
+    /// Gets the folder each open-loop run writes its messages to, one CSV per run (<c>SERVER-RATE-N.csv</c>: the time
+    /// stamp in ms from the window's start, the one-way latency in ms, the receiving link), or null: to tell a tail made of
+    /// stalls of the whole server (late messages bunched in time, on many links) from one spread over the run.
+    /// </summary>
+    public string? Trace { get; init; }
+
     public required string CommandLine { get; init; }
 
     public static LoadOptions Parse(string[] args)
@@ -145,6 +152,7 @@ internal sealed record LoadOptions
                 "variant" => options with { Variants = ParseVariants(value) },
                 "client" => options with { Client = value switch { "lean" => LoadTransport.Lean, "runtime" => LoadTransport.ClientWebSocket, _ => throw new ArgumentException($"--client takes lean or runtime, not '{value}'") } },
                 "out" => options with { Out = value },
+                "trace" => options with { Trace = value },
                 _ => throw new ArgumentException($"unknown option --{name}"),
             };
         }

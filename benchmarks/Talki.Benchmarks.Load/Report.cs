@@ -52,7 +52,7 @@ internal static class Report
             Format($"{run.Delivered:N0} msg/s delivered; sent {run.Sent:N0}, received {run.Received:N0}, lost {run.Lost:N0}, out of order {run.OutOfOrder:N0}; "),
             Format($"latency min {run.LatencyMs[0]:0.00}, p50 {run.LatencyMs[1]:0.00}, p99 {run.LatencyMs[2]:0.00}, max {run.LatencyMs[3]:0.00} ms; "),
             Format($"server CPU {run.Cpu.TotalSeconds:0.00} s in {run.Window.TotalSeconds:0.00} s ({run.CpuPercent:0.0} %, {run.CpuMicrosecondsPerMessage:0.0} µs/msg; JIT compilation {run.CompilerCpu.TotalSeconds:0.00} s of it); "),
-            Format($"client CPU {run.ClientCpuPercent:0} % ({run.ClientCollections} GCs, {run.ClientGcPause.TotalMilliseconds:0} ms paused), machine busy {run.MachineBusyPercent:0} % of {Environment.ProcessorCount} cores; "),
+            Format($"client CPU {run.ClientCpuPercent:0} % ({run.ClientCollections} GCs, {run.ClientGcPause.TotalMilliseconds:0} ms paused, {run.ClientAllocatedBytes / 1048576.0:0.0} MiB allocated), machine busy {run.MachineBusyPercent:0} % of {Environment.ProcessorCount} cores; "),
             Format($"sockets closed by the server {run.SocketsClosed}, error frames {run.ErrorFrames}, send failures {run.SendFailures}{(run.RawMismatches == 0 ? "" : $", relayed messages read differently from the parser {run.RawMismatches}")}"),
             run.Rate > 0 ? Format($", schedule lag max {run.MaxScheduleLagMs:0.0} ms") : "");
 

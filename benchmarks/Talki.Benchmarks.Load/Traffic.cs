@@ -50,6 +50,9 @@ internal sealed record RunResult
     /// <summary>Gets how long this tool's process was paused by its own garbage collector within the window (every socket's loop stops, so the messages in flight look late).</summary>
     public TimeSpan ClientGcPause { get; init; }
 
+    /// <summary>Gets the bytes this tool's process allocated within the window (what its collections are made of).</summary>
+    public long ClientAllocatedBytes { get; init; }
+
     /// <summary>Gets how busy the whole machine was over the window (<c>/proc/stat</c>), in % of all cores.</summary>
     public double MachineBusyPercent { get; init; }
 
@@ -116,10 +119,10 @@ internal sealed class TrafficRun
     /// does. It counts from its due time when it goes out late (the client's or the server's stall shows as latency: no
     /// coordinated omission) and from its send time when it goes out early (the schedule is served in 1 ms steps).
     /// </summary>
-    public static Task<RunResult> OpenLoopAsync(ServerProcess server, IReadOnlyList<Link> links, int rate, LoadOptions options)
+    public static Task<RunResult> OpenLoopAsync(ServerProcess server, IReadOnlyList<Link> links, int rate, LoadOptions options, string? trace = null)
     {
         var run = new TrafficRun(closedLoop: false);
-        return run.RunAsync(server, links, rate, options, start =>
+        return run.RunAsync(server, links, rate, options, trace: trace, start: start =>
         {
             var end = start + (long)((options.Warmup + options.Duration).TotalSeconds * Stopwatch.Frequency);
             var scheduler = new TaskCompletionSource<double>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -141,6 +144,7 @@ internal sealed class TrafficRun
         if (stamp >= start && stamp < end)
         {
             link.Latencies.Add(receivedAt - stamp);
+            link.Stamps.Add(stamp);
         }
 
         if (_closedLoop && Volatile.Read(ref _running) == 1)
@@ -193,7 +197,30 @@ internal sealed class TrafficRun
         }
     }
 
-    private async Task<RunResult> RunAsync(ServerProcess server, IReadOnlyList<Link> links, int rate, LoadOptions options, Func<long, Task<double>> start)
+    /// <summary>Writes every message of the window, in order of its time stamp: ms from the window's start, latency in ms, link.</summary>
+    private static void WriteTrace(string path, IReadOnlyList<Link> links, long windowStart)
+    {
+        var rows = new List<(long Stamp, long Latency, int Link)>();
+        for (var i = 0; i < links.Count; i++)
+        {
+            for (var j = 0; j < links[i].Latencies.Count; j++)
+            {
+                rows.Add((links[i].Stamps[j], links[i].Latencies[j], i));
+            }
+        }
+
+        rows.Sort();
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        using var writer = new StreamWriter(path);
+        writer.WriteLine("stamp_ms,latency_ms,link");
+        var ms = 1000.0 / Stopwatch.Frequency;
+        foreach (var (stamp, latency, link) in rows)
+        {
+            writer.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{(stamp - windowStart) * ms:F3},{latency * ms:F3},{link}"));
+        }
+    }
+
+    private async Task<RunResult> RunAsync(ServerProcess server, IReadOnlyList<Link> links, int rate, LoadOptions options, Func<long, Task<double>> start, string? trace = null)
     {
         var sentBefore = links.Sum(l => l.Sent);
         var receivedBefore = links.Sum(l => l.Received);
@@ -203,6 +230,7 @@ internal sealed class TrafficRun
         foreach (var link in links)
         {
             link.Latencies.Clear();
+            link.Stamps.Clear();
             link.Run = this;
         }
 
@@ -213,6 +241,7 @@ internal sealed class TrafficRun
         var clientStart = ClientCpu();
         var collectionsStart = Collections();
         var pauseStart = GC.GetTotalPauseDuration();
+        var allocatedStart = GC.GetTotalAllocatedBytes();
         var machineStart = MachineTicks();
         var compiler = new CompilerWatch(server);
         var windowStart = Stopwatch.GetTimestamp();
@@ -230,6 +259,7 @@ internal sealed class TrafficRun
         var client = ClientCpu() - clientStart;
         var collections = Collections() - collectionsStart;
         var pause = GC.GetTotalPauseDuration() - pauseStart;
+        var allocated = GC.GetTotalAllocatedBytes() - allocatedStart;
         var machineEnd = MachineTicks();
         var deliveredInWindow = Interlocked.Read(ref _deliveredInWindow);
         Volatile.Write(ref _running, 0);
@@ -246,6 +276,11 @@ internal sealed class TrafficRun
 
         var window = Stopwatch.GetElapsedTime(windowStart, windowEnd);
         var latencies = links.SelectMany(l => l.Latencies).Select(t => t * 1000.0 / Stopwatch.Frequency).ToList();
+        if (trace is not null)
+        {
+            WriteTrace(trace, links, windowStart);
+        }
+
         return new RunResult
         {
             Pairs = links.Count / 2,
@@ -262,6 +297,7 @@ internal sealed class TrafficRun
             ClientCpuPercent = 100 * client / window,
             ClientCollections = collections,
             ClientGcPause = pause,
+            ClientAllocatedBytes = allocated,
             MachineBusyPercent = machineEnd.Total == machineStart.Total ? 0 : 100.0 * (machineEnd.Busy - machineStart.Busy) / (machineEnd.Total - machineStart.Total),
             SocketsClosed = links.Count(l => l.Socket.Closed.IsCompleted),
             ErrorFrames = links.Sum(l => (long)l.ErrorFrames) - errorsBefore,

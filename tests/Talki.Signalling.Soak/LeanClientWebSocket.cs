@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Net.WebSockets;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -31,6 +32,12 @@ namespace Talki.Signalling.Soak;
 /// callers expect.
 /// </para>
 /// <para>One receive and one send may run at the same time (as with <see cref="ClientWebSocket"/>); sends are serialised.</para>
+/// <para>
+/// Its asynchronous methods pool their state (<see cref="PoolingAsyncValueTaskMethodBuilder"/>): at a moderate rate every
+/// receive waits, and each waiting method of the chain otherwise allocated its state once per message, about half of what
+/// the tool allocated at 2,000 msg/s (18 MiB per 10 s window, 1–2 of its own collections, whose pauses count as latency).
+/// A <see cref="ValueTask"/> it returns must be awaited once, as any.
+/// </para>
 /// </remarks>
 public sealed class LeanClientWebSocket : WebSocket
 {
@@ -147,6 +154,7 @@ public sealed class LeanClientWebSocket : WebSocket
             : new WebSocketReceiveResult(result.Count, result.MessageType, result.EndOfMessage);
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public override async ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         try
@@ -270,6 +278,7 @@ public sealed class LeanClientWebSocket : WebSocket
         _socket.Dispose();
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private static async ValueTask SendAllAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         while (!data.IsEmpty)
@@ -280,6 +289,7 @@ public sealed class LeanClientWebSocket : WebSocket
     }
 
     /// <summary>Writes one masked frame (RFC 6455 §5.2) and sends it in one call.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask SendFrameAsync(int opcode, bool final, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
     {
         var length = payload.Length;
@@ -359,6 +369,7 @@ public sealed class LeanClientWebSocket : WebSocket
     }
 
     /// <summary>Makes at least <paramref name="count"/> unread bytes available in the receive buffer.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask FillAsync(int count, CancellationToken cancellationToken)
     {
         if (_end - _start >= count)
@@ -392,6 +403,7 @@ public sealed class LeanClientWebSocket : WebSocket
     }
 
     /// <summary>Reads a frame's header; handles a control frame whole. Returns the result to give for a close, else null.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<ValueWebSocketReceiveResult?> ReadHeaderAsync(CancellationToken cancellationToken)
     {
         await FillAsync(2, cancellationToken).ConfigureAwait(false);
