@@ -88,6 +88,9 @@ internal sealed class TrafficRun
     private long _deliveredInWindow;
     private int _running = 1;
 
+    /// <summary>The open-loop messages the schedule sent more than 1 ms after they were due: (due, lag) in Stopwatch ticks.</summary>
+    private readonly List<(long Due, long Lag)> _lateSends = [];
+
     private TrafficRun(bool closedLoop)
     {
         _closedLoop = closedLoop;
@@ -126,7 +129,7 @@ internal sealed class TrafficRun
         {
             var end = start + (long)((options.Warmup + options.Duration).TotalSeconds * Stopwatch.Frequency);
             var scheduler = new TaskCompletionSource<double>(TaskCreationOptions.RunContinuationsAsynchronously);
-            var thread = new Thread(() => scheduler.SetResult(Schedule(links, rate, start, end))) { IsBackground = true, Name = "open-loop schedule", Priority = ThreadPriority.AboveNormal };
+            var thread = new Thread(() => scheduler.SetResult(Schedule(links, rate, start, end, run._lateSends))) { IsBackground = true, Name = "open-loop schedule", Priority = ThreadPriority.AboveNormal };
             thread.Start();
             return scheduler.Task;
         });
@@ -172,7 +175,7 @@ internal sealed class TrafficRun
     }
 
     /// <summary>Serves the schedule on a dedicated thread; returns the largest lag behind it, in ms.</summary>
-    private static double Schedule(IReadOnlyList<Link> links, int rate, long start, long end)
+    private static double Schedule(IReadOnlyList<Link> links, int rate, long start, long end, List<(long Due, long Lag)> lateSends)
     {
         var ticksPerMessage = (double)Stopwatch.Frequency / rate;
         var step = Stopwatch.Frequency / 1000;
@@ -189,6 +192,10 @@ internal sealed class TrafficRun
             for (var due = start + (long)(k * ticksPerMessage); due < end && due <= now + step; due = start + (long)(k * ticksPerMessage))
             {
                 maxLag = Math.Max(maxLag, now - due);
+                if (now - due > step)
+                {
+                    lateSends.Add((due, now - due));
+                }
                 links[(int)(k % links.Count)].Send(Math.Min(due, now));
                 k++;
             }
@@ -197,9 +204,19 @@ internal sealed class TrafficRun
         }
     }
 
-    /// <summary>Writes every message of the window, in order of its time stamp: ms from the window's start, latency in ms, link.</summary>
-    private static void WriteTrace(string path, IReadOnlyList<Link> links, long windowStart)
+    /// <summary>
+    /// Writes every message of the window, in order of its time stamp: ms from the window's start, latency in ms, link, and
+    /// how late the schedule sent it in ms (the tool's own share of its latency: a stall of the tool's process, its
+    /// collector or the machine delays the sending thread).
+    /// </summary>
+    private static void WriteTrace(string path, IReadOnlyList<Link> links, long windowStart, List<(long Due, long Lag)> lateSends)
     {
+        var sentLate = new Dictionary<long, long>();
+        foreach (var (due, lag) in lateSends)
+        {
+            sentLate[due] = lag;
+        }
+
         var rows = new List<(long Stamp, long Latency, int Link)>();
         for (var i = 0; i < links.Count; i++)
         {
@@ -212,11 +229,11 @@ internal sealed class TrafficRun
         rows.Sort();
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         using var writer = new StreamWriter(path);
-        writer.WriteLine("stamp_ms,latency_ms,link");
+        writer.WriteLine("stamp_ms,latency_ms,link,sent_late_ms");
         var ms = 1000.0 / Stopwatch.Frequency;
         foreach (var (stamp, latency, link) in rows)
         {
-            writer.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{(stamp - windowStart) * ms:F3},{latency * ms:F3},{link}"));
+            writer.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{(stamp - windowStart) * ms:F3},{latency * ms:F3},{link},{sentLate.GetValueOrDefault(stamp) * ms:F3}"));
         }
     }
 
@@ -278,7 +295,7 @@ internal sealed class TrafficRun
         var latencies = links.SelectMany(l => l.Latencies).Select(t => t * 1000.0 / Stopwatch.Frequency).ToList();
         if (trace is not null)
         {
-            WriteTrace(trace, links, windowStart);
+            WriteTrace(trace, links, windowStart, _lateSends);
         }
 
         return new RunResult
