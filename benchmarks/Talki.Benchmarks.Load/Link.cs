@@ -54,7 +54,7 @@ internal sealed class Link
     /// <summary>Gets the latencies (Stopwatch ticks) of the messages received with a time stamp in the run's window; written by this socket's receive loop only.</summary>
     public List<long> Latencies { get; } = [];
 
-    /// <summary>Gets the time stamps (Stopwatch ticks) of <see cref="Latencies"/>, in the same order.</summary>
+    /// <summary>Gets the time stamps (Stopwatch ticks) of <see cref="Latencies"/>, in the same order, when the run is traced (empty otherwise).</summary>
     public List<long> Stamps { get; } = [];
 
     public long Sent => Interlocked.Read(ref _sent);

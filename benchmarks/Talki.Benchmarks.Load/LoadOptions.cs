@@ -106,7 +106,8 @@ internal sealed record LoadOptions
 
     /// <summary>
     /// Gets the folder each open-loop run writes its messages to, one CSV per run (<c>SERVER-RATE-N.csv</c>: the time
-    /// stamp in ms from the window's start, the one-way latency in ms, the receiving link), or null: to tell a tail made of
+    /// stamp in ms from the window's start, the one-way latency in ms, the receiving link, how late the tool's schedule sent
+    /// it in ms), or null: to tell a tail made of
     /// stalls of the whole server (late messages bunched in time, on many links) from one spread over the run.
     /// </summary>
     public string? Trace { get; init; }

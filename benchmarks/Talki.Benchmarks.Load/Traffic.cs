@@ -91,9 +91,13 @@ internal sealed class TrafficRun
     /// <summary>The open-loop messages the schedule sent more than 1 ms after they were due: (due, lag) in Stopwatch ticks.</summary>
     private readonly List<(long Due, long Lag)> _lateSends = [];
 
-    private TrafficRun(bool closedLoop)
+    /// <summary>Whether each message's time stamp is kept beside its latency (<see cref="Link.Stamps"/>), for a trace.</summary>
+    private readonly bool _keepStamps;
+
+    private TrafficRun(bool closedLoop, bool keepStamps = false)
     {
         _closedLoop = closedLoop;
+        _keepStamps = keepStamps;
     }
 
     /// <summary>
@@ -124,7 +128,7 @@ internal sealed class TrafficRun
     /// </summary>
     public static Task<RunResult> OpenLoopAsync(ServerProcess server, IReadOnlyList<Link> links, int rate, LoadOptions options, string? trace = null)
     {
-        var run = new TrafficRun(closedLoop: false);
+        var run = new TrafficRun(closedLoop: false, keepStamps: trace is not null);
         return run.RunAsync(server, links, rate, options, trace: trace, start: start =>
         {
             var end = start + (long)((options.Warmup + options.Duration).TotalSeconds * Stopwatch.Frequency);
@@ -147,7 +151,10 @@ internal sealed class TrafficRun
         if (stamp >= start && stamp < end)
         {
             link.Latencies.Add(receivedAt - stamp);
-            link.Stamps.Add(stamp);
+            if (_keepStamps)
+            {
+                link.Stamps.Add(stamp);
+            }
         }
 
         if (_closedLoop && Volatile.Read(ref _running) == 1)
