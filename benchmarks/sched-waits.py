@@ -11,8 +11,9 @@ switches. For the server's and the tool's threads: wake-ups, the scheduling dela
 were 0.5 ms or more and 1 ms or more. Then every wait of 1 ms or more of the server's socket event threads (with the
 sample host's inline I/O they run the whole relay), classified by what the CPU the thread then ran on did during the
 wait: idle (the thread was runnable while that CPU sat idle: the CPU was woken late, below the application; on a
-virtual machine that includes the hypervisor), the load tool, the server itself, or a kernel thread by name. docs/performance.md, "Where the p99 at
-2,000 msg/s waits".
+virtual machine that includes the hypervisor), the load tool, the server itself, or a kernel thread by name.
+"wake-ups" counts the thread's turns on a CPU, one per line of the input: a wake-up, or a yield (a spinning thread pool
+yields often, so its count is mostly yields). docs/performance.md, "Where the p99 at 2,000 msg/s waits".
 """
 import bisect
 import collections
