@@ -8,7 +8,7 @@ usage: python3 benchmarks/rss-breakdown.py OUT_PREFIX MATCH -- TOOL_COMMAND...
 
 Runs the load tool, and when it prints each of its three idle lines (the fresh baseline, the baseline after the JIT
 warm-up, the K connections) copies /proc/PID/smaps of the process whose command line contains MATCH to
-OUT_PREFIX.{fresh,warm,end}.smaps (MATCH must not appear in the tool's own command line: use the server's DLL name, not
+OUT_PREFIX.{fresh,warm,end}.smaps (end: the last, largest K when --idle names several) (MATCH must not appear in the tool's own command line: use the server's DLL name, not
 a path given to the tool). Then prints the resident KiB of each kind of mapping at the three points and how much each
 grew. Reading smaps takes the process's memory-map lock for a moment, three times per run; nothing is sampled between.
 
@@ -99,16 +99,20 @@ def main():
     cmd = sys.argv[sys.argv.index('--') + 1:]
     tool = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     taken = {}
+    end_line = ''
     for line in tool.stdout:
         sys.stdout.write(line)
         for tag, key in POINTS:
-            if tag not in taken and key in line and 'idle:' in line:
+            # the last K line wins: with --idle 1000,5000,10000 the end point is the 10,000
+            if (tag not in taken or tag == 'end') and key in line and 'idle:' in line:
                 pid = find(match, {tool.pid, os.getpid()})
                 if pid is None:
                     print(f'rss-breakdown: no process matches {match!r} at the {tag} point', file=sys.stderr)
                     continue
                 shutil.copyfile(f'/proc/{pid}/smaps', f'{prefix}.{tag}.smaps')
                 taken[tag] = pid
+                if tag == 'end':
+                    end_line = line.strip()
     code = tool.wait()
     if len(taken) < len(POINTS):
         sys.exit(f'rss-breakdown: took {sorted(taken)} of {[t for t, _ in POINTS]}; the tool exited {code}')
@@ -116,7 +120,7 @@ def main():
         sys.exit(f'rss-breakdown: the points were taken from different processes {taken}: run one server per invocation')
     s = {tag: kinds(f'{prefix}.{tag}.smaps') for tag, _ in POINTS}
     names = sorted({k for d in s.values() for k in d}, key=lambda k: -s['end'].get(k, 0))
-    print(f'\nresident KiB of {match} (pid {taken["end"]})')
+    print(f'\nresident KiB of {match} (pid {taken["end"]}); end: {end_line}')
     print(f'{"kind":36} {"fresh":>8} {"warm":>8} {"end":>8} {"fresh→warm":>11} {"warm→end":>9}')
     for k in names + ['total']:
         f, w, e = ((sum(d.values()) if k == 'total' else d.get(k, 0)) for d in (s['fresh'], s['warm'], s['end']))
