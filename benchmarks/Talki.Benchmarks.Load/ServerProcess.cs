@@ -15,6 +15,7 @@ internal sealed class ServerProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output;
+    private readonly Dictionary<int, (bool IsCompiler, bool Final)> _threadNames = [];
 
     private ServerProcess(Process process, ConcurrentQueue<string> output, Uri baseAddress, TimeSpan startup)
     {
@@ -48,34 +49,55 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// far, of those alive now: threads named <c>.NET Tiered Com</c> (the kernel keeps the first 15 characters of
     /// ".NET Tiered Compilation Worker"), keyed by thread id. Empty for a server that is not .NET.
     /// </summary>
+    /// <remarks>
+    /// Polled every 200 ms through a measured window, so it reads little: a thread's name (<c>comm</c>) until it is known
+    /// for good (twice for most threads), and <c>stat</c> only for the compiler's threads, each into a stack buffer. Reading every thread's <c>stat</c>
+    /// through <see cref="File.ReadAllText(string)"/> on every poll was most of what the tool allocated in a window
+    /// (about 5 of its 9.5 MiB at 2,000 msg/s, found with an EventPipe allocation trace).
+    /// </remarks>
     public Dictionary<int, TimeSpan> CompilerThreadsCpu()
     {
         var threads = new Dictionary<int, TimeSpan>();
+        Span<byte> buffer = stackalloc byte[1024];
         try
         {
             foreach (var task in Directory.EnumerateDirectories($"/proc/{_process.Id}/task"))
             {
-                string stat;
-                try
-                {
-                    stat = File.ReadAllText(Path.Combine(task, "stat"));
-                }
-                catch (IOException)
-                {
-                    continue; // the thread ended while the list was read
-                }
-
-                // pid (comm) state ppid ... utime stime: comm may hold spaces, so the fields count from its closing parenthesis.
-                var open = stat.IndexOf('(', StringComparison.Ordinal);
-                var close = stat.LastIndexOf(')');
-                if (open < 0 || close < open || !stat.AsSpan(open + 1, close - open - 1).StartsWith(".NET Tiered Com", StringComparison.Ordinal))
+                if (!int.TryParse(Path.GetFileName(task.AsSpan()), NumberStyles.None, CultureInfo.InvariantCulture, out var id))
                 {
                     continue;
                 }
 
-                var fields = stat[(close + 2)..].Split(' ');
-                var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
-                threads[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] = TimeSpan.FromMilliseconds(ticks * 10);
+                _threadNames.TryGetValue(id, out var known);
+                var isCompiler = known.IsCompiler;
+                if (!known.Final)
+                {
+                    if (ReadProcFile(Path.Combine(task, "comm"), buffer) is not { } length)
+                    {
+                        continue; // the thread ended while the list was read
+                    }
+
+                    isCompiler = buffer[..length].StartsWith(".NET Tiered Com"u8);
+
+                    // A new thread carries its creator's name until it names itself, microseconds later: a name is taken
+                    // as final once seen on two polls (200 ms apart), or at once when it is the compiler's.
+                    _threadNames[id] = (isCompiler, Final: isCompiler || _threadNames.ContainsKey(id));
+                }
+
+                if (!isCompiler || ReadProcFile(Path.Combine(task, "stat"), buffer) is not { } statLength)
+                {
+                    continue;
+                }
+
+                // pid (comm) state ppid ... utime stime: comm may hold spaces, so the fields count from its closing parenthesis.
+                var stat = buffer[..statLength];
+                var close = stat.LastIndexOf((byte)')');
+                if (close < 0 || !TryField(stat[(close + 2)..], 11, out var utime) || !TryField(stat[(close + 2)..], 12, out var stime))
+                {
+                    continue;
+                }
+
+                threads[id] = TimeSpan.FromMilliseconds((utime + stime) * 10);
             }
         }
         catch (DirectoryNotFoundException)
@@ -84,6 +106,46 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
 
         return threads;
+    }
+
+    /// <summary>Reads a small <c>/proc</c> file into <paramref name="buffer"/>; its length, or null when it is gone.</summary>
+    private static int? ReadProcFile(string path, Span<byte> buffer)
+    {
+        try
+        {
+            using var handle = File.OpenHandle(path);
+            var total = 0;
+            int read;
+            while (total < buffer.Length && (read = RandomAccess.Read(handle, buffer[total..], total)) > 0)
+            {
+                total += read;
+            }
+
+            return total;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The <paramref name="index"/>th space-separated number of <paramref name="fields"/> (0-based).</summary>
+    private static bool TryField(ReadOnlySpan<byte> fields, int index, out long value)
+    {
+        value = 0;
+        for (var i = 0; i < index; i++)
+        {
+            var space = fields.IndexOf((byte)' ');
+            if (space < 0)
+            {
+                return false;
+            }
+
+            fields = fields[(space + 1)..];
+        }
+
+        var end = fields.IndexOf((byte)' ');
+        return long.TryParse(end < 0 ? fields : fields[..end], NumberStyles.None, CultureInfo.InvariantCulture, out value);
     }
 
     /// <summary>
