@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net.WebSockets;
 using System.Text;
 using System.Threading.Channels;
@@ -75,6 +76,42 @@ public sealed class SelfHostedGatewayTests
         Assert.Empty(engine.Disconnected);
 
         socket.Abort();
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task Pushes_FromFourThreadsAtOnce_AllArriveOnce_InEachSendersOrder_AndACloseAfterThemComesLast()
+    {
+        // The sender keeps the next frame outside its queue when it is the only one (no queue per frame on a busy
+        // connection): whatever the interleaving of writers and sender, a frame may not be lost, doubled or overtaken.
+        var gateway = NewGateway(capacity: 4096);
+        var socket = new RecordingSocket { SendYields = true }; // the queue fills behind each send, and empties while pushes come
+        var engine = new GrantingEngine();
+        var run = gateway.HandleAsync(UpgradeContext(socket), engine);
+        var connection = await engine.Connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        const int Writers = 4, Each = 500;
+        using var start = new Barrier(Writers);
+        var pushes = Enumerable.Range(0, Writers).Select(w => Task.Run(async () =>
+        {
+            start.SignalAndWait();
+            for (var i = 0; i < Each; i++)
+            {
+                Assert.Equal(PushOutcome.Delivered, await gateway.PushAsync(connection, Encoding.UTF8.GetBytes($$"""{"type":"pong","id":"{{w}}-{{i}}"}""")));
+            }
+        })).ToArray();
+        await Task.WhenAll(pushes).WaitAsync(TimeSpan.FromSeconds(30));
+        await gateway.CloseAsync(connection);
+
+        var next = new int[Writers];
+        for (var n = 0; n < Writers * Each; n++)
+        {
+            var id = (await socket.NextSentAsync())[21..^2].Split('-');
+            var (writer, index) = (int.Parse(id[0], CultureInfo.InvariantCulture), int.Parse(id[1], CultureInfo.InvariantCulture));
+            Assert.Equal(next[writer]++, index);
+        }
+
+        Assert.All(next, count => Assert.Equal(Each, count));
+        Assert.Equal(WebSocketCloseStatus.NormalClosure, await socket.ClosedWith.Task.WaitAsync(TimeSpan.FromSeconds(10)));
         await run.WaitAsync(TimeSpan.FromSeconds(10));
     }
 
@@ -353,10 +390,16 @@ public sealed class SelfHostedGatewayTests
             return new WebSocketReceiveResult(0, WebSocketMessageType.Close, true, WebSocketCloseStatus.NormalClosure, null);
         }
 
-        public override Task SendAsync(ArraySegment<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
+        /// <summary>Gets a value indicating whether a send completes later (on the pool), as a socket whose buffer is full does.</summary>
+        public bool SendYields { get; init; }
+
+        public override async Task SendAsync(ArraySegment<byte> buffer, WebSocketMessageType messageType, bool endOfMessage, CancellationToken cancellationToken)
         {
-            _sent.Writer.TryWrite(Encoding.UTF8.GetString(buffer));
-            return Task.CompletedTask;
+            _sent.Writer.TryWrite(Encoding.UTF8.GetString(buffer)); // in the order the gateway sends
+            if (SendYields)
+            {
+                await Task.Yield();
+            }
         }
     }
 
