@@ -141,6 +141,14 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         {
             var user = await chromium.NewUserAsync($"R{runNumber}M{i}", options.UserOptions with { BaseAddress = host.BaseAddress });
             signals.Watch(user);
+            if (options.PageStyle is { } style)
+            {
+                // Test-side: a style sheet added to every page (e.g. to switch animations off and see what they cost).
+                await user.Context.AddInitScriptAsync(
+                    "document.addEventListener('DOMContentLoaded', () => { const s = document.createElement('style'); s.textContent = "
+                    + System.Text.Json.JsonSerializer.Serialize(style) + "; document.head.appendChild(s); });");
+            }
+
             // Test-side: the page's WebSockets, for a failure's report (readyState and bufferedAmount of the signalling socket).
             await user.Context.AddInitScriptAsync("""
                 (() => {
@@ -211,6 +219,7 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         Log($"  set-up: the last member asked to join after {setUp.Elapsed.TotalSeconds:0.0} s");
         var profile = options.Profile ? await PageProfile.StartAsync(last.Page) : null;
         signals.Start();
+        var processesBefore = ProcessCpu.Read(host.ProcessId);
         var cpuBefore = CpuTimes.Read();
         var admittedAt = await admin.AdmitTimedAsync(last.Name, timeout);
 
@@ -218,6 +227,7 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         await WaitForMeshAsync(users, ids, signals, host);
 
         var cpuBusy = CpuTimes.Read().BusySince(cpuBefore);
+        var byProcess = ProcessCpu.Read(host.ProcessId).Since(processesBefore);
         var profiled = profile is null ? [] : await profile.StopAsync(top: 25);
         var sides = users.Take(size - 1).SelectMany(u => new[] { (From: u, To: last), (From: last, To: u) }).ToList();
         var atLinkUp = sides.Select(s => signals.Between(s.From, ids[s.To]).Count).ToList();
@@ -256,6 +266,7 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         }
 
         var afterSettle = sides.Select(s => signals.Between(s.From, ids[s.To]).Count).ToList();
+        detail.AddRange(byProcess);
         detail.AddRange(traces);
         if (profiled.Count > 0)
         {
@@ -279,7 +290,7 @@ async Task WaitForMeshAsync(IReadOnlyList<TalkiUser> members, IReadOnlyDictionar
 {
     try
     {
-        await Mesh.WaitUntilConnectedAsync(members, ids, timeout, requireRenderingTiles: false);
+        await Mesh.WaitUntilConnectedAsync(members, ids, timeout, requireRenderingTiles: false, readStats: options.PollStats);
     }
     catch (TimeoutException e)
     {
@@ -358,7 +369,7 @@ internal readonly record struct CpuTimes(long Busy, long Total)
 
 internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetitions, int Warmup, string Media = "video")
 {
-    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1] [--media video|audio|none] [--gather-windows 0,default] [--settle-ms 2000] [--link-up-timeout-ms 30000] [--timeout-s 60] [--host-setting Key=Value] [--trace] [--profile]";
+    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1] [--media video|audio|none] [--gather-windows 0,default] [--settle-ms 2000] [--link-up-timeout-ms 30000] [--timeout-s 60] [--host-setting Key=Value] [--trace] [--profile] [--poll-stats] [--page-style CSS]";
 
     /// <summary>The client candidate gather windows to compare (ms, or <c>default</c>: the sample's configuration is left alone); one host each.</summary>
     public IReadOnlyList<string> GatherWindows { get; init; } = ["default"];
@@ -368,6 +379,16 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
 
     /// <summary>Whether the last member's page is CPU-profiled over the timed link-up (<see cref="PageProfile"/>) and the summary logged.</summary>
     public bool Profile { get; init; }
+
+    /// <summary>
+    /// Whether the wait for the mesh also reads every connection's <c>getStats()</c> at each poll (twice a second, every
+    /// page), as the benchmark did until 2026-12-04: that work fell inside the timed link-up, 56 reports per poll at 8
+    /// members against 2 at 2. Off by default; on, to compare with figures taken before.
+    /// </summary>
+    public bool PollStats { get; init; }
+
+    /// <summary>A style sheet the benchmark adds to every page (<c>--page-style</c>), or null: the sample as it ships.</summary>
+    public string? PageStyle { get; init; }
 
     /// <summary>The clients' link-up watchdog in ms (<c>TalkiClientOptions.LinkUpTimeout</c>), or null for the library's default.</summary>
     public int? LinkUpTimeoutMs { get; init; }
@@ -399,6 +420,8 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
         var settleMs = 2000;
         var trace = false;
         var profile = false;
+        var pollStats = false;
+        string? pageStyle = null;
         int? linkUpTimeoutMs = null;
         var hostSettings = new Dictionary<string, string>();
         var timeoutSeconds = 60;
@@ -438,6 +461,13 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
                 case "--profile":
                     profile = true;
                     break;
+                case "--poll-stats":
+                    pollStats = true;
+                    break;
+                case "--page-style" when value is not null:
+                    pageStyle = value;
+                    i++;
+                    break;
                 case "--settle-ms" when int.TryParse(value, CultureInfo.InvariantCulture, out var settle) && settle >= 0:
                     settleMs = settle;
                     i++;
@@ -460,7 +490,7 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
         }
 
         return sizes.All(s => s is >= 2 and <= 8) && windows.Count > 0
-            ? new BenchmarkOptions(sizes, repetitions, warmup, media) { GatherWindows = windows, SettleMs = settleMs, Trace = trace, Profile = profile, LinkUpTimeoutMs = linkUpTimeoutMs, HostSettings = hostSettings, Timeout = TimeSpan.FromSeconds(timeoutSeconds) }
+            ? new BenchmarkOptions(sizes, repetitions, warmup, media) { GatherWindows = windows, SettleMs = settleMs, Trace = trace, Profile = profile, PollStats = pollStats, PageStyle = pageStyle, LinkUpTimeoutMs = linkUpTimeoutMs, HostSettings = hostSettings, Timeout = TimeSpan.FromSeconds(timeoutSeconds) }
             : null;
     }
 }

@@ -25,9 +25,11 @@ internal static class Mesh
 
     /// <summary>
     /// Waits until every page has a connected link to every other user (by member id) and shows one rendering remote
-    /// video tile for each of them and no other remote tile.
+    /// video tile for each of them and no other remote tile. It reads link states only; <paramref name="readStats"/> also
+    /// has every page call <c>getStats()</c> on each of its connections at every poll, as this wait did before
+    /// (the link-up benchmark's <c>--poll-stats</c>, to compare).
     /// </summary>
-    public static async Task WaitUntilConnectedAsync(IReadOnlyList<TalkiUser> users, IReadOnlyDictionary<TalkiUser, string> ids, TimeSpan timeout, bool requireRenderingTiles = true)
+    public static async Task WaitUntilConnectedAsync(IReadOnlyList<TalkiUser> users, IReadOnlyDictionary<TalkiUser, string> ids, TimeSpan timeout, bool requireRenderingTiles = true, bool readStats = false)
     {
         await Poll.UntilAsync($"all {users.Count} pages have {users.Count - 1} connected links and remote tiles", timeout, async () =>
         {
@@ -35,7 +37,7 @@ internal static class Mesh
             foreach (var user in users)
             {
                 var expected = users.Where(u => u != user).Select(u => ids[u]).ToHashSet(StringComparer.Ordinal);
-                var links = await user.LinksAsync();
+                var links = await user.LinksAsync(readStats);
                 var connected = links.Where(l => l.IsConnected).Select(l => l.Peer).ToHashSet(StringComparer.Ordinal);
                 if (!expected.IsSubsetOf(connected))
                 {

@@ -23,6 +23,9 @@ internal sealed class SampleHost : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>The host's process id.</summary>
+    public int ProcessId => _process.Id;
+
     /// <summary>The origin browsers use: <c>http://localhost:{port}</c>.</summary>
     public Uri BaseAddress => new($"http://localhost:{Port}");
 

@@ -221,11 +221,16 @@ internal sealed partial class TalkiUser : IAsyncDisposable
     public async Task<string?> SelfMemberIdAsync() =>
         (await VideoTilesAsync()).FirstOrDefault(t => t.Self)?.MemberId is { Length: > 0 } id ? id : null;
 
-    /// <summary>The adapter's links (<c>window.talkiWebRtc.links()</c>); throws when the hook is not installed.</summary>
-    public async Task<IReadOnlyList<LinkStats>> LinksAsync()
+    /// <summary>
+    /// The adapter's links (<c>window.talkiWebRtc.links()</c>); throws when the hook is not installed. Without
+    /// <paramref name="stats"/> only states and <c>connectedAt</c> are read and the byte and frame counters are 0: no
+    /// <c>getStats()</c> call on every connection of the page.
+    /// </summary>
+    public async Task<IReadOnlyList<LinkStats>> LinksAsync(bool stats = true)
     {
         var json = await Page.EvaluateAsync<string?>(
-            "async () => window.talkiWebRtc && typeof window.talkiWebRtc.links === 'function' ? JSON.stringify(await window.talkiWebRtc.links()) : null");
+            "async stats => window.talkiWebRtc && typeof window.talkiWebRtc.links === 'function' ? JSON.stringify(await window.talkiWebRtc.links({ stats })) : null",
+            stats);
         return json is null
             ? throw new InvalidOperationException($"{Name}'s page has no window.talkiWebRtc.links() hook")
             : LinkStats.ParseArray(json);
