@@ -92,6 +92,16 @@ public sealed class GroupCallTests : IClassFixture<GroupCallFixture>
             _call.Log("member ids: " + string.Join(", ", _call.MemberIds.Select(p => $"{p.Key.Name}={p.Value}")));
             await Mesh.WaitUntilConnectedAsync(_call.Members, _call.MemberIds, MeshTimeout);
             await Mesh.WaitUntilBytesGrowAsync(_call.Members, _call.MemberIds, MeshTimeout, SampleGap, _call.Log);
+            // The hook without stats, as the mesh waits poll it: the same links, and no getStats() behind them (no counters).
+            foreach (var member in _call.Members)
+            {
+                var withStats = await member.LinksAsync();
+                var statesOnly = await member.LinksAsync(stats: false);
+                Assert.Equal(withStats.Select(l => (l.Peer, l.Epoch, l.ConnectedAt)), statesOnly.Select(l => (l.Peer, l.Epoch, l.ConnectedAt)));
+                Assert.Contains(withStats, l => l.BytesReceived > 0);
+                Assert.All(statesOnly, l => Assert.Equal((0L, 0L, 0L), (l.BytesReceived, l.VideoBytesReceived, l.FramesDecoded)));
+            }
+
             await AssertNoTileForDanAsync();
             await _call.ScreenshotAsync("04-mesh", _call.Members);
         });
