@@ -6,9 +6,10 @@ namespace Talki.Samples.Browser.LinkUpBenchmark;
 /// The CPU time of every thread of the processes that share the machine during a link-up, from <c>/proc</c> (proc(5):
 /// <c>/proc/PID/task/TID/stat</c>, fields 14 and 15, <c>utime</c> and <c>stime</c> in clock ticks), so a run can say
 /// where the cores went: Chromium's renderers (one per page: every user has its own browser context) by thread name
-/// (<c>main</c>, the process's first thread, runs the page's JavaScript and .NET's WebAssembly; the <c>WebRTC_*</c> threads
-/// and the rest are Chromium's), its browser, GPU and utility processes, the sample host, Playwright's driver and this benchmark. Two reads
-/// per run, no process started: a poller that forks perturbs what it measures.
+/// (<c>main</c>, the process's first thread, runs the page's JavaScript and .NET's WebAssembly; the <c>WebRTC_*</c>
+/// threads and the rest are Chromium's), its browser, GPU and utility processes, the sample host, Playwright's driver and
+/// this benchmark. Two reads per run, no process started: a poller that forks perturbs what it measures. A thread that
+/// ends between the two reads is not counted.
 /// </summary>
 internal sealed class ProcessCpu
 {
@@ -105,7 +106,7 @@ internal sealed class ProcessCpu
         static string Ms(double ms) => ms.ToString("#,0", CultureInfo.InvariantCulture);
         var renderers = spent.Where(s => s.Process.StartsWith("renderer ", StringComparison.Ordinal)).ToList();
         var byKind = spent.GroupBy(s => s.Process.StartsWith("renderer ", StringComparison.Ordinal) ? "renderers" : s.Process)
-            .Select(g => (Kind: g.Key, Ms: g.Sum(s => s.Ms))).OrderByDescending(g => g.Ms);
+            .Select(g => (Kind: g.Key, Ms: g.Sum(s => s.Ms))).Where(g => g.Ms > 0).OrderByDescending(g => g.Ms);
         var byRendererThread = renderers.GroupBy(s => s.Thread).Select(g => (Thread: g.Key, Ms: g.Sum(s => s.Ms)))
             .Where(g => g.Ms > 0).OrderByDescending(g => g.Ms);
         var perRenderer = renderers.GroupBy(s => s.Process).Select(g => (
