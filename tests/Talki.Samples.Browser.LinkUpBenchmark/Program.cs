@@ -218,6 +218,9 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         await last.WaitForStateAsync(timeout, "Waiting");
         Log($"  set-up: the last member asked to join after {setUp.Elapsed.TotalSeconds:0.0} s");
         var profile = options.Profile ? await PageProfile.StartAsync(last.Page) : null;
+        var chromeTrace = options.ChromeTraceDirectory is { } traceDirectory
+            ? await ChromeTrace.StartAsync(chromium.Browser, Path.Combine(traceDirectory, $"run{runNumber}-{size}members.json"))
+            : null;
         signals.Start();
         var processesBefore = ProcessCpu.Read(host.ProcessId);
         var cpuBefore = CpuTimes.Read();
@@ -229,6 +232,7 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         var cpuBusy = CpuTimes.Read().BusySince(cpuBefore);
         var byProcess = ProcessCpu.Read(host.ProcessId).Since(processesBefore);
         var profiled = profile is null ? [] : await profile.StopAsync(top: 25);
+        var browserTraced = chromeTrace is null ? [] : await chromeTrace.StopAsync(top: 12);
         var sides = users.Take(size - 1).SelectMany(u => new[] { (From: u, To: last), (From: last, To: u) }).ToList();
         var atLinkUp = sides.Select(s => signals.Between(s.From, ids[s.To]).Count).ToList();
         var connectedAt = new List<double>();
@@ -268,6 +272,7 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         var afterSettle = sides.Select(s => signals.Between(s.From, ids[s.To]).Count).ToList();
         detail.AddRange(byProcess);
         detail.AddRange(traces);
+        detail.AddRange(browserTraced);
         if (profiled.Count > 0)
         {
             detail.Add($"{last.Name}'s page from just before the click until the mesh was seen connected (polled):");
@@ -369,7 +374,7 @@ internal readonly record struct CpuTimes(long Busy, long Total)
 
 internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetitions, int Warmup, string Media = "video")
 {
-    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1] [--media video|audio|none] [--gather-windows 0,default] [--settle-ms 2000] [--link-up-timeout-ms 30000] [--timeout-s 60] [--host-setting Key=Value] [--trace] [--profile] [--poll-stats] [--page-style CSS]";
+    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1] [--media video|audio|none] [--gather-windows 0,default] [--settle-ms 2000] [--link-up-timeout-ms 30000] [--timeout-s 60] [--host-setting Key=Value] [--trace] [--profile] [--chrome-trace DIR] [--poll-stats] [--page-style CSS]";
 
     /// <summary>The client candidate gather windows to compare (ms, or <c>default</c>: the sample's configuration is left alone); one host each.</summary>
     public IReadOnlyList<string> GatherWindows { get; init; } = ["default"];
@@ -379,6 +384,12 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
 
     /// <summary>Whether the last member's page is CPU-profiled over the timed link-up (<see cref="PageProfile"/>) and the summary logged.</summary>
     public bool Profile { get; init; }
+
+    /// <summary>
+    /// Where a Chromium trace of the whole browser over each timed link-up is saved (<see cref="ChromeTrace"/>), or null:
+    /// no trace. Each traced run also logs the trace's summary.
+    /// </summary>
+    public string? ChromeTraceDirectory { get; init; }
 
     /// <summary>
     /// Whether the wait for the mesh also reads every connection's <c>getStats()</c> at each poll (twice a second, every
@@ -421,6 +432,7 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
         var trace = false;
         var profile = false;
         var pollStats = false;
+        string? chromeTrace = null;
         string? pageStyle = null;
         int? linkUpTimeoutMs = null;
         var hostSettings = new Dictionary<string, string>();
@@ -461,6 +473,10 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
                 case "--profile":
                     profile = true;
                     break;
+                case "--chrome-trace" when value is not null:
+                    chromeTrace = value;
+                    i++;
+                    break;
                 case "--poll-stats":
                     pollStats = true;
                     break;
@@ -490,7 +506,7 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
         }
 
         return sizes.All(s => s is >= 2 and <= 8) && windows.Count > 0
-            ? new BenchmarkOptions(sizes, repetitions, warmup, media) { GatherWindows = windows, SettleMs = settleMs, Trace = trace, Profile = profile, PollStats = pollStats, PageStyle = pageStyle, LinkUpTimeoutMs = linkUpTimeoutMs, HostSettings = hostSettings, Timeout = TimeSpan.FromSeconds(timeoutSeconds) }
+            ? new BenchmarkOptions(sizes, repetitions, warmup, media) { GatherWindows = windows, SettleMs = settleMs, Trace = trace, Profile = profile, ChromeTraceDirectory = chromeTrace, PollStats = pollStats, PageStyle = pageStyle, LinkUpTimeoutMs = linkUpTimeoutMs, HostSettings = hostSettings, Timeout = TimeSpan.FromSeconds(timeoutSeconds) }
             : null;
     }
 }
