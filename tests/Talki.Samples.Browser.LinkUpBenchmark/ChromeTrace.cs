@@ -86,12 +86,12 @@ internal sealed class ChromeTrace
         var events = document.RootElement.ValueKind == JsonValueKind.Array
             ? document.RootElement
             : document.RootElement.GetProperty("traceEvents");
-        return [$"Chromium trace ({json.Length / 1024:N0} KiB): {_path}", .. Summarize(events, top)];
+        return [$"Chromium trace ({new FileInfo(_path).Length / 1024:N0} KiB): {_path}", .. Summarize(events, top)];
     }
 
     /// <summary>
-    /// Per process kind and thread name: the time in top-level tasks; for the renderers' thread pool, main threads and the
-    /// GPU process, which source lines posted the tasks and which events took the self time.
+    /// Per process kind and thread kind: the CPU time in top-level events; the renderers' main threads one by one; and for
+    /// the six busiest thread kinds, which source lines posted their tasks and which events took the self time.
     /// </summary>
     internal static IReadOnlyList<string> Summarize(JsonElement events, int top)
     {
