@@ -153,7 +153,7 @@ internal sealed class ChromeTrace
         // Self time per event, and per thread the top-level tasks' time by the line that posted them.
         var self = new Dictionary<(string Group, string Event), double>();
         var tasks = new Dictionary<(string Group, string Posted), double>();
-        var threadTotals = new Dictionary<(string Process, string Thread), double>();
+        var threadTotals = new Dictionary<string, double>();
         var mainByRenderer = new Dictionary<int, double>();
         foreach (var ((pid, tid), spans) in byThread)
         {
@@ -180,7 +180,7 @@ internal sealed class ChromeTrace
                 else
                 {
                     var ms = span.Cpu / 1000;
-                    threadTotals[(process, thread)] = threadTotals.GetValueOrDefault((process, thread)) + ms;
+                    threadTotals[group] = threadTotals.GetValueOrDefault(group) + ms;
                     tasks[(group, span.Posted)] = tasks.GetValueOrDefault((group, span.Posted)) + ms;
                     if (process == "renderer" && thread == "main")
                     {
@@ -201,10 +201,10 @@ internal sealed class ChromeTrace
         var lines = new List<string>
         {
             "  CPU time in traced events, by process and thread (ms; the events' thread time, or their wall time where the trace has none): "
-                + string.Join(", ", threadTotals.OrderByDescending(t => t.Value).Where(t => t.Value >= 1).Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Key.Process} {t.Key.Thread} {t.Value:0}"))),
+                + string.Join(", ", threadTotals.OrderByDescending(t => t.Value).Where(t => t.Value >= 1).Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Key} {t.Value:0}"))),
             "  renderers' main threads (ms, largest first): " + string.Join(", ", mainByRenderer.Values.OrderDescending().Select(v => v.ToString("0", CultureInfo.InvariantCulture))),
         };
-        foreach (var group in threadTotals.OrderByDescending(t => t.Value).Take(6).Select(t => $"{t.Key.Process} {t.Key.Thread}"))
+        foreach (var group in threadTotals.OrderByDescending(t => t.Value).Take(6).Select(t => t.Key))
         {
             lines.Add($"  {group}: tasks by the line that posted them (ms): "
                 + string.Join(", ", tasks.Where(t => t.Key.Group == group).OrderByDescending(t => t.Value).Take(top).Where(t => t.Value >= 1)
