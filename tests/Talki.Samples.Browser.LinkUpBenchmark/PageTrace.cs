@@ -37,6 +37,23 @@ internal static class PageTrace
             send(data) { add('ws out ' + typeOf(data), now()); return super.send(data); }
           }
           window.WebSocket = TracedSocket;
+          // How long the app's own listeners on RTCPeerConnection and RTCDataChannel events run (for Talki's adapter: the
+          // module's emit and .NET's synchronous handling of the event), summed per event type.
+          const handlers = {};
+          window.__talkiHandlers = handlers;
+          const timed = (target, type, fn) => function (ev) {
+            const start = now();
+            try { return fn.call(this, ev); } finally {
+              (handlers[target + ' ' + type] ??= []).push([start, now() - start]);
+            }
+          };
+          const NativeDc = window.RTCDataChannel;
+          if (NativeDc) {
+            const nativeAdd = NativeDc.prototype.addEventListener ?? EventTarget.prototype.addEventListener;
+            NativeDc.prototype.addEventListener = function (type, fn, options) {
+              return nativeAdd.call(this, type, typeof fn === 'function' ? timed('channel', type, fn) : fn, options);
+            };
+          }
           const NativePc = window.RTCPeerConnection;
           if (NativePc) {
             let next = 0;
@@ -56,14 +73,19 @@ internal static class PageTrace
             };
             ['setLocalDescription', 'setRemoteDescription', 'addIceCandidate', 'createDataChannel', 'addTransceiver'].forEach(wrap);
             window.RTCPeerConnection = class extends NativePc {
+              addEventListener(type, fn, options) {
+                return super.addEventListener(type, typeof fn === 'function' && !this.__tracing ? timed('pc', type, fn) : fn, options);
+              }
               constructor(...args) {
                 const start = now();
                 super(...args);
                 this.__traceId = ++next;
+                this.__tracing = true;
                 add(`pc${this.__traceId} new`, start, now());
                 this.addEventListener('icecandidate', ev => add(`pc${this.__traceId} icecandidate${ev.candidate ? '' : ' (end)'}`, now()));
                 this.addEventListener('iceconnectionstatechange', () => add(`pc${this.__traceId} ice ${this.iceConnectionState}`, now()));
                 this.addEventListener('connectionstatechange', () => add(`pc${this.__traceId} ${this.connectionState}`, now()));
+                this.__tracing = false;
               }
             };
           }
@@ -89,10 +111,21 @@ internal static class PageTrace
             .OrderBy(e => e.Start)
             .ToList();
         var busy = entries.Where(e => e.What == "long task").Sum(e => e.End - Math.Max(0, e.Start));
-        var lines = new List<string>(entries.Count + 1)
+        var lines = new List<string>(entries.Count + 8)
         {
             string.Create(CultureInfo.InvariantCulture, $"long tasks after the click: {busy:0} ms in all"),
         };
+
+        // The app's own listeners on the links' events, from the click on: how often each ran and for how long in all.
+        var handlersJson = await page.EvaluateAsync<string>("() => JSON.stringify(window.__talkiHandlers ?? {})");
+        using var handlers = JsonDocument.Parse(handlersJson);
+        var calls = handlers.RootElement.EnumerateObject()
+            .Select(h => (Event: h.Name, Runs: h.Value.EnumerateArray().Where(r => r[0].GetDouble() >= since).Select(r => r[1].GetDouble()).ToList()))
+            .Where(h => h.Runs.Count > 0)
+            .OrderByDescending(h => h.Runs.Sum())
+            .ToList();
+        lines.Add(string.Create(CultureInfo.InvariantCulture, $"the app's listeners on link events after the click: {calls.Sum(h => h.Runs.Count)} calls, {calls.Sum(h => h.Runs.Sum()):0} ms in all"));
+        lines.AddRange(calls.Select(h => string.Create(CultureInfo.InvariantCulture, $"  {h.Event}: {h.Runs.Count} × {h.Runs.Sum() / h.Runs.Count:0.0} ms (max {h.Runs.Max():0.0})")));
         foreach (var (what, start, end) in entries)
         {
             var line = new StringBuilder();
