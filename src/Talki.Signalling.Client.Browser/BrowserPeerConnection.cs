@@ -34,6 +34,7 @@ internal sealed class BrowserPeerConnection : IPeerConnection
         Plan = plan;
         _self = DotNetObjectReference.Create(this);
         _id = interop.InProcess.Invoke<int>("createPeer", _self, IceServersJson(plan.IceServers), plan.Peer.Value, plan.PeerEpoch, policy == BrowserIceTransportPolicy.Relay ? "relay" : "all");
+        PeerEvents.Register(_id, this); // before the browser runs any of the link's events (they are queued tasks)
     }
 
     public event EventHandler? NegotiationNeeded;
@@ -51,6 +52,9 @@ internal sealed class BrowserPeerConnection : IPeerConnection
     public event EventHandler<IPeerDataChannel>? DataChannelOpened;
 
     public PeerLinkPlan Plan { get; }
+
+    /// <summary>Gets the module's id of the link.</summary>
+    internal int Id => _id;
 
     public PeerSignalingState SignalingState => _closed ? PeerSignalingState.Closed : _state.SignalingState;
 
@@ -136,10 +140,14 @@ internal sealed class BrowserPeerConnection : IPeerConnection
     public void Dispose()
     {
         Close();
+        PeerEvents.Unregister(_id, this);
         _self.Dispose();
     }
 
-    /// <summary>Receives the module's events (JSON: <c>kind</c>, the state snapshot and the event's fields).</summary>
+    /// <summary>
+    /// Receives the module's events (JSON: <c>kind</c>, the state snapshot and the event's fields): from <see cref="PeerEvents"/>
+    /// in the browser, through the link's <c>DotNetObjectReference</c> elsewhere.
+    /// </summary>
     /// <param name="json">The event.</param>
     [JSInvokable]
     public void OnEvent(string json)

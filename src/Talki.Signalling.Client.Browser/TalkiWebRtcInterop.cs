@@ -41,7 +41,13 @@ internal sealed class TalkiWebRtcInterop(IJSRuntime js) : IAsyncDisposable
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return _module ??= await js.InvokeAsync<IJSObjectReference>("import", cancellationToken, ModulePath).ConfigureAwait(false);
+            _module ??= await js.InvokeAsync<IJSObjectReference>("import", cancellationToken, ModulePath).ConfigureAwait(false);
+            if (OperatingSystem.IsBrowser())
+            {
+                PeerEvents.Attach(); // the module's events call .NET directly from now on
+            }
+
+            return _module;
         }
         finally
         {

@@ -79,12 +79,31 @@ function live(id) {
 
 const notOpen = { kind: 'InvalidState', name: 'InvalidStateError', message: 'The peer connection is closed.' };
 
+// .NET's receiver of the links' events, a function (id, json) bound with [JSImport] (setEventSink) when .NET runs in
+// this page: one direct call per event. Without it (a host that is not .NET's browser runtime) events go through
+// Blazor's invokeMethodAsync on the link's DotNetObjectReference, whose dispatch (the arguments as JSON, the method found
+// by reflection, a completion sent back to JS) took .NET's WebAssembly interpreter longer than handling the event itself.
+let eventSink = null;
+
+function setEventSink(sink) {
+  eventSink = typeof sink === 'function' ? sink : null;
+}
+
 function emit(entry, kind, extra) {
   if (entry.closed) {
     return;
   }
-  const payload = Object.assign(snapshot(entry), extra || {}, { kind });
-  entry.ref.invokeMethodAsync('OnEvent', JSON.stringify(payload)).catch(() => { });
+  const json = JSON.stringify(Object.assign(snapshot(entry), extra || {}, { kind }));
+  if (eventSink) {
+    try {
+      eventSink(entry.id, json);
+    } catch (err) {
+      // .NET handles and logs its own failures; a throw here means the runtime is gone with the page.
+      console.debug('talki-webrtc: an event was not delivered', err);
+    }
+    return;
+  }
+  entry.ref.invokeMethodAsync('OnEvent', json).catch(() => { });
 }
 
 function wireChannel(entry, channel) {
@@ -459,4 +478,4 @@ window.talkiWebRtc = {
 
 // The functions .NET binds with [JSImport] (JSImportPeerCalls): strings pass as they are, where Blazor's interop encodes
 // them as JSON. Published once this module is loaded; Blazor's import of it comes first.
-globalThis.__talkiWebRtc = { setLocalDescription, setRemoteDescription, addIceCandidate, description };
+globalThis.__talkiWebRtc = { setLocalDescription, setRemoteDescription, addIceCandidate, description, setEventSink };

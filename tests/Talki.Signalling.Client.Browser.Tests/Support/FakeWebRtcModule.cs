@@ -9,6 +9,9 @@ namespace Talki.Signalling.Client.Browser.Tests.Support;
 /// </summary>
 internal sealed class FakeWebRtcModule : IJSInProcessObjectReference, IJSRuntime
 {
+    // The module hands out a new id per link; ids are unique across the fakes too, because the adapter routes events by id
+    // in one table per process (PeerEvents) and tests run in parallel.
+    private static int lastPeerId;
     private readonly List<string> _calls = [];
 
     /// <summary>Gets the identifiers called, in order.</summary>
@@ -27,7 +30,7 @@ internal sealed class FakeWebRtcModule : IJSInProcessObjectReference, IJSRuntime
         _calls.Add(identifier);
         return identifier switch
         {
-            "createPeer" => (TValue)(object)1,
+            "createPeer" => (TValue)(object)Interlocked.Increment(ref lastPeerId),
             "description" => (TValue)(object?)Description((string)args![1]!)!,
             _ => default!,
         };
