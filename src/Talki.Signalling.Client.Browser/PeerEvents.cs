@@ -21,18 +21,6 @@ internal static partial class PeerEvents
     private static readonly Dictionary<int, BrowserPeerConnection> Links = [];
     private static bool attached;
 
-    /// <summary>Gets the number of links events are routed to (for tests).</summary>
-    internal static int Count
-    {
-        get
-        {
-            lock (Sync)
-            {
-                return Links.Count;
-            }
-        }
-    }
-
     /// <summary>Hands the module the function it calls for every event, once per runtime; the module must be loaded.</summary>
     [SupportedOSPlatform("browser")]
     public static void Attach()
