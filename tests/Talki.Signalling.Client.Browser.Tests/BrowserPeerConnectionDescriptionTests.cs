@@ -144,28 +144,10 @@ public sealed class BrowserPeerConnectionDescriptionTests
         Assert.Equal(5001, Assert.Single(_logger.Entries, e => e.Level == LogLevel.Warning).Id.Id);
     }
 
-    private async Task<BrowserPeerConnection> CreateAsync()
-    {
-        var interop = new TalkiWebRtcInterop(_module);
-        await interop.LoadAsync(CancellationToken.None);
-        return new BrowserPeerConnection(interop, new BrowserMedia(interop, _logger), _logger, new PeerLinkPlan(MemberId.New(), 1, Offerer: true, Polite: false));
-    }
+    private Task<BrowserPeerConnection> CreateAsync() => _module.CreateLinkAsync(_logger);
 
     private static string Snapshot(long seq, long localV, long remoteV, string? kind = null, string signalingState = "stable") =>
         $$"""{"seq":{{seq}},"signalingState":"{{signalingState}}","connectionState":"new","iceGatheringState":"gathering","localV":{{localV}},"remoteV":{{remoteV}}{{(kind is null ? "" : $",\"kind\":\"{kind}\"")}}}""";
 
     private static string Description(long v, string? type, string? sdp) => $"{v}\n{type}\n{sdp}";
-
-    private sealed class RecordingLogger : ILogger
-    {
-        public List<(LogLevel Level, EventId Id)> Entries { get; } = [];
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            Entries.Add((logLevel, eventId));
-    }
 }

@@ -11,7 +11,7 @@ namespace Talki.Signalling.Client.Browser.Tests;
 public sealed class PeerEventsTests
 {
     private readonly FakeWebRtcModule _module = new();
-    private readonly ListLogger _logger = new();
+    private readonly RecordingLogger _logger = new();
 
     [Fact]
     public async Task AnEventDeliveredByItsLinksId_ReachesThatLinkOnly()
@@ -79,23 +79,5 @@ public sealed class PeerEventsTests
     private static string Event(long seq, string signalingState, string kind) =>
         $$"""{"seq":{{seq}},"signalingState":"{{signalingState}}","connectionState":"new","iceGatheringState":"new","localV":0,"remoteV":0,"kind":"{{kind}}"}""";
 
-    private async Task<BrowserPeerConnection> CreateAsync()
-    {
-        var interop = new TalkiWebRtcInterop(_module);
-        await interop.LoadAsync(CancellationToken.None);
-        return new BrowserPeerConnection(interop, new BrowserMedia(interop, _logger), _logger, new PeerLinkPlan(MemberId.New(), 1, Offerer: true, Polite: false));
-    }
-
-    private sealed class ListLogger : ILogger
-    {
-        public List<(LogLevel Level, EventId Id)> Entries { get; } = [];
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            Entries.Add((logLevel, eventId));
-    }
+    private Task<BrowserPeerConnection> CreateAsync() => _module.CreateLinkAsync(_logger);
 }

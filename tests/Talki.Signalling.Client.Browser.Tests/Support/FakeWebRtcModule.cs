@@ -1,4 +1,6 @@
+using Microsoft.Extensions.Logging;
 using Microsoft.JSInterop;
+using Talki.Signalling.Client.Negotiation;
 
 namespace Talki.Signalling.Client.Browser.Tests.Support;
 
@@ -24,6 +26,14 @@ internal sealed class FakeWebRtcModule : IJSInProcessObjectReference, IJSRuntime
     public Func<string, string> Operation { get; set; } = _ => throw new InvalidOperationException("No operation scripted.");
 
     public int CountOf(string identifier) => _calls.Count(c => c == identifier);
+
+    /// <summary>Loads this module as the adapter does and creates a link over it (an offerer to a new member).</summary>
+    public async Task<BrowserPeerConnection> CreateLinkAsync(ILogger logger)
+    {
+        var interop = new TalkiWebRtcInterop(this);
+        await interop.LoadAsync(CancellationToken.None);
+        return new BrowserPeerConnection(interop, new BrowserMedia(interop, logger), logger, new PeerLinkPlan(MemberId.New(), 1, Offerer: true, Polite: false));
+    }
 
     public TValue Invoke<TValue>(string identifier, params object?[]? args)
     {
