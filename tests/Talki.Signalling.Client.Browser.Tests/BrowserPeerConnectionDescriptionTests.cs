@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.JSInterop;
 using Talki.Signalling.Client.Browser.Tests.Support;
 using Talki.Signalling.Client.Negotiation;
+using Talki.Signalling.Testing;
 using Talki.Signalling.Protocol;
 
 namespace Talki.Signalling.Client.Browser.Tests;
@@ -17,7 +18,7 @@ public sealed class BrowserPeerConnectionDescriptionTests
     private const string OfferV2 = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n";
 
     private readonly FakeWebRtcModule _module = new();
-    private readonly RecordingLogger _logger = new();
+    private readonly RecordingLoggerProvider _logs = new();
 
     [Fact]
     public async Task EventsThatReportNoNewVersion_ReadNoDescriptionFromTheBrowser_AndANewVersionIsReadOnce()
@@ -123,7 +124,7 @@ public sealed class BrowserPeerConnectionDescriptionTests
         _module.Description = side => "2 offer v=0";
         Assert.Equal(OfferV1, pc.LocalDescription?.Sdp);
 
-        Assert.Equal([5006, 5006], _logger.Entries.Where(e => e.Level == LogLevel.Warning).Select(e => e.Id.Id));
+        Assert.Equal([5006, 5006], _logs.Entries.Where(e => e.Level == LogLevel.Warning).Select(e => e.EventId.Id));
 
         _module.Description = side => Description(2, "offer", OfferV2);
         Assert.Equal(OfferV2, pc.LocalDescription?.Sdp);
@@ -141,10 +142,10 @@ public sealed class BrowserPeerConnectionDescriptionTests
 
         Assert.Equal(PeerSignalingState.Closed, pc.SignalingState); // seq 3 had no signalingState: the module never sends that
         Assert.Equal(OfferV1, pc.LocalDescription?.Sdp); // no version in it (-4 is none): version 1 stands
-        Assert.Equal(5001, Assert.Single(_logger.Entries, e => e.Level == LogLevel.Warning).Id.Id);
+        Assert.Equal(5001, Assert.Single(_logs.Entries, e => e.Level == LogLevel.Warning).EventId.Id);
     }
 
-    private Task<BrowserPeerConnection> CreateAsync() => _module.CreateLinkAsync(_logger);
+    private Task<BrowserPeerConnection> CreateAsync() => _module.CreateLinkAsync(_logs.CreateLogger("Talki.Signalling.Client.Browser"));
 
     private static string Snapshot(long seq, long localV, long remoteV, string? kind = null, string signalingState = "stable") =>
         $$"""{"seq":{{seq}},"signalingState":"{{signalingState}}","connectionState":"new","iceGatheringState":"gathering","localV":{{localV}},"remoteV":{{remoteV}}{{(kind is null ? "" : $",\"kind\":\"{kind}\"")}}}""";

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Talki.Signalling.Client.Browser.Tests.Support;
 using Talki.Signalling.Client.Negotiation;
+using Talki.Signalling.Testing;
 
 namespace Talki.Signalling.Client.Browser.Tests;
 
@@ -11,7 +12,7 @@ namespace Talki.Signalling.Client.Browser.Tests;
 public sealed class PeerEventsTests
 {
     private readonly FakeWebRtcModule _module = new();
-    private readonly RecordingLogger _logger = new();
+    private readonly RecordingLoggerProvider _logs = new();
 
     [Fact]
     public async Task AnEventDeliveredByItsLinksId_ReachesThatLinkOnly()
@@ -58,7 +59,7 @@ public sealed class PeerEventsTests
         Assert.True(PeerEvents.Deliver(pc.Id, "{\"seq\":"));
         Assert.True(PeerEvents.Deliver(pc.Id, Event(2, "have-local-offer", "signalingstatechange")));
 
-        Assert.Equal(5001, Assert.Single(_logger.Entries, e => e.Level == LogLevel.Warning).Id.Id);
+        Assert.Equal(5001, Assert.Single(_logs.Entries, e => e.Level == LogLevel.Warning).EventId.Id);
         Assert.Equal(PeerSignalingState.HaveLocalOffer, pc.SignalingState);
     }
 
@@ -79,5 +80,5 @@ public sealed class PeerEventsTests
     private static string Event(long seq, string signalingState, string kind) =>
         $$"""{"seq":{{seq}},"signalingState":"{{signalingState}}","connectionState":"new","iceGatheringState":"new","localV":0,"remoteV":0,"kind":"{{kind}}"}""";
 
-    private Task<BrowserPeerConnection> CreateAsync() => _module.CreateLinkAsync(_logger);
+    private Task<BrowserPeerConnection> CreateAsync() => _module.CreateLinkAsync(_logs.CreateLogger("Talki.Signalling.Client.Browser"));
 }
