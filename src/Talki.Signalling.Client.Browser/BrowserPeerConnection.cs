@@ -1,4 +1,3 @@
-using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.JSInterop;
@@ -10,12 +9,10 @@ namespace Talki.Signalling.Client.Browser;
 /// <summary>An <see cref="IPeerConnection"/> over the browser's <c>RTCPeerConnection</c> (one per link), driven through <c>talki-webrtc.js</c>.</summary>
 internal sealed class BrowserPeerConnection : IPeerConnection
 {
-    private const string TrimSafeInterop = "Only primitives, strings and a DotNetObjectReference cross the interop boundary; their serialization is trim-safe.";
-
     private readonly TalkiWebRtcInterop _interop;
     private readonly BrowserMedia _media;
     private readonly ILogger _logger;
-    private readonly DotNetObjectReference<BrowserPeerConnection> _self;
+    private readonly DotNetObjectReference<BrowserPeerConnection>? _self;
     private readonly Dictionary<string, BrowserPeerDataChannel> _channels = new(StringComparer.Ordinal);
     private readonly int _id;
     private PeerStateSnapshot _state = new(0, PeerSignalingState.Stable, PeerConnectionState.New, PeerIceGatheringState.New, 0, 0, null);
@@ -25,15 +22,16 @@ internal sealed class BrowserPeerConnection : IPeerConnection
     private (long Version, SessionDescription? Value) _remote;
     private bool _closed;
 
-    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
     public BrowserPeerConnection(TalkiWebRtcInterop interop, BrowserMedia media, ILogger logger, PeerLinkPlan plan, BrowserIceTransportPolicy policy = BrowserIceTransportPolicy.All)
     {
         _interop = interop;
         _media = media;
         _logger = logger;
         Plan = plan;
-        _self = DotNetObjectReference.Create(this);
-        _id = interop.InProcess.Invoke<int>("createPeer", _self, IceServersJson(plan.IceServers), plan.Peer.Value, plan.PeerEpoch, policy == BrowserIceTransportPolicy.Relay ? "relay" : "all");
+        var calls = interop.Calls;
+        // In the browser the module calls PeerEvents directly, and a reference per link would only be created and disposed.
+        _self = calls.EventsByReference ? DotNetObjectReference.Create(this) : null;
+        _id = calls.CreatePeer(_self, IceServersJson(plan.IceServers), plan.Peer.Value, plan.PeerEpoch, policy == BrowserIceTransportPolicy.Relay ? "relay" : "all");
         PeerEvents.Register(_id, this); // before the browser runs any of the link's events (they are queued tasks)
     }
 
@@ -91,25 +89,22 @@ internal sealed class BrowserPeerConnection : IPeerConnection
         return RunAsync(calls => calls.AddIceCandidateAsync(_id, candidate.Candidate, candidate.SdpMid, candidate.SdpMLineIndex, candidate.UsernameFragment), cancellationToken);
     }
 
-    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
     public void RestartIce()
     {
         ThrowIfClosed();
-        _interop.InProcess.InvokeVoid("restartIce", _id);
+        _interop.Calls.RestartIce(_id);
     }
 
-    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
     public IPeerDataChannel CreateDataChannel(string label)
     {
         ArgumentNullException.ThrowIfNull(label);
         ThrowIfClosed();
-        var readyState = _interop.InProcess.Invoke<string>("createDataChannel", _id, label);
+        var readyState = _interop.Calls.CreateDataChannel(_id, label);
         var channel = Channel(label);
         channel.IsOpen = string.Equals(readyState, "open", StringComparison.Ordinal);
         return channel;
     }
 
-    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
     public void Close()
     {
         if (_closed)
@@ -125,15 +120,17 @@ internal sealed class BrowserPeerConnection : IPeerConnection
 
         try
         {
-            _interop.InProcess.InvokeVoid("close", _id);
-        }
-        catch (JSException ex)
-        {
-            Log.CloseFailed(_logger, Plan.Peer, ex);
+            _interop.Calls.Close(_id);
         }
         catch (ObjectDisposedException)
         {
             // The module is gone with the page.
+        }
+#pragma warning disable CA1031 // whatever the browser throws ([JSImport] and Blazor have their own JSException), the link is closed for .NET
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.CloseFailed(_logger, Plan.Peer, ex);
         }
     }
 
@@ -141,7 +138,7 @@ internal sealed class BrowserPeerConnection : IPeerConnection
     {
         Close();
         PeerEvents.Unregister(_id, this);
-        _self.Dispose();
+        _self?.Dispose();
     }
 
     /// <summary>

@@ -14,6 +14,24 @@ namespace Talki.Signalling.Client.Browser;
 /// </summary>
 internal interface IPeerCalls
 {
+    /// <summary>
+    /// Gets a value indicating whether the module delivers a link's events through the <c>DotNetObjectReference</c> given to
+    /// <see cref="CreatePeer"/>; <see langword="false"/> where .NET hands the module its event function (<see cref="PeerEvents"/>).
+    /// </summary>
+    bool EventsByReference { get; }
+
+    /// <summary><c>createPeer()</c>: a new <c>RTCPeerConnection</c>; its id in the module.</summary>
+    int CreatePeer(DotNetObjectReference<BrowserPeerConnection>? events, string iceServersJson, string peer, long epoch, string iceTransportPolicy);
+
+    /// <summary><c>createDataChannel()</c>; the channel's <c>readyState</c> (<c>closed</c> for a closed link).</summary>
+    string CreateDataChannel(int id, string label);
+
+    /// <summary><c>restartIce()</c>.</summary>
+    void RestartIce(int id);
+
+    /// <summary><c>close()</c>.</summary>
+    void Close(int id);
+
     /// <summary><c>setLocalDescription()</c>; the state snapshot after it (JSON).</summary>
     Task<string> SetLocalDescriptionAsync(int id);
 
@@ -30,7 +48,22 @@ internal interface IPeerCalls
 /// <summary>The calls through Blazor's JS interop (JSON), for a module that is not the browser's.</summary>
 internal sealed class BlazorPeerCalls(IJSInProcessObjectReference module) : IPeerCalls
 {
-    private const string TrimSafeInterop = "Only primitives and strings cross the interop boundary; their serialization is trim-safe.";
+    private const string TrimSafeInterop = "Only primitives, strings and a DotNetObjectReference cross the interop boundary; their serialization is trim-safe.";
+
+    public bool EventsByReference => true;
+
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
+    public int CreatePeer(DotNetObjectReference<BrowserPeerConnection>? events, string iceServersJson, string peer, long epoch, string iceTransportPolicy) =>
+        module.Invoke<int>("createPeer", events, iceServersJson, peer, epoch, iceTransportPolicy);
+
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
+    public string CreateDataChannel(int id, string label) => module.Invoke<string>("createDataChannel", id, label);
+
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
+    public void RestartIce(int id) => module.InvokeVoid("restartIce", id);
+
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
+    public void Close(int id) => module.InvokeVoid("close", id);
 
     [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = TrimSafeInterop)]
     public Task<string> SetLocalDescriptionAsync(int id) => module.InvokeAsync<string>("setLocalDescription", id).AsTask();
@@ -53,6 +86,18 @@ internal sealed class BlazorPeerCalls(IJSInProcessObjectReference module) : IPee
 [SupportedOSPlatform("browser")]
 internal sealed partial class JSImportPeerCalls : IPeerCalls
 {
+    /// <summary>Gets <see langword="false"/>: the module calls <see cref="PeerEvents"/> directly (attached when it loaded).</summary>
+    public bool EventsByReference => false;
+
+    public int CreatePeer(DotNetObjectReference<BrowserPeerConnection>? events, string iceServersJson, string peer, long epoch, string iceTransportPolicy) =>
+        Create(iceServersJson, peer, epoch, iceTransportPolicy);
+
+    public string CreateDataChannel(int id, string label) => CreateChannel(id, label);
+
+    public void RestartIce(int id) => Restart(id);
+
+    public void Close(int id) => CloseLink(id);
+
     public Task<string> SetLocalDescriptionAsync(int id) => SetLocal(id);
 
     public Task<string> SetRemoteDescriptionAsync(int id, string type, string sdp) => SetRemote(id, type, sdp);
@@ -73,6 +118,19 @@ internal sealed partial class JSImportPeerCalls : IPeerCalls
     [JSImport("globalThis.__talkiWebRtc.addIceCandidate")]
     [return: JSMarshalAs<JSType.Promise<JSType.String>>]
     private static partial Task<string> AddCandidate(int id, string candidate, string? sdpMid, int? sdpMLineIndex, string? usernameFragment);
+
+    // The epoch as a JS number: exact up to 2^53, far beyond any epoch a room reaches.
+    [JSImport("globalThis.__talkiWebRtc.createPeerDirect")]
+    private static partial int Create(string iceServersJson, string peer, [JSMarshalAs<JSType.Number>] long epoch, string iceTransportPolicy);
+
+    [JSImport("globalThis.__talkiWebRtc.createDataChannel")]
+    private static partial string CreateChannel(int id, string label);
+
+    [JSImport("globalThis.__talkiWebRtc.restartIce")]
+    private static partial void Restart(int id);
+
+    [JSImport("globalThis.__talkiWebRtc.close")]
+    private static partial void CloseLink(int id);
 
     [JSImport("globalThis.__talkiWebRtc.description")]
     private static partial string? ReadDescription(int id, string side);

@@ -103,7 +103,9 @@ function emit(entry, kind, extra) {
     }
     return;
   }
-  entry.ref.invokeMethodAsync('OnEvent', json).catch(() => { });
+  if (entry.ref) {
+    entry.ref.invokeMethodAsync('OnEvent', json).catch(() => { });
+  }
 }
 
 function wireChannel(entry, channel) {
@@ -478,4 +480,9 @@ window.talkiWebRtc = {
 
 // The functions .NET binds with [JSImport] (JSImportPeerCalls): strings pass as they are, where Blazor's interop encodes
 // them as JSON. Published once this module is loaded; Blazor's import of it comes first.
-globalThis.__talkiWebRtc = { setLocalDescription, setRemoteDescription, addIceCandidate, description, setEventSink };
+// createPeerDirect: a link whose events go to the event function (setEventSink), so it needs no DotNetObjectReference.
+const createPeerDirect = (iceServersJson, peer, epoch, iceTransportPolicy) => createPeer(null, iceServersJson, peer, epoch, iceTransportPolicy);
+globalThis.__talkiWebRtc = {
+  setLocalDescription, setRemoteDescription, addIceCandidate, description, setEventSink,
+  createPeerDirect, createDataChannel, restartIce, close,
+};

@@ -15,9 +15,16 @@ internal sealed class FakeWebRtcModule : IJSInProcessObjectReference, IJSRuntime
     // in one table per process (PeerEvents) and tests run in parallel.
     private static int lastPeerId;
     private readonly List<string> _calls = [];
+    private readonly List<object?[]> _arguments = [];
 
     /// <summary>Gets the identifiers called, in order.</summary>
     public IReadOnlyList<string> Calls => _calls;
+
+    /// <summary>Gets the arguments of each call, in the order of <see cref="Calls"/>.</summary>
+    public IReadOnlyList<object?[]> Arguments => _arguments;
+
+    /// <summary>Gets or sets what a synchronous call returns instead of its default, by identifier (null: the default); it may throw.</summary>
+    public Func<string, object?>? Sync { get; set; }
 
     /// <summary>Gets or sets what <c>description(id, side)</c> returns (or throws), by side.</summary>
     public Func<string, string?> Description { get; set; } = _ => null;
@@ -38,6 +45,12 @@ internal sealed class FakeWebRtcModule : IJSInProcessObjectReference, IJSRuntime
     public TValue Invoke<TValue>(string identifier, params object?[]? args)
     {
         _calls.Add(identifier);
+        _arguments.Add(args ?? []);
+        if (Sync?.Invoke(identifier) is TValue scripted)
+        {
+            return scripted;
+        }
+
         return identifier switch
         {
             "createPeer" => (TValue)(object)Interlocked.Increment(ref lastPeerId),
@@ -51,6 +64,7 @@ internal sealed class FakeWebRtcModule : IJSInProcessObjectReference, IJSRuntime
     public ValueTask<TValue> InvokeAsync<TValue>(string identifier, CancellationToken cancellationToken, object?[]? args)
     {
         _calls.Add(identifier);
+        _arguments.Add(args ?? []);
         if (identifier == "import")
         {
             return ValueTask.FromResult((TValue)(object)this);
