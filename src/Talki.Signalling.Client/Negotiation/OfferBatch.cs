@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Talki.Signalling.Protocol;
 
 namespace Talki.Signalling.Client.Negotiation;
@@ -151,21 +150,35 @@ internal sealed class OfferBatch : IDisposable
         }
     }
 
-    /// <summary>Splits held signals into <c>signals</c> frames of at most <see cref="MaxFrameBytes"/> and <see cref="MaxEntriesPerFrame"/> entries (a lone signal goes as a plain <c>signal</c>).</summary>
+    /// <summary>
+    /// Splits held signals into <c>signals</c> frames of at most <see cref="MaxFrameBytes"/> and <see cref="MaxEntriesPerFrame"/>
+    /// entries (a lone signal goes as a plain <c>signal</c>). Sized by <see cref="SignalSize.AtMost"/> while the bounds fit;
+    /// once they would not, by the exact sizes of the frame's entries, so the frames are those the exact sizes make.
+    /// </summary>
     internal static List<List<SignalMessage>> Frames(IReadOnlyList<SignalMessage> signals)
     {
         const int Envelope = 64; // {"type":"signals","signals":[…]} and the separators
         var frames = new List<List<SignalMessage>>();
         List<SignalMessage>? current = null;
-        var size = 0;
+        long size = 0;
+        var exact = false; // whether size is the frame's exact size so far
         foreach (var signal in signals)
         {
-            var length = JsonSerializer.SerializeToUtf8Bytes(signal, TalkiJsonContext.Default.SignalMessage).Length + 1;
+            var length = (exact ? SignalSize.ExactEntry(signal) : SignalSize.AtMost(signal)) + 1;
+            if (current is not null && !exact && current.Count < MaxEntriesPerFrame && size + length > MaxFrameBytes)
+            {
+                // The bounds do not fit: what the entries really take decides.
+                size = Envelope + current.Sum(s => SignalSize.ExactEntry(s) + 1L);
+                length = SignalSize.ExactEntry(signal) + 1;
+                exact = true;
+            }
+
             if (current is null || size + length > MaxFrameBytes || current.Count == MaxEntriesPerFrame)
             {
                 current = [];
                 frames.Add(current);
                 size = Envelope;
+                exact = false; // from here a mix of bounds and exact sizes: still at least the frame's size
             }
 
             current.Add(signal);
@@ -185,7 +198,7 @@ internal sealed class OfferBatch : IDisposable
         }
 
         merged = held with { Candidates = [.. held.Candidates ?? [], .. candidates] };
-        return JsonSerializer.SerializeToUtf8Bytes(merged, TalkiJsonContext.Default.SignalMessage).Length <= PeerNegotiator.MaxSignalBytes;
+        return SignalSize.Fits(merged, PeerNegotiator.MaxSignalBytes);
     }
 
     private void OnWindowEnded()

@@ -603,7 +603,7 @@ internal sealed class PeerNegotiator
         {
             var signal = new SignalMessage { To = to, ToEpoch = toEpoch, Description = first ? description : null };
             var take = Math.Min(MaxCandidatesPerSignal, candidates.Count - next);
-            while (take > 0 && Size(signal with { Candidates = Slice(candidates, next, take) }) > MaxSignalBytes)
+            while (take > 0 && !SignalSize.Fits(signal with { Candidates = Slice(candidates, next, take) }, MaxSignalBytes))
             {
                 take--; // rare (a large description): fewer candidates ride with it, the rest follow
             }
@@ -635,8 +635,6 @@ internal sealed class PeerNegotiator
 
         return slice;
     }
-
-    private static int Size(SignalMessage signal) => JsonSerializer.SerializeToUtf8Bytes<ClientMessage>(signal, TalkiJsonContext.Default.ClientMessage).Length;
 
     private void OnConnectionStateChanged(object? sender, PeerConnectionState state)
     {

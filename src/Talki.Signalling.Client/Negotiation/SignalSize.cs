@@ -1,0 +1,86 @@
+using System.Buffers;
+using System.Text.Json;
+using Talki.Signalling.Protocol;
+
+namespace Talki.Signalling.Client.Negotiation;
+
+/// <summary>
+/// The size of a signal as UTF-8 JSON, bounded from its strings' lengths without serializing it. Signals are sized to keep
+/// each frame under the gateway's limit: the description with its candidates (<see cref="PeerNegotiator.Batch(MemberId, long, SessionDescription?, IReadOnlyList{IceCandidate})"/>),
+/// then a newcomer's offers together (<see cref="OfferBatch.Frames"/>), and the connection serializes each once more to
+/// send it. Serializing a few kilobytes of SDP only to measure it is what costs in .NET's WebAssembly interpreter; the bound
+/// is a count of the characters an encoder may escape, and the exact size is taken only when the bound does not fit.
+/// </summary>
+internal static class SignalSize
+{
+    /// <summary>
+    /// Everything of a signal but its strings' contents, as a <see cref="ClientMessage"/> (with <c>"type":"signal"</c>), at
+    /// the longest: <c>{"type":"signal","id":"","to":"","toEpoch":-9223372036854775808,"description":{"type":"rollback","sdp":""},"candidates":[]}</c>
+    /// is 123 bytes.
+    /// </summary>
+    private const int Fixed = 160;
+
+    /// <summary>One candidate but its strings: <c>{"candidate":"","sdpMid":"","sdpMLineIndex":-2147483648,"usernameFragment":""},</c> is 79 bytes.</summary>
+    private const int PerCandidate = 96;
+
+    /// <summary>The bytes a character outside <see cref="Plain"/> takes at most: <c>\uXXXX</c> (a UTF-8 sequence is at most 3 bytes per UTF-16 unit).</summary>
+    private const int Escaped = 6;
+
+    /// <summary>
+    /// Printable ASCII that every JSON encoder writes as one byte. Left out: <c>"</c> and <c>\</c> (always escaped), and
+    /// <c>&lt; &gt; &amp; ' + `</c> (the default <c>JavaScriptEncoder</c> escapes them).
+    /// </summary>
+    private static readonly SearchValues<char> Plain = SearchValues.Create(" !#$%()*,-./0123456789:;=?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_abcdefghijklmnopqrstuvwxyz{|}~");
+
+    /// <summary>An upper bound of the signal's size as a serialized <see cref="ClientMessage"/> (and so as an entry of <c>signals</c>, which has no <c>type</c>).</summary>
+    /// <param name="signal">The signal.</param>
+    /// <returns>At least the number of bytes the signal serializes to.</returns>
+    public static long AtMost(SignalMessage signal)
+    {
+        var size = Fixed + Text(signal.Id) + Text(signal.To.Value) + Text(signal.Description?.Sdp);
+        if (signal.Candidates is { } candidates)
+        {
+            foreach (var candidate in candidates)
+            {
+                size += PerCandidate + Text(candidate.Candidate) + Text(candidate.SdpMid) + Text(candidate.UsernameFragment);
+            }
+        }
+
+        return size;
+    }
+
+    /// <summary>The signal's exact size as a serialized <see cref="ClientMessage"/>.</summary>
+    /// <param name="signal">The signal.</param>
+    /// <returns>The number of bytes.</returns>
+    public static int Exact(SignalMessage signal) => JsonSerializer.SerializeToUtf8Bytes<ClientMessage>(signal, TalkiJsonContext.Default.ClientMessage).Length;
+
+    /// <summary>The signal's exact size as an entry of <c>signals</c> (a <see cref="SignalMessage"/>, no <c>type</c>).</summary>
+    /// <param name="signal">The signal.</param>
+    /// <returns>The number of bytes.</returns>
+    public static int ExactEntry(SignalMessage signal) => JsonSerializer.SerializeToUtf8Bytes(signal, TalkiJsonContext.Default.SignalMessage).Length;
+
+    /// <summary>Whether the signal serializes to at most <paramref name="limit"/> bytes; serialized only when the bound exceeds it.</summary>
+    /// <param name="signal">The signal.</param>
+    /// <param name="limit">The most bytes.</param>
+    /// <returns><see langword="true"/> when it fits.</returns>
+    public static bool Fits(SignalMessage signal, int limit) => AtMost(signal) <= limit || Exact(signal) <= limit;
+
+    private static long Text(string? text)
+    {
+        if (text is null)
+        {
+            return 0;
+        }
+
+        var rest = text.AsSpan();
+        long escaped = 0;
+        int at;
+        while ((at = rest.IndexOfAnyExcept(Plain)) >= 0)
+        {
+            escaped++;
+            rest = rest[(at + 1)..];
+        }
+
+        return text.Length + (escaped * (Escaped - 1));
+    }
+}
