@@ -119,9 +119,10 @@ internal sealed partial class JSImportPeerCalls : IPeerCalls
     [return: JSMarshalAs<JSType.Promise<JSType.String>>]
     private static partial Task<string> AddCandidate(int id, string candidate, string? sdpMid, int? sdpMLineIndex, string? usernameFragment);
 
-    // The epoch as a JS number: exact up to 2^53, far beyond any epoch a room reaches.
+    // The epoch as a JS number, as Blazor's JSON passed it (exact up to 2^53, far beyond any epoch a room reaches; a long
+    // marshalled as a number would throw above that instead).
     [JSImport("globalThis.__talkiWebRtc.createPeerDirect")]
-    private static partial int Create(string iceServersJson, string peer, [JSMarshalAs<JSType.Number>] long epoch, string iceTransportPolicy);
+    private static partial int Create(string iceServersJson, string peer, double epoch, string iceTransportPolicy);
 
     [JSImport("globalThis.__talkiWebRtc.createDataChannel")]
     private static partial string CreateChannel(int id, string label);
