@@ -17,6 +17,8 @@ public sealed class SignalSizeProperties
     private static readonly Gen<string> Text = Gen.OneOf(
         Gen.String[Gen.Char["abcxyz019 =:/.-_"], 0, 400],
         Gen.String[Gen.Char["\r\n\t\"\\<>&'+`\u0001\u007f"], 0, 80],
+        Gen.String[Gen.Char["\r\n"], 0, 1000],
+        Gen.String[Gen.Char["\r\n\t"], 0, 1000],
         Gen.String[Gen.Char, 0, 200],
         Gen.Select(Gen.String[Gen.Char["a=candidate 1 udp"], 0, 300], Gen.String[Gen.Char["é€\ud83d\ude00\ud800"], 0, 40], (a, b) => a + b));
 
