@@ -94,6 +94,17 @@ public class SignalSizingBenchmarks
     {
         var sdp = new StringBuilder();
         void Line(string text) => sdp.Append(text).Append("\r\n");
+        void Transport(int mid)
+        {
+            // Every m-line repeats the bundle's transport (ICE credentials, DTLS fingerprint and role), as Chromium writes it.
+            Line("a=ice-ufrag:EsAw");
+            Line("a=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1");
+            Line("a=ice-options:trickle");
+            Line("a=fingerprint:sha-256 D2:FA:0E:C3:22:59:5E:14:95:69:92:3D:13:B4:84:24:2C:C2:A2:C0:3E:FD:34:8E:5E:EA:6F:AF:52:CE:E6:0F");
+            Line("a=setup:actpass");
+            Line($"a=mid:{mid}");
+        }
+
         Line("v=0");
         Line($"o=- {4611731400430051336 + seed} 2 IN IP4 127.0.0.1");
         Line("s=-");
@@ -104,12 +115,7 @@ public class SignalSizingBenchmarks
         Line("m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126");
         Line("c=IN IP4 0.0.0.0");
         Line("a=rtcp:9 IN IP4 0.0.0.0");
-        Line("a=ice-ufrag:EsAw");
-        Line("a=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1");
-        Line("a=ice-options:trickle");
-        Line("a=fingerprint:sha-256 D2:FA:0E:C3:22:59:5E:14:95:69:92:3D:13:B4:84:24:2C:C2:A2:C0:3E:FD:34:8E:5E:EA:6F:AF:52:CE:E6:0F");
-        Line("a=setup:actpass");
-        Line("a=mid:0");
+        Transport(0);
         Line("a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level");
         Line("a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time");
         Line("a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01");
@@ -131,12 +137,7 @@ public class SignalSizingBenchmarks
         Line("m=video 9 UDP/TLS/RTP/SAVPF " + string.Join(' ', Enumerable.Range(96, 30)));
         Line("c=IN IP4 0.0.0.0");
         Line("a=rtcp:9 IN IP4 0.0.0.0");
-        Line("a=ice-ufrag:EsAw");
-        Line("a=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1");
-        Line("a=ice-options:trickle");
-        Line("a=fingerprint:sha-256 D2:FA:0E:C3:22:59:5E:14:95:69:92:3D:13:B4:84:24:2C:C2:A2:C0:3E:FD:34:8E:5E:EA:6F:AF:52:CE:E6:0F");
-        Line("a=setup:actpass");
-        Line("a=mid:1");
+        Transport(1);
         Line("a=extmap:14 urn:ietf:params:rtp-hdrext:toffset");
         Line("a=extmap:13 urn:3gpp:video-orientation");
         Line("a=extmap:5 http://www.webrtc.org/experiments/rtp-hdrext/playout-delay");
@@ -167,12 +168,7 @@ public class SignalSizingBenchmarks
 
         Line("m=application 9 UDP/DTLS/SCTP webrtc-datachannel");
         Line("c=IN IP4 0.0.0.0");
-        Line("a=ice-ufrag:EsAw");
-        Line("a=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1");
-        Line("a=ice-options:trickle");
-        Line("a=fingerprint:sha-256 D2:FA:0E:C3:22:59:5E:14:95:69:92:3D:13:B4:84:24:2C:C2:A2:C0:3E:FD:34:8E:5E:EA:6F:AF:52:CE:E6:0F");
-        Line("a=setup:actpass");
-        Line("a=mid:2");
+        Transport(2);
         Line("a=sctp-port:5000");
         Line("a=max-message-size:262144");
         return sdp.ToString();
