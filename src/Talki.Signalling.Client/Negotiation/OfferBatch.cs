@@ -152,37 +152,49 @@ internal sealed class OfferBatch : IDisposable
 
     /// <summary>
     /// Splits held signals into <c>signals</c> frames of at most <see cref="MaxFrameBytes"/> and <see cref="MaxEntriesPerFrame"/>
-    /// entries (a lone signal goes as a plain <c>signal</c>). Sized by <see cref="SignalSize.AtMost"/> while the bounds fit;
-    /// once they would not, by the exact sizes of the frame's entries, so the frames are those the exact sizes make.
+    /// entries (a lone signal goes as a plain <c>signal</c>). Sized by bounds (<see cref="SignalSize"/>): a signal joins the
+    /// frame while the upper bounds fit, starts the next one when even the lower bounds do not, and only in between are the
+    /// frame's entries serialized for their exact sizes, so the frames are those the exact sizes make.
     /// </summary>
     internal static List<List<SignalMessage>> Frames(IReadOnlyList<SignalMessage> signals)
     {
         const int Envelope = 64; // {"type":"signals","signals":[…]} and the separators
         var frames = new List<List<SignalMessage>>();
         List<SignalMessage>? current = null;
-        long size = 0;
-        var exact = false; // whether size is the frame's exact size so far
+        long most = 0, least = 0; // the frame's size so far: at most, at least (equal once exact)
+        var exact = false;
         foreach (var signal in signals)
         {
-            var length = (exact ? SignalSize.ExactEntry(signal) : SignalSize.AtMost(signal)) + 1;
-            if (current is not null && !exact && current.Count < MaxEntriesPerFrame && size + length > MaxFrameBytes)
+            long upper, lower;
+            if (exact)
             {
-                // The bounds do not fit: what the entries really take decides.
-                size = Envelope + current.Sum(s => SignalSize.ExactEntry(s) + 1L);
-                length = SignalSize.ExactEntry(signal) + 1;
+                upper = lower = SignalSize.ExactEntry(signal) + 1;
+            }
+            else
+            {
+                upper = SignalSize.AtMost(signal) + 1;
+                lower = SignalSize.AtLeast(signal) + 1;
+            }
+
+            if (current is not null && !exact && current.Count < MaxEntriesPerFrame && most + upper > MaxFrameBytes && least + lower <= MaxFrameBytes)
+            {
+                // The bounds cannot tell: what the entries really take decides.
+                most = least = Envelope + current.Sum(s => SignalSize.ExactEntry(s) + 1L);
+                upper = lower = SignalSize.ExactEntry(signal) + 1;
                 exact = true;
             }
 
-            if (current is null || size + length > MaxFrameBytes || current.Count == MaxEntriesPerFrame)
+            if (current is null || least + lower > MaxFrameBytes || current.Count == MaxEntriesPerFrame)
             {
                 current = [];
                 frames.Add(current);
-                size = Envelope;
-                exact = false; // from here a mix of bounds and exact sizes: still at least the frame's size
+                most = least = Envelope;
+                exact = false;
             }
 
             current.Add(signal);
-            size += length;
+            most += upper;
+            least += lower;
         }
 
         return frames;

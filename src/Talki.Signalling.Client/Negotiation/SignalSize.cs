@@ -52,6 +52,47 @@ internal static class SignalSize
         return size;
     }
 
+    /// <summary>
+    /// A lower bound of the signal's size as an entry of <c>signals</c> (and so as a <see cref="ClientMessage"/>): its
+    /// strings at one byte a character and two a line break, and the shortest JSON the fields it has can take.
+    /// </summary>
+    /// <param name="signal">The signal.</param>
+    /// <returns>At most the number of bytes the signal serializes to.</returns>
+    public static long AtLeast(SignalMessage signal)
+    {
+        // {"to":""}
+        var size = 9 + Unescaped(signal.To.Value);
+        if (signal.Id is { } id)
+        {
+            size += 8 + Unescaped(id); // "id":"",
+        }
+
+        if (signal.ToEpoch is not null)
+        {
+            size += 12; // ,"toEpoch":0
+        }
+
+        if (signal.Description is { } description)
+        {
+            size += 31; // ,"description":{"type":"offer"} (the shortest type)
+            if (description.Sdp is { } sdp)
+            {
+                size += 9 + Unescaped(sdp); // ,"sdp":""
+            }
+        }
+
+        if (signal.Candidates is { } candidates)
+        {
+            size += 15; // ,"candidates":[] less the comma the first candidate does not have
+            foreach (var candidate in candidates)
+            {
+                size += 17 + Unescaped(candidate.Candidate); // {"candidate":""},
+            }
+        }
+
+        return size;
+    }
+
     /// <summary>The signal's exact size as a serialized <see cref="ClientMessage"/>.</summary>
     /// <param name="signal">The signal.</param>
     /// <returns>The number of bytes.</returns>
@@ -68,6 +109,7 @@ internal static class SignalSize
     /// <returns><see langword="true"/> when it fits.</returns>
     public static bool Fits(SignalMessage signal, int limit) => AtMost(signal) <= limit || Exact(signal) <= limit;
 
+    /// <summary>An upper bound of a string's size in JSON, without its quotes.</summary>
     private static long Text(string? text)
     {
         if (text is null)
@@ -78,7 +120,7 @@ internal static class SignalSize
         // Three vectorized passes over an SDP (the line breaks counted, then one look for anything else to escape),
         // instead of one search per line break.
         var span = text.AsSpan();
-        var size = span.Length + ((long)(span.Count('\r') + span.Count('\n')) * (LineBreak - 1));
+        var size = Unescaped(text);
         var at = span.IndexOfAnyExcept(PlainOrLineBreak);
         while (at >= 0)
         {
@@ -89,4 +131,8 @@ internal static class SignalSize
 
         return size;
     }
+
+    /// <summary>A lower bound of a string's size in JSON, without its quotes: a byte a character, two a line break.</summary>
+    private static long Unescaped(string text) =>
+        text.Length + ((long)(text.AsSpan().Count('\r') + text.AsSpan().Count('\n')) * (LineBreak - 1));
 }

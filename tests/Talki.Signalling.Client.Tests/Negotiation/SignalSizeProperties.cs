@@ -45,6 +45,14 @@ public sealed class SignalSizeProperties
         }, iter: 3000);
 
     [Fact]
+    public void TheLowerBound_IsNeverAboveTheSerializedSize_AsAnEntryOrAMessage() =>
+        Signal.Sample(signal =>
+        {
+            var bound = SignalSize.AtLeast(signal);
+            return bound <= SignalSize.ExactEntry(signal) && bound <= SignalSize.Exact(signal);
+        }, iter: 3000);
+
+    [Fact]
     public void Fits_AgreesWithTheSerializedSize_AtEveryLimit() =>
         Gen.Select(Signal, Gen.Int[0, 4000]).Sample((signal, limit) =>
             SignalSize.Fits(signal, limit) == (SignalSize.Exact(signal) <= limit), iter: 3000);
