@@ -8,8 +8,9 @@ namespace Talki.Signalling.Client.Negotiation;
 /// The size of a signal as UTF-8 JSON, bounded from its strings' lengths without serializing it. Signals are sized to keep
 /// each frame under the gateway's limit: the description with its candidates (<see cref="PeerNegotiator.Batch(MemberId, long, SessionDescription?, IReadOnlyList{IceCandidate})"/>),
 /// then a newcomer's offers together (<see cref="OfferBatch.Frames"/>), and the connection serializes each once more to
-/// send it. Serializing a few kilobytes of SDP only to measure it is what costs in .NET's WebAssembly interpreter; the bound
-/// is a count of the characters an encoder may escape, and the exact size is taken only when the bound does not fit.
+/// send it. Serializing a few kilobytes of SDP only to measure it is what costs in .NET's WebAssembly interpreter. The upper
+/// bound counts the characters an encoder may escape at their longest, the lower one every character at its shortest; the
+/// exact size is taken only where the two cannot tell whether a limit is kept.
 /// </summary>
 internal static class SignalSize
 {
