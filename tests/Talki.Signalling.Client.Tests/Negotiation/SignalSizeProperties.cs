@@ -6,10 +6,10 @@ using Talki.Signalling.Protocol;
 namespace Talki.Signalling.Client.Tests.Negotiation;
 
 /// <summary>
-/// Signals are sized by a bound on their strings instead of being serialized to be measured (<see cref="SignalSize"/>). The
-/// bound must never be below the real size, whatever the text (escapes, HTML-sensitive characters, non-ASCII, lone
-/// surrogates: a peer's SDP is whatever its browser wrote), and the frames and batches cut with it must be the ones the
-/// exact sizes make.
+/// Signals are sized by bounds on their strings instead of being serialized to be measured (<see cref="SignalSize"/>). The
+/// upper bound must never be below the real size and the lower never above it, whatever the text (escapes, HTML-sensitive
+/// characters, non-ASCII, lone surrogates: an SDP is whatever the browser wrote), and the frames and batches cut with them
+/// must be the ones the exact sizes make.
 /// </summary>
 public sealed class SignalSizeProperties
 {
@@ -26,7 +26,7 @@ public sealed class SignalSizeProperties
         Gen.Select(Text, Text.Null(), Gen.Int.Nullable(), Text.Null(), (c, mid, index, ufrag) => new IceCandidate { Candidate = c, SdpMid = mid, SdpMLineIndex = index, UsernameFragment = ufrag });
 
     private static readonly Gen<SignalMessage> Signal =
-        Gen.Select(Text.Null(), Gen.Long, Gen.Enum<SdpType>(), Text.Null(), Candidate.Array[0, 6].Null(), Gen.Bool)
+        Gen.Select(Text.Null(), Gen.Long.Nullable(), Gen.Enum<SdpType>(), Text.Null(), Candidate.Array[0, 6].Null(), Gen.Bool)
             .Select(t => new SignalMessage
             {
                 Id = t.Item1,
