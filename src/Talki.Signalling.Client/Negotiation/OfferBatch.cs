@@ -172,8 +172,8 @@ internal sealed class OfferBatch : IDisposable
             }
             else
             {
-                upper = SignalSize.AtMost(signal) + 1;
-                lower = SignalSize.AtLeast(signal) + 1;
+                var bounds = SignalSize.Bounds(signal);
+                (lower, upper) = (bounds.Least + 1, bounds.Most + 1);
             }
 
             if (current is not null && !exact && current.Count < MaxEntriesPerFrame && most + upper > MaxFrameBytes && least + lower <= MaxFrameBytes)

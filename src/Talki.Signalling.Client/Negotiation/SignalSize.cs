@@ -39,19 +39,7 @@ internal static class SignalSize
     /// <summary>An upper bound of the signal's size as a serialized <see cref="ClientMessage"/> (and so as an entry of <c>signals</c>, which has no <c>type</c>).</summary>
     /// <param name="signal">The signal.</param>
     /// <returns>At least the number of bytes the signal serializes to.</returns>
-    public static long AtMost(SignalMessage signal)
-    {
-        var size = Fixed + Text(signal.Id) + Text(signal.To.Value) + Text(signal.Description?.Sdp);
-        if (signal.Candidates is { } candidates)
-        {
-            foreach (var candidate in candidates)
-            {
-                size += PerCandidate + Text(candidate.Candidate) + Text(candidate.SdpMid) + Text(candidate.UsernameFragment);
-            }
-        }
-
-        return size;
-    }
+    public static long AtMost(SignalMessage signal) => Bounds(signal).Most;
 
     /// <summary>
     /// A lower bound of the signal's size as an entry of <c>signals</c> (and so as a <see cref="ClientMessage"/>): its
@@ -59,39 +47,49 @@ internal static class SignalSize
     /// </summary>
     /// <param name="signal">The signal.</param>
     /// <returns>At most the number of bytes the signal serializes to.</returns>
-    public static long AtLeast(SignalMessage signal)
+    public static long AtLeast(SignalMessage signal) => Bounds(signal).Least;
+
+    /// <summary>Both bounds of the signal's size (<see cref="AtLeast"/>, <see cref="AtMost"/>), each string read once.</summary>
+    /// <param name="signal">The signal.</param>
+    /// <returns>The lower and the upper bound.</returns>
+    public static (long Least, long Most) Bounds(SignalMessage signal)
     {
-        // {"to":""}
-        var size = 9 + Unescaped(signal.To.Value);
-        if (signal.Id is { } id)
+        var to = Text(signal.To.Value);
+        var id = Text(signal.Id);
+        var sdp = Text(signal.Description?.Sdp);
+        var least = 9 + to.Least; // {"to":""}
+        var most = Fixed + to.Most + id.Most + sdp.Most;
+        if (signal.Id is not null)
         {
-            size += 8 + Unescaped(id); // "id":"",
+            least += 8 + id.Least; // "id":"",
         }
 
         if (signal.ToEpoch is not null)
         {
-            size += 12; // ,"toEpoch":0
+            least += 12; // ,"toEpoch":0
         }
 
         if (signal.Description is { } description)
         {
-            size += 31; // ,"description":{"type":"offer"} (the shortest type)
-            if (description.Sdp is { } sdp)
+            least += 31; // ,"description":{"type":"offer"} (the shortest type)
+            if (description.Sdp is not null)
             {
-                size += 9 + Unescaped(sdp); // ,"sdp":""
+                least += 9 + sdp.Least; // ,"sdp":""
             }
         }
 
         if (signal.Candidates is { } candidates)
         {
-            size += 15; // ,"candidates":[] less the comma the first candidate does not have
+            least += 15; // ,"candidates":[] less the comma the first candidate does not have
             foreach (var candidate in candidates)
             {
-                size += 17 + Unescaped(candidate.Candidate); // {"candidate":""},
+                var line = Text(candidate.Candidate);
+                least += 17 + line.Least; // {"candidate":""},
+                most += PerCandidate + line.Most + Text(candidate.SdpMid).Most + Text(candidate.UsernameFragment).Most;
             }
         }
 
-        return size;
+        return (least, most);
     }
 
     /// <summary>The signal's exact size as a serialized <see cref="ClientMessage"/>.</summary>
@@ -110,30 +108,30 @@ internal static class SignalSize
     /// <returns><see langword="true"/> when it fits.</returns>
     public static bool Fits(SignalMessage signal, int limit) => AtMost(signal) <= limit || Exact(signal) <= limit;
 
-    /// <summary>An upper bound of a string's size in JSON, without its quotes.</summary>
-    private static long Text(string? text)
+    /// <summary>
+    /// Bounds of a string's size in JSON, without its quotes: at least a byte a character and two a line break, at most that
+    /// plus five for each other character an encoder may escape.
+    /// </summary>
+    private static (long Least, long Most) Text(string? text)
     {
         if (text is null)
         {
-            return 0;
+            return (0, 0);
         }
 
         // Three vectorized passes over an SDP (the line breaks counted, then one look for anything else to escape),
         // instead of one search per line break.
         var span = text.AsSpan();
-        var size = Unescaped(text);
+        var least = span.Length + ((long)(span.Count('\r') + span.Count('\n')) * (LineBreak - 1));
+        var most = least;
         var at = span.IndexOfAnyExcept(PlainOrLineBreak);
         while (at >= 0)
         {
-            size += Escaped - 1;
+            most += Escaped - 1;
             span = span[(at + 1)..];
             at = span.IndexOfAnyExcept(PlainOrLineBreak);
         }
 
-        return size;
+        return (least, most);
     }
-
-    /// <summary>A lower bound of a string's size in JSON, without its quotes: a byte a character, two a line break.</summary>
-    private static long Unescaped(string text) =>
-        text.Length + ((long)(text.AsSpan().Count('\r') + text.AsSpan().Count('\n')) * (LineBreak - 1));
 }
