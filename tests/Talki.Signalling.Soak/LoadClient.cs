@@ -6,7 +6,6 @@ using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
-using System.Threading.Channels;
 using Talki.Signalling.Http;
 using Talki.Signalling.Protocol;
 
@@ -93,16 +92,26 @@ public delegate bool RawFrameHandler(LoadSocket socket, ReadOnlySpan<byte> frame
 public readonly record struct LoadFrame(string Type, JsonElement Root, long Timestamp, DateTimeOffset ReceivedAt);
 
 /// <summary>
-/// A real WebSocket client for load: a send loop draining an unbounded queue (so a frame handler can send without
-/// waiting, in order) and a receive loop handing every text frame, parsed, to the handler on the receive loop.
+/// A real WebSocket client for load: a frame is sent on the caller's thread when the socket is free (as a browser's
+/// <c>send()</c> writes from its one thread), queued behind the send in progress otherwise and sent, in order, by whichever
+/// thread completes that send (so a frame handler never waits for the socket); a receive loop hands every text frame,
+/// parsed, to the handler on the receive loop.
 /// </summary>
+/// <remarks>
+/// Until 2026-12-05 every frame went through an unbounded channel to a send loop of its own: a thread-pool hop per frame
+/// whenever the loop had gone idle, and a rented array returned on another thread than the one that rented it, which at
+/// saturation left <see cref="ArrayPool{T}.Shared"/> short and made the tool allocate about 400 bytes a message
+/// (docs/performance.md, "The load tool's sends on the caller's thread").
+/// </remarks>
 public sealed class LoadSocket : IAsyncDisposable
 {
     private readonly WebSocket _socket;
     private readonly Action<LoadSocket, LoadFrame> _onFrame;
-    private readonly Channel<Outbound> _outbound = Channel.CreateUnbounded<Outbound>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Lock _sendGate = new();
+    private readonly Queue<Outbound> _pending = new();
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private Task? _sending;
+    private bool _sendBusy; // a frame is being sent: the next ones queue in _pending (under _sendGate)
+    private bool _sendClosed; // no new frame is taken: the socket was disposed, or its receive loop ended (under _sendGate)
     private Task? _receiving;
     private long _sent;
     private long _sendFailures;
@@ -184,8 +193,7 @@ public sealed class LoadSocket : IAsyncDisposable
         var socket = new LoadSocket(client, onFrame);
         // On the thread pool, never on a caller's synchronization context (xUnit's runs every test's continuations on two
         // threads): a frame's receipt and its timestamp must not wait for whatever else holds that context.
-        socket._sending = Task.Run(socket.SendLoopAsync, CancellationToken.None); // the loops live as long as the socket, not the connect call
-        socket._receiving = Task.Run(socket.ReceiveLoopAsync, CancellationToken.None);
+        socket._receiving = Task.Run(socket.ReceiveLoopAsync, CancellationToken.None); // the loop lives as long as the socket, not the connect call
         return socket;
     }
 
@@ -199,19 +207,31 @@ public sealed class LoadSocket : IAsyncDisposable
     private void Enqueue(Outbound frame)
     {
         Interlocked.Increment(ref _queued);
-        if (!_outbound.Writer.TryWrite(frame))
+        lock (_sendGate)
         {
-            Interlocked.Decrement(ref _queued);
-            Interlocked.Increment(ref _sendFailures);
-            frame.Release();
+            if (_sendClosed)
+            {
+                Fail(frame);
+                return;
+            }
+
+            if (_sendBusy)
+            {
+                _pending.Enqueue(frame);
+                return;
+            }
+
+            _sendBusy = true;
         }
+
+        Pump(frame);
     }
 
     /// <summary>Waits until everything queued so far has been handed to the socket (or failed).</summary>
     public async Task FlushAsync(TimeSpan timeout)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
-        while (Interlocked.Read(ref _queued) > 0 && Stopwatch.GetTimestamp() < deadline && !_sending!.IsCompleted)
+        while (Interlocked.Read(ref _queued) > 0 && Stopwatch.GetTimestamp() < deadline)
         {
             await Task.Delay(5);
         }
@@ -219,7 +239,12 @@ public sealed class LoadSocket : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _outbound.Writer.TryComplete();
+        lock (_sendGate)
+        {
+            _sendClosed = true;
+        }
+
+        await FlushAsync(TimeSpan.FromSeconds(5)); // what was queued before goes out before the close frame
         if (_socket.State == WebSocketState.Open)
         {
             ClosedByClient = true;
@@ -228,55 +253,131 @@ public sealed class LoadSocket : IAsyncDisposable
                 using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
                 await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, cts.Token);
             }
-            catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
             {
             }
         }
 
         await Task.WhenAny(_closed.Task, Task.Delay(TimeSpan.FromSeconds(10)));
         _socket.Abort();
-        await (_sending ?? Task.CompletedTask);
+        await FlushAsync(TimeSpan.FromSeconds(5)); // a send the abort ended has failed by now: its frame is released
         _socket.Dispose();
     }
 
-    private async Task SendLoopAsync()
+    /// <summary>
+    /// Sends <paramref name="frame"/>, then each frame queued meanwhile, on this thread for as long as the socket takes
+    /// them at once; a send that has to wait continues on its completion (<see cref="ContinueAsync"/>).
+    /// </summary>
+    private void Pump(Outbound frame)
     {
-        await Task.Yield();
-        await foreach (var frame in _outbound.Reader.ReadAllAsync())
+        while (true)
         {
+            ValueTask send;
             try
             {
-                await _socket.SendAsync(frame.Bytes.AsMemory(0, frame.Length), frame.Type, endOfMessage: true, CancellationToken.None);
-                Interlocked.Increment(ref _sent);
-                Interlocked.Decrement(ref _queued);
+                send = _socket.SendAsync(frame.Bytes.AsMemory(0, frame.Length), frame.Type, endOfMessage: true, CancellationToken.None);
             }
-            catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException or IOException)
+            catch (Exception e) when (IsSendFailure(e))
             {
-                Interlocked.Increment(ref _sendFailures);
-                Interlocked.Decrement(ref _queued);
-                DropQueued();
-                if (_socket.State is WebSocketState.Closed or WebSocketState.Aborted or WebSocketState.CloseReceived)
-                {
-                    await _closed.Task;
-                    DropQueued();
-                    return;
-                }
+                OnSendFailed(frame);
+                return;
             }
-            finally
+
+            if (!send.IsCompleted)
             {
-                frame.Release();
+                _ = ContinueAsync(send, frame);
+                return;
+            }
+
+            try
+            {
+                send.GetAwaiter().GetResult();
+            }
+            catch (Exception e) when (IsSendFailure(e))
+            {
+                OnSendFailed(frame);
+                return;
+            }
+
+            OnSent(frame);
+            if (!TryTakeNext(out frame))
+            {
+                return;
             }
         }
     }
 
-    private void DropQueued()
+    private async Task ContinueAsync(ValueTask send, Outbound frame)
     {
-        while (_outbound.Reader.TryRead(out var dropped))
+        try
         {
-            dropped.Release();
-            Interlocked.Increment(ref _sendFailures);
-            Interlocked.Decrement(ref _queued);
+            await send.ConfigureAwait(false);
         }
+        catch (Exception e) when (IsSendFailure(e))
+        {
+            OnSendFailed(frame);
+            return;
+        }
+
+        OnSent(frame);
+        if (TryTakeNext(out var next))
+        {
+            Pump(next);
+        }
+    }
+
+    /// <summary>The next queued frame, or false with the socket marked free.</summary>
+    private bool TryTakeNext(out Outbound next)
+    {
+        lock (_sendGate)
+        {
+            if (_pending.TryDequeue(out next))
+            {
+                return true;
+            }
+
+            _sendBusy = false;
+            return false;
+        }
+    }
+
+    private static bool IsSendFailure(Exception e) => e is WebSocketException or ObjectDisposedException or InvalidOperationException or IOException;
+
+    private void OnSent(Outbound frame)
+    {
+        Interlocked.Increment(ref _sent);
+        Interlocked.Decrement(ref _queued);
+        frame.Release();
+    }
+
+    /// <summary>
+    /// A send failed: the frame and everything queued behind it are counted as failures. A socket that can no longer send
+    /// takes no new frame; one still open takes the next frame again.
+    /// </summary>
+    private void OnSendFailed(Outbound frame)
+    {
+        Fail(frame);
+        lock (_sendGate)
+        {
+            while (_pending.TryDequeue(out var dropped))
+            {
+                Fail(dropped);
+            }
+
+            if (_socket.State is WebSocketState.Closed or WebSocketState.Aborted or WebSocketState.CloseReceived or WebSocketState.CloseSent)
+            {
+                _sendClosed = true;
+            }
+
+            _sendBusy = false;
+        }
+    }
+
+    private void Fail(Outbound frame)
+    {
+        Interlocked.Increment(ref _sendFailures);
+        Interlocked.Decrement(ref _queued);
+        frame.Release();
     }
 
     private async Task ReceiveLoopAsync()
@@ -346,7 +447,11 @@ public sealed class LoadSocket : IAsyncDisposable
         }
         finally
         {
-            _outbound.Writer.TryComplete();
+            lock (_sendGate)
+            {
+                _sendClosed = true; // frames already queued are still tried (and fail if the socket cannot send)
+            }
+
             _closed.TrySetResult();
         }
     }

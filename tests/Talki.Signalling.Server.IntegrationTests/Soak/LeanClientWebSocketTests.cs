@@ -228,6 +228,117 @@ public sealed class LeanClientWebSocketTests
         Assert.Equal(0, adaSocket.HandlerFailures);
     }
 
+    // LoadSocket, the load tool's socket: a frame goes out on the caller's thread when the socket is free and queues behind
+    // the send in progress otherwise, whichever thread completes that send taking the queue on.
+
+    [Fact]
+    public async Task LoadSocket_FourThreadsSendingAtOnce_EveryFrameArrivesOnce_InEachSendersOrder()
+    {
+        await using var server = await EchoServer.StartAsync();
+        var echoed = new System.Collections.Concurrent.ConcurrentQueue<(int Thread, int N)>();
+        await using var socket = await LoadSocket.ConnectAsync(server.Url("/echo"), (_, f) => echoed.Enqueue((f.Root.GetProperty("t").GetInt32(), f.Root.GetProperty("n").GetInt32())), LoadTransport.Lean);
+        const int PerThread = 5_000;
+        using var start = new Barrier(4);
+        var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
+        {
+            start.SignalAndWait();
+            for (var n = 0; n < PerThread; n++)
+            {
+                socket.Send($$"""{"t":{{t}},"n":{{n}}}""");
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+
+        await WaitUntilAsync(() => echoed.Count >= 4 * PerThread);
+        var byThread = echoed.GroupBy(e => e.Thread).ToDictionary(g => g.Key, g => g.Select(e => e.N).ToList());
+        Assert.Equal(4, byThread.Count);
+        foreach (var (_, numbers) in byThread)
+        {
+            Assert.Equal(Enumerable.Range(0, PerThread), numbers); // once each, in the order its thread sent them
+        }
+
+        Assert.Equal(4 * PerThread, socket.Sent);
+        Assert.Equal(0, socket.SendFailures);
+    }
+
+    [Fact]
+    public async Task LoadSocket_AServerThatDoesNotRead_NeverBlocksTheSender_AndTheQueuedFramesArriveInOrderOnceItReads()
+    {
+        await using var server = await EchoServer.StartAsync();
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.Hold = release.Task;
+        var echoed = new System.Collections.Concurrent.ConcurrentQueue<int>();
+        await using var socket = await LoadSocket.ConnectAsync(server.Url("/echo"), (_, f) => echoed.Enqueue(f.Root.GetProperty("n").GetInt32()), LoadTransport.Lean);
+        var pad = new string('x', 8_000);
+        const int Frames = 3_000; // 24 MB: far more than the two sockets' kernel buffers hold
+
+        for (var n = 0; n < Frames; n++)
+        {
+            socket.Send($$"""{"n":{{n}},"pad":"{{pad}}"}""");
+        }
+
+        // Every Send returned while the server read nothing: most of the frames wait in the socket's queue.
+        Assert.Equal(0, server.Received);
+        Assert.True(socket.Sent < Frames, $"all {Frames} frames were handed to the socket before the server read any");
+        release.SetResult();
+        await WaitUntilAsync(() => echoed.Count >= Frames);
+        Assert.Equal(Enumerable.Range(0, Frames), echoed);
+        Assert.Equal(Frames, socket.Sent);
+        Assert.Equal(0, socket.SendFailures);
+    }
+
+    [Fact]
+    public async Task LoadSocket_DisposedWithFramesQueued_SendsThemBeforeItsCloseFrame()
+    {
+        await using var server = await EchoServer.StartAsync();
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.Hold = release.Task;
+        var socket = await LoadSocket.ConnectAsync(server.Url("/echo"), (_, _) => { }, LoadTransport.Lean);
+        var pad = new string('x', 8_000);
+        for (var n = 0; n < 1_000; n++)
+        {
+            socket.Send($$"""{"n":{{n}},"pad":"{{pad}}"}""");
+        }
+
+        var disposing = socket.DisposeAsync().AsTask();
+        socket.Send("""{"n":-1}"""); // after the dispose began: refused, counted
+        release.SetResult();
+        await disposing;
+
+        Assert.Equal(WebSocketCloseStatus.NormalClosure, await server.ClientCloseStatus.Task.WaitAsync(TimeSpan.FromSeconds(15)));
+        Assert.Equal(1_000, server.Received); // every frame queued before the dispose, then the close
+        Assert.Equal(1_000, socket.Sent);
+        Assert.Equal(1, socket.SendFailures);
+    }
+
+    [Fact]
+    public async Task LoadSocket_SendingAfterTheServerClosed_CountsAFailure_WithoutThrowingOrHanging()
+    {
+        await using var server = await EchoServer.StartAsync();
+        await using var socket = await LoadSocket.ConnectAsync(server.Url("/echo"), (_, _) => { }, LoadTransport.Lean);
+        socket.Send("close"u8.ToArray(), WebSocketMessageType.Text);
+        await socket.Closed.WaitAsync(TimeSpan.FromSeconds(15));
+
+        socket.Send("""{"n":1}""");
+        socket.Send("""{"n":2}""");
+        await socket.FlushAsync(TimeSpan.FromSeconds(15));
+
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, socket.CloseStatus);
+        Assert.Equal(1, socket.Sent);
+        Assert.Equal(2, socket.SendFailures);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out after 30 s");
+            await Task.Delay(10);
+        }
+    }
+
     private static async Task<JsonElement> ExpectAsync(Channel<string> frames, string type)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
@@ -272,10 +383,17 @@ public sealed class LeanClientWebSocketTests
     private sealed class EchoServer : IAsyncDisposable
     {
         private readonly WebApplication _app;
+        private int _received;
 
         private EchoServer(WebApplication app) => _app = app;
 
         public TaskCompletionSource<WebSocketCloseStatus?> ClientCloseStatus { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Gets the messages the server has read, the closes not counted.</summary>
+        public int Received => Volatile.Read(ref _received);
+
+        /// <summary>Gets or sets a task the server waits for before it reads anything of a new socket (its kernel buffers fill meanwhile).</summary>
+        public Task Hold { get; set; } = Task.CompletedTask;
 
         public static async Task<EchoServer> StartAsync(TimeSpan? keepAlive = null, TimeSpan? keepAliveTimeout = null)
         {
@@ -319,6 +437,7 @@ public sealed class LeanClientWebSocketTests
         {
             var buffer = new byte[4096];
             using var message = new MemoryStream();
+            await Hold;
             try
             {
                 while (true)
@@ -343,6 +462,7 @@ public sealed class LeanClientWebSocketTests
 
                     var bytes = message.ToArray();
                     message.SetLength(0);
+                    Interlocked.Increment(ref _received);
                     if (bytes.AsSpan().SequenceEqual("close"u8))
                     {
                         await socket.CloseOutputAsync(WebSocketCloseStatus.PolicyViolation, "asked to", CancellationToken.None);
