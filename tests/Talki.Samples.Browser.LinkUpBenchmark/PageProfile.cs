@@ -1,5 +1,6 @@
 using System.Globalization;
-using System.Text.Json;
+using System.Security.Cryptography;
+using System.Text.RegularExpressions;
 using Microsoft.Playwright;
 
 namespace Talki.Samples.Browser.LinkUpBenchmark;
@@ -11,8 +12,13 @@ namespace Talki.Samples.Browser.LinkUpBenchmark;
 /// function on top of the stack (self time). Reported by script (talki-webrtc.js, blazor.webassembly.js, dotnet.native.wasm…)
 /// and by the functions with the most self time. Chromium's own pseudo-nodes say where the rest went: (program) is the
 /// browser's native work outside JS and WebAssembly (layout, style, WebRTC's main-thread part), (garbage collector) V8's.
+/// .NET's runtime (<c>dotnet.native.wasm</c>) carries no function names; the profile names its functions from the symbol
+/// map of the runtime pack whose <c>dotnet.native.wasm</c> has the same bytes as the one the page loaded
+/// (<see cref="WasmSymbols"/>), so the interpreter running .NET code (<c>mono_interp_exec_method</c>) is told apart from
+/// it compiling a method on its first call (<c>mono_interp_transform_method</c>, <c>generate_code</c>), the type system
+/// (<c>mono_class_*</c>, <c>mono_metadata_*</c>, generic instances) and the garbage collector (<c>sgen_*</c>).
 /// </summary>
-internal sealed class PageProfile
+internal sealed partial class PageProfile
 {
     private readonly ICDPSession _session;
 
@@ -53,6 +59,22 @@ internal sealed class PageProfile
         }
 
         // timeDeltas[i] is the time from sample i-1 to sample i: sample i ran until sample i+1, so it owns timeDeltas[i+1].
+        // Name .NET's runtime functions ("wasm-function[213]" → "mono_interp_exec_method") when its symbol map is found.
+        var wasmUrl = profile.GetProperty("nodes").EnumerateArray()
+            .Select(n => n.GetProperty("callFrame").GetProperty("url").GetString() ?? "")
+            .FirstOrDefault(u => Path.GetFileName(u).StartsWith("dotnet.native.", StringComparison.Ordinal) && u.EndsWith(".wasm", StringComparison.Ordinal));
+        var symbols = wasmUrl is null ? null : await WasmSymbols.LoadAsync(new Uri(wasmUrl));
+        if (symbols is not null)
+        {
+            foreach (var (id, (function, script)) in frames.ToList())
+            {
+                if (WasmFunction().Match(function) is { Success: true } m && symbols.TryGetValue(int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), out var name))
+                {
+                    frames[id] = (name, script);
+                }
+            }
+        }
+
         var samples = profile.GetProperty("samples").EnumerateArray().Select(s => s.GetInt32()).ToList();
         var deltas = profile.GetProperty("timeDeltas").EnumerateArray().Select(d => d.GetInt64()).ToList();
         var self = new Dictionary<(string Function, string Script), double>();
@@ -81,13 +103,24 @@ internal sealed class PageProfile
         lines.Add("WebAssembly self ms by the script that called into it (callee ← caller):");
         lines.AddRange(entries.OrderByDescending(e => e.Value).Take(12)
             .Select(e => string.Create(CultureInfo.InvariantCulture, $"  {e.Value,7:0.0}  {e.Key}")));
+        lines.Add(symbols is null
+            ? "WebAssembly functions unnamed: no runtime pack in the NuGet cache has the dotnet.native.wasm the page loaded"
+            : "WebAssembly functions named from the runtime pack's dotnet.native.js.symbols");
         lines.Add($"top {top} functions by self ms:");
         lines.AddRange(self.Where(s => s.Key.Function != "(idle)")
             .OrderByDescending(s => s.Value)
             .Take(top)
             .Select(s => string.Create(CultureInfo.InvariantCulture, $"  {s.Value,7:0.0}  {s.Key.Function} ({s.Key.Script})")));
+        lines.Add($"top {top} WebAssembly functions by self ms:");
+        lines.AddRange(self.Where(s => s.Key.Script.EndsWith(".wasm", StringComparison.Ordinal))
+            .OrderByDescending(s => s.Value)
+            .Take(top)
+            .Select(s => string.Create(CultureInfo.InvariantCulture, $"  {s.Value,7:0.0}  {s.Key.Function}")));
         return lines;
     }
+
+    [GeneratedRegex(@"^wasm-function\[(\d+)\]$")]
+    private static partial Regex WasmFunction();
 
     private static string EntryOf(int node, Dictionary<int, (string Function, string Script)> frames, Dictionary<int, int> parents)
     {
@@ -106,5 +139,52 @@ internal sealed class PageProfile
         }
 
         return names.Count == 0 ? "(no caller)" : string.Join(" ← ", names);
+    }
+}
+
+/// <summary>
+/// The names of .NET's WebAssembly runtime functions, by function index: the <c>dotnet.native.js.symbols</c> map
+/// (<c>index:name</c> lines) that the runtime pack (<c>Microsoft.NETCore.App.Runtime.Mono.browser-wasm</c>) ships beside
+/// its <c>dotnet.native.wasm</c>. An app built without the WebAssembly workload serves that file as it is (fingerprinted),
+/// so the pack is found by the file's bytes; an app whose runtime was relinked has no pack that matches, and stays unnamed.
+/// </summary>
+internal static class WasmSymbols
+{
+    public static async Task<IReadOnlyDictionary<int, string>?> LoadAsync(Uri served)
+    {
+        var root = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } packages
+            ? packages
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        var packs = Path.Combine(root, "microsoft.netcore.app.runtime.mono.browser-wasm");
+        if (!Directory.Exists(packs))
+        {
+            return null;
+        }
+
+        using var http = new HttpClient();
+        var bytes = await http.GetByteArrayAsync(served); // no Accept-Encoding: the file's own bytes
+        var hash = SHA256.HashData(bytes);
+        foreach (var pack in Directory.EnumerateDirectories(packs))
+        {
+            var native = Path.Combine(pack, "runtimes", "browser-wasm", "native");
+            var wasm = new FileInfo(Path.Combine(native, "dotnet.native.wasm"));
+            var map = Path.Combine(native, "dotnet.native.js.symbols");
+            if (wasm.Exists && wasm.Length == bytes.Length && File.Exists(map) && SHA256.HashData(File.ReadAllBytes(wasm.FullName)).AsSpan().SequenceEqual(hash))
+            {
+                var names = new Dictionary<int, string>();
+                foreach (var line in File.ReadLines(map))
+                {
+                    var colon = line.IndexOf(':', StringComparison.Ordinal);
+                    if (colon > 0 && int.TryParse(line.AsSpan(0, colon), NumberStyles.None, CultureInfo.InvariantCulture, out var index))
+                    {
+                        names[index] = line[(colon + 1)..];
+                    }
+                }
+
+                return names;
+            }
+        }
+
+        return null;
     }
 }
