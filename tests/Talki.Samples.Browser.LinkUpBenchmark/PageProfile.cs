@@ -161,8 +161,17 @@ internal static class WasmSymbols
             return null;
         }
 
-        using var http = new HttpClient();
-        var bytes = await http.GetByteArrayAsync(served); // no Accept-Encoding: the file's own bytes
+        byte[] bytes;
+        try
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            bytes = await http.GetByteArrayAsync(served); // no Accept-Encoding: the file's own bytes
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return null; // the profile is still reported, its WebAssembly functions unnamed
+        }
+
         var hash = SHA256.HashData(bytes);
         foreach (var pack in Directory.EnumerateDirectories(packs))
         {
