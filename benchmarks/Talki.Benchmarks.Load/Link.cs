@@ -73,12 +73,12 @@ internal sealed class Link
     /// <summary>Gets the error frames the server sent to this socket.</summary>
     public int ErrorFrames => Volatile.Read(ref _errorFrames) + (_externalErrors?.Invoke() ?? 0);
 
-    /// <summary>Sends the next message, counting from <paramref name="stamp"/> (a Stopwatch timestamp).</summary>
+    /// <summary>Sends the next message, counting from <paramref name="stamp"/> (a Stopwatch timestamp); on this thread when <paramref name="inline"/> and the socket is free (<see cref="LoadSocket.SendRented"/>).</summary>
     /// <remarks>
     /// Numbered and queued under a lock: the sequence numbers go out in order even when two threads send. Written as UTF-8
     /// straight into a pooled array (the target's envelope around the candidate), which the socket returns once sent.
     /// </remarks>
-    public void Send(long stamp)
+    public void Send(long stamp, bool inline = false)
     {
         var (prefix, suffix) = _envelope;
         lock (_sending)
@@ -97,7 +97,7 @@ internal sealed class Link
 
             suffix.CopyTo(buffer, prefix.Length + written);
             Interlocked.Increment(ref _sent);
-            Socket.SendRented(buffer, prefix.Length + written + suffix.Length);
+            Socket.SendRented(buffer, prefix.Length + written + suffix.Length, inline);
         }
     }
 

@@ -159,7 +159,8 @@ internal sealed class TrafficRun
 
         if (_closedLoop && Volatile.Read(ref _running) == 1)
         {
-            link.Send(Stopwatch.GetTimestamp());
+            // The answer goes out from this receive loop when the socket is free, as a page's one thread would send it.
+            link.Send(Stopwatch.GetTimestamp(), inline: true);
         }
     }
 

@@ -92,16 +92,16 @@ public delegate bool RawFrameHandler(LoadSocket socket, ReadOnlySpan<byte> frame
 public readonly record struct LoadFrame(string Type, JsonElement Root, long Timestamp, DateTimeOffset ReceivedAt);
 
 /// <summary>
-/// A real WebSocket client for load: a frame is sent on the caller's thread when the socket is free (as a browser's
-/// <c>send()</c> writes from its one thread), queued behind the send in progress otherwise and sent, in order, by whichever
-/// thread completes that send (so a frame handler never waits for the socket); a receive loop hands every text frame,
-/// parsed, to the handler on the receive loop.
+/// A real WebSocket client for load: one send at a time, frames in the order they were given. A frame given while a send
+/// is in progress waits in the socket's queue, and whichever thread completes that send goes on with the queue; one given
+/// while the socket is free is sent on the thread pool, or on the caller's own thread when it asks
+/// (<see cref="SendRented(byte[], int, bool)"/>, as a browser's <c>send()</c> writes from its one thread). A frame handler
+/// never waits for the socket. A receive loop hands every text frame, parsed, to the handler on the receive loop.
 /// </summary>
 /// <remarks>
-/// Until 2026-12-05 every frame went through an unbounded channel to a send loop of its own: a thread-pool hop per frame
-/// whenever the loop had gone idle, and a rented array returned on another thread than the one that rented it, which at
-/// saturation left <see cref="ArrayPool{T}.Shared"/> short and made the tool allocate about 400 bytes a message
-/// (docs/performance.md, "The load tool's sends on the caller's thread").
+/// Until 2026-12-05 every frame went through an unbounded channel to a send loop of its own: at saturation, a rented array
+/// returned on another thread than the one that rented it left <see cref="ArrayPool{T}.Shared"/> short, and the tool
+/// allocated about 400 bytes a message (docs/performance.md, "The load tool's sends").
 /// </remarks>
 public sealed class LoadSocket : IAsyncDisposable
 {
@@ -199,12 +199,19 @@ public sealed class LoadSocket : IAsyncDisposable
 
     public void Send(string json) => Send(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text);
 
-    public void Send(byte[] bytes, WebSocketMessageType type) => Enqueue(new Outbound(bytes, bytes.Length, type, Rented: false));
+    public void Send(byte[] bytes, WebSocketMessageType type) => Enqueue(new Outbound(bytes, bytes.Length, type, Rented: false), inline: false);
 
-    /// <summary>Queues the first <paramref name="length"/> bytes of <paramref name="rented"/> as a text frame; the array, rented from <see cref="ArrayPool{T}.Shared"/>, goes back to it once sent.</summary>
-    public void SendRented(byte[] rented, int length) => Enqueue(new Outbound(rented, length, WebSocketMessageType.Text, Rented: true));
+    /// <summary>Sends the first <paramref name="length"/> bytes of <paramref name="rented"/> as a text frame; the array, rented from <see cref="ArrayPool{T}.Shared"/>, goes back to it once sent.</summary>
+    /// <param name="rented">The frame's bytes, in an array rented from <see cref="ArrayPool{T}.Shared"/>.</param>
+    /// <param name="length">The frame's length.</param>
+    /// <param name="inline">
+    /// Whether a free socket sends it on this thread (no thread-pool hop: a saturation run's receive loop answering what it
+    /// received) rather than on the thread pool (an open-loop schedule serving many sockets from one thread must not wait
+    /// for each send).
+    /// </param>
+    public void SendRented(byte[] rented, int length, bool inline = false) => Enqueue(new Outbound(rented, length, WebSocketMessageType.Text, Rented: true), inline);
 
-    private void Enqueue(Outbound frame)
+    private void Enqueue(Outbound frame, bool inline)
     {
         Interlocked.Increment(ref _queued);
         lock (_sendGate)
@@ -224,7 +231,14 @@ public sealed class LoadSocket : IAsyncDisposable
             _sendBusy = true;
         }
 
-        Pump(frame);
+        if (inline)
+        {
+            Pump(frame);
+        }
+        else
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Socket.Pump(state.Frame), (Socket: this, Frame: frame), preferLocal: false);
+        }
     }
 
     /// <summary>Waits until everything queued so far has been handed to the socket (or failed).</summary>

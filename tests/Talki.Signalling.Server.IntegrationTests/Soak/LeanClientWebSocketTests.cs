@@ -228,11 +228,13 @@ public sealed class LeanClientWebSocketTests
         Assert.Equal(0, adaSocket.HandlerFailures);
     }
 
-    // LoadSocket, the load tool's socket: a frame goes out on the caller's thread when the socket is free and queues behind
-    // the send in progress otherwise, whichever thread completes that send taking the queue on.
+    // LoadSocket, the load tool's socket: a frame goes out on the thread pool (or the caller's thread, inline) when the socket
+    // is free and queues behind the send in progress otherwise, whichever thread completes that send taking the queue on.
 
-    [Fact]
-    public async Task LoadSocket_FourThreadsSendingAtOnce_EveryFrameArrivesOnce_InEachSendersOrder()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task LoadSocket_FourThreadsSendingAtOnce_EveryFrameArrivesOnce_InEachSendersOrder(bool inline)
     {
         await using var server = await EchoServer.StartAsync();
         var echoed = new System.Collections.Concurrent.ConcurrentQueue<(int Thread, int N)>();
@@ -244,7 +246,9 @@ public sealed class LeanClientWebSocketTests
             start.SignalAndWait();
             for (var n = 0; n < PerThread; n++)
             {
-                socket.Send($$"""{"t":{{t}},"n":{{n}}}""");
+                var text = $$"""{"t":{{t}},"n":{{n}}}""";
+                var rented = System.Buffers.ArrayPool<byte>.Shared.Rent(64);
+                socket.SendRented(rented, Encoding.UTF8.GetBytes(text, rented), inline);
             }
         })).ToList();
         threads.ForEach(t => t.Start());
@@ -285,6 +289,43 @@ public sealed class LeanClientWebSocketTests
         await WaitUntilAsync(() => echoed.Count >= Frames);
         Assert.Equal(Enumerable.Range(0, Frames), echoed);
         Assert.Equal(Frames, socket.Sent);
+        Assert.Equal(0, socket.SendFailures);
+    }
+
+    [Theory]
+    [InlineData(LoadTransport.Lean)]
+    [InlineData(LoadTransport.ClientWebSocket)]
+    public async Task LoadSocket_InlineSendsFromFourThreads_WhileTheServerDoesNotRead_QueueAndArriveInEachSendersOrder(LoadTransport transport)
+    {
+        await using var server = await EchoServer.StartAsync();
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.Hold = release.Task;
+        var echoed = new System.Collections.Concurrent.ConcurrentQueue<(int Thread, int N)>();
+        await using var socket = await LoadSocket.ConnectAsync(server.Url("/echo"), (_, f) => echoed.Enqueue((f.Root.GetProperty("t").GetInt32(), f.Root.GetProperty("n").GetInt32())), transport);
+        const int PerThread = 600; // 4 × 600 × 4 KB: the kernel's buffers fill, and most frames queue behind a pending send
+        var pad = new string('x', 4_000);
+        using var start = new Barrier(4);
+        var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
+        {
+            start.SignalAndWait();
+            for (var n = 0; n < PerThread; n++)
+            {
+                var text = $$"""{"t":{{t}},"n":{{n}},"pad":"{{pad}}"}""";
+                var rented = System.Buffers.ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(text.Length));
+                socket.SendRented(rented, Encoding.UTF8.GetBytes(text, rented), inline: true);
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join()); // no sender waited for the server
+
+        release.SetResult();
+        await WaitUntilAsync(() => echoed.Count >= 4 * PerThread);
+        foreach (var (_, numbers) in echoed.GroupBy(e => e.Thread).ToDictionary(g => g.Key, g => g.Select(e => e.N).ToList()))
+        {
+            Assert.Equal(Enumerable.Range(0, PerThread), numbers);
+        }
+
+        Assert.Equal(4 * PerThread, socket.Sent);
         Assert.Equal(0, socket.SendFailures);
     }
 
