@@ -240,30 +240,10 @@ public sealed class LeanClientWebSocketTests
         var echoed = new System.Collections.Concurrent.ConcurrentQueue<(int Thread, int N)>();
         await using var socket = await LoadSocket.ConnectAsync(server.Url("/echo"), (_, f) => echoed.Enqueue((f.Root.GetProperty("t").GetInt32(), f.Root.GetProperty("n").GetInt32())), LoadTransport.Lean);
         const int PerThread = 5_000;
-        using var start = new Barrier(4);
-        var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
-        {
-            start.SignalAndWait();
-            for (var n = 0; n < PerThread; n++)
-            {
-                var text = $$"""{"t":{{t}},"n":{{n}}}""";
-                var rented = System.Buffers.ArrayPool<byte>.Shared.Rent(64);
-                socket.SendRented(rented, Encoding.UTF8.GetBytes(text, rented), inline);
-            }
-        })).ToList();
-        threads.ForEach(t => t.Start());
-        threads.ForEach(t => t.Join());
 
-        await WaitUntilAsync(() => echoed.Count >= 4 * PerThread);
-        var byThread = echoed.GroupBy(e => e.Thread).ToDictionary(g => g.Key, g => g.Select(e => e.N).ToList());
-        Assert.Equal(4, byThread.Count);
-        foreach (var (_, numbers) in byThread)
-        {
-            Assert.Equal(Enumerable.Range(0, PerThread), numbers); // once each, in the order its thread sent them
-        }
+        SendFromFourThreads(socket, PerThread, pad: "", inline);
 
-        Assert.Equal(4 * PerThread, socket.Sent);
-        Assert.Equal(0, socket.SendFailures);
+        await AssertEachSendersOrderAsync(socket, echoed, PerThread);
     }
 
     [Fact]
@@ -303,29 +283,43 @@ public sealed class LeanClientWebSocketTests
         var echoed = new System.Collections.Concurrent.ConcurrentQueue<(int Thread, int N)>();
         await using var socket = await LoadSocket.ConnectAsync(server.Url("/echo"), (_, f) => echoed.Enqueue((f.Root.GetProperty("t").GetInt32(), f.Root.GetProperty("n").GetInt32())), transport);
         const int PerThread = 600; // 4 × 600 × 4 KB: the kernel's buffers fill, and most frames queue behind a pending send
-        var pad = new string('x', 4_000);
+
+        SendFromFourThreads(socket, PerThread, pad: new string('x', 4_000), inline: true); // no sender waits for the server
+        release.SetResult();
+
+        await AssertEachSendersOrderAsync(socket, echoed, PerThread);
+    }
+
+    /// <summary>Four threads, started together, each send frames <c>{"t":thread,"n":0…perThread-1,"pad":…}</c> in rented arrays; returns once all four have.</summary>
+    private static void SendFromFourThreads(LoadSocket socket, int perThread, string pad, bool inline)
+    {
         using var start = new Barrier(4);
         var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
         {
             start.SignalAndWait();
-            for (var n = 0; n < PerThread; n++)
+            for (var n = 0; n < perThread; n++)
             {
                 var text = $$"""{"t":{{t}},"n":{{n}},"pad":"{{pad}}"}""";
                 var rented = System.Buffers.ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(text.Length));
-                socket.SendRented(rented, Encoding.UTF8.GetBytes(text, rented), inline: true);
+                socket.SendRented(rented, Encoding.UTF8.GetBytes(text, rented), inline);
             }
         })).ToList();
         threads.ForEach(t => t.Start());
-        threads.ForEach(t => t.Join()); // no sender waited for the server
+        threads.ForEach(t => t.Join());
+    }
 
-        release.SetResult();
-        await WaitUntilAsync(() => echoed.Count >= 4 * PerThread);
-        foreach (var (_, numbers) in echoed.GroupBy(e => e.Thread).ToDictionary(g => g.Key, g => g.Select(e => e.N).ToList()))
+    /// <summary>Every frame of the four senders came back once, each sender's in the order it sent them, and none failed.</summary>
+    private static async Task AssertEachSendersOrderAsync(LoadSocket socket, System.Collections.Concurrent.ConcurrentQueue<(int Thread, int N)> echoed, int perThread)
+    {
+        await WaitUntilAsync(() => echoed.Count >= 4 * perThread);
+        var byThread = echoed.GroupBy(e => e.Thread).ToDictionary(g => g.Key, g => g.Select(e => e.N).ToList());
+        Assert.Equal(4, byThread.Count);
+        foreach (var (_, numbers) in byThread)
         {
-            Assert.Equal(Enumerable.Range(0, PerThread), numbers);
+            Assert.Equal(Enumerable.Range(0, perThread), numbers);
         }
 
-        Assert.Equal(4 * PerThread, socket.Sent);
+        Assert.Equal(4 * perThread, socket.Sent);
         Assert.Equal(0, socket.SendFailures);
     }
 
