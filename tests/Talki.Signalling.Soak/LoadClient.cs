@@ -355,7 +355,10 @@ public sealed class LoadSocket : IAsyncDisposable
         }
     }
 
-    private static bool IsSendFailure(Exception e) => e is WebSocketException or ObjectDisposedException or InvalidOperationException or IOException;
+    // What a send on a closing or broken socket throws (as the send loop caught it), and the socket layer's own errors: a
+    // send that fails is counted, never thrown into a receive loop or, worse, out of a thread-pool work item.
+    private static bool IsSendFailure(Exception e) => e is WebSocketException or ObjectDisposedException or InvalidOperationException or IOException
+        or System.Net.Sockets.SocketException or OperationCanceledException;
 
     private void OnSent(Outbound frame)
     {
