@@ -58,7 +58,6 @@ internal sealed partial class PageProfile
             frames[node.GetProperty("id").GetInt32()] = (function, script);
         }
 
-        // timeDeltas[i] is the time from sample i-1 to sample i: sample i ran until sample i+1, so it owns timeDeltas[i+1].
         // Name .NET's runtime functions ("wasm-function[213]" → "mono_interp_exec_method") when its symbol map is found.
         var wasmUrl = profile.GetProperty("nodes").EnumerateArray()
             .Select(n => n.GetProperty("callFrame").GetProperty("url").GetString() ?? "")
@@ -75,6 +74,7 @@ internal sealed partial class PageProfile
             }
         }
 
+        // timeDeltas[i] is the time from sample i-1 to sample i: sample i ran until sample i+1, so it owns timeDeltas[i+1].
         var samples = profile.GetProperty("samples").EnumerateArray().Select(s => s.GetInt32()).ToList();
         var deltas = profile.GetProperty("timeDeltas").EnumerateArray().Select(d => d.GetInt64()).ToList();
         var self = new Dictionary<(string Function, string Script), double>();
