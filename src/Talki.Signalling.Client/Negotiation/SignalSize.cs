@@ -102,11 +102,15 @@ internal static class SignalSize
     /// <returns>The number of bytes.</returns>
     public static int ExactEntry(SignalMessage signal) => JsonSerializer.SerializeToUtf8Bytes(signal, TalkiJsonContext.Default.SignalMessage).Length;
 
-    /// <summary>Whether the signal serializes to at most <paramref name="limit"/> bytes; serialized only when the bound exceeds it.</summary>
+    /// <summary>Whether the signal serializes to at most <paramref name="limit"/> bytes; serialized only when the bounds cannot tell.</summary>
     /// <param name="signal">The signal.</param>
     /// <param name="limit">The most bytes.</param>
     /// <returns><see langword="true"/> when it fits.</returns>
-    public static bool Fits(SignalMessage signal, int limit) => AtMost(signal) <= limit || Exact(signal) <= limit;
+    public static bool Fits(SignalMessage signal, int limit)
+    {
+        var (least, most) = Bounds(signal);
+        return most <= limit || (least <= limit && Exact(signal) <= limit);
+    }
 
     /// <summary>
     /// Bounds of a string's size in JSON, without its quotes: at least a byte a character and two a line break, at most that
