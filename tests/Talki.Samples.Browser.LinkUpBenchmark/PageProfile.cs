@@ -150,7 +150,20 @@ internal sealed partial class PageProfile
 /// </summary>
 internal static class WasmSymbols
 {
+    // One benchmark run profiles a page per run, every page served the same runtime: it is fetched and matched once.
+    private static readonly Dictionary<Uri, IReadOnlyDictionary<int, string>?> Loaded = [];
+
     public static async Task<IReadOnlyDictionary<int, string>?> LoadAsync(Uri served)
+    {
+        if (!Loaded.TryGetValue(served, out var names))
+        {
+            Loaded[served] = names = await MatchAsync(served);
+        }
+
+        return names;
+    }
+
+    private static async Task<IReadOnlyDictionary<int, string>?> MatchAsync(Uri served)
     {
         var root = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } packages
             ? packages
