@@ -564,7 +564,10 @@ public sealed class TalkiCallTests
     [Fact]
     public async Task Ping_SentEveryPingInterval_OnTheClientClock()
     {
-        await using var world = await CallWorld.StartAsync();
+        // The room seals after 30 minutes, far beyond the 8 minutes this advances the client's clock: with the default 5,
+        // the second advance also reached the client's seal timer, which closes the socket, and whether the ping due in
+        // the same advance went out first was a race (lost once, on a busy machine, 2026-12-05).
+        await using var world = await CallWorld.StartAsync(TimeSpan.FromMinutes(30));
         var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
         var a = await world.SignInAsync("Ada", new TalkiClientOptions { PingInterval = TimeSpan.FromMinutes(4) }, clock);
         Assert.True((await a.Call.CreateRoomAsync()).IsSuccess);
