@@ -185,10 +185,49 @@ public sealed class ConnectionRateLimiterTests
         Assert.Throws<ArgumentOutOfRangeException>(() => limiter.Return("c", 1, -1));
     }
 
+    [Fact]
+    public void OnTheRealClock_MessagesAndBytesRefillAtTheirRates_NeverEarly()
+    {
+        // The limiter converts its rates into units of the clock's timestamps. The fake clock counts in ticks (10 MHz), the
+        // real one on Linux in nanoseconds: a conversion that assumed either would pass every test above on one clock and
+        // refill 100 times too fast or too slow on the other. Here: 50 messages/s after a burst of 5, and 5,000 bytes/s
+        // after a burst of 500 bytes (100 bytes a message), so each of the 10 messages after the bursts waits for both.
+        var time = TimeProvider.System;
+        var messages = new ConnectionRateLimiter(time, Limits(burst: 5, perSecond: 50, byteBurst: 1_000_000, bytesPerSecond: 1_000_000));
+        var bytes = new ConnectionRateLimiter(time, Limits(burst: 1_000, perSecond: 1_000, byteBurst: 500, bytesPerSecond: 5_000));
+
+        AssertRefillTakes200Ms(messages, time); // (15 − 5) messages / 50 per second
+        AssertRefillTakes200Ms(bytes, time); // (1,500 − 500) bytes / 5,000 per second
+
+        static void AssertRefillTakes200Ms(ConnectionRateLimiter limiter, TimeProvider time)
+        {
+            // 15 messages of 100 bytes, each tried again a millisecond after a refusal. Not before 200 ms (early); and
+            // under a second, so that a refill five times too slow fails too, while a busy machine's late wake-up, which
+            // delays only the last message (the tokens accrue meanwhile), does not.
+            var started = time.GetTimestamp();
+            var allowed = 0;
+            while (allowed < 15 && time.GetElapsedTime(started) < TimeSpan.FromSeconds(1))
+            {
+                if (limiter.TryAcquireAt("c", 1, 100, time.GetTimestamp()) == RateDecision.Allowed)
+                {
+                    allowed++;
+                }
+                else
+                {
+                    Thread.Sleep(1);
+                }
+            }
+
+            var took = time.GetElapsedTime(started);
+            Assert.True(allowed == 15, $"{allowed} of 15 allowed in {took.TotalMilliseconds} ms: the bucket refilled too slowly");
+            Assert.True(took >= TimeSpan.FromMilliseconds(199.9), $"15 allowed after {took.TotalMilliseconds} ms: the bucket refilled early");
+        }
+    }
+
     private RateDecision At(ConnectionRateLimiter limiter, int bytes) => limiter.TryAcquireAt("c", 1, bytes, _time.GetTimestamp());
 
-    private ConnectionRateLimiter Limiter(int burst, int perSecond = 1, int refusalsBeforeClose = 100, int byteBurst = 1_000_000, int bytesPerSecond = 1_000_000, TimeSpan? window = null)
-        => new(_time, new TalkiLimitsOptions
+    private static TalkiLimitsOptions Limits(int burst, int perSecond = 1, int refusalsBeforeClose = 100, int byteBurst = 1_000_000, int bytesPerSecond = 1_000_000, TimeSpan? window = null)
+        => new()
         {
             MessageBurst = burst,
             MessagesPerSecond = perSecond,
@@ -196,5 +235,8 @@ public sealed class ConnectionRateLimiterTests
             MessageBytesPerSecond = bytesPerSecond,
             RateLimitedMessagesBeforeClose = refusalsBeforeClose,
             RateLimitWindow = window ?? TimeSpan.FromMinutes(10),
-        });
+        };
+
+    private ConnectionRateLimiter Limiter(int burst, int perSecond = 1, int refusalsBeforeClose = 100, int byteBurst = 1_000_000, int bytesPerSecond = 1_000_000, TimeSpan? window = null)
+        => new(_time, Limits(burst, perSecond, refusalsBeforeClose, byteBurst, bytesPerSecond, window));
 }
