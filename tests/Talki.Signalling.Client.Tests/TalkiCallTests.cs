@@ -581,6 +581,30 @@ public sealed class TalkiCallTests
     }
 
     [Fact]
+    public async Task Ping_OnTheRealClock_SentEveryPingInterval_NeverEarly_OnTheSameSocket()
+    {
+        // The test above on the fake clock, which never fires early. Here a 150 ms interval on the system clock: the fourth
+        // ping comes no sooner than four intervals after the socket opened, less the timer clock's coarseness (a few
+        // milliseconds a period: the runtime's timers run on a coarse millisecond count), and on the socket the call opened.
+        await using var world = await CallWorld.StartAsync();
+        var interval = TimeSpan.FromMilliseconds(150);
+        var a = await world.SignInAsync("Ada", new TalkiClientOptions { PingInterval = interval });
+        var started = TimeProvider.System.GetTimestamp(); // before the socket, so its timer starts no sooner than this
+        Assert.True((await a.Call.CreateRoomAsync()).IsSuccess);
+        int Pings() => a.Socket.Sent.Count(f => f.Contains("\"type\":\"ping\"", StringComparison.Ordinal));
+
+        await CallWorld.EventuallyAsync(() => Pings() >= 4, "four pings");
+        var elapsed = TimeProvider.System.GetElapsedTime(started);
+        var pings = Pings();
+
+        var earliest = (interval - TimeSpan.FromMilliseconds(15)) * pings;
+        Assert.True(elapsed >= earliest, $"{pings} pings {elapsed.TotalMilliseconds:F0} ms after the socket opened: earlier than {earliest.TotalMilliseconds:F0} ms");
+        Assert.Single(a.Sockets);
+        Assert.Equal(TalkiConnectionState.Connected, a.Call.ConnectionState);
+        Assert.Empty(Snapshot(a));
+    }
+
+    [Fact]
     public async Task JoinUnknownRoom_FailsWithRoomNotFound_NoSocket()
     {
         await using var world = await CallWorld.StartAsync();
