@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Numerics;
 
 namespace Talki.Benchmarks.Load;
 
@@ -258,6 +259,9 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     private static ProcessStartInfo Pinned(ProcessStartInfo start, string? cpus)
     {
+        // A child inherits this process's CPU affinity: with the tool pinned (run.sh's CLIENT_CPUS) and no --server-cpus,
+        // the servers would share the tool's cores while the report says "not pinned". They get every online CPU instead.
+        cpus ??= ToolIsPinned() ? File.ReadAllText("/sys/devices/system/cpu/online").Trim() : null;
         if (cpus is null)
         {
             return start;
@@ -270,6 +274,25 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
 
         return pinned;
+    }
+
+    /// <summary>Whether this tool runs on fewer CPUs than are online (Linux: its affinity mask, against <c>/sys/devices/system/cpu/online</c>).</summary>
+    private static bool ToolIsPinned()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return false;
+        }
+
+        var online = 0;
+        foreach (var range in File.ReadAllText("/sys/devices/system/cpu/online").Trim().Split(','))
+        {
+            var bounds = range.Split('-');
+            online += bounds.Length == 1 ? 1 : int.Parse(bounds[1], CultureInfo.InvariantCulture) - int.Parse(bounds[0], CultureInfo.InvariantCulture) + 1;
+        }
+
+        using var self = Process.GetCurrentProcess();
+        return BitOperations.PopCount((ulong)(long)self.ProcessorAffinity) < Math.Min(online, 64);
     }
 
     private static async Task<bool> ProbeAsync(HttpClient probe, Uri health)
