@@ -40,11 +40,11 @@ try
     }
 
     await using var chromium = await Chromium.LaunchAsync(hosts[0].Host.BaseAddress, Log);
-    var results = new List<(int Size, string Window, List<double> Milliseconds, List<int> SignalsAtLinkUp, List<int> SignalsAfterSettle, List<double> CpuBusy, int Failed)>();
+    var results = new List<(int Size, string Window, List<double> Milliseconds, List<int> SignalsAtLinkUp, List<int> SignalsAfterSettle, List<double> CpuBusy, List<double> CpuBusyBefore, int Failed)>();
     var run = 0;
     foreach (var size in options.Sizes)
     {
-        var bySize = hosts.Select(h => (size, h.Window, Milliseconds: new List<double>(), AtLinkUp: new List<int>(), AfterSettle: new List<int>(), CpuBusy: new List<double>(), Failed: 0)).ToList();
+        var bySize = hosts.Select(h => (size, h.Window, Milliseconds: new List<double>(), AtLinkUp: new List<int>(), AfterSettle: new List<int>(), CpuBusy: new List<double>(), CpuBusyBefore: new List<double>(), Failed: 0)).ToList();
         for (var repetition = -options.Warmup; repetition < options.Repetitions; repetition++)
         {
             for (var w = 0; w < hosts.Count; w++)
@@ -72,7 +72,7 @@ try
                     continue;
                 }
 
-                Log($"{size} members, {label}: {result.Milliseconds:0} ms, CPU {result.CpuBusy:P0} busy; signals per new link side at link-up [{string.Join(", ", result.SignalsAtLinkUp)}], after {options.SettleMs} ms [{string.Join(", ", result.SignalsAfterSettle)}]");
+                Log($"{size} members, {label}: {result.Milliseconds:0} ms, CPU {result.CpuBusy:P0} busy ({result.CpuBusyBefore:P0} in the {options.BeforeClickMs} ms before the click); signals per new link side at link-up [{string.Join(", ", result.SignalsAtLinkUp)}], after {options.SettleMs} ms [{string.Join(", ", result.SignalsAfterSettle)}]");
                 foreach (var side in result.Detail)
                 {
                     Log($"  {side}");
@@ -82,6 +82,7 @@ try
                 {
                     bySize[w].Milliseconds.Add(result.Milliseconds);
                     bySize[w].CpuBusy.Add(result.CpuBusy);
+                    bySize[w].CpuBusyBefore.Add(result.CpuBusyBefore);
                     bySize[w].AtLinkUp.AddRange(result.SignalsAtLinkUp);
                     bySize[w].AfterSettle.AddRange(result.SignalsAfterSettle);
                 }
@@ -95,21 +96,22 @@ try
     Console.WriteLine("\"admit\" for the last member to every link on every page `connected` (max `connectedAt` of the hook). Signals: `signal` frames and `signals` entries");
     Console.WriteLine($"each side of the last member's links sent after the click (Playwright framesent), until all links were up / {options.SettleMs} ms later.");
     Console.WriteLine();
-    Console.WriteLine("CPU busy: the machine's busy share of all cores' time from the click to the benchmark seeing every link up (/proc/stat).");
+    Console.WriteLine("CPU busy: the machine's busy share of all cores' time from the click to the benchmark seeing every link up (/proc/stat); before");
+    Console.WriteLine($"the click: the same over the {options.BeforeClickMs} ms the benchmark waits before it, the last member waiting and the others' call running (what the link-up shares the machine with).");
     Console.WriteLine();
-    Console.WriteLine($"| members | links | gather window | runs | median (ms) | min (ms) | max (ms) | CPU busy: median (min–max) | signals per link side at link-up: median (min–max) | after settling: median (min–max) | failed runs (no link-up within {timeout.TotalSeconds:0} s) |");
-    Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    foreach (var (size, window, samples, atLinkUp, afterSettle, cpuBusy, failed) in results)
+    Console.WriteLine($"| members | links | gather window | runs | median (ms) | min (ms) | max (ms) | CPU busy: median (min–max) | CPU busy before the click: median (min–max) | signals per link side at link-up: median (min–max) | after settling: median (min–max) | failed runs (no link-up within {timeout.TotalSeconds:0} s) |");
+    Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    foreach (var (size, window, samples, atLinkUp, afterSettle, cpuBusy, cpuBusyBefore, failed) in results)
     {
         var sorted = samples.Order().ToList();
         if (sorted.Count == 0)
         {
-            Console.WriteLine($"| {size} | {size * (size - 1) / 2} | {window} | 0 | – | – | – | – | – | – | {failed} |");
+            Console.WriteLine($"| {size} | {size * (size - 1) / 2} | {window} | 0 | – | – | – | – | – | – | – | {failed} |");
             continue;
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {size} | {size * (size - 1) / 2} | {window} | {sorted.Count} | {Median(sorted):0} | {sorted[0]:0} | {sorted[^1]:0} | {Median(cpuBusy):P0} ({cpuBusy.Min():P0}–{cpuBusy.Max():P0}) | {Median(atLinkUp):0.#} ({atLinkUp.Min()}–{atLinkUp.Max()}) | {Median(afterSettle):0.#} ({afterSettle.Min()}–{afterSettle.Max()}) | {failed} |"));
+            $"| {size} | {size * (size - 1) / 2} | {window} | {sorted.Count} | {Median(sorted):0} | {sorted[0]:0} | {sorted[^1]:0} | {Median(cpuBusy):P0} ({cpuBusy.Min():P0}–{cpuBusy.Max():P0}) | {(options.BeforeClickMs == 0 ? "–" : $"{Median(cpuBusyBefore):P0} ({cpuBusyBefore.Min():P0}–{cpuBusyBefore.Max():P0})")} | {Median(atLinkUp):0.#} ({atLinkUp.Min()}–{atLinkUp.Max()}) | {Median(afterSettle):0.#} ({afterSettle.Min()}–{afterSettle.Max()}) | {failed} |"));
     }
 }
 finally
@@ -217,6 +219,11 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         await last.JoinAsync(link, timeout, opened: size > 1);
         await last.WaitForStateAsync(timeout, "Waiting");
         Log($"  set-up: the last member asked to join after {setUp.Elapsed.TotalSeconds:0.0} s");
+        // What the timed link-up shares the machine with: the others' call (its media, once there are two of them) and
+        // every page's idle work, over the wait before the click (before the profiler or the trace starts).
+        var quietFrom = CpuTimes.Read();
+        await Task.Delay(options.BeforeClickMs);
+        var cpuBusyBefore = options.BeforeClickMs == 0 ? double.NaN : CpuTimes.Read().BusySince(quietFrom);
         var profile = options.Profile ? await PageProfile.StartAsync(last.Page) : null;
         var chromeTrace = options.ChromeTraceDirectory is { } traceDirectory
             ? await ChromeTrace.StartAsync(chromium.Browser, Path.Combine(traceDirectory, $"run{runNumber}-{size}members.json"))
@@ -278,7 +285,7 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
             detail.Add($"{last.Name}'s page from just before the click until the mesh was seen connected (polled):");
             detail.AddRange(profiled.Select(line => "    " + line));
         }
-        return new RunResult(connectedAt.Max() - admittedAt, atLinkUp, afterSettle, detail, cpuBusy);
+        return new RunResult(connectedAt.Max() - admittedAt, atLinkUp, afterSettle, detail, cpuBusy, cpuBusyBefore);
     }
     finally
     {
@@ -355,7 +362,7 @@ async Task WaitForMeshAsync(IReadOnlyList<TalkiUser> members, IReadOnlyDictionar
 }
 
 /// <summary>One run: the link-up time, the signals each side of the last member's links sent (at link-up, after settling), and per side which.</summary>
-internal sealed record RunResult(double Milliseconds, IReadOnlyList<int> SignalsAtLinkUp, IReadOnlyList<int> SignalsAfterSettle, IReadOnlyList<string> Detail, double CpuBusy);
+internal sealed record RunResult(double Milliseconds, IReadOnlyList<int> SignalsAtLinkUp, IReadOnlyList<int> SignalsAfterSettle, IReadOnlyList<string> Detail, double CpuBusy, double CpuBusyBefore);
 
 /// <summary>The machine's CPU time from the first line of <c>/proc/stat</c> (all cores; proc(5)), to tell a slow link-up from a saturated machine.</summary>
 internal readonly record struct CpuTimes(long Busy, long Total)
@@ -374,7 +381,7 @@ internal readonly record struct CpuTimes(long Busy, long Total)
 
 internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetitions, int Warmup, string Media = "video")
 {
-    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1] [--media video|audio|none] [--gather-windows 0,default] [--settle-ms 2000] [--link-up-timeout-ms 30000] [--timeout-s 60] [--host-setting Key=Value] [--trace] [--profile] [--chrome-trace DIR] [--poll-stats] [--page-style CSS]";
+    public const string Usage = "usage: Talki.Samples.Browser.LinkUpBenchmark [--sizes 2,3,4] [--repetitions 5] [--warmup 1] [--media video|audio|none] [--gather-windows 0,default] [--settle-ms 2000] [--before-click-ms 1000] [--link-up-timeout-ms 30000] [--timeout-s 60] [--host-setting Key=Value] [--trace] [--profile] [--chrome-trace DIR] [--poll-stats] [--page-style CSS]";
 
     /// <summary>The client candidate gather windows to compare (ms, or <c>default</c>: the sample's configuration is left alone); one host each.</summary>
     public IReadOnlyList<string> GatherWindows { get; init; } = ["default"];
@@ -413,6 +420,12 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
     /// <summary>How long after link-up the signals are still counted (late candidates).</summary>
     public int SettleMs { get; init; } = 2000;
 
+    /// <summary>
+    /// How long the benchmark waits, once the last member is waiting, before the admin clicks (the machine's load measured
+    /// over it): an admin answers a knock after seconds, not in the moment the others' mesh connected. 0: at once.
+    /// </summary>
+    public int BeforeClickMs { get; init; } = 1000;
+
     /// <summary>The browser contexts: camera and microphone (video), microphone only (audio: no camera), or both refused (none).</summary>
     public UserOptions UserOptions => Media switch
     {
@@ -437,6 +450,7 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
         int? linkUpTimeoutMs = null;
         var hostSettings = new Dictionary<string, string>();
         var timeoutSeconds = 60;
+        var beforeClickMs = 1000;
         for (var i = 0; i < args.Length; i++)
         {
             var value = i + 1 < args.Length ? args[i + 1] : null;
@@ -488,6 +502,10 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
                     settleMs = settle;
                     i++;
                     break;
+                case "--before-click-ms" when int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var beforeClick):
+                    beforeClickMs = beforeClick;
+                    i++;
+                    break;
                 case "--link-up-timeout-ms" when int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var linkUp) && linkUp > 0:
                     linkUpTimeoutMs = linkUp;
                     i++;
@@ -506,7 +524,7 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
         }
 
         return sizes.All(s => s is >= 2 and <= 8) && windows.Count > 0
-            ? new BenchmarkOptions(sizes, repetitions, warmup, media) { GatherWindows = windows, SettleMs = settleMs, Trace = trace, Profile = profile, ChromeTraceDirectory = chromeTrace, PollStats = pollStats, PageStyle = pageStyle, LinkUpTimeoutMs = linkUpTimeoutMs, HostSettings = hostSettings, Timeout = TimeSpan.FromSeconds(timeoutSeconds) }
+            ? new BenchmarkOptions(sizes, repetitions, warmup, media) { GatherWindows = windows, SettleMs = settleMs, BeforeClickMs = beforeClickMs, Trace = trace, Profile = profile, ChromeTraceDirectory = chromeTrace, PollStats = pollStats, PageStyle = pageStyle, LinkUpTimeoutMs = linkUpTimeoutMs, HostSettings = hostSettings, Timeout = TimeSpan.FromSeconds(timeoutSeconds) }
             : null;
     }
 }
