@@ -72,7 +72,7 @@ try
                     continue;
                 }
 
-                Log($"{size} members, {label}: {result.Milliseconds:0} ms, CPU {result.CpuBusy:P0} busy ({result.CpuBusyBefore:P0} in the {options.BeforeClickMs} ms before the click); signals per new link side at link-up [{string.Join(", ", result.SignalsAtLinkUp)}], after {options.SettleMs} ms [{string.Join(", ", result.SignalsAfterSettle)}]");
+                Log($"{size} members, {label}: {result.Milliseconds:0} ms, CPU {result.CpuBusy:P0} busy{(options.BeforeClickMs == 0 ? string.Empty : $" ({result.CpuBusyBefore:P0} in the {options.BeforeClickMs} ms before the click)")}; signals per new link side at link-up [{string.Join(", ", result.SignalsAtLinkUp)}], after {options.SettleMs} ms [{string.Join(", ", result.SignalsAfterSettle)}]");
                 foreach (var side in result.Detail)
                 {
                     Log($"  {side}");
