@@ -190,8 +190,8 @@ public sealed class ConnectionRateLimiterTests
     {
         // The limiter converts its rates into units of the clock's timestamps. The fake clock counts in ticks (10 MHz), the
         // real one on Linux in nanoseconds: a conversion that assumed either would pass every test above on one clock and
-        // refill 100 times too fast or too slow on the other. Here: 50 messages/s after a burst of 5, and 5,000 bytes/s
-        // after a burst of 500 bytes (100 bytes a message), so each of the 10 messages after the bursts waits for both.
+        // refill 100 times too fast or too slow on the other. One limiter per bucket, the other bucket too large to matter:
+        // 50 messages/s after a burst of 5, and 5,000 bytes/s after a burst of 500 bytes (100 bytes a message).
         var time = TimeProvider.System;
         var messages = new ConnectionRateLimiter(time, Limits(burst: 5, perSecond: 50, byteBurst: 1_000_000, bytesPerSecond: 1_000_000));
         var bytes = new ConnectionRateLimiter(time, Limits(burst: 1_000, perSecond: 1_000, byteBurst: 500, bytesPerSecond: 5_000));
