@@ -261,7 +261,7 @@ internal sealed class ServerProcess : IAsyncDisposable
     {
         // A child inherits this process's CPU affinity: with the tool pinned (run.sh's CLIENT_CPUS) and no --server-cpus,
         // the servers would share the tool's cores while the report says "not pinned". They get every online CPU instead.
-        cpus ??= ToolIsPinned() ? File.ReadAllText("/sys/devices/system/cpu/online").Trim() : null;
+        cpus ??= OnlineCpusWhenToolIsPinned.Value;
         if (cpus is null)
         {
             return start;
@@ -276,24 +276,28 @@ internal sealed class ServerProcess : IAsyncDisposable
         return pinned;
     }
 
-    /// <summary>Whether this tool runs on fewer CPUs than are online (Linux: its affinity mask, against <c>/sys/devices/system/cpu/online</c>).</summary>
-    private static bool ToolIsPinned()
+    /// <summary>
+    /// Every online CPU (the <c>/sys/devices/system/cpu/online</c> list) when this tool's affinity mask holds fewer of them,
+    /// else <see langword="null"/>; read once, the affinity being the tool's for its whole run.
+    /// </summary>
+    private static readonly Lazy<string?> OnlineCpusWhenToolIsPinned = new(() =>
     {
         if (!OperatingSystem.IsLinux())
         {
-            return false;
+            return null;
         }
 
+        var list = File.ReadAllText("/sys/devices/system/cpu/online").Trim();
         var online = 0;
-        foreach (var range in File.ReadAllText("/sys/devices/system/cpu/online").Trim().Split(','))
+        foreach (var range in list.Split(','))
         {
             var bounds = range.Split('-');
             online += bounds.Length == 1 ? 1 : int.Parse(bounds[1], CultureInfo.InvariantCulture) - int.Parse(bounds[0], CultureInfo.InvariantCulture) + 1;
         }
 
         using var self = Process.GetCurrentProcess();
-        return BitOperations.PopCount((ulong)(long)self.ProcessorAffinity) < Math.Min(online, 64);
-    }
+        return BitOperations.PopCount((ulong)(long)self.ProcessorAffinity) < Math.Min(online, 64) ? list : null;
+    });
 
     private static async Task<bool> ProbeAsync(HttpClient probe, Uri health)
     {
