@@ -6,7 +6,8 @@ namespace Talki.Signalling.Client.Tests.Negotiation;
 
 /// <summary>
 /// <see cref="OfferBatch"/> on a fake clock: the first offers of links planned together leave in one <c>signals</c> message,
-/// never later than the window after the first one, never out of order with what follows them on the same link.
+/// never later than the window after the first one, never out of order with what follows them on the same link. The
+/// window once more on the system clock, whose timers a fake clock cannot stand for.
 /// </summary>
 public sealed class OfferBatchTests
 {
@@ -226,6 +227,50 @@ public sealed class OfferBatchTests
         batch.Expect([A, B]);
         Assert.True(await batch.SendAsync(Offer(A)));
         Assert.Single(_sent); // nothing is held after disposal
+    }
+
+    [Fact]
+    public async Task OnTheRealClock_HeldOffersLeaveTogether_WhenTheWindowEnds_NeverEarly()
+    {
+        // The window on the system clock: a fake clock fires a timer only when the test advances it, so a timer due at once
+        // or a window converted to the wrong unit passes the tests above. Three peers expected, two offers held (the second
+        // 50 ms after the first; the window is long enough for a busy machine's late delay): both leave in one message no
+        // sooner than the window after the first, less the timer clock's coarseness (the runtime's timers run on a coarse
+        // millisecond count), and well within seconds.
+        var window = TimeSpan.FromMilliseconds(400);
+        var clock = TimeProvider.System;
+        var sent = new List<(ClientMessage Message, TimeSpan At)>();
+        var started = clock.GetTimestamp();
+        using var batch = new OfferBatch(
+            m =>
+            {
+                lock (sent)
+                {
+                    sent.Add((m, clock.GetElapsedTime(started)));
+                }
+
+                return ValueTask.FromResult(true);
+            },
+            clock,
+            window);
+        batch.Expect([A, B, C]);
+
+        var toA = batch.SendAsync(Offer(A)).AsTask();
+        await Task.Delay(TimeSpan.FromMilliseconds(50));
+        var toB = batch.SendAsync(Offer(B)).AsTask();
+        var heldB = clock.GetElapsedTime(started);
+
+        Assert.True(await toA.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.True(await toB.WaitAsync(TimeSpan.FromSeconds(10)));
+        var (message, at) = Assert.Single(sent);
+        Assert.Equal([A, B], Assert.IsType<SignalsMessage>(message).Signals.Select(s => s.To));
+        var earliest = window - TimeSpan.FromMilliseconds(15);
+        Assert.True(at >= earliest, $"the batch left {at.TotalMilliseconds:F0} ms after the first offer was held ({heldB.TotalMilliseconds:F0} ms: the second): earlier than {earliest.TotalMilliseconds:F0} ms");
+        Assert.True(heldB < at, $"the batch left at {at.TotalMilliseconds:F0} ms, before the second offer was held at {heldB.TotalMilliseconds:F0} ms");
+        Assert.True(at < TimeSpan.FromSeconds(5), $"the batch left {at.TotalMilliseconds:F0} ms after the first offer was held");
+
+        Assert.True(await batch.SendAsync(Offer(C))); // later than the window: it goes alone, at once
+        Assert.Equal(C, Assert.IsType<SignalMessage>(sent[^1].Message).To);
     }
 
     [Fact]
