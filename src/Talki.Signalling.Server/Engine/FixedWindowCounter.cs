@@ -6,24 +6,37 @@ namespace Talki.Signalling.Server.Engine;
 /// Counts events per key in fixed windows on the injected clock, for the abuse limits. It lives in this
 /// process: behind a load balancer each instance counts on its own (the limits are per instance).
 /// </summary>
+/// <remarks>
+/// The windows are measured on the clock's monotonic timestamps (<see cref="TimeProvider.GetTimestamp"/>), not its wall
+/// clock: a counter of this process needs no shared time, and a wall clock that is stepped (an NTP correction, a host
+/// resumed from a snapshot) would otherwise hold every open window shut until it caught up again when stepped back, or
+/// reopen them all at once when stepped forward.
+/// </remarks>
 internal sealed class FixedWindowCounter
 {
     private readonly ConcurrentDictionary<string, Window> _windows = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
-    private readonly TimeSpan _length;
+
+    /// <summary>The window's length in the clock's timestamp units (<see cref="TimeProvider.TimestampFrequency"/> a second).</summary>
+    private readonly long _length;
     private long _nextSweep;
 
     public FixedWindowCounter(TimeProvider time, TimeSpan length)
     {
+        ArgumentNullException.ThrowIfNull(time);
         _time = time;
-        _length = length;
+        _length = checked((long)Math.Ceiling(length.Ticks * ((double)time.TimestampFrequency / TimeSpan.TicksPerSecond)));
+        _nextSweep = time.GetTimestamp() + _length;
     }
+
+    /// <summary>Gets how many keys hold a window (expired ones until the next sweep).</summary>
+    internal int Count => _windows.Count;
 
     /// <summary>Counts one event for <paramref name="key"/> unless it already has <paramref name="limit"/> in the current window.</summary>
     /// <returns><see langword="true"/> when the event is within the limit (and was counted).</returns>
     public bool TryAcquire(string key, int limit)
     {
-        var now = _time.GetUtcNow();
+        var now = _time.GetTimestamp();
         SweepIfDue(now);
         while (true)
         {
@@ -41,10 +54,10 @@ internal sealed class FixedWindowCounter
         }
     }
 
-    private void SweepIfDue(DateTimeOffset now)
+    private void SweepIfDue(long now)
     {
         var due = Interlocked.Read(ref _nextSweep);
-        if (now.UtcTicks < due || Interlocked.CompareExchange(ref _nextSweep, (now + _length).UtcTicks, due) != due)
+        if (now < due || Interlocked.CompareExchange(ref _nextSweep, now + _length, due) != due)
         {
             return;
         }
@@ -60,5 +73,5 @@ internal sealed class FixedWindowCounter
 
     // A value, not an object: the dictionary's node holds it (a window per user and limit, so one per idle member; the
     // record class cost 40 bytes more each). Equality by value keeps TryUpdate's compare-and-swap.
-    private readonly record struct Window(DateTimeOffset Start, int Count);
+    private readonly record struct Window(long Start, int Count);
 }
