@@ -25,7 +25,9 @@ internal sealed class FixedWindowCounter
     {
         ArgumentNullException.ThrowIfNull(time);
         _time = time;
-        _length = checked((long)Math.Ceiling(length.Ticks * ((double)time.TimestampFrequency / TimeSpan.TicksPerSecond)));
+        // Capped at half the timestamp's range, so that the sweep's next time cannot overflow: a window that long (about 146
+        // years on a nanosecond clock) never ends, as TimeSpan.MaxValue means.
+        _length = (long)Math.Min(Math.Ceiling(length.Ticks * ((double)time.TimestampFrequency / TimeSpan.TicksPerSecond)), long.MaxValue / 2);
         _nextSweep = time.GetTimestamp() + _length;
     }
 

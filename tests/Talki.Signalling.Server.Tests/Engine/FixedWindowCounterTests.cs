@@ -104,6 +104,18 @@ public sealed class FixedWindowCounterTests
         Assert.False(counter.TryAcquire("user0", 1));
     }
 
+    [Fact]
+    public void AWindowOfTimeSpanMaxValue_NeverEnds_AndDoesNotOverflow()
+    {
+        // The port takes any window; TimeSpan.MaxValue in nanoseconds is beyond a long, so the length is capped, not thrown.
+        var clock = new SteppedClock();
+        var counter = new FixedWindowCounter(clock, TimeSpan.MaxValue);
+        Assert.True(counter.TryAcquire("k", 1));
+        clock.Elapse(TimeSpan.FromDays(365 * 100));
+        Assert.False(counter.TryAcquire("k", 1));
+        Assert.True(counter.TryAcquire("other", 1));
+    }
+
     /// <summary>A clock whose wall time can be stepped apart from its monotonic timestamps, as a host's can.</summary>
     private sealed class SteppedClock : TimeProvider
     {
