@@ -232,11 +232,10 @@ public sealed class OfferBatchTests
     [Fact]
     public async Task OnTheRealClock_HeldOffersLeaveTogether_WhenTheWindowEnds_NeverEarly()
     {
-        // The window on the system clock: a fake clock fires a timer only when the test advances it, so a timer due at once
-        // or a window converted to the wrong unit passes the tests above. Three peers expected, two offers held (the second
-        // 50 ms after the first; the window is long enough for a busy machine's late delay): both leave in one message no
-        // sooner than the window after the first, less the timer clock's coarseness (the runtime's timers run on a coarse
-        // millisecond count), and well within seconds.
+        // The window on the system clock's timers, which the tests above stand in for with a fake clock that fires only
+        // when advanced. Three peers expected, two offers held (the second 50 ms after the first; the window is long enough
+        // for a busy machine's late delay): both leave in one message no sooner than the window after the first, less the
+        // timer clock's coarseness (the runtime's timers run on a coarse millisecond count), and well within seconds.
         var window = TimeSpan.FromMilliseconds(400);
         var clock = TimeProvider.System;
         var sent = new List<(ClientMessage Message, TimeSpan At)>();

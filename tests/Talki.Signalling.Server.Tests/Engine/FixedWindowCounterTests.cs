@@ -66,8 +66,8 @@ public sealed class FixedWindowCounterTests
     public void OnTheRealClock_AFullWindowOpensAgain_NeverEarly()
     {
         // The window's length is converted into units of the clock's timestamps: ticks (10 MHz) on the fake clock,
-        // nanoseconds on Linux's. A conversion that assumed ticks passes every fake-clock test above and ends a window 100
-        // times too early here. Timestamps, not timers: however late this thread runs, the window cannot look early.
+        // nanoseconds on Linux's. A conversion that assumed ticks passes the tests on the fake clock and ends a window 100
+        // times too early here (the stepped clock above counts in nanoseconds too). Timestamps, not timers: however late this thread runs, the window cannot look early.
         var time = TimeProvider.System;
         var window = TimeSpan.FromMilliseconds(300);
         var counter = new FixedWindowCounter(time, window);
@@ -99,7 +99,7 @@ public sealed class FixedWindowCounterTests
         }
 
         time.Advance(Minute);
-        Assert.True(counter.TryAcquire("user0", 1)); // sweeps the 99 others, starts user0 again
+        Assert.True(counter.TryAcquire("user0", 1)); // sweeps all hundred, then starts user0 again
         Assert.Equal(1, counter.Count);
         Assert.False(counter.TryAcquire("user0", 1));
     }
