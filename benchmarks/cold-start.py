@@ -11,7 +11,9 @@ usage: benchmarks/cold-start.py HOST_COMMAND... [--runs N]
   e.g. benchmarks/cold-start.py /tmp/aot/Talki.Samples.Host                       (Native AOT publish)
        benchmarks/cold-start.py dotnet samples/Talki.Samples.Host/bin/Release/net10.0/Talki.Samples.Host.dll (JIT)
        benchmarks/cold-start.py qemu-aarch64-static /tmp/aot-arm64/Talki.Samples.Host   (linux-arm64 AOT, emulated)
-HOST_COMMAND may start with a wrapper such as qemu-aarch64-static: everything but --runs is the command line.
+HOST_COMMAND may start with a wrapper such as qemu-aarch64-static: everything but --runs is the command line. The host
+runs in its own directory, as the function's bootstrap starts it (before 2026-12-05: in the repository's root, whose
+tree ASP.NET Core's configuration watcher walked on every start, about 20 ms of the figure).
 """
 import json, os, socket, statistics, subprocess, sys, time, urllib.request, urllib.error
 
@@ -45,8 +47,15 @@ def wait_answer(port, deadline):
         time.sleep(0.002)
     raise TimeoutError("no authorizer answer")
 
+def workdir(cmd):
+    """The directory of the host's file in the command line (the last argument that is a file): the function's bootstrap
+    (samples/Talki.Samples.AwsCdk/lambda/bootstrap) starts the host from its package directory, LAMBDA_TASK_ROOT, so the
+    host's content root, which ASP.NET Core watches for configuration changes, is that directory and not a source tree."""
+    return next((os.path.dirname(os.path.abspath(a)) for a in reversed(cmd) if os.path.isfile(a)), ROOT)
+
 def run(cmd, dynamo, table, create):
     port = free_port()
+    cmd = [os.path.abspath(a) if os.path.isfile(a) else a for a in cmd]  # the host starts in another directory
     args = cmd + ["--urls", f"http://127.0.0.1:{port}",
                   "--Talki:Aws:TableName=" + table, "--Talki:Aws:Role=authorizer", "--Talki:Aws:Region=us-east-1",
                   "--Talki:Aws:DynamoDbServiceUrl=" + dynamo, "--Talki:Aws:AccessKeyId=local", "--Talki:Aws:SecretAccessKey=local",
@@ -54,7 +63,7 @@ def run(cmd, dynamo, table, create):
                   "--Talki:Aws:Stage=default", "--Talki:Aws:CreateTable=" + ("true" if create else "false"),
                   "--Logging:LogLevel:Default=Warning"]
     start = time.monotonic()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir(cmd))
     try:
         answer = wait_answer(port, start + 60)
         elapsed = (time.monotonic() - start) * 1000

@@ -3,6 +3,7 @@ using Amazon.DynamoDBv2;
 using Amazon.Runtime;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Talki.Signalling.Aws.Callbacks;
 using Talki.Signalling.Server;
 using Talki.Signalling.Server.AspNetCore;
@@ -12,6 +13,9 @@ namespace Microsoft.Extensions.DependencyInjection;
 /// <summary>Runs Talki signalling behind API Gateway WebSockets, with rooms in DynamoDB.</summary>
 public static class TalkiAwsGatewayExtensions
 {
+    /// <summary>The preloading service's name (internal to <c>Microsoft.AspNetCore.DataProtection</c>; pinned by the start-up tests).</summary>
+    private const string DataProtectionHostedService = "Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService";
+
     /// <summary>
     /// Switches the host registered by <c>AddTalkiSignalling</c> to AWS in one call: rooms in DynamoDB
     /// (<c>AddDynamoDbRoomStore</c>), pushes through API Gateway's SigV4-signed <c>@connections</c> API, and API Gateway's
@@ -97,6 +101,29 @@ public static class TalkiAwsGatewayExtensions
             .AddApiGatewayCallbacks(options => options.GatewaySecret = configuration["GatewaySecret"])
             .AddDynamoDbSessions();
         services.Replace(ServiceDescriptor.Singleton<TalkiGatewayEndpoints>(new ApiGatewayEndpoints(role)));
+        if (role == ApiGatewayRole.Authorizer)
+        {
+            WithoutKeyRingPreload(services);
+        }
+
         return builder;
+    }
+
+    /// <summary>
+    /// Removes ASP.NET Core's data-protection hosted service, which only loads the key ring when the host starts (so that the
+    /// first request that needs it does not wait). The authorizer function reads no cookie and protects nothing: the preload
+    /// was a DynamoDB query on every cold start, before the function could answer its first event. Anything that does need
+    /// the key ring still loads it on first use. A later <c>AddDataProtection</c> or <c>AddAuthentication</c> registers the
+    /// service again (it only costs the query).
+    /// </summary>
+    private static void WithoutKeyRingPreload(IServiceCollection services)
+    {
+        for (var i = services.Count - 1; i >= 0; i--)
+        {
+            if (services[i] is { ServiceType: var type, ImplementationType.FullName: DataProtectionHostedService } && type == typeof(IHostedService))
+            {
+                services.RemoveAt(i);
+            }
+        }
     }
 }
