@@ -4,10 +4,7 @@ using Amazon.DynamoDBv2;
 using Amazon.DynamoDBv2.Model;
 using Amazon.Runtime;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Talki.Signalling.Aws.Tests.DynamoDb;
 
 namespace Talki.Signalling.Aws.Tests.DependencyInjection;
@@ -57,36 +54,18 @@ public sealed class AddAwsGatewayStartUpTests(DynaliteFixture dynalite)
            "apiId":"abcdef123","domainName":"abcdef123.execute-api.us-east-1.amazonaws.com"}}
         """;
 
-    private static async Task<WebApplication> StartAsync(string table, string role, IAmazonDynamoDB dynamo)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Talki:Aws:TableName"] = table,
-            ["Talki:Aws:ApiEndpoint"] = "https://abcdef123.execute-api.us-east-1.amazonaws.com",
-            ["Talki:Aws:Stage"] = "prod",
-            ["Talki:Aws:Region"] = "us-east-1",
-            ["Talki:Aws:GatewaySecret"] = "a-gateway-secret-of-32-characters",
-            ["Talki:Aws:Role"] = role,
-        });
-        builder.Services.AddSingleton(dynamo);
-        builder.Services.AddTalkiSignalling().AddAwsGateway(builder.Configuration.GetSection("Talki:Aws"));
-        var app = builder.Build();
-        app.MapTalkiSignalling();
-        try
-        {
-            await app.StartAsync();
-        }
-        catch
-        {
-            await app.DisposeAsync();
-            throw;
-        }
-
-        return app;
-    }
+    private static Task<WebApplication> StartAsync(string table, string role, IAmazonDynamoDB dynamo)
+        => AddAwsGatewayTests.StartAsync(
+            new()
+            {
+                ["Talki:Aws:TableName"] = table,
+                ["Talki:Aws:ApiEndpoint"] = "https://abcdef123.execute-api.us-east-1.amazonaws.com",
+                ["Talki:Aws:Stage"] = "prod",
+                ["Talki:Aws:Region"] = "us-east-1",
+                ["Talki:Aws:GatewaySecret"] = "a-gateway-secret-of-32-characters",
+                ["Talki:Aws:Role"] = role,
+            },
+            services => services.AddSingleton(dynamo));
 
     private async Task<string> NewTableAsync()
     {

@@ -131,12 +131,16 @@ public sealed class AddAwsGatewayTests
     private static List<string> Routes(WebApplication app)
         => [.. app.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>().Select(e => "/" + e.RoutePattern.RawText?.TrimStart('/'))];
 
-    private static async Task<WebApplication> StartAsync(Dictionary<string, string?>? aws)
+    /// <summary>Starts a host on a free port with <paramref name="aws"/> as its configuration and AWS mode when it is given.</summary>
+    /// <param name="aws">The configuration (the <c>Talki:Aws</c> keys), or <see langword="null"/> for the embedded defaults.</param>
+    /// <param name="services">Registers services of the test's own before Talki's (a DynamoDB client, for example).</param>
+    internal static async Task<WebApplication> StartAsync(Dictionary<string, string?>? aws, Action<IServiceCollection>? services = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
         builder.Configuration.AddInMemoryCollection(aws ?? []);
+        services?.Invoke(builder.Services);
         var talki = builder.Services.AddTalkiSignalling();
         if (aws is not null)
         {
