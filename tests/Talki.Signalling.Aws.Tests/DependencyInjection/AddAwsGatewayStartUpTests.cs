@@ -21,7 +21,7 @@ public sealed class AddAwsGatewayStartUpTests(DynaliteFixture dynalite)
     public async Task RoleAuthorizer_StartsWithoutReadingTheKeyRing_AndAnswersAnEventWithoutIt()
     {
         var table = await NewTableAsync();
-        var dynamo = new CountingDynamoDb(dynalite.ServiceUrl);
+        using var dynamo = new CountingDynamoDb(dynalite.ServiceUrl);
         await using var app = await StartAsync(table, "authorizer", dynamo);
         Assert.Equal(0, dynamo.KeyRingQueries);
 
@@ -41,7 +41,7 @@ public sealed class AddAwsGatewayStartUpTests(DynaliteFixture dynalite)
         // The backend function (and one local process with every role) signs users in: the key ring is loaded before the
         // first request, as ASP.NET Core does by default. Also what shows the count above can see a preload.
         var table = await NewTableAsync();
-        var dynamo = new CountingDynamoDb(dynalite.ServiceUrl);
+        using var dynamo = new CountingDynamoDb(dynalite.ServiceUrl);
         await using var app = await StartAsync(table, role, dynamo);
         Assert.True(dynamo.KeyRingQueries >= 1, $"role '{role}': the key ring was not read at start");
     }
