@@ -63,14 +63,16 @@ def run(cmd, dynamo, table, create):
                   "--Talki:Aws:Stage=default", "--Talki:Aws:CreateTable=" + ("true" if create else "false"),
                   "--Logging:LogLevel:Default=Warning"]
     start = time.monotonic()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir(cmd))
+    # A session of its own, so that the whole group is stopped after: a wrapper such as strace leaves its tracee running
+    # when only the wrapper is killed.
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir(cmd), start_new_session=True)
     try:
         answer = wait_answer(port, start + 60)
         elapsed = (time.monotonic() - start) * 1000
         effect = answer["policyDocument"]["Statement"][0]["Effect"]
         return elapsed, effect
     finally:
-        proc.kill()
+        os.killpg(proc.pid, 9)
         proc.wait()
 
 def main():
