@@ -110,9 +110,9 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
         _queueBytes = QueueBytesOf(options.Value);
         _time = time;
         _logger = logger;
-        _idleTimeout = ToTimestamp(_options.IdleTimeout);
-        _sweepSpacing = ToTimestamp(SweepSpacingOf(_options.IdleTimeout));
-        _timerSlack = ToTimestamp(TimerSlack);
+        _idleTimeout = _time.ToTimestampUnits(_options.IdleTimeout);
+        _sweepSpacing = _time.ToTimestampUnits(SweepSpacingOf(_options.IdleTimeout));
+        _timerSlack = _time.ToTimestampUnits(TimerSlack);
 
         // The gateway is built on the first upgrade: its timers must not keep that request's execution context (its
         // Activity and logging scopes) alive for the life of the process.
@@ -509,7 +509,7 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
     /// <summary>Arms the shared keep-alive for <paramref name="interval"/> (the first call's: a host has one WebSocketOptions).</summary>
     private void EnsureKeepAlive(TimeSpan interval)
     {
-        var idle = ToTimestamp(interval / 2);
+        var idle = _time.ToTimestampUnits(interval / 2);
         if (Interlocked.CompareExchange(ref _keepAliveIdle, idle, long.MaxValue) == long.MaxValue)
         {
             _keepAlive.Change(interval / 2, interval / 2);
@@ -603,8 +603,6 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             ScheduleIdleSweep(Math.Max(next, now + _sweepSpacing));
         }
     }
-
-    private long ToTimestamp(TimeSpan span) => (long)(span.Ticks * ((double)_time.TimestampFrequency / TimeSpan.TicksPerSecond));
 
     /// <summary>
     /// The epoch the client asks to resume (<c>resume</c> in the query string: a positive decimal integer), or

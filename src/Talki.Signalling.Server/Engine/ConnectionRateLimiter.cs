@@ -59,11 +59,11 @@ internal sealed class ConnectionRateLimiter
         _bytesPerTimestamp = bytesPerSecond / time.TimestampFrequency;
         _byteBurst = limits.MessageBytesBurst;
         _refusalsBeforeClose = limits.RateLimitedMessagesBeforeClose;
-        _window = ToTimestamp(limits.RateLimitWindow);
+        _window = time.ToTimestampUnits(limits.RateLimitWindow);
 
         // Long enough for a bucket to refill and for its refusal window to end, so a sweep finds the idle ones at rest.
-        var refill = ToTimestamp(TimeSpan.FromSeconds(Math.Max(_burst / perSecond, _byteBurst / bytesPerSecond)));
-        _sweepInterval = Math.Max(refill, _window) + ToTimestamp(TimeSpan.FromSeconds(1));
+        var refill = time.ToTimestampUnits(TimeSpan.FromSeconds(Math.Max(_burst / perSecond, _byteBurst / bytesPerSecond)));
+        _sweepInterval = Math.Max(refill, _window) + time.ToTimestampUnits(TimeSpan.FromSeconds(1));
         _nextSweep = time.GetTimestamp() + _sweepInterval;
     }
 
@@ -174,8 +174,6 @@ internal sealed class ConnectionRateLimiter
 
         _buckets[connectionId] = copy;
     }
-
-    private long ToTimestamp(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
 
     private void SweepIfDue(long now)
     {

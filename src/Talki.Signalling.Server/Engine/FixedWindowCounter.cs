@@ -25,9 +25,7 @@ internal sealed class FixedWindowCounter
     {
         ArgumentNullException.ThrowIfNull(time);
         _time = time;
-        // Capped at half the timestamp's range, so that the sweep's next time cannot overflow: a window that long (about 146
-        // years on a nanosecond clock) never ends, as TimeSpan.MaxValue means.
-        _length = (long)Math.Min(Math.Ceiling(length.Ticks * ((double)time.TimestampFrequency / TimeSpan.TicksPerSecond)), long.MaxValue / 2);
+        _length = time.ToTimestampUnits(length); // capped: TimeSpan.MaxValue never ends, and the sweep's next time cannot overflow
         _nextSweep = time.GetTimestamp() + _length;
     }
 
