@@ -146,6 +146,7 @@ public sealed class GroupCallTests : IClassFixture<GroupCallFixture>
     public Task RoomSeals_SignallingClosesWhileMediaFlows_AndAnIceRestartRenegotiatesInBand() =>
         _call.RunStepAsync(4, async () =>
         {
+            await AssertCountdownsRunOnTheClockAsync();
             var untilSealed = _call.UntilSeal;
             _call.Log($"waiting for the room to seal (about {Math.Max(0, untilSealed.TotalSeconds):0}s)");
             foreach (var member in _call.Members)
@@ -155,6 +156,18 @@ public sealed class GroupCallTests : IClassFixture<GroupCallFixture>
                     var state = await member.CallStateAsync();
                     return state is { State: "Sealed", Signalling: "closed" } ? null : state.ToString();
                 }, TimeSpan.FromSeconds(1));
+            }
+
+            foreach (var member in _call.Members)
+            {
+                await Poll.UntilAsync($"{member.Name}'s page shows the room sealed, without the invite link", PageTimeout, async () =>
+                {
+                    var countdown = await member.SealCountdownAsync();
+                    var link = await member.RoomLinkAsync();
+                    return countdown is { Sealed: true, SecondsLeft: 0 } && countdown.Text.Contains("sealed", StringComparison.Ordinal) && link is null
+                        ? null
+                        : $"countdown {countdown?.ToString() ?? "(none)"}, invite link {link?.ToString() ?? "(none)"}";
+                });
             }
 
             await _call.ScreenshotAsync("06-sealed", _call.Members);
@@ -204,6 +217,43 @@ public sealed class GroupCallTests : IClassFixture<GroupCallFixture>
             await AssertNoTileForDanAsync();
             await _call.ScreenshotAsync("07-after-ice-restart", _call.Members);
         });
+
+    /// <summary>
+    /// The join window's countdown on every member's page runs on the page's real clock: it shows the time left (the test
+    /// takes the room's creation time after Ada's page showed its link, so a page may show a few seconds less, never more
+    /// than a second above), and a few seconds later it has dropped by as many seconds as passed (a countdown whose timer
+    /// stopped, or ran at another rate, does not).
+    /// </summary>
+    private async Task AssertCountdownsRunOnTheClockAsync()
+    {
+        var first = new List<SealCountdown?>();
+        var untilSeal = _call.UntilSeal;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        foreach (var member in _call.Members)
+        {
+            first.Add(await member.SealCountdownAsync());
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(3.5));
+        var second = new List<SealCountdown?>();
+        foreach (var member in _call.Members)
+        {
+            second.Add(await member.SealCountdownAsync());
+        }
+
+        var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+        for (var i = 0; i < _call.Members.Count; i++)
+        {
+            var (name, before, after) = (_call.Members[i].Name, first[i], second[i]);
+            _call.Log($"{name}'s countdown: {before} then {after}, {elapsed.TotalSeconds:0.0}s apart, {untilSeal.TotalSeconds:0.0}s left by the test's clock");
+            Assert.True(before is { Sealed: false } && after is { Sealed: false }, $"{name}'s page shows no running countdown: {before}, then {after}");
+            Assert.InRange(before.SecondsLeft, (long)untilSeal.TotalSeconds - 10, (long)untilSeal.TotalSeconds + 1);
+            Assert.Equal($"{after.SecondsLeft / 60:00}:{after.SecondsLeft % 60:00}", System.Text.RegularExpressions.Regex.Match(after.Text, @"\d\d:\d\d").Value);
+
+            // Both reads of a page lie within the elapsed time; a main thread that renders a tick late costs a second at most.
+            Assert.InRange(before.SecondsLeft - after.SecondsLeft, (long)elapsed.TotalSeconds - 1, (long)Math.Ceiling(elapsed.TotalSeconds) + 1);
+        }
+    }
 
     private async Task AssertNoTileForDanAsync()
     {

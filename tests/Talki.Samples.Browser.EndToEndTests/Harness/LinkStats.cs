@@ -72,6 +72,9 @@ internal sealed record VideoTile(string MemberId, string Name, bool Self, int Vi
     public override string ToString() => $"{Name} ({MemberId}{(Self ? ", self" : "")}) video {VideoWidth}x{VideoHeight} readyState={ReadyState}";
 }
 
+/// <summary>The join window's countdown as a page shows it.</summary>
+internal sealed record SealCountdown(long SecondsLeft, bool Sealed, string Text);
+
 /// <summary>The page's <c>call-state</c> element: <c>data-state</c> (the call's <c>TalkiAdmissionState</c>) and <c>data-signalling</c> (<c>open</c> when connected).</summary>
 internal sealed record CallState(string State, string Signalling)
 {

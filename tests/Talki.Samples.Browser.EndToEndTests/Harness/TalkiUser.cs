@@ -144,6 +144,23 @@ internal sealed partial class TalkiUser : IAsyncDisposable
         return null;
     }
 
+    /// <summary>
+    /// The join window's countdown (<c>seal-countdown</c>): the whole seconds left as the page shows them
+    /// (<c>data-seconds-left</c>), whether it shows the room sealed, and its text; null when the page has none.
+    /// </summary>
+    public async Task<SealCountdown?> SealCountdownAsync()
+    {
+        var element = Page.GetByTestId("seal-countdown");
+        if (await element.CountAsync() == 0)
+        {
+            return null;
+        }
+
+        var values = await element.First.EvaluateAsync<string[]>(
+            "el => [el.getAttribute('data-seconds-left') ?? '', el.classList.contains('seal-done') ? 'sealed' : '', el.textContent ?? '']");
+        return new SealCountdown(long.Parse(values[0], System.Globalization.CultureInfo.InvariantCulture), values[1] == "sealed", values[2].Trim());
+    }
+
     /// <summary>The page's <c>call-state</c> (<c>data-state</c>, <c>data-signalling</c>).</summary>
     public async Task<CallState> CallStateAsync()
     {
