@@ -93,9 +93,10 @@ internal sealed class ProcessCpu
 
     /// <summary>
     /// What each kind of process, and each renderer thread name summed over the renderers, spent since
-    /// <paramref name="before"/> (ms, largest first; threads that started since count from 0), and the renderers one by one.
+    /// <paramref name="before"/> (ms, largest first; threads that started since count from 0), and the renderers one by one;
+    /// <paramref name="window"/> names the time between the two reads.
     /// </summary>
-    public IReadOnlyList<string> Since(ProcessCpu before)
+    public IReadOnlyList<string> Since(ProcessCpu before, string window = "the link-up")
     {
         var spent = _threads.Select(t =>
         {
@@ -115,7 +116,7 @@ internal sealed class ProcessCpu
             .Where(r => r.Total > 0).OrderByDescending(r => r.Total);
         return
         [
-            "CPU by process over the link-up (ms): " + string.Join(", ", byKind.Select(k => $"{k.Kind} {Ms(k.Ms)}")),
+            $"CPU by process over {window} (ms): " + string.Join(", ", byKind.Select(k => $"{k.Kind} {Ms(k.Ms)}")),
             "  renderers by thread name: " + string.Join(", ", byRendererThread.Select(t => $"{t.Thread} {Ms(t.Ms)}")),
             "  each renderer, total (main thread): " + string.Join(", ", perRenderer.Select(r => $"{Ms(r.Total)} ({Ms(r.Main)})")),
         ];
