@@ -40,56 +40,60 @@ try
     }
 
     await using var chromium = await Chromium.LaunchAsync(hosts[0].Host.BaseAddress, Log);
-    var results = new List<(int Size, string Window, List<double> Milliseconds, List<int> SignalsAtLinkUp, List<int> SignalsAfterSettle, List<double> CpuBusy, List<double> CpuBusyBefore, int Failed)>();
+    var sizes = options.Sizes;
+    var bySize = sizes.SelectMany(size => hosts.Select(h => new SizeResults(size, h.Window))).ToList();
     var run = 0;
-    foreach (var size in options.Sizes)
+
+    // Interleaved (the default): every size's run of a repetition before the next repetition, so that a ratio between two
+    // sizes compares runs minutes apart at most, on the same machine weather (docs/performance.md: the 4-member figure
+    // moved by a third between invocations run in sequence). --sequential: every repetition of a size before the next size.
+    var order = options.Sequential
+        ? sizes.SelectMany((size, s) => Enumerable.Range(-options.Warmup, options.Warmup + options.Repetitions).Select(repetition => (s, repetition)))
+        : Enumerable.Range(-options.Warmup, options.Warmup + options.Repetitions).SelectMany(repetition => sizes.Select((size, s) => (s, repetition)));
+    foreach (var (s, repetition) in order)
     {
-        var bySize = hosts.Select(h => (size, h.Window, Milliseconds: new List<double>(), AtLinkUp: new List<int>(), AfterSettle: new List<int>(), CpuBusy: new List<double>(), CpuBusyBefore: new List<double>(), Failed: 0)).ToList();
-        for (var repetition = -options.Warmup; repetition < options.Repetitions; repetition++)
+        var size = sizes[s];
+        for (var w = 0; w < hosts.Count; w++)
         {
-            for (var w = 0; w < hosts.Count; w++)
+            // Alternating: every window gets its run of a repetition before the next repetition starts.
+            run++;
+            var results = bySize[(s * hosts.Count) + w];
+            var label = (repetition < 0 ? "warm-up" : $"run {repetition + 1}/{options.Repetitions}") + $", window {hosts[w].Window}";
+            RunResult result;
+            try
             {
-                // Alternating: every window gets its run of a repetition before the next repetition starts.
-                run++;
-                var label = (repetition < 0 ? "warm-up" : $"run {repetition + 1}/{options.Repetitions}") + $", window {hosts[w].Window}";
-                RunResult result;
-                try
+                result = await LinkUpAsync(chromium, size, run, hosts[w].Host);
+            }
+            catch (TimeoutException e)
+            {
+                // A mesh that never links up is a finding, not a reason to stop: counted and reported in the table.
+                Log($"{size} members, {label}: FAILED: {e.Message}");
+                // Warnings and failures, and what says a member's socket dropped or a message was refused or not delivered.
+                string[] telling = ["warn", "fail", "suspended", "resumed", "error", "dropped", "refused"];
+                foreach (var line in hosts[w].Host.Output.Split(Environment.NewLine).Where(l => telling.Any(t => l.Contains(t, StringComparison.OrdinalIgnoreCase))).TakeLast(60))
                 {
-                    result = await LinkUpAsync(chromium, size, run, hosts[w].Host);
-                }
-                catch (TimeoutException e)
-                {
-                    // A mesh that never links up is a finding, not a reason to stop: counted and reported in the table.
-                    Log($"{size} members, {label}: FAILED: {e.Message}");
-                    // Warnings and failures, and what says a member's socket dropped or a message was refused or not delivered.
-                    string[] telling = ["warn", "fail", "suspended", "resumed", "error", "dropped", "refused"];
-                    foreach (var line in hosts[w].Host.Output.Split(Environment.NewLine).Where(l => telling.Any(t => l.Contains(t, StringComparison.OrdinalIgnoreCase))).TakeLast(60))
-                    {
-                        Log("  host: " + line);
-                    }
-
-                    bySize[w] = bySize[w] with { Failed = bySize[w].Failed + (repetition >= 0 ? 1 : 0) };
-                    continue;
+                    Log("  host: " + line);
                 }
 
-                Log($"{size} members, {label}: {result.Milliseconds:0} ms, CPU {result.CpuBusy:P0} busy{(options.BeforeClickMs == 0 ? string.Empty : $" ({result.CpuBusyBefore:P0} in the {options.BeforeClickMs} ms before the click)")}; signals per new link side at link-up [{string.Join(", ", result.SignalsAtLinkUp)}], after {options.SettleMs} ms [{string.Join(", ", result.SignalsAfterSettle)}]");
-                foreach (var side in result.Detail)
-                {
-                    Log($"  {side}");
-                }
+                results.Failed += repetition >= 0 ? 1 : 0;
+                continue;
+            }
 
-                if (repetition >= 0)
-                {
-                    bySize[w].Milliseconds.Add(result.Milliseconds);
-                    bySize[w].CpuBusy.Add(result.CpuBusy);
-                    bySize[w].CpuBusyBefore.Add(result.CpuBusyBefore);
-                    bySize[w].AtLinkUp.AddRange(result.SignalsAtLinkUp);
-                    bySize[w].AfterSettle.AddRange(result.SignalsAfterSettle);
-                }
+            Log($"{size} members, {label}: {result.Milliseconds:0} ms, CPU {result.CpuBusy:P0} busy{(options.BeforeClickMs == 0 ? string.Empty : $" ({result.CpuBusyBefore:P0} in the {options.BeforeClickMs} ms before the click)")}; signals per new link side at link-up [{string.Join(", ", result.SignalsAtLinkUp)}], after {options.SettleMs} ms [{string.Join(", ", result.SignalsAfterSettle)}]");
+            foreach (var side in result.Detail)
+            {
+                Log($"  {side}");
+            }
+
+            if (repetition >= 0)
+            {
+                results.ByRepetition[repetition] = result.Milliseconds;
+                results.CpuBusy.Add(result.CpuBusy);
+                results.CpuBusyBefore.Add(result.CpuBusyBefore);
+                results.AtLinkUp.AddRange(result.SignalsAtLinkUp);
+                results.AfterSettle.AddRange(result.SignalsAfterSettle);
             }
         }
-
-        results.AddRange(bySize);
     }
 
     Console.WriteLine($"Link-up time in headless Chromium {chromium.Browser.Version} on {Environment.ProcessorCount} cores, media: {options.Media}: from the admin's click on");
@@ -99,19 +103,26 @@ try
     Console.WriteLine("CPU busy: the machine's busy share of all cores' time from the click to the benchmark seeing every link up (/proc/stat); before");
     Console.WriteLine($"the click: the same over the {options.BeforeClickMs} ms the benchmark waits before it, the last member waiting and the others' call running (what the link-up shares the machine with).");
     Console.WriteLine();
-    Console.WriteLine($"| members | links | gather window | runs | median (ms) | min (ms) | max (ms) | CPU busy: median (min–max) | CPU busy before the click: median (min–max) | signals per link side at link-up: median (min–max) | after settling: median (min–max) | failed runs (no link-up within {timeout.TotalSeconds:0} s) |");
-    Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    foreach (var (size, window, samples, atLinkUp, afterSettle, cpuBusy, cpuBusyBefore, failed) in results)
+    Console.WriteLine($"Order: {(options.Sequential ? "sequential (every repetition of a size, then the next size)" : "interleaved (each repetition runs every size, in the order given)")}. Against the smallest size: the ratio of the two runs of each repetition, median (min–max) over the repetitions where both linked up.");
+    Console.WriteLine();
+    Console.WriteLine($"| members | links | gather window | runs | median (ms) | min (ms) | max (ms) | against {sizes.Min()} members, per repetition: median (min–max) | CPU busy: median (min–max) | CPU busy before the click: median (min–max) | signals per link side at link-up: median (min–max) | after settling: median (min–max) | failed runs (no link-up within {timeout.TotalSeconds:0} s) |");
+    Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    foreach (var results in bySize)
     {
-        var sorted = samples.Order().ToList();
+        var (size, window, failed) = (results.Size, results.Window, results.Failed);
+        var sorted = results.ByRepetition.Values.Order().ToList();
         if (sorted.Count == 0)
         {
-            Console.WriteLine($"| {size} | {size * (size - 1) / 2} | {window} | 0 | – | – | – | – | – | – | – | {failed} |");
+            Console.WriteLine($"| {size} | {size * (size - 1) / 2} | {window} | 0 | – | – | – | – | – | – | – | – | {failed} |");
             continue;
         }
 
+        var smallest = bySize.First(r => r.Size == sizes.Min() && r.Window == window);
+        var ratios = results.ByRepetition.Where(p => smallest.ByRepetition.ContainsKey(p.Key)).Select(p => p.Value / smallest.ByRepetition[p.Key]).ToList();
+        var against = size == smallest.Size || ratios.Count == 0 ? "–" : string.Create(CultureInfo.InvariantCulture, $"{Median(ratios):0.00}× ({ratios.Min():0.00}–{ratios.Max():0.00}, {ratios.Count} pairs)");
+        var (atLinkUp, afterSettle, cpuBusy, cpuBusyBefore) = (results.AtLinkUp, results.AfterSettle, results.CpuBusy, results.CpuBusyBefore);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {size} | {size * (size - 1) / 2} | {window} | {sorted.Count} | {Median(sorted):0} | {sorted[0]:0} | {sorted[^1]:0} | {Median(cpuBusy):P0} ({cpuBusy.Min():P0}–{cpuBusy.Max():P0}) | {(options.BeforeClickMs == 0 ? "–" : $"{Median(cpuBusyBefore):P0} ({cpuBusyBefore.Min():P0}–{cpuBusyBefore.Max():P0})")} | {Median(atLinkUp):0.#} ({atLinkUp.Min()}–{atLinkUp.Max()}) | {Median(afterSettle):0.#} ({afterSettle.Min()}–{afterSettle.Max()}) | {failed} |"));
+            $"| {size} | {size * (size - 1) / 2} | {window} | {sorted.Count} | {Median(sorted):0} | {sorted[0]:0} | {sorted[^1]:0} | {against} | {Median(cpuBusy):P0} ({cpuBusy.Min():P0}–{cpuBusy.Max():P0}) | {(options.BeforeClickMs == 0 ? "–" : $"{Median(cpuBusyBefore):P0} ({cpuBusyBefore.Min():P0}–{cpuBusyBefore.Max():P0})")} | {Median(atLinkUp):0.#} ({atLinkUp.Min()}–{atLinkUp.Max()}) | {Median(afterSettle):0.#} ({afterSettle.Min()}–{afterSettle.Max()}) | {failed} |"));
     }
 }
 finally
@@ -365,6 +376,26 @@ async Task WaitForMeshAsync(IReadOnlyList<TalkiUser> members, IReadOnlyDictionar
 }
 
 /// <summary>One run: the link-up time, the signals each side of the last member's links sent (at link-up, after settling), and per side which.</summary>
+/// <summary>One mesh size's (and gather window's) timed runs: the link-up time of each repetition that linked up, and the rest.</summary>
+internal sealed class SizeResults(int size, string window)
+{
+    public int Size { get; } = size;
+
+    public string Window { get; } = window;
+
+    public SortedDictionary<int, double> ByRepetition { get; } = [];
+
+    public List<int> AtLinkUp { get; } = [];
+
+    public List<int> AfterSettle { get; } = [];
+
+    public List<double> CpuBusy { get; } = [];
+
+    public List<double> CpuBusyBefore { get; } = [];
+
+    public int Failed { get; set; }
+}
+
 internal sealed record RunResult(double Milliseconds, IReadOnlyList<int> SignalsAtLinkUp, IReadOnlyList<int> SignalsAfterSettle, IReadOnlyList<string> Detail, double CpuBusy, double CpuBusyBefore);
 
 /// <summary>The machine's CPU time from the first line of <c>/proc/stat</c> (all cores; proc(5)), to tell a slow link-up from a saturated machine.</summary>
@@ -429,6 +460,9 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
     /// </summary>
     public int BeforeClickMs { get; init; } = 1000;
 
+    /// <summary>Every repetition of a size before the next size (before 2026-12-05 the only order), instead of interleaved.</summary>
+    public bool Sequential { get; init; }
+
     /// <summary>The browser contexts: camera and microphone (video), microphone only (audio: no camera), or both refused (none).</summary>
     public UserOptions UserOptions => Media switch
     {
@@ -454,6 +488,7 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
         var hostSettings = new Dictionary<string, string>();
         var timeoutSeconds = 60;
         var beforeClickMs = 1000;
+        var sequential = false;
         for (var i = 0; i < args.Length; i++)
         {
             var value = i + 1 < args.Length ? args[i + 1] : null;
@@ -497,6 +532,9 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
                 case "--poll-stats":
                     pollStats = true;
                     break;
+                case "--sequential":
+                    sequential = true;
+                    break;
                 case "--page-style" when value is not null:
                     pageStyle = value;
                     i++;
@@ -527,7 +565,7 @@ internal sealed record BenchmarkOptions(IReadOnlyList<int> Sizes, int Repetition
         }
 
         return sizes.All(s => s is >= 2 and <= 8) && windows.Count > 0
-            ? new BenchmarkOptions(sizes, repetitions, warmup, media) { GatherWindows = windows, SettleMs = settleMs, BeforeClickMs = beforeClickMs, Trace = trace, Profile = profile, ChromeTraceDirectory = chromeTrace, PollStats = pollStats, PageStyle = pageStyle, LinkUpTimeoutMs = linkUpTimeoutMs, HostSettings = hostSettings, Timeout = TimeSpan.FromSeconds(timeoutSeconds) }
+            ? new BenchmarkOptions(sizes, repetitions, warmup, media) { GatherWindows = windows, SettleMs = settleMs, BeforeClickMs = beforeClickMs, Sequential = sequential, Trace = trace, Profile = profile, ChromeTraceDirectory = chromeTrace, PollStats = pollStats, PageStyle = pageStyle, LinkUpTimeoutMs = linkUpTimeoutMs, HostSettings = hostSettings, Timeout = TimeSpan.FromSeconds(timeoutSeconds) }
             : null;
     }
 }
