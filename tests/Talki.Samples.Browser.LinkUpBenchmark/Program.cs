@@ -375,7 +375,6 @@ async Task WaitForMeshAsync(IReadOnlyList<TalkiUser> members, IReadOnlyDictionar
     }
 }
 
-/// <summary>One run: the link-up time, the signals each side of the last member's links sent (at link-up, after settling), and per side which.</summary>
 /// <summary>One mesh size's (and gather window's) timed runs: the link-up time of each repetition that linked up, and the rest.</summary>
 internal sealed class SizeResults(int size, string window)
 {
@@ -396,6 +395,7 @@ internal sealed class SizeResults(int size, string window)
     public int Failed { get; set; }
 }
 
+/// <summary>One run: the link-up time, the signals each side of the last member's links sent (at link-up, after settling), and per side which.</summary>
 internal sealed record RunResult(double Milliseconds, IReadOnlyList<int> SignalsAtLinkUp, IReadOnlyList<int> SignalsAfterSettle, IReadOnlyList<string> Detail, double CpuBusy, double CpuBusyBefore);
 
 /// <summary>The machine's CPU time from the first line of <c>/proc/stat</c> (all cores; proc(5)), to tell a slow link-up from a saturated machine.</summary>
