@@ -233,10 +233,10 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         // What the timed link-up shares the machine with: the others' call (its media, once there are two of them) and
         // every page's idle work, over the wait before the click (before the profiler or the trace starts).
         var quietFrom = CpuTimes.Read();
-        var quietProcesses = ProcessCpu.Read(host.ProcessId);
+        var quietProcesses = options.BeforeClickMs == 0 ? null : ProcessCpu.Read(host.ProcessId); // no wait, nothing to read
         await Task.Delay(options.BeforeClickMs);
         var cpuBusyBefore = options.BeforeClickMs == 0 ? double.NaN : CpuTimes.Read().BusySince(quietFrom);
-        var byProcessBefore = options.BeforeClickMs == 0 ? [] : ProcessCpu.Read(host.ProcessId).Since(quietProcesses, $"the {options.BeforeClickMs} ms before the click");
+        var byProcessBefore = quietProcesses is null ? [] : ProcessCpu.Read(host.ProcessId).Since(quietProcesses, $"the {options.BeforeClickMs} ms before the click");
         var profile = options.Profile ? await PageProfile.StartAsync(last.Page) : null;
         var chromeTrace = options.ChromeTraceDirectory is { } traceDirectory
             ? await ChromeTrace.StartAsync(chromium.Browser, Path.Combine(traceDirectory, $"run{runNumber}-{size}members.json"))
