@@ -17,6 +17,21 @@ if (!File.Exists(Path.Combine(hostAssetPath, "bootstrap")))
     return 1;
 }
 
+// talki:accessLogs: true (default) or false; a JSON boolean in cdk.json, a string with -c.
+bool? accessLogs = app.Node.TryGetContext("talki:accessLogs") switch
+{
+    null => true,
+    bool flag => flag,
+    string text when bool.TryParse(text, out var flag) => flag,
+    _ => null,
+};
+if (accessLogs is not { } writeAccessLogs)
+{
+    await Console.Error.WriteLineAsync(
+        $"talki:accessLogs is '{app.Node.TryGetContext("talki:accessLogs")}'; expected true or false.").ConfigureAwait(false);
+    return 1;
+}
+
 _ = new TalkiStack(app, Context("talki:stackName", "TalkiSignalling"), new TalkiStackProps
 {
     StageName = Context("talki:stage", "dev"),
@@ -24,6 +39,7 @@ _ = new TalkiStack(app, Context("talki:stackName", "TalkiSignalling"), new Talki
     GatewaySecretParameterName = app.Node.TryGetContext("talki:gatewaySecretParameterName") as string is { Length: > 0 } name ? name : null,
     RedisConnectionParameterName = app.Node.TryGetContext("talki:redisParameterName") as string is { Length: > 0 } redis ? redis : null,
     LambdaWebAdapterLayerArn = Context("talki:lambdaWebAdapterLayerArn", TalkiStackProps.DefaultLambdaWebAdapterLayerArn),
+    AccessLogs = writeAccessLogs,
     Env = new Amazon.CDK.Environment
     {
         Account = System.Environment.GetEnvironmentVariable("CDK_DEFAULT_ACCOUNT"),

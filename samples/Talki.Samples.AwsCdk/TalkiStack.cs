@@ -111,20 +111,23 @@ public sealed class TalkiStack : Stack
             Description = "Talki signalling WebSocket API",
         });
 
-        // Access logs: one JSON line per connect, message and disconnect, including the authorizer's and the
-        // integration's outcome. (API Gateway needs the account-level CloudWatch Logs role to write them; see README.)
-        AccessLogs = new LogGroup(this, "StageAccessLogs", new LogGroupProps
-        {
-            Retention = RetentionDays.ONE_MONTH,
-            RemovalPolicy = RemovalPolicy.DESTROY,
-        });
+        // Access logs (unless props.AccessLogs is false): one JSON line per connect, message and disconnect, including the
+        // authorizer's and the integration's outcome. (API Gateway needs the account-level CloudWatch Logs role to write
+        // them; see README.)
+        AccessLogs = props.AccessLogs
+            ? new LogGroup(this, "StageAccessLogs", new LogGroupProps
+            {
+                Retention = RetentionDays.ONE_MONTH,
+                RemovalPolicy = RemovalPolicy.DESTROY,
+            })
+            : null;
         var stage = new CfnStage(this, "Stage", new CfnStageProps
         {
             ApiId = Api.Ref,
             StageName = props.StageName,
             AutoDeploy = true,
             Description = "Talki signalling stage (auto-deployed)",
-            AccessLogSettings = new CfnStage.AccessLogSettingsProperty
+            AccessLogSettings = AccessLogs is null ? null : new CfnStage.AccessLogSettingsProperty
             {
                 DestinationArn = AccessLogs.LogGroupArn,
                 Format = AccessLogFormat,
@@ -313,8 +316,8 @@ public sealed class TalkiStack : Stack
         "\"integrationError\":\"$context.integration.error\",\"integrationStatus\":\"$context.integration.status\"," +
         "\"integrationLatency\":\"$context.integration.latency\"}";
 
-    /// <summary>The stage's access log group.</summary>
-    public LogGroup AccessLogs { get; }
+    /// <summary>The stage's access log group; <see langword="null"/> when <see cref="TalkiStackProps.AccessLogs"/> is false.</summary>
+    public LogGroup? AccessLogs { get; }
 
     /// <summary>The stage name.</summary>
     public string StageName { get; }

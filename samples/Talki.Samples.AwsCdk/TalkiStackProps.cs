@@ -42,6 +42,15 @@ public sealed class TalkiStackProps : StackProps
     /// </summary>
     public string LambdaWebAdapterLayerArn { get; init; } = DefaultLambdaWebAdapterLayerArn;
 
+    /// <summary>
+    /// Whether the stage writes access logs: one JSON line per connect, message and disconnect (<see cref="TalkiStack.AccessLogFormat"/>)
+    /// to a log group kept one month. Default <see langword="true"/>. API Gateway writes them through the account's API
+    /// Gateway CloudWatch Logs role (API Gateway settings, <c>AWS::ApiGateway::Account</c>), an account-and-region-wide setting
+    /// this stack does not own: <see langword="false"/> deploys into an account that has none, and saves the lines'
+    /// ingestion (CloudWatch Logs bills every byte). The functions' own logs and metrics are unchanged.
+    /// </summary>
+    public bool AccessLogs { get; init; } = true;
+
     /// <summary>Steady-state requests per second the stage allows on every route. Default 100.</summary>
     public double ThrottlingRateLimit { get; init; } = 100;
 

@@ -10,7 +10,7 @@ namespace Talki.Samples.AwsCdk.Tests;
 /// <summary>A synthesized <see cref="TalkiStack"/> with its template, as JSON too.</summary>
 public sealed class SynthesizedTemplate
 {
-    public SynthesizedTemplate(string hostAssetPath, string stageName, string? gatewaySecretParameterName, string? redisParameterName = null)
+    public SynthesizedTemplate(string hostAssetPath, string stageName, string? gatewaySecretParameterName, string? redisParameterName = null, bool accessLogs = true)
     {
         var app = new App();
         Stack = new TalkiStack(app, "TalkiTest", new TalkiStackProps
@@ -19,6 +19,7 @@ public sealed class SynthesizedTemplate
             HostAssetPath = hostAssetPath,
             GatewaySecretParameterName = gatewaySecretParameterName,
             RedisConnectionParameterName = redisParameterName,
+            AccessLogs = accessLogs,
         });
         Template = Template.FromStack(Stack);
         Json = JsonNode.Parse(JsonSerializer.Serialize(Template.ToJSON()))!.AsObject();
@@ -54,13 +55,19 @@ public sealed class StackFixture : IDisposable
         Default = new SynthesizedTemplate(_hostAssetPath, "dev", gatewaySecretParameterName: null);
         WithSsmSecret = new SynthesizedTemplate(_hostAssetPath, "prod", gatewaySecretParameterName: "/talki/gateway-secret", redisParameterName: "/talki/redis");
         SynthDuration = started.Elapsed;
+        _withoutAccessLogs = new Lazy<SynthesizedTemplate>(() => new SynthesizedTemplate(_hostAssetPath, "dev", gatewaySecretParameterName: null, accessLogs: false));
     }
+
+    private readonly Lazy<SynthesizedTemplate> _withoutAccessLogs;
 
     /// <summary>Stage <c>dev</c>, secret from a NoEcho CfnParameter.</summary>
     public SynthesizedTemplate Default { get; }
 
     /// <summary>Stage <c>prod</c>, secret from the SSM parameter <c>/talki/gateway-secret</c>, sessions in the Redis named by <c>/talki/redis</c>.</summary>
     public SynthesizedTemplate WithSsmSecret { get; }
+
+    /// <summary>As <see cref="Default"/>, with <see cref="TalkiStackProps.AccessLogs"/> false (synthesized on first use).</summary>
+    public SynthesizedTemplate WithoutAccessLogs => _withoutAccessLogs.Value;
 
     public TimeSpan SynthDuration { get; }
 

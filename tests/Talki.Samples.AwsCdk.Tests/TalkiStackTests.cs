@@ -591,6 +591,24 @@ public sealed class TalkiStackTests(StackFixture fixture)
     }
 
     [Fact]
+    public void Without_access_logs_the_stage_has_no_log_settings_and_no_log_group_and_nothing_else_changes()
+    {
+        var without = fixture.WithoutAccessLogs;
+        var stage = without.Resources("AWS::ApiGatewayV2::Stage").Single().Resource["Properties"]!.AsObject();
+        Assert.False(stage.ContainsKey("AccessLogSettings"), stage.ToJsonString());
+        Assert.Empty(without.Resources("AWS::Logs::LogGroup"));
+        Assert.Null(without.Stack.AccessLogs);
+
+        // Everything else is the default stack's: the same resources but the log group, the same stage but its log settings.
+        var resources = without.Json["Resources"]!.AsObject().Select(r => r.Key).Order(StringComparer.Ordinal).ToList();
+        var defaults = _stack.Json["Resources"]!.AsObject().Where(r => (string?)r.Value!["Type"] != "AWS::Logs::LogGroup").Select(r => r.Key).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(defaults, resources);
+        var defaultStage = _stack.Resources("AWS::ApiGatewayV2::Stage").Single().Resource["Properties"]!.DeepClone().AsObject();
+        defaultStage.Remove("AccessLogSettings");
+        Assert.True(JsonNode.DeepEquals(defaultStage, stage), stage.ToJsonString());
+    }
+
+    [Fact]
     public void Stage_throttles_every_route()
     {
         var stage = _stack.Resources("AWS::ApiGatewayV2::Stage").Single().Resource["Properties"]!;

@@ -259,7 +259,8 @@ internal sealed record CallFigures(
     long DynamoWrites,
     string DynamoByAction,
     string ConnectionsByVerb,
-    string SystemLogLevel)
+    string SystemLogLevel,
+    bool StageAccessLogs = true)
 {
     // us-east-1 prices (shared/research/aws-facts.md §7; CloudWatch Logs: $0.50 per GB ingested, standard class).
     private const double MessagePrice = 1.00 / 1e6;
@@ -289,8 +290,12 @@ internal sealed record CallFigures(
     /// <summary>Bytes of Lambda platform lines per invocation: none when the functions' system log level is WARN (START, END and REPORT are INFO).</summary>
     public int PlatformLogBytes => SystemLogLevel == "WARN" ? 0 : LambdaPlatformLogBytes;
 
-    public double LogsPer1000 => 1000 * LogGbPrice / 1e9 * (((AuthorizerInvocations + MessagesIn + DisconnectInvocations) * AccessLogLineBytes)
-        + ((AuthorizerInvocations + BackendInvocations) * PlatformLogBytes));
+    /// <summary>Gets the stage's access-log lines: one per connect (the authorizer's), message in and disconnect; none when the template's stage writes no access logs.</summary>
+    public long AccessLogLines => StageAccessLogs ? AuthorizerInvocations + MessagesIn + DisconnectInvocations : 0;
+
+    public double AccessLogsPer1000 => 1000 * LogGbPrice / 1e9 * AccessLogLines * AccessLogLineBytes;
+
+    public double LogsPer1000 => AccessLogsPer1000 + (1000 * LogGbPrice / 1e9 * (AuthorizerInvocations + BackendInvocations) * PlatformLogBytes);
 
     public double TotalPer1000Calls => ApiGatewayPer1000 + LambdaPer1000 + DynamoPer1000 + LogsPer1000;
 
@@ -302,6 +307,8 @@ internal sealed record CallFigures(
         var functions = template["Resources"]!.AsObject().Where(r => (string?)r.Value!["Type"] == "AWS::Lambda::Function").Select(r => r.Value!["Properties"]!).ToList();
         var memory = functions.Select(f => (int)f["MemorySize"]!).Distinct().Single();
         var systemLogLevel = functions.Select(f => (string?)f["LoggingConfig"]?[nameof(SystemLogLevel)] ?? "INFO").Distinct().Single();
+        var stageAccessLogs = template["Resources"]!.AsObject().Where(r => (string?)r.Value!["Type"] == "AWS::ApiGatewayV2::Stage")
+            .Select(r => r.Value!["Properties"]?["AccessLogSettings"] is not null).Single();
         var operations = stack.DynamoDbOperations();
         string[] readOperations = ["GetItem", "Query", "Scan", "BatchGetItem"];
         return new CallFigures(
@@ -322,7 +329,8 @@ internal sealed record CallFigures(
             operations.Where(p => !readOperations.Contains(p.Key)).Sum(p => p.Value),
             string.Join(", ", operations.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} {p.Value}")),
             string.Join(", ", counters.ConnectionsApiCalls.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} ×{p.Value}")),
-            systemLogLevel);
+            systemLogLevel,
+            stageAccessLogs);
     }
 
     public string Report(string title) => string.Create(CultureInfo.InvariantCulture, $"""
@@ -331,7 +339,7 @@ internal sealed record CallFigures(
           Lambda ({MemoryMb} MB, arm64): authorizer {AuthorizerInvocations} invocations (mean {AuthorizerMeanMs:F1} ms); backend {BackendInvocations} ({HttpApiInvocations} HTTP API, {DefaultInvocations} $default, {DisconnectInvocations} $disconnect; mean {BackendMeanMs:F1} ms, p95 {BackendP95Ms:F1} ms, measured on this machine through the local hop)
           @connections: {ConnectionsByVerb}
           DynamoDB: {DynamoReads} reads, {DynamoWrites} writes ({DynamoByAction}); priced as 1 RRU / 1 WRU each (items under 4 KB / 1 KB)
-          Logs: {AuthorizerInvocations + MessagesIn + DisconnectInvocations} access-log lines × {AccessLogLineBytes} B + {AuthorizerInvocations + BackendInvocations} invocations × {PlatformLogBytes} B of Lambda platform lines (system log level {SystemLogLevel}; the stack sets the host's log level to Warning: a normal call writes no host lines)
-        Per 1,000 calls (us-east-1): API Gateway ${ApiGatewayPer1000:F4}, Lambda ${LambdaPer1000:F4}, DynamoDB ${DynamoPer1000:F4}, CloudWatch Logs ${LogsPer1000:F4}; total ${TotalPer1000Calls:F4}
+          Logs: {(StageAccessLogs ? $"{AccessLogLines} access-log lines × {AccessLogLineBytes} B" : "no stage access logs (TalkiStackProps.AccessLogs false)")} + {AuthorizerInvocations + BackendInvocations} invocations × {PlatformLogBytes} B of Lambda platform lines (system log level {SystemLogLevel}; the stack sets the host's log level to Warning: a normal call writes no host lines)
+        Per 1,000 calls (us-east-1): API Gateway ${ApiGatewayPer1000:F4}, Lambda ${LambdaPer1000:F4}, DynamoDB ${DynamoPer1000:F4}, CloudWatch Logs ${LogsPer1000:F4}; total ${TotalPer1000Calls:F4}{(StageAccessLogs ? $" (${TotalPer1000Calls - AccessLogsPer1000:F4} without the stage's access logs, `-c talki:accessLogs=false`)" : "")}
         """);
 }

@@ -1,0 +1,61 @@
+namespace Talki.Signalling.Aws.IntegrationTests;
+
+/// <summary>The price of a call follows the template: access-log lines are billed only when the stage writes them.</summary>
+public sealed class CallFiguresTests
+{
+    [Fact]
+    public void Logs_WithTheStagesAccessLogs_BillOneLinePerConnectMessageInAndDisconnect()
+    {
+        var figures = Figures(stageAccessLogs: true);
+
+        Assert.Equal(4 + 16 + 4, figures.AccessLogLines);
+        Assert.Equal(1000 * 0.50 / 1e9 * 24 * CallFigures.AccessLogLineBytes, figures.AccessLogsPer1000, 12);
+        Assert.Equal(figures.AccessLogsPer1000, figures.LogsPer1000, 12); // WARN: no platform lines
+        Assert.Contains("24 access-log lines", figures.Report("call"), StringComparison.Ordinal);
+        Assert.Contains("without the stage's access logs", figures.Report("call"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Logs_WithoutTheStagesAccessLogs_BillNoAccessLine_AndTheTotalDropsByExactlyTheirPrice()
+    {
+        var with = Figures(stageAccessLogs: true);
+        var without = Figures(stageAccessLogs: false);
+
+        Assert.Equal(0, without.AccessLogLines);
+        Assert.Equal(0, without.LogsPer1000);
+        Assert.Equal(with.TotalPer1000Calls - with.AccessLogsPer1000, without.TotalPer1000Calls, 12);
+        Assert.Equal(with.ApiGatewayPer1000 + with.LambdaPer1000 + with.DynamoPer1000, without.TotalPer1000Calls, 12);
+        Assert.Contains("no stage access logs", without.Report("call"), StringComparison.Ordinal);
+        Assert.DoesNotContain("without the stage's access logs", without.Report("call"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Logs_AtTheInfoSystemLevel_AddLambdasPlatformLinesPerInvocation_WithOrWithoutAccessLogs()
+    {
+        var info = Figures(stageAccessLogs: false, systemLogLevel: "INFO");
+
+        Assert.Equal(1000 * 0.50 / 1e9 * (4 + 28) * CallFigures.LambdaPlatformLogBytes, info.LogsPer1000, 12);
+    }
+
+    /// <summary>The counts of a 4-member protocol-2 call (CallCostTests): 16 messages in, 4 authorizer and 28 backend invocations, 4 disconnects.</summary>
+    private static CallFigures Figures(bool stageAccessLogs, string systemLogLevel = "WARN") => new(
+        MessagesIn: 16,
+        MessagesOut: 22,
+        MeteredMessages: 38,
+        MeasuredConnectionMinutes: 0.5,
+        AuthorizerInvocations: 4,
+        BackendInvocations: 28,
+        HttpApiInvocations: 8,
+        DefaultInvocations: 16,
+        DisconnectInvocations: 4,
+        AuthorizerMeanMs: 3.2,
+        BackendMeanMs: 9.2,
+        BackendP95Ms: 20,
+        MemoryMb: 512,
+        DynamoReads: 67,
+        DynamoWrites: 42,
+        DynamoByAction: "GetItem 10",
+        ConnectionsByVerb: "POST ×22",
+        SystemLogLevel: systemLogLevel,
+        StageAccessLogs: stageAccessLogs);
+}
