@@ -15,10 +15,9 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 echo "== npm ci (tests/tools: peerjs-server)"
 npm ci --prefix tests/tools --no-audit --no-fund --loglevel=error
 
-echo "== build (Release)"
-dotnet build benchmarks/Talki.Benchmarks.Load -c Release -nologo -v minimal
-
 # talki-aot: the sample host published with Native AOT for this machine's architecture (a few minutes on two cores).
+# Before the build, not after it: the publish rebuilds the Blazor app into its bin/Release with another fingerprint for
+# dotnet.js, which the host's Release build output (the JIT host, the link-up benchmark's host) would then not serve.
 if [[ " $* " =~ --server[=\ ]([^ ]*talki-aot) ]]; then
   case "$(uname -m)" in
     x86_64) rid=linux-x64 ;;
@@ -28,6 +27,8 @@ if [[ " $* " =~ --server[=\ ]([^ ]*talki-aot) ]]; then
   echo "== publish the sample host, Native AOT ($rid) -> artifacts/load/aot-host"
   dotnet publish samples/Talki.Samples.Host -c Release -r "$rid" -p:PublishAot=true -o artifacts/load/aot-host -nologo -v minimal
 fi
+echo "== build (Release)"
+dotnet build benchmarks/Talki.Benchmarks.Load -c Release -nologo -v minimal
 
 # 10,000 idle connections are 10,000 descriptors in this tool and as many in the server.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
