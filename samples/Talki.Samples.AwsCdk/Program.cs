@@ -17,10 +17,10 @@ if (!File.Exists(Path.Combine(hostAssetPath, "bootstrap")))
     return 1;
 }
 
-// talki:accessLogs: true (default) or false; a JSON boolean in cdk.json, a string with -c.
+// talki:accessLogs: true (default; also when empty, as the other keys) or false; a JSON boolean in cdk.json, a string with -c.
 bool? accessLogs = app.Node.TryGetContext("talki:accessLogs") switch
 {
-    null => true,
+    null or "" => true,
     bool flag => flag,
     string text when bool.TryParse(text, out var flag) => flag,
     _ => null,
