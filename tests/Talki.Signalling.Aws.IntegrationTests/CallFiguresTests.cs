@@ -37,6 +37,24 @@ public sealed class CallFiguresTests
         Assert.Equal(1000 * 0.50 / 1e9 * (4 + 28) * CallFigures.LambdaPlatformLogBytes, info.LogsPer1000, 12);
     }
 
+    [Fact]
+    public void Report_UnderACultureWithADecimalComma_WritesEveryFigureWithADecimalPoint()
+    {
+        var culture = System.Globalization.CultureInfo.CurrentCulture;
+        try
+        {
+            System.Globalization.CultureInfo.CurrentCulture = System.Globalization.CultureInfo.GetCultureInfo("de-DE");
+            var report = Figures(stageAccessLogs: true).Report("call");
+
+            Assert.DoesNotMatch(@"\$\d+,\d", report);
+            Assert.Matches(@"\(\$0\.\d{4} without the stage's access logs", report);
+        }
+        finally
+        {
+            System.Globalization.CultureInfo.CurrentCulture = culture;
+        }
+    }
+
     /// <summary>The counts of a 4-member protocol-2 call (CallCostTests): 16 messages in, 4 authorizer and 28 backend invocations, 4 disconnects.</summary>
     private static CallFigures Figures(bool stageAccessLogs, string systemLogLevel = "WARN") => new(
         MessagesIn: 16,
