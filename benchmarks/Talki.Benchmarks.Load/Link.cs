@@ -24,6 +24,7 @@ internal sealed class Link
     private long _lastReceivedSequence;
     private long _outOfOrder;
     private int _errorFrames;
+    private string? _firstError;
     private long _rawFrames;
     private long _rawMismatches;
 
@@ -72,6 +73,15 @@ internal sealed class Link
 
     /// <summary>Gets the error frames the server sent to this socket.</summary>
     public int ErrorFrames => Volatile.Read(ref _errorFrames) + (_externalErrors?.Invoke() ?? 0);
+
+    /// <summary>
+    /// Gets the first error frame this link's socket received since <see cref="ClearFirstError"/>, as the server sent it
+    /// (an invalid run says why in the report); <see langword="null"/> when none came.
+    /// </summary>
+    public string? FirstError => Volatile.Read(ref _firstError);
+
+    /// <summary>Forgets the first error frame, at the start of a run.</summary>
+    public void ClearFirstError() => Volatile.Write(ref _firstError, null);
 
     /// <summary>Sends the next message, counting from <paramref name="stamp"/> (a Stopwatch timestamp); on this thread when <paramref name="inline"/> and the socket is free (<see cref="LoadSocket.SendRented"/>).</summary>
     /// <remarks>
@@ -157,6 +167,7 @@ internal sealed class Link
             if (_target.IsError(frame.Root))
             {
                 Interlocked.Increment(ref _errorFrames);
+                Interlocked.CompareExchange(ref _firstError, frame.Root.GetRawText(), null);
             }
 
             return;

@@ -53,8 +53,16 @@ internal static class Report
             Format($"latency min {run.LatencyMs[0]:0.00}, p50 {run.LatencyMs[1]:0.00}, p99 {run.LatencyMs[2]:0.00}, max {run.LatencyMs[3]:0.00} ms; "),
             Format($"server CPU {run.Cpu.TotalSeconds:0.00} s in {run.Window.TotalSeconds:0.00} s ({run.CpuPercent:0.0} %, {run.CpuMicrosecondsPerMessage:0.0} µs/msg; JIT compilation {run.CompilerCpu.TotalSeconds:0.00} s of it); "),
             Format($"client CPU {run.ClientCpuPercent:0} % ({run.ClientCollections} GCs, {run.ClientGcPause.TotalMilliseconds:0} ms paused, {run.ClientAllocatedBytes / 1048576.0:0.0} MiB allocated), machine busy {run.MachineBusyPercent:0} % of {Environment.ProcessorCount} cores; "),
-            Format($"sockets closed by the server {run.SocketsClosed}, error frames {run.ErrorFrames}, send failures {run.SendFailures}{(run.RawMismatches == 0 ? "" : $", relayed messages read differently from the parser {run.RawMismatches}")}"),
+            Format($"sockets closed by the server {run.SocketsClosed}, error frames {run.ErrorFrames}{FirstError(run)}, send failures {run.SendFailures}{(run.RawMismatches == 0 ? "" : $", relayed messages read differently from the parser {run.RawMismatches}")}"),
             run.Rate > 0 ? Format($", schedule lag max {run.MaxScheduleLagMs:0.0} ms") : "");
+
+    /// <summary>The first error frame of a run, in brackets after the count, cut at 200 characters (empty when none came).</summary>
+    internal static string FirstError(RunResult run) => run.FirstErrorFrame switch
+    {
+        null => string.Empty,
+        { Length: > 200 } text => $" (the first: {text[..200]}…)",
+        var text => $" (the first: {text})",
+    };
 
     public static string Markdown(LoadOptions options, Machine machine, string loadBefore, DateTimeOffset started, IReadOnlyList<ServerResult> results)
     {

@@ -60,6 +60,9 @@ internal sealed record RunResult
 
     public long ErrorFrames { get; init; }
 
+    /// <summary>Gets the first error frame a link received in the run, as the server sent it (<see langword="null"/> when none came).</summary>
+    public string? FirstErrorFrame { get; init; }
+
     public long SendFailures { get; init; }
 
     /// <summary>Gets the relayed messages whose bytes the tool read differently from the parser (<see cref="Link.RawMismatches"/>).</summary>
@@ -256,6 +259,7 @@ internal sealed class TrafficRun
         {
             link.Latencies.Clear();
             link.Stamps.Clear();
+            link.ClearFirstError();
             link.Run = this;
         }
 
@@ -326,6 +330,7 @@ internal sealed class TrafficRun
             MachineBusyPercent = machineEnd.Total == machineStart.Total ? 0 : 100.0 * (machineEnd.Busy - machineStart.Busy) / (machineEnd.Total - machineStart.Total),
             SocketsClosed = links.Count(l => l.Socket.Closed.IsCompleted),
             ErrorFrames = links.Sum(l => (long)l.ErrorFrames) - errorsBefore,
+            FirstErrorFrame = links.Select(l => l.FirstError).FirstOrDefault(e => e is not null),
             SendFailures = links.Sum(l => l.Socket.SendFailures),
             RawMismatches = links.Sum(l => l.RawMismatches) - mismatchesBefore,
             MaxScheduleLagMs = maxLagMs,

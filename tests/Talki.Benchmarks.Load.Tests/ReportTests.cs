@@ -53,6 +53,20 @@ public sealed class ReportTests
     }
 
     [Fact]
+    public void Describe_ARunWithErrorFrames_QuotesTheFirstOne_CutAt200Characters_AndNothingWithoutThem()
+    {
+        var run = new RunResult { Pairs = 10, Sent = 100, Received = 38, ErrorFrames = 62, FirstErrorFrame = """{"type":"error","code":"rate_limited","message":"Slow down."}""" };
+        Assert.Contains("""error frames 62 (the first: {"type":"error","code":"rate_limited","message":"Slow down."}), send failures 0""", Report.Describe(run), StringComparison.Ordinal);
+
+        var longError = run with { FirstErrorFrame = "{\"type\":\"error\",\"code\":\"delivery_failed\",\"message\":\"" + new string('x', 300) + "\"}" };
+        var described = Report.Describe(longError);
+        Assert.Contains("(the first: " + longError.FirstErrorFrame![..200] + "…), send failures", described, StringComparison.Ordinal);
+        Assert.DoesNotContain(new string('x', 201), described, StringComparison.Ordinal);
+
+        Assert.Contains("error frames 0, send failures 0", Report.Describe(run with { ErrorFrames = 0, FirstErrorFrame = null, Received = 100 }), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Idle_PerConnection_AboveTheWarmedBaseline_AndAboveTheFreshOne_WithTheWarmUpConnectionsCounted()
     {
         const long MiB = 1024 * 1024;
