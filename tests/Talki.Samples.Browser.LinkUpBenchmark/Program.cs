@@ -109,20 +109,7 @@ try
     Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     foreach (var results in bySize)
     {
-        var (size, window, failed) = (results.Size, results.Window, results.Failed);
-        var sorted = results.ByRepetition.Values.Order().ToList();
-        if (sorted.Count == 0)
-        {
-            Console.WriteLine($"| {size} | {size * (size - 1) / 2} | {window} | 0 | – | – | – | – | – | – | – | – | {failed} |");
-            continue;
-        }
-
-        var smallest = bySize.First(r => r.Size == sizes.Min() && r.Window == window);
-        var ratios = results.ByRepetition.Where(p => smallest.ByRepetition.ContainsKey(p.Key)).Select(p => p.Value / smallest.ByRepetition[p.Key]).ToList();
-        var against = size == smallest.Size || ratios.Count == 0 ? "–" : string.Create(CultureInfo.InvariantCulture, $"{Median(ratios):0.00}× ({ratios.Min():0.00}–{ratios.Max():0.00}, {ratios.Count} pairs)");
-        var (atLinkUp, afterSettle, cpuBusy, cpuBusyBefore) = (results.AtLinkUp, results.AfterSettle, results.CpuBusy, results.CpuBusyBefore);
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {size} | {size * (size - 1) / 2} | {window} | {sorted.Count} | {Median(sorted):0} | {sorted[0]:0} | {sorted[^1]:0} | {against} | {Median(cpuBusy):P0} ({cpuBusy.Min():P0}–{cpuBusy.Max():P0}) | {(options.BeforeClickMs == 0 ? "–" : $"{Median(cpuBusyBefore):P0} ({cpuBusyBefore.Min():P0}–{cpuBusyBefore.Max():P0})")} | {Median(atLinkUp):0.#} ({atLinkUp.Min()}–{atLinkUp.Max()}) | {Median(afterSettle):0.#} ({afterSettle.Min()}–{afterSettle.Max()}) | {failed} |"));
+        Console.WriteLine(LinkUpTable.Row(results, bySize.First(r => r.Size == sizes.Min() && r.Window == results.Window), options.BeforeClickMs));
     }
 }
 finally
@@ -134,13 +121,6 @@ finally
 }
 
 return 0;
-
-static double Median<T>(IEnumerable<T> values)
-    where T : struct, IConvertible
-{
-    var sorted = values.Select(v => v.ToDouble(CultureInfo.InvariantCulture)).Order().ToList();
-    return sorted.Count == 0 ? double.NaN : sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
-}
 
 // One call: the admin creates a room, admits everyone but the last member and waits for that mesh; then admits the
 // last member (timed click) and waits for the full mesh. Fresh users (browser contexts) every time.
@@ -373,26 +353,6 @@ async Task WaitForMeshAsync(IReadOnlyList<TalkiUser> members, IReadOnlyDictionar
 
         throw new TimeoutException(string.Join(Environment.NewLine + "  ", lines), e);
     }
-}
-
-/// <summary>One mesh size's (and gather window's) timed runs: the link-up time of each repetition that linked up, and the rest.</summary>
-internal sealed class SizeResults(int size, string window)
-{
-    public int Size { get; } = size;
-
-    public string Window { get; } = window;
-
-    public SortedDictionary<int, double> ByRepetition { get; } = [];
-
-    public List<int> AtLinkUp { get; } = [];
-
-    public List<int> AfterSettle { get; } = [];
-
-    public List<double> CpuBusy { get; } = [];
-
-    public List<double> CpuBusyBefore { get; } = [];
-
-    public int Failed { get; set; }
 }
 
 /// <summary>One run: the link-up time, the signals each side of the last member's links sent (at link-up, after settling), and per side which.</summary>
