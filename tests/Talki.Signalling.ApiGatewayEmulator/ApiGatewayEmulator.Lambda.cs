@@ -170,7 +170,8 @@ public sealed partial class ApiGatewayEmulator
     /// mode the SigV4 signature is verified (service <c>dynamodb</c>) and the signing function's role policy must allow
     /// <c>dynamodb:{Action}</c> on every table (or index) the request names
     /// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/using-identity-based-policies.html); a refusal is
-    /// DynamoDB's HTTP 400 <c>AccessDeniedException</c>. Allowed requests are forwarded to dynalite as they are.
+    /// DynamoDB's HTTP 400 <c>AccessDeniedException</c>. Allowed requests are forwarded to dynalite as they are, except
+    /// that the item actions are metered (<see cref="MeteredAction"/>).
     /// </summary>
     private async Task DynamoDbAsync(HttpContext context)
     {
@@ -229,10 +230,13 @@ public sealed partial class ApiGatewayEmulator
         }
 
         Counters.DynamoDb(principal, action, allowed: true);
+        var metered = MeteredAction(action, ref body);
         using var forward = new HttpRequestMessage(HttpMethod.Post, _options.DynamoDb) { Content = new ByteArrayContent(body) };
         foreach (var (name, values) in context.Request.Headers)
         {
-            if (!HopByHopHeaders.Contains(name) && !forward.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values))
+            // The length is the body's (a metered request's body may have grown).
+            if (!HopByHopHeaders.Contains(name) && !string.Equals(name, "Content-Length", StringComparison.OrdinalIgnoreCase)
+                && !forward.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values))
             {
                 forward.Content.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
             }
@@ -241,21 +245,134 @@ public sealed partial class ApiGatewayEmulator
         try
         {
             using var response = await _http.SendAsync(forward, context.RequestAborted).ConfigureAwait(false);
+            var answer = await response.Content.ReadAsByteArrayAsync(context.RequestAborted).ConfigureAwait(false);
+            var crc = metered is { } meter ? Meter(principal, action, meter, (int)response.StatusCode, ref answer, Counters) : null;
             context.Response.StatusCode = (int)response.StatusCode;
             foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
             {
-                if (!HopByHopHeaders.Contains(name))
+                if (!HopByHopHeaders.Contains(name) && !string.Equals(name, "Content-Length", StringComparison.OrdinalIgnoreCase))
                 {
                     context.Response.Headers[name] = values.ToArray();
                 }
             }
 
-            await response.Content.CopyToAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
+            if (crc is not null)
+            {
+                context.Response.Headers["x-amz-crc32"] = crc;
+            }
+
+            context.Response.ContentLength = answer.Length;
+            await context.Response.Body.WriteAsync(answer, context.RequestAborted).ConfigureAwait(false);
         }
         catch (HttpRequestException)
         {
             await WriteDynamoDbErrorAsync(context, 500, "com.amazonaws.dynamodb.v20120810#InternalServerError", "DynamoDB (dynalite) could not be reached").ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Prepares the metering of an item action (reads: <c>GetItem</c>, <c>Query</c>, <c>Scan</c>, <c>BatchGetItem</c>;
+    /// writes: <c>PutItem</c>, <c>UpdateItem</c>, <c>DeleteItem</c>, <c>BatchWriteItem</c>): unless the caller asked for
+    /// <c>ReturnConsumedCapacity</c> itself, the request asks for <c>TOTAL</c>, so that dynalite says what the request
+    /// consumed. dynalite sizes items as DynamoDB documents it: reads in 4 KB steps, half a unit when eventually consistent;
+    /// writes in 1 KB steps, an update or a put over an existing item the larger of the item before and after, a delete the
+    /// deleted item's size, at least one unit
+    /// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html).
+    /// </summary>
+    /// <returns>Whether the caller asked for the capacity itself and for a strongly consistent read, or null when the action is not metered.</returns>
+    private static (bool CallerAsked, bool Consistent)? MeteredAction(string action, ref byte[] body)
+    {
+        if (action is not ("GetItem" or "Query" or "Scan" or "BatchGetItem" or "PutItem" or "UpdateItem" or "DeleteItem" or "BatchWriteItem"))
+        {
+            return null;
+        }
+
+        JsonObject? request;
+        try
+        {
+            request = JsonNode.Parse(body) as JsonObject;
+        }
+        catch (JsonException)
+        {
+            return null; // dynalite answers it with its own error
+        }
+
+        if (request is null)
+        {
+            return null;
+        }
+
+        var consistent = request["ConsistentRead"] is JsonValue value && value.TryGetValue<bool>(out var strongly) && strongly;
+        if ((string?)(request["ReturnConsumedCapacity"] as JsonValue) is "TOTAL" or "INDEXES")
+        {
+            return (true, consistent);
+        }
+
+        request["ReturnConsumedCapacity"] = "TOTAL";
+        body = Encoding.UTF8.GetBytes(request.ToJsonString());
+        return (false, consistent);
+    }
+
+    /// <summary>
+    /// Counts what an item action consumed, from dynalite's answer, and takes the <c>ConsumedCapacity</c> the caller did not
+    /// ask for out of it again (DynamoDB returns it only when asked), with the body's CRC32 that the SDK checks
+    /// (<c>x-amz-crc32</c>) computed anew. A conditional write whose condition failed is an error without capacity in
+    /// dynalite, but DynamoDB still consumes write capacity for it, the existing item's size or at least one unit
+    /// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html): it is
+    /// counted as one unit, and counted apart (<see cref="EmulatorCounters.DynamoDbConditionalCheckFailures"/>). A
+    /// <c>Query</c> or <c>Scan</c> that read no item is 0 units in dynalite; it is counted as the smallest read (one 4 KB
+    /// read: 1 unit, or 0.5 eventually consistent), an assumption on the side of a higher bill, as no AWS page we found says
+    /// what an empty query consumes.
+    /// </summary>
+    /// <returns>The new <c>x-amz-crc32</c> value when the body changed; otherwise null.</returns>
+    private static string? Meter(string principal, string action, (bool CallerAsked, bool Consistent) request, int status, ref byte[] answer, EmulatorCounters counters)
+    {
+        var callerAsked = request.CallerAsked;
+        var write = action is "PutItem" or "UpdateItem" or "DeleteItem" or "BatchWriteItem";
+        JsonObject? result;
+        try
+        {
+            result = JsonNode.Parse(answer) as JsonObject;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+
+        if (result is null)
+        {
+            return null;
+        }
+
+        if (status != 200)
+        {
+            if (write && ((string?)(result["__type"] as JsonValue))?.EndsWith("#ConditionalCheckFailedException", StringComparison.Ordinal) == true)
+            {
+                counters.DynamoDbConditionalCheckFailed(principal, action);
+            }
+
+            return null;
+        }
+
+        var units = result["ConsumedCapacity"] switch
+        {
+            JsonObject one => (double?)one["CapacityUnits"] ?? 0,
+            JsonArray tables => tables.Sum(t => (double?)t?["CapacityUnits"] ?? 0),
+            _ => 0,
+        };
+        if (units == 0 && action is "Query" or "Scan")
+        {
+            units = request.Consistent ? 1 : 0.5;
+        }
+
+        counters.DynamoDbCapacity(principal, action, write, units);
+        if (callerAsked || !result.Remove("ConsumedCapacity"))
+        {
+            return null;
+        }
+
+        answer = Encoding.UTF8.GetBytes(result.ToJsonString());
+        return Crc32.Of(answer).ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 
     /// <summary>The resources a DynamoDB request acts on: its table (or index) ARNs, or <c>*</c> for account-level actions.</summary>

@@ -22,6 +22,8 @@ public sealed class EmulatorCounters
 {
     private readonly ConcurrentDictionary<(string Verb, int Status), long> _connectionsCalls = new();
     private readonly ConcurrentDictionary<(string Function, string Action, bool Allowed), long> _dynamoDbCalls = new();
+    private readonly ConcurrentDictionary<(string Function, string Action, bool Write), double> _dynamoDbUnits = new();
+    private readonly ConcurrentDictionary<(string Function, string Action), long> _conditionalCheckFailures = new();
     private readonly ConcurrentQueue<InvocationRecord> _invocations = new();
     private readonly ConcurrentQueue<IntegrationRecord> _integrations = new();
     private long _functionUrlForbidden;
@@ -108,11 +110,36 @@ public sealed class EmulatorCounters
     /// <summary>Gets the DynamoDB calls of this action (e.g. <c>GetItem</c>) that IAM allowed, from any function.</summary>
     public long DynamoDbCallCount(string action, bool allowed = true) => _dynamoDbCalls.Where(p => p.Key.Action == action && p.Key.Allowed == allowed).Sum(p => p.Value);
 
+    /// <summary>
+    /// Gets the read capacity units the DynamoDB item reads consumed (<c>GetItem</c>, <c>Query</c>, <c>Scan</c>,
+    /// <c>BatchGetItem</c>), as dynalite sizes them: what an on-demand table bills as read request units.
+    /// </summary>
+    public double DynamoDbReadUnits => _dynamoDbUnits.Where(p => !p.Key.Write).Sum(p => p.Value);
+
+    /// <summary>
+    /// Gets the write capacity units the DynamoDB item writes consumed (<c>PutItem</c>, <c>UpdateItem</c>,
+    /// <c>DeleteItem</c>, <c>BatchWriteItem</c>), one per conditional write whose condition failed included: what an
+    /// on-demand table bills as write request units.
+    /// </summary>
+    public double DynamoDbWriteUnits => _dynamoDbUnits.Where(p => p.Key.Write).Sum(p => p.Value) + DynamoDbConditionalCheckFailures;
+
+    /// <summary>Gets the capacity units by action (e.g. <c>"PutItem" → 21</c>), conditional failures included.</summary>
+    public IReadOnlyDictionary<string, double> DynamoDbUnitsByAction
+        => _dynamoDbUnits.Select(p => (p.Key.Action, Units: p.Value))
+            .Concat(_conditionalCheckFailures.Select(p => (p.Key.Action, Units: (double)p.Value)))
+            .GroupBy(p => p.Action, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Sum(p => p.Units), StringComparer.Ordinal);
+
+    /// <summary>Gets the conditional writes whose condition failed (DynamoDB bills them; dynalite's error says nothing of it).</summary>
+    public long DynamoDbConditionalCheckFailures => _conditionalCheckFailures.Values.Sum();
+
     /// <summary>Clears every counter (the connections still open keep counting their time from their start).</summary>
     public void Reset()
     {
         _connectionsCalls.Clear();
         _dynamoDbCalls.Clear();
+        _dynamoDbUnits.Clear();
+        _conditionalCheckFailures.Clear();
         _invocations.Clear();
         _integrations.Clear();
         Interlocked.Exchange(ref _inbound, 0);
@@ -138,6 +165,10 @@ public sealed class EmulatorCounters
     internal void ConnectionsDenied() => Interlocked.Increment(ref _connectionsAccessDenied);
 
     internal void DynamoDb(string function, string action, bool allowed) => _dynamoDbCalls.AddOrUpdate((function, action, allowed), 1, static (_, n) => n + 1);
+
+    internal void DynamoDbCapacity(string function, string action, bool write, double units) => _dynamoDbUnits.AddOrUpdate((function, action, write), units, (_, n) => n + units);
+
+    internal void DynamoDbConditionalCheckFailed(string function, string action) => _conditionalCheckFailures.AddOrUpdate((function, action), 1, static (_, n) => n + 1);
 
     internal void Inbound(int bytes)
     {

@@ -258,6 +258,9 @@ internal sealed record CallFigures(
     long DynamoReads,
     long DynamoWrites,
     string DynamoByAction,
+    double DynamoReadUnits,
+    double DynamoWriteUnits,
+    long DynamoConditionalFailures,
     string ConnectionsByVerb,
     string SystemLogLevel,
     bool StageAccessLogs = true)
@@ -285,7 +288,8 @@ internal sealed record CallFigures(
     public double LambdaPer1000 => 1000 * (((AuthorizerInvocations + BackendInvocations) * LambdaRequestPrice)
         + (((AuthorizerInvocations * Math.Ceiling(AuthorizerMeanMs)) + (BackendInvocations * Math.Ceiling(BackendMeanMs))) / 1000.0 * (MemoryMb / 1024.0) * ArmGbSecondPrice));
 
-    public double DynamoPer1000 => 1000 * ((DynamoWrites * WriteUnitPrice) + (DynamoReads * ReadUnitPrice));
+    /// <summary>An on-demand table bills request units: what the emulator metered through dynalite, by item size (EmulatorCapacityTests).</summary>
+    public double DynamoPer1000 => 1000 * ((DynamoWriteUnits * WriteUnitPrice) + (DynamoReadUnits * ReadUnitPrice));
 
     /// <summary>Bytes of Lambda platform lines per invocation: none when the functions' system log level is WARN (START, END and REPORT are INFO).</summary>
     public int PlatformLogBytes => SystemLogLevel == "WARN" ? 0 : LambdaPlatformLogBytes;
@@ -328,6 +332,9 @@ internal sealed record CallFigures(
             operations.Where(p => readOperations.Contains(p.Key)).Sum(p => p.Value),
             operations.Where(p => !readOperations.Contains(p.Key)).Sum(p => p.Value),
             string.Join(", ", operations.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} {p.Value}")),
+            counters.DynamoDbReadUnits,
+            counters.DynamoDbWriteUnits,
+            counters.DynamoDbConditionalCheckFailures,
             string.Join(", ", counters.ConnectionsApiCalls.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} ×{p.Value}")),
             systemLogLevel,
             stageAccessLogs);
@@ -338,7 +345,7 @@ internal sealed record CallFigures(
           API Gateway: {MessagesIn} messages in, {MessagesOut} out ({MeteredMessages} metered); measured connection time {MeasuredConnectionMinutes:F2} min (short test window), priced at {DefaultWindowConnectionMinutes} connection-minutes (default 5-minute window, every member from the start to the seal)
           Lambda ({MemoryMb} MB, arm64): authorizer {AuthorizerInvocations} invocations (mean {AuthorizerMeanMs:F1} ms); backend {BackendInvocations} ({HttpApiInvocations} HTTP API, {DefaultInvocations} $default, {DisconnectInvocations} $disconnect; mean {BackendMeanMs:F1} ms, p95 {BackendP95Ms:F1} ms, measured on this machine through the local hop)
           @connections: {ConnectionsByVerb}
-          DynamoDB: {DynamoReads} reads, {DynamoWrites} writes ({DynamoByAction}); priced as 1 RRU / 1 WRU each (items under 4 KB / 1 KB)
+          DynamoDB: {DynamoReads} reads, {DynamoWrites} writes ({DynamoByAction}); {DynamoReadUnits:0.#} read and {DynamoWriteUnits:0.#} write request units as an on-demand table meters them (by item size, through dynalite{(DynamoConditionalFailures == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"; {DynamoConditionalFailures} failed conditional writes at 1 unit each"))})
           Logs: {(StageAccessLogs ? string.Create(CultureInfo.InvariantCulture, $"{AccessLogLines} access-log lines × {AccessLogLineBytes} B") : "no stage access logs (TalkiStackProps.AccessLogs false)")} + {AuthorizerInvocations + BackendInvocations} invocations × {PlatformLogBytes} B of Lambda platform lines (system log level {SystemLogLevel}; the stack sets the host's log level to Warning: a normal call writes no host lines)
         Per 1,000 calls (us-east-1): API Gateway ${ApiGatewayPer1000:F4}, Lambda ${LambdaPer1000:F4}, DynamoDB ${DynamoPer1000:F4}, CloudWatch Logs ${LogsPer1000:F4}; total ${TotalPer1000Calls:F4}{(StageAccessLogs ? string.Create(CultureInfo.InvariantCulture, $" (${TotalPer1000Calls - AccessLogsPer1000:F4} without the stage's access logs, `-c talki:accessLogs=false`)") : "")}
         """);

@@ -38,6 +38,17 @@ public sealed class CallFiguresTests
     }
 
     [Fact]
+    public void DynamoDb_IsPricedByTheRequestUnitsMetered_NotByTheRequests()
+    {
+        var figures = Figures(stageAccessLogs: true);
+
+        // 45 write units at $0.625 and 50.5 read units at $0.125 per million; the 42 writes and 67 reads do not count.
+        Assert.Equal(1000 * ((45 * 0.625e-6) + (50.5 * 0.125e-6)), figures.DynamoPer1000, 12);
+        Assert.Contains("67 reads, 42 writes (GetItem 10); 50.5 read and 45 write request units as an on-demand table meters them (by item size, through dynalite)", figures.Report("call"), StringComparison.Ordinal);
+        Assert.Contains("; 2 failed conditional writes at 1 unit each)", (figures with { DynamoConditionalFailures = 2 }).Report("call"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Report_UnderACultureWithADecimalComma_WritesEveryFigureWithADecimalPoint()
     {
         var culture = System.Globalization.CultureInfo.CurrentCulture;
@@ -47,6 +58,7 @@ public sealed class CallFiguresTests
             var report = Figures(stageAccessLogs: true).Report("call");
 
             Assert.DoesNotMatch(@"\$\d+,\d", report);
+            Assert.Contains("50.5 read", report, StringComparison.Ordinal);
             Assert.Matches(@"\(\$0\.\d{4} without the stage's access logs", report);
         }
         finally
@@ -73,6 +85,9 @@ public sealed class CallFiguresTests
         DynamoReads: 67,
         DynamoWrites: 42,
         DynamoByAction: "GetItem 10",
+        DynamoReadUnits: 50.5,
+        DynamoWriteUnits: 45,
+        DynamoConditionalFailures: 0,
         ConnectionsByVerb: "POST ×22",
         SystemLogLevel: systemLogLevel,
         StageAccessLogs: stageAccessLogs);
