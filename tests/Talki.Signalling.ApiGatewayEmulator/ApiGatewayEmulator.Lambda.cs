@@ -279,8 +279,11 @@ public sealed partial class ApiGatewayEmulator
     /// deleted item's size, at least one unit
     /// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html).
     /// </summary>
-    /// <returns>Whether the caller asked for the capacity itself and for a strongly consistent read, or null when the action is not metered.</returns>
-    private static (bool CallerAsked, bool Consistent)? MeteredAction(string action, ref byte[] body)
+    /// <returns>
+    /// Whether the caller asked for the capacity itself and for a strongly consistent read, and the kind of item (<see cref="ItemKind"/>),
+    /// or null when the action is not metered.
+    /// </returns>
+    private (bool CallerAsked, bool Consistent, string Kind)? MeteredAction(string action, ref byte[] body)
     {
         if (action is not ("GetItem" or "Query" or "Scan" or "BatchGetItem" or "PutItem" or "UpdateItem" or "DeleteItem" or "BatchWriteItem"))
         {
@@ -303,14 +306,45 @@ public sealed partial class ApiGatewayEmulator
         }
 
         var consistent = request["ConsistentRead"] is JsonValue value && value.TryGetValue<bool>(out var strongly) && strongly;
+        var kind = ItemKind(request);
         if ((string?)(request["ReturnConsumedCapacity"] as JsonValue) is "TOTAL" or "INDEXES")
         {
-            return (true, consistent);
+            return (true, consistent, kind);
         }
 
         request["ReturnConsumedCapacity"] = "TOTAL";
         body = Encoding.UTF8.GetBytes(request.ToJsonString());
-        return (false, consistent);
+        return (false, consistent, kind);
+    }
+
+    /// <summary>
+    /// The kind of item a single-table request touches, from its key's string values up to their first <c>#</c> (a value
+    /// without one as it is, when short): <c>ROOM#/MEMBER#</c>, <c>CONN#/CONN</c>. A query's is its first string value
+    /// (the partition it reads); a batch's is <c>batch</c>. It tells where a call's capacity goes, not what it costs.
+    /// </summary>
+    private string ItemKind(JsonObject request)
+    {
+        static string Prefix(string? value) => value switch
+        {
+            null => "?",
+            _ when value.IndexOf('#', StringComparison.Ordinal) is var hash and >= 0 => value[..(hash + 1)],
+            { Length: <= 16 } => value,
+            _ => "…",
+        };
+
+        if (request["Key"] is not JsonObject && request["Item"] is not JsonObject)
+        {
+            return request["ExpressionAttributeValues"] is JsonObject values
+                ? Prefix(values.Select(v => (string?)(v.Value?["S"] as JsonValue)).FirstOrDefault(v => v is not null)) + " (query)"
+                : "batch";
+        }
+
+        var item = (request["Key"] ?? request["Item"])!.AsObject();
+        var table = Deployment.Tables.FirstOrDefault(t => t.Name == (string?)(request["TableName"] as JsonValue));
+        var keyNames = table?.CreateTableRequest["KeySchema"] is JsonArray schema
+            ? schema.OrderBy(k => (string?)k?["KeyType"] == "HASH" ? 0 : 1).Select(k => (string?)k?["AttributeName"]).ToList()
+            : [.. item.Select(p => (string?)p.Key).Take(2)];
+        return string.Join('/', keyNames.Select(name => Prefix(name is null ? null : (string?)(item[name]?["S"] as JsonValue))));
     }
 
     /// <summary>
@@ -325,7 +359,7 @@ public sealed partial class ApiGatewayEmulator
     /// what an empty query consumes.
     /// </summary>
     /// <returns>The new <c>x-amz-crc32</c> value when the body changed; otherwise null.</returns>
-    private static string? Meter(string principal, string action, (bool CallerAsked, bool Consistent) request, int status, ref byte[] answer, EmulatorCounters counters)
+    private static string? Meter(string principal, string action, (bool CallerAsked, bool Consistent, string Kind) request, int status, ref byte[] answer, EmulatorCounters counters)
     {
         var callerAsked = request.CallerAsked;
         var write = action is "PutItem" or "UpdateItem" or "DeleteItem" or "BatchWriteItem";
@@ -348,7 +382,7 @@ public sealed partial class ApiGatewayEmulator
         {
             if (write && ((string?)(result["__type"] as JsonValue))?.EndsWith("#ConditionalCheckFailedException", StringComparison.Ordinal) == true)
             {
-                counters.DynamoDbConditionalCheckFailed(principal, action);
+                counters.DynamoDbConditionalCheckFailed(principal, action, request.Kind);
             }
 
             return null;
@@ -365,7 +399,7 @@ public sealed partial class ApiGatewayEmulator
             units = request.Consistent ? 1 : 0.5;
         }
 
-        counters.DynamoDbCapacity(principal, action, write, units);
+        counters.DynamoDbCapacity(principal, action, write, units, request.Kind);
         if (callerAsked || !result.Remove("ConsumedCapacity"))
         {
             return null;

@@ -24,6 +24,7 @@ public sealed class EmulatorCounters
     private readonly ConcurrentDictionary<(string Function, string Action, bool Allowed), long> _dynamoDbCalls = new();
     private readonly ConcurrentDictionary<(string Function, string Action, bool Write), double> _dynamoDbUnits = new();
     private readonly ConcurrentDictionary<(string Function, string Action), long> _conditionalCheckFailures = new();
+    private readonly ConcurrentDictionary<(string Kind, bool Write), double> _dynamoDbUnitsByKind = new();
     private readonly ConcurrentQueue<InvocationRecord> _invocations = new();
     private readonly ConcurrentQueue<IntegrationRecord> _integrations = new();
     private long _functionUrlForbidden;
@@ -130,6 +131,13 @@ public sealed class EmulatorCounters
             .GroupBy(p => p.Action, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.Sum(p => p.Units), StringComparer.Ordinal);
 
+    /// <summary>
+    /// Gets the capacity units by kind of item and direction (e.g. <c>"ROOM#/MEMBER# write" → 11</c>): the key's values up
+    /// to their first <c>#</c>, a query's partition with <c>(query)</c>. Where a call's capacity goes.
+    /// </summary>
+    public IReadOnlyDictionary<string, double> DynamoDbUnitsByItemKind
+        => _dynamoDbUnitsByKind.ToDictionary(p => $"{p.Key.Kind} {(p.Key.Write ? "write" : "read")}", p => p.Value, StringComparer.Ordinal);
+
     /// <summary>Gets the conditional writes whose condition failed (DynamoDB bills them; dynalite's error says nothing of it).</summary>
     public long DynamoDbConditionalCheckFailures => _conditionalCheckFailures.Values.Sum();
 
@@ -140,6 +148,7 @@ public sealed class EmulatorCounters
         _dynamoDbCalls.Clear();
         _dynamoDbUnits.Clear();
         _conditionalCheckFailures.Clear();
+        _dynamoDbUnitsByKind.Clear();
         _invocations.Clear();
         _integrations.Clear();
         Interlocked.Exchange(ref _inbound, 0);
@@ -166,9 +175,17 @@ public sealed class EmulatorCounters
 
     internal void DynamoDb(string function, string action, bool allowed) => _dynamoDbCalls.AddOrUpdate((function, action, allowed), 1, static (_, n) => n + 1);
 
-    internal void DynamoDbCapacity(string function, string action, bool write, double units) => _dynamoDbUnits.AddOrUpdate((function, action, write), units, (_, n) => n + units);
+    internal void DynamoDbCapacity(string function, string action, bool write, double units, string kind)
+    {
+        _dynamoDbUnits.AddOrUpdate((function, action, write), units, (_, n) => n + units);
+        _dynamoDbUnitsByKind.AddOrUpdate((kind, write), units, (_, n) => n + units);
+    }
 
-    internal void DynamoDbConditionalCheckFailed(string function, string action) => _conditionalCheckFailures.AddOrUpdate((function, action), 1, static (_, n) => n + 1);
+    internal void DynamoDbConditionalCheckFailed(string function, string action, string kind)
+    {
+        _conditionalCheckFailures.AddOrUpdate((function, action), 1, static (_, n) => n + 1);
+        _dynamoDbUnitsByKind.AddOrUpdate((kind, true), 1, static (_, n) => n + 1);
+    }
 
     internal void Inbound(int bytes)
     {

@@ -263,7 +263,8 @@ internal sealed record CallFigures(
     long DynamoConditionalFailures,
     string ConnectionsByVerb,
     string SystemLogLevel,
-    bool StageAccessLogs = true)
+    bool StageAccessLogs = true,
+    string DynamoByItemKind = "")
 {
     // us-east-1 prices (shared/research/aws-facts.md §7; CloudWatch Logs: $0.50 per GB ingested, standard class).
     private const double MessagePrice = 1.00 / 1e6;
@@ -337,7 +338,9 @@ internal sealed record CallFigures(
             counters.DynamoDbConditionalCheckFailures,
             string.Join(", ", counters.ConnectionsApiCalls.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} ×{p.Value}")),
             systemLogLevel,
-            stageAccessLogs);
+            stageAccessLogs,
+            string.Join(", ", counters.DynamoDbUnitsByItemKind.OrderByDescending(p => p.Key.EndsWith(" write", StringComparison.Ordinal)).ThenByDescending(p => p.Value).ThenBy(p => p.Key, StringComparer.Ordinal)
+                .Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key} {p.Value:0.#}"))));
     }
 
     public string Report(string title) => string.Create(CultureInfo.InvariantCulture, $"""
@@ -345,7 +348,7 @@ internal sealed record CallFigures(
           API Gateway: {MessagesIn} messages in, {MessagesOut} out ({MeteredMessages} metered); measured connection time {MeasuredConnectionMinutes:F2} min (short test window), priced at {DefaultWindowConnectionMinutes} connection-minutes (default 5-minute window, every member from the start to the seal)
           Lambda ({MemoryMb} MB, arm64): authorizer {AuthorizerInvocations} invocations (mean {AuthorizerMeanMs:F1} ms); backend {BackendInvocations} ({HttpApiInvocations} HTTP API, {DefaultInvocations} $default, {DisconnectInvocations} $disconnect; mean {BackendMeanMs:F1} ms, p95 {BackendP95Ms:F1} ms, measured on this machine through the local hop)
           @connections: {ConnectionsByVerb}
-          DynamoDB: {DynamoReads} reads, {DynamoWrites} writes ({DynamoByAction}); {DynamoReadUnits:0.#} read and {DynamoWriteUnits:0.#} write request units as an on-demand table meters them (by item size, through dynalite{(DynamoConditionalFailures == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"; {DynamoConditionalFailures} failed conditional writes at 1 unit each"))})
+          DynamoDB: {DynamoReads} reads, {DynamoWrites} writes ({DynamoByAction}); {DynamoReadUnits:0.#} read and {DynamoWriteUnits:0.#} write request units as an on-demand table meters them (by item size, through dynalite{(DynamoConditionalFailures == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"; {DynamoConditionalFailures} failed conditional writes at 1 unit each"))}){(DynamoByItemKind.Length == 0 ? "" : $"; units by item (key prefixes): {DynamoByItemKind}")}
           Logs: {(StageAccessLogs ? string.Create(CultureInfo.InvariantCulture, $"{AccessLogLines} access-log lines × {AccessLogLineBytes} B") : "no stage access logs (TalkiStackProps.AccessLogs false)")} + {AuthorizerInvocations + BackendInvocations} invocations × {PlatformLogBytes} B of Lambda platform lines (system log level {SystemLogLevel}; the stack sets the host's log level to Warning: a normal call writes no host lines)
         Per 1,000 calls (us-east-1): API Gateway ${ApiGatewayPer1000:F4}, Lambda ${LambdaPer1000:F4}, DynamoDB ${DynamoPer1000:F4}, CloudWatch Logs ${LogsPer1000:F4}; total ${TotalPer1000Calls:F4}{(StageAccessLogs ? string.Create(CultureInfo.InvariantCulture, $" (${TotalPer1000Calls - AccessLogsPer1000:F4} without the stage's access logs, `-c talki:accessLogs=false`)") : "")}
         """);

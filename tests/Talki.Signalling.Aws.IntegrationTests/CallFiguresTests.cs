@@ -46,6 +46,7 @@ public sealed class CallFiguresTests
         Assert.Equal(1000 * ((45 * 0.625e-6) + (50.5 * 0.125e-6)), figures.DynamoPer1000, 12);
         Assert.Contains("67 reads, 42 writes (GetItem 10); 50.5 read and 45 write request units as an on-demand table meters them (by item size, through dynalite)", figures.Report("call"), StringComparison.Ordinal);
         Assert.Contains("; 2 failed conditional writes at 1 unit each)", (figures with { DynamoConditionalFailures = 2 }).Report("call"), StringComparison.Ordinal);
+        Assert.Contains("(by item size, through dynalite); units by item (key prefixes): ROOM#/MEMBER# write 11, ROOM# (query) read 22", (figures with { DynamoByItemKind = "ROOM#/MEMBER# write 11, ROOM# (query) read 22" }).Report("call"), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -78,8 +78,12 @@ public sealed class EmulatorCapacityTests(DynaliteFixture dynalite)
         Assert.Equal(3, counters.DynamoDbReadUnits);
 
         Assert.Equal(new Dictionary<string, double> { ["PutItem"] = 9, ["GetItem"] = 1.5, ["UpdateItem"] = 2, ["DeleteItem"] = 1, ["Query"] = 1.5 }, counters.DynamoDbUnitsByAction);
+        Assert.Equal(
+            new Dictionary<string, double> { ["CAP#/META write"] = 6, ["CAP#/M# write"] = 6, ["CAP#/META read"] = 1.5, ["CAP# (query) read"] = 1.5 },
+            counters.DynamoDbUnitsByItemKind);
         counters.Reset();
         Assert.Equal((0, 0, 0), (counters.DynamoDbReadUnits, counters.DynamoDbWriteUnits, counters.DynamoDbConditionalCheckFailures));
+        Assert.Empty(counters.DynamoDbUnitsByItemKind);
     }
 
     private static Dictionary<string, AttributeValue> Key(string pk, string sk) => new() { ["pk"] = new AttributeValue(pk), ["sk"] = new AttributeValue(sk) };
