@@ -351,9 +351,10 @@ public sealed partial class ApiGatewayEmulator
     /// Counts what an item action consumed, from dynalite's answer, and takes the <c>ConsumedCapacity</c> the caller did not
     /// ask for out of it again (DynamoDB returns it only when asked), with the body's CRC32 that the SDK checks
     /// (<c>x-amz-crc32</c>) computed anew. A conditional write whose condition failed is an error without capacity in
-    /// dynalite, but DynamoDB still consumes write capacity for it, the existing item's size or at least one unit
-    /// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html): it is
-    /// counted as one unit, and counted apart (<see cref="EmulatorCounters.DynamoDbConditionalCheckFailures"/>). A
+    /// dynalite, but DynamoDB still consumes write capacity for it, by the larger of the existing and the new item's size
+    /// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html): it is counted as one
+    /// unit, the least it can be (an undercount only for items over 1 KB, which the room store does not write), and
+    /// counted apart (<see cref="EmulatorCounters.DynamoDbConditionalCheckFailures"/>). A
     /// <c>Query</c> or <c>Scan</c> that read no item is 0 units in dynalite; it is counted as the smallest read (one 4 KB
     /// read: 1 unit, or 0.5 eventually consistent), an assumption on the side of a higher bill, as no AWS page we found says
     /// what an empty query consumes.
