@@ -280,14 +280,22 @@ public sealed partial class ApiGatewayEmulator
     /// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html).
     /// </summary>
     /// <returns>
-    /// Whether the caller asked for the capacity itself and for a strongly consistent read, and the kind of item (<see cref="ItemKind"/>),
-    /// or null when the action is not metered.
+    /// Whether the action writes, whether the caller asked for the capacity itself and for a strongly consistent read, and
+    /// the kind of item (<see cref="ItemKind"/>), or null when the action is not metered.
     /// </returns>
-    private (bool CallerAsked, bool Consistent, string Kind)? MeteredAction(string action, ref byte[] body)
+    private (bool Write, bool CallerAsked, bool Consistent, string Kind)? MeteredAction(string action, ref byte[] body)
     {
-        if (action is not ("GetItem" or "Query" or "Scan" or "BatchGetItem" or "PutItem" or "UpdateItem" or "DeleteItem" or "BatchWriteItem"))
+        bool write;
+        switch (action)
         {
-            return null;
+            case "GetItem" or "Query" or "Scan" or "BatchGetItem":
+                write = false;
+                break;
+            case "PutItem" or "UpdateItem" or "DeleteItem" or "BatchWriteItem":
+                write = true;
+                break;
+            default:
+                return null;
         }
 
         JsonObject? request;
@@ -309,12 +317,12 @@ public sealed partial class ApiGatewayEmulator
         var kind = ItemKind(request);
         if ((string?)(request["ReturnConsumedCapacity"] as JsonValue) is "TOTAL" or "INDEXES")
         {
-            return (true, consistent, kind);
+            return (write, true, consistent, kind);
         }
 
         request["ReturnConsumedCapacity"] = "TOTAL";
         body = Encoding.UTF8.GetBytes(request.ToJsonString());
-        return (false, consistent, kind);
+        return (write, false, consistent, kind);
     }
 
     /// <summary>
@@ -360,10 +368,8 @@ public sealed partial class ApiGatewayEmulator
     /// what an empty query consumes.
     /// </summary>
     /// <returns>The new <c>x-amz-crc32</c> value when the body changed; otherwise null.</returns>
-    private static string? Meter(string principal, string action, (bool CallerAsked, bool Consistent, string Kind) request, int status, ref byte[] answer, EmulatorCounters counters)
+    private static string? Meter(string principal, string action, (bool Write, bool CallerAsked, bool Consistent, string Kind) request, int status, ref byte[] answer, EmulatorCounters counters)
     {
-        var callerAsked = request.CallerAsked;
-        var write = action is "PutItem" or "UpdateItem" or "DeleteItem" or "BatchWriteItem";
         JsonObject? result;
         try
         {
@@ -381,7 +387,7 @@ public sealed partial class ApiGatewayEmulator
 
         if (status != 200)
         {
-            if (write && ((string?)(result["__type"] as JsonValue))?.EndsWith("#ConditionalCheckFailedException", StringComparison.Ordinal) == true)
+            if (request.Write && ((string?)(result["__type"] as JsonValue))?.EndsWith("#ConditionalCheckFailedException", StringComparison.Ordinal) == true)
             {
                 counters.DynamoDbConditionalCheckFailed(principal, action, request.Kind);
             }
@@ -400,8 +406,8 @@ public sealed partial class ApiGatewayEmulator
             units = request.Consistent ? 1 : 0.5;
         }
 
-        counters.DynamoDbCapacity(principal, action, write, units, request.Kind);
-        if (callerAsked || !result.Remove("ConsumedCapacity"))
+        counters.DynamoDbCapacity(principal, action, request.Write, units, request.Kind);
+        if (request.CallerAsked || !result.Remove("ConsumedCapacity"))
         {
             return null;
         }

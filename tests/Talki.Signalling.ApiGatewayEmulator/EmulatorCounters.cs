@@ -122,14 +122,11 @@ public sealed class EmulatorCounters
     /// <c>DeleteItem</c>, <c>BatchWriteItem</c>), one per conditional write whose condition failed included: what an
     /// on-demand table bills as write request units.
     /// </summary>
-    public double DynamoDbWriteUnits => _dynamoDbUnits.Where(p => p.Key.Write).Sum(p => p.Value) + DynamoDbConditionalCheckFailures;
+    public double DynamoDbWriteUnits => _dynamoDbUnits.Where(p => p.Key.Write).Sum(p => p.Value);
 
     /// <summary>Gets the capacity units by action (e.g. <c>"PutItem" → 21</c>), conditional failures included.</summary>
     public IReadOnlyDictionary<string, double> DynamoDbUnitsByAction
-        => _dynamoDbUnits.Select(p => (p.Key.Action, Units: p.Value))
-            .Concat(_conditionalCheckFailures.Select(p => (p.Key.Action, Units: (double)p.Value)))
-            .GroupBy(p => p.Action, StringComparer.Ordinal)
-            .ToDictionary(g => g.Key, g => g.Sum(p => p.Units), StringComparer.Ordinal);
+        => _dynamoDbUnits.GroupBy(p => p.Key.Action, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Sum(p => p.Value), StringComparer.Ordinal);
 
     /// <summary>
     /// Gets the capacity units by kind of item and direction (e.g. <c>"ROOM#/MEMBER# write" → 11</c>): the key's values up
@@ -181,10 +178,11 @@ public sealed class EmulatorCounters
         _dynamoDbUnitsByKind.AddOrUpdate((kind, write), units, (_, n) => n + units);
     }
 
+    /// <summary>A conditional write whose condition failed: counted, and one write unit (the least DynamoDB bills for it).</summary>
     internal void DynamoDbConditionalCheckFailed(string function, string action, string kind)
     {
         _conditionalCheckFailures.AddOrUpdate((function, action), 1, static (_, n) => n + 1);
-        _dynamoDbUnitsByKind.AddOrUpdate((kind, true), 1, static (_, n) => n + 1);
+        DynamoDbCapacity(function, action, write: true, units: 1, kind);
     }
 
     internal void Inbound(int bytes)
