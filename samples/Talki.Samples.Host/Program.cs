@@ -53,6 +53,10 @@ if (!string.IsNullOrEmpty(redis))
 // the application is built, while no socket is open (InlineIo.cs says why, and why auto is off with Redis or in AWS mode).
 var inlineIo = InlineIo.Apply(builder.WebHost, builder.Configuration, storesInProcess: !awsMode && string.IsNullOrEmpty(redis));
 
+// Native memory trim (Talki:Sample:TrimNativeMemory: auto by default, true, false): glibc gives back the free memory it keeps
+// from the JIT's scratch memory (NativeMemoryTrim.cs).
+var nativeMemoryTrim = NativeMemoryTrim.Add(builder.Services, builder.Configuration);
+
 var app = builder.Build();
 
 // The app's files (fingerprinted, with brotli/gzip variants) from the static web assets manifest of a build or a publish;
@@ -102,6 +106,7 @@ if (servesApp)
 app.Lifetime.ApplicationStarted.Register(() =>
 {
     Console.WriteLine($"Talki sample host: {inlineIo}");
+    Console.WriteLine($"Talki sample host: {nativeMemoryTrim}");
     var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
     foreach (var address in addresses)
     {
