@@ -53,7 +53,7 @@ internal static class Bench
         {
             for (var i = 0; i < options.Startups; i++)
             {
-                await using var server = await ServerProcess.StartAsync(target, options.ServerCpus, options.ServerEnvironment);
+                await using var server = await ServerProcess.StartAsync(target, options.ServerCpus, options.ServerEnvironment, LogFile(options, target, $"startup{i + 1}"));
                 result.Startups.Add(server.Startup);
                 log.WriteLine($"  start-up {i + 1}: {server.Startup.TotalMilliseconds:0} ms");
             }
@@ -72,9 +72,13 @@ internal static class Bench
         return result;
     }
 
+    /// <summary>The file a server process of this phase writes its output to (<c>--server-log</c>), or null.</summary>
+    private static string? LogFile(LoadOptions options, Target target, string phase) =>
+        options.ServerLog is { } folder ? Path.Combine(folder, FormattableString.Invariant($"{target.Name}-{phase}-{DateTime.UtcNow:yyyyMMdd-HHmmss-fff}.log")) : null;
+
     private static async Task TrafficAsync(Target target, LoadOptions options, ServerResult result, TextWriter log)
     {
-        await using var server = await ServerProcess.StartAsync(target, options.ServerCpus, options.ServerEnvironment);
+        await using var server = await ServerProcess.StartAsync(target, options.ServerCpus, options.ServerEnvironment, LogFile(options, target, "traffic"));
         target.Bind(server.BaseAddress);
         await using var keepalive = new Keepalive(target);
 
@@ -179,7 +183,7 @@ internal static class Bench
         var warm = new ConcurrentBag<LoadSocket>();
         try
         {
-            await using var server = await ServerProcess.StartAsync(target, options.ServerCpus, options.ServerEnvironment);
+            await using var server = await ServerProcess.StartAsync(target, options.ServerCpus, options.ServerEnvironment, LogFile(options, target, "idle"));
             target.Bind(server.BaseAddress);
             await using var keepalive = new Keepalive(target);
             await ConnectIdleAsync(target, warm, target.GroupSize, options, keepalive);

@@ -112,6 +112,12 @@ internal sealed record LoadOptions
     /// </summary>
     public string? Trace { get; init; }
 
+    /// <summary>
+    /// Gets the folder every server process writes all it prints to (stdout and stderr, one file per process:
+    /// <c>SERVER-PHASE-TIME.log</c>), or null: only the last 50 lines are kept, for the error of a server that fails to start.
+    /// </summary>
+    public string? ServerLog { get; init; }
+
     public required string CommandLine { get; init; }
 
     public static LoadOptions Parse(string[] args)
@@ -154,6 +160,7 @@ internal sealed record LoadOptions
                 "client" => options with { Client = value switch { "lean" => LoadTransport.Lean, "runtime" => LoadTransport.ClientWebSocket, _ => throw new ArgumentException($"--client takes lean or runtime, not '{value}'") } },
                 "out" => options with { Out = value },
                 "trace" => options with { Trace = value },
+                "server-log" => options with { ServerLog = value },
                 _ => throw new ArgumentException($"unknown option --{name}"),
             };
         }

@@ -17,11 +17,13 @@ internal sealed class ServerProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output;
     private readonly Dictionary<int, (bool IsCompiler, bool Final)> _threadNames = [];
+    private readonly StreamWriter? _log;
 
-    private ServerProcess(Process process, ConcurrentQueue<string> output, Uri baseAddress, TimeSpan startup)
+    private ServerProcess(Process process, ConcurrentQueue<string> output, StreamWriter? log, Uri baseAddress, TimeSpan startup)
     {
         _process = process;
         _output = output;
+        _log = log;
         BaseAddress = baseAddress;
         Startup = startup;
     }
@@ -193,8 +195,11 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts the server, pinned to <paramref name="cpus"/> when given (<c>taskset -c</c>, which execs it: same process).</summary>
-    public static async Task<ServerProcess> StartAsync(Target target, string? cpus, IReadOnlyList<KeyValuePair<string, string>>? environment = null)
+    /// <summary>
+    /// Starts the server, pinned to <paramref name="cpus"/> when given (<c>taskset -c</c>, which execs it: same process), and
+    /// writes all it prints to <paramref name="logFile"/> when given.
+    /// </summary>
+    public static async Task<ServerProcess> StartAsync(Target target, string? cpus, IReadOnlyList<KeyValuePair<string, string>>? environment = null, string? logFile = null)
     {
         var port = FreePort();
         var start = Pinned(target.StartInfo(port), cpus);
@@ -212,9 +217,16 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
 
         var output = new ConcurrentQueue<string>();
+        StreamWriter? log = null;
+        if (logFile is not null)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(logFile))!);
+            log = new StreamWriter(logFile, append: false);
+        }
+
         var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => Keep(output, e.Data);
-        process.ErrorDataReceived += (_, e) => Keep(output, e.Data);
+        process.OutputDataReceived += (_, e) => Keep(output, log, e.Data);
+        process.ErrorDataReceived += (_, e) => Keep(output, log, e.Data);
         var baseAddress = new Uri($"http://127.0.0.1:{port}");
         var health = new Uri(baseAddress, target.HealthPath);
         using var probe = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.Zero }) { Timeout = TimeSpan.FromSeconds(2) };
@@ -232,13 +244,14 @@ internal sealed class ServerProcess : IAsyncDisposable
                 var failed = process.HasExited ? $"exited with {process.ExitCode}" : "did not answer within 60 s";
                 process.Kill(entireProcessTree: true);
                 await process.WaitForExitAsync();
+                Close(log);
                 throw new InvalidOperationException($"{target.Name}: {start.FileName} {string.Join(' ', start.ArgumentList)} {failed}:{Environment.NewLine}{string.Join(Environment.NewLine, output)}");
             }
 
             await Task.Delay(10);
         }
 
-        return new ServerProcess(process, output, baseAddress, Stopwatch.GetElapsedTime(started));
+        return new ServerProcess(process, output, log, baseAddress, Stopwatch.GetElapsedTime(started));
     }
 
     public async ValueTask DisposeAsync()
@@ -250,6 +263,7 @@ internal sealed class ServerProcess : IAsyncDisposable
 
         await _process.WaitForExitAsync();
         _process.Dispose();
+        Close(_log);
     }
 
     /// <summary>The dotnet executable that runs this tool (the muxer), to start the .NET servers the same way.</summary>
@@ -312,17 +326,36 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
     }
 
-    private static void Keep(ConcurrentQueue<string> output, string? line)
+    private static void Keep(ConcurrentQueue<string> output, StreamWriter? log, string? line)
     {
         if (line is null)
         {
             return;
         }
 
+        if (log is not null)
+        {
+            lock (log)
+            {
+                log.WriteLine(line);
+            }
+        }
+
         output.Enqueue(line);
         while (output.Count > 50)
         {
             output.TryDequeue(out _);
+        }
+    }
+
+    private static void Close(StreamWriter? log)
+    {
+        if (log is not null)
+        {
+            lock (log)
+            {
+                log.Dispose();
+            }
         }
     }
 
