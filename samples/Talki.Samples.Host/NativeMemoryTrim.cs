@@ -14,12 +14,13 @@ using System.Runtime.InteropServices;
 /// on its finalizer thread. glibc keeps freed memory in its arenas for the next <c>malloc</c>, and returns only the free
 /// memory at an arena's top on its own (<c>M_TRIM_THRESHOLD</c>); <c>malloc_trim</c> also returns the whole free pages inside
 /// the arenas (glibc manual, "Memory Allocation Tunables" and <c>malloc_trim(3)</c>:
-/// https://man7.org/linux/man-pages/man3/malloc_trim.3.html). On the 2-core benchmark machine the host held 8.5–8.6 KiB of
-/// resident memory per idle member at 10,000 counted from a fresh process, and 7.8–8.2 with a trim every 2 s
-/// (docs/performance.md, "Native memory trimmed").
+/// https://man7.org/linux/man-pages/man3/malloc_trim.3.html). On the 2-core benchmark machine the host held 8.2–9.0 KiB of
+/// resident memory per idle member at 10,000 counted from a fresh process without it, and 7.6–7.8 with it, six runs each
+/// (docs/performance.md, "Native memory given back").
 /// </para>
 /// <para>
-/// The cost: one call that walks glibc's free lists under each arena's lock (measured in the same section), and a page fault
+/// The cost: one call that walks glibc's free lists under each arena's lock (0.05–7.4 ms, median 0.16–0.25, in the same
+/// section's load runs), and a page fault
 /// for the next allocation that reuses a page given back. <c>auto</c> turns it on where the process's C library is glibc
 /// and the host is the process's entry point (under <c>WebApplicationFactory</c> the test runner owns the process's heap);
 /// musl, macOS and Windows have no <c>malloc_trim</c>, so <c>auto</c> is off there and <c>true</c> refuses to start.
