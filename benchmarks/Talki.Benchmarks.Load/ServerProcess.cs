@@ -337,7 +337,14 @@ internal sealed class ServerProcess : IAsyncDisposable
         {
             lock (log)
             {
-                log.WriteLine(line);
+                try
+                {
+                    log.WriteLine(line);
+                }
+                catch (ObjectDisposedException)
+                {
+                    // A line that arrives after the server was disposed (the process ended, its output drained): not kept.
+                }
             }
         }
 
