@@ -7,6 +7,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
+using Talki.Signalling.Testing;
 
 namespace Talki.Samples.Host.Tests;
 
@@ -133,7 +134,7 @@ public sealed class NativeMemoryTrimTests
     [Fact]
     public async Task AHeapThatCannotBeCalled_StopsTheTrim_WithAWarning_AndTheServiceEndsWithoutFaulting()
     {
-        var (trim, time, heap, logger) = Create(_ => new RuntimeActivity(1, 1));
+        var (trim, time, heap, log) = Create(_ => new RuntimeActivity(1, 1));
         heap.Failure = new EntryPointNotFoundException("malloc_trim");
         await trim.StartAsync(CancellationToken.None);
 
@@ -145,8 +146,8 @@ public sealed class NativeMemoryTrimTests
         Assert.True(task.IsCompletedSuccessfully);
         Assert.Equal(1, heap.Calls);
         Assert.Equal(0, trim.Trims);
-        var warning = Assert.Single(logger.Entries, e => e.Level == LogLevel.Warning);
-        Assert.Equal("Native memory trim stopped: malloc_trim could not be called.", warning.Message);
+        var warning = Assert.Single(log.Entries, e => e.Level == LogLevel.Warning);
+        Assert.Equal("Native memory trim stopped: malloc_trim could not be called. " + heap.Failure, warning.Text);
         await trim.StopAsync(CancellationToken.None);
     }
 
@@ -241,13 +242,13 @@ public sealed class NativeMemoryTrimTests
         .AddInMemoryCollection(setting is null ? [] : [new KeyValuePair<string, string?>(NativeMemoryTrim.Key, setting)])
         .Build();
 
-    private static (NativeMemoryTrim Trim, FakeTimeProvider Time, CountingHeap Heap, ListLogger Logger) Create(Func<int, RuntimeActivity> activity)
+    private static (NativeMemoryTrim Trim, FakeTimeProvider Time, CountingHeap Heap, RecordingLoggerProvider Log) Create(Func<int, RuntimeActivity> activity)
     {
         var time = new FakeTimeProvider();
         var heap = new CountingHeap();
-        var logger = new ListLogger();
+        var log = new RecordingLoggerProvider();
         var calls = 0;
-        return (new NativeMemoryTrim(heap, () => activity(calls++), time, Period, logger), time, heap, logger);
+        return (new NativeMemoryTrim(heap, () => activity(calls++), time, Period, new Logger<NativeMemoryTrim>(new LoggerFactory([log]))), time, heap, log);
     }
 
     /// <summary>Moves the fake clock, then lets the trim's loop run what the tick released.</summary>
@@ -276,18 +277,5 @@ public sealed class NativeMemoryTrimTests
             At.Enqueue(Stopwatch.GetTimestamp());
             return Failure is null ? true : throw Failure;
         }
-    }
-
-    private sealed class ListLogger : ILogger<NativeMemoryTrim>
-    {
-        public System.Collections.Concurrent.ConcurrentQueue<(LogLevel Level, string Message)> Entries { get; } = new();
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            Entries.Enqueue((logLevel, formatter(state, exception)));
     }
 }

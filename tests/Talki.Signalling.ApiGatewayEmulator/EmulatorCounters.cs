@@ -22,9 +22,8 @@ public sealed class EmulatorCounters
 {
     private readonly ConcurrentDictionary<(string Verb, int Status), long> _connectionsCalls = new();
     private readonly ConcurrentDictionary<(string Function, string Action, bool Allowed), long> _dynamoDbCalls = new();
-    private readonly ConcurrentDictionary<(string Function, string Action, bool Write), double> _dynamoDbUnits = new();
+    private readonly ConcurrentDictionary<(string Function, string Action, bool Write, string Kind), double> _dynamoDbUnits = new();
     private readonly ConcurrentDictionary<(string Function, string Action), long> _conditionalCheckFailures = new();
-    private readonly ConcurrentDictionary<(string Kind, bool Write), double> _dynamoDbUnitsByKind = new();
     private readonly ConcurrentQueue<InvocationRecord> _invocations = new();
     private readonly ConcurrentQueue<IntegrationRecord> _integrations = new();
     private long _functionUrlForbidden;
@@ -133,7 +132,7 @@ public sealed class EmulatorCounters
     /// to their first <c>#</c>, a query's partition with <c>(query)</c>. Where a call's capacity goes.
     /// </summary>
     public IReadOnlyDictionary<string, double> DynamoDbUnitsByItemKind
-        => _dynamoDbUnitsByKind.ToDictionary(p => $"{p.Key.Kind} {(p.Key.Write ? "write" : "read")}", p => p.Value, StringComparer.Ordinal);
+        => _dynamoDbUnits.GroupBy(p => $"{p.Key.Kind} {(p.Key.Write ? "write" : "read")}", StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Sum(p => p.Value), StringComparer.Ordinal);
 
     /// <summary>Gets the conditional writes whose condition failed (DynamoDB bills them; dynalite's error says nothing of it).</summary>
     public long DynamoDbConditionalCheckFailures => _conditionalCheckFailures.Values.Sum();
@@ -145,7 +144,6 @@ public sealed class EmulatorCounters
         _dynamoDbCalls.Clear();
         _dynamoDbUnits.Clear();
         _conditionalCheckFailures.Clear();
-        _dynamoDbUnitsByKind.Clear();
         _invocations.Clear();
         _integrations.Clear();
         Interlocked.Exchange(ref _inbound, 0);
@@ -173,10 +171,7 @@ public sealed class EmulatorCounters
     internal void DynamoDb(string function, string action, bool allowed) => _dynamoDbCalls.AddOrUpdate((function, action, allowed), 1, static (_, n) => n + 1);
 
     internal void DynamoDbCapacity(string function, string action, bool write, double units, string kind)
-    {
-        _dynamoDbUnits.AddOrUpdate((function, action, write), units, (_, n) => n + units);
-        _dynamoDbUnitsByKind.AddOrUpdate((kind, write), units, (_, n) => n + units);
-    }
+        => _dynamoDbUnits.AddOrUpdate((function, action, write, kind), units, (_, n) => n + units);
 
     /// <summary>A conditional write whose condition failed: counted, and one write unit (the least DynamoDB bills for it).</summary>
     internal void DynamoDbConditionalCheckFailed(string function, string action, string kind)
