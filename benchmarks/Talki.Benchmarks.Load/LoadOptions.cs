@@ -16,11 +16,33 @@ internal sealed record LoadOptions
     public IReadOnlyList<string> Servers { get; init; } = ["talki", "peerjs", "bare"];
 
     /// <summary>
-    /// Gets how many times the whole measure runs, the servers alternating within each round (talki, peerjs, bare, then
-    /// again): the report adds the median of every figure and of every ratio the targets name. This machine's figures move
-    /// by up to 30 % between two runs of the same build, so one round decides nothing.
+    /// Gets how many times the whole measure runs, the servers alternating within each round and each round starting one
+    /// server later (<see cref="InRoundOrder"/>): the report adds the median of every figure and of every ratio the targets
+    /// name. This machine's figures move by up to 30 % between two runs of the same build, so one round decides nothing.
     /// </summary>
     public int Repeat { get; init; } = 1;
+
+    /// <summary>
+    /// The servers in the order a round runs them: round 1 in the order given, each later round starting one server later
+    /// (talki, peerjs, bare; then peerjs, bare, talki; …), so that over as many rounds as servers each runs once in every
+    /// place. The place is not neutral here: on 2026-12-05 the servers that ran first in a round had a p99 at 2,000 msg/s of
+    /// 2.02 ms (median of 9 rounds), those that ran second or third 1.49 ms, whichever build ran first (docs/performance.md,
+    /// "The first server of a round").
+    /// </summary>
+    /// <param name="servers">The servers, in the order given.</param>
+    /// <param name="round">The round, from 1.</param>
+    /// <returns>The round's order.</returns>
+    public static IReadOnlyList<string> InRoundOrder(IReadOnlyList<string> servers, int round)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(round, 1);
+        if (servers.Count == 0)
+        {
+            return servers;
+        }
+
+        var first = (round - 1) % servers.Count;
+        return [.. servers.Skip(first), .. servers.Take(first)];
+    }
 
     /// <summary>
     /// Gets how long a .NET server's background JIT compilation must have been idle before a measured traffic run starts

@@ -37,7 +37,7 @@ internal static class Program
         var results = new List<ServerResult>();
         for (var round = 1; round <= options.Repeat; round++)
         {
-            foreach (var name in options.Servers)
+            foreach (var name in LoadOptions.InRoundOrder(options.Servers, round))
             {
                 using var target = Target.Create(name, options);
                 if (options.Repeat > 1)
