@@ -25,9 +25,9 @@ internal sealed record LoadOptions
     /// <summary>
     /// The servers in the order a round runs them: round 1 in the order given, each later round starting one server later
     /// (talki, peerjs, bare; then peerjs, bare, talki; …), so that over as many rounds as servers each runs once in every
-    /// place. The place is not neutral here: on 2026-12-05 the servers that ran first in a round had a p99 at 2,000 msg/s of
-    /// 2.02 ms (median of 9 rounds), those that ran second or third 1.49 ms, whichever build ran first (docs/performance.md,
-    /// "The first server of a round").
+    /// place. With a fixed order, a difference between two servers can be their places': on 2026-12-05 the servers that ran
+    /// first in a round had a p99 at 2,000 msg/s of 1.75 ms (median of 15 rounds), those that ran second or third 1.53 ms
+    /// (docs/performance.md, "Trimming only when there is something to give back").
     /// </summary>
     /// <param name="servers">The servers, in the order given.</param>
     /// <param name="round">The round, from 1.</param>
