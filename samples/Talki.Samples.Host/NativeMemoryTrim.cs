@@ -4,9 +4,10 @@ using System.Runtime.InteropServices;
 /// <summary>
 /// Native memory trim in the sample host (<c>Talki:Sample:TrimNativeMemory</c>: <c>auto</c>, the default, <c>true</c> or
 /// <c>false</c>). On, the host asks glibc's allocator to give back to the operating system the free memory it keeps
-/// (<c>malloc_trim(0)</c>), when there is some to give: every <see cref="DefaultPeriod"/> it reads how much memory glibc holds
-/// free (<c>mallinfo2</c>), and trims only when that grew by <see cref="DefaultThreshold"/> or more since it was lowest after the
-/// last trim. A host whose native memory is steady, under traffic or idle, does not trim.
+/// (<c>malloc_trim(0)</c>), when there is some to give: every <see cref="DefaultPeriod"/> in which the runtime compiled code or
+/// collected garbage (and once more when it has gone quiet) it reads how much memory glibc holds free (<c>mallinfo2</c>), and
+/// trims only when that grew by <see cref="DefaultThreshold"/> or more since it was lowest after the last trim. A host whose
+/// runtime does neither reads nothing; one whose native memory is steady does not trim.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -16,18 +17,21 @@ using System.Runtime.InteropServices;
 /// memory at an arena's top on its own (<c>M_TRIM_THRESHOLD</c>); <c>malloc_trim</c> also returns the whole free pages inside
 /// the arenas (glibc manual, "Memory Allocation Tunables" and <c>malloc_trim(3)</c>:
 /// https://man7.org/linux/man-pages/man3/malloc_trim.3.html). On the 2-core benchmark machine the host held 8.2–9.0 KiB of
-/// resident memory per idle member at 10,000 counted from a fresh process without it, and 7.6–7.8 with it, six runs each
-/// (docs/performance.md, "Native memory given back").
+/// resident memory per idle member at 10,000 counted from a fresh process without it, and 7.5–8.1 with it (docs/performance.md,
+/// "Native memory given back" and "Trimming only when there is something to give back").
 /// </para>
 /// <para>
 /// Why only when the free memory grew: a trim walks every free chunk of every arena under the arena's lock and asks the kernel
 /// to drop the whole pages inside each (<c>madvise</c>), the pages an earlier trim dropped too, so a trim with nothing new to
 /// give back still costs its walk and its system calls (0.05–7.4 ms, median 0.13–0.25, when the host trimmed every 2 s after
-/// any compilation or collection; docs/performance.md). Free chunks keep counting as free after a trim (their pages are gone,
+/// any compilation or collection: 11 times in each process of a 2,000 msg/s load run, 2–4 times with this rule, a median
+/// 1.7–1.9 ms each). Free chunks keep counting as free after a trim (their pages are gone,
 /// the chunks stay in glibc's lists), so the free figure after a trim is the mark: memory reused from those chunks lowers
 /// the figure and, freed again, is resident again; new free memory raises it. <c>mallinfo2</c> adds up every arena under its
-/// lock (<c>mallinfo(3)</c>: https://man7.org/linux/man-pages/man3/mallinfo.3.html; glibc 2.33 and later). Read every
-/// period, not at every free: memory reused and freed within one period can go unseen until the next growth.
+/// lock (<c>mallinfo(3)</c>: https://man7.org/linux/man-pages/man3/mallinfo.3.html; glibc 2.33 and later), and to count the
+/// free memory it walks the free lists as a trim does (4 µs for 500 free chunks, 8.6 ms for 50,000 in a test program on the
+/// benchmark machine), which is why it is read only after the runtime did something. Read every period, not at every free:
+/// memory reused and freed within one period can go unseen until the next growth.
 /// </para>
 /// <para>
 /// <c>auto</c> turns it on where the process's C library is glibc with <c>malloc_trim</c> and <c>mallinfo2</c> and the host
@@ -35,7 +39,7 @@ using System.Runtime.InteropServices;
 /// Windows and glibc before 2.33 lack one or the other, so <c>auto</c> is off there and <c>true</c> refuses to start.
 /// </para>
 /// </remarks>
-internal sealed partial class NativeMemoryTrim(INativeHeap heap, TimeProvider time, TimeSpan period, ulong threshold, ILogger<NativeMemoryTrim> logger)
+internal sealed partial class NativeMemoryTrim(INativeHeap heap, Func<RuntimeActivity> activity, TimeProvider time, TimeSpan period, ulong threshold, ILogger<NativeMemoryTrim> logger)
     : BackgroundService
 {
     /// <summary>The configuration key.</summary>
@@ -106,21 +110,45 @@ internal sealed partial class NativeMemoryTrim(INativeHeap heap, TimeProvider ti
         }
 
         services.AddSingleton(sp => new NativeMemoryTrim(
-            heap!, sp.GetService<TimeProvider>() ?? TimeProvider.System, DefaultPeriod, DefaultThreshold, sp.GetRequiredService<ILogger<NativeMemoryTrim>>()));
+            heap!, RuntimeActivity.Now, sp.GetService<TimeProvider>() ?? TimeProvider.System, DefaultPeriod, DefaultThreshold, sp.GetRequiredService<ILogger<NativeMemoryTrim>>()));
         services.AddHostedService(sp => sp.GetRequiredService<NativeMemoryTrim>());
-        return $"native memory trim on ({why}; read every {DefaultPeriod.TotalSeconds:0} s, trimmed when glibc holds {DefaultThreshold / 1024 / 1024} MiB more free memory than after the last trim)";
+        return $"native memory trim on ({why}; read at most every {DefaultPeriod.TotalSeconds:0} s after the runtime compiled or collected, trimmed when glibc holds {DefaultThreshold / 1024 / 1024} MiB more free memory than after the last trim)";
     }
 
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        // Nothing trimmed yet: the first tick trims what the start-up left free, if it is the threshold or more.
+        // Nothing trimmed yet: the first read trims what the start-up left free, if it is the threshold or more.
         ulong lowest = 0;
+        RuntimeActivity? last = null;
+        var quietReadDone = false;
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
             {
+                // Reading the free figure walks glibc's free lists as a trim does: only after the runtime compiled or
+                // collected since the last tick, and once more on the first quiet tick (the finalizer thread frees the
+                // JIT's unused memory a little later). A quiet host reads nothing.
+                var now = activity();
+                if (now == last)
+                {
+                    if (quietReadDone)
+                    {
+                        continue;
+                    }
+
+                    quietReadDone = true;
+                }
+                else
+                {
+                    quietReadDone = false;
+                    last = now;
+                }
+
+                var readStarted = time.GetTimestamp();
                 var free = heap.FreeBytes();
+                var readMs = time.GetElapsedTime(readStarted).TotalMilliseconds;
+                LogRead(logger, free, readMs);
                 lowest = Math.Min(lowest, free);
                 if (free - lowest < threshold)
                 {
@@ -158,8 +186,21 @@ internal sealed partial class NativeMemoryTrim(INativeHeap heap, TimeProvider ti
     [LoggerMessage(EventId = 1, Level = LogLevel.Debug, Message = "Native memory trimmed: memory given back {Released}, in {ElapsedMs:0.000} ms (glibc held {FreeBefore} bytes free before, {FreeAfter} after).")]
     private static partial void LogTrimmed(ILogger logger, bool released, double elapsedMs, ulong freeBefore, ulong freeAfter);
 
+    [LoggerMessage(EventId = 3, Level = LogLevel.Trace, Message = "glibc holds {Free} bytes free (read in {ElapsedMs:0.000} ms).")]
+    private static partial void LogRead(ILogger logger, ulong free, double elapsedMs);
+
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Native memory trim stopped: malloc_trim or mallinfo2 could not be called.")]
     private static partial void LogTrimUnavailable(ILogger logger, Exception exception);
+}
+
+/// <summary>What the runtime did that can leave freed native memory behind: methods compiled and gen0 collections.</summary>
+/// <param name="CompiledMethods">Methods the JIT compiled since the process started (0 under Native AOT).</param>
+/// <param name="Collections">Garbage collections of generation 0 (every collection counts there) since the process started.</param>
+internal readonly record struct RuntimeActivity(long CompiledMethods, int Collections)
+{
+    /// <summary>Reads the process's counts now.</summary>
+    /// <returns>The counts.</returns>
+    public static RuntimeActivity Now() => new(System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: false), GC.CollectionCount(0));
 }
 
 /// <summary>A C library heap that can say how much memory it holds free and give it back to the operating system.</summary>

@@ -23,12 +23,12 @@ public sealed class NativeMemoryTrimTests
     private static readonly TimeSpan Period = TimeSpan.FromSeconds(2);
 
     [Theory]
-    [InlineData(null, true, true, "native memory trim on (auto: glibc; read every 2 s, trimmed when glibc holds 1 MiB more free memory than after the last trim)")]
-    [InlineData("AUTO", true, true, "native memory trim on (auto: glibc; read every 2 s, trimmed when glibc holds 1 MiB more free memory than after the last trim)")]
+    [InlineData(null, true, true, "native memory trim on (auto: glibc; read at most every 2 s after the runtime compiled or collected, trimmed when glibc holds 1 MiB more free memory than after the last trim)")]
+    [InlineData("AUTO", true, true, "native memory trim on (auto: glibc; read at most every 2 s after the runtime compiled or collected, trimmed when glibc holds 1 MiB more free memory than after the last trim)")]
     [InlineData(null, false, true, "native memory trim off (auto: the C library has no malloc_trim and mallinfo2)")]
     [InlineData(null, true, false, "native memory trim off (auto: the host is not the process's entry point)")]
     [InlineData("false", true, true, "native memory trim off (Talki:Sample:TrimNativeMemory=false)")]
-    [InlineData("true", true, false, "native memory trim on (Talki:Sample:TrimNativeMemory=true; read every 2 s, trimmed when glibc holds 1 MiB more free memory than after the last trim)")]
+    [InlineData("true", true, false, "native memory trim on (Talki:Sample:TrimNativeMemory=true; read at most every 2 s after the runtime compiled or collected, trimmed when glibc holds 1 MiB more free memory than after the last trim)")]
     public void Add_RegistersTheTrimOnlyWhenTheSettingAndThePlatformAllow_AndSaysWhy(string? setting, bool heapAvailable, bool entryPoint, string says)
     {
         var services = new ServiceCollection();
@@ -82,6 +82,55 @@ public sealed class NativeMemoryTrimTests
         await AdvanceAsync(time, TimeSpan.FromMilliseconds(1));
         Assert.Equal(1, heap.Trims);
         Assert.Equal(1, trim.Trims);
+
+        await trim.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task QuietRuntime_IsReadOnceMoreAfterItsLastActivity_ThenNotAtAll_UntilItCompilesOrCollectsAgain()
+    {
+        // Free memory that grows at every read: every read trims, so the reads are the trims.
+        var activity = new RuntimeActivity(100, 5);
+        var (trim, time, heap, _) = Create(() => activity);
+        heap.GrowthPerRead = MiB;
+        await trim.StartAsync(CancellationToken.None);
+
+        await AdvanceAsync(time, Period); // the start-up's compilations
+        await AdvanceAsync(time, Period); // quiet: once more, for what the finalizer thread freed after the first read
+        Assert.Equal((2, 2), (heap.Reads - 2, heap.Trims)); // each trim reads the figure after it too
+        for (var i = 0; i < 10; i++)
+        {
+            await AdvanceAsync(time, Period);
+        }
+
+        Assert.Equal((2, 2), (heap.Reads - 2, heap.Trims));
+        activity = activity with { Collections = 6 }; // a collection
+        await AdvanceAsync(time, Period);
+        Assert.Equal(3, heap.Trims);
+        activity = activity with { CompiledMethods = 101 }; // a compilation
+        await AdvanceAsync(time, Period);
+        Assert.Equal(4, heap.Trims);
+        await AdvanceAsync(time, Period); // quiet again: once more
+        await AdvanceAsync(time, Period);
+        await AdvanceAsync(time, Period);
+        Assert.Equal(5, heap.Trims);
+
+        await trim.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task BusyRuntime_SteadyFreeMemory_IsReadEveryPeriod_ButNotTrimmed()
+    {
+        var (trim, time, heap, _) = Create();
+        heap.Free = 4 * MiB;
+        await trim.StartAsync(CancellationToken.None);
+        for (var i = 0; i < 10; i++)
+        {
+            await AdvanceAsync(time, Period);
+        }
+
+        Assert.Equal(1, heap.Trims); // the first read's
+        Assert.Equal(11, heap.Reads); // ten periods, and the figure after the trim
 
         await trim.StopAsync(CancellationToken.None);
     }
@@ -177,6 +226,9 @@ public sealed class NativeMemoryTrimTests
 
         var trimmed = log.Entries.Where(e => e.Level == LogLevel.Debug).Select(e => e.Text).ToList();
         Assert.Equal(
+            [$"glibc holds {6 * MiB} bytes free (read in 0.000 ms).", $"glibc holds {3 * MiB - 1} bytes free (read in 0.000 ms).", $"glibc holds {3 * MiB} bytes free (read in 0.000 ms)."],
+            log.Entries.Where(e => e.Level == LogLevel.Trace).Select(e => e.Text));
+        Assert.Equal(
             [
                 $"Native memory trimmed: memory given back True, in 0.000 ms (glibc held {6 * MiB} bytes free before, {2 * MiB} after).",
                 $"Native memory trimmed: memory given back True, in 0.000 ms (glibc held {3 * MiB} bytes free before, {2 * MiB} after).",
@@ -242,7 +294,7 @@ public sealed class NativeMemoryTrimTests
         // than the periods.
         var period = TimeSpan.FromMilliseconds(100);
         var heap = new FakeHeap { GrowthPerRead = MiB };
-        var trim = new NativeMemoryTrim(heap, TimeProvider.System, period, NativeMemoryTrim.DefaultThreshold, NullLogger<NativeMemoryTrim>.Instance);
+        var trim = new NativeMemoryTrim(heap, Busy(), TimeProvider.System, period, NativeMemoryTrim.DefaultThreshold, NullLogger<NativeMemoryTrim>.Instance);
         var started = Stopwatch.GetTimestamp();
         await trim.StartAsync(CancellationToken.None);
         await Task.Delay(TimeSpan.FromMilliseconds(1050));
@@ -329,12 +381,19 @@ public sealed class NativeMemoryTrimTests
         .AddInMemoryCollection(setting is null ? [] : [new KeyValuePair<string, string?>(NativeMemoryTrim.Key, setting)])
         .Build();
 
-    private static (NativeMemoryTrim Trim, FakeTimeProvider Time, FakeHeap Heap, RecordingLoggerProvider Log) Create()
+    /// <summary>A trim on the fake clock; by default the runtime compiled something before every tick.</summary>
+    private static (NativeMemoryTrim Trim, FakeTimeProvider Time, FakeHeap Heap, RecordingLoggerProvider Log) Create(Func<RuntimeActivity>? activity = null)
     {
         var time = new FakeTimeProvider();
         var heap = new FakeHeap();
         var log = new RecordingLoggerProvider();
-        return (new NativeMemoryTrim(heap, time, Period, NativeMemoryTrim.DefaultThreshold, new Logger<NativeMemoryTrim>(new LoggerFactory([log]))), time, heap, log);
+        return (new NativeMemoryTrim(heap, activity ?? Busy(), time, Period, NativeMemoryTrim.DefaultThreshold, new Logger<NativeMemoryTrim>(new LoggerFactory([log]))), time, heap, log);
+    }
+
+    private static Func<RuntimeActivity> Busy()
+    {
+        var compiled = 0L;
+        return () => new RuntimeActivity(Interlocked.Increment(ref compiled), 0);
     }
 
     /// <summary>Moves the fake clock, then lets the trim's loop run what the tick released.</summary>
@@ -351,6 +410,8 @@ public sealed class NativeMemoryTrimTests
     private sealed class FakeHeap : INativeHeap
     {
         private int _trims;
+
+        private int _reads;
 
         private ulong _free;
 
@@ -374,7 +435,13 @@ public sealed class NativeMemoryTrimTests
 
         public System.Collections.Concurrent.ConcurrentQueue<long> At { get; } = new();
 
-        public ulong FreeBytes() => ReadFailure is null ? Interlocked.Add(ref _free, GrowthPerRead) : throw ReadFailure;
+        public int Reads => Volatile.Read(ref _reads);
+
+        public ulong FreeBytes()
+        {
+            Interlocked.Increment(ref _reads);
+            return ReadFailure is null ? Interlocked.Add(ref _free, GrowthPerRead) : throw ReadFailure;
+        }
 
         public bool Trim()
         {
