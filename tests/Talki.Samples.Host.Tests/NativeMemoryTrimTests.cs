@@ -18,21 +18,19 @@ namespace Talki.Samples.Host.Tests;
 /// </summary>
 public sealed class NativeMemoryTrimTests
 {
-    private const ulong MiB = 1024 * 1024;
-
     private static readonly TimeSpan Period = TimeSpan.FromSeconds(2);
 
     [Theory]
-    [InlineData(null, true, true, "native memory trim on (auto: glibc; read at most every 2 s after the runtime compiled or collected, trimmed when glibc holds 1 MiB more free memory than after the last trim)")]
-    [InlineData("AUTO", true, true, "native memory trim on (auto: glibc; read at most every 2 s after the runtime compiled or collected, trimmed when glibc holds 1 MiB more free memory than after the last trim)")]
-    [InlineData(null, false, true, "native memory trim off (auto: the C library has no malloc_trim and mallinfo2)")]
+    [InlineData(null, true, true, "native memory trim on (auto: glibc; at most every 2 s, after the runtime compiled or collected)")]
+    [InlineData("AUTO", true, true, "native memory trim on (auto: glibc; at most every 2 s, after the runtime compiled or collected)")]
+    [InlineData(null, false, true, "native memory trim off (auto: the C library has no malloc_trim)")]
     [InlineData(null, true, false, "native memory trim off (auto: the host is not the process's entry point)")]
     [InlineData("false", true, true, "native memory trim off (Talki:Sample:TrimNativeMemory=false)")]
-    [InlineData("true", true, false, "native memory trim on (Talki:Sample:TrimNativeMemory=true; read at most every 2 s after the runtime compiled or collected, trimmed when glibc holds 1 MiB more free memory than after the last trim)")]
+    [InlineData("true", true, false, "native memory trim on (Talki:Sample:TrimNativeMemory=true; at most every 2 s, after the runtime compiled or collected)")]
     public void Add_RegistersTheTrimOnlyWhenTheSettingAndThePlatformAllow_AndSaysWhy(string? setting, bool heapAvailable, bool entryPoint, string says)
     {
         var services = new ServiceCollection();
-        var line = NativeMemoryTrim.Add(services, Configuration(setting), heapAvailable ? new FakeHeap() : null, entryPoint);
+        var line = NativeMemoryTrim.Add(services, Configuration(setting), heapAvailable ? new CountingHeap() : null, entryPoint);
 
         Assert.Equal(says, line);
         Assert.Equal(says.Contains(" on ", StringComparison.Ordinal), services.Any(d => d.ServiceType == typeof(IHostedService)));
@@ -42,13 +40,13 @@ public sealed class NativeMemoryTrimTests
     public void Add_TrueWhereTheCLibraryHasNoMallocTrim_RefusesToStart_AndSaysWhy()
     {
         var failure = Assert.Throws<InvalidOperationException>(() => NativeMemoryTrim.Add(new ServiceCollection(), Configuration("true"), null, entryPoint: true));
-        Assert.StartsWith("Talki:Sample:TrimNativeMemory is true, but the C library of this process has no malloc_trim and mallinfo2 (glibc 2.33 and later has both", failure.Message, StringComparison.Ordinal);
+        Assert.StartsWith("Talki:Sample:TrimNativeMemory is true, but the C library of this process has no malloc_trim", failure.Message, StringComparison.Ordinal);
     }
 
     [Fact]
     public void Add_AValueItDoesNotKnow_RefusesToStart_AndSaysWhich()
     {
-        var failure = Assert.Throws<InvalidOperationException>(() => NativeMemoryTrim.Add(new ServiceCollection(), Configuration("sometimes"), new FakeHeap(), entryPoint: true));
+        var failure = Assert.Throws<InvalidOperationException>(() => NativeMemoryTrim.Add(new ServiceCollection(), Configuration("sometimes"), new CountingHeap(), entryPoint: true));
         Assert.Equal("Talki:Sample:TrimNativeMemory is 'sometimes'; it takes auto (the default), true or false.", failure.Message);
     }
 
@@ -56,7 +54,7 @@ public sealed class NativeMemoryTrimTests
     public async Task Registered_ResolvesAsTheHostedService_AndTrimsOnTheHostsClock()
     {
         var time = new FakeTimeProvider();
-        var heap = new FakeHeap { Free = 2 * MiB };
+        var heap = new CountingHeap();
         var services = new ServiceCollection().AddLogging().AddSingleton<TimeProvider>(time);
         NativeMemoryTrim.Add(services, Configuration(null), heap, entryPoint: true);
         await using var provider = services.BuildServiceProvider();
@@ -67,181 +65,60 @@ public sealed class NativeMemoryTrimTests
         await AdvanceAsync(time, Period);
         await hosted.StopAsync(CancellationToken.None);
 
-        Assert.Equal(1, heap.Trims);
+        Assert.Equal(1, heap.Calls);
     }
 
     [Fact]
     public async Task FirstTrim_ComesOnePeriodAfterStart_NotBefore()
     {
-        var (trim, time, heap, _) = Create();
-        heap.Free = 2 * MiB;
+        var (trim, time, heap, _) = Create(_ => new RuntimeActivity(1, 1));
         await trim.StartAsync(CancellationToken.None);
 
         await AdvanceAsync(time, Period - TimeSpan.FromMilliseconds(1));
-        Assert.Equal(0, heap.Trims);
+        Assert.Equal(0, heap.Calls);
         await AdvanceAsync(time, TimeSpan.FromMilliseconds(1));
-        Assert.Equal(1, heap.Trims);
+        Assert.Equal(1, heap.Calls);
         Assert.Equal(1, trim.Trims);
 
         await trim.StopAsync(CancellationToken.None);
     }
 
     [Fact]
-    public async Task QuietRuntime_IsReadOnceMoreAfterItsLastActivity_ThenNotAtAll_UntilItCompilesOrCollectsAgain()
+    public async Task QuietRuntime_TrimsOnceMoreAfterTheLastActivity_ThenNeverUntilItCompilesOrCollectsAgain()
     {
-        // Free memory that grows at every read: every read trims, so the reads are the trims.
         var activity = new RuntimeActivity(100, 5);
-        var (trim, time, heap, _) = Create(() => activity);
-        heap.GrowthPerRead = MiB;
+        var (trim, time, heap, _) = Create(_ => activity);
         await trim.StartAsync(CancellationToken.None);
 
         await AdvanceAsync(time, Period); // the start-up's compilations
-        await AdvanceAsync(time, Period); // quiet: once more, for what the finalizer thread freed after the first read
-        Assert.Equal((2, 2), (heap.Reads - 2, heap.Trims)); // each trim reads the figure after it too
+        await AdvanceAsync(time, Period); // quiet: once more, for what the finalizer thread freed after the first
+        Assert.Equal(2, heap.Calls);
         for (var i = 0; i < 10; i++)
         {
             await AdvanceAsync(time, Period);
         }
 
-        Assert.Equal((2, 2), (heap.Reads - 2, heap.Trims));
+        Assert.Equal(2, heap.Calls);
+
         activity = activity with { Collections = 6 }; // a collection
         await AdvanceAsync(time, Period);
-        Assert.Equal(3, heap.Trims);
+        Assert.Equal(3, heap.Calls);
         activity = activity with { CompiledMethods = 101 }; // a compilation
         await AdvanceAsync(time, Period);
-        Assert.Equal(4, heap.Trims);
+        Assert.Equal(4, heap.Calls);
         await AdvanceAsync(time, Period); // quiet again: once more
         await AdvanceAsync(time, Period);
         await AdvanceAsync(time, Period);
-        Assert.Equal(5, heap.Trims);
+        Assert.Equal(5, heap.Calls);
 
         await trim.StopAsync(CancellationToken.None);
     }
 
     [Fact]
-    public async Task BusyRuntime_SteadyFreeMemory_IsReadEveryPeriod_ButNotTrimmed()
+    public async Task BusyRuntime_TrimsOncePerPeriod_NeverMoreOften()
     {
-        var (trim, time, heap, _) = Create();
-        heap.Free = 4 * MiB;
-        await trim.StartAsync(CancellationToken.None);
-        for (var i = 0; i < 10; i++)
-        {
-            await AdvanceAsync(time, Period);
-        }
-
-        Assert.Equal(1, heap.Trims); // the first read's
-        Assert.Equal(11, heap.Reads); // ten periods, and the figure after the trim
-
-        await trim.StopAsync(CancellationToken.None);
-    }
-
-    [Fact]
-    public async Task StartUpLeftLessThanTheThresholdFree_NoTrim_UntilItHoldsTheThreshold()
-    {
-        var (trim, time, heap, _) = Create();
-        heap.Free = MiB - 1;
-        await trim.StartAsync(CancellationToken.None);
-
-        await AdvanceAsync(time, Period);
-        await AdvanceAsync(time, Period);
-        Assert.Equal(0, heap.Trims);
-        heap.Free = MiB;
-        await AdvanceAsync(time, Period);
-        Assert.Equal(1, heap.Trims);
-
-        await trim.StopAsync(CancellationToken.None);
-    }
-
-    [Fact]
-    public async Task SteadyFreeMemory_IsNotTrimmedAgain_UntilItGrowsByTheThreshold()
-    {
-        // Under steady traffic or idle, glibc's free figure moves a little: no trim. A burst of frees (the JIT's scratch
-        // memory, a thousand sockets closed) raises it: one trim.
-        var (trim, time, heap, _) = Create();
-        heap.Free = 8 * MiB;
-        await trim.StartAsync(CancellationToken.None);
-
-        await AdvanceAsync(time, Period);
-        Assert.Equal(1, heap.Trims);
-        for (var i = 0; i < 10; i++)
-        {
-            heap.Free = 8 * MiB + (ulong)(i % 3) * 300 * 1024; // wobbles by up to 600 KiB
-            await AdvanceAsync(time, Period);
-        }
-
-        Assert.Equal(1, heap.Trims);
-        heap.Free = 9 * MiB - 1;
-        await AdvanceAsync(time, Period);
-        Assert.Equal(1, heap.Trims);
-        heap.Free = 9 * MiB;
-        await AdvanceAsync(time, Period);
-        Assert.Equal(2, heap.Trims);
-        await AdvanceAsync(time, Period);
-        await AdvanceAsync(time, Period);
-        Assert.Equal(2, heap.Trims);
-
-        await trim.StopAsync(CancellationToken.None);
-    }
-
-    [Fact]
-    public async Task FreeMemoryReused_ThenFreedAgain_IsTrimmed_CountedFromTheLowestSeen()
-    {
-        // Chunks a trim emptied stay free in glibc's lists; reused, their pages are resident again, and freed again they are
-        // resident free memory, though the free figure only returns to where it was after the trim.
-        var (trim, time, heap, _) = Create();
-        heap.Free = 6 * MiB;
-        await trim.StartAsync(CancellationToken.None);
-        await AdvanceAsync(time, Period);
-        Assert.Equal(1, heap.Trims);
-
-        heap.Free = 4 * MiB; // 2 MiB of it reused
-        await AdvanceAsync(time, Period);
-        heap.Free = 5 * MiB - 1;
-        await AdvanceAsync(time, Period);
-        Assert.Equal(1, heap.Trims);
-        heap.Free = 5 * MiB; // 1 MiB above the lowest seen, below the figure after the trim
-        await AdvanceAsync(time, Period);
-        Assert.Equal(2, heap.Trims);
-
-        await trim.StopAsync(CancellationToken.None);
-    }
-
-    [Fact]
-    public async Task TheFigureAfterATrim_IsTheNextMark()
-    {
-        // A trim gives back the arenas' tops, which then no longer count as free: growth counts from the figure after it.
-        var (trim, time, heap, log) = Create();
-        heap.Free = 6 * MiB;
-        heap.FreeAfterTrim = 2 * MiB;
-        await trim.StartAsync(CancellationToken.None);
-        await AdvanceAsync(time, Period);
-        Assert.Equal(1, heap.Trims);
-
-        heap.Free = 3 * MiB - 1;
-        await AdvanceAsync(time, Period);
-        Assert.Equal(1, heap.Trims);
-        heap.Free = 3 * MiB;
-        await AdvanceAsync(time, Period);
-        Assert.Equal(2, heap.Trims);
-
-        var trimmed = log.Entries.Where(e => e.Level == LogLevel.Debug).Select(e => e.Text).ToList();
-        Assert.Equal(
-            [$"glibc holds {6 * MiB} bytes free (read in 0.000 ms).", $"glibc holds {3 * MiB - 1} bytes free (read in 0.000 ms).", $"glibc holds {3 * MiB} bytes free (read in 0.000 ms)."],
-            log.Entries.Where(e => e.Level == LogLevel.Trace).Select(e => e.Text));
-        Assert.Equal(
-            [
-                $"Native memory trimmed: memory given back True, in 0.000 ms (glibc held {6 * MiB} bytes free before, {2 * MiB} after).",
-                $"Native memory trimmed: memory given back True, in 0.000 ms (glibc held {3 * MiB} bytes free before, {2 * MiB} after).",
-            ],
-            trimmed);
-        await trim.StopAsync(CancellationToken.None);
-    }
-
-    [Fact]
-    public async Task FreeMemoryGrowingFast_IsTrimmedOncePerPeriod_NeverMoreOften()
-    {
-        var (trim, time, heap, _) = Create();
-        heap.GrowthPerRead = MiB;
+        var counter = 0;
+        var (trim, time, heap, _) = Create(_ => new RuntimeActivity(Interlocked.Increment(ref counter), 0));
         await trim.StartAsync(CancellationToken.None);
 
         // Ticks of a quarter period: a trim only every fourth.
@@ -250,27 +127,15 @@ public sealed class NativeMemoryTrimTests
             await AdvanceAsync(time, Period / 4);
         }
 
-        Assert.Equal(10, heap.Trims);
+        Assert.Equal(10, heap.Calls);
         await trim.StopAsync(CancellationToken.None);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task AHeapThatCannotBeCalled_StopsTheTrim_WithAWarning_AndTheServiceEndsWithoutFaulting(bool readFails)
+    [Fact]
+    public async Task AHeapThatCannotBeCalled_StopsTheTrim_WithAWarning_AndTheServiceEndsWithoutFaulting()
     {
-        var (trim, time, heap, log) = Create();
-        heap.Free = 2 * MiB;
-        var failure = new EntryPointNotFoundException(readFails ? "mallinfo2" : "malloc_trim");
-        if (readFails)
-        {
-            heap.ReadFailure = failure;
-        }
-        else
-        {
-            heap.TrimFailure = failure;
-        }
-
+        var (trim, time, heap, log) = Create(_ => new RuntimeActivity(1, 1));
+        heap.Failure = new EntryPointNotFoundException("malloc_trim");
         await trim.StartAsync(CancellationToken.None);
 
         await AdvanceAsync(time, Period);
@@ -279,22 +144,22 @@ public sealed class NativeMemoryTrimTests
         await task.WaitAsync(TimeSpan.FromSeconds(10));
 
         Assert.True(task.IsCompletedSuccessfully);
-        Assert.Equal(readFails ? 0 : 1, heap.Trims);
+        Assert.Equal(1, heap.Calls);
         Assert.Equal(0, trim.Trims);
         var warning = Assert.Single(log.Entries, e => e.Level == LogLevel.Warning);
-        Assert.Equal("Native memory trim stopped: malloc_trim or mallinfo2 could not be called. " + failure, warning.Text);
+        Assert.Equal("Native memory trim stopped: malloc_trim could not be called. " + heap.Failure, warning.Text);
         await trim.StopAsync(CancellationToken.None);
     }
 
     [Fact]
-    public async Task OnTheRealClock_TrimsGrowingFreeMemoryAboutOncePerPeriod_NeverEarly()
+    public async Task OnTheRealClock_TrimsABusyRuntimeAboutOncePerPeriod_NeverEarly()
     {
-        // 100 ms on the system clock, free memory that grows by the threshold at every read: trims at least a period apart
-        // (less 15 ms for the timer clock's coarseness), the first no sooner than a period after start, and not far fewer
-        // than the periods.
+        // 100 ms on the system clock, a runtime that is always busy: trims at least a period apart (less 15 ms for the
+        // timer clock's coarseness), the first no sooner than a period after start, and not far fewer than the periods.
         var period = TimeSpan.FromMilliseconds(100);
-        var heap = new FakeHeap { GrowthPerRead = MiB };
-        var trim = new NativeMemoryTrim(heap, Busy(), TimeProvider.System, period, NativeMemoryTrim.DefaultThreshold, NullLogger<NativeMemoryTrim>.Instance);
+        var counter = 0;
+        var heap = new CountingHeap();
+        var trim = new NativeMemoryTrim(heap, () => new RuntimeActivity(Interlocked.Increment(ref counter), 0), TimeProvider.System, period, NullLogger<NativeMemoryTrim>.Instance);
         var started = Stopwatch.GetTimestamp();
         await trim.StartAsync(CancellationToken.None);
         await Task.Delay(TimeSpan.FromMilliseconds(1050));
@@ -329,8 +194,7 @@ public sealed class NativeMemoryTrimTests
         var heap = GlibcHeap.TryCreate();
         Assert.NotNull(heap);
 
-        var freeBefore = heap.FreeBytes();
-        var (freeAfter, kept, trimmed, released) = await Task.Factory.StartNew(
+        var (kept, trimmed, released) = await Task.Factory.StartNew(
             () =>
             {
                 var blocks = new nint[Blocks];
@@ -344,19 +208,16 @@ public sealed class NativeMemoryTrimTests
                     Free(blocks[i]);
                 }
 
-                var freeAfter = heap.FreeBytes();
                 var kept = ResidentBytes();
                 var released = heap.Trim();
                 var trimmed = ResidentBytes();
                 Free(blocks[^1]);
-                return (freeAfter, kept, trimmed, released);
+                return (kept, trimmed, released);
             },
             CancellationToken.None,
             TaskCreationOptions.LongRunning,
             TaskScheduler.Default);
 
-        // mallinfo2 counts the thread's arena too (the test runner's threads may free some of their own meanwhile).
-        Assert.True(freeAfter >= freeBefore + 30UL * 1024 * 1024, $"glibc held {freeBefore / 1024} KiB free before and {freeAfter / 1024} KiB after 32 MiB were freed");
         Assert.True(released, "malloc_trim said it gave nothing back");
         Assert.True(kept - trimmed >= 16L * 1024 * 1024, $"resident {kept / 1024} KiB before the trim and {trimmed / 1024} KiB after");
     }
@@ -381,19 +242,13 @@ public sealed class NativeMemoryTrimTests
         .AddInMemoryCollection(setting is null ? [] : [new KeyValuePair<string, string?>(NativeMemoryTrim.Key, setting)])
         .Build();
 
-    /// <summary>A trim on the fake clock; by default the runtime compiled something before every tick.</summary>
-    private static (NativeMemoryTrim Trim, FakeTimeProvider Time, FakeHeap Heap, RecordingLoggerProvider Log) Create(Func<RuntimeActivity>? activity = null)
+    private static (NativeMemoryTrim Trim, FakeTimeProvider Time, CountingHeap Heap, RecordingLoggerProvider Log) Create(Func<int, RuntimeActivity> activity)
     {
         var time = new FakeTimeProvider();
-        var heap = new FakeHeap();
+        var heap = new CountingHeap();
         var log = new RecordingLoggerProvider();
-        return (new NativeMemoryTrim(heap, activity ?? Busy(), time, Period, NativeMemoryTrim.DefaultThreshold, new Logger<NativeMemoryTrim>(new LoggerFactory([log]))), time, heap, log);
-    }
-
-    private static Func<RuntimeActivity> Busy()
-    {
-        var compiled = 0L;
-        return () => new RuntimeActivity(Interlocked.Increment(ref compiled), 0);
+        var calls = 0;
+        return (new NativeMemoryTrim(heap, () => activity(calls++), time, Period, new Logger<NativeMemoryTrim>(new LoggerFactory([log]))), time, heap, log);
     }
 
     /// <summary>Moves the fake clock, then lets the trim's loop run what the tick released.</summary>
@@ -406,58 +261,21 @@ public sealed class NativeMemoryTrimTests
         }
     }
 
-    /// <summary>A heap whose free figure the test sets; it counts and times its trims.</summary>
-    private sealed class FakeHeap : INativeHeap
+    private sealed class CountingHeap : INativeHeap
     {
-        private int _trims;
+        private int _calls;
 
-        private int _reads;
+        public Exception? Failure { get; set; }
 
-        private ulong _free;
-
-        public ulong Free
-        {
-            get => Interlocked.Read(ref _free);
-            set => Interlocked.Exchange(ref _free, value);
-        }
-
-        /// <summary>Gets or sets what a trim leaves free (null: what was free before it).</summary>
-        public ulong? FreeAfterTrim { get; set; }
-
-        /// <summary>Gets or sets how much the free figure grows at every read.</summary>
-        public ulong GrowthPerRead { get; set; }
-
-        public Exception? TrimFailure { get; set; }
-
-        public Exception? ReadFailure { get; set; }
-
-        public int Trims => Volatile.Read(ref _trims);
+        public int Calls => Volatile.Read(ref _calls);
 
         public System.Collections.Concurrent.ConcurrentQueue<long> At { get; } = new();
 
-        public int Reads => Volatile.Read(ref _reads);
-
-        public ulong FreeBytes()
-        {
-            Interlocked.Increment(ref _reads);
-            return ReadFailure is null ? Interlocked.Add(ref _free, GrowthPerRead) : throw ReadFailure;
-        }
-
         public bool Trim()
         {
-            Interlocked.Increment(ref _trims);
+            Interlocked.Increment(ref _calls);
             At.Enqueue(Stopwatch.GetTimestamp());
-            if (TrimFailure is not null)
-            {
-                throw TrimFailure;
-            }
-
-            if (FreeAfterTrim is { } after)
-            {
-                Free = after;
-            }
-
-            return true;
+            return Failure is null ? true : throw Failure;
         }
     }
 }
