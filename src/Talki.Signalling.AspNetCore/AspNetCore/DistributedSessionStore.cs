@@ -11,8 +11,10 @@ namespace Talki.Signalling.Server.AspNetCore;
 /// Server-side sessions for cookie authentication over <see cref="IDistributedCache"/> (in memory by default,
 /// Redis or any other cache by registering it). The cookie (or the bearer token) carries only a random
 /// 256-bit key; the cache holds the entry under the key's SHA-256, so a leaked cache yields no usable
-/// session. Sign-out deletes the entry. In the in-process cache (<see cref="MemoryDistributedCache"/>) the sessions Talki
-/// starts are kept in a compact encoding (<see cref="CompactSessionTicket"/>); a shared cache gets the standard format.
+/// session. Sign-out deletes the entry. When the cache is the in-process default (<see cref="MemoryDistributedCache"/>, no
+/// shared cache registered) the sessions are kept in a table of this process instead (<see cref="InProcessSessionTable"/>,
+/// the same hashes and expiries at a third of the memory per session), and those Talki starts in a compact encoding
+/// (<see cref="CompactSessionTicket"/>); a shared cache gets the standard format.
 /// </summary>
 internal sealed class DistributedSessionStore : ITicketStore
 {
@@ -21,16 +23,26 @@ internal sealed class DistributedSessionStore : ITicketStore
     private readonly IDistributedCache _cache;
     private readonly TimeProvider _time;
     private readonly TimeSpan _lifetime;
-    private readonly bool _compact;
+    private readonly InProcessSessionTable? _local;
 
     public DistributedSessionStore(IDistributedCache cache, TimeProvider time, IOptions<TalkiSignallingOptions> options)
+        : this(cache, time, options, InProcessSessionTable.DefaultCapacityBytes)
+    {
+    }
+
+    /// <summary>Creates the store with the in-process table bounded at <paramref name="localCapacityBytes"/> (tests).</summary>
+    internal DistributedSessionStore(IDistributedCache cache, TimeProvider time, IOptions<TalkiSignallingOptions> options, long localCapacityBytes)
     {
         _cache = cache;
         _time = time;
         _lifetime = options.Value.Hosting.SessionLifetime;
-        // Only this process reads an in-process cache, so only this version does: the compact form needs no reader elsewhere.
-        _compact = cache is MemoryDistributedCache;
+        // Only this process reads the in-process cache, so the sessions need not be in it: the table holds them, and only
+        // this version reads them, so the compact form needs no reader elsewhere.
+        _local = cache is MemoryDistributedCache ? new InProcessSessionTable(time, localCapacityBytes) : null;
     }
+
+    /// <summary>Gets the in-process table the sessions are kept in, or <see langword="null"/> when they go to a shared cache.</summary>
+    internal InProcessSessionTable? Local => _local;
 
     public Task<string> StoreAsync(AuthenticationTicket ticket) => StoreAsync(ticket, CancellationToken.None);
 
@@ -53,18 +65,28 @@ internal sealed class DistributedSessionStore : ITicketStore
         var remaining = (ticket.Properties.ExpiresUtc ?? now + _lifetime) - now;
         if (remaining <= TimeSpan.Zero)
         {
-            return _cache.RemoveAsync(CacheKey(key), cancellationToken);
+            return RemoveAsync(key, cancellationToken);
         }
 
-        var bytes = _compact && CompactSessionTicket.TryWrite(ticket, out var compact) ? compact : TicketSerializer.Default.Serialize(ticket);
-        return _cache.SetAsync(CacheKey(key), bytes, new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = remaining }, cancellationToken);
+        if (_local is { } local)
+        {
+            var session = CompactSessionTicket.TryWrite(ticket, out var compact) ? compact : TicketSerializer.Default.Serialize(ticket);
+            if (!local.TrySet(InProcessSessionTable.DigestOf(key), session, now + remaining))
+            {
+                throw new SessionStoreFullException();
+            }
+
+            return Task.CompletedTask;
+        }
+
+        return _cache.SetAsync(CacheKey(key), TicketSerializer.Default.Serialize(ticket), new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = remaining }, cancellationToken);
     }
 
     public Task<AuthenticationTicket?> RetrieveAsync(string key) => RetrieveAsync(key, CancellationToken.None);
 
     public async Task<AuthenticationTicket?> RetrieveAsync(string key, CancellationToken cancellationToken)
     {
-        var bytes = await _cache.GetAsync(CacheKey(key), cancellationToken).ConfigureAwait(false);
+        var bytes = _local is { } local ? local.Get(InProcessSessionTable.DigestOf(key)) : await _cache.GetAsync(CacheKey(key), cancellationToken).ConfigureAwait(false);
         if (bytes is null)
         {
             return null;
@@ -76,9 +98,31 @@ internal sealed class DistributedSessionStore : ITicketStore
 
     public Task RemoveAsync(string key) => RemoveAsync(key, CancellationToken.None);
 
-    public Task RemoveAsync(string key, CancellationToken cancellationToken) => _cache.RemoveAsync(CacheKey(key), cancellationToken);
+    public Task RemoveAsync(string key, CancellationToken cancellationToken)
+    {
+        if (_local is { } local)
+        {
+            local.Remove(InProcessSessionTable.DigestOf(key));
+            return Task.CompletedTask;
+        }
+
+        return _cache.RemoveAsync(CacheKey(key), cancellationToken);
+    }
 
     private static string CacheKey(string key) => KeyPrefix + Base64Url.EncodeToString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)));
+}
+
+/// <summary>
+/// The in-process session table is full of live sessions (<see cref="InProcessSessionTable"/>): thrown by
+/// <see cref="DistributedSessionStore.StoreAsync(AuthenticationTicket, CancellationToken)"/>, the only way out of
+/// <see cref="ITicketStore"/>, and answered by sign-in as <c>503 service_unavailable</c> (<c>TalkiHttpApi.StartSessionAsync</c>).
+/// </summary>
+internal sealed class SessionStoreFullException : Exception
+{
+    public SessionStoreFullException()
+        : base("The server holds as many sessions as it may.")
+    {
+    }
 }
 
 /// <summary>Configures the Talki session cookie: HttpOnly, Secure, absolute lifetime, server-side store, 401/403 instead of redirects.</summary>

@@ -32,6 +32,9 @@ internal static partial class HostingLog
     [LoggerMessage(3002, LogLevel.Information, "Session started for a {Kind} user.", EventName = "SessionStarted")]
     public static partial void SessionStarted(ILogger logger, string kind);
 
+    [LoggerMessage(3003, LogLevel.Warning, "A sign-in was refused: the in-process session table is full of live sessions; answered 503.", EventName = "SessionStoreFull")]
+    public static partial void SessionStoreFull(ILogger logger);
+
     [LoggerMessage(3010, LogLevel.Information, "Google sign-in refused: {Code}.", EventName = "GoogleSignInRefused")]
     public static partial void GoogleSignInRefused(ILogger logger, string code);
 

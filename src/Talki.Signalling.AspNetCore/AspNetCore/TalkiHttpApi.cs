@@ -131,6 +131,9 @@ internal sealed class TalkiHttpApi
     private static Task WriteTooLargeAsync(HttpContext context, int maxBody)
         => HttpErrors.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, SignallingErrorCode.MessageTooLarge, $"The request body is larger than {maxBody} bytes.");
 
+    /// <summary>The detail of the 503 <c>service_unavailable</c> sign-in answers when the server holds as many sessions as it may.</summary>
+    internal const string SessionStoreFullMessage = "The server holds as many sessions as it may; retry later.";
+
     private async Task SignInAnonymousAsync(HttpContext context)
     {
         var request = await ReadBodyAsync(context).ConfigureAwait(false);
@@ -169,13 +172,25 @@ internal sealed class TalkiHttpApi
         };
         var principal = new ClaimsPrincipal(identity);
         string? token = null;
-        if (bearer)
+        try
         {
-            token = await _sessions.StoreAsync(new AuthenticationTicket(principal, properties, TalkiAuthenticationDefaults.BearerScheme), context.RequestAborted).ConfigureAwait(false);
+            if (bearer)
+            {
+                token = await _sessions.StoreAsync(new AuthenticationTicket(principal, properties, TalkiAuthenticationDefaults.BearerScheme), context.RequestAborted).ConfigureAwait(false);
+            }
+            else
+            {
+                await context.SignInAsync(TalkiAuthenticationDefaults.CookieScheme, principal, properties).ConfigureAwait(false);
+            }
         }
-        else
+        catch (SessionStoreFullException)
         {
-            await context.SignInAsync(TalkiAuthenticationDefaults.CookieScheme, principal, properties).ConfigureAwait(false);
+            // The in-process table is full of live sessions: no session, no cookie (the cookie handler writes its header
+            // only after the store took the session), and the sessions held stay.
+            HostingLog.SessionStoreFull(_logger);
+            context.Response.Headers.RetryAfter = "60";
+            await HttpErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, SignallingErrorCode.ServiceUnavailable, SessionStoreFullMessage).ConfigureAwait(false);
+            return;
         }
 
         var caller = _identity.Resolve(principal)!;

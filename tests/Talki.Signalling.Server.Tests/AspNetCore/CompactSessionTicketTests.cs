@@ -13,7 +13,7 @@ using Talki.Signalling.Server.AspNetCore;
 namespace Talki.Signalling.Server.Tests.AspNetCore;
 
 /// <summary>
-/// The in-process session cache keeps Talki's own sessions in <see cref="CompactSessionTicket"/>'s encoding: it must
+/// The in-process session table keeps Talki's own sessions in <see cref="CompactSessionTicket"/>'s encoding: it must
 /// rebuild exactly the ticket the standard serializer would, take no other ticket, and turn any bad input into "no
 /// session", never an exception.
 /// </summary>
@@ -158,7 +158,7 @@ public sealed class CompactSessionTicketTests
     }
 
     [Fact]
-    public async Task TheInProcessCache_KeepsTheCompactForm_AndASharedCacheTheStandardOne_AndBothReadBack()
+    public async Task TheInProcessTable_KeepsTheCompactForm_AndASharedCacheTheStandardOne_AndBothReadBack()
     {
         var clock = new FakeTimeProvider(Now);
         var memory = new MemoryDistributedCache(Options.Create(new MemoryDistributedCacheOptions()));
@@ -166,14 +166,17 @@ public sealed class CompactSessionTicketTests
         var options = Options.Create(new TalkiSignallingOptions());
         var ticket = Session("anon:0123456789abcdefghijkl", "Ada", false, TalkiAuthenticationDefaults.CookieScheme, Now);
 
+        // With the in-process cache (no shared one registered) the sessions go to the store's own table, not into the cache.
         var inProcess = new DistributedSessionStore(memory, clock, options);
         var key = await inProcess.StoreAsync(ticket);
-        var stored = await memory.GetAsync(DistributedSessionStore.KeyPrefix + Base64Url.EncodeToString(SHA256.HashData(Encoding.UTF8.GetBytes(key))));
+        Assert.Null(await memory.GetAsync(DistributedSessionStore.KeyPrefix + Base64Url.EncodeToString(SHA256.HashData(Encoding.UTF8.GetBytes(key)))));
+        var stored = inProcess.Local!.Get(InProcessSessionTable.DigestOf(key));
         Assert.NotNull(stored);
         Assert.Equal(CompactSessionTicket.Marker, stored[0]);
         AssertSameTicket(ticket, await inProcess.RetrieveAsync(key));
 
         var distributed = new DistributedSessionStore(shared, clock, options);
+        Assert.Null(distributed.Local);
         var sharedKey = await distributed.StoreAsync(ticket);
         Assert.Equal(TicketSerializer.Default.Serialize(ticket), Assert.Single(shared.Values));
         AssertSameTicket(ticket, await distributed.RetrieveAsync(sharedKey));
