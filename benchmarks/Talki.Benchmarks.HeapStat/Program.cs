@@ -66,6 +66,36 @@ while (pending.Count > 0)
 }
 
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"reachable {reachable:N0} bytes in {seen.Count:N0} objects (process {pid})"));
+
+// Where the GC heap's committed memory goes, by kind of region: the reachable objects above, garbage not yet collected
+// (objects no root reaches), free space the GC keeps between objects (its free objects), and committed memory past the
+// last object. The difference between an idle member's committed bytes and its reachable bytes is in these columns.
+Console.WriteLine("== GC heap by kind of region: committed, reachable, garbage, free objects, committed past the objects (bytes)");
+var kinds = new SortedDictionary<string, long[]>(StringComparer.Ordinal);
+foreach (var segment in heap.Segments)
+{
+    var row = Row(segment.Kind.ToString());
+    row[0] += (long)segment.CommittedMemory.Length;
+    row[4] += Math.Max(0L, (long)segment.CommittedMemory.End - (long)segment.ObjectRange.End);
+    row[5]++;
+    foreach (var obj in segment.EnumerateObjects(carefully: false))
+    {
+        var size = (long)obj.Size;
+        row[obj.IsFree ? 3 : seen.Contains(obj.Address) ? 1 : 2] += size;
+    }
+}
+
+var total = new long[6];
+foreach (var (kind, row) in kinds)
+{
+    PrintRow(kind, row);
+    for (var i = 0; i < row.Length; i++)
+    {
+        total[i] += row[i];
+    }
+}
+
+PrintRow("all", total);
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"== types with at least {min:N0} objects: bytes, count, bytes per object"));
 foreach (var (name, (count, bytes)) in byType.Where(t => t.Value.Count >= min).OrderByDescending(t => t.Value.Bytes))
 {
@@ -79,6 +109,19 @@ foreach (var (key, bytes) in byReferrer.OrderByDescending(r => r.Value).Take(top
 }
 
 return 0;
+
+long[] Row(string kind)
+{
+    if (!kinds.TryGetValue(kind, out var row))
+    {
+        kinds[kind] = row = new long[6];
+    }
+
+    return row;
+}
+
+static void PrintRow(string kind, long[] row) =>
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{kind,-12} {row[0],14:N0} {row[1],14:N0} {row[2],14:N0} {row[3],14:N0} {row[4],14:N0}  ({row[5]:N0} regions)"));
 
 int Option(string name, int fallback)
 {
