@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
 
 namespace Talki.Signalling.Server.AspNetCore;
@@ -25,8 +26,14 @@ internal sealed class DistributedSessionStore : ITicketStore
     private readonly TimeSpan _lifetime;
     private readonly InProcessSessionTable? _local;
 
-    public DistributedSessionStore(IDistributedCache cache, TimeProvider time, IOptions<TalkiSignallingOptions> options)
-        : this(cache, time, options, InProcessSessionTable.DefaultCapacityBytes)
+    /// <summary>
+    /// Creates the store. The in-process table takes its bound from the in-process cache's options, so that a host that set
+    /// <see cref="MemoryCacheOptions.SizeLimit"/> (<c>services.Configure&lt;MemoryDistributedCacheOptions&gt;(…)</c>) keeps its
+    /// bound: 200 MiB by default, none when it set the limit to <see langword="null"/>; each session counts its bytes and
+    /// its entry's (<see cref="InProcessSessionTable.EntryOverheadBytes"/>).
+    /// </summary>
+    public DistributedSessionStore(IDistributedCache cache, TimeProvider time, IOptions<TalkiSignallingOptions> options, IOptions<MemoryDistributedCacheOptions>? memoryCacheOptions = null)
+        : this(cache, time, options, memoryCacheOptions is null ? InProcessSessionTable.DefaultCapacityBytes : memoryCacheOptions.Value.SizeLimit ?? long.MaxValue)
     {
     }
 

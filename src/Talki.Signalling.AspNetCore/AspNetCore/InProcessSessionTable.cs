@@ -13,8 +13,8 @@ namespace Talki.Signalling.Server.AspNetCore;
 /// held idle at 10,000 costs about 200 bytes less; docs/performance.md).
 /// </summary>
 /// <remarks>
-/// Bounded as the cache it replaces is by default: <c>MemoryDistributedCacheOptions</c> sets a size limit of 200 MiB counted
-/// on the values' lengths, and over it <c>MemoryCache</c> does not add the entry ("If SizeLimit is set ... an entry will
+/// Bounded as the cache it replaces is: <c>MemoryDistributedCacheOptions</c> sets a size limit of 200 MiB by default counted
+/// on the values' lengths (the store passes the host's <c>SizeLimit</c> on; here each entry also counts its overhead), and over it <c>MemoryCache</c> does not add the entry ("If SizeLimit is set ... an entry will
 /// not be cached if the total size of the entries exceeds the limit", learn.microsoft.com, "Cache in-memory in ASP.NET
 /// Core", SetSize, Size, and SizeLimit) and evicts some of the others. This table counts each entry's bytes with its
 /// overhead and never evicts a live session to make room: once the expired ones are swept, a new session that does not
@@ -48,6 +48,9 @@ internal sealed class InProcessSessionTable
         _capacity = capacityBytes;
         _nextSweepTicks = time.GetUtcNow().UtcTicks + SweepInterval.Ticks;
     }
+
+    /// <summary>Gets the bytes the table may hold.</summary>
+    internal long Capacity => _capacity;
 
     /// <summary>Gets the number of entries held, expired or not.</summary>
     internal int Count => _entries.Count;

@@ -1,8 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
-using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Talki.Signalling.Http;
 using Talki.Signalling.Protocol;
@@ -30,8 +29,8 @@ public sealed class SessionTableCapacityTests
             entry = probe.Services.GetRequiredService<DistributedSessionStore>().Local!.Bytes;
         }
 
-        await using var host = await TestHost.StartAsync(services: services => services.Replace(ServiceDescriptor.Singleton(sp =>
-            new DistributedSessionStore(sp.GetRequiredService<IDistributedCache>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<IOptions<TalkiSignallingOptions>>(), 3 * entry))));
+        // Bounded as a host bounds the in-process cache: its size limit.
+        await using var host = await TestHost.StartAsync(services: services => services.Configure<MemoryDistributedCacheOptions>(o => o.SizeLimit = 3 * entry));
         var members = new List<TalkiUser>();
         for (var i = 0; i < 3; i++)
         {
