@@ -13,14 +13,17 @@ namespace Talki.Signalling.Server.AspNetCore;
 /// held idle at 10,000 costs about 200 bytes less; docs/performance.md).
 /// </summary>
 /// <remarks>
-/// Bounded as the cache it replaces is: <c>MemoryDistributedCacheOptions</c> sets a size limit of 200 MiB by default counted
-/// on the values' lengths (the store passes the host's <c>SizeLimit</c> on; here each entry also counts its overhead), and over it <c>MemoryCache</c> does not add the entry ("If SizeLimit is set ... an entry will
-/// not be cached if the total size of the entries exceeds the limit", learn.microsoft.com, "Cache in-memory in ASP.NET
-/// Core", SetSize, Size, and SizeLimit) and evicts some of the others. This table counts each entry's bytes with its
-/// overhead and never evicts a live session to make room: once the expired ones are swept, a new session that does not
-/// fit is refused (<see cref="TrySet"/> returns <see langword="false"/>, and sign-in answers <c>service_unavailable</c>).
-/// Expired entries are never returned, and are removed by a sweep at most once a minute, started on an access that finds
-/// one due (as <c>MemoryCache</c> scans, every <c>ExpirationScanFrequency</c>, one minute by default), on the thread pool.
+/// Bounded as the cache it replaces is: by <c>MemoryDistributedCacheOptions.SizeLimit</c>, 200 MiB by default, counted
+/// there on the values' lengths (the store passes the host's limit on; here each entry also counts its overhead). Over its
+/// limit <c>MemoryCache</c> does not add the new entry (it expires it with <c>EvictionReason.Capacity</c>), removes the
+/// entry it was to replace, and starts a compaction that evicts others (dotnet/runtime,
+/// src/libraries/Microsoft.Extensions.Caching.Memory/src/MemoryCache.cs, <c>SetEntry</c> and
+/// <c>TriggerOvercapacityCompaction</c>): a sign-in then got a cookie for a session never stored, and live sessions could
+/// be pushed out. This table never evicts a live session to make room: once the expired ones are swept, a session
+/// that does not fit is refused (<see cref="TrySet"/> returns <see langword="false"/>, sign-in answers
+/// <c>service_unavailable</c>) and the one it was to replace stays. Expired entries are never returned, and are removed by
+/// a sweep at most once a minute, started on an access that finds one due (as <c>MemoryCache</c> scans every
+/// <c>ExpirationScanFrequency</c>, one minute by default), on the thread pool.
 /// </remarks>
 internal sealed class InProcessSessionTable
 {
