@@ -65,7 +65,9 @@ internal sealed class GoogleSignInApi
                 new Claim(TalkiAuthenticationDefaults.VerifiedClaimType, "true"),
             ],
             TalkiAuthenticationDefaults.CookieScheme);
-        HostingLog.SessionStarted(_logger, "google");
-        await api.StartSessionAsync(context, identity, request.UseBearerToken).ConfigureAwait(false);
+        if (await api.StartSessionAsync(context, identity, request.UseBearerToken).ConfigureAwait(false))
+        {
+            HostingLog.SessionStarted(_logger, "google");
+        }
     }
 }

@@ -2,10 +2,12 @@ using System.Net;
 using System.Net.Http.Json;
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Talki.Signalling.Http;
 using Talki.Signalling.Protocol;
 using Talki.Signalling.Server.AspNetCore;
+using Talki.Signalling.Testing;
 
 namespace Talki.Signalling.Server.IntegrationTests.AspNetCore;
 
@@ -30,7 +32,12 @@ public sealed class SessionTableCapacityTests
         }
 
         // Bounded as a host bounds the in-process cache: its size limit.
-        await using var host = await TestHost.StartAsync(services: services => services.Configure<MemoryDistributedCacheOptions>(o => o.SizeLimit = 3 * entry));
+        var logs = new RecordingLoggerProvider();
+        await using var host = await TestHost.StartAsync(services: services =>
+        {
+            services.Configure<MemoryDistributedCacheOptions>(o => o.SizeLimit = 3 * entry);
+            services.AddSingleton<ILoggerProvider>(logs);
+        });
         var members = new List<TalkiUser>();
         for (var i = 0; i < 3; i++)
         {
@@ -52,6 +59,10 @@ public sealed class SessionTableCapacityTests
         {
             Assert.Equal($"Ada{i}", await WhoAmIAsync(members[i]));
         }
+
+        // The log counts the sessions started, not the refused ones, and says why those were refused.
+        Assert.Equal(3, logs.Entries.Count(e => e.EventId.Name == "SessionStarted"));
+        Assert.Equal(5, logs.Entries.Count(e => e.EventId.Name == "SessionStoreFull" && e.Level == LogLevel.Warning));
 
         // Signing out makes room at once; sessions past their lifetime make room for the next sign-in.
         Assert.Equal(HttpStatusCode.NoContent, (await members[0].PostAsync("/talki/session/sign-out")).StatusCode);
