@@ -86,9 +86,8 @@ internal sealed class InProcessSessionTable
             {
                 // A renewal: a larger session reserves what it adds first, as a new one does.
                 var delta = size - SizeOf(old);
-                if (delta > 0 && Interlocked.Add(ref _bytes, delta) > _capacity)
+                if (delta > 0 && !TryReserve(delta))
                 {
-                    Interlocked.Add(ref _bytes, -delta);
                     if (!SweepNow(now, delta))
                     {
                         return false;
@@ -115,9 +114,8 @@ internal sealed class InProcessSessionTable
                 continue;
             }
 
-            if (Interlocked.Add(ref _bytes, size) > _capacity)
+            if (!TryReserve(size))
             {
-                Interlocked.Add(ref _bytes, -size);
                 if (!SweepNow(now, size))
                 {
                     return false;
@@ -179,6 +177,18 @@ internal sealed class InProcessSessionTable
     }
 
     private static long SizeOf(Entry entry) => entry.Session.Length + EntryOverheadBytes;
+
+    /// <summary>Counts <paramref name="bytes"/> more if they fit under the capacity; otherwise counts nothing.</summary>
+    private bool TryReserve(long bytes)
+    {
+        if (Interlocked.Add(ref _bytes, bytes) <= _capacity)
+        {
+            return true;
+        }
+
+        Interlocked.Add(ref _bytes, -bytes);
+        return false;
+    }
 
     private bool RemoveEntry(SessionDigest key, Entry entry)
     {

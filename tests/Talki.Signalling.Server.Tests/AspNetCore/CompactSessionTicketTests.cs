@@ -187,7 +187,7 @@ public sealed class CompactSessionTicketTests
         AssertSameTicket(ticket, await inProcess.RetrieveAsync(otherKey));
     }
 
-    private static AuthenticationTicket Session(string userId, string name, bool verified, string scheme, DateTimeOffset now, bool persistent = true, bool? allowRefresh = false)
+    internal static AuthenticationTicket Session(string userId, string name, bool verified, string scheme, DateTimeOffset now, bool persistent = true, bool? allowRefresh = false)
     {
         // As TalkiHttpApi.StartSessionAsync and GoogleSignInApi build it.
         var identity = new ClaimsIdentity(

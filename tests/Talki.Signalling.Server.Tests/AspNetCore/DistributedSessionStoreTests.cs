@@ -1,4 +1,3 @@
-using System.Security.Claims;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.Caching.Memory;
@@ -48,9 +47,6 @@ public sealed class DistributedSessionStoreTests
     private static DistributedSessionStore Store(TimeProvider clock, MemoryDistributedCacheOptions memoryOptions) =>
         new(new MemoryDistributedCache(Options.Create(memoryOptions)), clock, Options.Create(new TalkiSignallingOptions()), Options.Create(memoryOptions));
 
-    private static AuthenticationTicket Session(string name)
-    {
-        var identity = new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, "anon:" + name), new Claim(ClaimTypes.Name, name), new Claim(TalkiAuthenticationDefaults.VerifiedClaimType, "false")], TalkiAuthenticationDefaults.CookieScheme);
-        return new AuthenticationTicket(new ClaimsPrincipal(identity), new AuthenticationProperties { IsPersistent = true, AllowRefresh = false, IssuedUtc = Now, ExpiresUtc = Now.AddHours(24) }, TalkiAuthenticationDefaults.CookieScheme);
-    }
+    private static AuthenticationTicket Session(string name) =>
+        CompactSessionTicketTests.Session("anon:" + name, name, false, TalkiAuthenticationDefaults.CookieScheme, Now);
 }
