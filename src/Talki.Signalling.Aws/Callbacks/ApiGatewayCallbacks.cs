@@ -141,7 +141,10 @@ internal sealed class ApiGatewayCallbacks
         }
     }
 
-    /// <summary><c>POST {DisconnectRoutePath}</c>: unbinds the connection and tells the room; answers 200 with an empty body.</summary>
+    /// <summary>
+    /// <c>POST {DisconnectRoutePath}</c>: unbinds the connection and tells the room (after the seal, with the authorizer's
+    /// context mapped, neither); answers 200 with an empty body.
+    /// </summary>
     public async Task DisconnectAsync(HttpContext context)
     {
         if (!TryAuthenticate(context, DisconnectRoute, out var connectionId))
@@ -152,7 +155,18 @@ internal sealed class ApiGatewayCallbacks
 
         try
         {
-            await _engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
+            // The stack maps the authorizer's context on $disconnect as on $default: API Gateway keeps it for the connection's
+            // life. With it, a disconnect after the seal needs no store access. Without it, or malformed (logged), the
+            // connection's binding says whose it was: a disconnect is never refused.
+            if (ReadGrant(context.Request.Headers, out var grant) == GrantHeaders.Present)
+            {
+                await _engine.HandleAuthorizedDisconnectAsync(connectionId, grant!, CancellationToken.None).ConfigureAwait(false);
+            }
+            else
+            {
+                await _engine.DisconnectAsync(connectionId, CancellationToken.None).ConfigureAwait(false);
+            }
+
             context.Response.StatusCode = StatusCodes.Status200OK;
             context.Response.ContentLength = 0;
         }

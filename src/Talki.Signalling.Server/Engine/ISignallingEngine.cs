@@ -69,6 +69,19 @@ public interface ISignallingEngine
     /// <param name="cancellationToken">Cancels the operation.</param>
     /// <returns>A task that completes when handled.</returns>
     ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Handles the end of a connection authorized by <see cref="AuthorizeAsync"/>, with the grant the gateway carried from
+    /// the connect (API Gateway passes the authorizer's context to <c>$disconnect</c> too). After the grant's
+    /// <see cref="ConnectionGrant.SealsAt"/> the server has left the scene: the store is neither read nor written (the
+    /// connection's binding, if it bound, expires with the room). Before it, the same as <see cref="DisconnectAsync"/>.
+    /// </summary>
+    /// <param name="connectionId">The gateway connection id.</param>
+    /// <param name="grant">The authorizer's grant, as the gateway carried it from the connect (trusted: the gateway must authenticate it).</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>A task that completes when handled.</returns>
+    ValueTask HandleAuthorizedDisconnectAsync(string connectionId, ConnectionGrant grant, CancellationToken cancellationToken = default)
+        => DisconnectAsync(connectionId, cancellationToken);
 }
 
 /// <summary>A one-time ticket for a member of a room. The ticket is the only copy of the secret: it is stored as a hash.</summary>

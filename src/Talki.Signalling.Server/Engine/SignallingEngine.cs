@@ -462,6 +462,27 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
     }
 
+    public ValueTask HandleAuthorizedDisconnectAsync(string connectionId, ConnectionGrant grant, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        ArgumentNullException.ThrowIfNull(grant);
+
+        // The gateway carries the seal in whole milliseconds, truncated: one more and the room's own instant has passed.
+        if (_time.GetUtcNow() < grant.SealsAt + TimeSpan.FromMilliseconds(1))
+        {
+            return DisconnectAsync(connectionId, cancellationToken);
+        }
+
+        // After the seal a disconnect changes nothing in the store (see DisconnectCoreAsync): nobody is told, nobody resumes,
+        // and the member's record and the connection's binding expire with the room. Every call ends this way, and
+        // on DynamoDB this skips a delete and a read per member. Only this process's state for the connection is let go.
+        _rateLimiter.Release(connectionId);
+        CancelHelloTimeout(connectionId);
+        _metrics.ConnectionClosed(); // a connection that never sent a frame never bound, and is counted closed all the same
+        Log.MemberDisconnected(_logger, grant.Room, grant.Member, grant.Epoch);
+        return ValueTask.CompletedTask;
+    }
+
     /// <summary>Seals a room whose join window has closed: tells every connected member and closes their sockets.</summary>
     /// <remarks>
     /// Called before <see cref="RoomRecord.SealsAt"/>, it seals nothing and keeps (or re-arms) the room's timer: timers

@@ -75,6 +75,49 @@ public sealed class StoreReadsTests
     }
 
     [Fact]
+    public async Task ADisconnectAfterTheSeal_WithTheConnectionsGrant_NeitherReadsNorWritesTheStore_AndTellsNobody()
+    {
+        // API Gateway carries the authorizer's context to $disconnect: after the seal the store is not touched at all (on
+        // DynamoDB a delete and a read fewer per member, every call). The binding stays, and expires with the room.
+        var counting = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
+        using var h = new EngineHarness(store: sp => CountingStore.Wrap(sp.GetRequiredService<InMemoryRoomStore>(), counting));
+        var store = h.Services.GetRequiredService<InMemoryRoomStore>();
+        var (adaConnection, adaGrant, _, bobConnection) = await h.RoomWithGrantedAdminAsync();
+        var before = await store.GetMemberAsync(adaGrant.Room, adaGrant.Member);
+        h.Time.Advance(adaGrant.SealsAt + TimeSpan.FromMilliseconds(1) - h.Time.GetUtcNow());
+        h.Push.Clear();
+        counting.Clear();
+
+        await h.Engine.HandleAuthorizedDisconnectAsync(adaConnection, adaGrant);
+
+        Assert.Empty(counting);
+        Assert.Equal(before, await store.GetMemberAsync(adaGrant.Room, adaGrant.Member));
+        Assert.NotNull(await store.GetConnectionAsync(adaConnection));
+        Assert.Empty(h.Push.To(bobConnection));
+    }
+
+    [Fact]
+    public async Task ADisconnectWithTheGrant_BetweenTheGatewaysTruncatedSealAndTheRoomsOwn_StillSuspendsTheMember()
+    {
+        // The gateway carries the seal in whole milliseconds, rounded down: until the room's own instant the member drops as
+        // before the seal, and may resume.
+        using var h = new EngineHarness();
+        h.Time.Advance(TimeSpan.FromTicks(6_000)); // the room's seal falls 0.6 ms into a millisecond
+        var store = h.Services.GetRequiredService<InMemoryRoomStore>();
+        var (adaConnection, adaGrant, _, _) = await h.RoomWithGrantedAdminAsync();
+        var carried = adaGrant with { SealsAt = DateTimeOffset.FromUnixTimeMilliseconds(adaGrant.SealsAt.ToUnixTimeMilliseconds()) };
+        Assert.True(carried.SealsAt < adaGrant.SealsAt);
+        h.Time.Advance(adaGrant.SealsAt - TimeSpan.FromTicks(1_000) - h.Time.GetUtcNow()); // past the carried seal, before the room's
+
+        await h.Engine.HandleAuthorizedDisconnectAsync(adaConnection, carried);
+
+        var after = await store.GetMemberAsync(adaGrant.Room, adaGrant.Member);
+        Assert.Null(after!.ConnectionId);
+        Assert.NotNull(after.SuspendedUntil);
+        Assert.Null(await store.GetConnectionAsync(adaConnection));
+    }
+
+    [Fact]
     public async Task ADisconnectAMillisecondBeforeTheSeal_StillSuspendsTheMember()
     {
         using var h = new EngineHarness();
