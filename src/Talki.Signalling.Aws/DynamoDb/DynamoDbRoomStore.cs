@@ -50,10 +50,13 @@ namespace Talki.Signalling.Aws.DynamoDb;
 /// (it must exist and not have expired; its expiry becomes the member's) and then makes single-item conditional writes:
 /// (1) put the <c>USER#</c> guard, conditional on <c>attribute_not_exists</c> — if it exists and its member still lives the
 /// outcome is <see cref="AddMemberOutcome.UserExists"/>; if its member has expired the guard is replaced, conditional on
-/// still naming that member; (2) check the room (<c>ADD memberCount 0</c>, conditional on the room existing and not having
-/// expired) or, for a member added admitted, take a seat (<c>ADD memberCount 1</c>, also conditional on
-/// <c>memberCount &lt; capacity</c>) — if that fails the guard is deleted again and the outcome is
-/// <see cref="AddMemberOutcome.RoomFull"/>; (3) put the member item, conditional on <c>attribute_not_exists</c>; (4) a
+/// still naming that member; (2) for a member added admitted, take a seat (<c>ADD memberCount 1</c>, conditional on the
+/// room existing, not having expired and <c>memberCount &lt; capacity</c>) — if that fails the guard is deleted again and
+/// the outcome is <see cref="AddMemberOutcome.RoomFull"/>; a knock takes no seat, and the read it began with stands for
+/// the room's check (a room is never deleted or shortened, only expires: one that expires between that read and the member's
+/// put takes a member that expires with it, and whose ticket the authorizer refuses, <c>room_not_found</c>), while an
+/// add completed by a reader, which has not read the room, checks it with <c>ADD memberCount 0</c> on the same
+/// conditions; (3) put the member item, conditional on <c>attribute_not_exists</c>; (4) a
 /// pending member (a knock) then counts the live pending members (a strongly consistent query) and, above the limit,
 /// deletes itself and its guard: <see cref="AddMemberOutcome.TooManyPending"/>. Insert-then-count never lets the room hold
 /// more than the limit (the last knock written sees all the others); racing knocks may all withdraw.
@@ -72,8 +75,8 @@ namespace Talki.Signalling.Aws.DynamoDb;
 /// out. (b) Between a seat taken and its versioned write, or between a successful update and its seat release: one seat
 /// stays taken for the rest of the room's life, so the room fills one member early; it never holds more than its capacity.
 /// (c) Between (3) and (4): one knock too many waits until its ticket expires. Rooms live minutes to hours, so a leaked
-/// seat dies with its room. Costs: an add is one strongly consistent read and three writes, plus a query for a knock; an
-/// admission is two writes.
+/// seat dies with its room. Costs: an add is one strongly consistent read and three writes (a knock two, plus a query);
+/// an admission is two writes.
 /// </para>
 /// </remarks>
 internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
@@ -210,7 +213,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             var pending = ToMember(guard);
             var capacity = guard.TryGetValue(Capacity, out var stored) ? int.Parse(stored.N, CultureInfo.InvariantCulture) : int.MaxValue;
             var maxPending = guard.TryGetValue(MaxPendingAttr, out var storedPending) ? int.Parse(storedPending.N, CultureInfo.InvariantCulture) : int.MaxValue;
-            if (await CompleteAddAsync(pending, capacity, maxPending, guard, cancellationToken).ConfigureAwait(false) == AddMemberOutcome.Added)
+            if (await CompleteAddAsync(pending, capacity, maxPending, guard, roomRead: false, cancellationToken).ConfigureAwait(false) == AddMemberOutcome.Added)
             {
                 DynamoDbLog.InterruptedAddCompleted(_logger, room, pending.Id);
             }
@@ -298,8 +301,9 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             return AddMemberOutcome.UserExists;
         }
 
-        // (2) Take a seat (admitted members only), (3) write the member, (4) a knock checks the pending limit.
-        return await CompleteAddAsync(member, capacity, maxPending, guard, cancellationToken).ConfigureAwait(false);
+        // (2) Take a seat (admitted members only), (3) write the member, (4) a knock checks the pending limit. A knock
+        // takes no seat, and the room was just read live: it is not checked again.
+        return await CompleteAddAsync(member, capacity, maxPending, guard, roomRead: true, cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask<MemberRecord?> TryUpdateMemberAsync(MemberRecord updated, CancellationToken cancellationToken = default)
@@ -792,12 +796,16 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         }
     }
 
-    /// <summary>Steps (2) to (4) of an add whose guard is written: take a seat (admitted only), write the member, check the pending limit (pending only).</summary>
-    private async Task<AddMemberOutcome> CompleteAddAsync(MemberRecord member, int capacity, int maxPending, Dictionary<string, AttributeValue> guard, CancellationToken cancellationToken)
+    /// <summary>
+    /// Steps (2) to (4) of an add whose guard is written: take a seat (admitted only), write the member, check the pending
+    /// limit (pending only). A knock whose caller has just read the room live (<paramref name="roomRead"/>) skips the room's
+    /// check, one write.
+    /// </summary>
+    private async Task<AddMemberOutcome> CompleteAddAsync(MemberRecord member, int capacity, int maxPending, Dictionary<string, AttributeValue> guard, bool roomRead, CancellationToken cancellationToken)
     {
         var pk = RoomPk(member.Room);
         var seats = member.Admission == AdmissionStatus.Admitted ? 1 : 0;
-        if (!await TryTakeSeatAsync(pk, seats, capacity, cancellationToken).ConfigureAwait(false))
+        if ((seats > 0 || !roomRead) && !await TryTakeSeatAsync(pk, seats, capacity, cancellationToken).ConfigureAwait(false))
         {
             await DeleteGuardAsync(pk, member, cancellationToken).ConfigureAwait(false);
             return await GetAsync(pk, MetaSk, cancellationToken).ConfigureAwait(false) is null ? AddMemberOutcome.RoomNotFound : AddMemberOutcome.RoomFull;
