@@ -403,6 +403,10 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
             // integration, but it cannot guarantee delivery." (API Gateway developer guide, "Working with the $connect and
             // $disconnect routes", https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-keys-connect-disconnect.html.)
             // Faults.LoseDisconnects drops it, as AWS may. It is not ordered after the frames still in flight either.
+            // Its integration gets the authorizer's context as $default's does: a $disconnect event carries
+            // requestContext.authorizer (boto/boto3#3789, a logged event with its principalId; aws-facts.md §2). That
+            // custom keys come with it is inferred from that event, not documented; the backend falls back to the
+            // connection's binding when the headers are missing (ApiGatewayCallbacksTests, the absent case).
             if (!Faults.LoseDisconnects && Deployment.Routes.TryGetValue("$disconnect", out var disconnect))
             {
                 await CallIntegrationAsync(disconnect, connection, null).ConfigureAwait(false);
