@@ -65,9 +65,6 @@ internal sealed class GoogleSignInApi
                 new Claim(TalkiAuthenticationDefaults.VerifiedClaimType, "true"),
             ],
             TalkiAuthenticationDefaults.CookieScheme);
-        if (await api.StartSessionAsync(context, identity, request.UseBearerToken).ConfigureAwait(false))
-        {
-            HostingLog.SessionStarted(_logger, "google");
-        }
+        await api.StartSessionAsync(context, identity, request.UseBearerToken, "google").ConfigureAwait(false);
     }
 }

@@ -152,18 +152,16 @@ internal sealed class TalkiHttpApi
                 new Claim(TalkiAuthenticationDefaults.VerifiedClaimType, "false"),
             ],
             TalkiAuthenticationDefaults.CookieScheme);
-        if (await StartSessionAsync(context, identity, request!.UseBearerToken).ConfigureAwait(false))
-        {
-            HostingLog.SessionStarted(_logger, "anonymous");
-        }
+        await StartSessionAsync(context, identity, request!.UseBearerToken, "anonymous").ConfigureAwait(false);
     }
 
     /// <summary>
     /// Starts a 24 h session for a signed-in identity and answers <see cref="SessionResponse"/>: in the cookie,
-    /// or, when <paramref name="bearer"/>, as a bearer token kept in the same session store with the same expiry. Returns
-    /// <see langword="false"/> when the in-process session table is full, having answered 503 <c>service_unavailable</c>.
+    /// or, when <paramref name="bearer"/>, as a bearer token kept in the same session store with the same expiry. Logs the
+    /// session started (<paramref name="kind"/>: <c>anonymous</c>, <c>google</c>) once the store took it; a full in-process
+    /// session table is answered 503 <c>service_unavailable</c> instead.
     /// </summary>
-    internal async Task<bool> StartSessionAsync(HttpContext context, ClaimsIdentity identity, bool bearer)
+    internal async Task StartSessionAsync(HttpContext context, ClaimsIdentity identity, bool bearer, string kind)
     {
         var now = _time.GetUtcNow();
         var properties = new AuthenticationProperties
@@ -193,14 +191,14 @@ internal sealed class TalkiHttpApi
             HostingLog.SessionStoreFull(_logger);
             context.Response.Headers.RetryAfter = "60";
             await HttpErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, SignallingErrorCode.ServiceUnavailable, SessionStoreFullMessage).ConfigureAwait(false);
-            return false;
+            return;
         }
 
+        HostingLog.SessionStarted(_logger, kind);
         var caller = _identity.Resolve(principal)!;
         await context.Response.WriteAsJsonAsync(
             new SessionResponse { DisplayName = caller.DisplayName, Verified = caller.IsVerified, AccessToken = token, ExpiresAt = properties.ExpiresUtc },
             TalkiJsonContext.Default.SessionResponse).ConfigureAwait(false);
-        return true;
     }
 
     private async Task GetSessionAsync(HttpContext context)
