@@ -361,20 +361,23 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
         // "If any of the specified identity sources is missing, null, or empty, API Gateway returns a 401 Unauthorized
         // response without calling the authorizer Lambda function."
         // (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-lambda-auth.html)
+        var time = _options.TimeProvider;
+        var sourceIp = context.Connection.RemoteIpAddress?.ToString() ?? "127.0.0.1";
+        var userAgent = context.Request.Headers.UserAgent.ToString();
+        var connection = new EmulatorConnection(NewId(), time.GetUtcNow(), sourceIp, userAgent.Length == 0 ? null : userAgent, time);
+        var requestId = NewId();
         var authorizer = Deployment.Authorizer;
         if (authorizer is not null
             && (authorizer.QueryIdentitySources.Any(q => string.IsNullOrEmpty(context.Request.Query[q].ToString()))
                 || authorizer.HeaderIdentitySources.Any(h => string.IsNullOrEmpty(context.Request.Headers[h].ToString()))))
         {
             Counters.Rejected();
+            WriteAccessLog(new AccessLogEvent("$connect", requestId, connection, connection.ConnectedAt, StatusCodes.Status401Unauthorized, "Unauthorized"));
+            connection.Dispose();
             await WriteMessageAsync(context, StatusCodes.Status401Unauthorized, "Unauthorized").ConfigureAwait(false);
             return;
         }
 
-        var time = _options.TimeProvider;
-        var sourceIp = context.Connection.RemoteIpAddress?.ToString() ?? "127.0.0.1";
-        var userAgent = context.Request.Headers.UserAgent.ToString();
-        var connection = new EmulatorConnection(NewId(), time.GetUtcNow(), sourceIp, userAgent.Length == 0 ? null : userAgent, time);
         _connections[connection.Id] = connection; // registered but not open: @connections answers 410 until $connect completes
         try
         {
@@ -382,18 +385,21 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
             if (status != StatusCodes.Status200OK || Volatile.Read(ref _disposed) != 0)
             {
                 Counters.Rejected();
-                await WriteMessageAsync(context, status, status switch
+                var message = status switch
                 {
                     StatusCodes.Status401Unauthorized => "Unauthorized",
                     StatusCodes.Status403Forbidden => "Forbidden",
                     _ => "Internal server error",
-                }).ConfigureAwait(false);
+                };
+                WriteAccessLog(new AccessLogEvent("$connect", requestId, connection, connection.ConnectedAt, status, message));
+                await WriteMessageAsync(context, status, message).ConfigureAwait(false);
                 return;
             }
 
             var socket = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
             connection.Opened(socket, _options.IdleTimeout, _options.MaxConnectionDuration);
             Counters.Accepted();
+            WriteAccessLog(new AccessLogEvent("$connect", requestId, connection, connection.ConnectedAt, StatusCodes.Status200OK));
             await ReceiveLoopAsync(connection, socket).ConfigureAwait(false);
             connection.Ended();
             Counters.Ended(time.GetUtcNow() - connection.ConnectedAt);
@@ -866,8 +872,10 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
 
         var timeout = integration.Timeout < _options.IntegrationTimeout ? integration.Timeout : _options.IntegrationTimeout;
         using var timer = new CancellationTokenSource(timeout, TimeProvider.System);
+        var requestTime = _options.TimeProvider.GetUtcNow();
         var started = TimeProvider.System.GetTimestamp();
         var status = 0;
+        string? failure = null;
         try
         {
             using var response = await _http.SendAsync(request, timer.Token).ConfigureAwait(false);
@@ -883,11 +891,30 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
         catch (Exception exception) when (exception is HttpRequestException or OperationCanceledException)
         {
             Log.IntegrationFailed(_logger, integration.RouteKey, exception);
+            failure = exception is OperationCanceledException ? "Integration timed out" : "Integration unreachable";
             return false;
         }
         finally
         {
-            Counters.Integration(new IntegrationRecord(integration.RouteKey, status, TimeProvider.System.GetElapsedTime(started)));
+            var latency = TimeProvider.System.GetElapsedTime(started);
+            // The message's or disconnect's line: 200 once the integration was called (its own status is not the client's),
+            // 500 and API Gateway's "Internal server error" when it could not be. Written before the integration is counted,
+            // so that whoever waits for the count finds the line.
+            WriteAccessLog(new AccessLogEvent(
+                integration.RouteKey, requestId, connection, requestTime,
+                failure is null ? StatusCodes.Status200OK : StatusCodes.Status500InternalServerError,
+                failure is null ? null : "Internal server error",
+                status, latency, failure));
+            Counters.Integration(new IntegrationRecord(integration.RouteKey, status, latency));
+        }
+    }
+
+    /// <summary>Writes the stage's access-log line for an event (<see cref="StageAccessLog"/>), when the stage writes access logs.</summary>
+    private void WriteAccessLog(AccessLogEvent e)
+    {
+        if (Deployment.AccessLogFormat is { } format)
+        {
+            Counters.AccessLogLine(StageAccessLog.Render(format, e, _options.ApiId, Stage, _options.EffectiveDomainName));
         }
     }
 

@@ -26,6 +26,9 @@ public sealed class EmulatorCounters
     private readonly ConcurrentDictionary<(string Function, string Action), long> _conditionalCheckFailures = new();
     private readonly ConcurrentQueue<InvocationRecord> _invocations = new();
     private readonly ConcurrentQueue<IntegrationRecord> _integrations = new();
+    private readonly ConcurrentQueue<string> _accessLog = new();
+    private long _accessLogLines;
+    private long _accessLogBytes;
     private long _functionUrlForbidden;
     private long _connectionsAccessDenied;
     private long _inbound;
@@ -137,6 +140,18 @@ public sealed class EmulatorCounters
     /// <summary>Gets the conditional writes whose condition failed (DynamoDB bills them; dynalite's error says nothing of it).</summary>
     public long DynamoDbConditionalCheckFailures => _conditionalCheckFailures.Values.Sum();
 
+    /// <summary>Gets the lines the stage's access log received (none when the template's stage writes no access logs).</summary>
+    public long AccessLogLines => Interlocked.Read(ref _accessLogLines);
+
+    /// <summary>Gets the UTF-8 bytes of those lines (the log events' messages, without CloudWatch Logs' per-event overhead).</summary>
+    public long AccessLogBytes => Interlocked.Read(ref _accessLogBytes);
+
+    /// <summary>Gets the first <see cref="MaxAccessLogLinesKept"/> access-log lines, in the order they were written.</summary>
+    public IReadOnlyList<string> AccessLog => [.. _accessLog];
+
+    /// <summary>How many access-log lines <see cref="AccessLog"/> keeps (all of them are counted).</summary>
+    public const int MaxAccessLogLinesKept = 10_000;
+
     /// <summary>Clears every counter (the connections still open keep counting their time from their start).</summary>
     public void Reset()
     {
@@ -146,6 +161,9 @@ public sealed class EmulatorCounters
         _conditionalCheckFailures.Clear();
         _invocations.Clear();
         _integrations.Clear();
+        _accessLog.Clear();
+        Interlocked.Exchange(ref _accessLogLines, 0);
+        Interlocked.Exchange(ref _accessLogBytes, 0);
         Interlocked.Exchange(ref _inbound, 0);
         Interlocked.Exchange(ref _outbound, 0);
         Interlocked.Exchange(ref _dropped, 0);
@@ -163,6 +181,16 @@ public sealed class EmulatorCounters
     internal void Invocation(InvocationRecord record) => _invocations.Enqueue(record);
 
     internal void Integration(IntegrationRecord record) => _integrations.Enqueue(record);
+
+    internal void AccessLogLine(string line)
+    {
+        if (Interlocked.Increment(ref _accessLogLines) <= MaxAccessLogLinesKept)
+        {
+            _accessLog.Enqueue(line);
+        }
+
+        Interlocked.Add(ref _accessLogBytes, System.Text.Encoding.UTF8.GetByteCount(line));
+    }
 
     internal void FunctionUrlRefused() => Interlocked.Increment(ref _functionUrlForbidden);
 

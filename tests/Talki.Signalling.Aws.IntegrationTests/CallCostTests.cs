@@ -83,6 +83,15 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
             Assert.Equal(0, counters.ConnectionsAccessDenied);
             Assert.Equal(0, counters.ConnectionsApiCallCount("DELETE"));
             Assert.DoesNotContain(counters.DynamoDbCalls.Keys, k => k.EndsWith(" denied", StringComparison.Ordinal));
+
+            // The stage's access log, as the emulator wrote it from the template's format: one line per connect, message in
+            // and disconnect, each with its connection's id and its outcome.
+            var lines = counters.AccessLog.Select(line => JsonNode.Parse(line)!.AsObject()).ToList();
+            Assert.Equal(4 + 16 + 4, counters.AccessLogLines);
+            Assert.Equal(
+                "$connect 200 ×4, $default 200 ×16, $disconnect 200 ×4",
+                string.Join(", ", lines.GroupBy(l => $"{l["routeKey"]} {l["status"]}").OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} ×{g.Count()}")));
+            Assert.All(lines, l => Assert.Matches("^[A-Za-z0-9+/]{15}=$", (string)l["connectionId"]!));
             figures.Add(CallFigures.From(stack, SynthesizedTalkiTemplate.Json(), httpApiCalls: 4 + 1 + 3));
             foreach (var user in users)
             {
@@ -90,8 +99,11 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
             }
         }
 
-        // The same call twice: the same billable quantities; only the handlers' time differs.
-        Assert.Equal(figures[0] with { AuthorizerMeanMs = 0, BackendMeanMs = 0, BackendP95Ms = 0, MeasuredConnectionMinutes = 0 }, figures[1] with { AuthorizerMeanMs = 0, BackendMeanMs = 0, BackendP95Ms = 0, MeasuredConnectionMinutes = 0 });
+        // The same call twice: the same billable quantities; only the handlers' time differs (and with it the digits of the
+        // access-log lines' integration latencies).
+        Assert.Equal(
+            figures[0] with { AuthorizerMeanMs = 0, BackendMeanMs = 0, BackendP95Ms = 0, MeasuredConnectionMinutes = 0, AccessLogBytes = 0 },
+            figures[1] with { AuthorizerMeanMs = 0, BackendMeanMs = 0, BackendP95Ms = 0, MeasuredConnectionMinutes = 0, AccessLogBytes = 0 });
         var (first, warm) = (figures[0], figures[1]);
 
         // The store's share, pinned item by item: a request added or saved anywhere in the call shows here. No write at the
@@ -283,7 +295,9 @@ internal sealed record CallFigures(
     string ConnectionsByVerb,
     string SystemLogLevel,
     bool StageAccessLogs = true,
-    string DynamoByItemKind = "")
+    string DynamoByItemKind = "",
+    long AccessLogLines = 0,
+    long AccessLogBytes = 0)
 {
     // us-east-1 prices (shared/research/aws-facts.md §7; CloudWatch Logs: $0.50 per GB ingested, standard class).
     private const double MessagePrice = 1.00 / 1e6;
@@ -297,9 +311,14 @@ internal sealed record CallFigures(
     /// <summary>Connection-minutes per call with the default 5-minute window: each member connected from the start to the seal (an upper bound).</summary>
     public const double DefaultWindowConnectionMinutes = 4 * 5;
 
-    /// <summary>Bytes of one stage access-log line (the stack's JSON format with typical values) and of Lambda's START/END/REPORT lines per invocation.</summary>
-    public const int AccessLogLineBytes = 420;
+    /// <summary>
+    /// Bytes CloudWatch Logs counts per log event besides its message: PutLogEvents sizes a batch as "the sum of all event
+    /// messages in UTF-8, plus 26 bytes for each log event" (CloudWatch Logs API reference, PutLogEvents). Counted here as
+    /// ingested too, so the figure is an upper bound if the bill counts the messages alone.
+    /// </summary>
+    public const int LogEventOverheadBytes = 26;
 
+    /// <summary>Bytes of Lambda's START/END/REPORT lines per invocation.</summary>
     public const int LambdaPlatformLogBytes = 330;
 
     public double ApiGatewayPer1000 => 1000 * ((MeteredMessages * MessagePrice) + (DefaultWindowConnectionMinutes * ConnectionMinutePrice));
@@ -314,10 +333,12 @@ internal sealed record CallFigures(
     /// <summary>Bytes of Lambda platform lines per invocation: none when the functions' system log level is WARN (START, END and REPORT are INFO).</summary>
     public int PlatformLogBytes => SystemLogLevel == "WARN" ? 0 : LambdaPlatformLogBytes;
 
-    /// <summary>Gets the stage's access-log lines: one per connect (the authorizer's), message in and disconnect; none when the template's stage writes no access logs.</summary>
-    public long AccessLogLines => StageAccessLogs ? AuthorizerInvocations + MessagesIn + DisconnectInvocations : 0;
-
-    public double AccessLogsPer1000 => 1000 * LogGbPrice / 1e9 * AccessLogLines * AccessLogLineBytes;
+    /// <summary>
+    /// The stage's access logs as the emulator wrote them (<see cref="AccessLogLines"/> lines of <see cref="AccessLogBytes"/>
+    /// bytes in all: the template's format rendered with each event's values, one line per connect, message in and
+    /// disconnect; none when the template's stage writes no access logs), each with CloudWatch Logs' per-event bytes.
+    /// </summary>
+    public double AccessLogsPer1000 => 1000 * LogGbPrice / 1e9 * (AccessLogBytes + (AccessLogLines * LogEventOverheadBytes));
 
     public double LogsPer1000 => AccessLogsPer1000 + (1000 * LogGbPrice / 1e9 * (AuthorizerInvocations + BackendInvocations) * PlatformLogBytes);
 
@@ -358,7 +379,9 @@ internal sealed record CallFigures(
             string.Join(", ", counters.ConnectionsApiCalls.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} ×{p.Value}")),
             systemLogLevel,
             stageAccessLogs,
-            string.Join(", ", counters.DynamoDbUnitsByItemKind.OrderByDescending(p => p.Key.EndsWith(" write", StringComparison.Ordinal)).ThenByDescending(p => p.Value).ThenBy(p => p.Key, StringComparer.Ordinal)
+            AccessLogLines: counters.AccessLogLines,
+            AccessLogBytes: counters.AccessLogBytes,
+            DynamoByItemKind: string.Join(", ", counters.DynamoDbUnitsByItemKind.OrderByDescending(p => p.Key.EndsWith(" write", StringComparison.Ordinal)).ThenByDescending(p => p.Value).ThenBy(p => p.Key, StringComparer.Ordinal)
                 .Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key} {p.Value:0.#}"))));
     }
 
@@ -368,7 +391,7 @@ internal sealed record CallFigures(
           Lambda ({MemoryMb} MB, arm64): authorizer {AuthorizerInvocations} invocations (mean {AuthorizerMeanMs:F1} ms); backend {BackendInvocations} ({HttpApiInvocations} HTTP API, {DefaultInvocations} $default, {DisconnectInvocations} $disconnect; mean {BackendMeanMs:F1} ms, p95 {BackendP95Ms:F1} ms, measured on this machine through the local hop)
           @connections: {ConnectionsByVerb}
           DynamoDB: {DynamoReads} reads, {DynamoWrites} writes ({DynamoByAction}); {DynamoReadUnits:0.#} read and {DynamoWriteUnits:0.#} write request units as an on-demand table meters them (by item size, through dynalite{(DynamoConditionalFailures == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"; {DynamoConditionalFailures} failed conditional writes at 1 unit each"))}){(DynamoByItemKind.Length == 0 ? "" : $"; units by item (key prefixes): {DynamoByItemKind}")}
-          Logs: {(StageAccessLogs ? string.Create(CultureInfo.InvariantCulture, $"{AccessLogLines} access-log lines × {AccessLogLineBytes} B") : "no stage access logs (TalkiStackProps.AccessLogs false)")} + {AuthorizerInvocations + BackendInvocations} invocations × {PlatformLogBytes} B of Lambda platform lines (system log level {SystemLogLevel}; the stack sets the host's log level to Warning: a normal call writes no host lines)
+          Logs: {(StageAccessLogs ? string.Create(CultureInfo.InvariantCulture, $"{AccessLogLines} access-log lines of {AccessLogBytes} B in all as the emulator wrote them ({(AccessLogLines == 0 ? 0 : (double)AccessLogBytes / AccessLogLines):F0} B each) + {LogEventOverheadBytes} B per event") : "no stage access logs (TalkiStackProps.AccessLogs false)")} + {AuthorizerInvocations + BackendInvocations} invocations × {PlatformLogBytes} B of Lambda platform lines (system log level {SystemLogLevel}; the stack sets the host's log level to Warning: a normal call writes no host lines)
         Per 1,000 calls (us-east-1): API Gateway ${ApiGatewayPer1000:F4}, Lambda ${LambdaPer1000:F4}, DynamoDB ${DynamoPer1000:F4}, CloudWatch Logs ${LogsPer1000:F4}; total ${TotalPer1000Calls:F4}{(StageAccessLogs ? string.Create(CultureInfo.InvariantCulture, $" (${TotalPer1000Calls - AccessLogsPer1000:F4} without the stage's access logs, `-c talki:accessLogs=false`)") : "")}
         """);
 }

@@ -4,14 +4,14 @@ namespace Talki.Signalling.Aws.IntegrationTests;
 public sealed class CallFiguresTests
 {
     [Fact]
-    public void Logs_WithTheStagesAccessLogs_BillOneLinePerConnectMessageInAndDisconnect()
+    public void Logs_WithTheStagesAccessLogs_BillTheBytesTheEmulatorLogged_AndCloudWatchsBytesPerEvent()
     {
         var figures = Figures(stageAccessLogs: true);
 
-        Assert.Equal(4 + 16 + 4, figures.AccessLogLines);
-        Assert.Equal(1000 * 0.50 / 1e9 * 24 * CallFigures.AccessLogLineBytes, figures.AccessLogsPer1000, 12);
+        // 24 lines of 7,200 bytes in all, and 26 bytes per event.
+        Assert.Equal(1000 * 0.50 / 1e9 * (7_200 + (24 * 26)), figures.AccessLogsPer1000, 12);
         Assert.Equal(figures.AccessLogsPer1000, figures.LogsPer1000, 12); // WARN: no platform lines
-        Assert.Contains("24 access-log lines", figures.Report("call"), StringComparison.Ordinal);
+        Assert.Contains("24 access-log lines of 7200 B in all as the emulator wrote them (300 B each) + 26 B per event", figures.Report("call"), StringComparison.Ordinal);
         Assert.Contains("without the stage's access logs", figures.Report("call"), StringComparison.Ordinal);
     }
 
@@ -68,7 +68,7 @@ public sealed class CallFiguresTests
         }
     }
 
-    /// <summary>The counts of a 4-member protocol-2 call (CallCostTests): 16 messages in, 4 authorizer and 28 backend invocations, 4 disconnects.</summary>
+    /// <summary>The counts of a 4-member protocol-2 call (CallCostTests): 16 messages in, 4 authorizer and 28 backend invocations, 4 disconnects, one access-log line for each connect, message in and disconnect.</summary>
     private static CallFigures Figures(bool stageAccessLogs, string systemLogLevel = "WARN") => new(
         MessagesIn: 16,
         MessagesOut: 22,
@@ -91,5 +91,7 @@ public sealed class CallFiguresTests
         DynamoConditionalFailures: 0,
         ConnectionsByVerb: "POST ×22",
         SystemLogLevel: systemLogLevel,
-        StageAccessLogs: stageAccessLogs);
+        StageAccessLogs: stageAccessLogs,
+        AccessLogLines: stageAccessLogs ? 4 + 16 + 4 : 0,
+        AccessLogBytes: stageAccessLogs ? 24 * 300 : 0);
 }

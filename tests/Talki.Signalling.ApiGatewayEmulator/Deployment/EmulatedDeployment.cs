@@ -95,9 +95,11 @@ public sealed record EmulatedFunctionUrl(string LogicalId, EmulatedFunction Func
 public sealed partial class EmulatedDeployment
 {
     private EmulatedDeployment(string stage, bool enforcesIam, IReadOnlyList<EmulatedFunction> functions, IReadOnlyList<EmulatedTable> tables,
-        EmulatedAuthorizer? authorizer, IReadOnlyDictionary<string, EmulatedIntegration> routes, IReadOnlyList<EmulatedFunctionUrl> functionUrls)
+        EmulatedAuthorizer? authorizer, IReadOnlyDictionary<string, EmulatedIntegration> routes, IReadOnlyList<EmulatedFunctionUrl> functionUrls,
+        string? accessLogFormat = null)
     {
         Stage = stage;
+        AccessLogFormat = accessLogFormat;
         EnforcesIam = enforcesIam;
         Functions = functions;
         Tables = tables;
@@ -108,6 +110,12 @@ public sealed partial class EmulatedDeployment
 
     /// <summary>Gets the stage.</summary>
     public string Stage { get; }
+
+    /// <summary>
+    /// Gets the stage's access-log format (<c>AccessLogSettings.Format</c>), or <see langword="null"/> when the stage
+    /// writes no access logs.
+    /// </summary>
+    public string? AccessLogFormat { get; }
 
     /// <summary>Gets whether IAM and resource-based policies are enforced (template mode).</summary>
     public bool EnforcesIam { get; }
@@ -245,10 +253,17 @@ public sealed partial class EmulatedDeployment
             return new EmulatedTable(t.LogicalId, name, $"arn:{context.Partition}:dynamodb:{context.Region}:{context.AccountId}:table/{name}", request);
         }).ToList();
 
-        var stages = resolver.OfType("AWS::ApiGatewayV2::Stage").Select(s => resolver.ResolveString(s.Properties["StageName"])).ToList();
-        if (stages.Count != 1)
+        var stageResources = resolver.OfType("AWS::ApiGatewayV2::Stage").ToList();
+        if (stageResources.Count != 1)
         {
-            throw new InvalidOperationException($"The emulator runs one stage; the template has {stages.Count}.");
+            throw new InvalidOperationException($"The emulator runs one stage; the template has {stageResources.Count}.");
+        }
+
+        var stage = resolver.ResolveString(stageResources[0].Properties["StageName"]);
+        var accessLogFormat = stageResources[0].Properties["AccessLogSettings"]?["Format"] is { } format ? resolver.ResolveString(format) : null;
+        if (accessLogFormat is not null)
+        {
+            StageAccessLog.Validate(accessLogFormat);
         }
 
         // Routes → integrations (by the Ref id in the route's target, "integrations/{id}").
@@ -325,7 +340,7 @@ public sealed partial class EmulatedDeployment
             .Select(u => new EmulatedFunctionUrl(u.LogicalId, FunctionByArn(FunctionArnOf(resolver, u.Properties["TargetFunctionArn"])), resolver.ResolveString(u.Properties["AuthType"])))
             .ToList();
 
-        return new EmulatedDeployment(stages[0], enforcesIam: true, functions, tables, authorizer, routes, urls);
+        return new EmulatedDeployment(stage, enforcesIam: true, functions, tables, authorizer, routes, urls, accessLogFormat);
     }
 
     /// <summary>Logical ids of the function URLs, before anything is resolved (the emulator listens on one port per URL).</summary>
