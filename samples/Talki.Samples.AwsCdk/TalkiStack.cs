@@ -307,10 +307,13 @@ public sealed class TalkiStack : Stack
         });
     }
 
-    /// <summary>The stage's access log format (JSON, one line per event).</summary>
+    /// <summary>
+    /// The stage's access log format (JSON, one line per event). CloudWatch Logs bills every byte: no field repeats another
+    /// (the event type is the route key's: <c>$connect</c>, <c>$default</c>, <c>$disconnect</c>).
+    /// </summary>
     public const string AccessLogFormat =
         "{\"requestId\":\"$context.requestId\",\"connectionId\":\"$context.connectionId\"," +
-        "\"eventType\":\"$context.eventType\",\"routeKey\":\"$context.routeKey\",\"status\":\"$context.status\"," +
+        "\"routeKey\":\"$context.routeKey\",\"status\":\"$context.status\"," +
         "\"requestTime\":\"$context.requestTimeEpoch\",\"sourceIp\":\"$context.identity.sourceIp\"," +
         "\"error\":\"$context.error.message\",\"authorizerError\":\"$context.authorizer.error\"," +
         "\"integrationError\":\"$context.integration.error\",\"integrationStatus\":\"$context.integration.status\"," +

@@ -588,6 +588,12 @@ public sealed class TalkiStackTests(StackFixture fixture)
         {
             Assert.Contains(variable, format, StringComparison.Ordinal);
         }
+
+        // CloudWatch Logs bills every byte of every line: no variable twice, and not the event type, which the route key
+        // already says ($connect, $default, $disconnect).
+        var variables = System.Text.RegularExpressions.Regex.Matches(format, @"\$context\.[A-Za-z0-9_.]+").Select(m => m.Value).ToList();
+        Assert.Equal(variables.Count, variables.Distinct(StringComparer.Ordinal).Count());
+        Assert.DoesNotContain("$context.eventType", variables);
     }
 
     [Fact]
