@@ -48,6 +48,10 @@ public sealed class StageAccessLogTests
         Assert.Equal("-", (string)lines[0]["integrationLatency"]!);
         Assert.All(lines.Skip(1), l => Assert.Matches("^[0-9]+$", (string)l["integrationLatency"]!));
         Assert.Equal(3, lines.Select(l => (string)l["requestId"]!).Distinct().Count());
+
+        // The connect's line and the authorizer's event name the same request.
+        var authorizerEvent = JsonNode.Parse(Assert.Single(fixture.Authorizer.CallsTo(FakeBackend.Authorizer)).Body)!;
+        Assert.Equal((string)authorizerEvent["requestContext"]!["requestId"]!, (string)lines[0]["requestId"]!);
     }
 
     [Theory]

@@ -381,7 +381,7 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
         _connections[connection.Id] = connection; // registered but not open: @connections answers 410 until $connect completes
         try
         {
-            var status = authorizer is null ? StatusCodes.Status200OK : await AuthorizeAsync(context, connection, authorizer).ConfigureAwait(false);
+            var status = authorizer is null ? StatusCodes.Status200OK : await AuthorizeAsync(context, connection, authorizer, requestId).ConfigureAwait(false);
             if (status != StatusCodes.Status200OK || Volatile.Read(ref _disposed) != 0)
             {
                 Counters.Rejected();
@@ -432,7 +432,7 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
     /// Invokes the REQUEST authorizer function; returns 200 (Allow), 403 (Deny) or 500 (the authorizer failed, its result
     /// is invalid, or API Gateway may not invoke it).
     /// </summary>
-    private async Task<int> AuthorizeAsync(HttpContext context, EmulatorConnection connection, EmulatedAuthorizer authorizer)
+    private async Task<int> AuthorizeAsync(HttpContext context, EmulatorConnection connection, EmulatedAuthorizer authorizer, string requestId)
     {
         var function = authorizer.Function;
         if (Deployment.EnforcesIam && !MayApiGatewayInvoke(function, authorizer))
@@ -446,7 +446,7 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
         }
 
         var methodArn = MethodArn;
-        var body = AuthorizerEvent(context, connection, methodArn);
+        var body = AuthorizerEvent(context, connection, methodArn, requestId);
         Counters.Authorizer();
         var result = await InvokePassThroughAsync(function, body, context.RequestAborted).ConfigureAwait(false);
         if (result is null)
@@ -644,10 +644,9 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
     }
 
     /// <summary>The documented WebSocket REQUEST authorizer event.</summary>
-    private byte[] AuthorizerEvent(HttpContext context, EmulatorConnection connection, string methodArn)
+    private byte[] AuthorizerEvent(HttpContext context, EmulatorConnection connection, string methodArn, string requestId)
     {
         var now = _options.TimeProvider.GetUtcNow();
-        var requestId = NewId();
         var headers = new List<KeyValuePair<string, string[]>>();
         foreach (var header in context.Request.Headers)
         {
