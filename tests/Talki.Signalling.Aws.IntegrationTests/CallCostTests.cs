@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using Talki.Signalling.Testing;
 using Talki.Signalling.Aws.Tests.DynamoDb;
 using Talki.Signalling.Http;
@@ -99,11 +100,11 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
             }
         }
 
-        // The same call twice: the same billable quantities; only the handlers' time differs (and with it the digits of the
-        // access-log lines' integration latencies).
+        // The same call twice: the same billable quantities; only the handlers' time differs (and with it the time by route
+        // and the digits of the access-log lines' integration latencies).
         Assert.Equal(
-            figures[0] with { AuthorizerMeanMs = 0, BackendMeanMs = 0, BackendP95Ms = 0, MeasuredConnectionMinutes = 0, AccessLogBytes = 0 },
-            figures[1] with { AuthorizerMeanMs = 0, BackendMeanMs = 0, BackendP95Ms = 0, MeasuredConnectionMinutes = 0, AccessLogBytes = 0 });
+            figures[0] with { AuthorizerMeanMs = 0, BackendMeanMs = 0, BackendP95Ms = 0, MeasuredConnectionMinutes = 0, AccessLogBytes = 0, LambdaByRoute = "" },
+            figures[1] with { AuthorizerMeanMs = 0, BackendMeanMs = 0, BackendP95Ms = 0, MeasuredConnectionMinutes = 0, AccessLogBytes = 0, LambdaByRoute = "" });
         var (first, warm) = (figures[0], figures[1]);
 
         // The store's share, pinned item by item: a request added or saved anywhere in the call shows here. No write at the
@@ -272,7 +273,7 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
 }
 
 /// <summary>What a call cost, from the emulator's counters, the template's configuration and named prices.</summary>
-internal sealed record CallFigures(
+internal sealed partial record CallFigures(
     long MessagesIn,
     long MessagesOut,
     long MeteredMessages,
@@ -297,7 +298,8 @@ internal sealed record CallFigures(
     bool StageAccessLogs = true,
     string DynamoByItemKind = "",
     long AccessLogLines = 0,
-    long AccessLogBytes = 0)
+    long AccessLogBytes = 0,
+    string LambdaByRoute = "")
 {
     // us-east-1 prices (shared/research/aws-facts.md §7; CloudWatch Logs: $0.50 per GB ingested, standard class).
     private const double MessagePrice = 1.00 / 1e6;
@@ -381,17 +383,32 @@ internal sealed record CallFigures(
             stageAccessLogs,
             AccessLogLines: counters.AccessLogLines,
             AccessLogBytes: counters.AccessLogBytes,
+            LambdaByRoute: LambdaTimeByRoute(counters.Invocations),
             DynamoByItemKind: string.Join(", ", counters.DynamoDbUnitsByItemKind.OrderByDescending(p => p.Key.EndsWith(" write", StringComparison.Ordinal)).ThenByDescending(p => p.Value).ThenBy(p => p.Key, StringComparer.Ordinal)
                 .Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key} {p.Value:0.#}"))));
     }
 
+    /// <summary>
+    /// Where the functions' billed time goes: the invocations by route (the function URL's paths with the room id folded,
+    /// the authorizer's event path), each with its count and summed duration, longest first.
+    /// </summary>
+    internal static string LambdaTimeByRoute(IEnumerable<Talki.Signalling.Emulator.InvocationRecord> invocations)
+        => string.Join(", ", invocations
+            .GroupBy(i => i.Trigger == "authorizer" ? "authorizer" : RoomInPath().Replace(i.Path, "/rooms/{room}/"))
+            .Select(g => (Route: g.Key, Count: g.Count(), Ms: g.Sum(i => i.Duration.TotalMilliseconds)))
+            .OrderByDescending(r => r.Ms).ThenBy(r => r.Route, StringComparer.Ordinal)
+            .Select(r => string.Create(CultureInfo.InvariantCulture, $"{r.Route} {r.Count} ({r.Ms:F0} ms)")));
+
     public string Report(string title) => string.Create(CultureInfo.InvariantCulture, $"""
         {title}
           API Gateway: {MessagesIn} messages in, {MessagesOut} out ({MeteredMessages} metered); measured connection time {MeasuredConnectionMinutes:F2} min (short test window), priced at {DefaultWindowConnectionMinutes} connection-minutes (default 5-minute window, every member from the start to the seal)
-          Lambda ({MemoryMb} MB, arm64): authorizer {AuthorizerInvocations} invocations (mean {AuthorizerMeanMs:F1} ms); backend {BackendInvocations} ({HttpApiInvocations} HTTP API, {DefaultInvocations} $default, {DisconnectInvocations} $disconnect; mean {BackendMeanMs:F1} ms, p95 {BackendP95Ms:F1} ms, measured on this machine through the local hop)
+          Lambda ({MemoryMb} MB, arm64): authorizer {AuthorizerInvocations} invocations (mean {AuthorizerMeanMs:F1} ms); backend {BackendInvocations} ({HttpApiInvocations} HTTP API, {DefaultInvocations} $default, {DisconnectInvocations} $disconnect; mean {BackendMeanMs:F1} ms, p95 {BackendP95Ms:F1} ms, measured on this machine through the local hop){(LambdaByRoute.Length == 0 ? "" : $"; by route, invocations and summed milliseconds: {LambdaByRoute}")}
           @connections: {ConnectionsByVerb}
           DynamoDB: {DynamoReads} reads, {DynamoWrites} writes ({DynamoByAction}); {DynamoReadUnits:0.#} read and {DynamoWriteUnits:0.#} write request units as an on-demand table meters them (by item size, through dynalite{(DynamoConditionalFailures == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"; {DynamoConditionalFailures} failed conditional writes at 1 unit each"))}){(DynamoByItemKind.Length == 0 ? "" : $"; units by item (key prefixes): {DynamoByItemKind}")}
           Logs: {(StageAccessLogs ? string.Create(CultureInfo.InvariantCulture, $"{AccessLogLines} access-log lines of {AccessLogBytes} B in all as the emulator wrote them ({(AccessLogLines == 0 ? 0 : (double)AccessLogBytes / AccessLogLines):F0} B each) + {LogEventOverheadBytes} B per event") : "no stage access logs (TalkiStackProps.AccessLogs false)")} + {AuthorizerInvocations + BackendInvocations} invocations × {PlatformLogBytes} B of Lambda platform lines (system log level {SystemLogLevel}; the stack sets the host's log level to Warning: a normal call writes no host lines)
         Per 1,000 calls (us-east-1): API Gateway ${ApiGatewayPer1000:F4}, Lambda ${LambdaPer1000:F4}, DynamoDB ${DynamoPer1000:F4}, CloudWatch Logs ${LogsPer1000:F4}; total ${TotalPer1000Calls:F4}{(StageAccessLogs ? string.Create(CultureInfo.InvariantCulture, $" (${TotalPer1000Calls - AccessLogsPer1000:F4} without the stage's access logs, `-c talki:accessLogs=false`)") : "")}
         """);
+
+    [GeneratedRegex("/rooms/[^/]+/", RegexOptions.CultureInvariant)]
+    private static partial Regex RoomInPath();
 }

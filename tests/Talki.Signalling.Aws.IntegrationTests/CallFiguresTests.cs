@@ -50,6 +50,23 @@ public sealed class CallFiguresTests
     }
 
     [Fact]
+    public void LambdaTime_IsGroupedByRoute_WithTheRoomFolded_LongestFirst()
+    {
+        Talki.Signalling.Emulator.InvocationRecord Url(string path, double ms) => new("Backend", 0, "url", path, 200, TimeSpan.FromMilliseconds(ms));
+        var invocations = new[]
+        {
+            Url("/talki/rooms/AbC123/tickets", 40), Url("/talki/rooms/xyz/tickets", 35.4), Url("/talki/aws/default", 5),
+            Url("/talki/aws/default", 7), new("Authorizer", 0, "authorizer", "/events", 200, TimeSpan.FromMilliseconds(9)),
+            Url("/talki/rooms", 17),
+        };
+
+        Assert.Equal(
+            "/talki/rooms/{room}/tickets 2 (75 ms), /talki/rooms 1 (17 ms), /talki/aws/default 2 (12 ms), authorizer 1 (9 ms)",
+            CallFigures.LambdaTimeByRoute(invocations));
+        Assert.Contains("through the local hop); by route, invocations and summed milliseconds: /talki/rooms 1 (17 ms)\n", (Figures(stageAccessLogs: true) with { LambdaByRoute = "/talki/rooms 1 (17 ms)" }).Report("call"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Report_UnderACultureWithADecimalComma_WritesEveryFigureWithADecimalPoint()
     {
         var culture = System.Globalization.CultureInfo.CurrentCulture;
