@@ -47,11 +47,20 @@ internal static partial class StageAccessLog
         "status", "authorizer.error", "authorizer.principalId",
     };
 
+    /// <summary>
+    /// Gets the <c>$context.authorizer.*</c> variables the guide documents as the authorizer's own figures, not keys of its
+    /// context: the emulator does not model them, so it must not read them as context keys (which would log <c>-</c>).
+    /// </summary>
+    internal static IReadOnlySet<string> AuthorizerFigures { get; } = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "authorizer.integrationLatency", "authorizer.integrationStatus", "authorizer.latency", "authorizer.requestId", "authorizer.status",
+    };
+
     /// <summary>Throws when the format uses a variable the emulator does not model.</summary>
     internal static void Validate(string format)
     {
         var unknown = Variable().Matches(format).Select(m => Name(m.Value))
-            .Where(name => !Modelled.Contains(name) && !name.StartsWith("authorizer.", StringComparison.Ordinal))
+            .Where(name => !Modelled.Contains(name) && (!name.StartsWith("authorizer.", StringComparison.Ordinal) || AuthorizerFigures.Contains(name)))
             .Distinct(StringComparer.Ordinal).ToList();
         if (unknown.Count > 0)
         {
