@@ -937,31 +937,10 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
             return source[1..^1];
         }
 
-        const string authorizerPrefix = "context.authorizer.";
-        if (source.StartsWith(authorizerPrefix, StringComparison.Ordinal))
-        {
-            return connection.AuthorizerContext.TryGetValue(source[authorizerPrefix.Length..], out var value) ? value : null;
-        }
-
-        var now = _options.TimeProvider.GetUtcNow();
-        return source switch
-        {
-            "context.connectionId" => connection.Id,
-            "context.connectedAt" => connection.ConnectedAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture),
-            "context.requestId" or "context.extendedRequestId" => requestId,
-            "context.messageId" => messageId,
-            "context.apiId" => _options.ApiId,
-            "context.stage" => Stage,
-            "context.domainName" => _options.EffectiveDomainName,
-            "context.routeKey" => routeKey,
-            "context.eventType" => routeKey == "$disconnect" ? "DISCONNECT" : "MESSAGE",
-            "context.messageDirection" => "IN",
-            "context.requestTimeEpoch" => now.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture),
-            "context.requestTime" => now.ToString("dd/MMM/yyyy:HH:mm:ss +0000", CultureInfo.InvariantCulture),
-            "context.identity.sourceIp" => connection.SourceIp,
-            "context.identity.userAgent" => connection.UserAgent,
-            _ => null,
-        };
+        const string contextPrefix = "context.";
+        return source.StartsWith(contextPrefix, StringComparison.Ordinal)
+            ? ContextVariables.Value(source[contextPrefix.Length..], connection, routeKey, requestId, messageId, _options.TimeProvider.GetUtcNow(), _options.ApiId, Stage, _options.EffectiveDomainName)
+            : null; // stageVariables.X: the emulated stage has none
     }
 
     // ---------------------------------------------------------------- @connections

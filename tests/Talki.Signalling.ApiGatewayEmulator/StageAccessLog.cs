@@ -79,42 +79,23 @@ internal static partial class StageAccessLog
 
     private static string Name(string token) => token["$context.".Length..].TrimEnd('.');
 
-    private static string? Value(string name, AccessLogEvent e, string apiId, string stage, string domainName)
+    /// <summary>
+    /// The access log's own variables (the outcome: status, errors, the integration's figures); every other one as an
+    /// integration's header mapping reads it (<see cref="ContextVariables"/>).
+    /// </summary>
+    private static string? Value(string name, AccessLogEvent e, string apiId, string stage, string domainName) => name switch
     {
-        const string authorizerPrefix = "authorizer.";
-        if (name.StartsWith(authorizerPrefix, StringComparison.Ordinal) && name != "authorizer.error")
-        {
-            // The authorizer's context (principalId included), as the integrations' header mappings read it.
-            return e.Connection.AuthorizerContext.TryGetValue(name[authorizerPrefix.Length..], out var value) ? value : null;
-        }
-
-        return name switch
-        {
-            "apiId" => apiId,
-            "connectedAt" => e.Connection.ConnectedAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture),
-            "connectionId" => e.Connection.Id,
-            "domainName" => domainName,
-            "error.message" => e.ErrorMessage,
-            "eventType" => e.RouteKey switch { "$connect" => "CONNECT", "$disconnect" => "DISCONNECT", _ => "MESSAGE" },
-            "requestId" or "extendedRequestId" => e.RequestId,
-            "identity.sourceIp" => e.Connection.SourceIp,
-            "identity.userAgent" => e.Connection.UserAgent,
-            "integration.error" => e.IntegrationError,
-            "integration.latency" or "integrationLatency" => e.IntegrationLatency is { } latency
-                ? ((long)Math.Round(latency.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture)
-                : null,
-            "integration.status" => e.IntegrationStatus is { } status and > 0 ? status.ToString(CultureInfo.InvariantCulture) : null,
-            "messageDirection" => "IN",
-            "requestTime" => e.Time.ToString("dd/MMM/yyyy:HH:mm:ss +0000", CultureInfo.InvariantCulture),
-            "requestTimeEpoch" => e.Time.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture),
-            "routeKey" => e.RouteKey,
-            "stage" => stage,
-            "status" => e.Status.ToString(CultureInfo.InvariantCulture),
-            // The authorizer's own error message (a Lambda authorizer that failed); its Deny is an error.message.
-            "authorizer.error" => e.Status == 500 && e.RouteKey == "$connect" ? e.ErrorMessage : null,
-            _ => null,
-        };
-    }
+        "status" => e.Status.ToString(CultureInfo.InvariantCulture),
+        "error.message" => e.ErrorMessage,
+        // The authorizer's own error message (a Lambda authorizer that failed); its Deny is an error.message.
+        "authorizer.error" => e.Status == 500 && e.RouteKey == "$connect" ? e.ErrorMessage : null,
+        "integration.error" => e.IntegrationError,
+        "integration.latency" or "integrationLatency" => e.IntegrationLatency is { } latency
+            ? ((long)Math.Round(latency.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture)
+            : null,
+        "integration.status" => e.IntegrationStatus is { } status and > 0 ? status.ToString(CultureInfo.InvariantCulture) : null,
+        _ => ContextVariables.Value(name, e.Connection, e.RouteKey, e.RequestId, messageId: null, e.Time, apiId, stage, domainName),
+    };
 
     [GeneratedRegex(@"\$context\.[A-Za-z0-9_.]+", RegexOptions.CultureInvariant)]
     private static partial Regex Variable();
