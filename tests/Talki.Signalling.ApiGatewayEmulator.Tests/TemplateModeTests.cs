@@ -53,6 +53,33 @@ public sealed class TemplateModeTests
         Assert.Contains(new KeyValuePair<string, string>("x-talki-gateway-secret", $"'{TemplateEmulatorFixture.Secret}'"), route.RequestParameters);
         Assert.Equal(new Uri(fixture.Emulator.FunctionUrl, "talki/aws/disconnect"), deployment.Routes["$disconnect"].Uri);
         Assert.Equal("Backend", Assert.Single(deployment.FunctionUrls).Function.Key);
+
+        // The memory size each function is given (what its CPU share and its billed duration follow).
+        Assert.Equal(SynthesizedTalkiTemplate.Json()["Resources"]!.AsObject().Single(r => r.Key.StartsWith("Backend", StringComparison.Ordinal) && (string?)r.Value!["Type"] == "AWS::Lambda::Function").Value!["Properties"]!["MemorySize"]!.GetValue<int>(), backend.MemorySizeMb);
+    }
+
+    [Fact]
+    public async Task FunctionWithoutAMemorySize_HasCloudFormationsDefault128Mb_OneWithASize_HasIt()
+    {
+        await using var fixture = await TemplateEmulatorFixture.StartAsync(template =>
+        {
+            foreach (var function in template["Resources"]!.AsObject().Where(r => (string?)r.Value!["Type"] == "AWS::Lambda::Function"))
+            {
+                var properties = function.Value!["Properties"]!.AsObject();
+                if (function.Key.StartsWith("Authorizer", StringComparison.Ordinal))
+                {
+                    properties.Remove("MemorySize");
+                }
+                else
+                {
+                    properties["MemorySize"] = 384;
+                }
+            }
+        });
+
+        Assert.Equal(EmulatedFunction.DefaultMemorySizeMb, fixture.Emulator.Deployment.Function("Authorizer").MemorySizeMb);
+        Assert.Equal(128, EmulatedFunction.DefaultMemorySizeMb);
+        Assert.Equal(384, fixture.Emulator.Deployment.Function("Backend").MemorySizeMb);
     }
 
     [Fact]

@@ -18,6 +18,7 @@ namespace Talki.Signalling.Emulator;
 /// <param name="SecretAccessKey">Its secret.</param>
 /// <param name="DynamoDbEndpoint">The emulator's IAM-checking DynamoDB endpoint.</param>
 /// <param name="Region">The region to sign for.</param>
+/// <param name="MemorySizeMb">The function's memory size (the template's <c>MemorySize</c>): what its CPU share follows (<see cref="LambdaCpuShare"/>).</param>
 public sealed record AwsPathHost(
     string Function,
     int Index,
@@ -26,7 +27,8 @@ public sealed record AwsPathHost(
     string AccessKeyId,
     string SecretAccessKey,
     Uri DynamoDbEndpoint,
-    string Region)
+    string Region,
+    int MemorySizeMb = EmulatedFunction.DefaultMemorySizeMb)
 {
     /// <summary>Gets <see cref="Settings"/> as environment variables (<c>Talki__Aws__Role</c>), for a host started as a process.</summary>
     public IReadOnlyDictionary<string, string> EnvironmentVariables
@@ -133,7 +135,7 @@ public sealed class AwsPathHarness : IAsyncDisposable
                 var instances = emulatorOptions.Functions[function.Key].Instances;
                 for (var i = 0; i < instances.Count; i++)
                 {
-                    hosts.Add(new AwsPathHost(function.Key, i, instances[i], Settings(function, instances[i], emulator, key, secret), key, secret, emulator.DynamoDbEndpoint!, emulator.Region));
+                    hosts.Add(new AwsPathHost(function.Key, i, instances[i], Settings(function, instances[i], emulator, key, secret), key, secret, emulator.DynamoDbEndpoint!, emulator.Region, function.MemorySizeMb));
                 }
             }
 

@@ -25,7 +25,7 @@ public sealed class AwsGroupCallFixture : IAsyncLifetime
 
     private readonly object _gate = new();
     private readonly string _logFile;
-    private readonly List<AwsHostProcess> _hosts = [];
+    private readonly List<AwsPathHostProcess> _hosts = [];
     private readonly DynaliteFixture _dynalite = new();
     private ITestOutputHelper? _output;
     private AwsPathHarness? _aws;
@@ -132,7 +132,11 @@ public sealed class AwsGroupCallFixture : IAsyncLifetime
             StartHost = async (host, cancellationToken) =>
             {
                 // Started here, waited for below: the three hosts and Chromium start side by side.
-                var process = await AwsHostProcess.StartAsync(host, extras, Log, waitUntilHealthy: false, cancellationToken);
+                // The sample host's built dll under dotnet; the project folder is the content root (appsettings.json; the app's
+                // files come from the static web assets manifest).
+                var process = await AwsPathHostProcess.StartAsync(
+                    host, AwsPathHostProcess.DotnetExecutable(), [RepositoryLayout.SampleHostDll()], RepositoryLayout.SampleHostProjectDirectory,
+                    extras, Log, waitUntilHealthy: false, cancellationToken: cancellationToken);
                 lock (_hosts)
                 {
                     _hosts.Add(process);

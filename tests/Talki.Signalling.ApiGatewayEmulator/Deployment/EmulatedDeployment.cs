@@ -7,7 +7,7 @@ namespace Talki.Signalling.Emulator.Deployment;
 public sealed class EmulatedFunction
 {
     internal EmulatedFunction(string key, string logicalId, string name, string arn, string roleName, IamPolicy policy,
-        IReadOnlyDictionary<string, string> environment, TimeSpan timeout, IReadOnlyList<LambdaPermissionStatement> permissions)
+        IReadOnlyDictionary<string, string> environment, TimeSpan timeout, IReadOnlyList<LambdaPermissionStatement> permissions, int memorySizeMb = DefaultMemorySizeMb)
     {
         Key = key;
         LogicalId = logicalId;
@@ -18,7 +18,14 @@ public sealed class EmulatedFunction
         Environment = environment;
         Timeout = timeout;
         Permissions = permissions;
+        MemorySizeMb = memorySizeMb;
     }
+
+    /// <summary>
+    /// CloudFormation's default <c>MemorySize</c> of an <c>AWS::Lambda::Function</c>: 128 MB
+    /// (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-lambda-function.html).
+    /// </summary>
+    public const int DefaultMemorySizeMb = 128;
 
     /// <summary>Gets the CDK construct id (the logical id without CDK's 8-character hash), e.g. <c>Backend</c>.</summary>
     public string Key { get; }
@@ -43,6 +50,12 @@ public sealed class EmulatedFunction
 
     /// <summary>Gets the function timeout.</summary>
     public TimeSpan Timeout { get; }
+
+    /// <summary>
+    /// Gets the function's memory size in MB (the template's <c>MemorySize</c>). Lambda gives a function CPU in proportion to
+    /// it (<see cref="LambdaCpuShare"/>) and bills its duration by it.
+    /// </summary>
+    public int MemorySizeMb { get; }
 
     /// <summary>Gets the resource-based policy: the <c>AWS::Lambda::Permission</c> resources naming this function.</summary>
     public IReadOnlyList<LambdaPermissionStatement> Permissions { get; }
@@ -227,11 +240,13 @@ public sealed partial class EmulatedDeployment
             }
 
             var timeout = properties["Timeout"] is { } seconds ? TimeSpan.FromSeconds(double.Parse(resolver.ResolveString(seconds), System.Globalization.CultureInfo.InvariantCulture)) : TimeSpan.FromSeconds(3);
+            var memory = properties["MemorySize"] is { } size ? int.Parse(resolver.ResolveString(size), System.Globalization.CultureInfo.InvariantCulture) : EmulatedFunction.DefaultMemorySizeMb;
             functions.Add(new EmulatedFunction(
                 ConstructKey(logicalId), logicalId, name, arn, roleName,
                 new IamPolicy(roleStatements.TryGetValue(roleName, out var statements) ? statements : []),
                 environment, timeout,
-                [.. permissions.Where(p => p.FunctionArn == arn || p.FunctionArn == name).Select(p => p.Permission)]));
+                [.. permissions.Where(p => p.FunctionArn == arn || p.FunctionArn == name).Select(p => p.Permission)],
+                memory));
         }
 
         EmulatedFunction FunctionByArn(string arnOrName)

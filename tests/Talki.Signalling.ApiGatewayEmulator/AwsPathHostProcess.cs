@@ -1,29 +1,37 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using Talki.Samples.Browser.EndToEndTests.Harness;
-using Talki.Signalling.Emulator;
 
-namespace Talki.Samples.Browser.EndToEndTests.Aws;
+namespace Talki.Signalling.Emulator;
 
 /// <summary>
-/// One Lambda execution environment of the AWS path: the real sample host (<c>samples/Talki.Samples.Host</c>) as a child
-/// process from its built dll, configured only by environment variables, as Lambda configures it: the function's
-/// environment from the synthesized template (<see cref="AwsPathHost.EnvironmentVariables"/>, with the addresses pointing
-/// at the emulator and the role's own key), plus the test's extras. Production environment (Lambda sets none). Disposing
-/// kills the process tree.
+/// One Lambda execution environment of the AWS path as a child process: a host (the sample host's built dll under
+/// <c>dotnet</c>, or its Native AOT executable, as the stack deploys it) configured only by environment variables, as
+/// Lambda configures it: the function's environment from the synthesized template (<see cref="AwsPathHost.EnvironmentVariables"/>,
+/// with the addresses pointing at the emulator and the role's own key), plus the caller's extras. Production environment
+/// (Lambda sets none). Optionally held to its function's CPU share (<see cref="LambdaCpuShare"/>). Disposing kills the
+/// process tree and removes its CPU group.
 /// </summary>
-internal sealed class AwsHostProcess : IAsyncDisposable
+public sealed class AwsPathHostProcess : IAsyncDisposable
 {
     private readonly Process _process;
+    private readonly LambdaCpuGroup? _cpu;
     private readonly ConcurrentQueue<string> _output = new();
 
-    private AwsHostProcess(AwsPathHost host, Process process)
+    private AwsPathHostProcess(AwsPathHost host, Process process, LambdaCpuGroup? cpu)
     {
         Host = host;
         _process = process;
+        _cpu = cpu;
     }
 
+    /// <summary>Gets the instance this process runs.</summary>
     public AwsPathHost Host { get; }
+
+    /// <summary>Gets the CPU group holding the process to its function's share, or <see langword="null"/> when it runs unconfined.</summary>
+    public LambdaCpuGroup? Cpu => _cpu;
+
+    /// <summary>Gets the process id.</summary>
+    public int ProcessId => _process.Id;
 
     /// <summary>A short name: <c>Backend#1</c>.</summary>
     public string Name => $"{Host.Function}#{Host.Index}";
@@ -35,23 +43,41 @@ internal sealed class AwsHostProcess : IAsyncDisposable
     /// Starts the host for <paramref name="host"/>; waits for its <c>/healthz</c> when <paramref name="waitUntilHealthy"/>
     /// (otherwise call <see cref="WaitUntilHealthyAsync"/>, so that several instances start side by side).
     /// </summary>
-    public static async Task<AwsHostProcess> StartAsync(
+    /// <param name="host">The instance.</param>
+    /// <param name="executable">What to run: an executable, or <c>dotnet</c> (<see cref="DotnetExecutable"/>) with the dll as the first argument.</param>
+    /// <param name="arguments">Its arguments.</param>
+    /// <param name="workingDirectory">Its working directory (the host's content root).</param>
+    /// <param name="extraEnvironment">Settings beyond the function's environment.</param>
+    /// <param name="log">Where to say what started.</param>
+    /// <param name="waitUntilHealthy">Whether to wait for <c>/healthz</c>.</param>
+    /// <param name="cpuShare">Hold the process to its function's CPU share (<see cref="LambdaCpuShare.CreateGroup"/>; needs a writable cgroup CPU controller).</param>
+    /// <param name="cancellationToken">Cancels the start.</param>
+    public static async Task<AwsPathHostProcess> StartAsync(
         AwsPathHost host,
+        string executable,
+        IReadOnlyList<string> arguments,
+        string workingDirectory,
         IReadOnlyDictionary<string, string> extraEnvironment,
         Action<string>? log,
         bool waitUntilHealthy,
-        CancellationToken cancellationToken)
+        bool cpuShare = false,
+        CancellationToken cancellationToken = default)
     {
-        var dll = RepositoryLayout.SampleHostDll();
-        var start = new ProcessStartInfo(DotnetExecutable())
+        ArgumentNullException.ThrowIfNull(host);
+        ArgumentNullException.ThrowIfNull(arguments);
+        ArgumentNullException.ThrowIfNull(extraEnvironment);
+        var cpu = cpuShare ? LambdaCpuShare.CreateGroup($"{host.Function}-{host.Index}", host.MemorySizeMb) : null;
+        var start = new ProcessStartInfo(executable)
         {
-            // The project folder is the content root (appsettings.json; the app's files come from the static web assets manifest).
-            WorkingDirectory = RepositoryLayout.SampleHostProjectDirectory,
+            WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(dll);
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
 
         // Nothing inherited decides the host's configuration: only the function's environment and the extras.
         foreach (var inherited in start.Environment.Keys.Where(k =>
@@ -77,18 +103,27 @@ internal sealed class AwsHostProcess : IAsyncDisposable
         start.Environment["ASPNETCORE_URLS"] = host.Address.GetLeftPart(UriPartial.Authority);
         start.Environment["Logging__Console__FormatterName"] = "simple";
 
-        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        var running = new AwsHostProcess(host, process);
+        var process = new Process { StartInfo = cpu?.Enter(start) ?? start, EnableRaisingEvents = true };
+        var running = new AwsPathHostProcess(host, process, cpu);
         process.OutputDataReceived += (_, e) => running.Append(e.Data);
         process.ErrorDataReceived += (_, e) => running.Append(e.Data is null ? null : "stderr: " + e.Data);
-        if (!process.Start())
+        try
         {
-            throw new InvalidOperationException($"Could not start {start.FileName} {dll}");
+            if (!process.Start())
+            {
+                throw new InvalidOperationException($"Could not start {executable} {string.Join(' ', arguments)}");
+            }
+        }
+        catch
+        {
+            process.Dispose();
+            cpu?.Dispose();
+            throw;
         }
 
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        log?.Invoke($"{running.Name}: pid {process.Id}, {host.Address}");
+        log?.Invoke($"{running.Name}: pid {process.Id}, {host.Address}{(cpu is null ? "" : $", {cpu}")}");
         if (!waitUntilHealthy)
         {
             return running;
@@ -126,7 +161,31 @@ internal sealed class AwsHostProcess : IAsyncDisposable
         finally
         {
             _process.Dispose();
+            _cpu?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Gets the process's peak resident set (<c>VmHWM</c> of <c>/proc/PID/status</c>), in bytes: what the function's
+    /// memory size must hold. <see langword="null"/> when the process is gone or the file cannot be read.
+    /// </summary>
+    public long? PeakResidentBytes()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{_process.Id}/status"))
+            {
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                {
+                    return long.Parse(line["VmHWM:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+        }
+
+        return null;
     }
 
     /// <summary>Waits until the host answers <c>/healthz</c>; throws with its output when it exits or the timeout passes.</summary>
@@ -178,7 +237,7 @@ internal sealed class AwsHostProcess : IAsyncDisposable
     }
 
     /// <summary>The dotnet executable running this process (DOTNET_HOST_PATH under dotnet test), else <c>dotnet</c>.</summary>
-    private static string DotnetExecutable()
+    public static string DotnetExecutable()
     {
         if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } hostPath && File.Exists(hostPath))
         {
