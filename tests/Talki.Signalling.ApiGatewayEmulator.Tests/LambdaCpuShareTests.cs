@@ -23,8 +23,8 @@ public sealed class LambdaCpuShareTests
         => Assert.Throws<ArgumentOutOfRangeException>(() => LambdaCpuShare.Of(memorySizeMb));
 
     /// <summary>
-    /// A process that spins for half a second in the group of a 128 MB function (7.2 % of a core) gets about that share of
-    /// the CPU, however hard it tries; where this machine has no writable CPU controller, creating the group says why.
+    /// A process that spins, moved into the group of a 128 MB function (7.2 % of a core), gets about that share of the CPU
+    /// from then on, however hard it tries; where this machine has no writable CPU controller, creating the group says why.
     /// </summary>
     [Fact]
     public async Task SpinningProcess_InTheGroupOfA128MbFunction_GetsAboutItsShare_NotTheMachine()
@@ -32,7 +32,7 @@ public sealed class LambdaCpuShareTests
         LambdaCpuGroup group;
         try
         {
-            group = LambdaCpuShare.CreateGroup("test-spin", 128);
+            group = LambdaCpuShare.CreateGroup("x", 128); // a short name as well as a long one (the next test) makes a group
         }
         catch (InvalidOperationException e)
         {
@@ -45,13 +45,16 @@ public sealed class LambdaCpuShareTests
         {
             Assert.Equal(1447, group.QuotaUs); // 128 / 1769 × 20 ms
             Assert.Equal(20_000, group.PeriodUs);
-            var start = group.Enter(new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", "while :; do :; done" }, UseShellExecute = false });
-            using var spinner = Process.Start(start)!;
-            var wall = Stopwatch.StartNew();
+            using var spinner = Process.Start(new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", "while :; do :; done" }, UseShellExecute = false })!;
             try
             {
+                // Unconfined first (as a function's init), then in the group: only what it uses after the move is counted.
+                await Task.Delay(TimeSpan.FromMilliseconds(100));
+                group.Add(spinner.Id);
+                var before = CpuTime(spinner.Id);
+                var wall = Stopwatch.StartNew();
                 await Task.Delay(TimeSpan.FromMilliseconds(600));
-                var cpu = CpuTime(spinner.Id);
+                var cpu = CpuTime(spinner.Id) - before;
                 wall.Stop();
 
                 // Unconfined it would have used about all of the 600 ms. Held to 7.2 % it uses about 45 ms; the bound leaves
@@ -69,6 +72,23 @@ public sealed class LambdaCpuShareTests
         }
 
         Assert.False(Directory.Exists(group.Path)); // removed once its process is gone
+    }
+
+    [Fact]
+    public void Group_WithALongName_IsCreatedAndRemoved()
+    {
+        try
+        {
+            var group = LambdaCpuShare.CreateGroup(new string('b', 300) + "-Backend-0", 1024);
+            Assert.True(Directory.Exists(group.Path));
+            Assert.Equal(11_577, group.QuotaUs); // 1024 / 1769 × 20 ms
+            group.Dispose();
+            Assert.False(Directory.Exists(group.Path));
+        }
+        catch (InvalidOperationException e)
+        {
+            Assert.Contains("cgroup", e.Message, StringComparison.Ordinal); // no writable CPU controller here
+        }
     }
 
     /// <summary>utime + stime of /proc/PID/stat, in clock ticks of 10 ms (USER_HZ 100 on Linux).</summary>

@@ -50,7 +50,10 @@ public sealed class AwsPathHostProcess : IAsyncDisposable
     /// <param name="extraEnvironment">Settings beyond the function's environment.</param>
     /// <param name="log">Where to say what started.</param>
     /// <param name="waitUntilHealthy">Whether to wait for <c>/healthz</c>.</param>
-    /// <param name="cpuShare">Hold the process to its function's CPU share (<see cref="LambdaCpuShare.CreateGroup"/>; needs a writable cgroup CPU controller).</param>
+    /// <param name="cpuShare">
+    /// Hold the process to its function's CPU share once it answers <c>/healthz</c> (its init runs unconfined, as Lambda's
+    /// init burst; <see cref="LambdaCpuShare"/>; needs a writable cgroup CPU controller).
+    /// </param>
     /// <param name="cancellationToken">Cancels the start.</param>
     public static async Task<AwsPathHostProcess> StartAsync(
         AwsPathHost host,
@@ -103,7 +106,7 @@ public sealed class AwsPathHostProcess : IAsyncDisposable
         start.Environment["ASPNETCORE_URLS"] = host.Address.GetLeftPart(UriPartial.Authority);
         start.Environment["Logging__Console__FormatterName"] = "simple";
 
-        var process = new Process { StartInfo = cpu?.Enter(start) ?? start, EnableRaisingEvents = true };
+        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         var running = new AwsPathHostProcess(host, process, cpu);
         process.OutputDataReceived += (_, e) => running.Append(e.Data);
         process.ErrorDataReceived += (_, e) => running.Append(e.Data is null ? null : "stderr: " + e.Data);
@@ -126,7 +129,7 @@ public sealed class AwsPathHostProcess : IAsyncDisposable
         log?.Invoke($"{running.Name}: pid {process.Id}, {host.Address}{(cpu is null ? "" : $", {cpu}")}");
         if (!waitUntilHealthy)
         {
-            return running;
+            return running; // WaitUntilHealthyAsync moves it into its CPU group once it answers
         }
 
         try
@@ -188,7 +191,10 @@ public sealed class AwsPathHostProcess : IAsyncDisposable
         return null;
     }
 
-    /// <summary>Waits until the host answers <c>/healthz</c>; throws with its output when it exits or the timeout passes.</summary>
+    /// <summary>
+    /// Waits until the host answers <c>/healthz</c>, then holds it to its CPU share when it has a group; throws with its
+    /// output when it exits or the timeout passes.
+    /// </summary>
     public async Task WaitUntilHealthyAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
@@ -206,6 +212,7 @@ public sealed class AwsPathHostProcess : IAsyncDisposable
                 using var response = await http.GetAsync(health, cancellationToken);
                 if (response.IsSuccessStatusCode)
                 {
+                    _cpu?.Add(_process.Id);
                     return;
                 }
             }

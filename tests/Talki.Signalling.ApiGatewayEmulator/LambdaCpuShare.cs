@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 
 namespace Talki.Signalling.Emulator;
@@ -18,6 +17,9 @@ namespace Talki.Signalling.Emulator;
 /// held to the share; the share is enforced in slices of about 20 ms — a function that spends more than its share of CPU
 /// in a slice is paused until the slice ends (pwrdrvr/lambda-dispatch issue 246). The group here does the same with the
 /// kernel's CFS bandwidth control: a quota of share × 20 ms of CPU time per 20 ms period, over this machine's cores.
+/// Also observed: a function's init runs with a CPU burst, faster than its handler ("Lambda managed runtimes offer up to 10
+/// seconds for function initialization with burst CPU", the Lambda Web Adapter's documentation, async-init page), so a
+/// host joins its group once it is ready (<see cref="LambdaCpuGroup.Add"/>), not from its first instruction.
 /// </para>
 /// <para>
 /// What this does not model: the host's own CPU (a faster or slower core than Graviton's), and the other tenants of a
@@ -57,7 +59,7 @@ public static class LambdaCpuShare
         var share = Of(memorySizeMb);
         var periodUs = (long)Period.TotalMicroseconds;
         var quotaUs = Math.Max(1000, (long)Math.Round(share * periodUs)); // the kernel's smallest quota is 1 ms
-        var leaf = $"talki-lambda-{Environment.ProcessId}-{string.Concat(name.Where(char.IsAsciiLetterOrDigit))}-{Guid.NewGuid():N}"[..60];
+        var leaf = $"talki-lambda-{Environment.ProcessId}-{string.Concat(name.Where(char.IsAsciiLetterOrDigit).Take(24))}-{Guid.NewGuid():N}";
         try
         {
             // cgroup v1: the cpu controller's own hierarchy.
@@ -126,30 +128,13 @@ public sealed class LambdaCpuGroup : IDisposable
     public long PeriodUs { get; }
 
     /// <summary>
-    /// Returns a start info that runs <paramref name="start"/>'s program inside the group from its first instruction: a
-    /// shell writes its own pid into the group, then <c>exec</c>s the program with the same arguments, environment and
-    /// redirections.
+    /// Moves a process, every thread of it, into the group: from now on it gets the share. A host is moved once it is ready,
+    /// as Lambda runs a function's init (until the Web Adapter's readiness check answers) with a CPU burst and holds its
+    /// invocations to the share.
     /// </summary>
-    /// <param name="start">What to run.</param>
-    /// <returns>The wrapped start info (the same object, changed).</returns>
-    public ProcessStartInfo Enter(ProcessStartInfo start)
-    {
-        ArgumentNullException.ThrowIfNull(start);
-        var program = start.FileName;
-        var arguments = start.ArgumentList.ToList();
-        start.FileName = "/bin/sh";
-        start.ArgumentList.Clear();
-        start.ArgumentList.Add("-c");
-        start.ArgumentList.Add("echo $$ > \"$0/cgroup.procs\" && exec \"$@\"");
-        start.ArgumentList.Add(Path);
-        start.ArgumentList.Add(program);
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        return start;
-    }
+    /// <param name="processId">The process.</param>
+    public void Add(int processId)
+        => File.WriteAllText(System.IO.Path.Combine(Path, "cgroup.procs"), processId.ToString(CultureInfo.InvariantCulture));
 
     /// <summary>Reads the group's CPU statistics: the CPU time its processes used, and how often and how long the quota paused them.</summary>
     /// <returns>The figures, or <see langword="null"/> when the group's files cannot be read.</returns>
