@@ -7,13 +7,22 @@ every 2 ms until the first 200 answer (a Deny for an unknown ticket: the ticket 
 answer includes the store's first call). Reports min / median / max. The Lambda Web Adapter's own start and Lambda's
 init are not included: this measures what the .NET process adds.
 
-usage: benchmarks/cold-start.py HOST_COMMAND... [--runs N]
+usage: benchmarks/cold-start.py HOST_COMMAND... [--runs N] [--memory MB]
   e.g. benchmarks/cold-start.py /tmp/aot/Talki.Samples.Host                       (Native AOT publish)
        benchmarks/cold-start.py dotnet samples/Talki.Samples.Host/bin/Release/net10.0/Talki.Samples.Host.dll (JIT)
        benchmarks/cold-start.py qemu-aarch64-static /tmp/aot-arm64/Talki.Samples.Host   (linux-arm64 AOT, emulated)
 HOST_COMMAND may start with a wrapper such as qemu-aarch64-static: everything but --runs is the command line. The host
 runs in its own directory, as the function's bootstrap starts it (before 2026-12-05: in the repository's root, whose
 tree ASP.NET Core's configuration watcher walked on every start, about 20 ms of the figure).
+
+--memory MB models a function of MB on Lambda: the host starts unconfined (a function's init runs with a CPU burst:
+"Lambda managed runtimes offer up to 10 seconds for function initialization with burst CPU", the Lambda Web Adapter's
+async-init page) until GET / answers (the stack's AWS_LWA_READINESS_CHECK_PATH, which ends the init), then it is moved
+into a cgroup holding it to MB / 1769 of a CPU's time ("At 1,769 MB, a function has the equivalent of one vCPU",
+https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html), in 20 ms periods (observed on Lambda:
+pwrdrvr/lambda-dispatch issue 246), and the event is posted. It reports the init and the first answer apart. Needs root
+and a cgroup CPU controller (v1 cpu or v2); the host must be the command itself (no wrapper). The same model as
+LambdaCpuShare in tests/Talki.Signalling.ApiGatewayEmulator.
 """
 import json, os, socket, statistics, subprocess, sys, time, urllib.request, urllib.error
 
@@ -53,7 +62,42 @@ def workdir(cmd):
     host's content root, which ASP.NET Core watches for configuration changes, is that directory and not a source tree."""
     return next((os.path.dirname(os.path.abspath(a)) for a in reversed(cmd) if os.path.isfile(a)), ROOT)
 
-def run(cmd, dynamo, table, create):
+PERIOD_US = 20_000
+
+def cpu_group(memory):
+    """Creates a cgroup holding its processes to the CPU share of a function of `memory` MB; returns its directory."""
+    quota = max(1000, round(memory / 1769 * PERIOD_US))
+    name = f"talki-cold-start-{os.getpid()}"
+    if os.path.exists("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"):
+        path = os.path.join("/sys/fs/cgroup/cpu", name)
+        os.makedirs(path, exist_ok=True)
+        open(os.path.join(path, "cpu.cfs_period_us"), "w").write(str(PERIOD_US))
+        open(os.path.join(path, "cpu.cfs_quota_us"), "w").write(str(quota))
+        return path
+    if "cpu" in open("/sys/fs/cgroup/cgroup.controllers").read().split():
+        if "cpu" not in open("/sys/fs/cgroup/cgroup.subtree_control").read().split():
+            open("/sys/fs/cgroup/cgroup.subtree_control", "w").write("+cpu")
+        path = os.path.join("/sys/fs/cgroup", name)
+        os.makedirs(path, exist_ok=True)
+        open(os.path.join(path, "cpu.max"), "w").write(f"{quota} {PERIOD_US}")
+        return path
+    raise SystemExit("--memory needs a writable cgroup CPU controller (root; cgroup v1 cpu or v2 with cpu)")
+
+def wait_ready(port, deadline):
+    """The Web Adapter's readiness check: GET / until any answer below 500."""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                return
+        except urllib.error.HTTPError as e:
+            if e.code < 500:
+                return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.002)
+    raise TimeoutError("never ready")
+
+def run(cmd, dynamo, table, create, group=None):
     port = free_port()
     cmd = [os.path.abspath(a) if os.path.isfile(a) else a for a in cmd]  # the host starts in another directory
     args = cmd + ["--urls", f"http://127.0.0.1:{port}",
@@ -67,10 +111,16 @@ def run(cmd, dynamo, table, create):
     # when only the wrapper is killed.
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir(cmd), start_new_session=True)
     try:
+        ready = None
+        if group:
+            wait_ready(port, start + 60)
+            ready = (time.monotonic() - start) * 1000
+            with open(os.path.join(group, "cgroup.procs"), "w") as f:
+                f.write(str(proc.pid))  # every thread of the host, from now on at the share
         answer = wait_answer(port, start + 60)
         elapsed = (time.monotonic() - start) * 1000
         effect = answer["policyDocument"]["Statement"][0]["Effect"]
-        return elapsed, effect
+        return (elapsed, ready), effect
     finally:
         os.killpg(proc.pid, 9)
         proc.wait()
@@ -80,27 +130,47 @@ def main():
     runs = 10
     if "--runs" in argv:
         i = argv.index("--runs"); runs = int(argv[i + 1]); del argv[i:i + 2]
+    memory = None
+    if "--memory" in argv:
+        i = argv.index("--memory"); memory = int(argv[i + 1]); del argv[i:i + 2]
     if not argv:
         print(__doc__); sys.exit(2)
     dport = free_port()
     dynalite = subprocess.Popen(["node", os.path.join(ROOT, "tests/tools/node_modules/dynalite/cli.js"), "--port", str(dport)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    group = None
     try:
+        group = cpu_group(memory) if memory else None
         time.sleep(0.5)
         dynamo = f"http://127.0.0.1:{dport}"
-        warm, effect = run(argv, dynamo, "talki-cold", True)  # creates the table
-        times = []
+        (warm, _), effect = run(argv, dynamo, "talki-cold", True, group)  # creates the table
+        times, inits = [], []
         for _ in range(runs):
-            elapsed, effect = run(argv, dynamo, "talki-cold", False)
+            (elapsed, ready), effect = run(argv, dynamo, "talki-cold", False, group)
             times.append(elapsed)
+            if ready is not None:
+                inits.append(ready)
         with open("/proc/loadavg") as f:
             load = f.read().split()[:3]
+        held = ""
+        if memory:
+            firsts = [t - i for t, i in zip(times, inits)]
+            held = (f"; as a {memory} MB function: init unconfined until GET / answers, median {statistics.median(inits):.0f} ms, "
+                    f"then held to {memory / 1769:.3f} of a core, the first answer after it median {statistics.median(firsts):.0f} ms "
+                    f"(min {min(firsts):.0f}, max {max(firsts):.0f})")
         print(f"{' '.join(argv)}: process start -> first authorizer answer ({effect}), {runs} runs: "
               f"min {min(times):.0f} ms, median {statistics.median(times):.0f} ms, max {max(times):.0f} ms "
-              f"(warm-up with table creation {warm:.0f} ms; {os.cpu_count()} cores, load average {' '.join(load)})")
+              f"(warm-up with table creation {warm:.0f} ms; {os.cpu_count()} cores, load average {' '.join(load)}{held})")
     finally:
         dynalite.kill()
         dynalite.wait()
+        if group:
+            for _ in range(40):
+                try:
+                    os.rmdir(group)
+                    break
+                except OSError:
+                    time.sleep(0.05)
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,7 @@
 extern alias SampleHost;
 
 using System.Collections.Concurrent;
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.WebSockets;
@@ -34,11 +35,21 @@ namespace Talki.Signalling.Aws.IntegrationTests;
 /// </summary>
 internal sealed class AwsStack : IAsyncDisposable
 {
-    private AwsStack(AwsPathHarness harness, ConcurrentQueue<IReadOnlyDictionary<string, string>> defaultCallHeaders)
+    private readonly ConcurrentBag<AwsPathHostProcess> _processes;
+
+    private AwsStack(AwsPathHarness harness, ConcurrentQueue<IReadOnlyDictionary<string, string>> defaultCallHeaders, JsonObject template, ConcurrentBag<AwsPathHostProcess> processes)
     {
         Harness = harness;
         DefaultCallHeaders = defaultCallHeaders;
+        Template = template;
+        _processes = processes;
     }
+
+    /// <summary>Gets the template the emulator runs (the synthesized one, as the test and <see cref="LambdaHostsFromEnvironment"/> changed it).</summary>
+    public JsonObject Template { get; }
+
+    /// <summary>Gets the hosts running as processes (empty when they run in this process, the default).</summary>
+    public IReadOnlyCollection<AwsPathHostProcess> HostProcesses => _processes;
 
     public AwsPathHarness Harness { get; }
 
@@ -59,16 +70,48 @@ internal sealed class AwsStack : IAsyncDisposable
     {
         var template = SynthesizedTalkiTemplate.Json();
         alterTemplate?.Invoke(template);
+        var external = LambdaHostsFromEnvironment.Read();
+        external?.AlterTemplate(template);
         var headers = new ConcurrentQueue<IReadOnlyDictionary<string, string>>();
+        var processes = new ConcurrentBag<AwsPathHostProcess>();
         var options = new AwsPathOptions
         {
             Template = template,
             DynamoDb = new Uri(dynalite.ServiceUrl),
             StackName = name,
-            StartHost = (host, _) => Task.FromResult(StartInProcess(host, headers, settings)),
+            StartHost = external is null
+                ? (host, _) => Task.FromResult(StartInProcess(host, headers, settings))
+                : async (host, cancellationToken) =>
+                {
+                    var process = await external.StartAsync(host, settings, cancellationToken);
+                    processes.Add(process);
+                    return process;
+                },
         };
         options.Instances["Backend"] = backendInstances;
-        return new AwsStack(await AwsPathHarness.StartAsync(options), headers);
+        return new AwsStack(await AwsPathHarness.StartAsync(options), headers, template, processes);
+    }
+
+    /// <summary>
+    /// Says how the functions ran: in this process on the whole machine (the default), or as processes, each held to its
+    /// function's CPU share or not, with each one's peak resident memory.
+    /// </summary>
+    public string HostsDescription()
+    {
+        if (_processes.IsEmpty)
+        {
+            return "the functions' hosts in the test's process, unconfined (this machine's CPU, not the share of their memory size)";
+        }
+
+        var hosts = _processes.OrderBy(p => p.Host.Function, StringComparer.Ordinal).ThenBy(p => p.Host.Index).Select(p =>
+        {
+            var rss = p.PeakResidentBytes() is { } bytes ? string.Create(CultureInfo.InvariantCulture, $"peak RSS {bytes / 1048576.0:F0} MB") : "peak RSS unknown";
+            var cpu = p.Cpu is { } group
+                ? string.Create(CultureInfo.InvariantCulture, $"{group.Share:F3} of a core{(group.Statistics() is { } stat ? $", paused in {stat.ThrottledPeriods} of {stat.Periods} periods ({stat.ThrottledTime.TotalMilliseconds:F0} ms)" : "")}")
+                : "unconfined";
+            return $"{p.Name} {cpu}, {rss} of {p.Host.MemorySizeMb} MB";
+        });
+        return $"the functions' hosts as processes ({LambdaHostsFromEnvironment.Read()?.Executable}): {string.Join("; ", hosts)}";
     }
 
     /// <summary>
@@ -131,6 +174,84 @@ internal sealed class AwsStack : IAsyncDisposable
             .ToDictionary(g => g.Key, g => g.Sum(c => c.Value), StringComparer.Ordinal);
 
     public ValueTask DisposeAsync() => Harness.DisposeAsync();
+
+    /// <summary>
+    /// The functions' hosts as processes, for measuring what the functions cost rather than testing them: set
+    /// <c>TALKI_LAMBDA_HOST</c> to the sample host's Native AOT executable (as the stack deploys it; or a built dll, run
+    /// by <c>dotnet</c>), <c>TALKI_LAMBDA_CPU_SHARE=1</c> to hold each to the CPU share of its function's memory size
+    /// (<see cref="LambdaCpuShare"/>; needs root), <c>TALKI_LAMBDA_MEMORY_MB</c> to give every function another memory size.
+    /// Unset (the default, and in CI), the hosts run in the test's process. <c>benchmarks/lambda-memory.sh</c> sets them.
+    /// </summary>
+    internal sealed class LambdaHostsFromEnvironment
+    {
+        private LambdaHostsFromEnvironment(string executable, bool cpuShare, int? memorySizeMb)
+        {
+            Executable = executable;
+            CpuShare = cpuShare;
+            MemorySizeMb = memorySizeMb;
+        }
+
+        public string Executable { get; }
+
+        public bool CpuShare { get; }
+
+        public int? MemorySizeMb { get; }
+
+        public static LambdaHostsFromEnvironment? Read()
+        {
+            var executable = Environment.GetEnvironmentVariable("TALKI_LAMBDA_HOST");
+            if (string.IsNullOrEmpty(executable))
+            {
+                return null;
+            }
+
+            if (!File.Exists(executable))
+            {
+                throw new InvalidOperationException($"TALKI_LAMBDA_HOST names {executable}, which does not exist.");
+            }
+
+            var memory = Environment.GetEnvironmentVariable("TALKI_LAMBDA_MEMORY_MB") is { Length: > 0 } text
+                ? int.Parse(text, NumberStyles.None, CultureInfo.InvariantCulture)
+                : (int?)null;
+            return new LambdaHostsFromEnvironment(Path.GetFullPath(executable), Environment.GetEnvironmentVariable("TALKI_LAMBDA_CPU_SHARE") == "1", memory);
+        }
+
+        public void AlterTemplate(JsonObject template)
+        {
+            if (MemorySizeMb is not { } memory)
+            {
+                return;
+            }
+
+            foreach (var function in template["Resources"]!.AsObject().Where(r => (string?)r.Value?["Type"] == "AWS::Lambda::Function"))
+            {
+                function.Value!["Properties"]!["MemorySize"] = memory;
+            }
+        }
+
+        public Task<AwsPathHostProcess> StartAsync(AwsPathHost host, IReadOnlyDictionary<string, string>? settings, CancellationToken cancellationToken)
+        {
+            // As StartInProcess: the template's environment, this machine's addresses and the test's settings; the host's
+            // own directory is its content root (on Lambda, /var/task: the published directory).
+            var extras = new Dictionary<string, string>(StringComparer.Ordinal) { ["Talki__IceServers__0"] = "stun:127.0.0.1:3478" };
+            foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+            {
+                extras[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+            }
+
+            var dll = Executable.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
+            return AwsPathHostProcess.StartAsync(
+                host,
+                dll ? AwsPathHostProcess.DotnetExecutable() : Executable,
+                dll ? [Executable] : [],
+                Path.GetDirectoryName(Executable)!,
+                extras,
+                log: null,
+                waitUntilHealthy: true,
+                cpuShare: CpuShare,
+                cancellationToken: cancellationToken);
+        }
+    }
 
     /// <summary>Records the <c>x-talki-*</c> headers of <c>$default</c> calls before the host handles them.</summary>
     private sealed class HeaderRecorder(ConcurrentQueue<IReadOnlyDictionary<string, string>> recorded) : IStartupFilter

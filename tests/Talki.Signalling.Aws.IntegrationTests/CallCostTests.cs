@@ -44,8 +44,9 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
         Assert.Equal(0, counters.ConnectionsApiCallCount("DELETE")); // nobody had to be closed by the server
         Assert.DoesNotContain(counters.DynamoDbCalls.Keys, k => k.EndsWith(" denied", StringComparison.Ordinal));
 
-        var figures = CallFigures.From(stack, SynthesizedTalkiTemplate.Json(), httpApiCalls: 4 + 1 + 3);
-        var report = figures.Report($"4-member call through the emulator, everything included (4 sign-ins, create + 3 join tickets, 6 links with offer + answer + {CandidateMessagesPerSide} candidate messages per side, close at the seal, 4 $disconnect):");
+        var figures = CallFigures.From(stack, stack.Template, httpApiCalls: 4 + 1 + 3);
+        var report = figures.Report($"4-member call through the emulator, everything included (4 sign-ins, create + 3 join tickets, 6 links with offer + answer + {CandidateMessagesPerSide} candidate messages per side, close at the seal, 4 $disconnect):")
+            + $"\nMeasured with {stack.HostsDescription()}";
         output.WriteLine(report);
         await File.WriteAllTextAsync(Path.Combine(AppContext.BaseDirectory, "aws-call-cost.txt"), report);
         Assert.True(figures.TotalPer1000Calls > 0);
@@ -93,7 +94,7 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
                 "$connect 200 ×4, $default 200 ×16, $disconnect 200 ×4",
                 string.Join(", ", lines.GroupBy(l => $"{l["routeKey"]} {l["status"]}").OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} ×{g.Count()}")));
             Assert.All(lines, l => Assert.Matches("^[A-Za-z0-9+/]{15}=$", (string)l["connectionId"]!));
-            figures.Add(CallFigures.From(stack, SynthesizedTalkiTemplate.Json(), httpApiCalls: 4 + 1 + 3));
+            figures.Add(CallFigures.From(stack, stack.Template, httpApiCalls: 4 + 1 + 3));
             foreach (var user in users)
             {
                 user.Dispose();
@@ -114,7 +115,8 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
             + "ROOM# (query) read 22, ROOM#/MEMBER# read 17, ROOM#/META read 17, cache#/cache read 4, ROOM#/USER# read 3",
             warm.DynamoByItemKind);
         var report = warm.Report("4-member call in protocol v2 through the emulator, everything included (4 sign-ins, create + 3 join tickets, 6 links with an offer and an answer carrying their candidates, each newcomer's offers in one message, close at the seal, 4 $disconnect), the second call on warm function instances:")
-            + string.Create(CultureInfo.InvariantCulture, $"\nThe first call, on fresh instances (the handlers compiling their code): authorizer mean {first.AuthorizerMeanMs:F1} ms, backend mean {first.BackendMeanMs:F1} ms (p95 {first.BackendP95Ms:F1}); Lambda ${first.LambdaPer1000:F4}, total ${first.TotalPer1000Calls:F4} per 1,000 calls");
+            + string.Create(CultureInfo.InvariantCulture, $"\nThe first call, on fresh instances (the handlers compiling their code): authorizer mean {first.AuthorizerMeanMs:F1} ms, backend mean {first.BackendMeanMs:F1} ms (p95 {first.BackendP95Ms:F1}); Lambda ${first.LambdaPer1000:F4}, total ${first.TotalPer1000Calls:F4} per 1,000 calls")
+            + $"\nMeasured with {stack.HostsDescription()}";
         output.WriteLine(report);
         await File.WriteAllTextAsync(Path.Combine(AppContext.BaseDirectory, "aws-call-cost-v2.txt"), report);
     }
@@ -286,7 +288,8 @@ internal sealed partial record CallFigures(
     double AuthorizerMeanMs,
     double BackendMeanMs,
     double BackendP95Ms,
-    int MemoryMb,
+    int AuthorizerMemoryMb,
+    int BackendMemoryMb,
     long DynamoReads,
     long DynamoWrites,
     string DynamoByAction,
@@ -327,7 +330,7 @@ internal sealed partial record CallFigures(
 
     /// <summary>Lambda bills each invocation's duration rounded up to the millisecond, at the configured memory.</summary>
     public double LambdaPer1000 => 1000 * (((AuthorizerInvocations + BackendInvocations) * LambdaRequestPrice)
-        + (((AuthorizerInvocations * Math.Ceiling(AuthorizerMeanMs)) + (BackendInvocations * Math.Ceiling(BackendMeanMs))) / 1000.0 * (MemoryMb / 1024.0) * ArmGbSecondPrice));
+        + ((((AuthorizerInvocations * Math.Ceiling(AuthorizerMeanMs) * AuthorizerMemoryMb) + (BackendInvocations * Math.Ceiling(BackendMeanMs) * BackendMemoryMb)) / 1024.0) / 1000.0 * ArmGbSecondPrice));
 
     /// <summary>An on-demand table bills request units: what the emulator metered through dynalite, by item size (EmulatorCapacityTests).</summary>
     public double DynamoPer1000 => 1000 * ((DynamoWriteUnits * WriteUnitPrice) + (DynamoReadUnits * ReadUnitPrice));
@@ -352,7 +355,7 @@ internal sealed partial record CallFigures(
         var backend = counters.Invocations.Where(i => i.Function == "Backend").Select(i => i.Duration.TotalMilliseconds).Order().ToArray();
         var authorizer = counters.Invocations.Where(i => i.Function == "Authorizer").Select(i => i.Duration.TotalMilliseconds).ToArray();
         var functions = template["Resources"]!.AsObject().Where(r => (string?)r.Value!["Type"] == "AWS::Lambda::Function").Select(r => r.Value!["Properties"]!).ToList();
-        var memory = functions.Select(f => (int)f["MemorySize"]!).Distinct().Single();
+        var memory = stack.Emulator.Deployment.Functions.ToDictionary(f => f.Key, f => f.MemorySizeMb, StringComparer.Ordinal);
         var systemLogLevel = functions.Select(f => (string?)f["LoggingConfig"]?[nameof(SystemLogLevel)] ?? "INFO").Distinct().Single();
         var stageAccessLogs = template["Resources"]!.AsObject().Where(r => (string?)r.Value!["Type"] == "AWS::ApiGatewayV2::Stage")
             .Select(r => r.Value!["Properties"]?["AccessLogSettings"] is not null).Single();
@@ -371,7 +374,8 @@ internal sealed partial record CallFigures(
             authorizer.DefaultIfEmpty(0).Average(),
             backend.DefaultIfEmpty(0).Average(),
             backend.Length == 0 ? 0 : backend[(int)Math.Ceiling(0.95 * backend.Length) - 1],
-            memory,
+            memory["Authorizer"],
+            memory["Backend"],
             operations.Where(p => readOperations.Contains(p.Key)).Sum(p => p.Value),
             operations.Where(p => !readOperations.Contains(p.Key)).Sum(p => p.Value),
             string.Join(", ", operations.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} {p.Value}")),
@@ -402,7 +406,7 @@ internal sealed partial record CallFigures(
     public string Report(string title) => string.Create(CultureInfo.InvariantCulture, $"""
         {title}
           API Gateway: {MessagesIn} messages in, {MessagesOut} out ({MeteredMessages} metered); measured connection time {MeasuredConnectionMinutes:F2} min (short test window), priced at {DefaultWindowConnectionMinutes} connection-minutes (default 5-minute window, every member from the start to the seal)
-          Lambda ({MemoryMb} MB, arm64): authorizer {AuthorizerInvocations} invocations (mean {AuthorizerMeanMs:F1} ms); backend {BackendInvocations} ({HttpApiInvocations} HTTP API, {DefaultInvocations} $default, {DisconnectInvocations} $disconnect; mean {BackendMeanMs:F1} ms, p95 {BackendP95Ms:F1} ms, measured on this machine through the local hop){(LambdaByRoute.Length == 0 ? "" : $"; by route, invocations and summed milliseconds: {LambdaByRoute}")}
+          Lambda (arm64; authorizer {AuthorizerMemoryMb} MB, backend {BackendMemoryMb} MB): authorizer {AuthorizerInvocations} invocations (mean {AuthorizerMeanMs:F1} ms); backend {BackendInvocations} ({HttpApiInvocations} HTTP API, {DefaultInvocations} $default, {DisconnectInvocations} $disconnect; mean {BackendMeanMs:F1} ms, p95 {BackendP95Ms:F1} ms, measured on this machine through the local hop){(LambdaByRoute.Length == 0 ? "" : $"; by route, invocations and summed milliseconds: {LambdaByRoute}")}
           @connections: {ConnectionsByVerb}
           DynamoDB: {DynamoReads} reads, {DynamoWrites} writes ({DynamoByAction}); {DynamoReadUnits:0.#} read and {DynamoWriteUnits:0.#} write request units as an on-demand table meters them (by item size, through dynalite{(DynamoConditionalFailures == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"; {DynamoConditionalFailures} failed conditional writes at 1 unit each"))}){(DynamoByItemKind.Length == 0 ? "" : $"; units by item (key prefixes): {DynamoByItemKind}")}
           Logs: {(StageAccessLogs ? string.Create(CultureInfo.InvariantCulture, $"{AccessLogLines} access-log lines of {AccessLogBytes} B in all as the emulator wrote them ({(AccessLogLines == 0 ? 0 : (double)AccessLogBytes / AccessLogLines):F0} B each) + {LogEventOverheadBytes} B per event") : "no stage access logs (TalkiStackProps.AccessLogs false)")} + {AuthorizerInvocations + BackendInvocations} invocations × {PlatformLogBytes} B of Lambda platform lines (system log level {SystemLogLevel}; the stack sets the host's log level to Warning: a normal call writes no host lines)
