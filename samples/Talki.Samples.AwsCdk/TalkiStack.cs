@@ -177,7 +177,7 @@ public sealed class TalkiStack : Stack
             ["Talki__Aws__Role"] = "backend",
         };
         Backend = new Function(this, "Backend", HostFunction("backend: $default/$disconnect over HTTP, HTTP API",
-            hostCode, adapterLayer, backendEnvironment, Duration.Seconds(29)));
+            hostCode, adapterLayer, backendEnvironment, Duration.Seconds(29), BackendMemorySizeMb));
 
         var authorizerEnvironment = new Dictionary<string, string>(environment)
         {
@@ -187,7 +187,7 @@ public sealed class TalkiStack : Stack
             ["Talki__Aws__Role"] = "authorizer",
         };
         AuthorizerFunction = new Function(this, "Authorizer", HostFunction("authorizer: $connect ticket check",
-            hostCode, adapterLayer, authorizerEnvironment, Duration.Seconds(10)));
+            hostCode, adapterLayer, authorizerEnvironment, Duration.Seconds(10), AuthorizerMemorySizeMb));
 
         // Public function URL: API Gateway's HTTP integration cannot sign requests, so the URL is AuthType NONE
         // and the host rejects every /talki/aws/* call without the right x-talki-gateway-secret header.
@@ -343,8 +343,23 @@ public sealed class TalkiStack : Stack
     /// <summary>The client WebSocket URL (a token until deployment).</summary>
     public string WebSocketUrl { get; }
 
+    /// <summary>
+    /// The backend's memory size. Lambda gives a function CPU in proportion to its memory (1,769 MB is one vCPU) and bills
+    /// its duration by it. Measured with the Native AOT host held to each size's CPU share (benchmarks/lambda-memory.sh,
+    /// docs/performance.md): the 4-member call's handlers take about as long at 512 MB as at 1024 (p95 37–53 ms against
+    /// 38–53), so the backend's duration costs half; at 256 MB they take longer (p95 68–88 ms) and cost no less.
+    /// </summary>
+    public const int BackendMemorySizeMb = 512;
+
+    /// <summary>
+    /// The authorizer's memory size. It runs once per connect, so its duration is a small part of a call's bill, but its
+    /// first answer after a cold start waits on the CPU: 31 ms at 1024 MB, 72 at 512, 153 at 256 (benchmarks/cold-start.py
+    /// --memory, after an init at the init burst's full CPU). A connect waits for it.
+    /// </summary>
+    public const int AuthorizerMemorySizeMb = 1024;
+
     private static FunctionProps HostFunction(string description, Code code, ILayerVersion adapter,
-        Dictionary<string, string> environment, Duration timeout) => new()
+        Dictionary<string, string> environment, Duration timeout, int memorySizeMb) => new()
     {
         Description = $"Talki sample host - {description}",
         // The host targets .NET 10, which has no managed Lambda runtime: publish-host.sh publishes it for linux-arm64
@@ -356,7 +371,7 @@ public sealed class TalkiStack : Stack
         Handler = "bootstrap",
         Code = code,
         Layers = [adapter],
-        MemorySize = 1024,
+        MemorySize = memorySizeMb,
         Timeout = timeout,
         Environment = environment,
         // Lambda's own START/END/REPORT lines are INFO-level system logs: at WARN they are not written, which is a third

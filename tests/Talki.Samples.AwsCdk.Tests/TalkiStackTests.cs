@@ -206,6 +206,16 @@ public sealed class TalkiStackTests(StackFixture fixture)
     }
 
     [Fact]
+    public void Backend_has_512_MB_and_the_authorizer_1024_as_measured_at_their_cpu_shares()
+    {
+        // benchmarks/lambda-memory.sh and cold-start.py --memory (docs/performance.md): the backend's handlers take as long at
+        // 512 MB as at 1024, for half the duration's price; the authorizer's first answer after a cold start doubles at 512.
+        Assert.Equal(512, (int)_stack.Json["Resources"]![BackendId]!["Properties"]!["MemorySize"]!);
+        Assert.Equal(1024, (int)_stack.Json["Resources"]![AuthorizerFunctionId]!["Properties"]!["MemorySize"]!);
+        Assert.Equal(TalkiStack.BackendMemorySizeMb, (int)_stack.Json["Resources"]![BackendId]!["Properties"]!["MemorySize"]!);
+    }
+
+    [Fact]
     public void Only_the_authorizer_uses_the_pass_through_path()
     {
         var authorizerEnv = Environment(AuthorizerFunctionId);

@@ -50,6 +50,23 @@ public sealed class CallFiguresTests
     }
 
     [Fact]
+    public void Lambda_IsPricedPerRequest_AndEachFunctionsMillisecondsAtItsOwnMemorySize()
+    {
+        var figures = Figures(stageAccessLogs: true);
+
+        // $0.20 per million requests; $0.0000133334 per GB-second on arm64; a mean rounded up to the millisecond Lambda bills.
+        var requests = (4 + 28) * 0.20 / 1e6;
+        var authorizer = 4 * Math.Ceiling(3.2) / 1000 * (1024 / 1024.0) * 0.0000133334;
+        var backend = 28 * Math.Ceiling(9.2) / 1000 * (512 / 1024.0) * 0.0000133334;
+        Assert.Equal(1000 * (requests + authorizer + backend), figures.LambdaPer1000, 12);
+
+        // Halving the backend's memory halves its share, not the authorizer's.
+        var doubled = figures with { BackendMemoryMb = 1024 };
+        Assert.Equal(1000 * backend, doubled.LambdaPer1000 - figures.LambdaPer1000, 12);
+        Assert.Contains("Lambda (arm64; authorizer 1024 MB, backend 512 MB)", figures.Report("call"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void LambdaTime_IsGroupedByRoute_WithTheRoomFolded_LongestFirst()
     {
         Talki.Signalling.Emulator.InvocationRecord Url(string path, double ms) => new("Backend", 0, "url", path, 200, TimeSpan.FromMilliseconds(ms));
@@ -99,7 +116,8 @@ public sealed class CallFiguresTests
         AuthorizerMeanMs: 3.2,
         BackendMeanMs: 9.2,
         BackendP95Ms: 20,
-        MemoryMb: 512,
+        AuthorizerMemoryMb: 1024,
+        BackendMemoryMb: 512,
         DynamoReads: 67,
         DynamoWrites: 42,
         DynamoByAction: "GetItem 10",
