@@ -5,13 +5,14 @@
 # init unconfined, as Lambda's init burst: LambdaCpuShare in tests/Talki.Signalling.ApiGatewayEmulator). One row per run:
 # the warm call's handler times and price, the first call's price, the hosts' peak memory and how often the quota paused them.
 #
-# usage: benchmarks/lambda-memory.sh [--sizes 1024,512,256] [--repeat 3] [--host PATH]
+# usage: benchmarks/lambda-memory.sh [--sizes stack,1024,512,256] [--repeat 3] [--host PATH]
+#   --sizes memory sizes in MB for every function, or `stack` for the sizes the stack gives each (default: stack,1024,512,256)
 #   --host  the executable to run as the functions (default: publishes artifacts/lambda/aot-host, linux-x64 Native AOT with
 #           the stack's flags; this machine has no arm64)
 # Needs root and a cgroup CPU controller (v1 cpu or v2); dynalite comes from tests/tools as for the tests.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-sizes="1024,512,256"
+sizes="stack,1024,512,256"
 repeat=3
 host=""
 while [ $# -gt 0 ]; do
@@ -19,7 +20,7 @@ while [ $# -gt 0 ]; do
     --sizes) sizes="$2"; shift 2 ;;
     --repeat) repeat="$2"; shift 2 ;;
     --host) host="$2"; shift 2 ;;
-    *) sed -n '2,12p' "$0"; exit 2 ;;
+    *) sed -n '2,13p' "$0"; exit 2 ;;
   esac
 done
 
@@ -38,7 +39,9 @@ echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for size in ${sizes//,/ }; do
   for run in $(seq 1 "$repeat"); do
     rm -f "$report"
-    if ! TALKI_LAMBDA_HOST="$host" TALKI_LAMBDA_CPU_SHARE=1 TALKI_LAMBDA_MEMORY_MB="$size" \
+    memory="$size"
+    [ "$size" = "stack" ] && memory=""
+    if ! TALKI_LAMBDA_HOST="$host" TALKI_LAMBDA_CPU_SHARE=1 TALKI_LAMBDA_MEMORY_MB="$memory" \
         dotnet test "$ROOT/tests/Talki.Signalling.Aws.IntegrationTests" --no-build --filter 'FullyQualifiedName~FourMemberCallInProtocolV2' > /dev/null 2>&1 \
         || [ ! -s "$report" ]; then
       echo "| $size | $run | the cost test failed | | | | | | |"
