@@ -382,8 +382,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         // An unconditional delete that returns the item as it was: DynamoDB applies writes to one item one at a time, so of
         // concurrent consumers exactly one gets the ticket's attributes and the others none, as with a condition on the
         // item's existence, but an unknown or spent ticket is an empty answer rather than a ConditionalCheckFailedException
-        // thrown through the SDK's pipeline (each refused connect paid for an exception, the first of a process for
-        // resolving its stack trace; both bill one write unit).
+        // thrown through the SDK's pipeline (each refused connect paid for an exception; both bill one write unit).
         var response = await _client.DeleteItemAsync(
             Tagged(new DeleteItemRequest
             {

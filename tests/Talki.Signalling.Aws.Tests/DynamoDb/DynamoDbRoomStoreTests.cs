@@ -67,8 +67,8 @@ public sealed class DynamoDbRoomStoreTests(DynaliteFixture dynalite) : IAsyncLif
     /// <summary>
     /// A refused connect (anyone with the WebSocket URL can present a made-up or spent ticket) costs the authorizer one
     /// delete and no exception: before, the delete's existence condition failed and the SDK threw
-    /// <see cref="ConditionalCheckFailedException"/> through its pipeline, which on a fresh Native AOT process also paid
-    /// for resolving the exception's stack trace (about 90 ms of its cold start here).
+    /// <see cref="ConditionalCheckFailedException"/> through its pipeline (on a fresh Native AOT process that also loaded
+    /// the stack-trace metadata: a few per cent of its cold start's CPU samples).
     /// </summary>
     [Fact]
     public async Task ConsumeTicket_UnknownOrSpent_IsNullWithoutAnException_AndAKnownOneIsTakenOnce()
