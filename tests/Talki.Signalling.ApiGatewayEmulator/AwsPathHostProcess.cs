@@ -30,9 +30,6 @@ public sealed class AwsPathHostProcess : IAsyncDisposable
     /// <summary>Gets the CPU group holding the process to its function's share, or <see langword="null"/> when it runs unconfined.</summary>
     public LambdaCpuGroup? Cpu => _cpu;
 
-    /// <summary>Gets the process id.</summary>
-    public int ProcessId => _process.Id;
-
     /// <summary>A short name: <c>Backend#1</c>.</summary>
     public string Name => $"{Host.Function}#{Host.Index}";
 

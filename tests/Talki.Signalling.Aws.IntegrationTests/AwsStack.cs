@@ -48,9 +48,6 @@ internal sealed class AwsStack : IAsyncDisposable
     /// <summary>Gets the template the emulator runs (the synthesized one, as the test and <see cref="LambdaHostsFromEnvironment"/> changed it).</summary>
     public JsonObject Template { get; }
 
-    /// <summary>Gets the hosts running as processes (empty when they run in this process, the default).</summary>
-    public IReadOnlyCollection<AwsPathHostProcess> HostProcesses => _processes;
-
     public AwsPathHarness Harness { get; }
 
     public ApiGatewayEmulator Emulator => Harness.Emulator;

@@ -115,7 +115,7 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
             + "ROOM# (query) read 22, ROOM#/MEMBER# read 17, ROOM#/META read 17, cache#/cache read 4, ROOM#/USER# read 3",
             warm.DynamoByItemKind);
         var report = warm.Report("4-member call in protocol v2 through the emulator, everything included (4 sign-ins, create + 3 join tickets, 6 links with an offer and an answer carrying their candidates, each newcomer's offers in one message, close at the seal, 4 $disconnect), the second call on warm function instances:")
-            + string.Create(CultureInfo.InvariantCulture, $"\nThe first call, on fresh instances (the handlers compiling their code): authorizer mean {first.AuthorizerMeanMs:F1} ms, backend mean {first.BackendMeanMs:F1} ms (p95 {first.BackendP95Ms:F1}); Lambda ${first.LambdaPer1000:F4}, total ${first.TotalPer1000Calls:F4} per 1,000 calls")
+            + string.Create(CultureInfo.InvariantCulture, $"\nThe first call, on fresh instances (a JIT host compiling the handlers' code, any host building its services): authorizer mean {first.AuthorizerMeanMs:F1} ms, backend mean {first.BackendMeanMs:F1} ms (p95 {first.BackendP95Ms:F1}); Lambda ${first.LambdaPer1000:F4}, total ${first.TotalPer1000Calls:F4} per 1,000 calls")
             + $"\nMeasured with {stack.HostsDescription()}";
         output.WriteLine(report);
         await File.WriteAllTextAsync(Path.Combine(AppContext.BaseDirectory, "aws-call-cost-v2.txt"), report);
