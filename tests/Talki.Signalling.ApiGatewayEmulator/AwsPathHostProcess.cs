@@ -14,21 +14,20 @@ namespace Talki.Signalling.Emulator;
 public sealed class AwsPathHostProcess : IAsyncDisposable
 {
     private readonly Process _process;
-    private readonly LambdaCpuGroup? _cpu;
     private readonly ConcurrentQueue<string> _output = new();
 
     private AwsPathHostProcess(AwsPathHost host, Process process, LambdaCpuGroup? cpu)
     {
         Host = host;
         _process = process;
-        _cpu = cpu;
+        Cpu = cpu;
     }
 
     /// <summary>Gets the instance this process runs.</summary>
     public AwsPathHost Host { get; }
 
     /// <summary>Gets the CPU group holding the process to its function's share, or <see langword="null"/> when it runs unconfined.</summary>
-    public LambdaCpuGroup? Cpu => _cpu;
+    public LambdaCpuGroup? Cpu { get; }
 
     /// <summary>A short name: <c>Backend#1</c>.</summary>
     public string Name => $"{Host.Function}#{Host.Index}";
@@ -161,7 +160,7 @@ public sealed class AwsPathHostProcess : IAsyncDisposable
         finally
         {
             _process.Dispose();
-            _cpu?.Dispose();
+            Cpu?.Dispose();
         }
     }
 
@@ -209,7 +208,7 @@ public sealed class AwsPathHostProcess : IAsyncDisposable
                 using var response = await http.GetAsync(health, cancellationToken);
                 if (response.IsSuccessStatusCode)
                 {
-                    _cpu?.Add(_process.Id);
+                    Cpu?.Add(_process.Id);
                     return;
                 }
             }

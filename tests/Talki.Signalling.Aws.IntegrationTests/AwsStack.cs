@@ -36,13 +36,15 @@ namespace Talki.Signalling.Aws.IntegrationTests;
 internal sealed class AwsStack : IAsyncDisposable
 {
     private readonly ConcurrentBag<AwsPathHostProcess> _processes;
+    private readonly LambdaHostsFromEnvironment? _external;
 
-    private AwsStack(AwsPathHarness harness, ConcurrentQueue<IReadOnlyDictionary<string, string>> defaultCallHeaders, JsonObject template, ConcurrentBag<AwsPathHostProcess> processes)
+    private AwsStack(AwsPathHarness harness, ConcurrentQueue<IReadOnlyDictionary<string, string>> defaultCallHeaders, JsonObject template, ConcurrentBag<AwsPathHostProcess> processes, LambdaHostsFromEnvironment? external)
     {
         Harness = harness;
         DefaultCallHeaders = defaultCallHeaders;
         Template = template;
         _processes = processes;
+        _external = external;
     }
 
     /// <summary>Gets the template the emulator runs (the synthesized one, as the test and <see cref="LambdaHostsFromEnvironment"/> changed it).</summary>
@@ -86,7 +88,7 @@ internal sealed class AwsStack : IAsyncDisposable
                 },
         };
         options.Instances["Backend"] = backendInstances;
-        return new AwsStack(await AwsPathHarness.StartAsync(options), headers, template, processes);
+        return new AwsStack(await AwsPathHarness.StartAsync(options), headers, template, processes, external);
     }
 
     /// <summary>
@@ -108,7 +110,7 @@ internal sealed class AwsStack : IAsyncDisposable
                 : "unconfined";
             return $"{p.Name} {cpu}, {rss} of {p.Host.MemorySizeMb} MB";
         });
-        return $"the functions' hosts as processes ({LambdaHostsFromEnvironment.Read()?.Executable}): {string.Join("; ", hosts)}";
+        return $"the functions' hosts as processes ({_external?.Executable}): {string.Join("; ", hosts)}";
     }
 
     /// <summary>
