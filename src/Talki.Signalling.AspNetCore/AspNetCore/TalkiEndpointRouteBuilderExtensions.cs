@@ -22,6 +22,9 @@ public static class TalkiEndpointRouteBuilderExtensions
     /// <item><c>GET ws?ticket=…</c> — the self-hosted WebSocket gateway (not with a gateway adapter such as <c>AddAwsGateway</c>,
     /// whose callbacks are mapped instead);</item>
     /// </list>
+    /// A process that only answers API Gateway's <c>$connect</c> authorizer (<c>AddAwsGateway</c> with <c>Role</c>
+    /// <c>authorizer</c>) maps the authorizer's path alone: none of the HTTP API, which that function has no use for and
+    /// which would cost its cold start the endpoints' construction.
     /// With <see cref="TalkiHostingOptions.AllowedOrigins"/> configured, the endpoints carry the Talki CORS policy
     /// (<c>RequireCors</c>): call <c>app.UseCors()</c> so that ASP.NET Core's CORS middleware answers preflights and adds
     /// the headers. Requests from any other origin are refused with <c>cross_site_request</c>.
@@ -40,6 +43,14 @@ public static class TalkiEndpointRouteBuilderExtensions
 
         var options = endpoints.ServiceProvider.GetRequiredService<IOptions<TalkiSignallingOptions>>().Value;
         var group = endpoints.MapGroup(options.Hosting.PathPrefix);
+        var gateway = endpoints.ServiceProvider.GetRequiredService<TalkiGatewayEndpoints>();
+        if (!gateway.ServesHttpApi)
+        {
+            // The authorizer function: its path only (the group stays empty, for the caller's conventions).
+            gateway.Map(endpoints, group);
+            return group;
+        }
+
         var signIns = endpoints.ServiceProvider.GetRequiredService<SignInRateLimiter>();
         group.MapPost("/session/anonymous", TalkiHttpApi.SignInAnonymous).AddEndpointFilter(signIns);
         group.MapPost("/session/google", GoogleSignInApi.SignIn).AddEndpointFilter(signIns);
@@ -54,7 +65,7 @@ public static class TalkiEndpointRouteBuilderExtensions
             group.RequireCors(TalkiCors.PolicyName);
         }
 
-        endpoints.ServiceProvider.GetRequiredService<TalkiGatewayEndpoints>().Map(endpoints, group);
+        gateway.Map(endpoints, group);
         return group;
     }
 }

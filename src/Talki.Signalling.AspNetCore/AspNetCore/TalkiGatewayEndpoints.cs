@@ -15,6 +15,12 @@ internal abstract class TalkiGatewayEndpoints
     /// <param name="endpoints">The application's endpoints (for paths outside the Talki prefix).</param>
     /// <param name="talki">The group under the Talki prefix.</param>
     public abstract void Map(IEndpointRouteBuilder endpoints, RouteGroupBuilder talki);
+
+    /// <summary>
+    /// Whether <c>MapTalkiSignalling</c> maps the HTTP API (sessions, rooms, tickets) beside the gateway's endpoints: false for
+    /// a process that only answers API Gateway's <c>$connect</c> authorizer.
+    /// </summary>
+    public virtual bool ServesHttpApi => true;
 }
 
 /// <summary>The self-hosted gateway: WebSocket upgrades on <c>{prefix}/ws</c>.</summary>

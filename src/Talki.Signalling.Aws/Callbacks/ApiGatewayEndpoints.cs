@@ -21,4 +21,7 @@ internal enum ApiGatewayRole
 internal sealed class ApiGatewayEndpoints(ApiGatewayRole role) : TalkiGatewayEndpoints
 {
     public override void Map(IEndpointRouteBuilder endpoints, RouteGroupBuilder talki) => endpoints.MapTalkiApiGatewayCallbacks(role);
+
+    /// <summary>The authorizer function serves its pass-through path alone; it is invoked by API Gateway only.</summary>
+    public override bool ServesHttpApi => role != ApiGatewayRole.Authorizer;
 }

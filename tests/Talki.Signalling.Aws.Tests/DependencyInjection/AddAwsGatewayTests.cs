@@ -90,6 +90,24 @@ public sealed class AddAwsGatewayTests
         Assert.Contains("Deny", await authorizer.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         using var integration = await http.PostAsync("/talki/aws/default", new StringContent("{}", Encoding.UTF8, "application/json"));
         Assert.True(integration.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.MethodNotAllowed, $"POST /talki/aws/default answered {integration.StatusCode}");
+
+        // Nor the HTTP API: the authorizer function answers API Gateway's $connect events and nothing else, so a sign-in, a
+        // room or a ticket asked of it (through a URL added by mistake) finds no endpoint.
+        Assert.Equal(["/events"], Routes(app));
+        using var signIn = await http.PostAsync("/talki/session/anonymous", new StringContent("{\"displayName\":\"Ada\"}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.NotFound, signIn.StatusCode);
+        using var room = await http.PostAsync("/talki/rooms", new StringContent("{}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.NotFound, room.StatusCode);
+    }
+
+    [Fact]
+    public async Task AddAwsGateway_RoleBackend_ServesTheHttpApi()
+    {
+        await using var app = await StartAsync(new(Complete) { ["Talki:Aws:Role"] = "backend" });
+
+        Assert.Contains("/talki/session/anonymous", Routes(app));
+        Assert.Contains("/talki/rooms", Routes(app));
+        Assert.Contains("/talki/rooms/{roomId}/tickets", Routes(app));
     }
 
     [Fact]
