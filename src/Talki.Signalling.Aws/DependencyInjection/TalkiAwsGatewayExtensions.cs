@@ -120,7 +120,9 @@ public static class TalkiAwsGatewayExtensions
     {
         for (var i = services.Count - 1; i >= 0; i--)
         {
-            if (services[i] is { ServiceType: var type, ImplementationType.FullName: DataProtectionHostedService } && type == typeof(IHostedService))
+            // The service type first: reading FullName builds the reflection data of every registered implementation type, a
+            // measurable part of a Native AOT cold start (a few milliseconds over the ~200 registrations).
+            if (services[i].ServiceType == typeof(IHostedService) && services[i].ImplementationType?.FullName == DataProtectionHostedService)
             {
                 services.RemoveAt(i);
             }
