@@ -6,6 +6,14 @@ using Microsoft.AspNetCore.Routing;
 // The Talki sample host: everything in one process with the embedded defaults
 // (in-memory rooms and sessions, the self-hosted WebSocket gateway) and the Talki browser app
 // (samples/Talki.Samples.Browser, Blazor WebAssembly) at /.
+// The AWS stack's $connect authorizer function starts as a slim host of its own (AuthorizerHost.cs): it answers API
+// Gateway's authorizer events and nothing else, and every connect after an idle spell waits for its cold start.
+if (AuthorizerHost.IsRequested(args))
+{
+    AuthorizerHost.Build(args).Run();
+    return;
+}
+
 var builder = WebApplication.CreateBuilder(args);
 
 // Serve the browser app's files from the build output in every environment (`dotnet run` is Production, the
