@@ -26,10 +26,7 @@ internal static class AuthorizerHost
     public static WebApplication Build(string[] args)
     {
         var builder = WebApplication.CreateSlimBuilder(args);
-        if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ASPNETCORE_URLS")))
-        {
-            builder.WebHost.UseUrls("http://localhost:5080");
-        }
+        SampleHostAddresses.UseDefault(builder);
 
         var talki = builder.Services.AddTalkiSignalling().BindConfiguration(builder.Configuration.GetSection("Talki"));
         if (!AwsMode.TryAdd(talki, builder.Configuration))
@@ -40,15 +37,7 @@ internal static class AuthorizerHost
         var app = builder.Build();
         app.MapTalkiSignalling(); // the authorizer's pass-through path (/events) alone
         app.MapGet("/healthz", () => Results.Text("ok"));
-        app.Lifetime.ApplicationStarted.Register(() =>
-        {
-            var addresses = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
-                .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()?.Addresses ?? [];
-            foreach (var address in addresses)
-            {
-                Console.WriteLine($"Talki sample host (authorizer) listening on {address}");
-            }
-        });
+        app.Lifetime.ApplicationStarted.Register(() => SampleHostAddresses.Write(app, "Talki sample host (authorizer)"));
         return app;
     }
 }

@@ -1,5 +1,3 @@
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.Routing;
 
@@ -19,11 +17,7 @@ var builder = WebApplication.CreateBuilder(args);
 // Serve the browser app's files from the build output in every environment (`dotnet run` is Production, the
 // end-to-end tests run the built dll as Development); a published host has them in its own wwwroot.
 builder.WebHost.UseStaticWebAssets();
-if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ASPNETCORE_URLS")))
-{
-    // http://localhost is a secure context in browsers, so the Secure session cookie and WebRTC work.
-    builder.WebHost.UseUrls("http://localhost:5080");
-}
+SampleHostAddresses.UseDefault(builder);
 
 // The self-hosted gateway's WebSocket upgrades are taken at Kestrel's connection level: an open socket keeps none of ASP.NET
 // Core's per-request state (HttpContext, headers, Activity, scopes) for its life. Every other request, and any handshake the
@@ -115,11 +109,7 @@ app.Lifetime.ApplicationStarted.Register(() =>
 {
     Console.WriteLine($"Talki sample host: {inlineIo}");
     Console.WriteLine($"Talki sample host: {nativeMemoryTrim}");
-    var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
-    foreach (var address in addresses)
-    {
-        Console.WriteLine($"Talki sample host listening on {address}");
-    }
+    SampleHostAddresses.Write(app, "Talki sample host");
 });
 
 app.Run();
