@@ -109,9 +109,10 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
         var (first, warm) = (figures[0], figures[1]);
 
         // The store's share, pinned item by item: a request added or saved anywhere in the call shows here. No write at the
-        // close (after the seal a $disconnect touches nothing) and none to check the room on a knock (its read stands).
+        // close (after the seal a $disconnect touches nothing), none to check the room on a knock (its read stands) and no
+        // binding by connection id (the authorizer's context names the member on every event: its record is the binding).
         Assert.Equal(
-            "ROOM#/MEMBER# write 11, TICKET#/TICKET write 8, CONN#/CONN write 4, ROOM#/META write 4, ROOM#/USER# write 4, cache#/cache write 4, "
+            "ROOM#/MEMBER# write 11, TICKET#/TICKET write 8, ROOM#/META write 4, ROOM#/USER# write 4, cache#/cache write 4, "
             + "ROOM# (query) read 22, ROOM#/MEMBER# read 17, ROOM#/META read 17, cache#/cache read 4, ROOM#/USER# read 3",
             warm.DynamoByItemKind);
         var report = warm.Report("4-member call in protocol v2 through the emulator, everything included (4 sign-ins, create + 3 join tickets, 6 links with an offer and an answer carrying their candidates, each newcomer's offers in one message, close at the seal, 4 $disconnect), the second call on warm function instances:")

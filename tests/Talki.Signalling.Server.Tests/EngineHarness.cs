@@ -127,6 +127,27 @@ internal sealed class EngineHarness : IDisposable
 
     public ValueTask SendAsync(string connection, string json) => Engine.HandleMessageAsync(connection, Encoding.UTF8.GetBytes(json));
 
+    /// <summary>
+    /// Connects as API Gateway does, in two phases: the authorizer consumes the ticket, then the first frame (a hello,
+    /// unless <paramref name="hello"/> is false) comes with the grant and binds. Returns the connection id and its grant.
+    /// </summary>
+    public async Task<(string Connection, ConnectionGrant Grant)> ConnectTwoPhaseAsync(TicketGrant ticket, bool hello = true, int version = 2, long? resume = null)
+    {
+        var connection = NewConnectionId();
+        Time.Advance(TimeSpan.FromMilliseconds(1));
+        var result = await Engine.AuthorizeAsync(ticket.Ticket.Value, resume);
+        Assert.True(result.IsSuccess, result.ToString());
+        if (hello)
+        {
+            await SendAuthorizedAsync(connection, result.Value, $$"""{"type":"hello","version":{{version}}}""");
+        }
+
+        return (connection, result.Value);
+    }
+
+    /// <summary>Hands a frame over with its connection's grant, as the API Gateway integration does.</summary>
+    public ValueTask SendAuthorizedAsync(string connection, ConnectionGrant grant, string json) => Engine.HandleAuthorizedMessageAsync(connection, grant, Encoding.UTF8.GetBytes(json));
+
     /// <summary>Creates a room with a connected admin and a connected member ("bob") waiting for admission.</summary>
     public async Task<(TicketGrant Admin, string AdminConnection, TicketGrant Pending, string PendingConnection)> RoomWithPendingMemberAsync()
     {

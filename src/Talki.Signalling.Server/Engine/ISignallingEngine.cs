@@ -36,7 +36,10 @@ public interface ISignallingEngine
     /// Authorizes a connection without binding it, for gateways whose authorizer cannot reach other connections (API
     /// Gateway's <c>$connect</c> authorizer): consumes the ticket (once) and returns the grant. Nothing else is written:
     /// the connection binds on its first message (<see cref="HandleAuthorizedMessageAsync"/>),
-    /// and a grant whose connection never sends anything changes nothing.
+    /// and a grant whose connection never sends anything changes nothing. Such a gateway presents the grant on every message
+    /// and ends the connection with <see cref="HandleAuthorizedDisconnectAsync"/>: the member's record is the connection's
+    /// binding, and no record by connection id is kept (except for a connection that asked to resume), so
+    /// <see cref="DisconnectAsync"/> would not find whose it was.
     /// </summary>
     /// <param name="ticket">The ticket from the query string.</param>
     /// <param name="resumeEpoch">The epoch the client asks to resume (the <c>resume</c> query parameter), or <see langword="null"/>: carried in the grant (<see cref="ConnectionGrant.ResumeEpoch"/>) when it is the member's current epoch, and decided when the connection binds.</param>
@@ -73,8 +76,9 @@ public interface ISignallingEngine
     /// <summary>
     /// Handles the end of a connection authorized by <see cref="AuthorizeAsync"/>, with the grant the gateway carried from
     /// the connect (API Gateway passes the authorizer's context to <c>$disconnect</c> too). After the grant's
-    /// <see cref="ConnectionGrant.SealsAt"/> the server has left the scene: the store is neither read nor written (the
-    /// connection's binding, if it bound, expires with the room). Before it, the same as <see cref="DisconnectAsync"/>.
+    /// <see cref="ConnectionGrant.SealsAt"/> the server has left the scene: the store is neither read nor written. Before
+    /// it, the grant's member is suspended (or leaves) as with <see cref="DisconnectAsync"/>, if its record still names this
+    /// connection; the room is told as there. Any record by connection id (a resumed connection's) expires with the room.
     /// </summary>
     /// <param name="connectionId">The gateway connection id.</param>
     /// <param name="grant">The authorizer's grant, as the gateway carried it from the connect (trusted: the gateway must authenticate it).</param>

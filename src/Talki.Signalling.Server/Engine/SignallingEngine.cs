@@ -164,7 +164,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             if (admin is { ConnectionId: { } adminConnection, ReadyAt: not null, SuspendedUntil: null })
             {
                 // A suspended admin is re-sent every pending request when it resumes.
-                await SendAsync(adminConnection, new AdmissionRequestMessage { Member = ViewOf(member) }, cancellationToken).ConfigureAwait(false);
+                await SendAsync(adminConnection, new AdmissionRequestMessage { Member = ViewOf(member) }, cancellationToken, OwnerOf(adminConnection, admin)).ConfigureAwait(false);
             }
         }
 
@@ -273,7 +273,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             if (grant is not null && grant.SealsAt <= now)
             {
                 // The authorizer's grant says when the room seals: a straggler after it costs no store read.
-                await SendAsync(connectionId, new RoomSealedMessage { Room = grant.Room, SealedAt = grant.SealsAt }, cancellationToken).ConfigureAwait(false);
+                await SendAsync(connectionId, new RoomSealedMessage { Room = grant.Room, SealedAt = grant.SealsAt }, cancellationToken, new ConnectionRecord(connectionId, grant.Room, grant.Member, grant.Epoch, grant.SealsAt)).ConfigureAwait(false);
                 await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
                 return;
             }
@@ -409,10 +409,10 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                     await HelloAsync(connectionId, room!, self, frame, greetedByBind, cancellationToken).ConfigureAwait(false);
                     break;
                 case ClientFrameKind.Ping:
-                    await SendAsync(connectionId, new PongMessage { Id = correlationId }, cancellationToken).ConfigureAwait(false);
+                    await SendAsync(connectionId, new PongMessage { Id = correlationId }, cancellationToken, OwnerOf(connectionId, self)).ConfigureAwait(false);
                     break;
                 case ClientFrameKind.Leave:
-                    await DisconnectCoreAsync(connectionId, cancellationToken, leaving: true).ConfigureAwait(false);
+                    await DisconnectCoreAsync(connectionId, cancellationToken, leaving: true, OwnerOf(connectionId, self)).ConfigureAwait(false);
                     await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
                     break;
                 case ClientFrameKind.Admit:
@@ -443,12 +443,17 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
     }
 
-    public async ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default)
+    public ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        return DisconnectLoggedAsync(connectionId, null, cancellationToken);
+    }
+
+    private async ValueTask DisconnectLoggedAsync(string connectionId, ConnectionRecord? owner, CancellationToken cancellationToken)
+    {
         try
         {
-            await DisconnectCoreAsync(connectionId, cancellationToken).ConfigureAwait(false);
+            await DisconnectCoreAsync(connectionId, cancellationToken, owner: owner).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -470,7 +475,10 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         // The gateway carries the seal in whole milliseconds, truncated: one more and the room's own instant has passed.
         if (_time.GetUtcNow() < grant.SealsAt + TimeSpan.FromMilliseconds(1))
         {
-            return DisconnectAsync(connectionId, cancellationToken);
+            // The grant names the member: its record is the binding (a connection bound through a grant has no other).
+            // The member is suspended or leaves only if its record still names this connection.
+            _metrics.ConnectionClosed();
+            return DisconnectLoggedAsync(connectionId, new ConnectionRecord(connectionId, grant.Room, grant.Member, grant.Epoch, grant.SealsAt), cancellationToken);
         }
 
         // After the seal a disconnect changes nothing in the store (see DisconnectCoreAsync): nobody is told, nobody resumes,
@@ -660,13 +668,17 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     /// <param name="cancellationToken">Cancels the operation.</param>
     private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member, bool Resumed, bool Greeted)>> BindAsync(string connectionId, ConnectionGrant grant, MemberRecord? known, int? helloVersion, CancellationToken cancellationToken)
     {
+        // The gateway carries the grant on every frame and on the disconnect: the member's record is the binding, and no
+        // record by connection id is written (one write per connection fewer; on DynamoDB, per member of every call). A
+        // resume grant's connection gets one all the same: a later frame of it must tell "bound once and replaced since"
+        // from "not bound yet" (see HandleMessageCoreAsync), or it would take the member back from its newer connection.
         var room = await _store.GetRoomAsync(grant.Room, cancellationToken).ConfigureAwait(false);
         return room is null
             ? SignallingResult<(RoomRecord, MemberRecord, bool, bool)>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.")
-            : await BindToRoomAsync(connectionId, grant, room, cancellationToken, known, helloVersion).ConfigureAwait(false);
+            : await BindToRoomAsync(connectionId, grant, room, cancellationToken, known, helloVersion, writeBinding: grant.ResumeEpoch is not null).ConfigureAwait(false);
     }
 
-    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member, bool Resumed, bool Greeted)>> BindToRoomAsync(string connectionId, ConnectionGrant grant, RoomRecord room, CancellationToken cancellationToken, MemberRecord? known = null, int? helloVersion = null)
+    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member, bool Resumed, bool Greeted)>> BindToRoomAsync(string connectionId, ConnectionGrant grant, RoomRecord room, CancellationToken cancellationToken, MemberRecord? known = null, int? helloVersion = null, bool writeBinding = true)
     {
         var now = _time.GetUtcNow();
         if (room.IsSealedAt(now))
@@ -724,13 +736,21 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
             // Already bound by a concurrent frame of the same connection (or a bind whose connection record was lost):
             // writing the record again is harmless and heals the second case.
-            await _store.PutConnectionAsync(new ConnectionRecord(connectionId, room.Id, current.Id, current.Epoch, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
+            if (writeBinding)
+            {
+                await _store.PutConnectionAsync(new ConnectionRecord(connectionId, room.Id, current.Id, current.Epoch, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
+            }
+
             return (room, current, current.Epoch != grant.Epoch, false);
         }
 
         var before = change.Before!;
         var resumed = member.Epoch == before.Epoch;
-        await _store.PutConnectionAsync(new ConnectionRecord(connectionId, room.Id, member.Id, member.Epoch, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
+        if (writeBinding)
+        {
+            await _store.PutConnectionAsync(new ConnectionRecord(connectionId, room.Id, member.Id, member.Epoch, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
+        }
+
         _metrics.ConnectionOpened();
         if (resumed)
         {
@@ -742,7 +762,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         // A refresh: the previous connection is superseded. Close it and end its links; its binding stays
         // until its own disconnect, so anything it still sends is answered with stale_epoch. A resume closes it too, but
         // the member never left: its peers keep their links and hear nothing.
-        ScheduleHelloTimeout(connectionId);
+        ScheduleHelloTimeout(connectionId, room.Id, member.Id);
         if (before.ConnectionId is { } previous && previous != connectionId)
         {
             _rateLimiter.Transfer(previous, connectionId); // a reconnect does not buy a fresh burst
@@ -849,7 +869,8 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 Resumed = resuming,
                 Missed = queued?.Dropped ?? 0,
             },
-            cancellationToken).ConfigureAwait(false);
+            cancellationToken,
+            OwnerOf(connectionId, current)).ConfigureAwait(false);
 
         if (resuming)
         {
@@ -869,7 +890,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             {
                 if (member.Admission == AdmissionStatus.Pending)
                 {
-                    await SendAsync(connectionId, new AdmissionRequestMessage { Member = ViewOf(member) }, cancellationToken).ConfigureAwait(false);
+                    await SendAsync(connectionId, new AdmissionRequestMessage { Member = ViewOf(member) }, cancellationToken, OwnerOf(connectionId, current)).ConfigureAwait(false);
                 }
             }
         }
@@ -885,7 +906,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             var admin = FindAdmin(members, room);
             if (admin is { ConnectionId: { } adminConnection, ReadyAt: not null, SuspendedUntil: null, ProtocolVersion: < 2 })
             {
-                await SendAsync(adminConnection, new AdmissionRequestMessage { Member = ViewOf(current) }, cancellationToken).ConfigureAwait(false);
+                await SendAsync(adminConnection, new AdmissionRequestMessage { Member = ViewOf(current) }, cancellationToken, OwnerOf(adminConnection, admin)).ConfigureAwait(false);
             }
         }
     }
@@ -902,12 +923,12 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             self.Id,
             m => m.ConnectionId == connectionId && m.Epoch == self.Epoch && m.SuspendedUntil is not null ? m with { SuspendedUntil = null } : null,
             cancellationToken).ConfigureAwait(false);
-        var delivered = await PushAllAsync(connectionId, queued.Messages, cancellationToken).ConfigureAwait(false);
+        var delivered = await PushAllAsync(connectionId, self, queued.Messages, cancellationToken).ConfigureAwait(false);
         var dropped = queued.Dropped;
         if (cleared.After is not null)
         {
             var stragglers = await _store.TakeQueuedMessagesAsync(room.Id, self.Id, self.Epoch, cancellationToken).ConfigureAwait(false);
-            delivered += await PushAllAsync(connectionId, stragglers.Messages, cancellationToken).ConfigureAwait(false);
+            delivered += await PushAllAsync(connectionId, self, stragglers.Messages, cancellationToken).ConfigureAwait(false);
             dropped += stragglers.Dropped;
         }
 
@@ -923,7 +944,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             {
                 if (member.Admission == AdmissionStatus.Pending)
                 {
-                    await SendAsync(connectionId, new AdmissionRequestMessage { Member = ViewOf(member) }, cancellationToken).ConfigureAwait(false);
+                    await SendAsync(connectionId, new AdmissionRequestMessage { Member = ViewOf(member) }, cancellationToken, OwnerOf(connectionId, self)).ConfigureAwait(false);
                 }
             }
         }
@@ -953,13 +974,13 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
     }
 
-    private async ValueTask<int> PushAllAsync(string connectionId, IReadOnlyList<ReadOnlyMemory<byte>> messages, CancellationToken cancellationToken)
+    private async ValueTask<int> PushAllAsync(string connectionId, MemberRecord owner, IReadOnlyList<ReadOnlyMemory<byte>> messages, CancellationToken cancellationToken)
     {
         foreach (var message in messages)
         {
             if (await _push.PushAsync(connectionId, message, cancellationToken).ConfigureAwait(false) == PushOutcome.Gone)
             {
-                await DisconnectCoreAsync(connectionId, cancellationToken).ConfigureAwait(false);
+                await DisconnectCoreAsync(connectionId, cancellationToken, owner: OwnerOf(connectionId, owner)).ConfigureAwait(false);
                 return 0;
             }
         }
@@ -1030,14 +1051,14 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         if (!admit || self.ProtocolVersion < 2)
         {
             // A version 2 admin is not echoed an admission: the newcomer's first offer tells it (one message fewer per knock).
-            await SendAsync(connectionId, notice, cancellationToken).ConfigureAwait(false);
+            await SendAsync(connectionId, notice, cancellationToken, OwnerOf(connectionId, self)).ConfigureAwait(false);
         }
 
         if (!admit)
         {
             if (target.ConnectionId is { } deniedConnection && target.SuspendedUntil is null)
             {
-                await SendAsync(deniedConnection, notice, cancellationToken).ConfigureAwait(false);
+                await SendAsync(deniedConnection, notice, cancellationToken, OwnerOf(deniedConnection, target)).ConfigureAwait(false);
                 await _push.CloseAsync(deniedConnection, cancellationToken).ConfigureAwait(false);
             }
             else if (target.ConnectionId is { } resumingConnection)
@@ -1279,17 +1300,29 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     /// Ends a connection. A member that said hello is suspended for the grace period (<see cref="TalkiSignallingOptions.ResumeGracePeriod"/>):
     /// nobody is told, and it may resume; one that leaves (<paramref name="leaving"/>), or with no grace period, leaves now.
     /// </summary>
-    private async ValueTask DisconnectCoreAsync(string connectionId, CancellationToken cancellationToken, bool leaving = false)
+    /// <param name="connectionId">The connection.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <param name="leaving">Whether the member leaves (no grace period).</param>
+    /// <param name="owner">
+    /// Whose the connection is, when the caller knows (a grant, or the member a push went to): the member's record is
+    /// changed only if it still names this connection, and the binding is neither read nor removed (a connection bound
+    /// through a grant has none; the gateway's own disconnect removes any other). Otherwise the binding says whose it was.
+    /// </param>
+    private async ValueTask DisconnectCoreAsync(string connectionId, CancellationToken cancellationToken, bool leaving = false, ConnectionRecord? owner = null)
     {
         _rateLimiter.Release(connectionId);
         CancelHelloTimeout(connectionId);
-        var connection = await _store.RemoveConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
+        var connection = owner ?? await _store.RemoveConnectionAsync(connectionId, cancellationToken).ConfigureAwait(false);
         if (connection is null)
         {
             return;
         }
 
-        _metrics.ConnectionClosed();
+        if (owner is null)
+        {
+            _metrics.ConnectionClosed();
+        }
+
         var now = _time.GetUtcNow();
         var room = await _store.GetRoomAsync(connection.Room, cancellationToken).ConfigureAwait(false);
         if (room is null || room.IsSealedAt(now))
@@ -1404,7 +1437,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         // The gateway says the socket is gone (its $disconnect may never come): the member's grace period starts now.
-        await DisconnectCoreAsync(connectionId, cancellationToken).ConfigureAwait(false);
+        await DisconnectCoreAsync(connectionId, cancellationToken, owner: OwnerOf(connectionId, target)).ConfigureAwait(false);
         var after = await _store.GetMemberAsync(target.Room, target.Id, cancellationToken).ConfigureAwait(false);
         if (after is null || after.Epoch != target.Epoch)
         {
@@ -1448,7 +1481,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         if (again is { SuspendedUntil: null, ConnectionId: { } resumed } && again.Epoch == target.Epoch)
         {
             var rest = await _store.TakeQueuedMessagesAsync(target.Room, target.Id, target.Epoch, cancellationToken).ConfigureAwait(false);
-            _ = await PushAllAsync(resumed, rest.Messages, cancellationToken).ConfigureAwait(false);
+            _ = await PushAllAsync(resumed, again, rest.Messages, cancellationToken).ConfigureAwait(false);
         }
 
         return queued ? Delivery.Queued : Delivery.QueueFull;
@@ -1702,7 +1735,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         => _push is IPolicyClosingPush policy ? policy.ClosePolicyViolationAsync(connectionId, reason, cancellationToken) : _push.CloseAsync(connectionId, cancellationToken);
 
     /// <summary>Arms the connection's hello timeout (cancelled by its hello or its disconnect).</summary>
-    private void ScheduleHelloTimeout(string connectionId)
+    private void ScheduleHelloTimeout(string connectionId, RoomId room, MemberId member)
     {
         if (Volatile.Read(ref _disposed) != 0)
         {
@@ -1713,10 +1746,10 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         var timer = _time.CreateContextFreeTimer(
             static state =>
             {
-                var (engine, id, due) = ((SignallingEngine, string, DateTimeOffset))state!;
-                _ = engine.HelloTimeoutOnTimerAsync(id, due);
+                var (engine, id, owner, due) = ((SignallingEngine, string, (RoomId, MemberId), DateTimeOffset))state!;
+                _ = engine.HelloTimeoutOnTimerAsync(id, owner.Item1, owner.Item2, due);
             },
-            (this, connectionId, dueAt),
+            (this, connectionId, (room, member), dueAt),
             Timeout.InfiniteTimeSpan,
             Timeout.InfiniteTimeSpan);
         if (_helloTimers.TryAdd(connectionId, timer))
@@ -1738,11 +1771,11 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
     }
 
-    private async Task HelloTimeoutOnTimerAsync(string connectionId, DateTimeOffset dueAt)
+    private async Task HelloTimeoutOnTimerAsync(string connectionId, RoomId room, MemberId member, DateTimeOffset dueAt)
     {
         try
         {
-            await HelloTimeoutAsync(connectionId, dueAt).ConfigureAwait(false);
+            await HelloTimeoutAsync(connectionId, room, member, dueAt).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // A timer callback must not throw.
         catch (Exception exception)
@@ -1756,7 +1789,11 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     /// Closes a connection that has not said hello by <paramref name="dueAt"/>. Like the seal, a timer that fires before
     /// the clock reaches the due instant re-arms for the remainder instead of closing early or giving up.
     /// </summary>
-    private async ValueTask HelloTimeoutAsync(string connectionId, DateTimeOffset dueAt)
+    /// <param name="connectionId">The connection.</param>
+    /// <param name="room">The room it was bound in.</param>
+    /// <param name="memberId">The member it was bound to (the timer carries it: a connection bound through a grant has no binding to read).</param>
+    /// <param name="dueAt">When the timeout is due.</param>
+    private async ValueTask HelloTimeoutAsync(string connectionId, RoomId room, MemberId memberId, DateTimeOffset dueAt)
     {
         if (!_helloTimers.TryGetValue(connectionId, out var timer))
         {
@@ -1780,15 +1817,14 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         await timer.DisposeAsync().ConfigureAwait(false);
-        var connection = await _store.GetConnectionAsync(connectionId).ConfigureAwait(false);
-        var member = connection is null ? null : await _store.GetMemberAsync(connection.Room, connection.Member).ConfigureAwait(false);
+        var member = await _store.GetMemberAsync(room, memberId).ConfigureAwait(false);
         // A resumed connection keeps its member's ReadyAt from before the drop: its own hello is what clears SuspendedUntil.
         if (member is null || member.ConnectionId != connectionId || (member.ReadyAt is not null && member.SuspendedUntil is null))
         {
             return; // gone, superseded (and closed as such), or said hello meanwhile
         }
 
-        Log.HelloTimedOut(_logger, connection!.Room, member.Id, _options.Limits.HelloTimeout);
+        Log.HelloTimedOut(_logger, room, member.Id, _options.Limits.HelloTimeout);
         await ClosePolicyViolationAsync(connectionId, "no hello within the hello timeout", CancellationToken.None).ConfigureAwait(false);
     }
 
@@ -1824,14 +1860,21 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
     private static byte[] Serialize(ServerMessage message) => JsonSerializer.SerializeToUtf8Bytes(message, TalkiJsonContext.Default.ServerMessage);
 
-    private async ValueTask SendAsync(string connectionId, ServerMessage message, CancellationToken cancellationToken)
+    /// <param name="connectionId">The connection.</param>
+    /// <param name="message">The message.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <param name="owner">Whose the connection is, when known (see <see cref="DisconnectCoreAsync"/>): a gone connection is then ended without its binding.</param>
+    private async ValueTask SendAsync(string connectionId, ServerMessage message, CancellationToken cancellationToken, ConnectionRecord? owner = null)
     {
         var outcome = await _push.PushAsync(connectionId, Serialize(message), cancellationToken).ConfigureAwait(false);
         if (outcome == PushOutcome.Gone)
         {
-            await DisconnectCoreAsync(connectionId, cancellationToken).ConfigureAwait(false);
+            await DisconnectCoreAsync(connectionId, cancellationToken, owner: owner).ConfigureAwait(false);
         }
     }
+
+    /// <summary>The owner of <paramref name="connectionId"/> as <see cref="DisconnectCoreAsync"/> takes it: the member it was bound to.</summary>
+    private static ConnectionRecord OwnerOf(string connectionId, MemberRecord member) => new(connectionId, member.Room, member.Id, member.Epoch, DateTimeOffset.MaxValue);
 
     private async ValueTask SendErrorAsync(string connectionId, SignallingErrorCode code, string message, string? correlationId, CancellationToken cancellationToken)
     {

@@ -285,8 +285,10 @@ public sealed class ApiGatewayCallbacksTests
     [InlineData("malformed")]
     public async Task Disconnect_UnbindsTheConnection_AndTheOtherMemberGetsPeerLeftWhenTheGracePeriodEnds_WithoutLeakingConnectionIds(string authorizerContext)
     {
-        // Before the seal the authorizer's context changes nothing; absent or malformed, the binding says whose the
-        // connection was (only a well-formed context after the seal lets a disconnect skip the store): a disconnect is never refused.
+        // The authorizer's context names the member: a connection bound through it has no record by connection id. A
+        // disconnect is never refused: without the context (a stack that does not map it on $disconnect), or malformed, it
+        // finds nobody, and the departure is found as a lost $disconnect's is (API Gateway's $disconnect is best effort):
+        // by the next push to the dead socket, which answers 410 and starts the grace period.
         await using var host = await CallbacksTestHost.StartAsync(signalling: o => o.ResumeGracePeriod = TimeSpan.FromSeconds(1));
         var ada = await host.SignInAsync("Ada");
         var room = await ada.CreateRoomAsync();
@@ -312,6 +314,17 @@ public sealed class ApiGatewayCallbacksTests
 
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal(string.Empty, body);
+        if (authorizerContext != "mapped")
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1.5)); // the grace period and more, on the real clock
+            Assert.Empty(host.Push.MessagesTo(AdaConnection).OfType<PeerLeftMessage>());
+            host.Push.Gone[BobConnection] = true;
+            var mapped = host.MapAuthorizerContext;
+            host.MapAuthorizerContext = true; // Ada's own frames carry her context
+            await host.SendFrameAsync(AdaConnection, $$$"""{"type":"signal","id":"s1","to":"{{{bobTicket.Member}}}","candidates":[{"candidate":"after","sdpMid":"0"}]}""");
+            host.MapAuthorizerContext = mapped;
+        }
+
         var left = await host.Push.ExpectAsync<PeerLeftMessage>(AdaConnection);
         Assert.Equal(bobTicket.Member, left.Member);
 

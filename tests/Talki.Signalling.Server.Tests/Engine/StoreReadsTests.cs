@@ -114,7 +114,6 @@ public sealed class StoreReadsTests
         var after = await store.GetMemberAsync(adaGrant.Room, adaGrant.Member);
         Assert.Null(after!.ConnectionId);
         Assert.NotNull(after.SuspendedUntil);
-        Assert.Null(await store.GetConnectionAsync(adaConnection));
     }
 
     [Fact]
