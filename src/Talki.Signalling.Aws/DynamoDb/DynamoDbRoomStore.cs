@@ -180,7 +180,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
 
     public async ValueTask<RoomRecord?> GetRoomAsync(RoomId room, CancellationToken cancellationToken = default)
     {
-        var item = await GetAsync(RoomPk(room), MetaSk, cancellationToken).ConfigureAwait(false);
+        var item = await GetRoomItemAsync(RoomPk(room), cancellationToken).ConfigureAwait(false);
         return item is null ? null : ToRoom(item);
     }
 
@@ -285,7 +285,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     {
         ArgumentNullException.ThrowIfNull(member);
         var pk = RoomPk(member.Room);
-        var room = await GetAsync(pk, MetaSk, cancellationToken).ConfigureAwait(false);
+        var room = await GetRoomItemAsync(pk, cancellationToken).ConfigureAwait(false);
         if (room is null)
         {
             return AddMemberOutcome.RoomNotFound;
@@ -640,6 +640,29 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
 
     private static ConnectionRecord ToConnection(Dictionary<string, AttributeValue> item)
         => new(item[ConnectionIdAttr].S, ParseRoom(item[RoomIdAttr].S), ParseMember(item[MemberIdAttr].S), long.Parse(item[Epoch].N, CultureInfo.InvariantCulture), ParseIso(item[Expiry].S));
+
+    /// <summary>
+    /// Reads a room's item, treating an expired one as absent. The item is written once, at creation; after that only its
+    /// seat counter changes, which no reader of a room takes from it (a seat is taken by a conditional update). So an
+    /// eventually consistent read, half a read unit, answers what a strongly consistent one would, except that the replica
+    /// it reaches may not have the item yet: "the response might not reflect the results of a recently completed write
+    /// operation" (DynamoDB Developer Guide, "DynamoDB read consistency",
+    /// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadConsistency.html). A miss is read
+    /// again, strongly: a room just created is never taken for one that does not exist.
+    /// </summary>
+    private async Task<Dictionary<string, AttributeValue>?> GetRoomItemAsync(string pk, CancellationToken cancellationToken)
+    {
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var response = await _client.GetItemAsync(
+            Tagged(new GetItemRequest { TableName = _table, Key = Key(pk, MetaSk), ConsistentRead = false }),
+            cancellationToken).ConfigureAwait(false);
+        if (response.Item is not { Count: > 0 } item)
+        {
+            return await GetAsync(pk, MetaSk, cancellationToken).ConfigureAwait(false);
+        }
+
+        return string.CompareOrdinal(item[Expiry].S, Iso(_time.GetUtcNow())) > 0 ? item : null;
+    }
 
     /// <summary>A strongly consistent read that treats expired items as absent.</summary>
     private async Task<Dictionary<string, AttributeValue>?> GetAsync(string pk, string sk, CancellationToken cancellationToken)
