@@ -581,6 +581,87 @@ public sealed class TalkiCallTests
     }
 
     [Fact]
+    public async Task Ping_WithTheDefaults_NoneInADefaultJoinWindow_TheSealClosesTheSocketFirst()
+    {
+        // Each ping and its pong are two billed messages on API Gateway: with the default 8-minute interval a member of a
+        // room with the default 5-minute window never pings (with the 4 minutes before, one that joined in the first
+        // minute pinged once: up to 8 messages a 4-member call that no cost figure counted).
+        await using var world = await CallWorld.StartAsync();
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var a = await world.SignInAsync("Ada", new TalkiClientOptions(), clock);
+        Assert.True((await a.Call.CreateRoomAsync()).IsSuccess);
+
+        for (var i = 0; i < 59; i++)
+        {
+            clock.Advance(TimeSpan.FromSeconds(5)); // to 4 min 55 s, just before the seal
+            await Task.Yield();
+        }
+
+        await Task.Delay(100);
+        Assert.DoesNotContain(a.Socket.Sent, f => f.Contains("\"type\":\"ping\"", StringComparison.Ordinal));
+        Assert.Equal(TalkiConnectionState.Connected, a.Call.ConnectionState);
+    }
+
+    [Fact]
+    public async Task Ping_AServerWithAShorterIdleTimeout_CapsTheInterval_AtFourFifthsOfIt()
+    {
+        // A self-hosted gateway configured to close sockets silent for 5 minutes says so in its welcome: the default 8-minute
+        // interval would lose the socket in a long room; the client pings every 4 minutes instead.
+        await using var world = await CallWorld.StartAsync(TimeSpan.FromMinutes(30), o => o.Hosting.IdleTimeout = TimeSpan.FromMinutes(5));
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var a = await world.SignInAsync("Ada", new TalkiClientOptions(), clock);
+        Assert.True((await a.Call.CreateRoomAsync()).IsSuccess);
+        int Pings() => a.Socket.Sent.Count(f => f.Contains("\"type\":\"ping\"", StringComparison.Ordinal));
+
+        clock.Advance(TimeSpan.FromMinutes(4) - TimeSpan.FromSeconds(1));
+        await Task.Delay(100);
+        Assert.Equal(0, Pings());
+        clock.Advance(TimeSpan.FromSeconds(1));
+        await CallWorld.EventuallyAsync(() => Pings() == 1, "a ping 4 minutes in");
+        clock.Advance(TimeSpan.FromMinutes(4));
+        await CallWorld.EventuallyAsync(() => Pings() == 2, "another 4 minutes on");
+    }
+
+    [Fact]
+    public async Task Ping_OnTheRealClock_AServerWithAOneSecondIdleTimeout_GetsAPingEvery800Milliseconds_NeverEarly()
+    {
+        await using var world = await CallWorld.StartAsync(TimeSpan.FromMinutes(30), o => o.Hosting.IdleTimeout = TimeSpan.FromSeconds(1));
+        var a = await world.SignInAsync("Ada", new TalkiClientOptions());
+        var started = TimeProvider.System.GetTimestamp(); // before the socket, so its timer starts no sooner than this
+        Assert.True((await a.Call.CreateRoomAsync()).IsSuccess);
+        int Pings() => a.Socket.Sent.Count(f => f.Contains("\"type\":\"ping\"", StringComparison.Ordinal));
+
+        await CallWorld.EventuallyAsync(() => Pings() >= 2, "two pings");
+        var elapsed = TimeProvider.System.GetElapsedTime(started);
+        var pings = Pings();
+
+        var earliest = (TimeSpan.FromMilliseconds(800) - TimeSpan.FromMilliseconds(15)) * pings;
+        Assert.True(elapsed >= earliest, $"{pings} pings {elapsed.TotalMilliseconds:F0} ms after the socket opened: earlier than {earliest.TotalMilliseconds:F0} ms");
+        Assert.Single(a.Sockets);
+    }
+
+    [Theory]
+    [InlineData(600, 480)] // API Gateway's 10 minutes: the default 8 stands
+    [InlineData(300, 240)]
+    [InlineData(1, 0.8)]
+    [InlineData(null, 480)] // an older server: the configured interval
+    [InlineData(0, 480)]
+    [InlineData(-5, 480)]
+    public void PingIntervalFor_IsTheConfiguredInterval_CappedAtFourFifthsOfTheWelcomesIdleTimeout(int? idleSeconds, double expectedSeconds)
+    {
+        var welcome = new WelcomeMessage
+        {
+            You = new MemberView { Id = MemberId.New(), DisplayName = "Ada" },
+            Room = new RoomView { Id = RoomId.New(), Admin = MemberId.New() },
+            Members = [],
+            IceServers = [],
+            IdleTimeoutSeconds = idleSeconds,
+        };
+
+        Assert.Equal(TimeSpan.FromSeconds(expectedSeconds), Talki.Signalling.Client.Connection.SignallingConnection.PingIntervalFor(TimeSpan.FromMinutes(8), welcome));
+    }
+
+    [Fact]
     public async Task Ping_OnTheRealClock_SentEveryPingInterval_NeverEarly_OnTheSameSocket()
     {
         // The test above on the fake clock, which never fires early. Here a 150 ms interval on the system clock: the fourth

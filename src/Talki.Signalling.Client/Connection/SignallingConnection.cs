@@ -369,7 +369,8 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     {
         _socket = socket;
         Interlocked.Increment(ref _generation);
-        using var ping = _time.CreateTimer(static state => ((SignallingConnection)state!).Ping(), this, _options.PingInterval, _options.PingInterval);
+        var pingInterval = PingIntervalFor(_options.PingInterval, welcome);
+        using var ping = _time.CreateTimer(static state => ((SignallingConnection)state!).Ping(), this, pingInterval, pingInterval);
         _delivered.Clear(); // delivery ids are per connection: a gateway only duplicates on the socket it pushed to
         _delivered.IsNew(welcome.MessageId);
         try
@@ -810,6 +811,26 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
                 _requestTypes.Remove(_requestOrder.Dequeue());
             }
         }
+    }
+
+    /// <summary>
+    /// How often a session pings: the configured interval, at most four fifths of the idle limit the server's welcome gives
+    /// (a gateway closes a socket silent that long; a timer in a throttled background tab may fire a minute late). A socket
+    /// the room's seal closes before its first ping sends none: with the defaults (8 minutes, a 5-minute join window) a call
+    /// pings only if its window is longer, and each ping and its pong is a billed message on API Gateway.
+    /// </summary>
+    /// <param name="configured">The client's <see cref="TalkiClientOptions.PingInterval"/>.</param>
+    /// <param name="welcome">The session's welcome.</param>
+    /// <returns>The interval.</returns>
+    internal static TimeSpan PingIntervalFor(TimeSpan configured, WelcomeMessage welcome)
+    {
+        if (welcome.IdleTimeoutSeconds is not { } idle || idle <= 0)
+        {
+            return configured; // an older server: the gateways' documented 10 minutes, which the options' check keeps the interval under
+        }
+
+        var cap = TimeSpan.FromSeconds(idle * 0.8);
+        return cap < configured ? cap : configured;
     }
 
     private void Ping()

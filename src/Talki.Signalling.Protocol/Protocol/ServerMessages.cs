@@ -56,6 +56,14 @@ public sealed record WelcomeMessage : ServerMessage
     public DateTimeOffset? ServerTime { get; init; }
 
     /// <summary>
+    /// Gets how many seconds the gateway lets this connection stay silent before it closes it (API Gateway: 600). A client
+    /// keeps its socket alive with <c>ping</c> within that, and needs none when the room seals sooner. Absent from older
+    /// servers (assume 600).
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? IdleTimeoutSeconds { get; init; }
+
+    /// <summary>
     /// Gets a value indicating whether this connection resumed the member's previous one (the client asked with the
     /// <c>resume</c> query parameter, within the server's grace period): the epoch is the same, peers were told nothing and
     /// keep their links, and the messages queued while the socket was down follow this welcome, in order. When

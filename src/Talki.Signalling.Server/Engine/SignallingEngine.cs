@@ -866,6 +866,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 Status = current.Admission,
                 IceServers = iceServers,
                 ServerTime = _time.GetUtcNow(),
+                IdleTimeoutSeconds = (int)Math.Min(int.MaxValue, Math.Floor(_options.Hosting.IdleTimeout.TotalSeconds)),
                 Resumed = resuming,
                 Missed = queued?.Dropped ?? 0,
             },

@@ -22,6 +22,17 @@ public sealed class AdmissionAndMeshTests
         Assert.Equal(admin.SealsAt, welcome.Room.SealsAt);
         Assert.Empty(welcome.Members);
         Assert.Equal("stun:127.0.0.1:3478", Assert.Single(Assert.Single(welcome.IceServers).Urls));
+        Assert.Equal(600, welcome.IdleTimeoutSeconds); // the gateway's idle limit: the client pings within it
+    }
+
+    [Fact]
+    public async Task Hello_TheWelcomeCarriesTheConfiguredIdleTimeout_InWholeSeconds()
+    {
+        using var h = new EngineHarness(o => o.Hosting.IdleTimeout = TimeSpan.FromSeconds(90.7));
+        var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
+        var connection = await h.ConnectAsync(admin);
+
+        Assert.Equal(90, h.Push.Single<WelcomeMessage>(connection).IdleTimeoutSeconds); // rounded down: a client pings early, never late
     }
 
     [Theory]
