@@ -759,8 +759,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
         Log.MemberConnected(_logger, room.Id, member.Id, member.Epoch);
 
-        // A refresh: the previous connection is superseded. Close it and end its links; its binding stays
-        // until its own disconnect, so anything it still sends is answered with stale_epoch. A resume closes it too, but
+        // A refresh: the previous connection is superseded. Close it and end its links; its binding (if it has one) stays
+        // until its own disconnect, so anything it still sends is answered with stale_epoch (through a grant, by the grant's
+        // epoch, older than the member's now). A resume closes it too, but
         // the member never left: its peers keep their links and hear nothing.
         ScheduleHelloTimeout(connectionId, room.Id, member.Id);
         if (before.ConnectionId is { } previous && previous != connectionId)
