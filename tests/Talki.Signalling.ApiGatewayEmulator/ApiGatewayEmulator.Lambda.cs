@@ -230,6 +230,8 @@ public sealed partial class ApiGatewayEmulator
         }
 
         Counters.DynamoDb(principal, action, allowed: true);
+        var replica = ReplicaAction(action, body);
+        var before = replica is { Write: true } written ? await CurrentItemAsync(written.Table, written.Key, context.RequestAborted).ConfigureAwait(false) : null;
         var metered = MeteredAction(action, ref body);
         using var forward = new HttpRequestMessage(HttpMethod.Post, _options.DynamoDb) { Content = new ByteArrayContent(body) };
         foreach (var (name, values) in context.Request.Headers)
@@ -247,6 +249,11 @@ public sealed partial class ApiGatewayEmulator
             using var response = await _http.SendAsync(forward, context.RequestAborted).ConfigureAwait(false);
             var answer = await response.Content.ReadAsByteArrayAsync(context.RequestAborted).ConfigureAwait(false);
             var crc = metered is { } meter ? Meter(principal, action, meter, (int)response.StatusCode, ref answer, Counters) : null;
+            if (replica is { } seen && response.StatusCode == System.Net.HttpStatusCode.OK)
+            {
+                crc = Replicate(seen, before, ref answer) ?? crc;
+            }
+
             context.Response.StatusCode = (int)response.StatusCode;
             foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
             {
@@ -415,6 +422,108 @@ public sealed partial class ApiGatewayEmulator
         answer = Encoding.UTF8.GetBytes(result.ToJsonString());
         return Crc32.Of(answer).ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
+
+    /// <summary>
+    /// The item a request reads eventually consistent or writes, for the replica lag model
+    /// (<see cref="EmulatorOptions.DynamoDbReplicaLag"/>): its table, its key (the key schema's attributes, as JSON), and
+    /// whether it writes. Null when the model is off or the request is neither.
+    /// </summary>
+    private (string Table, JsonObject Key, string Id, bool Write)? ReplicaAction(string action, byte[] body)
+    {
+        if (_options.DynamoDbReplicaLag <= TimeSpan.Zero || action is not ("GetItem" or "PutItem" or "UpdateItem" or "DeleteItem"))
+        {
+            return null;
+        }
+
+        JsonObject? request;
+        try
+        {
+            request = JsonNode.Parse(body) as JsonObject;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+
+        if (request?["TableName"] is not JsonValue tableValue || (string?)tableValue is not { } table
+            || (request["Key"] ?? request["Item"]) is not JsonObject item
+            || (action == "GetItem" && request["ConsistentRead"] is JsonValue consistent && consistent.TryGetValue<bool>(out var strongly) && strongly))
+        {
+            return null;
+        }
+
+        var schema = Deployment.Tables.FirstOrDefault(t => t.Name == table)?.CreateTableRequest["KeySchema"] as JsonArray;
+        if (schema is null && request["Key"] is null)
+        {
+            return null; // a put into a table the template does not declare: its key attributes are unknown
+        }
+
+        var names = schema is null ? [.. item.Select(p => p.Key)] : schema.Select(k => (string?)k?["AttributeName"]).OfType<string>().ToList();
+        var key = new JsonObject();
+        foreach (var name in names.Order(StringComparer.Ordinal))
+        {
+            if (item[name] is { } value)
+            {
+                key[name] = value.DeepClone();
+            }
+        }
+
+        return (table, key, table + "\n" + key.ToJsonString(), action != "GetItem");
+    }
+
+    /// <summary>The item as dynalite holds it now (a strongly consistent read, neither counted nor metered), or null.</summary>
+    private async Task<JsonObject?> CurrentItemAsync(string table, JsonObject key, CancellationToken cancellationToken)
+    {
+        var dynamo = _options.DynamoDb!;
+        var request = new JsonObject { ["TableName"] = table, ["Key"] = key.DeepClone(), ["ConsistentRead"] = true };
+        using var response = await DynaliteAsync(dynamo, "GetItem", request.ToJsonString(), cancellationToken).ConfigureAwait(false);
+        return response.IsSuccessStatusCode && JsonNode.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false))?["Item"] is JsonObject item
+            ? item
+            : null;
+    }
+
+    /// <summary>
+    /// The replica lag model: a successful write remembers the item as it was before it; an eventually consistent read is
+    /// answered with the item as it was before the earliest write of the last <see cref="EmulatorOptions.DynamoDbReplicaLag"/>
+    /// (no item when that write created it), the oldest state a replica that lags that much may still hold.
+    /// </summary>
+    /// <returns>The new <c>x-amz-crc32</c> value when the answer changed; otherwise null.</returns>
+    private string? Replicate((string Table, JsonObject Key, string Id, bool Write) request, JsonObject? before, ref byte[] answer)
+    {
+        var now = _options.TimeProvider.GetTimestamp();
+        var lag = _options.DynamoDbReplicaLag;
+        if (request.Write)
+        {
+            _replica.AddOrUpdate(
+                request.Id,
+                _ => [new StaleImage(now, before)],
+                (_, writes) => [.. writes.Where(w => _options.TimeProvider.GetElapsedTime(w.WrittenAt, now) < lag), new StaleImage(now, before)]);
+            return null;
+        }
+
+        if (!_replica.TryGetValue(request.Id, out var recent)
+            || recent.FirstOrDefault(w => _options.TimeProvider.GetElapsedTime(w.WrittenAt, now) < lag) is not { } oldest
+            || JsonNode.Parse(answer) is not JsonObject result)
+        {
+            return null;
+        }
+
+        if (oldest.Before is null)
+        {
+            result.Remove("Item");
+        }
+        else
+        {
+            result["Item"] = oldest.Before.DeepClone();
+        }
+
+        Counters.DynamoDbStaleRead();
+        answer = Encoding.UTF8.GetBytes(result.ToJsonString());
+        return Crc32.Of(answer).ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>A write the replica lag model remembers: when it was made, and the item as it was before it (null: absent).</summary>
+    private sealed record StaleImage(long WrittenAt, JsonObject? Before);
 
     /// <summary>The resources a DynamoDB request acts on: its table (or index) ARNs, or <c>*</c> for account-level actions.</summary>
     internal IEnumerable<string> DynamoDbResources(string action, byte[] body)

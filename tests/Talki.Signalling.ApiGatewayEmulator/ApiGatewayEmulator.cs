@@ -41,6 +41,7 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly HttpClient _http;
     private readonly ConcurrentDictionary<string, EmulatorConnection> _connections = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, StaleImage[]> _replica = new(StringComparer.Ordinal);
     private readonly ILogger _logger;
     private readonly ListenOptions _main;
     private readonly ListenOptions? _dynamoListener;

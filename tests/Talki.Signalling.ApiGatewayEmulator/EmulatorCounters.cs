@@ -24,6 +24,7 @@ public sealed class EmulatorCounters
     private readonly ConcurrentDictionary<(string Function, string Action, bool Allowed), long> _dynamoDbCalls = new();
     private readonly ConcurrentDictionary<(string Function, string Action, bool Write, string Kind), double> _dynamoDbUnits = new();
     private readonly ConcurrentDictionary<(string Function, string Action), long> _conditionalCheckFailures = new();
+    private long _staleReads;
     private readonly ConcurrentQueue<InvocationRecord> _invocations = new();
     private readonly ConcurrentQueue<IntegrationRecord> _integrations = new();
     private readonly ConcurrentQueue<string> _accessLog = new();
@@ -140,6 +141,12 @@ public sealed class EmulatorCounters
     /// <summary>Gets the conditional writes whose condition failed (DynamoDB bills them; dynalite's error says nothing of it).</summary>
     public long DynamoDbConditionalCheckFailures => _conditionalCheckFailures.Values.Sum();
 
+    /// <summary>
+    /// Gets the eventually consistent reads the emulator answered with an item as it was before a recent write (the replica
+    /// lag model, <see cref="EmulatorOptions.DynamoDbReplicaLag"/>).
+    /// </summary>
+    public long DynamoDbStaleReads => Interlocked.Read(ref _staleReads);
+
     /// <summary>Gets the lines the stage's access log received (none when the template's stage writes no access logs).</summary>
     public long AccessLogLines => Interlocked.Read(ref _accessLogLines);
 
@@ -159,6 +166,7 @@ public sealed class EmulatorCounters
         _dynamoDbCalls.Clear();
         _dynamoDbUnits.Clear();
         _conditionalCheckFailures.Clear();
+        Interlocked.Exchange(ref _staleReads, 0);
         _invocations.Clear();
         _integrations.Clear();
         _accessLog.Clear();
@@ -207,6 +215,8 @@ public sealed class EmulatorCounters
         _conditionalCheckFailures.AddOrUpdate((function, action), 1, static (_, n) => n + 1);
         DynamoDbCapacity(function, action, write: true, units: 1, kind);
     }
+
+    internal void DynamoDbStaleRead() => Interlocked.Increment(ref _staleReads);
 
     internal void Inbound(int bytes)
     {

@@ -109,6 +109,18 @@ public sealed class EmulatorOptions
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>
+    /// Gets or sets how long after a write an eventually consistent <c>GetItem</c> may still see the item as it was before
+    /// it. DynamoDB: "the responses may not reflect the results of a recently completed write operation. If you repeat your
+    /// read request after a short time, the response should eventually return the more recent item" (Developer Guide,
+    /// "DynamoDB read consistency"); it gives no figure for one region, its global tables replicate "usually within a
+    /// second". Within this span the emulator answers such a read with the item as it was before the latest write, absent
+    /// when that write created it: the most a replica may lag. Strongly consistent reads always see the latest write;
+    /// eventually consistent <c>Query</c> and <c>Scan</c> are not modelled (the room store makes none). Zero turns the model
+    /// off. Default 1 second.
+    /// </summary>
+    public TimeSpan DynamoDbReplicaLag { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// Gets or sets whether delivered pushes reset the idle timer as well as inbound messages (default false: only the
     /// client's messages keep a connection alive, the conservative reading of the AWS documentation).
     /// </summary>

@@ -65,7 +65,7 @@ internal sealed class AwsStack : IAsyncDisposable
     /// <param name="name">The stack name (each test its own table).</param>
     /// <param name="backendInstances">How many instances the backend function has.</param>
     /// <param name="alterTemplate">Changes the template before the emulator reads it.</param>
-    public static async Task<AwsStack> StartAsync(DynaliteFixture dynalite, string name, int backendInstances = 1, Action<JsonObject>? alterTemplate = null, IReadOnlyDictionary<string, string>? settings = null)
+    public static async Task<AwsStack> StartAsync(DynaliteFixture dynalite, string name, int backendInstances = 1, Action<JsonObject>? alterTemplate = null, IReadOnlyDictionary<string, string>? settings = null, TimeSpan? replicaLag = null)
     {
         var template = SynthesizedTalkiTemplate.Json();
         alterTemplate?.Invoke(template);
@@ -88,6 +88,11 @@ internal sealed class AwsStack : IAsyncDisposable
                 },
         };
         options.Instances["Backend"] = backendInstances;
+        if (replicaLag is { } lag)
+        {
+            options.ConfigureEmulator = o => o.DynamoDbReplicaLag = lag;
+        }
+
         return new AwsStack(await AwsPathHarness.StartAsync(options), headers, template, processes, external);
     }
 

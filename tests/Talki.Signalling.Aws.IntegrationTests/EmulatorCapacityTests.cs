@@ -86,20 +86,24 @@ public sealed class EmulatorCapacityTests(DynaliteFixture dynalite)
         Assert.Empty(counters.DynamoDbUnitsByItemKind);
     }
 
-    private static Dictionary<string, AttributeValue> Key(string pk, string sk) => new() { ["pk"] = new AttributeValue(pk), ["sk"] = new AttributeValue(sk) };
+    internal static Dictionary<string, AttributeValue> Key(string pk, string sk) => new() { ["pk"] = new AttributeValue(pk), ["sk"] = new AttributeValue(sk) };
 
-    private static Dictionary<string, AttributeValue> Item(string pk, string sk, string data) => new(Key(pk, sk)) { ["data"] = new AttributeValue(data) };
+    internal static Dictionary<string, AttributeValue> Item(string pk, string sk, string data) => new(Key(pk, sk)) { ["data"] = new AttributeValue(data) };
 
     /// <summary>The emulator and the template's table in dynalite; no function runs (the test signs as the backend's role).</summary>
-    private Task<AwsPathHarness> StartAsync(string name) => AwsPathHarness.StartAsync(new AwsPathOptions
+    /// <remarks>The metering test reads right after it writes: the replica lag model (<see cref="EmulatorReplicaLagTests"/>) is off there.</remarks>
+    internal static Task<AwsPathHarness> StartAsync(DynaliteFixture dynalite, string name, Action<EmulatorOptions>? configure = null) => AwsPathHarness.StartAsync(new AwsPathOptions
     {
         Template = SynthesizedTalkiTemplate.Json(),
         DynamoDb = new Uri(dynalite.ServiceUrl),
         StackName = name,
         StartHost = (_, _) => Task.FromResult<IAsyncDisposable>(new NothingRunning()),
+        ConfigureEmulator = configure,
     });
 
-    private static AmazonDynamoDBClient BackendClient(AwsPathHarness harness)
+    private Task<AwsPathHarness> StartAsync(string name) => StartAsync(dynalite, name, o => o.DynamoDbReplicaLag = TimeSpan.Zero);
+
+    internal static AmazonDynamoDBClient BackendClient(AwsPathHarness harness)
     {
         var backend = harness.HostsOf("Backend")[0];
         return new AmazonDynamoDBClient(
