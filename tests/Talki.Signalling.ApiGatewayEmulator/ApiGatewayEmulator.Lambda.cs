@@ -230,9 +230,10 @@ public sealed partial class ApiGatewayEmulator
         }
 
         Counters.DynamoDb(principal, action, allowed: true);
-        var replica = ReplicaAction(action, body);
+        var request = ParseRequest(body);
+        var replica = ReplicaAction(action, request);
         var before = replica is { Write: true } written ? await CurrentItemAsync(written.Table, written.Key, context.RequestAborted).ConfigureAwait(false) : null;
-        var metered = MeteredAction(action, ref body);
+        var metered = MeteredAction(action, request, ref body);
         using var forward = new HttpRequestMessage(HttpMethod.Post, _options.DynamoDb) { Content = new ByteArrayContent(body) };
         foreach (var (name, values) in context.Request.Headers)
         {
@@ -290,7 +291,7 @@ public sealed partial class ApiGatewayEmulator
     /// Whether the action writes, whether the caller asked for the capacity itself and for a strongly consistent read, and
     /// the kind of item (<see cref="ItemKind"/>), or null when the action is not metered.
     /// </returns>
-    private (bool Write, bool CallerAsked, bool Consistent, string Kind)? MeteredAction(string action, ref byte[] body)
+    private (bool Write, bool CallerAsked, bool Consistent, string Kind)? MeteredAction(string action, JsonObject? request, ref byte[] body)
     {
         bool write;
         switch (action)
@@ -305,19 +306,9 @@ public sealed partial class ApiGatewayEmulator
                 return null;
         }
 
-        JsonObject? request;
-        try
-        {
-            request = JsonNode.Parse(body) as JsonObject;
-        }
-        catch (JsonException)
-        {
-            return null; // dynalite answers it with its own error
-        }
-
         if (request is null)
         {
-            return null;
+            return null; // not a JSON object: dynalite answers it with its own error
         }
 
         var consistent = request["ConsistentRead"] is JsonValue value && value.TryGetValue<bool>(out var strongly) && strongly;
@@ -423,24 +414,27 @@ public sealed partial class ApiGatewayEmulator
         return Crc32.Of(answer).ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    /// <summary>The request's JSON object, parsed once for the metering and the replica lag model; null when it is not one.</summary>
+    private static JsonObject? ParseRequest(byte[] body)
+    {
+        try
+        {
+            return JsonNode.Parse(body) as JsonObject;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>
     /// The item a request reads eventually consistent or writes, for the replica lag model
     /// (<see cref="EmulatorOptions.DynamoDbReplicaLag"/>): its table, its key (the key schema's attributes, as JSON), and
     /// whether it writes. Null when the model is off or the request is neither.
     /// </summary>
-    private (string Table, JsonObject Key, string Id, bool Write)? ReplicaAction(string action, byte[] body)
+    private (string Table, JsonObject Key, string Id, bool Write)? ReplicaAction(string action, JsonObject? request)
     {
         if (_options.DynamoDbReplicaLag <= TimeSpan.Zero || action is not ("GetItem" or "PutItem" or "UpdateItem" or "DeleteItem"))
-        {
-            return null;
-        }
-
-        JsonObject? request;
-        try
-        {
-            request = JsonNode.Parse(body) as JsonObject;
-        }
-        catch (JsonException)
         {
             return null;
         }

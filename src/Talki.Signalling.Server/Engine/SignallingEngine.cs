@@ -273,7 +273,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             if (grant is not null && grant.SealsAt <= now)
             {
                 // The authorizer's grant says when the room seals: a straggler after it costs no store read.
-                await SendAsync(connectionId, new RoomSealedMessage { Room = grant.Room, SealedAt = grant.SealsAt }, cancellationToken, new ConnectionRecord(connectionId, grant.Room, grant.Member, grant.Epoch, grant.SealsAt)).ConfigureAwait(false);
+                await SendAsync(connectionId, new RoomSealedMessage { Room = grant.Room, SealedAt = grant.SealsAt }, cancellationToken, OwnerOf(connectionId, grant)).ConfigureAwait(false);
                 await _push.CloseAsync(connectionId, cancellationToken).ConfigureAwait(false);
                 return;
             }
@@ -478,7 +478,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             // The grant names the member: its record is the binding (a connection bound through a grant has no other).
             // The member is suspended or leaves only if its record still names this connection.
             _metrics.ConnectionClosed();
-            return DisconnectLoggedAsync(connectionId, new ConnectionRecord(connectionId, grant.Room, grant.Member, grant.Epoch, grant.SealsAt), cancellationToken);
+            return DisconnectLoggedAsync(connectionId, OwnerOf(connectionId, grant), cancellationToken);
         }
 
         // After the seal a disconnect changes nothing in the store (see DisconnectCoreAsync): nobody is told, nobody resumes,
@@ -1877,6 +1877,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
     /// <summary>The owner of <paramref name="connectionId"/> as <see cref="DisconnectCoreAsync"/> takes it: the member it was bound to.</summary>
     private static ConnectionRecord OwnerOf(string connectionId, MemberRecord member) => new(connectionId, member.Room, member.Id, member.Epoch, DateTimeOffset.MaxValue);
+
+    /// <summary>The owner of <paramref name="connectionId"/> as its grant names it.</summary>
+    private static ConnectionRecord OwnerOf(string connectionId, ConnectionGrant grant) => new(connectionId, grant.Room, grant.Member, grant.Epoch, grant.SealsAt);
 
     private async ValueTask SendErrorAsync(string connectionId, SignallingErrorCode code, string message, string? correlationId, CancellationToken cancellationToken)
     {
