@@ -165,16 +165,20 @@ internal sealed class MemberIdJsonConverter : JsonConverter<MemberId>
 }
 
 /// <summary>
-/// A one-time ticket: 256 random bits in base64url (43 characters). The ticket is a secret held only by the
-/// member it was issued to; stores keep its <see cref="ComputeHash">hash</see>. <see cref="ToString"/> is
-/// redacted so that a ticket never ends up in a log by accident; use <see cref="Value"/> to send it.
+/// A one-time ticket: 256 random bits in base64url (43 characters), the secret. The ticket is held only by the member it
+/// was issued to; stores keep its <see cref="ComputeHash">hash</see>. A ticket kept in its member's record (see
+/// <see cref="New(RoomId, MemberId)"/>) says which record after the secret: <c>secret.room.member</c>. Either form is opaque
+/// to clients. <see cref="ToString"/> is redacted so that a ticket never ends up in a log by accident; use
+/// <see cref="Value"/> to send it.
 /// </summary>
 public readonly record struct TicketId
 {
-    /// <summary>The length of a ticket's text.</summary>
+    /// <summary>The length of a ticket's secret: the whole text of a ticket that names no member record.</summary>
     public const int Length = 43;
 
     private const int RandomBytes = 32;
+
+    private const int MaxTextLength = Length + 1 + RoomId.MaxLength + 1 + RoomId.MaxLength;
 
     private readonly string? _value;
 
@@ -183,9 +187,27 @@ public readonly record struct TicketId
     /// <summary>Gets the ticket's secret text (empty for <c>default</c>).</summary>
     public string Value => _value ?? string.Empty;
 
-    /// <summary>Creates a new random ticket.</summary>
+    /// <summary>Creates a new random ticket, kept apart from any member record (a store keeps it under its hash).</summary>
     /// <returns>The ticket.</returns>
     public static TicketId New() => new(IdText.NewRandom(RandomBytes));
+
+    /// <summary>
+    /// Creates a new random ticket kept in the record of <paramref name="member"/> of <paramref name="room"/>: its text
+    /// names them after the secret, so that the ticket is taken from that record without a look-up by hash.
+    /// </summary>
+    /// <param name="room">The room.</param>
+    /// <param name="member">The member whose record keeps the ticket's hash.</param>
+    /// <returns>The ticket.</returns>
+    /// <exception cref="ArgumentException"><paramref name="room"/> or <paramref name="member"/> is <c>default</c>.</exception>
+    public static TicketId New(RoomId room, MemberId member)
+    {
+        if (room.Value.Length == 0 || member.Value.Length == 0)
+        {
+            throw new ArgumentException("A ticket kept in a member record names its room and member.");
+        }
+
+        return new(string.Concat(IdText.NewRandom(RandomBytes), ".", room.Value, ".", member.Value));
+    }
 
     /// <summary>Parses a ticket received from outside (checks its form, not whether it was issued).</summary>
     /// <param name="text">The text to parse.</param>
@@ -193,8 +215,26 @@ public readonly record struct TicketId
     /// <returns><see langword="true"/> when <paramref name="text"/> has the form of a ticket.</returns>
     public static bool TryParse(string? text, out TicketId ticket)
     {
-        ticket = text is { Length: Length } && Base64Url.IsValid(text) ? new TicketId(text) : default;
+        ticket = IsWellFormed(text) ? new TicketId(text!) : default;
         return ticket._value is not null;
+    }
+
+    /// <summary>Gets the member record that keeps this ticket, when it is one created by <see cref="New(RoomId, MemberId)"/>.</summary>
+    /// <param name="room">The room.</param>
+    /// <param name="member">The member.</param>
+    /// <returns><see langword="true"/> when the ticket names a member record; <see langword="false"/> for a ticket kept apart.</returns>
+    public bool TryGetHolder(out RoomId room, out MemberId member)
+    {
+        room = default;
+        member = default;
+        if (_value is not { Length: > Length } text)
+        {
+            return false;
+        }
+
+        var rest = text.AsSpan(Length + 1);
+        var dot = rest.IndexOf('.');
+        return RoomId.TryParse(rest[..dot].ToString(), out room) && MemberId.TryParse(rest[(dot + 1)..].ToString(), out member);
     }
 
     /// <summary>Computes the SHA-256 hash (base64url) under which stores keep the ticket.</summary>
@@ -207,11 +247,35 @@ public readonly record struct TicketId
             throw new InvalidOperationException("A default ticket has no hash.");
         }
 
-        Span<byte> ascii = stackalloc byte[Length];
+        Span<byte> ascii = stackalloc byte[MaxTextLength];
         var written = System.Text.Encoding.ASCII.GetBytes(_value, ascii);
         Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
         SHA256.HashData(ascii[..written], hash);
         return Base64Url.EncodeToString(hash);
+    }
+
+    private static bool IsWellFormed(string? text)
+    {
+        if (text is null || text.Length < Length || text.Length > MaxTextLength || !Base64Url.IsValid(text.AsSpan(0, Length)))
+        {
+            return false;
+        }
+
+        if (text.Length == Length)
+        {
+            return true;
+        }
+
+        // secret.room.member: both ids well-formed (their alphabet has no dot).
+        var rest = text.AsSpan(Length);
+        if (rest[0] != '.')
+        {
+            return false;
+        }
+
+        rest = rest[1..];
+        var dot = rest.IndexOf('.');
+        return dot > 0 && IdText.IsWellFormed(rest[..dot]) && IdText.IsWellFormed(rest[(dot + 1)..]);
     }
 
     /// <summary>Returns a redacted text: tickets are secrets.</summary>

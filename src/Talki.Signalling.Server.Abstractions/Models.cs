@@ -80,6 +80,18 @@ public sealed record MemberRecord
     /// </summary>
     public DateTimeOffset? ExpiresAt { get; init; }
 
+    /// <summary>
+    /// Gets the SHA-256 hash (<see cref="TicketId.ComputeHash"/>) of the one-time ticket this record keeps, or
+    /// <see langword="null"/>. A ticket issued with the write that creates or extends a member
+    /// (<see cref="TicketId.New(RoomId, MemberId)"/>) is kept here rather than as an item of its own: one write fewer per
+    /// ticket, and it is taken by <see cref="Ports.IRoomStore.TakeMemberTicketAsync"/>. A record keeps one such ticket: a newer
+    /// one replaces it. Stores copy it like any other field.
+    /// </summary>
+    public string? TicketHash { get; init; }
+
+    /// <summary>Gets when the ticket of <see cref="TicketHash"/> stops being valid, or <see langword="null"/> when there is none.</summary>
+    public DateTimeOffset? TicketExpiresAt { get; init; }
+
     /// <summary>Gets the version for optimistic concurrency; stores bump it on every successful write.</summary>
     public long Version { get; init; }
 

@@ -453,6 +453,95 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TakeMemberTicket_IsSingleUse_ClearsTheTicket_AndBumpsTheVersion()
+    {
+        var (room, admin) = NewRoom();
+        var hash = NewHash();
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+        await Store.CreateRoomAsync(room, admin with { TicketHash = hash, TicketExpiresAt = expiresAt });
+        Assert.Equal(hash, (await Store.GetMemberAsync(room.Id, admin.Id))?.TicketHash);
+
+        var taken = await Store.TakeMemberTicketAsync(room.Id, admin.Id, hash);
+
+        Assert.Equal(admin with { TicketHash = hash, TicketExpiresAt = expiresAt }, taken); // as it was: ticket, expiry, version
+        var after = (await Store.GetMemberAsync(room.Id, admin.Id))!;
+        Assert.Null(after.TicketHash);
+        Assert.Null(after.TicketExpiresAt);
+        Assert.Equal(admin.Version + 1, after.Version);
+        Assert.Null(await Store.TakeMemberTicketAsync(room.Id, admin.Id, hash));
+
+        // A writer that read the member before the take cannot write the ticket back.
+        Assert.Null(await Store.TryUpdateMemberAsync(taken! with { DisplayName = "stale" }));
+        Assert.Null(await Store.TakeMemberTicketAsync(room.Id, admin.Id, hash));
+    }
+
+    [Fact]
+    public async Task TakeMemberTicket_WithAnotherHash_ChangesNothing_AndTheRightOneStillWorks()
+    {
+        var (room, admin) = NewRoom();
+        var hash = NewHash();
+        var stored = admin with { TicketHash = hash, TicketExpiresAt = Time.GetUtcNow().AddSeconds(30) };
+        await Store.CreateRoomAsync(room, stored);
+
+        Assert.Null(await Store.TakeMemberTicketAsync(room.Id, admin.Id, NewHash()));
+        Assert.Null(await Store.TakeMemberTicketAsync(room.Id, MemberId.New(), hash)); // another member of the room
+        Assert.Null(await Store.TakeMemberTicketAsync(RoomId.New(), admin.Id, hash)); // another room
+
+        Assert.Equal(stored, await Store.GetMemberAsync(room.Id, admin.Id));
+        Assert.Equal(admin.Id, (await Store.TakeMemberTicketAsync(room.Id, admin.Id, hash))?.Id);
+    }
+
+    [Fact]
+    public async Task TakeMemberTicket_HundredConcurrentTakers_ExactlyOneWins()
+    {
+        var (room, admin) = NewRoom();
+        var hash = NewHash();
+        await Store.CreateRoomAsync(room, admin with { TicketHash = hash, TicketExpiresAt = Time.GetUtcNow().AddSeconds(30) });
+
+        var results = await Concurrently(100, _ => Store.TakeMemberTicketAsync(room.Id, admin.Id, hash));
+
+        Assert.Equal(admin.Id, Assert.Single(results, r => r is not null)!.Id);
+        Assert.Equal(admin.Version + 1, (await Store.GetMemberAsync(room.Id, admin.Id))?.Version);
+    }
+
+    [Fact]
+    public async Task MemberTicket_SurvivesOtherWrites_AndAnAdmission_AndIsReplacedByANewerOne()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var first = NewHash();
+        var bob = NewMember(room, "u-bob") with { ExpiresAt = Time.GetUtcNow().AddSeconds(30), TicketHash = first, TicketExpiresAt = Time.GetUtcNow().AddSeconds(30) };
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8, 8));
+        Assert.Equal(first, (await Store.FindMemberByUserAsync(room.Id, "u-bob"))?.TicketHash);
+
+        var renamed = await Store.TryUpdateMemberAsync(bob with { DisplayName = "Bob" });
+        Assert.Equal(AdmitMemberOutcome.Admitted, await Store.TryAdmitMemberAsync(Admitted(renamed!), 8));
+        Assert.Equal(first, (await Store.GetMemberAsync(room.Id, bob.Id))?.TicketHash);
+
+        var second = NewHash();
+        var current = (await Store.GetMemberAsync(room.Id, bob.Id))!;
+        Assert.NotNull(await Store.TryUpdateMemberAsync(current with { TicketHash = second }));
+
+        Assert.Null(await Store.TakeMemberTicketAsync(room.Id, bob.Id, first));
+        Assert.Equal(AdmissionStatus.Admitted, (await Store.TakeMemberTicketAsync(room.Id, bob.Id, second))?.Admission);
+    }
+
+    [Fact]
+    public async Task TakeMemberTicket_OfAnExpiredMember_ReturnsNothing()
+    {
+        var (room, admin) = NewRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var hash = NewHash();
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+        var bob = NewMember(room, "u-bob") with { ExpiresAt = expiresAt, TicketHash = hash, TicketExpiresAt = expiresAt };
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8, 8));
+
+        Time.Advance(TimeSpan.FromSeconds(30)); // the knock expires with its ticket
+
+        Assert.Null(await Store.TakeMemberTicketAsync(room.Id, bob.Id, hash));
+    }
+
+    [Fact]
     public async Task Connections_PutGetReplaceRemove()
     {
         var (room, admin) = NewRoom();

@@ -79,6 +79,53 @@ public sealed class TicketIdTests
     public void TryParse_Malformed_IsRefused(string? text) => Assert.False(TicketId.TryParse(text, out _));
 
     [Fact]
+    public void New_ForAMemberRecord_NamesItAfterTheSecret_AndParses()
+    {
+        var room = RoomId.New();
+        var member = MemberId.New();
+        var ticket = TicketId.New(room, member);
+
+        Assert.Equal($".{room}.{member}", ticket.Value[TicketId.Length..]);
+        Assert.True(TicketId.TryParse(ticket.Value, out var parsed));
+        Assert.Equal(ticket, parsed);
+        Assert.True(parsed.TryGetHolder(out var holderRoom, out var holderMember));
+        Assert.Equal((room, member), (holderRoom, holderMember));
+        Assert.False(TicketId.New().TryGetHolder(out _, out _));
+        Assert.NotEqual(ticket.Value[..TicketId.Length], TicketId.New(room, member).Value[..TicketId.Length]);
+        Assert.Throws<ArgumentException>(() => TicketId.New(default, member));
+        Assert.Throws<ArgumentException>(() => TicketId.New(room, default));
+    }
+
+    [Fact]
+    public void Hash_OfAHeldTicket_CoversTheNames_SoTheSecretCannotBeMovedToAnotherRecord()
+    {
+        var ticket = TicketId.New(RoomId.New(), MemberId.New());
+        var secret = ticket.Value[..TicketId.Length];
+        Assert.True(TicketId.TryParse($"{secret}.{RoomId.New()}.{MemberId.New()}", out var moved));
+        Assert.True(TicketId.TryParse(secret, out var bare));
+
+        Assert.NotEqual(ticket.ComputeHash(), moved.ComputeHash());
+        Assert.NotEqual(ticket.ComputeHash(), bare.ComputeHash());
+        Assert.DoesNotContain(secret, ticket.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(".")]
+    [InlineData(".r")]
+    [InlineData(".r.")]
+    [InlineData("..m")]
+    [InlineData(".r.m.x")]
+    [InlineData("-r.m")]
+    [InlineData(".r/.m")]
+    [InlineData(".r.m=")]
+    [InlineData(".r. m")]
+    public void TryParse_MalformedHolderNames_AreRefused(string tail)
+    {
+        Assert.False(TicketId.TryParse(TicketId.New().Value + tail, out _));
+        Assert.False(TicketId.TryParse(TicketId.New().Value + "." + new string('r', RoomId.MaxLength + 1) + ".m", out _));
+    }
+
+    [Fact]
     public void ToString_IsRedacted_AndHashIsStableAndDifferent()
     {
         var ticket = TicketId.New();

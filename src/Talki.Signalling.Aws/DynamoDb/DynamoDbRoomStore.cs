@@ -114,6 +114,8 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     private const string Capacity = "capacity";
     private const string MaxPendingAttr = "maxPending";
     private const string MemberExpiry = "memberExpiry";
+    private const string TicketHashAttr = "ticketHash";
+    private const string TicketExpiry = "ticketExpiry";
     private const string RoomTtl = "roomTtl";
     private const string QueuePrefix = "QUEUE#";
     private const string QueueMessages = "msgs";
@@ -397,6 +399,48 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             : null; // unknown, or another consumer won
     }
 
+    public async ValueTask<MemberRecord?> TakeMemberTicketAsync(RoomId room, MemberId member, string hash, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(hash);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        // One conditional update that returns the item as it was: DynamoDB applies writes to one item one at a time, so of
+        // concurrent takers exactly one finds the hash and the others fail the condition; a wrong hash (a forged ticket naming
+        // a real member) changes nothing. The version grows as with every member write, so that a writer that read the
+        // member before cannot write the ticket back. No read: the old image is the member the authorizer needs.
+        try
+        {
+            var response = await _client.UpdateItemAsync(
+                Tagged(new UpdateItemRequest
+                {
+                    TableName = _table,
+                    Key = Key(RoomPk(room), MemberPrefix + member.Value),
+                    UpdateExpression = "SET #version = #version + :one REMOVE #tk, #tkx",
+                    ConditionExpression = "#tk = :hash AND #expiry > :now AND (attribute_not_exists(#mexp) OR #mexp > :now)",
+                    ExpressionAttributeNames = new Dictionary<string, string>(StringComparer.Ordinal)
+                    {
+                        ["#version"] = Version,
+                        ["#tk"] = TicketHashAttr,
+                        ["#tkx"] = TicketExpiry,
+                        ["#expiry"] = Expiry,
+                        ["#mexp"] = MemberExpiry,
+                    },
+                    ExpressionAttributeValues = new Dictionary<string, AttributeValue>(StringComparer.Ordinal)
+                    {
+                        [":one"] = N(1),
+                        [":hash"] = S(hash),
+                        [":now"] = S(Iso(_time.GetUtcNow())),
+                    },
+                    ReturnValues = ReturnValue.ALL_OLD,
+                }),
+                cancellationToken).ConfigureAwait(false);
+            return response.Attributes is { Count: > 0 } item ? ToMember(item) : null;
+        }
+        catch (ConditionalCheckFailedException)
+        {
+            return null; // unknown member, expired, another hash, or taken already
+        }
+    }
+
     public async ValueTask PutConnectionAsync(ConnectionRecord connection, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(connection);
@@ -593,6 +637,12 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         }
 
         item[JoinedAt] = S(Iso(member.JoinedAt));
+        if (member.TicketHash is { } ticketHash)
+        {
+            item[TicketHashAttr] = S(ticketHash);
+            item[TicketExpiry] = S(Iso(member.TicketExpiresAt ?? DateTimeOffset.MinValue));
+        }
+
         item[Version] = N(member.Version);
         AddExpiry(item, expiresAt);
         item[RoomTtl] = item[Ttl];
@@ -610,6 +660,8 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     {
         var item = MemberItem(member, UserPrefix + member.UserId, roomExpiresAt);
         item[Ttl] = item[RoomTtl];
+        item.Remove(TicketHashAttr); // the ticket lives in the member's item only
+        item.Remove(TicketExpiry);
         return item;
     }
 
@@ -632,6 +684,8 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         SuspendedUntil = item.TryGetValue(SuspendedUntil, out var suspendedUntil) ? ParseIso(suspendedUntil.S) : null,
         JoinedAt = ParseIso(item[JoinedAt].S),
         ExpiresAt = item.TryGetValue(MemberExpiry, out var memberExpiry) ? ParseIso(memberExpiry.S) : null,
+        TicketHash = item.TryGetValue(TicketHashAttr, out var ticketHash) ? ticketHash.S : null,
+        TicketExpiresAt = item.TryGetValue(TicketExpiry, out var ticketExpiry) ? ParseIso(ticketExpiry.S) : null,
         Version = long.Parse(item[Version].N, CultureInfo.InvariantCulture),
     };
 
@@ -1040,6 +1094,8 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             ["#joined"] = JoinedAt,
             ["#mexp"] = MemberExpiry,
             ["#ttl"] = Ttl,
+            ["#tk"] = TicketHashAttr,
+            ["#tkx"] = TicketExpiry,
         };
         var values = new Dictionary<string, AttributeValue>(StringComparer.Ordinal)
         {
@@ -1085,6 +1141,19 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         else
         {
             remove.Add("#suspended");
+        }
+
+        if (stored.TicketHash is { } ticketHash)
+        {
+            set.Add("#tk = :tk");
+            set.Add("#tkx = :tkx");
+            values[":tk"] = S(ticketHash);
+            values[":tkx"] = S(Iso(stored.TicketExpiresAt ?? DateTimeOffset.MinValue));
+        }
+        else
+        {
+            remove.Add("#tk");
+            remove.Add("#tkx");
         }
 
         // A member with its own expiry has it as TTL; without, the room's TTL (kept on the item) comes back.

@@ -39,6 +39,8 @@ internal sealed class DynamoDbRoomStoreGuard(DynamoDbRoomStore inner) : IRoomSto
 
     public ValueTask<TicketRecord?> ConsumeTicketAsync(string hash, CancellationToken cancellationToken = default) => Guard(inner.ConsumeTicketAsync(hash, cancellationToken));
 
+    public ValueTask<MemberRecord?> TakeMemberTicketAsync(RoomId room, MemberId member, string hash, CancellationToken cancellationToken = default) => Guard(inner.TakeMemberTicketAsync(room, member, hash, cancellationToken));
+
     public ValueTask PutConnectionAsync(ConnectionRecord connection, CancellationToken cancellationToken = default) => Guard(inner.PutConnectionAsync(connection, cancellationToken));
 
     public ValueTask<ConnectionRecord?> GetConnectionAsync(string connectionId, CancellationToken cancellationToken = default) => Guard(inner.GetConnectionAsync(connectionId, cancellationToken));

@@ -51,6 +51,13 @@ internal sealed class StoredMember
     [JsonPropertyName("x")]
     public string? ExpiresAt { get; init; }
 
+    /// <summary>The hash of the one-time ticket the member's record keeps (<see cref="MemberRecord.TicketHash"/>).</summary>
+    [JsonPropertyName("t")]
+    public string? TicketHash { get; init; }
+
+    [JsonPropertyName("tx")]
+    public long? TicketExpiresAt { get; init; }
+
     [JsonPropertyName("v")]
     public long Version { get; init; }
 
@@ -69,6 +76,8 @@ internal sealed class StoredMember
         ProtocolVersion = member.ProtocolVersion,
         JoinedAt = member.JoinedAt.UtcTicks,
         ExpiresAt = member.ExpiresAt is { } expiresAt ? RedisTime.Text(expiresAt) : null,
+        TicketHash = member.TicketHash,
+        TicketExpiresAt = member.TicketExpiresAt?.UtcTicks,
         Version = member.Version,
     };
 
@@ -93,6 +102,8 @@ internal sealed class StoredMember
         ProtocolVersion = ProtocolVersion > 0 ? ProtocolVersion : 1,
         JoinedAt = RedisTime.FromTicks(JoinedAt),
         ExpiresAt = ExpiresAt is { } expiresAt ? RedisTime.Parse(expiresAt) : null,
+        TicketHash = TicketHash,
+        TicketExpiresAt = TicketExpiresAt is { } ticketExpiresAt ? RedisTime.FromTicks(ticketExpiresAt) : null,
         Version = Version,
     };
 

@@ -128,6 +128,41 @@ public interface IRoomStore
     /// <returns>The ticket (possibly expired: the caller checks), or <see langword="null"/> when unknown or already consumed.</returns>
     ValueTask<TicketRecord?> ConsumeTicketAsync(string hash, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Atomically takes the one-time ticket a member's record keeps (<see cref="MemberRecord.TicketHash"/>): if, and only if,
+    /// the stored member is live and keeps a ticket of hash <paramref name="hash"/>, the store clears the ticket (and
+    /// <see cref="MemberRecord.TicketExpiresAt"/>) and bumps <see cref="MemberRecord.Version"/>. Of any number of concurrent
+    /// calls with the same hash, at most one gets the member; a call with another hash changes nothing. A store that can do
+    /// it in one conditional write overrides it (DynamoDB: one update, no read); the default reads the member and writes it
+    /// back with <see cref="TryUpdateMemberAsync"/>, retrying when another writer won.
+    /// </summary>
+    /// <param name="room">The room the ticket names.</param>
+    /// <param name="member">The member the ticket names.</param>
+    /// <param name="hash">The ticket's hash.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>
+    /// The member as it was when the ticket was taken (ticket and version included; the caller checks
+    /// <see cref="MemberRecord.TicketExpiresAt"/>), or <see langword="null"/> when the member does not exist, has expired, or
+    /// keeps no ticket of that hash (never issued, already taken, or replaced by a newer one).
+    /// </returns>
+    async ValueTask<MemberRecord?> TakeMemberTicketAsync(RoomId room, MemberId member, string hash, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(hash);
+        while (true)
+        {
+            var current = await GetMemberAsync(room, member, cancellationToken).ConfigureAwait(false);
+            if (current is null || !string.Equals(current.TicketHash, hash, StringComparison.Ordinal))
+            {
+                return null;
+            }
+
+            if (await TryUpdateMemberAsync(current with { TicketHash = null, TicketExpiresAt = null }, cancellationToken).ConfigureAwait(false) is not null)
+            {
+                return current;
+            }
+        }
+    }
+
     /// <summary>Records which member a gateway connection belongs to.</summary>
     /// <param name="connection">The binding.</param>
     /// <param name="cancellationToken">Cancels the operation.</param>

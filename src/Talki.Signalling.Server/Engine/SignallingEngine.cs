@@ -77,6 +77,8 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         var now = _time.GetUtcNow();
         var sealsAt = now + _options.JoinWindow;
         var room = new RoomRecord(RoomId.New(), MemberId.New(), now, sealsAt, sealsAt + _options.SealedRoomRetention);
+        var ticketExpiresAt = now + _options.TicketLifetime;
+        var ticket = TicketId.New(room.Id, room.AdminMember);
         var admin = new MemberRecord
         {
             Room = room.Id,
@@ -87,13 +89,15 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             IsAdmin = true,
             Admission = AdmissionStatus.Admitted,
             JoinedAt = now,
+            TicketHash = ticket.ComputeHash(),
+            TicketExpiresAt = ticketExpiresAt,
         };
         await _store.CreateRoomAsync(room, admin, cancellationToken).ConfigureAwait(false);
         _metrics.RoomCreated();
         Log.RoomCreated(_logger, room.Id, admin.Id, sealsAt);
         activity?.SetTag("talki.room.id", room.Id.Value);
         ScheduleSeal(room);
-        return await IssueTicketAsync(room, admin, now + _options.TicketLifetime, cancellationToken).ConfigureAwait(false);
+        return HeldTicket(room, admin, ticket, ticketExpiresAt);
     }
 
     public async ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default)
@@ -129,15 +133,20 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         // when the admin admits (DecideAsync).
         var ticketExpiresAt = now + _options.TicketLifetime;
         var knocked = false;
+        TicketId? held = null; // a ticket kept in the member's record by a write made anyway
         if (member is { Admission: AdmissionStatus.Pending, ExpiresAt: not null })
         {
-            // A knock that has not connected yet lives as long as its newest ticket.
+            // A knock that has not connected yet lives as long as its newest ticket, which its record keeps (replacing the
+            // one before: a knock holds one ticket at a time).
+            var ticket = TicketId.New(room, member.Id);
+            var hash = ticket.ComputeHash();
             var change = await UpdateMemberAsync(
                 room,
                 member.Id,
-                m => m.Admission == AdmissionStatus.Pending && m.ExpiresAt < ticketExpiresAt ? m with { ExpiresAt = ticketExpiresAt } : null,
+                m => m.Admission == AdmissionStatus.Pending && m.ExpiresAt < ticketExpiresAt ? m with { ExpiresAt = ticketExpiresAt, TicketHash = hash, TicketExpiresAt = ticketExpiresAt } : null,
                 cancellationToken).ConfigureAwait(false);
             member = change.After ?? change.Before; // null: it expired in between, so this is a new knock
+            held = change.After is null ? null : ticket;
         }
 
         if (member is null)
@@ -148,7 +157,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 return Fail<TicketGrant>(knock.Error.Code, knock.Error.Message);
             }
 
-            (member, knocked) = knock.Value;
+            (member, knocked, held) = knock.Value;
         }
 
         if (member.Admission == AdmissionStatus.Denied)
@@ -156,7 +165,10 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             return Fail<TicketGrant>(SignallingErrorCode.Denied, "The room's admin denied you.");
         }
 
-        var grant = await IssueTicketAsync(record, member, ticketExpiresAt, cancellationToken).ConfigureAwait(false);
+        // A member written by this request keeps its ticket; any other (reconnecting, or a concurrent knock's) gets one kept apart.
+        var grant = held is { } heldTicket
+            ? HeldTicket(record, member, heldTicket, ticketExpiresAt)
+            : await IssueTicketAsync(record, member, ticketExpiresAt, cancellationToken).ConfigureAwait(false);
         if (knocked)
         {
             // The admin hears of every knock at once, connected or not, so that it can deny it.
@@ -559,42 +571,46 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     }
 
     /// <summary>Adds a new pending member for <paramref name="caller"/> (or finds the one a concurrent knock added).</summary>
-    /// <returns>The member, and whether this call added it (a new knock).</returns>
-    private async ValueTask<SignallingResult<(MemberRecord Member, bool Added)>> KnockAsync(CallerIdentity caller, RoomRecord room, DateTimeOffset now, DateTimeOffset expiresAt, CancellationToken cancellationToken)
+    /// <returns>The member, whether this call added it (a new knock), and then the ticket its record keeps.</returns>
+    private async ValueTask<SignallingResult<(MemberRecord Member, bool Added, TicketId? Ticket)>> KnockAsync(CallerIdentity caller, RoomRecord room, DateTimeOffset now, DateTimeOffset expiresAt, CancellationToken cancellationToken)
     {
         var capacity = _options.Limits.MaxMembersPerRoom;
         var members = await _store.ListMembersAsync(room.Id, cancellationToken).ConfigureAwait(false);
         if (members.Count(m => m.Admission == AdmissionStatus.Admitted) >= capacity)
         {
             // A courtesy only (the seat is checked atomically on admission): nobody could be admitted now.
-            return SignallingResult<(MemberRecord, bool)>.Failure(SignallingErrorCode.RoomFull, $"The room already has {capacity} members.");
+            return SignallingResult<(MemberRecord, bool, TicketId?)>.Failure(SignallingErrorCode.RoomFull, $"The room already has {capacity} members.");
         }
 
+        var id = MemberId.New();
+        var ticket = TicketId.New(room.Id, id);
         var candidate = new MemberRecord
         {
             Room = room.Id,
-            Id = MemberId.New(),
+            Id = id,
             UserId = caller.UserId,
             DisplayName = caller.DisplayName,
             IsVerified = caller.IsVerified,
             Admission = AdmissionStatus.Pending,
             JoinedAt = now,
             ExpiresAt = expiresAt,
+            TicketHash = ticket.ComputeHash(),
+            TicketExpiresAt = expiresAt,
         };
         switch (await _store.TryAddMemberAsync(candidate, capacity, _options.Limits.MaxPendingPerRoom, cancellationToken).ConfigureAwait(false))
         {
             case AddMemberOutcome.Added:
                 Log.Knocked(_logger, room.Id, candidate.Id);
-                return (candidate, true);
+                return (candidate, true, ticket);
             case AddMemberOutcome.TooManyPending:
                 Log.KnockRefused(_logger, room.Id, _options.Limits.MaxPendingPerRoom);
-                return SignallingResult<(MemberRecord, bool)>.Failure(SignallingErrorCode.KnockRateLimited, $"The room already has {_options.Limits.MaxPendingPerRoom} newcomers waiting for the admin; try again later.");
+                return SignallingResult<(MemberRecord, bool, TicketId?)>.Failure(SignallingErrorCode.KnockRateLimited, $"The room already has {_options.Limits.MaxPendingPerRoom} newcomers waiting for the admin; try again later.");
             case AddMemberOutcome.RoomFull:
-                return SignallingResult<(MemberRecord, bool)>.Failure(SignallingErrorCode.RoomFull, $"The room already has {capacity} members.");
+                return SignallingResult<(MemberRecord, bool, TicketId?)>.Failure(SignallingErrorCode.RoomFull, $"The room already has {capacity} members.");
             case AddMemberOutcome.UserExists when await _store.FindMemberByUserAsync(room.Id, caller.UserId, cancellationToken).ConfigureAwait(false) is { } existing:
-                return (existing, false);
+                return (existing, false, null);
             default:
-                return SignallingResult<(MemberRecord, bool)>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.");
+                return SignallingResult<(MemberRecord, bool, TicketId?)>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.");
         }
     }
 
@@ -607,10 +623,34 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         return new TicketGrant(room.Id, member.Id, member.IsAdmin, ticket, expiresAt, room.SealsAt);
     }
 
+    /// <summary>The grant of a ticket that <paramref name="member"/>'s record keeps, written with it (no write of its own).</summary>
+    private TicketGrant HeldTicket(RoomRecord room, MemberRecord member, TicketId ticket, DateTimeOffset expiresAt)
+    {
+        _metrics.TicketIssued();
+        Log.TicketIssued(_logger, room.Id, member.Id);
+        return new TicketGrant(room.Id, member.Id, member.IsAdmin, ticket, expiresAt, room.SealsAt);
+    }
+
     /// <summary>Consumes the ticket (once) and returns the grant (and the room it read), without binding any connection.</summary>
     private async ValueTask<(SignallingResult<ConnectionGrant> Result, RoomRecord? Room)> AuthorizeCoreAsync(string? ticket, long? resumeEpoch, CancellationToken cancellationToken)
     {
-        var record = TicketId.TryParse(ticket, out var parsed) ? await _store.ConsumeTicketAsync(parsed.ComputeHash(), cancellationToken).ConfigureAwait(false) : null;
+        // A ticket its member's record keeps is taken from that record (one conditional write, which returns the member: no
+        // read of it); a ticket kept apart is consumed from its own item.
+        TicketRecord? record = null;
+        MemberRecord? holder = null;
+        if (TicketId.TryParse(ticket, out var parsed))
+        {
+            if (parsed.TryGetHolder(out var heldRoom, out var heldMember))
+            {
+                holder = await _store.TakeMemberTicketAsync(heldRoom, heldMember, parsed.ComputeHash(), cancellationToken).ConfigureAwait(false);
+                record = holder is null ? null : new TicketRecord(holder.TicketHash!, heldRoom, heldMember, holder.TicketExpiresAt ?? DateTimeOffset.MinValue);
+            }
+            else
+            {
+                record = await _store.ConsumeTicketAsync(parsed.ComputeHash(), cancellationToken).ConfigureAwait(false);
+            }
+        }
+
         if (record is null)
         {
             return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketInvalid, "The ticket is unknown or has been used."), null);
@@ -633,7 +673,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomSealed, "The room's join window has closed."), null);
         }
 
-        var member = await _store.GetMemberAsync(record.Room, record.Member, cancellationToken).ConfigureAwait(false);
+        var member = holder ?? await _store.GetMemberAsync(record.Room, record.Member, cancellationToken).ConfigureAwait(false);
         if (member is null)
         {
             return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomNotFound, "No such member, or the room has expired."), null);

@@ -114,6 +114,17 @@ public sealed class DynamoDbRoomStoreTests(DynaliteFixture dynalite) : IAsyncLif
     }
 
     [Fact]
+    public void TheGuard_ForwardsEveryMemberOfTheStorePort_IncludingThoseWithADefault()
+    {
+        // A member the guard did not forward would run the port's default (TakeMemberTicketAsync: a read and a write back)
+        // instead of the store's single conditional write.
+        var map = typeof(DynamoDbRoomStoreGuard).GetInterfaceMap(typeof(IRoomStore));
+        Assert.All(map.TargetMethods, m => Assert.Equal(typeof(DynamoDbRoomStoreGuard), m.DeclaringType));
+        var store = typeof(DynamoDbRoomStore).GetInterfaceMap(typeof(IRoomStore));
+        Assert.All(store.TargetMethods, m => Assert.Equal(typeof(DynamoDbRoomStore), m.DeclaringType));
+    }
+
+    [Fact]
     public async Task AnInterruptedAdd_GuardWithoutMember_IsCompletedByTheNextLookup()
     {
         var (room, admin) = NewRoom();

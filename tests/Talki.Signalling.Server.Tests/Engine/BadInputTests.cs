@@ -213,6 +213,8 @@ public sealed class BadInputTests
 
             public ValueTask<TicketRecord?> ConsumeTicketAsync(string hash, CancellationToken cancellationToken = default) => inner.ConsumeTicketAsync(hash, cancellationToken);
 
+            public ValueTask<MemberRecord?> TakeMemberTicketAsync(RoomId room, MemberId member, string hash, CancellationToken cancellationToken = default) => inner.TakeMemberTicketAsync(room, member, hash, cancellationToken);
+
             public ValueTask PutConnectionAsync(ConnectionRecord connection, CancellationToken cancellationToken = default) => inner.PutConnectionAsync(connection, cancellationToken);
 
             public ValueTask<ConnectionRecord?> GetConnectionAsync(string connectionId, CancellationToken cancellationToken = default) => inner.GetConnectionAsync(connectionId, cancellationToken);
