@@ -308,16 +308,19 @@ public sealed class TalkiStack : Stack
     }
 
     /// <summary>
-    /// The stage's access log format (JSON, one line per event). CloudWatch Logs bills every byte: no field repeats another
-    /// (the event type is the route key's: <c>$connect</c>, <c>$default</c>, <c>$disconnect</c>).
+    /// The stage's access log format (JSON, one line per event). CloudWatch Logs bills every byte of every line, keys
+    /// included: no field repeats another (the event type is the route key's: <c>$connect</c>, <c>$default</c>,
+    /// <c>$disconnect</c>), and the keys are short: <c>id</c> (request), <c>conn</c> (connection), <c>route</c>,
+    /// <c>status</c>, <c>time</c> (request time, epoch ms), <c>ip</c> (source), <c>err</c> (the gateway's error message),
+    /// <c>authErr</c>, <c>intErr</c>, <c>intStatus</c> and <c>intMs</c> (the integration's error, status and latency).
     /// </summary>
     public const string AccessLogFormat =
-        "{\"requestId\":\"$context.requestId\",\"connectionId\":\"$context.connectionId\"," +
-        "\"routeKey\":\"$context.routeKey\",\"status\":\"$context.status\"," +
-        "\"requestTime\":\"$context.requestTimeEpoch\",\"sourceIp\":\"$context.identity.sourceIp\"," +
-        "\"error\":\"$context.error.message\",\"authorizerError\":\"$context.authorizer.error\"," +
-        "\"integrationError\":\"$context.integration.error\",\"integrationStatus\":\"$context.integration.status\"," +
-        "\"integrationLatency\":\"$context.integration.latency\"}";
+        "{\"id\":\"$context.requestId\",\"conn\":\"$context.connectionId\"," +
+        "\"route\":\"$context.routeKey\",\"status\":\"$context.status\"," +
+        "\"time\":\"$context.requestTimeEpoch\",\"ip\":\"$context.identity.sourceIp\"," +
+        "\"err\":\"$context.error.message\",\"authErr\":\"$context.authorizer.error\"," +
+        "\"intErr\":\"$context.integration.error\",\"intStatus\":\"$context.integration.status\"," +
+        "\"intMs\":\"$context.integration.latency\"}";
 
     /// <summary>The stage's access log group; <see langword="null"/> when <see cref="TalkiStackProps.AccessLogs"/> is false.</summary>
     public LogGroup? AccessLogs { get; }

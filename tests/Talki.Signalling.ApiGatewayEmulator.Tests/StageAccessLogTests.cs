@@ -24,34 +24,34 @@ public sealed class StageAccessLogTests
         await TemplateModeTests.WaitUntilAsync(() => counters.Integrations.Count == 2);
 
         var lines = counters.AccessLog.Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
-        Assert.Equal(["$connect", "$default", "$disconnect"], lines.Select(l => (string)l["routeKey"]!));
+        Assert.Equal(["$connect", "$default", "$disconnect"], lines.Select(l => (string)l["route"]!));
         Assert.Equal(3, counters.AccessLogLines);
         Assert.Equal(counters.AccessLog.Sum(l => Encoding.UTF8.GetByteCount(l)), counters.AccessLogBytes);
         foreach (var line in lines)
         {
             // The synthesized stack's fields, every one filled or "-".
             Assert.Equal(
-                ["requestId", "connectionId", "routeKey", "status", "requestTime", "sourceIp", "error", "authorizerError", "integrationError", "integrationStatus", "integrationLatency"],
+                ["id", "conn", "route", "status", "time", "ip", "err", "authErr", "intErr", "intStatus", "intMs"],
                 line.Select(p => p.Key));
-            Assert.Equal(id, (string)line["connectionId"]!);
+            Assert.Equal(id, (string)line["conn"]!);
             Assert.Equal("200", (string)line["status"]!);
-            Assert.Matches("^[A-Za-z0-9+/]{15}=$", (string)line["requestId"]!);
-            Assert.InRange(long.Parse((string)line["requestTime"]!, System.Globalization.CultureInfo.InvariantCulture), before, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-            Assert.Equal("127.0.0.1", (string)line["sourceIp"]!);
-            Assert.Equal("-", (string)line["error"]!);
-            Assert.Equal("-", (string)line["authorizerError"]!);
-            Assert.Equal("-", (string)line["integrationError"]!);
+            Assert.Matches("^[A-Za-z0-9+/]{15}=$", (string)line["id"]!);
+            Assert.InRange(long.Parse((string)line["time"]!, System.Globalization.CultureInfo.InvariantCulture), before, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+            Assert.Equal("127.0.0.1", (string)line["ip"]!);
+            Assert.Equal("-", (string)line["err"]!);
+            Assert.Equal("-", (string)line["authErr"]!);
+            Assert.Equal("-", (string)line["intErr"]!);
         }
 
         // No integration on $connect (the authorizer decides); the fake backend answers the two others 200.
-        Assert.Equal(["-", "200", "200"], lines.Select(l => (string)l["integrationStatus"]!));
-        Assert.Equal("-", (string)lines[0]["integrationLatency"]!);
-        Assert.All(lines.Skip(1), l => Assert.Matches("^[0-9]+$", (string)l["integrationLatency"]!));
-        Assert.Equal(3, lines.Select(l => (string)l["requestId"]!).Distinct().Count());
+        Assert.Equal(["-", "200", "200"], lines.Select(l => (string)l["intStatus"]!));
+        Assert.Equal("-", (string)lines[0]["intMs"]!);
+        Assert.All(lines.Skip(1), l => Assert.Matches("^[0-9]+$", (string)l["intMs"]!));
+        Assert.Equal(3, lines.Select(l => (string)l["id"]!).Distinct().Count());
 
         // The connect's line and the authorizer's event name the same request.
         var authorizerEvent = JsonNode.Parse(Assert.Single(fixture.Authorizer.CallsTo(FakeBackend.Authorizer)).Body)!;
-        Assert.Equal((string)authorizerEvent["requestContext"]!["requestId"]!, (string)lines[0]["requestId"]!);
+        Assert.Equal((string)authorizerEvent["requestContext"]!["requestId"]!, (string)lines[0]["id"]!);
     }
 
     [Theory]
@@ -69,9 +69,9 @@ public sealed class StageAccessLogTests
 
         Assert.Equal(int.Parse(status, System.Globalization.CultureInfo.InvariantCulture), (int)socket.HttpStatusCode);
         var line = JsonNode.Parse(Assert.Single(fixture.Emulator.Counters.AccessLog))!.AsObject();
-        Assert.Equal(("$connect", status, error), ((string)line["routeKey"]!, (string)line["status"]!, (string)line["error"]!));
-        Assert.Equal(("-", "-"), ((string)line["integrationStatus"]!, (string)line["integrationLatency"]!));
-        Assert.Matches("^[A-Za-z0-9+/]{15}=$", (string)line["connectionId"]!);
+        Assert.Equal(("$connect", status, error), ((string)line["route"]!, (string)line["status"]!, (string)line["err"]!));
+        Assert.Equal(("-", "-"), ((string)line["intStatus"]!, (string)line["intMs"]!));
+        Assert.Matches("^[A-Za-z0-9+/]{15}=$", (string)line["conn"]!);
     }
 
     [Fact]
@@ -87,9 +87,9 @@ public sealed class StageAccessLogTests
         await TemplateModeTests.WaitUntilAsync(() => fixture.Emulator.Counters.Integrations.Count == 1);
 
         var line = JsonNode.Parse(fixture.Emulator.Counters.AccessLog[^1])!.AsObject();
-        Assert.Equal(("$default", "500", "Internal server error"), ((string)line["routeKey"]!, (string)line["status"]!, (string)line["error"]!));
-        Assert.Equal("Integration unreachable", (string)line["integrationError"]!);
-        Assert.Equal("-", (string)line["integrationStatus"]!);
+        Assert.Equal(("$default", "500", "Internal server error"), ((string)line["route"]!, (string)line["status"]!, (string)line["err"]!));
+        Assert.Equal("Integration unreachable", (string)line["intErr"]!);
+        Assert.Equal("-", (string)line["intStatus"]!);
     }
 
     [Fact]

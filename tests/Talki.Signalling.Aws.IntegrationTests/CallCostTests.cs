@@ -101,8 +101,8 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
             Assert.Equal(4 + 16 + 4, counters.AccessLogLines);
             Assert.Equal(
                 "$connect 200 ×4, $default 200 ×16, $disconnect 200 ×4",
-                string.Join(", ", lines.GroupBy(l => $"{l["routeKey"]} {l["status"]}").OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} ×{g.Count()}")));
-            Assert.All(lines, l => Assert.Matches("^[A-Za-z0-9+/]{15}=$", (string)l["connectionId"]!));
+                string.Join(", ", lines.GroupBy(l => $"{l["route"]} {l["status"]}").OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} ×{g.Count()}")));
+            Assert.All(lines, l => Assert.Matches("^[A-Za-z0-9+/]{15}=$", (string)l["conn"]!));
             figures.Add(CallFigures.From(stack, stack.Template, httpApiCalls: 4 + 1 + 3));
             foreach (var user in users)
             {
