@@ -64,7 +64,7 @@ public sealed class HeldTicketTests
     [InlineData(".room.member.extra")]
     [InlineData(".ro/om.member")]
     [InlineData(".room.mem ber")]
-    public async Task MalformedHolderNames_AreRefusedAsInvalid_WithoutAnyStoreWrite(string tail)
+    public async Task MalformedHolderNames_AreRefusedAsInvalid_AndTouchNoRecord(string tail)
     {
         using var h = new EngineHarness();
         var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
