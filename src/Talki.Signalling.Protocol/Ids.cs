@@ -234,7 +234,7 @@ public readonly record struct TicketId
 
         var rest = text.AsSpan(Length + 1);
         var dot = rest.IndexOf('.');
-        return RoomId.TryParse(rest[..dot].ToString(), out room) && MemberId.TryParse(rest[(dot + 1)..].ToString(), out member);
+        return dot > 0 && RoomId.TryParse(rest[..dot].ToString(), out room) && MemberId.TryParse(rest[(dot + 1)..].ToString(), out member);
     }
 
     /// <summary>Computes the SHA-256 hash (base64url) under which stores keep the ticket.</summary>
