@@ -86,6 +86,27 @@ internal static class RedisRoomScripts
         """;
 
     /// <summary>
+    /// KEYS: room, members. ARGV: now, member id, ticket hash. Takes the ticket a live member's record keeps when its hash
+    /// is the one given: removes the record's <c>t</c> and <c>tx</c> and bumps its <c>v</c>, in the stored text itself
+    /// (re-encoding with cjson would round the 19-digit tick numbers; System.Text.Json escapes every quote inside a string
+    /// value, so <c>"t":</c>, <c>"tx":</c> and <c>"v":</c> occur only as keys). Returns the record as it was, or nil.
+    /// </summary>
+    public const string TakeTicket = """
+        local now = ARGV[1]
+        local exp = redis.call('HGET', KEYS[1], 'expires')
+        if not exp or exp <= now then return false end
+        local current = redis.call('HGET', KEYS[2], ARGV[2])
+        if not current then return false end
+        local m = cjson.decode(current)
+        if m.t ~= ARGV[3] or (m.x and m.x <= now) then return false end
+        local taken = string.gsub(current, ',"t":"[^"]*"', '', 1)
+        taken = string.gsub(taken, ',"tx":%-?%d+', '', 1)
+        taken = string.gsub(taken, '"v":(%d+)', function(v) return '"v":' .. string.format('%d', tonumber(v) + 1) end, 1)
+        redis.call('HSET', KEYS[2], ARGV[2], taken)
+        return current
+        """;
+
+    /// <summary>
     /// KEYS: room, members. ARGV: now, member id, user id, expected version, json, new admission. Writes if the stored
     /// member lives and has that version and user, and the write does not admit it. Returns 1 or 0.
     /// </summary>

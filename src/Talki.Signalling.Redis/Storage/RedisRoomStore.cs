@@ -109,6 +109,13 @@ internal sealed class RedisRoomStore : IRoomStore
         return RedisFailures.Guard(StoreTicketCoreAsync(ticket));
     }
 
+    /// <summary>One script: the check, the removal and the version's bump are one atomic step and one round trip.</summary>
+    public ValueTask<MemberRecord?> TakeMemberTicketAsync(RoomId room, MemberId member, string hash, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(hash);
+        return RedisFailures.Guard(ReadMemberAsync(room, RedisRoomScripts.TakeTicket, RoomKeys(room, users: false), member.Value, userId: null, hash));
+    }
+
     public ValueTask<TicketRecord?> ConsumeTicketAsync(string hash, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(hash);
@@ -186,11 +193,12 @@ internal sealed class RedisRoomStore : IRoomStore
         return new RoomRecord(room, RedisIds.Member(fields[0].ToString()), RedisTime.Parse(fields[1].ToString()), RedisTime.Parse(fields[2].ToString()), RedisTime.Parse(fields[3].ToString()));
     }
 
-    private async Task<MemberRecord?> ReadMemberAsync(RoomId room, string script, RedisKey[] keys, string argument, string? userId)
+    private async Task<MemberRecord?> ReadMemberAsync(RoomId room, string script, RedisKey[] keys, string argument, string? userId, string? extra = null)
     {
         var now = _time.GetUtcNow();
         var db = await _redis.GetDatabaseAsync().ConfigureAwait(false);
-        var result = await db.ScriptEvaluateAsync(script, keys, [RedisTime.Text(now), argument]).ConfigureAwait(false);
+        RedisValue[] arguments = extra is null ? [RedisTime.Text(now), argument] : [RedisTime.Text(now), argument, extra];
+        var result = await db.ScriptEvaluateAsync(script, keys, arguments).ConfigureAwait(false);
         if (result.IsNull)
         {
             return null;
