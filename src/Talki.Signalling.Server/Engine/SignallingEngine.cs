@@ -97,7 +97,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         Log.RoomCreated(_logger, room.Id, admin.Id, sealsAt);
         activity?.SetTag("talki.room.id", room.Id.Value);
         ScheduleSeal(room);
-        return HeldTicket(room, admin, ticket, ticketExpiresAt);
+        return IssuedGrant(room, admin, ticket, ticketExpiresAt);
     }
 
     public async ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default)
@@ -167,7 +167,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
         // A member written by this request keeps its ticket; any other (reconnecting, or a concurrent knock's) gets one kept apart.
         var grant = held is { } heldTicket
-            ? HeldTicket(record, member, heldTicket, ticketExpiresAt)
+            ? IssuedGrant(record, member, heldTicket, ticketExpiresAt)
             : await IssueTicketAsync(record, member, ticketExpiresAt, cancellationToken).ConfigureAwait(false);
         if (knocked)
         {
@@ -618,13 +618,11 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     {
         var ticket = TicketId.New();
         await _store.StoreTicketAsync(new TicketRecord(ticket.ComputeHash(), room.Id, member.Id, expiresAt), cancellationToken).ConfigureAwait(false);
-        _metrics.TicketIssued();
-        Log.TicketIssued(_logger, room.Id, member.Id);
-        return new TicketGrant(room.Id, member.Id, member.IsAdmin, ticket, expiresAt, room.SealsAt);
+        return IssuedGrant(room, member, ticket, expiresAt);
     }
 
-    /// <summary>The grant of a ticket that <paramref name="member"/>'s record keeps, written with it (no write of its own).</summary>
-    private TicketGrant HeldTicket(RoomRecord room, MemberRecord member, TicketId ticket, DateTimeOffset expiresAt)
+    /// <summary>The grant of a ticket already stored: kept apart, or in <paramref name="member"/>'s record, written with it.</summary>
+    private TicketGrant IssuedGrant(RoomRecord room, MemberRecord member, TicketId ticket, DateTimeOffset expiresAt)
     {
         _metrics.TicketIssued();
         Log.TicketIssued(_logger, room.Id, member.Id);
@@ -636,33 +634,33 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     {
         // A ticket its member's record keeps is taken from that record (one conditional write, which returns the member: no
         // read of it); a ticket kept apart is consumed from its own item.
-        TicketRecord? record = null;
+        (RoomId Room, MemberId Member, DateTimeOffset ExpiresAt)? record = null;
         MemberRecord? holder = null;
         if (TicketId.TryParse(ticket, out var parsed))
         {
             if (parsed.TryGetHolder(out var heldRoom, out var heldMember))
             {
                 holder = await _store.TakeMemberTicketAsync(heldRoom, heldMember, parsed.ComputeHash(), cancellationToken).ConfigureAwait(false);
-                record = holder is null ? null : new TicketRecord(holder.TicketHash!, heldRoom, heldMember, holder.TicketExpiresAt ?? DateTimeOffset.MinValue);
+                record = holder is null ? null : (heldRoom, heldMember, holder.TicketExpiresAt ?? DateTimeOffset.MinValue);
             }
-            else
+            else if (await _store.ConsumeTicketAsync(parsed.ComputeHash(), cancellationToken).ConfigureAwait(false) is { } apart)
             {
-                record = await _store.ConsumeTicketAsync(parsed.ComputeHash(), cancellationToken).ConfigureAwait(false);
+                record = (apart.Room, apart.Member, apart.ExpiresAt);
             }
         }
 
-        if (record is null)
+        if (record is not { } taken)
         {
             return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketInvalid, "The ticket is unknown or has been used."), null);
         }
 
         var now = _time.GetUtcNow();
-        if (now >= record.ExpiresAt)
+        if (now >= taken.ExpiresAt)
         {
             return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketExpired, "The ticket has expired; ask for a new one."), null);
         }
 
-        var room = await _store.GetRoomAsync(record.Room, cancellationToken).ConfigureAwait(false);
+        var room = await _store.GetRoomAsync(taken.Room, cancellationToken).ConfigureAwait(false);
         if (room is null)
         {
             return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired."), null);
@@ -673,7 +671,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomSealed, "The room's join window has closed."), null);
         }
 
-        var member = holder ?? await _store.GetMemberAsync(record.Room, record.Member, cancellationToken).ConfigureAwait(false);
+        var member = holder ?? await _store.GetMemberAsync(taken.Room, taken.Member, cancellationToken).ConfigureAwait(false);
         if (member is null)
         {
             return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomNotFound, "No such member, or the room has expired."), null);
