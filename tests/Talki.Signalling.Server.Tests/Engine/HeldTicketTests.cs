@@ -142,6 +142,23 @@ public sealed class HeldTicketTests
     }
 
     [Fact]
+    public async Task AKeptTicket_OnTheRealClock_WorksWithinItsLifetime_AndIsExpiredAfterIt()
+    {
+        using var h = new EngineHarness(o => o.TicketLifetime = TimeSpan.FromSeconds(1), clock: TimeProvider.System);
+        var early = await h.Engine.CreateRoomAsync(EngineHarness.User("ada"));
+        var late = await h.Engine.CreateRoomAsync(EngineHarness.User("bob"));
+        var issued = TimeProvider.System.GetUtcNow();
+
+        Assert.True((await h.Engine.AuthorizeAsync(early.Value.Ticket.Value)).IsSuccess); // at once
+        await Task.Delay(TimeSpan.FromMilliseconds(1_200));
+        var refused = await h.Engine.AuthorizeAsync(late.Value.Ticket.Value);
+
+        Assert.True(TimeProvider.System.GetUtcNow() - issued >= TimeSpan.FromSeconds(1));
+        Assert.Equal(SignallingErrorCode.TicketExpired, refused.Error?.Code);
+        Assert.Equal(SignallingErrorCode.TicketInvalid, (await h.Engine.AuthorizeAsync(late.Value.Ticket.Value)).Error?.Code);
+    }
+
+    [Fact]
     public async Task HeldTicket_GrantsTheMembersNextEpoch_AndTheConnectionBindsOnItsHello()
     {
         using var h = new EngineHarness();
