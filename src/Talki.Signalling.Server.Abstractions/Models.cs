@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json.Serialization;
 
 namespace Talki.Signalling;
@@ -16,10 +17,74 @@ public sealed record CallerIdentity(string UserId, string DisplayName, bool IsVe
 /// <param name="ExpiresAt">When the stored room may be deleted; stores treat it as gone from then on.</param>
 public sealed record RoomRecord(RoomId Id, MemberId AdminMember, DateTimeOffset CreatedAt, DateTimeOffset SealsAt, DateTimeOffset ExpiresAt)
 {
+    private const int MemberIdKeyBytes = 32;
+    private const int MemberIdBytes = 12; // as MemberId.New()
+
+    /// <summary>
+    /// Gets the room's member-id key (<see cref="NewMemberIdKey"/>), or <see langword="null"/> for a room without one
+    /// (created before keys existed), whose member ids are random. In a room with a key the member of a user has the id
+    /// <see cref="MemberIdOf"/> gives, the same on every knock: a store may keep the member's own record as the
+    /// one-member-per-user guard instead of an item of its own. It is a secret of the server: without it nobody can tell
+    /// which user a member id stands for, or link one user's members across rooms. It is never sent to a client, and
+    /// <see cref="ToString"/> leaves it out.
+    /// </summary>
+    public string? MemberIdKey { get; init; }
+
     /// <summary>Gets a value indicating whether the join window has closed at <paramref name="now"/>.</summary>
     /// <param name="now">The current time.</param>
     /// <returns><see langword="true"/> when sealed.</returns>
     public bool IsSealedAt(DateTimeOffset now) => now >= SealsAt;
+
+    /// <summary>Returns a new member-id key: 32 random bytes, base64url.</summary>
+    /// <returns>The key's text.</returns>
+    public static string NewMemberIdKey()
+    {
+        Span<byte> key = stackalloc byte[MemberIdKeyBytes];
+        System.Security.Cryptography.RandomNumberGenerator.Fill(key);
+        return System.Buffers.Text.Base64Url.EncodeToString(key);
+    }
+
+    /// <summary>
+    /// Returns the id the member of <paramref name="userId"/> has in this room: the first 12 bytes of
+    /// HMAC-SHA256(<see cref="MemberIdKey"/>, a fixed label and the user id), in the form of <see cref="MemberId.New"/>;
+    /// or <see langword="null"/> when the room has no key (its member ids are random).
+    /// </summary>
+    /// <param name="userId">The user.</param>
+    /// <returns>The member id, or <see langword="null"/>.</returns>
+    /// <exception cref="InvalidOperationException">The stored key is not 32 bytes of base64url.</exception>
+    public MemberId? MemberIdOf(string userId)
+    {
+        ArgumentNullException.ThrowIfNull(userId);
+        if (MemberIdKey is not { } text)
+        {
+            return null;
+        }
+
+        Span<byte> key = stackalloc byte[MemberIdKeyBytes];
+        if (!System.Buffers.Text.Base64Url.IsValid(text, out var length) || length != MemberIdKeyBytes
+            || System.Buffers.Text.Base64Url.DecodeFromChars(text, key) != MemberIdKeyBytes)
+        {
+            throw new InvalidOperationException($"Room {Id} has a malformed member-id key.");
+        }
+
+        // The label keeps this use of the key apart from any other; the user id follows it as UTF-8.
+        var label = "talki member id\0"u8;
+        var message = new byte[label.Length + System.Text.Encoding.UTF8.GetByteCount(userId)];
+        label.CopyTo(message);
+        System.Text.Encoding.UTF8.GetBytes(userId, message.AsSpan(label.Length));
+        Span<byte> mac = stackalloc byte[32];
+        System.Security.Cryptography.HMACSHA256.HashData(key, message, mac);
+        return MemberId.TryParse(System.Buffers.Text.Base64Url.EncodeToString(mac[..MemberIdBytes]), out var id)
+            ? id
+            : throw new UnreachableException("A base64url text of 12 bytes is a well-formed member id.");
+    }
+
+    /// <summary>Writes every member but <see cref="MemberIdKey"/> (a secret: logs and exception texts must not carry it).</summary>
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"Id = {Id}, AdminMember = {AdminMember}, CreatedAt = {CreatedAt:O}, SealsAt = {SealsAt:O}, ExpiresAt = {ExpiresAt:O}, MemberIdKey = {(MemberIdKey is null ? "none" : "(secret)")}");
+        return true;
+    }
 }
 
 /// <summary>A member of a room as stored. Records are immutable; stores update them with optimistic concurrency on <see cref="Version"/>.</summary>

@@ -293,6 +293,84 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AKeyedRoom_KeepsItsKey_AndALegacyRoomHasNone()
+    {
+        var (keyed, keyedAdmin) = NewKeyedRoom();
+        var (legacy, legacyAdmin) = NewRoom();
+        await Store.CreateRoomAsync(keyed, keyedAdmin);
+        await Store.CreateRoomAsync(legacy, legacyAdmin);
+
+        Assert.Equal(keyed, await Store.GetRoomAsync(keyed.Id)); // the key included (records compare every property)
+        Assert.Equal(keyed.MemberIdKey, (await Store.GetRoomAsync(keyed.Id))!.MemberIdKey);
+        Assert.Null((await Store.GetRoomAsync(legacy.Id))!.MemberIdKey);
+        Assert.Equal(keyedAdmin, await Store.FindMemberByUserAsync(keyed.Id, "u-admin"));
+        Assert.Equal(legacyAdmin, await Store.FindMemberByUserAsync(legacy.Id, "u-admin"));
+    }
+
+    [Fact]
+    public async Task AKeyedRoom_TheSameUserTwice_IsRefused_ButFoundByUserAndById()
+    {
+        var (room, admin) = NewKeyedRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var bob = NewKeyedMember(room, "u-bob");
+
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8, 8));
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(NewKeyedMember(room, "u-bob") with { DisplayName = "Bob again" }, 8, 8));
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(Admitted(NewKeyedMember(room, "u-bob")), 8, 8));
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(NewKeyedMember(room, "u-admin"), 8, 8));
+        Assert.Equal(bob, await Store.FindMemberByUserAsync(room.Id, "u-bob"));
+        Assert.Equal(bob, await Store.GetMemberAsync(room.Id, room.MemberIdOf("u-bob")!.Value));
+        Assert.Equal(admin, await Store.GetMemberAsync(room.Id, room.MemberIdOf("u-admin")!.Value));
+        Assert.Equal(2, (await Store.ListMembersAsync(room.Id)).Count);
+    }
+
+    [Fact]
+    public async Task AKeyedRoom_TheSameUserConcurrently_OneWins_AndNoSeatIsLost()
+    {
+        var (room, admin) = NewKeyedRoom();
+        await Store.CreateRoomAsync(room, admin);
+
+        // Twenty tabs of one user, each with its own record (another display name): one is stored whole, the others refused.
+        var candidates = Enumerable.Range(0, 20).Select(i => Admitted(NewKeyedMember(room, "u-same")) with { DisplayName = "tab " + i }).ToArray();
+        var outcomes = await Concurrently(20, i => Store.TryAddMemberAsync(candidates[i], 3, 8));
+
+        Assert.Equal(1, outcomes.Count(o => o == AddMemberOutcome.Added));
+        Assert.Equal(19, outcomes.Count(o => o == AddMemberOutcome.UserExists));
+        Assert.Equal(candidates[Array.IndexOf(outcomes, AddMemberOutcome.Added)], await Store.GetMemberAsync(room.Id, candidates[0].Id));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(Admitted(NewKeyedMember(room, "u-third")), 3, 8)); // the losers gave their seats back
+        Assert.Equal(AddMemberOutcome.RoomFull, await Store.TryAddMemberAsync(Admitted(NewKeyedMember(room, "u-fourth")), 3, 8));
+    }
+
+    [Fact]
+    public async Task AKeyedRoom_ALapsedKnockGivesWayToTheUsersNewKnock_AConnectedDeniedOrAdmittedMemberNever()
+    {
+        var (room, admin) = NewKeyedRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+        var ghost = NewKeyedMember(room, "u-ghost") with { ExpiresAt = expiresAt, TicketHash = NewHash(), TicketExpiresAt = expiresAt };
+        var waiter = NewKeyedMember(room, "u-waiter") with { ExpiresAt = expiresAt };
+        var denied = NewKeyedMember(room, "u-denied") with { Admission = AdmissionStatus.Denied };
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(ghost, 8, 8));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(waiter, 8, 8));
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(denied, 8, 8));
+        Assert.NotNull(await Store.TryUpdateMemberAsync(waiter with { ExpiresAt = null, ConnectionId = "c-w", Epoch = 1 })); // it connected
+
+        Time.Advance(TimeSpan.FromSeconds(30)); // the ghost's knock lapses; the waiter and the denial stay
+
+        Assert.Null(await Store.GetMemberAsync(room.Id, ghost.Id));
+        var again = NewKeyedMember(room, "u-ghost") with { DisplayName = "back again", ExpiresAt = Time.GetUtcNow().AddSeconds(30) };
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(again, 8, 8));
+        Assert.Equal(again, await Store.GetMemberAsync(room.Id, ghost.Id)); // the same id, the new record: the lapsed ticket went with the old one
+        Assert.Null(await Store.TakeMemberTicketAsync(room.Id, ghost.Id, ghost.TicketHash!));
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(NewKeyedMember(room, "u-ghost"), 8, 8)); // live again
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(NewKeyedMember(room, "u-waiter"), 8, 8));
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(NewKeyedMember(room, "u-denied"), 8, 8)); // a denial stays for the room's life
+        Assert.Equal(AdmissionStatus.Denied, (await Store.FindMemberByUserAsync(room.Id, "u-denied"))?.Admission);
+        Assert.Equal(AddMemberOutcome.UserExists, await Store.TryAddMemberAsync(NewKeyedMember(room, "u-admin"), 8, 8));
+        Assert.Equal(4, (await Store.ListMembersAsync(room.Id)).Count);
+    }
+
+    [Fact]
     public async Task ThePendingLimit_CountsLiveKnocksOnly_AndIsNeverExceeded_EvenUnderConcurrency()
     {
         var (room, admin) = NewRoom();
@@ -921,6 +999,22 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
         };
         return (room, admin);
     }
+
+    /// <summary>Creates a room with a member-id key (as the engine creates every room) and its admin, whose id its user derives.</summary>
+    /// <returns>The room and the admin.</returns>
+    protected (RoomRecord Room, MemberRecord Admin) NewKeyedRoom()
+    {
+        var (room, admin) = NewRoom();
+        room = room with { MemberIdKey = RoomRecord.NewMemberIdKey() };
+        var id = room.MemberIdOf(admin.UserId)!.Value;
+        return (room with { AdminMember = id }, admin with { Id = id });
+    }
+
+    /// <summary>Creates a pending member of a room with a member-id key: its id is the one its user derives.</summary>
+    /// <param name="room">The room.</param>
+    /// <param name="userId">The user.</param>
+    /// <returns>The member.</returns>
+    protected MemberRecord NewKeyedMember(RoomRecord room, string userId) => NewMember(room, userId) with { Id = room.MemberIdOf(userId)!.Value };
 
     /// <summary>Creates a pending member of a room.</summary>
     /// <param name="room">The room.</param>

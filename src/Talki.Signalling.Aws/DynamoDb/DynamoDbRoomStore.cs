@@ -15,9 +15,9 @@ namespace Talki.Signalling.Aws.DynamoDb;
 /// <remarks>
 /// <para>Keys (<c>pk</c> / <c>sk</c>, both strings):</para>
 /// <list type="table">
-/// <item><term><c>ROOM#{room}</c> / <c>META</c></term><description>the room, with <c>memberCount</c>: the seats taken (admitted members).</description></item>
+/// <item><term><c>ROOM#{room}</c> / <c>META</c></term><description>the room, with <c>memberCount</c>: the seats taken (admitted members), and <c>memberKey</c>: its member-id key (<see cref="RoomRecord.MemberIdKey"/>), when it has one.</description></item>
 /// <item><term><c>ROOM#{room}</c> / <c>MEMBER#{member}</c></term><description>a member, with <c>version</c> for optimistic concurrency.</description></item>
-/// <item><term><c>ROOM#{room}</c> / <c>USER#{userId}</c></term><description>the guard that makes a user unique in a room; it names the member and keeps a copy of the member as first added.</description></item>
+/// <item><term><c>ROOM#{room}</c> / <c>USER#{userId}</c></term><description>in a room without a member-id key only: the guard that makes a user unique in the room; it names the member and keeps a copy of the member as first added. In a room with a key the member's id is its user's (<see cref="RoomRecord.MemberIdOf"/>), so the member's own item is the guard and no <c>USER#</c> item is written: one write fewer per member.</description></item>
 /// <item><term><c>TICKET#{hash}</c> / <c>TICKET</c></term><description>a one-time ticket.</description></item>
 /// <item><term><c>CONN#{connection}</c> / <c>CONN</c></term><description>a connection binding.</description></item>
 /// <item><term><c>ROOM#{room}</c> / <c>QUEUE#{member}#{epoch}</c></term><description>a suspended member's message queue for one epoch: <c>msgs</c> (a list of binary messages, oldest first), <c>bytes</c> (their total length), <c>dropped</c>.</description></item>
@@ -47,7 +47,10 @@ namespace Talki.Signalling.Aws.DynamoDb;
 /// </para>
 /// <para>
 /// <b>Seats are taken by admission only</b> (dynalite has no transactions, and they cost double). An add reads the room
-/// (it must exist and not have expired; its expiry becomes the member's) and then makes single-item conditional writes:
+/// (it must exist and not have expired; its expiry becomes the member's) and then makes single-item conditional writes.
+/// In a room with a member-id key, step (1) is left out and step (3) is the guard: the member item is put conditional on
+/// <c>attribute_not_exists</c> or on the item there being a knock whose own expiry has passed (the same user knocking
+/// again), and a failed put is <see cref="AddMemberOutcome.UserExists"/>. In a room without a key:
 /// (1) put the <c>USER#</c> guard, conditional on <c>attribute_not_exists</c> — if it exists and its member still lives the
 /// outcome is <see cref="AddMemberOutcome.UserExists"/>; if its member has expired the guard is replaced, conditional on
 /// still naming that member; (2) for a member added admitted, take a seat (<c>ADD memberCount 1</c>, conditional on the
@@ -93,6 +96,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     private const string TicketSk = "TICKET";
     private const string ConnectionSk = "CONN";
     private const string MemberCount = "memberCount";
+    private const string MemberKeyAttr = "memberKey";
     private const string RoomIdAttr = "roomId";
     private const string MemberIdAttr = "memberId";
     private const string UserIdAttr = "userId";
@@ -170,13 +174,24 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         item[CreatedAt] = S(Iso(room.CreatedAt));
         item[SealsAt] = S(Iso(room.SealsAt));
         item[MemberCount] = N(admin.Admission == AdmissionStatus.Admitted ? 1 : 0);
+        var keyed = room.MemberIdKey is not null;
+        if (keyed)
+        {
+            EnsureKeyedId(room, admin);
+            item[MemberKeyAttr] = S(room.MemberIdKey!);
+        }
+
         AddExpiry(item, room.ExpiresAt);
         if (!await TryPutNewAsync(item, cancellationToken).ConfigureAwait(false))
         {
             throw new InvalidOperationException($"Room {room.Id} exists already.");
         }
 
-        await TryPutNewAsync(GuardItem(admin, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
+        if (!keyed)
+        {
+            await TryPutNewAsync(GuardItem(admin, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
+        }
+
         await TryPutNewAsync(MemberItem(admin, MemberPrefix + admin.Id.Value, room.ExpiresAt), cancellationToken).ConfigureAwait(false);
     }
 
@@ -195,6 +210,19 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     public async ValueTask<MemberRecord?> FindMemberByUserAsync(RoomId room, string userId, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(userId);
+        var roomItem = await GetRoomItemAsync(RoomPk(room), cancellationToken).ConfigureAwait(false);
+        if (roomItem is null)
+        {
+            return null;
+        }
+
+        if (ToRoom(roomItem).MemberIdOf(userId) is { } derived)
+        {
+            // A room with a member-id key has no guard: the user's member is the one with the id it derives.
+            var own = await GetMemberAsync(room, derived, cancellationToken).ConfigureAwait(false);
+            return own is not null && string.Equals(own.UserId, userId, StringComparison.Ordinal) ? own : null;
+        }
+
         var guard = await GetAsync(RoomPk(room), UserPrefix + userId, cancellationToken).ConfigureAwait(false);
         if (guard is null)
         {
@@ -215,7 +243,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             var pending = ToMember(guard);
             var capacity = guard.TryGetValue(Capacity, out var stored) ? int.Parse(stored.N, CultureInfo.InvariantCulture) : int.MaxValue;
             var maxPending = guard.TryGetValue(MaxPendingAttr, out var storedPending) ? int.Parse(storedPending.N, CultureInfo.InvariantCulture) : int.MaxValue;
-            if (await CompleteAddAsync(pending, capacity, maxPending, guard, roomRead: false, cancellationToken).ConfigureAwait(false) == AddMemberOutcome.Added)
+            if (await CompleteAddAsync(pending, capacity, maxPending, ParseIso(guard[Expiry].S), guarded: true, roomRead: false, cancellationToken).ConfigureAwait(false) == AddMemberOutcome.Added)
             {
                 DynamoDbLog.InterruptedAddCompleted(_logger, room, pending.Id);
             }
@@ -293,6 +321,14 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             return AddMemberOutcome.RoomNotFound;
         }
 
+        var record = ToRoom(room);
+        if (record.MemberIdKey is not null)
+        {
+            // The member's item is its user's guard: (2) to (4) only, and (3) is the guard's conditional put.
+            EnsureKeyedId(record, member);
+            return await CompleteAddAsync(member, capacity, maxPending, record.ExpiresAt, guarded: false, roomRead: true, cancellationToken).ConfigureAwait(false);
+        }
+
         // (1) The user guard: at most one live member per user and room. It keeps the limits for a reader that completes an interrupted add.
         var guard = GuardItem(member, ParseIso(room[Expiry].S));
         guard[Capacity] = N(capacity);
@@ -305,7 +341,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
 
         // (2) Take a seat (admitted members only), (3) write the member, (4) a knock checks the pending limit. A knock
         // takes no seat, and the room was just read live: it is not checked again.
-        return await CompleteAddAsync(member, capacity, maxPending, guard, roomRead: true, cancellationToken).ConfigureAwait(false);
+        return await CompleteAddAsync(member, capacity, maxPending, ParseIso(guard[Expiry].S), guarded: true, roomRead: true, cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask<MemberRecord?> TryUpdateMemberAsync(MemberRecord updated, CancellationToken cancellationToken = default)
@@ -666,7 +702,19 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     }
 
     private static RoomRecord ToRoom(Dictionary<string, AttributeValue> item)
-        => new(ParseRoom(item[RoomIdAttr].S), ParseMember(item[AdminMember].S), ParseIso(item[CreatedAt].S), ParseIso(item[SealsAt].S), ParseIso(item[Expiry].S));
+        => new(ParseRoom(item[RoomIdAttr].S), ParseMember(item[AdminMember].S), ParseIso(item[CreatedAt].S), ParseIso(item[SealsAt].S), ParseIso(item[Expiry].S))
+        {
+            MemberIdKey = item.TryGetValue(MemberKeyAttr, out var key) ? key.S : null, // rooms created without a key have none
+        };
+
+    /// <summary>In a room with a member-id key the member item is the user's guard only if its id is the one the user derives.</summary>
+    private static void EnsureKeyedId(RoomRecord room, MemberRecord member)
+    {
+        if (room.MemberIdOf(member.UserId) != member.Id)
+        {
+            throw new ArgumentException($"Room {room.Id} derives its member ids from their users (RoomRecord.MemberIdOf); member {member.Id} is not the one of its user.", nameof(member));
+        }
+    }
 
     private static MemberRecord ToMember(Dictionary<string, AttributeValue> item) => new()
     {
@@ -873,29 +921,48 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     /// limit (pending only). A knock whose caller has just read the room live (<paramref name="roomRead"/>) skips the room's
     /// check, one write.
     /// </summary>
-    private async Task<AddMemberOutcome> CompleteAddAsync(MemberRecord member, int capacity, int maxPending, Dictionary<string, AttributeValue> guard, bool roomRead, CancellationToken cancellationToken)
+    private async Task<AddMemberOutcome> CompleteAddAsync(MemberRecord member, int capacity, int maxPending, DateTimeOffset roomExpiresAt, bool guarded, bool roomRead, CancellationToken cancellationToken)
     {
         var pk = RoomPk(member.Room);
         var seats = member.Admission == AdmissionStatus.Admitted ? 1 : 0;
-        if ((seats > 0 || !roomRead) && !await TryTakeSeatAsync(pk, seats, capacity, cancellationToken).ConfigureAwait(false))
-        {
-            await DeleteGuardAsync(pk, member, cancellationToken).ConfigureAwait(false);
-            return await GetAsync(pk, MetaSk, cancellationToken).ConfigureAwait(false) is null ? AddMemberOutcome.RoomNotFound : AddMemberOutcome.RoomFull;
-        }
-
         var memberSk = MemberPrefix + member.Id.Value;
-        if (!await TryPutNewAsync(MemberItem(member, memberSk, ParseIso(guard[Expiry].S)), cancellationToken).ConfigureAwait(false))
+        if (!guarded)
         {
-            // Someone else wrote the member first: it keeps its seat, this one is given back.
-            await ReleaseSeatsAsync(pk, seats, cancellationToken).ConfigureAwait(false);
-            var existing = await GetAsync(pk, memberSk, cancellationToken).ConfigureAwait(false);
-            if (existing is not null && string.Equals(existing[UserIdAttr].S, member.UserId, StringComparison.Ordinal))
+            // The member item is the guard, so it goes first: a live member of this user holds its id, and a second one is
+            // refused before it takes anything. An admitted add then takes its seat, and without one withdraws (for that
+            // moment a reader may see it; the engine adds members pending and admits them with TryAdmitMemberAsync).
+            if (!await TryPutOwnMemberAsync(MemberItem(member, memberSk, roomExpiresAt), cancellationToken).ConfigureAwait(false))
             {
-                return AddMemberOutcome.Added; // a reader completed this very add from the guard
+                return AddMemberOutcome.UserExists;
             }
 
-            await DeleteGuardAsync(pk, member, cancellationToken).ConfigureAwait(false); // another user holds this member id
-            return AddMemberOutcome.UserExists;
+            if (seats > 0 && !await TryTakeSeatAsync(pk, seats, capacity, cancellationToken).ConfigureAwait(false))
+            {
+                await DeleteMemberAsync(pk, member, cancellationToken).ConfigureAwait(false);
+                return await GetAsync(pk, MetaSk, cancellationToken).ConfigureAwait(false) is null ? AddMemberOutcome.RoomNotFound : AddMemberOutcome.RoomFull;
+            }
+        }
+        else
+        {
+            if ((seats > 0 || !roomRead) && !await TryTakeSeatAsync(pk, seats, capacity, cancellationToken).ConfigureAwait(false))
+            {
+                await DeleteGuardAsync(pk, member, cancellationToken).ConfigureAwait(false);
+                return await GetAsync(pk, MetaSk, cancellationToken).ConfigureAwait(false) is null ? AddMemberOutcome.RoomNotFound : AddMemberOutcome.RoomFull;
+            }
+
+            if (!await TryPutNewAsync(MemberItem(member, memberSk, roomExpiresAt), cancellationToken).ConfigureAwait(false))
+            {
+                // Someone else wrote the member first: it keeps its seat, this one is given back.
+                await ReleaseSeatsAsync(pk, seats, cancellationToken).ConfigureAwait(false);
+                var existing = await GetAsync(pk, memberSk, cancellationToken).ConfigureAwait(false);
+                if (existing is not null && string.Equals(existing[UserIdAttr].S, member.UserId, StringComparison.Ordinal))
+                {
+                    return AddMemberOutcome.Added; // a reader completed this very add from the guard
+                }
+
+                await DeleteGuardAsync(pk, member, cancellationToken).ConfigureAwait(false); // another user holds this member id
+                return AddMemberOutcome.UserExists;
+            }
         }
 
         if (member.Admission != AdmissionStatus.Pending)
@@ -918,8 +985,41 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         }
 
         await DeleteMemberAsync(pk, member, cancellationToken).ConfigureAwait(false);
-        await DeleteGuardAsync(pk, member, cancellationToken).ConfigureAwait(false);
+        if (guarded)
+        {
+            await DeleteGuardAsync(pk, member, cancellationToken).ConfigureAwait(false);
+        }
+
         return AddMemberOutcome.TooManyPending;
+    }
+
+    /// <summary>
+    /// Puts the member item of a room with a member-id key, where it is its user's guard: unless one is there, or over a
+    /// knock of the same id whose own expiry has passed (the user knocking again after its knock lapsed; the read side
+    /// already treats it as gone, and TTL deletes it late, "typically within a few days": DynamoDB Developer Guide, "Time to
+    /// Live (TTL)", https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TTL.html). A member without its own
+    /// expiry (connected, admitted or denied) is never replaced: a denial stays for the room's life.
+    /// </summary>
+    private async Task<bool> TryPutOwnMemberAsync(Dictionary<string, AttributeValue> item, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _client.PutItemAsync(
+                Tagged(new PutItemRequest
+                {
+                    TableName = _table,
+                    Item = item,
+                    ConditionExpression = "attribute_not_exists(#pk) OR #mexp <= :now",
+                    ExpressionAttributeNames = new() { ["#pk"] = Pk, ["#mexp"] = MemberExpiry },
+                    ExpressionAttributeValues = new() { [":now"] = S(Iso(_time.GetUtcNow())) },
+                }),
+                cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (ConditionalCheckFailedException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Takes <paramref name="seats"/> (0 or 1) on a live room item, if fewer than <paramref name="capacity"/> are taken (0 seats: only the room is checked).</summary>

@@ -9,12 +9,13 @@ namespace Talki.Signalling.Redis.Storage;
 /// </summary>
 internal static class RedisRoomScripts
 {
-    /// <summary>KEYS: room, members, users. ARGV: now, ttl ms, admin, created, seals, expires, admin id, admin json, admin user. Returns 1, or 0 when a live room has the id.</summary>
+    /// <summary>KEYS: room, members, users. ARGV: now, ttl ms, admin, created, seals, expires, admin id, admin json, admin user, member-id key (empty: none). Returns 1, or 0 when a live room has the id.</summary>
     public const string Create = """
         local exp = redis.call('HGET', KEYS[1], 'expires')
         if exp and exp > ARGV[1] then return 0 end
         redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
         redis.call('HSET', KEYS[1], 'admin', ARGV[3], 'created', ARGV[4], 'seals', ARGV[5], 'expires', ARGV[6])
+        if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'key', ARGV[10]) end
         redis.call('HSET', KEYS[2], ARGV[7], ARGV[8])
         redis.call('HSET', KEYS[3], ARGV[9], ARGV[7])
         redis.call('PEXPIRE', KEYS[1], ARGV[2])

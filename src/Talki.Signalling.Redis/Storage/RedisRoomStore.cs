@@ -12,7 +12,7 @@ namespace Talki.Signalling.Redis.Storage;
 /// <remarks>
 /// <para>Keys (<c>P</c> is <see cref="TalkiRedisOptions.KeyPrefix"/>; a room's keys share the hash tag <c>{room}</c>):</para>
 /// <list type="table">
-/// <item><term><c>P{room}:room</c></term><description>hash: <c>admin</c>, <c>created</c>, <c>seals</c>, <c>expires</c>.</description></item>
+/// <item><term><c>P{room}:room</c></term><description>hash: <c>admin</c>, <c>created</c>, <c>seals</c>, <c>expires</c>, and <c>key</c> (the member-id key) when the room has one.</description></item>
 /// <item><term><c>P{room}:members</c></term><description>hash: member id → the member as JSON (<see cref="StoredMember"/>), with its version.</description></item>
 /// <item><term><c>P{room}:users</c></term><description>hash: user id → member id (one member per user and room).</description></item>
 /// <item><term><c>Pticket:{hash}</c></term><description>a one-time ticket (JSON), written with <c>SET NX</c>, consumed with <c>GETDEL</c>.</description></item>
@@ -174,6 +174,7 @@ internal sealed class RedisRoomStore : IRoomStore
                 admin.Id.Value,
                 MemberJson(admin),
                 admin.UserId,
+                room.MemberIdKey ?? string.Empty,
             ]).ConfigureAwait(false);
         if (created != 1)
         {
@@ -184,13 +185,16 @@ internal sealed class RedisRoomStore : IRoomStore
     private async Task<RoomRecord?> GetRoomCoreAsync(RoomId room)
     {
         var db = await _redis.GetDatabaseAsync().ConfigureAwait(false);
-        var fields = await db.HashGetAsync(RoomKey(room, "room"), ["admin", "created", "seals", "expires"]).ConfigureAwait(false);
+        var fields = await db.HashGetAsync(RoomKey(room, "room"), ["admin", "created", "seals", "expires", "key"]).ConfigureAwait(false);
         if (fields[3].IsNull || string.CompareOrdinal(fields[3].ToString(), RedisTime.Text(_time.GetUtcNow())) <= 0)
         {
             return null;
         }
 
-        return new RoomRecord(room, RedisIds.Member(fields[0].ToString()), RedisTime.Parse(fields[1].ToString()), RedisTime.Parse(fields[2].ToString()), RedisTime.Parse(fields[3].ToString()));
+        return new RoomRecord(room, RedisIds.Member(fields[0].ToString()), RedisTime.Parse(fields[1].ToString()), RedisTime.Parse(fields[2].ToString()), RedisTime.Parse(fields[3].ToString()))
+        {
+            MemberIdKey = fields[4].IsNullOrEmpty ? null : fields[4].ToString(), // rooms created without a key have no field
+        };
     }
 
     private async Task<MemberRecord?> ReadMemberAsync(RoomId room, string script, RedisKey[] keys, string argument, string? userId, string? extra = null)

@@ -76,7 +76,12 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
         var now = _time.GetUtcNow();
         var sealsAt = now + _options.JoinWindow;
-        var room = new RoomRecord(RoomId.New(), MemberId.New(), now, sealsAt, sealsAt + _options.SealedRoomRetention);
+        // Member ids derive from the room's key and the user (RoomRecord.MemberIdOf): a user's member has one id in the
+        // room, which lets a store keep one record per member and user instead of two.
+        var id = RoomId.New();
+        var key = RoomRecord.NewMemberIdKey();
+        var room = new RoomRecord(id, default, now, sealsAt, sealsAt + _options.SealedRoomRetention) { MemberIdKey = key };
+        room = room with { AdminMember = room.MemberIdOf(caller.UserId)!.Value };
         var ticketExpiresAt = now + _options.TicketLifetime;
         var ticket = TicketId.New(room.Id, room.AdminMember);
         var admin = new MemberRecord
@@ -117,7 +122,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             return Fail<TicketGrant>(SignallingErrorCode.RoomSealed, "The room's join window has closed.");
         }
 
-        var member = await _store.FindMemberByUserAsync(room, caller.UserId, cancellationToken).ConfigureAwait(false);
+        var member = await FindMemberOfUserAsync(record, caller.UserId, cancellationToken).ConfigureAwait(false);
         if (member?.Admission is null or AdmissionStatus.Pending && !await _quotas.TryAcquireAsync("knocks:" + caller.UserId, _options.Limits.KnocksPerUserPerMinute, TimeSpan.FromMinutes(1), cancellationToken).ConfigureAwait(false))
         {
             return Fail<TicketGrant>(SignallingErrorCode.KnockRateLimited, $"A user may ask to join at most {_options.Limits.KnocksPerUserPerMinute} times per minute.");
@@ -582,7 +587,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             return SignallingResult<(MemberRecord, bool, TicketId?)>.Failure(SignallingErrorCode.RoomFull, $"The room already has {capacity} members.");
         }
 
-        var id = MemberId.New();
+        var id = room.MemberIdOf(caller.UserId) ?? MemberId.New();
         var ticket = TicketId.New(room.Id, id);
         var candidate = new MemberRecord
         {
@@ -607,11 +612,27 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 return SignallingResult<(MemberRecord, bool, TicketId?)>.Failure(SignallingErrorCode.KnockRateLimited, $"The room already has {_options.Limits.MaxPendingPerRoom} newcomers waiting for the admin; try again later.");
             case AddMemberOutcome.RoomFull:
                 return SignallingResult<(MemberRecord, bool, TicketId?)>.Failure(SignallingErrorCode.RoomFull, $"The room already has {capacity} members.");
-            case AddMemberOutcome.UserExists when await _store.FindMemberByUserAsync(room.Id, caller.UserId, cancellationToken).ConfigureAwait(false) is { } existing:
+            case AddMemberOutcome.UserExists when await FindMemberOfUserAsync(room, caller.UserId, cancellationToken).ConfigureAwait(false) is { } existing:
                 return (existing, false, null);
             default:
                 return SignallingResult<(MemberRecord, bool, TicketId?)>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired.");
         }
+    }
+
+    /// <summary>
+    /// The live member of <paramref name="userId"/> in <paramref name="room"/>: in a room with a member-id key, the member
+    /// whose id that user's id derives (one read by key; its user is checked all the same); in a room without one, the
+    /// store's look-up by user.
+    /// </summary>
+    private async ValueTask<MemberRecord?> FindMemberOfUserAsync(RoomRecord room, string userId, CancellationToken cancellationToken)
+    {
+        if (room.MemberIdOf(userId) is not { } derived)
+        {
+            return await _store.FindMemberByUserAsync(room.Id, userId, cancellationToken).ConfigureAwait(false);
+        }
+
+        var member = await _store.GetMemberAsync(room.Id, derived, cancellationToken).ConfigureAwait(false);
+        return member is not null && string.Equals(member.UserId, userId, StringComparison.Ordinal) ? member : null;
     }
 
     private async ValueTask<SignallingResult<TicketGrant>> IssueTicketAsync(RoomRecord room, MemberRecord member, DateTimeOffset expiresAt, CancellationToken cancellationToken)

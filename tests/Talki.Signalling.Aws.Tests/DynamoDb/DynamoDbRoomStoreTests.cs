@@ -153,6 +153,44 @@ public sealed class DynamoDbRoomStoreTests(DynaliteFixture dynalite) : IAsyncLif
         Assert.Equal("1", (await GetRawAsync("ROOM#" + room.Id.Value, "META"))!["memberCount"].N);
     }
 
+    /// <summary>
+    /// In a room with a member-id key the member's item is its user's guard: no USER# item is written (one write fewer for
+    /// the admin and for each knock), the key is kept on the room's item, and a member whose id is not its user's is
+    /// refused before anything is written (it would let one user hold two members).
+    /// </summary>
+    [Fact]
+    public async Task AKeyedRoom_WritesNoUserGuard_KeepsItsKeyOnTheRoom_AndRefusesAnIdItsUserDoesNotDerive()
+    {
+        var (legacy, legacyAdmin) = NewRoom();
+        var room = legacy with { MemberIdKey = RoomRecord.NewMemberIdKey() };
+        var adminId = room.MemberIdOf("u-admin")!.Value;
+        room = room with { AdminMember = adminId };
+        var admin = legacyAdmin with { Id = adminId };
+        var pk = "ROOM#" + room.Id.Value;
+
+        await Assert.ThrowsAsync<ArgumentException>(async () => await Store.CreateRoomAsync(room, admin with { Id = MemberId.New() }));
+        Assert.Null(await GetRawAsync(pk, "META"));
+        await Store.CreateRoomAsync(room, admin);
+        var bob = new MemberRecord { Room = room.Id, Id = room.MemberIdOf("u-bob")!.Value, UserId = "u-bob", DisplayName = "Bob", JoinedAt = _time.GetUtcNow() };
+        await Assert.ThrowsAsync<ArgumentException>(async () => await Store.TryAddMemberAsync(bob with { Id = MemberId.New() }, 8, 8));
+        await Assert.ThrowsAsync<ArgumentException>(async () => await Store.TryAddMemberAsync(bob with { UserId = "u-mallory" }, 8, 8)); // Bob's id, another user
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(bob, 8, 8));
+
+        Assert.Equal(room.MemberIdKey, (await GetRawAsync(pk, "META"))!["memberKey"].S);
+        Assert.NotNull(await GetRawAsync(pk, "MEMBER#" + admin.Id.Value));
+        Assert.NotNull(await GetRawAsync(pk, "MEMBER#" + bob.Id.Value));
+        var items = await dynalite.Client.QueryAsync(new QueryRequest
+        {
+            TableName = Table,
+            KeyConditionExpression = "pk = :pk",
+            ExpressionAttributeValues = new() { [":pk"] = new AttributeValue { S = pk } },
+            ConsistentRead = true,
+        });
+        Assert.Equal(new[] { "MEMBER#" + admin.Id.Value, "MEMBER#" + bob.Id.Value, "META" }.Order(StringComparer.Ordinal), items.Items.Select(i => i["sk"].S).Order(StringComparer.Ordinal));
+        Assert.Equal(bob, await Store.FindMemberByUserAsync(room.Id, "u-bob"));
+        Assert.Null(await Store.FindMemberByUserAsync(room.Id, "u-mallory"));
+    }
+
     [Fact]
     public async Task AddDynamoDbRoomStore_ReplacesTheStore_CreatesTheTable_AndUsesTheRegisteredClient()
     {
