@@ -601,6 +601,11 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             ExpiresAt = expiresAt,
             TicketHash = ticket.ComputeHash(),
             TicketExpiresAt = expiresAt,
+
+            // A user knocking again after its knock lapsed gets the same id (derived from the room's key): the new record
+            // starts at a random version, so that a writer still holding the lapsed record (its versions counted up from
+            // another random start) cannot write over its successor by a version that happens to match.
+            Version = room.MemberIdKey is null ? 0 : RandomNumberGenerator.GetInt32(1, int.MaxValue),
         };
         switch (await _store.TryAddMemberAsync(candidate, capacity, _options.Limits.MaxPendingPerRoom, cancellationToken).ConfigureAwait(false))
         {

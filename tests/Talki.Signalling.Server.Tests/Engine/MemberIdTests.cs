@@ -62,6 +62,33 @@ public sealed class MemberIdTests
         Assert.DoesNotContain(room.MemberIdKey!, room.ToString(), StringComparison.Ordinal); // nor a log line that prints the record
     }
 
+    /// <summary>
+    /// A user whose knock lapsed knocks again under the same id. Whoever read the lapsed record (an admin's admit or deny
+    /// in flight, a refresh) must not write over the new one: its record starts at a random version, so the stale
+    /// version-conditional writes fail, and the new knock's ticket still works, once.
+    /// </summary>
+    [Fact]
+    public async Task AWriterHoldingALapsedKnock_CannotWriteOverTheUsersNewKnock()
+    {
+        using var h = new EngineHarness();
+        var store = h.Services.GetRequiredService<IRoomStore>();
+        var admin = await h.CreateRoomAsync(EngineHarness.User("ada"));
+        var first = await h.JoinAsync(EngineHarness.User("bob"), admin.Room);
+        var lapsed = (await store.GetMemberAsync(admin.Room, first.Member))!;
+
+        h.Time.Advance(first.ExpiresAt - h.Time.GetUtcNow());
+        var again = await h.JoinAsync(EngineHarness.User("bob"), admin.Room);
+        var fresh = (await store.GetMemberAsync(admin.Room, again.Member))!;
+
+        Assert.Equal(first.Member, again.Member);
+        Assert.NotEqual(lapsed.Version, fresh.Version);
+        Assert.Null(await store.TryUpdateMemberAsync(lapsed with { DisplayName = "stale", ExpiresAt = null }));
+        Assert.Equal(AdmitMemberOutcome.Conflict, await store.TryAdmitMemberAsync(lapsed with { Admission = AdmissionStatus.Admitted, ExpiresAt = null }, 8));
+        Assert.Equal(fresh, await store.GetMemberAsync(admin.Room, again.Member));
+        Assert.True((await h.Engine.ConnectAsync(h.NewConnectionId(), again.Ticket.Value)).IsSuccess);
+        Assert.Equal(SignallingErrorCode.TicketInvalid, (await h.Engine.ConnectAsync(h.NewConnectionId(), first.Ticket.Value)).Error?.Code);
+    }
+
     [Fact]
     public async Task AKeylessRoom_AsCreatedBeforeKeys_KeepsRandomIds_AndItsUserLookUp()
     {
