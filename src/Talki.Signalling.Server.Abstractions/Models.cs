@@ -46,8 +46,9 @@ public sealed record RoomRecord(RoomId Id, MemberId AdminMember, DateTimeOffset 
 
     /// <summary>
     /// Returns the id the member of <paramref name="userId"/> has in this room: the first 12 bytes of
-    /// HMAC-SHA256(<see cref="MemberIdKey"/>, a fixed label and the user id), in the form of <see cref="MemberId.New"/>;
-    /// or <see langword="null"/> when the room has no key (its member ids are random).
+    /// HMAC-SHA256(<see cref="MemberIdKey"/>, a fixed label and the user id's UTF-16 code units, little-endian: every
+    /// string its own bytes, lone surrogates included), in the form of <see cref="MemberId.New"/>; or
+    /// <see langword="null"/> when the room has no key (its member ids are random).
     /// </summary>
     /// <param name="userId">The user.</param>
     /// <returns>The member id, or <see langword="null"/>.</returns>
@@ -67,11 +68,16 @@ public sealed record RoomRecord(RoomId Id, MemberId AdminMember, DateTimeOffset 
             throw new InvalidOperationException($"Room {Id} has a malformed member-id key.");
         }
 
-        // The label keeps this use of the key apart from any other; the user id follows it as UTF-8.
+        // The label keeps this use of the key apart from any other; the user id's code units follow it (not UTF-8, which
+        // would turn every lone surrogate into the same replacement character: two ids, one member id).
         var label = "talki member id\0"u8;
-        var message = new byte[label.Length + System.Text.Encoding.UTF8.GetByteCount(userId)];
+        var message = new byte[label.Length + (2 * userId.Length)];
         label.CopyTo(message);
-        System.Text.Encoding.UTF8.GetBytes(userId, message.AsSpan(label.Length));
+        for (var i = 0; i < userId.Length; i++)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(message.AsSpan(label.Length + (2 * i)), userId[i]);
+        }
+
         Span<byte> mac = stackalloc byte[32];
         System.Security.Cryptography.HMACSHA256.HashData(key, message, mac);
         return MemberId.TryParse(System.Buffers.Text.Base64Url.EncodeToString(mac[..MemberIdBytes]), out var id)

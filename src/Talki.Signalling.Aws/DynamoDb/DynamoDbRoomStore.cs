@@ -48,9 +48,10 @@ namespace Talki.Signalling.Aws.DynamoDb;
 /// <para>
 /// <b>Seats are taken by admission only</b> (dynalite has no transactions, and they cost double). An add reads the room
 /// (it must exist and not have expired; its expiry becomes the member's) and then makes single-item conditional writes.
-/// In a room with a member-id key, step (1) is left out and step (3) is the guard: the member item is put conditional on
-/// <c>attribute_not_exists</c> or on the item there being a knock whose own expiry has passed (the same user knocking
-/// again), and a failed put is <see cref="AddMemberOutcome.UserExists"/>. In a room without a key:
+/// In a room with a member-id key, step (1) is left out and step (3) is the guard and comes first: the member item is put
+/// conditional on <c>attribute_not_exists</c> or on the item there being a knock whose own expiry has passed (the same
+/// user knocking again), and a failed put is <see cref="AddMemberOutcome.UserExists"/>; a member added admitted then
+/// takes its seat, and without one deletes its item again. In a room without a key:
 /// (1) put the <c>USER#</c> guard, conditional on <c>attribute_not_exists</c> — if it exists and its member still lives the
 /// outcome is <see cref="AddMemberOutcome.UserExists"/>; if its member has expired the guard is replaced, conditional on
 /// still naming that member; (2) for a member added admitted, take a seat (<c>ADD memberCount 1</c>, conditional on the
@@ -78,7 +79,8 @@ namespace Talki.Signalling.Aws.DynamoDb;
 /// out. (b) Between a seat taken and its versioned write, or between a successful update and its seat release: one seat
 /// stays taken for the rest of the room's life, so the room fills one member early; it never holds more than its capacity.
 /// (c) Between (3) and (4): one knock too many waits until its ticket expires. Rooms live minutes to hours, so a leaked
-/// seat dies with its room. Costs: an add is one strongly consistent read and three writes (a knock two, plus a query);
+/// seat dies with its room. Costs: an add is one strongly consistent read and three writes (a knock two, plus a query; in a
+/// room with a member-id key one write fewer, and no crash window (a));
 /// an admission is two writes.
 /// </para>
 /// </remarks>

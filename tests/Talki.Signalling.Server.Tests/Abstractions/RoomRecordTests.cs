@@ -25,13 +25,24 @@ public sealed class RoomRecordTests
     [Fact]
     public void MemberIdOf_AKnownKeyAndUser_GiveAFixedId()
     {
-        // HMAC-SHA256 over "talki member id\0" and the user id, first 12 bytes in base64url: pinned, because a store keeps
-        // ids made by one version and another version must derive the same ones.
+        // HMAC-SHA256 over "talki member id\0" and the user id in UTF-16LE, first 12 bytes in base64url: pinned, because a
+        // store keeps ids made by one version and another version must derive the same ones.
         var room = NewRoom(System.Buffers.Text.Base64Url.EncodeToString(Enumerable.Range(0, 32).Select(i => (byte)i).ToArray()));
         using var hmac = new System.Security.Cryptography.HMACSHA256(Enumerable.Range(0, 32).Select(i => (byte)i).ToArray());
-        var expected = System.Buffers.Text.Base64Url.EncodeToString(hmac.ComputeHash("talki member id\0user-1"u8.ToArray()).AsSpan(0, 12));
+        var expected = System.Buffers.Text.Base64Url.EncodeToString(hmac.ComputeHash([.. "talki member id\0"u8, .. System.Text.Encoding.Unicode.GetBytes("user-1")]).AsSpan(0, 12));
 
         Assert.Equal(expected, room.MemberIdOf("user-1")!.Value.Value);
+        Assert.Equal("RkENrs2iS_2ueVM7", room.MemberIdOf("user-1")!.Value.Value);
+    }
+
+    [Fact]
+    public void MemberIdOf_TwoUserIdsThatDifferOnlyInTheirLoneSurrogates_AreTwoMemberIds()
+    {
+        // UTF-8 would encode both as the replacement character: two users, one member id, and the second locked out.
+        var room = NewRoom(RoomRecord.NewMemberIdKey());
+
+        Assert.NotEqual(room.MemberIdOf("user-\uD800"), room.MemberIdOf("user-\uD801"));
+        Assert.NotEqual(room.MemberIdOf("user-\uD800"), room.MemberIdOf("user-\uFFFD"));
     }
 
     [Theory]
