@@ -941,7 +941,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             if (seats > 0 && !await TryTakeSeatAsync(pk, seats, capacity, cancellationToken).ConfigureAwait(false))
             {
                 await DeleteMemberAsync(pk, member, cancellationToken).ConfigureAwait(false);
-                return await GetAsync(pk, MetaSk, cancellationToken).ConfigureAwait(false) is null ? AddMemberOutcome.RoomNotFound : AddMemberOutcome.RoomFull;
+                return await NoSeatOutcomeAsync(pk, cancellationToken).ConfigureAwait(false);
             }
         }
         else
@@ -949,7 +949,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             if ((seats > 0 || !roomRead) && !await TryTakeSeatAsync(pk, seats, capacity, cancellationToken).ConfigureAwait(false))
             {
                 await DeleteGuardAsync(pk, member, cancellationToken).ConfigureAwait(false);
-                return await GetAsync(pk, MetaSk, cancellationToken).ConfigureAwait(false) is null ? AddMemberOutcome.RoomNotFound : AddMemberOutcome.RoomFull;
+                return await NoSeatOutcomeAsync(pk, cancellationToken).ConfigureAwait(false);
             }
 
             if (!await TryPutNewAsync(MemberItem(member, memberSk, roomExpiresAt), cancellationToken).ConfigureAwait(false))
@@ -1023,6 +1023,10 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
             return false;
         }
     }
+
+    /// <summary>Why a seat was not taken: the room is gone, or full.</summary>
+    private async Task<AddMemberOutcome> NoSeatOutcomeAsync(string pk, CancellationToken cancellationToken)
+        => await GetAsync(pk, MetaSk, cancellationToken).ConfigureAwait(false) is null ? AddMemberOutcome.RoomNotFound : AddMemberOutcome.RoomFull;
 
     /// <summary>Takes <paramref name="seats"/> (0 or 1) on a live room item, if fewer than <paramref name="capacity"/> are taken (0 seats: only the room is checked).</summary>
     private async Task<bool> TryTakeSeatAsync(string pk, int seats, int capacity, CancellationToken cancellationToken)

@@ -78,10 +78,8 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         var sealsAt = now + _options.JoinWindow;
         // Member ids derive from the room's key and the user (RoomRecord.MemberIdOf): a user's member has one id in the
         // room, which lets a store keep one record per member and user instead of two.
-        var id = RoomId.New();
-        var key = RoomRecord.NewMemberIdKey();
-        var room = new RoomRecord(id, default, now, sealsAt, sealsAt + _options.SealedRoomRetention) { MemberIdKey = key };
-        room = room with { AdminMember = room.MemberIdOf(caller.UserId)!.Value };
+        var keyed = new RoomRecord(RoomId.New(), default, now, sealsAt, sealsAt + _options.SealedRoomRetention) { MemberIdKey = RoomRecord.NewMemberIdKey() };
+        var room = keyed with { AdminMember = keyed.MemberIdOf(caller.UserId)!.Value };
         var ticketExpiresAt = now + _options.TicketLifetime;
         var ticket = TicketId.New(room.Id, room.AdminMember);
         var admin = new MemberRecord
