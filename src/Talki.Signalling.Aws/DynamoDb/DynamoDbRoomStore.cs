@@ -1000,7 +1000,9 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
     /// knock of the same id whose own expiry has passed (the user knocking again after its knock lapsed; the read side
     /// already treats it as gone, and TTL deletes it late, "typically within a few days": DynamoDB Developer Guide, "Time to
     /// Live (TTL)", https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TTL.html). A member without its own
-    /// expiry (connected, admitted or denied) is never replaced: a denial stays for the room's life.
+    /// expiry (connected, admitted or denied) is never replaced: a denial stays for the room's life (the condition says
+    /// <c>attribute_exists(#mexp)</c> rather than lean on how a comparison treats a missing attribute, as
+    /// <c>TryWriteMemberAsync</c> does).
     /// </summary>
     private async Task<bool> TryPutOwnMemberAsync(Dictionary<string, AttributeValue> item, CancellationToken cancellationToken)
     {
@@ -1011,7 +1013,7 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
                 {
                     TableName = _table,
                     Item = item,
-                    ConditionExpression = "attribute_not_exists(#pk) OR #mexp <= :now",
+                    ConditionExpression = "attribute_not_exists(#pk) OR (attribute_exists(#mexp) AND #mexp <= :now)",
                     ExpressionAttributeNames = new() { ["#pk"] = Pk, ["#mexp"] = MemberExpiry },
                     ExpressionAttributeValues = new() { [":now"] = S(Iso(_time.GetUtcNow())) },
                 }),
