@@ -89,6 +89,33 @@ public sealed class MemberIdTests
         Assert.Equal(SignallingErrorCode.TicketInvalid, (await h.Engine.ConnectAsync(h.NewConnectionId(), first.Ticket.Value)).Error?.Code);
     }
 
+    /// <summary>
+    /// The same on the system clock, where a knock lapses by time passing rather than a fake clock's jump: with a 1 s
+    /// ticket lifetime, a knock that never connected is refused after it, and the user's next knock takes the same id
+    /// with a new record whose ticket works, once.
+    /// </summary>
+    [Fact]
+    public async Task ALapsedKnock_OnTheRealClock_GivesWayToTheUsersNextKnockUnderTheSameId()
+    {
+        using var h = new EngineHarness(o => o.TicketLifetime = TimeSpan.FromSeconds(1), clock: TimeProvider.System);
+        var store = h.Services.GetRequiredService<IRoomStore>();
+        var admin = await h.Engine.CreateRoomAsync(EngineHarness.User("ada"));
+        var first = (await h.Engine.IssueJoinTicketAsync(EngineHarness.User("bob"), admin.Value.Room)).Value;
+        var lapsed = (await store.GetMemberAsync(first.Room, first.Member))!;
+
+        await Task.Delay(TimeSpan.FromMilliseconds(1_200));
+        Assert.Null(await store.GetMemberAsync(first.Room, first.Member));
+        var again = (await h.Engine.IssueJoinTicketAsync(EngineHarness.User("bob"), admin.Value.Room)).Value;
+        var fresh = (await store.GetMemberAsync(again.Room, again.Member))!;
+
+        Assert.Equal(first.Member, again.Member);
+        Assert.NotEqual(lapsed.Version, fresh.Version);
+        Assert.True(fresh.JoinedAt > lapsed.JoinedAt);
+        Assert.Null(await store.TryUpdateMemberAsync(lapsed with { ExpiresAt = null }));
+        Assert.True((await h.Engine.AuthorizeAsync(again.Ticket.Value)).IsSuccess);
+        Assert.Equal(SignallingErrorCode.TicketInvalid, (await h.Engine.AuthorizeAsync(first.Ticket.Value)).Error?.Code);
+    }
+
     [Fact]
     public async Task AKeylessRoom_AsCreatedBeforeKeys_KeepsRandomIds_AndItsUserLookUp()
     {
