@@ -62,6 +62,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     private TalkiDisconnectReason? _closing;
     private ITimer? _sealTimer;
     private DateTimeOffset _localSealAt;
+    private DateTimeOffset? _waitingSealsAt; // from the ticket, while a version 3 member waits without a welcome
     private bool _sealedLocally;
     private int _disposed;
 
@@ -116,11 +117,14 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     /// <summary>Gets the room, once welcomed.</summary>
     public RoomView? Room { get; private set; }
 
-    /// <summary>Gets this member as the room sees it, once welcomed.</summary>
+    /// <summary>
+    /// Gets this member as the room sees it, once welcomed. While it waits for admission without a welcome (protocol
+    /// version 3), as its ticket describes it: epoch 0 until the welcome at its admission.
+    /// </summary>
     public MemberView? Self { get; private set; }
 
     /// <summary>Gets when the room seals (no more joins or reconnects; the call goes on peer to peer).</summary>
-    public DateTimeOffset? SealsAt => Room?.SealsAt;
+    public DateTimeOffset? SealsAt => Room?.SealsAt ?? _waitingSealsAt;
 
     /// <summary>Gets the admitted members, this one included.</summary>
     public IReadOnlyList<MemberView> Members
@@ -465,6 +469,34 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     private static ConnectToPeerMessage ToPlan(PeerLink link, long epoch) =>
         new() { Peer = link.Peer with { Epoch = epoch }, PeerEpoch = epoch, Offerer = link.Offerer, Polite = link.Polite };
 
+    void ISignallingConnectionHandler.OnAwaitingAdmission(TicketResponse ticket)
+    {
+        lock (_sync)
+        {
+            if (_admitted)
+            {
+                return; // an admitted member is never pending again
+            }
+
+            _waitingSealsAt = ticket.SealsAt;
+
+            // What this member knows of itself from its ticket: the server's view (its epoch among it) comes with the welcome.
+            Self = new MemberView { Id = ticket.Member, DisplayName = ticket.DisplayName ?? string.Empty, Verified = ticket.Verified, Admin = ticket.Admin, Status = AdmissionStatus.Pending, Online = true };
+            _members.Clear();
+            _members[ticket.Member] = Self;
+        }
+
+        // The server says nothing to a waiting member (protocol version 3): the ticket tells when the room seals, by the
+        // server's clock as this side reads it (no offset known yet). The welcome re-arms the timer at its admission.
+        ArmSealTimer(ticket.SealsAt, serverTime: null);
+        if (AdmissionState != TalkiAdmissionState.Waiting)
+        {
+            TrySetAdmissionState(TalkiAdmissionState.Waiting, null);
+        }
+
+        RaiseChanged();
+    }
+
     void ISignallingConnectionHandler.OnStateChanged(TalkiConnectionState state, SignallingError? reason)
     {
         switch (state)
@@ -584,10 +616,10 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
             connection = _connection = new SignallingConnection(ct => _api.JoinRoomAsync(room, ct), this, _options, _time, _logger, _connect);
         }
 
-        SignallingResult<WelcomeMessage> welcome;
+        SignallingError? failed;
         try
         {
-            welcome = await connection.StartAsync(granted, cancellationToken).ConfigureAwait(false);
+            failed = await connection.StartAsync(granted, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -600,7 +632,7 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
             throw;
         }
 
-        return welcome.TryGetValue(out _, out var error) ? room : error;
+        return failed is null ? room : failed;
     }
 
     /// <summary>Ends a start that never got a connection.</summary>
@@ -827,11 +859,14 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
     /// Arms the seal timer at the room's <see cref="RoomView.SealsAt"/> by the server's clock: the welcome's
     /// <see cref="WelcomeMessage.ServerTime"/> gives the offset (its one-way latency only makes this side act later).
     /// </summary>
-    private void ArmSealTimer(WelcomeMessage welcome)
+    private void ArmSealTimer(WelcomeMessage welcome) => ArmSealTimer(welcome.Room.SealsAt, welcome.ServerTime);
+
+    /// <summary>Arms the seal timer at <paramref name="sealsAt"/> by the server's clock, read at <paramref name="serverTime"/> (when known).</summary>
+    private void ArmSealTimer(DateTimeOffset sealsAt, DateTimeOffset? serverTime)
     {
         var now = _time.GetUtcNow();
-        var offset = welcome.ServerTime is { } serverTime ? serverTime - now : TimeSpan.Zero;
-        var sealAt = welcome.Room.SealsAt - offset + SealMargin;
+        var offset = serverTime is { } server ? server - now : TimeSpan.Zero;
+        var sealAt = sealsAt - offset + SealMargin;
         var due = sealAt - now;
         lock (_sync)
         {

@@ -57,7 +57,7 @@ public sealed class TalkiCallTests
     }
 
     [Fact]
-    public async Task ProtocolV2_FourMembers_MeshFromAdmissionsAndOffers_NoConnectToPeerNoEchoOneRequestPerKnock()
+    public async Task ProtocolV3_FourMembers_MeshFromAdmissionWelcomesAndOffers_NoConnectToPeerNoEchoOneRequestPerKnock_NothingToAWaitingMember()
     {
         await using var world = await CallWorld.StartAsync();
         var a = await world.SignInAsync("Ada");
@@ -68,10 +68,16 @@ public sealed class TalkiCallTests
         {
             var p = await world.SignInAsync(name);
             Assert.True((await p.Call.JoinRoomAsync(created.Value)).IsSuccess);
+            Assert.Equal(TalkiAdmissionState.Waiting, p.Call.AdmissionState);
+            Assert.Equal(name, p.Call.Self!.DisplayName); // from the ticket: the server said nothing yet
+            Assert.Null(p.Call.Room);
             await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Any(m => m.Id == p.Call.Self!.Id), $"A sees {name}");
+            await PingBarrierAsync(p);
+            Assert.Empty(p.Socket.Received); // version 3: a waiting member hears nothing of the room
             await a.Call.AdmitAsync(p.Call.Self!.Id);
-            Assert.Empty(a.Call.PendingAdmissions); // answered when sent: version 2 echoes nothing back
+            Assert.Empty(a.Call.PendingAdmissions); // answered when sent: versions 2 and 3 echo nothing back
             await CallWorld.EventuallyAsync(() => p.InCall, $"{name} admitted");
+            Assert.Equal("welcome", TypeOf(p.Socket.Received[0])); // the admission
             others.Add(p);
         }
 
@@ -86,9 +92,9 @@ public sealed class TalkiCallTests
         Assert.DoesNotContain("connect_to_peer", received);
         Assert.DoesNotContain("error", received);
         Assert.Equal(3, received.Count(t => t == "admission_request")); // one per knock
-        Assert.Equal(3, received.Count(t => t == "admitted")); // to each newcomer only
+        Assert.DoesNotContain("admitted", received); // each newcomer's welcome is its admission
         Assert.Equal(4, received.Count(t => t == "welcome"));
-        Assert.All(all, p => Assert.Equal(2, JsonDocument.Parse(p.Socket.Sent[0]).RootElement.GetProperty("version").GetInt32()));
+        Assert.All(all, p => Assert.Equal(3, JsonDocument.Parse(p.Socket.Sent[0]).RootElement.GetProperty("version").GetInt32()));
     }
 
     [Fact]
@@ -270,10 +276,11 @@ public sealed class TalkiCallTests
     }
 
     [Fact]
-    public async Task ANewcomersAdmissionWrittenIntoItsDyingSocket_ComesBackWithTheResumedWelcome_AndItLinksUpWithEveryone()
+    public async Task ANewcomersAdmissionWrittenIntoItsDyingSocket_ComesBackWithTheNextWelcome_AndItLinksUpWithEveryone()
     {
-        // Protocol 2: the admission carries Cyd's plan, and Cyd offers first. Written into her dying socket it is lost;
-        // without the plan in the resumed welcome she would offer to nobody and her peers would wait forever.
+        // Protocol 3: the admission is Cyd's welcome, with her plan, and Cyd offers first. Written into her dying socket it
+        // is lost; she had no epoch to resume (a waiting member is told none), so she rejoins with a new ticket, and the
+        // welcome of that connection carries the plan: without it she would offer to nobody and her peers would wait forever.
         await using var world = await CallWorld.StartAsync();
         var (a, b, c) = await PairWithCydKnockingAsync(world);
 
@@ -281,12 +288,13 @@ public sealed class TalkiCallTests
         dying.SwallowReceives = true;
         dying.SwallowSends = true;
         await a.Call.AdmitAsync(a.Call.PendingAdmissions[0].Id);
-        await CallWorld.EventuallyAsync(() => dying.Swallowed.Any(f => TypeOf(f) == "admitted"), "Cyd's admission went into her dying socket");
+        await CallWorld.EventuallyAsync(() => dying.Swallowed.Any(f => TypeOf(f) == "welcome"), "Cyd's admission went into her dying socket");
         Assert.Equal(TalkiAdmissionState.Waiting, c.Call.AdmissionState);
         dying.Abort();
 
-        await CallWorld.EventuallyAsync(() => c.Sockets.Count >= 2 && c.Call.ConnectionState == TalkiConnectionState.Connected, "Cyd resumes");
-        Assert.True(JsonDocument.Parse(c.Socket.Received[0]).RootElement.GetProperty("resumed").GetBoolean(), "Cyd resumed her epoch");
+        await CallWorld.EventuallyAsync(() => c.Sockets.Count >= 2 && c.Call.ConnectionState == TalkiConnectionState.Connected && c.Call.AdmissionState == TalkiAdmissionState.Admitted, "Cyd rejoins");
+        Assert.DoesNotContain("resume=", c.ConnectUrls[^1].Query, StringComparison.Ordinal);
+        Assert.False(JsonDocument.Parse(c.Socket.Received[0]).RootElement.TryGetProperty("resumed", out _), "Cyd started a new epoch");
         await AssertFullMeshAsync(a, b, c);
         Assert.Equal(TalkiAdmissionState.Admitted, c.Call.AdmissionState);
         Assert.All(new[] { a, b }, p => Assert.Equal(1, c.Factory.Created.Count(pc => pc.Plan.Peer == p.Id)));

@@ -298,6 +298,9 @@ internal sealed class TalkiHttpApi
             Ticket = grant.Ticket.Value,
             TicketExpiresAt = grant.ExpiresAt,
             SealsAt = grant.SealsAt,
+            Status = grant.Status,
+            DisplayName = grant.DisplayName,
+            Verified = grant.IsVerified,
             WebSocketUrl = WebSocketUrlFor(context.Request, grant.Ticket),
         };
         await context.Response.WriteAsJsonAsync(response, TalkiJsonContext.Default.TicketResponse).ConfigureAwait(false);

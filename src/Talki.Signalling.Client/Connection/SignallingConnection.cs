@@ -16,6 +16,12 @@ internal interface ISignallingConnectionHandler
     /// <summary>A message from the server (the <c>welcome</c> of every (re)connection included).</summary>
     Task OnMessageAsync(ServerMessage message, bool rejoined);
 
+    /// <summary>
+    /// A (re)connection of a member that waits for admission opened and said hello (protocol version 3): the server tells it
+    /// nothing until the admin decides; its <c>welcome</c> comes with the admission, through <see cref="OnMessageAsync"/>.
+    /// </summary>
+    void OnAwaitingAdmission(TicketResponse ticket);
+
     /// <summary>The socket's state changed; <paramref name="reason"/> says why it closed or is reconnecting.</summary>
     void OnStateChanged(TalkiConnectionState state, SignallingError? reason);
 
@@ -70,8 +76,10 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     private readonly Dictionary<string, string> _requestTypes = new(StringComparer.Ordinal);
     private readonly Queue<string> _requestOrder = new();
     private readonly DeliveryIds _delivered = new();
-    private readonly TaskCompletionSource<SignallingResult<WelcomeMessage>> _firstWelcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<SignallingError?> _firstWelcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private WebSocket? _socket;
+    private ITimer? _ping;
+    private bool _welcomed; // whether the current socket has had its welcome (read and written by the receive loop only)
     private SignallingError? _terminal;
     private MemberId _self;
     private long? _resumeEpoch;
@@ -123,8 +131,11 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     /// <summary>Gets how many queued messages were dropped (queue full, or stale after a rejoin).</summary>
     public int DroppedMessages { get; private set; }
 
-    /// <summary>Connects with the first ticket and completes with the first <c>welcome</c> (or the reason it never came).</summary>
-    public async Task<SignallingResult<WelcomeMessage>> StartAsync(TicketResponse first, CancellationToken cancellationToken)
+    /// <summary>
+    /// Connects with the first ticket and completes with <see langword="null"/> at the first <c>welcome</c>, or once a member
+    /// that waits for admission (protocol version 3: no welcome until it is admitted) said hello; or with the reason it failed.
+    /// </summary>
+    public async Task<SignallingError?> StartAsync(TicketResponse first, CancellationToken cancellationToken)
     {
         _self = first.Member;
         _run = Task.Run(() => RunAsync(first), CancellationToken.None);
@@ -256,7 +267,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         {
             while (!stop.IsCancellationRequested)
             {
-                (WebSocket Socket, WelcomeMessage Welcome) opened;
+                (WebSocket Socket, WelcomeMessage? Welcome, TicketResponse Ticket) opened;
                 try
                 {
                     opened = await _reconnect.ExecuteAsync(
@@ -279,7 +290,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
                     return;
                 }
 
-                reason = await RunSessionAsync(opened.Socket, opened.Welcome, rejoin, stop).ConfigureAwait(false);
+                reason = await RunSessionAsync(opened.Socket, opened.Welcome, opened.Ticket, rejoin, stop).ConfigureAwait(false);
                 if (reason is not null)
                 {
                     return;
@@ -309,7 +320,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
                 _queue.Clear();
             }
 
-            _firstWelcome.TrySetResult(SignallingResult<WelcomeMessage>.Failure(reason ?? new SignallingError(SignallingErrorCode.Internal, "The connection closed.")));
+            _firstWelcome.TrySetResult(reason ?? new SignallingError(SignallingErrorCode.Internal, "The connection closed."));
             SetState(TalkiConnectionState.Disconnected, reason);
         }
     }
@@ -329,7 +340,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
             : new TerminalConnectException(error);
     }
 
-    private async Task<(WebSocket, WelcomeMessage)> OpenAsync(TicketResponse ticket, CancellationToken cancellationToken)
+    private async Task<(WebSocket, WelcomeMessage?, TicketResponse)> OpenAsync(TicketResponse ticket, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_options.ConnectTimeout);
@@ -339,11 +350,18 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
             socket = await _connect(WithResume(ticket.WebSocketUrl, _resumeEpoch), timeout.Token).ConfigureAwait(false);
             var hello = JsonSerializer.SerializeToUtf8Bytes<ClientMessage>(new HelloMessage { Version = ProtocolVersion.Current, Id = "hello" }, TalkiJsonContext.Default.ClientMessage);
             await socket.SendAsync(hello, WebSocketMessageType.Text, true, timeout.Token).ConfigureAwait(false);
+            if (ticket.Status == AdmissionStatus.Pending)
+            {
+                // Version 3 (a server that says so in the ticket speaks it): a waiting member's hello is answered when the admin
+                // decides, by its welcome or by denied; the session reads them, and any refusal, as they come.
+                return (socket, null, ticket);
+            }
+
             var first = await ReceiveFrameAsync(socket, timeout.Token).ConfigureAwait(false);
             switch (first is null ? null : Parse(first.Value))
             {
                 case WelcomeMessage welcome:
-                    return (socket, welcome);
+                    return (socket, welcome, ticket);
                 case ErrorMessage { Code: SignallingErrorCode.UnsupportedVersion or SignallingErrorCode.Denied or SignallingErrorCode.RoomSealed } refusal:
                     socket.Dispose();
                     throw new TerminalConnectException(new SignallingError(refusal.Code, refusal.Message));
@@ -364,27 +382,45 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         }
     }
 
-    /// <summary>Runs one connected session; returns the final reason, or <see langword="null"/> to reconnect.</summary>
-    private async Task<SignallingError?> RunSessionAsync(WebSocket socket, WelcomeMessage welcome, bool rejoin, CancellationToken stop)
+    /// <summary>
+    /// Runs one connected session; returns the final reason, or <see langword="null"/> to reconnect. Without a
+    /// <paramref name="welcome"/> the member waits for admission: its welcome comes later, as a message of the session.
+    /// </summary>
+    private async Task<SignallingError?> RunSessionAsync(WebSocket socket, WelcomeMessage? welcome, TicketResponse ticket, bool rejoin, CancellationToken stop)
     {
         _socket = socket;
         Interlocked.Increment(ref _generation);
-        var pingInterval = PingIntervalFor(_options.PingInterval, welcome);
+        var pingInterval = welcome is null ? _options.PingInterval : PingIntervalFor(_options.PingInterval, welcome);
         using var ping = _time.CreateTimer(static state => ((SignallingConnection)state!).Ping(), this, pingInterval, pingInterval);
+        _ping = ping;
         _delivered.Clear(); // delivery ids are per connection: a gateway only duplicates on the socket it pushed to
-        _delivered.IsNew(welcome.MessageId);
+        _welcomed = welcome is not null;
         try
         {
-            // A resumed connection continues the epoch the server knows (the next reconnect asks for it again): every
-            // message queued while the socket was down is still valid, its links were never replaced.
-            _resumeEpoch = welcome.You.Epoch;
-            ReplayOrForget(rejoin && welcome.Resumed);
-            await _handler.OnMessageAsync(welcome, rejoin).ConfigureAwait(false);
-            await FlushQueueAsync(rejoin && !welcome.Resumed).ConfigureAwait(false);
+            if (welcome is not null)
+            {
+                _delivered.IsNew(welcome.MessageId);
+
+                // A resumed connection continues the epoch the server knows (the next reconnect asks for it again): every
+                // message queued while the socket was down is still valid, its links were never replaced.
+                _resumeEpoch = welcome.You.Epoch;
+                ReplayOrForget(rejoin && welcome.Resumed);
+                await _handler.OnMessageAsync(welcome, rejoin).ConfigureAwait(false);
+                await FlushQueueAsync(rejoin && !welcome.Resumed).ConfigureAwait(false);
+            }
+            else
+            {
+                // Waiting for admission: the server gave this connection no epoch to resume; a drop rejoins with a new ticket.
+                _resumeEpoch = null;
+                ReplayOrForget(resumed: false);
+                _handler.OnAwaitingAdmission(ticket);
+                await FlushQueueAsync(rejoin).ConfigureAwait(false);
+            }
+
             // Connected first: whoever awaits the first welcome (JoinRoomAsync, CreateRoomAsync) continues on another thread
             // and must find the call connected, not still connecting.
             _handler.OnStateChanged(TalkiConnectionState.Connected, null);
-            _firstWelcome.TrySetResult(welcome);
+            _firstWelcome.TrySetResult(null);
             while (!stop.IsCancellationRequested)
             {
                 ReadOnlyMemory<byte>? frame;
@@ -423,6 +459,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
             }
 
             _socket = null;
+            _ping = null;
             Interlocked.Exchange(ref _droppedAt, _time.GetTimestamp());
             socket.Dispose();
         }
@@ -467,6 +504,22 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
                 }
 
                 break;
+            case WelcomeMessage welcome when !_welcomed:
+                // Protocol version 3: the admission of a member that waited (its hello had no answer until now). The
+                // connection now has an epoch to resume, and the server's idle limit.
+                _welcomed = true;
+                _resumeEpoch = welcome.You.Epoch;
+                var interval = PingIntervalFor(_options.PingInterval, welcome);
+                _ping?.Change(interval, interval);
+                break;
+            case ErrorMessage { Code: SignallingErrorCode.UnsupportedVersion or SignallingErrorCode.Denied or SignallingErrorCode.RoomSealed } refusal when !_welcomed:
+                // A waiting member's hello refused (the answer a welcome-first connection gets while opening): final.
+                lock (_sync)
+                {
+                    _terminal ??= new SignallingError(refusal.Code, refusal.Message);
+                }
+
+                return; // the session's end reports it, as a refusal while opening is
             case DeniedMessage denied when denied.Member.Id == _self:
                 lock (_sync)
                 {

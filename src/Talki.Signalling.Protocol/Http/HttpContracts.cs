@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Talki.Signalling.Http;
 
 /// <summary>The body of <c>POST {prefix}/session/anonymous</c>.</summary>
@@ -56,6 +58,22 @@ public sealed record TicketResponse
 
     /// <summary>Gets when the room's join window closes.</summary>
     public DateTimeOffset SealsAt { get; init; }
+
+    /// <summary>
+    /// Gets the caller's admission when the ticket was issued. A version 3 client whose ticket says
+    /// <see cref="AdmissionStatus.Pending"/> expects no <c>welcome</c> at its <c>hello</c>: it comes with the admission.
+    /// Absent from older servers (expect a welcome).
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public AdmissionStatus? Status { get; init; }
+
+    /// <summary>Gets the caller's name as the room shows it. Absent from older servers.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? DisplayName { get; init; }
+
+    /// <summary>Gets a value indicating whether an identity provider vouched for the caller.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Verified { get; init; }
 
     /// <summary>Gets the WebSocket URL to connect to, ticket included.</summary>
     public required Uri WebSocketUrl { get; init; }

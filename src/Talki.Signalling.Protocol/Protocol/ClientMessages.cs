@@ -17,7 +17,7 @@ public abstract record ClientMessage
     public string? Id { get; init; }
 }
 
-/// <summary><c>hello</c>: the first message after the socket opens; the server answers with <c>welcome</c>.</summary>
+/// <summary><c>hello</c>: the first message after the socket opens; the server answers with <c>welcome</c> (in version 3, a member waiting for admission gets its <c>welcome</c> when the admin admits it).</summary>
 public sealed record HelloMessage : ClientMessage
 {
     /// <summary>Gets the protocol version the client speaks; absent means 1 (the first version had no negotiation). A server serves <see cref="ProtocolVersion.Minimum"/> to <see cref="ProtocolVersion.Current"/> and refuses others with <c>unsupported_version</c>.</summary>

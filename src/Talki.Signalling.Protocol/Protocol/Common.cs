@@ -8,9 +8,12 @@ public static class ProtocolVersion
     /// <summary>
     /// The protocol version this package speaks. Version 2 folds the mesh plan into messages that are sent anyway (the
     /// newcomer's <see cref="WelcomeMessage.Links"/> or <see cref="AdmittedMessage.Links"/>, and the first offer's
-    /// <see cref="SignalRelayMessage.Link"/>) and does not echo an admission back to the admin.
+    /// <see cref="SignalRelayMessage.Link"/>) and does not echo an admission back to the admin. Version 3 tells a member
+    /// that waits for admission nothing about the room: its <c>hello</c> is not answered until the admin decides, and its
+    /// <c>welcome</c> (the room, its members, the ICE servers and the plan) is its admission; a denied member gets
+    /// <c>denied</c>. One message fewer per newcomer, and nobody the admin has not let in learns who is in the call.
     /// </summary>
-    public const int Current = 2;
+    public const int Current = 3;
 
     /// <summary>The oldest version a server of this package still serves: a version 1 client keeps working, message for message as before.</summary>
     public const int Minimum = 1;

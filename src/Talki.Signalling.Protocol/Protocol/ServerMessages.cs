@@ -27,7 +27,11 @@ public abstract record ServerMessage
     public string? MessageId { get; init; }
 }
 
-/// <summary><c>welcome</c>: the answer to <c>hello</c>.</summary>
+/// <summary>
+/// <c>welcome</c>: the answer to <c>hello</c>. In version 3 a member waiting for admission gets none at its <c>hello</c>:
+/// its welcome is sent when the admin admits it (with <see cref="Status"/> admitted and its <see cref="Links"/>, instead of
+/// <c>admitted</c>), so it learns the room's members and the ICE servers only then.
+/// </summary>
 public sealed record WelcomeMessage : ServerMessage
 {
     /// <summary>Gets the protocol version the server speaks.</summary>
@@ -79,7 +83,8 @@ public sealed record WelcomeMessage : ServerMessage
     /// <summary>
     /// Gets the mesh plan of an admitted member that said hello with version 2 or later: one entry per member to link
     /// up with (no <c>connect_to_peer</c> follows for them). On a resume it is the plan an admission would carry, for a
-    /// member whose <c>admitted</c> went into its dying socket: a client that was admitted before the drop ignores it.
+    /// member whose <c>admitted</c> went into its dying socket: a client that was admitted before the drop ignores it. In
+    /// version 3 the welcome a waiting member gets at its admission carries it too.
     /// <see langword="null"/> for a version 1 member, a waiting member and a repeated hello.
     /// </summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -93,7 +98,7 @@ public sealed record AdmissionRequestMessage : ServerMessage
     public required MemberView Member { get; init; }
 }
 
-/// <summary><c>admitted</c>: sent to a member when the admin admits it, and to a version 1 admin as confirmation (a version 2 admin learns it from the newcomer's offer).</summary>
+/// <summary><c>admitted</c>: sent to a member when the admin admits it (a version 3 member gets its <c>welcome</c> instead), and to a version 1 admin as confirmation (a version 2 admin learns it from the newcomer's offer).</summary>
 public sealed record AdmittedMessage : ServerMessage
 {
     /// <summary>Gets the admitted member.</summary>

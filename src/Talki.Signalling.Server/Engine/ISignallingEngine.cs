@@ -95,7 +95,17 @@ public interface ISignallingEngine
 /// <param name="Ticket">The ticket to put in the WebSocket URL's query string.</param>
 /// <param name="ExpiresAt">When the ticket stops being valid.</param>
 /// <param name="SealsAt">When the room's join window closes.</param>
-public sealed record TicketGrant(RoomId Room, MemberId Member, bool IsAdmin, TicketId Ticket, DateTimeOffset ExpiresAt, DateTimeOffset SealsAt);
+public sealed record TicketGrant(RoomId Room, MemberId Member, bool IsAdmin, TicketId Ticket, DateTimeOffset ExpiresAt, DateTimeOffset SealsAt)
+{
+    /// <summary>Gets the caller's admission when the ticket was issued (a version 3 client that waits expects no welcome until it is admitted).</summary>
+    public AdmissionStatus Status { get; init; } = AdmissionStatus.Admitted;
+
+    /// <summary>Gets the caller's name as the room shows it (<see langword="null"/> when not given).</summary>
+    public string? DisplayName { get; init; }
+
+    /// <summary>Gets a value indicating whether an identity provider vouched for the caller.</summary>
+    public bool IsVerified { get; init; }
+}
 
 /// <summary>An authorized gateway connection.</summary>
 /// <param name="Room">The room.</param>

@@ -650,7 +650,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     {
         _metrics.TicketIssued();
         Log.TicketIssued(_logger, room.Id, member.Id);
-        return new TicketGrant(room.Id, member.Id, member.IsAdmin, ticket, expiresAt, room.SealsAt);
+        return new TicketGrant(room.Id, member.Id, member.IsAdmin, ticket, expiresAt, room.SealsAt) { Status = member.Admission, DisplayName = member.DisplayName, IsVerified = member.IsVerified };
     }
 
     /// <summary>Consumes the ticket (once) and returns the grant (and the room it read), without binding any connection.</summary>
@@ -900,15 +900,14 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         // A resumed connection (bound with its member's epoch, which said hello before): messages to it are queued until now.
         var resuming = change.After is null && current.SuspendedUntil is not null;
         var queued = resuming ? await _store.TakeQueuedMessagesAsync(room.Id, current.Id, current.Epoch, cancellationToken).ConfigureAwait(false) : null;
-        var members = await _store.ListMembersAsync(room.Id, cancellationToken).ConfigureAwait(false);
-        var others = new List<MemberView>(members.Count);
-        foreach (var member in members)
+        if (current.Admission == AdmissionStatus.Pending && current.ProtocolVersion >= 3)
         {
-            if (member.Id != current.Id && member.Admission == AdmissionStatus.Admitted)
-            {
-                others.Add(ViewOf(member));
-            }
+            // Version 3: a waiting member hears nothing of the room until the admin decides; its welcome is its admission.
+            await AwaitAdmissionAsync(connectionId, room, current, resuming, queued, change.After is not null, cancellationToken).ConfigureAwait(false);
+            return;
         }
+
+        var members = await _store.ListMembersAsync(room.Id, cancellationToken).ConfigureAwait(false);
 
         // A first hello of an admitted member plans its mesh; a version 2 member gets its side of the plan in the welcome.
         // A resumed version 2 member gets it again: an admission written into its dying socket (the server saw the write
@@ -916,23 +915,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         var plan = current.Admission == AdmissionStatus.Admitted && (change.After is not null || (resuming && current.ProtocolVersion >= 2))
             ? await CollectMeshAsync(current, members, cancellationToken).ConfigureAwait(false)
             : null;
-        var iceServers = await _iceServers.GetIceServersAsync(room, current, cancellationToken).ConfigureAwait(false);
         await SendAsync(
             connectionId,
-            new WelcomeMessage
-            {
-                ProtocolVersion = current.ProtocolVersion,
-                Links = plan is not null ? LinksFor(current, plan) : null,
-                You = ViewOf(current),
-                Room = new RoomView { Id = room.Id, Admin = room.AdminMember, CreatedAt = room.CreatedAt, SealsAt = room.SealsAt },
-                Members = others,
-                Status = current.Admission,
-                IceServers = iceServers,
-                ServerTime = _time.GetUtcNow(),
-                IdleTimeoutSeconds = (int)Math.Min(int.MaxValue, Math.Floor(_options.Hosting.IdleTimeout.TotalSeconds)),
-                Resumed = resuming,
-                Missed = queued?.Dropped ?? 0,
-            },
+            await WelcomeOfAsync(room, current, members, plan, resuming, queued?.Dropped ?? 0, cancellationToken).ConfigureAwait(false),
             cancellationToken,
             OwnerOf(connectionId, current)).ConfigureAwait(false);
 
@@ -973,6 +958,68 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 await SendAsync(adminConnection, new AdmissionRequestMessage { Member = ViewOf(current) }, cancellationToken, OwnerOf(adminConnection, admin)).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// The hello of a version 3 member that waits for admission: answered with nothing (no member list, no ICE servers);
+    /// a resumed connection gets what was queued for it. A version 1 admin hears of the knock again, as at any hello.
+    /// </summary>
+    /// <param name="connectionId">The connection.</param>
+    /// <param name="room">The room.</param>
+    /// <param name="self">The waiting member.</param>
+    /// <param name="resuming">Whether the connection resumed the member's previous one.</param>
+    /// <param name="queued">What was queued for a resumed connection.</param>
+    /// <param name="first">Whether this is the connection's first hello.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    private async ValueTask AwaitAdmissionAsync(string connectionId, RoomRecord room, MemberRecord self, bool resuming, QueuedMessages? queued, bool first, CancellationToken cancellationToken)
+    {
+        if (resuming)
+        {
+            await ResumeAsync(connectionId, room, self, [], queued!, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (!first)
+        {
+            return;
+        }
+
+        var admin = await _store.GetMemberAsync(room.Id, room.AdminMember, cancellationToken).ConfigureAwait(false);
+        if (admin is { ConnectionId: { } adminConnection, ReadyAt: not null, SuspendedUntil: null, ProtocolVersion: < 2 })
+        {
+            await SendAsync(adminConnection, new AdmissionRequestMessage { Member = ViewOf(self) }, cancellationToken, OwnerOf(adminConnection, admin)).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The welcome of <paramref name="self"/>: the room, its other admitted members, the ICE servers, and the member's side
+    /// of <paramref name="plan"/> (version 2 and later).
+    /// </summary>
+    private async ValueTask<WelcomeMessage> WelcomeOfAsync(RoomRecord room, MemberRecord self, IReadOnlyList<MemberRecord> members, List<MemberRecord>? plan, bool resumed, int missed, CancellationToken cancellationToken)
+    {
+        var others = new List<MemberView>(members.Count);
+        foreach (var member in members)
+        {
+            if (member.Id != self.Id && member.Admission == AdmissionStatus.Admitted)
+            {
+                others.Add(ViewOf(member));
+            }
+        }
+
+        return new WelcomeMessage
+        {
+            ProtocolVersion = self.ProtocolVersion,
+            Links = plan is not null ? LinksFor(self, plan) : null,
+            You = ViewOf(self),
+            Room = new RoomView { Id = room.Id, Admin = room.AdminMember, CreatedAt = room.CreatedAt, SealsAt = room.SealsAt },
+            Members = others,
+            Status = self.Admission,
+            IceServers = await _iceServers.GetIceServersAsync(room, self, cancellationToken).ConfigureAwait(false),
+            ServerTime = _time.GetUtcNow(),
+            IdleTimeoutSeconds = (int)Math.Min(int.MaxValue, Math.Floor(_options.Hosting.IdleTimeout.TotalSeconds)),
+            Resumed = resumed,
+            Missed = missed,
+        };
     }
 
     /// <summary>
@@ -1147,7 +1194,17 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
         var members = await _store.ListMembersAsync(room.Id, cancellationToken).ConfigureAwait(false);
         var plan = await CollectMeshAsync(target, members, cancellationToken).ConfigureAwait(false);
-        _ = await DeliverAsync(target, Serialize(new AdmittedMessage { Member = view, Links = LinksFor(target, plan) }), cancellationToken).ConfigureAwait(false);
+        if (target.ProtocolVersion < 3)
+        {
+            _ = await DeliverAsync(target, Serialize(new AdmittedMessage { Member = view, Links = LinksFor(target, plan) }), cancellationToken).ConfigureAwait(false);
+        }
+        else if (target.SuspendedUntil is null)
+        {
+            // Version 3: the admission is the newcomer's welcome. A suspended one gets it at its resume (its resumed
+            // welcome carries the plan), or at the hello of a fresh connection: nothing is queued for it.
+            _ = await DeliverAsync(target, Serialize(await WelcomeOfAsync(room, target, members, plan, resumed: false, missed: 0, cancellationToken).ConfigureAwait(false)), cancellationToken).ConfigureAwait(false);
+        }
+
         await DeliverMeshAsync(target, plan, cancellationToken).ConfigureAwait(false);
     }
 
