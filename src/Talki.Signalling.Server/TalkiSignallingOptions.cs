@@ -38,6 +38,15 @@ public sealed class TalkiSignallingOptions
     /// <value>The default value is <see langword="true"/>.</value>
     public bool SealRoomsOnTimer { get; set; } = true;
 
+    /// <summary>
+    /// Gets or sets the oldest protocol version this server serves; a <c>hello</c> asking for an older one gets
+    /// <c>unsupported_version</c>. Raise it to 3 once every client speaks version 3: a version 1 or 2 member still gets a
+    /// <c>welcome</c> while it waits for admission, with the room's members and the ICE servers, which version 3 tells
+    /// nobody the admin has not let in.
+    /// </summary>
+    /// <value>The default value is <see cref="ProtocolVersion.Minimum"/> (every version this package speaks). Between <see cref="ProtocolVersion.Minimum"/> and <see cref="ProtocolVersion.Current"/>.</value>
+    public int MinimumProtocolVersion { get; set; } = ProtocolVersion.Minimum;
+
     /// <summary>Gets or sets the longest display name accepted at sign-in.</summary>
     /// <value>The default value is 64. Between 1 and 256.</value>
     public int MaxDisplayNameLength { get; set; } = 64;

@@ -315,7 +315,11 @@ internal sealed class AwsUser(Uri host) : IDisposable
     {
         var socket = await AwsSocket.OpenAsync(resume is { } epoch ? new Uri(ticket.WebSocketUrl + "&resume=" + epoch.ToString(System.Globalization.CultureInfo.InvariantCulture)) : ticket.WebSocketUrl);
         await socket.SendAsync($$"""{"type":"hello","version":{{version}}}""");
-        socket.Welcome = await socket.ExpectAsync<WelcomeMessage>();
+        if (version < 3 || ticket.Status != AdmissionStatus.Pending)
+        {
+            socket.Welcome = await socket.ExpectAsync<WelcomeMessage>(); // version 3: a waiting member's welcome is its admission
+        }
+
         return socket;
     }
 

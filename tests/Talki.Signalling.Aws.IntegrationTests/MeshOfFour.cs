@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Talki.Signalling.Emulator;
 using Talki.Signalling.Http;
 using Talki.Signalling.Protocol;
 
@@ -71,23 +72,51 @@ internal static class MeshOfFour
     }
 
     /// <summary>
-    /// The same call in protocol version 2, as the client plays it: each newcomer's admission carries its plan; it offers to
-    /// every member listed (all in one <c>signals</c> message), with the candidates gathered so far, and each answers likewise (the
-    /// offer's <c>link</c> tells the receiver its side). No candidate trickles later: the gather window covered them all.
+    /// The same call in protocol version 2 (or 3), as the client plays it: each newcomer's admission carries its plan (in
+    /// version 3 the admission is its welcome: a waiting member hears nothing before it); it offers to every member listed
+    /// (all in one <c>signals</c> message), with the candidates gathered so far, and each answers likewise (the offer's
+    /// <c>link</c> tells the receiver its side). No candidate trickles later: the gather window covered them all.
     /// </summary>
-    public static async Task<(List<TicketResponse> Tickets, List<AwsSocket> Sockets)> NegotiateV2Async(IReadOnlyList<AwsUser> users)
+    /// <param name="users">The members, the admin first.</param>
+    /// <param name="version">The protocol version every member speaks.</param>
+    /// <param name="counters">
+    /// The emulator's counters: in version 3 the admin admits once the newcomer's hello was handled (nothing answers it), as a
+    /// person clicking "admit" does; admitted before it, the newcomer would be welcomed at its hello instead.
+    /// </param>
+    public static async Task<(List<TicketResponse> Tickets, List<AwsSocket> Sockets)> NegotiateV2Async(IReadOnlyList<AwsUser> users, int version = 2, EmulatorCounters? counters = null)
     {
         var tickets = new List<TicketResponse> { await users[0].TicketAsync("/talki/rooms", HttpStatusCode.Created) };
-        var sockets = new List<AwsSocket> { await users[0].ConnectAsync(tickets[0], version: 2) };
-        Assert.Equal(2, sockets[0].Welcome!.ProtocolVersion);
+        var sockets = new List<AwsSocket> { await users[0].ConnectAsync(tickets[0], version: version) };
+        Assert.Equal(version, sockets[0].Welcome!.ProtocolVersion);
         for (var i = 1; i < users.Count; i++)
         {
             tickets.Add(await users[i].TicketAsync($"/talki/rooms/{tickets[0].Room}/tickets", HttpStatusCode.OK));
-            sockets.Add(await users[i].ConnectAsync(tickets[i], version: 2));
+            Assert.Equal(AdmissionStatus.Pending, tickets[i].Status);
+            var hellos = counters?.IntegrationCalls("$default") ?? 0;
+            sockets.Add(await users[i].ConnectAsync(tickets[i], version: version));
             await sockets[0].ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == tickets[i].Member);
+            if (version >= 3 && counters is not null)
+            {
+                await WaitForAsync(() => counters.IntegrationCalls("$default") > hellos, "the newcomer's hello was handled");
+            }
+
             await sockets[0].SendAsync($$$"""{"type":"admit","member":"{{{tickets[i].Member}}}"}""");
-            var admitted = await sockets[i].ExpectAsync<AdmittedMessage>();
-            Assert.Equal(i, admitted.Links!.Count);
+            IReadOnlyList<PeerLink> links;
+            if (version >= 3)
+            {
+                var welcome = await sockets[i].ExpectAsync<WelcomeMessage>();
+                Assert.Equal(AdmissionStatus.Admitted, welcome.Status);
+                Assert.Equal(i, welcome.Members.Count);
+                links = welcome.Links!;
+                Assert.StartsWith("{\"type\":\"welcome\"", sockets[i].AllFrames[0], StringComparison.Ordinal); // nothing came before it
+            }
+            else
+            {
+                links = (await sockets[i].ExpectAsync<AdmittedMessage>()).Links!;
+            }
+
+            var admitted = new { Links = links };
+            Assert.Equal(i, admitted.Links.Count);
 
             // The newcomer's first offers leave together, as the client's offer batch sends them: one 'signals' message
             // when it links up with more than one member.
@@ -108,6 +137,16 @@ internal static class MeshOfFour
         }
 
         return (tickets, sockets);
+    }
+
+    private static async Task WaitForAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"Timed out waiting until {what}.");
+            await Task.Delay(5);
+        }
     }
 
     private static string Candidates(int self) => string.Create(

@@ -33,6 +33,7 @@ internal sealed class TalkiOptionsConfiguration(IConfiguration section) : IConfi
         reader.TimeSpan("ResumeGracePeriod", v => o.ResumeGracePeriod = v);
         reader.Bool("SealRoomsOnTimer", v => o.SealRoomsOnTimer = v);
         reader.Int("MaxDisplayNameLength", v => o.MaxDisplayNameLength = v);
+        reader.Int("MinimumProtocolVersion", v => o.MinimumProtocolVersion = v);
         reader.IceServers("IceServers", o.IceServers);
 
         reader.Int("Limits:MaxMembersPerRoom", v => o.Limits.MaxMembersPerRoom = v);

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Talki.Signalling.Protocol;
 
 namespace Talki.Signalling.Server.DependencyInjection;
 
@@ -12,6 +13,11 @@ internal sealed class TalkiSignallingOptionsValidator : IValidateOptions<TalkiSi
         Range(failures, nameof(options.JoinWindow), options.JoinWindow, TimeSpan.FromSeconds(10), TimeSpan.FromHours(24));
         Range(failures, nameof(options.TicketLifetime), options.TicketLifetime, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10));
         Range(failures, nameof(options.SealedRoomRetention), options.SealedRoomRetention, TimeSpan.Zero, TimeSpan.FromHours(24));
+        if (options.MinimumProtocolVersion is < ProtocolVersion.Minimum or > ProtocolVersion.Current)
+        {
+            failures.Add($"{nameof(options.MinimumProtocolVersion)} must be between {ProtocolVersion.Minimum} and {ProtocolVersion.Current}.");
+        }
+
         if (options.MaxDisplayNameLength is < 1 or > 256)
         {
             failures.Add($"{nameof(options.MaxDisplayNameLength)} must be between 1 and 256.");

@@ -338,7 +338,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                     {
                         // Two-phase gateways (API Gateway): the authorizer only consumed the ticket; the first frame binds.
                         // A replaced connection's grant is older than the member's epoch: the bind answers stale_epoch.
-                        var helloVersion = frame.Kind == ClientFrameKind.Hello && ProtocolVersion.IsSupported(frame.Version ?? 1) ? frame.Version ?? 1 : (int?)null;
+                        var helloVersion = frame.Kind == ClientFrameKind.Hello && IsServed(frame.Version ?? 1) ? frame.Version ?? 1 : (int?)null;
                         var bound = await BindAsync(connectionId, grant, self, helloVersion, cancellationToken).ConfigureAwait(false);
                         if (!bound.IsSuccess)
                         {
@@ -870,9 +870,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     private async ValueTask HelloAsync(string connectionId, RoomRecord room, MemberRecord self, ClientFrame frame, bool greetedByBind, CancellationToken cancellationToken)
     {
         var version = frame.Version ?? 1; // the first version had no negotiation
-        if (!ProtocolVersion.IsSupported(version))
+        if (!IsServed(version))
         {
-            await SendErrorAsync(connectionId, SignallingErrorCode.UnsupportedVersion, $"This server speaks protocol versions {ProtocolVersion.Minimum} to {ProtocolVersion.Current}.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
+            await SendErrorAsync(connectionId, SignallingErrorCode.UnsupportedVersion, $"This server speaks protocol versions {_options.MinimumProtocolVersion} to {ProtocolVersion.Current}.", frame.CorrelationId, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -959,6 +959,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             }
         }
     }
+
+    /// <summary>Whether this server serves <paramref name="version"/> (<see cref="TalkiSignallingOptions.MinimumProtocolVersion"/> to the current one).</summary>
+    private bool IsServed(int version) => ProtocolVersion.IsSupported(version) && version >= _options.MinimumProtocolVersion;
 
     /// <summary>
     /// The hello of a version 3 member that waits for admission: answered with nothing (no member list, no ICE servers);

@@ -62,7 +62,7 @@ public sealed class ApiGatewayCallbacksTests
     [InlineData("missing")]
     [InlineData("empty")]
     [InlineData("no-query")]
-    [InlineData("version-3")]
+    [InlineData("version-4")]
     [InlineData("version-0")]
     [InlineData("version-x")]
     public async Task Authorizer_ForgedOrMissingTicketOrWrongVersion_IsDenied(string variant)
@@ -84,8 +84,8 @@ public sealed class ApiGatewayCallbacksTests
         AssertDenied(answer);
         if (variant.StartsWith("version-", StringComparison.Ordinal))
         {
-            // The ticket was not consumed by the refused attempt; version 2 (this server's) is served.
-            Assert.Equal("Allow", (await host.AuthorizeAsync(AdaConnection, new Dictionary<string, string> { ["v"] = "2", ["ticket"] = room.Ticket })).Effect);
+            // The ticket was not consumed by the refused attempt; version 3 (this server's) is served.
+            Assert.Equal("Allow", (await host.AuthorizeAsync(AdaConnection, new Dictionary<string, string> { ["v"] = "3", ["ticket"] = room.Ticket })).Effect);
         }
     }
 

@@ -33,6 +33,8 @@ public sealed class AddTalkiSignallingTests
 
     [Theory]
     [InlineData("window")]
+    [InlineData("min-version-zero")]
+    [InlineData("min-version-future")]
     [InlineData("ticket")]
     [InlineData("prefix")]
     [InlineData("url")]
@@ -70,6 +72,8 @@ public sealed class AddTalkiSignallingTests
                 case "queue": o.Hosting.OutboundQueueCapacity = 0; break;
                 case "ice": o.IceServers.Add(new IceServer { Urls = ["http://not-ice"] }); break;
                 case "name": o.MaxDisplayNameLength = 0; break;
+                case "min-version-zero": o.MinimumProtocolVersion = 0; break;
+                case "min-version-future": o.MinimumProtocolVersion = Talki.Signalling.Protocol.ProtocolVersion.Current + 1; break;
                 case "rate": o.Limits.MessagesPerSecond = 0; break;
                 case "burst": o.Limits.MessageBurst = 0; break;
                 case "byte-rate": o.Limits.MessageBytesPerSecond = 1023; break;

@@ -18,6 +18,7 @@ public sealed class BindConfigurationTests
         ["Talki:SealRoomsOnTimer"] = "false",
         ["Talki:ResumeGracePeriod"] = "00:00:45",
         ["Talki:MaxDisplayNameLength"] = "40",
+        ["Talki:MinimumProtocolVersion"] = "2",
         ["Talki:IceServers:0"] = "stun:stun.example.org:3478",
         ["Talki:IceServers:1:Urls:0"] = "turn:turn.example.org:3478",
         ["Talki:IceServers:1:Username"] = "user",

@@ -181,6 +181,33 @@ public sealed class ProtocolV3Tests
     }
 
     [Fact]
+    public async Task MinimumProtocolVersion3_AVersion2KnockIsRefusedAtItsHello_AndLearnsNothing_AVersion3OneIsServed()
+    {
+        // Hostile: with version 3 served, a knocker that says version 2 would still get the waiting welcome (members and
+        // ICE servers). An operator whose clients all speak version 3 closes that door.
+        using var h = new EngineHarness(o =>
+        {
+            WithTurn(o);
+            o.MinimumProtocolVersion = 3;
+        });
+        var (admin, _, members) = await h.RoomWithMembersAsync(3, "bob");
+        var mallory = await h.JoinAsync(EngineHarness.User("mallory"), admin.Room);
+        var malloryConnection = await h.ConnectAsync(mallory, version: 2);
+        var (twoPhase, _) = await h.ConnectTwoPhaseAsync(await h.JoinAsync(EngineHarness.User("mallory"), admin.Room), version: 1);
+
+        foreach (var connection in new[] { malloryConnection, twoPhase })
+        {
+            var refusal = Assert.IsType<ErrorMessage>(Assert.Single(h.Push.To(connection)));
+            Assert.Equal(SignallingErrorCode.UnsupportedVersion, refusal.Code);
+            Assert.Contains("3 to 3", refusal.Message, StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain(h.Push.All, p => (p.Connection == malloryConnection || p.Connection == twoPhase) && p.Json.Contains(members[0].Grant.Member.Value, StringComparison.Ordinal));
+        var v3 = await h.ConnectAsync(await h.JoinAsync(EngineHarness.User("cyd"), admin.Room), version: 3);
+        Assert.Empty(h.Push.To(v3)); // served: a waiting version 3 member is told nothing
+    }
+
+    [Fact]
     public async Task V2Knock_InAVersion3Server_StillGetsItsWaitingWelcome_AndItsAdmission()
     {
         // A version 2 client during a rolling upgrade keeps every message it had.
