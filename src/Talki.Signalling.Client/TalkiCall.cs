@@ -486,9 +486,10 @@ public sealed partial class TalkiCall : IAsyncDisposable, ISignallingConnectionH
             _members[ticket.Member] = Self;
         }
 
-        // The server says nothing to a waiting member (protocol version 3): the ticket tells when the room seals, by the
-        // server's clock as this side reads it (no offset known yet). The welcome re-arms the timer at its admission.
-        ArmSealTimer(ticket.SealsAt, serverTime: null);
+        // The server says nothing to a waiting member (protocol version 3): the ticket tells when the room seals, and what
+        // the server's clock read when it issued it (read here later than that: this side acts late, never early). The
+        // welcome re-arms the timer at its admission.
+        ArmSealTimer(ticket.SealsAt, ticket.ServerTime);
         if (AdmissionState != TalkiAdmissionState.Waiting)
         {
             TrySetAdmissionState(TalkiAdmissionState.Waiting, null);

@@ -107,6 +107,29 @@ public sealed class TalkiCallSealTests
     }
 
     [Fact]
+    public async Task AMemberStillWaiting_WithItsClockTwoMinutesFast_KeepsWaitingUntilTheServersSeal_NotBefore()
+    {
+        // Protocol 3 tells a waiting member nothing (no welcome, so no server time): the ticket says when the room seals
+        // by the server's clock, and what that clock read. A fast client clock must not end the wait early.
+        await using var world = await CallWorld.StartAsync(TimeSpan.FromMinutes(5), o => o.SealRoomsOnTimer = false);
+        var a = await world.SignInAsync("Ada");
+        var created = await a.Call.CreateRoomAsync();
+        var clock = new FakeTimeProvider(world.ServerTime.GetUtcNow() + TimeSpan.FromMinutes(2));
+        var c = await world.SignInAsync("Cleo", NoPingBeforeTheSeal(), clock);
+        Assert.True((await c.Call.JoinRoomAsync(created.Value)).IsSuccess);
+        Assert.Equal(TalkiAdmissionState.Waiting, c.Call.AdmissionState);
+
+        clock.Advance(world.JoinWindow - TimeSpan.FromSeconds(1)); // past the seal by its own clock, a second before by the server's
+        await Task.Delay(300);
+        Assert.Equal(TalkiConnectionState.Connected, c.Call.ConnectionState);
+        Assert.Equal(TalkiAdmissionState.Waiting, c.Call.AdmissionState);
+
+        clock.Advance(TimeSpan.FromSeconds(2));
+        await CallWorld.EventuallyAsync(() => c.Call.ConnectionState == TalkiConnectionState.Disconnected, "C's wait ends at the seal");
+        Assert.Equal(SignallingErrorCode.RoomSealed, c.Call.FailureReason?.Code);
+    }
+
+    [Fact]
     public async Task OnTheRealClock_TheSocketClosesAtTheSeal()
     {
         // The server's clock stands still; the client's is the real one. The room seals 2 seconds after B's welcome.

@@ -276,6 +276,34 @@ public sealed class TalkiCallTests
     }
 
     [Fact]
+    public async Task AWaitingMembersSocketDropsTwice_ItRejoinsWithNewTickets_KeepsWaiting_AndTheAdmissionOnItsLastSocketLinksItUp()
+    {
+        // Flaky network, protocol 3: a waiting member has no epoch to resume, so each drop costs it a new ticket (a knock
+        // again, under the same member id). The admin's request stays one request; the admission reaches the live socket.
+        await using var world = await CallWorld.StartAsync();
+        var (a, b, c) = await PairWithCydKnockingAsync(world);
+        var cyd = c.Call.Self!.Id;
+        for (var drop = 1; drop <= 2; drop++)
+        {
+            var sockets = c.Sockets.Count;
+            c.Socket.Abort();
+            await CallWorld.EventuallyAsync(() => c.Sockets.Count > sockets && c.Call.ConnectionState == TalkiConnectionState.Connected, $"Cyd rejoins after drop {drop}");
+            Assert.Equal(TalkiAdmissionState.Waiting, c.Call.AdmissionState);
+            Assert.Equal(cyd, c.Call.Self!.Id);
+        }
+
+        Assert.All(c.ConnectUrls, url => Assert.DoesNotContain("resume=", url.Query, StringComparison.Ordinal));
+        Assert.All(c.Sockets, s => Assert.DoesNotContain(s.Received, f => TypeOf(f) == "welcome")); // nothing while it waits
+        Assert.Equal(cyd, Assert.Single(a.Call.PendingAdmissions).Id);
+
+        await a.Call.AdmitAsync(cyd);
+        await AssertFullMeshAsync(a, b, c);
+        Assert.Equal(TalkiAdmissionState.Admitted, c.Call.AdmissionState);
+        Assert.Equal("welcome", TypeOf(Assert.Single(c.Socket.Received, f => TypeOf(f) == "welcome")));
+        Assert.DoesNotContain(c.Errors, e => e.Negotiation is not null);
+    }
+
+    [Fact]
     public async Task ANewcomersAdmissionWrittenIntoItsDyingSocket_ComesBackWithTheNextWelcome_AndItLinksUpWithEveryone()
     {
         // Protocol 3: the admission is Cyd's welcome, with her plan, and Cyd offers first. Written into her dying socket it

@@ -299,6 +299,7 @@ internal sealed class TalkiHttpApi
             TicketExpiresAt = grant.ExpiresAt,
             SealsAt = grant.SealsAt,
             Status = grant.Status,
+            ServerTime = _time.GetUtcNow(),
             DisplayName = grant.DisplayName,
             Verified = grant.IsVerified,
             WebSocketUrl = WebSocketUrlFor(context.Request, grant.Ticket),

@@ -67,6 +67,13 @@ public sealed record TicketResponse
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public AdmissionStatus? Status { get; init; }
 
+    /// <summary>
+    /// Gets the server's clock when it issued the ticket, so that a member that waits for admission without a welcome
+    /// (protocol version 3) still acts at <see cref="SealsAt"/> by the server's clock. Absent from older servers.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? ServerTime { get; init; }
+
     /// <summary>Gets the caller's name as the room shows it. Absent from older servers.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? DisplayName { get; init; }

@@ -108,6 +108,7 @@ public sealed class HttpApiTests
         Assert.Equal(host.Time.GetUtcNow() + TimeSpan.FromMinutes(5), room.SealsAt);
         Assert.Equal(AdmissionStatus.Admitted, room.Status); // a version 3 client expects a welcome at its hello
         Assert.Equal("Ada", room.DisplayName);
+        Assert.Equal(host.Time.GetUtcNow(), room.ServerTime); // a waiting member's seal by the server's clock
 
         using var bob = await host.SignInAsync("Bob");
         var knock = await bob.JoinAsync(room.Room);
