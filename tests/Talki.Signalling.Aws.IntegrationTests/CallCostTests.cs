@@ -285,7 +285,8 @@ public sealed class CallCostTests(DynaliteFixture dynalite, ITestOutputHelper ou
         }
     }
 
-    private static async Task WaitAsync(Func<bool> condition, string what)
+    /// <summary>Polls <paramref name="condition"/> until it holds, 20 s at most (the call helpers in <see cref="MeshOfFour"/> use it too).</summary>
+    internal static async Task WaitAsync(Func<bool> condition, string what)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         while (!condition())

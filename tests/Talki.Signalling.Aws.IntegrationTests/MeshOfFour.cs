@@ -97,7 +97,7 @@ internal static class MeshOfFour
             await sockets[0].ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == tickets[i].Member);
             if (version >= 3 && counters is not null)
             {
-                await WaitForAsync(() => counters.IntegrationCalls("$default") > hellos, "the newcomer's hello was handled");
+                await CallCostTests.WaitAsync(() => counters.IntegrationCalls("$default") > hellos, "the newcomer's hello to be handled");
             }
 
             await sockets[0].SendAsync($$$"""{"type":"admit","member":"{{{tickets[i].Member}}}"}""");
@@ -136,16 +136,6 @@ internal static class MeshOfFour
         }
 
         return (tickets, sockets);
-    }
-
-    private static async Task WaitForAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"Timed out waiting until {what}.");
-            await Task.Delay(5);
-        }
     }
 
     private static string Candidates(int self) => string.Create(

@@ -952,11 +952,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         {
             // A version 1 admin hears of the knock again when the newcomer says hello. A version 2 admin heard of it at the
             // knock (or with every pending request at its own hello or resume) and keeps it until it decides: once is enough.
-            var admin = FindAdmin(members, room);
-            if (admin is { ConnectionId: { } adminConnection, ReadyAt: not null, SuspendedUntil: null, ProtocolVersion: < 2 })
-            {
-                await SendAsync(adminConnection, new AdmissionRequestMessage { Member = ViewOf(current) }, cancellationToken, OwnerOf(adminConnection, admin)).ConfigureAwait(false);
-            }
+            await AskVersion1AdminAgainAsync(FindAdmin(members, room), current, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -988,9 +984,15 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         var admin = await _store.GetMemberAsync(room.Id, room.AdminMember, cancellationToken).ConfigureAwait(false);
+        await AskVersion1AdminAgainAsync(admin, self, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends a connected version 1 <paramref name="admin"/> the request of <paramref name="newcomer"/> again, at the newcomer's hello, as that version expects.</summary>
+    private async ValueTask AskVersion1AdminAgainAsync(MemberRecord? admin, MemberRecord newcomer, CancellationToken cancellationToken)
+    {
         if (admin is { ConnectionId: { } adminConnection, ReadyAt: not null, SuspendedUntil: null, ProtocolVersion: < 2 })
         {
-            await SendAsync(adminConnection, new AdmissionRequestMessage { Member = ViewOf(self) }, cancellationToken, OwnerOf(adminConnection, admin)).ConfigureAwait(false);
+            await SendAsync(adminConnection, new AdmissionRequestMessage { Member = ViewOf(newcomer) }, cancellationToken, OwnerOf(adminConnection, admin)).ConfigureAwait(false);
         }
     }
 
