@@ -56,24 +56,39 @@ public sealed class TalkiCallTests
         Assert.Equal(SignallingErrorCode.Denied, again.Error?.Code);
     }
 
-    [Fact]
-    public async Task ProtocolV3_FourMembers_MeshFromAdmissionWelcomesAndOffers_NoConnectToPeerNoEchoOneRequestPerKnock_NothingToAWaitingMember()
+    [Theory]
+    [InlineData(3)]
+    [InlineData(4)]
+    public async Task ProtocolV3OrV4_FourMembers_MeshFromAdmissionWelcomesAndOffers_NoConnectToPeerNoEchoOneRequestPerKnock_NothingToAWaitingMember(int serverVersion)
     {
+        // Version 3: the waiting member says hello and hears nothing. Version 4: it says nothing either, its connect (wait=1)
+        // stands for its hello. A server whose tickets say v=3 (an older one) gets the version 3 client.
         await using var world = await CallWorld.StartAsync();
-        var a = await world.SignInAsync("Ada");
+        int? rewrite = serverVersion == ProtocolVersion.Current ? null : serverVersion;
+        var a = await world.SignInAsync("Ada", serverVersion: rewrite);
         var created = await a.Call.CreateRoomAsync();
         Assert.True(created.IsSuccess, created.ToString());
         var others = new List<Participant>();
         foreach (var name in new[] { "Bob", "Cleo", "Dora" })
         {
-            var p = await world.SignInAsync(name);
+            var p = await world.SignInAsync(name, serverVersion: rewrite);
             Assert.True((await p.Call.JoinRoomAsync(created.Value)).IsSuccess);
             Assert.Equal(TalkiAdmissionState.Waiting, p.Call.AdmissionState);
+            Assert.Equal(serverVersion >= 4, p.ConnectUrls[^1].Query.Contains("wait=1", StringComparison.Ordinal));
             Assert.Equal(name, p.Call.Self!.DisplayName); // from the ticket: the server said nothing yet
             Assert.Null(p.Call.Room);
             await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Any(m => m.Id == p.Call.Self!.Id), $"A sees {name}");
             await PingBarrierAsync(p);
             Assert.Empty(p.Socket.Received); // version 3: a waiting member hears nothing of the room
+
+            // Version 3: its hello was sent, not necessarily handled; an admin faster than it is welcomed at the hello
+            // instead (with an admitted before it). Version 4 has no such race: the connect bound it ready.
+            if (serverVersion >= 4)
+            {
+                Assert.NotNull((await world.Store.GetMemberAsync(created.Value, p.Call.Self!.Id))!.ReadyAt);
+            }
+
+            await CallWorld.EventuallyAsync(() => world.Store.GetMemberAsync(created.Value, p.Call.Self!.Id).AsTask().Result?.ReadyAt is not null, $"{name}'s hello handled");
             await a.Call.AdmitAsync(p.Call.Self!.Id);
             Assert.Empty(a.Call.PendingAdmissions); // answered when sent: versions 2 and 3 echo nothing back
             await CallWorld.EventuallyAsync(() => p.InCall, $"{name} admitted");
@@ -85,8 +100,8 @@ public sealed class TalkiCallTests
         await AssertFullMeshAsync(all);
         Assert.All(all, p => Assert.Equal(4, p.Call.Members.Count));
         Assert.Equal(["Bob", "Cleo", "Dora"], a.EventsOf<TalkiMemberEventArgs>(nameof(TalkiCall.AdmissionRequested)).Select(e => e.DisplayName));
-        Assert.Equal(["Bob", "Cleo", "Dora"], a.EventsOf<TalkiMemberEventArgs>(nameof(TalkiCall.MemberJoined)).Select(e => e.DisplayName)); // from each one's first offer
-        Assert.Equal(["Cleo", "Dora"], others[0].EventsOf<TalkiMemberEventArgs>(nameof(TalkiCall.MemberJoined)).Select(e => e.DisplayName).Where(n => n != "Ada"));
+        Assert.Equal(["Bob", "Cleo", "Dora"], a.EventsOf<TalkiMemberEventArgs>(nameof(TalkiCall.MemberJoined)).Select(e => e.DisplayName).Order(StringComparer.Ordinal)); // from each one's first offer
+        Assert.Equal(["Cleo", "Dora"], others[0].EventsOf<TalkiMemberEventArgs>(nameof(TalkiCall.MemberJoined)).Select(e => e.DisplayName).Where(n => n != "Ada").Order(StringComparer.Ordinal));
 
         var received = all.SelectMany(p => p.Sockets.SelectMany(s => s.Received)).Select(TypeOf).ToList();
         Assert.DoesNotContain("connect_to_peer", received);
@@ -94,7 +109,46 @@ public sealed class TalkiCallTests
         Assert.Equal(3, received.Count(t => t == "admission_request")); // one per knock
         Assert.DoesNotContain("admitted", received); // each newcomer's welcome is its admission
         Assert.Equal(4, received.Count(t => t == "welcome"));
-        Assert.All(all, p => Assert.Equal(3, JsonDocument.Parse(p.Socket.Sent[0]).RootElement.GetProperty("version").GetInt32()));
+        Assert.Equal(serverVersion, JsonDocument.Parse(a.Socket.Sent[0]).RootElement.GetProperty("version").GetInt32());
+        var hellos = others.SelectMany(p => p.Sockets.SelectMany(s => s.Sent)).Where(f => TypeOf(f) == "hello").ToList();
+        if (serverVersion >= 4)
+        {
+            Assert.Empty(hellos); // the connect stood for it
+        }
+        else
+        {
+            Assert.Equal(3, hellos.Count);
+            Assert.All(hellos, f => Assert.Equal(3, JsonDocument.Parse(f).RootElement.GetProperty("version").GetInt32()));
+        }
+    }
+
+    [Fact]
+    public async Task ProtocolV4_AdmittedBetweenItsTicketAndItsConnect_TheConnectIsRefused_ANewTicketSaysAdmitted_AndItLinksUp()
+    {
+        // The race an auto-admitting admin always wins: the ticket said "pending", the admission came before the connect.
+        // The waiting connect (no hello) is refused; the client asks again, is admitted, says hello and links up.
+        await using var world = await CallWorld.StartAsync();
+        var a = await world.SignInAsync("Ada");
+        var created = await a.Call.CreateRoomAsync();
+        var b = await world.SignInAsync("Bob");
+        b.ConnectGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var join = b.Call.JoinRoomAsync(created.Value);
+        await CallWorld.EventuallyAsync(() => a.Call.PendingAdmissions.Count == 1, "A sees Bob");
+        await CallWorld.EventuallyAsync(() => b.ConnectAttempts == 1, "Bob's connect waits at the gate");
+        var bobId = a.Call.PendingAdmissions[0].Id;
+        await a.Call.AdmitAsync(bobId);
+        await CallWorld.EventuallyAsync(() => world.Store.GetMemberAsync(created.Value, bobId).AsTask().Result?.Admission == AdmissionStatus.Admitted, "Bob admitted in the store");
+
+        b.ConnectGate.SetResult();
+
+        Assert.True((await join).IsSuccess);
+        await CallWorld.EventuallyAsync(() => b.InCall, "Bob in the call");
+        await AssertFullMeshAsync(a, b);
+        Assert.Equal(2, b.ConnectAttempts);
+        Assert.Contains("wait=1", b.ConnectUrls[0].Query, StringComparison.Ordinal);
+        Assert.DoesNotContain("wait=", b.ConnectUrls[1].Query, StringComparison.Ordinal);
+        Assert.Equal("hello", TypeOf(b.Socket.Sent[0]));
+        Assert.Empty(b.Errors);
     }
 
     [Fact]

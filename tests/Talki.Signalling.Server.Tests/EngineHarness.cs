@@ -24,10 +24,19 @@ internal sealed class RecordingPush : IConnectionPush, IPolicyClosingPush
 
     public IReadOnlyList<(string Connection, string Json)> All => [.. _pushes];
 
+    /// <summary>Connections that answer <see cref="PushOutcome.Gone"/> to their next so many pushes (a connection not open yet), then take them.</summary>
+    public ConcurrentDictionary<string, int> GoneFor { get; } = new();
+
     public ValueTask<PushOutcome> PushAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
         if (Gone.ContainsKey(connectionId))
         {
+            return new(PushOutcome.Gone);
+        }
+
+        if (GoneFor.TryGetValue(connectionId, out var remaining) && remaining > 0)
+        {
+            GoneFor[connectionId] = remaining - 1;
             return new(PushOutcome.Gone);
         }
 
@@ -100,6 +109,9 @@ internal sealed class EngineHarness : IDisposable
 
     public SignallingEngine Concrete => (SignallingEngine)Engine;
 
+    /// <summary>Gets the room store the engine writes to.</summary>
+    public IRoomStore Store => Services.GetRequiredService<IRoomStore>();
+
     public static CallerIdentity User(string name, bool verified = false) => new("user-" + name, name, verified);
 
     public async Task<TicketGrant> CreateRoomAsync(CallerIdentity admin)
@@ -126,6 +138,20 @@ internal sealed class EngineHarness : IDisposable
     }
 
     public ValueTask SendAsync(string connection, string json) => Engine.HandleMessageAsync(connection, Encoding.UTF8.GetBytes(json));
+
+    /// <summary>
+    /// Connects a member that waits for admission as a version 4 client does (<c>wait=1</c>, no hello): through the
+    /// self-hosted path (<see cref="ISignallingEngine.ConnectAsync"/>) or API Gateway's (<see cref="ISignallingEngine.AuthorizeWaitingAsync"/>).
+    /// </summary>
+    public async Task<(string Connection, SignallingResult<ConnectionGrant> Result)> ConnectWaitingAsync(TicketGrant ticket, bool twoPhase, int version = 4)
+    {
+        var connection = NewConnectionId();
+        Time.Advance(TimeSpan.FromMilliseconds(1));
+        var result = twoPhase
+            ? await Engine.AuthorizeWaitingAsync(connection, ticket.Ticket.Value, version)
+            : await Engine.ConnectAsync(connection, ticket.Ticket.Value, waitingVersion: version);
+        return (connection, result);
+    }
 
     /// <summary>
     /// Connects as API Gateway does, in two phases: the authorizer consumes the ticket, then the first frame (a hello,

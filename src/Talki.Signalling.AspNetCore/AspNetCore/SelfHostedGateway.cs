@@ -407,12 +407,17 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             return Upgrade.Refused(StatusCodes.Status400BadRequest, SignallingErrorCode.UnsupportedVersion, $"This server speaks protocol versions {ProtocolVersion.Minimum} to {ProtocolVersion.Current}.");
         }
 
+        if (!TryReadWaiting(query, out var waitingVersion))
+        {
+            return Upgrade.Refused(StatusCodes.Status400BadRequest, SignallingErrorCode.MalformedMessage, $"The '{ProtocolVersion.WaitParameter}' parameter is 0 or 1.");
+        }
+
         var connectionId = NewConnectionId();
         _pendingConnections[connectionId] = new PendingConnection(); // before the bind: the engine may push as soon as it has bound
         SignallingResult<ConnectionGrant> grant;
         try
         {
-            grant = await engine.ConnectAsync(connectionId, query["ticket"].ToString(), ResumeEpoch(query), aborted).ConfigureAwait(false);
+            grant = await engine.ConnectAsync(connectionId, query["ticket"].ToString(), ResumeEpoch(query), waitingVersion, aborted).ConfigureAwait(false);
         }
         catch (RoomStoreUnavailableException exception)
         {
@@ -613,6 +618,32 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             && long.TryParse(values[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch) && epoch > 0
             ? epoch
             : null;
+
+    /// <summary>
+    /// Reads the URL's <c>wait</c> (protocol version 4: a waiting member's connect stands for its hello): absent or <c>0</c>,
+    /// an ordinary connect (<see langword="null"/>); <c>1</c>, the URL's <c>v</c> (1 when absent: the engine then refuses
+    /// it as too old to wait). Anything else is malformed.
+    /// </summary>
+    internal static bool TryReadWaiting(IQueryCollection query, out int? waitingVersion)
+    {
+        waitingVersion = null;
+        if (!query.TryGetValue(ProtocolVersion.WaitParameter, out var values))
+        {
+            return true;
+        }
+
+        if (values.Count != 1 || values[0] is not ("0" or "1"))
+        {
+            return false;
+        }
+
+        if (values[0] == "1")
+        {
+            waitingVersion = query.TryGetValue("v", out var version) && int.TryParse(version.ToString(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var asked) ? asked : 1;
+        }
+
+        return true;
+    }
 
     /// <summary>Whether the URL's <c>v</c> names a version this server serves (digits only; the hello says the same again).</summary>
     private static bool IsSupportedVersion(string text) =>

@@ -340,11 +340,27 @@ internal sealed class ApiGatewayCallbacks
 
             // Only the ticket: binding the connection (and closing the member's previous one) needs @connections, which
             // the authorizer's role does not have. The backend binds on the connection's first frame from this context.
+            // A waiting member of version 4 (wait=1) sends no first frame: its connection is bound here, ready, in the write
+            // its hello would have made (nothing is pushed; its previous connection, if any, is not closed).
             long? resume = query!.TryGetValue("resume", out var resumeText)
                 && long.TryParse(resumeText, NumberStyles.None, CultureInfo.InvariantCulture, out var resumeEpoch) && resumeEpoch > 0
                 ? resumeEpoch
                 : null;
-            var grant = await _engine.AuthorizeAsync(ticket, resume, context.RequestAborted).ConfigureAwait(false);
+            int? waiting = null;
+            if (query.TryGetValue(ProtocolVersion.WaitParameter, out var waitText))
+            {
+                if (waitText is not ("0" or "1"))
+                {
+                    Log.ConnectDenied(_logger, SignallingErrorCode.MalformedMessage);
+                    return Deny(methodArn);
+                }
+
+                waiting = waitText == "1" ? (query.TryGetValue("v", out var v) && int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var waitAsked) ? waitAsked : 1) : null;
+            }
+
+            var grant = waiting is { } waitingVersion
+                ? await _engine.AuthorizeWaitingAsync(request.RequestContext!.ConnectionId!, ticket, waitingVersion, context.RequestAborted).ConfigureAwait(false)
+                : await _engine.AuthorizeAsync(ticket, resume, context.RequestAborted).ConfigureAwait(false);
             if (!grant.IsSuccess)
             {
                 Log.ConnectDenied(_logger, grant.Error.Code);

@@ -17,8 +17,9 @@ internal interface ISignallingConnectionHandler
     Task OnMessageAsync(ServerMessage message, bool rejoined);
 
     /// <summary>
-    /// A (re)connection of a member that waits for admission opened and said hello (protocol version 3): the server tells it
-    /// nothing until the admin decides; its <c>welcome</c> comes with the admission, through <see cref="OnMessageAsync"/>.
+    /// A (re)connection of a member that waits for admission opened (and said hello in protocol version 3; in version 4 the
+    /// connect stands for it): the server tells it nothing until the admin decides; its <c>welcome</c> comes with the
+    /// admission, through <see cref="OnMessageAsync"/>.
     /// </summary>
     void OnAwaitingAdmission(TicketResponse ticket);
 
@@ -133,7 +134,8 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
 
     /// <summary>
     /// Connects with the first ticket and completes with <see langword="null"/> at the first <c>welcome</c>, or once a member
-    /// that waits for admission (protocol version 3: no welcome until it is admitted) said hello; or with the reason it failed.
+    /// that waits for admission (protocol version 3 or later: no welcome until it is admitted) is connected; or with the
+    /// reason it failed.
     /// </summary>
     public async Task<SignallingError?> StartAsync(TicketResponse first, CancellationToken cancellationToken)
     {
@@ -246,7 +248,9 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
             throw status switch
             {
                 (int)HttpStatusCode.Gone => new TerminalConnectException(new SignallingError(SignallingErrorCode.RoomSealed, "The room is sealed.")),
-                (int)HttpStatusCode.Forbidden => new TerminalConnectException(new SignallingError(SignallingErrorCode.Denied, "The server refused the connection.")),
+                // A refusal says nothing of why on API Gateway (its authorizer can only deny): a new ticket tells whether
+                // the member was denied (final), or only admitted since its ticket said it waits (protocol version 4).
+                (int)HttpStatusCode.Forbidden => new TransientConnectException($"The server refused the connection (403); asking for a new ticket: {ex.Message}", ex),
                 _ => new TransientConnectException($"The WebSocket could not be opened{(status == 0 ? string.Empty : $" ({status})")}: {ex.Message}", ex),
             };
         }
@@ -347,8 +351,17 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         WebSocket? socket = null;
         try
         {
+            var version = NegotiatedVersion(ticket.WebSocketUrl);
+            if (ticket.Status == AdmissionStatus.Pending && version >= ProtocolVersion.WaitingConnect)
+            {
+                // Version 4: the connect stands for the hello (wait=1); nothing is sent until the welcome (the admission) or
+                // denied comes. A member admitted since its ticket was issued is refused at the connect and asks again.
+                socket = await _connect(WithWait(ticket.WebSocketUrl), timeout.Token).ConfigureAwait(false);
+                return (socket, null, ticket);
+            }
+
             socket = await _connect(WithResume(ticket.WebSocketUrl, _resumeEpoch), timeout.Token).ConfigureAwait(false);
-            var hello = JsonSerializer.SerializeToUtf8Bytes<ClientMessage>(new HelloMessage { Version = ProtocolVersion.Current, Id = "hello" }, TalkiJsonContext.Default.ClientMessage);
+            var hello = JsonSerializer.SerializeToUtf8Bytes<ClientMessage>(new HelloMessage { Version = version, Id = "hello" }, TalkiJsonContext.Default.ClientMessage);
             await socket.SendAsync(hello, WebSocketMessageType.Text, true, timeout.Token).ConfigureAwait(false);
             if (ticket.Status == AdmissionStatus.Pending)
             {
@@ -471,6 +484,34 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
     }
 
     /// <summary>The WebSocket URL with <c>resume={epoch}</c> appended when this connection had a welcome before (the server decides whether it resumes).</summary>
+    /// <summary>
+    /// The version to speak with the server that issued <paramref name="url"/>: its <c>v</c> (the version that server speaks
+    /// at most) when lower than this package's, else this package's. A URL without one says nothing: this package's.
+    /// </summary>
+    internal static int NegotiatedVersion(Uri url)
+    {
+        foreach (var pair in url.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (pair.StartsWith("v=", StringComparison.Ordinal)
+                && int.TryParse(pair.AsSpan(2), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var server)
+                && server >= ProtocolVersion.Minimum)
+            {
+                return Math.Min(server, ProtocolVersion.Current);
+            }
+        }
+
+        return ProtocolVersion.Current;
+    }
+
+    /// <summary>The URL of a waiting member's connect (protocol version 4): <c>wait=1</c> added.</summary>
+    internal static Uri WithWait(Uri url)
+    {
+        var builder = new UriBuilder(url);
+        var query = builder.Query.TrimStart('?');
+        builder.Query = (query.Length == 0 ? string.Empty : query + "&") + ProtocolVersion.WaitParameter + "=1";
+        return builder.Uri;
+    }
+
     internal static Uri WithResume(Uri url, long? epoch)
     {
         if (epoch is not { } resume)

@@ -11,9 +11,23 @@ public static class ProtocolVersion
     /// <see cref="SignalRelayMessage.Link"/>) and does not echo an admission back to the admin. Version 3 tells a member
     /// that waits for admission nothing about the room: its <c>hello</c> is not answered until the admin decides, and its
     /// <c>welcome</c> (the room, its members, the ICE servers and the plan) is its admission; a denied member gets
-    /// <c>denied</c>. One message fewer per newcomer, and nobody the admin has not let in learns who is in the call.
+    /// <c>denied</c>. One message fewer per newcomer, and nobody the admin has not let in learns who is in the call. Version 4
+    /// lets such a member skip its <c>hello</c>: it connects with <c>wait=1</c> in the WebSocket URL (see
+    /// <see cref="WaitParameter"/>), and the connect itself records it as waiting, ready for its admission. One message and
+    /// one function invocation fewer per newcomer on API Gateway.
     /// </summary>
-    public const int Current = 3;
+    public const int Current = 4;
+
+    /// <summary>The first version whose waiting member connects with <see cref="WaitParameter"/> instead of saying hello.</summary>
+    public const int WaitingConnect = 4;
+
+    /// <summary>
+    /// The WebSocket URL's query parameter (<c>wait=1</c>) by which a client of version <see cref="WaitingConnect"/> or later,
+    /// whose ticket said it waits for admission, asks the connect to stand for its <c>hello</c>: it then sends nothing until
+    /// its <c>welcome</c> (its admission) or <c>denied</c> comes. A server refuses the connect when the member was admitted
+    /// (or denied) since the ticket was issued: the client asks for a new ticket, which says so.
+    /// </summary>
+    public const string WaitParameter = "wait";
 
     /// <summary>The oldest version a server of this package still serves: a version 1 client keeps working, message for message as before.</summary>
     public const int Minimum = 1;

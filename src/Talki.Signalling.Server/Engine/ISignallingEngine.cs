@@ -28,9 +28,17 @@ public interface ISignallingEngine
     /// <param name="connectionId">The gateway's id for the new connection (secret).</param>
     /// <param name="ticket">The ticket from the query string.</param>
     /// <param name="resumeEpoch">The epoch the client asks to resume (the <c>resume</c> query parameter), or <see langword="null"/>.</param>
+    /// <param name="waitingVersion">
+    /// The version of a client that connects with <c>wait=1</c> (<see cref="Protocol.ProtocolVersion.WaitParameter"/>): its
+    /// ticket said it waits for admission, and the connect stands for its <c>hello</c> (the member is bound ready at that
+    /// version, and told nothing until the admin decides). Refused with <c>unsupported_version</c> below
+    /// <see cref="Protocol.ProtocolVersion.WaitingConnect"/> (the ticket is not taken), and with <c>ticket_invalid</c> when the
+    /// member was admitted since the ticket was issued (the client asks for a new ticket). <see langword="null"/>: an
+    /// ordinary connect, whose first message is a hello.
+    /// </param>
     /// <param name="cancellationToken">Cancels the operation.</param>
-    /// <returns>The grant, or <c>ticket_invalid</c>, <c>ticket_expired</c>, <c>room_not_found</c>, <c>room_sealed</c> or <c>denied</c>.</returns>
-    ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default);
+    /// <returns>The grant, or <c>ticket_invalid</c>, <c>ticket_expired</c>, <c>room_not_found</c>, <c>room_sealed</c>, <c>denied</c> or <c>unsupported_version</c>.</returns>
+    ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, int? waitingVersion = null, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Authorizes a connection without binding it, for gateways whose authorizer cannot reach other connections (API
@@ -46,6 +54,26 @@ public interface ISignallingEngine
     /// <param name="cancellationToken">Cancels the operation.</param>
     /// <returns>The grant (the epoch the connection will take, and when the room seals), or <c>ticket_invalid</c>, <c>ticket_expired</c>, <c>room_not_found</c>, <c>room_sealed</c> or <c>denied</c>.</returns>
     ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Authorizes the connection of a member that waits for admission and says no hello (<c>wait=1</c>, protocol version
+    /// <see cref="Protocol.ProtocolVersion.WaitingConnect"/> or later), for gateways whose authorizer cannot reach other
+    /// connections: consumes the ticket (once) and binds the connection to its pending member, ready at
+    /// <paramref name="version"/>, in one write (the one a hello would have made). Nothing is sent: the connection's
+    /// first message from the server is its welcome (the admission) or <c>denied</c>. The member's previous connection, if
+    /// any, is not closed here: its next message is answered <c>stale_epoch</c>. Messages and the disconnect of the
+    /// connection then go through <see cref="HandleAuthorizedMessageAsync"/> and <see cref="HandleAuthorizedDisconnectAsync"/>
+    /// with the grant, as after <see cref="AuthorizeAsync"/>.
+    /// </summary>
+    /// <param name="connectionId">The gateway's id for the new connection (secret; in API Gateway's authorizer event).</param>
+    /// <param name="ticket">The ticket from the query string.</param>
+    /// <param name="version">The version the client speaks (the <c>v</c> query parameter).</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>
+    /// The grant, or what <see cref="AuthorizeAsync"/> refuses; <c>unsupported_version</c> below version 4 (the ticket is not
+    /// taken); <c>ticket_invalid</c> when the member was admitted since the ticket was issued (the client asks for a new one).
+    /// </returns>
+    ValueTask<SignallingResult<ConnectionGrant>> AuthorizeWaitingAsync(string connectionId, string? ticket, int version, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Handles one inbound text message on a connection authorized by <see cref="AuthorizeAsync"/>. The first message binds

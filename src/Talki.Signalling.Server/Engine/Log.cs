@@ -17,6 +17,9 @@ internal static partial class Log
     [LoggerMessage(1004, LogLevel.Debug, "Member {Member} of room {Room} connected with epoch {Epoch}.", EventName = "MemberConnected")]
     public static partial void MemberConnected(ILogger logger, RoomId room, MemberId member, long epoch);
 
+    [LoggerMessage(1026, LogLevel.Debug, "Member {Member} of room {Room} connected with epoch {Epoch} to wait for admission (no hello).", EventName = "WaitingConnected")]
+    public static partial void WaitingConnected(ILogger logger, RoomId room, MemberId member, long epoch);
+
     [LoggerMessage(1005, LogLevel.Debug, "Member {Member} of room {Room} disconnected (epoch {Epoch}).", EventName = "MemberDisconnected")]
     public static partial void MemberDisconnected(ILogger logger, RoomId room, MemberId member, long epoch);
 

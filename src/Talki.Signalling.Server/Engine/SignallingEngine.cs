@@ -15,6 +15,12 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 {
     private const int MaxWriteAttempts = 32;
 
+    /// <summary>How long after a member's bind a push that finds its connection gone is tried again (see <see cref="PushDecisionAsync"/>).</summary>
+    private static readonly TimeSpan FreshConnectWindow = TimeSpan.FromSeconds(2);
+
+    /// <summary>The first wait before such a push is tried again; each next wait doubles (50, 100, 200, 400, 800 ms).</summary>
+    private static readonly TimeSpan FreshConnectFirstRetry = TimeSpan.FromMilliseconds(50);
+
     /// <summary>How long a resume queue outlives its member's grace period and hello timeout (clock skew between instances).</summary>
     private static readonly TimeSpan QueueExpiryMargin = TimeSpan.FromMinutes(1);
 
@@ -186,11 +192,18 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         return grant;
     }
 
-    public async ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default)
+    public async ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, int? waitingVersion = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(connectionId);
         using var activity = SignallingActivity.Source.StartActivity("talki.connect");
-        var (result, room) = await AuthorizeCoreAsync(ticket, resumeEpoch, cancellationToken).ConfigureAwait(false);
+        if (waitingVersion is { } version)
+        {
+            var waiting = await ConnectWaitingAsync(connectionId, ticket, version, canPush: true, cancellationToken).ConfigureAwait(false);
+            RecordRefusal(waiting, activity);
+            return waiting;
+        }
+
+        var (result, room, _) = await AuthorizeCoreAsync(ticket, resumeEpoch, cancellationToken).ConfigureAwait(false);
         if (result.IsSuccess)
         {
             // One step here: the room the authorization just read is the one to bind in.
@@ -207,10 +220,74 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     public async ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default)
     {
         using var activity = SignallingActivity.Source.StartActivity("talki.authorize");
-        var (result, _) = await AuthorizeCoreAsync(ticket, resumeEpoch, cancellationToken).ConfigureAwait(false);
+        var (result, _, _) = await AuthorizeCoreAsync(ticket, resumeEpoch, cancellationToken).ConfigureAwait(false);
         RecordRefusal(result, activity);
         return result;
     }
+
+    public async ValueTask<SignallingResult<ConnectionGrant>> AuthorizeWaitingAsync(string connectionId, string? ticket, int version, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        using var activity = SignallingActivity.Source.StartActivity("talki.authorize");
+        var result = await ConnectWaitingAsync(connectionId, ticket, version, canPush: false, cancellationToken).ConfigureAwait(false);
+        RecordRefusal(result, activity);
+        return result;
+    }
+
+    /// <summary>
+    /// The connect of a member that waits for admission and says no hello (protocol version 4, <c>wait=1</c>): the ticket is
+    /// taken, and the connection bound to its member ready, at <paramref name="version"/>, in the write a hello would have
+    /// made. Nothing is sent: the member hears nothing until its admission (its welcome) or denial. A member admitted or
+    /// denied since its ticket was issued is refused (<c>ticket_invalid</c> or <c>denied</c>): its client expects no
+    /// welcome it did not ask for, so it asks for a new ticket, which tells it where it stands.
+    /// </summary>
+    /// <param name="connectionId">The connection.</param>
+    /// <param name="ticket">The ticket.</param>
+    /// <param name="version">The version the client speaks (at least <see cref="ProtocolVersion.WaitingConnect"/>).</param>
+    /// <param name="canPush">
+    /// Whether this step may reach other connections: a self-hosted gateway's may (it closes the member's previous
+    /// connection and tells the admin that epoch left, as a hello's bind does); API Gateway's authorizer may not (its role
+    /// has no <c>execute-api:ManageConnections</c>): a previous connection is then left to find out at its next message
+    /// (<c>stale_epoch</c>) or its own disconnect.
+    /// </param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    private async ValueTask<SignallingResult<ConnectionGrant>> ConnectWaitingAsync(string connectionId, string? ticket, int version, bool canPush, CancellationToken cancellationToken)
+    {
+        if (version < ProtocolVersion.WaitingConnect || !IsServed(version))
+        {
+            // Refused before the ticket is taken: the client may still use it the way its version knows.
+            return SignallingResult<ConnectionGrant>.Failure(
+                SignallingErrorCode.UnsupportedVersion,
+                version < ProtocolVersion.WaitingConnect
+                    ? $"Waiting without hello (wait=1) needs protocol version {ProtocolVersion.WaitingConnect} or later."
+                    : $"This server speaks protocol versions {_options.MinimumProtocolVersion} to {ProtocolVersion.Current}.");
+        }
+
+        var (result, room, member) = await AuthorizeCoreAsync(ticket, resumeEpoch: null, cancellationToken).ConfigureAwait(false);
+        if (!result.IsSuccess)
+        {
+            return result;
+        }
+
+        if (member!.Admission != AdmissionStatus.Pending)
+        {
+            return AdmittedSinceTicket();
+        }
+
+        var bound = await BindToRoomAsync(connectionId, result.Value, room!, cancellationToken, member, version, writeBinding: canPush, waiting: canPush ? WaitingBind.CanPush : WaitingBind.CannotPush).ConfigureAwait(false);
+        if (!bound.IsSuccess)
+        {
+            return SignallingResult<ConnectionGrant>.Failure(bound.Error);
+        }
+
+        Log.WaitingConnected(_logger, room!.Id, bound.Value.Member.Id, bound.Value.Member.Epoch);
+        return new ConnectionGrant(result.Value.Room, result.Value.Member, bound.Value.Member.Epoch, result.Value.SealsAt);
+    }
+
+    private const string AdmittedSinceTicketMessage = "Admitted since the ticket was issued: ask for a new ticket and say hello.";
+
+    private static SignallingResult<ConnectionGrant> AdmittedSinceTicket()
+        => SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketInvalid, AdmittedSinceTicketMessage);
 
     public ValueTask HandleMessageAsync(string connectionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
         => HandleMessageCoreAsync(connectionId, null, payload, cancellationToken);
@@ -654,7 +731,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     }
 
     /// <summary>Consumes the ticket (once) and returns the grant (and the room it read), without binding any connection.</summary>
-    private async ValueTask<(SignallingResult<ConnectionGrant> Result, RoomRecord? Room)> AuthorizeCoreAsync(string? ticket, long? resumeEpoch, CancellationToken cancellationToken)
+    private async ValueTask<(SignallingResult<ConnectionGrant> Result, RoomRecord? Room, MemberRecord? Member)> AuthorizeCoreAsync(string? ticket, long? resumeEpoch, CancellationToken cancellationToken)
     {
         // A ticket its member's record keeps is taken from that record (one conditional write, which returns the member: no
         // read of it); a ticket kept apart is consumed from its own item.
@@ -675,42 +752,42 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
         if (record is not { } taken)
         {
-            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketInvalid, "The ticket is unknown or has been used."), null);
+            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketInvalid, "The ticket is unknown or has been used."), null, null);
         }
 
         var now = _time.GetUtcNow();
         if (now >= taken.ExpiresAt)
         {
-            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketExpired, "The ticket has expired; ask for a new one."), null);
+            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketExpired, "The ticket has expired; ask for a new one."), null, null);
         }
 
         var room = await _store.GetRoomAsync(taken.Room, cancellationToken).ConfigureAwait(false);
         if (room is null)
         {
-            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired."), null);
+            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomNotFound, "No such room, or it has expired."), null, null);
         }
 
         if (room.IsSealedAt(now))
         {
-            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomSealed, "The room's join window has closed."), null);
+            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomSealed, "The room's join window has closed."), null, null);
         }
 
         var member = holder ?? await _store.GetMemberAsync(taken.Room, taken.Member, cancellationToken).ConfigureAwait(false);
         if (member is null)
         {
-            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomNotFound, "No such member, or the room has expired."), null);
+            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.RoomNotFound, "No such member, or the room has expired."), null, null);
         }
 
         if (member.Admission == AdmissionStatus.Denied)
         {
-            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.Denied, "The room's admin denied you."), null);
+            return (SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.Denied, "The room's admin denied you."), null, null);
         }
 
         // The epoch the connection takes when it binds. Nothing is written here: a grant whose connection never binds
         // (the socket failed after the authorizer) changes nothing, and the member rejoins with a fresh ticket.
         // A resume is only worth carrying for the member's current epoch; whether it still can resume is decided at the bind.
         var resume = resumeEpoch == member.Epoch && _options.ResumeGracePeriod > TimeSpan.Zero ? resumeEpoch : null;
-        return (new ConnectionGrant(room.Id, member.Id, member.Epoch + 1, room.SealsAt) { ResumeEpoch = resume }, room);
+        return (new ConnectionGrant(room.Id, member.Id, member.Epoch + 1, room.SealsAt) { ResumeEpoch = resume }, room, member);
     }
 
     /// <summary>
@@ -740,7 +817,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             : await BindToRoomAsync(connectionId, grant, room, cancellationToken, known, helloVersion, writeBinding: grant.ResumeEpoch is not null).ConfigureAwait(false);
     }
 
-    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member, bool Resumed, bool Greeted)>> BindToRoomAsync(string connectionId, ConnectionGrant grant, RoomRecord room, CancellationToken cancellationToken, MemberRecord? known = null, int? helloVersion = null, bool writeBinding = true)
+    private async ValueTask<SignallingResult<(RoomRecord Room, MemberRecord Member, bool Resumed, bool Greeted)>> BindToRoomAsync(string connectionId, ConnectionGrant grant, RoomRecord room, CancellationToken cancellationToken, MemberRecord? known = null, int? helloVersion = null, bool writeBinding = true, WaitingBind waiting = WaitingBind.No)
     {
         var now = _time.GetUtcNow();
         if (room.IsSealedAt(now))
@@ -753,7 +830,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             grant.Member,
             m =>
             {
-                if (m.Admission == AdmissionStatus.Denied || m.ConnectionId == connectionId)
+                if (m.Admission == AdmissionStatus.Denied || m.ConnectionId == connectionId || (waiting != WaitingBind.No && m.Admission != AdmissionStatus.Pending))
                 {
                     return null;
                 }
@@ -791,6 +868,11 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 return SignallingResult<(RoomRecord, MemberRecord, bool, bool)>.Failure(SignallingErrorCode.Denied, "The room's admin denied you.");
             }
 
+            if (waiting != WaitingBind.No && current.Admission != AdmissionStatus.Pending)
+            {
+                return SignallingResult<(RoomRecord, MemberRecord, bool, bool)>.Failure(SignallingErrorCode.TicketInvalid, AdmittedSinceTicketMessage);
+            }
+
             if (current.ConnectionId != connectionId)
             {
                 return SignallingResult<(RoomRecord, MemberRecord, bool, bool)>.Failure(SignallingErrorCode.StaleEpoch, "A newer connection of this member has replaced this one; connect again with a fresh ticket.");
@@ -825,8 +907,15 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         // until its own disconnect, so anything it still sends is answered with stale_epoch (through a grant, by the grant's
         // epoch, older than the member's now). A resume closes it too, but
         // the member never left: its peers keep their links and hear nothing.
-        ScheduleHelloTimeout(connectionId, room.Id, member.Id);
-        if (before.ConnectionId is { } previous && previous != connectionId)
+        if (waiting == WaitingBind.No)
+        {
+            ScheduleHelloTimeout(connectionId, room.Id, member.Id); // a waiting connect stood for its hello
+        }
+
+        // API Gateway's authorizer cannot reach other connections: the previous one (if any) finds out at its next message
+        // (stale_epoch) or its own disconnect, and nobody is told it left (the waiting member did not leave).
+        var canPush = waiting != WaitingBind.CannotPush;
+        if (canPush && before.ConnectionId is { } previous && previous != connectionId)
         {
             _rateLimiter.Transfer(previous, connectionId); // a reconnect does not buy a fresh burst
             await _push.CloseAsync(previous, cancellationToken).ConfigureAwait(false);
@@ -835,7 +924,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                 await AnnounceDepartureAsync(before, cancellationToken).ConfigureAwait(false);
             }
         }
-        else if (!resumed && before.ReadyAt is not null && before.SuspendedUntil is not null)
+        else if (canPush && !resumed && before.ReadyAt is not null && before.SuspendedUntil is not null)
         {
             // A fresh start over a suspended epoch (the client did not ask to resume): that epoch has left.
             await _store.TakeQueuedMessagesAsync(room.Id, member.Id, before.Epoch, cancellationToken).ConfigureAwait(false);
@@ -843,6 +932,19 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         }
 
         return (room, member, resumed, !resumed && member.ReadyAt is not null);
+    }
+
+    /// <summary>How a bind stands for a waiting member's hello (protocol version 4, <c>wait=1</c>).</summary>
+    private enum WaitingBind
+    {
+        /// <summary>An ordinary bind: a hello is expected.</summary>
+        No,
+
+        /// <summary>A waiting connect that may reach other connections (self-hosted).</summary>
+        CanPush,
+
+        /// <summary>A waiting connect in API Gateway's authorizer, which cannot reach other connections.</summary>
+        CannotPush,
     }
 
     /// <summary>Whether <paramref name="grant"/> resumes <paramref name="member"/>'s epoch: it asked for exactly that epoch, and
@@ -1174,7 +1276,11 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         {
             if (target.ConnectionId is { } deniedConnection && target.SuspendedUntil is null)
             {
-                await SendAsync(deniedConnection, notice, cancellationToken, OwnerOf(deniedConnection, target)).ConfigureAwait(false);
+                if (await PushDecisionAsync(target, deniedConnection, Serialize(notice), cancellationToken).ConfigureAwait(false) == PushOutcome.Gone)
+                {
+                    await DisconnectCoreAsync(deniedConnection, cancellationToken, owner: OwnerOf(deniedConnection, target)).ConfigureAwait(false);
+                }
+
                 await _push.CloseAsync(deniedConnection, cancellationToken).ConfigureAwait(false);
             }
             else if (target.ConnectionId is { } resumingConnection)
@@ -1207,7 +1313,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         {
             // Version 3: the admission is the newcomer's welcome. A suspended one gets it at its resume (its resumed
             // welcome carries the plan), or at the hello of a fresh connection: nothing is queued for it.
-            _ = await DeliverAsync(target, Serialize(await WelcomeOfAsync(room, target, members, plan, resumed: false, missed: 0, cancellationToken).ConfigureAwait(false)), cancellationToken).ConfigureAwait(false);
+            _ = await DeliverAsync(target, Serialize(await WelcomeOfAsync(room, target, members, plan, resumed: false, missed: 0, cancellationToken).ConfigureAwait(false)), cancellationToken, decision: true).ConfigureAwait(false);
         }
 
         await DeliverMeshAsync(target, plan, cancellationToken).ConfigureAwait(false);
@@ -1535,7 +1641,8 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
     /// <param name="message">The UTF-8 JSON frame.</param>
     /// <param name="cancellationToken">Cancels the operation.</param>
     /// <param name="handleGone">Whether a gone connection is handled (suspended, or unbound) here.</param>
-    private async ValueTask<Delivery> DeliverAsync(MemberRecord target, ReadOnlyMemory<byte> message, CancellationToken cancellationToken, bool handleGone = true)
+    /// <param name="decision">Whether the message is an admin's decision for a waiting member (see <see cref="PushDecisionAsync"/>).</param>
+    private async ValueTask<Delivery> DeliverAsync(MemberRecord target, ReadOnlyMemory<byte> message, CancellationToken cancellationToken, bool handleGone = true, bool decision = false)
     {
         if (target.SuspendedUntil is not null)
         {
@@ -1547,7 +1654,7 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
             return Delivery.Gone;
         }
 
-        switch (await _push.PushAsync(connectionId, message, cancellationToken).ConfigureAwait(false))
+        switch (decision ? await PushDecisionAsync(target, connectionId, message, cancellationToken).ConfigureAwait(false) : await _push.PushAsync(connectionId, message, cancellationToken).ConfigureAwait(false))
         {
             case PushOutcome.Delivered:
                 return Delivery.Delivered;
@@ -1579,6 +1686,33 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         return after.ConnectionId is { } resumed && resumed != connectionId
             ? await DeliverAsync(after, message, cancellationToken, handleGone: false).ConfigureAwait(false)
             : Delivery.Gone;
+    }
+
+    /// <summary>
+    /// Pushes the admin's decision to a waiting member's connection. A connection that the member's connect bound moments ago
+    /// (protocol version 4: bound ready in API Gateway's authorizer) may not be open yet: API Gateway answers 410 to a post to a connection whose
+    /// <c>$connect</c> has not completed ("GoneException ... the connection is not yet established": AWS re:Post knowledge
+    /// center, https://repost.aws/knowledge-center/410-gone-api-gateway). An admin deciding within that moment must not
+    /// lose the newcomer: such a push is tried again, a few times over about a second and a half, before it counts as
+    /// gone. Any other push is tried once.
+    /// </summary>
+    private async ValueTask<PushOutcome> PushDecisionAsync(MemberRecord target, string connectionId, ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    {
+        var outcome = await _push.PushAsync(connectionId, message, cancellationToken).ConfigureAwait(false);
+        if (outcome != PushOutcome.Gone || target.ProtocolVersion < ProtocolVersion.WaitingConnect || target.ReadyAt is not { } boundAt)
+        {
+            return outcome;
+        }
+
+        var delay = FreshConnectFirstRetry;
+        while (outcome == PushOutcome.Gone && _time.GetUtcNow() - boundAt < FreshConnectWindow)
+        {
+            await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+            delay *= 2;
+            outcome = await _push.PushAsync(connectionId, message, cancellationToken).ConfigureAwait(false);
+        }
+
+        return outcome;
     }
 
     /// <summary>Queues a message for a suspended member's resume (bounded), or ends a suspension whose grace has passed.</summary>

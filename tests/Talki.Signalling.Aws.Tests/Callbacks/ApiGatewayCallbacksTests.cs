@@ -62,7 +62,7 @@ public sealed class ApiGatewayCallbacksTests
     [InlineData("missing")]
     [InlineData("empty")]
     [InlineData("no-query")]
-    [InlineData("version-4")]
+    [InlineData("version-5")]
     [InlineData("version-0")]
     [InlineData("version-x")]
     public async Task Authorizer_ForgedOrMissingTicketOrWrongVersion_IsDenied(string variant)
@@ -84,9 +84,80 @@ public sealed class ApiGatewayCallbacksTests
         AssertDenied(answer);
         if (variant.StartsWith("version-", StringComparison.Ordinal))
         {
-            // The ticket was not consumed by the refused attempt; version 3 (this server's) is served.
-            Assert.Equal("Allow", (await host.AuthorizeAsync(AdaConnection, new Dictionary<string, string> { ["v"] = "3", ["ticket"] = room.Ticket })).Effect);
+            // The ticket was not consumed by the refused attempt; version 4 (this server's) is served.
+            Assert.Equal("Allow", (await host.AuthorizeAsync(AdaConnection, new Dictionary<string, string> { ["v"] = "4", ["ticket"] = room.Ticket })).Effect);
         }
+    }
+
+    [Fact]
+    public async Task Authorizer_WaitingKnock_IsBoundInTheAuthorizer_HearsNothing_AndItsAdmissionIsItsWelcome()
+    {
+        // Protocol version 4: the knock connects with wait=1 and sends no frame; the authorizer's grant carries the epoch
+        // it was bound with, and the admin's admit pushes it its welcome.
+        await using var host = await CallbacksTestHost.StartAsync();
+        var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await host.ConnectAsync(AdaConnection, room);
+        var bob = await host.SignInAsync("Bob");
+        var knock = await bob.JoinAsync(room.Room);
+        Assert.Equal(AdmissionStatus.Pending, knock.Status);
+
+        var answer = await host.AuthorizeAsync(BobConnection, new Dictionary<string, string> { ["v"] = "4", ["wait"] = "1", ["ticket"] = knock.Ticket });
+
+        Assert.Equal("Allow", answer.Effect);
+        Assert.DoesNotContain(BobConnection, answer.Raw, StringComparison.Ordinal);
+        Assert.Empty(host.Push.MessagesTo(BobConnection));
+        var epoch = answer.Context!.Value.GetProperty("epoch").GetString();
+
+        var (status, _) = await host.SendFrameAsync(AdaConnection, $$$"""{"type":"admit","member":"{{{knock.Member}}}"}""");
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        var welcome = await host.Push.ExpectAsync<WelcomeMessage>(BobConnection);
+        Assert.Equal(AdmissionStatus.Admitted, welcome.Status);
+        Assert.Equal(4, welcome.ProtocolVersion);
+        Assert.Equal(epoch, welcome.You.Epoch.ToString(CultureInfo.InvariantCulture));
+        Assert.Single(welcome.Links!);
+        Assert.Single(host.Push.MessagesTo(BobConnection));
+    }
+
+    [Theory]
+    [InlineData("2", "4")]
+    [InlineData("yes", "4")]
+    [InlineData("1", "3")]
+    [InlineData("1", null)]
+    public async Task Authorizer_MalformedWaitOrWaitBelowVersion4_IsDenied_AndTheTicketIsKept(string wait, string? version)
+    {
+        await using var host = await CallbacksTestHost.StartAsync();
+        var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await host.ConnectAsync(AdaConnection, room);
+        var knock = await (await host.SignInAsync("Bob")).JoinAsync(room.Room);
+        var query = new Dictionary<string, string> { ["wait"] = wait, ["ticket"] = knock.Ticket };
+        if (version is not null)
+        {
+            query["v"] = version;
+        }
+
+        AssertDenied(await host.AuthorizeAsync(BobConnection, query));
+
+        Assert.Equal("Allow", (await host.AuthorizeAsync(BobConnection, new Dictionary<string, string> { ["v"] = "4", ["wait"] = "1", ["ticket"] = knock.Ticket })).Effect);
+    }
+
+    [Fact]
+    public async Task Authorizer_WaitingConnectOfAMemberAdmittedSinceItsTicket_IsDenied_AndANewTicketSaysAdmitted()
+    {
+        await using var host = await CallbacksTestHost.StartAsync();
+        var ada = await host.SignInAsync("Ada");
+        var room = await ada.CreateRoomAsync();
+        await host.ConnectAsync(AdaConnection, room);
+        var bob = await host.SignInAsync("Bob");
+        var knock = await bob.JoinAsync(room.Room);
+        await host.SendFrameAsync(AdaConnection, $$$"""{"type":"admit","member":"{{{knock.Member}}}"}""");
+
+        AssertDenied(await host.AuthorizeAsync(BobConnection, new Dictionary<string, string> { ["v"] = "4", ["wait"] = "1", ["ticket"] = knock.Ticket }));
+
+        Assert.Contains(host.Logs.Entries, e => e.EventId.Id == 6002 && e.Text.Contains("TicketInvalid", StringComparison.Ordinal));
+        Assert.Equal(AdmissionStatus.Admitted, (await bob.JoinAsync(room.Room)).Status);
     }
 
     [Theory]

@@ -31,6 +31,9 @@ internal sealed class CallWorld : IAsyncDisposable
 
     public FakeTimeProvider ServerTime { get; }
 
+    /// <summary>Gets the server's room store (to wait for what the server has recorded, as a test of timing needs).</summary>
+    public Talki.Signalling.Ports.IRoomStore Store => _app.Services.GetRequiredService<Talki.Signalling.Ports.IRoomStore>();
+
     public Uri BaseAddress { get; }
 
     public SimulatedFabric Fabric { get; } = new();
@@ -58,14 +61,21 @@ internal sealed class CallWorld : IAsyncDisposable
         return new CallWorld(app, time) { JoinWindow = window };
     }
 
-    public async Task<Participant> SignInAsync(string name, TalkiClientOptions? options = null, TimeProvider? clientTime = null)
+    /// <param name="name">The display name.</param>
+    /// <param name="options">The client's options.</param>
+    /// <param name="clientTime">The client's clock.</param>
+    /// <param name="serverVersion">
+    /// When set, the tickets' WebSocket URLs say the server speaks at most this version (<c>v=</c>), as an older server's would
+    /// (the server itself serves that version's hello as it would anyway): the client's negotiation is what is tested.
+    /// </param>
+    public async Task<Participant> SignInAsync(string name, TalkiClientOptions? options = null, TimeProvider? clientTime = null, int? serverVersion = null)
     {
         options ??= new TalkiClientOptions();
         options.ApiBaseAddress = BaseAddress;
         options.UseBearerToken = true; // .NET clients over plain http: the Secure cookie would not be sent back
         options.ReconnectBaseDelay = TimeSpan.FromMilliseconds(20);
         options.ReconnectMaxDelay = TimeSpan.FromMilliseconds(200);
-        var participant = new Participant(this, name, options, clientTime ?? TimeProvider.System);
+        var participant = new Participant(this, name, options, clientTime ?? TimeProvider.System, serverVersion);
         var session = await participant.Api.SignInAnonymousAsync(name);
         Assert.True(session.IsSuccess, session.ToString());
         _participants.Add(participant);
@@ -106,11 +116,13 @@ internal sealed class Participant : IAsyncDisposable
     private readonly HttpClient _http;
     private int _connectAttempts;
 
-    public Participant(CallWorld world, string name, TalkiClientOptions options, TimeProvider time)
+    public Participant(CallWorld world, string name, TalkiClientOptions options, TimeProvider time, int? serverVersion = null)
     {
         _world = world;
         Name = name;
-        _http = new HttpClient { BaseAddress = world.BaseAddress };
+        _http = serverVersion is { } version
+            ? new HttpClient(new TicketVersionRewriter(version) { InnerHandler = new HttpClientHandler() }) { BaseAddress = world.BaseAddress }
+            : new HttpClient { BaseAddress = world.BaseAddress };
         Api = new TalkiApiClient(_http, options);
         Factory = new LockedPeerConnectionFactory(world.Fabric, world.FabricLock, name);
         var factory = new TalkiCallFactory(() => Api, options, time, NullLoggerFactory.Instance, ConnectAsync);
@@ -220,5 +232,23 @@ internal sealed class Participant : IAsyncDisposable
         }
 
         return wrapped;
+    }
+}
+
+/// <summary>Rewrites the <c>v=</c> of the WebSocket URL in ticket responses, as a server that speaks at most that version would send it.</summary>
+internal sealed class TicketVersionRewriter(int version) : DelegatingHandler
+{
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var response = await base.SendAsync(request, cancellationToken);
+        var body = await response.Content.ReadAsStringAsync(cancellationToken);
+        if (body.Contains("\"webSocketUrl\"", StringComparison.Ordinal))
+        {
+            var rewritten = System.Text.RegularExpressions.Regex.Replace(body, @"([?&])v=\d+", "${1}v=" + version.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var content = new StringContent(rewritten, System.Text.Encoding.UTF8, response.Content.Headers.ContentType?.MediaType ?? "application/json");
+            response.Content = content;
+        }
+
+        return response;
     }
 }

@@ -5,7 +5,7 @@ namespace Talki.Signalling.Server.Tests.AspNetCore;
 /// </summary>
 internal abstract class GatewayTestEngine : ISignallingEngine
 {
-    public abstract ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default);
+    public abstract ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, int? waitingVersion = null, CancellationToken cancellationToken = default);
 
     public virtual ValueTask DisconnectAsync(string connectionId, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
 
@@ -18,4 +18,6 @@ internal abstract class GatewayTestEngine : ISignallingEngine
     public ValueTask<SignallingResult<TicketGrant>> IssueJoinTicketAsync(CallerIdentity caller, RoomId room, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
     public ValueTask<SignallingResult<ConnectionGrant>> AuthorizeAsync(string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+    public ValueTask<SignallingResult<ConnectionGrant>> AuthorizeWaitingAsync(string connectionId, string? ticket, int version, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 }

@@ -168,7 +168,7 @@ public sealed class SelfHostedGatewaySendersTests
             }
         }
 
-        public override ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default)
+        public override ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, int? waitingVersion = null, CancellationToken cancellationToken = default)
         {
             Connected.Writer.TryWrite(connectionId);
             return new(new ConnectionGrant(RoomId.New(), MemberId.New(), 1, DateTimeOffset.UtcNow.AddMinutes(5)));

@@ -184,6 +184,44 @@ public sealed class SelfHostedGatewayTests
         Assert.Equal(0, gateway.PendingConnectionCount);
     }
 
+    [Theory]
+    [InlineData("?ticket=x&v=4&wait=1", 4)]
+    [InlineData("?ticket=x&wait=1", 1)]
+    [InlineData("?ticket=x&v=4&wait=0", null)]
+    [InlineData("?ticket=x&v=4", null)]
+    public async Task Connect_TheWaitParameter_ReachesTheEngineWithTheUrlsVersion(string query, int? expected)
+    {
+        var gateway = NewGateway(capacity: 4);
+        var engine = new RecordingRefusingEngine();
+        var context = UpgradeContext(new StuckSocket());
+        context.Request.QueryString = new QueryString(query);
+        context.Response.Body = new MemoryStream();
+
+        await gateway.HandleAsync(context, engine);
+
+        Assert.Equal(expected, Assert.Single(engine.WaitingVersions));
+    }
+
+    [Theory]
+    [InlineData("?ticket=x&v=4&wait=2")]
+    [InlineData("?ticket=x&v=4&wait=yes")]
+    [InlineData("?ticket=x&v=4&wait=1&wait=1")]
+    public async Task Connect_AMalformedWaitParameter_Is400Malformed_AndTheEngineIsNotAsked(string query)
+    {
+        var gateway = NewGateway(capacity: 4);
+        var engine = new RecordingRefusingEngine();
+        var context = UpgradeContext(new StuckSocket());
+        context.Request.QueryString = new QueryString(query);
+        context.Response.Body = new MemoryStream();
+
+        await gateway.HandleAsync(context, engine);
+
+        Assert.Equal(StatusCodes.Status400BadRequest, context.Response.StatusCode);
+        Assert.Contains("malformed_message", Encoding.UTF8.GetString(((MemoryStream)context.Response.Body).ToArray()), StringComparison.Ordinal);
+        Assert.Empty(engine.WaitingVersions);
+        Assert.Equal(0, gateway.PendingConnectionCount);
+    }
+
     [Fact]
     public void QueueCapacity_HoldsTheBurstOfEveryPeerOfAFullRoom_PlusTheConfiguredCapacity()
     {
@@ -403,9 +441,21 @@ public sealed class SelfHostedGatewayTests
         }
     }
 
+    /// <summary>Refuses every connect, recording the waiting version each one asked with.</summary>
+    private sealed class RecordingRefusingEngine : GatewayTestEngine
+    {
+        public List<int?> WaitingVersions { get; } = [];
+
+        public override ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, int? waitingVersion = null, CancellationToken cancellationToken = default)
+        {
+            WaitingVersions.Add(waitingVersion);
+            return new(SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketInvalid, "That ticket was used or never issued."));
+        }
+    }
+
     private sealed class RefusingEngine : GatewayTestEngine
     {
-        public override ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) =>
+        public override ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, int? waitingVersion = null, CancellationToken cancellationToken = default) =>
             new(SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketInvalid, "That ticket was used or never issued."));
     }
 
@@ -428,7 +478,7 @@ public sealed class SelfHostedGatewayTests
 
         public List<string> Disconnected { get; } = [];
 
-        public override ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default)
+        public override ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, int? waitingVersion = null, CancellationToken cancellationToken = default)
         {
             Connected.TrySetResult(connectionId);
             return new(new ConnectionGrant(RoomId.New(), MemberId.New(), 1, DateTimeOffset.UtcNow.AddMinutes(5)));
@@ -452,7 +502,7 @@ public sealed class SelfHostedGatewayTests
 
         public List<string> Disconnected { get; } = [];
 
-        public override async ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default)
+        public override async ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, int? waitingVersion = null, CancellationToken cancellationToken = default)
         {
             Bound.TrySetResult(connectionId);
             await Task.Delay(Timeout.Infinite, cancellationToken);
@@ -472,7 +522,7 @@ public sealed class SelfHostedGatewayTests
 
     private sealed class ThrowingEngine : GatewayTestEngine
     {
-        public override ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, CancellationToken cancellationToken = default) => throw new InvalidOperationException("store down");
+        public override ValueTask<SignallingResult<ConnectionGrant>> ConnectAsync(string connectionId, string? ticket, long? resumeEpoch = null, int? waitingVersion = null, CancellationToken cancellationToken = default) => throw new InvalidOperationException("store down");
     }
 
     /// <summary>A client that never reads: sends never complete; receives wait until the socket is aborted.</summary>

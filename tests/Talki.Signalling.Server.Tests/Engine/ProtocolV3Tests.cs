@@ -199,7 +199,7 @@ public sealed class ProtocolV3Tests
         {
             var refusal = Assert.IsType<ErrorMessage>(Assert.Single(h.Push.To(connection)));
             Assert.Equal(SignallingErrorCode.UnsupportedVersion, refusal.Code);
-            Assert.Contains("3 to 3", refusal.Message, StringComparison.Ordinal);
+            Assert.Contains("3 to 4", refusal.Message, StringComparison.Ordinal);
         }
 
         Assert.DoesNotContain(h.Push.All, p => (p.Connection == malloryConnection || p.Connection == twoPhase) && p.Json.Contains(members[0].Grant.Member.Value, StringComparison.Ordinal));
