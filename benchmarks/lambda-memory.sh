@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
 # What the 4-member AWS call costs with the functions at each memory size, measured rather than assumed: the cost test
-# (CallCostTests.FourMemberCallInProtocolV2OrV3, in the protocol version asked) with the sample host's Native AOT executable as the functions (as the stack
+# (CallCostTests.FourMemberCallInProtocolV2V3OrV4, in the protocol version asked) with the sample host's Native AOT executable as the functions (as the stack
 # deploys it), each instance a process held to the CPU Lambda gives its memory size (MB / 1769 of a core, in 20 ms periods;
 # init unconfined, as Lambda's init burst: LambdaCpuShare in tests/Talki.Signalling.ApiGatewayEmulator). One row per run:
 # the warm call's handler times and price, the first call's price, the hosts' peak memory and how often the quota paused them.
 #
-# usage: benchmarks/lambda-memory.sh [--sizes stack,1024,512,256] [--repeat 3] [--host PATH] [--protocol 3]
+# usage: benchmarks/lambda-memory.sh [--sizes stack,1024,512,256] [--repeat 3] [--host PATH] [--protocol 4]
 #   --sizes memory sizes in MB for every function, or `stack` for the sizes the stack gives each (default: stack,1024,512,256)
 #   --host  the executable to run as the functions (default: publishes artifacts/lambda/aot-host, linux-x64 Native AOT with
 #           the stack's flags; this machine has no arm64)
-#   --protocol the protocol version the call's clients speak: 3 (this release's client, default) or 2
+#   --protocol the protocol version the call's clients speak: 4 (this release's client, default), 3 or 2
 # Needs root and a cgroup CPU controller (v1 cpu or v2); dynalite comes from tests/tools as for the tests.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 sizes="stack,1024,512,256"
 repeat=3
 host=""
-protocol=3
+protocol=4
 while [ $# -gt 0 ]; do
   case "$1" in
     --sizes) sizes="$2"; shift 2 ;;
@@ -35,7 +35,7 @@ if [ -z "$host" ]; then
 fi
 [ -x "$host" ] || { echo "no executable at $host" >&2; exit 1; }
 dotnet build "$ROOT/tests/Talki.Signalling.Aws.IntegrationTests" -v q > /dev/null
-case "$protocol" in 2|3) ;; *) echo "--protocol must be 2 or 3" >&2; exit 2 ;; esac
+case "$protocol" in 2|3|4) ;; *) echo "--protocol must be 2, 3 or 4" >&2; exit 2 ;; esac
 report="$ROOT/tests/Talki.Signalling.Aws.IntegrationTests/bin/Debug/net10.0/aws-call-cost-v$protocol.txt"
 
 echo "| MB | run | authorizer mean ms | backend mean / p95 ms | Lambda \$ | call \$ | first call \$ | peak RSS authorizer / backend MB | periods paused authorizer / backend |"

@@ -397,6 +397,11 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
                 return;
             }
 
+            if (Faults.ConnectCompletionDelay is { } delay && delay > TimeSpan.Zero)
+            {
+                await Task.Delay(delay).ConfigureAwait(false); // authorized, $connect not complete: @connections answers 410
+            }
+
             var socket = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
             connection.Opened(socket, _options.IdleTimeout, _options.MaxConnectionDuration);
             Counters.Accepted();

@@ -9,6 +9,7 @@ public sealed class EmulatorFaults
     private TimeSpan _latency;
     private volatile bool _loseDisconnects;
     private TimeSpan _frameJitter;
+    private TimeSpan _connectCompletionDelay;
 
     /// <summary>
     /// Gets or sets a value indicating whether the <c>$disconnect</c> integration call is lost when a socket ends: API
@@ -43,6 +44,33 @@ public sealed class EmulatorFaults
             lock (_lock)
             {
                 _frameJitter = value;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Gets or sets a delay between the authorizer's Allow and the end of <c>$connect</c> (the socket's accept), on the real
+    /// clock. Meanwhile the connection exists but is not established: <c>@connections</c> answers it 410, as API Gateway does
+    /// ("GoneException ... if you try to post to a connection before the $connect route is complete", AWS re:Post knowledge
+    /// center, https://repost.aws/knowledge-center/410-gone-api-gateway). On AWS the moment is short; this widens it, to
+    /// test what a backend does with a connection its authorizer bound before it is open.
+    /// </summary>
+    public TimeSpan ConnectCompletionDelay
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _connectCompletionDelay;
+            }
+        }
+
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero);
+            lock (_lock)
+            {
+                _connectCompletionDelay = value;
             }
         }
     }
@@ -124,6 +152,7 @@ public sealed class EmulatorFaults
             _drops = 0;
             _latency = TimeSpan.Zero;
             _frameJitter = TimeSpan.Zero;
+            _connectCompletionDelay = TimeSpan.Zero;
             _loseDisconnects = false;
         }
     }

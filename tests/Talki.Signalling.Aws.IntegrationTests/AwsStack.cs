@@ -313,6 +313,12 @@ internal sealed class AwsUser(Uri host) : IDisposable
 
     public async Task<AwsSocket> ConnectAsync(TicketResponse ticket, long? resume = null, int version = 1)
     {
+        if (version >= ProtocolVersion.WaitingConnect && ticket.Status == AdmissionStatus.Pending && resume is null)
+        {
+            // Version 4: a waiting member connects with wait=1 and says nothing; its welcome is its admission.
+            return await AwsSocket.OpenAsync(new Uri(ticket.WebSocketUrl + "&wait=1"));
+        }
+
         var socket = await AwsSocket.OpenAsync(resume is { } epoch ? new Uri(ticket.WebSocketUrl + "&resume=" + epoch.ToString(System.Globalization.CultureInfo.InvariantCulture)) : ticket.WebSocketUrl);
         await socket.SendAsync($$"""{"type":"hello","version":{{version}}}""");
         if (version < 3 || ticket.Status != AdmissionStatus.Pending)

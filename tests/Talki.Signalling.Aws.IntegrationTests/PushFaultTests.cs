@@ -34,6 +34,33 @@ public sealed class PushFaultTests(DynaliteFixture dynalite)
     }
 
     [Fact]
+    public async Task V4WaitingKnock_AdmittedBeforeItsConnectCompletes_GetsItsWelcomeOnceOpen_AfterThe410s()
+    {
+        // Protocol version 4: the authorizer binds a waiting knock (wait=1), and API Gateway answers 410 to posts until
+        // $connect completes. An admin who admits in that moment must not lose the newcomer.
+        await using var stack = await AwsStack.StartAsync(dynalite, "talki-fault-connecting");
+        using var adaUser = await stack.SignInAsync("Ada");
+        using var bobUser = await stack.SignInAsync("Bob");
+        var room = await adaUser.TicketAsync("/talki/rooms", HttpStatusCode.Created);
+        await using var ada = await adaUser.ConnectAsync(room, version: 4);
+        var knock = await bobUser.TicketAsync($"/talki/rooms/{room.Room}/tickets", HttpStatusCode.OK);
+        await ada.ExpectAsync<AdmissionRequestMessage>();
+        var authorized = stack.Emulator.Counters.AuthorizerCalls;
+        stack.Emulator.Faults.ConnectCompletionDelay = TimeSpan.FromMilliseconds(400);
+
+        var connecting = bobUser.ConnectAsync(knock, version: 4);
+        await CallCostTests.WaitAsync(() => stack.Emulator.Counters.AuthorizerCalls > authorized, "Bob's authorizer call");
+        await ada.SendAsync($$$"""{"type":"admit","member":"{{{knock.Member}}}"}""");
+        await using var bob = await connecting;
+
+        var welcome = await bob.ExpectAsync<WelcomeMessage>();
+        Assert.Equal(AdmissionStatus.Admitted, welcome.Status);
+        Assert.StartsWith("{\"type\":\"welcome\"", bob.AllFrames[0], StringComparison.Ordinal);
+        Assert.True(stack.Emulator.Counters.ConnectionsApiCallCount("POST", 410) >= 1, "the admission met the connection before it was open");
+        Assert.DoesNotContain(ada.AllFrames, f => f.Contains("\"peer_left\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task PushThrottledFewerTimesThanTheRetries_IsDelivered_NothingLost()
     {
         await using var stack = await AwsStack.StartAsync(dynalite, "talki-fault-transient");

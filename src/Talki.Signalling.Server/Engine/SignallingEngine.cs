@@ -787,7 +787,10 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         // (the socket failed after the authorizer) changes nothing, and the member rejoins with a fresh ticket.
         // A resume is only worth carrying for the member's current epoch; whether it still can resume is decided at the bind.
         var resume = resumeEpoch == member.Epoch && _options.ResumeGracePeriod > TimeSpan.Zero ? resumeEpoch : null;
-        return (new ConnectionGrant(room.Id, member.Id, member.Epoch + 1, room.SealsAt) { ResumeEpoch = resume }, room, member);
+        // The member as now stored: a take cleared the ticket its record kept and bumped the version (IRoomStore's contract),
+        // so that a write from it (a waiting connect's bind) needs no read and meets no conflict.
+        var stored = holder is null ? member : member with { TicketHash = null, TicketExpiresAt = null, Version = member.Version + 1 };
+        return (new ConnectionGrant(room.Id, member.Id, member.Epoch + 1, room.SealsAt) { ResumeEpoch = resume }, room, stored);
     }
 
     /// <summary>
