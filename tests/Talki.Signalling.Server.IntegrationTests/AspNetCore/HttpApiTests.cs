@@ -103,7 +103,7 @@ public sealed class HttpApiTests
         Assert.Equal("ws", room.WebSocketUrl.Scheme);
         Assert.Equal(host.BaseAddress.Authority, room.WebSocketUrl.Authority);
         Assert.Equal("/talki/ws", room.WebSocketUrl.AbsolutePath);
-        Assert.Contains("v=3", room.WebSocketUrl.Query, StringComparison.Ordinal); // the server's version; the hello says the client's
+        Assert.Contains($"v={ProtocolVersion.Current}", room.WebSocketUrl.Query, StringComparison.Ordinal); // the server's version; the hello says the client's
         Assert.Contains("ticket=" + room.Ticket, room.WebSocketUrl.Query, StringComparison.Ordinal);
         Assert.Equal(host.Time.GetUtcNow() + TimeSpan.FromMinutes(5), room.SealsAt);
         Assert.Equal(AdmissionStatus.Admitted, room.Status); // a version 3 client expects a welcome at its hello
@@ -123,7 +123,7 @@ public sealed class HttpApiTests
         await using var host = await TestHost.StartAsync(o => o.Hosting.PublicWebSocketUrl = new Uri("wss://abc123.execute-api.us-east-1.amazonaws.com/prod"));
         using var ada = await host.SignInAsync("Ada");
         var room = await ada.CreateRoomAsync();
-        Assert.StartsWith("wss://abc123.execute-api.us-east-1.amazonaws.com/prod?v=3&ticket=", room.WebSocketUrl.ToString(), StringComparison.Ordinal);
+        Assert.StartsWith($"wss://abc123.execute-api.us-east-1.amazonaws.com/prod?v={ProtocolVersion.Current}&ticket=", room.WebSocketUrl.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -136,12 +136,12 @@ public sealed class HttpApiTests
         Assert.Equal(HttpStatusCode.BadRequest, plain.StatusCode);
         foreach (var wrong in new[] { "v=9", "v=0", "v=x" })
         {
-            var wrongVersion = new Uri(room.WebSocketUrl.ToString().Replace("v=3", wrong, StringComparison.Ordinal));
+            var wrongVersion = new Uri(room.WebSocketUrl.ToString().Replace($"v={ProtocolVersion.Current}", wrong, StringComparison.Ordinal));
             Assert.Equal(HttpStatusCode.BadRequest, await TestSocket.RefusedStatusAsync(wrongVersion));
         }
 
         // The ticket was not consumed by the refused attempts; a version 1 client's URL is still served.
-        await using var socket = await ada.ConnectAsync(room with { WebSocketUrl = new Uri(room.WebSocketUrl.ToString().Replace("v=3", "v=1", StringComparison.Ordinal)) });
+        await using var socket = await ada.ConnectAsync(room with { WebSocketUrl = new Uri(room.WebSocketUrl.ToString().Replace($"v={ProtocolVersion.Current}", "v=1", StringComparison.Ordinal)) });
         Assert.Equal(room.Member, socket.Welcome!.You.Id);
     }
 }
