@@ -535,6 +535,55 @@ public abstract class RoomStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TakeMemberTicketToWait_TakesAndBindsAPendingKnock_InOneStep_Once()
+    {
+        var (room, admin) = NewKeyedRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+        var hash = NewHash();
+        var knock = NewKeyedMember(room, "u-knock") with { ExpiresAt = expiresAt, TicketHash = hash, TicketExpiresAt = expiresAt, Epoch = 2, SuspendedUntil = Time.GetUtcNow().AddSeconds(5) };
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(knock, 8, 8));
+        var now = Time.GetUtcNow();
+
+        var taken = await Store.TakeMemberTicketToWaitAsync(room.Id, knock.Id, hash, "c-wait", 4, now);
+
+        Assert.Equal(knock, taken); // as it was
+        var stored = await Store.GetMemberAsync(room.Id, knock.Id);
+        Assert.Equal(
+            knock with { TicketHash = null, TicketExpiresAt = null, ExpiresAt = null, SuspendedUntil = null, Epoch = 3, Version = knock.Version + 1, ConnectionId = "c-wait", ReadyAt = now, ProtocolVersion = 4 },
+            stored);
+        Assert.Null(await Store.TakeMemberTicketToWaitAsync(room.Id, knock.Id, hash, "c-again", 4, now)); // once
+        Assert.Null(await Store.TakeMemberTicketAsync(room.Id, knock.Id, hash));
+
+        // Bound, it no longer lives as long as its ticket: it stays past the knock's expiry.
+        Time.Advance(TimeSpan.FromSeconds(31));
+        Assert.Equal("c-wait", (await Store.GetMemberAsync(room.Id, knock.Id))?.ConnectionId);
+    }
+
+    [Fact]
+    public async Task TakeMemberTicketToWait_DoesNothing_ForAWrongHashAnExpiredTicketOrAMemberNoLongerPending()
+    {
+        var (room, admin) = NewKeyedRoom();
+        await Store.CreateRoomAsync(room, admin);
+        var expiresAt = Time.GetUtcNow().AddSeconds(30);
+        var hash = NewHash();
+        var knock = NewKeyedMember(room, "u-knock") with { ExpiresAt = expiresAt, TicketHash = hash, TicketExpiresAt = expiresAt };
+        Assert.Equal(AddMemberOutcome.Added, await Store.TryAddMemberAsync(knock, 8, 8));
+
+        Assert.Null(await Store.TakeMemberTicketToWaitAsync(room.Id, knock.Id, NewHash(), "c", 4, Time.GetUtcNow()));
+        Assert.Null(await Store.TakeMemberTicketToWaitAsync(room.Id, knock.Id, hash, "c", 4, expiresAt)); // the ticket's last instant has passed
+        Assert.Equal(knock, await Store.GetMemberAsync(room.Id, knock.Id));
+
+        Assert.Equal(AdmitMemberOutcome.Admitted, await Store.TryAdmitMemberAsync(Admitted(knock) with { ExpiresAt = null }, 8));
+        var admitted = await Store.GetMemberAsync(room.Id, knock.Id);
+
+        Assert.Null(await Store.TakeMemberTicketToWaitAsync(room.Id, knock.Id, hash, "c", 4, Time.GetUtcNow()));
+        Assert.Equal(admitted, await Store.GetMemberAsync(room.Id, knock.Id)); // nothing changed: the ticket is still there
+        Assert.Equal(hash, admitted!.TicketHash);
+        Assert.NotNull(await Store.TakeMemberTicketAsync(room.Id, knock.Id, hash)); // the ordinary take finds it
+    }
+
+    [Fact]
     public async Task TakeMemberTicket_IsSingleUse_ClearsTheTicket_AndBumpsTheVersion()
     {
         var (room, plain) = NewRoom();

@@ -479,6 +479,61 @@ internal sealed class DynamoDbRoomStore : IRoomStore, IDisposable
         }
     }
 
+    public async ValueTask<MemberRecord?> TakeMemberTicketToWaitAsync(RoomId room, MemberId member, string hash, string connectionId, int protocolVersion, DateTimeOffset now, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(hash);
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        // The take and the waiting member's bind in one conditional update (one write unit instead of two), returning the
+        // item as it was. DynamoDB applies writes to one item one at a time: of concurrent takers exactly one finds the
+        // hash. The room's TTL (kept on the item) replaces the knock's own, as in any write that clears the member's expiry.
+        var nowText = S(Iso(now));
+        try
+        {
+            var response = await _client.UpdateItemAsync(
+                Tagged(new UpdateItemRequest
+                {
+                    TableName = _table,
+                    Key = Key(RoomPk(room), MemberPrefix + member.Value),
+                    UpdateExpression = "SET #version = #version + :one, #epoch = #epoch + :one, #connection = :connection, #ready = :now, #pv = :pv, "
+                        + "#ttl = if_not_exists(#roomTtl, #ttl) REMOVE #tk, #tkx, #mexp, #suspended",
+                    ConditionExpression = "#tk = :hash AND #tkx > :now AND #admission = :pending AND #expiry > :now AND (attribute_not_exists(#mexp) OR #mexp > :now)",
+                    ExpressionAttributeNames = new Dictionary<string, string>(StringComparer.Ordinal)
+                    {
+                        ["#version"] = Version,
+                        ["#epoch"] = Epoch,
+                        ["#connection"] = ConnectionIdAttr,
+                        ["#ready"] = ReadyAt,
+                        ["#pv"] = WireVersion,
+                        ["#ttl"] = Ttl,
+                        ["#roomTtl"] = RoomTtl,
+                        ["#tk"] = TicketHashAttr,
+                        ["#tkx"] = TicketExpiry,
+                        ["#mexp"] = MemberExpiry,
+                        ["#suspended"] = SuspendedUntil,
+                        ["#admission"] = Admission,
+                        ["#expiry"] = Expiry,
+                    },
+                    ExpressionAttributeValues = new Dictionary<string, AttributeValue>(StringComparer.Ordinal)
+                    {
+                        [":one"] = N(1),
+                        [":connection"] = S(connectionId),
+                        [":now"] = nowText,
+                        [":pv"] = N(protocolVersion),
+                        [":hash"] = S(hash),
+                        [":pending"] = S(AdmissionText(AdmissionStatus.Pending)),
+                    },
+                    ReturnValues = ReturnValue.ALL_OLD,
+                }),
+                cancellationToken).ConfigureAwait(false);
+            return response.Attributes is { Count: > 0 } item ? ToMember(item) : null;
+        }
+        catch (ConditionalCheckFailedException)
+        {
+            return null; // unknown member, expired, another hash, taken already, or no longer pending: nothing changed
+        }
+    }
+
     public async ValueTask PutConnectionAsync(ConnectionRecord connection, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(connection);

@@ -41,6 +41,8 @@ internal sealed class DynamoDbRoomStoreGuard(DynamoDbRoomStore inner) : IRoomSto
 
     public ValueTask<MemberRecord?> TakeMemberTicketAsync(RoomId room, MemberId member, string hash, CancellationToken cancellationToken = default) => Guard(inner.TakeMemberTicketAsync(room, member, hash, cancellationToken));
 
+    public ValueTask<MemberRecord?> TakeMemberTicketToWaitAsync(RoomId room, MemberId member, string hash, string connectionId, int protocolVersion, DateTimeOffset now, CancellationToken cancellationToken = default) => Guard(inner.TakeMemberTicketToWaitAsync(room, member, hash, connectionId, protocolVersion, now, cancellationToken));
+
     public ValueTask PutConnectionAsync(ConnectionRecord connection, CancellationToken cancellationToken = default) => Guard(inner.PutConnectionAsync(connection, cancellationToken));
 
     public ValueTask<ConnectionRecord?> GetConnectionAsync(string connectionId, CancellationToken cancellationToken = default) => Guard(inner.GetConnectionAsync(connectionId, cancellationToken));

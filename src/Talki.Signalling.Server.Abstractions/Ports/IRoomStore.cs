@@ -163,6 +163,64 @@ public interface IRoomStore
         }
     }
 
+    /// <summary>
+    /// The connect of a member that waits for admission and says no hello (protocol version 4, in API Gateway's authorizer):
+    /// atomically takes the one-time ticket its record keeps and binds <paramref name="connectionId"/> to it with the next
+    /// epoch, ready at <paramref name="now"/> with <paramref name="protocolVersion"/>: if, and only if, the stored member is
+    /// live, still pending, and keeps a ticket of hash <paramref name="hash"/> that has not expired, the store clears the
+    /// ticket (and <see cref="MemberRecord.TicketExpiresAt"/>), the member's own expiry and any suspension, adds one to
+    /// <see cref="MemberRecord.Epoch"/> and to <see cref="MemberRecord.Version"/>, and sets the connection,
+    /// <see cref="MemberRecord.ReadyAt"/> and <see cref="MemberRecord.ProtocolVersion"/>. Otherwise nothing changes (the
+    /// ticket stays). A store that can do it in one conditional write overrides it (DynamoDB: one update, no read, instead
+    /// of the take's write and the bind's); the default reads the member and writes it back with
+    /// <see cref="TryUpdateMemberAsync"/>, retrying when another writer won.
+    /// </summary>
+    /// <param name="room">The room the ticket names.</param>
+    /// <param name="member">The member the ticket names.</param>
+    /// <param name="hash">The ticket's hash.</param>
+    /// <param name="connectionId">The connection to bind.</param>
+    /// <param name="protocolVersion">The version the client speaks.</param>
+    /// <param name="now">The connect's instant: the ticket must not have expired by then, and the member is ready from it.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>
+    /// The member as it was before (its epoch is the one before the bind's), or <see langword="null"/> when nothing was done:
+    /// no such live member, no ticket of that hash, an expired ticket, or a member that is not pending. The caller then
+    /// takes the ticket the ordinary way (<see cref="TakeMemberTicketAsync"/>) to tell which.
+    /// </returns>
+    async ValueTask<MemberRecord?> TakeMemberTicketToWaitAsync(RoomId room, MemberId member, string hash, string connectionId, int protocolVersion, DateTimeOffset now, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(hash);
+        ArgumentException.ThrowIfNullOrEmpty(connectionId);
+        while (true)
+        {
+            var current = await GetMemberAsync(room, member, cancellationToken).ConfigureAwait(false);
+            if (current is null
+                || !string.Equals(current.TicketHash, hash, StringComparison.Ordinal)
+                || current.Admission != AdmissionStatus.Pending
+                || current.TicketExpiresAt is not { } ticketExpiresAt
+                || ticketExpiresAt <= now)
+            {
+                return null;
+            }
+
+            var bound = current with
+            {
+                TicketHash = null,
+                TicketExpiresAt = null,
+                Epoch = current.Epoch + 1,
+                ConnectionId = connectionId,
+                ReadyAt = now,
+                ProtocolVersion = protocolVersion,
+                ExpiresAt = null,
+                SuspendedUntil = null,
+            };
+            if (await TryUpdateMemberAsync(bound, cancellationToken).ConfigureAwait(false) is not null)
+            {
+                return current;
+            }
+        }
+    }
+
     /// <summary>Records which member a gateway connection belongs to.</summary>
     /// <param name="connection">The binding.</param>
     /// <param name="cancellationToken">Cancels the operation.</param>

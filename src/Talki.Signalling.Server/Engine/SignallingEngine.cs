@@ -263,6 +263,23 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
                     : $"This server speaks protocol versions {_options.MinimumProtocolVersion} to {ProtocolVersion.Current}.");
         }
 
+        if (!canPush && TicketId.TryParse(ticket, out var parsed) && parsed.TryGetHolder(out var heldRoom, out var heldMember))
+        {
+            // The authorizer's usual case, a knock's ticket kept in its record: the take and the bind in one store write. When
+            // it does nothing (the ticket used or expired, the member admitted or denied since, the room gone or sealed), the
+            // ordinary path below takes the ticket and says why.
+            var held = await _store.GetRoomAsync(heldRoom, cancellationToken).ConfigureAwait(false);
+            var now = _time.GetUtcNow();
+            if (held is not null && !held.IsSealedAt(now)
+                && await _store.TakeMemberTicketToWaitAsync(heldRoom, heldMember, parsed.ComputeHash(), connectionId, version, now, cancellationToken).ConfigureAwait(false) is { } before)
+            {
+                _metrics.ConnectionOpened();
+                Log.MemberConnected(_logger, heldRoom, heldMember, before.Epoch + 1);
+                Log.WaitingConnected(_logger, heldRoom, heldMember, before.Epoch + 1);
+                return new ConnectionGrant(heldRoom, heldMember, before.Epoch + 1, held.SealsAt);
+            }
+        }
+
         var (result, room, member) = await AuthorizeCoreAsync(ticket, resumeEpoch: null, cancellationToken).ConfigureAwait(false);
         if (!result.IsSuccess)
         {
