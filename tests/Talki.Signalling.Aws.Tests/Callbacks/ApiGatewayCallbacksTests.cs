@@ -89,18 +89,25 @@ public sealed class ApiGatewayCallbacksTests
         }
     }
 
-    [Fact]
-    public async Task Authorizer_WaitingKnock_IsBoundInTheAuthorizer_HearsNothing_AndItsAdmissionIsItsWelcome()
+    /// <summary>Ada creates a room and connects (a version 1 admin); Bob signs in and knocks: his ticket says pending.</summary>
+    private static async Task<(Talki.Signalling.Http.TicketResponse Room, CallbacksUser Bob, Talki.Signalling.Http.TicketResponse Knock)> KnockWithAdminConnectedAsync(CallbacksTestHost host)
     {
-        // Protocol version 4: the knock connects with wait=1 and sends no frame; the authorizer's grant carries the epoch
-        // it was bound with, and the admin's admit pushes it its welcome.
-        await using var host = await CallbacksTestHost.StartAsync();
         var ada = await host.SignInAsync("Ada");
         var room = await ada.CreateRoomAsync();
         await host.ConnectAsync(AdaConnection, room);
         var bob = await host.SignInAsync("Bob");
         var knock = await bob.JoinAsync(room.Room);
         Assert.Equal(AdmissionStatus.Pending, knock.Status);
+        return (room, bob, knock);
+    }
+
+    [Fact]
+    public async Task Authorizer_WaitingKnock_IsBoundInTheAuthorizer_HearsNothing_AndItsAdmissionIsItsWelcome()
+    {
+        // Protocol version 4: the knock connects with wait=1 and sends no frame; the authorizer's grant carries the epoch
+        // it was bound with, and the admin's admit pushes it its welcome.
+        await using var host = await CallbacksTestHost.StartAsync();
+        var (room, bob, knock) = await KnockWithAdminConnectedAsync(host);
 
         var answer = await host.AuthorizeAsync(BobConnection, new Dictionary<string, string> { ["v"] = "4", ["wait"] = "1", ["ticket"] = knock.Ticket });
 
@@ -128,10 +135,7 @@ public sealed class ApiGatewayCallbacksTests
     public async Task Authorizer_MalformedWaitOrWaitBelowVersion4_IsDenied_AndTheTicketIsKept(string wait, string? version)
     {
         await using var host = await CallbacksTestHost.StartAsync();
-        var ada = await host.SignInAsync("Ada");
-        var room = await ada.CreateRoomAsync();
-        await host.ConnectAsync(AdaConnection, room);
-        var knock = await (await host.SignInAsync("Bob")).JoinAsync(room.Room);
+        var (_, _, knock) = await KnockWithAdminConnectedAsync(host);
         var query = new Dictionary<string, string> { ["wait"] = wait, ["ticket"] = knock.Ticket };
         if (version is not null)
         {
@@ -147,11 +151,7 @@ public sealed class ApiGatewayCallbacksTests
     public async Task Authorizer_WaitingConnectOfAMemberAdmittedSinceItsTicket_IsDenied_AndANewTicketSaysAdmitted()
     {
         await using var host = await CallbacksTestHost.StartAsync();
-        var ada = await host.SignInAsync("Ada");
-        var room = await ada.CreateRoomAsync();
-        await host.ConnectAsync(AdaConnection, room);
-        var bob = await host.SignInAsync("Bob");
-        var knock = await bob.JoinAsync(room.Room);
+        var (room, bob, knock) = await KnockWithAdminConnectedAsync(host);
         await host.SendFrameAsync(AdaConnection, $$$"""{"type":"admit","member":"{{{knock.Member}}}"}""");
 
         AssertDenied(await host.AuthorizeAsync(BobConnection, new Dictionary<string, string> { ["v"] = "4", ["wait"] = "1", ["ticket"] = knock.Ticket }));
