@@ -15,6 +15,9 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 {
     private const int MaxWriteAttempts = 32;
 
+    /// <summary>Why a waiting connect (protocol version 4) of a member admitted since its ticket was issued is refused.</summary>
+    private const string AdmittedSinceTicketMessage = "Admitted since the ticket was issued: ask for a new ticket and say hello.";
+
     /// <summary>How long after a member's bind a push that finds its connection gone is tried again (see <see cref="PushDecisionAsync"/>).</summary>
     private static readonly TimeSpan FreshConnectWindow = TimeSpan.FromSeconds(2);
 
@@ -300,8 +303,6 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
         Log.WaitingConnected(_logger, room!.Id, bound.Value.Member.Id, bound.Value.Member.Epoch);
         return new ConnectionGrant(result.Value.Room, result.Value.Member, bound.Value.Member.Epoch, result.Value.SealsAt);
     }
-
-    private const string AdmittedSinceTicketMessage = "Admitted since the ticket was issued: ask for a new ticket and say hello.";
 
     private static SignallingResult<ConnectionGrant> AdmittedSinceTicket()
         => SignallingResult<ConnectionGrant>.Failure(SignallingErrorCode.TicketInvalid, AdmittedSinceTicketMessage);
