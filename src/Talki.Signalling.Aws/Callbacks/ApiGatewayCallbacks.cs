@@ -340,8 +340,8 @@ internal sealed class ApiGatewayCallbacks
 
             // Only the ticket: binding the connection (and closing the member's previous one) needs @connections, which
             // the authorizer's role does not have. The backend binds on the connection's first frame from this context.
-            // A waiting member of version 4 (wait=1) sends no first frame: its connection is bound here, ready, in the write
-            // its hello would have made (nothing is pushed; its previous connection, if any, is not closed).
+            // A waiting member of version 4 (wait=1) sends no first frame: its connection is bound here, ready, in the same
+            // write that takes its ticket (nothing is pushed; its previous connection, if any, is not closed).
             long? resume = query!.TryGetValue("resume", out var resumeText)
                 && long.TryParse(resumeText, NumberStyles.None, CultureInfo.InvariantCulture, out var resumeEpoch) && resumeEpoch > 0
                 ? resumeEpoch

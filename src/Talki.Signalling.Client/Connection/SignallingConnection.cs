@@ -483,7 +483,6 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         }
     }
 
-    /// <summary>The WebSocket URL with <c>resume={epoch}</c> appended when this connection had a welcome before (the server decides whether it resumes).</summary>
     /// <summary>
     /// The version to speak with the server that issued <paramref name="url"/>: its <c>v</c> (the version that server speaks
     /// at most) when lower than this package's, else this package's. A URL without one says nothing: this package's.
@@ -512,6 +511,7 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
         return builder.Uri;
     }
 
+    /// <summary>The WebSocket URL with <c>resume={epoch}</c> appended when this connection had a welcome before (the server decides whether it resumes).</summary>
     internal static Uri WithResume(Uri url, long? epoch)
     {
         if (epoch is not { } resume)

@@ -59,7 +59,8 @@ public interface ISignallingEngine
     /// Authorizes the connection of a member that waits for admission and says no hello (<c>wait=1</c>, protocol version
     /// <see cref="Protocol.ProtocolVersion.WaitingConnect"/> or later), for gateways whose authorizer cannot reach other
     /// connections: consumes the ticket (once) and binds the connection to its pending member, ready at
-    /// <paramref name="version"/>, in one write (the one a hello would have made). Nothing is sent: the connection's
+    /// <paramref name="version"/>: for a knock's ticket in one store write with the take
+    /// (<see cref="Ports.IRoomStore.TakeMemberTicketToWaitAsync"/>), else in the write a hello would have made. Nothing is sent: the connection's
     /// first message from the server is its welcome (the admission) or <c>denied</c>. The member's previous connection, if
     /// any, is not closed here: its next message is answered <c>stale_epoch</c>. Messages and the disconnect of the
     /// connection then go through <see cref="HandleAuthorizedMessageAsync"/> and <see cref="HandleAuthorizedDisconnectAsync"/>

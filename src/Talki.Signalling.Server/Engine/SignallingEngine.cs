@@ -239,8 +239,8 @@ internal sealed class SignallingEngine : ISignallingEngine, IDisposable
 
     /// <summary>
     /// The connect of a member that waits for admission and says no hello (protocol version 4, <c>wait=1</c>): the ticket is
-    /// taken, and the connection bound to its member ready, at <paramref name="version"/>, in the write a hello would have
-    /// made. Nothing is sent: the member hears nothing until its admission (its welcome) or denial. A member admitted or
+    /// taken, and the connection bound to its member ready, at <paramref name="version"/> (in the authorizer, for a knock's
+    /// ticket, in one store write with the take; else in the write a hello would have made). Nothing is sent: the member hears nothing until its admission (its welcome) or denial. A member admitted or
     /// denied since its ticket was issued is refused (<c>ticket_invalid</c> or <c>denied</c>): its client expects no
     /// welcome it did not ask for, so it asks for a new ticket, which tells it where it stands.
     /// </summary>
