@@ -397,9 +397,10 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
                 return;
             }
 
-            if (Faults.ConnectCompletionDelay is { } delay && delay > TimeSpan.Zero)
+            var completion = Faults.ConnectCompletionDelay;
+            if (completion > TimeSpan.Zero)
             {
-                await Task.Delay(delay).ConfigureAwait(false); // authorized, $connect not complete: @connections answers 410
+                await Task.Delay(completion).ConfigureAwait(false); // authorized, $connect not complete: @connections answers 410
             }
 
             var socket = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);

@@ -619,30 +619,33 @@ internal sealed class SelfHostedGateway : IConnectionPush, IPolicyClosingPush, I
             ? epoch
             : null;
 
-    /// <summary>
-    /// Reads the URL's <c>wait</c> (protocol version 4: a waiting member's connect stands for its hello): absent or <c>0</c>,
-    /// an ordinary connect (<see langword="null"/>); <c>1</c>, the URL's <c>v</c> (1 when absent: the engine then refuses
-    /// it as too old to wait). Anything else is malformed.
-    /// </summary>
+    /// <summary>Reads the URL's <c>wait</c> (see <see cref="TryReadWaiting(string?, string?, out int?)"/>); given twice, it is malformed.</summary>
     internal static bool TryReadWaiting(IQueryCollection query, out int? waitingVersion)
     {
         waitingVersion = null;
-        if (!query.TryGetValue(ProtocolVersion.WaitParameter, out var values))
-        {
-            return true;
-        }
+        var wait = query.TryGetValue(ProtocolVersion.WaitParameter, out var values) ? values : default;
+        return wait.Count <= 1 && TryReadWaiting(wait.Count == 0 ? null : wait[0], query.TryGetValue("v", out var version) ? version.ToString() : null, out waitingVersion);
+    }
 
-        if (values.Count != 1 || values[0] is not ("0" or "1"))
+    /// <summary>
+    /// Reads a connect's <c>wait</c> (protocol version 4: a waiting member's connect stands for its hello), for the
+    /// self-hosted upgrade and API Gateway's authorizer alike: absent (<see langword="null"/>) or <c>0</c>, an ordinary
+    /// connect (<paramref name="waitingVersion"/> <see langword="null"/>); <c>1</c>, the URL's <paramref name="version"/>
+    /// (1 when absent or not a number: the engine then refuses it as too old to wait). Anything else is malformed.
+    /// </summary>
+    internal static bool TryReadWaiting(string? wait, string? version, out int? waitingVersion)
+    {
+        waitingVersion = null;
+        switch (wait)
         {
-            return false;
+            case null or "0":
+                return true;
+            case "1":
+                waitingVersion = int.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var asked) ? asked : 1;
+                return true;
+            default:
+                return false;
         }
-
-        if (values[0] == "1")
-        {
-            waitingVersion = query.TryGetValue("v", out var version) && int.TryParse(version.ToString(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var asked) ? asked : 1;
-        }
-
-        return true;
     }
 
     /// <summary>Whether the URL's <c>v</c> names a version this server serves (digits only; the hello says the same again).</summary>

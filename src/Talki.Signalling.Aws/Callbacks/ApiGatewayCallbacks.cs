@@ -346,16 +346,10 @@ internal sealed class ApiGatewayCallbacks
                 && long.TryParse(resumeText, NumberStyles.None, CultureInfo.InvariantCulture, out var resumeEpoch) && resumeEpoch > 0
                 ? resumeEpoch
                 : null;
-            int? waiting = null;
-            if (query.TryGetValue(ProtocolVersion.WaitParameter, out var waitText))
+            if (!SelfHostedGateway.TryReadWaiting(query.GetValueOrDefault(ProtocolVersion.WaitParameter), query.GetValueOrDefault("v"), out var waiting))
             {
-                if (waitText is not ("0" or "1"))
-                {
-                    Log.ConnectDenied(_logger, SignallingErrorCode.MalformedMessage);
-                    return Deny(methodArn);
-                }
-
-                waiting = waitText == "1" ? (query.TryGetValue("v", out var v) && int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var waitAsked) ? waitAsked : 1) : null;
+                Log.ConnectDenied(_logger, SignallingErrorCode.MalformedMessage);
+                return Deny(methodArn);
             }
 
             var grant = waiting is { } waitingVersion
