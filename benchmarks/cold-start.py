@@ -7,7 +7,7 @@ every 2 ms until the first 200 answer (a Deny for an unknown ticket: the ticket 
 answer includes the store's first call). Reports min / median / max. The Lambda Web Adapter's own start and Lambda's
 init are not included: this measures what the .NET process adds.
 
-usage: benchmarks/cold-start.py HOST_COMMAND... [--runs N] [--memory MB]
+usage: benchmarks/cold-start.py HOST_COMMAND... [--runs N] [--memory MB] [--lambda-runtime]
   e.g. benchmarks/cold-start.py /tmp/aot/Talki.Samples.Host                       (Native AOT publish)
        benchmarks/cold-start.py dotnet samples/Talki.Samples.Host/bin/Release/net10.0/Talki.Samples.Host.dll (JIT)
        benchmarks/cold-start.py qemu-aarch64-static /tmp/aot-arm64/Talki.Samples.Host   (linux-arm64 AOT, emulated)
@@ -23,7 +23,16 @@ https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html), in 20 m
 pwrdrvr/lambda-dispatch issue 246), and the event is posted. It reports the init and the first answer apart. Needs root
 and a cgroup CPU controller (v1 cpu or v2); the host must be the command itself (no wrapper). The same model as
 LambdaCpuShare in tests/Talki.Signalling.ApiGatewayEmulator.
+
+--lambda-runtime runs the authorizer as the stack deploys it since 2026-12-07: a Lambda custom runtime
+(--Talki:Aws:LambdaRuntime=true, no web server, no Lambda Web Adapter). The script is then its runtime API
+(https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html): it starts the host with AWS_LAMBDA_RUNTIME_API naming a
+local port, hands the event to the first GET /2018-06-01/runtime/invocation/next, and the figure ends when the answer is
+POSTed to /2018-06-01/runtime/invocation/{id}/response (202). No polling: the host asks for the event itself. With
+--memory, the init ends at that first GET ("the Init phase ends when the runtime and all extensions signal that they are
+ready by sending a Next API request", https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).
 """
+import http.server, threading
 import json, os, socket, statistics, subprocess, sys, time, urllib.request, urllib.error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -125,6 +134,96 @@ def run(cmd, dynamo, table, create, group=None):
         os.killpg(proc.pid, 9)
         proc.wait()
 
+class RuntimeApi(http.server.ThreadingHTTPServer):
+    """One environment's runtime API: the first /next gets the event, later ones wait until the server closes."""
+    daemon_threads = True
+
+    def __init__(self, on_first_next):
+        super().__init__(("127.0.0.1", 0), RuntimeApiHandler)
+        self.on_first_next = on_first_next
+        self.served = False
+        self.lock = threading.Lock()
+        self.closing = threading.Event()
+        self.answered = threading.Event()
+        self.answer = None
+        self.first_next = None
+
+    def handle_error(self, request, client_address):
+        pass  # the host is killed after each run, resetting its waiting GET
+
+class RuntimeApiHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.path != "/2018-06-01/runtime/invocation/next":
+            self.send_error(404); return
+        with self.server.lock:
+            first = not self.server.served
+            self.server.served = True
+        if not first:
+            self.server.closing.wait(); return  # an environment waits for its next event as long as there is none
+        self.server.first_next = time.monotonic()
+        self.server.on_first_next()
+        body = event()
+        self.send_response(200)
+        self.send_header("Lambda-Runtime-Aws-Request-Id", "8476a536-e9f4-11e8-9739-2dfe598c3fcd")
+        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000))
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:talki-authorizer")
+        self.send_header("Lambda-Runtime-Trace-Id", "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if self.path != "/2018-06-01/runtime/invocation/8476a536-e9f4-11e8-9739-2dfe598c3fcd/response":
+            self.send_error(404); return
+        self.server.answer = json.loads(body)
+        self.send_response(202)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "16")
+        self.end_headers()
+        self.wfile.write(b'{"status":"OK"}\n')
+        self.server.answered.set()
+
+def run_runtime(cmd, dynamo, table, create, group=None):
+    cmd = [os.path.abspath(a) if os.path.isfile(a) else a for a in cmd]
+    proc_box = []
+
+    def on_first_next():
+        if group:
+            with open(os.path.join(group, "cgroup.procs"), "w") as f:
+                f.write(str(proc_box[0].pid))
+
+    api = RuntimeApi(on_first_next)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    args = cmd + ["--Talki:Aws:TableName=" + table, "--Talki:Aws:Role=authorizer", "--Talki:Aws:LambdaRuntime=true", "--Talki:Aws:Region=us-east-1",
+                  "--Talki:Aws:DynamoDbServiceUrl=" + dynamo, "--Talki:Aws:AccessKeyId=local", "--Talki:Aws:SecretAccessKey=local",
+                  "--Talki:Aws:GatewaySecret=cold-start-secret-0123456789abcdef", "--Talki:Aws:ApiEndpoint=https://abcdef123.execute-api.us-east-1.amazonaws.com",
+                  "--Talki:Aws:Stage=default", "--Talki:Aws:CreateTable=" + ("true" if create else "false"),
+                  "--Logging:LogLevel:Default=Warning"]
+    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api.server_address[1]}")
+    start = time.monotonic()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir(cmd), env=env, start_new_session=True)
+    proc_box.append(proc)
+    try:
+        if not api.answered.wait(60):
+            raise TimeoutError("no authorizer answer: " + proc.stderr.read1(4096).decode(errors="replace") if proc.poll() is not None else "no authorizer answer")
+        elapsed = (time.monotonic() - start) * 1000
+        ready = (api.first_next - start) * 1000 if group else None
+        return (elapsed, ready), api.answer["policyDocument"]["Statement"][0]["Effect"]
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+        api.closing.set()
+        api.shutdown()
+        api.server_close()
+
 def main():
     argv = sys.argv[1:]
     runs = 10
@@ -133,6 +232,9 @@ def main():
     memory = None
     if "--memory" in argv:
         i = argv.index("--memory"); memory = int(argv[i + 1]); del argv[i:i + 2]
+    runner = run
+    if "--lambda-runtime" in argv:
+        argv.remove("--lambda-runtime"); runner = run_runtime
     if not argv:
         print(__doc__); sys.exit(2)
     dport = free_port()
@@ -143,10 +245,10 @@ def main():
         group = cpu_group(memory) if memory else None
         time.sleep(0.5)
         dynamo = f"http://127.0.0.1:{dport}"
-        (warm, _), effect = run(argv, dynamo, "talki-cold", True, group)  # creates the table
+        (warm, _), effect = runner(argv, dynamo, "talki-cold", True, group)  # creates the table
         times, inits = [], []
         for _ in range(runs):
-            (elapsed, ready), effect = run(argv, dynamo, "talki-cold", False, group)
+            (elapsed, ready), effect = runner(argv, dynamo, "talki-cold", False, group)
             times.append(elapsed)
             if ready is not None:
                 inits.append(ready)
@@ -155,10 +257,10 @@ def main():
         held = ""
         if memory:
             firsts = [t - i for t, i in zip(times, inits)]
-            held = (f"; as a {memory} MB function: init unconfined until GET / answers, median {statistics.median(inits):.0f} ms, "
+            held = (f"; as a {memory} MB function: init unconfined until {'the first GET /next' if runner is run_runtime else 'GET / answers'}, median {statistics.median(inits):.0f} ms, "
                     f"then held to {memory / 1769:.3f} of a core, the first answer after it median {statistics.median(firsts):.0f} ms "
                     f"(min {min(firsts):.0f}, max {max(firsts):.0f})")
-        print(f"{' '.join(argv)}: process start -> first authorizer answer ({effect}), {runs} runs: "
+        print(f"{' '.join(argv)}{' (Lambda custom runtime)' if runner is run_runtime else ''}: process start -> first authorizer answer ({effect}), {runs} runs: "
               f"min {min(times):.0f} ms, median {statistics.median(times):.0f} ms, max {max(times):.0f} ms "
               f"(warm-up with table creation {warm:.0f} ms; {os.cpu_count()} cores, load average {' '.join(load)}{held})")
     finally:

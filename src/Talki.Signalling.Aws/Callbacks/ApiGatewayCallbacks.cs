@@ -92,7 +92,7 @@ internal sealed class ApiGatewayCallbacks
 
         try
         {
-            using var body = await RentedBody.ReadAsync(context.Request, _maxMessageBytes, context.RequestAborted).ConfigureAwait(false);
+            using var body = await RentedBody.ReadAsync(context.Request.Body, context.Request.ContentLength, _maxMessageBytes, context.RequestAborted).ConfigureAwait(false);
             var payload = body.Memory;
             if (body.TooLarge)
             {
@@ -292,27 +292,46 @@ internal sealed class ApiGatewayCallbacks
 
     private async Task<AuthorizerResponse?> DecideAsync(HttpContext context)
     {
+        try
+        {
+            using var body = await RentedBody.ReadAsync(context.Request.Body, context.Request.ContentLength, MaxAuthorizerEventBytes, context.RequestAborted).ConfigureAwait(false);
+            return await DecideAsync(body, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            return null;
+        }
+        catch (Exception exception)
+        {
+            Log.AuthorizerFailed(_logger, exception, NewReference());
+            return Deny(null);
+        }
+    }
+
+    /// <summary>
+    /// The authorizer's answer to an event already read (by the pass-through path above, or from the Lambda runtime API):
+    /// Allow or Deny; <see langword="null"/> only when <paramref name="cancellationToken"/> was cancelled.
+    /// </summary>
+    internal async Task<AuthorizerResponse?> DecideAsync(RentedBody body, CancellationToken cancellationToken)
+    {
         string? methodArn = null;
         try
         {
             AuthorizerRequest? request;
-            using (var body = await RentedBody.ReadAsync(context.Request, MaxAuthorizerEventBytes, context.RequestAborted).ConfigureAwait(false))
+            if (body.TooLarge || body.Length == 0)
             {
-                if (body.TooLarge || body.Length == 0)
-                {
-                    Log.AuthorizerEventMalformed(_logger, body.TooLarge ? $"larger than {MaxAuthorizerEventBytes} bytes" : "empty body");
-                    return Deny(null);
-                }
+                Log.AuthorizerEventMalformed(_logger, body.TooLarge ? $"larger than {MaxAuthorizerEventBytes} bytes" : "empty body");
+                return Deny(null);
+            }
 
-                try
-                {
-                    request = JsonSerializer.Deserialize(body.Memory.Span, ApiGatewayCallbacksJsonContext.Default.AuthorizerRequest);
-                }
-                catch (JsonException)
-                {
-                    Log.AuthorizerEventMalformed(_logger, "not an authorizer event in JSON");
-                    return Deny(null);
-                }
+            try
+            {
+                request = JsonSerializer.Deserialize(body.Memory.Span, ApiGatewayCallbacksJsonContext.Default.AuthorizerRequest);
+            }
+            catch (JsonException)
+            {
+                Log.AuthorizerEventMalformed(_logger, "not an authorizer event in JSON");
+                return Deny(null);
             }
 
             methodArn = request?.MethodArn;
@@ -353,8 +372,8 @@ internal sealed class ApiGatewayCallbacks
             }
 
             var grant = waiting is { } waitingVersion
-                ? await _engine.AuthorizeWaitingAsync(request.RequestContext!.ConnectionId!, ticket, waitingVersion, context.RequestAborted).ConfigureAwait(false)
-                : await _engine.AuthorizeAsync(ticket, resume, context.RequestAborted).ConfigureAwait(false);
+                ? await _engine.AuthorizeWaitingAsync(request.RequestContext!.ConnectionId!, ticket, waitingVersion, cancellationToken).ConfigureAwait(false)
+                : await _engine.AuthorizeAsync(ticket, resume, cancellationToken).ConfigureAwait(false);
             if (!grant.IsSuccess)
             {
                 Log.ConnectDenied(_logger, grant.Error.Code);
@@ -364,7 +383,7 @@ internal sealed class ApiGatewayCallbacks
             Log.ConnectAllowed(_logger, grant.Value.Member, grant.Value.Room, grant.Value.Epoch);
             return Allow(methodArn!, grant.Value);
         }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             return null;
         }
@@ -458,7 +477,7 @@ internal sealed class ApiGatewayCallbacks
     }
 
     /// <summary>A request body read into a pooled buffer, up to a limit.</summary>
-    private sealed class RentedBody : IDisposable
+    internal sealed class RentedBody : IDisposable
     {
         private byte[]? _buffer;
 
@@ -475,9 +494,10 @@ internal sealed class ApiGatewayCallbacks
 
         public ReadOnlyMemory<byte> Memory => _buffer is null || Length <= 0 ? ReadOnlyMemory<byte>.Empty : _buffer.AsMemory(0, Length);
 
-        public static async Task<RentedBody> ReadAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
+        /// <summary>Reads <paramref name="body"/> to its end, or to one byte past <paramref name="limit"/> (then too large).</summary>
+        public static async Task<RentedBody> ReadAsync(Stream body, long? contentLength, int limit, CancellationToken cancellationToken)
         {
-            if (request.ContentLength > limit)
+            if (contentLength > limit)
             {
                 return new RentedBody(null, -1);
             }
@@ -488,7 +508,7 @@ internal sealed class ApiGatewayCallbacks
             {
                 while (total <= limit)
                 {
-                    var read = await request.Body.ReadAsync(buffer.AsMemory(total, limit + 1 - total), cancellationToken).ConfigureAwait(false);
+                    var read = await body.ReadAsync(buffer.AsMemory(total, limit + 1 - total), cancellationToken).ConfigureAwait(false);
                     if (read == 0)
                     {
                         break;

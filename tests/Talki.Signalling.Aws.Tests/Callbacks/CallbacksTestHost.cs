@@ -38,6 +38,9 @@ internal sealed class CallbacksTestHost : IAsyncDisposable
 
     public RecordingPush Push { get; }
 
+    /// <summary>Gets the host's lifetime (a Lambda runtime that cannot go on stops it).</summary>
+    public Microsoft.Extensions.Hosting.IHostApplicationLifetime Lifetime => _app.Lifetime;
+
     public RecordingLoggerProvider Logs { get; }
 
     public HttpClient Http { get; }
@@ -45,7 +48,7 @@ internal sealed class CallbacksTestHost : IAsyncDisposable
     /// <summary>Every response body the test read, to prove connection ids never leak.</summary>
     public ConcurrentQueue<string> ResponseBodies { get; } = new();
 
-    public static async Task<CallbacksTestHost> StartAsync(Action<ApiGatewayCallbacksOptions>? configure = null, Action<Talki.Signalling.Server.TalkiSignallingOptions>? signalling = null)
+    public static async Task<CallbacksTestHost> StartAsync(Action<ApiGatewayCallbacksOptions>? configure = null, Action<Talki.Signalling.Server.TalkiSignallingOptions>? signalling = null, string? lambdaRuntimeApi = null)
     {
         var push = new RecordingPush();
         var logs = new RecordingLoggerProvider();
@@ -59,11 +62,16 @@ internal sealed class CallbacksTestHost : IAsyncDisposable
             builder.Services.Configure(signalling);
         }
 
-        builder.Services.AddTalkiSignalling().AddApiGatewayCallbacks(options =>
+        var talki = builder.Services.AddTalkiSignalling().AddApiGatewayCallbacks(options =>
         {
             options.GatewaySecret = Secret;
             configure?.Invoke(options);
         });
+        if (lambdaRuntimeApi is not null)
+        {
+            talki.AddAwsLambdaRuntime(lambdaRuntimeApi);
+        }
+
         builder.Services.Replace(ServiceDescriptor.Singleton<IConnectionPush>(push));
         var app = builder.Build();
         app.MapTalkiSignalling();
