@@ -17,6 +17,15 @@ if (!File.Exists(Path.Combine(hostAssetPath, "bootstrap")))
     return 1;
 }
 
+var authorizerAssetPath = Path.GetFullPath(Context("talki:authorizerAssetPath", "artifacts/authorizer"));
+if (!File.Exists(Path.Combine(authorizerAssetPath, "bootstrap")))
+{
+    await Console.Error.WriteLineAsync(
+        $"The authorizer is not published at {authorizerAssetPath} (no 'bootstrap' there). Run ./publish-host.sh first, " +
+        "or pass -c talki:authorizerAssetPath=<dir>.").ConfigureAwait(false);
+    return 1;
+}
+
 // talki:accessLogs: true (default; also when empty, as the other keys) or false; a JSON boolean in cdk.json, a string with -c.
 bool? accessLogs = app.Node.TryGetContext("talki:accessLogs") switch
 {
@@ -36,6 +45,7 @@ _ = new TalkiStack(app, Context("talki:stackName", "TalkiSignalling"), new Talki
 {
     StageName = Context("talki:stage", "dev"),
     HostAssetPath = hostAssetPath,
+    AuthorizerAssetPath = authorizerAssetPath,
     GatewaySecretParameterName = app.Node.TryGetContext("talki:gatewaySecretParameterName") as string is { Length: > 0 } name ? name : null,
     RedisConnectionParameterName = app.Node.TryGetContext("talki:redisParameterName") as string is { Length: > 0 } redis ? redis : null,
     LambdaWebAdapterLayerArn = Context("talki:lambdaWebAdapterLayerArn", TalkiStackProps.DefaultLambdaWebAdapterLayerArn),
@@ -45,7 +55,7 @@ _ = new TalkiStack(app, Context("talki:stackName", "TalkiSignalling"), new Talki
         Account = System.Environment.GetEnvironmentVariable("CDK_DEFAULT_ACCOUNT"),
         Region = System.Environment.GetEnvironmentVariable("CDK_DEFAULT_REGION"),
     },
-    Description = "Talki signalling: API Gateway WebSocket API + Lambda (sample host behind the Lambda Web Adapter) + DynamoDB",
+    Description = "Talki signalling: API Gateway WebSocket API + Lambda (sample host behind the Lambda Web Adapter, the authorizer a Native AOT custom runtime) + DynamoDB",
 });
 
 app.Synth();

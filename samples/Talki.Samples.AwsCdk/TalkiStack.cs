@@ -142,7 +142,7 @@ public sealed class TalkiStack : Stack
 
         var apiEndpoint = $"https://{Api.Ref}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}";
 
-        // ---- the two functions: the sample host behind the Lambda Web Adapter ---------------------------------
+        // ---- the two functions: the sample host behind the Lambda Web Adapter, and the authorizer on its own ---
         var adapterLayer = LayerVersion.FromLayerVersionArn(this, "LambdaWebAdapter",
             Fn.Sub(props.LambdaWebAdapterLayerArn)); // ${AWS::Partition} and ${AWS::Region} come from the stack
         var hostCode = Code.FromAsset(props.HostAssetPath);
@@ -179,15 +179,22 @@ public sealed class TalkiStack : Stack
         Backend = new Function(this, "Backend", HostFunction("backend: $default/$disconnect over HTTP, HTTP API",
             hostCode, adapterLayer, backendEnvironment, Duration.Seconds(29), BackendMemorySizeMb));
 
-        var authorizerEnvironment = new Dictionary<string, string>(environment)
+        // The authorizer is a Lambda custom runtime of its own (samples/Talki.Samples.AwsAuthorizer, Native AOT): its
+        // `bootstrap` takes the events from the Lambda runtime API itself, so the function has no adapter layer, no web
+        // server and no readiness check; a cold start (which every connect after an idle spell waits for) builds the
+        // engine and the DynamoDB client only. It has no URL: only API Gateway may invoke it.
+        var authorizerEnvironment = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, value) in environment)
         {
-            // The authorizer event is not an HTTP event: the adapter POSTs it raw to this path.
-            ["AWS_LWA_PASS_THROUGH_PATH"] = "/events",
-            // Maps /events only; the function has no URL, only API Gateway may invoke it.
-            ["Talki__Aws__Role"] = "authorizer",
-        };
-        AuthorizerFunction = new Function(this, "Authorizer", HostFunction("authorizer: $connect ticket check",
-            hostCode, adapterLayer, authorizerEnvironment, Duration.Seconds(10), AuthorizerMemorySizeMb));
+            if (!name.StartsWith("AWS_LWA_", StringComparison.Ordinal) && name != "ASPNETCORE_URLS")
+            {
+                authorizerEnvironment[name] = value;
+            }
+        }
+
+        authorizerEnvironment["Talki__Aws__Role"] = "authorizer";
+        AuthorizerFunction = new Function(this, "Authorizer", HostFunction("authorizer: $connect ticket check (custom runtime)",
+            Code.FromAsset(props.AuthorizerAssetPath), adapter: null, authorizerEnvironment, Duration.Seconds(10), AuthorizerMemorySizeMb));
 
         // Public function URL: API Gateway's HTTP integration cannot sign requests, so the URL is AuthType NONE
         // and the host rejects every /talki/aws/* call without the right x-talki-gateway-secret header.
@@ -361,19 +368,19 @@ public sealed class TalkiStack : Stack
     /// </summary>
     public const int AuthorizerMemorySizeMb = 1024;
 
-    private static FunctionProps HostFunction(string description, Code code, ILayerVersion adapter,
+    private static FunctionProps HostFunction(string description, Code code, ILayerVersion? adapter,
         Dictionary<string, string> environment, Duration timeout, int memorySizeMb) => new()
     {
-        Description = $"Talki sample host - {description}",
-        // The host targets .NET 10, which has no managed Lambda runtime: publish-host.sh publishes it for linux-arm64
-        // (Graviton: cheaper per GB-s) as one Native AOT executable (--jit: self-contained JIT), started by the
-        // `bootstrap` script on the OS-only runtime. The adapter layer runs as a Lambda extension and turns invocations
-        // into HTTP requests to 127.0.0.1:8080.
+        Description = $"Talki sample - {description}",
+        // .NET 10 has no managed Lambda runtime: publish-host.sh publishes for linux-arm64 (Graviton: cheaper per GB-s) as
+        // Native AOT executables (--jit: self-contained JIT) on the OS-only runtime. The backend's `bootstrap` script
+        // starts the sample host, and the adapter layer (a Lambda extension) turns invocations into HTTP requests to
+        // 127.0.0.1:8080; the authorizer's `bootstrap` is its executable, the function's runtime itself.
         Runtime = Runtime.PROVIDED_AL2023,
         Architecture = Architecture.ARM_64,
         Handler = "bootstrap",
         Code = code,
-        Layers = [adapter],
+        Layers = adapter is null ? [] : [adapter],
         MemorySize = memorySizeMb,
         Timeout = timeout,
         Environment = environment,

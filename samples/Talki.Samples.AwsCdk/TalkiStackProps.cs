@@ -22,6 +22,13 @@ public sealed class TalkiStackProps : StackProps
     public required string HostAssetPath { get; init; }
 
     /// <summary>
+    /// The directory holding the <c>$connect</c> authorizer (<c>samples/Talki.Samples.AwsAuthorizer</c>) published for
+    /// linux-arm64 with Native AOT as one executable named <c>bootstrap</c>: the function is a Lambda custom runtime, with no
+    /// Web Adapter layer (see <c>publish-host.sh</c>). Nothing is built during synth; the directory must exist.
+    /// </summary>
+    public required string AuthorizerAssetPath { get; init; }
+
+    /// <summary>
     /// The name of an SSM <b>String</b> parameter holding the gateway secret. When set, the template gets a
     /// parameter of type <c>AWS::SSM::Parameter::Value&lt;String&gt;</c> defaulting to that name; when null, the
     /// template gets a <c>NoEcho</c> <c>GatewaySecret</c> parameter to pass at deploy time. The secret itself is

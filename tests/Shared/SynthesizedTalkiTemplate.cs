@@ -29,13 +29,16 @@ internal static class SynthesizedTalkiTemplate
 
     private static string Synthesize()
     {
-        // Stands in for the published host: synth only hashes and copies the directory.
-        var asset = Directory.CreateTempSubdirectory("talki-cdk-host-");
+        // Stand in for the published host and authorizer: synth only hashes and copies the directories.
+        var asset = Directory.CreateTempSubdirectory("talki-cdk-assets-");
         try
         {
-            File.WriteAllText(Path.Combine(asset.FullName, "bootstrap"), "#!/bin/sh\nexec ./Talki.Samples.Host\n");
+            var host = Directory.CreateDirectory(Path.Combine(asset.FullName, "host")).FullName;
+            File.WriteAllText(Path.Combine(host, "bootstrap"), "#!/bin/sh\nexec ./Talki.Samples.Host\n");
+            var authorizer = Directory.CreateDirectory(Path.Combine(asset.FullName, "authorizer")).FullName;
+            File.WriteAllText(Path.Combine(authorizer, "bootstrap"), "\u007fELF stands in for the authorizer's executable\n");
             var app = new App();
-            var stack = new TalkiStack(app, StackName, new TalkiStackProps { StageName = Stage, HostAssetPath = asset.FullName });
+            var stack = new TalkiStack(app, StackName, new TalkiStackProps { StageName = Stage, HostAssetPath = host, AuthorizerAssetPath = authorizer });
             return JsonSerializer.Serialize(Amazon.CDK.Assertions.Template.FromStack(stack).ToJSON());
         }
         finally

@@ -10,13 +10,15 @@ namespace Talki.Samples.AwsCdk.Tests;
 /// <summary>A synthesized <see cref="TalkiStack"/> with its template, as JSON too.</summary>
 public sealed class SynthesizedTemplate
 {
-    public SynthesizedTemplate(string hostAssetPath, string stageName, string? gatewaySecretParameterName, string? redisParameterName = null, bool accessLogs = true)
+    /// <param name="assets">A directory with the stand-ins of the published assets: <c>host/</c> and <c>authorizer/</c>.</param>
+    public SynthesizedTemplate(string assets, string stageName, string? gatewaySecretParameterName, string? redisParameterName = null, bool accessLogs = true)
     {
         var app = new App();
         Stack = new TalkiStack(app, "TalkiTest", new TalkiStackProps
         {
             StageName = stageName,
-            HostAssetPath = hostAssetPath,
+            HostAssetPath = Path.Combine(assets, "host"),
+            AuthorizerAssetPath = Path.Combine(assets, "authorizer"),
             GatewaySecretParameterName = gatewaySecretParameterName,
             RedisConnectionParameterName = redisParameterName,
             AccessLogs = accessLogs,
@@ -47,9 +49,12 @@ public sealed class StackFixture : IDisposable
 
     public StackFixture()
     {
-        // Stands in for the published host: synth only hashes and copies the directory.
-        _hostAssetPath = Directory.CreateTempSubdirectory("talki-cdk-host-").FullName;
-        File.WriteAllText(Path.Combine(_hostAssetPath, "bootstrap"), "#!/bin/sh\nexec ./Talki.Samples.Host\n");
+        // Stand in for the published host and authorizer: synth only hashes and copies the directories.
+        _hostAssetPath = Directory.CreateTempSubdirectory("talki-cdk-assets-").FullName;
+        Directory.CreateDirectory(Path.Combine(_hostAssetPath, "host"));
+        File.WriteAllText(Path.Combine(_hostAssetPath, "host", "bootstrap"), "#!/bin/sh\nexec ./Talki.Samples.Host\n");
+        Directory.CreateDirectory(Path.Combine(_hostAssetPath, "authorizer"));
+        File.WriteAllText(Path.Combine(_hostAssetPath, "authorizer", "bootstrap"), "\u007fELF stands in for the authorizer's executable\n");
 
         var started = System.Diagnostics.Stopwatch.StartNew();
         Default = new SynthesizedTemplate(_hostAssetPath, "dev", gatewaySecretParameterName: null);

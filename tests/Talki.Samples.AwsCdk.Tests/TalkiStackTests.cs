@@ -166,43 +166,48 @@ public sealed class TalkiStackTests(StackFixture fixture)
     // ---- Lambda ---------------------------------------------------------------------------------------------
 
     [Fact]
-    public void Both_functions_run_the_host_behind_the_web_adapter()
+    public void The_backend_runs_the_host_behind_the_web_adapter_and_the_authorizer_is_a_custom_runtime()
     {
         Template.ResourceCountIs("AWS::Lambda::Function", 2);
         foreach (var id in new[] { BackendId, AuthorizerFunctionId })
         {
-            Template.HasResource("AWS::Lambda::Function", Match.ObjectLike(new Props
+            var backend = id == BackendId;
+            var variables = new Props
             {
-                ["Properties"] = Match.ObjectLike(new Props
+                ["Talki__Aws__TableName"] = Ref(_stack.LogicalId(_stack.Stack.Table)),
+                ["Talki__Aws__Stage"] = "dev",
+                ["Talki__Aws__ApiEndpoint"] = Match.ObjectLike(new Props
                 {
-                    ["Runtime"] = "provided.al2023",
-                    ["Handler"] = "bootstrap",
-                    ["Architectures"] = new object[] { "arm64" },
-                    ["Role"] = Match.AnyValue(),
-                    ["Layers"] = new object[]
-                    {
-                        new Props { ["Fn::Sub"] = TalkiStackProps.DefaultLambdaWebAdapterLayerArn },
-                    },
-                    ["Environment"] = new Props
-                    {
-                        ["Variables"] = Match.ObjectLike(new Props
-                        {
-                            ["AWS_LWA_PORT"] = "8080",
-                            ["Talki__Aws__TableName"] = Ref(_stack.LogicalId(_stack.Stack.Table)),
-                            ["Talki__Aws__Stage"] = "dev",
-                            ["Talki__Aws__ApiEndpoint"] = Match.ObjectLike(new Props
-                            {
-                                ["Fn::Join"] = Match.ArrayWith(["", Match.ArrayWith(["https://", Ref(ApiId)])]),
-                            }),
-                            ["Talki__Aws__GatewaySecret"] = Ref("GatewaySecret"),
-                        }),
-                    },
-                    // No START/END/REPORT lines (INFO system logs); the host's own lines keep the default INFO application level.
-                    ["LoggingConfig"] = new Props { ["LogFormat"] = "JSON", ["SystemLogLevel"] = "WARN" },
+                    ["Fn::Join"] = Match.ArrayWith(["", Match.ArrayWith(["https://", Ref(ApiId)])]),
                 }),
-            }));
+                ["Talki__Aws__GatewaySecret"] = Ref("GatewaySecret"),
+            };
+            if (backend)
+            {
+                variables["AWS_LWA_PORT"] = "8080";
+            }
+
+            var properties = new Props
+            {
+                ["Runtime"] = "provided.al2023",
+                ["Handler"] = "bootstrap",
+                ["Architectures"] = new object[] { "arm64" },
+                ["Role"] = Match.AnyValue(),
+                ["Layers"] = backend ? new object[] { new Props { ["Fn::Sub"] = TalkiStackProps.DefaultLambdaWebAdapterLayerArn } } : Match.Absent(),
+                ["Environment"] = new Props { ["Variables"] = Match.ObjectLike(variables) },
+                // No START/END/REPORT lines (INFO system logs); the host's own lines keep the default INFO application level.
+                ["LoggingConfig"] = new Props { ["LogFormat"] = "JSON", ["SystemLogLevel"] = "WARN" },
+            };
+            Template.HasResource("AWS::Lambda::Function", Match.ObjectLike(new Props { ["Properties"] = Match.ObjectLike(properties) }));
             Assert.NotNull(_stack.Json["Resources"]![id]);
         }
+
+        // The authorizer's runtime is its own executable: nothing of the adapter or of a web server is configured for it,
+        // and its code is its own asset (not the sample host's).
+        Assert.DoesNotContain(Environment(AuthorizerFunctionId), v => v.Key.StartsWith("AWS_LWA_", StringComparison.Ordinal) || v.Key == "ASPNETCORE_URLS");
+        Assert.NotEqual(
+            _stack.Json["Resources"]![BackendId]!["Properties"]!["Code"]!["S3Key"]!.ToJsonString(),
+            _stack.Json["Resources"]![AuthorizerFunctionId]!["Properties"]!["Code"]!["S3Key"]!.ToJsonString());
     }
 
     [Fact]
@@ -216,13 +221,12 @@ public sealed class TalkiStackTests(StackFixture fixture)
     }
 
     [Fact]
-    public void Only_the_authorizer_uses_the_pass_through_path()
+    public void No_function_uses_the_web_adapters_pass_through_path()
     {
-        var authorizerEnv = Environment(AuthorizerFunctionId);
-        var backendEnv = Environment(BackendId);
-        Assert.Equal("/events", (string?)authorizerEnv["AWS_LWA_PASS_THROUGH_PATH"]);
-        Assert.False(backendEnv.ContainsKey("AWS_LWA_PASS_THROUGH_PATH"));
-        Assert.Equal("8080", (string?)backendEnv["AWS_LWA_PORT"]);
+        // The authorizer's events come from the runtime API to its own executable; the backend's only through its URL.
+        Assert.False(Environment(AuthorizerFunctionId).ContainsKey("AWS_LWA_PASS_THROUGH_PATH"));
+        Assert.False(Environment(BackendId).ContainsKey("AWS_LWA_PASS_THROUGH_PATH"));
+        Assert.Equal("8080", (string?)Environment(BackendId)["AWS_LWA_PORT"]);
     }
 
     [Fact]
@@ -551,12 +555,18 @@ public sealed class TalkiStackTests(StackFixture fixture)
     }
 
     [Fact]
-    public void Functions_run_on_arm64_with_the_arm64_web_adapter_layer()
+    public void Functions_run_on_arm64_and_only_the_backend_has_the_arm64_web_adapter_layer()
     {
-        foreach (var (_, function) in _stack.Resources("AWS::Lambda::Function"))
+        foreach (var (id, function) in _stack.Resources("AWS::Lambda::Function"))
         {
             var properties = function["Properties"]!;
             Assert.Equal("[\"arm64\"]", properties["Architectures"]!.ToJsonString());
+            if (id == AuthorizerFunctionId)
+            {
+                Assert.Null(properties["Layers"]); // a custom runtime: no adapter taking its invocations
+                continue;
+            }
+
             var layer = Assert.Single(properties["Layers"]!.AsArray())!.ToJsonString();
             Assert.Contains("LambdaAdapterLayerArm64", layer, StringComparison.Ordinal);
             Assert.DoesNotContain("X86", layer, StringComparison.Ordinal);
@@ -569,6 +579,7 @@ public sealed class TalkiStackTests(StackFixture fixture)
         var exception = Assert.Throws<ArgumentException>(() => new TalkiStack(new Amazon.CDK.App(), "X86", new TalkiStackProps
         {
             HostAssetPath = Path.GetTempPath(),
+            AuthorizerAssetPath = Path.GetTempPath(),
             LambdaWebAdapterLayerArn = "arn:${AWS::Partition}:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerX86:25",
         }));
         Assert.Contains("arm64", exception.Message, StringComparison.Ordinal);

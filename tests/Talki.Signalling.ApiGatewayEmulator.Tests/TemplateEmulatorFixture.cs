@@ -17,12 +17,15 @@ internal sealed class TemplateEmulatorFixture : IAsyncDisposable
     public const string AuthorizerKey = "AKIAAUTHORIZER000001";
     public const string AuthorizerSecret = "authorizer-secret-access-key-00000000000";
 
+    private readonly RuntimeBridge? _bridge;
+
     private TemplateEmulatorFixture(IReadOnlyList<FakeBackend> backends, FakeBackend authorizer, FakeBackend dynamo, ApiGatewayEmulator emulator)
     {
         Backends = backends;
         Authorizer = authorizer;
         Dynamo = dynamo;
         Emulator = emulator;
+        _bridge = emulator.Deployment.Function("Authorizer").UsesWebAdapter ? null : new RuntimeBridge(emulator.RuntimeApi("Authorizer").RuntimeApi, authorizer.Address);
     }
 
     /// <summary>Gets the backend function's instances.</summary>
@@ -59,7 +62,13 @@ internal sealed class TemplateEmulatorFixture : IAsyncDisposable
         }
 
         options.Functions["Backend"] = backend;
-        options.Functions["Authorizer"] = new FunctionInstances { Instances = { authorizer.Address }, AccessKeyId = AuthorizerKey, SecretAccessKey = AuthorizerSecret };
+        // The stack's authorizer is a custom runtime: the emulator serves its runtime API at the instance's address, and the
+        // fake (a web server) answers the events a bridge takes from there. A test that gives it the adapter layer back gets
+        // the fake as the instance itself.
+        var adapter = template["Resources"]!.AsObject().Single(r => r.Key.StartsWith("AuthorizerBD", StringComparison.Ordinal)).Value!["Properties"]!["Layers"]
+            ?.ToJsonString().Contains("LambdaAdapterLayer", StringComparison.Ordinal) == true;
+        var instance = adapter ? authorizer.Address : new Uri($"http://127.0.0.1:{LoopbackPorts.Choose()}");
+        options.Functions["Authorizer"] = new FunctionInstances { Instances = { instance }, AccessKeyId = AuthorizerKey, SecretAccessKey = AuthorizerSecret };
         configure?.Invoke(options);
         var emulator = await ApiGatewayEmulator.StartAsync(options);
         return new TemplateEmulatorFixture(backends, authorizer, dynamo, emulator);
@@ -91,6 +100,11 @@ internal sealed class TemplateEmulatorFixture : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_bridge is not null)
+        {
+            await _bridge.DisposeAsync();
+        }
+
         await Emulator.DisposeAsync();
         foreach (var backend in Backends)
         {
@@ -99,5 +113,51 @@ internal sealed class TemplateEmulatorFixture : IAsyncDisposable
 
         await Authorizer.DisposeAsync();
         await Dynamo.DisposeAsync();
+    }
+}
+
+/// <summary>
+/// A custom runtime standing in front of a fake web server: it takes each event from a runtime API and returns the body the
+/// fake answers at its pass-through path (its status discarded), as the Lambda Web Adapter does for a non-HTTP event.
+/// </summary>
+internal sealed class RuntimeBridge : IAsyncDisposable
+{
+    private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = Timeout.InfiniteTimeSpan };
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+
+    public RuntimeBridge(string runtimeApi, Uri fake)
+    {
+        _loop = Task.Run(() => LoopAsync(new Uri("http://" + runtimeApi), fake));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        try
+        {
+            await _loop;
+        }
+        catch (Exception e) when (e is OperationCanceledException or HttpRequestException)
+        {
+        }
+
+        _http.Dispose();
+        _stop.Dispose();
+    }
+
+    private async Task LoopAsync(Uri runtime, Uri fake)
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            using var next = await _http.GetAsync(new Uri(runtime, "/2018-06-01/runtime/invocation/next"), _stop.Token);
+            var id = next.Headers.GetValues("Lambda-Runtime-Aws-Request-Id").Single();
+            var body = await next.Content.ReadAsByteArrayAsync(_stop.Token);
+            using var answer = await _http.PostAsync(new Uri(fake, FakeBackend.Authorizer), new ByteArrayContent(body), _stop.Token);
+            var result = await answer.Content.ReadAsByteArrayAsync(_stop.Token);
+            using (await _http.PostAsync(new Uri(runtime, $"/2018-06-01/runtime/invocation/{id}/response"), new ByteArrayContent(result), _stop.Token))
+            {
+            }
+        }
     }
 }

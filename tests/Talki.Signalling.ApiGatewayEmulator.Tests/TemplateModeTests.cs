@@ -308,10 +308,52 @@ public sealed class TemplateModeTests
     }
 
     [Fact]
-    public async Task AuthorizerEvent_GoesToTheAuthorizerFunctionsPassThroughPath_FromTheTemplate()
+    public async Task AuthorizerWithoutTheAdapterLayer_IsInvokedThroughItsRuntimeApi_AndNoPassThroughPathApplies()
     {
+        // The stack's authorizer: a custom runtime. A pass-through path in its environment means nothing without the adapter.
         await using var fixture = await TemplateEmulatorFixture.StartAsync(t =>
             t["Resources"]!.AsObject().Single(r => r.Key.StartsWith("AuthorizerBD", StringComparison.Ordinal)).Value!["Properties"]!["Environment"]!["Variables"]!["AWS_LWA_PASS_THROUGH_PATH"] = "/lambda-events");
+        Assert.False(fixture.Emulator.Deployment.Function("Authorizer").UsesWebAdapter);
+
+        var (socket, _) = await fixture.ConnectAsync();
+        socket.Dispose();
+
+        Assert.Equal(1, fixture.Emulator.RuntimeApi("Authorizer").Invocations);
+        var invocation = Assert.Single(fixture.Emulator.Counters.Invocations, i => i.Function == "Authorizer");
+        Assert.Equal("runtime-api", invocation.Path);
+        Assert.Equal(200, invocation.Status);
+        Assert.Equal(FakeBackend.Authorizer, Assert.Single(fixture.Authorizer.Calls).Path); // the bridge's own call to the fake
+        Assert.Throws<InvalidOperationException>(() => fixture.Emulator.RuntimeApi("Backend")); // a web server, behind the adapter
+    }
+
+    [Fact]
+    public async Task AuthorizerWhoseRuntimeFails_FailsTheConnectWith500_AndTheNextConnectIsServed()
+    {
+        await using var fixture = await TemplateEmulatorFixture.StartAsync();
+        var runtime = fixture.Emulator.RuntimeApi("Authorizer");
+        runtime.ResponseStatus = 413; // its answer refused: the invocation fails, as a function error
+        using (var socket = new ClientWebSocket())
+        {
+            socket.Options.CollectHttpResponseDetails = true;
+            await Assert.ThrowsAsync<WebSocketException>(() => socket.ConnectAsync(new Uri(fixture.Emulator.WebSocketUrl + "?ticket=t"), CancellationToken.None));
+            Assert.Equal(HttpStatusCode.InternalServerError, socket.HttpStatusCode);
+        }
+
+        runtime.ResponseStatus = null;
+        var (next, _) = await fixture.ConnectAsync();
+        next.Dispose();
+        Assert.Equal([502, 200], fixture.Emulator.Counters.Invocations.Where(i => i.Function == "Authorizer").Select(i => i.Status));
+    }
+
+    [Fact]
+    public async Task AuthorizerEvent_GoesToTheAuthorizerFunctionsPassThroughPath_WhenItHasTheAdapterLayer()
+    {
+        await using var fixture = await TemplateEmulatorFixture.StartAsync(t =>
+        {
+            var properties = t["Resources"]!.AsObject().Single(r => r.Key.StartsWith("AuthorizerBD", StringComparison.Ordinal)).Value!["Properties"]!;
+            properties["Layers"] = new System.Text.Json.Nodes.JsonArray("arn:aws:lambda:us-east-1:753240598075:layer:LambdaAdapterLayerArm64:25");
+            properties["Environment"]!["Variables"]!["AWS_LWA_PASS_THROUGH_PATH"] = "/lambda-events";
+        });
         using var socket = new ClientWebSocket();
         socket.Options.CollectHttpResponseDetails = true;
 

@@ -48,6 +48,7 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
     private readonly Dictionary<string, ListenOptions> _urlListeners;
     private readonly Dictionary<int, EmulatedFunctionUrl> _urlsByPort = [];
     private readonly Dictionary<string, FunctionPool> _pools = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, LambdaRuntimeApi[]> _runtimes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, EmulatedFunction> _functionsByAccessKey = new(StringComparer.Ordinal);
     private SigV4Verifier _verifier = null!;
     private SigV4Verifier _dynamoVerifier = null!;
@@ -165,6 +166,7 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
         try
         {
             emulator.Initialize();
+            await emulator.StartRuntimeApisAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -235,7 +237,44 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
 
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
+        foreach (var runtime in _runtimes.Values.SelectMany(r => r).OfType<LambdaRuntimeApi>())
+        {
+            await runtime.DisposeAsync().ConfigureAwait(false);
+        }
+
         _http.Dispose();
+    }
+
+    /// <summary>
+    /// The runtime API of one instance (execution environment) of a function without the Lambda Web Adapter: its runtime
+    /// (started with <c>AWS_LAMBDA_RUNTIME_API</c> = the instance's address's authority) takes its events there.
+    /// </summary>
+    /// <param name="function">The function's construct id (<c>Authorizer</c>).</param>
+    /// <param name="index">The instance.</param>
+    /// <returns>The runtime API.</returns>
+    /// <exception cref="InvalidOperationException">The function has the Web Adapter (its instances are web servers), or no such instance.</exception>
+    public LambdaRuntimeApi RuntimeApi(string function, int index = 0)
+        => _runtimes.TryGetValue(function, out var runtimes) && index >= 0 && index < runtimes.Length
+            ? runtimes[index]
+            : throw new InvalidOperationException($"Function {function} has no runtime API instance {index} (a function with the Lambda Web Adapter has web servers as instances).");
+
+    /// <summary>Listens as the runtime API of every instance of each function that has no Web Adapter, at the instance's address.</summary>
+    private async Task StartRuntimeApisAsync(CancellationToken cancellationToken)
+    {
+        foreach (var function in Deployment.Functions.Where(f => !f.UsesWebAdapter))
+        {
+            if (!_options.Functions.TryGetValue(function.Key, out var instances))
+            {
+                continue;
+            }
+
+            var runtimes = new LambdaRuntimeApi[instances.Instances.Count];
+            _runtimes[function.Key] = runtimes;
+            for (var i = 0; i < runtimes.Length; i++)
+            {
+                runtimes[i] = await LambdaRuntimeApi.StartAsync(function.Arn, instances.Instances[i], cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>A new id in API Gateway's style: 16 base64 characters ending in '=' (11 random bytes).</summary>
@@ -499,6 +538,11 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
         }
 
         using var lease = pool.Acquire();
+        if (!function.UsesWebAdapter)
+        {
+            return await InvokeRuntimeAsync(function, lease.Index, body, cancellationToken).ConfigureAwait(false);
+        }
+
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(lease.Instance, function.PassThroughPath)) { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         var timeout = function.Timeout < _options.IntegrationTimeout ? function.Timeout : _options.IntegrationTimeout;
@@ -525,6 +569,39 @@ public sealed partial class ApiGatewayEmulator : IAsyncDisposable
         finally
         {
             Counters.Invocation(new InvocationRecord(function.Key, lease.Index, "authorizer", function.PassThroughPath, status, TimeProvider.System.GetElapsedTime(started)));
+        }
+    }
+
+    /// <summary>
+    /// Invokes a custom-runtime function through its instance's runtime API (<see cref="LambdaRuntimeApi"/>): the event as it
+    /// is, the response body as the result. An invocation during the instance's init waits for it (a cold start), one at a
+    /// time per instance. Null for a function error: an error reported by the runtime, a refused answer, or the function's
+    /// timeout (API Gateway's own timeout for an authorizer is not modelled apart: the shorter of the two applies).
+    /// </summary>
+    private async Task<byte[]?> InvokeRuntimeAsync(EmulatedFunction function, int index, byte[] body, CancellationToken cancellationToken)
+    {
+        var timeout = function.Timeout < _options.IntegrationTimeout ? function.Timeout : _options.IntegrationTimeout;
+        var started = TimeProvider.System.GetTimestamp();
+        var status = 0;
+        try
+        {
+            var result = await _runtimes[function.Key][index].InvokeAsync(body, timeout, cancellationToken).ConfigureAwait(false);
+            status = result.Succeeded ? StatusCodes.Status200OK : StatusCodes.Status502BadGateway;
+            if (!result.Succeeded)
+            {
+                Log.RuntimeInvocationFailed(_logger, function.Key, result.ErrorType ?? "unknown", result.ErrorMessage ?? string.Empty);
+                return null;
+            }
+
+            return result.Payload;
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+        finally
+        {
+            Counters.Invocation(new InvocationRecord(function.Key, index, "authorizer", "runtime-api", status, TimeProvider.System.GetElapsedTime(started)));
         }
     }
 

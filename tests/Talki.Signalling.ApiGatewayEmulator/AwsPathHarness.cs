@@ -30,6 +30,19 @@ public sealed record AwsPathHost(
     string Region,
     int MemorySizeMb = EmulatedFunction.DefaultMemorySizeMb)
 {
+    /// <summary>
+    /// Gets whether the function is a custom runtime (no Lambda Web Adapter, <see cref="EmulatedFunction.UsesWebAdapter"/>):
+    /// then <see cref="Address"/> is the emulator's runtime API for this instance, not a web server's, and the host takes its
+    /// events from there (<c>AWS_LAMBDA_RUNTIME_API</c> in <see cref="Settings"/>).
+    /// </summary>
+    public bool CustomRuntime { get; init; }
+
+    /// <summary>
+    /// Gets, for a custom runtime, a task that completes when the instance's runtime first asks for an event: the end of its
+    /// init (a web server's is its <c>/healthz</c>). Null for a web server.
+    /// </summary>
+    public Func<Task>? Initialized { get; init; }
+
     /// <summary>Gets <see cref="Settings"/> as environment variables (<c>Talki__Aws__Role</c>), for a host started as a process.</summary>
     public IReadOnlyDictionary<string, string> EnvironmentVariables
         => Settings.ToDictionary(s => s.Key.Replace(":", "__", StringComparison.Ordinal), s => s.Value, StringComparer.Ordinal);
@@ -135,7 +148,12 @@ public sealed class AwsPathHarness : IAsyncDisposable
                 var instances = emulatorOptions.Functions[function.Key].Instances;
                 for (var i = 0; i < instances.Count; i++)
                 {
-                    hosts.Add(new AwsPathHost(function.Key, i, instances[i], Settings(function, instances[i], emulator, key, secret), key, secret, emulator.DynamoDbEndpoint!, emulator.Region, function.MemorySizeMb));
+                    var index = i;
+                    hosts.Add(new AwsPathHost(function.Key, i, instances[i], Settings(function, instances[i], emulator, key, secret), key, secret, emulator.DynamoDbEndpoint!, emulator.Region, function.MemorySizeMb)
+                    {
+                        CustomRuntime = !function.UsesWebAdapter,
+                        Initialized = function.UsesWebAdapter ? null : () => emulator.RuntimeApi(function.Key, index).Initialized,
+                    });
                 }
             }
 
@@ -170,6 +188,11 @@ public sealed class AwsPathHarness : IAsyncDisposable
     {
         var host = Hosts.Single(h => h.Function == function && h.Index == index);
         await _running[(function, index)].DisposeAsync().ConfigureAwait(false);
+        if (host.CustomRuntime)
+        {
+            Emulator.RuntimeApi(function, index).BeginNewEnvironment();
+        }
+
         _running[(function, index)] = await _options.StartHost(host, cancellationToken).ConfigureAwait(false);
     }
 
@@ -197,7 +220,16 @@ public sealed class AwsPathHarness : IAsyncDisposable
             }
         }
 
-        settings["urls"] = address.GetLeftPart(UriPartial.Authority);
+        if (function.UsesWebAdapter)
+        {
+            settings["urls"] = address.GetLeftPart(UriPartial.Authority);
+        }
+        else
+        {
+            // A custom runtime listens nowhere: it asks the emulator's runtime API for its events, as Lambda tells it to.
+            settings["AWS_LAMBDA_RUNTIME_API"] = address.Authority;
+        }
+
         settings["Talki:Aws:ApiEndpoint"] = emulator.ManagementEndpoint.ToString();
         settings["Talki:Aws:WebSocketUrl"] = emulator.WebSocketUrl.ToString();
         settings["Talki:Aws:DynamoDbServiceUrl"] = emulator.DynamoDbEndpoint!.ToString();

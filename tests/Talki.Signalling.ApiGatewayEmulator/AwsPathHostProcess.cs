@@ -98,8 +98,18 @@ public sealed class AwsPathHostProcess : IAsyncDisposable
             start.Environment[name] = value;
         }
 
-        // The instance's listen address (in Lambda: ASPNETCORE_URLS=http://127.0.0.1:8080 behind the adapter).
-        start.Environment["ASPNETCORE_URLS"] = host.Address.GetLeftPart(UriPartial.Authority);
+        // A web server's listen address (in Lambda: ASPNETCORE_URLS=http://127.0.0.1:8080 behind the adapter); a custom runtime
+        // has AWS_LAMBDA_RUNTIME_API from its settings instead, and listens nowhere.
+        if (host.CustomRuntime)
+        {
+            start.Environment.Remove("AWS_LAMBDA_RUNTIME_API");
+            start.Environment["AWS_LAMBDA_RUNTIME_API"] = host.Settings["AWS_LAMBDA_RUNTIME_API"];
+        }
+        else
+        {
+            start.Environment["ASPNETCORE_URLS"] = host.Address.GetLeftPart(UriPartial.Authority);
+        }
+
         start.Environment["Logging__Console__FormatterName"] = "simple";
 
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
@@ -193,6 +203,12 @@ public sealed class AwsPathHostProcess : IAsyncDisposable
     /// </summary>
     public async Task WaitUntilHealthyAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
+        if (Host.Initialized is { } initialized)
+        {
+            await WaitUntilInitializedAsync(initialized, timeout, cancellationToken);
+            return;
+        }
+
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         var health = new Uri(Host.Address, "/healthz");
         var deadline = DateTime.UtcNow + timeout;
@@ -224,6 +240,34 @@ public sealed class AwsPathHostProcess : IAsyncDisposable
 
             await Task.Delay(200, cancellationToken);
         }
+    }
+
+    /// <summary>
+    /// A custom runtime's readiness: its first request for an event, which ends Lambda's init phase (its CPU share applies
+    /// from then on, as for a web server from its first <c>/healthz</c>).
+    /// </summary>
+    private async Task WaitUntilInitializedAsync(Func<Task> initialized, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var first = initialized();
+        var deadline = DateTime.UtcNow + timeout;
+        while (!first.IsCompleted)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"{Name} exited with code {_process.ExitCode} before asking the runtime API for an event:{Environment.NewLine}{Output}");
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"{Name} did not ask the runtime API for an event within {timeout}:{Environment.NewLine}{Output}");
+            }
+
+            await Task.WhenAny(first, Task.Delay(100, cancellationToken));
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+
+        await first;
+        Cpu?.Add(_process.Id);
     }
 
     private void Append(string? line)

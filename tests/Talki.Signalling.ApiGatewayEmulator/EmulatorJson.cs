@@ -64,4 +64,7 @@ internal static partial class Log
 
     [LoggerMessage(13, LogLevel.Warning, "DynamoDB request refused: {Reason}.")]
     public static partial void DynamoDbRefused(ILogger logger, string reason);
+
+    [LoggerMessage(14, LogLevel.Warning, "Function {Function} failed through the runtime API ({ErrorType}: {Message}); the upgrade is refused with 500.")]
+    public static partial void RuntimeInvocationFailed(ILogger logger, string function, string errorType, string message);
 }

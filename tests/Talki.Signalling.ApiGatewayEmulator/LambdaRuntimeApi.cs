@@ -40,7 +40,7 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly Channel<Invocation> _events = Channel.CreateUnbounded<Invocation>();
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
-    private readonly TaskCompletionSource _initialized = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource _initialized = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly System.Collections.Concurrent.ConcurrentQueue<string> _reported = new();
     private Invocation? _current;
     private long _invocations;
@@ -62,7 +62,7 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
     public string FunctionArn { get; }
 
     /// <summary>Gets a task that completes when the runtime first asks for an event (the end of the init phase), or fails with its init error.</summary>
-    public Task Initialized => _initialized.Task;
+    public Task Initialized => Volatile.Read(ref _initialized).Task;
 
     /// <summary>Gets how many invocations the runtime has taken.</summary>
     public long Invocations => Interlocked.Read(ref _invocations);
@@ -81,12 +81,13 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
 
     /// <summary>Starts the runtime API on a loopback port.</summary>
     /// <param name="functionArn">The function's ARN.</param>
+    /// <param name="address">Where to listen (<c>http://127.0.0.1:{port}</c>); <see langword="null"/>: a free port.</param>
     /// <param name="cancellationToken">Cancels the start.</param>
     /// <returns>The started runtime API.</returns>
-    public static async Task<LambdaRuntimeApi> StartAsync(string functionArn = "arn:aws:lambda:us-east-1:123456789012:function:talki-authorizer", CancellationToken cancellationToken = default)
+    public static async Task<LambdaRuntimeApi> StartAsync(string functionArn = "arn:aws:lambda:us-east-1:123456789012:function:talki-authorizer", Uri? address = null, CancellationToken cancellationToken = default)
     {
         var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.WebHost.UseUrls(address?.GetLeftPart(UriPartial.Authority) ?? "http://127.0.0.1:0");
         builder.Logging.ClearProviders();
         var runtime = new LambdaRuntimeApi(builder.Build(), functionArn);
         await runtime._app.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -127,18 +128,29 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// A fresh execution environment behind the same address, as after Lambda replaced one (its runtime crashed, or it was
+    /// recycled): the invocation in progress fails, and the next invocation waits for the new runtime's first <c>GET …/next</c>.
+    /// </summary>
+    public void BeginNewEnvironment()
+    {
+        Interlocked.Exchange(ref _current, null)?.Result.TrySetResult(LambdaInvocationResult.Failure("Runtime.ExitError", "The execution environment was replaced."));
+        var previous = Interlocked.Exchange(ref _initialized, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        previous.TrySetCanceled();
+    }
+
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()
     {
         _events.Writer.TryComplete();
-        _initialized.TrySetCanceled();
+        Volatile.Read(ref _initialized).TrySetCanceled();
         await _app.DisposeAsync().ConfigureAwait(false);
         _oneAtATime.Dispose();
     }
 
     private async Task NextAsync(HttpContext context)
     {
-        _initialized.TrySetResult();
+        Volatile.Read(ref _initialized).TrySetResult();
         if (NextStatus is { } refused)
         {
             await WriteErrorAsync(context, refused, refused == 403 ? "Forbidden" : "ContainerError").ConfigureAwait(false);
@@ -228,7 +240,7 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
     {
         var type = context.Request.Headers["Lambda-Runtime-Function-Error-Type"].ToString();
         _reported.Enqueue(type);
-        _initialized.TrySetException(new InvalidOperationException($"The runtime reported an init error ({type})."));
+        Volatile.Read(ref _initialized).TrySetException(new InvalidOperationException($"The runtime reported an init error ({type})."));
         context.Response.StatusCode = StatusCodes.Status202Accepted;
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync("{\"status\":\"OK\"}").ConfigureAwait(false);

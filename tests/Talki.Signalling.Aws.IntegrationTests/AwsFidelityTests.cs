@@ -43,6 +43,39 @@ public sealed class AwsFidelityTests(DynaliteFixture dynalite)
         Assert.Equal(0, counters.FunctionUrlForbidden);
     }
 
+    /// <summary>
+    /// The stack's authorizer is a custom runtime (samples/Talki.Samples.AwsAuthorizer): API Gateway's connects reach it
+    /// through its runtime API, never a web server; a replayed ticket is denied there; and after its execution environment is
+    /// replaced (a cold start), the next connect waits for the new runtime's init and is served.
+    /// </summary>
+    [Fact]
+    public async Task TheAuthorizerIsACustomRuntime_ItsConnectsComeThroughTheRuntimeApi_AndAReplacedEnvironmentServesTheNext()
+    {
+        await using var stack = await AwsStack.StartAsync(dynalite, "talki-fidelity-custom-runtime");
+        var authorizerHost = Assert.Single(stack.Harness.HostsOf("Authorizer"));
+        Assert.True(authorizerHost.CustomRuntime);
+        Assert.False(authorizerHost.Settings.ContainsKey("urls"));
+        using var ada = await stack.SignInAsync("Ada");
+        var room = await ada.TicketAsync("/talki/rooms", HttpStatusCode.Created);
+        await using var adaSocket = await ada.ConnectAsync(room);
+
+        // The same ticket again: denied by the authorizer (403), nothing bound.
+        Assert.Equal(HttpStatusCode.Forbidden, await AwsSocket.RefusedStatusAsync(room.WebSocketUrl));
+
+        await stack.Harness.RestartAsync("Authorizer");
+        using var bob = await stack.SignInAsync("Bob");
+        var ticket = await bob.TicketAsync($"/talki/rooms/{room.Room}/tickets", HttpStatusCode.OK);
+        await using var bobSocket = await bob.ConnectAsync(ticket);
+        await adaSocket.ExpectAsync<AdmissionRequestMessage>(m => m.Member.Id == ticket.Member);
+
+        var runtime = stack.Emulator.RuntimeApi("Authorizer");
+        Assert.Equal(3, stack.Emulator.Counters.FunctionInvocations("Authorizer"));
+        Assert.All(stack.Emulator.Counters.Invocations.Where(i => i.Function == "Authorizer"), i => Assert.Equal(("runtime-api", 200), (i.Path, i.Status)));
+        Assert.Equal(3, runtime.Invocations);
+        Assert.Empty(runtime.ReportedErrors);
+        Assert.DoesNotContain(stack.Emulator.Counters.DynamoDbCalls.Keys, k => k.EndsWith(" denied", StringComparison.Ordinal));
+    }
+
     /// <summary>Defect 1 of the issue: without <c>lambda:InvokeFunction</c> + <c>InvokedViaFunctionUrl</c>, the function URL refuses everything.</summary>
     [Fact]
     public async Task WithoutTheInvokedViaFunctionUrlPermission_TheHttpApiIs403_AndMessagesNeverReachTheBackend()

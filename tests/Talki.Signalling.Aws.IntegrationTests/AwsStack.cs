@@ -1,3 +1,4 @@
+extern alias AwsAuthorizer;
 extern alias SampleHost;
 
 using System.Collections.Concurrent;
@@ -22,6 +23,7 @@ using Talki.Signalling.Aws.Tests.DynamoDb;
 using Talki.Signalling.Emulator;
 using Talki.Signalling.Http;
 using Talki.Signalling.Protocol;
+using AuthorizerFunction = AwsAuthorizer::Talki.Samples.AwsAuthorizer.AuthorizerFunction;
 using SampleHostProgram = SampleHost::Program;
 
 namespace Talki.Signalling.Aws.IntegrationTests;
@@ -115,7 +117,7 @@ internal sealed class AwsStack : IAsyncDisposable
                 : "unconfined";
             return $"{p.Name} {cpu}, {rss} of {p.Host.MemorySizeMb} MB";
         });
-        return $"the functions' hosts as processes ({_external?.Executable}): {string.Join("; ", hosts)}";
+        return $"the functions' hosts as processes ({_external?.Executable}; the authorizer {_external?.Authorizer}): {string.Join("; ", hosts)}";
     }
 
     /// <summary>
@@ -124,6 +126,11 @@ internal sealed class AwsStack : IAsyncDisposable
     /// </summary>
     public static IAsyncDisposable StartInProcess(AwsPathHost host, ConcurrentQueue<IReadOnlyDictionary<string, string>>? defaultCallHeaders = null, IReadOnlyDictionary<string, string>? settings = null)
     {
+        if (host.CustomRuntime)
+        {
+            return StartAuthorizerInProcess(host, settings);
+        }
+
         var factory = new WebApplicationFactory<SampleHostProgram>().WithWebHostBuilder(web =>
         {
             foreach (var (key, value) in host.Settings)
@@ -157,6 +164,26 @@ internal sealed class AwsStack : IAsyncDisposable
     }
 
     /// <summary>
+    /// Starts the authorizer function (a custom runtime, <c>samples/Talki.Samples.AwsAuthorizer</c>) in this process: its own
+    /// host, configured as its function is in the template, taking its events from the emulator's runtime API for this
+    /// instance, its DynamoDB client signing with the role's key.
+    /// </summary>
+    private static IAsyncDisposable StartAuthorizerInProcess(AwsPathHost host, IReadOnlyDictionary<string, string>? settings)
+    {
+        var arguments = host.Settings.Where(s => s.Key != "AWS_LAMBDA_RUNTIME_API")
+            .Concat(settings ?? new Dictionary<string, string>())
+            .Append(new("Logging:LogLevel:Default", "None"))
+            .Select(s => $"--{s.Key}={s.Value}")
+            .ToArray();
+        var authorizer = AuthorizerFunction.Build(arguments, host.Settings["AWS_LAMBDA_RUNTIME_API"], services =>
+            services.AddSingleton<IAmazonDynamoDB>(new AmazonDynamoDBClient(
+                new BasicAWSCredentials(host.AccessKeyId, host.SecretAccessKey),
+                new AmazonDynamoDBConfig { ServiceURL = host.DynamoDbEndpoint.ToString(), AuthenticationRegion = host.Region })));
+        authorizer.StartAsync().GetAwaiter().GetResult();
+        return new StartedHost(authorizer);
+    }
+
+    /// <summary>
     /// Restarts a backend instance mid-call, as Lambda replaces an execution environment: the process and its memory are
     /// gone, the sockets (held by API Gateway) and the rooms (in DynamoDB) are not.
     /// </summary>
@@ -182,20 +209,24 @@ internal sealed class AwsStack : IAsyncDisposable
     /// <summary>
     /// The functions' hosts as processes, for measuring what the functions cost rather than testing them: set
     /// <c>TALKI_LAMBDA_HOST</c> to the sample host's Native AOT executable (as the stack deploys it; or a built dll, run
-    /// by <c>dotnet</c>), <c>TALKI_LAMBDA_CPU_SHARE=1</c> to hold each to the CPU share of its function's memory size
+    /// by <c>dotnet</c>) and <c>TALKI_LAMBDA_AUTHORIZER</c> to the authorizer function's (<c>samples/Talki.Samples.AwsAuthorizer</c>), <c>TALKI_LAMBDA_CPU_SHARE=1</c> to hold each to the CPU share of its function's memory size
     /// (<see cref="LambdaCpuShare"/>; needs root), <c>TALKI_LAMBDA_MEMORY_MB</c> to give every function another memory size.
     /// Unset (the default, and in CI), the hosts run in the test's process. <c>benchmarks/lambda-memory.sh</c> sets them.
     /// </summary>
     internal sealed class LambdaHostsFromEnvironment
     {
-        private LambdaHostsFromEnvironment(string executable, bool cpuShare, int? memorySizeMb)
+        private LambdaHostsFromEnvironment(string executable, string authorizer, bool cpuShare, int? memorySizeMb)
         {
             Executable = executable;
+            Authorizer = authorizer;
             CpuShare = cpuShare;
             MemorySizeMb = memorySizeMb;
         }
 
         public string Executable { get; }
+
+        /// <summary>Gets the authorizer function's executable (a custom runtime): <c>TALKI_LAMBDA_AUTHORIZER</c>.</summary>
+        public string Authorizer { get; }
 
         public bool CpuShare { get; }
 
@@ -217,7 +248,13 @@ internal sealed class AwsStack : IAsyncDisposable
             var memory = Environment.GetEnvironmentVariable("TALKI_LAMBDA_MEMORY_MB") is { Length: > 0 } text
                 ? int.Parse(text, NumberStyles.None, CultureInfo.InvariantCulture)
                 : (int?)null;
-            return new LambdaHostsFromEnvironment(Path.GetFullPath(executable), Environment.GetEnvironmentVariable("TALKI_LAMBDA_CPU_SHARE") == "1", memory);
+            var authorizer = Environment.GetEnvironmentVariable("TALKI_LAMBDA_AUTHORIZER");
+            if (string.IsNullOrEmpty(authorizer) || !File.Exists(authorizer))
+            {
+                throw new InvalidOperationException($"TALKI_LAMBDA_HOST is set, so TALKI_LAMBDA_AUTHORIZER must name the authorizer function's executable (samples/Talki.Samples.AwsAuthorizer, Native AOT or a built dll); it is '{authorizer}'.");
+            }
+
+            return new LambdaHostsFromEnvironment(Path.GetFullPath(executable), Path.GetFullPath(authorizer), Environment.GetEnvironmentVariable("TALKI_LAMBDA_CPU_SHARE") == "1", memory);
         }
 
         public void AlterTemplate(JsonObject template)
@@ -243,17 +280,28 @@ internal sealed class AwsStack : IAsyncDisposable
                 extras[key.Replace(":", "__", StringComparison.Ordinal)] = value;
             }
 
-            var dll = Executable.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
+            var executable = host.CustomRuntime ? Authorizer : Executable;
+            var dll = executable.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
             return AwsPathHostProcess.StartAsync(
                 host,
-                dll ? AwsPathHostProcess.DotnetExecutable() : Executable,
-                dll ? [Executable] : [],
-                Path.GetDirectoryName(Executable)!,
+                dll ? AwsPathHostProcess.DotnetExecutable() : executable,
+                dll ? [executable] : [],
+                Path.GetDirectoryName(executable)!,
                 extras,
                 log: null,
                 waitUntilHealthy: true,
                 cpuShare: CpuShare,
                 cancellationToken: cancellationToken);
+        }
+    }
+
+    /// <summary>Stops and disposes a generic host.</summary>
+    private sealed class StartedHost(Microsoft.Extensions.Hosting.IHost host) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await host.StopAsync();
+            host.Dispose();
         }
     }
 

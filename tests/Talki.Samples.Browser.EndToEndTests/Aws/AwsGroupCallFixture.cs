@@ -133,9 +133,12 @@ public sealed class AwsGroupCallFixture : IAsyncLifetime
             {
                 // Started here, waited for below: the three hosts and Chromium start side by side.
                 // The sample host's built dll under dotnet; the project folder is the content root (appsettings.json; the app's
-                // files come from the static web assets manifest).
+                // files come from the static web assets manifest). The authorizer function is a custom runtime of its own.
+                var (dll, directory) = host.CustomRuntime
+                    ? (RepositoryLayout.AwsAuthorizerDll(), RepositoryLayout.AwsAuthorizerProjectDirectory)
+                    : (RepositoryLayout.SampleHostDll(), RepositoryLayout.SampleHostProjectDirectory);
                 var process = await AwsPathHostProcess.StartAsync(
-                    host, AwsPathHostProcess.DotnetExecutable(), [RepositoryLayout.SampleHostDll()], RepositoryLayout.SampleHostProjectDirectory,
+                    host, AwsPathHostProcess.DotnetExecutable(), [dll], directory,
                     extras, Log, waitUntilHealthy: false, cancellationToken: cancellationToken);
                 lock (_hosts)
                 {
@@ -155,7 +158,7 @@ public sealed class AwsGroupCallFixture : IAsyncLifetime
         var healthy = Task.WhenAll(_hosts.Select(h => h.WaitUntilHealthyAsync(TimeSpan.FromSeconds(120))));
         _chromium = await Chromium.LaunchAsync(AppOrigin, Log);
         await healthy;
-        Log($"every host answers /healthz (+{(DateTimeOffset.UtcNow - StartedAt).TotalSeconds:0.0}s)");
+        Log($"every host answers /healthz or has asked for its first event (+{(DateTimeOffset.UtcNow - StartedAt).TotalSeconds:0.0}s)");
         Ada = await _chromium.NewUserAsync("Ada");
         Bea = await _chromium.NewUserAsync("Bea");
         Cyd = await _chromium.NewUserAsync("Cyd");

@@ -36,6 +36,22 @@ internal static class RepositoryLayout
                 $"`dotnet build samples/Talki.Samples.Host -c {Configuration}`.");
     }
 
+    public static string AwsAuthorizerProjectDirectory => Path.Combine(Root, "samples", "Talki.Samples.AwsAuthorizer");
+
+    /// <summary>
+    /// The AWS stack's authorizer function (a Lambda custom runtime) as a built dll:
+    /// <c>samples/Talki.Samples.AwsAuthorizer/bin/{Configuration}/net10.0/Talki.Samples.AwsAuthorizer.dll</c>.
+    /// </summary>
+    public static string AwsAuthorizerDll()
+    {
+        var dll = Path.Combine(AwsAuthorizerProjectDirectory, "bin", Configuration, "net10.0", "Talki.Samples.AwsAuthorizer.dll");
+        return File.Exists(dll)
+            ? dll
+            : throw new FileNotFoundException(
+                $"The authorizer is not built: {dll} is missing. Build this project (it references the authorizer) or run " +
+                $"`dotnet build samples/Talki.Samples.AwsAuthorizer -c {Configuration}`.");
+    }
+
     /// <summary>
     /// Test artifacts (screenshots, logs): <c>TALKI_ARTIFACTS</c> when set, else <c>TestResults</c> in the output folder.
     /// </summary>

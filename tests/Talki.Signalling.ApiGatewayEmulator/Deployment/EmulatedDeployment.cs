@@ -7,8 +7,10 @@ namespace Talki.Signalling.Emulator.Deployment;
 public sealed class EmulatedFunction
 {
     internal EmulatedFunction(string key, string logicalId, string name, string arn, string roleName, IamPolicy policy,
-        IReadOnlyDictionary<string, string> environment, TimeSpan timeout, IReadOnlyList<LambdaPermissionStatement> permissions, int memorySizeMb = DefaultMemorySizeMb)
+        IReadOnlyDictionary<string, string> environment, TimeSpan timeout, IReadOnlyList<LambdaPermissionStatement> permissions, int memorySizeMb = DefaultMemorySizeMb,
+        bool usesWebAdapter = true)
     {
+        UsesWebAdapter = usesWebAdapter;
         Key = key;
         LogicalId = logicalId;
         Name = name;
@@ -56,6 +58,15 @@ public sealed class EmulatedFunction
     /// it (<see cref="LambdaCpuShare"/>) and bills its duration by it.
     /// </summary>
     public int MemorySizeMb { get; }
+
+    /// <summary>
+    /// Gets whether the Lambda Web Adapter takes the function's invocations: one of its <c>Layers</c> is the adapter's
+    /// (<c>LambdaAdapterLayer…</c>, awslabs/aws-lambda-web-adapter), which runs as an extension and forwards each event to the
+    /// function's web server (HTTP requests as they are, other events POSTed to <see cref="PassThroughPath"/>). Without it
+    /// the function's <c>bootstrap</c> is its runtime and takes the events from the Lambda runtime API itself
+    /// (<see cref="LambdaRuntimeApi"/>; https://docs.aws.amazon.com/lambda/latest/dg/runtimes-custom.html).
+    /// </summary>
+    public bool UsesWebAdapter { get; }
 
     /// <summary>Gets the resource-based policy: the <c>AWS::Lambda::Permission</c> resources naming this function.</summary>
     public IReadOnlyList<LambdaPermissionStatement> Permissions { get; }
@@ -241,12 +252,14 @@ public sealed partial class EmulatedDeployment
 
             var timeout = properties["Timeout"] is { } seconds ? TimeSpan.FromSeconds(double.Parse(resolver.ResolveString(seconds), System.Globalization.CultureInfo.InvariantCulture)) : TimeSpan.FromSeconds(3);
             var memory = properties["MemorySize"] is { } size ? int.Parse(resolver.ResolveString(size), System.Globalization.CultureInfo.InvariantCulture) : EmulatedFunction.DefaultMemorySizeMb;
+            var usesWebAdapter = (properties["Layers"] as JsonArray ?? []).Any(layer => layer?.ToJsonString().Contains("LambdaAdapterLayer", StringComparison.Ordinal) == true);
             functions.Add(new EmulatedFunction(
                 ConstructKey(logicalId), logicalId, name, arn, roleName,
                 new IamPolicy(roleStatements.TryGetValue(roleName, out var statements) ? statements : []),
                 environment, timeout,
                 [.. permissions.Where(p => p.FunctionArn == arn || p.FunctionArn == name).Select(p => p.Permission)],
-                memory));
+                memory,
+                usesWebAdapter));
         }
 
         EmulatedFunction FunctionByArn(string arnOrName)
@@ -354,6 +367,11 @@ public sealed partial class EmulatedDeployment
         var urls = resolver.OfType("AWS::Lambda::Url")
             .Select(u => new EmulatedFunctionUrl(u.LogicalId, FunctionByArn(FunctionArnOf(resolver, u.Properties["TargetFunctionArn"])), resolver.ResolveString(u.Properties["AuthType"])))
             .ToList();
+        if (urls.FirstOrDefault(u => !u.Function.UsesWebAdapter) is { } custom)
+        {
+            // A function URL hands a custom runtime its requests as payload-format-2.0 events, which the emulator does not build.
+            throw new NotSupportedException($"Function URL {custom.LogicalId}: the emulator serves function URLs through the Lambda Web Adapter only, and {custom.Function.Key} has no adapter layer.");
+        }
 
         return new EmulatedDeployment(stage, enforcesIam: true, functions, tables, authorizer, routes, urls, accessLogFormat);
     }
