@@ -8,6 +8,7 @@ answer includes the store's first call). Reports min / median / max. The Lambda 
 init are not included: this measures what the .NET process adds.
 
 usage: benchmarks/cold-start.py HOST_COMMAND... [--runs N] [--memory MB] [--lambda-runtime]
+(without --lambda-runtime: the sample host in its authorizer role behind the Web Adapter's pass-through path)
   e.g. benchmarks/cold-start.py /tmp/aot/Talki.Samples.Host                       (Native AOT publish)
        benchmarks/cold-start.py dotnet samples/Talki.Samples.Host/bin/Release/net10.0/Talki.Samples.Host.dll (JIT)
        benchmarks/cold-start.py qemu-aarch64-static /tmp/aot-arm64/Talki.Samples.Host   (linux-arm64 AOT, emulated)
@@ -25,7 +26,10 @@ and a cgroup CPU controller (v1 cpu or v2); the host must be the command itself 
 LambdaCpuShare in tests/Talki.Signalling.ApiGatewayEmulator.
 
 --lambda-runtime runs the authorizer as the stack deploys it since 2026-12-07: a Lambda custom runtime
-(--Talki:Aws:LambdaRuntime=true, no web server, no Lambda Web Adapter). The script is then its runtime API
+(samples/Talki.Samples.AwsAuthorizer's executable: no web server, no Lambda Web Adapter), e.g.
+  dotnet publish samples/Talki.Samples.AwsAuthorizer -c Release -r linux-x64 -o /tmp/aot-authorizer
+  benchmarks/cold-start.py /tmp/aot-authorizer/Talki.Samples.AwsAuthorizer --runs 10 --lambda-runtime
+The script is then its runtime API
 (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html): it starts the host with AWS_LAMBDA_RUNTIME_API naming a
 local port, hands the event to the first GET /2018-06-01/runtime/invocation/next, and the figure ends when the answer is
 POSTed to /2018-06-01/runtime/invocation/{id}/response (202). No polling: the host asks for the event itself. With
@@ -202,7 +206,7 @@ def run_runtime(cmd, dynamo, table, create, group=None):
 
     api = RuntimeApi(on_first_next)
     threading.Thread(target=api.serve_forever, daemon=True).start()
-    args = cmd + ["--Talki:Aws:TableName=" + table, "--Talki:Aws:Role=authorizer", "--Talki:Aws:LambdaRuntime=true", "--Talki:Aws:Region=us-east-1",
+    args = cmd + ["--Talki:Aws:TableName=" + table, "--Talki:Aws:Role=authorizer", "--Talki:Aws:Region=us-east-1",
                   "--Talki:Aws:DynamoDbServiceUrl=" + dynamo, "--Talki:Aws:AccessKeyId=local", "--Talki:Aws:SecretAccessKey=local",
                   "--Talki:Aws:GatewaySecret=cold-start-secret-0123456789abcdef", "--Talki:Aws:ApiEndpoint=https://abcdef123.execute-api.us-east-1.amazonaws.com",
                   "--Talki:Aws:Stage=default", "--Talki:Aws:CreateTable=" + ("true" if create else "false"),
