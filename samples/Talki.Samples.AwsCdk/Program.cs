@@ -8,21 +8,22 @@ var app = new App();
 string Context(string key, string fallback) =>
     app.Node.TryGetContext(key) is string { Length: > 0 } value ? value : fallback;
 
-var hostAssetPath = Path.GetFullPath(Context("talki:hostAssetPath", "artifacts/host"));
-if (!File.Exists(Path.Combine(hostAssetPath, "bootstrap")))
+// The published functions (publish-host.sh): each directory must hold the function's `bootstrap`.
+string? Published(string key, string fallback, string what)
 {
-    await Console.Error.WriteLineAsync(
-        $"The sample host is not published at {hostAssetPath} (no 'bootstrap' there). Run ./publish-host.sh first, " +
-        "or pass -c talki:hostAssetPath=<dir>.").ConfigureAwait(false);
-    return 1;
+    var path = Path.GetFullPath(Context(key, fallback));
+    if (File.Exists(Path.Combine(path, "bootstrap")))
+    {
+        return path;
+    }
+
+    Console.Error.WriteLine($"The {what} is not published at {path} (no 'bootstrap' there). Run ./publish-host.sh first, or pass -c {key}=<dir>.");
+    return null;
 }
 
-var authorizerAssetPath = Path.GetFullPath(Context("talki:authorizerAssetPath", "artifacts/authorizer"));
-if (!File.Exists(Path.Combine(authorizerAssetPath, "bootstrap")))
+if (Published("talki:hostAssetPath", "artifacts/host", "sample host") is not { } hostAssetPath
+    || Published("talki:authorizerAssetPath", "artifacts/authorizer", "authorizer") is not { } authorizerAssetPath)
 {
-    await Console.Error.WriteLineAsync(
-        $"The authorizer is not published at {authorizerAssetPath} (no 'bootstrap' there). Run ./publish-host.sh first, " +
-        "or pass -c talki:authorizerAssetPath=<dir>.").ConfigureAwait(false);
     return 1;
 }
 

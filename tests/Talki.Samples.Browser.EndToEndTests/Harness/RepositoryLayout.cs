@@ -28,12 +28,7 @@ internal static class RepositoryLayout
                 : throw new FileNotFoundException($"TALKI_SAMPLE_HOST_DLL points to a missing file: {configured}");
         }
 
-        var dll = Path.Combine(SampleHostProjectDirectory, "bin", Configuration, "net10.0", "Talki.Samples.Host.dll");
-        return File.Exists(dll)
-            ? dll
-            : throw new FileNotFoundException(
-                $"The sample host is not built: {dll} is missing. Build this project (it references the host) or run " +
-                $"`dotnet build samples/Talki.Samples.Host -c {Configuration}`.");
+        return Built(SampleHostProjectDirectory, "Talki.Samples.Host", "sample host");
     }
 
     public static string AwsAuthorizerProjectDirectory => Path.Combine(Root, "samples", "Talki.Samples.AwsAuthorizer");
@@ -42,14 +37,16 @@ internal static class RepositoryLayout
     /// The AWS stack's authorizer function (a Lambda custom runtime) as a built dll:
     /// <c>samples/Talki.Samples.AwsAuthorizer/bin/{Configuration}/net10.0/Talki.Samples.AwsAuthorizer.dll</c>.
     /// </summary>
-    public static string AwsAuthorizerDll()
+    public static string AwsAuthorizerDll() => Built(AwsAuthorizerProjectDirectory, "Talki.Samples.AwsAuthorizer", "authorizer");
+
+    private static string Built(string projectDirectory, string name, string what)
     {
-        var dll = Path.Combine(AwsAuthorizerProjectDirectory, "bin", Configuration, "net10.0", "Talki.Samples.AwsAuthorizer.dll");
+        var dll = Path.Combine(projectDirectory, "bin", Configuration, "net10.0", name + ".dll");
         return File.Exists(dll)
             ? dll
             : throw new FileNotFoundException(
-                $"The authorizer is not built: {dll} is missing. Build this project (it references the authorizer) or run " +
-                $"`dotnet build samples/Talki.Samples.AwsAuthorizer -c {Configuration}`.");
+                $"The {what} is not built: {dll} is missing. Build this project (it references the {what}) or run " +
+                $"`dotnet build samples/{name} -c {Configuration}`.");
     }
 
     /// <summary>
