@@ -19,7 +19,8 @@ namespace Talki.Signalling.Aws.Callbacks;
 
 /// <summary>
 /// The API Gateway WebSocket callbacks: the <c>$connect</c> REQUEST authorizer (the Lambda Web Adapter POSTs the raw
-/// event to the pass-through path and returns the response body to Lambda) and the HTTP integrations of
+/// event to the pass-through path and returns the response body to Lambda; a custom runtime, <see cref="LambdaRuntimeAuthorizer"/>,
+/// hands it the event from the Lambda runtime API instead) and the HTTP integrations of
 /// <c>$default</c> and <c>$disconnect</c>, which only trust calls that carry the connection id header and the shared
 /// gateway secret. Connection ids and tickets never appear in responses or logs.
 /// </summary>
