@@ -5,6 +5,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Talki.Signalling.Aws.Callbacks;
+using Talki.Signalling.Ports;
 using Talki.Signalling.Server;
 using Talki.Signalling.Server.AspNetCore;
 
@@ -82,13 +83,20 @@ public static class TalkiAwsGatewayExtensions
             }
         });
 
-        builder
-            .AddDynamoDbRoomStore(options =>
-            {
-                options.TableName = configuration["TableName"] ?? string.Empty;
-                options.CreateTableIfMissing = string.Equals(configuration["CreateTable"], "true", StringComparison.OrdinalIgnoreCase);
-            })
-            .AddApiGatewayPush(options =>
+        builder.AddDynamoDbRoomStore(options =>
+        {
+            options.TableName = configuration["TableName"] ?? string.Empty;
+            options.CreateTableIfMissing = string.Equals(configuration["CreateTable"], "true", StringComparison.OrdinalIgnoreCase);
+        });
+        if (role == ApiGatewayRole.Authorizer)
+        {
+            // The authorizer reaches no connection (its role has no execute-api:ManageConnections, and nothing it decides
+            // pushes or closes): no @connections client, HTTP client factory or resilience pipeline is built on its cold start.
+            services.Replace(ServiceDescriptor.Singleton<IConnectionPush, NoPushFromTheAuthorizer>());
+        }
+        else
+        {
+            builder.AddApiGatewayPush(options =>
             {
                 options.Endpoint = apiEndpoint;
                 options.Stage = stage;
@@ -97,7 +105,10 @@ public static class TalkiAwsGatewayExtensions
                 {
                     options.Credentials = new BasicAWSCredentials(accessKey, secretKey);
                 }
-            })
+            });
+        }
+
+        builder
             .AddApiGatewayCallbacks(options => options.GatewaySecret = configuration["GatewaySecret"])
             .AddDynamoDbSessions();
         services.Replace(ServiceDescriptor.Singleton<TalkiGatewayEndpoints>(new ApiGatewayEndpoints(role)));

@@ -77,6 +77,22 @@ public sealed class AddAwsGatewayTests
     }
 
     [Fact]
+    public async Task AddAwsGateway_RoleAuthorizer_BuildsNoConnectionsClient_AndAPushThereFailsLoudly()
+    {
+        await using var app = await StartAsync(new(Complete) { ["Talki:Aws:Role"] = "authorizer" });
+
+        // The authorizer's role may not call @connections: nothing of the client is registered, and a push is a bug.
+        var push = app.Services.GetRequiredService<IConnectionPush>();
+        Assert.IsType<Talki.Signalling.Aws.Callbacks.NoPushFromTheAuthorizer>(push);
+        Assert.Null(app.Services.GetService<IApiGatewayConnections>());
+        await Assert.ThrowsAsync<InvalidOperationException>(() => push.PushAsync("R0oXAdfD0kwCH6w=", "{}"u8.ToArray()).AsTask());
+        await Assert.ThrowsAsync<InvalidOperationException>(() => push.CloseAsync("R0oXAdfD0kwCH6w=").AsTask());
+
+        await using var backend = await StartAsync(new(Complete) { ["Talki:Aws:Role"] = "backend" });
+        Assert.IsNotType<Talki.Signalling.Aws.Callbacks.NoPushFromTheAuthorizer>(backend.Services.GetRequiredService<IConnectionPush>());
+    }
+
+    [Fact]
     public async Task AddAwsGateway_RoleAuthorizer_MapsOnlyTheAuthorizer()
     {
         await using var app = await StartAsync(new(Complete) { ["Talki:Aws:Role"] = "authorizer" });
