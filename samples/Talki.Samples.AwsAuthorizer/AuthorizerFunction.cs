@@ -24,6 +24,9 @@ internal static class AuthorizerFunction
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { Args = args });
         builder.Configuration.AddEnvironmentVariables().AddCommandLine(args);
+
+        // It is the authorizer whatever its environment says: no @connections client, no key-ring preload.
+        builder.Configuration.AddInMemoryCollection([new("Talki:Aws:Role", "authorizer")]);
         builder.Logging.AddConfiguration(builder.Configuration.GetSection("Logging")).AddSimpleConsole(static o => o.SingleLine = true);
 
         var aws = builder.Configuration.GetSection("Talki:Aws");

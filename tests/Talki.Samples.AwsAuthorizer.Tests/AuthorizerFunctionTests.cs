@@ -37,6 +37,14 @@ public sealed class AuthorizerFunctionTests(DynaliteFixture dynalite)
     }
 
     [Fact]
+    public void Build_IsTheAuthorizerWhateverTheRoleSetting_SoItHoldsNoConnectionsClient()
+    {
+        using var host = AuthorizerFunction.Build([.. Arguments(), "--Talki:Aws:Role=backend"], "127.0.0.1:9001");
+
+        Assert.Equal("NoPushFromTheAuthorizer", host.Services.GetRequiredService<Talki.Signalling.Ports.IConnectionPush>().GetType().Name);
+    }
+
+    [Fact]
     public async Task InThisProcess_AnUnknownTicketOrAMalformedEvent_IsDenied_AndTheRuntimeGoesOn()
     {
         await dynalite.EnsureTableAsync(Table);

@@ -18,9 +18,10 @@ namespace Talki.Signalling.Aws.Callbacks;
 /// header the runtime puts in <c>_X_AMZN_TRACE_ID</c>;</item>
 /// <item><c>POST /runtime/invocation/{id}/response</c> answers it (202); 400, 403 and 413 refuse that one answer, and the
 /// runtime goes on to the next event;</item>
-/// <item>a 500 from any of them is a container error, "non-recoverable state, runtime should exit promptly": the host stops
-/// with exit code 1 (Lambda then reports <c>Runtime.ExitError</c> and starts a fresh environment), as it does when the
-/// runtime API cannot be reached at all.</item>
+/// <item>a 500 is a container error, "non-recoverable state, runtime should exit promptly": for an answer, and any status but
+/// 200 for the next event (the spec's others are 403 and 500), or an event without a request id, stops the host with exit
+/// code 1 (Lambda then reports <c>Runtime.ExitError</c> and starts a fresh environment), as when the runtime API cannot be
+/// reached at all.</item>
 /// </list>
 /// One invocation at a time, as Lambda sends them to an execution environment. A malformed, oversized or empty event is
 /// answered with a Deny, as on the pass-through path; the answer is the same JSON.
