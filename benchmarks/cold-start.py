@@ -110,15 +110,18 @@ def wait_ready(port, deadline):
         time.sleep(0.002)
     raise TimeoutError("never ready")
 
+def settings(dynamo, table, create):
+    """The authorizer's configuration on its command line: AWS mode against dynalite, the authorizer role."""
+    return ["--Talki:Aws:TableName=" + table, "--Talki:Aws:Role=authorizer", "--Talki:Aws:Region=us-east-1",
+            "--Talki:Aws:DynamoDbServiceUrl=" + dynamo, "--Talki:Aws:AccessKeyId=local", "--Talki:Aws:SecretAccessKey=local",
+            "--Talki:Aws:GatewaySecret=cold-start-secret-0123456789abcdef", "--Talki:Aws:ApiEndpoint=https://abcdef123.execute-api.us-east-1.amazonaws.com",
+            "--Talki:Aws:Stage=default", "--Talki:Aws:CreateTable=" + ("true" if create else "false"),
+            "--Logging:LogLevel:Default=Warning"]
+
 def run(cmd, dynamo, table, create, group=None):
     port = free_port()
     cmd = [os.path.abspath(a) if os.path.isfile(a) else a for a in cmd]  # the host starts in another directory
-    args = cmd + ["--urls", f"http://127.0.0.1:{port}",
-                  "--Talki:Aws:TableName=" + table, "--Talki:Aws:Role=authorizer", "--Talki:Aws:Region=us-east-1",
-                  "--Talki:Aws:DynamoDbServiceUrl=" + dynamo, "--Talki:Aws:AccessKeyId=local", "--Talki:Aws:SecretAccessKey=local",
-                  "--Talki:Aws:GatewaySecret=cold-start-secret-0123456789abcdef", "--Talki:Aws:ApiEndpoint=https://abcdef123.execute-api.us-east-1.amazonaws.com",
-                  "--Talki:Aws:Stage=default", "--Talki:Aws:CreateTable=" + ("true" if create else "false"),
-                  "--Logging:LogLevel:Default=Warning"]
+    args = cmd + ["--urls", f"http://127.0.0.1:{port}"] + settings(dynamo, table, create)
     start = time.monotonic()
     # A session of its own, so that the whole group is stopped after: a wrapper such as strace leaves its tracee running
     # when only the wrapper is killed.
@@ -206,11 +209,7 @@ def run_runtime(cmd, dynamo, table, create, group=None):
 
     api = RuntimeApi(on_first_next)
     threading.Thread(target=api.serve_forever, daemon=True).start()
-    args = cmd + ["--Talki:Aws:TableName=" + table, "--Talki:Aws:Role=authorizer", "--Talki:Aws:Region=us-east-1",
-                  "--Talki:Aws:DynamoDbServiceUrl=" + dynamo, "--Talki:Aws:AccessKeyId=local", "--Talki:Aws:SecretAccessKey=local",
-                  "--Talki:Aws:GatewaySecret=cold-start-secret-0123456789abcdef", "--Talki:Aws:ApiEndpoint=https://abcdef123.execute-api.us-east-1.amazonaws.com",
-                  "--Talki:Aws:Stage=default", "--Talki:Aws:CreateTable=" + ("true" if create else "false"),
-                  "--Logging:LogLevel:Default=Warning"]
+    args = cmd + settings(dynamo, table, create)
     env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api.server_address[1]}")
     start = time.monotonic()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir(cmd), env=env, start_new_session=True)

@@ -99,13 +99,8 @@ public sealed class AwsPathHostProcess : IAsyncDisposable
         }
 
         // A web server's listen address (in Lambda: ASPNETCORE_URLS=http://127.0.0.1:8080 behind the adapter); a custom runtime
-        // has AWS_LAMBDA_RUNTIME_API from its settings instead, and listens nowhere.
-        if (host.CustomRuntime)
-        {
-            start.Environment.Remove("AWS_LAMBDA_RUNTIME_API");
-            start.Environment["AWS_LAMBDA_RUNTIME_API"] = host.Settings["AWS_LAMBDA_RUNTIME_API"];
-        }
-        else
+        // listens nowhere (its AWS_LAMBDA_RUNTIME_API came with the function's environment above).
+        if (!host.CustomRuntime)
         {
             start.Environment["ASPNETCORE_URLS"] = host.Address.GetLeftPart(UriPartial.Authority);
         }

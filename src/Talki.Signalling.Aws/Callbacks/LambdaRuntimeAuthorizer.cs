@@ -105,7 +105,7 @@ internal sealed class LambdaRuntimeAuthorizer : BackgroundService
             }
             catch (Exception exception) when (exception is HttpRequestException or IOException)
             {
-                LambdaRuntimeLog.Unreachable(_logger, exception);
+                Log.RuntimeApiUnreachable(_logger, exception);
                 Fail();
                 return;
             }
@@ -121,14 +121,14 @@ internal sealed class LambdaRuntimeAuthorizer : BackgroundService
         {
             if (next.StatusCode != HttpStatusCode.OK)
             {
-                LambdaRuntimeLog.NextRefused(_logger, (int)next.StatusCode);
+                Log.RuntimeNextRefused(_logger, (int)next.StatusCode);
                 return false;
             }
 
             if (!next.Headers.TryGetValues("Lambda-Runtime-Aws-Request-Id", out var ids) || ids.FirstOrDefault() is not { Length: > 0 } id)
             {
                 // Nothing to answer to: a runtime API that does not name its invocations is not one to go on with.
-                LambdaRuntimeLog.NoRequestId(_logger);
+                Log.RuntimeNoRequestId(_logger);
                 return false;
             }
 
@@ -158,11 +158,11 @@ internal sealed class LambdaRuntimeAuthorizer : BackgroundService
             case >= 200 and < 300:
                 return true;
             case >= 500:
-                LambdaRuntimeLog.ResponseFailed(_logger, (int)posted.StatusCode);
+                Log.RuntimeResponseFailed(_logger, (int)posted.StatusCode);
                 return false;
             default:
                 // 400, 403, 413: this answer is refused (Lambda reports the invocation as failed); the next one may not be.
-                LambdaRuntimeLog.ResponseRefused(_logger, (int)posted.StatusCode);
+                Log.RuntimeResponseRefused(_logger, (int)posted.StatusCode);
                 return true;
         }
     }
@@ -172,23 +172,4 @@ internal sealed class LambdaRuntimeAuthorizer : BackgroundService
         Environment.ExitCode = 1;
         _lifetime.StopApplication();
     }
-}
-
-/// <summary>Log messages of the Lambda runtime authorizer (event ids 6020-6029).</summary>
-internal static partial class LambdaRuntimeLog
-{
-    [LoggerMessage(6020, LogLevel.Critical, "The Lambda runtime API cannot be reached; the runtime stops.", EventName = "LambdaRuntimeUnreachable")]
-    public static partial void Unreachable(ILogger logger, Exception exception);
-
-    [LoggerMessage(6021, LogLevel.Critical, "The Lambda runtime API answered {Status} for the next invocation; the runtime stops.", EventName = "LambdaRuntimeNextRefused")]
-    public static partial void NextRefused(ILogger logger, int status);
-
-    [LoggerMessage(6022, LogLevel.Critical, "The Lambda runtime API sent an invocation without Lambda-Runtime-Aws-Request-Id; the runtime stops.", EventName = "LambdaRuntimeNoRequestId")]
-    public static partial void NoRequestId(ILogger logger);
-
-    [LoggerMessage(6023, LogLevel.Error, "The Lambda runtime API refused the authorizer's answer with {Status}.", EventName = "LambdaRuntimeResponseRefused")]
-    public static partial void ResponseRefused(ILogger logger, int status);
-
-    [LoggerMessage(6024, LogLevel.Critical, "The Lambda runtime API answered {Status} to the authorizer's answer; the runtime stops.", EventName = "LambdaRuntimeResponseFailed")]
-    public static partial void ResponseFailed(ILogger logger, int status);
 }

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Talki.Signalling.Aws.Callbacks;
 
-/// <summary>Log messages of the API Gateway callbacks (event ids 6001-6099). Connection ids and tickets are never logged.</summary>
+/// <summary>Log messages of the API Gateway callbacks and the Lambda runtime authorizer (event ids 6001-6099; the runtime 6020-6029). Connection ids and tickets are never logged.</summary>
 internal static partial class Log
 {
     [LoggerMessage(6001, LogLevel.Debug, "$connect authorized: member {Member} of room {Room}, epoch {Epoch}.", EventName = "ApiGatewayConnectAllowed")]
@@ -34,4 +34,19 @@ internal static partial class Log
 
     [LoggerMessage(6010, LogLevel.Warning, "$default call refused: the authorizer context headers are malformed.", EventName = "ApiGatewayAuthorizerContextMalformed")]
     public static partial void AuthorizerContextMalformed(ILogger logger);
+
+    [LoggerMessage(6020, LogLevel.Critical, "The Lambda runtime API cannot be reached; the runtime stops.", EventName = "LambdaRuntimeUnreachable")]
+    public static partial void RuntimeApiUnreachable(ILogger logger, Exception exception);
+
+    [LoggerMessage(6021, LogLevel.Critical, "The Lambda runtime API answered {Status} for the next invocation; the runtime stops.", EventName = "LambdaRuntimeNextRefused")]
+    public static partial void RuntimeNextRefused(ILogger logger, int status);
+
+    [LoggerMessage(6022, LogLevel.Critical, "The Lambda runtime API sent an invocation without Lambda-Runtime-Aws-Request-Id; the runtime stops.", EventName = "LambdaRuntimeNoRequestId")]
+    public static partial void RuntimeNoRequestId(ILogger logger);
+
+    [LoggerMessage(6023, LogLevel.Error, "The Lambda runtime API refused the authorizer's answer with {Status}.", EventName = "LambdaRuntimeResponseRefused")]
+    public static partial void RuntimeResponseRefused(ILogger logger, int status);
+
+    [LoggerMessage(6024, LogLevel.Critical, "The Lambda runtime API answered {Status} to the authorizer's answer; the runtime stops.", EventName = "LambdaRuntimeResponseFailed")]
+    public static partial void RuntimeResponseFailed(ILogger logger, int status);
 }
