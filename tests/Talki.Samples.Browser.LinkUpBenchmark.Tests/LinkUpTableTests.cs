@@ -31,7 +31,7 @@ public sealed class LinkUpTableTests
 
         var eight = Runs(8);
         eight.Failed = 3;
-        Assert.Equal("| 8 | 28 | default | 0 | – | – | – | – | – | – | – | – | 3 |", LinkUpTable.Row(eight, two, beforeClickMs: 1000));
+        Assert.Equal("| 8 | 28 | default | 0 | – | – | – | – | – | – | – | – | – | 3 |", LinkUpTable.Row(eight, two, beforeClickMs: 1000));
 
         // Runs of a size whose repetitions never met a run of the smallest size: figures, but no ratio.
         var six = Runs(6, (5, 900));
@@ -51,6 +51,8 @@ public sealed class LinkUpTableTests
         four.CpuBusyBefore.AddRange([0.22, 0.36]);
         four.AtLinkUp.AddRange([1, 1, 2, 1]);
         four.AfterSettle.AddRange([1, 2, 2, 3]);
+        four.TilesShown.Clear();
+        four.TilesShown.AddRange([1_234.4, 987.6]);
 
         var culture = CultureInfo.CurrentCulture;
         try
@@ -58,7 +60,7 @@ public sealed class LinkUpTableTests
             // Turkish writes 1.65 as "1,65" and 29 % as "%29".
             CultureInfo.CurrentCulture = CultureInfo.GetCultureInfo("tr-TR");
             Assert.Equal(
-                "| 4 | 6 | default | 2 | 375 | 300 | 450 | 1.65× (1.50–1.80, 2 pairs) | 81 % (77 %–85 %) | 29 % (22 %–36 %) | 1 (1–2) | 2 (1–3) | 0 |",
+                "| 4 | 6 | default | 2 | 375 | 300 | 450 | 1.65× (1.50–1.80, 2 pairs) | 81 % (77 %–85 %) | 29 % (22 %–36 %) | 1 (1–2) | 2 (1–3) | 1111 (988–1234) | 0 |",
                 LinkUpTable.Row(four, two, beforeClickMs: 1000));
             Assert.Contains("| 1.65× (1.50–1.80, 2 pairs) | 81 % (77 %–85 %) | – | 1 (1–2) |", LinkUpTable.Row(four, two, beforeClickMs: 0), StringComparison.Ordinal);
         }
@@ -66,6 +68,20 @@ public sealed class LinkUpTableTests
         {
             CultureInfo.CurrentCulture = culture;
         }
+    }
+
+    [Fact]
+    public void Row_TilesShown_MedianOfTheRunsThatShowedThem_AndHowManyDidNot()
+    {
+        var two = Runs(2, (0, 200), (1, 250), (2, 220));
+        var eight = Runs(8, (0, 900), (1, 1_000), (2, 1_100));
+        eight.TilesShown.Clear();
+        eight.TilesShown.AddRange([1_050, double.NaN, 1_250]);
+        Assert.EndsWith("| 1150 (1050–1250), 1 not shown | 0 |", LinkUpTable.Row(eight, two, beforeClickMs: 1000), StringComparison.Ordinal);
+
+        eight.TilesShown.Clear();
+        eight.TilesShown.AddRange([double.NaN, double.NaN, double.NaN]);
+        Assert.EndsWith("| –, 3 not shown | 0 |", LinkUpTable.Row(eight, two, beforeClickMs: 1000), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -87,6 +103,7 @@ public sealed class LinkUpTableTests
             results.CpuBusyBefore.Add(0.2);
             results.AtLinkUp.Add(1);
             results.AfterSettle.Add(1);
+            results.TilesShown.Add(milliseconds + 100);
         }
 
         return results;

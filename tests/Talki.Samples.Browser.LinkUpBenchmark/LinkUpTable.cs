@@ -23,14 +23,23 @@ internal static class LinkUpTable
         var sorted = results.ByRepetition.Values.Order().ToList();
         if (sorted.Count == 0)
         {
-            return string.Create(CultureInfo.InvariantCulture, $"| {size} | {links} | {window} | 0 | – | – | – | – | – | – | – | – | {failed} |");
+            return string.Create(CultureInfo.InvariantCulture, $"| {size} | {links} | {window} | 0 | – | – | – | – | – | – | – | – | – | {failed} |");
         }
 
         var ratios = Ratios(results, smallest);
         var against = size == smallest.Size || ratios.Count == 0 ? "–" : string.Create(CultureInfo.InvariantCulture, $"{Median(ratios):0.00}× ({ratios.Min():0.00}–{ratios.Max():0.00}, {ratios.Count} pairs)");
         var (atLinkUp, afterSettle, cpuBusy, cpuBusyBefore) = (results.AtLinkUp, results.AfterSettle, results.CpuBusy, results.CpuBusyBefore);
         return string.Create(CultureInfo.InvariantCulture,
-            $"| {size} | {links} | {window} | {sorted.Count} | {Median(sorted):0} | {sorted[0]:0} | {sorted[^1]:0} | {against} | {Median(cpuBusy):P0} ({cpuBusy.Min():P0}–{cpuBusy.Max():P0}) | {(beforeClickMs == 0 ? "–" : string.Create(CultureInfo.InvariantCulture, $"{Median(cpuBusyBefore):P0} ({cpuBusyBefore.Min():P0}–{cpuBusyBefore.Max():P0})"))} | {Median(atLinkUp):0.#} ({atLinkUp.Min()}–{atLinkUp.Max()}) | {Median(afterSettle):0.#} ({afterSettle.Min()}–{afterSettle.Max()}) | {failed} |");
+            $"| {size} | {links} | {window} | {sorted.Count} | {Median(sorted):0} | {sorted[0]:0} | {sorted[^1]:0} | {against} | {Median(cpuBusy):P0} ({cpuBusy.Min():P0}–{cpuBusy.Max():P0}) | {(beforeClickMs == 0 ? "–" : string.Create(CultureInfo.InvariantCulture, $"{Median(cpuBusyBefore):P0} ({cpuBusyBefore.Min():P0}–{cpuBusyBefore.Max():P0})"))} | {Median(atLinkUp):0.#} ({atLinkUp.Min()}–{atLinkUp.Max()}) | {Median(afterSettle):0.#} ({afterSettle.Min()}–{afterSettle.Max()}) | {Tiles(results.TilesShown)} | {failed} |");
+    }
+
+    // The tiles' times, median (min–max) of the runs where every page showed them, and how many did not within the wait.
+    private static string Tiles(List<double> shown)
+    {
+        var known = shown.Where(t => !double.IsNaN(t)).ToList();
+        var missing = shown.Count - known.Count;
+        var figure = known.Count == 0 ? "–" : string.Create(CultureInfo.InvariantCulture, $"{Median(known):0} ({known.Min():0}–{known.Max():0})");
+        return missing == 0 ? figure : string.Create(CultureInfo.InvariantCulture, $"{figure}, {missing} not shown");
     }
 
     /// <summary>Each repetition's link-up time divided by the same repetition's of <paramref name="smallest"/>, where both linked up, in repetition order.</summary>
@@ -62,6 +71,9 @@ internal sealed class SizeResults(int size, string window)
     public List<double> CpuBusy { get; } = [];
 
     public List<double> CpuBusyBefore { get; } = [];
+
+    /// <summary>Each run's time until every page showed every other member's tile (NaN: not within the wait).</summary>
+    public List<double> TilesShown { get; } = [];
 
     public int Failed { get; set; }
 }

@@ -94,6 +94,11 @@ internal static class PageTrace
               for (const e of list.getEntries()) add('long task', performance.timeOrigin + e.startTime, performance.timeOrigin + e.startTime + e.duration);
             }).observe({ type: 'longtask', buffered: true });
           } catch { }
+          try {
+            new PerformanceObserver(list => {
+              for (const e of list.getEntries()) add(`measure ${e.name}`, performance.timeOrigin + e.startTime, performance.timeOrigin + e.startTime + e.duration);
+            }).observe({ type: 'measure', buffered: true });
+          } catch { }
         })();
         """;
 

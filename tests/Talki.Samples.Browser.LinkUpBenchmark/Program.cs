@@ -79,7 +79,7 @@ try
                 continue;
             }
 
-            Log($"{size} members, {label}: {result.Milliseconds:0} ms, CPU {result.CpuBusy:P0} busy{(options.BeforeClickMs == 0 ? string.Empty : $" ({result.CpuBusyBefore:P0} in the {options.BeforeClickMs} ms before the click)")}; signals per new link side at link-up [{string.Join(", ", result.SignalsAtLinkUp)}], after {options.SettleMs} ms [{string.Join(", ", result.SignalsAfterSettle)}]");
+            Log($"{size} members, {label}: {result.Milliseconds:0} ms, every page's tiles at {result.TilesShown:0} ms, CPU {result.CpuBusy:P0} busy{(options.BeforeClickMs == 0 ? string.Empty : $" ({result.CpuBusyBefore:P0} in the {options.BeforeClickMs} ms before the click)")}; signals per new link side at link-up [{string.Join(", ", result.SignalsAtLinkUp)}], after {options.SettleMs} ms [{string.Join(", ", result.SignalsAfterSettle)}]");
             foreach (var side in result.Detail)
             {
                 Log($"  {side}");
@@ -90,6 +90,7 @@ try
                 results.ByRepetition[repetition] = result.Milliseconds;
                 results.CpuBusy.Add(result.CpuBusy);
                 results.CpuBusyBefore.Add(result.CpuBusyBefore);
+                results.TilesShown.Add(result.TilesShown);
                 results.AtLinkUp.AddRange(result.SignalsAtLinkUp);
                 results.AfterSettle.AddRange(result.SignalsAfterSettle);
             }
@@ -103,10 +104,12 @@ try
     Console.WriteLine("CPU busy: the machine's busy share of all cores' time from the click to the benchmark seeing every link up (/proc/stat); before");
     Console.WriteLine($"the click: the same over the {options.BeforeClickMs} ms the benchmark waits before it, the last member waiting and the others' call running (what the link-up shares the machine with).");
     Console.WriteLine();
+    Console.WriteLine("Tiles shown: from the same click until every page had a tile for every other member in its DOM (test-side MutationObserver): when the call was on screen.");
+    Console.WriteLine();
     Console.WriteLine($"Order: {(options.Sequential ? "sequential (every repetition of a size, then the next size)" : "interleaved (each repetition runs every size, in the order given)")}. Against the smallest size: the ratio of the two runs of each repetition, median (min–max) over the repetitions where both linked up.");
     Console.WriteLine();
-    Console.WriteLine($"| members | links | gather window | runs | median (ms) | min (ms) | max (ms) | against {sizes.Min()} members, per repetition: median (min–max) | CPU busy: median (min–max) | CPU busy before the click: median (min–max) | signals per link side at link-up: median (min–max) | after settling: median (min–max) | failed runs (no link-up within {timeout.TotalSeconds:0} s) |");
-    Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    Console.WriteLine($"| members | links | gather window | runs | median (ms) | min (ms) | max (ms) | against {sizes.Min()} members, per repetition: median (min–max) | CPU busy: median (min–max) | CPU busy before the click: median (min–max) | signals per link side at link-up: median (min–max) | after settling: median (min–max) | tiles shown (ms): median (min–max) | failed runs (no link-up within {timeout.TotalSeconds:0} s) |");
+    Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     foreach (var results in bySize)
     {
         Console.WriteLine(LinkUpTable.Row(results, bySize.First(r => r.Size == sizes.Min() && r.Window == results.Window), options.BeforeClickMs));
@@ -153,6 +156,7 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
                   window.__talkiE2eSockets = all;
                 })();
                 """);
+            await TilesShown.InstallAsync(user.Context);
             users.Add(user);
         }
 
@@ -270,6 +274,8 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
         }
 
         var afterSettle = sides.Select(s => signals.Between(s.From, ids[s.To]).Count).ToList();
+        // After the link-up's figures are taken (its polling adds to the machine's load): when every page showed the call.
+        var tilesShown = await TilesShown.LatestAsync(users.Select(u => u.Page), size - 1, admittedAt, TimeSpan.FromSeconds(10));
         detail.AddRange(byProcessBefore);
         detail.AddRange(byProcess);
         detail.AddRange(traces);
@@ -279,7 +285,7 @@ async Task<RunResult> LinkUpAsync(Chromium chromium, int size, int runNumber, Sa
             detail.Add($"{last.Name}'s page from just before the click until the mesh was seen connected (polled):");
             detail.AddRange(profiled.Select(line => "    " + line));
         }
-        return new RunResult(connectedAt.Max() - admittedAt, atLinkUp, afterSettle, detail, cpuBusy, cpuBusyBefore);
+        return new RunResult(connectedAt.Max() - admittedAt, atLinkUp, afterSettle, detail, cpuBusy, cpuBusyBefore, tilesShown);
     }
     finally
     {
@@ -356,7 +362,7 @@ async Task WaitForMeshAsync(IReadOnlyList<TalkiUser> members, IReadOnlyDictionar
 }
 
 /// <summary>One run: the link-up time, the signals each side of the last member's links sent (at link-up, after settling), and per side which.</summary>
-internal sealed record RunResult(double Milliseconds, IReadOnlyList<int> SignalsAtLinkUp, IReadOnlyList<int> SignalsAfterSettle, IReadOnlyList<string> Detail, double CpuBusy, double CpuBusyBefore);
+internal sealed record RunResult(double Milliseconds, IReadOnlyList<int> SignalsAtLinkUp, IReadOnlyList<int> SignalsAfterSettle, IReadOnlyList<string> Detail, double CpuBusy, double CpuBusyBefore, double TilesShown);
 
 /// <summary>The machine's CPU time from the first line of <c>/proc/stat</c> (all cores; proc(5)), to tell a slow link-up from a saturated machine.</summary>
 internal readonly record struct CpuTimes(long Busy, long Total)
