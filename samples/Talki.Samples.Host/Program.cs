@@ -82,13 +82,15 @@ app.MapGet("/healthz", () => Results.Text("ok"));
 
 // What the browser app needs to know at start: the Google client id (no Google button without one), the ICE transport
 // policy, and (benchmarks) the client's candidate gather window and link-up watchdog in ms when
-// Talki:Sample:CandidateGatherWindowMs and Talki:Sample:LinkUpTimeoutMs are set (absent: the client library's defaults).
+// Talki:Sample:CandidateGatherWindowMs and Talki:Sample:LinkUpTimeoutMs are set (absent: the client library's defaults),
+// and how long the call page holds renders of links setting up, Talki:Sample:LinkUpRenderHoldMs (absent: the app's 1 s; 0: off).
 app.MapGet("/sample-config.json", (IConfiguration configuration) => Results.Json(
     new SampleConfig(
         configuration["Talki:Google:ClientIds:0"] is { Length: > 0 } id ? id : null,
         string.Equals(configuration["Talki:Sample:IceTransportPolicy"], "relay", StringComparison.OrdinalIgnoreCase) ? "relay" : "all",
         int.TryParse(configuration["Talki:Sample:CandidateGatherWindowMs"], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var gatherMs) ? gatherMs : null,
-        int.TryParse(configuration["Talki:Sample:LinkUpTimeoutMs"], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var linkUpMs) && linkUpMs > 0 ? linkUpMs : null),
+        int.TryParse(configuration["Talki:Sample:LinkUpTimeoutMs"], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var linkUpMs) && linkUpMs > 0 ? linkUpMs : null,
+        int.TryParse(configuration["Talki:Sample:LinkUpRenderHoldMs"], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var holdMs) ? holdMs : null),
     SampleConfigJsonContext.Default.SampleConfig));
 
 // Client-side routes (/room/{id}, …) load the app on GET; unknown API paths stay 404.
@@ -122,11 +124,13 @@ public partial class Program;
 /// <param name="IceTransportPolicy"><c>relay</c> or <c>all</c>.</param>
 /// <param name="CandidateGatherWindowMs">The client's <c>CandidateGatherWindow</c> in ms, or null for the library's default.</param>
 /// <param name="LinkUpTimeoutMs">The client's <c>LinkUpTimeout</c> (the link-up watchdog) in ms, or null for the library's default.</param>
+/// <param name="LinkUpRenderHoldMs">How long the call page holds renders of links setting up, in ms (0: off), or null for the app's default.</param>
 internal sealed record SampleConfig(
     string? GoogleClientId,
     string IceTransportPolicy,
     [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] int? CandidateGatherWindowMs = null,
-    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] int? LinkUpTimeoutMs = null);
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] int? LinkUpTimeoutMs = null,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] int? LinkUpRenderHoldMs = null);
 
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(System.Text.Json.JsonSerializerDefaults.Web)]
 [System.Text.Json.Serialization.JsonSerializable(typeof(SampleConfig))]

@@ -164,6 +164,52 @@ public sealed class SampleUiStateTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task LinkUpRenderHold_HoldsOnlyLinkProgress_AKnockShowsAtOnce_AndLinksThatNeverConnectReleaseItOnTime()
+    {
+        // A hold far longer than the steps inside it (the default is 1 s): what must show at once shows within it, and
+        // what it holds shows when it runs out, on the real clock, not sooner and not never.
+        var hold = TimeSpan.FromSeconds(8);
+        await using var host = await SampleHost.StartAsync(TimeSpan.FromMinutes(10),
+            new Dictionary<string, string> { ["Talki:Sample:LinkUpRenderHoldMs"] = "8000" }, output.WriteLine);
+        await using var chromium = await Chromium.LaunchAsync(host.BaseAddress, output.WriteLine);
+        var ada = await chromium.NewUserAsync("Ada", MediaScripts.NoMedia);
+        var bea = await chromium.NewUserAsync("Bea", MediaScripts.NoMedia with { InitScript = MediaScripts.DenyAll + NoIce });
+        var cyd = await chromium.NewUserAsync("Cyd", MediaScripts.NoMedia);
+        await ada.OpenAsync("/");
+        var link = await ada.CreateRoomAsync(Wait);
+        await cyd.OpenRoomAsync(link, Wait);
+        await bea.JoinAsync(link, Wait);
+
+        // Bea's ICE never gets through: her link to Ada sets up for ever, and both pages hold its progress.
+        var sinceAdmission = System.Diagnostics.Stopwatch.StartNew(); // started before the click: never shorter than the hold's own clock
+        await ada.AdmitAsync("Bea", Wait);
+        await bea.WaitForStateAsync(Wait, "Admitted");
+        await Poll.UntilAsync("Bea's page says she is joining", Wait, async () =>
+            await bea.Page.GetByTestId("joining").IsVisibleAsync() ? null : "no joining card");
+
+        // A knock is not link progress: Ada sees Cyd's at once, while her page still holds Bea's link-up.
+        await cyd.JoinAsync(link, Wait, opened: true);
+        var knocked = sinceAdmission.Elapsed;
+        Assert.True(knocked < hold - TimeSpan.FromSeconds(2),
+            $"Cyd knocked {knocked.TotalSeconds:0.0} s after Bea's admission, too near the end of the {hold.TotalSeconds:0} s hold for this run to tell (a slow machine)");
+        await Poll.UntilAsync("Ada sees Cyd's knock", Wait, async () => (await ada.AdmissionRequestsAsync()).Contains("Cyd") ? null : "no knock yet");
+        var knockShown = sinceAdmission.Elapsed;
+        output.WriteLine($"Cyd knocked {knocked.TotalSeconds:0.0} s after Bea's admission; Ada's page showed it at {knockShown.TotalSeconds:0.0} s");
+        Assert.True(knockShown < hold,
+            $"Ada's page showed Cyd's knock {knockShown.TotalSeconds:0.0} s after Bea's admission, {(knockShown - knocked).TotalSeconds:0.0} s after Cyd knocked: it waited for the {hold.TotalSeconds:0} s hold");
+        Assert.True(await bea.Page.GetByTestId("joining").IsVisibleAsync(), "Bea's page left the joining card before the hold ran out");
+
+        // The hold runs out: Bea's page shows the call, with the link still connecting, no sooner than the hold.
+        await Poll.UntilAsync("Bea's page shows the call", hold + Wait, async () =>
+            await bea.Page.Locator(".call").IsVisibleAsync() ? null : "still joining");
+        var callShownAfter = sinceAdmission.Elapsed;
+        output.WriteLine($"Bea's call page {callShownAfter.TotalSeconds:0.0} s after her admission");
+        Assert.True(callShownAfter >= hold, $"Bea's page showed the call {callShownAfter.TotalSeconds:0.0} s after her admission, before the {hold.TotalSeconds:0} s hold ran out");
+        var chips = await bea.Page.Locator(".connecting .chip").AllTextContentsAsync();
+        Assert.Contains(chips, c => c.Contains("Ada", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task CallLayout_KnocksChipsGridsAndPhoneWidth_KeepEverythingVisible()
     {
         // A join window far beyond the test's length: the invite link it checks last leaves the page at the seal, and on a
@@ -223,6 +269,13 @@ public sealed class SampleUiStateTests(ITestOutputHelper output)
         output.WriteLine($"screenshot: {await ada.ScreenshotAsync("ui-6-call-connecting-chip")}");
         problems.Add(await OverlapAsync(ada, ".connecting .chip", ".controls", "the Connecting chip is behind the control bar"));
         problems.Add(await LastRowNotCenteredAsync(ada));
+
+        // Fay's page holds the call while her links set up ("Joining the call…"), one second at most: links that never
+        // connect do not keep her out of the call page, where she sees who she is still connecting to.
+        await Poll.UntilAsync("Fay's page shows the call although none of her links connects", Wait, async () =>
+            await fay.Page.Locator(".call").IsVisibleAsync() && !await fay.Page.GetByTestId("joining").IsVisibleAsync() ? null : "still joining");
+        var fayChips = await fay.Page.Locator(".connecting .chip").AllTextContentsAsync();
+        problems.Add(fayChips.Count == 5 ? null : $"Fay's page shows {fayChips.Count} Connecting chips, not 5: [{string.Join(", ", fayChips)}]");
 
         await ada.Page.SetViewportSizeAsync(390, 844);
         await Task.Delay(500);

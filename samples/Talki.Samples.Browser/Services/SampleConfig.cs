@@ -25,6 +25,12 @@ public sealed record SampleConfig
     /// </summary>
     public int? LinkUpTimeoutMs { get; init; }
 
+    /// <summary>
+    /// Gets how long the call page holds renders that only show links setting up, in milliseconds (0: renders are not
+    /// held; the host's <c>Talki:Sample:LinkUpRenderHoldMs</c>), or null for the page's default of one second.
+    /// </summary>
+    public int? LinkUpRenderHoldMs { get; init; }
+
     /// <summary>Gets the API base address when the API is on another origin; same origin when empty.</summary>
     public string? ApiBaseAddress { get; init; }
 
