@@ -87,8 +87,14 @@ internal sealed class LambdaRuntimeAuthorizer : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        // Off the host's start: StartAsync returns, and the first GET is sent from the thread pool.
-        await Task.Yield();
+        // The first GET once the host has started: initialization is over (Lambda's init phase ends at the first /next), and
+        // a runtime API that refuses at once stops a started host, not one half way through its start (Host.StartAsync
+        // cancels the services still starting and throws; CI, 2026-12-07: a test host's Kestrel cancelled while binding).
+        if (!await StartedAsync(stoppingToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -164,6 +170,23 @@ internal sealed class LambdaRuntimeAuthorizer : BackgroundService
                 // 400, 403, 413: this answer is refused (Lambda reports the invocation as failed); the next one may not be.
                 Log.RuntimeResponseRefused(_logger, (int)posted.StatusCode);
                 return true;
+        }
+    }
+
+    /// <summary>Waits until the host has started (<see langword="false"/>: it is stopping first, or never started).</summary>
+    private async Task<bool> StartedAsync(CancellationToken stoppingToken)
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var onStarted = _lifetime.ApplicationStarted.Register(static state => ((TaskCompletionSource)state!).TrySetResult(), started);
+        using var onStopping = stoppingToken.Register(static state => ((TaskCompletionSource)state!).TrySetCanceled(), started);
+        try
+        {
+            await started.Task.ConfigureAwait(false);
+            return !stoppingToken.IsCancellationRequested;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
         }
     }
 

@@ -48,7 +48,7 @@ internal sealed class CallbacksTestHost : IAsyncDisposable
     /// <summary>Every response body the test read, to prove connection ids never leak.</summary>
     public ConcurrentQueue<string> ResponseBodies { get; } = new();
 
-    public static async Task<CallbacksTestHost> StartAsync(Action<ApiGatewayCallbacksOptions>? configure = null, Action<Talki.Signalling.Server.TalkiSignallingOptions>? signalling = null, string? lambdaRuntimeApi = null)
+    public static async Task<CallbacksTestHost> StartAsync(Action<ApiGatewayCallbacksOptions>? configure = null, Action<Talki.Signalling.Server.TalkiSignallingOptions>? signalling = null, string? lambdaRuntimeApi = null, Action<IServiceCollection>? services = null)
     {
         var push = new RecordingPush();
         var logs = new RecordingLoggerProvider();
@@ -71,6 +71,8 @@ internal sealed class CallbacksTestHost : IAsyncDisposable
         {
             talki.AddAwsLambdaRuntime(lambdaRuntimeApi);
         }
+
+        services?.Invoke(builder.Services);
 
         builder.Services.Replace(ServiceDescriptor.Singleton<IConnectionPush>(push));
         var app = builder.Build();

@@ -130,6 +130,23 @@ public sealed class LambdaRuntimeAuthorizerTests
     }
 
     [Fact]
+    public async Task RuntimeApiRefusingAtOnce_WhileTheHostStillStarts_TakesNothingBeforeTheStart_AndStopsTheStartedHostWithExitCode1()
+    {
+        // A service that starts after the runtime's, slowly (CI, 2026-12-07: a refusal during the start cancelled the host's
+        // start half way, and StartAsync threw): the first /next waits for the host to have started.
+        await using var runtime = await LambdaRuntimeApi.StartAsync();
+        runtime.NextStatus = 403;
+        var slow = new SlowStart(runtime, TimeSpan.FromMilliseconds(300));
+        using var exitCode = new LambdaRuntimeExitCode();
+        await using var host = await CallbacksTestHost.StartAsync(lambdaRuntimeApi: runtime.RuntimeApi, services: s => s.AddHostedService(_ => slow));
+
+        Assert.False(slow.NextAskedDuringTheStart, "the runtime asked for an event before the host had started");
+        await WaitAsync(host.Lifetime.ApplicationStopping);
+        Assert.Equal(1, exitCode.Observed);
+        Assert.Contains(host.Logs.Entries, e => e.EventId.Id == 6021);
+    }
+
+    [Fact]
     public async Task RuntimeApiNotListening_StopsTheHostWithExitCode1()
     {
         using var exitCode = new LambdaRuntimeExitCode();
@@ -210,6 +227,20 @@ public sealed class LambdaRuntimeAuthorizerTests
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port; // closed again when disposed: nothing listens there
+    }
+
+    /// <summary>A hosted service whose start takes a while, noting whether the runtime asked for an event meanwhile.</summary>
+    private sealed class SlowStart(LambdaRuntimeApi runtime, TimeSpan startTakes) : IHostedService
+    {
+        public bool NextAskedDuringTheStart { get; private set; }
+
+        public async Task StartAsync(CancellationToken cancellationToken)
+        {
+            await Task.Delay(startTakes, CancellationToken.None);
+            NextAskedDuringTheStart = runtime.Initialized.IsCompleted;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     private static async Task WaitAsync(CancellationToken stopping)
