@@ -1,6 +1,18 @@
+using System.Globalization;
+using System.Text;
+
 namespace Talki.Signalling.Client.Negotiation;
 
-/// <summary>Reads the <c>o=</c> line of an SDP: the session id and the session version, which grows with each new description.</summary>
+/// <summary>
+/// Reads the <c>o=</c> line of an SDP: the session id and the session version, which grows with each new description.
+/// Also reads, adds and removes attribute lines.
+/// </summary>
+/// <remarks>
+/// A link reads its descriptions several times for every signal (the origin, the ICE ufrag for each candidate, the answer's
+/// tag), and a browser runs .NET in an interpreter: the lines are scanned in place (a line ends at <c>\n</c>, <c>\r</c>s
+/// before it are not part of it), and only what is returned is allocated, where splitting a 5–7 KB description made a
+/// hundred strings each time.
+/// </remarks>
 internal readonly record struct SdpOrigin(string SessionId, ulong Version)
 {
     public static bool TryParse(string? sdp, out SdpOrigin origin)
@@ -11,27 +23,29 @@ internal readonly record struct SdpOrigin(string SessionId, ulong Version)
             return false;
         }
 
-        foreach (var raw in sdp.Split('\n'))
+        var rest = sdp.AsSpan();
+        while (NextLine(ref rest, out var line))
         {
-            var line = raw.TrimEnd('\r');
             if (!line.StartsWith("o=", StringComparison.Ordinal))
             {
                 continue;
             }
 
-            var parts = line[2..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length >= 3 && ulong.TryParse(parts[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version))
-            {
-                origin = new SdpOrigin(parts[1], version);
-                return true;
-            }
-
-            return false;
+            // o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address> (RFC 8866, 5.2); fields are
+            // separated by one or more spaces here, as they always were.
+            var fields = line[2..];
+            return NextField(ref fields, out _)
+                && NextField(ref fields, out var sessionId)
+                && NextField(ref fields, out var version)
+                && ulong.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed)
+                && Set(out origin, new SdpOrigin(sessionId.ToString(), parsed));
         }
 
         return false;
     }
 
+    /// <summary>Reads the value of the first <c>a=name:value</c> line.</summary>
+    /// <returns>The value, or null when there is no such line.</returns>
     public static string? ReadAttribute(string? sdp, string name)
     {
         if (sdp is null)
@@ -39,13 +53,12 @@ internal readonly record struct SdpOrigin(string SessionId, ulong Version)
             return null;
         }
 
-        var prefix = "a=" + name + ":";
-        foreach (var raw in sdp.Split('\n'))
+        var rest = sdp.AsSpan();
+        while (NextLine(ref rest, out var line))
         {
-            var line = raw.TrimEnd('\r');
-            if (line.StartsWith(prefix, StringComparison.Ordinal))
+            if (IsAttribute(line, name))
             {
-                return line[prefix.Length..];
+                return line[(name.Length + 3)..].ToString();
             }
         }
 
@@ -61,7 +74,7 @@ internal readonly record struct SdpOrigin(string SessionId, ulong Version)
         return media < 0 ? sdp + (sdp.EndsWith(newline, StringComparison.Ordinal) ? string.Empty : newline) + line : sdp.Insert(media + newline.Length, line);
     }
 
-    /// <summary>Removes every line of the attribute.</summary>
+    /// <summary>Removes every line of the attribute (the description is returned as it is when it has none).</summary>
     public static string? RemoveAttribute(string? sdp, string name)
     {
         if (sdp is null)
@@ -69,10 +82,86 @@ internal readonly record struct SdpOrigin(string SessionId, ulong Version)
             return null;
         }
 
-        var prefix = "a=" + name + ":";
-        var lines = sdp.Split('\n');
-        return lines.Any(l => l.StartsWith(prefix, StringComparison.Ordinal))
-            ? string.Join('\n', lines.Where(l => !l.StartsWith(prefix, StringComparison.Ordinal)))
-            : sdp;
+        // Pieces between '\n' (the last one may be empty); a piece is removed with the '\n' that joined it to the rest.
+        StringBuilder? kept = null;
+        var start = 0;
+        var first = true;
+        while (true)
+        {
+            var end = sdp.IndexOf('\n', start);
+            var piece = sdp.AsSpan(start, (end < 0 ? sdp.Length : end) - start);
+            if (IsAttribute(piece, name))
+            {
+                kept ??= new StringBuilder(sdp.Length).Append(sdp, 0, Math.Max(start - 1, 0));
+            }
+            else
+            {
+                if (kept is not null)
+                {
+                    if (!first)
+                    {
+                        kept.Append('\n');
+                    }
+
+                    kept.Append(piece);
+                }
+
+                first = false;
+            }
+
+            if (end < 0)
+            {
+                break;
+            }
+
+            start = end + 1;
+        }
+
+        return kept?.ToString() ?? sdp;
+    }
+
+    /// <summary>Whether a piece of the description (a trailing <c>\r</c> may remain) is an <c>a=name:</c> line.</summary>
+    private static bool IsAttribute(ReadOnlySpan<char> line, string name) =>
+        line.Length >= name.Length + 3
+        && line.StartsWith("a=", StringComparison.Ordinal)
+        && line[2..].StartsWith(name, StringComparison.Ordinal)
+        && line[name.Length + 2] == ':';
+
+    /// <summary>The next line without its <c>\n</c> and the <c>\r</c>s before it; false after the last.</summary>
+    private static bool NextLine(ref ReadOnlySpan<char> rest, out ReadOnlySpan<char> line)
+    {
+        if (rest.IsEmpty)
+        {
+            line = default;
+            return false;
+        }
+
+        var end = rest.IndexOf('\n');
+        line = end < 0 ? rest : rest[..end];
+        rest = end < 0 ? default : rest[(end + 1)..];
+        line = line.TrimEnd('\r');
+        return true;
+    }
+
+    /// <summary>The next field of a line, skipping spaces before it; false when none is left.</summary>
+    private static bool NextField(ref ReadOnlySpan<char> rest, out ReadOnlySpan<char> field)
+    {
+        rest = rest.TrimStart(' ');
+        if (rest.IsEmpty)
+        {
+            field = default;
+            return false;
+        }
+
+        var end = rest.IndexOf(' ');
+        field = end < 0 ? rest : rest[..end];
+        rest = end < 0 ? default : rest[end..];
+        return true;
+    }
+
+    private static bool Set(out SdpOrigin target, SdpOrigin value)
+    {
+        target = value;
+        return true;
     }
 }
