@@ -90,7 +90,7 @@ public class SignalSizingBenchmarks
     }
 
     /// <summary>A no-media offer as Chromium writes it for this adapter: receive-only audio and video, and the data channel.</summary>
-    private static string NoMediaOffer(int seed)
+    internal static string NoMediaOffer(int seed)
     {
         var sdp = new StringBuilder();
         void Line(string text) => sdp.Append(text).Append("\r\n");
