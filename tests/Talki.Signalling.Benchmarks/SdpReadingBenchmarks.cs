@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using Talki.Signalling.Client.Negotiation;
+using Talki.Signalling.Testing;
 
 namespace Talki.Signalling.Benchmarks;
 
@@ -40,15 +41,15 @@ public class SdpReadingBenchmarks
     public int SplitIntoLines()
     {
         var read = 0;
-        if (SplitLines.ReadAttribute(_answer, Tag) is { } tag && SplitLines.TryParse(_offer, out var local, out var version)
+        if (SplitLinesSdp.ReadAttribute(_answer, Tag) is { } tag && SplitLinesSdp.TryParse(_offer, out var local, out var version)
             && tag == $"{local} {version}")
         {
-            var applied = SplitLines.RemoveAttribute(_answer, Tag);
-            read += SplitLines.TryParse(applied, out _, out _) ? 1 : 0;
-            read += SplitLines.ReadAttribute(applied, "ice-ufrag")?.Length ?? 0;
+            var applied = SplitLinesSdp.RemoveAttribute(_answer, Tag);
+            read += SplitLinesSdp.TryParse(applied, out _, out _) ? 1 : 0;
+            read += SplitLinesSdp.ReadAttribute(applied, "ice-ufrag")?.Length ?? 0;
             for (var i = 0; i < 3; i++)
             {
-                read += SplitLines.ReadAttribute(applied, "ice-ufrag")?.Length ?? 0;
+                read += SplitLinesSdp.ReadAttribute(applied, "ice-ufrag")?.Length ?? 0;
             }
         }
 
@@ -72,73 +73,5 @@ public class SdpReadingBenchmarks
         }
 
         return read;
-    }
-
-    /// <summary>The reading before 2026-12-07: every read split the description into lines.</summary>
-    private static class SplitLines
-    {
-        public static bool TryParse(string? sdp, out string? sessionId, out ulong version)
-        {
-            sessionId = null;
-            version = 0;
-            if (string.IsNullOrEmpty(sdp))
-            {
-                return false;
-            }
-
-            foreach (var raw in sdp.Split('\n'))
-            {
-                var line = raw.TrimEnd('\r');
-                if (!line.StartsWith("o=", StringComparison.Ordinal))
-                {
-                    continue;
-                }
-
-                var parts = line[2..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                if (parts.Length >= 3 && ulong.TryParse(parts[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out version))
-                {
-                    sessionId = parts[1];
-                    return true;
-                }
-
-                return false;
-            }
-
-            return false;
-        }
-
-        public static string? ReadAttribute(string? sdp, string name)
-        {
-            if (sdp is null)
-            {
-                return null;
-            }
-
-            var prefix = "a=" + name + ":";
-            foreach (var raw in sdp.Split('\n'))
-            {
-                var line = raw.TrimEnd('\r');
-                if (line.StartsWith(prefix, StringComparison.Ordinal))
-                {
-                    return line[prefix.Length..];
-                }
-            }
-
-            return null;
-        }
-
-        public static string? RemoveAttribute(string? sdp, string name)
-        {
-            if (sdp is null)
-            {
-                return null;
-            }
-
-            var prefix = "a=" + name + ":";
-            var lines = sdp.Split('\n');
-            return lines.Any(l => l.StartsWith(prefix, StringComparison.Ordinal))
-                ? string.Join('\n', lines.Where(l => !l.StartsWith(prefix, StringComparison.Ordinal)))
-                : sdp;
-        }
     }
 }

@@ -1,11 +1,12 @@
 using CsCheck;
 using Talki.Signalling.Client.Negotiation;
+using Talki.Signalling.Testing;
 
 namespace Talki.Signalling.Client.Tests.Negotiation;
 
 /// <summary>
 /// <see cref="SdpOrigin"/> scans descriptions in place. It must read, and remove, exactly what splitting the text into
-/// lines read before, whatever a peer sends: a description is remote input.
+/// lines read before (<see cref="SplitLinesSdp"/>, the oracle), whatever a peer sends: a description is remote input.
 /// </summary>
 public sealed class SdpOriginTests
 {
@@ -59,61 +60,15 @@ public sealed class SdpOriginTests
         Description.Sample(sdp =>
         {
             var read = SdpOrigin.TryParse(sdp, out var origin);
-            var expected = Reference.TryParse(sdp, out var sessionId, out var version);
+            var expected = SplitLinesSdp.TryParse(sdp, out var sessionId, out var version);
             return read == expected && (!read || (origin.SessionId == sessionId && origin.Version == version));
         }, iter: 5000);
 
     [Fact]
     public void AnAttribute_IsReadAsSplittingTheLinesReadIt() =>
-        Gen.Select(Description, Name).Sample((sdp, name) => SdpOrigin.ReadAttribute(sdp, name) == Reference.ReadAttribute(sdp, name), iter: 5000);
+        Gen.Select(Description, Name).Sample((sdp, name) => SdpOrigin.ReadAttribute(sdp, name) == SplitLinesSdp.ReadAttribute(sdp, name), iter: 5000);
 
     [Fact]
     public void AnAttribute_IsRemovedAsSplittingTheLinesRemovedIt() =>
-        Gen.Select(Description, Name).Sample((sdp, name) => SdpOrigin.RemoveAttribute(sdp, name) == Reference.RemoveAttribute(sdp, name), iter: 5000);
-
-    /// <summary>The implementation before the scan (split on <c>\n</c>, trailing <c>\r</c>s trimmed): the oracle.</summary>
-    private static class Reference
-    {
-        public static bool TryParse(string? sdp, out string? sessionId, out ulong version)
-        {
-            sessionId = null;
-            version = 0;
-            if (string.IsNullOrEmpty(sdp))
-            {
-                return false;
-            }
-
-            foreach (var line in sdp.Split('\n').Select(l => l.TrimEnd('\r')))
-            {
-                if (!line.StartsWith("o=", StringComparison.Ordinal))
-                {
-                    continue;
-                }
-
-                var parts = line[2..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                if (parts.Length >= 3 && ulong.TryParse(parts[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out version))
-                {
-                    sessionId = parts[1];
-                    return true;
-                }
-
-                return false;
-            }
-
-            return false;
-        }
-
-        public static string? ReadAttribute(string sdp, string name)
-        {
-            var prefix = "a=" + name + ":";
-            return sdp.Split('\n').Select(l => l.TrimEnd('\r')).FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal)) is { } line ? line[prefix.Length..] : null;
-        }
-
-        public static string RemoveAttribute(string sdp, string name)
-        {
-            var prefix = "a=" + name + ":";
-            var lines = sdp.Split('\n');
-            return lines.Any(l => l.StartsWith(prefix, StringComparison.Ordinal)) ? string.Join('\n', lines.Where(l => !l.StartsWith(prefix, StringComparison.Ordinal))) : sdp;
-        }
-    }
+        Gen.Select(Description, Name).Sample((sdp, name) => SdpOrigin.RemoveAttribute(sdp, name) == SplitLinesSdp.RemoveAttribute(sdp, name), iter: 5000);
 }
