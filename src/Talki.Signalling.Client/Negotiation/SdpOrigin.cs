@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 
 namespace Talki.Signalling.Client.Negotiation;
 
@@ -82,42 +81,46 @@ internal readonly record struct SdpOrigin(string SessionId, ulong Version)
             return null;
         }
 
-        // Pieces between '\n' (the last one may be empty); a piece is removed with the '\n' that joined it to the rest.
-        StringBuilder? kept = null;
-        var start = 0;
-        var first = true;
-        while (true)
+        // Pieces between '\n' (the last one may be empty); a piece is removed with the '\n' that joined it to the rest. The
+        // text is scanned twice, to size the result, then to copy what is kept into it.
+        var pieces = 0;
+        var kept = 0;
+        var length = 0;
+        for (var start = 0; NextPiece(sdp, ref start, out var piece); pieces++)
         {
-            var end = sdp.IndexOf('\n', start);
-            var piece = sdp.AsSpan(start, (end < 0 ? sdp.Length : end) - start);
-            if (IsAttribute(piece, name))
+            if (!IsAttribute(piece, name))
             {
-                kept ??= new StringBuilder(sdp.Length).Append(sdp, 0, Math.Max(start - 1, 0));
+                kept++;
+                length += piece.Length;
             }
-            else
-            {
-                if (kept is not null)
-                {
-                    if (!first)
-                    {
-                        kept.Append('\n');
-                    }
-
-                    kept.Append(piece);
-                }
-
-                first = false;
-            }
-
-            if (end < 0)
-            {
-                break;
-            }
-
-            start = end + 1;
         }
 
-        return kept?.ToString() ?? sdp;
+        if (kept == pieces)
+        {
+            return sdp;
+        }
+
+        return string.Create(length + Math.Max(kept - 1, 0), (Sdp: sdp, Name: name), static (target, state) =>
+        {
+            var written = 0;
+            var first = true;
+            for (var start = 0; NextPiece(state.Sdp, ref start, out var piece);)
+            {
+                if (IsAttribute(piece, state.Name))
+                {
+                    continue;
+                }
+
+                if (!first)
+                {
+                    target[written++] = '\n';
+                }
+
+                piece.CopyTo(target[written..]);
+                written += piece.Length;
+                first = false;
+            }
+        });
     }
 
     /// <summary>Whether a piece of the description (a trailing <c>\r</c> may remain) is an <c>a=name:</c> line.</summary>
@@ -126,6 +129,21 @@ internal readonly record struct SdpOrigin(string SessionId, ulong Version)
         && line.StartsWith("a=", StringComparison.Ordinal)
         && line[2..].StartsWith(name, StringComparison.Ordinal)
         && line[name.Length + 2] == ':';
+
+    /// <summary>The next piece of the text between <c>\n</c>s, from <paramref name="start"/> (moved past it); false after the last.</summary>
+    private static bool NextPiece(string text, ref int start, out ReadOnlySpan<char> piece)
+    {
+        if (start > text.Length)
+        {
+            piece = default;
+            return false;
+        }
+
+        var end = text.IndexOf('\n', start);
+        piece = text.AsSpan(start, (end < 0 ? text.Length : end) - start);
+        start = end < 0 ? text.Length + 1 : end + 1;
+        return true;
+    }
 
     /// <summary>The next line without its <c>\n</c> and the <c>\r</c>s before it; false after the last.</summary>
     private static bool NextLine(ref ReadOnlySpan<char> rest, out ReadOnlySpan<char> line)
