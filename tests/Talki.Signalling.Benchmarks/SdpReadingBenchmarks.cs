@@ -22,7 +22,6 @@ public class SdpReadingBenchmarks
     private const string Tag = "x-talki-answer-to";
     private string _offer = string.Empty;
     private string _answer = string.Empty;
-    private string _expectedTag = string.Empty;
 
     [GlobalSetup]
     public void Setup()
@@ -33,8 +32,7 @@ public class SdpReadingBenchmarks
             throw new InvalidOperationException("The benchmark's offer has no origin.");
         }
 
-        _expectedTag = $"{origin.SessionId} {origin.Version}";
-        _answer = SdpOrigin.AddAttribute(SignalSizingBenchmarks.NoMediaOffer(2), Tag, _expectedTag);
+        _answer = SdpOrigin.AddAttribute(SignalSizingBenchmarks.NoMediaOffer(2), Tag, $"{origin.SessionId} {origin.Version}");
     }
 
     [Benchmark(Baseline = true)]

@@ -22,9 +22,9 @@ internal readonly record struct SdpOrigin(string SessionId, ulong Version)
             return false;
         }
 
-        var rest = sdp.AsSpan();
-        while (NextLine(ref rest, out var line))
+        for (var start = 0; NextPiece(sdp, ref start, out var piece);)
         {
+            var line = piece.TrimEnd('\r');
             if (!line.StartsWith("o=", StringComparison.Ordinal))
             {
                 continue;
@@ -33,11 +33,16 @@ internal readonly record struct SdpOrigin(string SessionId, ulong Version)
             // o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address> (RFC 8866, 5.2); fields are
             // separated by one or more spaces here, as they always were.
             var fields = line[2..];
-            return NextField(ref fields, out _)
+            if (NextField(ref fields, out _)
                 && NextField(ref fields, out var sessionId)
                 && NextField(ref fields, out var version)
-                && ulong.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed)
-                && Set(out origin, new SdpOrigin(sessionId.ToString(), parsed));
+                && ulong.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed))
+            {
+                origin = new SdpOrigin(sessionId.ToString(), parsed);
+                return true;
+            }
+
+            return false;
         }
 
         return false;
@@ -52,9 +57,9 @@ internal readonly record struct SdpOrigin(string SessionId, ulong Version)
             return null;
         }
 
-        var rest = sdp.AsSpan();
-        while (NextLine(ref rest, out var line))
+        for (var start = 0; NextPiece(sdp, ref start, out var piece);)
         {
+            var line = piece.TrimEnd('\r');
             if (IsAttribute(line, name))
             {
                 return line[(name.Length + 3)..].ToString();
@@ -145,22 +150,6 @@ internal readonly record struct SdpOrigin(string SessionId, ulong Version)
         return true;
     }
 
-    /// <summary>The next line without its <c>\n</c> and the <c>\r</c>s before it; false after the last.</summary>
-    private static bool NextLine(ref ReadOnlySpan<char> rest, out ReadOnlySpan<char> line)
-    {
-        if (rest.IsEmpty)
-        {
-            line = default;
-            return false;
-        }
-
-        var end = rest.IndexOf('\n');
-        line = end < 0 ? rest : rest[..end];
-        rest = end < 0 ? default : rest[(end + 1)..];
-        line = line.TrimEnd('\r');
-        return true;
-    }
-
     /// <summary>The next field of a line, skipping spaces before it; false when none is left.</summary>
     private static bool NextField(ref ReadOnlySpan<char> rest, out ReadOnlySpan<char> field)
     {
@@ -174,12 +163,6 @@ internal readonly record struct SdpOrigin(string SessionId, ulong Version)
         var end = rest.IndexOf(' ');
         field = end < 0 ? rest : rest[..end];
         rest = end < 0 ? default : rest[end..];
-        return true;
-    }
-
-    private static bool Set(out SdpOrigin target, SdpOrigin value)
-    {
-        target = value;
         return true;
     }
 }
