@@ -434,6 +434,9 @@ internal sealed partial class SignallingConnection : IAsyncDisposable
             // and must find the call connected, not still connecting.
             _handler.OnStateChanged(TalkiConnectionState.Connected, null);
             _firstWelcome.TrySetResult(null);
+
+            // Nothing to do until the frames that set up links arrive: meanwhile, once per process, take their first-run costs.
+            _ = ProtocolWarmUp.RunOnceAsync();
             while (!stop.IsCancellationRequested)
             {
                 ReadOnlyMemory<byte>? frame;
