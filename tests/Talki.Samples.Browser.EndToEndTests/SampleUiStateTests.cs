@@ -187,8 +187,13 @@ public sealed class SampleUiStateTests(ITestOutputHelper output)
         await Poll.UntilAsync("Bea's page says she is joining", Wait, async () =>
             await bea.Page.GetByTestId("joining").IsVisibleAsync() ? null : "no joining card");
 
+        // While her links set up, Bea's dots stand still (no frame drawn for them); a page still waiting keeps them moving.
+        const string DotAnimation = "e => getComputedStyle(e).animationName";
+        Assert.Equal("none", await bea.Page.Locator("[data-testid=joining] .pulse-dots span").First.EvaluateAsync<string>(DotAnimation));
+
         // A knock is not link progress: Ada sees Cyd's at once, while her page still holds Bea's link-up.
         await cyd.JoinAsync(link, Wait, opened: true);
+        Assert.Equal("pulse", await cyd.Page.Locator("[data-testid=waiting] .pulse-dots span").First.EvaluateAsync<string>(DotAnimation));
         var knocked = sinceAdmission.Elapsed;
         Assert.True(knocked < hold - TimeSpan.FromSeconds(2),
             $"Cyd knocked {knocked.TotalSeconds:0.0} s after Bea's admission, too near the end of the {hold.TotalSeconds:0} s hold for this run to tell (a slow machine)");
