@@ -111,10 +111,11 @@ internal static class ProtocolWarmUp
         "a=sctp-port:5000\r\n" +
         "a=max-message-size:262144\r\n";
 
-    private static IReadOnlyList<IceCandidate> Candidates(string ufrag) =>
+    /// <summary>A host and a server-reflexive candidate of the description's ICE ufrag (documentation addresses).</summary>
+    private static readonly IReadOnlyList<IceCandidate> SampleCandidates =
     [
-        new() { Candidate = "candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host generation 0 ufrag " + ufrag + " network-id 1", SdpMid = "0", SdpMLineIndex = 0, UsernameFragment = ufrag },
-        new() { Candidate = "candidate:2 1 udp 1686052607 198.51.100.1 50001 typ srflx raddr 192.0.2.1 rport 50000 generation 0 ufrag " + ufrag, SdpMid = "0", SdpMLineIndex = 0, UsernameFragment = ufrag },
+        new() { Candidate = "candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host generation 0 ufrag wArM network-id 1", SdpMid = "0", SdpMLineIndex = 0, UsernameFragment = "wArM" },
+        new() { Candidate = "candidate:2 1 udp 1686052607 198.51.100.1 50001 typ srflx raddr 192.0.2.1 rport 50000 generation 0 ufrag wArM", SdpMid = "0", SdpMLineIndex = 0, UsernameFragment = "wArM" },
     ];
 
     private static IEnumerable<ServerMessage> ServerFrames()
@@ -143,7 +144,7 @@ internal static class ProtocolWarmUp
             From = admin,
             FromEpoch = 1,
             Description = new SessionDescription { Type = SdpType.Answer, Sdp = Description },
-            Candidates = Candidates("wArM"),
+            Candidates = SampleCandidates,
         };
         yield return new SignalRelayMessage
         {
@@ -160,10 +161,10 @@ internal static class ProtocolWarmUp
     private static IEnumerable<ClientMessage> ClientFrames()
     {
         var to = MemberId.New();
-        var offer = new SignalMessage { Id = "o", To = to, ToEpoch = 1, Description = new SessionDescription { Type = SdpType.Offer, Sdp = Description }, Candidates = Candidates("wArM") };
+        var offer = new SignalMessage { Id = "o", To = to, ToEpoch = 1, Description = new SessionDescription { Type = SdpType.Offer, Sdp = Description }, Candidates = SampleCandidates };
         yield return new SignalsMessage { Id = "b", Signals = [offer, offer with { To = MemberId.New() }] };
         yield return new SignalMessage { Id = "a", To = to, ToEpoch = 1, Description = new SessionDescription { Type = SdpType.Answer, Sdp = Description } };
-        yield return new SignalMessage { Id = "c", To = to, ToEpoch = 1, Candidates = Candidates("wArM") };
+        yield return new SignalMessage { Id = "c", To = to, ToEpoch = 1, Candidates = SampleCandidates };
         yield return new AdmitMessage { Id = "m", Member = to };
     }
 }
