@@ -149,18 +149,7 @@ export function createPeer(ref, iceServersJson, peer, epoch, iceTransportPolicy)
   // max-bundle: every member runs this adapter, so all media and data share one transport from the first offer on, and
   // the offerer gathers candidates for that one transport only (W3C webrtc-pc, RTCBundlePolicy "max-bundle"; the default
   // "balanced" gathers for each media kind until the answer accepts BUNDLE), half the candidates to signal.
-  // iceCandidatePoolSize 1: that one transport starts gathering when the link is created, not when its first description
-  // is set (W3C webrtc-pc, RTCConfiguration.iceCandidatePoolSize; RFC 8829 section 3.5.4, "ICE Candidate Pooling"), and
-  // the pooled candidates surface as soon as setLocalDescription() applies it. A link is created just before its first
-  // description (a newcomer creates all its links, then makes their offers; a member creates one when an offer comes), so
-  // the gathering it would wait for runs meanwhile: the description more often leaves with every candidate and the end of
-  // gathering inside CandidateGatherWindow, in one signal, instead of the window's end and a trickle after it.
-  const pc = new RTCPeerConnection({
-    iceServers: JSON.parse(iceServersJson || '[]'),
-    iceTransportPolicy: iceTransportPolicy === 'relay' ? 'relay' : 'all',
-    bundlePolicy: 'max-bundle',
-    iceCandidatePoolSize: 1,
-  });
+  const pc = new RTCPeerConnection({ iceServers: JSON.parse(iceServersJson || '[]'), iceTransportPolicy: iceTransportPolicy === 'relay' ? 'relay' : 'all', bundlePolicy: 'max-bundle' });
   const id = nextId++;
   const entry = {
     id, pc, ref, peer, epoch, closed: false, channels: new Map(), connectedAt: null,
