@@ -75,6 +75,9 @@ internal static class ProtocolWarmUp
         return read;
     }
 
+    /// <summary>The ICE username fragment of the made-up description and of its candidates.</summary>
+    private const string Ufrag = "wArM";
+
     /// <summary>A description shaped as a browser's (an audio and a data section), the lines a link reads included.</summary>
     internal const string Description =
         "v=0\r\n" +
@@ -87,7 +90,7 @@ internal static class ProtocolWarmUp
         "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\n" +
         "c=IN IP4 0.0.0.0\r\n" +
         "a=rtcp:9 IN IP4 0.0.0.0\r\n" +
-        "a=ice-ufrag:wArM\r\n" +
+        "a=ice-ufrag:" + Ufrag + "\r\n" +
         "a=ice-pwd:warmwarmwarmwarmwarmwarm\r\n" +
         "a=ice-options:trickle\r\n" +
         "a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n" +
@@ -103,7 +106,7 @@ internal static class ProtocolWarmUp
         "a=ssrc:1001 cname:warmwarmwarmwarm\r\n" +
         "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n" +
         "c=IN IP4 0.0.0.0\r\n" +
-        "a=ice-ufrag:wArM\r\n" +
+        "a=ice-ufrag:" + Ufrag + "\r\n" +
         "a=ice-pwd:warmwarmwarmwarmwarmwarm\r\n" +
         "a=ice-options:trickle\r\n" +
         "a=setup:actpass\r\n" +
@@ -114,8 +117,8 @@ internal static class ProtocolWarmUp
     /// <summary>A host and a server-reflexive candidate of the description's ICE ufrag (documentation addresses).</summary>
     private static readonly IReadOnlyList<IceCandidate> SampleCandidates =
     [
-        new() { Candidate = "candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host generation 0 ufrag wArM network-id 1", SdpMid = "0", SdpMLineIndex = 0, UsernameFragment = "wArM" },
-        new() { Candidate = "candidate:2 1 udp 1686052607 198.51.100.1 50001 typ srflx raddr 192.0.2.1 rport 50000 generation 0 ufrag wArM", SdpMid = "0", SdpMLineIndex = 0, UsernameFragment = "wArM" },
+        new() { Candidate = "candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host generation 0 ufrag " + Ufrag + " network-id 1", SdpMid = "0", SdpMLineIndex = 0, UsernameFragment = Ufrag },
+        new() { Candidate = "candidate:2 1 udp 1686052607 198.51.100.1 50001 typ srflx raddr 192.0.2.1 rport 50000 generation 0 ufrag " + Ufrag, SdpMid = "0", SdpMLineIndex = 0, UsernameFragment = Ufrag },
     ];
 
     private static IEnumerable<ServerMessage> ServerFrames()
