@@ -54,7 +54,9 @@ public sealed class TalkiClientOptions
     /// Gets or sets how long a link holds a local description (offer or answer) it has just set, so that it leaves in one
     /// <c>signal</c> together with the ICE candidates gathered meanwhile instead of a description then a candidates signal.
     /// The description goes as soon as the connection reports that gathering is complete, or when the window ends, whichever
-    /// comes first; candidates gathered later trickle in batches, one signal per window of the same length (the end of
+    /// comes first; a description that has no candidate yet when its window ends waits for its first (a busy device gathers
+    /// late, and a description without a candidate starts no connectivity check) and leaves a fifth of a window after it,
+    /// or four windows after it was set at the latest; candidates gathered later trickle in batches, one signal per window of the same length (the end of
     /// gathering sends the last batch at once). A description superseded during the window
     /// (a rollback, a newer one, the link closed) is never sent. <see cref="TimeSpan.Zero"/> sends every description at once
     /// (the behaviour before this option). Default 50 ms; at most 500 ms, since the window adds to the link's set-up time

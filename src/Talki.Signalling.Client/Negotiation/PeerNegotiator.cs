@@ -31,6 +31,13 @@ internal sealed class PeerNegotiator
     /// </summary>
     internal const int MaxSignalBytes = (32 * 1024) - 256;
 
+    /// <summary>
+    /// The longest a description with no candidate yet is held, in gather windows: one window, then up to this many in all
+    /// while nothing is gathered (a busy device gathers its host candidates late, and a description without one starts no
+    /// connectivity check and is followed by a signal of its own); its first candidate ends the wait a fifth of a window later.
+    /// </summary>
+    internal const int MaxHoldWindows = 4;
+
     private readonly IPeerConnection _pc;
     private readonly Func<SignalMessage, ValueTask> _send;
     private readonly Action<PeerNegotiator, NegotiationErrorKind, Exception?> _onError;
@@ -301,6 +308,12 @@ internal sealed class PeerNegotiator
             }
 
             _outgoingCandidates.Add(candidate);
+            if (_held is { Phase: HoldPhase.AwaitingCandidate, Ending: null } awaiting && complete is null)
+            {
+                awaiting.Phase = HoldPhase.Straggler;
+                awaiting.Rearm(_gatherWindow / 5);
+            }
+
             if (_held is null && !_candidateFlushQueued)
             {
                 if (_time is null || complete is not null || IsEndOfGathering(candidate))
@@ -471,6 +484,13 @@ internal sealed class PeerNegotiator
         {
             if (!ReferenceEquals(_held, held) || held.Ending is not null)
             {
+                return;
+            }
+
+            if (reason == EndOfWindow.Timeout && held.Phase == HoldPhase.Window && !_outgoingCandidates.Exists(static c => !IsEndOfGathering(c)))
+            {
+                held.Phase = HoldPhase.AwaitingCandidate;
+                held.Rearm(_gatherWindow * (MaxHoldWindows - 1));
                 return;
             }
 
@@ -1063,6 +1083,13 @@ internal sealed class PeerNegotiator
         NullCandidate,
     }
 
+    private enum HoldPhase
+    {
+        Window,
+        AwaitingCandidate,
+        Straggler,
+    }
+
     /// <summary>A local description held for its gather window, with the timer that ends the window.</summary>
     private sealed class HeldDescription(PeerNegotiator owner, SessionDescription applied, SessionDescription toSend)
     {
@@ -1072,9 +1099,21 @@ internal sealed class PeerNegotiator
 
         public ITimer? Timer { get; set; }
 
+        public HoldPhase Phase { get; set; }
+
         /// <summary>Gets or sets what ended the window (set once, under the link's lock).</summary>
         public EndOfWindow? Ending { get; set; }
 
         public void EndedBy(EndOfWindow reason) => owner.RequestFlush(this, reason);
+
+        /// <summary>
+        /// Ends the window <paramref name="dueTime"/> from now instead, with a new timer: a timer changed from inside its own
+        /// callback is not re-armed by every <see cref="TimeProvider"/> (a test clock may drop a one-shot timer once it fired).
+        /// </summary>
+        public void Rearm(TimeSpan dueTime)
+        {
+            Timer?.Dispose();
+            Timer = owner._time!.CreateTimer(static state => ((HeldDescription)state!).EndedBy(EndOfWindow.Timeout), this, dueTime, Timeout.InfiniteTimeSpan);
+        }
     }
 }

@@ -166,8 +166,9 @@ public sealed class CandidateGatherWindowTests
     public async Task LateCandidates_TrickleOneSignalPerWindow_InOrder()
     {
         var (time, h, offerer) = await OfferWithManualGatheringAsync();
-        time.Advance(Window); // the offer leaves alone
-        Assert.Single(SentBy(h, 0));
+        offerer.EmitCandidate();
+        time.Advance(Window); // the offer leaves with its first candidate
+        Assert.Equal(offerer.EmittedCandidates, Assert.Single(SentBy(h, 0)).Candidates);
 
         offerer.EmitCandidate();
         time.Advance(TimeSpan.FromMilliseconds(20));
@@ -178,12 +179,12 @@ public sealed class CandidateGatherWindowTests
 
         time.Advance(TimeSpan.FromMilliseconds(1));
         Assert.Equal(2, SentBy(h, 0).Count);
-        Assert.Equal(offerer.EmittedCandidates, SentBy(h, 0)[1].Candidates);
+        Assert.Equal(offerer.EmittedCandidates.Skip(1), SentBy(h, 0)[1].Candidates);
 
         offerer.EmitCandidate(); // the next window
         time.Advance(Window);
         Assert.Equal(3, SentBy(h, 0).Count);
-        Assert.Equal(offerer.EmittedCandidates[3], Assert.Single(SentBy(h, 0)[2].Candidates!));
+        Assert.Equal(offerer.EmittedCandidates[4], Assert.Single(SentBy(h, 0)[2].Candidates!));
         await SettleAsync(h, time);
         h.AssertConverged();
     }
@@ -277,6 +278,140 @@ public sealed class CandidateGatherWindowTests
         h.AssertConverged();
         h.AssertCurrentCandidatesDelivered();
         Assert.Empty(h.Errors);
+    }
+
+    [Fact]
+    public async Task NoCandidateWithinTheWindow_TheOfferWaitsForItsFirst_ThenLeavesWithItAndTheOnesRightBehindIt()
+    {
+        // A busy device (eight members on two cores) gathers its host candidates after the window: an offer sent without
+        // them cannot start a connectivity check, and its candidates would follow in a signal of their own.
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
+        time.Advance(Window);
+        Assert.Empty(SentBy(h, 0));
+        time.Advance(Window);
+        Assert.Empty(SentBy(h, 0));
+
+        offerer.EmitCandidate(); // the first: the ones gathered in the same pass follow within a fifth of the window
+        time.Advance(Window / 5 - TimeSpan.FromMilliseconds(1));
+        offerer.EmitCandidate();
+        Assert.Empty(SentBy(h, 0));
+
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        var offer = Assert.Single(SentBy(h, 0));
+        Assert.Equal(SdpType.Offer, offer.Description?.Type);
+        Assert.Equal(offerer.EmittedCandidates, offer.Candidates);
+
+        await AnswererGathersAndTheyConvergeAsync(h, time, offerer);
+    }
+
+    [Fact]
+    public async Task NoCandidateAtAll_TheOfferLeavesAtFourWindows_NotBefore_AndWhatIsGatheredLaterTrickles()
+    {
+        // A connection that gathers nothing for a long while (no usable interface yet, a firewall): the hold is bounded.
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
+        time.Advance(Window); // a fake clock's Advance fires a timer at its end: the wait is re-armed from here
+        time.Advance(Window * 3 - TimeSpan.FromMilliseconds(1));
+        Assert.Empty(SentBy(h, 0));
+
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        var offer = Assert.Single(SentBy(h, 0));
+        Assert.Equal(SdpType.Offer, offer.Description?.Type);
+        Assert.Empty(offer.Candidates ?? []);
+
+        offerer.EmitCandidate(); // later: it trickles, one window later, as before
+        time.Advance(Window);
+        var sent = SentBy(h, 0);
+        Assert.Equal(2, sent.Count);
+        Assert.Null(sent[1].Description);
+        Assert.Equal(offerer.EmittedCandidates, sent[1].Candidates);
+
+        await AnswererGathersAndTheyConvergeAsync(h, time, offerer);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task NoCandidate_GatheringCompletesWhileTheOfferWaits_ItLeavesAtOnce_WithTheEndOfCandidates(bool nullCandidateFirst)
+    {
+        // A relay-only policy with no TURN server gathers nothing and completes: nothing is worth waiting for.
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
+        offerer.Gathering = nullCandidateFirst ? GatheringMode.CompletesNullCandidateFirst : GatheringMode.Completes;
+        time.Advance(Window + TimeSpan.FromMilliseconds(10));
+        Assert.Empty(SentBy(h, 0));
+
+        offerer.CompleteGathering();
+        var offer = Assert.Single(SentBy(h, 0));
+        Assert.Equal(SdpType.Offer, offer.Description?.Type);
+        Assert.Equal(string.Empty, Assert.Single(offer.Candidates!).Candidate);
+
+        time.Advance(Window * 4);
+        Assert.Single(SentBy(h, 0));
+    }
+
+    [Fact]
+    public async Task NoCandidateWithinTheWindow_TheAnswerWaitsForItsFirst_Too()
+    {
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
+        offerer.EmitCandidate();
+        offerer.CompleteGathering();
+        await h.DeliverAsync(0, false); // the plan to m1
+        await h.DeliverAsync(0, false); // the offer
+        var answerer = h.Members[1].Pc(h.Members[0]);
+        Assert.Equal(PeerSignalingState.Stable, answerer.SignalingState);
+
+        time.Advance(Window * 2);
+        Assert.Empty(SentBy(h, 1));
+        answerer.EmitCandidate();
+        time.Advance(Window / 5);
+        var answer = Assert.Single(SentBy(h, 1));
+        Assert.Equal(SdpType.Answer, answer.Description?.Type);
+        Assert.Equal(answerer.EmittedCandidates, answer.Candidates);
+
+        answerer.CompleteGathering();
+        await SettleAsync(h, time);
+        h.AssertConverged();
+        Assert.Empty(h.Errors);
+    }
+
+    [Fact]
+    public async Task RealClock_NoCandidateAtAll_TheOfferLeavesAtFourWindows_NeverEarlier_NoHang()
+    {
+        // The system clock: the window's timer is re-armed twice (the wait for a first candidate, then its stragglers);
+        // a fake clock never fires early, this one would show a re-arm that did.
+        var h = new MeshHarness(2, TimeProvider.System, candidateGatherWindow: Window);
+        h.Fabric.Gathering = GatheringMode.Manual;
+        h.PlanAll();
+        var started = Stopwatch.StartNew();
+        await h.DeliverAsync(0, false);
+
+        while (SentBy(h, 0).Count == 0)
+        {
+            Assert.True(started.Elapsed < TimeSpan.FromSeconds(10), "the held offer never left");
+            await Task.Delay(5);
+        }
+
+        var waited = started.Elapsed;
+        Assert.True(waited >= Window * 4 - TimeSpan.FromMilliseconds(5), $"the offer left after {waited.TotalMilliseconds:0} ms, before four windows of {Window.TotalMilliseconds:0} ms");
+        Assert.Empty(SentBy(h, 0)[0].Candidates ?? []);
+
+        // And with a first candidate on the real clock: it leaves a fifth of a window after it, not at the cap.
+        var h2 = new MeshHarness(2, TimeProvider.System, candidateGatherWindow: Window);
+        h2.Fabric.Gathering = GatheringMode.Manual;
+        h2.PlanAll();
+        await h2.DeliverAsync(0, false);
+        var offerer = h2.Members[0].Pc(h2.Members[1]);
+        await Task.Delay(Window * 2);
+        Assert.Empty(SentBy(h2, 0));
+        var first = Stopwatch.StartNew();
+        offerer.EmitCandidate();
+        while (SentBy(h2, 0).Count == 0)
+        {
+            Assert.True(first.Elapsed < TimeSpan.FromSeconds(10), "the offer never left after its first candidate");
+            await Task.Delay(2);
+        }
+
+        Assert.True(first.Elapsed >= Window / 5 - TimeSpan.FromMilliseconds(5), $"the offer left {first.Elapsed.TotalMilliseconds:0} ms after its first candidate, before a fifth of the window");
+        Assert.Equal(offerer.EmittedCandidates, SentBy(h2, 0)[0].Candidates);
     }
 
     [Fact]
@@ -423,6 +558,21 @@ public sealed class CandidateGatherWindowTests
         Assert.Empty(PeerNegotiator.Batch(MemberId.New(), 3, null, []));
     }
 
+    /// <summary>The offerer completes, the answerer (gathering by hand too) gathers one candidate once it answered, and the pair converges.</summary>
+    private static async Task AnswererGathersAndTheyConvergeAsync(MeshHarness h, FakeTimeProvider time, SimulatedPeerConnection offerer)
+    {
+        offerer.CompleteGathering();
+        await SettleAsync(h, time);
+        var answerer = h.Members[1].Pc(h.Members[0]);
+        Assert.Equal(PeerSignalingState.Stable, answerer.SignalingState);
+        answerer.EmitCandidate();
+        answerer.CompleteGathering();
+        await SettleAsync(h, time);
+        h.AssertConverged();
+        h.AssertCurrentCandidatesDelivered();
+        Assert.Empty(h.Errors);
+    }
+
     private static List<SignalMessage> SentBy(MeshHarness h, int from)
     {
         lock (h.Sent)
@@ -431,14 +581,20 @@ public sealed class CandidateGatherWindowTests
         }
     }
 
-    /// <summary>Delivers everything, moving the clock past every gather window, until nothing is in flight or held.</summary>
+    /// <summary>
+    /// Delivers everything, moving the clock past every gather window, until nothing is in flight or held: a description
+    /// still without a candidate is held up to <see cref="PeerNegotiator.MaxHoldWindows"/> windows, so the mesh is settled
+    /// once that many windows passed with nothing in flight.
+    /// </summary>
     private static async Task SettleAsync(MeshHarness h, FakeTimeProvider time)
     {
+        var quiet = 0;
         for (var round = 0; round < 100; round++)
         {
             await h.DrainAsync();
             time.Advance(h.CandidateGatherWindow);
-            if (h.InFlight == 0)
+            quiet = h.InFlight == 0 ? quiet + 1 : 0;
+            if (quiet >= PeerNegotiator.MaxHoldWindows)
             {
                 return;
             }

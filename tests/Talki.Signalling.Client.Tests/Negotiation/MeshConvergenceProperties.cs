@@ -102,10 +102,12 @@ public sealed class MeshConvergenceProperties
         }
 
         await h.DrainAsync();
+        var quiet = 0; // a description without a candidate yet is held up to PeerNegotiator.MaxHoldWindows windows
         for (var round = 0; time is not null && round < 100; round++)
         {
             time.Advance(h.CandidateGatherWindow);
-            if (h.InFlight == 0)
+            quiet = h.InFlight == 0 ? quiet + 1 : 0;
+            if (quiet >= PeerNegotiator.MaxHoldWindows)
             {
                 break;
             }
