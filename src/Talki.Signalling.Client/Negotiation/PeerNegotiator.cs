@@ -1083,10 +1083,16 @@ internal sealed class PeerNegotiator
         NullCandidate,
     }
 
+    /// <summary>Where a held description's wait stands (see <see cref="MaxHoldWindows"/>).</summary>
     private enum HoldPhase
     {
+        /// <summary>Its gather window.</summary>
         Window,
+
+        /// <summary>The window ended with no candidate gathered: waiting for the first, up to <see cref="MaxHoldWindows"/> windows in all.</summary>
         AwaitingCandidate,
+
+        /// <summary>The first candidate came: a fifth of a window for the ones gathered right behind it.</summary>
         Straggler,
     }
 
@@ -1099,6 +1105,7 @@ internal sealed class PeerNegotiator
 
         public ITimer? Timer { get; set; }
 
+        /// <summary>Gets or sets where the wait stands (changed under the link's lock).</summary>
         public HoldPhase Phase { get; set; }
 
         /// <summary>Gets or sets what ended the window (set once, under the link's lock).</summary>
@@ -1106,10 +1113,7 @@ internal sealed class PeerNegotiator
 
         public void EndedBy(EndOfWindow reason) => owner.RequestFlush(this, reason);
 
-        /// <summary>
-        /// Ends the window <paramref name="dueTime"/> from now instead, with a new timer: a timer changed from inside its own
-        /// callback is not re-armed by every <see cref="TimeProvider"/> (a test clock may drop a one-shot timer once it fired).
-        /// </summary>
+        /// <summary>Ends the window <paramref name="dueTime"/> from now instead: a new one-shot timer replaces the current one.</summary>
         public void Rearm(TimeSpan dueTime)
         {
             Timer?.Dispose();

@@ -252,19 +252,8 @@ public sealed class CandidateGatherWindowTests
     [Fact]
     public async Task RealClock_GatheringThatNeverCompletes_OfferLeavesWhenTheWindowEnds_NoHang_AndThePairLinksUp()
     {
-        var h = new MeshHarness(2, TimeProvider.System, candidateGatherWindow: Window);
-        h.Fabric.Gathering = GatheringMode.NeverCompletes;
-        h.PlanAll();
-        var started = Stopwatch.StartNew();
-        await h.DeliverAsync(0, false);
-
-        while (SentBy(h, 0).Count == 0)
-        {
-            Assert.True(started.Elapsed < TimeSpan.FromSeconds(10), "the held offer never left");
-            await Task.Delay(5);
-        }
-
-        var waited = started.Elapsed;
+        var (h, started) = await RealClockOfferAsync(GatheringMode.NeverCompletes, Window);
+        var waited = await FirstSignalAsync(h, started);
         Assert.True(waited >= Window - TimeSpan.FromMilliseconds(5), $"the offer left after {waited.TotalMilliseconds:0} ms, before its {Window.TotalMilliseconds:0} ms window");
         Assert.Single(SentBy(h, 0)[0].Candidates!);
 
@@ -376,41 +365,24 @@ public sealed class CandidateGatherWindowTests
     [Fact]
     public async Task RealClock_NoCandidateAtAll_TheOfferLeavesAtFourWindows_NeverEarlier_NoHang()
     {
-        // The system clock: the window's timer is re-armed twice (the wait for a first candidate, then its stragglers);
-        // a fake clock never fires early, this one would show a re-arm that did.
-        var h = new MeshHarness(2, TimeProvider.System, candidateGatherWindow: Window);
-        h.Fabric.Gathering = GatheringMode.Manual;
-        h.PlanAll();
-        var started = Stopwatch.StartNew();
-        await h.DeliverAsync(0, false);
-
-        while (SentBy(h, 0).Count == 0)
-        {
-            Assert.True(started.Elapsed < TimeSpan.FromSeconds(10), "the held offer never left");
-            await Task.Delay(5);
-        }
-
-        var waited = started.Elapsed;
+        // The system clock: the window's timer is replaced by a longer one when nothing was gathered, and by a short one
+        // at the first candidate; a fake clock never fires early, this one would show a replacement that did.
+        var (h, started) = await RealClockOfferAsync(GatheringMode.Manual, Window);
+        var waited = await FirstSignalAsync(h, started);
         Assert.True(waited >= Window * 4 - TimeSpan.FromMilliseconds(5), $"the offer left after {waited.TotalMilliseconds:0} ms, before four windows of {Window.TotalMilliseconds:0} ms");
         Assert.Empty(SentBy(h, 0)[0].Candidates ?? []);
 
-        // And with a first candidate on the real clock: it leaves a fifth of a window after it, not at the cap.
-        var h2 = new MeshHarness(2, TimeProvider.System, candidateGatherWindow: Window);
-        h2.Fabric.Gathering = GatheringMode.Manual;
-        h2.PlanAll();
-        await h2.DeliverAsync(0, false);
+        // With a first candidate: it leaves a fifth of a window after it, with it. A longer window here, so that a late
+        // wake-up on a busy machine still emits the candidate long before the four windows are up.
+        var window = TimeSpan.FromMilliseconds(200);
+        var (h2, _) = await RealClockOfferAsync(GatheringMode.Manual, window);
         var offerer = h2.Members[0].Pc(h2.Members[1]);
-        await Task.Delay(Window * 2);
+        await Task.Delay(window * 1.5);
         Assert.Empty(SentBy(h2, 0));
         var first = Stopwatch.StartNew();
         offerer.EmitCandidate();
-        while (SentBy(h2, 0).Count == 0)
-        {
-            Assert.True(first.Elapsed < TimeSpan.FromSeconds(10), "the offer never left after its first candidate");
-            await Task.Delay(2);
-        }
-
-        Assert.True(first.Elapsed >= Window / 5 - TimeSpan.FromMilliseconds(5), $"the offer left {first.Elapsed.TotalMilliseconds:0} ms after its first candidate, before a fifth of the window");
+        var after = await FirstSignalAsync(h2, first);
+        Assert.True(after >= window / 5 - TimeSpan.FromMilliseconds(5), $"the offer left {after.TotalMilliseconds:0} ms after its first candidate, before a fifth of the window");
         Assert.Equal(offerer.EmittedCandidates, SentBy(h2, 0)[0].Candidates);
     }
 
@@ -571,6 +543,29 @@ public sealed class CandidateGatherWindowTests
         h.AssertConverged();
         h.AssertCurrentCandidatesDelivered();
         Assert.Empty(h.Errors);
+    }
+
+    /// <summary>Two members on the system clock with the given gathering; the plan reached m0, which offers and holds its offer.</summary>
+    private static async Task<(MeshHarness H, Stopwatch Started)> RealClockOfferAsync(GatheringMode gathering, TimeSpan window)
+    {
+        var h = new MeshHarness(2, TimeProvider.System, candidateGatherWindow: window);
+        h.Fabric.Gathering = gathering;
+        h.PlanAll();
+        var started = Stopwatch.StartNew();
+        await h.DeliverAsync(0, false);
+        return (h, started);
+    }
+
+    /// <summary>Waits (10 s at most) until m0 sent its first signal; the time on <paramref name="since"/> then.</summary>
+    private static async Task<TimeSpan> FirstSignalAsync(MeshHarness h, Stopwatch since)
+    {
+        while (SentBy(h, 0).Count == 0)
+        {
+            Assert.True(since.Elapsed < TimeSpan.FromSeconds(10), "the held offer never left");
+            await Task.Delay(2);
+        }
+
+        return since.Elapsed;
     }
 
     private static List<SignalMessage> SentBy(MeshHarness h, int from)
