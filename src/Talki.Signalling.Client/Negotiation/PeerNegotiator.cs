@@ -445,7 +445,7 @@ internal sealed class PeerNegotiator
             {
                 var held = new HeldDescription(this, applied, toSend);
                 _held = held;
-                held.Timer = _time.CreateTimer(static state => ((HeldDescription)state!).EndedBy(EndOfWindow.Timeout), held, _gatherWindow, Timeout.InfiniteTimeSpan);
+                held.Rearm(_gatherWindow);
                 return;
             }
 
@@ -1113,7 +1113,7 @@ internal sealed class PeerNegotiator
 
         public void EndedBy(EndOfWindow reason) => owner.RequestFlush(this, reason);
 
-        /// <summary>Ends the window <paramref name="dueTime"/> from now instead: a new one-shot timer replaces the current one.</summary>
+        /// <summary>Ends the window <paramref name="dueTime"/> from now: a new one-shot timer replaces the current one, if any.</summary>
         public void Rearm(TimeSpan dueTime)
         {
             Timer?.Dispose();
