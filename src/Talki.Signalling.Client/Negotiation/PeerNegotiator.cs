@@ -38,6 +38,17 @@ internal sealed class PeerNegotiator
     /// </summary>
     internal const int MaxHoldWindows = 4;
 
+    /// <summary>
+    /// How long an end-of-candidates marker with no candidate to ride with waits, with the gather window on, for the link
+    /// to connect while it comes up: dropped if it does (a connected link has no use for it), sent if not. The remote ICE
+    /// agent needs it only to conclude that checking failed (RFC 8838, Trickle ICE, end-of-candidates; W3C webrtc-pc,
+    /// <c>RTCIceTransportState</c>: "failed" and "completed" require an indication that no more remote candidates come),
+    /// which matters for a link still checking after this long, not for one about to connect; sent at once it is a signal
+    /// of its own for every link side, handled by the remote side's busy thread while its links come up (and, on AWS, a
+    /// billed message).
+    /// </summary>
+    internal static readonly TimeSpan LoneEndOfCandidatesDelay = TimeSpan.FromSeconds(1);
+
     private readonly IPeerConnection _pc;
     private readonly Func<SignalMessage, ValueTask> _send;
     private readonly Action<PeerNegotiator, NegotiationErrorKind, Exception?> _onError;
@@ -52,6 +63,7 @@ internal sealed class PeerNegotiator
     private readonly List<IceCandidate> _outgoingCandidates = [];
     private bool _candidateFlushQueued;
     private ITimer? _trickleTimer; // the window of candidates gathered after their description left
+    private ITimer? _loneEndTimer; // a lone end-of-candidates marker's wait for the link to connect
     private bool _hasConnected;
     private bool _draining;
     private TaskCompletionSource? _running;
@@ -187,6 +199,7 @@ internal sealed class PeerNegotiator
         TaskCompletionSource? running;
         HeldDescription? held;
         ITimer? trickle;
+        ITimer? loneEnd;
         lock (_sync)
         {
             _closed = true;
@@ -197,10 +210,13 @@ internal sealed class PeerNegotiator
             _held = null; // a description held for its candidates dies with the link: it is never sent
             trickle = _trickleTimer;
             _trickleTimer = null;
+            loneEnd = _loneEndTimer;
+            _loneEndTimer = null;
         }
 
         held?.Timer?.Dispose();
         trickle?.Dispose();
+        loneEnd?.Dispose();
 
         foreach (var item in dropped)
         {
@@ -316,7 +332,14 @@ internal sealed class PeerNegotiator
 
             if (_held is null && !_candidateFlushQueued)
             {
-                if (_time is null || complete is not null || IsEndOfGathering(candidate))
+                if (_time is not null && IsEndOfGathering(candidate) && _outgoingCandidates.Count == 1)
+                {
+                    // The end of gathering with nothing to ride with, after the description left: it waits for the link
+                    // to connect (see LoneEndOfCandidatesDelay).
+                    _loneEndTimer?.Dispose();
+                    _loneEndTimer = _time.CreateTimer(static state => ((PeerNegotiator)state!).OnLoneEndOfCandidatesDelayEnded(), this, LoneEndOfCandidatesDelay, Timeout.InfiniteTimeSpan);
+                }
+                else if (_time is null || IsEndOfGathering(candidate))
                 {
                     // No window, or nothing more will come: the batch leaves now.
                     _candidateFlushQueued = true;
@@ -349,22 +372,54 @@ internal sealed class PeerNegotiator
     /// </summary>
     private void OnIceGatheringStateChanged(object? sender, PeerIceGatheringState state)
     {
-        HeldDescription? held;
+        HeldDescription? held = null;
+        ITimer? stale = null;
         lock (_sync)
         {
             if (state != PeerIceGatheringState.Complete)
             {
                 // A new gathering (a new generation, or a new interface): descriptions wait for it, and its null candidate is sent.
+                // A lone end-of-candidates of the gathering before, still waiting, is dropped: it must not ride with the
+                // new generation's description or candidates and tell the remote agent that this one is over.
                 _gatheredUfrag = null;
                 _endOfCandidatesSent = false;
-                return;
+                _outgoingCandidates.RemoveAll(IsEndOfGathering);
+                stale = _loneEndTimer;
+                _loneEndTimer = null;
             }
-
-            _gatheredUfrag = LocalUfrag();
-            held = _held;
+            else
+            {
+                _gatheredUfrag = LocalUfrag();
+                held = _held;
+            }
         }
 
+        stale?.Dispose();
         held?.EndedBy(EndOfWindow.GatheringComplete);
+    }
+
+    /// <summary>
+    /// A lone end-of-candidates marker waited <see cref="LoneEndOfCandidatesDelay"/>: it leaves now (or is dropped by
+    /// <see cref="SendCandidatesAsync"/> if the link connected meanwhile), unless it left already with a later signal.
+    /// </summary>
+    private void OnLoneEndOfCandidatesDelayEnded()
+    {
+        ITimer? timer;
+        lock (_sync)
+        {
+            timer = _loneEndTimer;
+            _loneEndTimer = null;
+            if (_closed || _held is not null || _candidateFlushQueued || _outgoingCandidates.Count == 0)
+            {
+                timer?.Dispose();
+                return; // gone, or it left (or leaves) with a description or a batch
+            }
+
+            _candidateFlushQueued = true;
+        }
+
+        timer?.Dispose();
+        _ = EnqueueAsync(SendCandidatesAsync);
     }
 
     /// <summary>The trickle window of candidates gathered after their description ended: they leave as one signal.</summary>

@@ -141,24 +141,163 @@ public sealed class CandidateGatherWindowTests
     }
 
     [Fact]
-    public async Task LoneEndOfCandidates_IsSentWhileTheLinkIsComingUp_NotOnceItIsConnected()
+    public async Task LoneEndOfCandidates_WaitsForTheLinkToConnect_AndIsNeverSentOnceItDid()
     {
         var (time, h, offerer) = await OfferWithManualGatheringAsync();
         offerer.EmitCandidate();
         time.Advance(Window); // the offer leaves with its candidate
-        offerer.CompleteGathering(); // not connected yet: the remote may still need to know
-        Assert.Equal(2, SentBy(h, 0).Count);
-        Assert.Equal(string.Empty, Assert.Single(SentBy(h, 0)[1].Candidates!).Candidate);
+        offerer.CompleteGathering(); // nothing to ride with: it waits for the link to connect
+        Assert.Single(SentBy(h, 0));
 
+        await h.DrainAsync(); // the answerer has the offer and answers with a candidate of its own
+        var answerer = h.Members[1].Pc(h.Members[0]);
+        answerer.EmitCandidate();
+        time.Advance(Window);
+        await h.DrainAsync();
+        answerer.CompleteGathering();
         await SettleAsync(h, time);
         h.AssertConverged();
-        var answerer = h.Members[1].Pc(h.Members[0]);
-        Assert.Equal(PeerConnectionState.Connected, answerer.ConnectionState);
-        var before = SentBy(h, 1).Count;
-        answerer.CompleteGathering(); // connected: a lone end-of-candidates is not worth a message
-        time.Advance(Window);
+        Assert.Equal(PeerConnectionState.Connected, offerer.ConnectionState);
+
+        time.Advance(PeerNegotiator.LoneEndOfCandidatesDelay);
         await SettleAsync(h, time);
-        Assert.Equal(before, SentBy(h, 1).Count);
+        Assert.Single(SentBy(h, 0)); // the offer only
+        Assert.Single(SentBy(h, 1)); // the answer only
+        Assert.DoesNotContain(SentBy(h, 0).Concat(SentBy(h, 1)), s => s.Candidates?.Any(c => c.Candidate.Length == 0) == true);
+        h.AssertConverged();
+        Assert.Empty(h.Errors);
+    }
+
+    [Fact]
+    public async Task LoneEndOfCandidates_LinkStillComingUpAtTheEndOfTheDelay_LeavesThen_NotBefore()
+    {
+        // A link still checking (here: the answer has not come) gets its end-of-candidates: the remote agent needs it to
+        // conclude that checking failed.
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
+        offerer.EmitCandidate();
+        time.Advance(Window);
+        offerer.CompleteGathering();
+
+        time.Advance(PeerNegotiator.LoneEndOfCandidatesDelay - TimeSpan.FromMilliseconds(1));
+        Assert.Single(SentBy(h, 0));
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        var sent = SentBy(h, 0);
+        Assert.Equal(2, sent.Count);
+        Assert.Null(sent[1].Description);
+        Assert.Equal(string.Empty, Assert.Single(sent[1].Candidates!).Candidate);
+
+        await AnswererGathersAndTheyConvergeAsync(h, time, offerer, offererCompletes: false);
+    }
+
+    [Fact]
+    public async Task LoneEndOfCandidates_ThenACandidate_TheyLeaveTogetherWithinAWindow_NotAtTheEndOfTheDelay()
+    {
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
+        offerer.EmitCandidate();
+        time.Advance(Window);
+        offerer.CompleteGathering();
+        time.Advance(TimeSpan.FromMilliseconds(100));
+        offerer.EmitCandidate(); // a late one (a network interface that came up): it does not wait for the marker's delay
+
+        time.Advance(Window);
+        var sent = SentBy(h, 0);
+        Assert.Equal(2, sent.Count);
+        Assert.Equal([string.Empty, offerer.EmittedCandidates[^1].Candidate], sent[1].Candidates!.Select(c => c.Candidate));
+
+        time.Advance(PeerNegotiator.LoneEndOfCandidatesDelay);
+        Assert.Equal(2, SentBy(h, 0).Count); // the marker's timer finds nothing left to send
+        await SettleAsync(h, time);
+        h.AssertConverged();
+    }
+
+    [Fact]
+    public async Task LoneEndOfCandidates_OfAGatheringANewOneReplaced_IsNeverSent_NorRidesWithTheNewDescription()
+    {
+        // The offer leaves with no candidate at all (four windows), the answer too: the pair is stable but cannot connect,
+        // and the offerer restarts ICE while its first gathering's end-of-candidates still waits. That marker must not
+        // reach the remote side with the new generation's offer, or its agent would take the new generation as complete.
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
+        time.Advance(Window); // a fake clock's Advance fires a timer at its end: the wait is re-armed from here
+        time.Advance(Window * (PeerNegotiator.MaxHoldWindows - 1));
+        Assert.Empty(Assert.Single(SentBy(h, 0)).Candidates ?? []);
+        offerer.CompleteGathering(); // the lone marker waits
+        await h.DrainAsync();
+        time.Advance(Window);
+        time.Advance(Window * (PeerNegotiator.MaxHoldWindows - 1)); // the answer leaves bare
+        await h.DrainAsync();
+        Assert.Single(SentBy(h, 1));
+        Assert.Equal(PeerSignalingState.Stable, offerer.SignalingState);
+        Assert.NotEqual(PeerConnectionState.Connected, offerer.ConnectionState);
+
+        offerer.RestartIce(); // a new offer, a new gathering
+        await h.DrainAsync();
+        offerer.EmitCandidate();
+        time.Advance(Window);
+        var restart = SentBy(h, 0)[^1];
+        Assert.Equal(SdpType.Offer, restart.Description?.Type);
+        Assert.Equal([offerer.EmittedCandidates[^1]], restart.Candidates);
+
+        time.Advance(PeerNegotiator.LoneEndOfCandidatesDelay);
+        Assert.DoesNotContain(SentBy(h, 0), s => s.Candidates?.Any(c => c.Candidate.Length == 0) == true);
+        await AnswererGathersAndTheyConvergeAsync(h, time, offerer, offererCompletes: false);
+    }
+
+    [Fact]
+    public async Task LoneEndOfCandidates_LinkClosedWhileItWaits_IsNeverSent()
+    {
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
+        offerer.EmitCandidate();
+        time.Advance(Window);
+        offerer.CompleteGathering();
+        await h.Members[0].Mesh.HandleAsync(new PeerLeftMessage { Member = h.Members[1].Id, Epoch = h.Members[1].Epoch });
+
+        time.Advance(PeerNegotiator.LoneEndOfCandidatesDelay * 2);
+        Assert.Equal(PeerSignalingState.Closed, offerer.SignalingState);
+        Assert.Single(SentBy(h, 0));
+        Assert.Empty(h.Errors);
+    }
+
+    [Fact]
+    public async Task RealClock_LoneEndOfCandidates_LinkNotUp_LeavesAfterTheDelay_NeverSooner()
+    {
+        var (h, started) = await RealClockOfferAsync(GatheringMode.Manual, Window);
+        var offerer = h.Members[0].Pc(h.Members[1]);
+        offerer.EmitCandidate();
+        await FirstSignalAsync(h, started);
+        var waiting = Stopwatch.StartNew();
+        offerer.CompleteGathering();
+
+        while (SentBy(h, 0).Count < 2)
+        {
+            Assert.True(waiting.Elapsed < TimeSpan.FromSeconds(10), "the end-of-candidates never left");
+            await Task.Delay(5);
+        }
+
+        Assert.True(waiting.Elapsed >= PeerNegotiator.LoneEndOfCandidatesDelay - TimeSpan.FromMilliseconds(5), $"it left after {waiting.Elapsed.TotalMilliseconds:0} ms");
+        Assert.Equal(string.Empty, Assert.Single(SentBy(h, 0)[1].Candidates!).Candidate);
+    }
+
+    [Fact]
+    public async Task RealClock_LoneEndOfCandidates_LinkUpWithinTheDelay_IsNeverSent()
+    {
+        var (h, started) = await RealClockOfferAsync(GatheringMode.Manual, Window);
+        var offerer = h.Members[0].Pc(h.Members[1]);
+        offerer.EmitCandidate();
+        await FirstSignalAsync(h, started);
+        var waiting = Stopwatch.StartNew();
+        offerer.CompleteGathering();
+        await h.DrainAsync(); // the answerer answers after its four windows, bare: the offer's candidate links them up
+        while (offerer.ConnectionState != PeerConnectionState.Connected)
+        {
+            Assert.True(waiting.Elapsed < TimeSpan.FromSeconds(10), "the pair did not link up");
+            await h.DrainAsync();
+            await Task.Delay(5);
+        }
+
+        Assert.True(waiting.Elapsed < PeerNegotiator.LoneEndOfCandidatesDelay, $"linked up after {waiting.Elapsed.TotalMilliseconds:0} ms, past the delay: the test proves nothing");
+        await Task.Delay(PeerNegotiator.LoneEndOfCandidatesDelay - waiting.Elapsed + TimeSpan.FromMilliseconds(300));
+        await h.DrainAsync();
+        Assert.Single(SentBy(h, 0));
         h.AssertConverged();
     }
 
@@ -530,10 +669,14 @@ public sealed class CandidateGatherWindowTests
         Assert.Empty(PeerNegotiator.Batch(MemberId.New(), 3, null, []));
     }
 
-    /// <summary>The offerer completes, the answerer (gathering by hand too) gathers one candidate once it answered, and the pair converges.</summary>
-    private static async Task AnswererGathersAndTheyConvergeAsync(MeshHarness h, FakeTimeProvider time, SimulatedPeerConnection offerer)
+    /// <summary>The offerer completes (unless told it did), the answerer (gathering by hand too) gathers one candidate once it answered, and the pair converges.</summary>
+    private static async Task AnswererGathersAndTheyConvergeAsync(MeshHarness h, FakeTimeProvider time, SimulatedPeerConnection offerer, bool offererCompletes = true)
     {
-        offerer.CompleteGathering();
+        if (offererCompletes)
+        {
+            offerer.CompleteGathering();
+        }
+
         await SettleAsync(h, time);
         var answerer = h.Members[1].Pc(h.Members[0]);
         Assert.Equal(PeerSignalingState.Stable, answerer.SignalingState);
