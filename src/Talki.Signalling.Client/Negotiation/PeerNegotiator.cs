@@ -402,44 +402,32 @@ internal sealed class PeerNegotiator
     /// A lone end-of-candidates marker waited <see cref="LoneEndOfCandidatesDelay"/>: it leaves now (or is dropped by
     /// <see cref="SendCandidatesAsync"/> if the link connected meanwhile), unless it left already with a later signal.
     /// </summary>
-    private void OnLoneEndOfCandidatesDelayEnded()
-    {
-        ITimer? timer;
-        lock (_sync)
-        {
-            timer = _loneEndTimer;
-            _loneEndTimer = null;
-            if (_closed || _held is not null || _candidateFlushQueued || _outgoingCandidates.Count == 0)
-            {
-                timer?.Dispose();
-                return; // gone, or it left (or leaves) with a description or a batch
-            }
-
-            _candidateFlushQueued = true;
-        }
-
-        timer?.Dispose();
-        _ = EnqueueAsync(SendCandidatesAsync);
-    }
+    private void OnLoneEndOfCandidatesDelayEnded() => FlushWaitingCandidates(ref _loneEndTimer);
 
     /// <summary>The trickle window of candidates gathered after their description ended: they leave as one signal.</summary>
-    private void OnTrickleWindowEnded()
+    private void OnTrickleWindowEnded() => FlushWaitingCandidates(ref _trickleTimer);
+
+    /// <summary>
+    /// The timer <paramref name="timer"/> holds ended: the candidates waiting after their description left go as one signal,
+    /// unless the link closed, a held description takes them, or a batch is already queued.
+    /// </summary>
+    private void FlushWaitingCandidates(ref ITimer? timer)
     {
-        ITimer? timer;
+        ITimer? ended;
         lock (_sync)
         {
-            timer = _trickleTimer;
-            _trickleTimer = null;
+            ended = timer;
+            timer = null;
             if (_closed || _held is not null || _candidateFlushQueued || _outgoingCandidates.Count == 0)
             {
-                timer?.Dispose();
-                return; // gone, or they leave with a held description or a batch already queued
+                ended?.Dispose();
+                return;
             }
 
             _candidateFlushQueued = true;
         }
 
-        timer?.Dispose();
+        ended?.Dispose();
         _ = EnqueueAsync(SendCandidatesAsync);
     }
 

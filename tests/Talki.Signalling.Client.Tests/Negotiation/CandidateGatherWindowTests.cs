@@ -25,6 +25,17 @@ public sealed class CandidateGatherWindowTests
 
     private static readonly TimeSpan Window = TimeSpan.FromMilliseconds(50);
 
+    /// <summary>The offer left with its one candidate at its window's end, then gathering completed: the lone end-of-candidates waits.</summary>
+    private static async Task<(FakeTimeProvider Time, MeshHarness H, SimulatedPeerConnection Offerer)> OfferLeftThenGatheringCompletedAsync()
+    {
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
+        offerer.EmitCandidate();
+        time.Advance(Window); // the offer leaves with its candidate
+        offerer.CompleteGathering(); // nothing to ride with: it waits for the link to connect
+        Assert.Single(SentBy(h, 0));
+        return (time, h, offerer);
+    }
+
     [Fact]
     public async Task CandidatesGatheredWithinTheWindow_RideWithTheOffer_InOneSignal_AndTheAnswererAppliesBoth()
     {
@@ -143,11 +154,7 @@ public sealed class CandidateGatherWindowTests
     [Fact]
     public async Task LoneEndOfCandidates_WaitsForTheLinkToConnect_AndIsNeverSentOnceItDid()
     {
-        var (time, h, offerer) = await OfferWithManualGatheringAsync();
-        offerer.EmitCandidate();
-        time.Advance(Window); // the offer leaves with its candidate
-        offerer.CompleteGathering(); // nothing to ride with: it waits for the link to connect
-        Assert.Single(SentBy(h, 0));
+        var (time, h, offerer) = await OfferLeftThenGatheringCompletedAsync();
 
         await h.DrainAsync(); // the answerer has the offer and answers with a candidate of its own
         var answerer = h.Members[1].Pc(h.Members[0]);
@@ -173,10 +180,7 @@ public sealed class CandidateGatherWindowTests
     {
         // A link still checking (here: the answer has not come) gets its end-of-candidates: the remote agent needs it to
         // conclude that checking failed.
-        var (time, h, offerer) = await OfferWithManualGatheringAsync();
-        offerer.EmitCandidate();
-        time.Advance(Window);
-        offerer.CompleteGathering();
+        var (time, h, offerer) = await OfferLeftThenGatheringCompletedAsync();
 
         time.Advance(PeerNegotiator.LoneEndOfCandidatesDelay - TimeSpan.FromMilliseconds(1));
         Assert.Single(SentBy(h, 0));
@@ -192,10 +196,7 @@ public sealed class CandidateGatherWindowTests
     [Fact]
     public async Task LoneEndOfCandidates_ThenACandidate_TheyLeaveTogetherWithinAWindow_NotAtTheEndOfTheDelay()
     {
-        var (time, h, offerer) = await OfferWithManualGatheringAsync();
-        offerer.EmitCandidate();
-        time.Advance(Window);
-        offerer.CompleteGathering();
+        var (time, h, offerer) = await OfferLeftThenGatheringCompletedAsync();
         time.Advance(TimeSpan.FromMilliseconds(100));
         offerer.EmitCandidate(); // a late one (a network interface that came up): it does not wait for the marker's delay
 
@@ -245,10 +246,7 @@ public sealed class CandidateGatherWindowTests
     [Fact]
     public async Task LoneEndOfCandidates_LinkClosedWhileItWaits_IsNeverSent()
     {
-        var (time, h, offerer) = await OfferWithManualGatheringAsync();
-        offerer.EmitCandidate();
-        time.Advance(Window);
-        offerer.CompleteGathering();
+        var (time, h, offerer) = await OfferLeftThenGatheringCompletedAsync();
         await h.Members[0].Mesh.HandleAsync(new PeerLeftMessage { Member = h.Members[1].Id, Epoch = h.Members[1].Epoch });
 
         time.Advance(PeerNegotiator.LoneEndOfCandidatesDelay * 2);
@@ -286,7 +284,8 @@ public sealed class CandidateGatherWindowTests
         await FirstSignalAsync(h, started);
         var waiting = Stopwatch.StartNew();
         offerer.CompleteGathering();
-        await h.DrainAsync(); // the answerer answers after its four windows, bare: the offer's candidate links them up
+        await h.DrainAsync(); // the answerer has the offer; its answer leaves with its candidate, a fifth of a window after it
+        h.Members[1].Pc(h.Members[0]).EmitCandidate();
         while (offerer.ConnectionState != PeerConnectionState.Connected)
         {
             Assert.True(waiting.Elapsed < TimeSpan.FromSeconds(10), "the pair did not link up");
