@@ -334,8 +334,17 @@ internal sealed class PeerNegotiator
             {
                 if (_time is not null && IsEndOfGathering(candidate) && _outgoingCandidates.Count == 1)
                 {
-                    // The end of gathering with nothing to ride with, after the description left: it waits for the link
-                    // to connect (see LoneEndOfCandidatesDelay).
+                    // The end of gathering with nothing to ride with, after the description left: dropped on a connected
+                    // link, else it waits for the link to connect (see LoneEndOfCandidatesDelay).
+                    if (_pc.ConnectionState == PeerConnectionState.Connected)
+                    {
+                        _outgoingCandidates.Clear();
+                        return;
+                    }
+
+                    // A trickle window still running has nothing left of its own (its candidates left with a description).
+                    trickle = _trickleTimer;
+                    _trickleTimer = null;
                     _loneEndTimer?.Dispose();
                     _loneEndTimer = _time.CreateTimer(static state => ((PeerNegotiator)state!).OnLoneEndOfCandidatesDelayEnded(), this, LoneEndOfCandidatesDelay, Timeout.InfiniteTimeSpan);
                 }
