@@ -258,12 +258,7 @@ public sealed class CandidateGatherWindowTests
     [Fact]
     public async Task RealClock_LoneEndOfCandidates_LinkNotUp_LeavesAfterTheDelay_NeverSooner()
     {
-        var (h, started) = await RealClockOfferAsync(GatheringMode.Manual, Window);
-        var offerer = h.Members[0].Pc(h.Members[1]);
-        offerer.EmitCandidate();
-        await FirstSignalAsync(h, started);
-        var waiting = Stopwatch.StartNew();
-        offerer.CompleteGathering();
+        var (h, offerer, waiting) = await RealClockOfferLeftThenGatheringCompletedAsync();
 
         while (SentBy(h, 0).Count < 2)
         {
@@ -278,12 +273,7 @@ public sealed class CandidateGatherWindowTests
     [Fact]
     public async Task RealClock_LoneEndOfCandidates_LinkUpWithinTheDelay_IsNeverSent()
     {
-        var (h, started) = await RealClockOfferAsync(GatheringMode.Manual, Window);
-        var offerer = h.Members[0].Pc(h.Members[1]);
-        offerer.EmitCandidate();
-        await FirstSignalAsync(h, started);
-        var waiting = Stopwatch.StartNew();
-        offerer.CompleteGathering();
+        var (h, offerer, waiting) = await RealClockOfferLeftThenGatheringCompletedAsync();
         await h.DrainAsync(); // the answerer has the offer; its answer leaves with its candidate, a fifth of a window after it
         h.Members[1].Pc(h.Members[0]).EmitCandidate();
         while (offerer.ConnectionState != PeerConnectionState.Connected)
@@ -696,6 +686,18 @@ public sealed class CandidateGatherWindowTests
         var started = Stopwatch.StartNew();
         await h.DeliverAsync(0, false);
         return (h, started);
+    }
+
+    /// <summary>On the system clock: the offer left with its one candidate, then gathering completed; the time since then.</summary>
+    private static async Task<(MeshHarness H, SimulatedPeerConnection Offerer, Stopwatch SinceComplete)> RealClockOfferLeftThenGatheringCompletedAsync()
+    {
+        var (h, started) = await RealClockOfferAsync(GatheringMode.Manual, Window);
+        var offerer = h.Members[0].Pc(h.Members[1]);
+        offerer.EmitCandidate();
+        await FirstSignalAsync(h, started);
+        var waiting = Stopwatch.StartNew();
+        offerer.CompleteGathering();
+        return (h, offerer, waiting);
     }
 
     /// <summary>Waits (10 s at most) until m0 sent its first signal; the time on <paramref name="since"/> then.</summary>
