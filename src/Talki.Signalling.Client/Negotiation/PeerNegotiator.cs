@@ -44,8 +44,7 @@ internal sealed class PeerNegotiator
     /// agent needs it only to conclude that checking failed (RFC 8838, Trickle ICE, end-of-candidates; W3C webrtc-pc,
     /// <c>RTCIceTransportState</c>: "failed" and "completed" require an indication that no more remote candidates come),
     /// which matters for a link still checking after this long, not for one about to connect; sent at once it is a signal
-    /// of its own for every link side, handled by the remote side's busy thread while its links come up (and, on AWS, a
-    /// billed message).
+    /// of its own, handled by the remote side's busy thread while its links come up (and, on AWS, a billed message).
     /// </summary>
     internal static readonly TimeSpan LoneEndOfCandidatesDelay = TimeSpan.FromSeconds(1);
 
