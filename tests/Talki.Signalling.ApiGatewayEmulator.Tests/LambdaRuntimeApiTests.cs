@@ -116,7 +116,7 @@ public sealed class LambdaRuntimeApiTests
     }
 
     [Fact]
-    public async Task TwoInvocations_AreServedOneAtATime()
+    public async Task TwoInvocations_AreServedOneAtATime_AnotherNextMeanwhileGetsTheOneInProgress()
     {
         await using var runtime = await LambdaRuntimeApi.StartAsync();
         using var http = Client(runtime);
@@ -124,9 +124,15 @@ public sealed class LambdaRuntimeApiTests
         var second = runtime.InvokeAsync("2"u8.ToArray(), Timeout);
         var firstId = await NextIdAsync(http);
 
-        // The environment is busy: the second event is not handed out until the first is answered.
-        using var waiting = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => http.GetAsync("/2018-06-01/runtime/invocation/next", waiting.Token));
+        // The environment is busy: asking again (as after a dropped connection) gets the event in progress, never the second.
+        using (var again = await http.GetAsync("/2018-06-01/runtime/invocation/next"))
+        {
+            Assert.Equal("1", await again.Content.ReadAsStringAsync());
+            Assert.Equal(firstId, Assert.Single(again.Headers.GetValues("Lambda-Runtime-Aws-Request-Id")));
+        }
+
+        Assert.Equal(1, runtime.Invocations);
+        Assert.False(second.IsCompleted);
 
         using (await http.PostAsync($"/2018-06-01/runtime/invocation/{firstId}/response", new StringContent("one")))
         {
@@ -142,6 +148,72 @@ public sealed class LambdaRuntimeApiTests
         Assert.Equal("one", Encoding.UTF8.GetString((await first).Payload));
         Assert.Equal("two", Encoding.UTF8.GetString((await second).Payload));
         Assert.Equal(2, runtime.Invocations);
+    }
+
+    [Fact]
+    public async Task CallerGivesUp_TheInvocationRunsOn_AndTheNextWaitsForItsAnswer()
+    {
+        await using var runtime = await LambdaRuntimeApi.StartAsync();
+        using var http = Client(runtime);
+        using var caller = new CancellationTokenSource();
+        var abandoned = runtime.InvokeAsync("1"u8.ToArray(), Timeout, caller.Token);
+        var firstId = await NextIdAsync(http);
+        await caller.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
+
+        var second = runtime.InvokeAsync("2"u8.ToArray(), Timeout);
+        using (var again = await http.GetAsync("/2018-06-01/runtime/invocation/next"))
+        {
+            Assert.Equal(firstId, Assert.Single(again.Headers.GetValues("Lambda-Runtime-Aws-Request-Id"))); // still busy with the first
+        }
+
+        using (var answered = await http.PostAsync($"/2018-06-01/runtime/invocation/{firstId}/response", new StringContent("one")))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, answered.StatusCode);
+        }
+
+        var secondId = await NextIdAsync(http);
+        using (await http.PostAsync($"/2018-06-01/runtime/invocation/{secondId}/response", new StringContent("two")))
+        {
+        }
+
+        Assert.Equal("two", Encoding.UTF8.GetString((await second).Payload));
+    }
+
+    [Fact]
+    public async Task NextAbandonedByTheRuntime_DoesNotSwallowTheEvent_TheRuntimesNextAskGetsIt()
+    {
+        // A flaky runtime: its GET …/next is dropped (a cancelled request, a reset connection) just before an event
+        // comes. The server may not have seen the drop yet when the event arrives; the event must still reach the
+        // runtime's next ask, not vanish into the dead request (the invocation would hang to its timeout).
+        await using var runtime = await LambdaRuntimeApi.StartAsync();
+        using var http = Client(runtime);
+        for (var round = 0; round < 40; round++)
+        {
+            using (var gone = new CancellationTokenSource())
+            {
+                var abandoned = http.GetAsync("/2018-06-01/runtime/invocation/next", gone.Token);
+                await Task.Delay(round % 2 == 0 ? 20 : 1); // let it reach the server (or not quite)
+                await gone.CancelAsync();
+                await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
+            }
+
+            var payload = round.ToString(CultureInfo.InvariantCulture);
+            var invocation = runtime.InvokeAsync(Encoding.UTF8.GetBytes(payload), Timeout);
+            using var asking = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            using var next = await http.GetAsync("/2018-06-01/runtime/invocation/next", asking.Token);
+            Assert.Equal(payload, await next.Content.ReadAsStringAsync(asking.Token));
+            var id = Assert.Single(next.Headers.GetValues("Lambda-Runtime-Aws-Request-Id"));
+            using (await http.PostAsync($"/2018-06-01/runtime/invocation/{id}/response", new StringContent(payload), asking.Token))
+            {
+            }
+
+            var result = await invocation;
+            Assert.True(result.Succeeded, $"round {round}: {result.ErrorType} {result.ErrorMessage}");
+            Assert.Equal(payload, Encoding.UTF8.GetString(result.Payload));
+        }
+
+        Assert.Equal(40, runtime.Invocations);
     }
 
     private static HttpClient Client(LambdaRuntimeApi runtime)

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Threading.Channels;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -19,12 +18,19 @@ namespace Talki.Signalling.Emulator;
 /// the event as its body and the headers <c>Lambda-Runtime-Aws-Request-Id</c>, <c>Lambda-Runtime-Deadline-Ms</c>,
 /// <c>Lambda-Runtime-Invoked-Function-Arn</c> and <c>Lambda-Runtime-Trace-Id</c>. The first one ends the init phase
 /// (<see cref="Initialized"/>): an invocation sent during init waits for it, as a cold start does;</item>
+/// <item>the event belongs to the environment, not to one HTTP request: every <c>GET …/next</c> made while an invocation
+/// is in progress gets that invocation (same request id), and one dropped before or while the event went out (a
+/// cancelled request, a reset connection) loses nothing: the runtime's next ask gets it. The docs say nothing of a
+/// repeated or dropped <c>…/next</c>; this follows AWS's own runtime interface emulator
+/// (https://github.com/aws/aws-lambda-runtime-interface-emulator, <c>internal/lambda/rapi/handler/invocationnext.go</c>:
+/// a <c>…/next</c> in the "running" state renders the current event again, <c>internal/lambda/core/states.go</c>);</item>
 /// <item><c>POST …/invocation/{id}/response</c>: 202 and the invocation succeeds with that body; 400 for an id that is not the
 /// invocation in progress; 413 beyond the 6 MB synchronous response limit (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html),
 /// and the invocation fails;</item>
 /// <item><c>POST …/invocation/{id}/error</c> (type in <c>Lambda-Runtime-Function-Error-Type</c>) and
 /// <c>POST /2018-06-01/runtime/init/error</c>: 202, the invocation (or the environment) fails;</item>
-/// <item>one invocation at a time per environment: <see cref="InvokeAsync"/> waits for the one before;</item>
+/// <item>one invocation at a time per environment: <see cref="InvokeAsync"/> waits for the one before, and its event is
+/// not handed out before the one before was answered (or failed);</item>
 /// <item>an invocation not answered by the function's timeout fails ("Task timed out").</item>
 /// </list>
 /// Faults (<see cref="NextStatus"/>, <see cref="ResponseStatus"/>, <see cref="OmitRequestId"/>) make it answer as the spec
@@ -38,8 +44,9 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
     private const string Prefix = "/2018-06-01/runtime/";
 
     private readonly WebApplication _app;
-    private readonly Channel<Invocation> _events = Channel.CreateUnbounded<Invocation>();
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
+    private readonly CancellationTokenSource _stopping = new();
+    private TaskCompletionSource<Invocation> _offered = NewOffer();
     private TaskCompletionSource _initialized = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly System.Collections.Concurrent.ConcurrentQueue<string> _reported = new();
     private Invocation? _current;
@@ -106,17 +113,26 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(payload);
         await _oneAtATime.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var run = RunAsync(new Invocation(Guid.NewGuid().ToString(), payload, DateTimeOffset.UtcNow + timeout), timeout);
+        return await run.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs one invocation while holding the environment: until the runtime answers, or the function's timeout. A caller
+    /// that gives up does not end it (a synchronous invocation runs on when its client goes away), so the environment stays
+    /// busy and the next invocation still waits for it.
+    /// </summary>
+    private async Task<LambdaInvocationResult> RunAsync(Invocation invocation, TimeSpan timeout)
+    {
         try
         {
-            var invocation = new Invocation(Guid.NewGuid().ToString(), payload, DateTimeOffset.UtcNow + timeout);
-            await _events.Writer.WriteAsync(invocation, cancellationToken).ConfigureAwait(false);
-            using var timer = new CancellationTokenSource(timeout);
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, cancellationToken);
+            Volatile.Write(ref _current, invocation);
+            Offer(invocation);
             try
             {
-                return await invocation.Result.Task.WaitAsync(linked.Token).ConfigureAwait(false);
+                return await invocation.Result.Task.WaitAsync(timeout).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (timer.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            catch (TimeoutException)
             {
                 invocation.Result.TrySetResult(LambdaInvocationResult.Failure("Sandbox.Timedout", "Task timed out"));
                 return await invocation.Result.Task.ConfigureAwait(false);
@@ -124,6 +140,7 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
         }
         finally
         {
+            Withdraw(invocation);
             _oneAtATime.Release();
         }
     }
@@ -142,10 +159,38 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()
     {
-        _events.Writer.TryComplete();
+        await _stopping.CancelAsync().ConfigureAwait(false);
         Volatile.Read(ref _initialized).TrySetCanceled();
+        Volatile.Read(ref _current)?.Result.TrySetResult(LambdaInvocationResult.Failure("Runtime.ExitError", "The execution environment was shut down."));
         await _app.DisposeAsync().ConfigureAwait(false);
-        _oneAtATime.Dispose();
+        _stopping.Dispose(); // _oneAtATime is not disposed: a run ending after this still releases it (it holds no wait handle)
+    }
+
+    private static TaskCompletionSource<Invocation> NewOffer() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // Only InvokeAsync offers (one at a time, under _oneAtATime), so the offer it finds holds nothing or a finished invocation.
+    private void Offer(Invocation invocation)
+    {
+        while (true)
+        {
+            var offer = Volatile.Read(ref _offered);
+            if (offer.TrySetResult(invocation))
+            {
+                return;
+            }
+
+            Interlocked.CompareExchange(ref _offered, NewOffer(), offer);
+        }
+    }
+
+    // Replaces the offer that holds a finished invocation with an empty one (whoever sees it first: InvokeAsync or a …/next).
+    private void Withdraw(Invocation finished)
+    {
+        var offer = Volatile.Read(ref _offered);
+        if (offer.Task.IsCompletedSuccessfully && ReferenceEquals(offer.Task.Result, finished))
+        {
+            Interlocked.CompareExchange(ref _offered, NewOffer(), offer);
+        }
     }
 
     private async Task NextAsync(HttpContext context)
@@ -157,23 +202,33 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
             return;
         }
 
+        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _stopping.Token);
         Invocation invocation;
-        try
+        while (true)
         {
-            invocation = await _events.Reader.ReadAsync(context.RequestAborted).ConfigureAwait(false);
-        }
-        catch (Exception exception) when (exception is OperationCanceledException or ChannelClosedException)
-        {
-            return; // the runtime went away, or the environment is shut down
+            var offer = Volatile.Read(ref _offered);
+            try
+            {
+                invocation = await offer.Task.WaitAsync(waiting.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return; // the runtime went away, or the environment is shut down
+            }
+
+            if (!invocation.Result.Task.IsCompleted)
+            {
+                break;
+            }
+
+            Withdraw(invocation); // answered, timed out or abandoned: wait for the next one
         }
 
-        if (invocation.Result.Task.IsCompleted)
+        if (invocation.MarkTaken())
         {
-            return; // timed out or abandoned while queued
+            Interlocked.Increment(ref _invocations);
         }
 
-        Volatile.Write(ref _current, invocation);
-        Interlocked.Increment(ref _invocations);
         var response = context.Response;
         response.StatusCode = StatusCodes.Status200OK;
         if (!OmitRequestId)
@@ -192,7 +247,7 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
         }
         catch (Exception exception) when (exception is OperationCanceledException or IOException)
         {
-            invocation.Result.TrySetResult(LambdaInvocationResult.Failure("Runtime.ExitError", "The runtime went away while taking the event."));
+            // The request went away while the event went out: the event stays in progress for the runtime's next ask.
         }
     }
 
@@ -270,9 +325,20 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
         return context.Response.WriteAsync($"{{\"errorMessage\":\"{type}\",\"errorType\":\"{type}\"}}");
     }
 
-    private sealed record Invocation(string RequestId, byte[] Payload, DateTimeOffset Deadline)
+    private sealed class Invocation(string requestId, byte[] payload, DateTimeOffset deadline)
     {
+        private int _taken;
+
+        public string RequestId { get; } = requestId;
+
+        public byte[] Payload { get; } = payload;
+
+        public DateTimeOffset Deadline { get; } = deadline;
+
         public TaskCompletionSource<LambdaInvocationResult> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Marks the event handed out; true the first time only.</summary>
+        public bool MarkTaken() => Interlocked.Exchange(ref _taken, 1) == 0;
     }
 }
 
