@@ -58,7 +58,7 @@ public sealed class TalkiClientOptions
     /// late, and a description without a candidate starts no connectivity check) and leaves a fifth of a window after it,
     /// or four windows after it was set at the latest; candidates gathered later trickle in batches, one signal per window of the same length (the end of
     /// gathering sends the last batch at once; alone, it waits up to a second for the link to connect, and is dropped if
-    /// it does). A description superseded during the window
+    /// it does, as are active TCP candidates, which no remote check starts from). A description superseded during the window
     /// (a rollback, a newer one, the link closed) is never sent. <see cref="TimeSpan.Zero"/> sends every description at once
     /// (the behaviour before this option). Default 50 ms; at most 500 ms, since the window adds to the link's set-up time
     /// when gathering does not complete within it. With a server that speaks protocol version 2, the same window bounds how

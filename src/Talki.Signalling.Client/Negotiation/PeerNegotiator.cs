@@ -39,14 +39,22 @@ internal sealed class PeerNegotiator
     internal const int MaxHoldWindows = 4;
 
     /// <summary>
-    /// How long an end-of-candidates marker with no candidate to ride with waits, with the gather window on, for the link
-    /// to connect while it comes up: dropped if it does (a connected link has no use for it), sent if not. The remote ICE
-    /// agent needs it only to conclude that checking failed (RFC 8838, Trickle ICE, end-of-candidates; W3C webrtc-pc,
-    /// <c>RTCIceTransportState</c>: "failed" and "completed" require an indication that no more remote candidates come),
-    /// which matters for a link still checking after this long, not for one about to connect; sent at once it is a signal
-    /// of its own, handled by the remote side's busy thread while its links come up (and, on AWS, a billed message).
+    /// How long, with the gather window on, candidates that no remote check starts from wait for the link to connect when
+    /// they have nothing else to ride with: dropped if it does, sent if not. They are:
+    /// <list type="bullet">
+    /// <item>the end-of-candidates marker: the remote ICE agent needs it only to conclude that checking failed (RFC 8838,
+    /// Trickle ICE, end-of-candidates; W3C webrtc-pc, <c>RTCIceTransportState</c>: "failed" and "completed" require an
+    /// indication that no more remote candidates come), which matters for a link still checking after this long;</item>
+    /// <item>active TCP candidates (<c>tcptype active</c>, port 9, which Chromium gathers about 110 ms after its UDP host
+    /// candidates): an active candidate only opens connections and pairs only with a passive one (RFC 6544, sections 4.5
+    /// and 6.2). This side's agent pairs its own active candidates with the remote passive ones it receives and connects
+    /// from them; the remote agent, which cannot connect to port 9, learns the address from the incoming check as a
+    /// peer-reflexive candidate (RFC 8445, section 7.3.1.3), so the link loses nothing by receiving them late.</item>
+    /// </list>
+    /// Sent at once, either is a signal of its own, handled by the remote side's busy thread while its links come up
+    /// (and, on AWS, a billed message); with a candidate that does start checks, they ride along at once.
     /// </summary>
-    internal static readonly TimeSpan LoneEndOfCandidatesDelay = TimeSpan.FromSeconds(1);
+    internal static readonly TimeSpan DeferredCandidatesDelay = TimeSpan.FromSeconds(1);
 
     private readonly IPeerConnection _pc;
     private readonly Func<SignalMessage, ValueTask> _send;
@@ -62,7 +70,7 @@ internal sealed class PeerNegotiator
     private readonly List<IceCandidate> _outgoingCandidates = [];
     private bool _candidateFlushQueued;
     private ITimer? _trickleTimer; // the window of candidates gathered after their description left
-    private ITimer? _loneEndTimer; // a lone end-of-candidates marker's wait for the link to connect
+    private ITimer? _deferredTimer; // the wait of deferred candidates alone (see DeferredCandidatesDelay) for the link to connect
     private bool _hasConnected;
     private bool _draining;
     private TaskCompletionSource? _running;
@@ -198,7 +206,7 @@ internal sealed class PeerNegotiator
         TaskCompletionSource? running;
         HeldDescription? held;
         ITimer? trickle;
-        ITimer? loneEnd;
+        ITimer? deferred;
         lock (_sync)
         {
             _closed = true;
@@ -209,13 +217,13 @@ internal sealed class PeerNegotiator
             _held = null; // a description held for its candidates dies with the link: it is never sent
             trickle = _trickleTimer;
             _trickleTimer = null;
-            loneEnd = _loneEndTimer;
-            _loneEndTimer = null;
+            deferred = _deferredTimer;
+            _deferredTimer = null;
         }
 
         held?.Timer?.Dispose();
         trickle?.Dispose();
-        loneEnd?.Dispose();
+        deferred?.Dispose();
 
         foreach (var item in dropped)
         {
@@ -331,10 +339,11 @@ internal sealed class PeerNegotiator
 
             if (_held is null && !_candidateFlushQueued)
             {
-                if (_time is not null && IsEndOfGathering(candidate) && _outgoingCandidates.Count == 1)
+                if (_time is not null && IsDeferred(candidate) && _outgoingCandidates.TrueForAll(IsDeferred))
                 {
-                    // The end of gathering with nothing to ride with, after the description left: dropped on a connected
-                    // link, else it waits for the link to connect (see LoneEndOfCandidatesDelay).
+                    // Only candidates no remote check starts from (the end of gathering, active TCP ones), after the
+                    // description left: dropped on a connected link, else they wait for it to connect (see DeferredCandidatesDelay)
+                    // from the first of them, unless a candidate that starts checks comes to take them along.
                     if (_pc.ConnectionState == PeerConnectionState.Connected)
                     {
                         _outgoingCandidates.Clear();
@@ -344,8 +353,7 @@ internal sealed class PeerNegotiator
                     // A trickle window still running has nothing left of its own (its candidates left with a description).
                     trickle = _trickleTimer;
                     _trickleTimer = null;
-                    _loneEndTimer?.Dispose();
-                    _loneEndTimer = _time.CreateTimer(static state => ((PeerNegotiator)state!).OnLoneEndOfCandidatesDelayEnded(), this, LoneEndOfCandidatesDelay, Timeout.InfiniteTimeSpan);
+                    _deferredTimer ??= _time.CreateTimer(static state => ((PeerNegotiator)state!).OnDeferredCandidatesDelayEnded(), this, DeferredCandidatesDelay, Timeout.InfiniteTimeSpan);
                 }
                 else if (_time is null || IsEndOfGathering(candidate))
                 {
@@ -387,13 +395,14 @@ internal sealed class PeerNegotiator
             if (state != PeerIceGatheringState.Complete)
             {
                 // A new gathering (a new generation, or a new interface): descriptions wait for it, and its null candidate is sent.
-                // A lone end-of-candidates of the gathering before, still waiting, is dropped: it must not ride with the
-                // new generation's description or candidates and tell the remote agent that this one is over.
+                // Deferred candidates of the gathering before, still waiting, are dropped: its end-of-candidates must not
+                // ride with the new generation's description or candidates and tell the remote agent that this one is
+                // over, and its active TCP candidates are no use to the new one.
                 _gatheredUfrag = null;
                 _endOfCandidatesSent = false;
-                _outgoingCandidates.RemoveAll(IsEndOfGathering);
-                stale = _loneEndTimer;
-                _loneEndTimer = null;
+                _outgoingCandidates.RemoveAll(IsDeferred);
+                stale = _deferredTimer;
+                _deferredTimer = null;
             }
             else
             {
@@ -407,10 +416,10 @@ internal sealed class PeerNegotiator
     }
 
     /// <summary>
-    /// A lone end-of-candidates marker waited <see cref="LoneEndOfCandidatesDelay"/>: it leaves now (or is dropped by
-    /// <see cref="SendCandidatesAsync"/> if the link connected meanwhile), unless it left already with a later signal.
+    /// Deferred candidates waited <see cref="DeferredCandidatesDelay"/>: they leave now (or are dropped by
+    /// <see cref="SendCandidatesAsync"/> if the link connected meanwhile), unless they left already with a later signal.
     /// </summary>
-    private void OnLoneEndOfCandidatesDelayEnded() => FlushWaitingCandidates(ref _loneEndTimer);
+    private void OnDeferredCandidatesDelayEnded() => FlushWaitingCandidates(ref _deferredTimer);
 
     /// <summary>The trickle window of candidates gathered after their description ended: they leave as one signal.</summary>
     private void OnTrickleWindowEnded() => FlushWaitingCandidates(ref _trickleTimer);
@@ -454,10 +463,10 @@ internal sealed class PeerNegotiator
             _outgoingCandidates.Clear();
         }
 
-        if (batch is [var only] && IsEndOfGathering(only) && _time is not null && _pc.ConnectionState == PeerConnectionState.Connected)
+        if (_time is not null && Array.TrueForAll(batch, IsDeferred) && _pc.ConnectionState == PeerConnectionState.Connected)
         {
-            // A lone end-of-candidates once the link is up: the remote agent needs it to give up on pairs sooner
-            // (RFC 8838, Trickle ICE: end-of-candidates), which a connected link no longer does. With the gather window on, it is not worth a message.
+            // Only deferred candidates once the link is up (see DeferredCandidatesDelay): the remote agent needs the end of
+            // candidates to give up on pairs sooner and active TCP ones not at all. With the gather window on, not worth a message.
             return;
         }
 
@@ -656,6 +665,47 @@ internal sealed class PeerNegotiator
     /// <summary>The browser's null candidate: every transport finished gathering (an empty line naming no m-line).</summary>
     private static bool IsEndOfGathering(IceCandidate candidate) =>
         candidate.Candidate.Length == 0 && candidate.SdpMid is null && candidate.SdpMLineIndex is null;
+
+    /// <summary>A candidate no remote connectivity check starts from, which waits for the link (see <see cref="DeferredCandidatesDelay"/>).</summary>
+    private static bool IsDeferred(IceCandidate candidate) => IsEndOfGathering(candidate) || IsActiveTcp(candidate.Candidate);
+
+    /// <summary>
+    /// Whether a candidate line is an active TCP candidate: transport (the third field) <c>tcp</c> and the extension
+    /// <c>tcptype active</c> (RFC 6544, section 4.5; the grammar of RFC 8839, section 5.1: foundation, component, transport,
+    /// priority, address, port, <c>typ</c> type, then name-value pairs, <c>raddr</c> and <c>rport</c> among them).
+    /// </summary>
+    internal static bool IsActiveTcp(string candidate)
+    {
+        var field = 0;
+        var tcp = false;
+        var previous = ReadOnlySpan<char>.Empty;
+        foreach (var range in candidate.AsSpan().Split(' '))
+        {
+            var token = candidate.AsSpan(range);
+            if (token.IsEmpty)
+            {
+                continue;
+            }
+
+            if (field == 2)
+            {
+                tcp = token.Equals("tcp", StringComparison.OrdinalIgnoreCase);
+                if (!tcp)
+                {
+                    return false;
+                }
+            }
+            else if (field > 8 && field % 2 == 1 && previous.Equals("tcptype", StringComparison.OrdinalIgnoreCase))
+            {
+                return token.Equals("active", StringComparison.OrdinalIgnoreCase); // value of a name at 8, 10, …; ABNF literals ignore case
+            }
+
+            previous = token;
+            field++;
+        }
+
+        return false;
+    }
 
     /// <summary>
     /// Splits a description and candidates into signals the server relays: at most <see cref="MaxCandidatesPerSignal"/>

@@ -166,7 +166,7 @@ public sealed class CandidateGatherWindowTests
         h.AssertConverged();
         Assert.Equal(PeerConnectionState.Connected, offerer.ConnectionState);
 
-        time.Advance(PeerNegotiator.LoneEndOfCandidatesDelay);
+        time.Advance(PeerNegotiator.DeferredCandidatesDelay);
         await SettleAsync(h, time);
         Assert.Single(SentBy(h, 0)); // the offer only
         Assert.Single(SentBy(h, 1)); // the answer only
@@ -182,7 +182,7 @@ public sealed class CandidateGatherWindowTests
         // conclude that checking failed.
         var (time, h, offerer) = await OfferLeftThenGatheringCompletedAsync();
 
-        time.Advance(PeerNegotiator.LoneEndOfCandidatesDelay - TimeSpan.FromMilliseconds(1));
+        time.Advance(PeerNegotiator.DeferredCandidatesDelay - TimeSpan.FromMilliseconds(1));
         Assert.Single(SentBy(h, 0));
         time.Advance(TimeSpan.FromMilliseconds(1));
         var sent = SentBy(h, 0);
@@ -205,7 +205,7 @@ public sealed class CandidateGatherWindowTests
         Assert.Equal(2, sent.Count);
         Assert.Equal([string.Empty, offerer.EmittedCandidates[^1].Candidate], sent[1].Candidates!.Select(c => c.Candidate));
 
-        time.Advance(PeerNegotiator.LoneEndOfCandidatesDelay);
+        time.Advance(PeerNegotiator.DeferredCandidatesDelay);
         Assert.Equal(2, SentBy(h, 0).Count); // the marker's timer finds nothing left to send
         await SettleAsync(h, time);
         h.AssertConverged();
@@ -238,7 +238,7 @@ public sealed class CandidateGatherWindowTests
         Assert.Equal(SdpType.Offer, restart.Description?.Type);
         Assert.Equal([offerer.EmittedCandidates[^1]], restart.Candidates);
 
-        time.Advance(PeerNegotiator.LoneEndOfCandidatesDelay);
+        time.Advance(PeerNegotiator.DeferredCandidatesDelay);
         Assert.DoesNotContain(SentBy(h, 0), s => s.Candidates?.Any(c => c.Candidate.Length == 0) == true);
         await AnswererGathersAndTheyConvergeAsync(h, time, offerer, offererCompletes: false);
     }
@@ -249,7 +249,7 @@ public sealed class CandidateGatherWindowTests
         var (time, h, offerer) = await OfferLeftThenGatheringCompletedAsync();
         await h.Members[0].Mesh.HandleAsync(new PeerLeftMessage { Member = h.Members[1].Id, Epoch = h.Members[1].Epoch });
 
-        time.Advance(PeerNegotiator.LoneEndOfCandidatesDelay * 2);
+        time.Advance(PeerNegotiator.DeferredCandidatesDelay * 2);
         Assert.Equal(PeerSignalingState.Closed, offerer.SignalingState);
         Assert.Single(SentBy(h, 0));
         Assert.Empty(h.Errors);
@@ -266,7 +266,7 @@ public sealed class CandidateGatherWindowTests
             await Task.Delay(5);
         }
 
-        Assert.True(waiting.Elapsed >= PeerNegotiator.LoneEndOfCandidatesDelay - TimeSpan.FromMilliseconds(5), $"it left after {waiting.Elapsed.TotalMilliseconds:0} ms");
+        Assert.True(waiting.Elapsed >= PeerNegotiator.DeferredCandidatesDelay - TimeSpan.FromMilliseconds(5), $"it left after {waiting.Elapsed.TotalMilliseconds:0} ms");
         Assert.Equal(string.Empty, Assert.Single(SentBy(h, 0)[1].Candidates!).Candidate);
     }
 
@@ -283,12 +283,155 @@ public sealed class CandidateGatherWindowTests
             await Task.Delay(5);
         }
 
-        Assert.True(waiting.Elapsed < PeerNegotiator.LoneEndOfCandidatesDelay, $"linked up after {waiting.Elapsed.TotalMilliseconds:0} ms, past the delay: the test proves nothing");
-        await Task.Delay(PeerNegotiator.LoneEndOfCandidatesDelay - waiting.Elapsed + TimeSpan.FromMilliseconds(300));
+        Assert.True(waiting.Elapsed < PeerNegotiator.DeferredCandidatesDelay, $"linked up after {waiting.Elapsed.TotalMilliseconds:0} ms, past the delay: the test proves nothing");
+        await Task.Delay(PeerNegotiator.DeferredCandidatesDelay - waiting.Elapsed + TimeSpan.FromMilliseconds(300));
         await h.DrainAsync();
         Assert.Single(SentBy(h, 0));
         h.AssertConverged();
     }
+
+    [Fact]
+    public async Task ActiveTcpCandidates_AfterTheOfferLeft_WaitForTheLinkToConnect_AndAreNeverSentOnceItDid()
+    {
+        // Chromium gathers its active TCP host candidates about 110 ms after its UDP ones, usually after the description left.
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
+        offerer.EmitCandidate();
+        time.Advance(Window); // the offer leaves with its UDP candidate
+        offerer.EmitActiveTcpCandidate();
+        offerer.EmitActiveTcpCandidate(); // IPv4 and IPv6
+        time.Advance(Window * 2); // a trickle window would have sent them by now
+        Assert.Single(SentBy(h, 0));
+
+        await h.DrainAsync(); // the answerer has the offer and answers with a UDP candidate of its own
+        h.Members[1].Pc(h.Members[0]).EmitCandidate();
+        await SettleAsync(h, time);
+        h.AssertConverged();
+        Assert.Equal(PeerConnectionState.Connected, offerer.ConnectionState);
+
+        time.Advance(PeerNegotiator.DeferredCandidatesDelay);
+        await SettleAsync(h, time);
+        Assert.Single(SentBy(h, 0)); // the offer only
+        Assert.DoesNotContain(SentBy(h, 0), s => s.Candidates?.Any(c => PeerNegotiator.IsActiveTcp(c.Candidate)) == true);
+        h.AssertConverged();
+        Assert.Empty(h.Errors);
+    }
+
+    [Fact]
+    public async Task ActiveTcpCandidates_LinkStillComingUp_LeaveAtTheDelayFromTheFirst_WithTheEndOfCandidatesThatCameLater()
+    {
+        // A link still checking after the delay gets them (a remote agent with passive TCP candidates and no UDP path can
+        // use them), and the end of gathering that joined them does not start the wait again.
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
+        offerer.EmitCandidate();
+        time.Advance(Window); // the offer leaves; its answer never comes
+        offerer.EmitActiveTcpCandidate();
+        var tcp = offerer.EmittedCandidates[^1];
+        time.Advance(TimeSpan.FromMilliseconds(300));
+        offerer.CompleteGathering();
+
+        time.Advance(PeerNegotiator.DeferredCandidatesDelay - TimeSpan.FromMilliseconds(301));
+        Assert.Single(SentBy(h, 0));
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        var sent = SentBy(h, 0);
+        Assert.Equal(2, sent.Count);
+        Assert.Null(sent[1].Description);
+        Assert.Equal([tcp.Candidate, string.Empty], sent[1].Candidates!.Select(c => c.Candidate));
+
+        await AnswererGathersAndTheyConvergeAsync(h, time, offerer, offererCompletes: false);
+    }
+
+    [Fact]
+    public async Task ActiveTcpCandidate_ThenAUdpCandidate_TheyLeaveTogetherWithinAWindow_NotAtTheEndOfTheDelay()
+    {
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
+        offerer.EmitCandidate();
+        time.Advance(Window);
+        offerer.EmitActiveTcpCandidate();
+        time.Advance(TimeSpan.FromMilliseconds(100));
+        offerer.EmitCandidate(); // a late UDP one (a network interface that came up) starts checks: it does not wait
+
+        time.Advance(Window);
+        var sent = SentBy(h, 0);
+        Assert.Equal(2, sent.Count);
+        Assert.Equal(offerer.EmittedCandidates.Skip(1).Select(c => c.Candidate), sent[1].Candidates!.Select(c => c.Candidate));
+
+        time.Advance(PeerNegotiator.DeferredCandidatesDelay);
+        Assert.Equal(2, SentBy(h, 0).Count); // the delay's timer finds nothing left to send
+        await SettleAsync(h, time);
+        h.AssertConverged();
+    }
+
+    [Fact]
+    public async Task ActiveTcpCandidates_OfAGatheringANewOneReplaced_AreNeverSent_TheNewOnesWaitAnew()
+    {
+        // Flaky network: the offer leaves with no candidate at all (four windows), then only an active TCP candidate is
+        // gathered and gathering completes (both wait), the answer leaves bare: the pair is stable and cannot connect,
+        // and the offerer restarts ICE.
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
+        time.Advance(Window); // a fake clock's Advance fires a timer at its end: the wait is re-armed from here
+        time.Advance(Window * (PeerNegotiator.MaxHoldWindows - 1));
+        Assert.Empty(Assert.Single(SentBy(h, 0)).Candidates ?? []);
+        offerer.EmitActiveTcpCandidate();
+        var stale = offerer.EmittedCandidates[^1];
+        offerer.CompleteGathering();
+        await h.DrainAsync();
+        time.Advance(Window);
+        time.Advance(Window * (PeerNegotiator.MaxHoldWindows - 1)); // the answer leaves bare
+        await h.DrainAsync();
+        Assert.Single(SentBy(h, 1));
+        Assert.Equal(PeerSignalingState.Stable, offerer.SignalingState);
+        Assert.NotEqual(PeerConnectionState.Connected, offerer.ConnectionState);
+
+        time.Advance(TimeSpan.FromMilliseconds(500));
+        offerer.RestartIce(); // a new offer, a new gathering, 500 ms into the old candidate's wait
+        await h.DrainAsync();
+        offerer.EmitCandidate();
+        time.Advance(Window);
+        var restart = SentBy(h, 0)[^1];
+        Assert.Equal(SdpType.Offer, restart.Description?.Type);
+        Assert.Equal([offerer.EmittedCandidates[^1]], restart.Candidates);
+        offerer.EmitActiveTcpCandidate(); // the new generation's: a wait of its own, from now
+
+        time.Advance(PeerNegotiator.DeferredCandidatesDelay - Window - TimeSpan.FromMilliseconds(1));
+        Assert.DoesNotContain(SentBy(h, 0), s => s.Candidates?.Contains(stale) == true);
+        Assert.Equal(2, SentBy(h, 0).Count); // the old wait's end (500 ms ago) sent nothing
+        await AnswererGathersAndTheyConvergeAsync(h, time, offerer, offererCompletes: false);
+        Assert.DoesNotContain(SentBy(h, 0), s => s.Candidates?.Contains(stale) == true);
+    }
+
+    [Fact]
+    public async Task RealClock_ActiveTcpCandidate_LinkNotUp_LeavesAfterTheDelay_NeverSooner()
+    {
+        var (h, started) = await RealClockOfferAsync(GatheringMode.Manual, Window);
+        var offerer = h.Members[0].Pc(h.Members[1]);
+        offerer.EmitCandidate();
+        await FirstSignalAsync(h, started);
+        var waiting = Stopwatch.StartNew();
+        offerer.EmitActiveTcpCandidate();
+
+        while (SentBy(h, 0).Count < 2)
+        {
+            Assert.True(waiting.Elapsed < TimeSpan.FromSeconds(10), "the active TCP candidate never left");
+            await Task.Delay(5);
+        }
+
+        Assert.True(waiting.Elapsed >= PeerNegotiator.DeferredCandidatesDelay - TimeSpan.FromMilliseconds(5), $"it left after {waiting.Elapsed.TotalMilliseconds:0} ms");
+        Assert.Equal(offerer.EmittedCandidates[^1], Assert.Single(SentBy(h, 0)[1].Candidates!));
+    }
+
+    [Theory]
+    [InlineData("candidate:3709519234 1 tcp 1518280447 192.168.1.5 9 typ host tcptype active generation 0 ufrag Ab1z network-id 1", true)]
+    [InlineData("candidate:2 1 TCP 1518280447 2001:db8::5 9 typ host TCPTYPE Active", true)]
+    [InlineData("candidate:3 1 tcp 1 203.0.113.1 9 typ srflx raddr 10.0.0.1 rport 9 tcptype active", true)]
+    [InlineData("candidate:4 1 tcp 1518280447 192.168.1.5 50001 typ host tcptype passive generation 0", false)]
+    [InlineData("candidate:5 1 tcp 1518280447 192.168.1.5 50002 typ host tcptype so", false)]
+    [InlineData("candidate:6 1 udp 2122260223 192.168.1.5 50003 typ host generation 0 ufrag Ab1z network-id 1", false)]
+    [InlineData("candidate:7 1 udp 2122260223 192.168.1.5 50004 typ host tcptype active", false)] // not TCP: no tcptype
+    [InlineData("candidate:8 1 tcp 1 10.0.0.1 9 typ host generation 0 ufrag tcptype network-id active", false)] // a value named like the attribute
+    [InlineData("candidate:9 1 tcp 1 10.0.0.1 9 typ host", false)]
+    [InlineData("", false)]
+    public void IsActiveTcp_ReadsTheTransportAndTheTcptypeAttribute(string candidate, bool expected) =>
+        Assert.Equal(expected, PeerNegotiator.IsActiveTcp(candidate));
 
     [Fact]
     public async Task LateCandidates_TrickleOneSignalPerWindow_InOrder()
@@ -335,6 +478,10 @@ public sealed class CandidateGatherWindowTests
         Assert.Equal(2, SentBy(h, 0).Count);
         Assert.Null(SentBy(h, 0)[1].Description);
         Assert.Equal(offerer.EmittedCandidates, SentBy(h, 0)[1].Candidates);
+
+        offerer.EmitActiveTcpCandidate(); // no window, no wait: it leaves at once too
+        Assert.Equal(3, SentBy(h, 0).Count);
+        Assert.Equal([offerer.EmittedCandidates[^1]], SentBy(h, 0)[2].Candidates);
     }
 
     [Fact]

@@ -476,14 +476,17 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
         }
     }
 
-    /// <summary>Gets whether this connection holds a remote candidate of <paramref name="other"/>'s current ICE credentials.</summary>
+    /// <summary>
+    /// Gets whether this connection holds a remote candidate of <paramref name="other"/>'s current ICE credentials that a
+    /// check can use: not an active TCP one, which pairs only with a passive candidate (RFC 6544, section 6.2; none here).
+    /// </summary>
     internal bool HoldsCandidateOf(SimulatedPeerConnection other)
     {
         var ufrag = Ufrag(other.CurrentLocal);
         var ours = Ufrag(CurrentRemote);
         lock (_remoteCandidates)
         {
-            return ufrag is not null && _remoteCandidates.Exists(c => c.Candidate.Length > 0 && (c.UsernameFragment ?? ours) == ufrag);
+            return ufrag is not null && _remoteCandidates.Exists(c => c.Candidate.Length > 0 && !c.Candidate.Contains(" tcptype active", StringComparison.Ordinal) && (c.UsernameFragment ?? ours) == ufrag);
         }
     }
 
@@ -554,6 +557,24 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
         Raise(new IceCandidate
         {
             Candidate = string.Create(CultureInfo.InvariantCulture, $"candidate:{Id}-{i} 1 udp 2122260223 10.0.0.{Id} {50000 + _iceGen + (1000 * (i % 10))} typ host"),
+            SdpMid = "0",
+            SdpMLineIndex = 0,
+            UsernameFragment = Ufrag(LocalDescription),
+        });
+    }
+
+    /// <summary>
+    /// Emits one active TCP host candidate of the current ICE generation, as Chromium gathers them after its UDP host
+    /// candidates: <c>tcptype active</c> on port 9 (RFC 6544, section 4.5). An active candidate pairs only with a passive
+    /// one (section 6.2), and these connections gather none (neither does Chromium), so it never links a pair up here
+    /// (<see cref="HoldsCandidateOf"/>).
+    /// </summary>
+    public void EmitActiveTcpCandidate()
+    {
+        var i = _emitted++;
+        Raise(new IceCandidate
+        {
+            Candidate = string.Create(CultureInfo.InvariantCulture, $"candidate:{Id}-{i} 1 tcp 1518280447 10.0.0.{Id} 9 typ host tcptype active generation 0"),
             SdpMid = "0",
             SdpMLineIndex = 0,
             UsernameFragment = Ufrag(LocalDescription),
