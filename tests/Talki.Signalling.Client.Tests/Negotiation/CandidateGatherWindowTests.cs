@@ -156,23 +156,8 @@ public sealed class CandidateGatherWindowTests
     {
         var (time, h, offerer) = await OfferLeftThenGatheringCompletedAsync();
 
-        await h.DrainAsync(); // the answerer has the offer and answers with a candidate of its own
-        var answerer = h.Members[1].Pc(h.Members[0]);
-        answerer.EmitCandidate();
-        time.Advance(Window);
-        await h.DrainAsync();
-        answerer.CompleteGathering();
-        await SettleAsync(h, time);
-        h.AssertConverged();
-        Assert.Equal(PeerConnectionState.Connected, offerer.ConnectionState);
-
-        time.Advance(PeerNegotiator.DeferredCandidatesDelay);
-        await SettleAsync(h, time);
-        Assert.Single(SentBy(h, 0)); // the offer only
-        Assert.Single(SentBy(h, 1)); // the answer only
+        await LinkUpThenPassTheDelayAsync(h, time, offerer);
         Assert.DoesNotContain(SentBy(h, 0).Concat(SentBy(h, 1)), s => s.Candidates?.Any(c => c.Candidate.Length == 0) == true);
-        h.AssertConverged();
-        Assert.Empty(h.Errors);
     }
 
     [Fact]
@@ -182,31 +167,38 @@ public sealed class CandidateGatherWindowTests
         // conclude that checking failed.
         var (time, h, offerer) = await OfferLeftThenGatheringCompletedAsync();
 
-        time.Advance(PeerNegotiator.DeferredCandidatesDelay - TimeSpan.FromMilliseconds(1));
-        Assert.Single(SentBy(h, 0));
-        time.Advance(TimeSpan.FromMilliseconds(1));
-        var sent = SentBy(h, 0);
-        Assert.Equal(2, sent.Count);
-        Assert.Null(sent[1].Description);
-        Assert.Equal(string.Empty, Assert.Single(sent[1].Candidates!).Candidate);
-
-        await AnswererGathersAndTheyConvergeAsync(h, time, offerer, offererCompletes: false);
+        await TheyLeaveAtTheDelayNotBeforeAsync(h, time, offerer, TimeSpan.Zero, [string.Empty]);
     }
 
-    [Fact]
-    public async Task LoneEndOfCandidates_ThenACandidate_TheyLeaveTogetherWithinAWindow_NotAtTheEndOfTheDelay()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task DeferredCandidates_ThenAUdpCandidate_TheyLeaveTogetherWithinAWindow_NotAtTheEndOfTheDelay(bool activeTcp)
     {
-        var (time, h, offerer) = await OfferLeftThenGatheringCompletedAsync();
+        // Waiting: the end of gathering, or an active TCP candidate. A late UDP one (a network interface that came up)
+        // starts checks: it does not wait for the delay, and takes the waiting one along.
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
+        offerer.EmitCandidate();
+        time.Advance(Window); // the offer leaves with its candidate
+        if (activeTcp)
+        {
+            offerer.EmitActiveTcpCandidate();
+        }
+        else
+        {
+            offerer.CompleteGathering();
+        }
+
         time.Advance(TimeSpan.FromMilliseconds(100));
-        offerer.EmitCandidate(); // a late one (a network interface that came up): it does not wait for the marker's delay
+        offerer.EmitCandidate();
 
         time.Advance(Window);
         var sent = SentBy(h, 0);
         Assert.Equal(2, sent.Count);
-        Assert.Equal([string.Empty, offerer.EmittedCandidates[^1].Candidate], sent[1].Candidates!.Select(c => c.Candidate));
+        Assert.Equal(offerer.EmittedCandidates.Skip(1).Select(c => c.Candidate), sent[1].Candidates!.Select(c => c.Candidate));
 
         time.Advance(PeerNegotiator.DeferredCandidatesDelay);
-        Assert.Equal(2, SentBy(h, 0).Count); // the marker's timer finds nothing left to send
+        Assert.Equal(2, SentBy(h, 0).Count); // the delay's timer finds nothing left to send
         await SettleAsync(h, time);
         h.AssertConverged();
     }
@@ -217,26 +209,9 @@ public sealed class CandidateGatherWindowTests
         // The offer leaves with no candidate at all (four windows), the answer too: the pair is stable but cannot connect,
         // and the offerer restarts ICE while its first gathering's end-of-candidates still waits. That marker must not
         // reach the remote side with the new generation's offer, or its agent would take the new generation as complete.
-        var (time, h, offerer) = await OfferWithManualGatheringAsync();
-        time.Advance(Window); // a fake clock's Advance fires a timer at its end: the wait is re-armed from here
-        time.Advance(Window * (PeerNegotiator.MaxHoldWindows - 1));
-        Assert.Empty(Assert.Single(SentBy(h, 0)).Candidates ?? []);
-        offerer.CompleteGathering(); // the lone marker waits
-        await h.DrainAsync();
-        time.Advance(Window);
-        time.Advance(Window * (PeerNegotiator.MaxHoldWindows - 1)); // the answer leaves bare
-        await h.DrainAsync();
-        Assert.Single(SentBy(h, 1));
-        Assert.Equal(PeerSignalingState.Stable, offerer.SignalingState);
-        Assert.NotEqual(PeerConnectionState.Connected, offerer.ConnectionState);
+        var (time, h, offerer) = await StableButNotConnectedAsync(o => o.CompleteGathering()); // the lone marker waits
 
-        offerer.RestartIce(); // a new offer, a new gathering
-        await h.DrainAsync();
-        offerer.EmitCandidate();
-        time.Advance(Window);
-        var restart = SentBy(h, 0)[^1];
-        Assert.Equal(SdpType.Offer, restart.Description?.Type);
-        Assert.Equal([offerer.EmittedCandidates[^1]], restart.Candidates);
+        await RestartIceWithACandidateAsync(h, time, offerer);
 
         time.Advance(PeerNegotiator.DeferredCandidatesDelay);
         Assert.DoesNotContain(SentBy(h, 0), s => s.Candidates?.Any(c => c.Candidate.Length == 0) == true);
@@ -302,18 +277,8 @@ public sealed class CandidateGatherWindowTests
         time.Advance(Window * 2); // a trickle window would have sent them by now
         Assert.Single(SentBy(h, 0));
 
-        await h.DrainAsync(); // the answerer has the offer and answers with a UDP candidate of its own
-        h.Members[1].Pc(h.Members[0]).EmitCandidate();
-        await SettleAsync(h, time);
-        h.AssertConverged();
-        Assert.Equal(PeerConnectionState.Connected, offerer.ConnectionState);
-
-        time.Advance(PeerNegotiator.DeferredCandidatesDelay);
-        await SettleAsync(h, time);
-        Assert.Single(SentBy(h, 0)); // the offer only
+        await LinkUpThenPassTheDelayAsync(h, time, offerer);
         Assert.DoesNotContain(SentBy(h, 0), s => s.Candidates?.Any(c => PeerNegotiator.IsActiveTcp(c.Candidate)) == true);
-        h.AssertConverged();
-        Assert.Empty(h.Errors);
     }
 
     [Fact]
@@ -329,36 +294,7 @@ public sealed class CandidateGatherWindowTests
         time.Advance(TimeSpan.FromMilliseconds(300));
         offerer.CompleteGathering();
 
-        time.Advance(PeerNegotiator.DeferredCandidatesDelay - TimeSpan.FromMilliseconds(301));
-        Assert.Single(SentBy(h, 0));
-        time.Advance(TimeSpan.FromMilliseconds(1));
-        var sent = SentBy(h, 0);
-        Assert.Equal(2, sent.Count);
-        Assert.Null(sent[1].Description);
-        Assert.Equal([tcp.Candidate, string.Empty], sent[1].Candidates!.Select(c => c.Candidate));
-
-        await AnswererGathersAndTheyConvergeAsync(h, time, offerer, offererCompletes: false);
-    }
-
-    [Fact]
-    public async Task ActiveTcpCandidate_ThenAUdpCandidate_TheyLeaveTogetherWithinAWindow_NotAtTheEndOfTheDelay()
-    {
-        var (time, h, offerer) = await OfferWithManualGatheringAsync();
-        offerer.EmitCandidate();
-        time.Advance(Window);
-        offerer.EmitActiveTcpCandidate();
-        time.Advance(TimeSpan.FromMilliseconds(100));
-        offerer.EmitCandidate(); // a late UDP one (a network interface that came up) starts checks: it does not wait
-
-        time.Advance(Window);
-        var sent = SentBy(h, 0);
-        Assert.Equal(2, sent.Count);
-        Assert.Equal(offerer.EmittedCandidates.Skip(1).Select(c => c.Candidate), sent[1].Candidates!.Select(c => c.Candidate));
-
-        time.Advance(PeerNegotiator.DeferredCandidatesDelay);
-        Assert.Equal(2, SentBy(h, 0).Count); // the delay's timer finds nothing left to send
-        await SettleAsync(h, time);
-        h.AssertConverged();
+        await TheyLeaveAtTheDelayNotBeforeAsync(h, time, offerer, TimeSpan.FromMilliseconds(300), [tcp.Candidate, string.Empty]);
     }
 
     [Fact]
@@ -367,29 +303,17 @@ public sealed class CandidateGatherWindowTests
         // Flaky network: the offer leaves with no candidate at all (four windows), then only an active TCP candidate is
         // gathered and gathering completes (both wait), the answer leaves bare: the pair is stable and cannot connect,
         // and the offerer restarts ICE.
-        var (time, h, offerer) = await OfferWithManualGatheringAsync();
-        time.Advance(Window); // a fake clock's Advance fires a timer at its end: the wait is re-armed from here
-        time.Advance(Window * (PeerNegotiator.MaxHoldWindows - 1));
-        Assert.Empty(Assert.Single(SentBy(h, 0)).Candidates ?? []);
-        offerer.EmitActiveTcpCandidate();
-        var stale = offerer.EmittedCandidates[^1];
-        offerer.CompleteGathering();
-        await h.DrainAsync();
-        time.Advance(Window);
-        time.Advance(Window * (PeerNegotiator.MaxHoldWindows - 1)); // the answer leaves bare
-        await h.DrainAsync();
-        Assert.Single(SentBy(h, 1));
-        Assert.Equal(PeerSignalingState.Stable, offerer.SignalingState);
-        Assert.NotEqual(PeerConnectionState.Connected, offerer.ConnectionState);
+        IceCandidate? stale = null;
+        var (time, h, offerer) = await StableButNotConnectedAsync(o =>
+        {
+            o.EmitActiveTcpCandidate();
+            stale = o.EmittedCandidates[^1];
+            o.CompleteGathering();
+        });
+        Assert.NotNull(stale);
 
         time.Advance(TimeSpan.FromMilliseconds(500));
-        offerer.RestartIce(); // a new offer, a new gathering, 500 ms into the old candidate's wait
-        await h.DrainAsync();
-        offerer.EmitCandidate();
-        time.Advance(Window);
-        var restart = SentBy(h, 0)[^1];
-        Assert.Equal(SdpType.Offer, restart.Description?.Type);
-        Assert.Equal([offerer.EmittedCandidates[^1]], restart.Candidates);
+        await RestartIceWithACandidateAsync(h, time, offerer); // 500 ms into the old candidate's wait
         offerer.EmitActiveTcpCandidate(); // the new generation's: a wait of its own, from now
 
         time.Advance(PeerNegotiator.DeferredCandidatesDelay - Window - TimeSpan.FromMilliseconds(1));
@@ -803,6 +727,81 @@ public sealed class CandidateGatherWindowTests
         Assert.Same(description, signal.Description);
         Assert.Equal(candidates, signal.Candidates);
         Assert.Empty(PeerNegotiator.Batch(MemberId.New(), 3, null, []));
+    }
+
+    /// <summary>
+    /// The offer left and deferred candidates wait on a link not up (its answer has not come), since
+    /// <paramref name="waited"/> ago: they leave at the end of the delay, not a millisecond before, in one signal of their
+    /// own (<paramref name="expected"/>); then the answerer gathers and the pair converges.
+    /// </summary>
+    private static async Task TheyLeaveAtTheDelayNotBeforeAsync(MeshHarness h, FakeTimeProvider time, SimulatedPeerConnection offerer, TimeSpan waited, string[] expected)
+    {
+        time.Advance(PeerNegotiator.DeferredCandidatesDelay - waited - TimeSpan.FromMilliseconds(1));
+        Assert.Single(SentBy(h, 0));
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        var sent = SentBy(h, 0);
+        Assert.Equal(2, sent.Count);
+        Assert.Null(sent[1].Description);
+        Assert.Equal(expected, sent[1].Candidates!.Select(c => c.Candidate));
+
+        await AnswererGathersAndTheyConvergeAsync(h, time, offerer, offererCompletes: false);
+    }
+
+    /// <summary>The offerer restarts ICE (a new offer, a new gathering) and gathers one candidate: the restart offer leaves with it alone.</summary>
+    private static async Task RestartIceWithACandidateAsync(MeshHarness h, FakeTimeProvider time, SimulatedPeerConnection offerer)
+    {
+        offerer.RestartIce();
+        await h.DrainAsync();
+        offerer.EmitCandidate();
+        time.Advance(Window);
+        var restart = SentBy(h, 0)[^1];
+        Assert.Equal(SdpType.Offer, restart.Description?.Type);
+        Assert.Equal([offerer.EmittedCandidates[^1]], restart.Candidates);
+    }
+
+    /// <summary>
+    /// The answerer, which has the offer, answers with a UDP candidate of its own and completes; the pair links up within
+    /// <see cref="PeerNegotiator.DeferredCandidatesDelay"/>, the delay passes, and each side sent its description only.
+    /// </summary>
+    private static async Task LinkUpThenPassTheDelayAsync(MeshHarness h, FakeTimeProvider time, SimulatedPeerConnection offerer)
+    {
+        await h.DrainAsync();
+        var answerer = h.Members[1].Pc(h.Members[0]);
+        answerer.EmitCandidate();
+        time.Advance(Window);
+        await h.DrainAsync();
+        answerer.CompleteGathering();
+        await SettleAsync(h, time);
+        h.AssertConverged();
+        Assert.Equal(PeerConnectionState.Connected, offerer.ConnectionState);
+
+        time.Advance(PeerNegotiator.DeferredCandidatesDelay);
+        await SettleAsync(h, time);
+        Assert.Single(SentBy(h, 0)); // the offer only
+        Assert.Single(SentBy(h, 1)); // the answer only
+        h.AssertConverged();
+        Assert.Empty(h.Errors);
+    }
+
+    /// <summary>
+    /// The offer leaves with no candidate at all (four windows), then <paramref name="gatherAfterIt"/> runs on the offerer
+    /// (what it gathers waits for the link), and the answer leaves bare too: the pair is stable but cannot connect.
+    /// </summary>
+    private static async Task<(FakeTimeProvider Time, MeshHarness H, SimulatedPeerConnection Offerer)> StableButNotConnectedAsync(Action<SimulatedPeerConnection> gatherAfterIt)
+    {
+        var (time, h, offerer) = await OfferWithManualGatheringAsync();
+        time.Advance(Window); // a fake clock's Advance fires a timer at its end: the wait is re-armed from here
+        time.Advance(Window * (PeerNegotiator.MaxHoldWindows - 1));
+        Assert.Empty(Assert.Single(SentBy(h, 0)).Candidates ?? []);
+        gatherAfterIt(offerer);
+        await h.DrainAsync();
+        time.Advance(Window);
+        time.Advance(Window * (PeerNegotiator.MaxHoldWindows - 1)); // the answer leaves bare
+        await h.DrainAsync();
+        Assert.Single(SentBy(h, 1));
+        Assert.Equal(PeerSignalingState.Stable, offerer.SignalingState);
+        Assert.NotEqual(PeerConnectionState.Connected, offerer.ConnectionState);
+        return (time, h, offerer);
     }
 
     /// <summary>The offerer completes (unless told it did), the answerer (gathering by hand too) gathers one candidate once it answered, and the pair converges.</summary>

@@ -551,17 +551,8 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
     }
 
     /// <summary>Emits one host candidate of the current ICE generation (an <c>icecandidate</c> event).</summary>
-    public void EmitCandidate()
-    {
-        var i = _emitted++;
-        Raise(new IceCandidate
-        {
-            Candidate = string.Create(CultureInfo.InvariantCulture, $"candidate:{Id}-{i} 1 udp 2122260223 10.0.0.{Id} {50000 + _iceGen + (1000 * (i % 10))} typ host"),
-            SdpMid = "0",
-            SdpMLineIndex = 0,
-            UsernameFragment = Ufrag(LocalDescription),
-        });
-    }
+    public void EmitCandidate() =>
+        EmitHostCandidate(i => string.Create(CultureInfo.InvariantCulture, $"udp 2122260223 10.0.0.{Id} {50000 + _iceGen + (1000 * (i % 10))} typ host"));
 
     /// <summary>
     /// Emits one active TCP host candidate of the current ICE generation, as Chromium gathers them after its UDP host
@@ -569,12 +560,16 @@ internal sealed class SimulatedPeerConnection : IPeerConnection
     /// one (section 6.2), and these connections gather none (neither does Chromium), so it never links a pair up here
     /// (<see cref="HoldsCandidateOf"/>).
     /// </summary>
-    public void EmitActiveTcpCandidate()
+    public void EmitActiveTcpCandidate() =>
+        EmitHostCandidate(_ => string.Create(CultureInfo.InvariantCulture, $"tcp 1518280447 10.0.0.{Id} 9 typ host tcptype active generation 0"));
+
+    /// <summary>Emits a candidate of this connection's first m-line: its line from the transport on is <paramref name="transportOnwards"/> of the candidate's number.</summary>
+    private void EmitHostCandidate(Func<int, string> transportOnwards)
     {
         var i = _emitted++;
         Raise(new IceCandidate
         {
-            Candidate = string.Create(CultureInfo.InvariantCulture, $"candidate:{Id}-{i} 1 tcp 1518280447 10.0.0.{Id} 9 typ host tcptype active generation 0"),
+            Candidate = string.Create(CultureInfo.InvariantCulture, $"candidate:{Id}-{i} 1 {transportOnwards(i)}"),
             SdpMid = "0",
             SdpMLineIndex = 0,
             UsernameFragment = Ufrag(LocalDescription),
