@@ -49,7 +49,8 @@ internal sealed class PeerNegotiator
     /// candidates): an active candidate only opens connections and pairs only with a passive one (RFC 6544, sections 4.5
     /// and 6.2). This side's agent pairs its own active candidates with the remote passive ones it receives and connects
     /// from them; the remote agent, which cannot connect to port 9, learns the address from the incoming check as a
-    /// peer-reflexive candidate (RFC 8445, section 7.3.1.3), so the link loses nothing by receiving them late.</item>
+    /// peer-reflexive candidate (RFC 8445, section 7.3.1.3): a link that connects has no use for them, and one that does
+    /// not still gets them at the end of the delay.</item>
     /// </list>
     /// Sent at once, either is a signal of its own, handled by the remote side's busy thread while its links come up
     /// (and, on AWS, a billed message); with a candidate that does start checks, they ride along at once.
