@@ -493,7 +493,8 @@ internal sealed class PeerNegotiator
         }
 
         await ReleaseHeldAsync().ConfigureAwait(false); // never two held: the previous one leaves first (or is dropped if stale)
-        IceCandidate[] batch;
+        IceCandidate[]? batch = null;
+        ITimer? stale = null;
         lock (_sync)
         {
             if (_closed)
@@ -502,20 +503,33 @@ internal sealed class PeerNegotiator
             }
 
             var ufrag = SdpOrigin.ReadAttribute(applied.Sdp, "ice-ufrag");
-            if (ufrag is null || !string.Equals(ufrag, _gatheredUfrag, StringComparison.Ordinal))
+            if (ufrag is not null && string.Equals(ufrag, _gatheredUfrag, StringComparison.Ordinal))
+            {
+                // This ICE generation finished gathering already (a renegotiation without an ICE restart gathers nothing new).
+                batch = [.. _outgoingCandidates];
+                _outgoingCandidates.Clear();
+            }
+            else
             {
                 var held = new HeldDescription(this, applied, toSend);
                 _held = held;
                 held.Rearm(_gatherWindow);
-                return;
+                if (ufrag is not null)
+                {
+                    // An ICE restart while the gathering before had not completed (no gathering state change): its active
+                    // TCP candidates still waiting are no use to the new generation, and their delay is not the new ones'.
+                    _outgoingCandidates.RemoveAll(c => IsActiveTcp(c.Candidate) && c.UsernameFragment is { } of && !string.Equals(of, ufrag, StringComparison.Ordinal));
+                    if (!_outgoingCandidates.Exists(IsDeferred))
+                    {
+                        stale = _deferredTimer;
+                        _deferredTimer = null;
+                    }
+                }
             }
-
-            // This ICE generation finished gathering already (a renegotiation without an ICE restart gathers nothing new).
-            batch = [.. _outgoingCandidates];
-            _outgoingCandidates.Clear();
         }
 
-        foreach (var signal in Batch(toSend, batch))
+        stale?.Dispose();
+        foreach (var signal in batch is null ? [] : Batch(toSend, batch))
         {
             await SendAsync(signal).ConfigureAwait(false);
         }
