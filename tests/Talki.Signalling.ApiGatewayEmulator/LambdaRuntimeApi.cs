@@ -49,7 +49,6 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
     private TaskCompletionSource<Invocation> _offered = NewOffer();
     private TaskCompletionSource _initialized = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly System.Collections.Concurrent.ConcurrentQueue<string> _reported = new();
-    private Invocation? _current;
     private long _invocations;
 
     private LambdaRuntimeApi(WebApplication app, string functionArn)
@@ -126,7 +125,6 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
     {
         try
         {
-            Volatile.Write(ref _current, invocation);
             Offer(invocation);
             try
             {
@@ -151,7 +149,7 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
     /// </summary>
     public void BeginNewEnvironment()
     {
-        Interlocked.Exchange(ref _current, null)?.Result.TrySetResult(LambdaInvocationResult.Failure("Runtime.ExitError", "The execution environment was replaced."));
+        Current?.Result.TrySetResult(LambdaInvocationResult.Failure("Runtime.ExitError", "The execution environment was replaced."));
         var previous = Interlocked.Exchange(ref _initialized, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         previous.TrySetCanceled();
     }
@@ -161,10 +159,13 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
         Volatile.Read(ref _initialized).TrySetCanceled();
-        Volatile.Read(ref _current)?.Result.TrySetResult(LambdaInvocationResult.Failure("Runtime.ExitError", "The execution environment was shut down."));
+        Current?.Result.TrySetResult(LambdaInvocationResult.Failure("Runtime.ExitError", "The execution environment was shut down."));
         await _app.DisposeAsync().ConfigureAwait(false);
         _stopping.Dispose(); // _oneAtATime is not disposed: a run ending after this still releases it (it holds no wait handle)
     }
+
+    /// <summary>The invocation offered to the runtime: in progress, or just finished and not yet withdrawn; null between invocations.</summary>
+    private Invocation? Current => Volatile.Read(ref _offered).Task is { IsCompletedSuccessfully: true } offered ? offered.Result : null;
 
     private static TaskCompletionSource<Invocation> NewOffer() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -253,7 +254,7 @@ public sealed class LambdaRuntimeApi : IAsyncDisposable
 
     private async Task AnswerAsync(HttpContext context, string id, bool error)
     {
-        var current = Volatile.Read(ref _current);
+        var current = Current;
         if (current is null || !string.Equals(current.RequestId, id, StringComparison.Ordinal) || current.Result.Task.IsCompleted)
         {
             await WriteErrorAsync(context, StatusCodes.Status400BadRequest, "InvalidRequestID").ConfigureAwait(false);
